@@ -1,0 +1,104 @@
+# variantd — plain Makefile. `make help` lists the targets.
+#
+#   make            build variantd, variantctl and tools into build/
+#   make run        install missing packages, build, run on the example definitions
+#   make test       install test packages, run unit + integration tests, then the
+#                   same suite again under ASan+UBSan
+#   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
+
+CC       ?= cc
+PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd
+CSTD     := -std=c11 -D_GNU_SOURCE
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wstrict-prototypes \
+            -Wmissing-prototypes -Wwrite-strings -Wformat=2 -Wvla -Wundef
+OPT      ?= -O2 -g
+CPPFLAGS += -Idaemon -Iinclude
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ifeq ($(SANITIZE),1)
+BUILD    ?= build-asan
+OPT      := -O1 -g -fno-omit-frame-pointer
+SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+BUILD    ?= build
+SAN      :=
+endif
+
+CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -pthread
+LDFLAGS  += $(SAN) -pthread
+LDLIBS   += $(PKG_LIBS) -lm
+
+# Every daemon/**.c but main.c goes into a static library that the daemon,
+# the CLI, the tools and the tests all link: "valid" means the same everywhere.
+LIB_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+LIB      := $(BUILD)/libvariantd.a
+UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
+UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_SRCS:= $(wildcard tools/*.c)
+TOOL_BINS:= $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
+DEMO_DB  := $(BUILD)/demo-city.mmdb
+
+PYTHON   := /usr/bin/python3
+
+.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install
+all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
+
+help:
+	@sed -n '1,9p' Makefile
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/variantd: $(BUILD)/daemon/main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%: $(BUILD)/tools/%.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# The demo GeoIP database for `make run` and the tests, from a small table in
+# the repo (data/geo/demo-city.tsv), so the quick start needs no network.
+$(DEMO_DB): data/geo/demo-city.tsv scripts/make-demo-mmdb.pl
+	@mkdir -p $(dir $@)
+	perl scripts/make-demo-mmdb.pl data/geo/demo-city.tsv $@
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/variantd --listen 127.0.0.1:7700 --segments segments --content-map content-map \
+	    --geoip-db $(DEMO_DB)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+accuracy: all
+	$(BUILD)/vd-accuracy
+
+test: deps-test
+	@$(MAKE) --no-print-directory all unit integration
+	@$(MAKE) --no-print-directory test-asan
+
+test-asan:
+	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(BUILD)/daemon/main.d

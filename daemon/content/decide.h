@@ -1,0 +1,35 @@
+/* decide.h — the content map step: per requested slot, the first rule whose
+ * segment matches wins (a split picks an arm by a sticky hash of vid and
+ * salt); otherwise the slot's default. */
+#ifndef VD_CONTENT_DECIDE_H
+#define VD_CONTENT_DECIDE_H
+
+#include <stdint.h>
+
+#include "context/context.h"
+#include "rules/eval.h"
+#include "rules/ruleset.h"
+
+typedef struct vd_slot_choice {
+    vd_str name;                  /* as requested */
+    const vd_slot *slot;          /* NULL: unknown slot (error for this slot only) */
+    const vd_variant *variant;
+    int32_t segment;              /* matching segment index; -1 = default used */
+    int32_t rule;                 /* rule index; -1 = default used */
+} vd_slot_choice;
+
+typedef struct vd_decision {
+    unsigned nslots;
+    vd_slot_choice slots[VD_MAX_SLOTS_PER_REQUEST];
+    int64_t valid_until;          /* INT64_MAX: time alone never changes it */
+    uint32_t nmatched;            /* every matching segment of the ruleset */
+    const uint32_t *matched;      /* segment indexes, ascending; owned by the vd_eval */
+} vd_decision;
+
+/* -1 only on vd_eval_begin failure (out of memory on a new ruleset). */
+int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out);
+
+/* Sticky bucket 0..9999 for a split (exposed for tests and docs). */
+uint32_t vd_split_bucket(vd_str vid, vd_str salt);
+
+#endif

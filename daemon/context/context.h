@@ -1,0 +1,78 @@
+/* context.h — one request's visitor context, computed lazily.
+ *
+ * The front end fills a vd_request with slices into its own buffer; the
+ * context computes each family of attributes (geo, local time, device,
+ * source, url, lang) the first time a rule asks for one of them, at most
+ * once per request, and never allocates. */
+#ifndef VD_CONTEXT_CONTEXT_H
+#define VD_CONTEXT_CONTEXT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "context/attrs.h"
+#include "context/device.h"
+#include "context/geo.h"
+#include "context/source.h"
+#include "context/tz.h"
+#include "context/url.h"
+#include "core/str.h"
+#include "core/value.h"
+#include "variantd/limits.h"
+
+typedef struct vd_kv {
+    vd_str key;
+    vd_value val;
+} vd_kv;
+
+/* What the client sent. Empty slices mean "not given". */
+typedef struct vd_request {
+    vd_str ip, ua, referer, url, lang, vid;
+    vd_str tz;                /* optional IANA zone overriding the geo one */
+    int64_t ts;               /* unix seconds; used when has_ts */
+    bool has_ts;
+    bool explain;
+    unsigned nslots;
+    vd_str slots[VD_MAX_SLOTS_PER_REQUEST];
+    unsigned nattrs;
+    vd_kv attrs[VD_MAX_ATTRS_PER_REQUEST];
+} vd_request;
+
+/* Shared, read-only resources (opened at start-up). Any may be NULL. */
+typedef struct vd_env {
+    const vd_geo_db *geo;
+    const vd_tzdb *tzdb;
+} vd_env;
+
+typedef struct vd_context {
+    const vd_request *req;
+    const vd_env *env;
+    vd_device_cache *ua_cache;       /* per worker; may be NULL */
+    int64_t now;                     /* request time, unix seconds */
+    unsigned done;                   /* vd_attr_family bits already computed */
+
+    vd_ipaddr ip;                    /* family 0 if absent/invalid */
+    vd_geo geo;
+    const vd_tz *tz;                 /* NULL if unknown */
+    vd_localtime local;              /* valid when tz != NULL */
+    vd_device device;
+    bool has_device;
+    vd_source source;
+    vd_url url;
+    bool has_url;
+    char lang[9];
+    char qbuf[1024];                 /* decoded url.query value of the last get */
+} vd_context;
+
+/* now: the request's ts if it has one, else the caller's clock. */
+void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
+                     vd_device_cache *ua_cache, int64_t now);
+
+/* The value of one attribute; VD_VAL_MISSING if the request cannot give it.
+ * String values stay valid until the next vd_context_get on this context. */
+void vd_context_get(vd_context *ctx, const vd_attr_ref *attr, vd_value *out);
+
+/* The zone used for time.*, computing geo if needed (NULL = none). */
+const vd_tz *vd_context_tz(vd_context *ctx);
+
+#endif

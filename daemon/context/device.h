@@ -1,0 +1,45 @@
+/* device.h — device type, OS family and browser family from a User-Agent.
+ *
+ * Our own classifier (no rule sets of other projects embedded): a handful of
+ * ordered token tests over the lower-cased UA. Accuracy is measured on the
+ * labelled corpus in ../shared/data/ua/ (tools/vd-accuracy).
+ * vd_device_classify is pure and thread-safe; the cache is per worker thread. */
+#ifndef VD_CONTEXT_DEVICE_H
+#define VD_CONTEXT_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/str.h"
+
+typedef enum vd_device_type {
+    VD_DEVICE_OTHER = 0,
+    VD_DEVICE_MOBILE,
+    VD_DEVICE_TABLET,
+    VD_DEVICE_DESKTOP,
+    VD_DEVICE_BOT,
+    VD_DEVICE__COUNT
+} vd_device_type;
+
+typedef struct vd_device {
+    uint8_t type;             /* vd_device_type */
+    const char *os;           /* static family name ("Android", "iOS", "Windows", "Mac",
+                                 "GNU/Linux", ...) or NULL if unknown */
+    const char *browser;      /* static family name ("Chrome", "Safari", "Firefox", ...)
+                                 or NULL if unknown */
+} vd_device;
+
+/* UAs longer than this are classified on their first VD_UA_MAX bytes. */
+#define VD_UA_MAX 2048
+
+void vd_device_classify(vd_str ua, vd_device *out);
+const char *vd_device_type_name(unsigned type);       /* "mobile", ... */
+
+/* A fixed-size, direct-mapped verdict cache keyed by the full UA bytes. */
+typedef struct vd_device_cache vd_device_cache;
+vd_device_cache *vd_device_cache_new(size_t entries);  /* rounded up to a power of 2 */
+void vd_device_cache_free(vd_device_cache *c);
+void vd_device_lookup(vd_device_cache *c, vd_str ua, vd_device *out);  /* c may be NULL */
+void vd_device_cache_stats(const vd_device_cache *c, uint64_t *hits, uint64_t *misses);
+
+#endif

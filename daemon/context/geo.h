@@ -1,0 +1,48 @@
+/* geo.h — client IP -> place, via libmaxminddb.
+ *
+ * Reads both layouts: GeoIP2/GeoLite2 (nested country.iso_code, city.names.en,
+ * subdivisions[0].iso_code, location.{latitude,longitude,time_zone},
+ * postal.code, continent.code, country.is_in_european_union) and the flat
+ * layout of the DB-IP / ip-location-db files (country_code, state1, city,
+ * postcode, latitude, longitude, timezone). Where a layout lacks a field that
+ * follows from the country (continent, EU membership) it is derived.
+ *
+ * A database is opened once and read-only afterwards: lookups are thread-safe
+ * and allocate nothing. */
+#ifndef VD_CONTEXT_GEO_H
+#define VD_CONTEXT_GEO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/value.h"
+
+typedef struct vd_geo_db vd_geo_db;
+
+/* Each string field is "" when the database has no value for it. */
+typedef struct vd_geo {
+    bool found;               /* the IP is in the database at all */
+    char country[3];          /* ISO 3166-1 alpha-2, upper case */
+    char continent[3];        /* two-letter code: EU, NA, AS, ... */
+    char region[8];           /* ISO 3166-2 subdivision code without country, e.g. "BE" */
+    char city[64];            /* English name */
+    char postal[16];
+    char timezone[48];        /* IANA name */
+    bool has_location;
+    double lat, lon;
+    int8_t eu;                /* 1 in the EU, 0 not, -1 unknown */
+} vd_geo;
+
+/* NULL on error, with a message in err (file missing, not an MMDB, corrupt
+ * metadata, or a search tree that fails a sanity probe). */
+vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap);
+void vd_geo_close(vd_geo_db *db);
+/* "GeoIP2-City, built 2024-01-02, 1234 nodes" — for logs and /stats. */
+const char *vd_geo_describe(const vd_geo_db *db);
+
+/* Fills out (zeroed first). Returns out->found. Never fails loudly: a lookup
+ * error (corrupt tree, wrong entry type) counts as not found. */
+bool vd_geo_lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out);
+
+#endif

@@ -1,0 +1,40 @@
+/* source.h — traffic source (medium, name, utm fields) from Referer + landing
+ * URL, following GA4's default channel rules (see docs/RULES.md):
+ *   click ids (gclid, gbraid, wbraid, dclid, msclkid, fbclid with a paid
+ *   medium, ...) or a paid utm_medium -> paid; utm_medium=email or a webmail
+ *   host -> email; a known search engine -> organic; a known social network
+ *   -> social; same registrable domain as the landing page (libpsl) ->
+ *   internal; no referrer and no utm -> direct; anything else -> referral.
+ * Pure and thread-safe. */
+#ifndef VD_CONTEXT_SOURCE_H
+#define VD_CONTEXT_SOURCE_H
+
+#include <stdint.h>
+
+#include "core/str.h"
+
+typedef enum vd_medium {
+    VD_MEDIUM_DIRECT = 0,
+    VD_MEDIUM_ORGANIC,
+    VD_MEDIUM_PAID,
+    VD_MEDIUM_SOCIAL,
+    VD_MEDIUM_EMAIL,
+    VD_MEDIUM_REFERRAL,
+    VD_MEDIUM_INTERNAL,
+    VD_MEDIUM__COUNT
+} vd_medium;
+
+typedef struct vd_source {
+    uint8_t medium;           /* vd_medium */
+    char name[64];            /* "google", "facebook", "newsletter" (utm_source), or the
+                                 referring host; "" for direct */
+    char host[256];           /* referring host, lower case, no "www." stripping; "" none */
+    char campaign[128];       /* utm_campaign, decoded; "" none */
+    char term[128];           /* utm_term (or the search engine's query parameter) */
+    char content[128];        /* utm_content */
+} vd_source;
+
+void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out);
+const char *vd_medium_name(unsigned medium);   /* "direct", ... */
+
+#endif

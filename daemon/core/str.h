@@ -1,0 +1,39 @@
+/* str.h — byte slices. Request fields point into the frame they came in;
+ * nothing on the decision path copies or NUL-terminates them. */
+#ifndef VD_CORE_STR_H
+#define VD_CORE_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct vd_str {
+    const char *p;
+    size_t n;
+} vd_str;
+
+#define VD_STR_LIT(lit) ((vd_str){ (lit), sizeof(lit) - 1 })
+#define VD_STR_NULL ((vd_str){ NULL, 0 })
+
+static inline vd_str vd_str_make(const char *p, size_t n) { return (vd_str){ p, n }; }
+vd_str vd_str_cstr(const char *s);              /* NULL -> empty */
+static inline bool vd_str_empty(vd_str s) { return s.n == 0; }
+
+/* ASCII case-insensitive comparisons: the contract says string ops ignore case. */
+bool vd_str_eq(vd_str a, vd_str b);             /* exact bytes */
+bool vd_str_eq_ci(vd_str a, vd_str b);
+int  vd_str_cmp_ci(vd_str a, vd_str b);         /* <0, 0, >0 */
+bool vd_str_prefix_ci(vd_str s, vd_str prefix);
+bool vd_str_suffix_ci(vd_str s, vd_str suffix);
+bool vd_str_contains_ci(vd_str s, vd_str needle);
+vd_str vd_str_trim(vd_str s);                   /* ASCII whitespace both ends */
+
+/* Copies at most cap-1 bytes and NUL-terminates; returns the bytes copied. */
+size_t vd_str_copy(char *dst, size_t cap, vd_str s);
+/* Same, folding ASCII upper case to lower case. */
+size_t vd_str_copy_lower(char *dst, size_t cap, vd_str s);
+
+/* 64-bit FNV-1a, case-folded variant for interning ASCII-insensitive keys. */
+unsigned long long vd_hash64(const void *p, size_t n);
+unsigned long long vd_hash64_ci(const void *p, size_t n);
+
+#endif

@@ -1,0 +1,32 @@
+/* eval.h — segment evaluation over a lazy context.
+ *
+ * A vd_eval is per worker: it memoizes each segment's verdict for the
+ * current request (reset in O(1) by a generation counter) so every segment
+ * is evaluated at most once, references included. It allocates only when a
+ * larger ruleset is first seen, never per request.
+ *
+ * Each verdict carries `until`: the earliest UTC instant at which time alone
+ * could change it (INT64_MAX if never), from the time predicates actually
+ * evaluated on the way to it (short-circuited ones cannot change the verdict
+ * before an evaluated one does). */
+#ifndef VD_RULES_EVAL_H
+#define VD_RULES_EVAL_H
+
+#include <stdint.h>
+
+#include "context/context.h"
+#include "rules/ruleset.h"
+
+typedef struct vd_eval vd_eval;
+
+vd_eval *vd_eval_new(void);
+void vd_eval_free(vd_eval *ev);
+
+/* Starts a request. -1 only if growing the memo for a new ruleset fails. */
+int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx);
+/* 1 if segment seg matches, 0 if not; *until as above (may be NULL). */
+int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until);
+/* -1 not evaluated in this request, else 0/1. */
+int vd_eval_verdict(const vd_eval *ev, uint32_t seg);
+
+#endif

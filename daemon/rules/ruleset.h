@@ -1,0 +1,67 @@
+/* ruleset.h — the compiled, immutable ruleset: segments and content map.
+ *
+ * vd_ruleset_compile parses every document with jansson, validates the whole
+ * set (unknown attribute or op, wrong value type, missing or duplicate ids,
+ * reference cycles, rules naming missing segments or variants) and either
+ * returns a complete ruleset or NULL with every error it found, each naming
+ * the document, the segment id or slot, and the JSON path inside it:
+ *   segments/geo.json: segment "berlin-evening": $.match.all[1].value: ...
+ *
+ * A ruleset never changes after compile; workers share it and hold a
+ * reference (retain/release are atomic; the last release frees it). */
+#ifndef VD_RULES_RULESET_H
+#define VD_RULES_RULESET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/errors.h"
+#include "core/str.h"
+#include "rules/defs.h"
+
+typedef struct vd_ruleset vd_ruleset;
+
+typedef struct vd_variant {
+    vd_str id;
+    const uint8_t *payload_mp;    /* the payload pre-encoded as MessagePack (nil if none) */
+    size_t payload_mp_len;
+    const char *payload_json;     /* and as compact JSON ("null" if none) */
+    size_t payload_json_len;
+} vd_variant;
+
+typedef struct vd_split_arm {
+    uint32_t variant;             /* index into the slot's variants */
+    uint32_t upto;                /* cumulative weight bound, exclusive, of 10000 */
+} vd_split_arm;
+
+typedef struct vd_rule {
+    uint32_t segment;             /* segment index */
+    uint32_t variant;             /* chosen variant when nsplit == 0 */
+    uint32_t nsplit;              /* > 0: weighted split, sticky on vid + salt */
+    const vd_split_arm *split;
+    vd_str salt;
+} vd_rule;
+
+typedef struct vd_slot {
+    vd_str name;
+    uint32_t nrules;
+    const vd_rule *rules;
+    uint32_t default_variant;     /* index into variants */
+    uint32_t nvariants;
+    const vd_variant *variants;
+} vd_slot;
+
+/* NULL on any error (all of them in err). version is copied. */
+vd_ruleset *vd_ruleset_compile(const vd_docset *docs, const char *version, vd_errors *err);
+void vd_ruleset_retain(vd_ruleset *rs);
+void vd_ruleset_release(vd_ruleset *rs);
+
+const char *vd_ruleset_version(const vd_ruleset *rs);
+uint32_t vd_ruleset_nsegments(const vd_ruleset *rs);
+vd_str vd_ruleset_segment_id(const vd_ruleset *rs, uint32_t seg);
+int32_t vd_ruleset_find_segment(const vd_ruleset *rs, vd_str id);     /* -1 if none */
+uint32_t vd_ruleset_nslots(const vd_ruleset *rs);
+const vd_slot *vd_ruleset_slot_at(const vd_ruleset *rs, uint32_t i);
+const vd_slot *vd_ruleset_find_slot(const vd_ruleset *rs, vd_str name);  /* NULL if none */
+
+#endif

@@ -1,0 +1,14 @@
+/* files.h — the file store: the *.json files of a segments directory and of a
+ * content-map directory. Files are read in name order; other files and dot files are skipped.
+ * A file over VD_MAX_DEF_FILE_BYTES, an unreadable file or a missing
+ * directory is an error naming the path. */
+#ifndef VD_STORE_FILES_H
+#define VD_STORE_FILES_H
+
+#include "core/errors.h"
+#include "rules/defs.h"
+
+int vd_files_load(const char *segments_dir, const char *content_map_dir, vd_docset *out,
+                  vd_errors *err);
+
+#endif

@@ -1,0 +1,25 @@
+/* limits.h — hard limits shared by the daemon, the CLI and the tests.
+ * Every one is documented in docs/PROTOCOL.md; the configurable ones have a
+ * config key and a flag, and these are their defaults and ceilings. */
+#ifndef VARIANTD_LIMITS_H
+#define VARIANTD_LIMITS_H
+
+#define VD_VERSION "0.1.0"
+
+#define VD_MAX_SLOTS_PER_REQUEST   64      /* ceiling of max-slots */
+#define VD_DEFAULT_SLOTS_PER_REQUEST 32
+#define VD_MAX_ATTRS_PER_REQUEST   32      /* caller attrs kept; more -> error */
+#define VD_DEFAULT_MAX_FRAME       (64 * 1024)
+#define VD_MAX_FRAME_CEILING       (16 * 1024 * 1024)
+#define VD_DEFAULT_MAX_DEPTH       16
+#define VD_DEFAULT_MAX_CONNS       10000
+#define VD_DEFAULT_IDLE_TIMEOUT_S  300
+#define VD_DEFAULT_MAX_OUTPUT      (4 * 1024 * 1024)  /* unsent reply bytes before we stop reading */
+
+#define VD_MAX_DEF_FILE_BYTES      (16 * 1024 * 1024)
+#define VD_MAX_SEGMENTS            100000
+#define VD_MAX_RULE_DEPTH          32      /* nesting of all/any/not within one segment */
+#define VD_MAX_REF_DEPTH           64      /* chain of segment references */
+#define VD_MAX_ID_LEN              128
+
+#endif

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs the Debian packages a target needs, only those missing.
+# usage: scripts/deps.sh build|test|bench
+# The machine may have only gcc, make and apt: every other tool comes from here.
+set -eu
+BUILD="make gcc pkg-config libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev tzdata libmaxmind-db-writer-perl perl"
+TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nginx mmdb-bin libclang-rt-14-dev clang-14 systemd"
+BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs"
+case "${1:-build}" in
+  build) want="$BUILD" ;;
+  test)  want="$TEST" ;;
+  bench) want="$BENCH" ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "deps: installing:$missing" >&2
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >&2 || true
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
