@@ -42,6 +42,9 @@ DEMO_DB  := $(BUILD)/demo-city.mmdb
 
 PYTHON   := /usr/bin/python3
 
+# Keep objects that pattern rules would treat as intermediate.
+.SECONDARY:
+
 .PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 

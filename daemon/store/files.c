@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rules/ruleset.h"
 #include "variantd/limits.h"
 
 static int name_cmp(const void *a, const void *b)
@@ -123,4 +124,18 @@ int vd_files_load(const char *segments_dir, const char *content_map_dir, vd_docs
     int a = load_dir(segments_dir, VD_DOC_SEGMENTS, out, err);
     int b = load_dir(content_map_dir, VD_DOC_CONTENT_MAP, out, err);
     return a == 0 && b == 0 ? 0 : -1;
+}
+
+vd_ruleset *vd_files_compile(const char *segments_dir, const char *content_map_dir, vd_errors *err)
+{
+    vd_docset ds;
+    vd_docset_init(&ds);
+    vd_ruleset *rs = NULL;
+    if (vd_files_load(segments_dir, content_map_dir, &ds, err) == 0) {
+        char version[32];
+        vd_docset_version(&ds, version, sizeof version);
+        rs = vd_ruleset_compile(&ds, version, err);
+    }
+    vd_docset_free(&ds);
+    return rs;
 }

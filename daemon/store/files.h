@@ -11,4 +11,10 @@
 int vd_files_load(const char *segments_dir, const char *content_map_dir, vd_docset *out,
                   vd_errors *err);
 
+/* Loads both directories and compiles them with the daemon's compiler; the
+ * version is the content hash. NULL with every error in err. */
+struct vd_ruleset;
+struct vd_ruleset *vd_files_compile(const char *segments_dir, const char *content_map_dir,
+                                    vd_errors *err);
+
 #endif

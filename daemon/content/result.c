@@ -1,0 +1,232 @@
+#include "content/result.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "context/ip.h"
+
+#define EMIT_LIT(e, lit) (e)->str((e)->arg, (lit), sizeof(lit) - 1)
+
+static void emit_cstr(const vd_emitter *e, const char *s)
+{
+    e->str(e->arg, s, strlen(s));
+}
+
+static void emit_vstr(const vd_emitter *e, vd_str s)
+{
+    e->str(e->arg, s.p ? s.p : "", s.n);
+}
+
+static void emit_number(const vd_emitter *e, double v)
+{
+    if (v == floor(v) && fabs(v) < 9007199254740992.0)
+        e->i64(e->arg, (int64_t)v);
+    else
+        e->f64(e->arg, v);
+}
+
+/* A value as the client should read it back: dates as YYYY-MM-DD, places as
+ * {lat, lon}, IPs as text. */
+static void emit_value(const vd_emitter *e, unsigned attr, const vd_value *v)
+{
+    switch (v->kind) {
+    case VD_VAL_STR:
+        emit_vstr(e, v->u.s);
+        break;
+    case VD_VAL_NUM:
+        if (attr == VD_ATTR_TIME_DATE) {
+            int y, m, d;
+            char buf[16];
+            vd_civil_from_days((int64_t)v->u.num, &y, &m, &d);
+            int n = snprintf(buf, sizeof buf, "%04d-%02d-%02d", y, m, d);
+            e->str(e->arg, buf, (size_t)n);
+        } else {
+            emit_number(e, v->u.num);
+        }
+        break;
+    case VD_VAL_BOOL:
+        e->boolean(e->arg, v->u.b);
+        break;
+    case VD_VAL_LOC:
+        e->map(e->arg, 2);
+        EMIT_LIT(e, "lat");
+        e->f64(e->arg, v->u.loc.lat);
+        EMIT_LIT(e, "lon");
+        e->f64(e->arg, v->u.loc.lon);
+        break;
+    case VD_VAL_IP: {
+        char buf[64];
+        emit_cstr(e, vd_ip_format(&v->u.ip, buf, sizeof buf));
+        break;
+    }
+    case VD_VAL_MISSING:
+        e->nil(e->arg);
+        break;
+    }
+}
+
+/* Counts, then emits, so map headers (MessagePack needs them first) are right. */
+void vd_result_emit_context(const vd_emitter *e, vd_context *ctx)
+{
+    const vd_request *req = ctx->req;
+    vd_value vals[VD_ATTR__COUNT];
+    uint32_t n = 0;
+    for (unsigned id = 0; id < VD_ATTR__COUNT; id++) {
+        vals[id].kind = VD_VAL_MISSING;
+        if (id == VD_ATTR_URL_QUERY || id == VD_ATTR_ATTR)
+            continue;
+        vd_attr_ref ref = { .id = (uint8_t)id, .sub = VD_STR_NULL };
+        vd_context_get(ctx, &ref, &vals[id]);
+        /* Strings may live in the context's scratch: none of these do
+         * (only url.query values use it), so keeping them is safe. */
+        if (vals[id].kind != VD_VAL_MISSING)
+            n++;
+    }
+    /* url.query.NAME for each parameter of the landing URL, attr.NAME for each caller attr. */
+    vd_attr_ref qref = { .id = VD_ATTR_URL_QUERY };
+    vd_value probe;
+    vd_context_get(ctx, &(vd_attr_ref){ .id = VD_ATTR_URL_HOST }, &probe);
+    uint32_t nq = 0;
+    if (ctx->has_url) {
+        size_t pos = 0;
+        vd_str k, v;
+        while (nq < 64 && vd_url_query_next(ctx->url.query, &pos, &k, &v))
+            if (k.n)
+                nq++;
+    }
+    e->map(e->arg, n + nq + req->nattrs);
+    for (unsigned id = 0; id < VD_ATTR__COUNT; id++) {
+        if (vals[id].kind == VD_VAL_MISSING)
+            continue;
+        emit_cstr(e, vd_attr_info_get(id)->name);
+        emit_value(e, id, &vals[id]);
+    }
+    if (nq) {
+        size_t pos = 0;
+        vd_str k, v;
+        uint32_t done = 0;
+        while (done < nq && vd_url_query_next(ctx->url.query, &pos, &k, &v)) {
+            if (!k.n)
+                continue;
+            char key[160];
+            char kdec[128];
+            size_t kn = vd_url_decode(k, kdec, sizeof kdec);
+            int len = snprintf(key, sizeof key, "url.query.%.*s", (int)kn, kdec);
+            e->str(e->arg, key, (size_t)(len < (int)sizeof key ? len : (int)sizeof key - 1));
+            qref.sub = k;
+            vd_value qv;
+            vd_context_get(ctx, &qref, &qv);
+            emit_value(e, VD_ATTR_URL_QUERY, &qv);
+            done++;
+        }
+    }
+    for (unsigned i = 0; i < req->nattrs; i++) {
+        char key[160];
+        int len = snprintf(key, sizeof key, "attr.%.*s", (int)req->attrs[i].key.n,
+                           req->attrs[i].key.p);
+        e->str(e->arg, key, (size_t)(len < (int)sizeof key ? len : (int)sizeof key - 1));
+        emit_value(e, VD_ATTR_ATTR, &req->attrs[i].val);
+    }
+}
+
+static void emit_trace(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
+                       const vd_eval *ev)
+{
+    uint32_t known = 0;
+    for (unsigned i = 0; i < d->nslots; i++)
+        if (d->slots[i].slot)
+            known++;
+    e->map(e->arg, known);
+    for (unsigned i = 0; i < d->nslots; i++) {
+        const vd_slot_choice *c = &d->slots[i];
+        if (!c->slot)
+            continue;
+        emit_vstr(e, c->name);
+        e->array(e->arg, c->slot->nrules);
+        for (uint32_t r = 0; r < c->slot->nrules; r++) {
+            const vd_rule *rule = &c->slot->rules[r];
+            e->map(e->arg, 4);
+            EMIT_LIT(e, "segment");
+            emit_vstr(e, vd_ruleset_segment_id(rs, rule->segment));
+            EMIT_LIT(e, "variant");
+            if (rule->nsplit) {
+                e->array(e->arg, rule->nsplit);
+                for (uint32_t s = 0; s < rule->nsplit; s++)
+                    emit_vstr(e, c->slot->variants[rule->split[s].variant].id);
+            } else {
+                emit_vstr(e, c->slot->variants[rule->variant].id);
+            }
+            EMIT_LIT(e, "matched");
+            int v = vd_eval_verdict(ev, rule->segment);
+            if (v < 0)
+                e->nil(e->arg);
+            else
+                e->boolean(e->arg, v == 1);
+            EMIT_LIT(e, "chosen");
+            e->boolean(e->arg, c->rule == (int32_t)r);
+        }
+    }
+}
+
+void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
+                    vd_context *ctx, const vd_eval *ev, bool explain)
+{
+    e->map(e->arg, explain ? 6 : 4);
+    EMIT_LIT(e, "version");
+    emit_cstr(e, vd_ruleset_version(rs));
+
+    /* A slot asked for twice is answered once. */
+    uint32_t unique = 0;
+    for (unsigned i = 0; i < d->nslots; i++) {
+        bool dup = false;
+        for (unsigned j = 0; j < i && !dup; j++)
+            dup = vd_str_eq(d->slots[j].name, d->slots[i].name);
+        unique += !dup;
+    }
+    EMIT_LIT(e, "slots");
+    e->map(e->arg, unique);
+    for (unsigned i = 0; i < d->nslots; i++) {
+        const vd_slot_choice *c = &d->slots[i];
+        bool dup = false;
+        for (unsigned j = 0; j < i && !dup; j++)
+            dup = vd_str_eq(d->slots[j].name, c->name);
+        if (dup)
+            continue;
+        emit_vstr(e, c->name);
+        if (!c->slot) {
+            e->map(e->arg, 1);
+            EMIT_LIT(e, "error");
+            EMIT_LIT(e, "unknown slot");
+            continue;
+        }
+        e->map(e->arg, 3);
+        EMIT_LIT(e, "variant");
+        emit_vstr(e, c->variant->id);
+        EMIT_LIT(e, "payload");
+        e->payload(e->arg, c->variant);
+        EMIT_LIT(e, "segment");
+        if (c->segment >= 0)
+            emit_vstr(e, vd_ruleset_segment_id(rs, (uint32_t)c->segment));
+        else
+            e->nil(e->arg);
+    }
+
+    EMIT_LIT(e, "segments");
+    e->array(e->arg, d->nmatched);
+    for (uint32_t i = 0; i < d->nmatched; i++)
+        emit_vstr(e, vd_ruleset_segment_id(rs, d->matched[i]));
+
+    EMIT_LIT(e, "valid_until");
+    if (d->valid_until == INT64_MAX)
+        e->nil(e->arg);
+    else
+        e->i64(e->arg, d->valid_until);
+
+    if (explain) {
+        EMIT_LIT(e, "context");
+        vd_result_emit_context(e, ctx);
+        EMIT_LIT(e, "trace");
+        emit_trace(e, rs, d, ev);
+    }
+}

@@ -1,0 +1,33 @@
+/* result.h — the response of `decide`/`explain`, built once for every wire
+ * format. The front end supplies an emitter (MessagePack for the decision
+ * port, JSON for the edge port); this module decides what the answer holds:
+ *   {version, slots: {name: {variant, payload, segment} | {error}},
+ *    segments: [...], valid_until, [context: {...}, trace: {...}]} */
+#ifndef VD_CONTENT_RESULT_H
+#define VD_CONTENT_RESULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "content/decide.h"
+
+typedef struct vd_emitter {
+    void (*map)(void *arg, uint32_t n);
+    void (*array)(void *arg, uint32_t n);
+    void (*str)(void *arg, const char *p, size_t n);
+    void (*i64)(void *arg, int64_t v);
+    void (*f64)(void *arg, double v);
+    void (*boolean)(void *arg, bool v);
+    void (*nil)(void *arg);
+    void (*payload)(void *arg, const vd_variant *v);   /* the pre-encoded payload */
+    void *arg;
+} vd_emitter;
+
+void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
+                    vd_context *ctx, const vd_eval *ev, bool explain);
+
+/* The explain `context` map alone: every attribute this request can give. */
+void vd_result_emit_context(const vd_emitter *e, vd_context *ctx);
+
+#endif

@@ -1,0 +1,24 @@
+/* rpc_codec.h — MessagePack <-> request/result for the decision port.
+ * Input objects come from msgpack-c after the frame passed vd_msgpack_scan;
+ * strings in the vd_request point into the frame (no copies). */
+#ifndef VD_NET_RPC_CODEC_H
+#define VD_NET_RPC_CODEC_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+
+#include "content/result.h"
+#include "context/context.h"
+
+/* Fills req from `params` (an array holding one map, or a bare map).
+ * Returns 0, or -1 with a message for the client in err. */
+int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_request *req,
+                       char *err, size_t cap);
+
+/* An emitter that packs into pk (payloads are appended pre-encoded). */
+void vd_msgpack_emitter(msgpack_packer *pk, vd_emitter *out);
+
+/* [1, msgid, {code, message}, nil] */
+void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message);
+
+#endif

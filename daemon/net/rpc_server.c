@@ -1,0 +1,543 @@
+#include "net/rpc_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <msgpack.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "net/msgpack_scan.h"
+#include "net/rpc_codec.h"
+
+typedef struct rpc_conn {
+    vd_rpc_server *srv;
+    struct bufferevent *bev;
+    struct rpc_conn *prev, *next;
+    int closing;                  /* close once the output is flushed */
+    char peer[64];
+} rpc_conn;
+
+struct vd_rpc_server {
+    vd_worker *w;
+    struct evconnlistener *listener;
+    struct event *resume_accept;  /* re-enables accept after EMFILE */
+    rpc_conn *conns;
+    size_t nconns;
+    int draining;
+    msgpack_zone zone;            /* reused for every frame: no allocation per request */
+    msgpack_sbuffer out;          /* one reply at a time, then copied to the connection */
+    msgpack_packer pk;
+    vd_scan_limits limits;
+};
+
+/* ---- address parsing ---- */
+
+int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
+                    size_t cap)
+{
+    char host[256];
+    const char *port;
+    memset(ss, 0, sizeof *ss);
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, cap, "bad address '%s' (want [v6]:PORT)", addr);
+            return -1;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(close - addr - 1), addr + 1);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (!colon) {
+            snprintf(err, cap, "bad address '%s' (want HOST:PORT)", addr);
+            return -1;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (*port == '\0' || *end || p < 0 || p > 65535) {
+        snprintf(err, cap, "bad port in '%s'", addr);
+        return -1;
+    }
+    if (strcmp(host, "localhost") == 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "%s", host[0] ? "127.0.0.1" : "0.0.0.0");
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    /* Numeric only: a DNS lookup at start-up could block for seconds. */
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)p);
+        *sslen = sizeof *s4;
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p);
+        *sslen = sizeof *s6;
+    } else {
+        snprintf(err, cap, "'%s' is not a numeric IPv4/IPv6 address", host);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- connections ---- */
+
+static void conn_free(rpc_conn *c)
+{
+    vd_rpc_server *s = c->srv;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->nconns--;
+    VD_STAT_ADD(&s->w->stats, connections, -1);
+    bufferevent_free(c->bev);
+    free(c);
+    /* A slot freed: accept again if max-connections had paused it. */
+    if (s->listener && !s->draining && s->nconns + 1 == (size_t)s->w->cfg->max_connections)
+        evconnlistener_enable(s->listener);
+}
+
+/* Sends what is queued, then closes. */
+static void conn_close_after_flush(rpc_conn *c)
+{
+    c->closing = 1;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_free(c);
+}
+
+static void queue_reply(rpc_conn *c)
+{
+    vd_rpc_server *s = c->srv;
+    evbuffer_add(bufferevent_get_output(c->bev), s->out.data, s->out.size);
+    msgpack_sbuffer_clear(&s->out);
+}
+
+static void reply_error(rpc_conn *c, uint32_t msgid, const char *code, const char *msg)
+{
+    vd_rpc_pack_error(&c->srv->pk, msgid, code, msg);
+    queue_reply(c);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void handle_ping(rpc_conn *c, uint32_t msgid)
+{
+    vd_worker *w = c->srv->w;
+    msgpack_packer *pk = &c->srv->pk;
+    const vd_ruleset *rs = vd_worker_ruleset(w);
+    vd_live_info info;
+    vd_live_get_info(&info);
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_uint32(pk, msgid);
+    msgpack_pack_nil(pk);
+    msgpack_pack_map(pk, 6);
+    pack_str(pk, "pong");
+    msgpack_pack_true(pk);
+    pack_str(pk, "ready");
+    if (rs)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    pack_str(pk, "version");
+    if (rs)
+        pack_str(pk, vd_ruleset_version(rs));
+    else
+        msgpack_pack_nil(pk);
+    pack_str(pk, "source");
+    pack_str(pk, vd_source_name(rs ? info.source : VD_SOURCE_NONE));
+    pack_str(pk, "age");
+    if (rs)
+        msgpack_pack_int64(pk, (int64_t)time(NULL) - info.loaded_at);
+    else
+        msgpack_pack_nil(pk);
+    pack_str(pk, "stale");
+    msgpack_pack_false(pk);
+    queue_reply(c);
+    VD_STAT_INC(&w->stats, rpc_ping);
+}
+
+static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *params,
+                          bool explain)
+{
+    vd_worker *w = c->srv->w;
+    msgpack_packer *pk = &c->srv->pk;
+    vd_request req;
+    char err[256];
+    if (vd_rpc_read_params(params, (unsigned)w->cfg->max_slots, &req, err, sizeof err) != 0) {
+        VD_STAT_INC(&w->stats, err_params);
+        reply_error(c, msgid, "invalid_params", err);
+        return;
+    }
+    req.explain = req.explain || explain;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_uint32(pk, msgid);
+    msgpack_pack_nil(pk);
+    size_t mark = c->srv->out.size;
+    vd_emitter e;
+    vd_msgpack_emitter(pk, &e);
+    vd_decide_status st = vd_worker_decide(w, &req, &e);
+    if (st != VD_DECIDE_OK) {
+        msgpack_sbuffer_clear(&c->srv->out);
+        (void)mark;
+        if (st == VD_DECIDE_NOT_READY) {
+            VD_STAT_INC(&w->stats, err_not_ready);
+            reply_error(c, msgid, "not_ready", "no ruleset loaded yet");
+        } else {
+            VD_STAT_INC(&w->stats, err_internal);
+            reply_error(c, msgid, "internal", "out of memory");
+        }
+        return;
+    }
+    queue_reply(c);
+    if (explain)
+        VD_STAT_INC(&w->stats, rpc_explain);
+    else
+        VD_STAT_INC(&w->stats, rpc_decide);
+}
+
+static bool read_msgid(const msgpack_object *o, uint32_t *msgid)
+{
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
+        return false;
+    *msgid = (uint32_t)o->via.u64;
+    return true;
+}
+
+static bool method_is(const msgpack_object *m, const char *name)
+{
+    size_t n = strlen(name);
+    return m->via.str.size == n && memcmp(m->via.str.ptr, name, n) == 0;
+}
+
+/* One well-formed MessagePack object. Returns false if the connection must
+ * close (no msgid to answer a malformed request with). */
+static bool handle_object(rpc_conn *c, const msgpack_object *o)
+{
+    vd_worker *w = c->srv->w;
+    uint32_t msgid;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0) {
+        VD_STAT_INC(&w->stats, err_invalid_request);
+        vd_debug("%s: frame is not a MessagePack-RPC array; closing", c->peer);
+        return false;
+    }
+    const msgpack_object *a = o->via.array.ptr;
+    uint32_t n = o->via.array.size;
+    if (a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[0].via.u64 == 2 && n == 3) {
+        /* Notifications get no reply by definition; none is defined yet. */
+        VD_STAT_INC(&w->stats, rpc_notifications);
+        return true;
+    }
+    if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != 0 || n < 2 ||
+        !read_msgid(&a[1], &msgid)) {
+        VD_STAT_INC(&w->stats, err_invalid_request);
+        vd_debug("%s: not a request [0, msgid, method, params]; closing", c->peer);
+        return false;
+    }
+    VD_STAT_INC(&w->stats, rpc_requests);
+    if (n != 4) {
+        VD_STAT_INC(&w->stats, err_invalid_request);
+        reply_error(c, msgid, "invalid_request", "a request is [0, msgid, method, params]");
+        return true;
+    }
+    if (a[2].type != MSGPACK_OBJECT_STR) {
+        VD_STAT_INC(&w->stats, err_invalid_request);
+        reply_error(c, msgid, "invalid_request", "method must be a string");
+        return true;
+    }
+    if (method_is(&a[2], "decide"))
+        handle_decide(c, msgid, &a[3], false);
+    else if (method_is(&a[2], "explain"))
+        handle_decide(c, msgid, &a[3], true);
+    else if (method_is(&a[2], "ping"))
+        handle_ping(c, msgid);
+    else {
+        VD_STAT_INC(&w->stats, err_method);
+        char msg[160];
+        snprintf(msg, sizeof msg, "unknown method '%.*s' (decide, explain, ping)",
+                 (int)(a[2].via.str.size > 64 ? 64 : a[2].via.str.size), a[2].via.str.ptr);
+        reply_error(c, msgid, "method_not_found", msg);
+    }
+    return true;
+}
+
+/* Frames that cannot be trusted: answer if a msgid is readable, then close. */
+static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char *code,
+                        const char *msg)
+{
+    uint32_t msgid;
+    if (vd_msgpack_peek_msgid(buf, len, &msgid))
+        reply_error(c, msgid, code, msg);
+    VD_STAT_INC(&c->srv->w->stats, conn_closed_error);
+    vd_debug("%s: %s: %s; closing", c->peer, code, msg);
+    conn_close_after_flush(c);
+}
+
+static void conn_read(struct bufferevent *bev, void *arg)
+{
+    rpc_conn *c = arg;
+    vd_rpc_server *s = c->srv;
+    vd_worker *w = s->w;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    struct evbuffer *outbuf = bufferevent_get_output(bev);
+    size_t max_frame = s->limits.max_bytes;
+    while (!c->closing) {
+        size_t len = evbuffer_get_length(in);
+        if (len == 0)
+            break;
+        size_t avail = len < max_frame ? len : max_frame;
+        const uint8_t *buf = evbuffer_pullup(in, (ssize_t)avail);
+        if (!buf) {
+            fail_stream(c, NULL, 0, "internal", "out of memory");
+            return;
+        }
+        size_t flen = 0;
+        vd_scan_result r = vd_msgpack_scan(buf, avail, &s->limits, &flen);
+        if (r == VD_SCAN_NEED_MORE) {
+            if (avail < max_frame)
+                break;            /* wait for the rest */
+            r = VD_SCAN_TOO_LARGE;
+        }
+        if (r != VD_SCAN_OK) {
+            char msg[128];
+            const char *code = "parse_error";
+            if (r == VD_SCAN_TOO_LARGE) {
+                VD_STAT_INC(&w->stats, err_too_large);
+                code = "frame_too_large";
+                snprintf(msg, sizeof msg, "frame larger than max-frame (%zu bytes)", max_frame);
+            } else if (r == VD_SCAN_TOO_DEEP) {
+                VD_STAT_INC(&w->stats, err_too_deep);
+                code = "too_deep";
+                snprintf(msg, sizeof msg, "nesting deeper than max-depth (%u)", s->limits.max_depth);
+            } else {
+                VD_STAT_INC(&w->stats, err_parse);
+                snprintf(msg, sizeof msg, "not valid MessagePack");
+            }
+            fail_stream(c, buf, avail, code, msg);
+            return;
+        }
+        msgpack_object obj;
+        size_t off = 0;
+        msgpack_unpack_return ur = msgpack_unpack((const char *)buf, flen, &off, &s->zone, &obj);
+        bool keep = true;
+        if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
+            VD_STAT_INC(&w->stats, err_parse);
+            fail_stream(c, buf, flen, "parse_error", "not valid MessagePack");
+            msgpack_zone_clear(&s->zone);
+            return;
+        }
+        keep = handle_object(c, &obj);
+        msgpack_zone_clear(&s->zone);
+        evbuffer_drain(in, flen);
+        if (!keep) {
+            VD_STAT_INC(&w->stats, conn_closed_error);
+            conn_close_after_flush(c);
+            return;
+        }
+        /* Backpressure: a client that does not read its replies stops
+         * being read, instead of growing our memory without bound. */
+        if (evbuffer_get_length(outbuf) > (size_t)w->cfg->max_output) {
+            bufferevent_disable(bev, EV_READ);
+            break;
+        }
+    }
+}
+
+static void conn_write(struct bufferevent *bev, void *arg)
+{
+    rpc_conn *c = arg;
+    if (c->closing) {
+        conn_free(c);
+        return;
+    }
+    /* Output drained below the low watermark: resume reading and process
+     * what arrived meanwhile. */
+    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+        if (c->srv->draining) {
+            conn_free(c);
+            return;
+        }
+        bufferevent_enable(bev, EV_READ);
+        conn_read(bev, c);
+    } else if (c->srv->draining && evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+        conn_free(c);
+    }
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    rpc_conn *c = arg;
+    /* Silent for idle-timeout, or not reading its replies for as long. */
+    if (what & BEV_EVENT_TIMEOUT)
+        VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
+    conn_free(c);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                      void *arg)
+{
+    (void)l;
+    (void)salen;
+    vd_rpc_server *s = arg;
+    vd_worker *w = s->w;
+    if (s->nconns >= (size_t)w->cfg->max_connections || s->draining) {
+        VD_STAT_INC(&w->stats, conn_rejected);
+        evutil_closesocket(fd);
+        vd_log(VD_LOG_WARN, "max-connections (%ld) reached: refusing a connection",
+               w->cfg->max_connections);
+        return;
+    }
+    rpc_conn *c = calloc(1, sizeof *c);
+    struct bufferevent *bev = c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+    if (!bev) {
+        free(c);
+        evutil_closesocket(fd);
+        VD_STAT_INC(&w->stats, conn_rejected);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->srv = s;
+    c->bev = bev;
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, host, sizeof host);
+    snprintf(c->peer, sizeof c->peer, "%s", host);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->nconns++;
+    VD_STAT_INC(&w->stats, conn_accepted);
+    VD_STAT_ADD(&w->stats, connections, 1);
+    bufferevent_setcb(bev, conn_read, conn_write, conn_event, c);
+    /* Write callback fires when the output drains below half of max-output. */
+    bufferevent_setwatermark(bev, EV_WRITE, (size_t)w->cfg->max_output / 2, 0);
+    struct timeval idle = { .tv_sec = w->cfg->idle_timeout, .tv_usec = 0 };
+    bufferevent_set_timeouts(bev, &idle, &idle);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    if (s->nconns >= (size_t)w->cfg->max_connections)
+        evconnlistener_disable(s->listener);
+}
+
+static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    vd_rpc_server *s = arg;
+    if (s->listener && !s->draining)
+        evconnlistener_enable(s->listener);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+    vd_rpc_server *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    /* Out of descriptors: pause accepting for a moment instead of spinning
+     * on a listener that stays readable. */
+    vd_warn("accept failed: %s; pausing accept for 100 ms", evutil_socket_error_to_string(err));
+    evconnlistener_disable(l);
+    struct timeval tv = { 0, 100000 };
+    event_add(s->resume_accept, &tv);
+}
+
+vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *err, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (vd_parse_listen(listen_addr, &ss, &sslen, err, cap) != 0)
+        return NULL;
+    vd_rpc_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    s->w = w;
+    s->limits.max_bytes = (size_t)w->cfg->max_frame;
+    s->limits.max_depth = (unsigned)w->cfg->max_depth;
+    msgpack_zone_init(&s->zone, 4096);
+    msgpack_sbuffer_init(&s->out);
+    msgpack_packer_init(&s->pk, &s->out, msgpack_sbuffer_write);
+    s->resume_accept = evtimer_new(w->base, resume_accept_cb, s);
+    s->listener = evconnlistener_new_bind(w->base, accept_cb, s,
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                              LEV_OPT_CLOSE_ON_EXEC,
+                                          1024, (struct sockaddr *)&ss, sslen);
+    if (!s->listener || !s->resume_accept) {
+        snprintf(err, cap, "cannot listen on %s: %s", listen_addr, strerror(errno));
+        vd_rpc_server_free(s);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(s->listener, accept_error_cb);
+    return s;
+}
+
+void vd_rpc_server_stop_accepting(vd_rpc_server *s)
+{
+    s->draining = 1;
+    if (s->listener) {
+        evconnlistener_free(s->listener);
+        s->listener = NULL;
+    }
+}
+
+size_t vd_rpc_server_drain(vd_rpc_server *s)
+{
+    s->draining = 1;
+    rpc_conn *c = s->conns;
+    while (c) {
+        rpc_conn *next = c->next;
+        /* Requests already read were answered synchronously, so what is
+         * left is output: close those with nothing left to send. */
+        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+            conn_free(c);
+        else
+            bufferevent_disable(c->bev, EV_READ);
+        c = next;
+    }
+    return s->nconns;
+}
+
+size_t vd_rpc_server_connections(const vd_rpc_server *s)
+{
+    return s->nconns;
+}
+
+void vd_rpc_server_free(vd_rpc_server *s)
+{
+    if (!s)
+        return;
+    while (s->conns)
+        conn_free(s->conns);
+    if (s->listener)
+        evconnlistener_free(s->listener);
+    if (s->resume_accept)
+        event_free(s->resume_accept);
+    msgpack_zone_destroy(&s->zone);
+    msgpack_sbuffer_destroy(&s->out);
+    free(s);
+}

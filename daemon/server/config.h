@@ -1,0 +1,43 @@
+/* config.h — every setting declared once, in one table (config.c), which
+ * drives the config file parser, the command-line flags, bounds checks,
+ * defaults, `variantd --help` and the /stats dump. A config file is
+ * `key value` lines; `#` starts a comment; a flag `--key value` overrides the
+ * file. A bad file stops start-up with the file and line. */
+#ifndef VD_SERVER_CONFIG_H
+#define VD_SERVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+typedef struct vd_config {
+    char *listen;             /* decision port HOST:PORT (MessagePack-RPC over TCP) */
+    char *http_listen;        /* edge HTTP port, "" = off */
+    char *stats_listen;       /* stats HTTP port, "" = off */
+    char *segments;           /* segments directory (file mode) */
+    char *content_map;        /* content-map directory (file mode) */
+    char *geoip_db;           /* MaxMind / DB-IP .mmdb, "" = no geo */
+    char *zoneinfo;           /* TZif directory */
+    char *redis;              /* redis://host:port/db or unix:/path, "" = file mode */
+    char *snapshot;           /* last-known-good snapshot file, "" = none */
+    char *log_level;          /* debug info warn error */
+    long max_frame;           /* bytes of one MessagePack request */
+    long max_depth;           /* nesting of one request */
+    long max_slots;           /* slots per request */
+    long max_connections;     /* open client connections on the decision port */
+    long idle_timeout;        /* seconds a connection may stay silent */
+    long max_output;          /* unsent reply bytes before reading pauses */
+    long ua_cache;            /* User-Agent verdict cache entries per worker */
+} vd_config;
+
+void vd_config_defaults(vd_config *c);
+void vd_config_free(vd_config *c);
+/* Parses argv (with -c FILE loaded first, then flags on top). Returns 0 to
+ * run, 1 when it printed help/version (exit 0), -1 on error (printed). */
+int vd_config_from_args(vd_config *c, int argc, char **argv, bool *check_only);
+void vd_config_usage(FILE *out, const char *prog);
+/* Writes "key value" lines (for logs and /stats). */
+void vd_config_dump(const vd_config *c, void (*emit)(void *arg, const char *key, const char *val),
+                    void *arg);
+
+#endif

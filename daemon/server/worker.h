@@ -1,0 +1,51 @@
+/* worker.h — one event loop thread and everything it owns: its event base,
+ * its evaluation scratch, its User-Agent cache, its reference to the served
+ * ruleset and its counters. Nothing here is shared between workers, so the
+ * request path takes no lock. */
+#ifndef VD_SERVER_WORKER_H
+#define VD_SERVER_WORKER_H
+
+#include <stdint.h>
+
+#include "content/result.h"
+#include "context/context.h"
+#include "rules/eval.h"
+#include "server/config.h"
+#include "server/stats.h"
+#include "store/live.h"
+
+struct event_base;
+
+typedef struct vd_worker {
+    unsigned id;
+    struct event_base *base;
+    const vd_config *cfg;
+    const vd_env *env;
+    vd_eval *eval;
+    vd_device_cache *ua_cache;
+    vd_ruleset *rs;               /* this worker's reference; NULL = not ready */
+    uint64_t rs_gen;
+    vd_stats stats;
+} vd_worker;
+
+int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_config *cfg,
+                   const vd_env *env);
+void vd_worker_destroy(vd_worker *w);
+
+/* The ruleset for the next request, picking up a newly published one. */
+const vd_ruleset *vd_worker_ruleset(vd_worker *w);
+
+typedef enum vd_decide_status {
+    VD_DECIDE_OK = 0,
+    VD_DECIDE_NOT_READY,          /* no ruleset loaded yet */
+    VD_DECIDE_INTERNAL,           /* out of memory growing the scratch */
+} vd_decide_status;
+
+/* Enriches, decides and emits the result of one request. On an error
+ * nothing has been emitted. */
+vd_decide_status vd_worker_decide(vd_worker *w, const vd_request *req, const vd_emitter *e);
+
+/* Monotonic nanoseconds (vDSO clock, no system call). */
+uint64_t vd_now_ns(void);
+
+#endif

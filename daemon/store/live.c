@@ -1,0 +1,81 @@
+#include "store/live.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* The mutex guards swaps and info reads, never a request: workers take it
+ * only when the generation moved, i.e. once per release. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static vd_ruleset *live_rs;
+static _Atomic uint64_t live_gen;
+static vd_live_info live_info;
+
+void vd_live_set(vd_ruleset *rs, int source)
+{
+    pthread_mutex_lock(&live_lock);
+    vd_ruleset *old = live_rs;
+    live_rs = rs;
+    snprintf(live_info.version, sizeof live_info.version, "%s", vd_ruleset_version(rs));
+    live_info.source = source;
+    live_info.loaded_at = (int64_t)time(NULL);
+    live_info.reloads++;
+    live_info.last_error[0] = '\0';
+    atomic_fetch_add_explicit(&live_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&live_lock);
+    if (old)
+        vd_ruleset_release(old);
+}
+
+void vd_live_failed(const char *error)
+{
+    pthread_mutex_lock(&live_lock);
+    live_info.failures++;
+    snprintf(live_info.last_error, sizeof live_info.last_error, "%s", error);
+    pthread_mutex_unlock(&live_lock);
+}
+
+vd_ruleset *vd_live_acquire(void)
+{
+    pthread_mutex_lock(&live_lock);
+    vd_ruleset *rs = live_rs;
+    if (rs)
+        vd_ruleset_retain(rs);
+    pthread_mutex_unlock(&live_lock);
+    return rs;
+}
+
+uint64_t vd_live_generation(void)
+{
+    return atomic_load_explicit(&live_gen, memory_order_acquire);
+}
+
+void vd_live_get_info(vd_live_info *out)
+{
+    pthread_mutex_lock(&live_lock);
+    *out = live_info;
+    pthread_mutex_unlock(&live_lock);
+}
+
+const char *vd_source_name(int source)
+{
+    switch (source) {
+    case VD_SOURCE_FILES: return "files";
+    case VD_SOURCE_REDIS: return "redis";
+    case VD_SOURCE_SNAPSHOT: return "snapshot";
+    default: return "none";
+    }
+}
+
+void vd_live_clear(void)
+{
+    pthread_mutex_lock(&live_lock);
+    vd_ruleset *old = live_rs;
+    live_rs = NULL;
+    atomic_fetch_add_explicit(&live_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&live_lock);
+    if (old)
+        vd_ruleset_release(old);
+}

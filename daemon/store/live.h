@@ -1,0 +1,43 @@
+/* live.h — the ruleset being served, and where it came from.
+ *
+ * Loaders (file reload, Redis sync) compile off the request path and call
+ * vd_live_set; workers notice the new generation with one atomic load per
+ * request and take a reference to the new ruleset between requests, so a
+ * request sees exactly one ruleset. The old one is freed when the last
+ * worker lets go of it. */
+#ifndef VD_STORE_LIVE_H
+#define VD_STORE_LIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rules/ruleset.h"
+
+typedef enum vd_rules_source {
+    VD_SOURCE_NONE = 0,
+    VD_SOURCE_FILES,
+    VD_SOURCE_REDIS,
+    VD_SOURCE_SNAPSHOT,
+} vd_rules_source;
+
+typedef struct vd_live_info {
+    char version[128];
+    int source;               /* vd_rules_source */
+    int64_t loaded_at;        /* unix seconds */
+    uint64_t reloads;         /* accepted rulesets since start */
+    uint64_t failures;        /* rejected rulesets since start */
+    char last_error[512];     /* "" if the last attempt succeeded */
+} vd_live_info;
+
+/* Takes over the caller's reference. */
+void vd_live_set(vd_ruleset *rs, int source);
+void vd_live_failed(const char *error);
+/* +1 reference to the current ruleset (NULL if none yet). */
+vd_ruleset *vd_live_acquire(void);
+uint64_t vd_live_generation(void);
+void vd_live_get_info(vd_live_info *out);
+const char *vd_source_name(int source);
+/* Drops the current ruleset (at shutdown). */
+void vd_live_clear(void);
+
+#endif

@@ -1,0 +1,179 @@
+"""Integration harness: starts the real variantd on a free loopback port and
+talks to it with Debian's python3-msgpack (a MessagePack implementation that
+is not ours). Every daemon started here is stopped by its pid at the end of
+its test, and a non-zero exit (an ASan/LSan report in the sanitizer build) fails
+that test."""
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / os.environ.get("VARIANTD_BUILD", "build")
+VARIANTD = BUILD / "variantd"
+VARIANTCTL = BUILD / "variantctl"
+DEMO_DB = BUILD / "demo-city.mmdb"
+SHARED = Path(os.environ.get("VD_SHARED_DIR", ROOT.parent / "shared"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    def __init__(self, tmp_path, args=(), segments=None, content_map=None, geo=True):
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"variantd-{self.port}.log"
+        self.args = [str(VARIANTD), "--listen", self.addr,
+                     "--segments", str(segments or ROOT / "segments"),
+                     "--content-map", str(content_map or ROOT / "content-map")]
+        if geo:
+            self.args += ["--geoip-db", str(DEMO_DB)]
+        self.args += list(args)
+        self.proc = None
+
+    def start(self, expect_ready=True, timeout=15):
+        self.log = open(self.log_path, "wb")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=ROOT, env=env)
+        if not expect_ready:
+            return self
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"variantd exited with {self.proc.returncode}:\n{self.read_log()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"variantd did not listen within {timeout}s:\n{self.read_log()}")
+
+    def read_log(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("variantd did not stop within 15 s of SIGTERM")
+        finally:
+            self.log.close()
+
+    def client(self, **kw):
+        return Client(self.port, **kw)
+
+
+class Client:
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.packer = msgpack.Packer(use_bin_type=True)
+        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+        self.msgid = 0
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, obj):
+        self.sock.sendall(self.packer.pack(obj))
+
+    def request(self, method, params, msgid=None):
+        if msgid is None:
+            self.msgid += 1
+            msgid = self.msgid
+        self.send([0, msgid, method, params])
+        return msgid
+
+    def recv(self):
+        """Next reply, or None if the daemon closed the connection."""
+        while True:
+            for obj in self.unpacker:
+                return obj
+            try:
+                data = self.sock.recv(1 << 16)
+            except ConnectionResetError:
+                return None
+            if not data:
+                return None
+            self.unpacker.feed(data)
+
+    def call(self, method, params):
+        msgid = self.request(method, params)
+        reply = self.recv()
+        assert reply is not None, "connection closed"
+        assert reply[0] == 1 and reply[1] == msgid, reply
+        return reply[2], reply[3]
+
+    def decide(self, **req):
+        err, res = self.call("decide", [req])
+        assert err is None, err
+        return res
+
+    def closed(self, timeout=5):
+        """True once the daemon has closed this connection."""
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                data = self.sock.recv(1 << 16)
+                if not data:
+                    return True
+                self.unpacker.feed(data)
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def start_daemon(tmp_path):
+    started = []
+
+    def _start(*args, expect_ready=True, **kw):
+        d = Daemon(tmp_path, args=args, **kw)
+        started.append(d)
+        return d.start(expect_ready=expect_ready)
+
+    yield _start
+    for d in started:
+        rc = d.stop()
+        assert rc == 0, f"variantd exited with {rc}:\n{d.read_log()[-4000:]}"
+
+
+@pytest.fixture
+def daemon(start_daemon):
+    return start_daemon()
+
+
+def write_defs(tmp_path, segments, content_map, name="defs"):
+    """Writes a definition set (lists of objects) as two folders."""
+    import json
+    base = tmp_path / name
+    (base / "segments").mkdir(parents=True, exist_ok=True)
+    (base / "content-map").mkdir(parents=True, exist_ok=True)
+    (base / "segments" / "all.json").write_text(json.dumps(segments, indent=1))
+    (base / "content-map" / "all.json").write_text(json.dumps(content_map, indent=1))
+    return base / "segments", base / "content-map"
