@@ -20,6 +20,7 @@
 #include "server/worker.h"
 #include "store/files.h"
 #include "store/live.h"
+#include "store/redis_sync.h"
 #include "variantd/limits.h"
 
 typedef struct daemon_state {
@@ -30,6 +31,7 @@ typedef struct daemon_state {
     struct event_base *base;
     vd_worker worker;
     vd_rpc_server *rpc;
+    vd_redis_sync *redis;         /* Redis mode; NULL in file mode */
     struct event *sig_hup, *sig_term, *sig_int, *drain_timer;
     int stopping;
     int drain_ticks;
@@ -70,6 +72,11 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daemon_state *d = arg;
+    if (d->redis) {
+        vd_info("SIGHUP: checking the current release in Redis");
+        vd_redis_sync_check_now(d->redis);
+        return;
+    }
     vd_info("SIGHUP: reloading definitions");
     reload_files(d, 0);
 }
@@ -112,7 +119,6 @@ static int check_unsupported(const vd_config *c)
     /* Accepted by the contract, delivered by later work: refuse rather than
      * pretend. */
     struct { const char *name, *val; } later[] = {
-        { "redis", c->redis }, { "snapshot", c->snapshot },
         { "http-listen", c->http_listen }, { "stats-listen", c->stats_listen },
     };
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
@@ -161,9 +167,22 @@ int main(int argc, char **argv)
     d.env.geo = d.geo;
     d.env.tzdb = d.tzdb;
 
-    if (reload_files(&d, 1) != 0)
-        return 1;
+    if (d.cfg.redis[0]) {
+        /* Redis mode: serve the snapshot (if any) now, Redis when it answers;
+         * with neither, start not ready rather than serve an empty ruleset. */
+        d.redis = vd_redis_sync_new(&d.cfg, err, sizeof err);
+        if (!d.redis) {
+            vd_error("%s", err);
+            return 1;
+        }
+    } else {
+        if (d.cfg.snapshot[0])
+            vd_warn("snapshot is used only with --redis; ignored in file mode");
+        if (reload_files(&d, 1) != 0)
+            return 1;
+    }
     if (check_only) {
+        vd_redis_sync_free(d.redis);
         vd_info("check: configuration and definitions are valid");
         vd_live_clear();
         vd_geo_close(d.geo);
@@ -183,6 +202,10 @@ int main(int argc, char **argv)
         vd_error("decision port: %s", err);
         return 1;
     }
+    if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
+        vd_error("redis: cannot start the sync (out of memory or threads)");
+        return 1;
+    }
     d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
     d.sig_term = evsignal_new(d.base, SIGTERM, on_term, &d);
     d.sig_int = evsignal_new(d.base, SIGINT, on_term, &d);
@@ -190,11 +213,13 @@ int main(int argc, char **argv)
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
 
-    vd_info("variantd %s ready: decision port %s (MessagePack-RPC: decide, explain, ping)",
-            VD_VERSION, d.cfg.listen);
+    vd_info("variantd %s %s: decision port %s (MessagePack-RPC: decide, explain, ping)",
+            VD_VERSION, vd_live_generation() ? "ready" : "listening, NOT READY until a release loads",
+            d.cfg.listen);
     event_base_dispatch(d.base);
 
     vd_info("stopped");
+    vd_redis_sync_free(d.redis);
     vd_rpc_server_free(d.rpc);
     vd_worker_destroy(&d.worker);
     if (d.drain_timer)

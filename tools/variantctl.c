@@ -5,6 +5,8 @@
  *   variantctl decide  [--connect HOST:PORT] --slot S [--slot S ...] [context flags] [--json]
  *   variantctl explain ... (same flags; adds the context and each rule's verdict)
  *   variantctl ping    [--connect HOST:PORT] [--json]
+ *   variantctl publish SEGMENTS_DIR CONTENT_MAP_DIR [redis options] [--message M] [--keep N]
+ *   variantctl rollback [--to VERSION] | list | diff A B | status   [redis options]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +25,8 @@
 #include "net/rpc_server.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
+#include "store/redis_url.h"
+#include "store/release.h"
 #include "variantd/limits.h"
 
 #define MAX_ATTRS VD_MAX_ATTRS_PER_REQUEST
@@ -36,6 +40,16 @@ static void usage(FILE *out)
             "  variantctl decide  [options] --slot SLOT [--slot SLOT ...]\n"
             "  variantctl explain [options] --slot SLOT [--slot SLOT ...]\n"
             "  variantctl ping    [--connect HOST:PORT] [--json]\n"
+            "  variantctl publish SEGMENTS_DIR CONTENT_MAP_DIR [--message M] [--keep N] [redis]\n"
+            "  variantctl rollback [--to VERSION] [redis]   (default: the release before current)\n"
+            "  variantctl list [redis] | status [redis] | diff A B [redis]   (A, B: version,\n"
+            "                  current or previous)\n"
+            "\n"
+            "redis options (Redis mode, see docs/OPERATIONS.md):\n"
+            "  --redis URL           redis://[user:pass@]host:port/db or unix:/path\n"
+            "                        (default $VARIANTD_REDIS or redis://127.0.0.1:6379/0)\n"
+            "  --namespace NS        key prefix (default variantd)\n"
+            "  --author NAME         recorded with a publish (default $USER)\n"
             "\n"
             "options for decide/explain:\n"
             "  --connect HOST:PORT   daemon decision port (default 127.0.0.1:7700)\n"
@@ -468,6 +482,115 @@ static int cmd_request(const char *method, int argc, char **argv)
     return rc;
 }
 
+/* ---- Redis releases ---- */
+
+static int cmd_redis(const char *cmd, int argc, char **argv)
+{
+    const char *url = getenv("VARIANTD_REDIS");
+    const char *ns = VD_RELEASE_DEFAULT_NS, *message = "", *to = NULL;
+    const char *author = getenv("USER");
+    long keep = VD_RELEASE_DEFAULT_KEEP;
+    const char *pos[2] = { NULL, NULL };
+    int npos = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (a[0] == '-' && a[1] == '-' && !v) {
+            fprintf(stderr, "variantctl: %s needs a value\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--redis") == 0)
+            url = v, i++;
+        else if (strcmp(a, "--namespace") == 0)
+            ns = v, i++;
+        else if (strcmp(a, "--message") == 0 || strcmp(a, "-m") == 0)
+            message = v, i++;
+        else if (strcmp(a, "--author") == 0)
+            author = v, i++;
+        else if (strcmp(a, "--to") == 0)
+            to = v, i++;
+        else if (strcmp(a, "--keep") == 0) {
+            char *end;
+            keep = strtol(v, &end, 10);
+            i++;
+            if (*end || keep < 1 || keep > 100000) {
+                fprintf(stderr, "variantctl: --keep needs 1..100000\n");
+                return 2;
+            }
+        } else if (a[0] == '-' && a[1] == '-') {
+            fprintf(stderr, "variantctl: unknown option %s\n", a);
+            return 2;
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            fprintf(stderr, "variantctl: too many arguments\n");
+            return 2;
+        }
+    }
+    int want = strcmp(cmd, "publish") == 0 || strcmp(cmd, "diff") == 0 ? 2 : 0;
+    if (npos != want) {
+        usage(stderr);
+        return 2;
+    }
+    if (!url || !*url)
+        url = "redis://127.0.0.1:6379/0";
+    if (!vd_release_namespace_ok(ns)) {
+        fprintf(stderr, "variantctl: bad --namespace\n");
+        return 2;
+    }
+    vd_redis_url u;
+    char err[1024];
+    if (vd_redis_url_parse(url, &u, err, sizeof err) != 0) {
+        fprintf(stderr, "variantctl: %s\n", err);
+        return 2;
+    }
+    struct redisContext *c = vd_release_connect(&u, TIMEOUT_MS, err, sizeof err);
+    if (!c) {
+        fprintf(stderr, "variantctl: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    err[0] = '\0';
+    if (strcmp(cmd, "publish") == 0) {
+        vd_errors *e = malloc(sizeof *e);
+        if (!e) {
+            vd_release_close(c);
+            return 1;
+        }
+        vd_errors_init(e);
+        vd_publish_opts o = { .ns = ns, .author = author, .message = message, .keep = keep };
+        char version[128];
+        if (vd_release_publish(c, pos[0], pos[1], &o, version, sizeof version, e) != 0) {
+            for (size_t i = 0; i < e->n; i++)
+                fprintf(stderr, "%s\n", e->msg[i]);
+            if (e->dropped)
+                fprintf(stderr, "... and %zu more errors\n", e->dropped);
+            fprintf(stderr, "variantctl: not published\n");
+            rc = 1;
+        } else {
+            printf("published %s\n", version);
+        }
+        free(e);
+    } else if (strcmp(cmd, "rollback") == 0) {
+        char from[256], now[256];
+        if (vd_release_rollback(c, ns, to, from, sizeof from, now, sizeof now, err, sizeof err) != 0)
+            rc = 1;
+        else
+            printf("current: %s -> %s\n", from[0] ? from : "(none)", now);
+    } else if (strcmp(cmd, "list") == 0) {
+        rc = vd_release_list(c, ns, stdout, err, sizeof err) != 0;
+    } else if (strcmp(cmd, "status") == 0) {
+        rc = vd_release_status(c, ns, stdout, err, sizeof err) != 0;
+    } else {
+        int d = vd_release_diff(c, ns, pos[0], pos[1], stdout, err, sizeof err);
+        rc = d < 0 ? 2 : d;   /* like diff(1): 0 same, 1 different, 2 trouble */
+    }
+    if (err[0])
+        fprintf(stderr, "variantctl: %s\n", err);
+    vd_release_close(c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -479,6 +602,9 @@ int main(int argc, char **argv)
         return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "decide") == 0 || strcmp(cmd, "explain") == 0 || strcmp(cmd, "ping") == 0)
         return cmd_request(cmd, argc - 2, argv + 2);
+    if (strcmp(cmd, "publish") == 0 || strcmp(cmd, "rollback") == 0 || strcmp(cmd, "list") == 0 ||
+        strcmp(cmd, "diff") == 0 || strcmp(cmd, "status") == 0)
+        return cmd_redis(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);
         return 0;

@@ -3,8 +3,10 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "context/ip.h"
+#include "store/live.h"
 
 #define EMIT_LIT(e, lit) (e)->str((e)->arg, (lit), sizeof(lit) - 1)
 
@@ -169,10 +171,33 @@ static void emit_trace(const vd_emitter *e, const vd_ruleset *rs, const vd_decis
     }
 }
 
+/* explain only: where the answering ruleset came from and how fresh it is
+ * (one lock on the live info, not on the decide path). */
+static void emit_ruleset_state(const vd_emitter *e, const vd_ruleset *rs)
+{
+    vd_live_info info;
+    vd_live_get_info(&info);
+    /* The info describes the newest ruleset; this request may still hold the
+     * previous one for an instant after a swap. */
+    bool same = strcmp(info.version, vd_ruleset_version(rs)) == 0;
+    e->map(e->arg, 4);
+    EMIT_LIT(e, "version");
+    emit_cstr(e, vd_ruleset_version(rs));
+    EMIT_LIT(e, "source");
+    emit_cstr(e, same ? vd_source_name(info.source) : "previous");
+    EMIT_LIT(e, "age");
+    if (same)
+        e->i64(e->arg, (int64_t)time(NULL) - info.loaded_at);
+    else
+        e->nil(e->arg);
+    EMIT_LIT(e, "stale");
+    e->boolean(e->arg, info.stale);
+}
+
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
                     vd_context *ctx, const vd_eval *ev, bool explain)
 {
-    e->map(e->arg, explain ? 6 : 4);
+    e->map(e->arg, explain ? 7 : 4);
     EMIT_LIT(e, "version");
     emit_cstr(e, vd_ruleset_version(rs));
 
@@ -228,5 +253,7 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
         vd_result_emit_context(e, ctx);
         EMIT_LIT(e, "trace");
         emit_trace(e, rs, d, ev);
+        EMIT_LIT(e, "ruleset");
+        emit_ruleset_state(e, rs);
     }
 }

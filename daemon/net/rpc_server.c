@@ -172,7 +172,10 @@ static void handle_ping(rpc_conn *c, uint32_t msgid)
     else
         msgpack_pack_nil(pk);
     pack_str(pk, "stale");
-    msgpack_pack_false(pk);
+    if (info.stale)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     queue_reply(c);
     VD_STAT_INC(&w->stats, rpc_ping);
 }

@@ -44,6 +44,13 @@ static const config_row rows[] = {
     INT("max-output", max_output, VD_DEFAULT_MAX_OUTPUT, 4096, 1L << 30,
         "unsent reply bytes per connection before reading from it pauses"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
+    STR("redis-namespace", redis_namespace, "variantd", "key prefix of the releases in Redis"),
+    INT("redis-poll-interval", redis_poll_interval, 2000, 100, 600000,
+        "milliseconds between polls of the current release version"),
+    INT("redis-timeout", redis_timeout, 2000, 50, 60000,
+        "milliseconds a Redis connect or command may take before the link is reset"),
+    INT("stale-after", stale_after, 30, 1, 86400,
+        "seconds Redis may be unreachable before ping reports the ruleset stale"),
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

@@ -28,6 +28,11 @@ typedef struct vd_config {
     long idle_timeout;        /* seconds a connection may stay silent */
     long max_output;          /* unsent reply bytes before reading pauses */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
+    /* Redis mode (store/redis_sync.c) */
+    char *redis_namespace;    /* key prefix of releases, "variantd" */
+    long redis_poll_interval; /* ms between version polls */
+    long redis_timeout;       /* ms a Redis connect/command may take */
+    long stale_after;         /* s of Redis unreachable before ping says stale */
 } vd_config;
 
 void vd_config_defaults(vd_config *c);

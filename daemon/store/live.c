@@ -12,6 +12,7 @@ static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static vd_ruleset *live_rs;
 static _Atomic uint64_t live_gen;
 static vd_live_info live_info;
+static int stale_after = 30;
 
 void vd_live_set(vd_ruleset *rs, int source)
 {
@@ -57,6 +58,56 @@ void vd_live_get_info(vd_live_info *out)
     pthread_mutex_lock(&live_lock);
     *out = live_info;
     pthread_mutex_unlock(&live_lock);
+    out->stale = out->store_mode && out->store_unreachable_since &&
+                 (int64_t)time(NULL) - out->store_unreachable_since >= stale_after;
+}
+
+void vd_live_store_enable(int stale_after_s)
+{
+    pthread_mutex_lock(&live_lock);
+    live_info.store_mode = true;
+    /* Not reached yet: the clock for "stale" starts now. */
+    live_info.store_unreachable_since = (int64_t)time(NULL);
+    stale_after = stale_after_s;
+    pthread_mutex_unlock(&live_lock);
+}
+
+void vd_live_store_contact(void)
+{
+    pthread_mutex_lock(&live_lock);
+    live_info.store_connected = true;
+    live_info.store_last_contact = (int64_t)time(NULL);
+    live_info.store_unreachable_since = 0;
+    pthread_mutex_unlock(&live_lock);
+}
+
+void vd_live_store_lost(void)
+{
+    pthread_mutex_lock(&live_lock);
+    live_info.store_connected = false;
+    live_info.store_errors++;
+    if (!live_info.store_unreachable_since)
+        live_info.store_unreachable_since = (int64_t)time(NULL);
+    pthread_mutex_unlock(&live_lock);
+}
+
+void vd_live_store_reconnect(void)
+{
+    pthread_mutex_lock(&live_lock);
+    live_info.store_reconnects++;
+    pthread_mutex_unlock(&live_lock);
+}
+
+bool vd_live_confirm(const char *version, int source)
+{
+    bool same = false;
+    pthread_mutex_lock(&live_lock);
+    if (live_rs && strcmp(live_info.version, version) == 0) {
+        live_info.source = source;
+        same = true;
+    }
+    pthread_mutex_unlock(&live_lock);
+    return same;
 }
 
 const char *vd_source_name(int source)

@@ -27,6 +27,14 @@ typedef struct vd_live_info {
     uint64_t reloads;         /* accepted rulesets since start */
     uint64_t failures;        /* rejected rulesets since start */
     char last_error[512];     /* "" if the last attempt succeeded */
+    /* Remote store (Redis mode; all zero/false in file mode). */
+    bool store_mode;          /* a remote store is configured */
+    bool store_connected;     /* the last command got its answer */
+    bool stale;               /* store unreachable for longer than stale-after */
+    int64_t store_last_contact;      /* unix seconds of the last answer, 0 = never */
+    int64_t store_unreachable_since; /* unix seconds, 0 = reachable */
+    uint64_t store_reconnects;       /* connection attempts after a loss */
+    uint64_t store_errors;           /* failed/timed-out commands and lost links */
 } vd_live_info;
 
 /* Takes over the caller's reference. */
@@ -37,6 +45,15 @@ vd_ruleset *vd_live_acquire(void);
 uint64_t vd_live_generation(void);
 void vd_live_get_info(vd_live_info *out);
 const char *vd_source_name(int source);
+/* Remote store bookkeeping, called by the store's sync (one thread). */
+void vd_live_store_enable(int stale_after_s);
+void vd_live_store_contact(void);
+void vd_live_store_lost(void);
+void vd_live_store_reconnect(void);
+/* If the served ruleset has this version, relabel its source (a snapshot
+ * confirmed by Redis becomes "redis") and return true. */
+bool vd_live_confirm(const char *version, int source);
+
 /* Drops the current ruleset (at shutdown). */
 void vd_live_clear(void);
 
