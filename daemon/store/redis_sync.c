@@ -221,8 +221,10 @@ static int send_cmd(vd_redis_sync *s, redisAsyncContext *c, redisCallbackFn *fn,
         link_fail(s, "cannot queue a command");
         return -1;
     }
-    s->pending++;
-    arm_deadline(s);
+    /* The deadline runs from the oldest unanswered command: later sends do
+     * not push it back (a stopped server must not stay "alive" by polls). */
+    if (s->pending++ == 0)
+        arm_deadline(s);
     return 0;
 }
 

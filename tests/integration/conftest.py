@@ -177,3 +177,110 @@ def write_defs(tmp_path, segments, content_map, name="defs"):
     (base / "segments" / "all.json").write_text(json.dumps(segments, indent=1))
     (base / "content-map" / "all.json").write_text(json.dumps(content_map, indent=1))
     return base / "segments", base / "content-map"
+
+
+# ---- Redis mode (tests/integration/test_redis.py) ----
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+class RedisServer:
+    """A throwaway redis-server on a free loopback port, no persistence, in
+    tmp_path. stop()/kill()/start() keep the port so daemons can reconnect."""
+
+    def __init__(self, tmp_path, port=None):
+        self.port = port or free_port()
+        self.dir = tmp_path / f"redis-{self.port}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = None
+        self.log = None
+
+    def start(self, timeout=10):
+        import redis
+        self.log = open(self.dir / "redis.log", "ab")
+        self.proc = subprocess.Popen(
+            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5).ping():
+                    return self
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def client(self):
+        import redis
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True,
+                           socket_timeout=5)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _end(self, sig):
+        if not self.running():
+            return
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+    def stop(self):
+        self._end(signal.SIGTERM)
+
+    def kill(self):
+        self._end(signal.SIGKILL)
+
+    def pause(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    servers = []
+
+    def _start(port=None):
+        r = RedisServer(tmp_path, port=port).start()
+        servers.append(r)
+        return r
+
+    yield _start
+    for r in servers:
+        r.stop()
+
+
+def variantctl(*args, check=True, timeout=30):
+    """Runs build/variantctl; returns (rc, stdout, stderr)."""
+    p = subprocess.run([str(VARIANTCTL), *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout, cwd=ROOT)
+    if check:
+        assert p.returncode == 0, f"variantctl {args}: rc={p.returncode}\n{p.stdout}\n{p.stderr}"
+    return p.returncode, p.stdout, p.stderr
+
+
+def publish(redis_url, segments, content_map, *extra):
+    """variantctl publish; returns the new version."""
+    _, out, _ = variantctl("publish", segments, content_map, "--redis", redis_url, *extra)
+    line = [l for l in out.splitlines() if l.startswith("published ")]
+    assert line, out
+    return line[0].split()[1]
+
+
+def wait_for(pred, timeout=5, step=0.01):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
