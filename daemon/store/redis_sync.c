@@ -60,6 +60,7 @@ struct vd_redis_sync {
     bool compiling;               /* a job is with the compile thread */
     bool recheck;                 /* a check was asked for while busy */
     bool empty_logged;
+    bool fail_logged;             /* this outage was already logged at warn */
     char served[VLEN];            /* accepted (or snapshot) version */
     char rejected[VLEN];          /* last version rejected: not fetched again */
     char missing[VLEN];           /* current points to a missing release (logged once) */
@@ -199,13 +200,21 @@ static bool got_reply(vd_redis_sync *s, redisAsyncContext *c, redisReply *r, boo
     if (counted && s->pending > 0)
         s->pending--;
     arm_deadline(s);
+    return true;
+}
+
+/* A command answered properly: Redis is usable. Only then does the link
+ * count as up and the backoff reset (a refused AUTH must not make a
+ * reconnect loop without backoff). */
+static void link_ok(vd_redis_sync *s)
+{
     vd_live_store_contact();
+    s->fail_logged = false;
     if (s->link == LINK_CONNECTING) {
         s->link = LINK_UP;
         s->backoff_ms = BACKOFF_MIN_MS;
         vd_info("redis: connected to %s", s->desc);
     }
-    return true;
 }
 
 static int send_cmd(vd_redis_sync *s, redisAsyncContext *c, redisCallbackFn *fn, const char *fmt,
@@ -267,6 +276,8 @@ static void on_release(redisAsyncContext *c, void *reply, void *priv)
     if (!got_reply(s, c, r, true))
         return;
     s->fetching = false;
+    if (r->type != REDIS_REPLY_ERROR)
+        link_ok(s);
     char version[VLEN];
     snprintf(version, sizeof version, "%s", s->inflight);
     if (r->type != REDIS_REPLY_ARRAY) {
@@ -339,6 +350,8 @@ static void on_current(redisAsyncContext *c, void *reply, void *priv)
     if (!got_reply(s, c, r, true))
         return;
     s->fetching = false;
+    if (r->type != REDIS_REPLY_ERROR)
+        link_ok(s);
     if (r->type == REDIS_REPLY_NIL) {
         /* An empty (restarted, flushed) Redis never wipes what we serve. */
         if (!s->empty_logged) {
@@ -432,6 +445,8 @@ static void on_sub(redisAsyncContext *c, void *reply, void *priv)
         link_fail(s, why);
         return;
     }
+    if (!msg)
+        link_ok(s);
     if (msg)
         vd_debug("redis: notified of release %.*s", (int)(r->element[2]->len > 100 ? 100 : r->element[2]->len),
                  r->element[2]->str ? r->element[2]->str : "");
@@ -559,13 +574,15 @@ static void link_fail(vd_redis_sync *s, const char *why)
 {
     if (s->link == LINK_DOWN)
         return;
-    bool was_up = s->link == LINK_UP;
+    bool first = !s->fail_logged;
+    s->fail_logged = true;
     s->link = LINK_DOWN;
     s->pending = 0;
     s->fetching = false;
     event_del(s->deadline);
     vd_live_store_lost();
-    if (was_up)
+    /* warn once per outage, then quieter */
+    if (first)
         vd_warn("redis: %s: %s; still serving %s, reconnecting", s->desc, why,
                 s->served[0] ? s->served : "nothing (not ready)");
     else
@@ -629,6 +646,11 @@ static void load_snapshot(vd_redis_sync *s)
             vd_info("snapshot %s does not exist yet", s->snapshot);
         else
             vd_error("snapshot not used: %s", m);
+        return;
+    }
+    if (!vd_release_version_ok(version, strlen(version))) {
+        vd_error("snapshot not used: %s: bad release version", s->snapshot);
+        vd_docset_free(&ds);
         return;
     }
     vd_errors *err = malloc(sizeof *err);

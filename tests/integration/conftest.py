@@ -188,7 +188,9 @@ class RedisServer:
     """A throwaway redis-server on a free loopback port, no persistence, in
     tmp_path. stop()/kill()/start() keep the port so daemons can reconnect."""
 
-    def __init__(self, tmp_path, port=None):
+    def __init__(self, tmp_path, port=None, extra=(), password=None):
+        self.extra = list(extra)
+        self.password = password
         self.port = port or free_port()
         self.dir = tmp_path / f"redis-{self.port}"
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -201,12 +203,13 @@ class RedisServer:
         self.log = open(self.dir / "redis.log", "ab")
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir)],
+             "--appendonly", "no", "--daemonize", "no", "--dir", str(self.dir), *self.extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                if redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5).ping():
+                if redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=0.5,
+                               password=self.password).ping():
                     return self
             except redis.exceptions.ConnectionError:
                 time.sleep(0.05)
@@ -215,7 +218,7 @@ class RedisServer:
     def client(self):
         import redis
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True,
-                           socket_timeout=5)
+                           socket_timeout=5, password=self.password)
 
     def running(self):
         return self.proc is not None and self.proc.poll() is None
@@ -249,8 +252,8 @@ class RedisServer:
 def redis_server(tmp_path):
     servers = []
 
-    def _start(port=None):
-        r = RedisServer(tmp_path, port=port).start()
+    def _start(port=None, **kw):
+        r = RedisServer(tmp_path, port=port, **kw).start()
         servers.append(r)
         return r
 

@@ -403,3 +403,21 @@ def test_100_publishes_memory_returns(tmp_path, start_daemon, redis_server):
         # a leaked ruleset or release per publish would be far over this
         assert after - before < 4096, (before, after)
     assert len(r.client().zrange("variantd:releases", 0, -1)) == 20
+
+
+def test_password_acl_user_and_unix_socket(tmp_path, start_daemon, redis_server):
+    sock = tmp_path / "redis.sock"
+    r = redis_server(password="s3cr@t", extra=[
+        "--requirepass", "s3cr@t", "--unixsocket", str(sock), "--unixsocketperm", "700"])
+    r.client().execute_command("ACL", "SETUSER", "vd", "on", ">p:w", "~*", "&*", "+@all")
+    # legacy password (percent-encoded @), database 2
+    url_pw = f"redis://:s3cr%40t@127.0.0.1:{r.port}/2"
+    v1 = publish(url_pw, *defs(tmp_path, "a", "v1"))
+    # ACL user over the unix socket, same database
+    d = rdaemon(start_daemon, f"unix://{sock}?db=2&user=vd&password=p%3Aw")
+    assert wait_for(serving(d, v1))
+    # wrong password: refused, logged, retried; never ready
+    d2 = rdaemon(start_daemon, f"redis://:wrong@127.0.0.1:{r.port}/2")
+    assert wait_for(lambda: "AUTH/SELECT refused" in d2.read_log())
+    assert ping(d2)["ready"] is False
+    assert "wrong" not in d2.read_log() and "s3cr" not in d.read_log()
