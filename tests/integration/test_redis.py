@@ -421,3 +421,35 @@ def test_password_acl_user_and_unix_socket(tmp_path, start_daemon, redis_server)
     assert wait_for(lambda: "AUTH/SELECT refused" in d2.read_log())
     assert ping(d2)["ready"] is False
     assert "wrong" not in d2.read_log() and "s3cr" not in d.read_log()
+
+
+def test_flapping_redis(tmp_path, start_daemon, redis_server):
+    """Redis killed and restarted, paused and resumed, over and over: the
+    daemon keeps answering, tears links down cleanly (ASan build: no
+    use-after-free in hiredis callbacks) and ends on the newest release."""
+    r = redis_server()
+    port = r.port
+    v = publish(r.url, *defs(tmp_path, "a", "v1"))
+    d = rdaemon(start_daemon, r.url, poll="100")
+    assert wait_for(serving(d, v))
+    c = d.client()
+    cur = r
+    published = {v}
+    for i in range(6):
+        if i % 2:
+            cur.pause()
+            time.sleep(0.3 + 0.1 * i)
+            cur.resume()
+        else:
+            cur.kill()
+            time.sleep(0.1 * i)
+            cur = RedisServer(tmp_path, port=port).start()
+            v = publish(cur.url, *defs(tmp_path, "ab"[i % 4 // 2], f"f{i}"))
+            published.add(v)
+        for _ in range(20):
+            assert c.decide(slots=["hero"])["version"] in published
+    try:
+        v = publish(cur.url, *defs(tmp_path, "b", "final"), "--message", "final")
+        assert wait_for(serving(d, v), timeout=10)
+    finally:
+        cur.stop()
