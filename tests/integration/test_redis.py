@@ -287,7 +287,7 @@ def test_no_redis_no_snapshot_not_ready_then_ready(tmp_path, start_daemon):
         print(f"ready {time.time() - t0:.2f} s after the first publish")
         assert ping(d)["ready"] is True
         assert c.decide(slots=["hero"])["version"] == v1
-        assert (tmp_path / "none.json").exists()
+        assert wait_for(lambda: (tmp_path / "none.json").exists())
     finally:
         r.stop()
 
