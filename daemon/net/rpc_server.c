@@ -484,7 +484,7 @@ vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *
     msgpack_packer_init(&s->pk, &s->out, msgpack_sbuffer_write);
     s->resume_accept = evtimer_new(w->base, resume_accept_cb, s);
     s->listener = evconnlistener_new_bind(w->base, accept_cb, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
                                               LEV_OPT_CLOSE_ON_EXEC,
                                           1024, (struct sockaddr *)&ss, sslen);
     if (!s->listener || !s->resume_accept) {
