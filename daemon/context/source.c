@@ -184,7 +184,7 @@ static const char *site_of(const char *host)
 static bool has_dot(const char *s) { return strchr(s, '.') != NULL; }
 
 /* Copies a decoded value into a fixed field: drops control bytes and does not
- * leave half a UTF-8 sequence at the cut. */
+ * leave half a UTF-8 sequence at the end. */
 static void copy_field(char *dst, size_t cap, const char *src, size_t n)
 {
     size_t o = 0;
@@ -195,7 +195,9 @@ static void copy_field(char *dst, size_t cap, const char *src, size_t n)
             continue;
         dst[o++] = (char)c;
     }
-    if (i < n && o > 0) {                       /* cut: back off a partial sequence */
+    /* A value cut here or upstream (decode buffers) may end inside a UTF-8
+     * sequence: back off the partial sequence. */
+    if (o > 0) {
         size_t j = o;
         while (j > 0 && ((unsigned char)dst[j - 1] & 0xC0) == 0x80)
             j--;
