@@ -387,21 +387,11 @@ static bool get_param(vd_str q, const char *name, char *buf, size_t cap)
     return buf[0] != '\0';
 }
 
-static void read_utm(vd_str q, utm *u)
-{
-    memset(u, 0, sizeof *u);
-    u->any |= get_param(q, "utm_source", u->source, sizeof u->source);
-    u->any |= get_param(q, "utm_medium", u->medium, sizeof u->medium);
-    u->any |= get_param(q, "utm_campaign", u->campaign, sizeof u->campaign);
-    u->any |= get_param(q, "utm_term", u->term, sizeof u->term);
-    u->any |= get_param(q, "utm_content", u->content, sizeof u->content);
-    lower_ascii(u->source);
-    lower_ascii(u->medium);
-    if (strcmp(u->source, "(direct)") == 0)
-        u->source[0] = '\0';
-    if (strcmp(u->medium, "(none)") == 0 || strcmp(u->medium, "(not set)") == 0)
-        u->medium[0] = '\0';
-}
+/* The parameters we look for on every request, found in ONE pass over the
+ * query (a hostile 100 KB query is then read once, not once per name). */
+enum {
+    Q_SOURCE, Q_MEDIUM, Q_CAMPAIGN, Q_TERM, Q_CONTENT, Q_CLICK_FIRST,
+};
 
 static const struct { const char *param; const char *network; } click_ids[] = {
     { "gclid", "google" }, { "gbraid", "google" }, { "wbraid", "google" },
@@ -410,12 +400,79 @@ static const struct { const char *param; const char *network; } click_ids[] = {
     { "yclid", "yandex" }, { "sccid", "snapchat" }, { "rdt_cid", "reddit" },
 };
 
-static const char *click_network(vd_str q)
+#define Q_COUNT (Q_CLICK_FIRST + (int)(sizeof click_ids / sizeof click_ids[0]))
+
+static const char *qkey_name(int i)
+{
+    static const char *const utm_keys[] = {
+        "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    };
+    return i < Q_CLICK_FIRST ? utm_keys[i] : click_ids[i - Q_CLICK_FIRST].param;
+}
+
+typedef struct qfields {
+    vd_str v[Q_COUNT];            /* raw values; first occurrence wins */
+    bool has[Q_COUNT];
+} qfields;
+
+static void scan_query(vd_str q, qfields *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t pos = 0;
+    vd_str k, v;
+    char kbuf[32];
+    while (vd_url_query_next(q, &pos, &k, &v)) {
+        if (k.n == 0 || k.n > 3 * (sizeof kbuf - 1))
+            continue;
+        if (memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n))
+            k = vd_str_make(kbuf, vd_url_decode(k, kbuf, sizeof kbuf));
+        if (k.n < 4 || k.n > 12)                     /* shortest "epik", longest "utm_campaign" */
+            continue;
+        for (int i = 0; i < Q_COUNT; i++) {
+            if (!f->has[i] && vd_str_eq_ci(k, vd_str_cstr(qkey_name(i)))) {
+                f->has[i] = true;
+                f->v[i] = v;
+                break;
+            }
+        }
+    }
+}
+
+/* Decodes a found value into buf; false if absent or empty after cleaning. */
+static bool qvalue(const qfields *f, int i, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (!f->has[i] || f->v[i].n == 0)
+        return false;
+    char tmp[256];
+    size_t n = vd_url_decode(f->v[i], tmp, cap < sizeof tmp ? cap : sizeof tmp);
+    copy_field(buf, cap, tmp, n);
+    return buf[0] != '\0';
+}
+
+static void read_utm(vd_str q, utm *u, qfields *f)
+{
+    memset(u, 0, sizeof *u);
+    scan_query(q, f);
+    u->any |= qvalue(f, Q_SOURCE, u->source, sizeof u->source);
+    u->any |= qvalue(f, Q_MEDIUM, u->medium, sizeof u->medium);
+    u->any |= qvalue(f, Q_CAMPAIGN, u->campaign, sizeof u->campaign);
+    u->any |= qvalue(f, Q_TERM, u->term, sizeof u->term);
+    u->any |= qvalue(f, Q_CONTENT, u->content, sizeof u->content);
+    lower_ascii(u->source);
+    lower_ascii(u->medium);
+    if (strcmp(u->source, "(direct)") == 0)
+        u->source[0] = '\0';
+    if (strcmp(u->medium, "(none)") == 0 || strcmp(u->medium, "(not set)") == 0)
+        u->medium[0] = '\0';
+}
+
+static const char *click_network(const qfields *f)
 {
     char buf[8];
-    for (size_t i = 0; i < sizeof click_ids / sizeof click_ids[0]; i++)
-        if (get_param(q, click_ids[i].param, buf, sizeof buf))
-            return click_ids[i].network;
+    for (int i = Q_CLICK_FIRST; i < Q_COUNT; i++)
+        if (qvalue(f, i, buf, sizeof buf))
+            return click_ids[i - Q_CLICK_FIRST].network;
     return NULL;
 }
 
@@ -558,9 +615,10 @@ void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out)
 
     /* 0. utm fields: landing URL first, else the Referer's query. */
     utm u;
-    read_utm(have_page ? page.query : VD_STR_NULL, &u);
+    qfields page_q, ref_q;
+    read_utm(have_page ? page.query : VD_STR_NULL, &u, &page_q);
     if (!u.any && have_ref)
-        read_utm(ref.query, &u);
+        read_utm(ref.query, &u, &ref_q);
     copy_field(out->campaign, sizeof out->campaign, u.campaign, strlen(u.campaign));
     copy_field(out->term, sizeof out->term, u.term, strlen(u.term));
     copy_field(out->content, sizeof out->content, u.content, strlen(u.content));
@@ -585,7 +643,7 @@ void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out)
     const char *ref_name = e && e->name ? e->name : have_ref ? strip_www(rhost) : "";
 
     /* 1. click ids */
-    const char *net = have_page ? click_network(page.query) : NULL;
+    const char *net = click_network(&page_q);
     if (net) {
         out->medium = VD_MEDIUM_PAID;
         set_name(out, u.source[0] ? u.source : net);
