@@ -90,60 +90,85 @@ static const tok weak_bot_tokens[] = {
     T("thumbnail"), T("siteimprove"), T("seo"), T("search"), T("favicon"),
     T("diagnostic"), T("feedparser"), T("feed parser"), T("user agent"),
     T("useragent"), T("domain"), T("sitesucker"),
-    T("http"), T("www."), T(".com"), T(".org"), T(".net"), T(".io"), T(".ai"),
+    T("http"), T("www."), T(".com"), T(".org"), T(".io"), T(".ai"),
     T("@"),              /* a contact address */
 };
 
 /* Phone models and apps whose names contain a bot word. */
 static const tok bot_exceptions[] = {
     T("cubot"),         /* Cubot, a phone brand */
-    T("bot tab"), T("idbot"), T("power bot"), T("vr bot"), T("xbot_"),
+    T("bot tab"), T("idbot"), T("power bot"), T("vr bot"), T("xbot_"), T("bot_"),
     T("; wv)"),         /* Android WebView: an app on a device */
 };
 
 /* Not phones, tablets or PCs: TVs and their boxes, consoles, cars, watches,
  * cameras, media players, speakers and smart displays. */
 static const tok other_tokens[] = {
-    /* TV platforms and standards */
+    /* TV platforms, standards and TV browsers */
     T("smart-tv"), T("smarttv"), T("smart tv"), T("hbbtv"), T("netcast"),
-    T("web0s"), T("webos.tv"), T("webos; linux/smarttv"), T("googletv"),
-    T("google tv"), T("android tv"), T("androidtv"), T("crkey"), T("roku"),
-    T("appletv"), T("apple tv"), T("tvos"), T("viera"), T("bravia"),
-    T("aquos"), T("philipstv"), T("nettv"), T("opera tv"), T("omi/"),
-    T("vidaa"), T("tivo"), T("vizio"), T("ce-html"), T("dtv"), T("stb"),
-    T("set-top"), T("settop"), T("tv safari"), T(") tv "), T("safari/537.36 tv"),
-    T(" tv;"), T(" tv)"), T("_tv"), T("tv build"), T("tv box"), T("tvbox"),
-    T("smart box"), T("mibox"), T("mitv"), T("fire tv"), T("; aft"),
-    T("shield android tv"), T("tizen/") /* Tizen/x.y: Samsung TV (phones say Tizen x.y) */,
-    T("lg browser"), T("inettvbrowser"), T("maple"), T("kreatv"),
-    T("freebox"), T("livebox"), T("box build"),
+    T("web0s"), T("webos.tv"), T("googletv"), T("google tv"), T("android tv"),
+    T("androidtv"), T("crkey"), T("roku"), T("appletv"), T("apple tv"),
+    T("tvos"), T("viera"), T("bravia"), T("aquos"), T("philipstv"),
+    T("nettv"), T("opera tv"), T(" omi/"), T("vidaa"), T("tivo"), T("vizio"),
+    T("ce-html"), T("dtv"), T("set-top"), T("settop"), T("tv safari"),
+    T(") tv "), T("safari/537.36 tv"), T(" tv;"), T(" tv)"), T("(tv;"),
+    T("tvbrowser"), T("_tv"), T("tv build"), T("tv box"), T("tvbox"),
+    T("mibox"), T("fire tv"), T("; aft"),  /* Amazon Fire TV models: AFTS, AFTMM... */
+    T("; aeo"),                            /* Amazon Echo Show models */
+    T("tizen/"),                           /* "Tizen/x.y": Samsung TVs; phones say "Tizen x.y" */
+    T("lg browser"), T("inettvbrowser"), T("maple"), T("kreatv"), T("freebox"),
+    T("livebox"), T("yndx-"),              /* Yandex TV modules and stations */
+    T("brightsign"), T("qtembedded"), T("presto"), T("linux mips"), T("linux sh4"),
+    T("(linux )"), T("(linux armv7l)"),   /* embedded Linux without X11: TVs, not PCs */
+    T("(sky,"), T("; stv;"), T("amazon;"),
     /* consoles */
-    T("playstation"), T("xbox"), T("nintendo"), T("ouya"),
+    T("playstation"), T("xbox"), T("nintendo"), T("ouya"), T("shield build"),
     /* cars */
-    T("qtcarbrowser"), T("carplay"), T("android automotive"),
+    T("qtcarbrowser"), T("carplay"), T("android automotive"), T("tesla/"),
     /* wearables */
-    T("watch"), T("wear os"), T("; sm-r"),
-    /* media players, speakers, displays, cameras */
-    T("ipod"), T("sonos"), T("echo_"), T("alexa"), T("aftb"), T("; ek-gc"),
-    T("kodi/"), T("libvlc"), T("vlc/"),
+    T("watch"), T("wear os"), T("; sm-r"), T("vr safari"), T("quest"), T("oculus"),
+    /* media players, speakers, smart displays, cameras */
+    T("ipod"), T("zune"), T("sonos"), T("echo_"), T("alexa"), T("; ek-gc"),
+    T("libvlc"), T("vlc/"), T("projector"),
 };
 
 static const tok tablet_tokens[] = {
     T("ipad"), T("tablet"), T("kindle"), T("silk/"), T("; kf"), T("playbook"),
     T("xoom"), T("nexus 7"), T("nexus 9"), T("nexus 10"), T("mediapad"),
-    T("matepad"), T("lenovo tb"), T("; tb-"), T("mi pad"), T("touchpad"),
+    T("matepad"), T("lenovo tb"), T("; tb-"), T("; tb"), T("mi pad"), T("touchpad"),
     T("; sm-t"), T("; sm-x"), T("; sm-p"), T("; gt-p"), T("; gt-n5"),
-    T("; gt-n8"), T(" tab "), T(" tab)"), T("tab build"), T("galaxy tab"),
+    T("; gt-n8"), T("galaxy tab"), T("nook"), T("bntv"),
+    T("/apad"),              /* Yandex apps' tablet build */
+    T("; mid"), T("surface duo"),
 };
 
+static const tok tablet_exceptions[] = {
+    T("tablet pc"),          /* Windows desktops with pen support */
+};
+
+/* Phones: mobile OSes, feature-phone browsers, and phone model prefixes
+ * whose tablet siblings were caught by tablet_tokens first. */
 static const tok mobile_tokens[] = {
     T("iphone"), T("windows phone"), T("iemobile"), T("blackberry"),
     T("bb10"), T("symbian"), T("series60"), T("series40"), T("nokia"),
-    T("j2me"), T("midp"), T("opera mini"), T("kaios"), T("mobi"),
+    T("j2me"), T("midp"), T("cldc"), T("opera mini"), T("kaios"),
     T("palm"), T("webos"), T("up.browser"), T("obigo"), T("netfront"),
     T("maui"), T("sonyericsson"), T("samsung-"), T("lg-"), T("mot-"),
-    T("phone"), T("bada"), T("brew"), T("mocor"), T("spreadtrum"),
-    T("fban/"), T("(mobile;"),
+    T("docomo"), T("wap"), T("phone"), T("bada"), T("brew"), T("mocor"),
+    T("spreadtrum"), T("(mobile;"), T("; sm-"), T("; lm-"), T("redmi"),
+    T("pixel"), T("oneplus"), T("vivo "), T("moto"), T("huawei"), T("honor"),
+    T("; cph"), T("; rmx"), T("; mobile"), T("mobile safari"), T(" mobile/"),
+    T(" mobile "), T(" mobile"),
+};
+
+/* Desktop signs strong enough to win over mobile words: Facebook's Windows
+ * app and Android running on laptops. */
+static const tok desktop_first_tokens[] = {
+    T("fbid/desktop"), T("osmeta"), T("chromebook"), T("crosarc"),
+    T("waydroid"), T("(pc;"), T("inspiron"), T("travelmate"), T("aspire"),
+    T("elitebook"), T("probook"), T("thinkpad"), T("ideapad"), T("latitude"),
+    T("vivobook"), T("zenbook"), T("macbook"), T("compaq"), T(" pc)"),
+    T("aio system"),
 };
 
 static const tok desktop_tokens[] = {
@@ -153,8 +178,70 @@ static const tok desktop_tokens[] = {
     T("wow64"), T("windows 9"), T("win9"), T("win32"), T("windows"),
     T("darwin"), T("beos"), T("haiku"), T("amiga"), T("os/2"), T("openvms"),
     T("linux"), T("mac os"), T("macos"), T("desktop"), T("win10"), T("win11"),
-    T("inferno"),
+    T("inferno"), T("ms-office"), T("msoffice"),
 };
+
+/* The Android model name ("SM-G991B", "32LF7130S", "X96 Max") says what an
+ * Android device is when the UA itself does not. Returns an empty slice when
+ * there is none. */
+static vd_str android_model(const ua_buf *u)
+{
+    const char *a = memmem(u->s, u->n, "android", 7);
+    if (!a)
+        return VD_STR_NULL;
+    const char *end = u->s + u->n;
+    const char *p = a;
+    /* "Android 9; [xx-yy; ]MODEL Build/..." — skip at most two fields. */
+    for (int field = 0; field < 3; field++) {
+        while (p < end && *p != ';' && *p != ')')
+            p++;
+        if (p >= end || *p == ')')
+            return VD_STR_NULL;
+        p++;
+        while (p < end && *p == ' ')
+            p++;
+        const char *q = p;
+        while (q < end && *q != ';' && *q != ')' && (size_t)(q - p) < 64 &&
+               !(q + 6 <= end && memcmp(q, " build", 6) == 0) && !(*q == '/'))
+            q++;
+        size_t n = (size_t)(q - p);
+        bool locale = (n == 2 || n == 5) && (n == 2 || p[2] == '-' || p[2] == '_');
+        if (n == 0 || locale || (n == 1 && p[0] == 'u') || (n >= 3 && memcmp(p, "arm", 3) == 0))
+            continue;
+        return vd_str_make(p, n);
+    }
+    return VD_STR_NULL;
+}
+
+static bool model_has(vd_str m, const char *tokn)
+{
+    size_t n = strlen(tokn);
+    return n <= m.n && memmem(m.p, m.n, tokn, n) != NULL;
+}
+
+/* TV sets name their models after the screen size ("32LF7130S", "55OLED"),
+ * set-top boxes call themselves boxes. */
+static bool model_is_tv(vd_str m)
+{
+    if (m.n >= 4 && m.p[0] >= '1' && m.p[0] <= '9' && m.p[1] >= '0' && m.p[1] <= '9' &&
+        m.p[2] >= 'a' && m.p[2] <= 'z')
+        return true;
+    static const char *const words[] = { "tv", "box", "led", "stb", "x96", "h96", "a95x",
+                                         "t95", "mxq", "m8s", "s905", "dongle", "shell " };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (model_has(m, words[i]))
+            return true;
+    return false;
+}
+
+static bool model_is_tablet(vd_str m)
+{
+    static const char *const words[] = { "tab", "pad" };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (model_has(m, words[i]))
+            return true;
+    return false;
+}
 
 /* -------------------------------------------------------------- families */
 
@@ -266,12 +353,20 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, other_tokens))
         return VD_DEVICE_OTHER;
-    if (HAS_ANY(u, tablet_tokens))
+    vd_str model = android_model(u);
+    if (model.n && model_is_tv(model))
+        return VD_DEVICE_OTHER;
+    if (HAS_ANY(u, desktop_first_tokens))
+        return VD_DEVICE_DESKTOP;
+    if ((HAS_ANY(u, tablet_tokens) && !HAS_ANY(u, tablet_exceptions)) ||
+        (model.n && model_is_tablet(model)))
         return VD_DEVICE_TABLET;
     if (HAS_ANY(u, mobile_tokens))
         return VD_DEVICE_MOBILE;
-    if (HAS(u, "android"))
-        return VD_DEVICE_TABLET;      /* Android without "Mobile" */
+    /* Android and no "Mobile": Google's convention for tablets, but only a
+     * browser UA follows it; app and Dalvik UAs are phones far more often. */
+    if (HAS(u, "android") || HAS(u, "adr "))
+        return HAS(u, "safari") ? VD_DEVICE_TABLET : VD_DEVICE_MOBILE;
     if (HAS_ANY(u, weak_bot_tokens))
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, desktop_tokens))
