@@ -108,7 +108,7 @@ static const tok other_tokens[] = {
     T("smart-tv"), T("smarttv"), T("smart tv"), T("hbbtv"), T("netcast"),
     T("web0s"), T("webos.tv"), T("googletv"), T("google tv"), T("android tv"),
     T("androidtv"), T("crkey"), T("roku"), T("appletv"), T("apple tv"),
-    T("tvos"), T("viera"), T("bravia"), T("aquos"), T("philipstv"),
+    T("tvos"), T("viera"), T("bravia"), T("philipstv"),
     T("nettv"), T("opera tv"), T(" omi/"), T("vidaa"), T("tivo"), T("vizio"),
     T("ce-html"), T("dtv"), T("set-top"), T("settop"), T("tv safari"),
     T(") tv "), T("safari/537.36 tv"), T(" tv;"), T(" tv)"), T("(tv;"),
@@ -126,9 +126,9 @@ static const tok other_tokens[] = {
     /* cars */
     T("qtcarbrowser"), T("carplay"), T("android automotive"), T("tesla/"),
     /* wearables */
-    T("watch"), T("wear os"), T("; sm-r"), T("vr safari"), T("quest"), T("oculus"),
+    T("watch"), T("wear os"), T("; sm-r"), T("vr safari"), T("like quest"), T("quest 2"), T("quest 3"), T("oculus"),
     /* media players, speakers, smart displays, cameras */
-    T("ipod"), T("zune"), T("sonos"), T("echo_"), T("alexa"), T("; ek-gc"),
+    T("ipod"), T("zune"), T("sonos"), T("alexa"), T("; ek-gc"),
     T("libvlc"), T("vlc/"), T("projector"),
 };
 
@@ -158,7 +158,13 @@ static const tok mobile_tokens[] = {
     T("spreadtrum"), T("(mobile;"), T("; sm-"), T("; lm-"), T("redmi"),
     T("pixel"), T("oneplus"), T("vivo "), T("moto"), T("huawei"), T("honor"),
     T("; cph"), T("; rmx"), T("; mobile"), T("mobile safari"), T(" mobile/"),
-    T(" mobile "), T(" mobile"),
+    T(" mobile "), T(" mobile"), T("dv(iph"), T("fb4a"), T("ucweb"), T("juc ("),
+    T("teleca"), T("screen-"),
+};
+
+/* Windows phones that say "Windows NT" or "desktop". */
+static const tok mobile_first_tokens[] = {
+    T("wpdesktop"), T("lumia"),
 };
 
 /* Desktop signs strong enough to win over mobile words: Facebook's Windows
@@ -219,6 +225,27 @@ static bool model_has(vd_str m, const char *tokn)
     return n <= m.n && memmem(m.p, m.n, tokn, n) != NULL;
 }
 
+static bool is_alpha(char c) { return c >= 'a' && c <= 'z'; }
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* The word w in the model standing on its own at least on one side
+ * ("Rombica TV Air", "rk3128_box", "SberBox") rather than inside another
+ * word ("HTV33", "RunboX5", "TURBOX_I4G"). */
+static bool model_word(vd_str m, const char *w, bool digit_after)
+{
+    size_t n = strlen(w);
+    for (const char *p = m.p, *end = m.p + m.n; p + n <= end; p++) {
+        p = memmem(p, (size_t)(end - p), w, n);
+        if (!p)
+            return false;
+        char before = p > m.p ? p[-1] : ' ', after = p + n < end ? p[n] : ' ';
+        if (digit_after ? is_digit(after)
+                        : (!is_alpha(before) || after == ' ' || after == '-' || p + n == end))
+            return true;
+    }
+    return false;
+}
+
 /* TV sets name their models after the screen size ("32LF7130S", "55OLED"),
  * set-top boxes call themselves boxes. */
 static bool model_is_tv(vd_str m)
@@ -226,8 +253,14 @@ static bool model_is_tv(vd_str m)
     if (m.n >= 4 && m.p[0] >= '1' && m.p[0] <= '9' && m.p[1] >= '0' && m.p[1] <= '9' &&
         m.p[2] >= 'a' && m.p[2] <= 'z')
         return true;
-    static const char *const words[] = { "tv", "box", "led", "stb", "x96", "h96", "a95x",
-                                         "t95", "mxq", "m8s", "s905", "dongle", "shell " };
+    if (model_has(m, "letv"))          /* LeTV, a phone brand */
+        return false;
+    if (model_word(m, "tv", false) || model_word(m, "box", false) || model_word(m, "stb", false) ||
+        model_word(m, "led", true))   /* "LED32": a panel size */
+        return true;
+    /* Android TV box families. */
+    static const char *const words[] = { "x96", "h96", "a95x", "t95", "mxq", "m8s", "dongle",
+                                         "shell " };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
             return true;
@@ -356,6 +389,8 @@ static uint8_t type_of(const ua_buf *u)
     vd_str model = android_model(u);
     if (model.n && model_is_tv(model))
         return VD_DEVICE_OTHER;
+    if (HAS_ANY(u, mobile_first_tokens))
+        return VD_DEVICE_MOBILE;
     if (HAS_ANY(u, desktop_first_tokens))
         return VD_DEVICE_DESKTOP;
     if ((HAS_ANY(u, tablet_tokens) && !HAS_ANY(u, tablet_exceptions)) ||
