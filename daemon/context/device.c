@@ -246,6 +246,26 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
     return false;
 }
 
+/* "K43DLJ10US", "LT-55NX8001S", "SABA_42SB6000F": a short maker prefix, a
+ * common TV diagonal in inches, then more letters — how TV sets are named.
+ * Phones put digits after their series letter ("SM-A325F") instead. */
+static bool model_panel_size(vd_str m)
+{
+    static const char sizes[][3] = { "22", "24", "28", "32", "39", "40", "42", "43", "49",
+                                     "50", "55", "58", "65", "70", "75", "85" };
+    size_t i = 0;
+    while (i < m.n && i < 5 && is_alpha(m.p[i]))
+        i++;
+    if (i < m.n && (m.p[i] == '-' || m.p[i] == '_'))
+        i++;
+    if (i + 5 > m.n || !is_digit(m.p[i]) || !is_digit(m.p[i + 1]) || !is_alpha(m.p[i + 2]))
+        return false;
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+        if (m.p[i] == sizes[k][0] && m.p[i + 1] == sizes[k][1])
+            return true;
+    return false;
+}
+
 /* TV sets name their models after the screen size ("32LF7130S", "55OLED"),
  * set-top boxes call themselves boxes. */
 static bool model_is_tv(vd_str m)
@@ -258,9 +278,17 @@ static bool model_is_tv(vd_str m)
     if (model_word(m, "tv", false) || model_word(m, "box", false) || model_word(m, "stb", false) ||
         model_word(m, "led", true))   /* "LED32": a panel size */
         return true;
-    /* Android TV box families. */
-    static const char *const words[] = { "x96", "h96", "a95x", "t95", "mxq", "m8s", "dongle",
-                                         "shell " };
+    if (model_panel_size(m))
+        return true;
+    /* TV box families and makers, single-board computers, handheld consoles,
+     * media players and cameras running Android; "4k"/"8k"/"atv"/"dvb" are
+     * what set-top boxes put in their names. */
+    static const char *const words[] = {
+        "x96", "h96", "a95x", "t95", "mxq", "m8s", "dongle", "shell", "4k", "8k", "atv",
+        "dvb", "hdr", "uhd", "beelink", "zidoo", "ugoos", "vontar", "mecool", "formuler",
+        "nexus player", "mygica", "vorke", "mk80", "rk3", "tinker board", "raspberry",
+        "odroid", "retroid", "gamepad", "fiio", "coolpix", "evpad", "amlogic",
+    };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
             return true;
