@@ -110,7 +110,7 @@ static const tok other_tokens[] = {
     T("androidtv"), T("crkey"), T("roku"), T("appletv"), T("apple tv"),
     T("tvos"), T("viera"), T("bravia"), T("philipstv"),
     T("nettv"), T("opera tv"), T(" omi/"), T("vidaa"), T("tivo"), T("vizio"),
-    T("ce-html"), T("dtv"), T("set-top"), T("settop"), T("tv safari"),
+    T("ce-html"), T("set-top"), T("settop"), T("tv safari"),
     T(") tv "), T("safari/537.36 tv"), T(" tv;"), T(" tv)"), T("(tv;"),
     T("tvbrowser"), T("_tv"), T("tv build"), T("tv box"), T("tvbox"),
     T("mibox"), T("fire tv"), T("; aft"),  /* Amazon Fire TV models: AFTS, AFTMM... */
@@ -130,6 +130,11 @@ static const tok other_tokens[] = {
     /* media players, speakers, smart displays, cameras */
     T("ipod"), T("zune"), T("sonos"), T("alexa"), T("; ek-gc"),
     T("libvlc"), T("vlc/"), T("projector"),
+};
+
+/* The Sonos controller app names the phone or Mac it runs on. */
+static const tok other_exceptions[] = {
+    T("(icru_"), T("(mdcr_"),
 };
 
 static const tok tablet_tokens[] = {
@@ -171,7 +176,7 @@ static const tok mobile_first_tokens[] = {
  * app and Android running on laptops. */
 static const tok desktop_first_tokens[] = {
     T("fbid/desktop"), T("osmeta"), T("chromebook"), T("crosarc"),
-    T("waydroid"), T("(pc;"), T("inspiron"), T("travelmate"), T("aspire"),
+    T("waydroid"), T("(pc;"), T("(mdcr_"), T("inspiron"), T("travelmate"), T("aspire"),
     T("elitebook"), T("probook"), T("thinkpad"), T("ideapad"), T("latitude"),
     T("vivobook"), T("zenbook"), T("macbook"), T("compaq"), T(" pc)"),
     T("aio system"),
@@ -239,6 +244,8 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
         if (!p)
             return false;
         char before = p > m.p ? p[-1] : ' ', after = p + n < end ? p[n] : ' ';
+        if (before == 'd' && w[0] == 't')
+            continue;                  /* "DTV": a phone or tablet with a TV tuner */
         if (digit_after ? is_digit(after)
                         : (!is_alpha(before) || after == ' ' || after == '-' || p + n == end))
             return true;
@@ -258,7 +265,15 @@ static bool model_panel_size(vd_str m)
         i++;
     if (i < m.n && (m.p[i] == '-' || m.p[i] == '_'))
         i++;
-    if (i + 5 > m.n || !is_digit(m.p[i]) || !is_digit(m.p[i + 1]) || !is_alpha(m.p[i + 2]))
+    if (i + 6 > m.n || !is_digit(m.p[i]) || !is_digit(m.p[i + 1]) || !is_alpha(m.p[i + 2]))
+        return false;
+    /* The rest is a product code with digits ("F8000C"), not a phone or
+     * tablet suffix ("Pro_ROW", "S_EEA", "L_4G"). */
+    vd_str tail = vd_str_make(m.p + i + 2, m.n - i - 2);
+    bool digits = false;
+    for (size_t k = 0; k < tail.n; k++)
+        digits |= is_digit(tail.p[k]);
+    if (!digits || model_has(tail, "4g") || model_has(tail, "5g") || model_has(tail, "lte"))
         return false;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (m.p[i] == sizes[k][0] && m.p[i + 1] == sizes[k][1])
@@ -270,9 +285,6 @@ static bool model_panel_size(vd_str m)
  * set-top boxes call themselves boxes. */
 static bool model_is_tv(vd_str m)
 {
-    if (m.n >= 4 && m.p[0] >= '1' && m.p[0] <= '9' && m.p[1] >= '0' && m.p[1] <= '9' &&
-        m.p[2] >= 'a' && m.p[2] <= 'z')
-        return true;
     if (model_has(m, "letv"))          /* LeTV, a phone brand */
         return false;
     if (model_word(m, "tv", false) || model_word(m, "box", false) || model_word(m, "stb", false) ||
@@ -412,7 +424,7 @@ static uint8_t type_of(const ua_buf *u)
      * browser's UA add one to say who they are. */
     if (u->n > 8 && memcmp(u->s, "mozilla/", 8) == 0 && (HAS(u, "http://") || HAS(u, "https://")))
         return VD_DEVICE_BOT;
-    if (HAS_ANY(u, other_tokens))
+    if (HAS_ANY(u, other_tokens) && !HAS_ANY(u, other_exceptions))
         return VD_DEVICE_OTHER;
     vd_str model = android_model(u);
     if (model.n && model_is_tv(model))
