@@ -307,12 +307,33 @@ static bool model_is_tv(vd_str m)
     return false;
 }
 
+/* Tablet product codes of the larger Android makers: Huawei MediaPad/MatePad
+ * ("AGS3-W09", "BAH2-L09"...), LG G Pad ("LG-V410", "LM-T600"), Lenovo Yoga
+ * Tab ("YT3-X50F"), Prestigio MultiPad ("PMT3101_4G"), Alldocube iPlay,
+ * PocketBook, Acer Iconia ("B1-733"), Digma ("CITI", "Optima", "Plane" +
+ * "...PL/PG" codes) and Irbis ("TZ7xx"). Checked only on the model name. */
+static const char *const tablet_model_prefixes[] = {
+    "ags", "agrk", "bah", "bg2-", "bzt", "bzi", "kob", "sht-", "cmr-", "scm-", "mrx-",
+    "dby", "hdl-", "vrd-", "got-", "cpn-", "mon-", "bgo-", "jdn", "lg-v", "lm-t",
+    "yt3-", "yt-", "pmt", "iplay", "pocketbook", "b1-", "a1-", "citi ", "optima ",
+    "plane ", "tz7", "pixel c", "nomi c", "rmd-", "tpc", "samsung-sm-t",
+};
+
 static bool model_is_tablet(vd_str m)
 {
     static const char *const words[] = { "tab", "pad" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
             return true;
+    for (size_t i = 0; i < sizeof tablet_model_prefixes / sizeof tablet_model_prefixes[0]; i++) {
+        size_t n = strlen(tablet_model_prefixes[i]);
+        if (m.n >= n && memcmp(m.p, tablet_model_prefixes[i], n) == 0)
+            return true;
+    }
+    /* Alcatel names phones 4xxx-6xxx and tablets 8xxx/9xxx ("9013X"). */
+    if (m.n >= 4 && m.n <= 9 && (m.p[0] == '8' || m.p[0] == '9') && is_digit(m.p[1]) &&
+        is_digit(m.p[2]) && is_digit(m.p[3]) && (m.n == 4 || !is_digit(m.p[4])))
+        return true;
     return false;
 }
 
