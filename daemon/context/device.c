@@ -299,7 +299,8 @@ static bool model_is_tv(vd_str m)
         "x96", "h96", "a95x", "t95", "mxq", "m8s", "dongle", "shell", "4k", "8k", "atv",
         "dvb", "hdr", "uhd", "beelink", "zidoo", "ugoos", "vontar", "mecool", "formuler",
         "nexus player", "mygica", "vorke", "mk80", "rk3", "tinker board", "raspberry",
-        "odroid", "retroid", "gamepad", "fiio", "coolpix", "evpad", "amlogic",
+        "odroid", "retroid", "gamepad", "fiio", "coolpix", "evpad", "amlogic", "nexon",
+        "selenga", "iconbit", "polarline", "polar_",
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
@@ -321,6 +322,8 @@ static const char *const tablet_model_prefixes[] = {
 
 static bool model_is_tablet(vd_str m)
 {
+    if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
+        return false;
     static const char *const words[] = { "tab", "pad" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
@@ -330,8 +333,8 @@ static bool model_is_tablet(vd_str m)
         if (m.n >= n && memcmp(m.p, tablet_model_prefixes[i], n) == 0)
             return true;
     }
-    /* Alcatel names phones 4xxx-6xxx and tablets 8xxx/9xxx ("9013X"). */
-    if (m.n >= 4 && m.n <= 9 && (m.p[0] == '8' || m.p[0] == '9') && is_digit(m.p[1]) &&
+    /* Alcatel names phones 4xxx-6xxx and tablets 9xxx ("9013X"). */
+    if (m.n >= 4 && m.n <= 9 && m.p[0] == '9' && is_digit(m.p[1]) &&
         is_digit(m.p[2]) && is_digit(m.p[3]) && (m.n == 4 || !is_digit(m.p[4])))
         return true;
     return false;
