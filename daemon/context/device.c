@@ -357,8 +357,12 @@ static const fam_rule os_rules[] = {
     F("windows ce", "Windows Mobile"), F("iemobile", "Windows Mobile"),
     F("kaios", "Firefox OS"),
     F("openharmony", "OpenHarmony"),
+    F("wpdesktop", "Windows Mobile"), F("wds ", "Windows Mobile"),
+    F("chromebook", "Chrome OS"), F("crosarc", "Chrome OS"), F("cros ", "Chrome OS"),
     F("android", "Android"), F("harmonyos", "Android"), F("silk/", "Android"),
-    F("cros ", "Chrome OS"),
+    F("adr ", "Android"),           /* UC Browser's abbreviation */
+    F("dv(iph", "iOS"),             /* UC Browser's iPhone UA */
+    F("mac os/", "Mac"), F("(x86_64)", "Mac"),   /* Mac apps: "CFNetwork/.. Darwin/.. (x86_64)" */
     F("iphone", "iOS"), F("ipad", "iOS"), F("ipod", "iOS"), F("like mac os x", "iOS"),
     F("watchos", "iOS"), F("tvos", "iOS"), F("appletv", "iOS"), F("cfnetwork", "iOS"),
     F("blackberry", "BlackBerry"), F("bb10", "BlackBerry"), F("rim tablet", "BlackBerry"),
@@ -370,7 +374,9 @@ static const fam_rule os_rules[] = {
     F("web0s", "Other Mobile"), F("webos", "Other Mobile"), F("tizen", "Other Mobile"),
     F("bada", "Other Mobile"), F("palmos", "Other Mobile"), F("palmsource", "Other Mobile"),
     F("meego", "Other Mobile"), F("sailfish", "Other Mobile"),
-    F("j2me", "Real-time OS"), F("midp", "Real-time OS"),
+    F("j2me", "Real-time OS"), F("midp", "Real-time OS"), F("mre/", "Real-time OS"),
+    F("up.browser", "Real-time OS"), F("mmp/", "Real-time OS"),
+    F("whale", "Other Smart TV"), F("maple", "Other Smart TV"), F("zeasn", "Other Smart TV"),
     F("freebsd", "Unix"), F("openbsd", "Unix"), F("netbsd", "Unix"),
     F("sunos", "Unix"), F("solaris", "Unix"),
     F("playstation portable", "Mobile Gaming Console"), F("psp", "Mobile Gaming Console"),
@@ -393,7 +399,8 @@ static const fam_rule browser_rules[] = {
     F("edga/", "Internet Explorer"), F("edgios/", "Internet Explorer"),
     F("msie", "Internet Explorer"), F("trident/", "Internet Explorer"),
     F("iemobile", "Internet Explorer"),
-    F("opr/", "Opera"), F("opera", "Opera"), F("opt/", "Opera"), F("opios/", "Opera"),
+    F("opr/", "Opera"), F("opt/", "Opera"), F("opios/", "Opera"), F("opera mini", "Opera"),
+    F("opera mobi", "Opera"), F("opera tablet", "Opera"),
     F("yabrowser", NOFAM), F("yasearchbrowser", NOFAM), F("ucbrowser", NOFAM),
     F("ucweb", NOFAM), F("mqqbrowser", NOFAM), F("qqbrowser", NOFAM),
     F("baiduboxapp", NOFAM), F("fban", NOFAM), F("fbav", NOFAM),
@@ -404,6 +411,8 @@ static const fam_rule browser_rules[] = {
     F("samsungbrowser", "Chrome"), F("miuibrowser", "Chrome"),
     F("huaweibrowser", "Chrome"), F("silk/", "Chrome"), F("crios/", "Chrome"),
     F("chrome/", "Chrome"), F("chromium", "Chrome"), F("crmo/", "Chrome"),
+    F("opera", "Opera"),            /* Presto Opera; after Chrome for Opera-branded Chromium TVs */
+    F("dalvik", "Android Browser"), /* the Android runtime's own HTTP UA */
     F("fxios/", "Firefox"), F("firefox", "Firefox"), F("fennec", "Firefox"),
     F("iceweasel", "Firefox"),
     F("netfront", "NetFront"), F("nf-browser", "NetFront"),
