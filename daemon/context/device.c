@@ -34,14 +34,37 @@ typedef struct tok {
 
 #define T(lit) { (lit), (uint8_t)(sizeof(lit) - 1) }
 
+/* The lower-cased UA plus a 4096-bit set of its hashed 3-byte windows. Most
+ * of the few hundred tokens tested are absent; two bit tests (first and last
+ * 3 bytes of the token) rule them out without scanning the UA. */
+#define TRI_BITS 4096u
+
 typedef struct ua_buf {
     char s[VD_UA_MAX];
     size_t n;
+    uint64_t tri[TRI_BITS / 64];
 } ua_buf;
+
+static unsigned tri_hash(const char *p)
+{
+    uint32_t v = (uint32_t)(unsigned char)p[0] | (uint32_t)(unsigned char)p[1] << 8 |
+                 (uint32_t)(unsigned char)p[2] << 16;
+    return (unsigned)((v * 2654435761u) >> 20);     /* 12 bits */
+}
+
+static bool tri_maybe(const ua_buf *u, const char *p)
+{
+    unsigned h = tri_hash(p);
+    return (u->tri[h / 64] >> (h % 64)) & 1u;
+}
 
 static bool has(const ua_buf *u, const char *s, size_t n)
 {
-    return n <= u->n && memmem(u->s, u->n, s, n) != NULL;
+    if (n > u->n)
+        return false;
+    if (n >= 3 && (!tri_maybe(u, s) || !tri_maybe(u, s + n - 3)))
+        return false;
+    return memmem(u->s, u->n, s, n) != NULL;
 }
 
 #define HAS(u, lit) has((u), (lit), sizeof(lit) - 1)
@@ -490,6 +513,11 @@ void vd_device_classify(vd_str ua, vd_device *out)
         unsigned char c = (unsigned char)ua.p[i];
         u.s[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
     }
+    memset(u.tri, 0, sizeof u.tri);
+    for (size_t i = 0; i + 3 <= u.n; i++) {
+        unsigned h = tri_hash(u.s + i);
+        u.tri[h / 64] |= (uint64_t)1 << (h % 64);
+    }
     out->type = type_of(&u);
     if (out->type == VD_DEVICE_BOT || u.n == 0) {
         out->os = NULL;
@@ -517,6 +545,9 @@ const char *vd_device_type_name(unsigned type)
  * classified every time rather than growing the slab. */
 #define UA_CACHE_KEY_MAX 512
 
+/* Two-way set associative: a UA competes with one other for its set, and the
+ * least recently used of the two is replaced, so two hot UAs that share a
+ * set do not evict each other on every request. */
 typedef struct slot {
     uint64_t hash;
     uint16_t len;          /* 0 = empty (the empty UA is never cached) */
@@ -524,17 +555,16 @@ typedef struct slot {
 } slot;
 
 struct vd_device_cache {
-    size_t mask;
-    slot *slots;
-    char *keys;            /* (mask+1) * UA_CACHE_KEY_MAX bytes */
+    size_t set_mask;       /* sets - 1 */
+    slot *slots;           /* 2 per set */
+    uint8_t *lru;          /* per set: the way used least recently */
+    char *keys;            /* one UA_CACHE_KEY_MAX buffer per slot */
     uint64_t hits, misses;
 };
 
 vd_device_cache *vd_device_cache_new(size_t entries)
 {
-    size_t n = 1;
-    if (entries == 0)
-        entries = 1;
+    size_t n = 2;
     if (entries > ((size_t)1 << 24))
         entries = (size_t)1 << 24;       /* 8 GiB of keys is a config error */
     while (n < entries)
@@ -543,12 +573,13 @@ vd_device_cache *vd_device_cache_new(size_t entries)
     if (!c)
         return NULL;
     c->slots = calloc(n, sizeof *c->slots);
+    c->lru = calloc(n / 2, 1);
     c->keys = malloc(n * UA_CACHE_KEY_MAX);
-    if (!c->slots || !c->keys) {
+    if (!c->slots || !c->lru || !c->keys) {
         vd_device_cache_free(c);
         return NULL;
     }
-    c->mask = n - 1;
+    c->set_mask = n / 2 - 1;
     return c;
 }
 
@@ -557,6 +588,7 @@ void vd_device_cache_free(vd_device_cache *c)
     if (!c)
         return;
     free(c->slots);
+    free(c->lru);
     free(c->keys);
     free(c);
 }
@@ -568,20 +600,28 @@ void vd_device_lookup(vd_device_cache *c, vd_str ua, vd_device *out)
         return;
     }
     uint64_t h = vd_hash64(ua.p, ua.n);
-    size_t i = (size_t)(h ^ (h >> 29)) & c->mask;
-    slot *s = &c->slots[i];
-    char *key = c->keys + i * UA_CACHE_KEY_MAX;
-    if (s->len == ua.n && s->hash == h && memcmp(key, ua.p, ua.n) == 0) {
-        c->hits++;
-        *out = s->verdict;
-        return;
+    size_t set = (size_t)(h ^ (h >> 32)) & c->set_mask;
+    for (unsigned way = 0; way < 2; way++) {
+        size_t i = set * 2 + way;
+        slot *s = &c->slots[i];
+        /* The hash only finds the candidate; the stored bytes decide. */
+        if (s->len == ua.n && s->hash == h &&
+            memcmp(c->keys + i * UA_CACHE_KEY_MAX, ua.p, ua.n) == 0) {
+            c->hits++;
+            c->lru[set] = (uint8_t)(way ^ 1u);
+            *out = s->verdict;
+            return;
+        }
     }
     c->misses++;
     vd_device_classify(ua, out);
-    s->hash = h;
-    s->len = (uint16_t)ua.n;
-    s->verdict = *out;
-    memcpy(key, ua.p, ua.n);
+    unsigned way = c->lru[set];
+    size_t i = set * 2 + way;
+    c->slots[i].hash = h;
+    c->slots[i].len = (uint16_t)ua.n;
+    c->slots[i].verdict = *out;
+    memcpy(c->keys + i * UA_CACHE_KEY_MAX, ua.p, ua.n);
+    c->lru[set] = (uint8_t)(way ^ 1u);
 }
 
 void vd_device_cache_stats(const vd_device_cache *c, uint64_t *hits, uint64_t *misses)
