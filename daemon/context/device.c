@@ -112,7 +112,9 @@ static const tok weak_bot_tokens[] = {
     T("pingdom"), T("imageproxy"),
     T("thumbnail"), T("siteimprove"), T("seo"), T("search"), T("favicon"),
     T("diagnostic"), T("feedparser"), T("feed parser"), T("user agent"),
-    T("useragent"), T("domain"), T("sitesucker"),
+    T("useragent"), T("domain"), T("sitesucker"), T("verifier"), T("cms/"),
+    T("prospect"),       /* lead-generation scrapers */
+    T("(unknown;"),      /* a platform nobody admits to */
     T("http"), T("www."), T(".com"), T(".org"), T(".io"), T(".ai"),
     T("@"),              /* a contact address */
 };
@@ -478,7 +480,8 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_BOT;
     /* A browser UA carrying a URL: browsers never do, crawlers that borrow a
      * browser's UA add one to say who they are. */
-    if (u->n > 8 && memcmp(u->s, "mozilla/", 8) == 0 && (HAS(u, "http://") || HAS(u, "https://")))
+    if (u->n > 8 && memcmp(u->s, "mozilla/", 8) == 0 &&
+        (HAS(u, "http://") || HAS(u, "https://") || HAS(u, ".com/")))
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, other_tokens) && !HAS_ANY(u, other_exceptions))
         return VD_DEVICE_OTHER;
