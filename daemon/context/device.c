@@ -343,13 +343,14 @@ static const char *const tablet_model_prefixes[] = {
     "dby", "hdl-", "vrd-", "got-", "cpn-", "mon-", "bgo-", "jdn", "lg-v", "lm-t",
     "yt3-", "yt-", "pmt", "iplay", "pocketbook", "b1-", "a1-", "citi ", "optima ",
     "plane ", "tz7", "pixel c", "nomi c", "rmd-", "tpc", "samsung-sm-t",
+    "huawei m2-", "pmp", "bq-7", "bq-8", "bq-1", /* BQ phones are BQ-4xxx..6xxx */
 };
 
 static bool model_is_tablet(vd_str m)
 {
     if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
         return false;
-    static const char *const words[] = { "tab", "pad" };
+    static const char *const words[] = { "tab", "pad", "slide" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
             return true;
@@ -412,7 +413,7 @@ static const fam_rule os_rules[] = {
     F("beos", "BeOS"), F("haiku", "BeOS"),
     F("openvms", "OpenVMS"),
     F("linux", "GNU/Linux"), F("x11", "GNU/Linux"), F("ubuntu", "GNU/Linux"),
-    F("vidaa", "GNU/Linux"), F("tivo", "GNU/Linux"), F("viziOS", "GNU/Linux"),
+    F("vidaa", "GNU/Linux"), F("tivo", "GNU/Linux"), F("vizios", "GNU/Linux"),
     F("roku", "GNU/Linux"), F("fedora", "GNU/Linux"), F("debian", "GNU/Linux"),
 };
 
