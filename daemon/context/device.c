@@ -7,18 +7,25 @@
  * no third-party rule set is embedded. Accuracy against the labelled corpus is
  * measured by tools/vd-accuracy-ua.c.
  *
- * Type decision, in this order:
- *   1. bots       — self-declared crawlers, HTTP libraries, monitors;
- *   2. other      — TVs, set-top boxes, consoles, cars, watches, speakers...;
- *   3. tablets    — iPad, tablet model prefixes, "tablet" in the UA;
- *   4. mobiles    — iPhone, feature phones, mobile OSes;
- *   5. Android    — Google's rule: phones say "Mobile", tablets do not;
- *   6. desktops   — Windows NT, Mac, X11, Chrome OS;
- *   7. leftovers  — a UA naming no platform at all is a tool or a bot.
+ * Type decision (type_of), in this order:
+ *   1. bots         — crawler words ("bot", "spider", "+http://..."), and a
+ *                     browser-like "Mozilla/" UA that carries a URL;
+ *   2. other        — TVs, set-top boxes, consoles, cars, watches, speakers,
+ *                     also recognised by the Android model name ("43LF7130S");
+ *   3. early words  — Windows phones that say "Windows NT", Android laptops;
+ *   4. tablets      — iPad, "tablet", tablet model names and product codes;
+ *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
+ *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
+ *   7. tool words   — HTTP libraries, monitors, URLs: bots unless a device
+ *                     platform matched above;
+ *   8. desktops     — Windows, Mac, X11, Chrome OS...;
+ *   9. leftovers    — a UA naming no platform at all is a tool: bot.
+ * OS and browser families come from two more ordered tables (family names in
+ * device-detector's vocabulary, NULL when unknown; none for bots).
  *
- * The cache is a direct-mapped table of verdicts keyed by a 64-bit hash and
- * verified against the UA bytes stored inline in one slab allocated at
- * creation. It belongs to one worker thread (no locks). */
+ * The cache is a 2-way set-associative table of verdicts keyed by a 64-bit
+ * hash and verified against the UA bytes stored inline in one slab allocated
+ * at creation. It belongs to one worker thread (no locks). */
 #include "context/device.h"
 
 #include <stdbool.h>
@@ -122,8 +129,7 @@ static const tok weak_bot_tokens[] = {
 /* Phone models and apps whose names contain a bot word. */
 static const tok bot_exceptions[] = {
     T("cubot"),         /* Cubot, a phone brand */
-    T("bot tab"), T("idbot"), T("power bot"), T("vr bot"), T("xbot_"), T("bot_"),
-    T("; wv)"),         /* Android WebView: an app on a device */
+    T("bot tab"), T("idbot"), T("power bot"), T("vr bot"), T("xbot_"),
 };
 
 /* Not phones, tablets or PCs: TVs and their boxes, consoles, cars, watches,
@@ -143,15 +149,16 @@ static const tok other_tokens[] = {
     T("tizen/"),                           /* "Tizen/x.y": Samsung TVs; phones say "Tizen x.y" */
     T("lg browser"), T("inettvbrowser"), T("maple"), T("kreatv"), T("freebox"),
     T("livebox"), T("yndx-"),              /* Yandex TV modules and stations */
-    T("brightsign"), T("qtembedded"), T("presto"), T("linux mips"), T("linux sh4"),
+    T("brightsign"), T("qtembedded"), T("linux mips"), T("linux sh4"),
     T("(linux )"), T("(linux armv7l)"),   /* embedded Linux without X11: TVs, not PCs */
-    T("(sky,"), T("; stv;"), T("amazon;"),
+    T("(sky,"), T("; stv;"), T("amazon;"), T(" stb"),
     /* consoles */
     T("playstation"), T("xbox"), T("nintendo"), T("ouya"), T("shield build"),
     /* cars */
     T("qtcarbrowser"), T("carplay"), T("android automotive"), T("tesla/"),
     /* wearables */
-    T("watch"), T("wear os"), T("; sm-r"), T("vr safari"), T("like quest"), T("quest 2"), T("quest 3"), T("oculus"),
+    T("watch"), T("wear os"), T("; sm-r"),  /* SM-R: Galaxy Watch */
+    T("vr safari"), T("like quest"), T("quest 2"), T("quest 3"), T("oculus"),   /* VR headsets */
     /* media players, speakers, smart displays, cameras */
     T("ipod"), T("zune"), T("sonos"), T("alexa"), T("; ek-gc"),
     T("libvlc"), T("vlc/"), T("projector"),
