@@ -426,7 +426,8 @@ static const fam_rule os_rules[] = {
 
 /* Browser families in device-detector's vocabulary (Edge counts as Internet
  * Explorer there). Browsers device-detector has no family for map to NULL. */
-static const char *const NOFAM = "";
+static const char nofam[] = "";     /* an address constant, compared by address */
+#define NOFAM nofam
 static const fam_rule browser_rules[] = {
     F("edg/", "Internet Explorer"), F("edge/", "Internet Explorer"),
     F("edga/", "Internet Explorer"), F("edgios/", "Internet Explorer"),
@@ -461,7 +462,8 @@ static const fam_rule *family(const ua_buf *u, const fam_rule *r, size_t count)
     return NULL;
 }
 
-/* Browsers recognised by a combination of tokens rather than one. */
+/* The browser table first; then WebKit browsers without a brand token, told
+ * apart by the OS (the stock Android and BlackBerry browsers, Safari). */
 static const char *browser_of(const ua_buf *u, const char *os)
 {
     const fam_rule *r = family(u, browser_rules, sizeof browser_rules / sizeof browser_rules[0]);
