@@ -140,7 +140,8 @@ static const tok other_tokens[] = {
     T("web0s"), T("webos.tv"), T("googletv"), T("google tv"), T("android tv"),
     T("androidtv"), T("crkey"), T("roku"), T("appletv"), T("apple tv"),
     T("tvos"), T("viera"), T("bravia"), T("philipstv"),
-    T("nettv"), T("opera tv"), T(" omi/"), T("vidaa"), T("tivo"), T("vizio"),
+    T("nettv"), T("opera tv"), T(" omi/"), T("vidaa"), T("tivo/"), T(" tivo"),
+    T("(tivo"), T("vizio"),                /* TiVo as a word: not "Positivo" phones */
     T("ce-html"), T("set-top"), T("settop"), T("tv safari"),
     T(") tv "), T("safari/537.36 tv"), T(" tv;"), T(" tv)"), T("(tv;"),
     T("tvbrowser"), T("_tv"), T("tv build"), T("tv box"), T("tvbox"),
@@ -285,13 +286,39 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
     return false;
 }
 
+/* A product family name at the start of a word and not followed by more
+ * digits: "H96 Max", "XGODY_X96", "pendoo T95" but not "LG-H968". */
+static bool model_family(vd_str m, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = m.p, *end = m.p + m.n; p + n <= end; p++) {
+        p = memmem(p, (size_t)(end - p), w, n);
+        if (!p)
+            return false;
+        bool start = p == m.p || p[-1] == ' ' || p[-1] == '_' || p[-1] == '-';
+        if (start && (p + n == end || !is_digit(p[n])))
+            return true;
+    }
+    return false;
+}
+
+/* "4K"/"8K" as a resolution ("AS4K-2X", "Transpeed_6K"), not inside a
+ * number ("SO-04K", "704KC"). */
+static bool model_resolution(vd_str m)
+{
+    for (size_t i = 1; i + 1 < m.n; i++)
+        if ((m.p[i] == '4' || m.p[i] == '8') && m.p[i + 1] == 'k' && !is_digit(m.p[i - 1]))
+            return true;
+    return m.n >= 2 && (m.p[0] == '4' || m.p[0] == '8') && m.p[1] == 'k';
+}
+
 /* "K43DLJ10US", "LT-55NX8001S", "SABA_42SB6000F": a short maker prefix, a
  * common TV diagonal in inches, then more letters — how TV sets are named.
  * Phones put digits after their series letter ("SM-A325F") instead. */
 static bool model_panel_size(vd_str m)
 {
     static const char sizes[][3] = { "22", "24", "28", "32", "39", "40", "42", "43", "49",
-                                     "50", "55", "58", "65", "70", "75", "85" };
+                                     "50", "55", "58", "65", "75", "85" };
     size_t i = 0;
     while (i < m.n && i < 5 && is_alpha(m.p[i]))
         i++;
@@ -305,7 +332,8 @@ static bool model_panel_size(vd_str m)
     bool digits = false;
     for (size_t k = 0; k < tail.n; k++)
         digits |= is_digit(tail.p[k]);
-    if (!digits || model_has(tail, "4g") || model_has(tail, "5g") || model_has(tail, "lte"))
+    if (!digits || model_has(tail, "4g") || model_has(tail, "5g") || model_has(tail, "lte") ||
+        model_has(tail, "tab") || model_has(tail, "pad"))
         return false;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (m.p[i] == sizes[k][0] && m.p[i + 1] == sizes[k][1])
@@ -322,13 +350,17 @@ static bool model_is_tv(vd_str m)
     if (model_word(m, "tv", false) || model_word(m, "box", false) || model_word(m, "stb", false) ||
         model_word(m, "led", true))   /* "LED32": a panel size */
         return true;
-    if (model_panel_size(m))
+    if (model_panel_size(m) || model_resolution(m))
         return true;
-    /* TV box families and makers, single-board computers, handheld consoles,
-     * media players and cameras running Android; "4k"/"8k"/"atv"/"dvb" are
-     * what set-top boxes put in their names. */
+    static const char *const families[] = { "x96", "h96", "a95x", "t95", "mxq" };
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
+        if (model_family(m, families[i]))
+            return true;
+    /* TV box makers, single-board computers, handheld consoles, media
+     * players and cameras running Android; "atv"/"dvb"/"hdr"/"uhd" are what
+     * set-top boxes put in their names. */
     static const char *const words[] = {
-        "x96", "h96", "a95x", "t95", "mxq", "m8s", "dongle", "shell", "4k", "8k", "atv",
+        "dongle", "shell", "atv",
         "dvb", "hdr", "uhd", "beelink", "zidoo", "ugoos", "vontar", "mecool", "formuler",
         "nexus player", "mygica", "vorke", "mk80", "rk3", "tinker board", "raspberry",
         "odroid", "retroid", "gamepad", "fiio", "coolpix", "evpad", "amlogic", "nexon",
