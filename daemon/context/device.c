@@ -145,7 +145,7 @@ static const tok other_tokens[] = {
     T("ce-html"), T("set-top"), T("settop"), T("tv safari"),
     T(") tv "), T("safari/537.36 tv"), T(" tv;"), T(" tv)"), T("(tv;"),
     T("tvbrowser"), T("_tv"), T("tv build"), T("tv box"), T("tvbox"),
-    T("mibox"), T("fire tv"), T("; aft"),  /* Amazon Fire TV models: AFTS, AFTMM... */
+    T("mibox"), T("fire tv"), T("firetv"), T("; aft"),  /* Amazon Fire TV models: AFTS, AFTMM... */
     T("; aeo"),                            /* Amazon Echo Show models */
     T("tizen/"),                           /* "Tizen/x.y": Samsung TVs; phones say "Tizen x.y" */
     T("lg browser"), T("inettvbrowser"), T("maple"), T("kreatv"), T("freebox"),
@@ -158,7 +158,7 @@ static const tok other_tokens[] = {
     /* cars */
     T("qtcarbrowser"), T("carplay"), T("android automotive"), T("tesla/"),
     /* wearables */
-    T("watch"), T("wear os"), T("; sm-r"),  /* SM-R: Galaxy Watch */
+    T("watch"), T("wear os"), T(" sm-r"),  /* SM-R: Galaxy Watch */
     T("vr safari"), T("like quest"), T("quest 2"), T("quest 3"), T("oculus"),   /* VR headsets */
     /* media players, speakers, smart displays, cameras */
     T("ipod"), T("zune"), T("sonos"), T("alexa"), T("; ek-gc"),
@@ -348,6 +348,7 @@ static bool model_is_tv(vd_str m)
     if (model_has(m, "letv"))          /* LeTV, a phone brand */
         return false;
     if (model_word(m, "tv", false) || model_word(m, "box", false) || model_word(m, "stb", false) ||
+        model_word(m, "stb", true) ||
         model_word(m, "led", true))   /* "LED32": a panel size */
         return true;
     if (model_panel_size(m) || model_resolution(m))
