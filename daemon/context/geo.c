@@ -1,8 +1,438 @@
-/* PLACEHOLDER: replaced by the ip/geo/tz work. */
+/* geo.c — client IP -> place via libmaxminddb (memory-mapped, read-only).
+ *
+ * Every value read checks the lookup status, entry_data.has_data and the
+ * data type: Debian's libmaxminddb 1.7.1 opens some corrupt files without an
+ * error, so a broken tree or data section must show up as "not found" here,
+ * never as garbage or a crash. Strings in an MMDB are not NUL-terminated and
+ * are copied with their length, truncated to the field (at a UTF-8 boundary).
+ * MMDB_get_value allocates nothing, so a lookup does not either. */
 #include "context/geo.h"
+
+#include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap) { snprintf(err, errcap, "%s: geo not built yet", path); return NULL; }
-void vd_geo_close(vd_geo_db *db) { (void)db; }
-const char *vd_geo_describe(const vd_geo_db *db) { (void)db; return "none"; }
-bool vd_geo_lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out) { (void)db; (void)ip; memset(out, 0, sizeof *out); out->eu = -1; return false; }
+#include <sys/socket.h>
+#include <time.h>
+
+#include <maxminddb.h>
+
+#include "context/geo_countries.h"
+
+enum geo_layout {
+    LAYOUT_UNKNOWN = 0,  /* try nested, then flat */
+    LAYOUT_NESTED,       /* GeoIP2 / GeoLite2 / DB-IP */
+    LAYOUT_FLAT,         /* ip-location-db: country_code, state1, city, ... */
+};
+
+struct vd_geo_db {
+    MMDB_s mmdb;
+    enum geo_layout layout;
+    char desc[192];
+};
+
+/* Outcome of one field read. */
+enum { FIELD_ABSENT = 0, FIELD_OK = 1, FIELD_ERROR = -1 };
+
+/* Lookup paths. Static arrays: MMDB_aget_value walks them without copying. */
+static const char *const P_COUNTRY[] = { "country", "iso_code", NULL };
+static const char *const P_CONTINENT[] = { "continent", "code", NULL };
+static const char *const P_REGION[] = { "subdivisions", "0", "iso_code", NULL };
+static const char *const P_CITY[] = { "city", "names", "en", NULL };
+static const char *const P_POSTAL[] = { "postal", "code", NULL };
+static const char *const P_LAT[] = { "location", "latitude", NULL };
+static const char *const P_LON[] = { "location", "longitude", NULL };
+static const char *const P_TZ[] = { "location", "time_zone", NULL };
+static const char *const P_EU[] = { "country", "is_in_european_union", NULL };
+static const char *const P_NESTED_ANY[] = { "country", NULL };
+static const char *const P_NESTED_CONT[] = { "continent", NULL };
+static const char *const P_NESTED_LOC[] = { "location", NULL };
+
+static const char *const F_COUNTRY[] = { "country_code", NULL };
+static const char *const F_CONTINENT[] = { "continent_code", NULL };
+static const char *const F_REGION[] = { "region_code", NULL };
+static const char *const F_CITY[] = { "city", NULL };
+static const char *const F_POSTAL[] = { "postcode", NULL };
+static const char *const F_LAT[] = { "latitude", NULL };
+static const char *const F_LON[] = { "longitude", NULL };
+static const char *const F_TZ[] = { "timezone", NULL };
+
+static int get_data(MMDB_entry_s *e, const char *const *path, int type, MMDB_entry_data_s *d)
+{
+    memset(d, 0, sizeof *d);
+    int rc = MMDB_aget_value(e, d, path);
+    /* A path that runs into a value of another shape (e.g. "0" on a map)
+     * just means this entry does not have the field. */
+    if (rc == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR)
+        return FIELD_ABSENT;
+    if (rc != MMDB_SUCCESS)
+        return FIELD_ERROR;
+    if (!d->has_data)
+        return FIELD_ABSENT;
+    if (type >= 0 && (int)d->type != type)
+        return FIELD_ABSENT;
+    return FIELD_OK;
+}
+
+/* Copies a utf8_string value: at most cap-1 bytes, stops at an embedded NUL,
+ * never cuts a UTF-8 sequence in half, control bytes become spaces. */
+static int get_str(MMDB_entry_s *e, const char *const *path, char *dst, size_t cap)
+{
+    dst[0] = '\0';
+    MMDB_entry_data_s d;
+    int rc = get_data(e, path, MMDB_DATA_TYPE_UTF8_STRING, &d);
+    if (rc != FIELD_OK)
+        return rc;
+    const char *s = d.utf8_string;
+    size_t len = d.data_size;
+    if (!s)
+        return len ? FIELD_ERROR : FIELD_ABSENT;
+    const char *nul = memchr(s, '\0', len);
+    if (nul)
+        len = (size_t)(nul - s);
+    size_t n = len < cap - 1 ? len : cap - 1;
+    if (n < len)
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        dst[i] = (char)(c < 0x20 || c == 0x7f ? ' ' : c);
+    }
+    dst[n] = '\0';
+    return n ? FIELD_OK : FIELD_ABSENT;
+}
+
+static int get_double(MMDB_entry_s *e, const char *const *path, double *out)
+{
+    MMDB_entry_data_s d;
+    int rc = get_data(e, path, -1, &d);
+    if (rc != FIELD_OK)
+        return rc;
+    if (d.type == MMDB_DATA_TYPE_DOUBLE)
+        *out = d.double_value;
+    else if (d.type == MMDB_DATA_TYPE_FLOAT)
+        *out = (double)d.float_value;
+    else
+        return FIELD_ABSENT;
+    return isfinite(*out) ? FIELD_OK : FIELD_ABSENT;
+}
+
+static bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+static bool is_alnum(char c) { return is_alpha(c) || (c >= '0' && c <= '9'); }
+
+/* Two ASCII letters, upper-cased in place; anything else is cleared. */
+static void norm_code2(char *s)
+{
+    if (!(is_alpha(s[0]) && is_alpha(s[1]) && s[2] == '\0')) {
+        s[0] = '\0';
+        return;
+    }
+    for (int i = 0; i < 2; i++)
+        if (s[i] >= 'a' && s[i] <= 'z')
+            s[i] = (char)(s[i] - 'a' + 'A');
+}
+
+static void norm_region(char *s)
+{
+    for (size_t i = 0; s[i]; i++)
+        if (!is_alnum(s[i])) {
+            s[0] = '\0';
+            return;
+        }
+}
+
+/* An IANA name: [A-Za-z0-9/_+-]. A truncated or odd name would resolve to
+ * the wrong zone, so it is dropped instead. */
+static void norm_tz(char *s, size_t raw_fits)
+{
+    if (!raw_fits) {
+        s[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; s[i]; i++) {
+        char c = s[i];
+        if (!(is_alnum(c) || c == '/' || c == '_' || c == '+' || c == '-')) {
+            s[0] = '\0';
+            return;
+        }
+    }
+}
+
+/* Reads one layout into out; returns FIELD_ERROR if the data is corrupt,
+ * else whether any of the layout's keys were present. */
+static int read_fields(MMDB_entry_s *e, bool nested, vd_geo *out)
+{
+    char tz[sizeof out->timezone + 1];
+    double lat = 0, lon = 0;
+    int rc[9];
+    int eu = FIELD_ABSENT;
+    MMDB_entry_data_s d;
+    if (nested) {
+        rc[0] = get_str(e, P_COUNTRY, out->country, sizeof out->country);
+        rc[1] = get_str(e, P_CONTINENT, out->continent, sizeof out->continent);
+        rc[2] = get_str(e, P_REGION, out->region, sizeof out->region);
+        rc[3] = get_str(e, P_CITY, out->city, sizeof out->city);
+        rc[4] = get_str(e, P_POSTAL, out->postal, sizeof out->postal);
+        rc[5] = get_str(e, P_TZ, tz, sizeof tz);
+        rc[6] = get_double(e, P_LAT, &lat);
+        rc[7] = get_double(e, P_LON, &lon);
+        eu = get_data(e, P_EU, MMDB_DATA_TYPE_BOOLEAN, &d);
+        rc[8] = eu;
+    } else {
+        rc[0] = get_str(e, F_COUNTRY, out->country, sizeof out->country);
+        rc[1] = get_str(e, F_CONTINENT, out->continent, sizeof out->continent);
+        rc[2] = get_str(e, F_REGION, out->region, sizeof out->region);
+        rc[3] = get_str(e, F_CITY, out->city, sizeof out->city);
+        rc[4] = get_str(e, F_POSTAL, out->postal, sizeof out->postal);
+        rc[5] = get_str(e, F_TZ, tz, sizeof tz);
+        rc[6] = get_double(e, F_LAT, &lat);
+        rc[7] = get_double(e, F_LON, &lon);
+        rc[8] = FIELD_ABSENT;
+    }
+    bool any = false;
+    for (int i = 0; i < 9; i++) {
+        if (rc[i] == FIELD_ERROR)
+            return FIELD_ERROR;
+        any |= rc[i] == FIELD_OK;
+    }
+    norm_code2(out->country);
+    norm_code2(out->continent);
+    norm_region(out->region);
+    /* tz was read into a buffer one byte larger than the field: if it filled
+     * that, the name did not fit. */
+    size_t tzlen = strlen(tz);
+    memcpy(out->timezone, tz, tzlen < sizeof out->timezone ? tzlen + 1 : 1);
+    if (tzlen >= sizeof out->timezone)
+        out->timezone[0] = '\0';
+    norm_tz(out->timezone, tzlen < sizeof out->timezone);
+    if (rc[6] == FIELD_OK && rc[7] == FIELD_OK && fabs(lat) <= 90.0 && fabs(lon) <= 180.0) {
+        out->has_location = true;
+        out->lat = lat;
+        out->lon = lon;
+    }
+    if (eu == FIELD_OK)
+        out->eu = d.boolean ? 1 : 0;
+    return any ? FIELD_OK : FIELD_ABSENT;
+}
+
+static void derive_from_country(vd_geo *out)
+{
+    if (!out->country[0])
+        return;
+    char cont[3];
+    int8_t eu;
+    if (!vd_geo_country_info(out->country, cont, &eu))
+        return;
+    if (!out->continent[0])
+        memcpy(out->continent, cont, sizeof cont);
+    if (out->eu < 0)
+        out->eu = eu;
+}
+
+static void clear_geo(vd_geo *out)
+{
+    memset(out, 0, sizeof *out);
+    out->eu = -1;
+}
+
+/* MMDB_lookup_sockaddr on a vd_ipaddr. An IPv4 address in an IPv6 tree is
+ * looked up from the tree's IPv4 start node by the library itself. */
+static int raw_lookup(const vd_geo_db *db, const vd_ipaddr *ip, MMDB_lookup_result_s *res)
+{
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    const struct sockaddr *sa;
+    if (ip->family == 4) {
+        memset(&sin, 0, sizeof sin);
+        sin.sin_family = AF_INET;
+        memcpy(&sin.sin_addr, ip->addr, 4);
+        sa = (const struct sockaddr *)&sin;
+    } else {
+        memset(&sin6, 0, sizeof sin6);
+        sin6.sin6_family = AF_INET6;
+        memcpy(&sin6.sin6_addr, ip->addr, 16);
+        sa = (const struct sockaddr *)&sin6;
+    }
+    int mmdb_error = MMDB_SUCCESS;
+    *res = MMDB_lookup_sockaddr(&db->mmdb, sa, &mmdb_error);
+    return mmdb_error;
+}
+
+/* Returns FIELD_ERROR on any corruption, FIELD_ABSENT if not in the DB. */
+static int lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out)
+{
+    clear_geo(out);
+    if (!db || !ip)
+        return FIELD_ABSENT;
+    if (ip->family != 4 && ip->family != 6)
+        return FIELD_ABSENT;
+    MMDB_lookup_result_s res;
+    int mmdb_error = raw_lookup(db, ip, &res);
+    if (mmdb_error == MMDB_IPV6_LOOKUP_IN_IPV4_DATABASE_ERROR)
+        return FIELD_ABSENT;
+    if (mmdb_error != MMDB_SUCCESS)
+        return FIELD_ERROR;
+    if (!res.found_entry)
+        return FIELD_ABSENT;
+    int rc = FIELD_ABSENT;
+    if (db->layout != LAYOUT_FLAT)
+        rc = read_fields(&res.entry, true, out);
+    if (rc == FIELD_ABSENT && db->layout != LAYOUT_NESTED) {
+        clear_geo(out);
+        rc = read_fields(&res.entry, false, out);
+    }
+    if (rc == FIELD_ERROR) {
+        clear_geo(out);
+        return FIELD_ERROR;
+    }
+    out->found = true;
+    derive_from_country(out);
+    return FIELD_OK;
+}
+
+bool vd_geo_lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out)
+{
+    lookup(db, ip, out);
+    return out->found;
+}
+
+/* Probe addresses: a spread over the IPv4 space and the IPv6 global unicast
+ * range, enough to touch most of a tree's upper levels and many data records. */
+static void probe_addr(unsigned i, bool v6, vd_ipaddr *ip)
+{
+    memset(ip, 0, sizeof *ip);
+    uint32_t h = i * 2654435761u;
+    if (!v6) {
+        ip->family = 4;
+        ip->addr[0] = (uint8_t)i;
+        ip->addr[1] = (uint8_t)(h >> 8);
+        ip->addr[2] = (uint8_t)(h >> 16);
+        ip->addr[3] = (uint8_t)(h >> 24);
+    } else {
+        ip->family = 6;
+        ip->addr[0] = (uint8_t)(0x20 | ((i >> 6) & 0x1f));
+        ip->addr[1] = (uint8_t)(i << 2);
+        for (int k = 2; k < 16; k++)
+            ip->addr[k] = (uint8_t)(h >> ((k % 4) * 8));
+    }
+}
+
+static bool has_key(MMDB_entry_s *e, const char *const *path)
+{
+    MMDB_entry_data_s d;
+    return get_data(e, path, -1, &d) == FIELD_OK;
+}
+
+/* Looks the layout up on a few found entries; rejects the file if a probe
+ * lookup or field read reports corruption. */
+static bool sanity_probe(vd_geo_db *db, char *err, size_t errcap)
+{
+    int nested = 0, flat = 0;
+    char txt[64];
+    for (unsigned i = 0; i < 512; i++) {
+        vd_ipaddr ip;
+        probe_addr(i & 255, i >= 256, &ip);
+        if (ip.family == 6 && db->mmdb.metadata.ip_version == 4)
+            continue;
+        vd_geo g;
+        db->layout = LAYOUT_UNKNOWN;
+        if (lookup(db, &ip, &g) == FIELD_ERROR) {
+            snprintf(err, errcap, "corrupt database: lookup of %s fails",
+                     ip.family == 4 ? (snprintf(txt, sizeof txt, "%u.%u.%u.%u", ip.addr[0],
+                                                ip.addr[1], ip.addr[2], ip.addr[3]), txt)
+                                    : "an IPv6 probe address");
+            return false;
+        }
+        if (!g.found)
+            continue;
+        /* Re-run the raw lookup to see which layout's keys the entry has. */
+        MMDB_lookup_result_s r;
+        int e = raw_lookup(db, &ip, &r);
+        if (e != MMDB_SUCCESS || !r.found_entry)
+            continue;
+        if (has_key(&r.entry, P_NESTED_ANY) || has_key(&r.entry, P_NESTED_CONT) ||
+            has_key(&r.entry, P_NESTED_LOC))
+            nested++;
+        else if (has_key(&r.entry, F_COUNTRY) || has_key(&r.entry, F_CITY) ||
+                 has_key(&r.entry, F_TZ))
+            flat++;
+    }
+    const char *type = db->mmdb.metadata.database_type ? db->mmdb.metadata.database_type : "";
+    if (nested && !flat)
+        db->layout = LAYOUT_NESTED;
+    else if (flat && !nested)
+        db->layout = LAYOUT_FLAT;
+    else if (!nested && !flat &&
+             (strncmp(type, "GeoIP2", 6) == 0 || strncmp(type, "GeoLite2", 8) == 0))
+        db->layout = LAYOUT_NESTED;
+    else
+        db->layout = LAYOUT_UNKNOWN;
+    return true;
+}
+
+vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
+{
+    if (!path || !*path) {
+        snprintf(err, errcap, "no GeoIP database path");
+        return NULL;
+    }
+    vd_geo_db *db = calloc(1, sizeof *db);
+    if (!db) {
+        snprintf(err, errcap, "%s: out of memory", path);
+        return NULL;
+    }
+    int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
+    if (rc != MMDB_SUCCESS) {
+        snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
+        free(db);
+        return NULL;
+    }
+    const MMDB_metadata_s *m = &db->mmdb.metadata;
+    const char *why = NULL;
+    if (m->ip_version != 4 && m->ip_version != 6)
+        why = "bad ip_version in metadata";
+    else if (m->record_size != 24 && m->record_size != 28 && m->record_size != 32)
+        why = "bad record_size in metadata";
+    else if (m->node_count == 0)
+        why = "empty search tree";
+    else if (!m->database_type)
+        why = "no database_type in metadata";
+    if (why) {
+        snprintf(err, errcap, "%s: %s", path, why);
+        MMDB_close(&db->mmdb);
+        free(db);
+        return NULL;
+    }
+    char perr[160];
+    if (!sanity_probe(db, perr, sizeof perr)) {
+        snprintf(err, errcap, "%s: %s", path, perr);
+        MMDB_close(&db->mmdb);
+        free(db);
+        return NULL;
+    }
+    char date[16] = "?";
+    time_t t = (time_t)m->build_epoch;
+    struct tm tm;
+    if (gmtime_r(&t, &tm))
+        strftime(date, sizeof date, "%Y-%m-%d", &tm);
+    snprintf(db->desc, sizeof db->desc, "%.64s, built %s, %u nodes, IPv%u, %s layout",
+             m->database_type, date, m->node_count, (unsigned)m->ip_version,
+             db->layout == LAYOUT_NESTED ? "GeoIP2"
+             : db->layout == LAYOUT_FLAT ? "flat"
+                                         : "mixed");
+    return db;
+}
+
+void vd_geo_close(vd_geo_db *db)
+{
+    if (!db)
+        return;
+    MMDB_close(&db->mmdb);
+    free(db);
+}
+
+const char *vd_geo_describe(const vd_geo_db *db)
+{
+    return db ? db->desc : "none";
+}
