@@ -324,12 +324,85 @@ static bool has_key(MMDB_entry_s *e, const char *const *path)
     return get_data(e, path, -1, &d) == FIELD_OK;
 }
 
+/* Walks the first part of the search tree depth-first (bounded: a corrupt
+ * tree may loop) and reads our fields from every data record it meets, so a
+ * broken tree, pointer or value shows up here instead of on requests. */
+#define WALK_MAX_NODES 100000
+#define WALK_MAX_DATA 5000
+
+static const char *tree_walk(vd_geo_db *db, int *nested, int *flat)
+{
+    struct { uint32_t node; uint16_t depth; } stack[300];
+    int sp = 0;
+    unsigned max_depth = db->mmdb.metadata.ip_version == 6 ? 128 : 32;
+    long nodes = 0, data = 0;
+    stack[sp++].node = 0;
+    stack[0].depth = 0;
+    /* Every node must be well-formed, reachable or not (libmaxminddb 1.7.1
+     * opens a file whose unreachable nodes are garbage). A linear pass costs
+     * ~20 ns a node: well under 0.5 s for the largest city databases. */
+    for (uint32_t i = 0; i < db->mmdb.metadata.node_count; i++) {
+        MMDB_search_node_s sn;
+        if (MMDB_read_node(&db->mmdb, i, &sn) != MMDB_SUCCESS)
+            return "unreadable search tree node";
+        if (sn.left_record_type == MMDB_RECORD_TYPE_INVALID ||
+            sn.right_record_type == MMDB_RECORD_TYPE_INVALID)
+            return "search tree record points outside the file";
+    }
+    while (sp > 0 && nodes < WALK_MAX_NODES) {
+        uint32_t node = stack[sp - 1].node;
+        unsigned depth = stack[sp - 1].depth;
+        sp--;
+        nodes++;
+        MMDB_search_node_s sn;
+        if (MMDB_read_node(&db->mmdb, node, &sn) != MMDB_SUCCESS)
+            return "unreadable search tree node";
+        for (int side = 0; side < 2; side++) {
+            uint8_t type = side ? sn.right_record_type : sn.left_record_type;
+            uint64_t rec = side ? sn.right_record : sn.left_record;
+            MMDB_entry_s entry = side ? sn.right_record_entry : sn.left_record_entry;
+            if (type == MMDB_RECORD_TYPE_INVALID)
+                return "search tree record points outside the file";
+            if (type == MMDB_RECORD_TYPE_SEARCH_NODE) {
+                if (depth + 1 >= max_depth)
+                    return "search tree deeper than the address length";
+                if (sp < (int)(sizeof stack / sizeof stack[0])) {
+                    stack[sp].node = (uint32_t)rec;
+                    stack[sp].depth = (uint16_t)(depth + 1);
+                    sp++;
+                }
+            } else if (type == MMDB_RECORD_TYPE_DATA && data < WALK_MAX_DATA) {
+                data++;
+                vd_geo g;
+                clear_geo(&g);
+                int rn = read_fields(&entry, true, &g);
+                clear_geo(&g);
+                int rf = read_fields(&entry, false, &g);
+                if (rn == FIELD_ERROR || rf == FIELD_ERROR)
+                    return "corrupt data record";
+                if (rn == FIELD_OK && (has_key(&entry, P_NESTED_ANY) ||
+                                       has_key(&entry, P_NESTED_CONT) ||
+                                       has_key(&entry, P_NESTED_LOC)))
+                    (*nested)++;
+                else if (rf == FIELD_OK)
+                    (*flat)++;
+            }
+        }
+    }
+    return NULL;
+}
+
 /* Looks the layout up on a few found entries; rejects the file if a probe
  * lookup or field read reports corruption. */
 static bool sanity_probe(vd_geo_db *db, char *err, size_t errcap)
 {
     int nested = 0, flat = 0;
     char txt[64];
+    const char *why = tree_walk(db, &nested, &flat);
+    if (why) {
+        snprintf(err, errcap, "corrupt database: %s", why);
+        return false;
+    }
     for (unsigned i = 0; i < 512; i++) {
         vd_ipaddr ip;
         probe_addr(i & 255, i >= 256, &ip);

@@ -327,7 +327,9 @@ static void test_hostile_dir(void **state)
         put(sub, name, copy, len);
     }
     /* Garbage tables and a symlink loop. */
-    put(dir, "zone1970.tab", "#x\nDE\t+1\tGood/Berlin\nXX,,,ZZ\tq\tGood/V1\n\t\t\n\n,\t\tNope\nNO", 66);
+    static const char tab[] =
+        "#x\nDE\t+1\tGood/Berlin\nXX,,,ZZ\tq\tGood/V1\n\t\t\n\n,\t\tNope\nNO\t\tBad/HugeCounts\nNO";
+    put(dir, "zone1970.tab", tab, sizeof tab - 1);
     char link[600];
     snprintf(link, sizeof link, "%s/Loop", dir);
     assert_int_equal(symlink(".", link), 0);
