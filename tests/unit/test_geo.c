@@ -252,6 +252,79 @@ static void test_broken_dbs(void **state)
     assert_int_equal(rejected, files);
 }
 
+/* The flat ip-location-db / DB-IP-lite layout, written on the fly with
+ * Debian's libmaxmind-db-writer-perl (skipped if it is not installed). */
+static const char k_flat_pl[] =
+    "use strict; use MaxMind::DB::Writer::Tree;\n"
+    "my %t = (country_code=>'utf8_string', state1=>'utf8_string', city=>'utf8_string',\n"
+    "  postcode=>'utf8_string', latitude=>'float', longitude=>'double', timezone=>'utf8_string');\n"
+    "my $tree = MaxMind::DB::Writer::Tree->new(ip_version=>6, record_size=>24,\n"
+    "  database_type=>'ip-location-db-city', languages=>['en'], description=>{en=>'flat'},\n"
+    "  alias_ipv6_to_ipv4=>1, remove_reserved_networks=>0,\n"
+    "  map_key_type_callback=>sub { $t{$_[0]} or die \"type $_[0]\" });\n"
+    "$tree->insert_network('1.0.0.0/24', {country_code=>'de', state1=>'Berlin', city=>'Berlin',\n"
+    "  postcode=>'10115', latitude=>52.52, longitude=>13.405, timezone=>'Europe/Berlin'});\n"
+    "$tree->insert_network('2.0.0.0/24', {country_code=>'US', city=>\"A very long city name that goes on and on, beyond the field si\\x{e9}ze\", "
+    "timezone=>'Bad Zone'});\n"
+    "$tree->insert_network('2001:db8::/32', {country_code=>'XK'});\n"
+    "open my $fh, '>:raw', $ARGV[0] or die; $tree->write_tree($fh); close $fh or die;\n";
+
+static void test_flat_layout(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vd-geo-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char pl[64], db_path[64], cmd[256];
+    snprintf(pl, sizeof pl, "%s/flat.pl", dir);
+    snprintf(db_path, sizeof db_path, "%s/flat.mmdb", dir);
+    FILE *f = fopen(pl, "w");
+    assert_non_null(f);
+    fputs(k_flat_pl, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "perl %s %s 2>/dev/null", pl, db_path);
+    if (system(cmd) != 0) {
+        printf("skipped: MaxMind::DB::Writer not available\n");
+        unlink(pl);
+        rmdir(dir);
+        skip();
+    }
+    char err[256];
+    vd_geo_db *db = vd_geo_open(db_path, err, sizeof err);
+    if (!db)
+        fail_msg("%s", err);
+    assert_non_null(strstr(vd_geo_describe(db), "flat"));
+    vd_ipaddr ip;
+    vd_geo g;
+    assert_true(vd_ip_parse(VD_STR_LIT("1.0.0.1"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "DE");     /* upper-cased */
+    assert_string_equal(g.continent, "EU");   /* derived */
+    assert_int_equal(g.eu, 1);                /* derived */
+    assert_string_equal(g.city, "Berlin");
+    assert_string_equal(g.postal, "10115");
+    assert_string_equal(g.timezone, "Europe/Berlin");
+    assert_string_equal(g.region, "");        /* state1 is a name, not a code */
+    assert_true(g.has_location);
+    assert_true(fabs(g.lat - 52.52) < 1e-4 && fabs(g.lon - 13.405) < 1e-9);
+    assert_true(vd_ip_parse(VD_STR_LIT("2.0.0.9"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.continent, "NA");
+    assert_int_equal(g.eu, 0);
+    assert_string_equal(g.timezone, "");      /* not an IANA name */
+    assert_int_equal(strlen(g.city), 62);     /* cut before a split UTF-8 sequence */
+    assert_string_equal(g.city, "A very long city name that goes on and on, beyond the field si");
+    assert_false(g.has_location);
+    assert_true(vd_ip_parse(VD_STR_LIT("2001:db8::7"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "XK");
+    assert_string_equal(g.continent, "EU");
+    assert_int_equal(g.eu, 0);
+    vd_geo_close(db);
+    unlink(pl);
+    unlink(db_path);
+    rmdir(dir);
+}
+
 static const char *demo_db(void)
 {
     static const char *cands[] = { "build/demo-city.mmdb", "build-asan/demo-city.mmdb" };
@@ -331,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_maxmind_expected),
         cmocka_unit_test(test_other_good_dbs),
         cmocka_unit_test(test_broken_dbs),
+        cmocka_unit_test(test_flat_layout),
         cmocka_unit_test(test_demo_db),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
