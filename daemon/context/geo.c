@@ -144,12 +144,8 @@ static void norm_region(char *s)
 
 /* An IANA name: [A-Za-z0-9/_+-]. A truncated or odd name would resolve to
  * the wrong zone, so it is dropped instead. */
-static void norm_tz(char *s, size_t raw_fits)
+static void norm_tz(char *s)
 {
-    if (!raw_fits) {
-        s[0] = '\0';
-        return;
-    }
     for (size_t i = 0; s[i]; i++) {
         char c = s[i];
         if (!(is_alnum(c) || c == '/' || c == '_' || c == '+' || c == '-')) {
@@ -159,53 +155,58 @@ static void norm_tz(char *s, size_t raw_fits)
     }
 }
 
+/* Copies a code read into a larger scratch buffer: a value that does not
+ * fit is wrong, not truncatable ("DEU" must not become "DE"). */
+static void put_code(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        n = 0;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 /* Reads one layout into out; returns FIELD_ERROR if the data is corrupt,
  * else whether any of the layout's keys were present. */
 static int read_fields(MMDB_entry_s *e, bool nested, vd_geo *out)
 {
-    char tz[sizeof out->timezone + 1];
+    char cc[8], cont[8], reg[32], post[32], tz[64];
     double lat = 0, lon = 0;
     int rc[9];
     int eu = FIELD_ABSENT;
     MMDB_entry_data_s d;
-    if (nested) {
-        rc[0] = get_str(e, P_COUNTRY, out->country, sizeof out->country);
-        rc[1] = get_str(e, P_CONTINENT, out->continent, sizeof out->continent);
-        rc[2] = get_str(e, P_REGION, out->region, sizeof out->region);
-        rc[3] = get_str(e, P_CITY, out->city, sizeof out->city);
-        rc[4] = get_str(e, P_POSTAL, out->postal, sizeof out->postal);
-        rc[5] = get_str(e, P_TZ, tz, sizeof tz);
-        rc[6] = get_double(e, P_LAT, &lat);
-        rc[7] = get_double(e, P_LON, &lon);
-        eu = get_data(e, P_EU, MMDB_DATA_TYPE_BOOLEAN, &d);
-        rc[8] = eu;
-    } else {
-        rc[0] = get_str(e, F_COUNTRY, out->country, sizeof out->country);
-        rc[1] = get_str(e, F_CONTINENT, out->continent, sizeof out->continent);
-        rc[2] = get_str(e, F_REGION, out->region, sizeof out->region);
-        rc[3] = get_str(e, F_CITY, out->city, sizeof out->city);
-        rc[4] = get_str(e, F_POSTAL, out->postal, sizeof out->postal);
-        rc[5] = get_str(e, F_TZ, tz, sizeof tz);
-        rc[6] = get_double(e, F_LAT, &lat);
-        rc[7] = get_double(e, F_LON, &lon);
-        rc[8] = FIELD_ABSENT;
-    }
+    const char *const *const *paths;
+    static const char *const *const nested_paths[] = { P_COUNTRY, P_CONTINENT, P_REGION, P_CITY,
+                                                       P_POSTAL, P_TZ, P_LAT, P_LON };
+    static const char *const *const flat_paths[] = { F_COUNTRY, F_CONTINENT, F_REGION, F_CITY,
+                                                     F_POSTAL, F_TZ, F_LAT, F_LON };
+    paths = nested ? nested_paths : flat_paths;
+    rc[0] = get_str(e, paths[0], cc, sizeof cc);
+    rc[1] = get_str(e, paths[1], cont, sizeof cont);
+    rc[2] = get_str(e, paths[2], reg, sizeof reg);
+    rc[3] = get_str(e, paths[3], out->city, sizeof out->city);
+    rc[4] = get_str(e, paths[4], post, sizeof post);
+    rc[5] = get_str(e, paths[5], tz, sizeof tz);
+    rc[6] = get_double(e, paths[6], &lat);
+    rc[7] = get_double(e, paths[7], &lon);
+    rc[8] = FIELD_ABSENT;
+    if (nested)
+        rc[8] = eu = get_data(e, P_EU, MMDB_DATA_TYPE_BOOLEAN, &d);
     bool any = false;
     for (int i = 0; i < 9; i++) {
         if (rc[i] == FIELD_ERROR)
             return FIELD_ERROR;
         any |= rc[i] == FIELD_OK;
     }
+    put_code(out->country, sizeof out->country, cc);
+    put_code(out->continent, sizeof out->continent, cont);
+    put_code(out->region, sizeof out->region, reg);
+    put_code(out->postal, sizeof out->postal, post);
+    put_code(out->timezone, sizeof out->timezone, tz);
     norm_code2(out->country);
     norm_code2(out->continent);
     norm_region(out->region);
-    /* tz was read into a buffer one byte larger than the field: if it filled
-     * that, the name did not fit. */
-    size_t tzlen = strlen(tz);
-    memcpy(out->timezone, tz, tzlen < sizeof out->timezone ? tzlen + 1 : 1);
-    if (tzlen >= sizeof out->timezone)
-        out->timezone[0] = '\0';
-    norm_tz(out->timezone, tzlen < sizeof out->timezone);
+    norm_tz(out->timezone);
     if (rc[6] == FIELD_OK && rc[7] == FIELD_OK && fabs(lat) <= 90.0 && fabs(lon) <= 180.0) {
         out->has_location = true;
         out->lat = lat;

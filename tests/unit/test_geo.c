@@ -257,7 +257,7 @@ static void test_broken_dbs(void **state)
 static const char k_flat_pl[] =
     "use strict; use MaxMind::DB::Writer::Tree;\n"
     "my %t = (country_code=>'utf8_string', state1=>'utf8_string', city=>'utf8_string',\n"
-    "  postcode=>'utf8_string', latitude=>'float', longitude=>'double', timezone=>'utf8_string');\n"
+    "  postcode=>'utf8_string', region_code=>'utf8_string', latitude=>'float', longitude=>'double', timezone=>'utf8_string');\n"
     "my $tree = MaxMind::DB::Writer::Tree->new(ip_version=>6, record_size=>24,\n"
     "  database_type=>'ip-location-db-city', languages=>['en'], description=>{en=>'flat'},\n"
     "  alias_ipv6_to_ipv4=>1, remove_reserved_networks=>0,\n"
@@ -266,7 +266,8 @@ static const char k_flat_pl[] =
     "  postcode=>'10115', latitude=>52.52, longitude=>13.405, timezone=>'Europe/Berlin'});\n"
     "$tree->insert_network('2.0.0.0/24', {country_code=>'US', city=>\"A very long city name that goes on and on, beyond the field si\\x{e9}ze\", "
     "timezone=>'Bad Zone'});\n"
-    "$tree->insert_network('2001:db8::/32', {country_code=>'XK'});\n"
+    "$tree->insert_network('2001:db8::/32', {country_code=>'XK', region_code=>'07'});\n"
+    "$tree->insert_network('3.0.0.0/24', {country_code=>'DEU', region_code=>'TOOLONGXX'});\n"
     "open my $fh, '>:raw', $ARGV[0] or die; $tree->write_tree($fh); close $fh or die;\n";
 
 static void test_flat_layout(void **state)
@@ -318,7 +319,15 @@ static void test_flat_layout(void **state)
     assert_true(vd_geo_lookup(db, &ip, &g));
     assert_string_equal(g.country, "XK");
     assert_string_equal(g.continent, "EU");
+    assert_string_equal(g.region, "07");
     assert_int_equal(g.eu, 0);
+    /* Codes that do not fit are dropped, not truncated ("DEU" is not "DE"). */
+    assert_true(vd_ip_parse(VD_STR_LIT("3.0.0.1"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "");
+    assert_string_equal(g.continent, "");
+    assert_string_equal(g.region, "");
+    assert_int_equal(g.eu, -1);
     vd_geo_close(db);
     unlink(pl);
     unlink(db_path);
