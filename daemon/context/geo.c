@@ -5,7 +5,12 @@
  * error, so a broken tree or data section must show up as "not found" here,
  * never as garbage or a crash. Strings in an MMDB are not NUL-terminated and
  * are copied with their length, truncated to the field (at a UTF-8 boundary).
- * MMDB_get_value allocates nothing, so a lookup does not either. */
+ * MMDB_get_value allocates nothing, so a lookup does not either.
+ *
+ * Flat layout: geo.region is an ISO 3166-2 code by contract, and the flat
+ * files' state1 is a name ("California"), so region is read only from a
+ * region_code key when a file has one. Codes (country, continent, region,
+ * postal, time zone) that do not fit their field are dropped, not cut. */
 #include "context/geo.h"
 
 #include <math.h>
