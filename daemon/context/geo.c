@@ -49,7 +49,11 @@ static const char *const P_POSTAL[] = { "postal", "code", NULL };
 static const char *const P_LAT[] = { "location", "latitude", NULL };
 static const char *const P_LON[] = { "location", "longitude", NULL };
 static const char *const P_TZ[] = { "location", "time_zone", NULL };
-static const char *const P_EU[] = { "country", "is_in_european_union", NULL };
+static const char *const K_ISO_CODE[] = { "iso_code", NULL };
+static const char *const K_EU[] = { "is_in_european_union", NULL };
+static const char *const K_TIME_ZONE[] = { "time_zone", NULL };
+static const char *const K_LATITUDE[] = { "latitude", NULL };
+static const char *const K_LONGITUDE[] = { "longitude", NULL };
 static const char *const P_NESTED_ANY[] = { "country", NULL };
 static const char *const P_NESTED_CONT[] = { "continent", NULL };
 static const char *const P_NESTED_LOC[] = { "location", NULL };
@@ -160,6 +164,19 @@ static void norm_tz(char *s)
     }
 }
 
+/* The map at path in e as an entry of its own: keys inside it are then found
+ * without rescanning the record from the top. */
+static int sub_map(MMDB_entry_s *e, const char *const *path, MMDB_entry_s *sub)
+{
+    MMDB_entry_data_s d;
+    int rc = get_data(e, path, MMDB_DATA_TYPE_MAP, &d);
+    if (rc == FIELD_OK) {
+        sub->mmdb = e->mmdb;
+        sub->offset = d.offset;
+    }
+    return rc;
+}
+
 /* Copies a code read into a larger scratch buffer: a value that does not
  * fit is wrong, not truncatable ("DEU" must not become "DE"). */
 static void put_code(char *dst, size_t cap, const char *src)
@@ -186,17 +203,33 @@ static int read_fields(MMDB_entry_s *e, bool nested, vd_geo *out)
     static const char *const *const flat_paths[] = { F_COUNTRY, F_CONTINENT, F_REGION, F_CITY,
                                                      F_POSTAL, F_TZ, F_LAT, F_LON };
     paths = nested ? nested_paths : flat_paths;
-    rc[0] = get_str(e, paths[0], cc, sizeof cc);
     rc[1] = get_str(e, paths[1], cont, sizeof cont);
     rc[2] = get_str(e, paths[2], reg, sizeof reg);
     rc[3] = get_str(e, paths[3], out->city, sizeof out->city);
     rc[4] = get_str(e, paths[4], post, sizeof post);
-    rc[5] = get_str(e, paths[5], tz, sizeof tz);
-    rc[6] = get_double(e, paths[6], &lat);
-    rc[7] = get_double(e, paths[7], &lon);
     rc[8] = FIELD_ABSENT;
-    if (nested)
-        rc[8] = eu = get_data(e, P_EU, MMDB_DATA_TYPE_BOOLEAN, &d);
+    if (nested) {
+        /* country.* and location.* are read from their maps, so the record
+         * is not rescanned from the top for each of their keys. */
+        MMDB_entry_s sub;
+        int rs = sub_map(e, P_NESTED_ANY, &sub);
+        rc[0] = rs == FIELD_OK ? get_str(&sub, K_ISO_CODE, cc, sizeof cc) : rs;
+        if (rs == FIELD_OK)
+            rc[8] = eu = get_data(&sub, K_EU, MMDB_DATA_TYPE_BOOLEAN, &d);
+        if (rc[0] != FIELD_OK)
+            cc[0] = '\0';
+        rs = sub_map(e, P_NESTED_LOC, &sub);
+        rc[5] = rs == FIELD_OK ? get_str(&sub, K_TIME_ZONE, tz, sizeof tz) : rs;
+        rc[6] = rs == FIELD_OK ? get_double(&sub, K_LATITUDE, &lat) : rs;
+        rc[7] = rs == FIELD_OK ? get_double(&sub, K_LONGITUDE, &lon) : rs;
+        if (rc[5] != FIELD_OK)
+            tz[0] = '\0';
+    } else {
+        rc[0] = get_str(e, paths[0], cc, sizeof cc);
+        rc[5] = get_str(e, paths[5], tz, sizeof tz);
+        rc[6] = get_double(e, paths[6], &lat);
+        rc[7] = get_double(e, paths[7], &lon);
+    }
     bool any = false;
     for (int i = 0; i < 9; i++) {
         if (rc[i] == FIELD_ERROR)
