@@ -324,6 +324,11 @@ static void rule_eval(const tz_rule *r, int64_t t, int32_t *off, int64_t *next)
         int32_t o = cur;
         while (i < n && ev[i].t == at)
             o = ev[i++].off;
+        /* The window's last instant may lack its same-instant partner from
+         * the following year (permanent DST: end(Y) == start(Y+1)). A real
+         * change is always followed by more events in the window. */
+        if (i == n)
+            break;
         if (o != cur) {
             *next = at;
             return;

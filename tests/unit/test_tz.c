@@ -124,7 +124,9 @@ static void check_range(const vd_tz *tz, const char *name, int64_t from, int64_t
         if (k == n) {
             vd_localtime lt;
             vd_tz_localtime(tz, t, &lt);
-            assert_true(lt.next_transition >= to);
+            if (lt.next_transition < to)
+                fail_msg("%s @%lld: next_transition %lld inside the range, glibc has none", name,
+                         (long long)t, (long long)lt.next_transition);
         }
     }
 }
@@ -275,6 +277,119 @@ static uint32_t rd32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* A minimal v2 TZif file: one type (the standard offset), no transitions,
+ * so the footer rule decides everything. */
+static size_t make_tzif(unsigned char *buf, int32_t std_east, const char *footer)
+{
+    size_t n = 0;
+    for (int block = 0; block < 2; block++) {
+        memcpy(buf + n, "TZif2", 5);
+        memset(buf + n + 5, 0, 15);
+        n += 20;
+        static const uint32_t counts[6] = { 0, 0, 0, 0, 1, 4 };
+        for (int i = 0; i < 6; i++, n += 4) {
+            buf[n] = (unsigned char)(counts[i] >> 24);
+            buf[n + 1] = (unsigned char)(counts[i] >> 16);
+            buf[n + 2] = (unsigned char)(counts[i] >> 8);
+            buf[n + 3] = (unsigned char)counts[i];
+        }
+        uint32_t o = (uint32_t)std_east;
+        buf[n++] = (unsigned char)(o >> 24);
+        buf[n++] = (unsigned char)(o >> 16);
+        buf[n++] = (unsigned char)(o >> 8);
+        buf[n++] = (unsigned char)o;
+        buf[n++] = 0;
+        buf[n++] = 0;
+        memcpy(buf + n, "XXX", 4);
+        n += 4;
+    }
+    n += (size_t)sprintf((char *)buf + n, "\n%s\n", footer);
+    return n;
+}
+
+/* Footer rules of every shape (Julian Jn and n, M forms, negative and >24h
+ * times, permanent DST, negative DST, odd offsets) against glibc, which
+ * takes the same string as TZ directly. */
+static void test_posix_footers(void **state)
+{
+    (void)state;
+    static const struct { const char *rule; int32_t std_east; } rules[] = {
+        { "CET-1CEST,M3.5.0,M10.5.0/3", 3600 },
+        { "EST5EDT,M3.2.0,M11.1.0", -5 * 3600 },
+        { "<+0330>-3:30", 12600 },
+        { "<+0545>-5:45", 20700 },
+        { "NST3:30NDT,M3.2.0,M11.1.0", -12600 },
+        { "AAA3BBB,J60/2,J300/-1", -3 * 3600 },
+        { "AAA-2BBB-3,59/0,300/23:30", 7200 },
+        { "<-03>3<-02>,M3.5.0/-2,M10.5.0/-1", -3 * 3600 },
+        { "IST-1GMT0,M10.5.0,M3.5.0/1", 3600 },
+        { "<+1245>-12:45<+1345>,M9.5.0/2:45,M4.1.0/3:45", 45900 },
+        { "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0", 37800 },
+        { "AEST-10AEDT,M10.1.0,M4.1.0/3", 36000 },
+        { "XXX-5YYY,M1.2.0/100,M12.3.6/167", 5 * 3600 },
+        { "<-01>1<+00>0,M3.5.0/0,M10.5.0/1", -3600 },
+        { "ABC+4DEF,M4.5.6/-50,M9.1.1/50", -4 * 3600 },
+    };
+    char dir[] = "/tmp/vd-tz-rules-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    unsigned char buf[512];
+    size_t nr = sizeof rules / sizeof rules[0];
+    for (size_t i = 0; i < nr; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "R%zu", i);
+        put(dir, name, buf, make_tzif(buf, rules[i].std_east, rules[i].rule));
+    }
+    char err[256];
+    vd_tzdb *db = vd_tzdb_open(dir, err, sizeof err);
+    if (!db)
+        fail_msg("%s", err);
+    assert_int_equal(vd_tzdb_count(db), nr);
+    char *old = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+    long before = g_transitions;
+    for (size_t i = 0; i < nr; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "R%zu", i);
+        const vd_tz *tz = vd_tzdb_zone(db, vd_str_make(name, strlen(name)));
+        if (!tz)
+            fail_msg("rule %s not loaded", rules[i].rule);
+        setenv("TZ", rules[i].rule, 1);
+        tzset();
+        check_range(tz, rules[i].rule, utc_of(2023, 6, 1), utc_of(2027, 1, 1));
+        check_range(tz, rules[i].rule, utc_of(2099, 12, 1), utc_of(2101, 1, 1));
+        /* Not before 1970: glibc computes every earlier year as 1970. */
+        check_range(tz, rules[i].rule, utc_of(1971, 1, 1), utc_of(1972, 1, 1));
+    }
+    if (old) {
+        setenv("TZ", old, 1);
+        free(old);
+    } else {
+        unsetenv("TZ");
+    }
+    tzset();
+    vd_tzdb_close(db);
+    /* Permanent DST as zic writes it: DST all year, no transitions (glibc
+     * flips to standard time for a few hours each New Year, so it is not the
+     * reference here). */
+    put(dir, "Perm", buf, make_tzif(buf, -5 * 3600, "EST5EDT,0/0,J365/25"));
+    db = vd_tzdb_open(dir, err, sizeof err);
+    assert_non_null(db);
+    const vd_tz *perm = vd_tzdb_zone(db, VD_STR_LIT("Perm"));
+    assert_non_null(perm);
+    for (int64_t t = utc_of(2023, 12, 31); t < utc_of(2026, 1, 2); t += 3600 + 13) {
+        vd_localtime lt;
+        vd_tz_localtime(perm, t, &lt);
+        if (lt.utc_offset != -4 * 3600 || lt.next_transition != INT64_MAX)
+            fail_msg("permanent DST @%lld: off %d next %lld", (long long)t, lt.utc_offset,
+                     (long long)lt.next_transition);
+    }
+    printf("tz: %zu footer rules compared with glibc, %ld transitions\n", nr,
+           g_transitions - before);
+    vd_tzdb_close(db);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_hostile_dir(void **state)
 {
     (void)state;
@@ -404,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_known_values),
         cmocka_unit_test(test_names_and_countries),
         cmocka_unit_test(test_against_glibc),
+        cmocka_unit_test(test_posix_footers),
         cmocka_unit_test(test_hostile_dir),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
