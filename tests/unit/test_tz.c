@@ -174,6 +174,47 @@ static void test_against_glibc(void **state)
     assert_true(g_transitions > 150);
 }
 
+/* Every zone the system has, coarsely: 1970-2045 every ~5 days. */
+static void test_all_zones_coarse(void **state)
+{
+    (void)state;
+    FILE *p = popen("cd " ZONEINFO " && find . -path ./posix -prune -o -path ./right -prune -o "
+                    "\\( -type f -o -type l \\) -print", "r");
+    assert_non_null(p);
+    char *old = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+    char line[512];
+    size_t zones = 0, files = 0;
+    long samples = 0;
+    while (fgets(line, sizeof line, p)) {
+        line[strcspn(line, "\n")] = '\0';
+        const char *name = line + 2; /* "./" */
+        files++;
+        const vd_tz *tz = vd_tzdb_zone(g_db, vd_str_make(name, strlen(name)));
+        if (!tz)
+            continue;
+        char env[600];
+        snprintf(env, sizeof env, ":%s", name);
+        setenv("TZ", env, 1);
+        tzset();
+        for (int64_t t = utc_of(1970, 1, 1) + 1; t < utc_of(2045, 1, 1); t += 5 * 86400 + 3607) {
+            compare_at(tz, name, t, 0);
+            samples++;
+        }
+        zones++;
+    }
+    pclose(p);
+    if (old) {
+        setenv("TZ", old, 1);
+        free(old);
+    } else {
+        unsetenv("TZ");
+    }
+    tzset();
+    printf("tz: all %zu loadable zones (of %zu files) match glibc at %ld instants\n", zones, files,
+           samples);
+    assert_int_equal(zones, vd_tzdb_count(g_db));
+}
+
 static void test_known_values(void **state)
 {
     (void)state;
@@ -519,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_known_values),
         cmocka_unit_test(test_names_and_countries),
         cmocka_unit_test(test_against_glibc),
+        cmocka_unit_test(test_all_zones_coarse),
         cmocka_unit_test(test_posix_footers),
         cmocka_unit_test(test_hostile_dir),
     };
