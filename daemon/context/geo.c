@@ -24,6 +24,7 @@
 #include <maxminddb.h>
 
 #include "context/geo_countries.h"
+#include "context/ip.h"
 
 enum geo_layout {
     LAYOUT_UNKNOWN = 0,  /* try nested, then flat */
@@ -379,7 +380,7 @@ static const char *tree_walk(vd_geo_db *db, int *nested, int *flat)
     stack[0].depth = 0;
     /* Every node must be well-formed, reachable or not (libmaxminddb 1.7.1
      * opens a file whose unreachable nodes are garbage). A linear pass costs
-     * ~20 ns a node: well under 0.5 s for the largest city databases. */
+     * ~6 ns a node: ~25 ms for a 4M-node city database. */
     for (uint32_t i = 0; i < db->mmdb.metadata.node_count; i++) {
         MMDB_search_node_s sn;
         if (MMDB_read_node(&db->mmdb, i, &sn) != MMDB_SUCCESS)
@@ -451,9 +452,7 @@ static bool sanity_probe(vd_geo_db *db, char *err, size_t errcap)
         db->layout = LAYOUT_UNKNOWN;
         if (lookup(db, &ip, &g) == FIELD_ERROR) {
             snprintf(err, errcap, "corrupt database: lookup of %s fails",
-                     ip.family == 4 ? (snprintf(txt, sizeof txt, "%u.%u.%u.%u", ip.addr[0],
-                                                ip.addr[1], ip.addr[2], ip.addr[3]), txt)
-                                    : "an IPv6 probe address");
+                     vd_ip_format(&ip, txt, sizeof txt));
             return false;
         }
         if (!g.found)
