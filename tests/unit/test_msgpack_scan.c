@@ -192,6 +192,15 @@ static void test_split_at_every_offset(void **state)
     pack_sample(&sb);
     assert_true(sb.size > 150);
     expect_frame((const uint8_t *)sb.data, sb.size);
+    /* A zeroed state is a fresh one too. */
+    vd_scan_state z;
+    memset(&z, 0, sizeof z);
+    size_t fl;
+    assert_int_equal(vd_msgpack_scan_resume(&z, (const uint8_t *)sb.data, 40, &big, &fl),
+                     VD_SCAN_NEED_MORE);
+    assert_int_equal(vd_msgpack_scan_resume(&z, (const uint8_t *)sb.data, sb.size, &big, &fl),
+                     VD_SCAN_OK);
+    assert_int_equal(fl, sb.size);
     msgpack_sbuffer_destroy(&sb);
 }
 
