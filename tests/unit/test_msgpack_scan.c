@@ -382,6 +382,8 @@ static void test_peek_msgid(void **state)
     assert_false(peek("\x94\x00\xc3", 3, &id));                 /* msgid is a bool */
     assert_false(peek("\x94\x00\xca\x40\xe0\x00\x00", 7, &id)); /* msgid is a float */
     assert_false(peek("\x91\x00", 2, &id));                     /* one element only */
+    assert_false(peek("\x91\x00\x07", 3, &id));                 /* the 7 is the next frame's */
+    assert_false(peek("\xdc\x00\x01\x00\x07", 5, &id));
     assert_false(peek("\x90", 1, &id));
     assert_false(peek("\x94\x00", 2, &id));                     /* cut short */
     assert_false(peek("\x94\x00\xce\x00\x00\x00", 6, &id));
