@@ -97,8 +97,10 @@ unit: $(UNIT_BINS)
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# Classifier accuracy on the labelled corpora in ../shared/data (skipped if absent).
 accuracy: all
-	$(BUILD)/vd-accuracy
+	$(BUILD)/vd-accuracy-ua
+	$(BUILD)/vd-accuracy-source
 
 test: deps-test
 	@$(MAKE) --no-print-directory all unit integration
