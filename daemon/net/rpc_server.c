@@ -24,6 +24,7 @@ typedef struct rpc_conn {
     struct bufferevent *bev;
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
+    vd_scan_state scan;           /* progress through a frame that arrives in pieces */
     char peer[64];
 } rpc_conn;
 
@@ -313,7 +314,11 @@ static void conn_read(struct bufferevent *bev, void *arg)
             return;
         }
         size_t flen = 0;
-        vd_scan_result r = vd_msgpack_scan(buf, avail, &s->limits, &flen);
+        /* Resumable: a frame trickling in byte by byte is scanned once in
+         * total, not once per read. */
+        vd_scan_result r = vd_msgpack_scan_resume(&c->scan, buf, avail, &s->limits, &flen);
+        if (r != VD_SCAN_NEED_MORE)
+            vd_msgpack_scan_reset(&c->scan);
         if (r == VD_SCAN_NEED_MORE) {
             if (avail < max_frame)
                 break;            /* wait for the rest */
@@ -421,6 +426,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->srv = s;
     c->bev = bev;
+    vd_msgpack_scan_reset(&c->scan);
     char host[INET6_ADDRSTRLEN] = "?";
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
