@@ -502,8 +502,10 @@ static void test_tree_and_refs(void **state)
     assert_int_equal(last_until, at(2026, 11, 23, 20, 0, 0));
     rs = saved;
     vd_ruleset_release(r2);
-    /* evaluating a bigger ruleset after a smaller one grows the memo */
+    /* back on the bigger ruleset after a smaller one; out-of-range index is false */
+    assert_false(match("admin-evening"));   /* role is "user" now */
     assert_int_equal(vd_eval_segment(ev, 9999, &last_until), 0);
+    assert_int_equal(last_until, INT64_MAX);
 }
 
 int main(void)
