@@ -738,6 +738,10 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     int op = p->op;
     bool list = op == VD_OP_IN || op == VD_OP_NOT_IN;
     bool eqs = op == VD_OP_EQ || op == VD_OP_NE || list;
+    if ((op == VD_OP_EQ || op == VD_OP_NE) && json_is_array(v)) {
+        vd_cerr(c, "%s needs a single value (use %s for a list)", op_names[op], op == VD_OP_EQ ? "in" : "not_in");
+        return false;
+    }
     if (list && !json_is_array(v) && p->type != VD_AT_WEEKDAY && p->type != VD_AT_HOUR &&
         p->type != VD_AT_MINUTE && p->type != VD_AT_IP) {
         vd_cerr(c, "%s needs an array", op_names[op]);

@@ -223,6 +223,9 @@ static void test_pred_errors(void **state)
     expect_pred_error("attr.role", "eq", "{\"a\":1}", "$.match.all[1].value", "string, number or bool");
     expect_pred_error("attr.role", "prefix", "7", "$.match.all[1].value", "needs a string");
     expect_pred_error("geo.city", "exists", "\"yes\"", "$.match.all[1].value", "exists takes");
+    expect_pred_error("time.weekday", "eq", "[\"mon\",\"tue\"]", "$.match.all[1].value", "use in for a list");
+    expect_pred_error("time.hour", "ne", "[1,2]", "$.match.all[1].value", "use not_in for a list");
+    expect_pred_error("geo.city", "eq", "[\"Berlin\"]", "$.match.all[1].value", "needs a single value");
 }
 
 static void test_node_errors(void **state)
