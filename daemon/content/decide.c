@@ -76,13 +76,8 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
             out->valid_until = slot_until;
     }
     /* The contract lists every matching segment, not only the deciding
-     * ones; the memo makes the already-evaluated ones free. */
-    uint32_t n = vd_ruleset_nsegments(rs), nm = 0;
-    uint32_t *matched = vd_eval_matched_buf(ev);
-    for (uint32_t seg = 0; seg < n; seg++)
-        if (vd_eval_segment(ev, seg, NULL))
-            matched[nm++] = seg;
-    out->nmatched = nm;
-    out->matched = matched;
+     * ones; the memo makes the already-evaluated ones free and the
+     * candidate index skips those that cannot match. */
+    out->nmatched = vd_eval_matching(ev, &out->matched);
     return 0;
 }

@@ -45,6 +45,11 @@ uint32_t vd_node_alloc(vd_compiler *c, uint32_t count);
  * the node becomes an empty all; compilation goes on to find the rest. */
 void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth);
 
+/* Builds the candidate index of a compiled ruleset (index.c); -1 on out
+ * of memory. Frees with vd_index_free. */
+int vd_index_build(vd_ruleset *rs);
+void vd_index_free(vd_ruleset *rs);
+
 /* Compiles one content-map slot object into *out (contentmap.c). */
 bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out);
 

@@ -71,11 +71,6 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     return 0;
 }
 
-uint32_t *vd_eval_matched_buf(vd_eval *ev)
-{
-    return ev->matched;
-}
-
 /* ---- predicate tests ------------------------------------------------------ */
 
 static bool str_in(const vd_pred *p, vd_str s)
@@ -337,4 +332,37 @@ int vd_eval_verdict(const vd_eval *ev, uint32_t seg)
     if (!ev->rs || seg >= ev->rs->nsegs || ev->memo[seg].gen != ev->gen)
         return -1;
     return ev->memo[seg].verdict;
+}
+
+uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
+{
+    const vd_ruleset *rs = ev->rs;
+    int64_t u = INT64_MAX;
+    *out = ev->matched;
+    if (!rs)
+        return 0;
+    for (uint32_t i = 0; i < rs->nunguarded; i++)
+        eval_ref(ev, rs->unguarded[i], &u);
+    for (uint32_t a = 0; a < rs->nindex; a++) {
+        const vd_index_attr *ia = &rs->index[a];
+        vd_value v;
+        vd_context_get(ev->ctx, &ia->attr, &v);
+        if (v.kind != VD_VAL_STR)
+            continue;     /* missing: no guarded segment can match */
+        uint64_t h = vd_hash64_ci(v.u.s.p, v.u.s.n);
+        for (uint32_t slot = (uint32_t)h & ia->mask; ia->tab[slot].key.p; slot = (slot + 1) & ia->mask) {
+            const vd_index_entry *e = &ia->tab[slot];
+            if (e->hash == h && vd_str_eq_ci(e->key, v.u.s)) {
+                for (uint32_t k = 0; k < e->n; k++)
+                    eval_ref(ev, rs->index_segs[e->first + k], &u);
+                break;
+            }
+        }
+    }
+    /* Ascending order for free: scan the memo of this generation. */
+    uint32_t n = 0;
+    for (uint32_t s = 0; s < rs->nsegs; s++)
+        if (ev->memo[s].gen == ev->gen && ev->memo[s].verdict)
+            ev->matched[n++] = s;
+    return n;
 }

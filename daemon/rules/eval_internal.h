@@ -6,7 +6,9 @@
 
 #include "rules/eval.h"
 
-/* Scratch of nsegments entries for the matched list (valid after begin). */
-uint32_t *vd_eval_matched_buf(vd_eval *ev);
+/* Evaluates every segment that can match this request (the candidate
+ * index skips those whose string guard fails) and lists the matching ones
+ * in ascending order in *out (owned by ev, valid until the next begin). */
+uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out);
 
 #endif

@@ -351,6 +351,7 @@ static void ruleset_free(vd_ruleset *rs)
     free(rs->preds);
     free(rs->segs);
     free(rs->seg_by_id);
+    vd_index_free(rs);
     free(rs->slots);
     free(rs);
 }
@@ -431,6 +432,8 @@ vd_ruleset *vd_ruleset_compile(const vd_docset *docs, const char *version, vd_er
             compile_slots(&c, roots[i], (uint32_t)i, docs, &slot_docs);
     if (!c.oom && rs->nslots > 1)
         sort_slots(&c, slot_docs, docs);
+    if (!c.oom && c.nerr == 0 && vd_index_build(rs) < 0)
+        c.oom = true;
     if (c.oom)
         vd_errors_addf(err, "out of memory compiling the ruleset");
 

@@ -86,6 +86,23 @@ typedef struct vd_segment {
     uint32_t node_first, node_end;  /* this segment's nodes, contiguous */
 } vd_segment;
 
+/* Candidate index: a segment whose match is (or is an all containing) a
+ * plain eq/in on a string attribute can only match when the request's
+ * value is one of those strings, so listing every matching segment only
+ * evaluates the segments filed under the request's values plus the
+ * unguarded ones. */
+typedef struct vd_index_entry {
+    vd_str key;               /* lower case */
+    uint64_t hash;            /* vd_hash64_ci(key) */
+    uint32_t first, n;        /* into vd_ruleset.index_segs */
+} vd_index_entry;
+
+typedef struct vd_index_attr {
+    vd_attr_ref attr;
+    uint32_t mask;            /* table size - 1 (power of two) */
+    vd_index_entry *tab;      /* key.p == NULL: empty */
+} vd_index_attr;
+
 struct vd_ruleset {
     atomic_uint refs;
     char *version;
@@ -97,6 +114,11 @@ struct vd_ruleset {
     vd_segment *segs;
     uint32_t nsegs, cap_segs;
     uint32_t *seg_by_id;      /* segment indexes sorted by id (bytes) */
+    vd_index_attr *index;     /* one per indexed attribute */
+    uint32_t nindex;
+    uint32_t *index_segs;     /* segment lists of the index entries */
+    uint32_t *unguarded;      /* segments that must always be evaluated */
+    uint32_t nunguarded;
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
 };

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "content/decide.h"
+#include "rules/ruleset_internal.h"
 
 static const char *const SEGS = "["
     "{\"id\":\"berlin\",\"match\":{\"attr\":\"geo.city\",\"op\":\"eq\",\"value\":\"Berlin\"}},"
@@ -274,6 +275,59 @@ static void test_split(void **state)
     assert_int_equal(vd_split_bucket(VD_STR_NULL, VD_STR_LIT("hero-test-1")), 4905);
 }
 
+/* The candidate index must never change the answer: `matched` equals a
+ * brute-force evaluation of every segment, over many contexts. */
+static void test_index_equals_brute_force(void **state)
+{
+    (void)state;
+    static const char *const segs2 = "["
+        "{\"id\":\"g1\",\"match\":{\"attr\":\"geo.city\",\"op\":\"eq\",\"value\":\"Berlin\"}},"
+        "{\"id\":\"g2\",\"match\":{\"all\":[{\"attr\":\"time.hour\",\"op\":\"gte\",\"value\":12},"
+        "  {\"attr\":\"geo.country\",\"op\":\"in\",\"value\":[\"de\",\"AT\",\"ch\"]},{\"attr\":\"geo.city\",\"op\":\"in\",\"value\":[\"Wien\",\"Zürich\",\"Bern\",\"Graz\"]}]}},"
+        "{\"id\":\"g3\",\"match\":{\"all\":[{\"attr\":\"geo.city\",\"op\":\"in\",\"value\":[\"BERLIN\",\"berlin\",\"Paris\"]},{\"not\":{\"segment\":\"g1\"}}]}},"
+        "{\"id\":\"u1\",\"match\":{\"attr\":\"geo.city\",\"op\":\"ne\",\"value\":\"Berlin\"}},"
+        "{\"id\":\"u2\",\"match\":{\"any\":[{\"attr\":\"geo.city\",\"op\":\"eq\",\"value\":\"Paris\"},{\"attr\":\"geo.country\",\"op\":\"eq\",\"value\":\"DE\"}]}},"
+        "{\"id\":\"u3\",\"match\":{\"not\":{\"segment\":\"g2\"}}},"
+        "{\"id\":\"u4\",\"match\":{\"attr\":\"geo.city\",\"op\":\"exists\",\"value\":false}},"
+        "{\"id\":\"g4\",\"match\":{\"all\":[{\"segment\":\"u2\"},{\"attr\":\"geo.country\",\"op\":\"eq\",\"value\":\"fr\"}]}}"
+        "]";
+    vd_docset ds;
+    vd_errors err;
+    vd_docset_init(&ds);
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/t.json", segs2, strlen(segs2));
+    vd_errors_init(&err);
+    vd_ruleset *r2 = vd_ruleset_compile(&ds, "v2", &err);
+    vd_docset_free(&ds);
+    assert_non_null(r2);
+    assert_int_equal(r2->nunguarded, 4);          /* u1..u4; g1..g4 are indexed */
+    assert_int_equal(r2->nindex, 2);              /* geo.city, geo.country */
+    static const char *const cities[] = { "Berlin", "berlin", "Paris", "Wien", "Graz", "Bern", "", "Zürich", "Lyon" };
+    static const char *const countries[] = { "DE", "AT", "FR", "", "CH", "ch" };
+    unsigned seen_nonempty = 0;
+    for (unsigned i = 0; i < 9 * 6 * 2; i++) {
+        fresh(i % 2 ? 13 : 9, 0, 0, cities[i % 9]);
+        strcpy(ctx.geo.country, countries[(i / 9) % 6]);
+        vd_context_init(&ctx, &req, NULL, NULL, 0);
+        ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+        ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+        assert_int_equal(vd_decide(r2, ev, &ctx, &dec), 0);
+        uint32_t got[16], ngot = dec.nmatched;
+        memcpy(got, dec.matched, ngot * sizeof *got);
+        assert_int_equal(vd_eval_begin(ev, r2, &ctx), 0);
+        uint32_t nwant = 0;
+        for (uint32_t sgi = 0; sgi < vd_ruleset_nsegments(r2); sgi++)
+            if (vd_eval_segment(ev, sgi, NULL)) {
+                assert_true(nwant < ngot);
+                assert_int_equal(got[nwant], sgi);
+                nwant++;
+            }
+        assert_int_equal(nwant, ngot);
+        seen_nonempty += ngot > 0;
+    }
+    assert_true(seen_nonempty > 50);
+    vd_ruleset_release(r2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -282,6 +336,7 @@ int main(void)
         cmocka_unit_test(test_valid_until),
         cmocka_unit_test(test_matched),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_index_equals_brute_force),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
