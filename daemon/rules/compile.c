@@ -587,8 +587,6 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
         vlist l;
         if (!get_list(c, v, p->op == VD_OP_EQ || p->op == VD_OP_NE, &l))
             return false;
-        if (!json_is_array(v) && (p->op == VD_OP_IN || p->op == VD_OP_NOT_IN))
-            return false;
         bool ok = true;
         for (size_t i = 0; i < l.n; i++) {
             json_t *e = vl_at(&l, i);
@@ -814,9 +812,8 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     }
 }
 
-static void compile_pred(vd_compiler *c, json_t *j, vd_node *node_out_unused, uint32_t idx)
+static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
 {
-    (void)node_out_unused;
     json_t *ja = json_object_get(j, "attr"), *jo = json_object_get(j, "op"), *jv = json_object_get(j, "value");
     const char *key;
     json_t *e;
@@ -935,7 +932,7 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
         }
     if (kind < 0) {
         if (json_object_get(j, "attr") || json_object_get(j, "op")) {
-            compile_pred(c, j, NULL, idx);
+            compile_pred(c, j, idx);
             return;
         }
         const char *key = json_object_size(j) ? json_object_iter_key(json_object_iter(j)) : NULL;

@@ -141,7 +141,6 @@ static bool add_segment(vd_compiler *c, json_t *obj, uint32_t doc, uint32_t pos,
 static void compile_segment(vd_compiler *c, uint32_t s, const seg_src *src)
 {
     vd_segment *seg = &c->rs->segs[s];
-    path_for_item(c, src->pos);
     set_what(c, "segment", seg->id);
     /* Inside a segment the path is relative to the segment object. */
     vd_cpath_reset(c);
