@@ -1,0 +1,14 @@
+/* eval_internal.h — what decide.c needs from a vd_eval beyond eval.h. */
+#ifndef VD_RULES_EVAL_INTERNAL_H
+#define VD_RULES_EVAL_INTERNAL_H
+
+#include <stdint.h>
+
+#include "rules/eval.h"
+
+/* Evaluates every segment that can match this request (the candidate
+ * index skips those whose string guard fails) and lists the matching ones
+ * in ascending order in *out (owned by ev, valid until the next begin). */
+uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out);
+
+#endif
