@@ -176,13 +176,10 @@ def test_too_large_frame_gets_error_with_msgid_then_close(tmp_path, start_daemon
 
 def test_too_deep_frame_gets_error_then_close(small):
     c = small.client()
-    deep = {"slots": ["hero"]}
-    node = deep
-    for _ in range(40):
-        node["attrs"] = {"x": None}
-        node = node["attrs"]
-    obj = [0, 5, "decide", [[[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]]]
-    c.send(obj)
+    deep = ["deep"]
+    for _ in range(20):          # 20 nested arrays inside params: over max-depth 16
+        deep = [deep]
+    c.send([0, 5, "decide", deep])
     reply = c.recv()
     assert reply is not None and reply[1] == 5 and reply[2]["code"] == "too_deep"
     assert c.closed()
