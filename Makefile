@@ -109,6 +109,12 @@ test: deps-test
 test-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
 
+# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	tests/bench/run.sh
+
 clean:
 	rm -rf build build-asan
 

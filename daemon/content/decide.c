@@ -44,6 +44,9 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
+    /* Candidates first: the index evaluates exactly the segments that can
+     * match this request, so the rule walks below only read verdicts. */
+    out->nmatched = vd_eval_matching(ev, &out->matched);
     out->nslots = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
     out->valid_until = INT64_MAX;
     for (unsigned i = 0; i < out->nslots; i++) {
@@ -60,7 +63,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         for (uint32_t k = 0; k < s->nrules; k++) {
             const vd_rule *r = &s->rules[k];
             int64_t u;
-            int m = vd_eval_segment(ev, r->segment, &u);
+            int m = vd_eval_rule(ev, r->segment, &u);
             if (u < slot_until)
                 slot_until = u;
             if (m) {
@@ -75,9 +78,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         if (slot_until < out->valid_until)
             out->valid_until = slot_until;
     }
-    /* The contract lists every matching segment, not only the deciding
-     * ones; the memo makes the already-evaluated ones free and the
-     * candidate index skips those that cannot match. */
-    out->nmatched = vd_eval_matching(ev, &out->matched);
+    /* A rule walk may have evaluated a time-guarded segment the buckets
+     * skipped (to learn its until); it is false, so `matched` is complete. */
     return 0;
 }

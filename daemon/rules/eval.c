@@ -25,7 +25,9 @@ struct vd_eval {
     uint32_t gen;
     uint32_t cap;
     memo *memo;
-    uint32_t *matched;        /* scratch for vd_decide: every matching segment */
+    uint32_t *matched;        /* every matching segment evaluated in this request */
+    uint32_t nmatched;
+    bool scanned;             /* vd_eval_matching ran: unevaluated = not a candidate */
 };
 
 vd_eval *vd_eval_new(void)
@@ -62,6 +64,8 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     }
     ev->rs = rs;
     ev->ctx = ctx;
+    ev->nmatched = 0;
+    ev->scanned = false;
     /* Generation 0 never marks an entry; on wrap clear the memo once. */
     if (++ev->gen == 0) {
         if (ev->memo)
@@ -307,6 +311,9 @@ static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
         m->verdict = eval_node(ev, ev->rs->segs[seg].root, &u);
         m->until = u;
         m->gen = ev->gen;
+        /* Each segment is evaluated once per request, so no duplicates. */
+        if (m->verdict)
+            ev->matched[ev->nmatched++] = seg;
     }
     if (m->until < *until)
         *until = m->until;
@@ -334,35 +341,94 @@ int vd_eval_verdict(const vd_eval *ev, uint32_t seg)
     return ev->memo[seg].verdict;
 }
 
+static void eval_list(vd_eval *ev, const uint32_t *segs, uint32_t n)
+{
+    int64_t u = INT64_MAX;
+    for (uint32_t i = 0; i < n; i++)
+        eval_ref(ev, segs[i], &u);
+}
+
+static const vd_index_entry *index_find(const vd_index_attr *ia, const char *p, size_t n, uint64_t h)
+{
+    for (uint32_t slot = (uint32_t)h & ia->mask; ia->tab[slot].key.p; slot = (slot + 1) & ia->mask) {
+        const vd_index_entry *e = &ia->tab[slot];
+        if (e->hash == h && vd_str_eq_ci(e->key, vd_str_make(p, n)))
+            return e;
+    }
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
 {
     const vd_ruleset *rs = ev->rs;
-    int64_t u = INT64_MAX;
     *out = ev->matched;
     if (!rs)
         return 0;
-    for (uint32_t i = 0; i < rs->nunguarded; i++)
-        eval_ref(ev, rs->unguarded[i], &u);
+    eval_list(ev, rs->unguarded, rs->nunguarded);
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];
         vd_value v;
         vd_context_get(ev->ctx, &ia->attr, &v);
         if (v.kind != VD_VAL_STR)
             continue;     /* missing: no guarded segment can match */
-        uint64_t h = vd_hash64_ci(v.u.s.p, v.u.s.n);
-        for (uint32_t slot = (uint32_t)h & ia->mask; ia->tab[slot].key.p; slot = (slot + 1) & ia->mask) {
-            const vd_index_entry *e = &ia->tab[slot];
-            if (e->hash == h && vd_str_eq_ci(e->key, v.u.s)) {
-                for (uint32_t k = 0; k < e->n; k++)
-                    eval_ref(ev, rs->index_segs[e->first + k], &u);
-                break;
-            }
+        if (!ia->prefix) {
+            const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
+            if (e)
+                eval_list(ev, rs->index_segs + e->first, e->n);
+            continue;
+        }
+        /* Every prefix of the value that is a key: FNV-1a is incremental,
+         * so each prefix length costs one step and one probe. The hits are
+         * collected first because evaluating may reuse the context's
+         * scratch that v points into. */
+        uint64_t h = 1469598103934665603ULL;
+        size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
+        const vd_index_entry *hits[64];
+        unsigned nhits = 0;
+        for (size_t l = 0; l < lim; l++) {
+            unsigned char c = (unsigned char)v.u.s.p[l];
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + 32);
+            h = (h ^ c) * 1099511628211ULL;
+            const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
+            if (e && nhits < 64)
+                hits[nhits++] = e;
+        }
+        for (unsigned i = 0; i < nhits; i++)
+            eval_list(ev, rs->index_segs + hits[i]->first, hits[i]->n);
+    }
+    if (rs->hour_first[24] || rs->wday_first[7]) {
+        vd_context *ctx = ev->ctx;
+        if (vd_context_tz(ctx)) {
+            unsigned h = (unsigned)ctx->local.hour, d = (unsigned)ctx->local.weekday;
+            if (h < 24)
+                eval_list(ev, rs->hour_segs + rs->hour_first[h], rs->hour_first[h + 1] - rs->hour_first[h]);
+            if (d < 7)
+                eval_list(ev, rs->wday_segs + rs->wday_first[d], rs->wday_first[d + 1] - rs->wday_first[d]);
         }
     }
-    /* Ascending order for free: scan the memo of this generation. */
-    uint32_t n = 0;
-    for (uint32_t s = 0; s < rs->nsegs; s++)
-        if (ev->memo[s].gen == ev->gen && ev->memo[s].verdict)
-            ev->matched[n++] = s;
-    return n;
+    ev->scanned = true;
+    /* Few matches per request: sorting them beats scanning the memo. */
+    qsort(ev->matched, ev->nmatched, sizeof *ev->matched, cmp_u32);
+    return ev->nmatched;
+}
+
+int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    const vd_ruleset *rs = ev->rs;
+    if (ev->scanned && seg < rs->nsegs && ev->memo[seg].gen != ev->gen &&
+        (rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX)) {
+        /* Not a candidate: its string guard fails, and no string attribute
+         * changes with time, so it stays false. Time-guarded ones are
+         * evaluated: they are false too, but their until is needed. */
+        *until = INT64_MAX;
+        return 0;
+    }
+    return vd_eval_segment(ev, seg, until);
 }

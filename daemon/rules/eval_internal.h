@@ -11,4 +11,8 @@
  * in ascending order in *out (owned by ev, valid until the next begin). */
 uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out);
 
+/* vd_eval_segment for a rule's segment after vd_eval_matching: a segment
+ * the index ruled out by a string guard is false at no cost. */
+int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until);
+
 #endif

@@ -86,11 +86,21 @@ typedef struct vd_segment {
     uint32_t node_first, node_end;  /* this segment's nodes, contiguous */
 } vd_segment;
 
-/* Candidate index: a segment whose match is (or is an all containing) a
- * plain eq/in on a string attribute can only match when the request's
- * value is one of those strings, so listing every matching segment only
- * evaluates the segments filed under the request's values plus the
- * unguarded ones. */
+/* Candidate index. A segment whose match is (or is an `all` containing) a
+ * guard predicate can only match when the request passes that guard, so a
+ * request evaluates only the segments filed under its own values plus the
+ * unguarded ones. Guards, most selective first: eq/in on a string
+ * attribute (exact keys), prefix on a string attribute (the request value's
+ * prefixes are looked up), time.hour and time.weekday sets (one bucket per
+ * hour / weekday). Each segment is filed under its single most selective
+ * guard. */
+enum vd_guard_kind {
+    VD_G_NONE = 0,            /* unguarded: always evaluated */
+    VD_G_SET,
+    VD_G_PREFIX,
+    VD_G_HOUR,
+    VD_G_WEEKDAY,
+};
 typedef struct vd_index_entry {
     vd_str key;               /* lower case */
     uint64_t hash;            /* vd_hash64_ci(key) */
@@ -99,6 +109,8 @@ typedef struct vd_index_entry {
 
 typedef struct vd_index_attr {
     vd_attr_ref attr;
+    uint8_t prefix;           /* keys are prefixes of the request value */
+    uint32_t maxlen;          /* longest key (prefix tables) */
     uint32_t mask;            /* table size - 1 (power of two) */
     vd_index_entry *tab;      /* key.p == NULL: empty */
 } vd_index_attr;
@@ -119,6 +131,11 @@ struct vd_ruleset {
     uint32_t *index_segs;     /* segment lists of the index entries */
     uint32_t *unguarded;      /* segments that must always be evaluated */
     uint32_t nunguarded;
+    uint8_t *guard;           /* vd_guard_kind per segment */
+    uint32_t hour_first[25];  /* hour h: hour_segs[hour_first[h] .. hour_first[h+1]) */
+    uint32_t *hour_segs;
+    uint32_t wday_first[8];   /* weekday d (0 = mon): likewise */
+    uint32_t *wday_segs;
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
 };

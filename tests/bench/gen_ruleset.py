@@ -2,8 +2,11 @@
 """Generates a synthetic but realistic definition set for scale benchmarks:
 N segments over S slots, each slot with rules over its share of segments.
 
-usage: gen_ruleset.py OUTDIR N_SEGMENTS [N_SLOTS=20]
-writes OUTDIR/segments/gen.json and OUTDIR/content-map/gen.json"""
+usage: gen_ruleset.py OUTDIR N_SEGMENTS [N_SLOTS=20] [--reference]
+writes OUTDIR/segments/gen.json and OUTDIR/content-map/gen.json.
+--reference adds slot "hero" with the decision that ../shared/bench's
+reference systems (nginx geoip2+maps, node) implement (7 segments; the
+generated ones fill up to N_SEGMENTS over the other slots)."""
 import json
 import random
 import sys
@@ -42,10 +45,47 @@ def predicate(r, i):
     return {"attr": "attr.tier", "op": "in", "value": r.sample(["gold", "silver", "bronze", "platinum"], 2)}
 
 
+REFERENCE_SEGMENTS = [
+    {"id": "ref-bot", "match": {"attr": "device.type", "op": "eq", "value": "bot"}},
+    {"id": "ref-de-paid", "match": {"all": [{"attr": "geo.country", "op": "eq", "value": "DE"},
+                                             {"attr": "source.medium", "op": "eq", "value": "paid"}]}},
+    {"id": "ref-de-evening", "match": {"all": [{"attr": "geo.country", "op": "eq", "value": "DE"},
+                                                {"attr": "time.hour", "op": "between", "value": [17, 21]}]}},
+    {"id": "ref-mobile-social", "match": {"all": [{"attr": "device.type", "op": "eq", "value": "mobile"},
+                                                   {"attr": "source.medium", "op": "eq", "value": "social"}]}},
+    {"id": "ref-us-desktop", "match": {"all": [{"attr": "geo.country", "op": "eq", "value": "US"},
+                                                {"attr": "device.type", "op": "eq", "value": "desktop"}]}},
+    {"id": "ref-organic", "match": {"attr": "source.medium", "op": "eq", "value": "organic"}},
+    {"id": "ref-fr", "match": {"attr": "geo.country", "op": "eq", "value": "FR"}},
+]
+REFERENCE_SLOT = {
+    "slot": "hero",
+    "rules": [
+        {"segment": "ref-bot", "variant": "default"},
+        {"segment": "ref-de-paid", "variant": "de-paid"},
+        {"segment": "ref-de-evening", "variant": "de-evening"},
+        {"segment": "ref-mobile-social", "variant": "mobile-social"},
+        {"segment": "ref-us-desktop", "variant": "us-desktop"},
+        {"segment": "ref-organic", "split": [{"variant": "organic-a", "weight": 50},
+                                             {"variant": "organic-b", "weight": 50}], "salt": "hero-ab"},
+        {"segment": "ref-fr", "variant": "fr"},
+    ],
+    "default": "default",
+    "variants": {v: {"template": f"hero/{v}.html"} for v in
+                 ["default", "de-paid", "de-evening", "mobile-social", "us-desktop", "organic-a",
+                  "organic-b", "fr"]},
+}
+
+
 def main():
-    out = Path(sys.argv[1])
-    n = int(sys.argv[2])
-    slots = int(sys.argv[3]) if len(sys.argv) > 3 else 20
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    reference = "--reference" in sys.argv
+    out = Path(args[0])
+    n = int(args[1])
+    slots = int(args[2]) if len(args) > 2 else 20
+    if reference:
+        n -= len(REFERENCE_SEGMENTS)
+        slots -= 1
     r = random.Random(42 + n)
     segs = []
     for i in range(n):
@@ -64,6 +104,9 @@ def main():
         variants = {f"v{k}": {"template": f"slot{s}/v{k}.html"} for k in range(8)}
         variants["default"] = {"template": f"slot{s}/default.html"}
         cms.append({"slot": f"slot{s:02d}", "rules": rules, "default": "default", "variants": variants})
+    if reference:
+        segs = REFERENCE_SEGMENTS + segs
+        cms = [REFERENCE_SLOT] + cms
     (out / "segments").mkdir(parents=True, exist_ok=True)
     (out / "content-map").mkdir(parents=True, exist_ok=True)
     (out / "segments" / "gen.json").write_text(json.dumps(segs))
