@@ -147,6 +147,7 @@ static const tok other_tokens[] = {
     T("tvbrowser"), T("_tv"), T("tv build"), T("tv box"), T("tvbox"),
     T("mibox"), T("fire tv"), T("firetv"), T("; aft"),  /* Amazon Fire TV models: AFTS, AFTMM... */
     T("; aeo"),                            /* Amazon Echo Show models */
+    T("wv-atv"),                           /* the Android TV WebView */
     T("tizen/"),                           /* "Tizen/x.y": Samsung TVs; phones say "Tizen x.y" */
     T("lg browser"), T("inettvbrowser"), T("maple"), T("kreatv"), T("freebox"),
     T("livebox"), T("yndx-"),              /* Yandex TV modules and stations */
@@ -225,6 +226,9 @@ static const tok desktop_tokens[] = {
     T("inferno"), T("ms-office"), T("msoffice"),
 };
 
+static bool is_alpha(char c) { return c >= 'a' && c <= 'z'; }
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
 /* The Android model name ("SM-G991B", "32LF7130S", "X96 Max") says what an
  * Android device is when the UA itself does not. Returns an empty slice when
  * there is none. */
@@ -235,8 +239,8 @@ static vd_str android_model(const ua_buf *u)
         return VD_STR_NULL;
     const char *end = u->s + u->n;
     const char *p = a;
-    /* "Android 9; [xx-yy; ]MODEL Build/..." — skip at most two fields. */
-    for (int field = 0; field < 3; field++) {
+    /* "Android 9; [xx-yy; ]MODEL Build/..." — skip at most three fields. */
+    for (int field = 0; field < 4; field++) {
         while (p < end && *p != ';' && *p != ')')
             p++;
         if (p >= end || *p == ')')
@@ -249,8 +253,15 @@ static vd_str android_model(const ua_buf *u)
                !(q + 6 <= end && memcmp(q, " build", 6) == 0) && !(*q == '/'))
             q++;
         size_t n = (size_t)(q - p);
-        bool locale = (n == 2 || n == 5) && (n == 2 || p[2] == '-' || p[2] == '_');
-        if (n == 0 || locale || (n == 1 && p[0] == 'u') || (n >= 3 && memcmp(p, "arm", 3) == 0))
+        /* Locales: "ru", "en-us", "pt_BR", "zh-Hans-CN" — letters only. */
+        bool locale = n >= 2 && n <= 10 && is_alpha(p[0]) && is_alpha(p[1]) &&
+                      (n == 2 || p[2] == '-' || p[2] == '_');
+        for (size_t k = 0; locale && k < n; k++)
+            locale = is_alpha(p[k]) || p[k] == '-' || p[k] == '_';
+        /* Fields that are not the model: "U", "arm_64", "wv" (WebView),
+         * Huawei's "HarmonyOS". */
+        if (n == 0 || locale || (n == 1 && p[0] == 'u') || (n >= 3 && memcmp(p, "arm", 3) == 0) ||
+            (n == 2 && memcmp(p, "wv", 2) == 0) || (n == 9 && memcmp(p, "harmonyos", 9) == 0))
             continue;
         return vd_str_make(p, n);
     }
@@ -263,8 +274,6 @@ static bool model_has(vd_str m, const char *tokn)
     return n <= m.n && memmem(m.p, m.n, tokn, n) != NULL;
 }
 
-static bool is_alpha(char c) { return c >= 'a' && c <= 'z'; }
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* The word w in the model standing on its own at least on one side
  * ("Rombica TV Air", "rk3128_box", "SberBox") rather than inside another
