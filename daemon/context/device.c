@@ -323,16 +323,12 @@ static bool model_resolution(vd_str m)
 
 /* "K43DLJ10US", "LT-55NX8001S", "SABA_42SB6000F": a short maker prefix, a
  * common TV diagonal in inches, then more letters — how TV sets are named.
- * Phones put digits after their series letter ("SM-A325F") instead. */
-static bool model_panel_size(vd_str m)
+ * Phones put digits after their series letter ("SM-A325F") instead.
+ * panel_at checks the size code itself, starting at m.p[i]. */
+static bool panel_at(vd_str m, size_t i)
 {
     static const char sizes[][3] = { "22", "24", "28", "32", "39", "40", "42", "43", "49",
                                      "50", "55", "58", "65", "75", "85" };
-    size_t i = 0;
-    while (i < m.n && i < 5 && is_alpha(m.p[i]))
-        i++;
-    if (i < m.n && (m.p[i] == '-' || m.p[i] == '_'))
-        i++;
     if (i + 6 > m.n || !is_digit(m.p[i]) || !is_digit(m.p[i + 1]) || !is_alpha(m.p[i + 2]))
         return false;
     /* The rest is a product code with digits ("F8000C"), not a phone or
@@ -346,6 +342,23 @@ static bool model_panel_size(vd_str m)
         return false;
     for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
         if (m.p[i] == sizes[k][0] && m.p[i + 1] == sizes[k][1])
+            return true;
+    return false;
+}
+
+static bool model_panel_size(vd_str m)
+{
+    size_t i = 0;
+    while (i < m.n && i < 5 && is_alpha(m.p[i]))
+        i++;
+    if (i < m.n && (m.p[i] == '-' || m.p[i] == '_'))
+        i++;
+    if (panel_at(m, i))
+        return true;
+    /* ... or as a later word of a longer name: "HARPER 58U750TS",
+     * "NEKO_W_LT_32NH7020S", "Onvo_50OV6000U". */
+    for (size_t k = 1; k + 1 < m.n; k++)
+        if ((m.p[k - 1] == ' ' || m.p[k - 1] == '_' || m.p[k - 1] == '-') && panel_at(m, k))
             return true;
     return false;
 }
@@ -393,7 +406,48 @@ static const char *const tablet_model_prefixes[] = {
     "yt3-", "yt-", "pmt", "iplay", "pocketbook", "b1-", "a1-", "citi ", "optima ",
     "plane ", "tz7", "pixel c", "nomi c", "rmd-", "tpc", "samsung-sm-t",
     "huawei m2-", "pmp", "bq-7", "bq-8", "bq-1", /* BQ phones are BQ-4xxx..6xxx */
+    "opd", "rmp", "nokia t",   /* OPPO Pad, realme Pad (phones: CPH, RMX), Nokia T tablets */
 };
+
+/* Huawei and Honor product codes: 3-4 letters, an optional generation
+ * digit, then the variant; "-W" variants ("BAH2-W09", "MRX-W29") are the
+ * Wi-Fi-only ones, which only tablets are. Phones are "-L", "-AL", "-LX". */
+static bool model_huawei_wifi(vd_str m)
+{
+    size_t i = 0;
+    while (i < m.n && i < 4 && is_alpha(m.p[i]))
+        i++;
+    if (i < 3)
+        return false;
+    if (i < m.n && is_digit(m.p[i]))
+        i++;
+    return i + 4 <= m.n && m.p[i] == '-' && m.p[i + 1] == 'w' && is_digit(m.p[i + 2]) &&
+           is_digit(m.p[i + 3]);
+}
+
+/* Generic Chinese tablets code the screen diagonal in inches right after a
+ * short maker prefix: "MT0739D", "RC0719H", "HT0704K08" (7"), "LC0901D",
+ * "IQ1019N" (10"). Phones with 4-digit codes start 1xxx/2xxx with no
+ * leading zero ("XT1080", "TA-1032"), so 10/11 also need a letter after. */
+static bool model_size_code(vd_str m)
+{
+    size_t i = 0;
+    while (i < m.n && i < 3 && is_alpha(m.p[i]))
+        i++;
+    if (i == 0)
+        return false;
+    size_t letters = i;
+    if (i < m.n && (m.p[i] == '-' || m.p[i] == '_' || m.p[i] == ' '))
+        i++;
+    if (i + 4 > m.n || !is_digit(m.p[i]) || !is_digit(m.p[i + 1]) || !is_digit(m.p[i + 2]) ||
+        !is_digit(m.p[i + 3]))
+        return false;
+    char a = m.p[i], b = m.p[i + 1];
+    if (a == '0' && b >= '7' && b <= '9')
+        return true;
+    return a == '1' && (b == '0' || b == '1') && letters >= 2 && i == letters &&
+           i + 4 < m.n && is_alpha(m.p[i + 4]);
+}
 
 static bool model_is_tablet(vd_str m)
 {
@@ -412,7 +466,10 @@ static bool model_is_tablet(vd_str m)
     if (m.n >= 4 && m.n <= 9 && m.p[0] == '9' && is_digit(m.p[1]) &&
         is_digit(m.p[2]) && is_digit(m.p[3]) && (m.n == 4 || !is_digit(m.p[4])))
         return true;
-    return false;
+    /* Only tablets are sold without a cellular modem: "Wi-Fi" in the name. */
+    if (model_has(m, "wifi") || model_has(m, "wi-fi") || model_has(m, "_wi_"))
+        return true;
+    return model_huawei_wifi(m) || model_size_code(m);
 }
 
 /* -------------------------------------------------------------- families */
