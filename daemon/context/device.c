@@ -88,10 +88,11 @@ static bool has_any(const ua_buf *u, const tok *t, size_t count)
 
 /* ------------------------------------------------------------ type rules */
 
-/* Words robots put in their UA. These win over any platform token: crawlers
- * often impersonate a browser and then append their name. */
+/* Words robots put in their UA (and "bot" as a word, has_bot_word). These
+ * win over any platform token: crawlers often impersonate a browser and then
+ * append their name. */
 static const tok bot_tokens[] = {
-    T("bot"), T("crawl"), T("spider"), T("slurp"), T("scraper"), T("headless"),
+    T("crawl"), T("spider"), T("slurp"), T("scraper"), T("headless"),
     T("+http"),          /* "+http://example.com/bot.html": the crawler convention */
     T("${jndi"),         /* log4shell probes */
     T("zgrab"), T("masscan"), T("nmap"), T("nutch"), T("heritrix"), T("httrack"),
@@ -179,6 +180,8 @@ static const tok tablet_tokens[] = {
     T("; gt-n8"), T("galaxy tab"), T("nook"), T("bntv"),
     T("/apad"),              /* Yandex apps' tablet build */
     T("; mid"), T("surface duo"),
+    /* e-readers count as tablets */
+    T("pocketbook"), T("e-reader"), T("ereader"), T("tolino"), T("kobo"), T("boox"),
 };
 
 static const tok tablet_exceptions[] = {
@@ -289,7 +292,8 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
         if (before == 'd' && w[0] == 't')
             continue;                  /* "DTV": a phone or tablet with a TV tuner */
         if (digit_after ? is_digit(after)
-                        : (!is_alpha(before) || after == ' ' || after == '-' || p + n == end))
+                        : (!is_alpha(before) || after == ' ' || after == '-' || after == '_' ||
+                           p + n == end))
             return true;
     }
     return false;
@@ -319,6 +323,20 @@ static bool model_resolution(vd_str m)
         if ((m.p[i] == '4' || m.p[i] == '8') && m.p[i + 1] == 'k' && !is_digit(m.p[i - 1]))
             return true;
     return m.n >= 2 && (m.p[0] == '4' || m.p[0] == '8') && m.p[1] == 'k';
+}
+
+/* A screen size in pixels in the model name ("audi_ks1280x480"): car head
+ * units and displays name their panel; phones and tablets do not. */
+static bool model_pixels(vd_str m)
+{
+    for (size_t i = 3; i + 4 <= m.n; i++) {
+        if (m.p[i] != 'x' || !is_digit(m.p[i - 1]) || !is_digit(m.p[i - 2]) ||
+            !is_digit(m.p[i - 3]) || !is_digit(m.p[i + 1]) || !is_digit(m.p[i + 2]) ||
+            !is_digit(m.p[i + 3]))
+            continue;
+        return true;
+    }
+    return false;
 }
 
 /* "K43DLJ10US", "LT-55NX8001S", "SABA_42SB6000F": a short maker prefix, a
@@ -373,7 +391,7 @@ static bool model_is_tv(vd_str m)
         model_word(m, "stb", true) ||
         model_word(m, "led", true))   /* "LED32": a panel size */
         return true;
-    if (model_panel_size(m) || model_resolution(m))
+    if (model_panel_size(m) || model_resolution(m) || model_pixels(m))
         return true;
     static const char *const families[] = { "x96", "h96", "a95x", "t95", "mxq" };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
@@ -581,11 +599,31 @@ static const char *browser_of(const ua_buf *u, const char *os)
 
 /* ------------------------------------------------------------- classify */
 
+/* "bot" ending a word ("Googlebot/2.1", "AhrefsBot;", "bots"), not inside
+ * one ("Banca Caboto", "Abbottabad"). */
+static bool has_bot_word(const ua_buf *u)
+{
+    if (!HAS(u, "bot"))
+        return false;
+    const char *end = u->s + u->n;
+    for (const char *p = u->s; p + 3 <= end; p += 3) {
+        p = memmem(p, (size_t)(end - p), "bot", 3);
+        if (!p)
+            return false;
+        const char *q = p + 3;
+        if (q < end && *q == 's')
+            q++;
+        if (q == end || !is_alpha(*q))
+            return true;
+    }
+    return false;
+}
+
 static uint8_t type_of(const ua_buf *u)
 {
     if (u->n == 0)
         return VD_DEVICE_OTHER;
-    if (HAS_ANY(u, bot_tokens) && !HAS_ANY(u, bot_exceptions))
+    if ((has_bot_word(u) || HAS_ANY(u, bot_tokens)) && !HAS_ANY(u, bot_exceptions))
         return VD_DEVICE_BOT;
     /* A browser UA carrying a URL: browsers never do, crawlers that borrow a
      * browser's UA add one to say who they are. */
