@@ -199,9 +199,15 @@ static const tok mobile_tokens[] = {
     T("docomo"), T("wap"), T("phone"), T("bada"), T("brew"), T("mocor"),
     T("spreadtrum"), T("(mobile;"), T("; sm-"), T("; lm-"), T("redmi"),
     T("pixel"), T("oneplus"), T("vivo "), T("moto"), T("huawei"), T("honor"),
-    T("; cph"), T("; rmx"), T("; mobile"), T("mobile safari"), T(" mobile/"),
-    T(" mobile "), T(" mobile"), T("dv(iph"), T("fb4a"), T("ucweb"), T("juc ("),
+    T("; cph"), T("; rmx"), T("dv(iph"), T("fb4a"), T("ucweb"), T("juc ("),
     T("teleca"), T("screen-"),
+};
+
+/* "Mobile" alone: what Android phones say, and what cheap tablets copy
+ * (a "3G" word in the model was tried as tablet evidence between the two
+ * tables: it cost more phones than it won tablets). */
+static const tok mobile_generic_tokens[] = {
+    T("; mobile"), T("mobile safari"), T(" mobile/"), T(" mobile "), T(" mobile"),
 };
 
 /* Windows phones that say "Windows NT" or "desktop". */
@@ -467,6 +473,26 @@ static bool model_size_code(vd_str m)
            i + 4 < m.n && is_alpha(m.p[i + 4]);
 }
 
+/* Digma-style product codes as a word of their own: two letters, the
+ * diagonal (7-9 or 1x inches), two digits, two letters ("PS8145PG",
+ * "TT1236PG"); the phones of the same makers use 4-6 ("LT4028PG"). */
+static bool model_digma_code(vd_str m)
+{
+    for (size_t i = 0; i + 8 <= m.n; i++) {
+        if (i > 0 && m.p[i - 1] != ' ' && m.p[i - 1] != '_' && m.p[i - 1] != '-')
+            continue;
+        const char *w = m.p + i;
+        if (!is_alpha(w[0]) || !is_alpha(w[1]) || !is_digit(w[2]) || !is_digit(w[3]) ||
+            !is_digit(w[4]) || !is_digit(w[5]) || !is_alpha(w[6]) || !is_alpha(w[7]))
+            continue;
+        if (i + 8 < m.n && m.p[i + 8] != ' ' && m.p[i + 8] != '_' && m.p[i + 8] != '-')
+            continue;
+        if (w[2] >= '7' || w[2] == '1')
+            return true;
+    }
+    return false;
+}
+
 static bool model_is_tablet(vd_str m)
 {
     if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
@@ -487,7 +513,14 @@ static bool model_is_tablet(vd_str m)
     /* Only tablets are sold without a cellular modem: "Wi-Fi" in the name. */
     if (model_has(m, "wifi") || model_has(m, "wi-fi") || model_has(m, "_wi_"))
         return true;
-    return model_huawei_wifi(m) || model_size_code(m);
+    /* "T81N", "T15-EEA", "T40_Plus": T and a two-digit series is how
+     * no-name and Android-One tablets are named (TCL phones: T766S, 3 digits). */
+    if (m.n >= 3 && m.p[0] == 't' && is_digit(m.p[1]) && is_digit(m.p[2]) &&
+        (m.n == 3 || !is_digit(m.p[3])))
+        return true;
+    if (model_has(m, "kids") || model_word(m, "kid", false))   /* children's tablets */
+        return true;
+    return model_huawei_wifi(m) || model_size_code(m) || model_digma_code(m);
 }
 
 /* -------------------------------------------------------------- families */
@@ -643,6 +676,8 @@ static uint8_t type_of(const ua_buf *u)
         (model.n && model_is_tablet(model)))
         return VD_DEVICE_TABLET;
     if (HAS_ANY(u, mobile_tokens))
+        return VD_DEVICE_MOBILE;
+    if (HAS_ANY(u, mobile_generic_tokens))
         return VD_DEVICE_MOBILE;
     /* Android and no "Mobile": Google's convention for tablets, but only a
      * browser UA follows it; app and Dalvik UAs are phones far more often. */
