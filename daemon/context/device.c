@@ -455,22 +455,31 @@ static bool model_huawei_wifi(vd_str m)
  * leading zero ("XT1080", "TA-1032"), so 10/11 also need a letter after. */
 static bool model_size_code(vd_str m)
 {
-    size_t i = 0;
-    while (i < m.n && i < 3 && is_alpha(m.p[i]))
-        i++;
-    if (i == 0)
+    size_t letters = 0;
+    while (letters < m.n && letters < 4 && is_alpha(m.p[letters]))
+        letters++;
+    if (letters == 0)
         return false;
-    size_t letters = i;
+    size_t i = letters;
+    bool dash = i < m.n && m.p[i] == '-';
     if (i < m.n && (m.p[i] == '-' || m.p[i] == '_' || m.p[i] == ' '))
         i++;
-    if (i + 4 > m.n || !is_digit(m.p[i]) || !is_digit(m.p[i + 1]) || !is_digit(m.p[i + 2]) ||
-        !is_digit(m.p[i + 3]))
+    size_t digits = 0;
+    while (i + digits < m.n && is_digit(m.p[i + digits]))
+        digits++;
+    if (digits < 3)
         return false;
     char a = m.p[i], b = m.p[i + 1];
-    if (a == '0' && b >= '7' && b <= '9')
+    if (letters <= 3 && digits >= 4 && a == '0' && b >= '7' && b <= '9')
         return true;
-    return a == '1' && (b == '0' || b == '1') && letters >= 2 && i == letters &&
-           i + 4 < m.n && is_alpha(m.p[i + 4]);
+    if (letters >= 2 && letters <= 3 && i == letters && digits == 4 && a == '1' &&
+        (b == '0' || b == '1') && i + 4 < m.n && is_alpha(m.p[i + 4]))
+        return true;
+    /* "BQ-7008G", "TM-7026", "MID-783G", "AP-727G": maker, dash, then a
+     * 7xx/8xx model number (7" and 8" screens). Phones of the same makers
+     * start at 4-6 ("BQ-5515"), bigger brands put a series letter after the
+     * dash ("LG-H815", "SM-A325F"). */
+    return dash && letters >= 2 && (a == '7' || a == '8');
 }
 
 /* Digma-style product codes as a word of their own: two letters, the
