@@ -674,6 +674,11 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, other_tokens) && !HAS_ANY(u, other_exceptions))
         return VD_DEVICE_OTHER;
+    /* Linux on ARM with neither Android nor a desktop (X11, Wayland): the
+     * embedded browsers of TVs, Blu-ray players and boxes. */
+    if ((HAS(u, "linux arm") || HAS(u, "armv6") || HAS(u, "armv7")) && !HAS(u, "android") &&
+        !HAS(u, "x11") && !HAS(u, "wayland") && !HAS(u, "ubuntu") && !HAS(u, "cros "))
+        return VD_DEVICE_OTHER;
     vd_str model = android_model(u);
     if (model.n && model_is_tv(model))
         return VD_DEVICE_OTHER;
