@@ -453,7 +453,7 @@ static bool model_huawei_wifi(vd_str m)
  * short maker prefix: "MT0739D", "RC0719H", "HT0704K08" (7"), "LC0901D",
  * "IQ1019N" (10"). Phones with 4-digit codes start 1xxx/2xxx with no
  * leading zero ("XT1080", "TA-1032"), so 10/11 also need a letter after. */
-static bool model_size_code(vd_str m)
+static bool model_size_code(vd_str m, bool later)
 {
     size_t letters = 0;
     while (letters < m.n && letters < 4 && is_alpha(m.p[letters]))
@@ -470,7 +470,9 @@ static bool model_size_code(vd_str m)
     if (digits < 3)
         return false;
     char a = m.p[i], b = m.p[i + 1];
-    if (letters <= 3 && digits >= 4 && a == '0' && b >= '7' && b <= '9')
+    /* As a later word ZTE's phones look alike ("ZTE Blade V0720"): there
+     * only the longer serials of tablet makers count ("Nomi_C080014"). */
+    if (letters <= 3 && digits >= (later ? 5u : 4u) && a == '0' && b >= '7' && b <= '9')
         return true;
     if (letters >= 2 && letters <= 3 && i == letters && digits == 4 && a == '1' &&
         (b == '0' || b == '1') && i + 4 < m.n && is_alpha(m.p[i + 4]))
@@ -529,7 +531,20 @@ static bool model_is_tablet(vd_str m)
         return true;
     if (model_has(m, "kids") || model_word(m, "kid", false))   /* children's tablets */
         return true;
-    return model_huawei_wifi(m) || model_size_code(m) || model_digma_code(m);
+    /* "10LA1", "7DY": the diagonal first, then a short series code. */
+    size_t d = m.p[0] == '1' && m.n > 1 && m.p[1] == '0' ? 2 : m.p[0] == '7' || m.p[0] == '8';
+    if (d && m.n >= d + 1 && m.n <= d + 3 && is_alpha(m.p[d]) &&
+        (m.n == d + 1 || is_alpha(m.p[d + 1]) || (m.n == d + 2 && is_digit(m.p[d + 1]))) &&
+        (m.n < d + 3 || is_digit(m.p[d + 2])))
+        return true;
+    if (model_huawei_wifi(m) || model_digma_code(m))
+        return true;
+    /* Size codes also as a later word: "Nomi_C080014", "Optima 1027N". */
+    for (size_t k = 0; k < m.n; k++)
+        if ((k == 0 || m.p[k - 1] == ' ' || m.p[k - 1] == '_') &&
+            model_size_code(vd_str_make(m.p + k, m.n - k), k > 0))
+            return true;
+    return false;
 }
 
 /* -------------------------------------------------------------- families */
