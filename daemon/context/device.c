@@ -233,6 +233,7 @@ static const tok desktop_tokens[] = {
     T("darwin"), T("beos"), T("haiku"), T("amiga"), T("os/2"), T("openvms"),
     T("linux"), T("mac os"), T("macos"), T("desktop"), T("win10"), T("win11"),
     T("inferno"), T("ms-office"), T("msoffice"),
+    T(" win "), T("(win "), T("(win;"), T(" win;"),    /* "Win" as a word: Windows apps */
 };
 
 static bool is_alpha(char c) { return c >= 'a' && c <= 'z'; }
