@@ -702,6 +702,10 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_MOBILE;
     if (HAS_ANY(u, desktop_first_tokens))
         return VD_DEVICE_DESKTOP;
+    /* IE and Edge on Windows 8+ say "Touch" only on touch-first devices:
+     * Windows tablets and convertibles (Windows phones were caught above). */
+    if (HAS(u, "windows nt") && (HAS(u, "; touch;") || HAS(u, "; touch)")))
+        return VD_DEVICE_TABLET;
     if ((HAS_ANY(u, tablet_tokens) && !HAS_ANY(u, tablet_exceptions)) ||
         (model.n && model_is_tablet(model)))
         return VD_DEVICE_TABLET;
