@@ -444,7 +444,8 @@ static const char *const tablet_model_prefixes[] = {
     "yt3-", "yt-", "pmt", "iplay", "pocketbook", "b1-", "a1-", "citi ", "optima ",
     "plane ", "tz7", "pixel c", "nomi c", "rmd-", "tpc", "samsung-sm-t",
     "huawei m2-", "pmp", "bq-7", "bq-8", "bq-1", /* BQ phones are BQ-4xxx..6xxx */
-    "opd", "rmp", "nokia t",   /* OPPO Pad, realme Pad (phones: CPH, RMX), Nokia T tablets */
+    "opd", "rmp",              /* OPPO Pad, realme Pad (their phones: CPH, RMX) */
+    "nokia t1", "nokia t2",    /* Nokia T10/T20/T21 (phones: "Nokia TA-1053") */
 };
 
 /* Huawei and Honor product codes: 3-4 letters, an optional generation
@@ -537,11 +538,6 @@ static bool model_is_tablet(vd_str m)
         return true;
     /* Only tablets are sold without a cellular modem: "Wi-Fi" in the name. */
     if (model_has(m, "wifi") || model_has(m, "wi-fi") || model_has(m, "_wi_"))
-        return true;
-    /* "T81N", "T15-EEA", "T40_Plus": T and a two-digit series is how
-     * no-name and Android-One tablets are named (TCL phones: T766S, 3 digits). */
-    if (m.n >= 3 && m.p[0] == 't' && is_digit(m.p[1]) && is_digit(m.p[2]) &&
-        (m.n == 3 || !is_digit(m.p[3])))
         return true;
     if (model_has(m, "kids") || model_word(m, "kid", false))   /* children's tablets */
         return true;

