@@ -444,6 +444,10 @@ static const char *const tablet_model_prefixes[] = {
     "plane ", "tz7", "pixel c", "nomi c", "rmd-", "tpc", "samsung-sm-t",
     "huawei m2-", "pmp", "bq-7", "bq-8", "bq-1", /* BQ phones are BQ-4xxx..6xxx */
     "opd", "rmp",              /* OPPO Pad, realme Pad (their phones: CPH, RMX) */
+    /* Tablet-only lines and makers: Allview Viva, Ainol Novo, Irbis TZ, Acer
+     * Iconia A3-A/B3-A, Verizon Ellipsis (QTA), RCA Voyager (RCT6), Sony
+     * Xperia Tablet (SGP), Teclast, Chuwi. */
+    "viva", "novo", "tz", "a3-a", "b3-a", "qta", "rct6", "sgp", "teclast", "chuwi",
     "nokia t1", "nokia t2",    /* Nokia T10/T20/T21 (phones: "Nokia TA-1053") */
 };
 
@@ -518,11 +522,34 @@ static bool model_digma_code(vd_str m)
     return false;
 }
 
+/* Vendor code schemes that set tablets apart: Xiaomi puts "RP" (Redmi /
+ * Xiaomi Pad) after the date digits ("23073RPBFG"), Walmart's onn. tablets
+ * are nine digits "1000xxxxx". (Asus's "K0xx"/"P0xx" was tried: it also
+ * names the Fonepad phablets.) */
+static bool model_vendor_code(vd_str m)
+{
+    if (m.n >= 7 && m.p[5] == 'r' && m.p[6] == 'p') {
+        bool digits = true;
+        for (size_t i = 0; i < 5; i++)
+            digits &= is_digit(m.p[i]);
+        if (digits)
+            return true;
+    }
+    if (m.n == 9 && memcmp(m.p, "1000", 4) == 0) {
+        bool digits = true;
+        for (size_t i = 4; i < 9; i++)
+            digits &= is_digit(m.p[i]);
+        if (digits)
+            return true;
+    }
+    return false;
+}
+
 static bool model_is_tablet(vd_str m)
 {
     if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
         return false;
-    static const char *const words[] = { "tab", "pad", "slide" };
+    static const char *const words[] = { "tab", "pad", "slide", "slate" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
             return true;
@@ -546,7 +573,7 @@ static bool model_is_tablet(vd_str m)
         (m.n == d + 1 || is_alpha(m.p[d + 1]) || (m.n == d + 2 && is_digit(m.p[d + 1]))) &&
         (m.n < d + 3 || is_digit(m.p[d + 2])))
         return true;
-    if (model_huawei_wifi(m) || model_digma_code(m))
+    if (model_huawei_wifi(m) || model_digma_code(m) || model_vendor_code(m))
         return true;
     /* Size codes also as a later word: "Nomi_C080014", "Optima 1027N". */
     for (size_t k = 0; k < m.n; k++)

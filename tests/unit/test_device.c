@@ -249,6 +249,8 @@ static void test_model_evidence(void **state)
         { CHROME_MOBILE("Zeta Wi-Fi 10"), VD_DEVICE_TABLET },
         { CHROME_MOBILE("Zeta Kids 8"), VD_DEVICE_TABLET },
         { CHROME_MOBILE("OPD9999"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("29999RP99G"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("2999999RG"), VD_DEVICE_MOBILE },
         /* TV panel sizes as any word of the name; pixel sizes of head units. */
         { CHROME_NOMOBILE("Maker 55QX1234S"), VD_DEVICE_OTHER },
         { CHROME_NOMOBILE("Maker_43QX701"), VD_DEVICE_OTHER },
@@ -501,7 +503,7 @@ static void test_cache_bypass(void **state)
 
 /* Measured with build/vd-accuracy-ua on the public split; the test allows
  * 0.5 points of slack so harmless rule edits do not break it. */
-#define MACRO_REACHED 93.84
+#define MACRO_REACHED 93.87
 #define BOT_MIN 99.0
 
 static void test_corpus_accuracy(void **state)
