@@ -425,6 +425,11 @@ static bool model_is_tv(vd_str m)
         "nexus player", "mygica", "vorke", "mk80", "rk3", "tinker board", "raspberry",
         "odroid", "retroid", "gamepad", "fiio", "coolpix", "evpad", "amlogic", "nexon",
         "selenga", "iconbit", "polarline", "polar_",
+        /* Smart displays (Baidu Xiaodu "XDH-"), media players (Samsung Galaxy
+         * Player "YP-G", Sony Walkman "NW-A"/"NW-ZX", Cowon, iriver, HiBy),
+         * POS terminals, streaming sticks and Linux satellite receivers. */
+        "xdh-", "xiaodu", "yp-g", "nw-a", "nw-zx", "cowon", "iriver", "hiby", "smartpos",
+        "chromecast", "dreambox", "enigma2",
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
