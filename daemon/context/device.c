@@ -11,9 +11,12 @@
  *   1. bots         — crawler words ("bot", "spider", "+http://..."), and a
  *                     browser-like "Mozilla/" UA that carries a URL;
  *   2. other        — TVs, set-top boxes, consoles, cars, watches, speakers,
- *                     also recognised by the Android model name ("43LF7130S");
+ *                     embedded Linux on ARM, and Android model names
+ *                     ("43LF7130S", "Maker 55U750", "XDH-..." displays);
  *   3. early words  — Windows phones that say "Windows NT", Android laptops;
- *   4. tablets      — iPad, "tablet", tablet model names and product codes;
+ *   4. tablets      — iPad, "tablet", Windows "Touch", e-readers, tablet
+ *                     model names and code schemes (Huawei "-W" Wi-Fi
+ *                     variants, diagonal-coded generic models "MT0739D");
  *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
  *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
  *   7. tool words   — HTTP libraries, monitors, URLs: bots unless a device
@@ -297,7 +300,6 @@ static bool model_has(vd_str m, const char *tokn)
     return false;
 }
 
-
 /* The word w in the model standing on its own at least on one side
  * ("Rombica TV Air", "rk3128_box", "SberBox") rather than inside another
  * word ("HTV33", "RunboX5", "TURBOX_I4G"). */
@@ -550,6 +552,29 @@ static bool model_vendor_code(vd_str m)
     return false;
 }
 
+/* "10LA1", "7DY": the whole name is the diagonal (7, 8 or 10 inches), one
+ * or two series letters and at most one digit. */
+static bool model_diagonal_first(vd_str m)
+{
+    size_t i = 0;
+    if (m.n >= 2 && m.p[0] == '1' && m.p[1] == '0')
+        i = 2;
+    else if (m.n >= 1 && (m.p[0] == '7' || m.p[0] == '8'))
+        i = 1;
+    else
+        return false;
+    size_t letters = 0;
+    while (i < m.n && is_alpha(m.p[i]) && letters < 3) {
+        i++;
+        letters++;
+    }
+    if (letters == 0 || letters > 2)
+        return false;
+    if (i < m.n && is_digit(m.p[i]))
+        i++;
+    return i == m.n;
+}
+
 static bool model_is_tablet(vd_str m)
 {
     if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
@@ -572,13 +597,7 @@ static bool model_is_tablet(vd_str m)
         return true;
     if (model_has(m, "kids") || model_word(m, "kid", false))   /* children's tablets */
         return true;
-    /* "10LA1", "7DY": the diagonal first, then a short series code. */
-    size_t d = m.p[0] == '1' && m.n > 1 && m.p[1] == '0' ? 2 : m.p[0] == '7' || m.p[0] == '8';
-    if (d && m.n >= d + 1 && m.n <= d + 3 && is_alpha(m.p[d]) &&
-        (m.n == d + 1 || is_alpha(m.p[d + 1]) || (m.n == d + 2 && is_digit(m.p[d + 1]))) &&
-        (m.n < d + 3 || is_digit(m.p[d + 2])))
-        return true;
-    if (model_huawei_wifi(m) || model_digma_code(m) || model_vendor_code(m))
+    if (model_diagonal_first(m) || model_huawei_wifi(m) || model_digma_code(m) || model_vendor_code(m))
         return true;
     /* Size codes also as a later word: "Nomi_C080014", "Optima 1027N". */
     for (size_t k = 0; k < m.n; k++)
