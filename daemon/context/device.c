@@ -183,8 +183,9 @@ static const tok tablet_tokens[] = {
     T("; gt-n8"), T("galaxy tab"), T("nook"), T("bntv"),
     T("/apad"),              /* Yandex apps' tablet build */
     T("; mid"), T("surface duo"),
-    /* e-readers count as tablets */
+    /* e-readers count as tablets, and so do learning tablets (Readboy) */
     T("pocketbook"), T("e-reader"), T("ereader"), T("tolino"), T("kobo"), T("boox"),
+    T("readboy"),
 };
 
 static const tok tablet_exceptions[] = {

@@ -503,7 +503,7 @@ static void test_cache_bypass(void **state)
 
 /* Measured with build/vd-accuracy-ua on the public split; the test allows
  * 0.5 points of slack so harmless rule edits do not break it. */
-#define MACRO_REACHED 93.98
+#define MACRO_REACHED 94.01
 #define BOT_MIN 99.0
 
 static void test_corpus_accuracy(void **state)
