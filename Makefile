@@ -97,8 +97,10 @@ unit: $(UNIT_BINS)
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# Classifier accuracy on the labelled corpora in ../shared/data (skipped if absent).
 accuracy: all
-	$(BUILD)/vd-accuracy
+	$(BUILD)/vd-accuracy-ua
+	$(BUILD)/vd-accuracy-source
 
 test: deps-test
 	@$(MAKE) --no-print-directory all unit integration
@@ -106,6 +108,12 @@ test: deps-test
 
 test-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
+
+# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	tests/bench/run.sh
 
 clean:
 	rm -rf build build-asan

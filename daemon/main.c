@@ -15,6 +15,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "net/rpc_server.h"
+#include "server/pool.h"
 #include "rules/ruleset.h"
 #include "server/config.h"
 #include "server/worker.h"
@@ -28,13 +29,11 @@ typedef struct daemon_state {
     vd_env env;
     vd_geo_db *geo;
     vd_tzdb *tzdb;
-    struct event_base *base;
-    vd_worker worker;
-    vd_rpc_server *rpc;
-    vd_redis_sync *redis;         /* Redis mode; NULL in file mode */
-    struct event *sig_hup, *sig_term, *sig_int, *drain_timer;
+    struct event_base *base;       /* control loop: signals, reloads, stores */
+    vd_pool *pool;                 /* decision workers, one event loop each */
+    vd_redis_sync *redis;          /* Redis mode; NULL in file mode */
+    struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
     int stopping;
-    int drain_ticks;
 } daemon_state;
 
 static void log_errors(const char *what, const vd_errors *err)
@@ -81,18 +80,16 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     reload_files(d, 0);
 }
 
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
+/* Replies already computed get this long to reach slow readers at shutdown. */
+#define DRAIN_MS 5000
+
+static void stop_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     daemon_state *d = arg;
-    size_t left = vd_rpc_server_drain(d->rpc);
-    /* Replies already computed get up to 5 s to reach slow readers. */
-    if (left == 0 || ++d->drain_ticks >= 50) {
-        if (left)
-            vd_warn("shutdown: closing %zu connections that did not take their replies", left);
+    if (vd_pool_finished(d->pool))
         event_base_loopexit(d->base, NULL);
-    }
 }
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
@@ -101,17 +98,16 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
     daemon_state *d = arg;
     if (d->stopping) {
         vd_warn("second signal: exiting now");
-        event_base_loopexit(d->base, NULL);
+        vd_pool_stop(d->pool, 0);
         return;
     }
     d->stopping = 1;
     vd_info("%s: draining (no new connections, replies in flight are sent)",
             fd == SIGINT ? "SIGINT" : "SIGTERM");
-    vd_rpc_server_stop_accepting(d->rpc);
-    struct timeval tv = { 0, 100000 };
-    d->drain_timer = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
-    event_add(d->drain_timer, &tv);
-    drain_tick(-1, 0, d);
+    vd_pool_stop(d->pool, DRAIN_MS);
+    struct timeval tv = { 0, 50000 };
+    d->stop_timer = event_new(d->base, -1, EV_PERSIST, stop_tick, d);
+    event_add(d->stop_timer, &tv);
 }
 
 static int check_unsupported(const vd_config *c)
@@ -192,14 +188,14 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    d.base = event_base_new();
-    if (!d.base || vd_worker_init(&d.worker, 0, d.base, &d.cfg, &d.env) != 0) {
-        vd_error("out of memory at start-up");
+    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
+    if (!d.pool) {
+        vd_error("decision port: %s", err);
         return 1;
     }
-    d.rpc = vd_rpc_server_start(&d.worker, d.cfg.listen, err, sizeof err);
-    if (!d.rpc) {
-        vd_error("decision port: %s", err);
+    d.base = event_base_new();
+    if (!d.base) {
+        vd_error("out of memory at start-up");
         return 1;
     }
     if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
@@ -213,17 +209,17 @@ int main(int argc, char **argv)
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
 
-    vd_info("variantd %s %s: decision port %s (MessagePack-RPC: decide, explain, ping)",
-            VD_VERSION, vd_live_generation() ? "ready" : "listening, NOT READY until a release loads",
-            d.cfg.listen);
+    vd_info("variantd %s %s: decision port %s (MessagePack-RPC: decide, explain, ping), "
+            "%u worker%s", VD_VERSION,
+            vd_live_generation() ? "ready" : "listening, NOT READY until a release loads",
+            d.cfg.listen, vd_pool_size(d.pool), vd_pool_size(d.pool) == 1 ? "" : "s");
     event_base_dispatch(d.base);
 
+    vd_pool_free(d.pool);
     vd_info("stopped");
     vd_redis_sync_free(d.redis);
-    vd_rpc_server_free(d.rpc);
-    vd_worker_destroy(&d.worker);
-    if (d.drain_timer)
-        event_free(d.drain_timer);
+    if (d.stop_timer)
+        event_free(d.stop_timer);
     event_free(d.sig_hup);
     event_free(d.sig_term);
     event_free(d.sig_int);

@@ -1,4 +1,133 @@
-/* PLACEHOLDER: replaced by the rules compiler work. */
+/* decide.c — the content-map step. For each requested slot the rules are
+ * tried in order (first match wins, a split picks its arm by a sticky
+ * bucket), else the default. valid_until is the min over the requested
+ * slots of the `until` of every rule segment evaluated up to the winner:
+ * an earlier rule that did not match may start matching; later rules
+ * cannot change the answer. */
 #include "content/decide.h"
-int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out) { (void)ev; const vd_request *r = ctx->req; out->nslots = r->nslots; out->valid_until = INT64_MAX; out->nmatched = 0; out->matched = NULL; for (unsigned i = 0; i < r->nslots; i++) { vd_slot_choice *c = &out->slots[i]; c->name = r->slots[i]; c->slot = vd_ruleset_find_slot(rs, c->name); c->variant = c->slot ? &c->slot->variants[c->slot->default_variant] : NULL; c->segment = -1; c->rule = -1; } return 0; }
-uint32_t vd_split_bucket(vd_str vid, vd_str salt) { return (uint32_t)((vd_hash64(vid.p, vid.n) ^ vd_hash64(salt.p, salt.n)) % 10000); }
+
+#include "rules/eval_internal.h"
+#include "rules/ruleset_internal.h"
+
+#define SPLIT_BUCKETS 10000u
+
+uint32_t vd_split_bucket(vd_str vid, vd_str salt)
+{
+    /* FNV-1a 64 over salt, one 0x00 byte, vid; then the murmur3 fmix64
+     * finalizer so the low digits are well mixed; mod 10000. Documented in
+     * docs/RULES.md so other implementations can reproduce it. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const uint64_t prime = 0x100000001b3ULL;
+    for (size_t i = 0; i < salt.n; i++)
+        h = (h ^ (unsigned char)salt.p[i]) * prime;
+    h = (h ^ 0) * prime;
+    for (size_t i = 0; i < vid.n; i++)
+        h = (h ^ (unsigned char)vid.p[i]) * prime;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (uint32_t)(h % SPLIT_BUCKETS);
+}
+
+static uint32_t pick_arm(const vd_rule *r, vd_str vid)
+{
+    uint32_t b = vd_split_bucket(vid, r->salt);
+    for (uint32_t i = 0; i < r->nsplit; i++)
+        if (b < r->split[i].upto)
+            return r->split[i].variant;
+    return r->split[r->nsplit - 1].variant;
+}
+
+/* The winning rule of one slot and the until of every rule evaluated up to
+ * it. Rules whose segment has a string guard were settled by the index:
+ * the ones evaluated are exactly the candidates, found through the
+ * segments' use lists; the rest are false whatever the time. Only the
+ * rules without a string guard are walked in order. */
+static int32_t slot_winner(const vd_ruleset *rs, vd_eval *ev, uint32_t si, int64_t *until)
+{
+    const vd_slot *s = &rs->slots[si];
+    uint32_t best = UINT32_MAX;
+    const uint32_t *evd;
+    uint32_t nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        uint32_t seg = evd[e];
+        int64_t u;
+        if ((rs->guard[seg] != VD_G_SET && rs->guard[seg] != VD_G_PREFIX) ||
+            vd_eval_memo(ev, seg, &u) != 1)
+            continue;
+        for (uint32_t k = rs->use_first[seg]; k < rs->use_first[seg + 1]; k++)
+            if (rs->uses[k].slot == si && rs->uses[k].rule < best)
+                best = rs->uses[k].rule;
+    }
+    int64_t slot_until = INT64_MAX;
+    for (uint32_t k = rs->check_first[si]; k < rs->check_first[si + 1]; k++) {
+        uint32_t r = rs->check[k];
+        if (r > best)
+            break;
+        int64_t u;
+        int m = vd_eval_rule(ev, s->rules[r].segment, &u);
+        if (u < slot_until)
+            slot_until = u;
+        if (m) {
+            best = r;
+            break;
+        }
+    }
+    /* Evaluated string-guarded rules up to the winner may flip with time
+     * (a campaign segment with an hour window, say). */
+    nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        uint32_t seg = evd[e];
+        int64_t u;
+        if ((rs->guard[seg] != VD_G_SET && rs->guard[seg] != VD_G_PREFIX) ||
+            vd_eval_memo(ev, seg, &u) < 0 || u >= slot_until)
+            continue;
+        for (uint32_t k = rs->use_first[seg]; k < rs->use_first[seg + 1]; k++)
+            if (rs->uses[k].slot == si && rs->uses[k].rule <= best) {
+                slot_until = u;
+                break;
+            }
+    }
+    *until = slot_until;
+    return best == UINT32_MAX ? -1 : (int32_t)best;
+}
+
+int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
+{
+    const vd_request *req = ctx->req;
+    if (vd_eval_begin(ev, rs, ctx) < 0)
+        return -1;
+    /* Candidates first: the index evaluates exactly the segments that can
+     * match this request, so the slots below mostly read verdicts. */
+    out->nmatched = vd_eval_matching(ev, &out->matched);
+    out->nslots = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
+    out->valid_until = INT64_MAX;
+    for (unsigned i = 0; i < out->nslots; i++) {
+        vd_slot_choice *c = &out->slots[i];
+        c->name = req->slots[i];
+        c->slot = vd_ruleset_find_slot(rs, c->name);
+        c->variant = NULL;
+        c->segment = -1;
+        c->rule = -1;
+        if (!c->slot)
+            continue;
+        const vd_slot *s = c->slot;
+        int64_t slot_until;
+        int32_t k = slot_winner(rs, ev, (uint32_t)(s - rs->slots), &slot_until);
+        if (k >= 0) {
+            const vd_rule *r = &s->rules[k];
+            c->segment = (int32_t)r->segment;
+            c->rule = k;
+            c->variant = &s->variants[r->nsplit ? pick_arm(r, req->vid) : r->variant];
+        } else {
+            c->variant = &s->variants[s->default_variant];
+        }
+        if (slot_until < out->valid_until)
+            out->valid_until = slot_until;
+    }
+    /* A rule walk may have evaluated a time-guarded segment the buckets
+     * skipped (to learn its until); it is false, so `matched` is complete. */
+    return 0;
+}

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Generates a synthetic but realistic definition set for scale benchmarks:
+N segments over S slots, each slot with rules over its share of segments.
+
+usage: gen_ruleset.py OUTDIR N_SEGMENTS [N_SLOTS=20] [--reference]
+writes OUTDIR/segments/gen.json and OUTDIR/content-map/gen.json.
+--reference adds slot "hero" with the decision that ../shared/bench's
+reference systems (nginx geoip2+maps, node) implement (7 segments; the
+generated ones fill up to N_SEGMENTS over the other slots)."""
+import json
+import random
+import sys
+from pathlib import Path
+
+COUNTRIES = ["DE", "US", "FR", "GB", "JP", "AU", "BR", "IN", "NL", "CH", "AT", "CA", "ES", "NZ",
+             "IT", "PL", "SE", "NO", "DK", "FI", "BE", "PT", "IE", "MX", "AR", "ZA", "KR", "CN"]
+CITIES = ["Berlin", "New York", "Paris", "London", "Tokyo", "Sydney", "Hamburg", "Munich", "Madrid"]
+DEVICES = ["mobile", "tablet", "desktop", "other"]
+MEDIA = ["organic", "paid", "social", "email", "referral", "direct"]
+LANGS = ["de", "en", "fr", "es", "ja", "nl", "pt", "it"]
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def broad(r):
+    """A broad condition that many visitors meet (device, time, medium...)."""
+    kind = r.randrange(6)
+    if kind == 0:
+        return {"attr": "device.type", "op": "eq", "value": r.choice(DEVICES)}
+    if kind == 1:
+        a = r.randrange(24)
+        return {"attr": "time.hour", "op": "between", "value": [a, (a + r.randint(1, 8)) % 24]}
+    if kind == 2:
+        return {"attr": "time.weekday", "op": "in", "value": r.sample(WEEKDAYS, r.randint(1, 3))}
+    if kind == 3:
+        return {"attr": "source.medium", "op": "in", "value": r.sample(MEDIA, r.randint(1, 2))}
+    if kind == 4:
+        return {"attr": "lang", "op": "eq", "value": r.choice(LANGS)}
+    return {"attr": "geo.country", "op": "in", "value": r.sample(COUNTRIES, r.randint(1, 4))}
+
+
+def anchor(r, space):
+    """A specific condition, as large sets have: one campaign, one product
+    category, one city, one landing host. The value space grows with the
+    set, so a visitor meets a constant number of them at any size."""
+    kind = r.randrange(5)
+    k = r.randrange(space)
+    if kind == 0:
+        return {"attr": "source.campaign", "op": "eq", "value": f"camp-{k}"}
+    if kind == 1:
+        return {"attr": "url.path", "op": "prefix", "value": f"/c/{k}/"}
+    if kind == 2:
+        return {"attr": "geo.city", "op": "in", "value": [CITIES[k % len(CITIES)] if k < len(CITIES) else f"City {k}"]}
+    if kind == 3:
+        return {"attr": "attr.segment_key", "op": "eq", "value": f"k{k}"}
+    return {"attr": "url.query.ref", "op": "eq", "value": f"partner-{k}"}
+
+
+def predicates(r, i, space):
+    # Most segments pair a specific anchor with broad conditions; a few
+    # dozen are broad only (site-wide audiences), as in real sets.
+    if i % max(1, space // 10) == 0:
+        return [broad(r) for _ in range(r.randint(1, 2))]
+    return [anchor(r, space)] + [broad(r) for _ in range(r.randint(0, 2))]
+
+
+REFERENCE_SEGMENTS = [
+    {"id": "ref-bot", "match": {"attr": "device.type", "op": "eq", "value": "bot"}},
+    {"id": "ref-de-paid", "match": {"all": [{"attr": "geo.country", "op": "eq", "value": "DE"},
+                                             {"attr": "source.medium", "op": "eq", "value": "paid"}]}},
+    {"id": "ref-de-evening", "match": {"all": [{"attr": "geo.country", "op": "eq", "value": "DE"},
+                                                {"attr": "time.hour", "op": "between", "value": [17, 21]}]}},
+    {"id": "ref-mobile-social", "match": {"all": [{"attr": "device.type", "op": "eq", "value": "mobile"},
+                                                   {"attr": "source.medium", "op": "eq", "value": "social"}]}},
+    {"id": "ref-us-desktop", "match": {"all": [{"attr": "geo.country", "op": "eq", "value": "US"},
+                                                {"attr": "device.type", "op": "eq", "value": "desktop"}]}},
+    {"id": "ref-organic", "match": {"attr": "source.medium", "op": "eq", "value": "organic"}},
+    {"id": "ref-fr", "match": {"attr": "geo.country", "op": "eq", "value": "FR"}},
+]
+REFERENCE_SLOT = {
+    "slot": "hero",
+    "rules": [
+        {"segment": "ref-bot", "variant": "default"},
+        {"segment": "ref-de-paid", "variant": "de-paid"},
+        {"segment": "ref-de-evening", "variant": "de-evening"},
+        {"segment": "ref-mobile-social", "variant": "mobile-social"},
+        {"segment": "ref-us-desktop", "variant": "us-desktop"},
+        {"segment": "ref-organic", "split": [{"variant": "organic-a", "weight": 50},
+                                             {"variant": "organic-b", "weight": 50}], "salt": "hero-ab"},
+        {"segment": "ref-fr", "variant": "fr"},
+    ],
+    "default": "default",
+    "variants": {v: {"template": f"hero/{v}.html"} for v in
+                 ["default", "de-paid", "de-evening", "mobile-social", "us-desktop", "organic-a",
+                  "organic-b", "fr"]},
+}
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    reference = "--reference" in sys.argv
+    out = Path(args[0])
+    n = int(args[1])
+    slots = int(args[2]) if len(args) > 2 else 20
+    if reference:
+        n -= len(REFERENCE_SEGMENTS)
+        slots -= 1
+    r = random.Random(42 + n)
+    segs = []
+    space = max(20, n // 4)
+    for i in range(n):
+        preds = predicates(r, i, space)
+        segs.append({"id": f"seg-{i:05d}", "description": "generated", "match": {"all": preds}})
+    cms = []
+    per_slot = max(1, n // slots)
+    for s in range(slots):
+        rules = []
+        for k in range(per_slot):
+            seg = s * per_slot + k
+            if seg >= n:
+                break
+            rules.append({"segment": f"seg-{seg:05d}", "variant": f"v{k % 8}"})
+        variants = {f"v{k}": {"template": f"slot{s}/v{k}.html"} for k in range(8)}
+        variants["default"] = {"template": f"slot{s}/default.html"}
+        cms.append({"slot": f"slot{s:02d}", "rules": rules, "default": "default", "variants": variants})
+    if reference:
+        segs = REFERENCE_SEGMENTS + segs
+        cms = [REFERENCE_SLOT] + cms
+    (out / "segments").mkdir(parents=True, exist_ok=True)
+    (out / "content-map").mkdir(parents=True, exist_ok=True)
+    (out / "segments" / "gen.json").write_text(json.dumps(segs))
+    (out / "content-map" / "gen.json").write_text(json.dumps(cms))
+
+
+if __name__ == "__main__":
+    main()
