@@ -760,6 +760,23 @@ void vd_redis_sync_check_now(vd_redis_sync *s)
     check(s);
 }
 
+/* At shutdown, after the loop: drop our status key so `variantctl status`
+ * stops listing us at once (else it expires by itself). Blocking, bounded
+ * by redis-timeout, and only tried if Redis was answering. */
+static void unregister_self(vd_redis_sync *s)
+{
+    vd_redis_url u = s->url;
+    snprintf(u.host, sizeof u.host, "%s", s->connect_host);
+    char err[256];
+    struct redisContext *c = vd_release_connect(&u, (int)s->timeout_ms, err, sizeof err);
+    if (!c)
+        return;
+    redisReply *r = redisCommand(c, "DEL %s", s->k_daemon);
+    if (r)
+        freeReplyObject(r);
+    vd_release_close(c);
+}
+
 void vd_redis_sync_free(vd_redis_sync *s)
 {
     if (!s)
@@ -775,6 +792,7 @@ void vd_redis_sync_free(vd_redis_sync *s)
         vd_docset_free(&s->job->ds);
         free(s->job);
     }
+    bool was_up = s->link == LINK_UP;
     s->link = LINK_DOWN;
     redisAsyncContext *a = s->cmd, *b = s->sub;
     s->cmd = s->sub = NULL;
@@ -782,6 +800,8 @@ void vd_redis_sync_free(vd_redis_sync *s)
         redisAsyncFree(a);
     if (b)
         redisAsyncFree(b);
+    if (was_up)
+        unregister_self(s);
     struct event *evs[] = { s->deadline, s->poll_timer, s->retry_timer, s->teardown_ev, s->pipe_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])

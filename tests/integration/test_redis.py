@@ -328,6 +328,10 @@ def test_rollback_restores_previous_in_every_daemon(tmp_path, start_daemon, redi
     assert f"current: {v2}" in out
     assert wait_for(lambda: "2 of 2 reporting daemons serve the current release"
                     in variantctl("status", "--redis", r.url)[1], timeout=3)
+    # a daemon that stops drops its status key at once
+    assert d2.stop() == 0
+    _, out, _ = variantctl("status", "--redis", r.url)
+    assert "1 of 1 reporting daemons" in out
     rc, out, _ = variantctl("diff", v1, v2, "--redis", r.url, check=False)
     assert rc == 1 and "~ slot hero" in out and "0 added, 0 removed, 1 changed" in out
     rc, out, _ = variantctl("diff", "current", v2, "--redis", r.url, check=False)
