@@ -203,9 +203,13 @@ static bool got_reply(vd_redis_sync *s, redisAsyncContext *c, redisReply *r, boo
 {
     if (!r || !c || (c != s->cmd && c != s->sub) || s->link == LINK_DOWN)
         return false;
-    if (counted && s->pending > 0)
-        s->pending--;
-    arm_deadline(s);
+    /* Only an answer to a command is progress; a pushed message says
+     * nothing about the command connection. */
+    if (counted) {
+        if (s->pending > 0)
+            s->pending--;
+        arm_deadline(s);
+    }
     return true;
 }
 
@@ -492,14 +496,16 @@ static void on_disconnect(const redisAsyncContext *c, int status)
     link_fail(s, why);
 }
 
-static redisAsyncContext *open_ctx(vd_redis_sync *s)
+static redisAsyncContext *open_ctx(vd_redis_sync *s, char *why, size_t cap)
 {
     redisAsyncContext *c = s->url.is_unix ? redisAsyncConnectUnix(s->url.path)
                                           : redisAsyncConnect(s->connect_host, s->url.port);
-    if (!c)
+    if (!c) {
+        snprintf(why, cap, "connect: out of memory");
         return NULL;
+    }
     if (c->err) {
-        vd_debug("redis: %s", c->errstr);
+        snprintf(why, cap, "connect failed: %.200s", c->errstr);
         redisAsyncFree(c);
         return NULL;
     }
@@ -526,10 +532,11 @@ static void link_start(vd_redis_sync *s)
 {
     s->link = LINK_CONNECTING;
     s->pending = 0;
-    s->cmd = open_ctx(s);
-    s->sub = s->cmd ? open_ctx(s) : NULL;
+    char why[300] = "";
+    s->cmd = open_ctx(s, why, sizeof why);
+    s->sub = s->cmd ? open_ctx(s, why, sizeof why) : NULL;
     if (!s->cmd || !s->sub) {
-        link_fail(s, "cannot create a connection");
+        link_fail(s, why);
         return;
     }
     setup_cmds(s, s->cmd);
