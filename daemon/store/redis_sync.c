@@ -63,6 +63,7 @@ struct vd_redis_sync {
     bool recheck;                 /* a check was asked for while busy */
     bool empty_logged;
     bool fail_logged;             /* this outage was already logged at warn */
+    unsigned fails_quiet;         /* failures since then (about 1/min logged at the cap) */
     char served[VLEN];            /* accepted (or snapshot) version */
     char rejected[VLEN];          /* last version rejected: not fetched again */
     char missing[VLEN];           /* current points to a missing release (logged once) */
@@ -220,6 +221,7 @@ static void link_ok(vd_redis_sync *s)
 {
     vd_live_store_contact();
     s->fail_logged = false;
+    s->fails_quiet = 0;
     if (s->link == LINK_CONNECTING) {
         s->link = LINK_UP;
         s->backoff_ms = BACKOFF_MIN_MS;
@@ -598,8 +600,10 @@ static void link_fail(vd_redis_sync *s, const char *why)
     if (first)
         vd_warn("redis: %s: %s; still serving %s, reconnecting", s->desc, why,
                 s->served[0] ? s->served : "nothing (not ready)");
+    else if (++s->fails_quiet <= 4 || s->fails_quiet % 12 == 0)
+        vd_info("redis: %s: %s; retrying (attempt %u)", s->desc, why, s->fails_quiet + 1);
     else
-        vd_info("redis: %s: %s; retrying", s->desc, why);
+        vd_debug("redis: %s: %s; retrying", s->desc, why);
     struct timeval zero = { 0, 0 };
     event_add(s->teardown_ev, &zero);
 }
