@@ -371,6 +371,11 @@ int vd_release_publish(struct redisContext *c, const char *segdir, const char *m
         redisReply *x = rep;
         if (i == 4 && (x->type != REDIS_REPLY_ARRAY || x->elements != 3))
             ok = 0;
+        for (size_t k = 0; i == 4 && ok && k < x->elements; k++)
+            if (x->element[k]->type == REDIS_REPLY_ERROR) {
+                vd_errors_addf(err, "writing the release: %s", x->element[k]->str);
+                ok = 0;
+            }
         if (x->type == REDIS_REPLY_ERROR) {
             vd_errors_addf(err, "writing the release: %s", x->str);
             ok = 0;
@@ -380,6 +385,10 @@ int vd_release_publish(struct redisContext *c, const char *segdir, const char *m
     if (!ok) {
         if (vd_errors_count(err) == 0)
             vd_errors_addf(err, "writing the release: transaction failed");
+        /* MULTI does not roll back: drop what got written (never current). */
+        redisReply *d = redisCommand(c, "DEL %s", rkey);
+        if (d)
+            freeReplyObject(d);
         goto out;
     }
     char m2[512];
