@@ -457,3 +457,22 @@ def test_flapping_redis(tmp_path, start_daemon, redis_server):
         assert wait_for(serving(d, v), timeout=10)
     finally:
         cur.stop()
+
+
+def test_poll_finds_release_without_notification(tmp_path, start_daemon, redis_server):
+    """A release switched by hand with no PUBLISH (a lost message) is found
+    by the poll within about one poll interval."""
+    r = redis_server()
+    v1 = publish(r.url, *defs(tmp_path, "a", "v1"))
+    d = rdaemon(start_daemon, r.url, poll="300")
+    assert wait_for(serving(d, v1))
+    seg, cm = defs(tmp_path, "b", "hand")
+    rc = r.client()
+    rc.hset("variantd:release:hand-9", mapping={
+        "segments/all.json": (seg / "all.json").read_text(),
+        "content-map/all.json": (cm / "all.json").read_text()})
+    t0 = time.time()
+    rc.set("variantd:current", "hand-9")
+    assert wait_for(serving(d, "hand-9"), timeout=2)
+    print(f"found by poll after {(time.time() - t0) * 1000:.0f} ms (poll 300 ms)")
+    assert d.client().decide(slots=["hero"])["slots"]["hero"]["variant"] == "b"
