@@ -355,15 +355,8 @@ done:
     }
 }
 
-static void on_current(redisAsyncContext *c, void *reply, void *priv)
+static void handle_current(vd_redis_sync *s, redisReply *r)
 {
-    vd_redis_sync *s = priv;
-    redisReply *r = reply;
-    if (!got_reply(s, c, r, true))
-        return;
-    s->fetching = false;
-    if (r->type != REDIS_REPLY_ERROR)
-        link_ok(s);
     if (r->type == REDIS_REPLY_NIL) {
         /* An empty (restarted, flushed) Redis never wipes what we serve. */
         if (!s->empty_logged) {
@@ -403,6 +396,24 @@ static void on_current(redisAsyncContext *c, void *reply, void *priv)
     snprintf(s->inflight, sizeof s->inflight, "%s", version);
     if (send_cmd(s, s->cmd, on_release, "HGETALL %s", key) == 0)
         s->fetching = true;
+}
+
+static void on_current(redisAsyncContext *c, void *reply, void *priv)
+{
+    vd_redis_sync *s = priv;
+    redisReply *r = reply;
+    if (!got_reply(s, c, r, true))
+        return;
+    s->fetching = false;
+    if (r->type != REDIS_REPLY_ERROR)
+        link_ok(s);
+    handle_current(s, r);
+    /* A notification that came while this GET was out may name a newer
+     * release than the one it returned. */
+    if (s->recheck && !s->fetching && !s->compiling) {
+        s->recheck = false;
+        check(s);
+    }
 }
 
 static void check(vd_redis_sync *s)
