@@ -17,7 +17,7 @@ typedef struct pool_slot {
     vd_rpc_server *rpc;
     pthread_t thread;
     int started;
-    struct event *stop_ev, *drain_ev;
+    struct event *stop_ev, *drain_ev, *refresh_ev;
     unsigned drain_ms, drained_ms;
     _Atomic int finished;
 } pool_slot;
@@ -50,12 +50,23 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* An idle worker still holds the ruleset it last served; picking up the
+ * published one every second lets the old one be freed without traffic. */
+static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pool_slot *s = arg;
+    vd_worker_ruleset(&s->w);
+}
+
 /* Runs on the worker's own thread. */
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     pool_slot *s = arg;
+    event_del(s->refresh_ev);
     vd_rpc_server_stop_accepting(s->rpc);
     s->drain_ev = event_new(s->w.base, -1, EV_PERSIST, drain_tick, s);
     struct timeval tv = { 0, 100000 };
@@ -70,6 +81,8 @@ static void slot_destroy(pool_slot *s)
         event_free(s->stop_ev);
     if (s->drain_ev)
         event_free(s->drain_ev);
+    if (s->refresh_ev)
+        event_free(s->refresh_ev);
     struct event_base *base = s->w.base;
     vd_worker_destroy(&s->w);
     if (base)
@@ -108,8 +121,11 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         }
         s->rpc = vd_rpc_server_start(&s->w, cfg->listen, err, cap);
         s->stop_ev = event_new(base, -1, 0, stop_cb, s);
-        if (!s->rpc || !s->stop_ev)
+        s->refresh_ev = event_new(base, -1, EV_PERSIST, refresh_cb, s);
+        if (!s->rpc || !s->stop_ev || !s->refresh_ev)
             goto fail;
+        struct timeval second = { 1, 0 };
+        event_add(s->refresh_ev, &second);
     }
     for (unsigned i = 0; i < n; i++) {
         if (pthread_create(&p->slots[i].thread, NULL, worker_main, &p->slots[i]) != 0) {
