@@ -436,7 +436,15 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
-    int n = evbuffer_read(c->in, fd, 16384);
+    /* Read into reserved space: evbuffer_read would first ask the kernel
+     * how much is readable (an ioctl per request). */
+    struct evbuffer_iovec vec;
+    ssize_t n = -1;
+    if (evbuffer_reserve_space(c->in, 16384, &vec, 1) == 1) {
+        n = recv(fd, vec.iov_base, vec.iov_len, 0);
+        vec.iov_len = n > 0 ? (size_t)n : 0;
+        evbuffer_commit_space(c->in, &vec, 1);
+    }
     if (n == 0 || (n < 0 && !retriable(EVUTIL_SOCKET_ERROR()))) {
         conn_free(c);             /* peer closed or reset */
         return;
