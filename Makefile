@@ -27,7 +27,8 @@ endif
 
 CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -pthread
 LDFLAGS  += $(SAN) -pthread
-LDLIBS   += $(PKG_LIBS) -lm
+# libhttp-parser (Debian libhttp-parser-dev) ships no pkg-config file.
+LDLIBS   += $(PKG_LIBS) -lhttp_parser -lm
 
 # Every daemon/**.c but main.c goes into a static library that the daemon,
 # the CLI, the tools and the tests all link: "valid" means the same everywhere.
@@ -59,6 +60,10 @@ deps-test:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The dashboard page is embedded by .incbin (net/dashboard.c): rebuild it
+# when the HTML changes.
+$(BUILD)/daemon/net/dashboard.o: daemon/net/dashboard.html
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

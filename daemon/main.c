@@ -8,12 +8,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "context/geo.h"
 #include "context/tz.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "net/http_edge.h"
+#include "net/http_stats.h"
 #include "net/rpc_server.h"
 #include "rules/ruleset.h"
 #include "server/config.h"
@@ -30,10 +34,44 @@ typedef struct daemon_state {
     struct event_base *base;
     vd_worker worker;
     vd_rpc_server *rpc;
+    vd_http_edge *edge;                /* NULL: http-listen off */
+    vd_stats_port *stats;              /* NULL: stats-listen off */
     struct event *sig_hup, *sig_term, *sig_int, *drain_timer;
+    struct event *watchdog;            /* systemd WATCHDOG=1 keep-alives */
     int stopping;
     int drain_ticks;
+    int notified_ready;
+    int64_t started_at;
 } daemon_state;
+
+/* ---- systemd (sd_notify is a no-op without NOTIFY_SOCKET) ---- */
+
+static void notify_status(daemon_state *d)
+{
+    vd_live_info info;
+    vd_live_get_info(&info);
+    if (!info.reloads) {
+        sd_notifyf(0, "STATUS=waiting for a ruleset (%s)", info.last_error[0] ? info.last_error : "none loaded yet");
+        return;
+    }
+    /* READY only once a ruleset is served: a unit ordered After= this one
+     * gets answers, not "not ready" errors. */
+    sd_notifyf(0, "%sSTATUS=serving ruleset %s from %s (reloads %llu, rejected %llu)%s%s",
+               d->notified_ready ? "" : "READY=1\n", info.version, vd_source_name(info.source),
+               (unsigned long long)info.reloads, (unsigned long long)info.failures,
+               info.last_error[0] ? "; last reload rejected: " : "", info.last_error);
+    d->notified_ready = 1;
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    /* Sent from the event loop: a stuck loop stops the keep-alives and
+     * systemd restarts us. */
+    sd_notify(0, "WATCHDOG=1");
+}
 
 static void log_errors(const char *what, const vd_errors *err)
 {
@@ -71,7 +109,9 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     (void)what;
     daemon_state *d = arg;
     vd_info("SIGHUP: reloading definitions");
+    sd_notify(0, "RELOADING=1");
     reload_files(d, 0);
+    notify_status(d);
 }
 
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -80,6 +120,10 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     daemon_state *d = arg;
     size_t left = vd_rpc_server_drain(d->rpc);
+    if (d->edge)
+        left += vd_http_server_drain(vd_http_edge_server(d->edge));
+    if (d->stats)
+        left += vd_http_server_drain(vd_stats_port_server(d->stats));
     /* Replies already computed get up to 5 s to reach slow readers. */
     if (left == 0 || ++d->drain_ticks >= 50) {
         if (left)
@@ -100,7 +144,12 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
     d->stopping = 1;
     vd_info("%s: draining (no new connections, replies in flight are sent)",
             fd == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1\nSTATUS=draining connections");
     vd_rpc_server_stop_accepting(d->rpc);
+    if (d->edge)
+        vd_http_server_stop_accepting(vd_http_edge_server(d->edge));
+    if (d->stats)
+        vd_http_server_stop_accepting(vd_stats_port_server(d->stats));
     struct timeval tv = { 0, 100000 };
     d->drain_timer = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
     event_add(d->drain_timer, &tv);
@@ -113,7 +162,6 @@ static int check_unsupported(const vd_config *c)
      * pretend. */
     struct { const char *name, *val; } later[] = {
         { "redis", c->redis }, { "snapshot", c->snapshot },
-        { "http-listen", c->http_listen }, { "stats-listen", c->stats_listen },
     };
     for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
         if (later[i].val && later[i].val[0]) {
@@ -127,6 +175,7 @@ int main(int argc, char **argv)
 {
     static daemon_state d;
     bool check_only;
+    d.started_at = (int64_t)time(NULL);
     vd_config_defaults(&d.cfg);
     int rc = vd_config_from_args(&d.cfg, argc, argv, &check_only);
     if (rc != 0) {
@@ -183,6 +232,28 @@ int main(int argc, char **argv)
         vd_error("decision port: %s", err);
         return 1;
     }
+    if (d.cfg.http_listen[0]) {
+        d.edge = vd_http_edge_start(&d.worker, d.cfg.http_listen, err, sizeof err);
+        if (!d.edge) {
+            vd_error("edge port: %s", err);
+            return 1;
+        }
+    }
+    if (d.cfg.stats_listen[0]) {
+        d.stats = vd_stats_port_start(&d.worker, d.cfg.stats_listen, d.started_at, err, sizeof err);
+        if (!d.stats) {
+            vd_error("stats port: %s", err);
+            return 1;
+        }
+    }
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+        struct timeval half = { .tv_sec = (time_t)(wd_usec / 2 / 1000000),
+                                .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000) };
+        d.watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+        event_add(d.watchdog, &half);
+        vd_info("systemd watchdog: keep-alive every %llu ms", (unsigned long long)(wd_usec / 2000));
+    }
     d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
     d.sig_term = evsignal_new(d.base, SIGTERM, on_term, &d);
     d.sig_int = evsignal_new(d.base, SIGINT, on_term, &d);
@@ -192,10 +263,20 @@ int main(int argc, char **argv)
 
     vd_info("variantd %s ready: decision port %s (MessagePack-RPC: decide, explain, ping)",
             VD_VERSION, d.cfg.listen);
+    if (d.edge)
+        vd_info("edge port %s (HTTP: GET/POST /v1/decide)", d.cfg.http_listen);
+    if (d.stats)
+        vd_info("stats port %s (HTTP: /metrics /stats /healthz /readyz, dashboard at /)",
+                d.cfg.stats_listen);
+    notify_status(&d);
     event_base_dispatch(d.base);
 
     vd_info("stopped");
     vd_rpc_server_free(d.rpc);
+    vd_http_edge_free(d.edge);
+    vd_stats_port_free(d.stats);
+    if (d.watchdog)
+        event_free(d.watchdog);
     vd_worker_destroy(&d.worker);
     if (d.drain_timer)
         event_free(d.drain_timer);

@@ -1,0 +1,174 @@
+/* http_stats.c — the stats port's handler (see the header). */
+#include "net/http_stats.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "net/http_edge.h"
+#include "net/json_out.h"
+#include "server/metrics.h"
+#include "variantd/limits.h"
+
+struct vd_stats_port {
+    vd_worker *w;
+    vd_http_server *srv;
+    int64_t started_at;
+    vd_stats_snap snap;
+};
+
+static void dump_config(void *arg, const char *key, const char *val)
+{
+    vd_json *j = arg;
+    vd_json_key(j, key);
+    vd_json_cstr(j, val);
+}
+
+static void stats_json(vd_stats_port *p, vd_http_resp *r)
+{
+    vd_worker *const ws[1] = { p->w };
+    vd_stats_snap *s = &p->snap;
+    vd_stats_snapshot(ws, 1, p->started_at, s);
+    vd_json j;
+    vd_json_init(&j, r->body);
+    vd_json_obj(&j);
+    vd_json_key(&j, "daemon");
+    vd_json_cstr(&j, "variantd " VD_VERSION);
+    vd_json_key(&j, "time");
+    vd_json_i64(&j, (int64_t)time(NULL));
+    vd_json_key(&j, "uptime_seconds");
+    vd_json_i64(&j, s->uptime);
+    vd_json_key(&j, "ready");
+    vd_json_bool(&j, s->ready);
+    vd_json_key(&j, "ruleset");
+    vd_json_obj(&j);
+    vd_json_key(&j, "version");
+    if (s->ready)
+        vd_json_cstr(&j, s->live.version);
+    else
+        vd_json_null(&j);
+    vd_json_key(&j, "source");
+    vd_json_cstr(&j, vd_source_name(s->ready ? s->live.source : VD_SOURCE_NONE));
+    vd_json_key(&j, "loaded_at");
+    vd_json_i64(&j, s->loaded_at);
+    vd_json_key(&j, "age_seconds");
+    vd_json_i64(&j, s->ruleset_age);
+    vd_json_key(&j, "reloads");
+    vd_json_u64(&j, s->reloads);
+    vd_json_key(&j, "failures");
+    vd_json_u64(&j, s->failures);
+    vd_json_key(&j, "last_error");
+    vd_json_cstr(&j, s->live.last_error);
+    vd_json_key(&j, "segments");
+    vd_json_u64(&j, s->nsegments);
+    vd_json_key(&j, "slots");
+    vd_json_u64(&j, s->nslots);
+    vd_json_end(&j);
+    vd_json_key(&j, "sync");
+    vd_json_obj(&j);
+    vd_json_key(&j, "mode");
+    vd_json_cstr(&j, p->w->cfg->redis && p->w->cfg->redis[0] ? "redis" : "files");
+    vd_json_key(&j, "redis_connected");
+    vd_json_bool(&j, s->redis_connected != 0);
+    vd_json_end(&j);
+    vd_metrics_json(&j, ws, 1, s);
+    vd_json_key(&j, "config");
+    vd_json_obj(&j);
+    vd_config_dump(p->w->cfg, dump_config, &j);
+    vd_json_end(&j);
+    vd_json_end(&j);
+    evbuffer_add(r->body, "\n", 1);
+    r->content_type = "application/json";
+}
+
+static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
+{
+    vd_stats_port *p = arg;
+    vd_http_stats *st = &p->w->stats.stp;
+    static const char *const paths[] = { "/metrics", "/stats", "/healthz", "/readyz", "/" };
+    size_t route = sizeof paths / sizeof paths[0];
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+        if (vd_str_eq(req->path, vd_str_cstr(paths[i])))
+            route = i;
+    if (route == sizeof paths / sizeof paths[0]) {
+        VD_STAT_INC(st, err_not_found);
+        vd_http_resp_error(r, 404, "not_found", "no such path: /metrics, /stats, /healthz, /readyz, /");
+        return;
+    }
+    if (req->method != VD_HTTP_GET && req->method != VD_HTTP_HEAD) {
+        VD_STAT_INC(st, err_method);
+        vd_http_resp_header(r, VD_STR_LIT("Allow"), VD_STR_LIT("GET, HEAD"));
+        vd_http_resp_error(r, 405, "method_not_allowed", "the stats port takes GET and HEAD");
+        return;
+    }
+    vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("no-store"));
+    switch (route) {
+    case 0: {
+        vd_worker *const ws[1] = { p->w };
+        vd_stats_snapshot(ws, 1, p->started_at, &p->snap);
+        vd_metrics_prometheus(r->body, ws, 1, &p->snap);
+        r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+        break;
+    }
+    case 1:
+        stats_json(p, r);
+        break;
+    case 2:
+        vd_http_resp_body(r, 200, "text/plain", "ok\n", 3);
+        break;
+    case 3:
+        if (vd_worker_ruleset(p->w)) {
+            vd_http_resp_body(r, 200, "text/plain", "ready\n", 6);
+        } else {
+            VD_STAT_INC(st, err_not_ready);
+            vd_http_resp_body(r, 503, "text/plain", "not ready: no ruleset loaded yet\n", 33);
+        }
+        break;
+    default:
+        vd_http_resp_body(r, 200, "text/html; charset=utf-8", vd_dashboard_html,
+                          (size_t)(vd_dashboard_html_end - vd_dashboard_html));
+        /* The page is self-contained: let the browser load nothing else. */
+        vd_http_resp_header(r, VD_STR_LIT("Content-Security-Policy"),
+                            VD_STR_LIT("default-src 'none'; script-src 'unsafe-inline'; "
+                                       "style-src 'unsafe-inline'; connect-src 'self'; img-src data:"));
+        break;
+    }
+}
+
+vd_stats_port *vd_stats_port_start(vd_worker *w, const char *addr, int64_t started_at, char *err,
+                                   size_t cap)
+{
+    vd_stats_port *p = calloc(1, sizeof *p);
+    if (!p) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    p->w = w;
+    p->started_at = started_at;
+    vd_http_limits lim;
+    vd_http_limits_from_config(w->cfg, &lim);
+    /* Scrapers and a few dashboards: a small, fixed connection budget. */
+    if (lim.max_conns > 256)
+        lim.max_conns = 256;
+    lim.max_body = 0;
+    p->srv = vd_http_server_start(w->base, addr, &lim, &w->stats.stp, handle, p, err, cap);
+    if (!p->srv) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+vd_http_server *vd_stats_port_server(vd_stats_port *p)
+{
+    return p->srv;
+}
+
+void vd_stats_port_free(vd_stats_port *p)
+{
+    if (!p)
+        return;
+    vd_http_server_free(p->srv);
+    free(p);
+}
