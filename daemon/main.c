@@ -56,8 +56,9 @@ static void notify_status(daemon_state *d)
     }
     /* READY only once a ruleset is served: a unit ordered After= this one
      * gets answers, not "not ready" errors. */
-    sd_notifyf(0, "%sSTATUS=serving ruleset %s from %s (reloads %llu, rejected %llu)%s%s",
-               d->notified_ready ? "" : "READY=1\n", info.version, vd_source_name(info.source),
+    /* Repeated after each reload: READY=1 also ends a RELOADING=1. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving ruleset %s from %s (reloads %llu, rejected %llu)%s%s",
+               info.version, vd_source_name(info.source),
                (unsigned long long)info.reloads, (unsigned long long)info.failures,
                info.last_error[0] ? "; last reload rejected: " : "", info.last_error);
     d->notified_ready = 1;

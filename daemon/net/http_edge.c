@@ -549,7 +549,7 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
         rc = request_from_get(e, hr, req, err, sizeof err);
     } else if (hr->method == VD_HTTP_POST) {
         json_error_t jerr;
-        root = json_loadb(hr->body.p ? hr->body.p : "", hr->body.n, JSON_ALLOW_NUL, &jerr);
+        root = json_loadb(hr->body.p ? hr->body.p : "", hr->body.n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
         if (!root) {
             VD_STAT_INC(st, err_invalid_request);
             snprintf(err, sizeof err, "invalid JSON: %s (line %d, column %d)", jerr.text,
