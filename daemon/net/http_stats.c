@@ -151,7 +151,7 @@ vd_stats_port *vd_stats_port_start(vd_worker *w, const char *addr, int64_t start
     /* Scrapers and a few dashboards: a small, fixed connection budget. */
     if (lim.max_conns > 256)
         lim.max_conns = 256;
-    lim.max_body = 0;
+    lim.max_body = 1024;     /* nothing takes a body: enough to answer 405 */
     p->srv = vd_http_server_start(w->base, addr, &lim, &w->stats.stp, handle, p, err, cap);
     if (!p->srv) {
         free(p);
