@@ -112,6 +112,27 @@ test: deps-test
 test-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
 
+# make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
+# (with the installed paths), the example config (kept if one exists) and docs.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR     := $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     := $(PREFIX)/share/doc/variantd
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/variantd \
+	    $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/variantd $(BUILD)/variantctl $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/variantd|$(DOCDIR)|g' \
+	    -e 's|/etc/variantd/|$(SYSCONFDIR)/variantd/|g' systemd/variantd.service \
+	    > $(DESTDIR)$(UNITDIR)/variantd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/variantd.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf || \
+	    install -m 0644 systemd/variantd.conf $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf
+	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
+
 clean:
 	rm -rf build build-asan
 
