@@ -61,7 +61,7 @@ void vd_json_quote(struct evbuffer *out, const char *s, size_t n)
             b = 0;
         }
         unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+        if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
             buf[b++] = (char)c;
             i++;
             continue;
