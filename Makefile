@@ -5,6 +5,7 @@
 #   make test       install test packages, run unit + integration tests, then the
 #                   same suite again under ASan+UBSan
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
+#   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
 CC       ?= cc
 PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd
@@ -50,7 +51,7 @@ PYTHON   := /usr/bin/python3
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 deps:
 	@scripts/deps.sh build

@@ -510,7 +510,7 @@ static void process_input(http_conn *c)
         }
         if (e != HPE_OK || done != n) {
             vd_http_stats *st = c->srv->st;
-            if (c->err_status == 431) {
+            if (c->err_status == 431 || e == HPE_HEADER_OVERFLOW) {
                 VD_STAT_INC(st, err_header_too_large);
                 char msg[96];
                 snprintf(msg, sizeof msg, "request head over %zu bytes or %d header lines",

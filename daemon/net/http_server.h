@@ -33,7 +33,7 @@ struct event_base;
 struct evbuffer;
 
 #define VD_HTTP_MAX_HEADERS 64            /* header lines per request; more: 431 */
-#define VD_HTTP_MAX_RESP_HEADERS 4096     /* bytes of handler-added response headers */
+#define VD_HTTP_MAX_RESP_HEADERS 16384    /* bytes of handler-added response headers */
 
 enum { VD_HTTP_GET = 1, VD_HTTP_HEAD, VD_HTTP_POST, VD_HTTP_OTHER };
 

@@ -2,6 +2,7 @@
 #include "net/http_stats.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -22,6 +23,15 @@ static void dump_config(void *arg, const char *key, const char *val)
 {
     vd_json *j = arg;
     vd_json_key(j, key);
+    /* A URL's user:password@ (a Redis password) is not for a dashboard. */
+    const char *scheme = strstr(val, "://");
+    const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
+    if (at) {
+        char buf[512];
+        snprintf(buf, sizeof buf, "%.*s***%s", (int)(scheme + 3 - val), val, at);
+        vd_json_cstr(j, buf);
+        return;
+    }
     vd_json_cstr(j, val);
 }
 

@@ -455,3 +455,15 @@ def test_sigterm_answers_requests_in_flight_then_exits_0(defs, start_daemon):
     # New connections are refused once draining.
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", d.http_port), timeout=1).recv(1)
+
+
+def test_header_limit_above_the_parsers_own_is_still_431(defs, start_daemon):
+    # libhttp-parser stops at 80 KiB by itself: that is a 431 as well.
+    seg, cm = defs
+    d = start_daemon("--http-max-header", "200000", segments=seg, content_map=cm, http=True)
+    raw = RawHttp(d.http_port)
+    raw.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\nX-Big: " + "a" * 100000 + "\r\n\r\n")
+    assert raw.response()[0] == 431
+    ok = RawHttp(d.http_port)
+    ok.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\nX-Big: " + "a" * 50000 + "\r\n\r\n")
+    assert ok.response()[0] == 200
