@@ -40,13 +40,14 @@ typedef struct daemon_state {
     struct event *watchdog;            /* systemd WATCHDOG=1 keep-alives */
     int stopping;
     int drain_ticks;
-    int notified_ready;
     int64_t started_at;
 } daemon_state;
 
 /* ---- systemd (sd_notify is a no-op without NOTIFY_SOCKET) ---- */
 
-static void notify_status(daemon_state *d)
+/* Called once serving starts and after every reload attempt (the Redis
+ * sync should call it after each ruleset change too). */
+static void notify_status(void)
 {
     vd_live_info info;
     vd_live_get_info(&info);
@@ -54,14 +55,13 @@ static void notify_status(daemon_state *d)
         sd_notifyf(0, "STATUS=waiting for a ruleset (%s)", info.last_error[0] ? info.last_error : "none loaded yet");
         return;
     }
-    /* READY only once a ruleset is served: a unit ordered After= this one
-     * gets answers, not "not ready" errors. */
-    /* Repeated after each reload: READY=1 also ends a RELOADING=1. */
+    /* READY only once a ruleset is served, so a unit ordered After= this
+     * one gets answers, not "not ready" errors; repeated after each reload,
+     * where it also ends the RELOADING=1. */
     sd_notifyf(0, "READY=1\nSTATUS=serving ruleset %s from %s (reloads %llu, rejected %llu)%s%s",
                info.version, vd_source_name(info.source),
                (unsigned long long)info.reloads, (unsigned long long)info.failures,
                info.last_error[0] ? "; last reload rejected: " : "", info.last_error);
-    d->notified_ready = 1;
 }
 
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
@@ -112,7 +112,7 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     vd_info("SIGHUP: reloading definitions");
     sd_notify(0, "RELOADING=1");
     reload_files(d, 0);
-    notify_status(d);
+    notify_status();
 }
 
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
@@ -269,7 +269,7 @@ int main(int argc, char **argv)
     if (d.stats)
         vd_info("stats port %s (HTTP: /metrics /stats /healthz /readyz, dashboard at /)",
                 d.cfg.stats_listen);
-    notify_status(&d);
+    notify_status();
     event_base_dispatch(d.base);
 
     vd_info("stopped");

@@ -567,8 +567,15 @@ static void conn_write(struct bufferevent *bev, void *arg)
 
 static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
-    (void)bev;
     http_conn *c = arg;
+    /* A client that sent its request and then shut its side down still
+     * gets the answer: flush, then close. */
+    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state < ST_CLOSING &&
+        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        bufferevent_disable(bev, EV_READ);
+        close_after_flush(c);
+        return;
+    }
     if ((what & BEV_EVENT_TIMEOUT) && c->state != ST_LINGER)
         VD_STAT_INC(c->srv->st, conn_closed_idle);   /* not reading its answers */
     conn_free(c);

@@ -467,3 +467,42 @@ def test_header_limit_above_the_parsers_own_is_still_431(defs, start_daemon):
     ok = RawHttp(d.http_port)
     ok.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\nX-Big: " + "a" * 50000 + "\r\n\r\n")
     assert ok.response()[0] == 200
+
+
+def test_garbage_and_truncated_requests_never_hurt_the_server(edge):
+    import random
+    rnd = random.Random(4)
+    valid = (b"POST /v1/decide?slot=a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+             b"Cookie: vid=1\r\nX-Forwarded-For: 1.0.0.7, ::1, [2001:db8::1]:80\r\n\r\n"
+             b"5\r\n{\"slo\r\n0\r\n\r\n")
+    for i in range(300):
+        raw = RawHttp(edge.http_port, timeout=5)
+        if i % 3 == 0:
+            data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 400)))
+        elif i % 3 == 1:
+            data = valid[:rnd.randrange(len(valid))]
+        else:
+            b = bytearray(valid)
+            for _ in range(rnd.randrange(1, 6)):
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+            data = bytes(b)
+        try:
+            raw.send(data)
+            raw.sock.shutdown(socket.SHUT_WR)
+            r = raw.response(timeout=5)
+            assert r is None or r[0] in (200, 400, 404, 405, 413, 431)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        raw.close()
+    st, _, body = edge.http("GET", "/v1/decide?slot=banner")
+    assert st == 200
+
+
+def test_half_closed_client_still_gets_its_answers(edge):
+    raw = RawHttp(edge.http_port)
+    raw.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+    raw.sock.shutdown(socket.SHUT_WR)
+    for _ in range(3):
+        r = raw.response()
+        assert r is not None and r[0] == 200
+    assert raw.closed()
