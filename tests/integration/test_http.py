@@ -506,3 +506,19 @@ def test_half_closed_client_still_gets_its_answers(edge):
         r = raw.response()
         assert r is not None and r[0] == 200
     assert raw.closed()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--trusted-proxies", "10.0.0.0/33"], "trusted-proxies: bad prefix length in '10.0.0.0/33'"),
+    (["--trusted-proxies", "proxy.example"], "trusted-proxies: 'proxy.example' is not an IP address"),
+    (["--http-listen", "localhost"], "edge port: bad address 'localhost'"),
+])
+def test_bad_edge_settings_stop_start_up(defs, args, message):
+    import subprocess
+    from conftest import VARIANTD, free_port
+    seg, cm = defs
+    r = subprocess.run([str(VARIANTD), "--listen", f"127.0.0.1:{free_port()}", "--segments", str(seg),
+                        "--content-map", str(cm), "--http-listen", f"127.0.0.1:{free_port()}"] + args,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert message in r.stdout + r.stderr
