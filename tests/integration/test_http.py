@@ -522,3 +522,20 @@ def test_bad_edge_settings_stop_start_up(defs, args, message):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 1
     assert message in r.stdout + r.stderr
+
+
+def test_a_client_not_reading_is_paused_then_served_in_order(defs, start_daemon):
+    seg, cm = defs
+    d = start_daemon("--max-output", "4096", segments=seg, content_map=cm, http=True)
+    raw = RawHttp(d.http_port, timeout=20)
+    n = 20000   # ~5 MB of answers: more than the socket buffers hold
+    # Far more answers than max-output: the server stops reading until we read.
+    payload = "".join(f"GET /v1/decide?slot=banner&slot=s{i} HTTP/1.1\r\nHost: x\r\n\r\n" for i in range(n))
+    import threading
+    t = threading.Thread(target=raw.send, args=(payload,))
+    t.start()
+    time.sleep(0.5)
+    for i in range(n):
+        st, _, body = raw.response(timeout=20)
+        assert st == 200 and f"s{i}" in json.loads(body)["slots"], i
+    t.join(10)
