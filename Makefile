@@ -103,8 +103,10 @@ unit: $(UNIT_BINS)
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# Classifier accuracy on the labelled corpora in ../shared/data (skipped if absent).
 accuracy: all
-	$(BUILD)/vd-accuracy
+	$(BUILD)/vd-accuracy-ua
+	$(BUILD)/vd-accuracy-source
 
 test: deps-test
 	@$(MAKE) --no-print-directory all unit integration
@@ -133,6 +135,12 @@ install: all
 	    install -m 0644 systemd/variantd.conf $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf
 	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
 	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
+
+# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory all
+	tests/bench/run.sh
 
 clean:
 	rm -rf build build-asan

@@ -16,9 +16,9 @@
 #include "context/tz.h"
 #include "core/errors.h"
 #include "core/log.h"
-#include "net/http_edge.h"
 #include "net/http_stats.h"
 #include "net/rpc_server.h"
+#include "server/pool.h"
 #include "rules/ruleset.h"
 #include "server/config.h"
 #include "server/worker.h"
@@ -31,15 +31,13 @@ typedef struct daemon_state {
     vd_env env;
     vd_geo_db *geo;
     vd_tzdb *tzdb;
-    struct event_base *base;
-    vd_worker worker;
-    vd_rpc_server *rpc;
-    vd_http_edge *edge;                /* NULL: http-listen off */
-    vd_stats_port *stats;              /* NULL: stats-listen off */
-    struct event *sig_hup, *sig_term, *sig_int, *drain_timer;
-    struct event *watchdog;            /* systemd WATCHDOG=1 keep-alives */
+    struct event_base *base;       /* control loop: signals, reloads, stores */
+    vd_pool *pool;                 /* decision workers, one event loop each */
+    struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
     int stopping;
-    int drain_ticks;
+    vd_stats_port *stats;          /* NULL: stats-listen off; on the control loop */
+    struct event *watchdog;        /* systemd WATCHDOG=1 keep-alives */
+    int stop_ticks;
     int64_t started_at;
 } daemon_state;
 
@@ -69,7 +67,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     (void)arg;
-    /* Sent from the event loop: a stuck loop stops the keep-alives and
+    /* Sent from the control loop: a stuck loop stops the keep-alives and
      * systemd restarts us. */
     sd_notify(0, "WATCHDOG=1");
 }
@@ -115,22 +113,18 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     notify_status();
 }
 
-static void drain_tick(evutil_socket_t fd, short what, void *arg)
+/* Replies already computed get this long to reach slow readers at shutdown. */
+#define DRAIN_MS 5000
+
+static void stop_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     daemon_state *d = arg;
-    size_t left = vd_rpc_server_drain(d->rpc);
-    if (d->edge)
-        left += vd_http_server_drain(vd_http_edge_server(d->edge));
-    if (d->stats)
-        left += vd_http_server_drain(vd_stats_port_server(d->stats));
-    /* Replies already computed get up to 5 s to reach slow readers. */
-    if (left == 0 || ++d->drain_ticks >= 50) {
-        if (left)
-            vd_warn("shutdown: closing %zu connections that did not take their replies", left);
+    size_t left = d->stats ? vd_http_server_drain(vd_stats_port_server(d->stats)) : 0;
+    d->stop_ticks++;
+    if (vd_pool_finished(d->pool) && (left == 0 || d->stop_ticks * 50 >= DRAIN_MS))
         event_base_loopexit(d->base, NULL);
-    }
 }
 
 static void on_term(evutil_socket_t fd, short what, void *arg)
@@ -139,22 +133,19 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
     daemon_state *d = arg;
     if (d->stopping) {
         vd_warn("second signal: exiting now");
-        event_base_loopexit(d->base, NULL);
+        vd_pool_stop(d->pool, 0);
         return;
     }
     d->stopping = 1;
     vd_info("%s: draining (no new connections, replies in flight are sent)",
             fd == SIGINT ? "SIGINT" : "SIGTERM");
     sd_notify(0, "STOPPING=1\nSTATUS=draining connections");
-    vd_rpc_server_stop_accepting(d->rpc);
-    if (d->edge)
-        vd_http_server_stop_accepting(vd_http_edge_server(d->edge));
+    vd_pool_stop(d->pool, DRAIN_MS);
     if (d->stats)
         vd_http_server_stop_accepting(vd_stats_port_server(d->stats));
-    struct timeval tv = { 0, 100000 };
-    d->drain_timer = event_new(d->base, -1, EV_PERSIST, drain_tick, d);
-    event_add(d->drain_timer, &tv);
-    drain_tick(-1, 0, d);
+    struct timeval tv = { 0, 50000 };
+    d->stop_timer = event_new(d->base, -1, EV_PERSIST, stop_tick, d);
+    event_add(d->stop_timer, &tv);
 }
 
 static int check_unsupported(const vd_config *c)
@@ -223,27 +214,29 @@ int main(int argc, char **argv)
     }
 
     signal(SIGPIPE, SIG_IGN);
-    d.base = event_base_new();
-    if (!d.base || vd_worker_init(&d.worker, 0, d.base, &d.cfg, &d.env) != 0) {
-        vd_error("out of memory at start-up");
-        return 1;
-    }
-    d.rpc = vd_rpc_server_start(&d.worker, d.cfg.listen, err, sizeof err);
-    if (!d.rpc) {
+    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
+    if (!d.pool) {
         vd_error("decision port: %s", err);
         return 1;
     }
-    if (d.cfg.http_listen[0]) {
-        d.edge = vd_http_edge_start(&d.worker, d.cfg.http_listen, err, sizeof err);
-        if (!d.edge) {
-            vd_error("edge port: %s", err);
-            return 1;
-        }
+    d.base = event_base_new();
+    if (!d.base) {
+        vd_error("out of memory at start-up");
+        return 1;
     }
+    d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
+    d.sig_term = evsignal_new(d.base, SIGTERM, on_term, &d);
+    d.sig_int = evsignal_new(d.base, SIGINT, on_term, &d);
+    event_add(d.sig_hup, NULL);
+    event_add(d.sig_term, NULL);
+    event_add(d.sig_int, NULL);
     if (d.cfg.stats_listen[0]) {
-        d.stats = vd_stats_port_start(&d.worker, d.cfg.stats_listen, d.started_at, err, sizeof err);
+        d.stats = vd_stats_port_start(d.base, d.pool, &d.cfg, d.cfg.stats_listen, d.started_at, err,
+                                      sizeof err);
         if (!d.stats) {
             vd_error("stats port: %s", err);
+            vd_pool_stop(d.pool, 0);
+            vd_pool_free(d.pool);
             return 1;
         }
     }
@@ -255,16 +248,11 @@ int main(int argc, char **argv)
         event_add(d.watchdog, &half);
         vd_info("systemd watchdog: keep-alive every %llu ms", (unsigned long long)(wd_usec / 2000));
     }
-    d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
-    d.sig_term = evsignal_new(d.base, SIGTERM, on_term, &d);
-    d.sig_int = evsignal_new(d.base, SIGINT, on_term, &d);
-    event_add(d.sig_hup, NULL);
-    event_add(d.sig_term, NULL);
-    event_add(d.sig_int, NULL);
 
-    vd_info("variantd %s ready: decision port %s (MessagePack-RPC: decide, explain, ping)",
-            VD_VERSION, d.cfg.listen);
-    if (d.edge)
+    vd_info("variantd %s ready: decision port %s (MessagePack-RPC: decide, explain, ping), "
+            "%u worker%s", VD_VERSION, d.cfg.listen, vd_pool_size(d.pool),
+            vd_pool_size(d.pool) == 1 ? "" : "s");
+    if (d.cfg.http_listen[0])
         vd_info("edge port %s (HTTP: GET/POST /v1/decide)", d.cfg.http_listen);
     if (d.stats)
         vd_info("stats port %s (HTTP: /metrics /stats /healthz /readyz, dashboard at /)",
@@ -272,15 +260,13 @@ int main(int argc, char **argv)
     notify_status();
     event_base_dispatch(d.base);
 
-    vd_info("stopped");
-    vd_rpc_server_free(d.rpc);
-    vd_http_edge_free(d.edge);
+    vd_pool_free(d.pool);
     vd_stats_port_free(d.stats);
     if (d.watchdog)
         event_free(d.watchdog);
-    vd_worker_destroy(&d.worker);
-    if (d.drain_timer)
-        event_free(d.drain_timer);
+    vd_info("stopped");
+    if (d.stop_timer)
+        event_free(d.stop_timer);
     event_free(d.sig_hup);
     event_free(d.sig_term);
     event_free(d.sig_int);

@@ -20,6 +20,13 @@ done
 echo "deps: installing:$missing" >&2
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >&2 || true
-# shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
+log="$(mktemp)"
+# Quiet on success, the whole apt output on failure.
+if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing; } >"$log" 2>&1; then
+  cat "$log" >&2
+  rm -f "$log"
+  echo "deps: apt-get failed (see above)" >&2
+  exit 1
+fi
+rm -f "$log"
+echo "deps: installed:$missing" >&2

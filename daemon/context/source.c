@@ -1,5 +1,695 @@
-/* PLACEHOLDER: replaced by the source/url/lang work. */
+/* source.c — traffic source from the Referer and the landing page URL.
+ *
+ * Rules, checked in this order; the first match wins. They follow GA4's default
+ * channel group (support.google.com/analytics/answer/9756891), mapped onto our
+ * seven mediums. All comparisons are ASCII case-insensitive.
+ *
+ *  0. utm_* fields: utm_source/medium/campaign/term/content are read from the
+ *     landing URL; if it carries none of them, from the Referer's query. They
+ *     fill campaign/term/content, and utm_source (lower-cased) becomes name.
+ *     utm_source "(direct)" counts as no utm_source (GA's notation).
+ *  1. paid — a non-empty click id on the landing URL: gclid, gbraid, wbraid,
+ *     dclid (google), msclkid (bing), twclid (twitter), ttclid (tiktok),
+ *     li_fat_id (linkedin), epik (pinterest), yclid (yandex), sccid
+ *     (snapchat), rdt_cid (reddit). fbclid is NOT enough on its own: Facebook
+ *     adds it to organic shares too; with a paid utm_medium rule 2 applies.
+ *     Name: utm_source, else the click id's network.
+ *  2. With utm_source or utm_medium present (GA4 rules 2-14, in GA4 order):
+ *     a. paid: campaign contains "cross-network"; or medium matches GA4's paid
+ *        regex ^(.*cp.*|ppc|retargeting|paid.*)$; or medium is display, banner,
+ *        expandable, interstitial or cpm.
+ *     b. social: utm_source is a known social site (host, brand or alias such as
+ *        "fb", "ig") or medium is social, social-network, social-media, sm,
+ *        "social network", "social media".
+ *     c. organic: utm_source is a known search engine, or medium = organic.
+ *     d. referral: medium is referral, app or link.
+ *     e. email: source or medium is email, e-mail, e_mail, "e mail" (GA4's
+ *        list) — plus "newsletter", our one deliberate extension, because it is
+ *        the most common spelling GA4 leaves Unassigned; or utm_source is a
+ *        known webmail host.
+ *     f. anything else (GA4's shopping/video/affiliate/audio/sms/push/
+ *        unassigned channels, which we have no medium for) -> referral.
+ *  3. direct — no usable Referer (empty, unparsable, or without a host).
+ *  4. internal — the Referer's registrable domain (Public Suffix List via
+ *     libpsl) equals the landing page's: shop.example.co.uk -> www.example.co.uk.
+ *     IP literals and single labels must match exactly.
+ *  5. the referring host in our table (source_hosts.c), most specific pattern
+ *     first: search engine -> organic (term from the engine's query parameter
+ *     when utm_term is absent), social network -> social, webmail -> email,
+ *     ad server -> paid, known non-search pages of search brands (maps,
+ *     drive, support, chatbots...) -> referral.
+ *  6. heuristics for hosts not in the table: a subdomain label containing
+ *     "mail" (webmail., mail02., email., ...) or a "deref-" site -> email; a
+ *     subdomain label starting with "search" or a local word for it (suche,
+ *     recherche, busca, szukaj, ...) or a site name ending in "search" ->
+ *     organic.
+ *  7. referral — name = the referring host without a leading "www.".
+ *
+ * Hot path: no allocation, no locks. The table index is sorted once
+ * (pthread_once); lookups are bsearch over it. */
 #include "context/source.h"
+
+#include <libpsl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
-void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out) { (void)page_url; memset(out, 0, sizeof *out); out->medium = referer.n ? VD_MEDIUM_REFERRAL : VD_MEDIUM_DIRECT; }
-const char *vd_medium_name(unsigned m) { static const char *const n[] = { "direct", "organic", "paid", "social", "email", "referral", "internal" }; return m < VD_MEDIUM__COUNT ? n[m] : "direct"; }
+
+#include "context/source_hosts.h"
+#include "context/url.h"
+
+#define HOST_MAX   256
+#define KEY_MAX    512
+#define PATH_MAX_SEGS 4
+#define MAX_LEVELS 10
+
+/* ---- table index ------------------------------------------------------- */
+
+static const vd_src_host **by_pat;      /* sorted by pattern */
+static const vd_src_host **by_name;     /* O/S/E entries with a name, sorted by name */
+static size_t n_by_name;
+static const psl_ctx_t *psl;
+static pthread_once_t index_once = PTHREAD_ONCE_INIT;
+
+static int cmp_pat(const void *a, const void *b)
+{
+    return strcmp((*(const vd_src_host *const *)a)->pat, (*(const vd_src_host *const *)b)->pat);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp((*(const vd_src_host *const *)a)->name, (*(const vd_src_host *const *)b)->name);
+}
+
+static void build_index(void)
+{
+    /* Start-up allocation only; if it fails, lookups simply find nothing. */
+    by_pat = calloc(vd_src_hosts_n, sizeof *by_pat);
+    by_name = calloc(vd_src_hosts_n, sizeof *by_name);
+    if (by_pat) {
+        for (size_t i = 0; i < vd_src_hosts_n; i++)
+            by_pat[i] = &vd_src_hosts[i];
+        qsort(by_pat, vd_src_hosts_n, sizeof *by_pat, cmp_pat);
+    }
+    if (by_name) {
+        for (size_t i = 0; i < vd_src_hosts_n; i++) {
+            const vd_src_host *e = &vd_src_hosts[i];
+            if (e->name && (e->kind == 'O' || e->kind == 'S' || e->kind == 'E'))
+                by_name[n_by_name++] = e;
+        }
+        qsort(by_name, n_by_name, sizeof *by_name, cmp_name);
+    }
+    psl = psl_builtin();
+}
+
+static const vd_src_host *find_pat(const char *key)
+{
+    if (!by_pat)
+        return NULL;
+    size_t lo = 0, hi = vd_src_hosts_n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(key, by_pat[mid]->pat);
+        if (c == 0)
+            return by_pat[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+static const vd_src_host *find_name(const char *name)
+{
+    if (!by_name)
+        return NULL;
+    size_t lo = 0, hi = n_by_name;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(name, by_name[mid]->name);
+        if (c == 0)
+            return by_name[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static bool is_ipv4(const char *h)
+{
+    for (; *h; h++)
+        if (!((*h >= '0' && *h <= '9') || *h == '.'))
+            return false;
+    return true;
+}
+
+static bool is_ip(const char *h) { return h[0] == '[' || is_ipv4(h); }
+
+/* Offset of the ICANN public suffix in host (lower case, NUL-terminated), or
+ * 0 when the host is itself a suffix or an IP. Only the last labels are
+ * tried: no public suffix has more than a handful of labels. */
+static size_t suffix_offset(const char *host, size_t n)
+{
+    if (is_ip(host))
+        return 0;
+    size_t starts[128];
+    size_t ns = 0;
+    starts[ns++] = 0;
+    for (size_t i = 0; i < n && ns < 128; i++)
+        if (host[i] == '.' && i + 1 < n)
+            starts[ns++] = i + 1;
+    size_t first = ns > 6 ? ns - 6 : 0;
+    for (size_t k = first; k < ns; k++) {
+        if (psl ? psl_is_public_suffix2(psl, host + starts[k], PSL_TYPE_ICANN)
+                : k == ns - 1)
+            return starts[k];
+    }
+    return starts[ns - 1];
+}
+
+/* Registrable domain ("example.co.uk") of a lower-case host, or the host itself
+ * for IPs, single labels and anything libpsl cannot place. */
+static const char *site_of(const char *host)
+{
+    if (is_ip(host) || !psl)
+        return host;
+    const char *r = psl_registrable_domain(psl, host);
+    return r ? r : host;
+}
+
+static bool has_dot(const char *s) { return strchr(s, '.') != NULL; }
+
+/* Copies a decoded value into a fixed field: drops control bytes and does not
+ * leave half a UTF-8 sequence at the end. */
+static void copy_field(char *dst, size_t cap, const char *src, size_t n)
+{
+    size_t o = 0;
+    size_t i = 0;
+    for (; i < n && o + 1 < cap; i++) {
+        unsigned char c = (unsigned char)src[i];
+        if (c < 0x20 || c == 0x7f)
+            continue;
+        dst[o++] = (char)c;
+    }
+    /* A value cut here or upstream (decode buffers) may end inside a UTF-8
+     * sequence: back off the partial sequence. */
+    if (o > 0) {
+        size_t j = o;
+        while (j > 0 && ((unsigned char)dst[j - 1] & 0xC0) == 0x80)
+            j--;
+        if (j > 0 && ((unsigned char)dst[j - 1] & 0x80)) {
+            unsigned char lead = (unsigned char)dst[j - 1];
+            size_t need = (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3
+                        : (lead & 0xF8) == 0xF0 ? 4 : 1;
+            if (o - (j - 1) < need)
+                o = j - 1;
+        }
+    }
+    dst[o] = '\0';
+}
+
+static void lower_ascii(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s + 32);
+}
+
+static void set_name(vd_source *out, const char *name)
+{
+    copy_field(out->name, sizeof out->name, name, strlen(name));
+    lower_ascii(out->name);
+}
+
+static const char *strip_www(const char *h)
+{
+    return strncmp(h, "www.", 4) == 0 && h[4] ? h + 4 : h;
+}
+
+/* ---- host classification ---------------------------------------------- */
+
+/* Tries key = cand[+suffix "*"] + path prefixes (longest first), then key alone. */
+static const vd_src_host *try_key(char *key, size_t kn, const char *path, size_t pn)
+{
+    size_t cuts[PATH_MAX_SEGS + 1];
+    size_t nc = 0;
+    /* Prefix ends: before each '/' after the first char, and the full path. */
+    for (size_t i = 1; i < pn && nc < PATH_MAX_SEGS; i++)
+        if (path[i] == '/')
+            cuts[nc++] = i;
+    if (pn > 1 && path[pn - 1] != '/' && nc < PATH_MAX_SEGS + 1 &&
+        (nc == 0 || cuts[nc - 1] != pn))
+        cuts[nc++] = pn;
+    for (size_t k = nc; k > 0; k--) {
+        size_t c = cuts[k - 1];
+        if (kn + c + 1 > KEY_MAX)
+            continue;
+        for (size_t i = 0; i < c; i++) {
+            char ch = path[i];
+            key[kn + i] = (ch >= 'A' && ch <= 'Z') ? (char)(ch + 32) : ch;
+        }
+        key[kn + c] = '\0';
+        const vd_src_host *e = find_pat(key);
+        if (e)
+            return e;
+    }
+    key[kn] = '\0';
+    return find_pat(key);
+}
+
+/* Most specific table entry for host (lower case) + path, or NULL. */
+static const vd_src_host *lookup_host(const char *host, size_t hn, const char *path, size_t pn)
+{
+    char key[KEY_MAX];
+    size_t sfx = suffix_offset(host, hn);
+    size_t levels[MAX_LEVELS];
+    size_t nl = 0;
+
+    /* Candidate levels: the host and its parents down to (host part + suffix),
+     * the last MAX_LEVELS of them. */
+    size_t starts[128];
+    size_t ns = 0;
+    starts[ns++] = 0;
+    for (size_t i = 0; i < hn && ns < 128; i++)
+        if (host[i] == '.' && i + 1 < hn)
+            starts[ns++] = i + 1;
+    for (size_t k = 0; k < ns; k++)
+        if (starts[k] < sfx || (sfx == 0 && k == 0))
+            levels[nl++ % MAX_LEVELS] = starts[k];
+    size_t first = nl > MAX_LEVELS ? nl - MAX_LEVELS : 0;
+
+    for (size_t k = first; k < nl; k++) {
+        size_t l = levels[k % MAX_LEVELS];
+        size_t kn = hn - l;
+        memcpy(key, host + l, kn);
+        const vd_src_host *e = try_key(key, kn, path, pn);
+        if (e)
+            return e;
+        if (sfx > l) {                               /* brand form "google.*" */
+            kn = sfx - l;
+            memcpy(key, host + l, kn);
+            key[kn++] = '*';
+            e = try_key(key, kn, path, pn);
+            if (e)
+                return e;
+        }
+    }
+    return NULL;
+}
+
+static bool label_is(const char *p, size_t n, const char *w)
+{
+    return strlen(w) == n && memcmp(p, w, n) == 0;
+}
+
+static bool contains(const char *p, size_t n, const char *w)
+{
+    size_t wn = strlen(w);
+    for (size_t i = 0; i + wn <= n; i++)
+        if (memcmp(p + i, w, wn) == 0)
+            return true;
+    return false;
+}
+
+/* Rule 6: guesses for hosts not in the table. 'E', 'O' or 0. */
+static char guess_host(const char *host, size_t hn)
+{
+    static const char *const search_words[] = {
+        "suche", "recherche", "rechercher", "busca", "buscador", "buscar", "cerca",
+        "ricerca", "szukaj", "poisk", "pesquisa", "haku", "sok", "zoek", "zoeken",
+        "hledani", "otsing", "arama", "find",
+    };
+    static const char *const mail_words[] = {
+        "messagerie", "poczta", "posta", "correo", "owa", "zimbra", "roundcube",
+    };
+    if (is_ip(host))
+        return 0;
+    const char *site = site_of(host);
+    size_t site_off = (size_t)(site - host);
+    if (site_off > hn)
+        return 0;
+    /* site label: "aolsearch" in "aolsearch.com", "deref-gmx" in "deref-gmx.net" */
+    const char *dot = strchr(site, '.');
+    size_t sl = dot ? (size_t)(dot - site) : strlen(site);
+    if (sl >= 6 && memcmp(site, "deref-", 6) == 0)
+        return 'E';
+    char kind = 0;
+    size_t i = 0;
+    while (i < site_off) {                           /* subdomain labels */
+        size_t j = i;
+        while (j < site_off && host[j] != '.')
+            j++;
+        const char *lab = host + i;
+        size_t ln = j - i;
+        if (contains(lab, ln, "mail"))
+            return 'E';
+        for (size_t w = 0; w < sizeof mail_words / sizeof mail_words[0]; w++)
+            if (label_is(lab, ln, mail_words[w]))
+                return 'E';
+        if (ln >= 6 && memcmp(lab, "search", 6) == 0)
+            kind = 'O';
+        for (size_t w = 0; w < sizeof search_words / sizeof search_words[0]; w++)
+            if (label_is(lab, ln, search_words[w]))
+                kind = 'O';
+        i = j + 1;
+    }
+    if (sl > 6 && memcmp(site + sl - 6, "search", 6) == 0)
+        kind = 'O';
+    return kind;
+}
+
+/* ---- utm and click ids -------------------------------------------------- */
+
+typedef struct utm {
+    char source[128];
+    char medium[64];
+    char campaign[128];
+    char term[128];
+    char content[128];
+    bool any;
+} utm;
+
+static bool get_param(vd_str q, const char *name, char *buf, size_t cap)
+{
+    vd_str v;
+    if (!vd_url_query_get(q, vd_str_cstr(name), buf, cap, &v) || v.n == 0) {
+        buf[0] = '\0';
+        return false;
+    }
+    /* Drop control bytes / partial UTF-8 in place. */
+    char tmp[256];
+    copy_field(tmp, sizeof tmp < cap ? sizeof tmp : cap, buf, v.n);
+    memcpy(buf, tmp, strlen(tmp) + 1);
+    return buf[0] != '\0';
+}
+
+/* The parameters we look for on every request, found in ONE pass over the
+ * query (a hostile 100 KB query is then read once, not once per name). */
+enum {
+    Q_SOURCE, Q_MEDIUM, Q_CAMPAIGN, Q_TERM, Q_CONTENT, Q_CLICK_FIRST,
+};
+
+static const struct { const char *param; const char *network; } click_ids[] = {
+    { "gclid", "google" }, { "gbraid", "google" }, { "wbraid", "google" },
+    { "dclid", "google" }, { "msclkid", "bing" }, { "twclid", "twitter" },
+    { "ttclid", "tiktok" }, { "li_fat_id", "linkedin" }, { "epik", "pinterest" },
+    { "yclid", "yandex" }, { "sccid", "snapchat" }, { "rdt_cid", "reddit" },
+};
+
+#define Q_COUNT (Q_CLICK_FIRST + (int)(sizeof click_ids / sizeof click_ids[0]))
+
+static const char *qkey_name(int i)
+{
+    static const char *const utm_keys[] = {
+        "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    };
+    return i < Q_CLICK_FIRST ? utm_keys[i] : click_ids[i - Q_CLICK_FIRST].param;
+}
+
+typedef struct qfields {
+    vd_str v[Q_COUNT];            /* raw values; first occurrence wins */
+    bool has[Q_COUNT];
+} qfields;
+
+static void scan_query(vd_str q, qfields *f)
+{
+    memset(f, 0, sizeof *f);
+    size_t pos = 0;
+    vd_str k, v;
+    char kbuf[32];
+    while (vd_url_query_next(q, &pos, &k, &v)) {
+        if (k.n == 0 || k.n > 3 * (sizeof kbuf - 1))
+            continue;
+        if (memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n))
+            k = vd_str_make(kbuf, vd_url_decode(k, kbuf, sizeof kbuf));
+        if (k.n < 4 || k.n > 12)                     /* shortest "epik", longest "utm_campaign" */
+            continue;
+        for (int i = 0; i < Q_COUNT; i++) {
+            if (!f->has[i] && vd_str_eq_ci(k, vd_str_cstr(qkey_name(i)))) {
+                f->has[i] = true;
+                f->v[i] = v;
+                break;
+            }
+        }
+    }
+}
+
+/* Decodes a found value into buf; false if absent or empty after cleaning. */
+static bool qvalue(const qfields *f, int i, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    if (!f->has[i] || f->v[i].n == 0)
+        return false;
+    char tmp[256];
+    size_t n = vd_url_decode(f->v[i], tmp, cap < sizeof tmp ? cap : sizeof tmp);
+    copy_field(buf, cap, tmp, n);
+    return buf[0] != '\0';
+}
+
+static void read_utm(vd_str q, utm *u, qfields *f)
+{
+    memset(u, 0, sizeof *u);
+    scan_query(q, f);
+    u->any |= qvalue(f, Q_SOURCE, u->source, sizeof u->source);
+    u->any |= qvalue(f, Q_MEDIUM, u->medium, sizeof u->medium);
+    u->any |= qvalue(f, Q_CAMPAIGN, u->campaign, sizeof u->campaign);
+    u->any |= qvalue(f, Q_TERM, u->term, sizeof u->term);
+    u->any |= qvalue(f, Q_CONTENT, u->content, sizeof u->content);
+    lower_ascii(u->source);
+    lower_ascii(u->medium);
+    if (strcmp(u->source, "(direct)") == 0)
+        u->source[0] = '\0';
+    if (strcmp(u->medium, "(none)") == 0 || strcmp(u->medium, "(not set)") == 0)
+        u->medium[0] = '\0';
+}
+
+static const char *click_network(const qfields *f)
+{
+    char buf[8];
+    for (int i = Q_CLICK_FIRST; i < Q_COUNT; i++)
+        if (qvalue(f, i, buf, sizeof buf))
+            return click_ids[i - Q_CLICK_FIRST].network;
+    return NULL;
+}
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+#define IN_LIST(s, arr) in_list((s), (arr), sizeof(arr) / sizeof(arr)[0])
+
+static bool paid_medium(const char *m)
+{
+    static const char *const display[] = { "display", "banner", "expandable", "interstitial", "cpm" };
+    if (!*m)
+        return false;
+    return strstr(m, "cp") || strcmp(m, "ppc") == 0 || strcmp(m, "retargeting") == 0 ||
+           strncmp(m, "paid", 4) == 0 || IN_LIST(m, display);
+}
+
+/* Kind of a utm_source value: a host ("m.facebook.com"), a brand ("facebook"),
+ * or an alias GA4's source lists know ("fb", "ig"). */
+static char source_kind(const char *src)
+{
+    static const struct { const char *alias; char kind; } aliases[] = {
+        { "fb", 'S' }, { "ig", 'S' }, { "yt", 'S' }, { "tw", 'S' }, { "li", 'S' },
+        { "x", 'S' }, { "msn", 'O' }, { "yahoo!", 'O' }, { "vk", 'S' }, { "wa", 'S' },
+    };
+    char host[HOST_MAX];
+    size_t n = strlen(src);
+    if (n == 0 || n >= sizeof host)
+        return 0;
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcmp(src, aliases[i].alias) == 0)
+            return aliases[i].kind;
+    const vd_src_host *e = find_name(src);
+    if (e)
+        return e->kind;
+    /* Host-like values only: letters, digits, '-', '.', '_'. */
+    for (size_t i = 0; i < n; i++) {
+        char c = src[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+            return 0;
+    }
+    memcpy(host, src, n + 1);
+    if (!has_dot(host)) {                             /* "google" -> "google.*" */
+        if (n + 3 > sizeof host)
+            return 0;
+        memcpy(host + n, ".*", 3);
+        e = find_pat(host);
+    } else {
+        e = lookup_host(host, n, "/", 1);
+    }
+    return e && e->kind != 'P' && e->kind != 'R' ? e->kind : 0;
+}
+
+/* Rule 2 for utm-tagged visits. Returns the medium. */
+static vd_medium classify_utm(const utm *u)
+{
+    static const char *const social_med[] = {
+        "social", "social-network", "social-media", "sm", "social network", "social media",
+    };
+    static const char *const referral_med[] = { "referral", "app", "link" };
+    static const char *const email_words[] = { "email", "e-mail", "e_mail", "e mail", "newsletter" };
+    char camp[128];
+    copy_field(camp, sizeof camp, u->campaign, strlen(u->campaign));
+    lower_ascii(camp);
+    if (strstr(camp, "cross-network") || paid_medium(u->medium))
+        return VD_MEDIUM_PAID;
+    char sk = source_kind(u->source);
+    if (sk == 'S' || IN_LIST(u->medium, social_med))
+        return VD_MEDIUM_SOCIAL;
+    if (sk == 'O' || strcmp(u->medium, "organic") == 0)
+        return VD_MEDIUM_ORGANIC;
+    if (IN_LIST(u->medium, referral_med))
+        return VD_MEDIUM_REFERRAL;
+    if (IN_LIST(u->source, email_words) || IN_LIST(u->medium, email_words) || sk == 'E')
+        return VD_MEDIUM_EMAIL;
+    return VD_MEDIUM_REFERRAL;
+}
+
+static void search_term(const vd_src_host *e, vd_str q, vd_source *out)
+{
+    static const char default_params[] =
+        "q,query,p,text,wd,searchfor,keyword,keywords,qs,kw,search,k,w";
+    const char *list = e && e->params ? e->params : default_params;
+    char pname[32];
+    char val[256];
+    while (*list) {
+        const char *comma = strchr(list, ',');
+        size_t n = comma ? (size_t)(comma - list) : strlen(list);
+        if (n < sizeof pname) {
+            memcpy(pname, list, n);
+            pname[n] = '\0';
+            if (get_param(q, pname, val, sizeof val)) {
+                copy_field(out->term, sizeof out->term, val, strlen(val));
+                return;
+            }
+        }
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+}
+
+/* ---- entry point -------------------------------------------------------- */
+
+static vd_medium medium_of_kind(char k)
+{
+    switch (k) {
+    case 'O': return VD_MEDIUM_ORGANIC;
+    case 'S': return VD_MEDIUM_SOCIAL;
+    case 'E': return VD_MEDIUM_EMAIL;
+    case 'P': return VD_MEDIUM_PAID;
+    default:  return VD_MEDIUM_REFERRAL;
+    }
+}
+
+void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out)
+{
+    pthread_once(&index_once, build_index);
+    memset(out, 0, sizeof *out);
+
+    vd_url ref, page;
+    bool have_ref = vd_url_parse(referer, &ref) && ref.host.n > 0 && ref.host.n < HOST_MAX;
+    bool have_page = vd_url_parse(page_url, &page);
+
+    char rhost[HOST_MAX] = "";
+    size_t rn = 0;
+    if (have_ref) {
+        rn = vd_str_copy_lower(rhost, sizeof rhost, ref.host);
+        while (rn > 0 && rhost[rn - 1] == '.')
+            rhost[--rn] = '\0';
+        have_ref = rn > 0;
+    }
+    if (have_ref)
+        memcpy(out->host, rhost, rn + 1);
+
+    /* 0. utm fields: landing URL first, else the Referer's query. */
+    utm u;
+    qfields page_q, ref_q;
+    read_utm(have_page ? page.query : VD_STR_NULL, &u, &page_q);
+    if (!u.any && have_ref)
+        read_utm(ref.query, &u, &ref_q);
+    copy_field(out->campaign, sizeof out->campaign, u.campaign, strlen(u.campaign));
+    copy_field(out->term, sizeof out->term, u.term, strlen(u.term));
+    copy_field(out->content, sizeof out->content, u.content, strlen(u.content));
+
+    const vd_src_host *e = NULL;
+    char guess = 0;
+    bool same_site = false;
+    if (have_ref) {
+        char phost[HOST_MAX];
+        if (have_page && page.host.n > 0 && page.host.n < HOST_MAX) {
+            size_t pn = vd_str_copy_lower(phost, sizeof phost, page.host);
+            while (pn > 0 && phost[pn - 1] == '.')
+                phost[--pn] = '\0';
+            same_site = pn > 0 && strcmp(site_of(rhost), site_of(phost)) == 0;
+        }
+        if (!same_site) {
+            e = lookup_host(rhost, rn, ref.path.p, ref.path.n);
+            if (!e)
+                guess = guess_host(rhost, rn);
+        }
+    }
+    const char *ref_name = e && e->name ? e->name : have_ref ? strip_www(rhost) : "";
+
+    /* 1. click ids */
+    const char *net = click_network(&page_q);
+    if (net) {
+        out->medium = VD_MEDIUM_PAID;
+        set_name(out, u.source[0] ? u.source : net);
+        return;
+    }
+
+    /* 2. utm-tagged */
+    if (u.source[0] || u.medium[0]) {
+        out->medium = (uint8_t)classify_utm(&u);
+        set_name(out, u.source[0] ? u.source : ref_name);
+        if (out->medium == VD_MEDIUM_ORGANIC && !out->term[0] && e && e->kind == 'O')
+            search_term(e, ref.query, out);
+        return;
+    }
+
+    /* 3. direct */
+    if (!have_ref) {
+        out->medium = VD_MEDIUM_DIRECT;
+        return;
+    }
+
+    /* 4. internal */
+    if (same_site) {
+        out->medium = VD_MEDIUM_INTERNAL;
+        set_name(out, strip_www(rhost));
+        return;
+    }
+
+    /* 5./6./7. the referring host */
+    if (e) {
+        out->medium = (uint8_t)medium_of_kind(e->kind);
+        set_name(out, e->kind == 'R' || !e->name ? strip_www(rhost) : e->name);
+        if (e->kind == 'O' && !out->term[0])
+            search_term(e, ref.query, out);
+        return;
+    }
+    out->medium = (uint8_t)medium_of_kind(guess);
+    set_name(out, strip_www(rhost));
+    if (guess == 'O' && !out->term[0])
+        search_term(NULL, ref.query, out);
+}
+
+const char *vd_medium_name(unsigned m)
+{
+    static const char *const names[VD_MEDIUM__COUNT] = {
+        "direct", "organic", "paid", "social", "email", "referral", "internal",
+    };
+    return m < VD_MEDIUM__COUNT ? names[m] : "direct";
+}

@@ -15,6 +15,9 @@
 #include "net/json_out.h"
 
 #define MAX_PROXIES 64
+
+/* http-max-connections counts the edge port's connections on every worker. */
+static _Atomic long edge_conns;
 #define SCRATCH 16384             /* decoded query values and the composed URL */
 
 typedef struct cidr {
@@ -617,6 +620,7 @@ void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out)
     out->header_timeout = cfg->http_header_timeout;
     out->keepalive_timeout = cfg->http_idle_timeout;
     out->write_timeout = cfg->idle_timeout;
+    out->shared_conns = NULL;
 }
 
 vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap)
@@ -633,6 +637,7 @@ vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size
     }
     vd_http_limits lim;
     vd_http_limits_from_config(w->cfg, &lim);
+    lim.shared_conns = &edge_conns;
     e->srv = vd_http_server_start(w->base, addr, &lim, &w->stats.edge, handle, e, err, cap);
     if (!e->srv) {
         free(e);

@@ -80,6 +80,25 @@ struct vd_http_server {
 
 static http_parser_settings settings;
 
+/* max_conns holds for every server sharing lim.shared_conns. */
+static bool conns_take(vd_http_server *s)
+{
+    if (s->lim.shared_conns) {
+        if (atomic_fetch_add(s->lim.shared_conns, 1) >= (long)s->lim.max_conns) {
+            atomic_fetch_sub(s->lim.shared_conns, 1);
+            return false;
+        }
+        return true;
+    }
+    return s->nconns < s->lim.max_conns;
+}
+
+static void conns_give(vd_http_server *s)
+{
+    if (s->lim.shared_conns)
+        atomic_fetch_sub(s->lim.shared_conns, 1);
+}
+
 /* ---- small helpers ---- */
 
 const char *vd_http_reason(int status)
@@ -200,6 +219,7 @@ static void conn_free(http_conn *c)
         s->nrejecting--;
     } else {
         s->nconns--;
+        conns_give(s);
         VD_STAT_ADD(s->st, connections, -1);
     }
     event_free(c->timer);
@@ -646,7 +666,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 {
     (void)l;
     vd_http_server *s = arg;
-    bool over = s->nconns >= s->lim.max_conns || s->draining;
+    bool over = s->draining || !conns_take(s);
     if (over && s->nrejecting >= MAX_REJECTING) {
         /* Even the polite refusal has a bound. */
         VD_STAT_INC(s->st, conn_rejected);
@@ -655,6 +675,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     http_conn *c = conn_new(s, fd, over);
     if (!c) {
+        if (!over)
+            conns_give(s);
         VD_STAT_INC(s->st, conn_rejected);
         evutil_closesocket(fd);
         return;
@@ -734,7 +756,7 @@ vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
     s->resume_accept = evtimer_new(base, resume_accept_cb, s);
     s->listener = evconnlistener_new_bind(base, accept_cb, s,
                                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                              LEV_OPT_CLOSE_ON_EXEC,
+                                              LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
                                           1024, (struct sockaddr *)&ss, sslen);
     if (!s->listener || !s->resume_accept || !s->resp.body) {
         snprintf(err, cap, "cannot listen on %s: %s", addr, strerror(errno));

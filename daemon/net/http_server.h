@@ -73,6 +73,9 @@ typedef struct vd_http_limits {
     long header_timeout;                  /* seconds */
     long keepalive_timeout;               /* seconds */
     long write_timeout;                   /* seconds */
+    /* Open connections counted across every server sharing this counter
+     * (one port served by several worker threads); NULL = this server alone. */
+    _Atomic long *shared_conns;
 } vd_http_limits;
 
 typedef struct vd_http_server vd_http_server;

@@ -12,10 +12,16 @@
 #include "server/metrics.h"
 #include "variantd/limits.h"
 
+#define MAX_WORKERS 256
+
 struct vd_stats_port {
-    vd_worker *w;
+    vd_pool *pool;
+    const vd_config *cfg;
     vd_http_server *srv;
+    vd_http_stats st;             /* this port's own counters (one thread) */
     int64_t started_at;
+    unsigned nworkers;
+    vd_worker *workers[MAX_WORKERS];
     vd_stats_snap snap;
 };
 
@@ -37,9 +43,8 @@ static void dump_config(void *arg, const char *key, const char *val)
 
 static void stats_json(vd_stats_port *p, vd_http_resp *r)
 {
-    vd_worker *const ws[1] = { p->w };
     vd_stats_snap *s = &p->snap;
-    vd_stats_snapshot(ws, 1, p->started_at, s);
+    vd_stats_snapshot(p->workers, p->nworkers, &p->st, p->started_at, s);
     vd_json j;
     vd_json_init(&j, r->body);
     vd_json_obj(&j);
@@ -78,14 +83,17 @@ static void stats_json(vd_stats_port *p, vd_http_resp *r)
     vd_json_key(&j, "sync");
     vd_json_obj(&j);
     vd_json_key(&j, "mode");
-    vd_json_cstr(&j, p->w->cfg->redis && p->w->cfg->redis[0] ? "redis" : "files");
+    vd_json_cstr(&j, p->cfg->redis && p->cfg->redis[0] ? "redis" : "files");
     vd_json_key(&j, "redis_connected");
     vd_json_bool(&j, s->redis_connected != 0);
     vd_json_end(&j);
-    vd_metrics_json(&j, ws, 1, s);
+    vd_json_key(&j, "workers");
+    vd_json_u64(&j, p->nworkers);
+    vd_metrics_json(&j, s);
+    vd_stats_snapshot_done(s);
     vd_json_key(&j, "config");
     vd_json_obj(&j);
-    vd_config_dump(p->w->cfg, dump_config, &j);
+    vd_config_dump(p->cfg, dump_config, &j);
     vd_json_end(&j);
     vd_json_end(&j);
     evbuffer_add(r->body, "\n", 1);
@@ -95,7 +103,7 @@ static void stats_json(vd_stats_port *p, vd_http_resp *r)
 static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
 {
     vd_stats_port *p = arg;
-    vd_http_stats *st = &p->w->stats.stp;
+    vd_http_stats *st = &p->st;
     static const char *const paths[] = { "/metrics", "/stats", "/healthz", "/readyz", "/" };
     size_t route = sizeof paths / sizeof paths[0];
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
@@ -115,9 +123,9 @@ static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
     vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("no-store"));
     switch (route) {
     case 0: {
-        vd_worker *const ws[1] = { p->w };
-        vd_stats_snapshot(ws, 1, p->started_at, &p->snap);
-        vd_metrics_prometheus(r->body, ws, 1, &p->snap);
+        vd_stats_snapshot(p->workers, p->nworkers, &p->st, p->started_at, &p->snap);
+        vd_metrics_prometheus(r->body, &p->snap);
+        vd_stats_snapshot_done(&p->snap);
         r->content_type = "text/plain; version=0.0.4; charset=utf-8";
         break;
     }
@@ -127,14 +135,17 @@ static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
     case 2:
         vd_http_resp_body(r, 200, "text/plain", "ok\n", 3);
         break;
-    case 3:
-        if (vd_worker_ruleset(p->w)) {
+    case 3: {
+        vd_ruleset *rs = vd_live_acquire();
+        if (rs) {
+            vd_ruleset_release(rs);
             vd_http_resp_body(r, 200, "text/plain", "ready\n", 6);
         } else {
             VD_STAT_INC(st, err_not_ready);
             vd_http_resp_body(r, 503, "text/plain", "not ready: no ruleset loaded yet\n", 33);
         }
         break;
+    }
     default:
         vd_http_resp_body(r, 200, "text/html; charset=utf-8", vd_dashboard_html,
                           (size_t)(vd_dashboard_html_end - vd_dashboard_html));
@@ -146,23 +157,26 @@ static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
     }
 }
 
-vd_stats_port *vd_stats_port_start(vd_worker *w, const char *addr, int64_t started_at, char *err,
-                                   size_t cap)
+vd_stats_port *vd_stats_port_start(struct event_base *base, vd_pool *pool, const vd_config *cfg,
+                                   const char *addr, int64_t started_at, char *err, size_t cap)
 {
     vd_stats_port *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    p->w = w;
+    p->pool = pool;
+    p->cfg = cfg;
     p->started_at = started_at;
+    for (unsigned i = 0; i < vd_pool_size(pool) && i < MAX_WORKERS; i++)
+        p->workers[p->nworkers++] = vd_pool_worker(pool, i);
     vd_http_limits lim;
-    vd_http_limits_from_config(w->cfg, &lim);
+    vd_http_limits_from_config(cfg, &lim);
     /* Scrapers and a few dashboards: a small, fixed connection budget. */
     if (lim.max_conns > 256)
         lim.max_conns = 256;
     lim.max_body = 1024;     /* nothing takes a body: enough to answer 405 */
-    p->srv = vd_http_server_start(w->base, addr, &lim, &w->stats.stp, handle, p, err, cap);
+    p->srv = vd_http_server_start(base, addr, &lim, &p->st, handle, p, err, cap);
     if (!p->srv) {
         free(p);
         return NULL;

@@ -11,12 +11,15 @@
 #include <stdint.h>
 
 #include "net/http_server.h"
-#include "server/worker.h"
+#include "server/config.h"
+#include "server/pool.h"
 
 typedef struct vd_stats_port vd_stats_port;
 
-vd_stats_port *vd_stats_port_start(vd_worker *w, const char *addr, int64_t started_at, char *err,
-                                   size_t cap);
+/* Serves on base (the control loop, not a decision worker), reading the
+ * pool's counters; counts its own requests itself. */
+vd_stats_port *vd_stats_port_start(struct event_base *base, vd_pool *pool, const vd_config *cfg,
+                                   const char *addr, int64_t started_at, char *err, size_t cap);
 vd_http_server *vd_stats_port_server(vd_stats_port *p);
 void vd_stats_port_free(vd_stats_port *p);
 

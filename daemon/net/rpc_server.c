@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -24,8 +25,13 @@ typedef struct rpc_conn {
     struct bufferevent *bev;
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
+    vd_scan_state scan;           /* progress through a frame that arrives in pieces */
     char peer[64];
 } rpc_conn;
+
+/* Open connections of the whole process: max-connections is one limit for
+ * all workers (touched at accept and close only, never per request). */
+static _Atomic long open_conns;
 
 struct vd_rpc_server {
     vd_worker *w;
@@ -103,12 +109,10 @@ static void conn_free(rpc_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    atomic_fetch_sub(&open_conns, 1);
     VD_STAT_ADD(&s->w->stats, connections, -1);
     bufferevent_free(c->bev);
     free(c);
-    /* A slot freed: accept again if max-connections had paused it. */
-    if (s->listener && !s->draining && s->nconns + 1 == (size_t)s->w->cfg->max_connections)
-        evconnlistener_enable(s->listener);
 }
 
 /* Sends what is queued, then closes. */
@@ -313,7 +317,11 @@ static void conn_read(struct bufferevent *bev, void *arg)
             return;
         }
         size_t flen = 0;
-        vd_scan_result r = vd_msgpack_scan(buf, avail, &s->limits, &flen);
+        /* Resumable: a frame trickling in byte by byte is scanned once in
+         * total, not once per read. */
+        vd_scan_result r = vd_msgpack_scan_resume(&c->scan, buf, avail, &s->limits, &flen);
+        if (r != VD_SCAN_NEED_MORE)
+            vd_msgpack_scan_reset(&c->scan);
         if (r == VD_SCAN_NEED_MORE) {
             if (avail < max_frame)
                 break;            /* wait for the rest */
@@ -402,11 +410,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)salen;
     vd_rpc_server *s = arg;
     vd_worker *w = s->w;
-    if (s->nconns >= (size_t)w->cfg->max_connections || s->draining) {
+    /* Over the limit: accept and close at once (taking it off the queue, so
+     * the listener does not spin), and count it. */
+    if (atomic_fetch_add(&open_conns, 1) >= w->cfg->max_connections || s->draining) {
+        atomic_fetch_sub(&open_conns, 1);
         VD_STAT_INC(&w->stats, conn_rejected);
         evutil_closesocket(fd);
-        vd_log(VD_LOG_WARN, "max-connections (%ld) reached: refusing a connection",
-               w->cfg->max_connections);
+        vd_debug("max-connections (%ld) reached: refusing a connection", w->cfg->max_connections);
         return;
     }
     rpc_conn *c = calloc(1, sizeof *c);
@@ -414,6 +424,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (!bev) {
         free(c);
         evutil_closesocket(fd);
+        atomic_fetch_sub(&open_conns, 1);
         VD_STAT_INC(&w->stats, conn_rejected);
         return;
     }
@@ -421,6 +432,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->srv = s;
     c->bev = bev;
+    vd_msgpack_scan_reset(&c->scan);
     char host[INET6_ADDRSTRLEN] = "?";
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host, sizeof host);
@@ -440,8 +452,6 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct timeval idle = { .tv_sec = w->cfg->idle_timeout, .tv_usec = 0 };
     bufferevent_set_timeouts(bev, &idle, &idle);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
-    if (s->nconns >= (size_t)w->cfg->max_connections)
-        evconnlistener_disable(s->listener);
 }
 
 static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -484,7 +494,7 @@ vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *
     msgpack_packer_init(&s->pk, &s->out, msgpack_sbuffer_write);
     s->resume_accept = evtimer_new(w->base, resume_accept_cb, s);
     s->listener = evconnlistener_new_bind(w->base, accept_cb, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
                                               LEV_OPT_CLOSE_ON_EXEC,
                                           1024, (struct sockaddr *)&ss, sslen);
     if (!s->listener || !s->resume_accept) {

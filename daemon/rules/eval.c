@@ -1,9 +1,434 @@
-/* PLACEHOLDER: replaced by the rules compiler work. */
+/* eval.c — evaluates compiled segments over a lazy context.
+ *
+ * Per worker memo, reset per request by bumping a generation counter; no
+ * allocation, lock or syscall after the memo has been sized for a ruleset.
+ * Alongside each verdict it tracks `until`, the next UTC instant at which a
+ * time predicate it depended on could flip (docs/RULES.md, valid_until). */
 #include "rules/eval.h"
+
+#include <math.h>
 #include <stdlib.h>
-struct vd_eval { int unused; };
-vd_eval *vd_eval_new(void) { return calloc(1, sizeof(vd_eval)); }
-void vd_eval_free(vd_eval *ev) { free(ev); }
-int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx) { (void)ev; (void)rs; (void)ctx; return 0; }
-int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until) { (void)ev; (void)seg; if (until) *until = INT64_MAX; return 0; }
-int vd_eval_verdict(const vd_eval *ev, uint32_t seg) { (void)ev; (void)seg; return -1; }
+#include <string.h>
+
+#include "rules/eval_internal.h"
+#include "rules/ruleset_internal.h"
+
+typedef struct memo {
+    uint32_t gen;
+    uint8_t verdict;
+    int64_t until;
+} memo;
+
+struct vd_eval {
+    const vd_ruleset *rs;
+    vd_context *ctx;
+    uint32_t gen;
+    uint32_t cap;
+    memo *memo;
+    uint32_t *matched;        /* every matching segment evaluated in this request */
+    uint32_t nmatched;
+    bool scanned;             /* vd_eval_matching ran: unevaluated = not a candidate */
+};
+
+vd_eval *vd_eval_new(void)
+{
+    return calloc(1, sizeof(vd_eval));
+}
+
+void vd_eval_free(vd_eval *ev)
+{
+    if (!ev)
+        return;
+    free(ev->memo);
+    free(ev->matched);
+    free(ev);
+}
+
+int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
+{
+    if (rs->nsegs > ev->cap) {
+        uint32_t cap = rs->nsegs;
+        memo *m = calloc(cap, sizeof *m);
+        uint32_t *mt = malloc(cap * sizeof *mt);
+        if (!m || !mt) {
+            free(m);
+            free(mt);
+            return -1;
+        }
+        free(ev->memo);
+        free(ev->matched);
+        ev->memo = m;
+        ev->matched = mt;
+        ev->cap = cap;
+        ev->gen = 0;
+    }
+    ev->rs = rs;
+    ev->ctx = ctx;
+    ev->nmatched = 0;
+    ev->scanned = false;
+    /* Generation 0 never marks an entry; on wrap clear the memo once. */
+    if (++ev->gen == 0) {
+        if (ev->memo)
+            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+        ev->gen = 1;
+    }
+    return 0;
+}
+
+/* ---- predicate tests ------------------------------------------------------ */
+
+static bool str_in(const vd_pred *p, vd_str s)
+{
+    if (p->sorted) {
+        uint32_t lo = 0, hi = p->nstrs;
+        while (lo < hi) {
+            uint32_t mid = lo + (hi - lo) / 2;
+            int d = vd_str_cmp_ci(s, p->strs[mid]);
+            if (d == 0)
+                return true;
+            if (d < 0)
+                hi = mid;
+            else
+                lo = mid + 1;
+        }
+        return false;
+    }
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        if (vd_str_eq_ci(s, p->strs[i]))
+            return true;
+    return false;
+}
+
+static bool ip_in(const vd_pred *p, const vd_ipaddr *ip)
+{
+    for (uint32_t i = 0; i < p->nnets; i++) {
+        const vd_ipnet *n = &p->nets[i];
+        if (n->addr.family != ip->family)
+            continue;
+        unsigned full = n->plen / 8, rest = n->plen % 8;
+        if (memcmp(n->addr.addr, ip->addr, full) != 0)
+            continue;
+        if (rest && ((ip->addr[full] ^ n->addr.addr[full]) & (uint8_t)(0xff00u >> rest)))
+            continue;
+        return true;
+    }
+    return false;
+}
+
+static double haversine_km(double lat1, double lon1, double lat2, double lon2)
+{
+    const double r = 6371.0088, rad = M_PI / 180.0;
+    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+    double a = sin(dlat / 2) * sin(dlat / 2) + cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
+    if (a > 1)
+        a = 1;
+    return 2 * r * asin(sqrt(a));
+}
+
+static int weekday_of(vd_str s)
+{
+    static const char names[] = "montuewedthufrisatsun";
+    if (s.n != 3)
+        return -1;
+    for (int i = 0; i < 7; i++)
+        if (vd_str_eq_ci(s, vd_str_make(names + 3 * i, 3)))
+            return i;
+    return -1;
+}
+
+static bool bit_get(const uint64_t *w, uint32_t i)
+{
+    return (w[i >> 6] >> (i & 63)) & 1;
+}
+
+/* Distance (1..nbits-1) to the next position on the cycle whose bit
+ * differs from bit cur; 0 if every bit is the same. */
+static uint32_t next_flip(const uint64_t *w, uint32_t nbits, uint32_t cur)
+{
+    uint64_t inv = bit_get(w, cur) ? ~0ULL : 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t i = pass ? 0 : cur + 1, end = pass ? cur : nbits;
+        while (i < end) {
+            uint64_t x = (w[i >> 6] ^ inv) >> (i & 63);
+            if (x) {
+                uint32_t pos = i + (uint32_t)__builtin_ctzll(x);
+                if (pos < end)
+                    return pos > cur ? pos - cur : pos + nbits - cur;
+                break;
+            }
+            i = (i | 63) + 1;
+        }
+    }
+    return 0;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Local time flips are capped by the next UTC offset change: after it the
+ * local clock jumps and the arithmetic above no longer holds. */
+static int64_t local_cap(const vd_context *ctx, int64_t t)
+{
+    return min64(t, ctx->local.next_transition);
+}
+
+/* The test on a present value, and its `until` for time attributes. */
+static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *v, int64_t *until)
+{
+    switch (p->test) {
+    case VD_T_EXISTS:
+        return true;
+    case VD_T_SET:
+        if (v->kind == VD_VAL_STR)
+            return str_in(p, v->u.s);
+        if (v->kind == VD_VAL_NUM) {
+            for (uint32_t i = 0; i < p->nnums; i++)
+                if (p->nums[i] == v->u.num)
+                    return true;
+            return false;
+        }
+        if (v->kind == VD_VAL_BOOL)
+            return (p->bools >> (v->u.b ? 1 : 0)) & 1;
+        return false;
+    case VD_T_PREFIX:
+    case VD_T_SUFFIX:
+    case VD_T_CONTAINS:
+        if (v->kind != VD_VAL_STR)
+            return false;
+        for (uint32_t i = 0; i < p->nstrs; i++) {
+            bool m = p->test == VD_T_PREFIX   ? vd_str_prefix_ci(v->u.s, p->strs[i])
+                     : p->test == VD_T_SUFFIX ? vd_str_suffix_ci(v->u.s, p->strs[i])
+                                              : vd_str_contains_ci(v->u.s, p->strs[i]);
+            if (m)
+                return true;
+        }
+        return false;
+    case VD_T_RANGE: {
+        if (v->kind != VD_VAL_NUM)
+            return false;
+        double x = v->u.num;
+        bool in = (p->lo_incl ? x >= p->lo : x > p->lo) && (p->hi_incl ? x <= p->hi : x < p->hi);
+        if (p->type == VD_AT_INSTANT || p->type == VD_AT_DATE) {
+            /* Whole seconds / days with inclusive bounds: the next flip is
+             * the lower bound ahead, or the day/second after the upper. */
+            double next = x < p->lo ? p->lo : (x <= p->hi && isfinite(p->hi)) ? p->hi + 1 : INFINITY;
+            if (isfinite(next)) {
+                if (p->type == VD_AT_INSTANT) {
+                    *until = min64(*until, (int64_t)next);
+                } else {
+                    int64_t sod = ctx->local.hour * 3600 + ctx->local.minute * 60 + ctx->local.second;
+                    int64_t t = ctx->now - sod + ((int64_t)next - ctx->local.days) * 86400;
+                    *until = min64(*until, local_cap(ctx, t));
+                }
+            }
+        }
+        return in;
+    }
+    case VD_T_IPNET:
+        return v->kind == VD_VAL_IP && ip_in(p, &v->u.ip);
+    case VD_T_WITHIN:
+        return v->kind == VD_VAL_LOC && haversine_km(p->lat, p->lon, v->u.loc.lat, v->u.loc.lon) <= p->km;
+    case VD_T_BITS: {
+        int64_t sod = ctx->local.hour * 3600 + ctx->local.minute * 60 + ctx->local.second;
+        uint32_t cur, step;
+        int64_t start;        /* UTC start of the current hour / minute / day */
+        if (p->type == VD_AT_WEEKDAY) {
+            int d = v->kind == VD_VAL_STR ? weekday_of(v->u.s) : -1;
+            if (d < 0)
+                return false;
+            cur = (uint32_t)d;
+            step = 86400;
+            start = ctx->now - sod;
+        } else {
+            if (v->kind != VD_VAL_NUM || !(v->u.num >= 0) || v->u.num >= p->nbits)
+                return false;
+            cur = (uint32_t)v->u.num;
+            if (p->type == VD_AT_HOUR) {
+                step = 3600;
+                start = ctx->now - (sod % 3600);
+            } else {
+                step = 60;
+                start = ctx->now - ctx->local.second;
+            }
+        }
+        uint32_t k = next_flip(p->bits, p->nbits, cur);
+        if (k)
+            *until = min64(*until, local_cap(ctx, start + (int64_t)k * step));
+        return bit_get(p->bits, cur);
+    }
+    default:
+        return false;
+    }
+}
+
+static bool eval_pred(vd_eval *ev, const vd_pred *p, int64_t *until)
+{
+    vd_value v;
+    vd_context_get(ev->ctx, &p->attr, &v);
+    if (v.kind == VD_VAL_MISSING)
+        return p->if_missing;
+    int64_t u = INT64_MAX;
+    bool r = test_value(p, ev->ctx, &v, &u);
+    if (u < *until)
+        *until = u;
+    return r != p->negate;
+}
+
+static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until);
+
+static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
+{
+    const vd_node *n = &ev->rs->nodes[idx];
+    switch (n->kind) {
+    case VD_N_ALL:
+        for (uint32_t i = 0; i < n->n; i++)
+            if (!eval_node(ev, n->a + i, until))
+                return false;
+        return true;
+    case VD_N_ANY:
+        for (uint32_t i = 0; i < n->n; i++)
+            if (eval_node(ev, n->a + i, until))
+                return true;
+        return false;
+    case VD_N_NOT:
+        return !eval_node(ev, n->a, until);
+    case VD_N_REF:
+        return eval_ref(ev, n->a, until);
+    case VD_N_PRED:
+        return eval_pred(ev, &ev->rs->preds[n->a], until);
+    default:
+        return false;
+    }
+}
+
+static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    memo *m = &ev->memo[seg];
+    if (m->gen != ev->gen) {
+        int64_t u = INT64_MAX;
+        m->verdict = eval_node(ev, ev->rs->segs[seg].root, &u);
+        m->until = u;
+        m->gen = ev->gen;
+        /* Each segment is evaluated once per request, so no duplicates. */
+        if (m->verdict)
+            ev->matched[ev->nmatched++] = seg;
+    }
+    if (m->until < *until)
+        *until = m->until;
+    return m->verdict;
+}
+
+int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    int64_t u = INT64_MAX;
+    if (!ev->rs || seg >= ev->rs->nsegs) {
+        if (until)
+            *until = u;
+        return 0;
+    }
+    bool r = eval_ref(ev, seg, &u);
+    if (until)
+        *until = u;
+    return r;
+}
+
+int vd_eval_verdict(const vd_eval *ev, uint32_t seg)
+{
+    if (!ev->rs || seg >= ev->rs->nsegs || ev->memo[seg].gen != ev->gen)
+        return -1;
+    return ev->memo[seg].verdict;
+}
+
+static void eval_list(vd_eval *ev, const uint32_t *segs, uint32_t n)
+{
+    int64_t u = INT64_MAX;
+    for (uint32_t i = 0; i < n; i++)
+        eval_ref(ev, segs[i], &u);
+}
+
+static const vd_index_entry *index_find(const vd_index_attr *ia, const char *p, size_t n, uint64_t h)
+{
+    for (uint32_t slot = (uint32_t)h & ia->mask; ia->tab[slot].key.p; slot = (slot + 1) & ia->mask) {
+        const vd_index_entry *e = &ia->tab[slot];
+        if (e->hash == h && vd_str_eq_ci(e->key, vd_str_make(p, n)))
+            return e;
+    }
+    return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
+{
+    const vd_ruleset *rs = ev->rs;
+    *out = ev->matched;
+    if (!rs)
+        return 0;
+    eval_list(ev, rs->unguarded, rs->nunguarded);
+    for (uint32_t a = 0; a < rs->nindex; a++) {
+        const vd_index_attr *ia = &rs->index[a];
+        vd_value v;
+        vd_context_get(ev->ctx, &ia->attr, &v);
+        if (v.kind != VD_VAL_STR)
+            continue;     /* missing: no guarded segment can match */
+        if (!ia->prefix) {
+            const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
+            if (e)
+                eval_list(ev, rs->index_segs + e->first, e->n);
+            continue;
+        }
+        /* Every prefix of the value that is a key: FNV-1a is incremental,
+         * so each prefix length costs one step and one probe. The hits are
+         * collected first because evaluating may reuse the context's
+         * scratch that v points into. */
+        uint64_t h = 1469598103934665603ULL;
+        size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
+        const vd_index_entry *hits[64];
+        unsigned nhits = 0;
+        for (size_t l = 0; l < lim; l++) {
+            unsigned char c = (unsigned char)v.u.s.p[l];
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + 32);
+            h = (h ^ c) * 1099511628211ULL;
+            const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
+            if (e && nhits < 64)
+                hits[nhits++] = e;
+        }
+        for (unsigned i = 0; i < nhits; i++)
+            eval_list(ev, rs->index_segs + hits[i]->first, hits[i]->n);
+    }
+    if (rs->hour_first[24] || rs->wday_first[7]) {
+        vd_context *ctx = ev->ctx;
+        if (vd_context_tz(ctx)) {
+            unsigned h = (unsigned)ctx->local.hour, d = (unsigned)ctx->local.weekday;
+            if (h < 24)
+                eval_list(ev, rs->hour_segs + rs->hour_first[h], rs->hour_first[h + 1] - rs->hour_first[h]);
+            if (d < 7)
+                eval_list(ev, rs->wday_segs + rs->wday_first[d], rs->wday_first[d + 1] - rs->wday_first[d]);
+        }
+    }
+    ev->scanned = true;
+    /* Few matches per request: sorting them beats scanning the memo. */
+    qsort(ev->matched, ev->nmatched, sizeof *ev->matched, cmp_u32);
+    return ev->nmatched;
+}
+
+int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    const vd_ruleset *rs = ev->rs;
+    if (ev->scanned && seg < rs->nsegs && ev->memo[seg].gen != ev->gen &&
+        (rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX)) {
+        /* Not a candidate: its string guard fails, and no string attribute
+         * changes with time, so it stays false. Time-guarded ones are
+         * evaluated: they are false too, but their until is needed. */
+        *until = INT64_MAX;
+        return 0;
+    }
+    return vd_eval_segment(ev, seg, until);
+}

@@ -43,6 +43,7 @@ static const config_row rows[] = {
         "seconds a silent connection is kept"),
     INT("max-output", max_output, VD_DEFAULT_MAX_OUTPUT, 4096, 1L << 30,
         "unsent reply bytes per connection before reading from it pauses"),
+    INT("workers", workers, 0, 0, 256, "decision worker threads (0 = one per online CPU)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
     /* HTTP ports (edge and stats) */
     INT("http-max-header", http_max_header, 8192, 1024, 1 << 20,

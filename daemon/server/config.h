@@ -27,6 +27,7 @@ typedef struct vd_config {
     long max_connections;     /* open client connections on the decision port */
     long idle_timeout;        /* seconds a connection may stay silent */
     long max_output;          /* unsent reply bytes before reading pauses */
+    long workers;             /* decision worker threads, 0 = online CPUs */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
     /* HTTP ports (edge and stats) */
     long http_max_header;     /* bytes of a request line + headers (431 beyond) */

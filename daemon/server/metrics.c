@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -14,42 +15,85 @@
 
 static const uint64_t bounds_ns[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
 
-void vd_stats_snapshot(vd_worker *const *workers, unsigned n, int64_t started_at,
-                       vd_stats_snap *s)
+/* Adds each worker's per-ruleset counts for rs (workers still on an older
+ * ruleset have none for this one). */
+static void sum_ruleset_counts(vd_worker *const *workers, unsigned n, vd_stats_snap *s)
+{
+    const vd_ruleset *rs = s->rs;
+    size_t nvar = 0;
+    for (uint32_t i = 0; i < vd_ruleset_nslots(rs); i++)
+        nvar += vd_ruleset_slot_at(rs, i)->nvariants;
+    s->variant_counts = calloc(nvar + 1, sizeof *s->variant_counts);
+    s->segment_counts = calloc((size_t)vd_ruleset_nsegments(rs) + 1, sizeof *s->segment_counts);
+    if (!s->variant_counts || !s->segment_counts) {
+        free(s->variant_counts);
+        free(s->segment_counts);
+        s->variant_counts = s->segment_counts = NULL;
+        return;
+    }
+    for (unsigned w = 0; w < n; w++) {
+        vd_worker *wk = workers[w];
+        pthread_mutex_lock(&wk->counts_lock);
+        if (wk->rs == rs && wk->variant_counts) {
+            for (size_t v = 0; v < nvar; v++)
+                s->variant_counts[v] += LD(wk->variant_counts[v]);
+            for (uint32_t g = 0; g < vd_ruleset_nsegments(rs); g++)
+                s->segment_counts[g] += LD(wk->segment_counts[g]);
+        }
+        pthread_mutex_unlock(&wk->counts_lock);
+    }
+}
+
+void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stats *stp,
+                       int64_t started_at, vd_stats_snap *s)
 {
     memset(s, 0, sizeof *s);
     for (unsigned i = 0; i < n; i++) {
         const vd_stats *st = &workers[i]->stats;
 #define ADD(name, help) s->name += LD(st->name);
 #define ADD_EDGE(name, help) s->edge.name += LD(st->edge.name);
-#define ADD_STP(name, help) s->stp.name += LD(st->stp.name);
         VD_COUNTERS(ADD)
         VD_HTTP_COUNTERS(ADD_EDGE)
-        VD_HTTP_COUNTERS(ADD_STP)
 #undef ADD
 #undef ADD_EDGE
-#undef ADD_STP
         s->connections += LD(st->connections);
         s->edge.connections += LD(st->edge.connections);
-        s->stp.connections += LD(st->stp.connections);
         for (unsigned b = 0; b <= VD_LATENCY_NBUCKETS; b++)
             s->hist[b] += LD(st->decide_hist[b]);
+    }
+    if (stp) {
+#define ADD_STP(name, help) s->stp.name = LD(stp->name);
+        VD_HTTP_COUNTERS(ADD_STP)
+#undef ADD_STP
+        s->stp.connections = LD(stp->connections);
     }
     for (unsigned b = 0; b <= VD_LATENCY_NBUCKETS; b++)
         s->decisions += s->hist[b];
     vd_live_get_info(&s->live);
-    const vd_ruleset *rs = n ? vd_worker_ruleset(workers[0]) : NULL;
+    s->rs = vd_live_acquire();
     int64_t now = (int64_t)time(NULL);
-    s->ready = rs != NULL;
-    s->loaded_at = rs ? s->live.loaded_at : 0;
-    s->ruleset_age = rs ? now - s->live.loaded_at : 0;
+    s->ready = s->rs != NULL;
+    s->loaded_at = s->rs ? s->live.loaded_at : 0;
+    s->ruleset_age = s->rs ? now - s->live.loaded_at : 0;
     s->reloads = s->live.reloads;
     s->failures = s->live.failures;
-    s->nsegments = rs ? vd_ruleset_nsegments(rs) : 0;
-    s->nslots = rs ? vd_ruleset_nslots(rs) : 0;
+    s->nsegments = s->rs ? vd_ruleset_nsegments(s->rs) : 0;
+    s->nslots = s->rs ? vd_ruleset_nslots(s->rs) : 0;
     s->started_at = started_at;
     s->uptime = now - started_at;
     s->redis_connected = 0;       /* file mode; the Redis work fills this in */
+    if (s->rs)
+        sum_ruleset_counts(workers, n, s);
+}
+
+void vd_stats_snapshot_done(vd_stats_snap *s)
+{
+    free(s->variant_counts);
+    free(s->segment_counts);
+    s->variant_counts = s->segment_counts = NULL;
+    if (s->rs)
+        vd_ruleset_release(s->rs);
+    s->rs = NULL;
 }
 
 /* Label values: backslash, double quote and newline escaped. Values come
@@ -74,30 +118,6 @@ static void family_head(struct evbuffer *out, const char *family, const char *ty
                         family, type);
 }
 
-static const vd_ruleset *counts_ruleset(vd_worker *const *w, unsigned n)
-{
-    return n && w[0]->variant_counts ? w[0]->rs : NULL;
-}
-
-/* A counter summed over the workers that count for rs. */
-static uint64_t sum_variant(vd_worker *const *w, unsigned n, const vd_ruleset *rs, size_t idx)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (w[i]->rs == rs && w[i]->variant_counts)
-            v += LD(w[i]->variant_counts[idx]);
-    return v;
-}
-
-static uint64_t sum_segment(vd_worker *const *w, unsigned n, const vd_ruleset *rs, uint32_t idx)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (w[i]->rs == rs && w[i]->segment_counts)
-            v += LD(w[i]->segment_counts[idx]);
-    return v;
-}
-
 static const char *dyn_help(const char *family)
 {
 #define DYN(fam, type, labels, help) if (strcmp(family, fam) == 0) return help;
@@ -106,8 +126,7 @@ static const char *dyn_help(const char *family)
     return "";
 }
 
-void vd_metrics_prometheus(struct evbuffer *out, vd_worker *const *w, unsigned n,
-                           const vd_stats_snap *s)
+void vd_metrics_prometheus(struct evbuffer *out, const vd_stats_snap *s)
 {
     const char *last = "";
 #define PROM(key, type, family, labels, help, value)                                       \
@@ -142,7 +161,8 @@ void vd_metrics_prometheus(struct evbuffer *out, vd_worker *const *w, unsigned n
                         (double)s->decide_ns_total / 1e9);
     evbuffer_add_printf(out, "variantd_decision_duration_seconds_count %" PRIu64 "\n", cum);
 
-    const vd_ruleset *rs = counts_ruleset(w, n);
+    const vd_ruleset *rs = s->variant_counts ? s->rs : NULL;
+    size_t idx = 0;
     family_head(out, "slot_decisions_total", "counter", dyn_help("slot_decisions_total"));
     if (rs) {
         for (uint32_t i = 0; i < vd_ruleset_nslots(rs); i++) {
@@ -152,8 +172,7 @@ void vd_metrics_prometheus(struct evbuffer *out, vd_worker *const *w, unsigned n
                 label_value(out, sl->name.p, sl->name.n);
                 evbuffer_add(out, "\",variant=\"", 11);
                 label_value(out, sl->variants[v].id.p, sl->variants[v].id.n);
-                evbuffer_add_printf(out, "\"} %" PRIu64 "\n",
-                                    sum_variant(w, n, rs, (size_t)w[0]->slot_base[i] + v));
+                evbuffer_add_printf(out, "\"} %" PRIu64 "\n", s->variant_counts[idx++]);
             }
         }
     }
@@ -163,12 +182,12 @@ void vd_metrics_prometheus(struct evbuffer *out, vd_worker *const *w, unsigned n
             vd_str id = vd_ruleset_segment_id(rs, i);
             evbuffer_add(out, "variantd_segment_matches_total{segment=\"", 40);
             label_value(out, id.p, id.n);
-            evbuffer_add_printf(out, "\"} %" PRIu64 "\n", sum_segment(w, n, rs, i));
+            evbuffer_add_printf(out, "\"} %" PRIu64 "\n", s->segment_counts[i]);
         }
     }
 }
 
-void vd_metrics_json(vd_json *j, vd_worker *const *w, unsigned n, const vd_stats_snap *s)
+void vd_metrics_json(vd_json *j, const vd_stats_snap *s)
 {
     vd_json_key(j, "metrics");
     vd_json_obj(j);
@@ -203,7 +222,8 @@ void vd_metrics_json(vd_json *j, vd_worker *const *w, unsigned n, const vd_stats
     vd_json_end(j);
     vd_json_end(j);
 
-    const vd_ruleset *rs = counts_ruleset(w, n);
+    const vd_ruleset *rs = s->variant_counts ? s->rs : NULL;
+    size_t idx = 0;
     vd_json_key(j, "decisions");
     vd_json_obj(j);
     if (rs) {
@@ -213,7 +233,7 @@ void vd_metrics_json(vd_json *j, vd_worker *const *w, unsigned n, const vd_stats
             vd_json_obj(j);
             for (uint32_t v = 0; v < sl->nvariants; v++) {
                 vd_json_strn(j, sl->variants[v].id.p, sl->variants[v].id.n);
-                vd_json_u64(j, sum_variant(w, n, rs, (size_t)w[0]->slot_base[i] + v));
+                vd_json_u64(j, s->variant_counts[idx++]);
             }
             vd_json_end(j);
         }
@@ -225,7 +245,7 @@ void vd_metrics_json(vd_json *j, vd_worker *const *w, unsigned n, const vd_stats
         for (uint32_t i = 0; i < vd_ruleset_nsegments(rs); i++) {
             vd_str id = vd_ruleset_segment_id(rs, i);
             vd_json_strn(j, id.p, id.n);
-            vd_json_u64(j, sum_segment(w, n, rs, i));
+            vd_json_u64(j, s->segment_counts[i]);
         }
     }
     vd_json_end(j);

@@ -81,8 +81,7 @@ typedef struct vd_stats {
     _Atomic int64_t connections;      /* open now (gauge) */
     /* Non-cumulative per bucket; the last one is +Inf. */
     _Atomic uint64_t decide_hist[VD_LATENCY_NBUCKETS + 1];
-    vd_http_stats edge;               /* the edge HTTP port */
-    vd_http_stats stp;                /* the stats HTTP port */
+    vd_http_stats edge;               /* the edge HTTP port (served by every worker) */
 } vd_stats;
 
 /* Single writer per vd_stats: a relaxed load+store, not a locked add. */

@@ -22,9 +22,11 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
     w->cfg = cfg;
     w->env = env;
     w->eval = vd_eval_new();
+    if (pthread_mutex_init(&w->counts_lock, NULL) == 0)
+        w->counts_lock_ready = 1;
     if (cfg->ua_cache > 0)
         w->ua_cache = vd_device_cache_new((size_t)cfg->ua_cache);
-    if (!w->eval || (cfg->ua_cache > 0 && !w->ua_cache)) {
+    if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->ua_cache)) {
         vd_worker_destroy(w);
         return -1;
     }
@@ -123,6 +125,9 @@ static void count_decision(vd_worker *w, const vd_decision *d, uint64_t ns)
 void vd_worker_destroy(vd_worker *w)
 {
     counts_free(w);
+    if (w->counts_lock_ready)
+        pthread_mutex_destroy(&w->counts_lock);
+    w->counts_lock_ready = 0;
     if (w->rs)
         vd_ruleset_release(w->rs);
     w->rs = NULL;
@@ -139,11 +144,14 @@ const vd_ruleset *vd_worker_ruleset(vd_worker *w)
         /* Between requests: the old reference goes, the new one is held
          * until the next publication. */
         vd_ruleset *rs = vd_live_acquire();
-        if (w->rs)
-            vd_ruleset_release(w->rs);
+        pthread_mutex_lock(&w->counts_lock);
+        vd_ruleset *old = w->rs;
         w->rs = rs;
         w->rs_gen = gen;
         counts_alloc(w, rs);
+        pthread_mutex_unlock(&w->counts_lock);
+        if (old)
+            vd_ruleset_release(old);
     }
     return w->rs;
 }

@@ -5,6 +5,7 @@
 #ifndef VD_SERVER_WORKER_H
 #define VD_SERVER_WORKER_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 #include "content/result.h"
@@ -35,6 +36,11 @@ typedef struct vd_worker {
     uint32_t *slot_base;                  /* by slot index (vd_ruleset_slot_at order) */
     struct vd_slot_ref *slot_refs;        /* slot pointer -> index, sorted by pointer */
     uint32_t nslot_refs;
+    /* Held by this worker only while it swaps rs and the arrays above (once
+     * per release), and by a stats reader on another thread while it reads
+     * them: never on the request path. */
+    pthread_mutex_t counts_lock;
+    int counts_lock_ready;
 } vd_worker;
 
 int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_config *cfg,

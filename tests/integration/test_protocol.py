@@ -176,13 +176,10 @@ def test_too_large_frame_gets_error_with_msgid_then_close(tmp_path, start_daemon
 
 def test_too_deep_frame_gets_error_then_close(small):
     c = small.client()
-    deep = {"slots": ["hero"]}
-    node = deep
-    for _ in range(40):
-        node["attrs"] = {"x": None}
-        node = node["attrs"]
-    obj = [0, 5, "decide", [[[[[[[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]]]]]]
-    c.send(obj)
+    deep = ["deep"]
+    for _ in range(20):          # 20 nested arrays inside params: over max-depth 16
+        deep = [deep]
+    c.send([0, 5, "decide", deep])
     reply = c.recv()
     assert reply is not None and reply[1] == 5 and reply[2]["code"] == "too_deep"
     assert c.closed()
@@ -219,6 +216,7 @@ def test_idle_connections_are_closed(tmp_path, start_daemon):
 def test_max_connections(tmp_path, start_daemon):
     seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
     d = start_daemon("--max-connections", "2", segments=seg, content_map=cm)
+    time.sleep(0.3)   # let the daemon see the readiness probe's connection close
     a, b = d.client(), d.client()
     assert a.call("ping", [])[0] is None and b.call("ping", [])[0] is None
     # The third is accepted by the kernel but closed by us (or left in the backlog).
@@ -231,8 +229,10 @@ def test_max_connections(tmp_path, start_daemon):
         got = b""
     assert got == b""
     a.close()
-    time.sleep(0.2)
+    time.sleep(0.3)
     assert d.client().call("ping", [])[0] is None
+    err, stats_probe = b.call("ping", [])
+    assert err is None
 
 
 def test_slow_reader_does_not_block_others(small):

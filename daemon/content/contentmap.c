@@ -1,0 +1,348 @@
+/* contentmap.c — compiles one content-map slot: its variants (payloads
+ * pre-encoded once as compact JSON and as MessagePack, so answering costs a
+ * memcpy), its default and its ordered rules, including weighted splits. */
+#include <msgpack.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/compile.h"
+#include "variantd/limits.h"
+
+#define SPLIT_BUCKETS 10000u
+#define SPLIT_MAX_WEIGHT 1000000
+
+static int pack_json(msgpack_packer *pk, json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        if (msgpack_pack_map(pk, json_object_size(v)))
+            return -1;
+        const char *key;
+        json_t *e;
+        json_object_foreach(v, key, e) {
+            size_t n = strlen(key);
+            if (msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, key, n) || pack_json(pk, e))
+                return -1;
+        }
+        return 0;
+    }
+    case JSON_ARRAY: {
+        if (msgpack_pack_array(pk, json_array_size(v)))
+            return -1;
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if (pack_json(pk, json_array_get(v, i)))
+                return -1;
+        return 0;
+    }
+    case JSON_STRING:
+        return msgpack_pack_str(pk, json_string_length(v)) ||
+               msgpack_pack_str_body(pk, json_string_value(v), json_string_length(v)) ? -1 : 0;
+    case JSON_INTEGER:
+        return msgpack_pack_int64(pk, json_integer_value(v));
+    case JSON_REAL:
+        return msgpack_pack_double(pk, json_real_value(v));
+    case JSON_TRUE:
+        return msgpack_pack_true(pk);
+    case JSON_FALSE:
+        return msgpack_pack_false(pk);
+    case JSON_NULL:
+    default:
+        return msgpack_pack_nil(pk);
+    }
+}
+
+static bool encode_payload(vd_compiler *c, json_t *v, vd_variant *out)
+{
+    char *js = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!js) {
+        c->oom = true;
+        return false;
+    }
+    vd_str j = vd_arena_strdup(&c->rs->arena, js, strlen(js), 0);
+    free(js);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = pack_json(&pk, v);
+    uint8_t *mp = rc == 0 ? vd_arena_alloc(&c->rs->arena, sb.size ? sb.size : 1) : NULL;
+    if (mp)
+        memcpy(mp, sb.data, sb.size);
+    out->payload_mp_len = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    if (!j.p || !mp) {
+        c->oom = true;
+        return false;
+    }
+    out->payload_json = j.p;
+    out->payload_json_len = j.n;
+    out->payload_mp = mp;
+    return true;
+}
+
+static int find_variant(const vd_variant *vs, uint32_t n, const char *id, size_t len)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (vd_str_eq(vs[i].id, vd_str_make(id, len)))
+            return (int)i;
+    return -1;
+}
+
+/* A "variant" member naming one of the slot's variants; -1 if bad. */
+static int variant_ref(vd_compiler *c, json_t *v, const vd_slot *slot, bool have_variants)
+{
+    if (!json_is_string(v)) {
+        vd_cerr(c, "needs a variant id string");
+        return -1;
+    }
+    int k = find_variant(slot->variants, slot->nvariants, json_string_value(v), json_string_length(v));
+    if (k < 0 && have_variants)
+        vd_cerr(c, "variant \"%.*s\" is not in variants", (int)(json_string_length(v) > 128 ? 128 : json_string_length(v)),
+                json_string_value(v));
+    return k;
+}
+
+static bool compile_split(vd_compiler *c, json_t *js, vd_rule *r, const vd_slot *slot, bool have_variants)
+{
+    if (!json_is_array(js) || json_array_size(js) == 0 || json_array_size(js) > 100) {
+        vd_cerr(c, "needs an array of 1 to 100 {\"variant\", \"weight\"}");
+        return false;
+    }
+    size_t n = json_array_size(js);
+    vd_split_arm *arms = vd_arena_alloc(&c->rs->arena, n * sizeof *arms);
+    long long *w = calloc(n, sizeof *w);
+    if (!arms || !w) {
+        free(w);
+        c->oom = true;
+        return false;
+    }
+    bool ok = true;
+    long long total = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *arm = json_array_get(js, i);
+        size_t saved = vd_cpath_push(c, "[%zu]", i);
+        if (!json_is_object(arm)) {
+            vd_cerr(c, "needs {\"variant\", \"weight\"}");
+            ok = false;
+            vd_cpath_pop(c, saved);
+            continue;
+        }
+        const char *key;
+        json_t *e;
+        json_object_foreach(arm, key, e) {
+            if (strcmp(key, "variant") && strcmp(key, "weight")) {
+                vd_cerr(c, "unknown key \"%s\" (expected variant, weight)", key);
+                ok = false;
+            }
+        }
+        size_t s2 = vd_cpath_push(c, ".variant");
+        int k = variant_ref(c, json_object_get(arm, "variant"), slot, have_variants);
+        vd_cpath_pop(c, s2);
+        if (k < 0)
+            ok = false;
+        arms[i].variant = k < 0 ? 0 : (uint32_t)k;
+        s2 = vd_cpath_push(c, ".weight");
+        json_t *jw = json_object_get(arm, "weight");
+        if (!json_is_integer(jw) || json_integer_value(jw) <= 0 || json_integer_value(jw) > SPLIT_MAX_WEIGHT) {
+            vd_cerr(c, "needs a whole number 1..%d", SPLIT_MAX_WEIGHT);
+            ok = false;
+        } else {
+            w[i] = json_integer_value(jw);
+            total += w[i];
+        }
+        vd_cpath_pop(c, s2);
+        vd_cpath_pop(c, saved);
+    }
+    if (ok) {
+        /* Cumulative bounds over 10000 buckets; the last arm ends at 10000
+         * exactly so rounding never leaves a bucket unassigned. */
+        long long cum = 0;
+        for (size_t i = 0; i < n; i++) {
+            cum += w[i];
+            arms[i].upto = i + 1 == n ? SPLIT_BUCKETS : (uint32_t)((cum * SPLIT_BUCKETS + total / 2) / total);
+        }
+        r->split = arms;
+        r->nsplit = (uint32_t)n;
+    }
+    free(w);
+    return ok;
+}
+
+static bool compile_rule(vd_compiler *c, json_t *j, uint32_t index, vd_rule *r, const vd_slot *slot, bool have_variants)
+{
+    if (!json_is_object(j)) {
+        vd_cerr(c, "a rule must be {\"segment\", \"variant\"} or {\"segment\", \"split\", \"salt\"?}");
+        return false;
+    }
+    bool ok = true;
+    const char *key;
+    json_t *e;
+    json_object_foreach(j, key, e) {
+        if (strcmp(key, "segment") && strcmp(key, "variant") && strcmp(key, "split") && strcmp(key, "salt")) {
+            vd_cerr(c, "unknown key \"%s\" (expected segment, variant, split, salt)", key);
+            ok = false;
+        }
+    }
+    json_t *js = json_object_get(j, "segment");
+    size_t saved = vd_cpath_push(c, ".segment");
+    int32_t seg = -1;
+    if (!json_is_string(js)) {
+        vd_cerr(c, "needs a segment id string");
+        ok = false;
+    } else if ((seg = vd_ruleset_find_segment(c->rs, vd_str_make(json_string_value(js), json_string_length(js)))) < 0) {
+        vd_cerr(c, "unknown segment \"%.*s\"", (int)(json_string_length(js) > 128 ? 128 : json_string_length(js)),
+                json_string_value(js));
+        ok = false;
+    }
+    vd_cpath_pop(c, saved);
+    r->segment = seg < 0 ? 0 : (uint32_t)seg;
+
+    json_t *jv = json_object_get(j, "variant"), *jsp = json_object_get(j, "split"), *jsalt = json_object_get(j, "salt");
+    if (jv && jsp) {
+        vd_cerr(c, "a rule has either \"variant\" or \"split\", not both");
+        return false;
+    }
+    if (jv) {
+        saved = vd_cpath_push(c, ".variant");
+        int k = variant_ref(c, jv, slot, have_variants);
+        vd_cpath_pop(c, saved);
+        if (k < 0)
+            return false;
+        r->variant = (uint32_t)k;
+        if (jsalt) {
+            saved = vd_cpath_push(c, ".salt");
+            vd_cerr(c, "salt only goes with split");
+            vd_cpath_pop(c, saved);
+            return false;
+        }
+        return ok;
+    }
+    if (!jsp) {
+        vd_cerr(c, "a rule needs \"variant\" or \"split\"");
+        return false;
+    }
+    saved = vd_cpath_push(c, ".split");
+    ok = compile_split(c, jsp, r, slot, have_variants) && ok;
+    vd_cpath_pop(c, saved);
+    saved = vd_cpath_push(c, ".salt");
+    if (jsalt && (!json_is_string(jsalt) || json_string_length(jsalt) == 0 || json_string_length(jsalt) > 256)) {
+        vd_cerr(c, "needs a string of 1 to 256 bytes");
+        ok = false;
+    } else if (jsalt) {
+        r->salt = vd_intern_str(&c->in, json_string_value(jsalt), json_string_length(jsalt), 0);
+    } else {
+        /* Default salt: "<slot>#<rule index>", stable as long as the rule
+         * keeps its place. */
+        char buf[VD_MAX_ID_LEN + 16];
+        int n = snprintf(buf, sizeof buf, "%.*s#%u", (int)slot->name.n, slot->name.p, index);
+        r->salt = vd_intern_str(&c->in, buf, n > 0 ? (size_t)n : 0, 0);
+    }
+    vd_cpath_pop(c, saved);
+    if (!r->salt.p)
+        c->oom = true;
+    return ok;
+}
+
+bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
+{
+    if (!json_is_object(j)) {
+        vd_cerr(c, "a slot must be an object {\"slot\", \"rules\", \"default\", \"variants\"}");
+        return false;
+    }
+    json_t *jn = json_object_get(j, "slot");
+    size_t saved = vd_cpath_push(c, ".slot");
+    if (!json_is_string(jn)) {
+        vd_cerr(c, "missing or not a string");
+        return false;
+    }
+    if (!vd_check_id(c, json_string_value(jn), json_string_length(jn), "slot name"))
+        return false;
+    vd_cpath_pop(c, saved);
+    out->name = vd_intern_str(&c->in, json_string_value(jn), json_string_length(jn), 0);
+    if (!out->name.p) {
+        c->oom = true;
+        return false;
+    }
+    /* From here the path is relative to the slot object, which the
+     * message names. */
+    snprintf(c->what, sizeof c->what, "slot \"%.*s\"", (int)out->name.n, out->name.p);
+    vd_cpath_reset(c);
+
+    bool ok = true;
+    const char *key;
+    json_t *e;
+    json_object_foreach(j, key, e) {
+        if (strcmp(key, "slot") && strcmp(key, "rules") && strcmp(key, "default") && strcmp(key, "variants") &&
+            strcmp(key, "description")) {
+            vd_cerr(c, "unknown key \"%s\" (expected slot, rules, default, variants)", key);
+            ok = false;
+        }
+    }
+
+    json_t *jvars = json_object_get(j, "variants");
+    bool have_variants = json_is_object(jvars) && json_object_size(jvars) > 0;
+    saved = vd_cpath_push(c, ".variants");
+    if (!have_variants) {
+        vd_cerr(c, jvars ? "needs a non-empty object {variant id: payload}" : "missing");
+        ok = false;
+    } else {
+        size_t n = json_object_size(jvars);
+        vd_variant *vs = vd_arena_alloc(&c->rs->arena, n * sizeof *vs);
+        if (!vs) {
+            c->oom = true;
+            return false;
+        }
+        json_object_foreach(jvars, key, e) {
+            size_t s2 = vd_cpath_push(c, ".%s", key);
+            if (!vd_check_id(c, key, strlen(key), "variant id"))
+                ok = false;
+            vd_variant *v = &vs[out->nvariants++];
+            v->id = vd_intern_str(&c->in, key, strlen(key), 0);
+            if (!v->id.p)
+                c->oom = true;
+            if (!encode_payload(c, e, v))
+                return false;
+            vd_cpath_pop(c, s2);
+        }
+        out->variants = vs;
+    }
+    vd_cpath_pop(c, saved);
+
+    saved = vd_cpath_push(c, ".default");
+    json_t *jd = json_object_get(j, "default");
+    if (!jd) {
+        vd_cerr(c, "missing (every slot needs a default variant)");
+        ok = false;
+    } else {
+        int k = variant_ref(c, jd, out, have_variants);
+        if (k < 0)
+            ok = false;
+        else
+            out->default_variant = (uint32_t)k;
+    }
+    vd_cpath_pop(c, saved);
+
+    json_t *jr = json_object_get(j, "rules");
+    saved = vd_cpath_push(c, ".rules");
+    if (jr && !json_is_array(jr)) {
+        vd_cerr(c, "needs an array of rules");
+        ok = false;
+    } else if (jr && json_array_size(jr) > 0) {
+        size_t n = json_array_size(jr);
+        vd_rule *rules = vd_arena_alloc(&c->rs->arena, n * sizeof *rules);
+        if (!rules) {
+            c->oom = true;
+            return false;
+        }
+        for (size_t i = 0; i < n; i++) {
+            size_t s2 = vd_cpath_push(c, "[%zu]", i);
+            ok = compile_rule(c, json_array_get(jr, i), (uint32_t)i, &rules[i], out, have_variants) && ok;
+            vd_cpath_pop(c, s2);
+        }
+        out->rules = rules;
+        out->nrules = (uint32_t)n;
+    }
+    vd_cpath_pop(c, saved);
+    return ok;
+}

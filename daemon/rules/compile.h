@@ -1,0 +1,56 @@
+/* compile.h — the compiler's working state and its pieces: segment nodes
+ * and predicates (compile.c), content-map slots (content/contentmap.c).
+ * ruleset.c drives them over the documents. Private to the compiler. */
+#ifndef VD_RULES_COMPILE_H
+#define VD_RULES_COMPILE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/errors.h"
+#include "rules/arena.h"
+#include "rules/ruleset_internal.h"
+#include "variantd/limits.h"
+
+#define VD_NODE_NONE UINT32_MAX
+
+typedef struct vd_compiler {
+    vd_ruleset *rs;
+    vd_intern in;
+    vd_errors *err;
+    const char *doc;          /* current document name */
+    char what[VD_MAX_ID_LEN + 32];  /* `segment "x"` / `slot "y"` / "" */
+    char path[512];           /* JSON path inside the current object: "$.match.all[1]" */
+    size_t plen;
+    size_t nerr;              /* errors reported (also beyond what err keeps) */
+    bool oom;
+} vd_compiler;
+
+/* "doc: what: path: message" (parts left out when empty). */
+void vd_cerr(vd_compiler *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends to the path; returns the length to restore with vd_cpath_pop. */
+size_t vd_cpath_push(vd_compiler *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void vd_cpath_pop(vd_compiler *c, size_t len);
+void vd_cpath_reset(vd_compiler *c);
+
+/* Ids of segments, slots and variants: 1..VD_MAX_ID_LEN of [A-Za-z0-9._:-].
+ * Reports at the current path and returns false if bad. `kind` names it. */
+bool vd_check_id(vd_compiler *c, const char *s, size_t n, const char *kind);
+
+/* Appends a node to rs->nodes; VD_NODE_NONE on out of memory. */
+uint32_t vd_node_alloc(vd_compiler *c, uint32_t count);
+/* Compiles j into node idx (already allocated). Errors are reported and
+ * the node becomes an empty all; compilation goes on to find the rest. */
+void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth);
+
+/* Builds the candidate index of a compiled ruleset (index.c); -1 on out
+ * of memory. Frees with vd_index_free. */
+int vd_index_build(vd_ruleset *rs);
+void vd_index_free(vd_ruleset *rs);
+
+/* Compiles one content-map slot object into *out (contentmap.c). */
+bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out);
+
+#endif

@@ -1,0 +1,235 @@
+/* index.c — the candidate index (see ruleset_internal.h). Built once after
+ * a successful compile; read-only afterwards. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "rules/compile.h"
+
+typedef struct triple {
+    uint8_t attr;
+    uint8_t prefix;
+    vd_str key;
+    uint32_t seg;
+} triple;
+
+/* A predicate that is false whenever the request does not pass it, and the
+ * cost of filing under it (lower = fewer requests reach the segment). */
+static int guard_kind(const vd_pred *p, unsigned *cost)
+{
+    if (p->negate || p->if_missing)
+        return VD_G_NONE;
+    if (p->type == VD_AT_STRING && p->attr.sub.n == 0 && p->nstrs > 0) {
+        if (p->test == VD_T_SET) {
+            *cost = p->nstrs;
+            return VD_G_SET;
+        }
+        if (p->test == VD_T_PREFIX) {
+            *cost = 2 * p->nstrs;   /* prefixes match more values than keys do */
+            return VD_G_PREFIX;
+        }
+    }
+    if (p->test == VD_T_BITS && (p->attr.id == VD_ATTR_TIME_HOUR || p->attr.id == VD_ATTR_TIME_WEEKDAY)) {
+        unsigned ones = 0;
+        for (uint32_t w = 0; w < (p->nbits + 63) / 64; w++)
+            ones += (unsigned)__builtin_popcountll(p->bits[w]);
+        /* A weekday bucket holds a seventh of the week, an hour a 24th:
+         * both far less selective than a string key. */
+        *cost = p->attr.id == VD_ATTR_TIME_HOUR ? 8 * ones : 24 * ones;
+        return p->attr.id == VD_ATTR_TIME_HOUR ? VD_G_HOUR : VD_G_WEEKDAY;
+    }
+    return VD_G_NONE;
+}
+
+/* The most selective guard of a segment, or NULL. */
+static const vd_pred *find_guard(const vd_ruleset *rs, const vd_segment *seg, int *kind)
+{
+    const vd_node *root = &rs->nodes[seg->root];
+    const vd_node *ch = root;
+    uint32_t n = 1;
+    if (root->kind == VD_N_ALL) {
+        ch = &rs->nodes[root->a];
+        n = root->n;
+    } else if (root->kind != VD_N_PRED) {
+        return NULL;
+    }
+    const vd_pred *best = NULL;
+    unsigned best_cost = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (ch[i].kind != VD_N_PRED)
+            continue;
+        const vd_pred *p = &rs->preds[ch[i].a];
+        unsigned cost = 0;
+        int k = guard_kind(p, &cost);
+        if (k != VD_G_NONE && (!best || cost < best_cost)) {
+            best = p;
+            best_cost = cost;
+            *kind = k;
+        }
+    }
+    return best;
+}
+
+static int triple_cmp(const void *a, const void *b)
+{
+    const triple *x = a, *y = b;
+    if (x->prefix != y->prefix)
+        return x->prefix < y->prefix ? -1 : 1;
+    if (x->attr != y->attr)
+        return x->attr < y->attr ? -1 : 1;
+    size_t n = x->key.n < y->key.n ? x->key.n : y->key.n;
+    int d = n ? memcmp(x->key.p, y->key.p, n) : 0;
+    if (d)
+        return d;
+    if (x->key.n != y->key.n)
+        return x->key.n < y->key.n ? -1 : 1;
+    return x->seg < y->seg ? -1 : x->seg > y->seg;
+}
+
+static bool same_table(const triple *a, const triple *b)
+{
+    return a->prefix == b->prefix && a->attr == b->attr;
+}
+
+static bool same_key(const triple *a, const triple *b)
+{
+    return same_table(a, b) && a->key.n == b->key.n && memcmp(a->key.p, b->key.p, a->key.n) == 0;
+}
+
+void vd_index_free(vd_ruleset *rs)
+{
+    for (uint32_t i = 0; i < rs->nindex; i++)
+        free(rs->index[i].tab);
+    free(rs->index);
+    free(rs->index_segs);
+    free(rs->unguarded);
+    free(rs->guard);
+    free(rs->hour_segs);
+    free(rs->wday_segs);
+    rs->index = NULL;
+    rs->index_segs = NULL;
+    rs->unguarded = NULL;
+    rs->guard = NULL;
+    rs->hour_segs = rs->wday_segs = NULL;
+    rs->nindex = rs->nunguarded = 0;
+}
+
+static int push(triple **t, size_t *n, size_t *cap, triple v)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 1024;
+        triple *nt = realloc(*t, c * sizeof **t);
+        if (!nt)
+            return -1;
+        *t = nt;
+        *cap = c;
+    }
+    (*t)[(*n)++] = v;
+    return 0;
+}
+
+/* Buckets for hour (24) or weekday (7) guards: counting pass, then fill. */
+static int build_buckets(vd_ruleset *rs, const vd_pred **guards, int kind, unsigned nb,
+                         uint32_t *first, uint32_t **out)
+{
+    memset(first, 0, (nb + 1) * sizeof *first);
+    for (uint32_t s = 0; s < rs->nsegs; s++)
+        if (rs->guard[s] == kind)
+            for (unsigned b = 0; b < nb; b++)
+                if (guards[s]->bits[b / 64] >> (b % 64) & 1)
+                    first[b + 1]++;
+    for (unsigned b = 0; b < nb; b++)
+        first[b + 1] += first[b];
+    *out = malloc((first[nb] + 1) * sizeof **out);
+    if (!*out)
+        return -1;
+    uint32_t fill[25];
+    memcpy(fill, first, nb * sizeof *fill);
+    for (uint32_t s = 0; s < rs->nsegs; s++)
+        if (rs->guard[s] == kind)
+            for (unsigned b = 0; b < nb; b++)
+                if (guards[s]->bits[b / 64] >> (b % 64) & 1)
+                    (*out)[fill[b]++] = s;
+    return 0;
+}
+
+int vd_index_build(vd_ruleset *rs)
+{
+    size_t nt = 0, cap = 0;
+    triple *t = NULL;
+    const vd_pred **guards = calloc(rs->nsegs + 1, sizeof *guards);
+    rs->unguarded = malloc((rs->nsegs + 1) * sizeof *rs->unguarded);
+    rs->guard = calloc(rs->nsegs + 1, 1);
+    if (!guards || !rs->unguarded || !rs->guard)
+        goto oom;
+    for (uint32_t s = 0; s < rs->nsegs; s++) {
+        int kind = VD_G_NONE;
+        const vd_pred *g = find_guard(rs, &rs->segs[s], &kind);
+        guards[s] = g;
+        rs->guard[s] = (uint8_t)(g ? kind : VD_G_NONE);
+        if (!g) {
+            rs->unguarded[rs->nunguarded++] = s;
+            continue;
+        }
+        if (kind == VD_G_SET || kind == VD_G_PREFIX)
+            for (uint32_t k = 0; k < g->nstrs; k++)
+                if (push(&t, &nt, &cap, (triple){ g->attr.id, kind == VD_G_PREFIX, g->strs[k], s }) < 0)
+                    goto oom;
+    }
+    if (build_buckets(rs, guards, VD_G_HOUR, 24, rs->hour_first, &rs->hour_segs) < 0 ||
+        build_buckets(rs, guards, VD_G_WEEKDAY, 7, rs->wday_first, &rs->wday_segs) < 0)
+        goto oom;
+    free(guards);
+    guards = NULL;
+    if (nt == 0) {
+        free(t);
+        return 0;
+    }
+    qsort(t, nt, sizeof *t, triple_cmp);
+    rs->index_segs = malloc(nt * sizeof *rs->index_segs);
+    rs->index = calloc(2 * VD_ATTR__COUNT, sizeof *rs->index);
+    if (!rs->index_segs || !rs->index)
+        goto oom;
+    for (size_t i = 0; i < nt; i++)
+        rs->index_segs[i] = t[i].seg;
+    /* One open-addressing table per (attribute, exact|prefix) over its keys. */
+    for (size_t i = 0; i < nt;) {
+        size_t j = i, distinct = 0;
+        uint32_t maxlen = 0;
+        while (j < nt && same_table(&t[j], &t[i])) {
+            if (j == i || !same_key(&t[j], &t[j - 1]))
+                distinct++;
+            if (t[j].key.n > maxlen)
+                maxlen = (uint32_t)t[j].key.n;
+            j++;
+        }
+        uint32_t size = 16;
+        while (size < distinct * 2)
+            size *= 2;
+        vd_index_attr *ia = &rs->index[rs->nindex++];
+        ia->attr.id = t[i].attr;
+        ia->prefix = t[i].prefix;
+        ia->maxlen = maxlen;
+        ia->mask = size - 1;
+        ia->tab = calloc(size, sizeof *ia->tab);
+        if (!ia->tab)
+            goto oom;
+        for (size_t k = i; k < j;) {
+            size_t e = k;
+            while (e < j && same_key(&t[e], &t[k]))
+                e++;
+            uint64_t h = vd_hash64_ci(t[k].key.p, t[k].key.n);
+            uint32_t slot = (uint32_t)h & ia->mask;
+            while (ia->tab[slot].key.p)
+                slot = (slot + 1) & ia->mask;
+            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k) };
+            k = e;
+        }
+        i = j;
+    }
+    free(t);
+    return 0;
+oom:
+    free(guards);
+    free(t);
+    return -1;
+}

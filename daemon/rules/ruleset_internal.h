@@ -1,0 +1,143 @@
+/* ruleset_internal.h — the compiled form, shared by the compiler
+ * (ruleset.c, compile.c, content/contentmap.c) and the evaluator (eval.c).
+ * Nothing outside daemon/rules and daemon/content includes it.
+ *
+ * Everything is flat: nodes and predicates are arrays addressed by index,
+ * the children of an all/any node are contiguous, strings and value sets
+ * live in one arena owned by the ruleset. */
+#ifndef VD_RULES_RULESET_INTERNAL_H
+#define VD_RULES_RULESET_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "context/attrs.h"
+#include "core/value.h"
+#include "rules/arena.h"
+#include "rules/ruleset.h"
+
+enum vd_node_kind {
+    VD_N_ALL = 0,     /* a = first child, n = count (n == 0: true) */
+    VD_N_ANY,         /* a = first child, n = count (n == 0: false) */
+    VD_N_NOT,         /* a = child */
+    VD_N_REF,         /* a = segment index */
+    VD_N_PRED,        /* a = predicate index */
+};
+
+typedef struct vd_node {
+    uint32_t kind;
+    uint32_t a;
+    uint32_t n;
+} vd_node;
+
+enum vd_op {
+#define VD_OP_LIST(X) X(EQ, "eq") X(NE, "ne") X(IN, "in") X(NOT_IN, "not_in")         \
+    X(PREFIX, "prefix") X(SUFFIX, "suffix") X(CONTAINS, "contains") X(LT, "lt")      \
+    X(LTE, "lte") X(GT, "gt") X(GTE, "gte") X(BETWEEN, "between") X(CIDR, "cidr")    \
+    X(WITHIN, "within") X(EXISTS, "exists")
+#define VD_OP_ENUM(id, name) VD_OP_##id,
+    VD_OP_LIST(VD_OP_ENUM)
+#undef VD_OP_ENUM
+    VD_OP__COUNT
+};
+
+/* How a predicate tests a present value (the op is folded into this). */
+enum vd_test {
+    VD_T_EXISTS = 0,  /* always true when present */
+    VD_T_SET,         /* equality with any of strs / nums / bools */
+    VD_T_PREFIX,      /* any of strs */
+    VD_T_SUFFIX,
+    VD_T_CONTAINS,
+    VD_T_RANGE,       /* lo..hi on numbers (incl flags) */
+    VD_T_IPNET,       /* any of nets */
+    VD_T_WITHIN,      /* haversine distance <= km */
+    VD_T_BITS,        /* hour / minute / weekday bitmap */
+};
+
+typedef struct vd_ipnet {
+    vd_ipaddr addr;           /* host bits masked off */
+    uint8_t plen;
+} vd_ipnet;
+
+typedef struct vd_pred {
+    vd_attr_ref attr;         /* sub interned in the arena */
+    uint8_t type;             /* vd_attr_type of the attribute */
+    uint8_t op;               /* vd_op, for explain and docs */
+    uint8_t test;             /* vd_test */
+    bool negate;              /* ne / not_in / exists false: result of the test inverted */
+    bool if_missing;          /* result when the attribute is missing */
+    bool lo_incl, hi_incl;
+    uint8_t bools;            /* bit 0: false in the set, bit 1: true in the set */
+    bool sorted;              /* strs sorted (case-folded) for bsearch */
+    uint32_t nstrs, nnums, nnets, nbits;
+    const vd_str *strs;       /* lower case, interned */
+    const double *nums;
+    const vd_ipnet *nets;
+    const uint64_t *bits;     /* nbits bits: 24 hours, 1440 minutes, 7 weekdays */
+    double lo, hi;            /* RANGE; +-INFINITY for open ends */
+    double lat, lon, km;      /* WITHIN */
+} vd_pred;
+
+typedef struct vd_segment {
+    vd_str id;
+    vd_str description;
+    uint32_t root;            /* node index */
+    uint32_t node_first, node_end;  /* this segment's nodes, contiguous */
+} vd_segment;
+
+/* Candidate index. A segment whose match is (or is an `all` containing) a
+ * guard predicate can only match when the request passes that guard, so a
+ * request evaluates only the segments filed under its own values plus the
+ * unguarded ones. Guards, most selective first: eq/in on a string
+ * attribute (exact keys), prefix on a string attribute (the request value's
+ * prefixes are looked up), time.hour and time.weekday sets (one bucket per
+ * hour / weekday). Each segment is filed under its single most selective
+ * guard. */
+enum vd_guard_kind {
+    VD_G_NONE = 0,            /* unguarded: always evaluated */
+    VD_G_SET,
+    VD_G_PREFIX,
+    VD_G_HOUR,
+    VD_G_WEEKDAY,
+};
+typedef struct vd_index_entry {
+    vd_str key;               /* lower case */
+    uint64_t hash;            /* vd_hash64_ci(key) */
+    uint32_t first, n;        /* into vd_ruleset.index_segs */
+} vd_index_entry;
+
+typedef struct vd_index_attr {
+    vd_attr_ref attr;
+    uint8_t prefix;           /* keys are prefixes of the request value */
+    uint32_t maxlen;          /* longest key (prefix tables) */
+    uint32_t mask;            /* table size - 1 (power of two) */
+    vd_index_entry *tab;      /* key.p == NULL: empty */
+} vd_index_attr;
+
+struct vd_ruleset {
+    atomic_uint refs;
+    char *version;
+    vd_arena arena;
+    vd_node *nodes;
+    uint32_t nnodes, cap_nodes;
+    vd_pred *preds;
+    uint32_t npreds, cap_preds;
+    vd_segment *segs;
+    uint32_t nsegs, cap_segs;
+    uint32_t *seg_by_id;      /* segment indexes sorted by id (bytes) */
+    vd_index_attr *index;     /* one per indexed attribute */
+    uint32_t nindex;
+    uint32_t *index_segs;     /* segment lists of the index entries */
+    uint32_t *unguarded;      /* segments that must always be evaluated */
+    uint32_t nunguarded;
+    uint8_t *guard;           /* vd_guard_kind per segment */
+    uint32_t hour_first[25];  /* hour h: hour_segs[hour_first[h] .. hour_first[h+1]) */
+    uint32_t *hour_segs;
+    uint32_t wday_first[8];   /* weekday d (0 = mon): likewise */
+    uint32_t *wday_segs;
+    vd_slot *slots;           /* sorted by name */
+    uint32_t nslots, cap_slots;
+};
+
+#endif

@@ -1,0 +1,34 @@
+/* pool.h — the worker threads of the decision port.
+ *
+ * Each worker runs its own libevent base with its own SO_REUSEPORT listener,
+ * so the kernel spreads connections over them and no request ever crosses a
+ * thread. The control thread (main) keeps signals, reloads and the store;
+ * it talks to workers only through the published ruleset (store/live.h) and
+ * by scheduling a stop on their bases. */
+#ifndef VD_SERVER_POOL_H
+#define VD_SERVER_POOL_H
+
+#include <stddef.h>
+
+#include "server/stats.h"
+#include "server/worker.h"
+
+typedef struct vd_pool vd_pool;
+
+/* n = 0: one worker per online CPU. Binds every listener before any thread
+ * starts, so a bad address fails start-up synchronously. */
+vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char *err,
+                       size_t cap);
+unsigned vd_pool_size(const vd_pool *p);
+vd_worker *vd_pool_worker(vd_pool *p, unsigned i);
+/* Sums every worker's counters (each read is relaxed; the sum is a snapshot). */
+void vd_pool_sum_stats(const vd_pool *p, vd_stats *out);
+/* Asks every worker to stop accepting and drain (replies in flight are sent,
+ * at most drain_ms later the connections close). Thread-safe. */
+void vd_pool_stop(vd_pool *p, unsigned drain_ms);
+/* True once every worker thread has finished. */
+int vd_pool_finished(const vd_pool *p);
+/* Joins the threads and frees everything. */
+void vd_pool_free(vd_pool *p);
+
+#endif

@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# make bench — variantd measured side by side with reference systems, in one run,
+# on this machine (loopback only; every load is bounded in time; every server
+# started here is stopped by its pid).
+#
+#   BENCH_QUICK=1   one short round of everything (about a minute)
+#   BENCH_ROUNDS=N  rounds per comparison (default 3; medians are reported)
+#   BENCH_SECONDS=S measured seconds per run (default 5, quick 2)
+#
+# Writes build/bench/results.tsv (one row per measured run) and
+# build/bench/summary.md (the median table), and prints the table.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="$ROOT/build"
+SHARED="${VD_SHARED_DIR:-$ROOT/../shared}"
+OUT="$BUILD/bench"
+QUICK="${BENCH_QUICK:-0}"
+ROUNDS="${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}"
+SECS="${BENCH_SECONDS:-$([ "$QUICK" = 1 ] && echo 2 || echo 5)}"
+CONNS=50
+CLK_TCK="$(getconf CLK_TCK)"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.tsv"
+printf 'section\tsystem\tround\trps\tp50_us\tp99_us\tp999_us\terrors\tcpu_us_per_req\textra\n' >"$RESULTS"
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done; return 0; }
+trap cleanup EXIT
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_tcp() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; log "port $1 did not open"; return 1; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kb() { awk '$1=="VmRSS:"{print $2}' "/proc/$1/status"; }
+stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+row() { local IFS=$'\t'; echo "$*" >>"$RESULTS"; }
+kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
+
+start_variantd() { # start_variantd SEGDIR MAPDIR extra-args... -> VD_PID VD_PORT
+    VD_PORT="$(free_port)"
+    "$BUILD/variantd" --listen "127.0.0.1:$VD_PORT" --segments "$1" --content-map "$2" \
+        --geoip-db "$BUILD/demo-city.mmdb" --log-level warn "${@:3}" >>"$OUT/variantd.log" 2>&1 &
+    VD_PID=$!
+    PIDS+=("$VD_PID")
+    wait_tcp "$VD_PORT"
+}
+
+# measure PID CMD...: runs CMD, prints "cpu_us_per_req" for PID given the request count in $REQS
+measure_cpu() { # measure_cpu PID START_TICKS REQUESTS
+    local t1; t1="$(cpu_ticks "$1")"
+    awk -v d=$((t1 - $2)) -v hz="$CLK_TCK" -v n="$3" 'BEGIN{ if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "nan" }'
+}
+
+log "building"
+make -C "$ROOT" --no-print-directory all >/dev/null
+"$ROOT/scripts/deps.sh" bench
+
+log "generating rulesets"
+for n in 100 1000 10000; do /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-$n" "$n" 20; done
+/usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-ref" 1000 20 --reference
+CTX="$ROOT/tests/bench/contexts.tsv"
+
+# ---- 1. TCP decide vs redis GET -------------------------------------------
+tcp_round() {
+    local r="$1" P
+    for P in 1 16; do
+        local port rpid t0 line n
+        port="$(free_port)"
+        redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
+            --dir "$OUT" --logfile "$OUT/redis.log" &
+        rpid=$!; PIDS+=("$rpid"); wait_tcp "$port"
+        n=$(( SECS * (P == 1 ? 60000 : 400000) ))
+        t0="$(cpu_ticks "$rpid")"
+        line="$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" -P "$P" -n "$n" -r 100000 \
+                 -d 64 -t get --csv 2>/dev/null | sed -n 2p | tr -d '"')"
+        local cpu; cpu="$(measure_cpu "$rpid" "$t0" "$n")"
+        stop "$rpid"
+        IFS=, read -r _ rps _avg _min p50 _p95 p99 mx <<<"$line"
+        row tcp "redis GET -P$P" "$r" "${rps%.*}" "$(awk -v v="$p50" 'BEGIN{print v*1000}')" \
+            "$(awk -v v="$p99" 'BEGIN{print v*1000}')" "$(awk -v v="$mx" 'BEGIN{print v*1000}')" 0 "$cpu" "p999=max"
+
+        start_variantd "$OUT/set-ref/segments" "$OUT/set-ref/content-map" --workers 1
+        "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -P "$P" -d 1 --warmup 0 \
+            --contexts "$CTX" --slots hero --quiet >/dev/null || true
+        t0="$(cpu_ticks "$VD_PID")"
+        line="$("$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -P "$P" -d "$SECS" \
+                 --warmup 0 --contexts "$CTX" --slots hero --quiet | grep BENCH_RESULT)"
+        cpu="$(measure_cpu "$VD_PID" "$t0" "$(kv requests "$line")")"
+        stop "$VD_PID"
+        row tcp "variantd decide -P$P" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
+            "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" "1000 segments, 1 worker"
+    done
+}
+
+# ---- 2. HTTP edge vs nginx geoip2+maps -------------------------------------
+http_round() {
+    local r="$1"
+    if [ ! -x "$SHARED/bench/run-nginx.sh" ]; then
+        log "skipped: $SHARED/bench not present (HTTP comparison)"
+        return 0
+    fi
+    if ! "$BUILD/variantd" --help | grep -q -- '--http-listen'; then
+        log "skipped: this build has no edge HTTP port"
+        return 0
+    fi
+    local line
+    line="$(NGINX_WORKERS=1 NGINX_MODE=geoip2 WRK_DURATION="$SECS" WRK_WARMUP=1 QUIET_WAIT=10 \
+             RESULTS_DIR="$OUT/peers" bash "$SHARED/bench/run-nginx.sh" 2>>"$OUT/nginx.log" | grep '^RESULT' || true)"
+    if [ -n "$line" ]; then
+        local rps cpu; rps="$(kv rps "$line")"; cpu="$(kv server_cpu_pct "$line")"
+        row http "nginx geoip2+maps (1 worker)" "$r" "${rps%.*}" \
+            "$(awk -v v="$(kv p50_ms "$line")" 'BEGIN{print v*1000}')" \
+            "$(awk -v v="$(kv p99_ms "$line")" 'BEGIN{print v*1000}')" \
+            "$(awk -v v="$(kv p999_ms "$line")" 'BEGIN{print v*1000}')" "$(kv errors "$line")" \
+            "$(awk -v c="$cpu" -v r="$rps" 'BEGIN{ if (r > 0) printf "%.2f", c / 100 * 1e6 / r; else print "nan" }')" "wrk 2t/50c"
+    fi
+    # Ours: the same wrk script and fixtures, path /v1/decide.
+    sed 's#"/decide?slot=hero"#"/v1/decide?slot=hero"#' "$SHARED/bench/requests.lua" >"$OUT/requests-v1.lua"
+    local hport; hport="$(free_port)"
+    if ! start_variantd "$OUT/set-ref/segments" "$OUT/set-ref/content-map" --workers 1 --http-listen "127.0.0.1:$hport" \
+        || ! wait_tcp "$hport"; then
+        log "variantd edge port did not start (see $OUT/variantd.log)"
+        return 0
+    fi
+    (cd "$SHARED/bench" && PEER_MODE=decide timeout 30 wrk -t2 -c"$CONNS" -d1s -s "$OUT/requests-v1.lua" "http://127.0.0.1:$hport" >/dev/null 2>&1) || true
+    local t0 out; t0="$(cpu_ticks "$VD_PID")"
+    out="$(cd "$SHARED/bench" && PEER_MODE=decide timeout 60 wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 5s --latency \
+            -s "$OUT/requests-v1.lua" "http://127.0.0.1:$hport" 2>&1 | grep WRK_RESULT || true)"
+    stop "$VD_PID"
+    if [ -n "$out" ]; then
+        local n errs; n="$(kv requests "$out")"
+        errs=$(( $(kv err_connect "$out") + $(kv err_read "$out") + $(kv err_write "$out") + $(kv err_timeout "$out") + $(kv non2xx "$out") ))
+        row http "variantd edge (1 worker)" "$r" "$(kv rps "$out" | cut -d. -f1)" "$(kv p50_us "$out")" "$(kv p99_us "$out")" \
+            "$(kv p999_us "$out")" "$errs" "$(measure_cpu "$VD_PID" "$t0" "$n")" "1000 segments"
+    fi
+}
+
+# ---- 3. scale: 100 / 1,000 / 10,000 segments over 20 slots -----------------
+scale_round() {
+    local r="$1" n line t0 cpu ir1 ir2
+    for n in 100 1000 10000; do
+        start_variantd "$OUT/set-$n/segments" "$OUT/set-$n/content-map" --workers 1
+        "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d 1 --warmup 0 --contexts "$CTX" \
+            --slots slot00,slot01,slot02,slot03 --quiet >/dev/null || true
+        t0="$(cpu_ticks "$VD_PID")"
+        line="$("$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0 \
+                 --contexts "$CTX" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
+        cpu="$(measure_cpu "$VD_PID" "$t0" "$(kv requests "$line")")"
+        local rss; rss="$(rss_kb "$VD_PID")"
+        stop "$VD_PID"
+        local micro; micro="$("$BUILD/vd-microbench" "$OUT/set-$n/segments" "$OUT/set-$n/content-map" \
+                  --geoip-db "$BUILD/demo-city.mmdb" --contexts "$CTX" --slot-count 4 -n 20000 --warm 2000 2>/dev/null | grep MICRO_RESULT)"
+        local ir="nan"
+        if [ "$r" = 1 ] && command -v valgrind >/dev/null; then
+            # Instructions per decision: the difference of two runs cancels start-up.
+            ir1="$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BUILD/vd-microbench" "$OUT/set-$n/segments" \
+                   "$OUT/set-$n/content-map" --geoip-db "$BUILD/demo-city.mmdb" --contexts "$CTX" --slot-count 4 \
+                   -n 1000 --warm 100 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')"
+            ir2="$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BUILD/vd-microbench" "$OUT/set-$n/segments" \
+                   "$OUT/set-$n/content-map" --geoip-db "$BUILD/demo-city.mmdb" --contexts "$CTX" --slot-count 4 \
+                   -n 3000 --warm 100 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')"
+            ir="$(awk -v a="$ir1" -v b="$ir2" 'BEGIN{ printf "%.0f", (b - a) / 2000 }')"
+        fi
+        row scale "variantd $n segments" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
+            "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" \
+            "decide_ns=$(kv ns_per_decision "$micro") instr=$ir allocs=$(kv allocs_per_decision "$micro") rss_kb=$rss"
+    done
+}
+
+# ---- 4. live swap of a 10,000-segment set under load ------------------------
+swap_round() {
+    local r="$1" live="$OUT/swap-live"
+    rm -rf "$live"; mkdir -p "$live"
+    cp -r "$OUT/set-1000/segments" "$OUT/set-1000/content-map" "$live/"
+    start_variantd "$live/segments" "$live/content-map"
+    local v0; v0="$("$BUILD/variantctl" ping --connect "127.0.0.1:$VD_PORT" | sed -n 's/.*"version": "\(.*\)".*/\1/p')"
+    "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d $((SECS + 2)) --warmup 0 --contexts "$CTX" \
+        --slots slot00,slot01 --quiet >"$OUT/swap-bench.txt" &
+    local bpid=$!
+    sleep 1
+    cp "$OUT/set-10000/segments/gen.json" "$live/segments/gen.json.tmp" && mv "$live/segments/gen.json.tmp" "$live/segments/gen.json"
+    cp "$OUT/set-10000/content-map/gen.json" "$live/content-map/gen.json.tmp" && mv "$live/content-map/gen.json.tmp" "$live/content-map/gen.json"
+    local t0 t1; t0="$(date +%s%N)"
+    kill -HUP "$VD_PID"
+    # Every worker serves the new set once 16 fresh connections (spread over
+    # the workers by SO_REUSEPORT) all answer with a new version.
+    /usr/bin/python3 - "$VD_PORT" "$v0" <<'PY'
+import socket, sys, time, msgpack
+port, old = int(sys.argv[1]), sys.argv[2]
+deadline = time.time() + 30
+while time.time() < deadline:
+    seen = set()
+    for _ in range(16):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(msgpack.packb([0, 1, "ping", []]))
+        u = msgpack.Unpacker(raw=False)
+        while True:
+            u.feed(s.recv(4096))
+            msg = next(iter(u), None)
+            if msg: break
+        s.close()
+        seen.add(msg[3]["version"])
+    if old not in seen:
+        break
+    time.sleep(0.005)
+PY
+    t1="$(date +%s%N)"
+    wait "$bpid" || true
+    local line; line="$(grep BENCH_RESULT "$OUT/swap-bench.txt")"
+    local rss; rss="$(rss_kb "$VD_PID")"
+    stop "$VD_PID"
+    row swap "variantd 1,000 -> 10,000 segments" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
+        "$(kv p999_us "$line")" "$(kv errors "$line")" "nan" \
+        "swap_ms=$(( (t1 - t0) / 1000000 )) rss_kb_10000=$rss"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+    log "round $r/$ROUNDS: TCP vs redis";  tcp_round "$r"
+    log "round $r/$ROUNDS: HTTP vs nginx"; http_round "$r"
+    log "round $r/$ROUNDS: scale";         scale_round "$r"
+    log "round $r/$ROUNDS: live swap";     swap_round "$r"
+done
+/usr/bin/python3 "$ROOT/tests/bench/summarize.py" "$RESULTS" | tee "$OUT/summary.md"

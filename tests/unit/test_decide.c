@@ -1,0 +1,342 @@
+/* test_decide.c — the content-map step: first match wins, defaults,
+ * unknown slots, weighted sticky splits, valid_until and matched. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "content/decide.h"
+#include "rules/ruleset_internal.h"
+
+static const char *const SEGS = "["
+    "{\"id\":\"berlin\",\"match\":{\"attr\":\"geo.city\",\"op\":\"eq\",\"value\":\"Berlin\"}},"
+    "{\"id\":\"evening\",\"match\":{\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[18,23]}},"
+    "{\"id\":\"paid\",\"match\":{\"attr\":\"attr.medium\",\"op\":\"eq\",\"value\":\"paid\"}},"
+    "{\"id\":\"morning\",\"match\":{\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[6,11]}},"
+    "{\"id\":\"everyone\",\"match\":{\"all\":[]}},"
+    "{\"id\":\"nobody\",\"match\":{\"any\":[]}},"
+    "{\"id\":\"berlin-evening\",\"match\":{\"all\":[{\"segment\":\"berlin\"},{\"segment\":\"evening\"}]}}"
+    "]";
+
+static const char *const CMAP = "["
+    "{\"slot\":\"hero\",\"rules\":[{\"segment\":\"paid\",\"variant\":\"offer\"},{\"segment\":\"berlin\",\"variant\":\"berlin\"}],"
+    " \"default\":\"generic\",\"variants\":{\"offer\":{\"d\":10},\"berlin\":{\"t\":\"b\"},\"generic\":null}},"
+    "{\"slot\":\"banner\",\"rules\":[{\"segment\":\"evening\",\"variant\":\"night\"}],"
+    " \"default\":\"day\",\"variants\":{\"night\":1,\"day\":2}},"
+    "{\"slot\":\"promo\",\"rules\":[{\"segment\":\"morning\",\"variant\":\"m\"},{\"segment\":\"everyone\",\"variant\":\"e\"}],"
+    " \"default\":\"e\",\"variants\":{\"m\":1,\"e\":2}},"
+    "{\"slot\":\"promo2\",\"rules\":[{\"segment\":\"everyone\",\"variant\":\"e\"},{\"segment\":\"evening\",\"variant\":\"x\"}],"
+    " \"default\":\"e\",\"variants\":{\"x\":1,\"e\":2}},"
+    "{\"slot\":\"test\",\"rules\":[{\"segment\":\"nobody\",\"variant\":\"a\"},{\"segment\":\"everyone\",\"split\":["
+    "   {\"variant\":\"a\",\"weight\":50},{\"variant\":\"b\",\"weight\":30},{\"variant\":\"c\",\"weight\":20}],\"salt\":\"t1\"}],"
+    " \"default\":\"a\",\"variants\":{\"a\":1,\"b\":2,\"c\":3}},"
+    "{\"slot\":\"test2\",\"rules\":[{\"segment\":\"everyone\",\"split\":[{\"variant\":\"a\",\"weight\":1},{\"variant\":\"b\",\"weight\":1}]}],"
+    " \"default\":\"a\",\"variants\":{\"a\":1,\"b\":2}}"
+    "]";
+
+static vd_ruleset *rs;
+static vd_eval *ev;
+static vd_request req;
+static vd_context ctx;
+static vd_decision dec;
+static const char dummy_zone;
+
+static int setup(void **state)
+{
+    (void)state;
+    vd_docset ds;
+    vd_errors err;
+    vd_docset_init(&ds);
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/t.json", SEGS, strlen(SEGS));
+    vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/t.json", CMAP, strlen(CMAP));
+    vd_errors_init(&err);
+    rs = vd_ruleset_compile(&ds, "v1", &err);
+    vd_docset_free(&ds);
+    for (size_t i = 0; i < err.n; i++)
+        fprintf(stderr, "  err: %s\n", err.msg[i]);
+    ev = vd_eval_new();
+    return rs && ev ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    vd_ruleset_release(rs);
+    vd_eval_free(ev);
+    return 0;
+}
+
+/* A request at UTC hh:mm:ss on 2026-11-23 (UTC zone), city given. */
+static void fresh(int hh, int mm, int ss, const char *city)
+{
+    memset(&req, 0, sizeof req);
+    req.ts = vd_days_from_civil(2026, 11, 23) * 86400 + hh * 3600 + mm * 60 + ss;
+    req.has_ts = true;
+    vd_context_init(&ctx, &req, NULL, NULL, 0);
+    ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+    ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+    memset(&ctx.local, 0, sizeof ctx.local);
+    ctx.local.year = 2026;
+    ctx.local.month = 11;
+    ctx.local.day = 23;
+    ctx.local.hour = hh;
+    ctx.local.minute = mm;
+    ctx.local.second = ss;
+    ctx.local.weekday = 0;
+    ctx.local.days = vd_days_from_civil(2026, 11, 23);
+    ctx.local.next_transition = INT64_MAX;
+    memset(&ctx.geo, 0, sizeof ctx.geo);
+    strcpy(ctx.geo.city, city);
+}
+
+static void ask(const char *slot)
+{
+    req.slots[req.nslots++] = vd_str_cstr(slot);
+}
+
+static void decide(void)
+{
+    vd_context_init(&ctx, &req, NULL, NULL, 0);   /* keep presets: re-mark them */
+    ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+    ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+    assert_int_equal(vd_decide(rs, ev, &ctx, &dec), 0);
+}
+
+static const char *vid_of(const vd_slot_choice *c)
+{
+    static char buf[64];
+    snprintf(buf, sizeof buf, "%.*s", (int)c->variant->id.n, c->variant->id.p);
+    return buf;
+}
+
+static int32_t seg(const char *id)
+{
+    return vd_ruleset_find_segment(rs, vd_str_cstr(id));
+}
+
+static void test_first_match_and_default(void **state)
+{
+    (void)state;
+    fresh(12, 0, 0, "Berlin");
+    req.attrs[0] = (vd_kv){ VD_STR_LIT("medium"), { .kind = VD_VAL_STR, .u.s = VD_STR_LIT("paid") } };
+    req.nattrs = 1;
+    ask("hero");
+    decide();
+    assert_int_equal(dec.nslots, 1);
+    assert_non_null(dec.slots[0].slot);
+    assert_string_equal(vid_of(&dec.slots[0]), "offer");   /* paid before berlin */
+    assert_int_equal(dec.slots[0].rule, 0);
+    assert_int_equal(dec.slots[0].segment, seg("paid"));
+    assert_memory_equal(dec.slots[0].variant->payload_json, "{\"d\":10}", 8);
+
+    req.nattrs = 0;
+    decide();
+    assert_string_equal(vid_of(&dec.slots[0]), "berlin");
+    assert_int_equal(dec.slots[0].rule, 1);
+    assert_int_equal(dec.slots[0].segment, seg("berlin"));
+
+    strcpy(ctx.geo.city, "Paris");
+    decide();
+    assert_string_equal(vid_of(&dec.slots[0]), "generic");
+    assert_int_equal(dec.slots[0].rule, -1);
+    assert_int_equal(dec.slots[0].segment, -1);
+    assert_string_equal(dec.slots[0].variant->payload_json, "null");
+}
+
+static void test_unknown_slot(void **state)
+{
+    (void)state;
+    fresh(19, 0, 0, "Berlin");
+    ask("hero");
+    ask("no.such.slot");
+    ask("banner");
+    decide();
+    assert_int_equal(dec.nslots, 3);
+    assert_non_null(dec.slots[0].slot);
+    assert_string_equal(vid_of(&dec.slots[0]), "berlin");
+    assert_null(dec.slots[1].slot);
+    assert_null(dec.slots[1].variant);
+    assert_true(vd_str_eq(dec.slots[1].name, VD_STR_LIT("no.such.slot")));
+    assert_non_null(dec.slots[2].slot);
+    assert_string_equal(vid_of(&dec.slots[2]), "night");
+}
+
+static void test_valid_until(void **state)
+{
+    (void)state;
+    int64_t day = vd_days_from_civil(2026, 11, 23) * 86400;
+    fresh(19, 20, 10, "Berlin");
+    ask("hero");                  /* no time predicates */
+    decide();
+    assert_int_equal(dec.valid_until, INT64_MAX);
+    /* evening was evaluated for `matched` but is not a rule of a chosen slot */
+    assert_int_equal(vd_eval_verdict(ev, (uint32_t)seg("evening")), 1);
+
+    ask("banner");
+    decide();
+    assert_int_equal(dec.valid_until, day + 24 * 3600);   /* end of the evening */
+
+    fresh(17, 59, 59, "Berlin");
+    ask("banner");
+    decide();
+    assert_string_equal(vid_of(&dec.slots[0]), "day");
+    assert_int_equal(dec.valid_until, req.ts + 1);
+
+    /* a rule before the winner that did not match still bounds it */
+    fresh(19, 20, 10, "Berlin");
+    ask("promo");
+    decide();
+    assert_string_equal(vid_of(&dec.slots[0]), "e");
+    assert_int_equal(dec.valid_until, day + 86400 + 6 * 3600);   /* morning starts */
+    /* a rule after the winner does not */
+    fresh(19, 20, 10, "Berlin");
+    ask("promo2");
+    decide();
+    assert_int_equal(dec.valid_until, INT64_MAX);
+    /* min over slots */
+    ask("promo");
+    ask("banner");
+    decide();
+    assert_int_equal(dec.valid_until, day + 24 * 3600);
+}
+
+static void test_matched(void **state)
+{
+    (void)state;
+    fresh(19, 0, 0, "Berlin");
+    ask("hero");
+    decide();
+    const char *want[] = { "berlin", "evening", "everyone", "berlin-evening" };
+    assert_int_equal(dec.nmatched, 4);
+    for (uint32_t i = 0; i < dec.nmatched; i++) {
+        if (i)
+            assert_true(dec.matched[i - 1] < dec.matched[i]);
+        bool found = false;
+        for (size_t k = 0; k < 4; k++)
+            found |= (int32_t)dec.matched[i] == seg(want[k]);
+        assert_true(found);
+    }
+    fresh(12, 0, 0, "Paris");
+    ask("hero");
+    decide();
+    assert_int_equal(dec.nmatched, 1);
+    assert_int_equal(dec.matched[0], (uint32_t)seg("everyone"));
+}
+
+static void test_split(void **state)
+{
+    (void)state;
+    unsigned count[3] = { 0 }, count2[2] = { 0 }, differ = 0;
+    char vid[32];
+    for (int i = 0; i < 10000; i++) {
+        fresh(12, 0, 0, "Paris");
+        snprintf(vid, sizeof vid, "visitor-%d", i);
+        req.vid = vd_str_cstr(vid);
+        ask("test");
+        ask("test2");
+        decide();
+        const char *v = vid_of(&dec.slots[0]);
+        assert_int_equal(dec.slots[0].rule, 1);
+        assert_int_equal(dec.slots[0].segment, seg("everyone"));
+        count[v[0] - 'a']++;
+        char first = v[0];
+        count2[vid_of(&dec.slots[1])[0] - 'a']++;
+        /* sticky: the same vid again gets the same arm */
+        decide();
+        assert_int_equal(vid_of(&dec.slots[0])[0], first);
+        /* independent salts: test2's arm is not a function of test's */
+        if ((first == 'a') != (vid_of(&dec.slots[1])[0] == 'a'))
+            differ++;
+    }
+    printf("split 50/30/20 over 10000 vids: %u / %u / %u; 50/50: %u / %u\n", count[0], count[1], count[2], count2[0],
+           count2[1]);
+    assert_in_range(count[0], 4800, 5200);
+    assert_in_range(count[1], 2800, 3200);
+    assert_in_range(count[2], 1800, 2200);
+    assert_in_range(count2[0], 4800, 5200);
+    assert_true(differ > 3000);
+    /* the bucket function itself: deterministic, in range, salt matters */
+    assert_int_equal(vd_split_bucket(VD_STR_LIT("abc"), VD_STR_LIT("s")), vd_split_bucket(VD_STR_LIT("abc"), VD_STR_LIT("s")));
+    assert_true(vd_split_bucket(VD_STR_LIT("abc"), VD_STR_LIT("s")) < 10000);
+    assert_true(vd_split_bucket(VD_STR_NULL, VD_STR_LIT("s")) < 10000);
+    /* salt and vid are separated: ("ab","c") != ("a","bc") is not a collision by construction */
+    unsigned same = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(vid, sizeof vid, "v%d", i);
+        same += vd_split_bucket(vd_str_cstr(vid), VD_STR_LIT("x")) == vd_split_bucket(vd_str_cstr(vid), VD_STR_LIT("y"));
+    }
+    assert_true(same < 5);
+    /* reference values, also in docs/RULES.md (computed there in Python) */
+    assert_int_equal(vd_split_bucket(VD_STR_LIT("visitor-1"), VD_STR_LIT("hero-test-1")), 4737);
+    assert_int_equal(vd_split_bucket(VD_STR_NULL, VD_STR_LIT("hero-test-1")), 4905);
+}
+
+/* The candidate index must never change the answer: `matched` equals a
+ * brute-force evaluation of every segment, over many contexts. */
+static void test_index_equals_brute_force(void **state)
+{
+    (void)state;
+    static const char *const segs2 = "["
+        "{\"id\":\"g1\",\"match\":{\"attr\":\"geo.city\",\"op\":\"eq\",\"value\":\"Berlin\"}},"
+        "{\"id\":\"g2\",\"match\":{\"all\":[{\"attr\":\"time.hour\",\"op\":\"gte\",\"value\":12},"
+        "  {\"attr\":\"geo.country\",\"op\":\"in\",\"value\":[\"de\",\"AT\",\"ch\"]},{\"attr\":\"geo.city\",\"op\":\"in\",\"value\":[\"Wien\",\"Zürich\",\"Bern\",\"Graz\"]}]}},"
+        "{\"id\":\"g3\",\"match\":{\"all\":[{\"attr\":\"geo.city\",\"op\":\"in\",\"value\":[\"BERLIN\",\"berlin\",\"Paris\"]},{\"not\":{\"segment\":\"g1\"}}]}},"
+        "{\"id\":\"u1\",\"match\":{\"attr\":\"geo.city\",\"op\":\"ne\",\"value\":\"Berlin\"}},"
+        "{\"id\":\"u2\",\"match\":{\"any\":[{\"attr\":\"geo.city\",\"op\":\"eq\",\"value\":\"Paris\"},{\"attr\":\"geo.country\",\"op\":\"eq\",\"value\":\"DE\"}]}},"
+        "{\"id\":\"u3\",\"match\":{\"not\":{\"segment\":\"g2\"}}},"
+        "{\"id\":\"u4\",\"match\":{\"attr\":\"geo.city\",\"op\":\"exists\",\"value\":false}},"
+        "{\"id\":\"g4\",\"match\":{\"all\":[{\"segment\":\"u2\"},{\"attr\":\"geo.country\",\"op\":\"eq\",\"value\":\"fr\"}]}}"
+        "]";
+    vd_docset ds;
+    vd_errors err;
+    vd_docset_init(&ds);
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/t.json", segs2, strlen(segs2));
+    vd_errors_init(&err);
+    vd_ruleset *r2 = vd_ruleset_compile(&ds, "v2", &err);
+    vd_docset_free(&ds);
+    assert_non_null(r2);
+    assert_int_equal(r2->nunguarded, 4);          /* u1..u4; g1..g4 are indexed */
+    assert_int_equal(r2->nindex, 2);              /* geo.city, geo.country */
+    static const char *const cities[] = { "Berlin", "berlin", "Paris", "Wien", "Graz", "Bern", "", "Zürich", "Lyon" };
+    static const char *const countries[] = { "DE", "AT", "FR", "", "CH", "ch" };
+    unsigned seen_nonempty = 0;
+    for (unsigned i = 0; i < 9 * 6 * 2; i++) {
+        fresh(i % 2 ? 13 : 9, 0, 0, cities[i % 9]);
+        strcpy(ctx.geo.country, countries[(i / 9) % 6]);
+        vd_context_init(&ctx, &req, NULL, NULL, 0);
+        ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+        ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+        assert_int_equal(vd_decide(r2, ev, &ctx, &dec), 0);
+        uint32_t got[16], ngot = dec.nmatched;
+        memcpy(got, dec.matched, ngot * sizeof *got);
+        assert_int_equal(vd_eval_begin(ev, r2, &ctx), 0);
+        uint32_t nwant = 0;
+        for (uint32_t sgi = 0; sgi < vd_ruleset_nsegments(r2); sgi++)
+            if (vd_eval_segment(ev, sgi, NULL)) {
+                assert_true(nwant < ngot);
+                assert_int_equal(got[nwant], sgi);
+                nwant++;
+            }
+        assert_int_equal(nwant, ngot);
+        seen_nonempty += ngot > 0;
+    }
+    assert_true(seen_nonempty > 50);
+    vd_ruleset_release(r2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_first_match_and_default),
+        cmocka_unit_test(test_unknown_slot),
+        cmocka_unit_test(test_valid_until),
+        cmocka_unit_test(test_matched),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_index_equals_brute_force),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

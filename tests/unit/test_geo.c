@@ -1,0 +1,420 @@
+/* test_geo.c — geo lookups against MaxMind's test databases and their
+ * expected answers, the broken databases, and the demo database. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "context/geo.h"
+#include "context/ip.h"
+#include "testutil.h"
+
+#define MAX_COLS 32
+
+static int split_tabs(char *line, char **cols, int max)
+{
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        if (n == max)
+            return n;
+        cols[n++] = p;
+        char *t = strchr(p, '\t');
+        if (!t)
+            break;
+        *t = '\0';
+        p = t + 1;
+    }
+    return n;
+}
+
+static int col_index(char **hdr, int nh, const char *name)
+{
+    for (int i = 0; i < nh; i++)
+        if (strcmp(hdr[i], name) == 0)
+            return i;
+    return -1;
+}
+
+typedef struct db_cache {
+    char name[128];
+    vd_geo_db *db;
+} db_cache;
+
+static vd_geo_db *cached_open(db_cache *cache, size_t cap, const char *mmdb_dir, const char *name)
+{
+    for (size_t i = 0; i < cap; i++) {
+        if (cache[i].db && strcmp(cache[i].name, name) == 0)
+            return cache[i].db;
+        if (!cache[i].db) {
+            char path[4096], err[256];
+            snprintf(path, sizeof path, "%.3000s/%.200s", mmdb_dir, name);
+            cache[i].db = vd_geo_open(path, err, sizeof err);
+            if (!cache[i].db)
+                fail_msg("open %s: %s", path, err);
+            snprintf(cache[i].name, sizeof cache[i].name, "%.120s", name);
+            printf("  opened %s\n", vd_geo_describe(cache[i].db));
+            return cache[i].db;
+        }
+    }
+    fail_msg("too many databases");
+    return NULL;
+}
+
+static void check_str(const char *file, int line, const char *ip, const char *what,
+                      const char *got, char **cols, int idx)
+{
+    if (idx < 0)
+        return;
+    if (strcmp(got, cols[idx]) != 0)
+        fail_msg("%s:%d %s: %s = '%s', expected '%s'", file, line, ip, what, got, cols[idx]);
+}
+
+static size_t check_file(const char *tsv, const char *mmdb_dir)
+{
+    FILE *f = fopen(tsv, "r");
+    assert_non_null(f);
+    char line[4096], hdrline[4096];
+    char *hdr[MAX_COLS], *cols[MAX_COLS];
+    assert_non_null(fgets(hdrline, sizeof hdrline, f));
+    hdrline[strcspn(hdrline, "\r\n")] = '\0';
+    int nh = split_tabs(hdrline, hdr, MAX_COLS);
+    int c_ip = col_index(hdr, nh, "ip"), c_db = col_index(hdr, nh, "mmdb_file");
+    int c_cont = col_index(hdr, nh, "continent_code"), c_cc = col_index(hdr, nh, "country_iso_code");
+    int c_reg = col_index(hdr, nh, "subdivision_1_iso_code"), c_city = col_index(hdr, nh, "city_name_en");
+    int c_post = col_index(hdr, nh, "postal_code"), c_tz = col_index(hdr, nh, "time_zone");
+    int c_lat = col_index(hdr, nh, "latitude"), c_lon = col_index(hdr, nh, "longitude");
+    assert_true(c_ip >= 0 && c_db >= 0 && c_cont >= 0 && c_cc >= 0);
+    db_cache cache[8];
+    memset(cache, 0, sizeof cache);
+    size_t rows = 0;
+    int lineno = 1;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0])
+            continue;
+        int n = split_tabs(line, cols, MAX_COLS);
+        assert_int_equal(n, nh);
+        vd_geo_db *db = cached_open(cache, 8, mmdb_dir, cols[c_db]);
+        vd_ipaddr ip;
+        if (!vd_ip_parse(vd_str_make(cols[c_ip], strlen(cols[c_ip])), &ip))
+            fail_msg("%s:%d: cannot parse ip %s", tsv, lineno, cols[c_ip]);
+        vd_geo g;
+        if (!vd_geo_lookup(db, &ip, &g))
+            fail_msg("%s:%d: %s not found", tsv, lineno, cols[c_ip]);
+        const char *ipt = cols[c_ip];
+        check_str(tsv, lineno, ipt, "continent", g.continent, cols, c_cont);
+        check_str(tsv, lineno, ipt, "country", g.country, cols, c_cc);
+        check_str(tsv, lineno, ipt, "region", g.region, cols, c_reg);
+        check_str(tsv, lineno, ipt, "city", g.city, cols, c_city);
+        check_str(tsv, lineno, ipt, "postal", g.postal, cols, c_post);
+        check_str(tsv, lineno, ipt, "timezone", g.timezone, cols, c_tz);
+        if (c_lat >= 0 && c_lon >= 0) {
+            if (cols[c_lat][0]) {
+                if (!g.has_location)
+                    fail_msg("%s:%d %s: no location", tsv, lineno, ipt);
+                assert_true(fabs(g.lat - strtod(cols[c_lat], NULL)) < 1e-4);
+                assert_true(fabs(g.lon - strtod(cols[c_lon], NULL)) < 1e-4);
+            } else {
+                assert_false(g.has_location);
+            }
+        }
+        /* EU flag: consistent with the country (derived or from the DB). */
+        if (strcmp(g.country, "DE") == 0 || strcmp(g.country, "SE") == 0)
+            assert_int_equal(g.eu, 1);
+        if (strcmp(g.country, "US") == 0 || strcmp(g.country, "GB") == 0)
+            assert_int_equal(g.eu, 0);
+        if (!g.country[0])
+            assert_int_equal(g.eu, -1);
+        rows++;
+    }
+    fclose(f);
+    for (size_t i = 0; i < 8; i++)
+        vd_geo_close(cache[i].db);
+    printf("  %s: %zu rows checked\n", tsv, rows);
+    assert_true(rows > 50);
+    return rows;
+}
+
+static void test_maxmind_expected(void **state)
+{
+    (void)state;
+    VD_NEED_SHARED(mmdb, "data/mmdb");
+    static const char *files[] = {
+        "data/geo/maxmind_geoip2_city_test_expected.tsv",
+        "data/geo/maxmind_geolite2_city_test_expected.tsv",
+        "data/geo/maxmind_geoip2_country_test_expected.tsv",
+    };
+    size_t total = 0;
+    for (size_t i = 0; i < 3; i++) {
+        VD_NEED_SHARED(tsv, files[i]);
+        total += check_file(tsv, mmdb);
+    }
+    printf("geo: %zu expected rows checked\n", total);
+}
+
+static void test_other_good_dbs(void **state)
+{
+    (void)state;
+    VD_NEED_SHARED(v4, "data/mmdb/MaxMind-DB-test-ipv4-24.mmdb");
+    char err[256];
+    vd_geo_db *db = vd_geo_open(v4, err, sizeof err);
+    if (!db)
+        fail_msg("%s", err);
+    vd_ipaddr ip;
+    vd_geo g;
+    /* IPv6 address in an IPv4-only tree: not found, no error. */
+    assert_true(vd_ip_parse(VD_STR_LIT("2001:db8::1"), &ip));
+    assert_false(vd_geo_lookup(db, &ip, &g));
+    assert_int_equal(g.eu, -1);
+    /* 1.1.1.1 is in that DB (a record with only an "ip" key): found, no fields. */
+    assert_true(vd_ip_parse(VD_STR_LIT("1.1.1.1"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "");
+    vd_geo_close(db);
+
+    /* Every good test database opens, whatever its record type. */
+    static const char *good[] = {
+        "GeoIP2-Anonymous-IP-Test.mmdb", "GeoIP2-City-Test.mmdb", "GeoIP2-Country-Test.mmdb",
+        "GeoLite2-ASN-Test.mmdb", "GeoLite2-City-Test.mmdb", "GeoLite2-Country-Test.mmdb",
+        "MaxMind-DB-no-ipv4-search-tree.mmdb", "MaxMind-DB-test-ipv4-24.mmdb",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "data/mmdb/%s", good[i]);
+        VD_NEED_SHARED(path, rel);
+        vd_geo_db *g2 = vd_geo_open(path, err, sizeof err);
+        if (!g2)
+            fail_msg("%s", err);
+        printf("  good: %s\n", vd_geo_describe(g2));
+        vd_geo_close(g2);
+    }
+    /* Errors come back as messages. */
+    assert_null(vd_geo_open("/nonexistent/x.mmdb", err, sizeof err));
+    assert_true(strlen(err) > 0);
+    assert_null(vd_geo_open("/etc/hostname", err, sizeof err));
+    assert_true(strlen(err) > 0);
+}
+
+static void test_broken_dbs(void **state)
+{
+    (void)state;
+    VD_NEED_SHARED(dir, "data/mmdb/broken");
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    int files = 0, rejected = 0;
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, ".mmdb"))
+            continue;
+        files++;
+        char path[4096], err[256] = "";
+        snprintf(path, sizeof path, "%.3000s/%.255s", dir, de->d_name);
+        vd_geo_db *db = vd_geo_open(path, err, sizeof err);
+        if (!db) {
+            assert_true(strlen(err) > 0);
+            printf("  rejected: %s\n", err);
+            rejected++;
+            continue;
+        }
+        printf("  opened (degrades): %s: %s\n", de->d_name, vd_geo_describe(db));
+        uint32_t x = 12345;
+        int found = 0;
+        for (int i = 0; i < 1000; i++) {
+            vd_ipaddr ip = { 0 };
+            ip.family = (i & 1) ? 6 : 4;
+            for (int k = 0; k < 16; k++) {
+                x = x * 1103515245u + 12345u;
+                ip.addr[k] = (uint8_t)(x >> 16);
+            }
+            if (i % 10 == 0 && ip.family == 4)
+                ip.addr[0] = (uint8_t)(i / 10); /* low first octets where test data lives */
+            vd_geo g;
+            found += vd_geo_lookup(db, &ip, &g);
+            assert_true(strlen(g.country) < sizeof g.country);
+            assert_true(strlen(g.city) < sizeof g.city);
+        }
+        printf("    1000 lookups, %d found\n", found);
+        vd_geo_close(db);
+    }
+    closedir(d);
+    printf("broken DBs: %d files, %d rejected at open\n", files, rejected);
+    assert_true(files >= 6);
+    /* The sanity probe (full node scan + data walk) catches all of today's. */
+    assert_int_equal(rejected, files);
+}
+
+/* The flat ip-location-db / DB-IP-lite layout, written on the fly with
+ * Debian's libmaxmind-db-writer-perl (skipped if it is not installed). */
+static const char k_flat_pl[] =
+    "use strict; use MaxMind::DB::Writer::Tree;\n"
+    "my %t = (country_code=>'utf8_string', state1=>'utf8_string', city=>'utf8_string',\n"
+    "  postcode=>'utf8_string', region_code=>'utf8_string', latitude=>'float', longitude=>'double', timezone=>'utf8_string');\n"
+    "my $tree = MaxMind::DB::Writer::Tree->new(ip_version=>6, record_size=>24,\n"
+    "  database_type=>'ip-location-db-city', languages=>['en'], description=>{en=>'flat'},\n"
+    "  alias_ipv6_to_ipv4=>1, remove_reserved_networks=>0,\n"
+    "  map_key_type_callback=>sub { $t{$_[0]} or die \"type $_[0]\" });\n"
+    "$tree->insert_network('1.0.0.0/24', {country_code=>'de', state1=>'Berlin', city=>'Berlin',\n"
+    "  postcode=>'10115', latitude=>52.52, longitude=>13.405, timezone=>'Europe/Berlin'});\n"
+    "$tree->insert_network('2.0.0.0/24', {country_code=>'US', city=>\"A very long city name that goes on and on, beyond the field si\\x{e9}ze\", "
+    "timezone=>'Bad Zone'});\n"
+    "$tree->insert_network('2001:db8::/32', {country_code=>'XK', region_code=>'07'});\n"
+    "$tree->insert_network('3.0.0.0/24', {country_code=>'DEU', region_code=>'TOOLONGXX'});\n"
+    "open my $fh, '>:raw', $ARGV[0] or die; $tree->write_tree($fh); close $fh or die;\n";
+
+static void test_flat_layout(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vd-geo-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char pl[64], db_path[64], cmd[256];
+    snprintf(pl, sizeof pl, "%s/flat.pl", dir);
+    snprintf(db_path, sizeof db_path, "%s/flat.mmdb", dir);
+    FILE *f = fopen(pl, "w");
+    assert_non_null(f);
+    fputs(k_flat_pl, f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "perl %s %s 2>/dev/null", pl, db_path);
+    if (system(cmd) != 0) {
+        printf("skipped: MaxMind::DB::Writer not available\n");
+        unlink(pl);
+        rmdir(dir);
+        skip();
+    }
+    char err[256];
+    vd_geo_db *db = vd_geo_open(db_path, err, sizeof err);
+    if (!db)
+        fail_msg("%s", err);
+    assert_non_null(strstr(vd_geo_describe(db), "flat"));
+    vd_ipaddr ip;
+    vd_geo g;
+    assert_true(vd_ip_parse(VD_STR_LIT("1.0.0.1"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "DE");     /* upper-cased */
+    assert_string_equal(g.continent, "EU");   /* derived */
+    assert_int_equal(g.eu, 1);                /* derived */
+    assert_string_equal(g.city, "Berlin");
+    assert_string_equal(g.postal, "10115");
+    assert_string_equal(g.timezone, "Europe/Berlin");
+    assert_string_equal(g.region, "");        /* state1 is a name, not a code */
+    assert_true(g.has_location);
+    assert_true(fabs(g.lat - 52.52) < 1e-4 && fabs(g.lon - 13.405) < 1e-9);
+    assert_true(vd_ip_parse(VD_STR_LIT("2.0.0.9"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.continent, "NA");
+    assert_int_equal(g.eu, 0);
+    assert_string_equal(g.timezone, "");      /* not an IANA name */
+    assert_int_equal(strlen(g.city), 62);     /* cut before a split UTF-8 sequence */
+    assert_string_equal(g.city, "A very long city name that goes on and on, beyond the field si");
+    assert_false(g.has_location);
+    assert_true(vd_ip_parse(VD_STR_LIT("2001:db8::7"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "XK");
+    assert_string_equal(g.continent, "EU");
+    assert_string_equal(g.region, "07");
+    assert_int_equal(g.eu, 0);
+    /* Codes that do not fit are dropped, not truncated ("DEU" is not "DE"). */
+    assert_true(vd_ip_parse(VD_STR_LIT("3.0.0.1"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "");
+    assert_string_equal(g.continent, "");
+    assert_string_equal(g.region, "");
+    assert_int_equal(g.eu, -1);
+    vd_geo_close(db);
+    unlink(pl);
+    unlink(db_path);
+    rmdir(dir);
+}
+
+static const char *demo_db(void)
+{
+    static const char *cands[] = { "build/demo-city.mmdb", "build-asan/demo-city.mmdb" };
+    for (size_t i = 0; i < 2; i++)
+        if (access(cands[i], R_OK) == 0)
+            return cands[i];
+    return NULL;
+}
+
+static void test_demo_db(void **state)
+{
+    (void)state;
+    const char *path = demo_db();
+    if (!path) {
+        printf("skipped: build/demo-city.mmdb not built (make build/demo-city.mmdb)\n");
+        skip();
+    }
+    char err[256];
+    vd_geo_db *db = vd_geo_open(path, err, sizeof err);
+    if (!db)
+        fail_msg("%s", err);
+    vd_ipaddr ip;
+    vd_geo g;
+    assert_true(vd_ip_parse(VD_STR_LIT("1.0.0.7"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "DE");
+    assert_string_equal(g.continent, "EU");
+    assert_string_equal(g.region, "BE");
+    assert_string_equal(g.city, "Berlin");
+    assert_string_equal(g.postal, "10115");
+    assert_string_equal(g.timezone, "Europe/Berlin");
+    assert_int_equal(g.eu, 1);
+    assert_true(g.has_location);
+    assert_true(fabs(g.lat - 52.52) < 1e-6 && fabs(g.lon - 13.405) < 1e-6);
+
+    assert_true(vd_ip_parse(VD_STR_LIT("::ffff:1.0.0.200"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.city, "Berlin");
+
+    assert_true(vd_ip_parse(VD_STR_LIT("17.0.0.1"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "NZ");
+    assert_string_equal(g.continent, "OC");
+    assert_string_equal(g.timezone, "");
+    assert_string_equal(g.city, "");
+    assert_false(g.has_location);
+    assert_int_equal(g.eu, 0);
+
+    assert_true(vd_ip_parse(VD_STR_LIT("2.0.0.1"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "US");
+    assert_string_equal(g.timezone, "America/New_York");
+    assert_true(g.lon < -74.0);
+    assert_int_equal(g.eu, 0);
+
+    assert_true(vd_ip_parse(VD_STR_LIT("2001:db8:1::5"), &ip));
+    assert_true(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.city, "Munich");
+    assert_string_equal(g.region, "BY");
+    assert_int_equal(g.eu, 1);
+
+    assert_true(vd_ip_parse(VD_STR_LIT("10.0.0.1"), &ip));
+    assert_false(vd_geo_lookup(db, &ip, &g));
+    assert_string_equal(g.country, "");
+    assert_int_equal(g.eu, -1);
+    assert_true(vd_ip_parse(VD_STR_LIT("2001:db8:3::1"), &ip));
+    assert_false(vd_geo_lookup(db, &ip, &g));
+    vd_ipaddr none = { 0 };
+    assert_false(vd_geo_lookup(db, &none, &g));
+    assert_non_null(strstr(vd_geo_describe(db), "GeoIP2-City"));
+    vd_geo_close(db);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_maxmind_expected),
+        cmocka_unit_test(test_other_good_dbs),
+        cmocka_unit_test(test_broken_dbs),
+        cmocka_unit_test(test_flat_layout),
+        cmocka_unit_test(test_demo_db),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

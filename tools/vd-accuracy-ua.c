@@ -1,0 +1,289 @@
+/* vd-accuracy-ua — accuracy and speed of the User-Agent classifier against
+ * the labelled corpus (device-detector fixtures, see ../shared/data/README.md).
+ *
+ *   build/vd-accuracy-ua [TSV] [--min-macro X] [--min-bot Y] [--dump]
+ *
+ * Prints per-class recall, the macro average, OS/browser family agreement, a
+ * confusion matrix, ns per UA (uncached and cached), and a last line
+ * "ua_macro_recall=.. bot_recall=.. ..." for scripts. Exits 1 when below the
+ * --min-* thresholds, 0 with "skipped: corpus not present" when the file is
+ * absent. --dump lists every misclassified row (label, verdict, UA). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "context/device.h"
+
+#define DEFAULT_TSV "../shared/data/ua/device_detector_ua.tsv"
+#define MAX_COLS 32
+
+typedef struct row {
+    char *ua;
+    size_t ua_n;
+    int type;             /* vd_device_type, -1 if the label is unknown */
+    const char *os;       /* label, "" when empty */
+    const char *browser;
+} row;
+
+static int type_from_name(const char *s)
+{
+    for (unsigned t = 0; t < VD_DEVICE__COUNT; t++)
+        if (strcmp(s, vd_device_type_name(t)) == 0)
+            return (int)t;
+    return -1;
+}
+
+/* Splits line in place on TAB; fields are not trimmed (the README says some
+ * UAs have meaningful spaces). Returns the field count. */
+static int split(char *line, char **f)
+{
+    int n = 0;
+    f[n++] = line;
+    for (char *p = line; *p && n < MAX_COLS; p++)
+        if (*p == '\t') {
+            *p = '\0';
+            f[n++] = p + 1;
+        }
+    return n;
+}
+
+static int col(char **hdr, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(hdr[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static double pct(size_t a, size_t b)
+{
+    return b ? 100.0 * (double)a / (double)b : 0.0;
+}
+
+static int load(FILE *f, row **out, size_t *nout)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    char *hdr[MAX_COLS];
+    int c_ua = -1, c_type = -1, c_os = -1, c_br = -1, nh;
+    row *rows = NULL;
+    size_t n = 0, rcap = 0;
+
+    if ((len = getline(&line, &cap, f)) < 0)
+        goto bad;
+    if (len && line[len - 1] == '\n')
+        line[len - 1] = '\0';
+    nh = split(line, hdr);
+    c_ua = col(hdr, nh, "user_agent");
+    c_type = col(hdr, nh, "device_type");
+    c_os = col(hdr, nh, "os_family");
+    c_br = col(hdr, nh, "browser_family");
+    if (c_ua < 0 || c_type < 0 || c_os < 0 || c_br < 0)
+        goto bad;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char *fl[MAX_COLS];
+        if (len && line[len - 1] == '\n')
+            line[--len] = '\0';
+        int nf = split(line, fl);
+        if (nf <= c_ua || nf <= c_type || nf <= c_os || nf <= c_br)
+            continue;
+        if (n == rcap) {
+            rcap = rcap ? rcap * 2 : 4096;
+            row *nr = realloc(rows, rcap * sizeof *rows);
+            if (!nr)
+                goto bad;
+            rows = nr;
+        }
+        row *r = &rows[n];
+        r->ua_n = strlen(fl[c_ua]);
+        r->ua = strdup(fl[c_ua]);
+        r->os = strdup(fl[c_os]);
+        r->browser = strdup(fl[c_br]);
+        r->type = type_from_name(fl[c_type]);
+        if (!r->ua || !r->os || !r->browser)
+            goto bad;
+        n++;
+    }
+    free(line);
+    *out = rows;
+    *nout = n;
+    return 0;
+bad:
+    free(line);
+    free(rows);
+    return -1;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: vd-accuracy-ua [TSV] [--min-macro X] [--min-bot Y] [--dump]\n");
+    exit(2);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DEFAULT_TSV;
+    double min_macro = -1, min_bot = -1;
+    int dump = 0;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--min-macro") == 0 && i + 1 < argc)
+            min_macro = atof(argv[++i]);
+        else if (strcmp(argv[i], "--min-bot") == 0 && i + 1 < argc)
+            min_bot = atof(argv[++i]);
+        else if (strcmp(argv[i], "--dump") == 0)
+            dump = 1;
+        else if (argv[i][0] == '-')
+            usage();
+        else
+            path = argv[i];
+    }
+
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT) {
+            printf("skipped: corpus not present (%s)\n", path);
+            return 0;
+        }
+        perror(path);
+        return 2;
+    }
+    row *rows;
+    size_t n;
+    if (load(f, &rows, &n) != 0) {
+        fprintf(stderr, "%s: not a device-detector UA table\n", path);
+        return 2;
+    }
+    fclose(f);
+
+    size_t conf[VD_DEVICE__COUNT][VD_DEVICE__COUNT] = { { 0 } };
+    size_t os_n = 0, os_ok = 0, br_n = 0, br_ok = 0;
+    for (size_t i = 0; i < n; i++) {
+        row *r = &rows[i];
+        if (r->type < 0)
+            continue;
+        vd_device d;
+        vd_device_classify(vd_str_make(r->ua, r->ua_n), &d);
+        conf[r->type][d.type]++;
+        if (dump && d.type != r->type)
+            printf("TYPE\t%s\t%s\t%s\n", vd_device_type_name((unsigned)r->type),
+                   vd_device_type_name(d.type), r->ua);
+        if (r->os[0] && strcmp(r->os, "Unknown") != 0) {
+            os_n++;
+            int ok = d.os && strcmp(d.os, r->os) == 0;
+            os_ok += (size_t)ok;
+            if (dump && !ok)
+                printf("OS\t%s\t%s\t%s\n", r->os, d.os ? d.os : "-", r->ua);
+        }
+        if (r->browser[0] && strcmp(r->browser, "Unknown") != 0) {
+            br_n++;
+            int ok = d.browser && strcmp(d.browser, r->browser) == 0;
+            br_ok += (size_t)ok;
+            if (dump && !ok)
+                printf("BROWSER\t%s\t%s\t%s\n", r->browser, d.browser ? d.browser : "-", r->ua);
+        }
+    }
+
+    /* Per-class recall in a fixed, readable order. */
+    static const unsigned order[] = { VD_DEVICE_MOBILE, VD_DEVICE_TABLET, VD_DEVICE_DESKTOP,
+                                      VD_DEVICE_BOT, VD_DEVICE_OTHER };
+    double recall[VD_DEVICE__COUNT] = { 0 }, macro = 0;
+    unsigned classes = 0;
+    printf("corpus: %s (%zu rows)\n\n%-8s %7s %7s %8s\n", path, n, "class", "count",
+           "correct", "recall%");
+    for (unsigned k = 0; k < VD_DEVICE__COUNT; k++) {
+        unsigned t = order[k];
+        size_t total = 0;
+        for (unsigned p = 0; p < VD_DEVICE__COUNT; p++)
+            total += conf[t][p];
+        recall[t] = pct(conf[t][t], total);
+        if (total) {
+            macro += recall[t];
+            classes++;
+        }
+        printf("%-8s %7zu %7zu %8.2f\n", vd_device_type_name(t), total, conf[t][t], recall[t]);
+    }
+    macro = classes ? macro / classes : 0;
+    printf("%-8s %24.2f\n\n", "macro", macro);
+    printf("os family agreement:      %6.2f%% (%zu/%zu labelled rows)\n", pct(os_ok, os_n), os_ok, os_n);
+    printf("browser family agreement: %6.2f%% (%zu/%zu labelled rows)\n\n", pct(br_ok, br_n), br_ok, br_n);
+
+    printf("confusion (rows: label, columns: verdict)\n%-8s", "");
+    for (unsigned k = 0; k < VD_DEVICE__COUNT; k++)
+        printf(" %7s", vd_device_type_name(order[k]));
+    printf("\n");
+    for (unsigned a = 0; a < VD_DEVICE__COUNT; a++) {
+        printf("%-8s", vd_device_type_name(order[a]));
+        for (unsigned b = 0; b < VD_DEVICE__COUNT; b++)
+            printf(" %7zu", conf[order[a]][order[b]]);
+        printf("\n");
+    }
+
+    /* Speed: several passes so the figure is not dominated by timer noise.
+     * The cached run is warmed first, so it measures hits. */
+    enum { PASSES = 5 };
+    volatile unsigned sink = 0;
+    vd_device d;
+    double t0 = now_ns();
+    for (int p = 0; p < PASSES; p++)
+        for (size_t i = 0; i < n; i++) {
+            vd_device_classify(vd_str_make(rows[i].ua, rows[i].ua_n), &d);
+            sink += d.type;
+        }
+    double uncached = (now_ns() - t0) / (double)(PASSES * (n ? n : 1));
+    double cached = 0;
+    uint64_t hits = 0, misses = 0;
+    vd_device_cache *c = vd_device_cache_new(n * 4);   /* roomy: measure hits, not conflicts */
+    if (c) {
+        for (size_t i = 0; i < n; i++)
+            vd_device_lookup(c, vd_str_make(rows[i].ua, rows[i].ua_n), &d);
+        t0 = now_ns();
+        for (int p = 0; p < PASSES; p++)
+            for (size_t i = 0; i < n; i++) {
+                vd_device_lookup(c, vd_str_make(rows[i].ua, rows[i].ua_n), &d);
+                sink += d.type;
+            }
+        cached = (now_ns() - t0) / (double)(PASSES * (n ? n : 1));
+        vd_device_cache_stats(c, &hits, &misses);
+        vd_device_cache_free(c);
+    }
+    (void)sink;
+    printf("\nspeed: %.0f ns/UA uncached, %.0f ns/UA cached (cache hits %llu, misses %llu)\n\n",
+           uncached, cached, (unsigned long long)hits, (unsigned long long)misses);
+
+    printf("ua_macro_recall=%.2f bot_recall=%.2f mobile_recall=%.2f tablet_recall=%.2f "
+           "desktop_recall=%.2f other_recall=%.2f os_agreement=%.2f browser_agreement=%.2f "
+           "ns_uncached=%.0f ns_cached=%.0f\n",
+           macro, recall[VD_DEVICE_BOT], recall[VD_DEVICE_MOBILE], recall[VD_DEVICE_TABLET],
+           recall[VD_DEVICE_DESKTOP], recall[VD_DEVICE_OTHER], pct(os_ok, os_n), pct(br_ok, br_n),
+           uncached, cached);
+
+    for (size_t i = 0; i < n; i++) {
+        free(rows[i].ua);
+        free((char *)rows[i].os);
+        free((char *)rows[i].browser);
+    }
+    free(rows);
+
+    int fail = 0;
+    if (min_macro >= 0 && macro < min_macro) {
+        fprintf(stderr, "FAIL: macro recall %.2f < %.2f\n", macro, min_macro);
+        fail = 1;
+    }
+    if (min_bot >= 0 && recall[VD_DEVICE_BOT] < min_bot) {
+        fprintf(stderr, "FAIL: bot recall %.2f < %.2f\n", recall[VD_DEVICE_BOT], min_bot);
+        fail = 1;
+    }
+    return fail;
+}
