@@ -78,7 +78,7 @@ struct vd_http_server {
     vd_http_req req;              /* reused for every request */
 };
 
-static http_parser_settings settings;
+static const http_parser_settings settings;
 
 /* max_conns holds for every server sharing lim.shared_conns. */
 static bool conns_take(vd_http_server *s)
@@ -183,11 +183,11 @@ void vd_http_resp_error(vd_http_resp *r, int status, const char *code, const cha
     vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("no-store"));
 }
 
-/* "Date:" value, formatted once a second. */
+/* "Date:" value, formatted once a second (per worker thread). */
 static const char *http_date(void)
 {
-    static char buf[40];
-    static time_t last;
+    static _Thread_local char buf[40];
+    static _Thread_local time_t last;
     time_t now = time(NULL);
     if (now != last) {
         struct tm tm;
@@ -499,6 +499,16 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
+static const http_parser_settings settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
 /* ---- libevent callbacks ---- */
 
 static void process_input(http_conn *c)
@@ -730,14 +740,6 @@ vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap)
 {
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
-
     struct sockaddr_storage ss;
     int sslen;
     if (vd_parse_listen(addr, &ss, &sslen, err, cap) != 0)
