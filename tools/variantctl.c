@@ -196,7 +196,7 @@ static const msgpack_object *map_get(const msgpack_object *m, const char *key)
 static void print_scalar(const msgpack_object *o)
 {
     json_t *j = to_json(o);
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
     /* Strings read better unquoted in the table. */
     if (json_is_string(j))
         printf("%s", json_string_value(j));

@@ -7,6 +7,7 @@
 #include "content/decide.h"
 
 #include "rules/eval_internal.h"
+#include "rules/ruleset_internal.h"
 
 #define SPLIT_BUCKETS 10000u
 
@@ -39,13 +40,67 @@ static uint32_t pick_arm(const vd_rule *r, vd_str vid)
     return r->split[r->nsplit - 1].variant;
 }
 
+/* The winning rule of one slot and the until of every rule evaluated up to
+ * it. Rules whose segment has a string guard were settled by the index:
+ * the ones evaluated are exactly the candidates, found through the
+ * segments' use lists; the rest are false whatever the time. Only the
+ * rules without a string guard are walked in order. */
+static int32_t slot_winner(const vd_ruleset *rs, vd_eval *ev, uint32_t si, int64_t *until)
+{
+    const vd_slot *s = &rs->slots[si];
+    uint32_t best = UINT32_MAX;
+    const uint32_t *evd;
+    uint32_t nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        uint32_t seg = evd[e];
+        int64_t u;
+        if ((rs->guard[seg] != VD_G_SET && rs->guard[seg] != VD_G_PREFIX) ||
+            vd_eval_memo(ev, seg, &u) != 1)
+            continue;
+        for (uint32_t k = rs->use_first[seg]; k < rs->use_first[seg + 1]; k++)
+            if (rs->uses[k].slot == si && rs->uses[k].rule < best)
+                best = rs->uses[k].rule;
+    }
+    int64_t slot_until = INT64_MAX;
+    for (uint32_t k = rs->check_first[si]; k < rs->check_first[si + 1]; k++) {
+        uint32_t r = rs->check[k];
+        if (r > best)
+            break;
+        int64_t u;
+        int m = vd_eval_rule(ev, s->rules[r].segment, &u);
+        if (u < slot_until)
+            slot_until = u;
+        if (m) {
+            best = r;
+            break;
+        }
+    }
+    /* Evaluated string-guarded rules up to the winner may flip with time
+     * (a campaign segment with an hour window, say). */
+    nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        uint32_t seg = evd[e];
+        int64_t u;
+        if ((rs->guard[seg] != VD_G_SET && rs->guard[seg] != VD_G_PREFIX) ||
+            vd_eval_memo(ev, seg, &u) < 0 || u >= slot_until)
+            continue;
+        for (uint32_t k = rs->use_first[seg]; k < rs->use_first[seg + 1]; k++)
+            if (rs->uses[k].slot == si && rs->uses[k].rule <= best) {
+                slot_until = u;
+                break;
+            }
+    }
+    *until = slot_until;
+    return best == UINT32_MAX ? -1 : (int32_t)best;
+}
+
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
     /* Candidates first: the index evaluates exactly the segments that can
-     * match this request, so the rule walks below only read verdicts. */
+     * match this request, so the slots below mostly read verdicts. */
     out->nmatched = vd_eval_matching(ev, &out->matched);
     out->nslots = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
     out->valid_until = INT64_MAX;
@@ -59,22 +114,16 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         if (!c->slot)
             continue;
         const vd_slot *s = c->slot;
-        int64_t slot_until = INT64_MAX;
-        for (uint32_t k = 0; k < s->nrules; k++) {
+        int64_t slot_until;
+        int32_t k = slot_winner(rs, ev, (uint32_t)(s - rs->slots), &slot_until);
+        if (k >= 0) {
             const vd_rule *r = &s->rules[k];
-            int64_t u;
-            int m = vd_eval_rule(ev, r->segment, &u);
-            if (u < slot_until)
-                slot_until = u;
-            if (m) {
-                c->segment = (int32_t)r->segment;
-                c->rule = (int32_t)k;
-                c->variant = &s->variants[r->nsplit ? pick_arm(r, req->vid) : r->variant];
-                break;
-            }
-        }
-        if (!c->variant)
+            c->segment = (int32_t)r->segment;
+            c->rule = k;
+            c->variant = &s->variants[r->nsplit ? pick_arm(r, req->vid) : r->variant];
+        } else {
             c->variant = &s->variants[s->default_variant];
+        }
         if (slot_until < out->valid_until)
             out->valid_until = slot_until;
     }

@@ -11,9 +11,12 @@
  *   1. bots         — crawler words ("bot", "spider", "+http://..."), and a
  *                     browser-like "Mozilla/" UA that carries a URL;
  *   2. other        — TVs, set-top boxes, consoles, cars, watches, speakers,
- *                     also recognised by the Android model name ("43LF7130S");
+ *                     embedded Linux on ARM, and Android model names
+ *                     ("43LF7130S", "Maker 55U750", "XDH-..." displays);
  *   3. early words  — Windows phones that say "Windows NT", Android laptops;
- *   4. tablets      — iPad, "tablet", tablet model names and product codes;
+ *   4. tablets      — iPad, "tablet", Windows "Touch", e-readers, tablet
+ *                     model names and code schemes (Huawei "-W" Wi-Fi
+ *                     variants, diagonal-coded generic models "MT0739D");
  *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
  *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
  *   7. tool words   — HTTP libraries, monitors, URLs: bots unless a device
@@ -88,10 +91,11 @@ static bool has_any(const ua_buf *u, const tok *t, size_t count)
 
 /* ------------------------------------------------------------ type rules */
 
-/* Words robots put in their UA. These win over any platform token: crawlers
- * often impersonate a browser and then append their name. */
+/* Words robots put in their UA (and "bot" as a word, has_bot_word). These
+ * win over any platform token: crawlers often impersonate a browser and then
+ * append their name. */
 static const tok bot_tokens[] = {
-    T("bot"), T("crawl"), T("spider"), T("slurp"), T("scraper"), T("headless"),
+    T("crawl"), T("spider"), T("slurp"), T("scraper"), T("headless"),
     T("+http"),          /* "+http://example.com/bot.html": the crawler convention */
     T("${jndi"),         /* log4shell probes */
     T("zgrab"), T("masscan"), T("nmap"), T("nutch"), T("heritrix"), T("httrack"),
@@ -147,6 +151,7 @@ static const tok other_tokens[] = {
     T("tvbrowser"), T("_tv"), T("tv build"), T("tv box"), T("tvbox"),
     T("mibox"), T("fire tv"), T("firetv"), T("; aft"),  /* Amazon Fire TV models: AFTS, AFTMM... */
     T("; aeo"),                            /* Amazon Echo Show models */
+    T("wv-atv"),                           /* the Android TV WebView */
     T("tizen/"),                           /* "Tizen/x.y": Samsung TVs; phones say "Tizen x.y" */
     T("lg browser"), T("inettvbrowser"), T("maple"), T("kreatv"), T("freebox"),
     T("livebox"), T("yndx-"),              /* Yandex TV modules and stations */
@@ -178,6 +183,9 @@ static const tok tablet_tokens[] = {
     T("; gt-n8"), T("galaxy tab"), T("nook"), T("bntv"),
     T("/apad"),              /* Yandex apps' tablet build */
     T("; mid"), T("surface duo"),
+    /* e-readers count as tablets, and so do learning tablets (Readboy) */
+    T("pocketbook"), T("e-reader"), T("ereader"), T("tolino"), T("kobo"), T("boox"),
+    T("readboy"),
 };
 
 static const tok tablet_exceptions[] = {
@@ -195,9 +203,15 @@ static const tok mobile_tokens[] = {
     T("docomo"), T("wap"), T("phone"), T("bada"), T("brew"), T("mocor"),
     T("spreadtrum"), T("(mobile;"), T("; sm-"), T("; lm-"), T("redmi"),
     T("pixel"), T("oneplus"), T("vivo "), T("moto"), T("huawei"), T("honor"),
-    T("; cph"), T("; rmx"), T("; mobile"), T("mobile safari"), T(" mobile/"),
-    T(" mobile "), T(" mobile"), T("dv(iph"), T("fb4a"), T("ucweb"), T("juc ("),
+    T("; cph"), T("; rmx"), T("dv(iph"), T("fb4a"), T("ucweb"), T("juc ("),
     T("teleca"), T("screen-"),
+};
+
+/* "Mobile" alone: what Android phones say, and what cheap tablets copy
+ * (a "3G" word in the model was tried as tablet evidence between the two
+ * tables: it cost more phones than it won tablets). */
+static const tok mobile_generic_tokens[] = {
+    T("; mobile"), T("mobile safari"), T(" mobile/"), T(" mobile "), T(" mobile"),
 };
 
 /* Windows phones that say "Windows NT" or "desktop". */
@@ -223,7 +237,11 @@ static const tok desktop_tokens[] = {
     T("darwin"), T("beos"), T("haiku"), T("amiga"), T("os/2"), T("openvms"),
     T("linux"), T("mac os"), T("macos"), T("desktop"), T("win10"), T("win11"),
     T("inferno"), T("ms-office"), T("msoffice"),
+    T(" win "), T("(win "), T("(win;"), T(" win;"),    /* "Win" as a word: Windows apps */
 };
+
+static bool is_alpha(char c) { return c >= 'a' && c <= 'z'; }
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* The Android model name ("SM-G991B", "32LF7130S", "X96 Max") says what an
  * Android device is when the UA itself does not. Returns an empty slice when
@@ -235,8 +253,8 @@ static vd_str android_model(const ua_buf *u)
         return VD_STR_NULL;
     const char *end = u->s + u->n;
     const char *p = a;
-    /* "Android 9; [xx-yy; ]MODEL Build/..." — skip at most two fields. */
-    for (int field = 0; field < 3; field++) {
+    /* "Android 9; [xx-yy; ]MODEL Build/..." — skip at most three fields. */
+    for (int field = 0; field < 4; field++) {
         while (p < end && *p != ';' && *p != ')')
             p++;
         if (p >= end || *p == ')')
@@ -249,22 +267,39 @@ static vd_str android_model(const ua_buf *u)
                !(q + 6 <= end && memcmp(q, " build", 6) == 0) && !(*q == '/'))
             q++;
         size_t n = (size_t)(q - p);
-        bool locale = (n == 2 || n == 5) && (n == 2 || p[2] == '-' || p[2] == '_');
-        if (n == 0 || locale || (n == 1 && p[0] == 'u') || (n >= 3 && memcmp(p, "arm", 3) == 0))
+        /* Locales: "ru", "en-us", "pt_BR", "zh-Hans-CN" — letters only. */
+        bool locale = n >= 2 && n <= 10 && is_alpha(p[0]) && is_alpha(p[1]) &&
+                      (n == 2 || p[2] == '-' || p[2] == '_');
+        for (size_t k = 0; locale && k < n; k++)
+            locale = is_alpha(p[k]) || p[k] == '-' || p[k] == '_';
+        /* Fields that are not the model: "U", "arm_64", "wv" (WebView),
+         * Huawei's "HarmonyOS". */
+        if (n == 0 || locale || (n == 1 && p[0] == 'u') || (n >= 3 && memcmp(p, "arm", 3) == 0) ||
+            (n == 2 && memcmp(p, "wv", 2) == 0) || (n == 9 && memcmp(p, "harmonyos", 9) == 0))
             continue;
         return vd_str_make(p, n);
     }
     return VD_STR_NULL;
 }
 
+/* The model is short (< 64 bytes) and tested against dozens of words: a
+ * plain scan beats memmem's per-call setup by far. */
 static bool model_has(vd_str m, const char *tokn)
 {
-    size_t n = strlen(tokn);
-    return n <= m.n && memmem(m.p, m.n, tokn, n) != NULL;
+    char c0 = tokn[0];
+    if (c0 == '\0')
+        return true;
+    for (size_t i = 0; i < m.n; i++) {
+        if (m.p[i] != c0)
+            continue;
+        size_t k = 1;
+        while (tokn[k] && i + k < m.n && m.p[i + k] == tokn[k])
+            k++;
+        if (tokn[k] == '\0')
+            return true;
+    }
+    return false;
 }
-
-static bool is_alpha(char c) { return c >= 'a' && c <= 'z'; }
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 /* The word w in the model standing on its own at least on one side
  * ("Rombica TV Air", "rk3128_box", "SberBox") rather than inside another
@@ -312,18 +347,28 @@ static bool model_resolution(vd_str m)
     return m.n >= 2 && (m.p[0] == '4' || m.p[0] == '8') && m.p[1] == 'k';
 }
 
+/* A screen size in pixels in the model name ("audi_ks1280x480"): car head
+ * units and displays name their panel; phones and tablets do not. */
+static bool model_pixels(vd_str m)
+{
+    for (size_t i = 3; i + 4 <= m.n; i++) {
+        if (m.p[i] != 'x' || !is_digit(m.p[i - 1]) || !is_digit(m.p[i - 2]) ||
+            !is_digit(m.p[i - 3]) || !is_digit(m.p[i + 1]) || !is_digit(m.p[i + 2]) ||
+            !is_digit(m.p[i + 3]))
+            continue;
+        return true;
+    }
+    return false;
+}
+
 /* "K43DLJ10US", "LT-55NX8001S", "SABA_42SB6000F": a short maker prefix, a
  * common TV diagonal in inches, then more letters — how TV sets are named.
- * Phones put digits after their series letter ("SM-A325F") instead. */
-static bool model_panel_size(vd_str m)
+ * Phones put digits after their series letter ("SM-A325F") instead.
+ * panel_at checks the size code itself, starting at m.p[i]. */
+static bool panel_at(vd_str m, size_t i)
 {
     static const char sizes[][3] = { "22", "24", "28", "32", "39", "40", "42", "43", "49",
                                      "50", "55", "58", "65", "75", "85" };
-    size_t i = 0;
-    while (i < m.n && i < 5 && is_alpha(m.p[i]))
-        i++;
-    if (i < m.n && (m.p[i] == '-' || m.p[i] == '_'))
-        i++;
     if (i + 6 > m.n || !is_digit(m.p[i]) || !is_digit(m.p[i + 1]) || !is_alpha(m.p[i + 2]))
         return false;
     /* The rest is a product code with digits ("F8000C"), not a phone or
@@ -341,6 +386,23 @@ static bool model_panel_size(vd_str m)
     return false;
 }
 
+static bool model_panel_size(vd_str m)
+{
+    size_t i = 0;
+    while (i < m.n && i < 5 && is_alpha(m.p[i]))
+        i++;
+    if (i < m.n && (m.p[i] == '-' || m.p[i] == '_'))
+        i++;
+    if (panel_at(m, i))
+        return true;
+    /* ... or as a later word of a longer name: "HARPER 58U750TS",
+     * "NEKO_W_LT_32NH7020S", "Onvo_50OV6000U". */
+    for (size_t k = 1; k + 1 < m.n; k++)
+        if ((m.p[k - 1] == ' ' || m.p[k - 1] == '_' || m.p[k - 1] == '-') && panel_at(m, k))
+            return true;
+    return false;
+}
+
 /* TV sets name their models after the screen size ("32LF7130S", "55OLED"),
  * set-top boxes call themselves boxes. */
 static bool model_is_tv(vd_str m)
@@ -351,7 +413,7 @@ static bool model_is_tv(vd_str m)
         model_word(m, "stb", true) ||
         model_word(m, "led", true))   /* "LED32": a panel size */
         return true;
-    if (model_panel_size(m) || model_resolution(m))
+    if (model_panel_size(m) || model_resolution(m) || model_pixels(m))
         return true;
     static const char *const families[] = { "x96", "h96", "a95x", "t95", "mxq" };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
@@ -366,6 +428,11 @@ static bool model_is_tv(vd_str m)
         "nexus player", "mygica", "vorke", "mk80", "rk3", "tinker board", "raspberry",
         "odroid", "retroid", "gamepad", "fiio", "coolpix", "evpad", "amlogic", "nexon",
         "selenga", "iconbit", "polarline", "polar_",
+        /* Smart displays (Baidu Xiaodu "XDH-"), media players (Samsung Galaxy
+         * Player "YP-G", Sony Walkman "NW-A"/"NW-ZX", Cowon, iriver, HiBy),
+         * POS terminals, streaming sticks and Linux satellite receivers. */
+        "xdh-", "xiaodu", "yp-g", "nw-a", "nw-zx", "cowon", "iriver", "hiby", "smartpos",
+        "chromecast", "dreambox", "enigma2",
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
@@ -384,13 +451,136 @@ static const char *const tablet_model_prefixes[] = {
     "yt3-", "yt-", "pmt", "iplay", "pocketbook", "b1-", "a1-", "citi ", "optima ",
     "plane ", "tz7", "pixel c", "nomi c", "rmd-", "tpc", "samsung-sm-t",
     "huawei m2-", "pmp", "bq-7", "bq-8", "bq-1", /* BQ phones are BQ-4xxx..6xxx */
+    "opd", "rmp",              /* OPPO Pad, realme Pad (their phones: CPH, RMX) */
+    /* Tablet-only lines and makers: Allview Viva, Ainol Novo, Irbis TZ, Acer
+     * Iconia A3-A/B3-A, Verizon Ellipsis (QTA), RCA Voyager (RCT6), Sony
+     * Xperia Tablet (SGP), Teclast, Chuwi. */
+    "viva", "novo", "tz", "a3-a", "b3-a", "qta", "rct6", "sgp", "teclast", "chuwi",
+    "nokia t1", "nokia t2",    /* Nokia T10/T20/T21 (phones: "Nokia TA-1053") */
 };
+
+/* Huawei and Honor product codes: 3-4 letters, an optional generation
+ * digit, then the variant; "-W" variants ("BAH2-W09", "MRX-W29") are the
+ * Wi-Fi-only ones, which only tablets are. Phones are "-L", "-AL", "-LX". */
+static bool model_huawei_wifi(vd_str m)
+{
+    size_t i = 0;
+    while (i < m.n && i < 4 && is_alpha(m.p[i]))
+        i++;
+    if (i < 3)
+        return false;
+    if (i < m.n && is_digit(m.p[i]))
+        i++;
+    return i + 4 <= m.n && m.p[i] == '-' && m.p[i + 1] == 'w' && is_digit(m.p[i + 2]) &&
+           is_digit(m.p[i + 3]);
+}
+
+/* Generic Chinese tablets code the screen diagonal in inches right after a
+ * short maker prefix: "MT0739D", "RC0719H", "HT0704K08" (7"), "LC0901D",
+ * "IQ1019N" (10"). Phones with 4-digit codes start 1xxx/2xxx with no
+ * leading zero ("XT1080", "TA-1032"), so 10/11 also need a letter after. */
+static bool model_size_code(vd_str m, bool later)
+{
+    size_t letters = 0;
+    while (letters < m.n && letters < 4 && is_alpha(m.p[letters]))
+        letters++;
+    if (letters == 0)
+        return false;
+    size_t i = letters;
+    bool dash = i < m.n && m.p[i] == '-';
+    if (i < m.n && (m.p[i] == '-' || m.p[i] == '_' || m.p[i] == ' '))
+        i++;
+    size_t digits = 0;
+    while (i + digits < m.n && is_digit(m.p[i + digits]))
+        digits++;
+    if (digits < 3)
+        return false;
+    char a = m.p[i], b = m.p[i + 1];
+    /* As a later word ZTE's phones look alike ("ZTE Blade V0720"): there
+     * only the longer serials of tablet makers count ("Nomi_C080014"). */
+    if (letters <= 3 && digits >= (later ? 5u : 4u) && a == '0' && b >= '7' && b <= '9')
+        return true;
+    if (letters >= 2 && letters <= 3 && i == letters && digits == 4 && a == '1' &&
+        (b == '0' || b == '1') && i + 4 < m.n && is_alpha(m.p[i + 4]))
+        return true;
+    /* "BQ-7008G", "TM-7026", "MID-783G", "AP-727G": maker, dash, then a
+     * 7xx/8xx model number (7" and 8" screens). Phones of the same makers
+     * start at 4-6 ("BQ-5515"), bigger brands put a series letter after the
+     * dash ("LG-H815", "SM-A325F"). */
+    return dash && letters >= 2 && (a == '7' || a == '8');
+}
+
+/* Digma-style product codes as a word of their own: two letters, the
+ * diagonal (7-9 or 1x inches), two digits, two letters ("PS8145PG",
+ * "TT1236PG"); the phones of the same makers use 4-6 ("LT4028PG"). */
+static bool model_digma_code(vd_str m)
+{
+    for (size_t i = 0; i + 8 <= m.n; i++) {
+        if (i > 0 && m.p[i - 1] != ' ' && m.p[i - 1] != '_' && m.p[i - 1] != '-')
+            continue;
+        const char *w = m.p + i;
+        if (!is_alpha(w[0]) || !is_alpha(w[1]) || !is_digit(w[2]) || !is_digit(w[3]) ||
+            !is_digit(w[4]) || !is_digit(w[5]) || !is_alpha(w[6]) || !is_alpha(w[7]))
+            continue;
+        if (i + 8 < m.n && m.p[i + 8] != ' ' && m.p[i + 8] != '_' && m.p[i + 8] != '-')
+            continue;
+        if (w[2] >= '7' || w[2] == '1')
+            return true;
+    }
+    return false;
+}
+
+/* Vendor code schemes that set tablets apart: Xiaomi puts "RP" (Redmi /
+ * Xiaomi Pad) after the date digits ("23073RPBFG"), Walmart's onn. tablets
+ * are nine digits "1000xxxxx". (Asus's "K0xx"/"P0xx" was tried: it also
+ * names the Fonepad phablets.) */
+static bool model_vendor_code(vd_str m)
+{
+    if (m.n >= 7 && m.p[5] == 'r' && m.p[6] == 'p') {
+        bool digits = true;
+        for (size_t i = 0; i < 5; i++)
+            digits &= is_digit(m.p[i]);
+        if (digits)
+            return true;
+    }
+    if (m.n == 9 && memcmp(m.p, "1000", 4) == 0) {
+        bool digits = true;
+        for (size_t i = 4; i < 9; i++)
+            digits &= is_digit(m.p[i]);
+        if (digits)
+            return true;
+    }
+    return false;
+}
+
+/* "10LA1", "7DY": the whole name is the diagonal (7, 8 or 10 inches), one
+ * or two series letters and at most one digit. */
+static bool model_diagonal_first(vd_str m)
+{
+    size_t i = 0;
+    if (m.n >= 2 && m.p[0] == '1' && m.p[1] == '0')
+        i = 2;
+    else if (m.n >= 1 && (m.p[0] == '7' || m.p[0] == '8'))
+        i = 1;
+    else
+        return false;
+    size_t letters = 0;
+    while (i < m.n && is_alpha(m.p[i]) && letters < 3) {
+        i++;
+        letters++;
+    }
+    if (letters == 0 || letters > 2)
+        return false;
+    if (i < m.n && is_digit(m.p[i]))
+        i++;
+    return i == m.n;
+}
 
 static bool model_is_tablet(vd_str m)
 {
     if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
         return false;
-    static const char *const words[] = { "tab", "pad", "slide" };
+    static const char *const words[] = { "tab", "pad", "slide", "slate" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (model_has(m, words[i]))
             return true;
@@ -403,6 +593,18 @@ static bool model_is_tablet(vd_str m)
     if (m.n >= 4 && m.n <= 9 && m.p[0] == '9' && is_digit(m.p[1]) &&
         is_digit(m.p[2]) && is_digit(m.p[3]) && (m.n == 4 || !is_digit(m.p[4])))
         return true;
+    /* Only tablets are sold without a cellular modem: "Wi-Fi" in the name. */
+    if (model_has(m, "wifi") || model_has(m, "wi-fi") || model_has(m, "_wi_"))
+        return true;
+    if (model_has(m, "kids") || model_word(m, "kid", false))   /* children's tablets */
+        return true;
+    if (model_diagonal_first(m) || model_huawei_wifi(m) || model_digma_code(m) || model_vendor_code(m))
+        return true;
+    /* Size codes also as a later word: "Nomi_C080014", "Optima 1027N". */
+    for (size_t k = 0; k < m.n; k++)
+        if ((k == 0 || m.p[k - 1] == ' ' || m.p[k - 1] == '_') &&
+            model_size_code(vd_str_make(m.p + k, m.n - k), k > 0))
+            return true;
     return false;
 }
 
@@ -515,11 +717,31 @@ static const char *browser_of(const ua_buf *u, const char *os)
 
 /* ------------------------------------------------------------- classify */
 
+/* "bot" ending a word ("Googlebot/2.1", "AhrefsBot;", "bots"), not inside
+ * one ("Banca Caboto", "Abbottabad"). */
+static bool has_bot_word(const ua_buf *u)
+{
+    if (!HAS(u, "bot"))
+        return false;
+    const char *end = u->s + u->n;
+    for (const char *p = u->s; p + 3 <= end; p += 3) {
+        p = memmem(p, (size_t)(end - p), "bot", 3);
+        if (!p)
+            return false;
+        const char *q = p + 3;
+        if (q < end && *q == 's')
+            q++;
+        if (q == end || !is_alpha(*q))
+            return true;
+    }
+    return false;
+}
+
 static uint8_t type_of(const ua_buf *u)
 {
     if (u->n == 0)
         return VD_DEVICE_OTHER;
-    if (HAS_ANY(u, bot_tokens) && !HAS_ANY(u, bot_exceptions))
+    if ((has_bot_word(u) || HAS_ANY(u, bot_tokens)) && !HAS_ANY(u, bot_exceptions))
         return VD_DEVICE_BOT;
     /* A browser UA carrying a URL: browsers never do, crawlers that borrow a
      * browser's UA add one to say who they are. */
@@ -528,6 +750,11 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, other_tokens) && !HAS_ANY(u, other_exceptions))
         return VD_DEVICE_OTHER;
+    /* Linux on ARM with neither Android nor a desktop (X11, Wayland): the
+     * embedded browsers of TVs, Blu-ray players and boxes. */
+    if ((HAS(u, "linux arm") || HAS(u, "armv6") || HAS(u, "armv7")) && !HAS(u, "android") &&
+        !HAS(u, "x11") && !HAS(u, "wayland") && !HAS(u, "ubuntu") && !HAS(u, "cros "))
+        return VD_DEVICE_OTHER;
     vd_str model = android_model(u);
     if (model.n && model_is_tv(model))
         return VD_DEVICE_OTHER;
@@ -535,10 +762,16 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_MOBILE;
     if (HAS_ANY(u, desktop_first_tokens))
         return VD_DEVICE_DESKTOP;
+    /* IE and Edge on Windows 8+ say "Touch" only on touch-first devices:
+     * Windows tablets and convertibles (Windows phones were caught above). */
+    if (HAS(u, "windows nt") && (HAS(u, "; touch;") || HAS(u, "; touch)")))
+        return VD_DEVICE_TABLET;
     if ((HAS_ANY(u, tablet_tokens) && !HAS_ANY(u, tablet_exceptions)) ||
         (model.n && model_is_tablet(model)))
         return VD_DEVICE_TABLET;
     if (HAS_ANY(u, mobile_tokens))
+        return VD_DEVICE_MOBILE;
+    if (HAS_ANY(u, mobile_generic_tokens))
         return VD_DEVICE_MOBILE;
     /* Android and no "Mobile": Google's convention for tablets, but only a
      * browser UA follows it; app and Dalvik UAs are phones far more often. */

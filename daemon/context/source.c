@@ -152,7 +152,7 @@ static bool is_ip(const char *h) { return h[0] == '[' || is_ipv4(h); }
 /* Offset of the ICANN public suffix in host (lower case, NUL-terminated), or
  * 0 when the host is itself a suffix or an IP. Only the last labels are
  * tried: no public suffix has more than a handful of labels. */
-static size_t suffix_offset(const char *host, size_t n)
+static size_t suffix_offset_uncached(const char *host, size_t n)
 {
     if (is_ip(host))
         return 0;
@@ -173,12 +173,54 @@ static size_t suffix_offset(const char *host, size_t n)
 
 /* Registrable domain ("example.co.uk") of a lower-case host, or the host itself
  * for IPs, single labels and anything libpsl cannot place. */
-static const char *site_of(const char *host)
+static const char *site_of_uncached(const char *host)
 {
     if (is_ip(host) || !psl)
         return host;
     const char *r = psl_registrable_domain(psl, host);
     return r ? r : host;
+}
+
+/* libpsl lookups cost microseconds and the same few hosts (the site's own,
+ * the big referrers) come back on most requests: a small direct-mapped
+ * cache per thread keeps both answers, as offsets into the host. */
+#define PSL_CACHE_SLOTS 256
+#define PSL_CACHE_HOST 64
+typedef struct psl_entry {
+    uint64_t hash;
+    uint16_t len, suffix, site;
+    char host[PSL_CACHE_HOST];
+} psl_entry;
+static _Thread_local psl_entry psl_cache[PSL_CACHE_SLOTS];
+
+static const psl_entry *psl_lookup(const char *host, size_t n)
+{
+    if (n == 0 || n >= PSL_CACHE_HOST)
+        return NULL;
+    uint64_t h = vd_hash64(host, n);
+    psl_entry *e = &psl_cache[h & (PSL_CACHE_SLOTS - 1)];
+    if (e->len == n && e->hash == h && memcmp(e->host, host, n) == 0)
+        return e;
+    e->hash = h;
+    e->len = (uint16_t)n;
+    memcpy(e->host, host, n);
+    e->host[n] = '\0';
+    e->suffix = (uint16_t)suffix_offset_uncached(e->host, n);
+    e->site = (uint16_t)(site_of_uncached(e->host) - e->host);
+    return e;
+}
+
+static size_t suffix_offset(const char *host, size_t n)
+{
+    const psl_entry *e = psl_lookup(host, n);
+    return e ? e->suffix : suffix_offset_uncached(host, n);
+}
+
+static const char *site_of(const char *host)
+{
+    size_t n = strlen(host);
+    const psl_entry *e = psl_lookup(host, n);
+    return e ? host + e->site : site_of_uncached(host);
 }
 
 static bool has_dot(const char *s) { return strchr(s, '.') != NULL; }

@@ -3,7 +3,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <msgpack.h>
@@ -20,9 +19,16 @@
 #include "net/msgpack_scan.h"
 #include "net/rpc_codec.h"
 
+/* Connection I/O is done by hand on two events and two evbuffers, like
+ * Redis: read, answer every complete frame, then write the replies at once.
+ * The write event is armed only when the kernel did not take everything, so
+ * a request costs a read and a write system call, with no epoll_ctl churn. */
 typedef struct rpc_conn {
     vd_rpc_server *srv;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event *rev, *wev;      /* rev: EV_READ|EV_PERSIST with the idle timeout */
+    struct evbuffer *in, *out;
+    int reading;                  /* rev is armed (0 while backpressure pauses it) */
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
     vd_scan_state scan;           /* progress through a frame that arrives in pieces */
@@ -99,6 +105,12 @@ int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, c
 
 /* ---- connections ---- */
 
+/* Nothing to read or no room to write right now: try again later. */
+static int retriable(int e)
+{
+    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
+
 static void conn_free(rpc_conn *c)
 {
     vd_rpc_server *s = c->srv;
@@ -111,23 +123,67 @@ static void conn_free(rpc_conn *c)
     s->nconns--;
     atomic_fetch_sub(&open_conns, 1);
     VD_STAT_ADD(&s->w->stats, connections, -1);
-    bufferevent_free(c->bev);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    evutil_closesocket(c->fd);
     free(c);
+}
+
+static void pause_reading(rpc_conn *c)
+{
+    if (c->reading) {
+        event_del(c->rev);
+        c->reading = 0;
+    }
+}
+
+/* Writes what the kernel takes now; arms the write event (with the idle
+ * timeout: a peer that stops reading is dropped) for the rest. Returns -1
+ * if the connection was freed. */
+static int conn_flush(rpc_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            int e = EVUTIL_SOCKET_ERROR();
+            if (retriable(e))
+                break;
+            conn_free(c);
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    if (evbuffer_get_length(c->out) > 0) {
+        if (!event_pending(c->wev, EV_WRITE, NULL)) {
+            struct timeval idle = { .tv_sec = c->srv->w->cfg->idle_timeout, .tv_usec = 0 };
+            event_add(c->wev, &idle);
+        }
+        return 0;
+    }
+    if (event_pending(c->wev, EV_WRITE, NULL))
+        event_del(c->wev);
+    if (c->closing) {
+        conn_free(c);
+        return -1;
+    }
+    return 0;
 }
 
 /* Sends what is queued, then closes. */
 static void conn_close_after_flush(rpc_conn *c)
 {
     c->closing = 1;
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        conn_free(c);
+    pause_reading(c);
+    conn_flush(c);
 }
 
 static void queue_reply(rpc_conn *c)
 {
     vd_rpc_server *s = c->srv;
-    evbuffer_add(bufferevent_get_output(c->bev), s->out.data, s->out.size);
+    evbuffer_add(c->out, s->out.data, s->out.size);
     msgpack_sbuffer_clear(&s->out);
 }
 
@@ -298,13 +354,13 @@ static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char 
     conn_close_after_flush(c);
 }
 
-static void conn_read(struct bufferevent *bev, void *arg)
+/* Answers every complete frame in the input. Returns -1 if the connection
+ * was freed. */
+static int process_input(rpc_conn *c)
 {
-    rpc_conn *c = arg;
     vd_rpc_server *s = c->srv;
     vd_worker *w = s->w;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer *outbuf = bufferevent_get_output(bev);
+    struct evbuffer *in = c->in;
     size_t max_frame = s->limits.max_bytes;
     while (!c->closing) {
         size_t len = evbuffer_get_length(in);
@@ -314,7 +370,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
         const uint8_t *buf = evbuffer_pullup(in, (ssize_t)avail);
         if (!buf) {
             fail_stream(c, NULL, 0, "internal", "out of memory");
-            return;
+            return -1;
         }
         size_t flen = 0;
         /* Resumable: a frame trickling in byte by byte is scanned once in
@@ -343,64 +399,81 @@ static void conn_read(struct bufferevent *bev, void *arg)
                 snprintf(msg, sizeof msg, "not valid MessagePack");
             }
             fail_stream(c, buf, avail, code, msg);
-            return;
+            return -1;
         }
         msgpack_object obj;
         size_t off = 0;
         msgpack_unpack_return ur = msgpack_unpack((const char *)buf, flen, &off, &s->zone, &obj);
-        bool keep = true;
         if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
             VD_STAT_INC(&w->stats, err_parse);
-            fail_stream(c, buf, flen, "parse_error", "not valid MessagePack");
             msgpack_zone_clear(&s->zone);
-            return;
+            fail_stream(c, buf, flen, "parse_error", "not valid MessagePack");
+            return -1;
         }
-        keep = handle_object(c, &obj);
+        bool keep = handle_object(c, &obj);
         msgpack_zone_clear(&s->zone);
         evbuffer_drain(in, flen);
         if (!keep) {
             VD_STAT_INC(&w->stats, conn_closed_error);
             conn_close_after_flush(c);
-            return;
+            return -1;
         }
         /* Backpressure: a client that does not read its replies stops
          * being read, instead of growing our memory without bound. */
-        if (evbuffer_get_length(outbuf) > (size_t)w->cfg->max_output) {
-            bufferevent_disable(bev, EV_READ);
+        if (evbuffer_get_length(c->out) > (size_t)w->cfg->max_output) {
+            pause_reading(c);
             break;
         }
     }
+    return 0;
 }
 
-static void conn_write(struct bufferevent *bev, void *arg)
+static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
     rpc_conn *c = arg;
-    if (c->closing) {
+    if (what & EV_TIMEOUT) {
+        VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
         conn_free(c);
         return;
     }
-    /* Output drained below the low watermark: resume reading and process
-     * what arrived meanwhile. */
-    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
-        if (c->srv->draining) {
-            conn_free(c);
-            return;
-        }
-        bufferevent_enable(bev, EV_READ);
-        conn_read(bev, c);
-    } else if (c->srv->draining && evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
-        conn_free(c);
+    int n = evbuffer_read(c->in, fd, 16384);
+    if (n == 0 || (n < 0 && !retriable(EVUTIL_SOCKET_ERROR()))) {
+        conn_free(c);             /* peer closed or reset */
+        return;
     }
+    if (n < 0)
+        return;
+    if (process_input(c) == 0)
+        conn_flush(c);
 }
 
-static void conn_event(struct bufferevent *bev, short what, void *arg)
+static void conn_writable(evutil_socket_t fd, short what, void *arg)
 {
-    (void)bev;
+    (void)fd;
     rpc_conn *c = arg;
-    /* Silent for idle-timeout, or not reading its replies for as long. */
-    if (what & BEV_EVENT_TIMEOUT)
+    if (what & EV_TIMEOUT) {
+        /* Not reading its replies for idle-timeout seconds. */
         VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
-    conn_free(c);
+        conn_free(c);
+        return;
+    }
+    if (conn_flush(c) < 0)
+        return;
+    if (c->srv->draining) {
+        if (evbuffer_get_length(c->out) == 0)
+            conn_free(c);
+        return;
+    }
+    /* Drained below half of max-output: read again, and answer what
+     * arrived meanwhile. */
+    if (!c->reading && !c->closing &&
+        evbuffer_get_length(c->out) <= (size_t)c->srv->w->cfg->max_output / 2) {
+        struct timeval idle = { .tv_sec = c->srv->w->cfg->idle_timeout, .tv_usec = 0 };
+        event_add(c->rev, &idle);
+        c->reading = 1;
+        if (process_input(c) == 0)
+            conn_flush(c);
+    }
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
@@ -420,9 +493,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     rpc_conn *c = calloc(1, sizeof *c);
-    struct bufferevent *bev = c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-    if (!bev) {
-        free(c);
+    if (c) {
+        c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
+        c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
+        c->in = evbuffer_new();
+        c->out = evbuffer_new();
+    }
+    if (!c || !c->rev || !c->wev || !c->in || !c->out) {
+        if (c) {
+            if (c->rev) event_free(c->rev);
+            if (c->wev) event_free(c->wev);
+            if (c->in) evbuffer_free(c->in);
+            if (c->out) evbuffer_free(c->out);
+            free(c);
+        }
         evutil_closesocket(fd);
         atomic_fetch_sub(&open_conns, 1);
         VD_STAT_INC(&w->stats, conn_rejected);
@@ -430,8 +514,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_nonblocking(fd);
     c->srv = s;
-    c->bev = bev;
+    c->fd = fd;
     vd_msgpack_scan_reset(&c->scan);
     char host[INET6_ADDRSTRLEN] = "?";
     if (sa->sa_family == AF_INET)
@@ -446,12 +531,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->nconns++;
     VD_STAT_INC(&w->stats, conn_accepted);
     VD_STAT_ADD(&w->stats, connections, 1);
-    bufferevent_setcb(bev, conn_read, conn_write, conn_event, c);
-    /* Write callback fires when the output drains below half of max-output. */
-    bufferevent_setwatermark(bev, EV_WRITE, (size_t)w->cfg->max_output / 2, 0);
     struct timeval idle = { .tv_sec = w->cfg->idle_timeout, .tv_usec = 0 };
-    bufferevent_set_timeouts(bev, &idle, &idle);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    event_add(c->rev, &idle);
+    c->reading = 1;
 }
 
 static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -523,10 +605,10 @@ size_t vd_rpc_server_drain(vd_rpc_server *s)
         rpc_conn *next = c->next;
         /* Requests already read were answered synchronously, so what is
          * left is output: close those with nothing left to send. */
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (evbuffer_get_length(c->out) == 0)
             conn_free(c);
         else
-            bufferevent_disable(c->bev, EV_READ);
+            pause_reading(c);
         c = next;
     }
     return s->nconns;

@@ -27,6 +27,8 @@ struct vd_eval {
     memo *memo;
     uint32_t *matched;        /* every matching segment evaluated in this request */
     uint32_t nmatched;
+    uint32_t *evald;          /* every segment evaluated in this request, in order */
+    uint32_t nevald;
     bool scanned;             /* vd_eval_matching ran: unevaluated = not a candidate */
 };
 
@@ -41,6 +43,7 @@ void vd_eval_free(vd_eval *ev)
         return;
     free(ev->memo);
     free(ev->matched);
+    free(ev->evald);
     free(ev);
 }
 
@@ -50,21 +53,26 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         uint32_t cap = rs->nsegs;
         memo *m = calloc(cap, sizeof *m);
         uint32_t *mt = malloc(cap * sizeof *mt);
-        if (!m || !mt) {
+        uint32_t *ed = malloc(cap * sizeof *ed);
+        if (!m || !mt || !ed) {
             free(m);
             free(mt);
+            free(ed);
             return -1;
         }
         free(ev->memo);
         free(ev->matched);
+        free(ev->evald);
         ev->memo = m;
         ev->matched = mt;
+        ev->evald = ed;
         ev->cap = cap;
         ev->gen = 0;
     }
     ev->rs = rs;
     ev->ctx = ctx;
     ev->nmatched = 0;
+    ev->nevald = 0;
     ev->scanned = false;
     /* Generation 0 never marks an entry; on wrap clear the memo once. */
     if (++ev->gen == 0) {
@@ -312,6 +320,7 @@ static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
         m->until = u;
         m->gen = ev->gen;
         /* Each segment is evaluated once per request, so no duplicates. */
+        ev->evald[ev->nevald++] = seg;
         if (m->verdict)
             ev->matched[ev->nmatched++] = seg;
     }
@@ -431,4 +440,19 @@ int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
         return 0;
     }
     return vd_eval_segment(ev, seg, until);
+}
+
+uint32_t vd_eval_evaluated(const vd_eval *ev, const uint32_t **out)
+{
+    *out = ev->evald;
+    return ev->nevald;
+}
+
+int vd_eval_memo(const vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    const memo *m = &ev->memo[seg];
+    if (m->gen != ev->gen)
+        return -1;
+    *until = m->until;
+    return m->verdict;
 }

@@ -15,4 +15,9 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out);
  * the index ruled out by a string guard is false at no cost. */
 int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until);
 
+/* The segments evaluated so far in this request, in evaluation order. */
+uint32_t vd_eval_evaluated(const vd_eval *ev, const uint32_t **out);
+/* Memoized verdict and until of seg; -1 if not evaluated in this request. */
+int vd_eval_memo(const vd_eval *ev, uint32_t seg, int64_t *until);
+
 #endif

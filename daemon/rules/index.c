@@ -8,6 +8,7 @@
 typedef struct triple {
     uint8_t attr;
     uint8_t prefix;
+    vd_str sub;               /* NAME of url.query.NAME / attr.NAME */
     vd_str key;
     uint32_t seg;
 } triple;
@@ -18,7 +19,11 @@ static int guard_kind(const vd_pred *p, unsigned *cost)
 {
     if (p->negate || p->if_missing)
         return VD_G_NONE;
-    if (p->type == VD_AT_STRING && p->attr.sub.n == 0 && p->nstrs > 0) {
+    /* attr.NAME as the caller sends it: a set of strings only can never be
+     * met by a number or a boolean. */
+    bool strings_only = p->type == VD_AT_STRING ||
+                        (p->type == VD_AT_ANY && p->nnums == 0 && p->bools == 0);
+    if (strings_only && p->nstrs > 0) {
         if (p->test == VD_T_SET) {
             *cost = p->nstrs;
             return VD_G_SET;
@@ -69,6 +74,15 @@ static const vd_pred *find_guard(const vd_ruleset *rs, const vd_segment *seg, in
     return best;
 }
 
+static int str_cmp(vd_str a, vd_str b)
+{
+    size_t n = a.n < b.n ? a.n : b.n;
+    int d = n ? memcmp(a.p, b.p, n) : 0;
+    if (d)
+        return d;
+    return a.n < b.n ? -1 : a.n > b.n;
+}
+
 static int triple_cmp(const void *a, const void *b)
 {
     const triple *x = a, *y = b;
@@ -76,6 +90,9 @@ static int triple_cmp(const void *a, const void *b)
         return x->prefix < y->prefix ? -1 : 1;
     if (x->attr != y->attr)
         return x->attr < y->attr ? -1 : 1;
+    int ds = str_cmp(x->sub, y->sub);
+    if (ds)
+        return ds;
     size_t n = x->key.n < y->key.n ? x->key.n : y->key.n;
     int d = n ? memcmp(x->key.p, y->key.p, n) : 0;
     if (d)
@@ -87,7 +104,7 @@ static int triple_cmp(const void *a, const void *b)
 
 static bool same_table(const triple *a, const triple *b)
 {
-    return a->prefix == b->prefix && a->attr == b->attr;
+    return a->prefix == b->prefix && a->attr == b->attr && str_cmp(a->sub, b->sub) == 0;
 }
 
 static bool same_key(const triple *a, const triple *b)
@@ -105,6 +122,12 @@ void vd_index_free(vd_ruleset *rs)
     free(rs->guard);
     free(rs->hour_segs);
     free(rs->wday_segs);
+    free(rs->use_first);
+    free(rs->uses);
+    free(rs->check_first);
+    free(rs->check);
+    rs->use_first = rs->check_first = rs->check = NULL;
+    rs->uses = NULL;
     rs->index = NULL;
     rs->index_segs = NULL;
     rs->unguarded = NULL;
@@ -152,6 +175,49 @@ static int build_buckets(vd_ruleset *rs, const vd_pred **guards, int kind, unsig
     return 0;
 }
 
+static bool string_guard(const vd_ruleset *rs, uint32_t seg)
+{
+    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
+}
+
+/* Per segment, the rules that use it; per slot, the rules a request must
+ * walk (those without a string guard). A request then finds a slot's
+ * string-guarded winner from the few segments it evaluated, not by walking
+ * every rule. */
+static int build_uses(vd_ruleset *rs)
+{
+    uint32_t total = 0, checks = 0;
+    for (uint32_t i = 0; i < rs->nslots; i++)
+        total += rs->slots[i].nrules;
+    rs->use_first = calloc(rs->nsegs + 1, sizeof *rs->use_first);
+    rs->uses = malloc((total + 1) * sizeof *rs->uses);
+    rs->check_first = calloc(rs->nslots + 1, sizeof *rs->check_first);
+    rs->check = malloc((total + 1) * sizeof *rs->check);
+    if (!rs->use_first || !rs->uses || !rs->check_first || !rs->check)
+        return -1;
+    for (uint32_t i = 0; i < rs->nslots; i++)
+        for (uint32_t k = 0; k < rs->slots[i].nrules; k++)
+            rs->use_first[rs->slots[i].rules[k].segment + 1]++;
+    for (uint32_t s = 0; s < rs->nsegs; s++)
+        rs->use_first[s + 1] += rs->use_first[s];
+    uint32_t *fill = malloc((rs->nsegs + 1) * sizeof *fill);
+    if (!fill)
+        return -1;
+    memcpy(fill, rs->use_first, (rs->nsegs + 1) * sizeof *fill);
+    for (uint32_t i = 0; i < rs->nslots; i++) {
+        rs->check_first[i] = checks;
+        for (uint32_t k = 0; k < rs->slots[i].nrules; k++) {
+            uint32_t seg = rs->slots[i].rules[k].segment;
+            rs->uses[fill[seg]++] = (vd_seg_use){ i, k };
+            if (!string_guard(rs, seg))
+                rs->check[checks++] = k;
+        }
+    }
+    rs->check_first[rs->nslots] = checks;
+    free(fill);
+    return 0;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
     size_t nt = 0, cap = 0;
@@ -172,7 +238,7 @@ int vd_index_build(vd_ruleset *rs)
         }
         if (kind == VD_G_SET || kind == VD_G_PREFIX)
             for (uint32_t k = 0; k < g->nstrs; k++)
-                if (push(&t, &nt, &cap, (triple){ g->attr.id, kind == VD_G_PREFIX, g->strs[k], s }) < 0)
+                if (push(&t, &nt, &cap, (triple){ g->attr.id, kind == VD_G_PREFIX, g->attr.sub, g->strs[k], s }) < 0)
                     goto oom;
     }
     if (build_buckets(rs, guards, VD_G_HOUR, 24, rs->hour_first, &rs->hour_segs) < 0 ||
@@ -180,13 +246,16 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     free(guards);
     guards = NULL;
+    if (build_uses(rs) < 0)
+        goto oom;
     if (nt == 0) {
         free(t);
         return 0;
     }
     qsort(t, nt, sizeof *t, triple_cmp);
     rs->index_segs = malloc(nt * sizeof *rs->index_segs);
-    rs->index = calloc(2 * VD_ATTR__COUNT, sizeof *rs->index);
+    /* At most one table per distinct (attribute, NAME, exact|prefix). */
+    rs->index = calloc(nt, sizeof *rs->index);
     if (!rs->index_segs || !rs->index)
         goto oom;
     for (size_t i = 0; i < nt; i++)
@@ -207,6 +276,7 @@ int vd_index_build(vd_ruleset *rs)
             size *= 2;
         vd_index_attr *ia = &rs->index[rs->nindex++];
         ia->attr.id = t[i].attr;
+        ia->attr.sub = t[i].sub;
         ia->prefix = t[i].prefix;
         ia->maxlen = maxlen;
         ia->mask = size - 1;

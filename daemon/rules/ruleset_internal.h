@@ -107,6 +107,11 @@ typedef struct vd_index_entry {
     uint32_t first, n;        /* into vd_ruleset.index_segs */
 } vd_index_entry;
 
+/* Where a segment is used: rule `rule` of slot `slot` (slot order of rs->slots). */
+typedef struct vd_seg_use {
+    uint32_t slot, rule;
+} vd_seg_use;
+
 typedef struct vd_index_attr {
     vd_attr_ref attr;
     uint8_t prefix;           /* keys are prefixes of the request value */
@@ -136,6 +141,10 @@ struct vd_ruleset {
     uint32_t *hour_segs;
     uint32_t wday_first[8];   /* weekday d (0 = mon): likewise */
     uint32_t *wday_segs;
+    uint32_t *use_first;      /* segment s: uses[use_first[s] .. use_first[s+1]) */
+    vd_seg_use *uses;
+    uint32_t *check_first;    /* slot i: check[check_first[i] .. check_first[i+1]) */
+    uint32_t *check;          /* rule indexes whose segment has no string guard, ascending */
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
 };

@@ -21,28 +21,46 @@ LANGS = ["de", "en", "fr", "es", "ja", "nl", "pt", "it"]
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
-def predicate(r, i):
-    kind = r.randrange(10)
+def broad(r):
+    """A broad condition that many visitors meet (device, time, medium...)."""
+    kind = r.randrange(6)
     if kind == 0:
-        return {"attr": "geo.country", "op": "in", "value": r.sample(COUNTRIES, r.randint(1, 4))}
-    if kind == 1:
-        return {"attr": "geo.city", "op": "eq", "value": r.choice(CITIES)}
-    if kind == 2:
         return {"attr": "device.type", "op": "eq", "value": r.choice(DEVICES)}
+    if kind == 1:
+        a = r.randrange(24)
+        return {"attr": "time.hour", "op": "between", "value": [a, (a + r.randint(1, 8)) % 24]}
+    if kind == 2:
+        return {"attr": "time.weekday", "op": "in", "value": r.sample(WEEKDAYS, r.randint(1, 3))}
     if kind == 3:
         return {"attr": "source.medium", "op": "in", "value": r.sample(MEDIA, r.randint(1, 2))}
     if kind == 4:
-        a = r.randrange(24)
-        return {"attr": "time.hour", "op": "between", "value": [a, (a + r.randint(1, 8)) % 24]}
-    if kind == 5:
-        return {"attr": "time.weekday", "op": "in", "value": r.sample(WEEKDAYS, r.randint(1, 3))}
-    if kind == 6:
         return {"attr": "lang", "op": "eq", "value": r.choice(LANGS)}
-    if kind == 7:
-        return {"attr": "url.path", "op": "prefix", "value": r.choice(["/bikes", "/sale", "/blog", "/fr", "/checkout"])}
-    if kind == 8:
-        return {"attr": "source.campaign", "op": "prefix", "value": f"camp-{i % 50}"}
-    return {"attr": "attr.tier", "op": "in", "value": r.sample(["gold", "silver", "bronze", "platinum"], 2)}
+    return {"attr": "geo.country", "op": "in", "value": r.sample(COUNTRIES, r.randint(1, 4))}
+
+
+def anchor(r, space):
+    """A specific condition, as large sets have: one campaign, one product
+    category, one city, one landing host. The value space grows with the
+    set, so a visitor meets a constant number of them at any size."""
+    kind = r.randrange(5)
+    k = r.randrange(space)
+    if kind == 0:
+        return {"attr": "source.campaign", "op": "eq", "value": f"camp-{k}"}
+    if kind == 1:
+        return {"attr": "url.path", "op": "prefix", "value": f"/c/{k}/"}
+    if kind == 2:
+        return {"attr": "geo.city", "op": "in", "value": [CITIES[k % len(CITIES)] if k < len(CITIES) else f"City {k}"]}
+    if kind == 3:
+        return {"attr": "attr.segment_key", "op": "eq", "value": f"k{k}"}
+    return {"attr": "url.query.ref", "op": "eq", "value": f"partner-{k}"}
+
+
+def predicates(r, i, space):
+    # Most segments pair a specific anchor with broad conditions; a few
+    # dozen are broad only (site-wide audiences), as in real sets.
+    if i % max(1, space // 10) == 0:
+        return [broad(r) for _ in range(r.randint(1, 2))]
+    return [anchor(r, space)] + [broad(r) for _ in range(r.randint(0, 2))]
 
 
 REFERENCE_SEGMENTS = [
@@ -88,9 +106,9 @@ def main():
         slots -= 1
     r = random.Random(42 + n)
     segs = []
+    space = max(20, n // 4)
     for i in range(n):
-        # Most segments are anchored on a selective attribute, as real ones are.
-        preds = [predicate(r, i) for _ in range(r.randint(1, 3))]
+        preds = predicates(r, i, space)
         segs.append({"id": f"seg-{i:05d}", "description": "generated", "match": {"all": preds}})
     cms = []
     per_slot = max(1, n // slots)

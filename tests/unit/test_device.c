@@ -197,6 +197,91 @@ static void test_other_devices(void **state)
     CHECK_CASES(cases);
 }
 
+/* Model-name evidence. Synthetic UAs (model codes made up along each rule),
+ * each next to a near miss the rule must leave alone. */
+typedef struct type_case {
+    const char *ua;
+    vd_device_type type;
+} type_case;
+
+static void check_types(const type_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        vd_device d;
+        vd_device_classify(vd_str_cstr(cases[i].ua), &d);
+        if (d.type != cases[i].type)
+            fail_msg("%s\n  want %s, got %s", cases[i].ua, vd_device_type_name(cases[i].type),
+                     vd_device_type_name(d.type));
+    }
+}
+
+#define CHROME_MOBILE(model) \
+    "Mozilla/5.0 (Linux; Android 11; " model ") AppleWebKit/537.36 (KHTML, like Gecko) " \
+    "Chrome/110.0.0.0 Mobile Safari/537.36"
+#define CHROME_NOMOBILE(model) \
+    "Mozilla/5.0 (Linux; Android 11; " model ") AppleWebKit/537.36 (KHTML, like Gecko) " \
+    "Chrome/110.0.0.0 Safari/537.36"
+
+static void test_model_evidence(void **state)
+{
+    (void)state;
+    static const type_case cases[] = {
+        /* Huawei/Honor Wi-Fi-only codes are tablets, -L/-AL codes phones. */
+        { CHROME_MOBILE("QRS2-W19"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("QRS2-L29"), VD_DEVICE_MOBILE },
+        /* ... also behind Huawei's "HarmonyOS;" field and a long locale. */
+        { "Mozilla/5.0 (Linux; Android 10; HarmonyOS; QRS-W09; HMSCore 6.1.0.314) "
+          "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/88.0.4324.93 Mobile Safari/537.36",
+          VD_DEVICE_TABLET },
+        { "Mozilla/5.0 (Linux; U; Android 14; zh-Hans-CN; QRS-W09 Build/X) AppleWebKit/537.36 "
+          "(KHTML, like Gecko) Version/4.0 Chrome/100.0.4896.58 Mobile Safari/537.36",
+          VD_DEVICE_TABLET },
+        /* Inch-coded generic tablets; ZTE's 0xxx phone codes stay phones. */
+        { CHROME_MOBILE("QX0745B"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("Brand_C080099"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("ZTE Blade V0733"), VD_DEVICE_MOBILE },
+        { CHROME_MOBILE("QX-785G"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("QX-5515"), VD_DEVICE_MOBILE },
+        { CHROME_MOBILE("Nokia T21"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("Nokia TA-1053"), VD_DEVICE_MOBILE },
+        { CHROME_MOBILE("Plane 8888 QZ8123PG"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("Vox 4444 QZ4123PG"), VD_DEVICE_MOBILE },
+        { CHROME_MOBILE("Zeta Wi-Fi 10"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("Zeta Kids 8"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("OPD9999"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("29999RP99G"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("2999999RG"), VD_DEVICE_MOBILE },
+        /* TV panel sizes as any word of the name; pixel sizes of head units. */
+        { CHROME_NOMOBILE("Maker 55QX1234S"), VD_DEVICE_OTHER },
+        { CHROME_NOMOBILE("Maker_43QX701"), VD_DEVICE_OTHER },
+        { CHROME_NOMOBILE("Maker 55 Pro"), VD_DEVICE_TABLET },
+        { "Dalvik/2.1.0 (Linux; U; Android 10; car_hu1280x720 Build/X)", VD_DEVICE_OTHER },
+        /* Embedded Linux on ARM without Android or X11: a TV or player. */
+        { "Opera/9.80 (Linux armv6l; U; Maker.bd.2014; en) Presto/2.8.115 Version/11.10",
+          VD_DEVICE_OTHER },
+        { "Mozilla/5.0 (X11; Linux armv7l) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/120.0.0.0 Safari/537.36",
+          VD_DEVICE_DESKTOP },
+        /* Windows touch tablets; e-readers. */
+        { "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; Touch; rv:11.0) like Gecko",
+          VD_DEVICE_TABLET },
+        { "Mozilla/5.0 (Windows NT 10.0; Trident/7.0; rv:11.0) like Gecko", VD_DEVICE_DESKTOP },
+        { "Mozilla/5.0 (Linux like Android; en_US) AppleWebKit/534.34 PocketBook/740 "
+          "(screen 1404x1872) Mobile",
+          VD_DEVICE_TABLET },
+        /* "bot" counts only as the end of a word; "Win" only as a word. */
+        { "Mozilla/5.0 (Windows NT 6.1; WOW64; Trident/7.0; Banca Caboto s.p.a.; rv:11.0) "
+          "like Gecko",
+          VD_DEVICE_DESKTOP },
+        { "Mozilla/5.0 (compatible; ExampleBot/1.0)", VD_DEVICE_BOT },
+        { "examplebots-fetch 2.0", VD_DEVICE_BOT },
+        { "SomeTool Win Upd 2.1", VD_DEVICE_DESKTOP },
+        { "SomeTool Darwin Upd 2.1", VD_DEVICE_DESKTOP },
+        { "SomeTool Upd 2.1", VD_DEVICE_BOT },
+    };
+    check_types(cases, sizeof cases / sizeof cases[0]);
+}
+
 static void test_empty_and_null(void **state)
 {
     (void)state;
@@ -266,8 +351,9 @@ static void test_garbage_and_long(void **state)
     memcpy(g + hn + VD_UA_MAX, "Googlebot", 9);
     vd_device_classify(vd_str_make(g, hn + VD_UA_MAX + 9), &d);
     assert_int_equal(d.type, VD_DEVICE_DESKTOP);
-    /* ...and the same bot word inside the limit is seen. */
-    memcpy(g + hn + 10, "Googlebot", 9);
+    /* ...and the same bot word inside the limit is seen (as a word: "bot"
+     * must end it). */
+    memcpy(g + hn + 10, "Googlebot/", 10);
     vd_device_classify(vd_str_make(g, hn + VD_UA_MAX + 9), &d);
     assert_int_equal(d.type, VD_DEVICE_BOT);
     free(g);
@@ -417,7 +503,7 @@ static void test_cache_bypass(void **state)
 
 /* Measured with build/vd-accuracy-ua on the public split; the test allows
  * 0.5 points of slack so harmless rule edits do not break it. */
-#define MACRO_REACHED 93.13
+#define MACRO_REACHED 94.01
 #define BOT_MIN 99.0
 
 static void test_corpus_accuracy(void **state)
@@ -478,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_desktops),
         cmocka_unit_test(test_bots),
         cmocka_unit_test(test_other_devices),
+        cmocka_unit_test(test_model_evidence),
         cmocka_unit_test(test_empty_and_null),
         cmocka_unit_test(test_slice_bounds),
         cmocka_unit_test(test_spaces_do_not_matter),
