@@ -5,6 +5,7 @@
 #   make test       install test packages, run unit + integration tests, then the
 #                   same suite again under ASan+UBSan
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
+#   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
 CC       ?= cc
 PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd
@@ -27,7 +28,8 @@ endif
 
 CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -pthread
 LDFLAGS  += $(SAN) -pthread
-LDLIBS   += $(PKG_LIBS) -lm
+# libhttp-parser (Debian libhttp-parser-dev) ships no pkg-config file.
+LDLIBS   += $(PKG_LIBS) -lhttp_parser -lm
 
 # Every daemon/**.c but main.c goes into a static library that the daemon,
 # the CLI, the tools and the tests all link: "valid" means the same everywhere.
@@ -49,7 +51,7 @@ PYTHON   := /usr/bin/python3
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -59,6 +61,10 @@ deps-test:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The dashboard page is embedded by .incbin (net/dashboard.c): rebuild it
+# when the HTML changes.
+$(BUILD)/daemon/net/dashboard.o: daemon/net/dashboard.html
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -108,6 +114,27 @@ test: deps-test
 
 test-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
+
+# make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
+# (with the installed paths), the example config (kept if one exists) and docs.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR     := $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     := $(PREFIX)/share/doc/variantd
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/variantd \
+	    $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/variantd $(BUILD)/variantctl $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/variantd|$(DOCDIR)|g' \
+	    -e 's|/etc/variantd/|$(SYSCONFDIR)/variantd/|g' systemd/variantd.service \
+	    > $(DESTDIR)$(UNITDIR)/variantd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/variantd.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf || \
+	    install -m 0644 systemd/variantd.conf $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf
+	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
 
 # Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
 bench:
