@@ -122,16 +122,17 @@ http_round() {
         return 0
     fi
     (cd "$SHARED/bench" && PEER_MODE=decide timeout 30 wrk -t2 -c"$CONNS" -d1s -s "$OUT/requests-v1.lua" "http://127.0.0.1:$hport" >/dev/null 2>&1) || true
-    local t0 out; t0="$(cpu_ticks "$VD_PID")"
+    local t0 out cpu; t0="$(cpu_ticks "$VD_PID")"
     out="$(cd "$SHARED/bench" && PEER_MODE=decide timeout 60 wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 5s --latency \
             -s "$OUT/requests-v1.lua" "http://127.0.0.1:$hport" 2>&1 | grep WRK_RESULT || true)"
-    stop "$VD_PID"
     if [ -n "$out" ]; then
         local n errs; n="$(kv requests "$out")"
+        cpu="$(measure_cpu "$VD_PID" "$t0" "$n")"
         errs=$(( $(kv err_connect "$out") + $(kv err_read "$out") + $(kv err_write "$out") + $(kv err_timeout "$out") + $(kv non2xx "$out") ))
         row http "variantd edge (1 worker)" "$r" "$(kv rps "$out" | cut -d. -f1)" "$(kv p50_us "$out")" "$(kv p99_us "$out")" \
-            "$(kv p999_us "$out")" "$errs" "$(measure_cpu "$VD_PID" "$t0" "$n")" "1000 segments"
+            "$(kv p999_us "$out")" "$errs" "$cpu" "1000 segments"
     fi
+    stop "$VD_PID"
 }
 
 # ---- 3. scale: 100 / 1,000 / 10,000 segments over 20 slots -----------------
