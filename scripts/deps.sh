@@ -5,7 +5,7 @@
 set -eu
 BUILD="make gcc pkg-config libhttp-parser-dev libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev tzdata libmaxmind-db-writer-perl perl"
 TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nginx mmdb-bin libclang-rt-14-dev clang-14 systemd chromium nodejs"
-BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs"
+BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs curl"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$TEST" ;;

@@ -139,7 +139,8 @@ http_round() {
 scale_round() {
     local r="$1" n line t0 cpu ir1 ir2
     for n in 100 1000 10000; do
-        start_variantd "$OUT/set-$n/segments" "$OUT/set-$n/content-map" --workers 1
+        local sport; sport="$(free_port)"
+        start_variantd "$OUT/set-$n/segments" "$OUT/set-$n/content-map" --workers 1 --stats-listen "127.0.0.1:$sport"
         "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d 1 --warmup 0 --contexts "$CTX" \
             --slots slot00,slot01,slot02,slot03 --quiet >/dev/null || true
         t0="$(cpu_ticks "$VD_PID")"
@@ -147,6 +148,17 @@ scale_round() {
                  --contexts "$CTX" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
         cpu="$(measure_cpu "$VD_PID" "$t0" "$(kv requests "$line")")"
         local rss; rss="$(rss_kb "$VD_PID")"
+        # Server-side decision time: p99 bucket bound of the daemon's own histogram.
+        local sp99; sp99="$(curl -s "http://127.0.0.1:$sport/metrics" | /usr/bin/python3 -c '
+import sys
+b = [(float(l.split("le=\"")[1].split("\"")[0].replace("+Inf", "inf")), float(l.split()[-1]))
+     for l in sys.stdin if l.startswith("variantd_decision_duration_seconds_bucket")]
+total = b[-1][1] if b else 0
+print(next((f"{le * 1e6:.0f}" for le, c in b if total and c >= 0.99 * total), "nan"))')"
+        # End-to-end latency at half the peak rate just measured.
+        local half; half="$(awk -v r="$(kv rps "$line")" 'BEGIN{printf "%d", r / 2}')"
+        local hl; hl="$("$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0.5 \
+                 --rate "$half" --contexts "$CTX" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
         stop "$VD_PID"
         local micro; micro="$("$BUILD/vd-microbench" "$OUT/set-$n/segments" "$OUT/set-$n/content-map" \
                   --geoip-db "$BUILD/demo-city.mmdb" --contexts "$CTX" --slot-count 4 -n 20000 --warm 2000 2>/dev/null | grep MICRO_RESULT)"
@@ -163,7 +175,7 @@ scale_round() {
         fi
         row scale "variantd $n segments" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
             "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" \
-            "decide_ns=$(kv ns_per_decision "$micro") instr=$ir allocs=$(kv allocs_per_decision "$micro") rss_kb=$rss"
+            "decide_ns=$(kv ns_per_decision "$micro") server_p99_us_le=$sp99 half_rate_p99_us=$(kv p99_us "$hl") instr=$ir allocs=$(kv allocs_per_decision "$micro") rss_kb=$rss"
     done
 }
 
