@@ -12,6 +12,11 @@ case "${1:-build}" in
   bench) want="$BENCH" ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
+# The dashboard test drives Chromium with playwright-core from npm. A NodeSource
+# nodejs ships its own npm and conflicts with Debian's: add npm only if absent.
+if [ "${1:-build}" != build ] && ! command -v npm >/dev/null 2>&1; then
+  want="$want npm"
+fi
 missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
