@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-#include "net/rpc_server.h"
+#include "net/listener.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
 #include "variantd/limits.h"

@@ -14,7 +14,6 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <http_parser.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -27,7 +26,7 @@
 
 #include "core/log.h"
 #include "net/json_out.h"
-#include "net/rpc_server.h"
+#include "net/listener.h"
 
 #define LINGER_SECONDS 2
 #define MAX_REJECTING 256         /* 503-then-close connections lingering at once */
@@ -67,8 +66,7 @@ struct vd_http_server {
     vd_http_stats *st;
     vd_http_handler handler;
     void *arg;
-    struct evconnlistener *listener;
-    struct event *resume_accept;
+    vd_listener *listener;
     http_conn *conns;
     size_t nconns;                /* counted against max_conns */
     size_t nrejecting;
@@ -671,10 +669,8 @@ static http_conn *conn_new(vd_http_server *s, evutil_socket_t fd, bool rejected)
     return c;
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    (void)l;
     vd_http_server *s = arg;
     bool over = s->draining || !conns_take(s);
     if (over && s->nrejecting >= MAX_REJECTING) {
@@ -716,34 +712,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
-static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    vd_http_server *s = arg;
-    if (s->listener && !s->draining)
-        evconnlistener_enable(s->listener);
-}
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    vd_http_server *s = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    /* Out of descriptors: pause instead of spinning on a readable listener. */
-    vd_warn("http accept failed: %s; pausing accept for 100 ms", evutil_socket_error_to_string(err));
-    evconnlistener_disable(l);
-    struct timeval tv = { 0, 100000 };
-    event_add(s->resume_accept, &tv);
-}
-
 vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap)
 {
-    struct sockaddr_storage ss;
-    int sslen;
-    if (vd_parse_listen(addr, &ss, &sslen, err, cap) != 0)
-        return NULL;
     vd_http_server *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
@@ -755,32 +727,22 @@ vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
     s->handler = h;
     s->arg = arg;
     s->resp.body = evbuffer_new();
-    s->resume_accept = evtimer_new(base, resume_accept_cb, s);
-    s->listener = evconnlistener_new_bind(base, accept_cb, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                              LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
-                                          1024, (struct sockaddr *)&ss, sslen);
-    if (!s->listener || !s->resume_accept || !s->resp.body) {
-        snprintf(err, cap, "cannot listen on %s: %s", addr, strerror(errno));
+    s->listener = s->resp.body ? vd_listener_start(base, addr, "http port", accept_cb, s, err, cap) : NULL;
+    if (!s->listener) {
+        if (!s->resp.body)
+            snprintf(err, cap, "out of memory");
         vd_http_server_free(s);
         return NULL;
     }
-    evconnlistener_set_error_cb(s->listener, accept_error_cb);
-    struct sockaddr_storage bound;
-    socklen_t blen = sizeof bound;
-    if (getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen) == 0)
-        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    s->port = vd_listener_port(s->listener);
     return s;
 }
 
 void vd_http_server_stop_accepting(vd_http_server *s)
 {
     s->draining = 1;
-    if (s->listener) {
-        evconnlistener_free(s->listener);
-        s->listener = NULL;
-    }
+    vd_listener_free(s->listener);
+    s->listener = NULL;
 }
 
 size_t vd_http_server_drain(vd_http_server *s)
@@ -816,10 +778,7 @@ void vd_http_server_free(vd_http_server *s)
         return;
     while (s->conns)
         conn_free(s->conns);
-    if (s->listener)
-        evconnlistener_free(s->listener);
-    if (s->resume_accept)
-        event_free(s->resume_accept);
+    vd_listener_free(s->listener);
     if (s->resp.body)
         evbuffer_free(s->resp.body);
     free(s);

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <msgpack.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -16,6 +15,7 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "net/listener.h"
 #include "net/msgpack_scan.h"
 #include "net/rpc_codec.h"
 
@@ -41,8 +41,7 @@ static _Atomic long open_conns;
 
 struct vd_rpc_server {
     vd_worker *w;
-    struct evconnlistener *listener;
-    struct event *resume_accept;  /* re-enables accept after EMFILE */
+    vd_listener *listener;
     rpc_conn *conns;
     size_t nconns;
     int draining;
@@ -51,57 +50,6 @@ struct vd_rpc_server {
     msgpack_packer pk;
     vd_scan_limits limits;
 };
-
-/* ---- address parsing ---- */
-
-int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
-                    size_t cap)
-{
-    char host[256];
-    const char *port;
-    memset(ss, 0, sizeof *ss);
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':') {
-            snprintf(err, cap, "bad address '%s' (want [v6]:PORT)", addr);
-            return -1;
-        }
-        snprintf(host, sizeof host, "%.*s", (int)(close - addr - 1), addr + 1);
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(addr, ':');
-        if (!colon) {
-            snprintf(err, cap, "bad address '%s' (want HOST:PORT)", addr);
-            return -1;
-        }
-        snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-        port = colon + 1;
-    }
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (*port == '\0' || *end || p < 0 || p > 65535) {
-        snprintf(err, cap, "bad port in '%s'", addr);
-        return -1;
-    }
-    if (strcmp(host, "localhost") == 0 || host[0] == '\0')
-        snprintf(host, sizeof host, "%s", host[0] ? "127.0.0.1" : "0.0.0.0");
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    /* Numeric only: a DNS lookup at start-up could block for seconds. */
-    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)p);
-        *sslen = sizeof *s4;
-    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)p);
-        *sslen = sizeof *s6;
-    } else {
-        snprintf(err, cap, "'%s' is not a numeric IPv4/IPv6 address", host);
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- connections ---- */
 
@@ -484,10 +432,8 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
+static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    (void)l;
     (void)salen;
     vd_rpc_server *s = arg;
     vd_worker *w = s->w;
@@ -544,33 +490,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     c->reading = 1;
 }
 
-static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    vd_rpc_server *s = arg;
-    if (s->listener && !s->draining)
-        evconnlistener_enable(s->listener);
-}
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    vd_rpc_server *s = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    /* Out of descriptors: pause accepting for a moment instead of spinning
-     * on a listener that stays readable. */
-    vd_warn("accept failed: %s; pausing accept for 100 ms", evutil_socket_error_to_string(err));
-    evconnlistener_disable(l);
-    struct timeval tv = { 0, 100000 };
-    event_add(s->resume_accept, &tv);
-}
-
 vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *err, size_t cap)
 {
-    struct sockaddr_storage ss;
-    int sslen;
-    if (vd_parse_listen(listen_addr, &ss, &sslen, err, cap) != 0)
-        return NULL;
     vd_rpc_server *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
@@ -582,27 +503,19 @@ vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *
     msgpack_zone_init(&s->zone, 4096);
     msgpack_sbuffer_init(&s->out);
     msgpack_packer_init(&s->pk, &s->out, msgpack_sbuffer_write);
-    s->resume_accept = evtimer_new(w->base, resume_accept_cb, s);
-    s->listener = evconnlistener_new_bind(w->base, accept_cb, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-                                              LEV_OPT_CLOSE_ON_EXEC,
-                                          1024, (struct sockaddr *)&ss, sslen);
-    if (!s->listener || !s->resume_accept) {
-        snprintf(err, cap, "cannot listen on %s: %s", listen_addr, strerror(errno));
+    s->listener = vd_listener_start(w->base, listen_addr, "decision port", accept_cb, s, err, cap);
+    if (!s->listener) {
         vd_rpc_server_free(s);
         return NULL;
     }
-    evconnlistener_set_error_cb(s->listener, accept_error_cb);
     return s;
 }
 
 void vd_rpc_server_stop_accepting(vd_rpc_server *s)
 {
     s->draining = 1;
-    if (s->listener) {
-        evconnlistener_free(s->listener);
-        s->listener = NULL;
-    }
+    vd_listener_free(s->listener);
+    s->listener = NULL;
 }
 
 size_t vd_rpc_server_drain(vd_rpc_server *s)
@@ -633,10 +546,7 @@ void vd_rpc_server_free(vd_rpc_server *s)
         return;
     while (s->conns)
         conn_free(s->conns);
-    if (s->listener)
-        evconnlistener_free(s->listener);
-    if (s->resume_accept)
-        event_free(s->resume_accept);
+    vd_listener_free(s->listener);
     msgpack_zone_destroy(&s->zone);
     msgpack_sbuffer_destroy(&s->out);
     free(s);
