@@ -14,6 +14,8 @@
  * Request fields are vd_str slices, never NUL-terminated, so each field is
  * passed as an exact-size heap copy: ASan reports any read past its end.
  * Beyond "no crash", it checks that:
+ *   - vd_ip_parse accepts exactly what inet_pton accepts for plain literals
+ *     (no brackets, no zone);
  *   - a parsed IP has family 4 or 6, and vd_ip_format of it re-parses to the
  *     same address (and is a prefix of itself at /32 or /128);
  *   - vd_url_parse's scheme/host/path/query slices lie inside the input
@@ -21,15 +23,19 @@
  *   - vd_url_query_next yields key/value slices inside the query with a
  *     strictly advancing position and ends; vd_url_query_get's value lies in
  *     the caller's buffer and is NUL-terminated there, for a small and a
- *     normal buffer; vd_url_decode stays within cap;
+ *     normal buffer, and it agrees with a reference that decodes every key
+ *     in full; vd_url_decode stays within cap;
  *   - vd_source_classify gives medium < VD_MEDIUM__COUNT, a name, and every
  *     text field NUL-terminated within its array; direct means no host;
  *   - vd_lang_primary gives 2-8 lower-case letters when true, "" when false;
  *   - vd_device_classify gives type < VD_DEVICE__COUNT with names, and the
- *     per-worker cache answers the same as the classifier. */
+ *     per-worker cache answers the same as the classifier; a UA longer than
+ *     VD_UA_MAX is classified as its first VD_UA_MAX bytes. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <arpa/inet.h>
 
 #include "context/device.h"
 #include "context/ip.h"
@@ -60,7 +66,19 @@ static void check_ip(vd_str s)
 {
     vd_ipaddr ip, ip2;
     memset(&ip, 0xa5, sizeof ip);
-    if (!vd_ip_parse(s, &ip))
+    bool ok = vd_ip_parse(s, &ip);
+    /* Differential: without brackets or a zone, exactly what inet_pton takes
+     * (glibc's AF_INET form also refuses leading zeros). */
+    if (s.n > 0 && s.n <= 64 && !memchr(s.p, 0, s.n) && !memchr(s.p, '[', s.n) &&
+        !memchr(s.p, '%', s.n)) {
+        char z[65];
+        uint8_t a[16];
+        memcpy(z, s.p, s.n);
+        z[s.n] = '\0';
+        bool ref = inet_pton(AF_INET, z, a) == 1 || inet_pton(AF_INET6, z, a) == 1;
+        CHECK(ok == ref);
+    }
+    if (!ok)
         return;
     CHECK(ip.family == 4 || ip.family == 6);
     char buf[64];
@@ -81,6 +99,23 @@ static void check_ip(vd_str s)
     CHECK(terminated(small, sizeof small));
 }
 
+/* Reference for vd_url_query_get: the first parameter whose fully decoded
+ * key equals name (ASCII case-insensitively). */
+static bool ref_query_get(vd_str q, vd_str name, char *buf, size_t cap)
+{
+    size_t pos = 0;
+    vd_str k, v;
+    static char kb[8192];
+    while (vd_url_query_next(q, &pos, &k, &v)) {
+        size_t kn = vd_url_decode(k, kb, sizeof kb);
+        if (!vd_str_eq_ci(vd_str_make(kb, kn), name))
+            continue;
+        vd_url_decode(v, buf, cap);
+        return true;
+    }
+    return false;
+}
+
 static void check_query(vd_str q, vd_str name)
 {
     size_t pos = 0, prev = 0;
@@ -95,8 +130,12 @@ static void check_query(vd_str q, vd_str name)
     }
     char buf[1024], small[4];
     vd_str out;
-    if (vd_url_query_get(q, name, buf, sizeof buf, &out)) {
+    char rbuf[sizeof buf];
+    bool found = vd_url_query_get(q, name, buf, sizeof buf, &out);
+    CHECK(found == ref_query_get(q, name, rbuf, sizeof rbuf));
+    if (found) {
         CHECK(out.p == buf && out.n < sizeof buf && buf[out.n] == '\0');
+        CHECK(strcmp(buf, rbuf) == 0);
     } else {
         CHECK(out.n == 0);
     }
@@ -159,6 +198,10 @@ static void check_device(vd_str ua)
     CHECK(vd_device_type_name(d.type) != NULL);
     CHECK(!d.os || strlen(d.os) > 0);
     CHECK(!d.browser || strlen(d.browser) > 0);
+    if (ua.n > VD_UA_MAX) {                  /* classified on its first VD_UA_MAX bytes */
+        vd_device_classify(vd_str_make(ua.p, VD_UA_MAX), &d2);
+        CHECK(d2.type == d.type && d2.os == d.os && d2.browser == d.browser);
+    }
     if (!cache)
         cache = vd_device_cache_new(64);
     for (int i = 0; i < 2; i++) {            /* a miss, then a hit */
