@@ -125,7 +125,8 @@ clean:
 # ASan+UBSan, linking the daemon sources compiled by clang into build/fuzz/
 # (not the gcc-built libvariantd.a), and runs each for FUZZ_SECONDS, keeping
 # the grown corpora in $(FUZZ_CORPUS)/<target>/ with tests/fuzz/corpus/<target>/
-# as seeds. Needs: apt-get install -y clang-14 libclang-rt-14-dev.
+# as seeds (plus tests/fuzz/<target>.dict if present).
+# Needs: apt-get install -y clang-14 libclang-rt-14-dev.
 FUZZ_CC      ?= clang-14
 FUZZ_SECONDS ?= 60
 FUZZ_CORPUS  ?= /tmp/variantd-fuzz
@@ -146,7 +147,8 @@ $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 fuzz: $(FUZZ_BINS) $(DEMO_DB)
 	@set -e; for b in $(FUZZ_BINS); do t=$${b##*/fuzz_}; \
 	    mkdir -p $(FUZZ_CORPUS)/$$t tests/fuzz/corpus/$$t; echo "== $$b ($(FUZZ_SECONDS) s)"; \
-	    $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(FUZZ_CORPUS)/$$t tests/fuzz/corpus/$$t; done
+	    d=; if [ -f tests/fuzz/$$t.dict ]; then d=-dict=tests/fuzz/$$t.dict; fi; \
+	    $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$d $(FUZZ_CORPUS)/$$t tests/fuzz/corpus/$$t; done
 
 -include $(FUZZ_OBJS:.o=.d)
 
