@@ -21,7 +21,9 @@
  *     or fills at most max_slots non-empty slots and VD_MAX_ATTRS_PER_REQUEST
  *     attrs, and every string it set points inside the frame's zone objects
  *     (never at stale memory: the zone is cleared between inputs);
- *   - vd_decide succeeds and answers every requested slot;
+ *   - vd_decide succeeds and answers every requested slot (a variant for a
+ *     known slot, none for an unknown one), valid_until is after the request
+ *     time, and the same request at valid_until-1 gets the same answers;
  *   - vd_result_emit through the MessagePack emitter produces exactly one
  *     object that msgpack-c unpacks as a map holding "slots" (a map with one
  *     entry per distinct requested slot at most) and "version" — with
@@ -121,6 +123,26 @@ static void check_reply(const vd_request *req)
     msgpack_unpacked_destroy(&up);
 }
 
+/* Time alone cannot change an answer before valid_until: the same request
+ * one second before it decides the same. */
+#define TS_MAX 253402300799LL
+
+static void same_answer_until(const vd_request *req, int64_t now, const vd_decision *d)
+{
+    int64_t end = d->valid_until < TS_MAX ? d->valid_until : TS_MAX;
+    if (end - 1 <= now)
+        return;
+    vd_request r2 = *req;
+    r2.ts = end - 1;
+    r2.has_ts = true;
+    vd_context ctx;
+    vd_context_init(&ctx, &r2, &env, ua_cache, r2.ts);
+    vd_decision d2;
+    CHECK(vd_decide(rs, ev, &ctx, &d2) == 0);
+    for (unsigned i = 0; i < d->nslots; i++)
+        CHECK(d2.slots[i].variant == d->slots[i].variant && d2.slots[i].rule == d->slots[i].rule);
+}
+
 static void decide(const vd_request *req, bool explain)
 {
     vd_context ctx;
@@ -128,6 +150,9 @@ static void decide(const vd_request *req, bool explain)
     vd_decision d;
     CHECK(vd_decide(rs, ev, &ctx, &d) == 0);
     CHECK(d.nslots == req->nslots);
+    for (unsigned i = 0; i < d.nslots; i++)
+        CHECK(d.slots[i].slot ? d.slots[i].variant != NULL : d.slots[i].variant == NULL);
+    CHECK(d.valid_until > ctx.now);
     msgpack_sbuffer_clear(&out);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
@@ -135,6 +160,8 @@ static void decide(const vd_request *req, bool explain)
     vd_msgpack_emitter(&pk, &e);
     vd_result_emit(&e, rs, &d, &ctx, ev, explain);
     check_reply(req);
+    if (!explain)
+        same_answer_until(req, ctx.now, &d);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -13,7 +13,7 @@
  *
  * The input is a segments document, a NUL byte, and a content-map document
  * (no NUL: the whole input is the segments document, with an empty content
- * map). Beyond "no crash, no leak, no UB", it checks that:
+ * map), optionally followed by a NUL and 8 bytes of request time. Beyond "no crash, no leak, no UB", it checks that:
  *   - vd_ruleset_compile returns a ruleset with no error, or NULL with at
  *     least one error message, each NUL-terminated and non-empty;
  *   - a ruleset's tables are consistent (slot defaults and rule variants
@@ -24,7 +24,8 @@
  *     ts, attrs, real UA/referer/url/lang, an IP that the demo GeoIP DB
  *     knows, with the system tzdb) go through vd_decide, and every choice
  *     names a variant of its slot, matched segments ascend, valid_until is
- *     not in the past;
+ *     after ts, and re-deciding at ts+1, valid_until-1 and half way between
+ *     gives the same answers (time alone changes nothing before valid_until);
  *   - vd_ruleset_release frees everything (LeakSanitizer).
  * The demo DB is build/demo-city.mmdb (VD_FUZZ_GEOIP overrides); without it
  * geo attributes are simply missing. */
@@ -96,6 +97,30 @@ static void check_tables(const vd_ruleset *rs)
     }
 }
 
+/* Time alone cannot change an answer before valid_until: re-decide the same
+ * request at later instants inside [ts, valid_until) and compare. */
+#define TS_MAX 253402300799LL     /* 9999-12-31T23:59:59Z, the RPC's ceiling */
+
+static void same_answer_until(const vd_ruleset *rs, const vd_request *req, const vd_decision *d)
+{
+    int64_t end = d->valid_until < TS_MAX ? d->valid_until : TS_MAX;
+    if (end - 1 <= req->ts)
+        return;
+    int64_t when[3] = { req->ts + 1, req->ts + (end - 1 - req->ts) / 2, end - 1 };
+    for (int w = 0; w < 3; w++) {
+        vd_request r2 = *req;
+        r2.ts = when[w];
+        vd_context ctx;
+        vd_context_init(&ctx, &r2, &env, NULL, r2.ts);
+        vd_decision d2;
+        CHECK(vd_decide(rs, ev, &ctx, &d2) == 0);
+        for (unsigned i = 0; i < d->nslots; i++) {
+            CHECK(d2.slots[i].variant == d->slots[i].variant);
+            CHECK(d2.slots[i].rule == d->slots[i].rule);
+        }
+    }
+}
+
 static void decide_once(const vd_ruleset *rs, vd_request *req)
 {
     unsigned n = vd_ruleset_nslots(rs);
@@ -123,6 +148,7 @@ static void decide_once(const vd_ruleset *rs, vd_request *req)
         CHECK(i == 0 || d.matched[i] > d.matched[i - 1]);
     }
     CHECK(d.valid_until > req->ts);
+    same_answer_until(rs, req, &d);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -132,6 +158,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t seglen = nul ? (size_t)(nul - p) : size;
     const char *cm = nul ? nul + 1 : "";
     size_t cmlen = nul ? size - seglen - 1 : 0;
+    /* An optional third part, after a second NUL: the request time, 8 bytes
+     * little-endian, folded into years 1970..9999. */
+    int64_t ts = 1795450000;    /* 2026-11-23 */
+    const char *nul2 = memchr(cm, 0, cmlen);
+    if (nul2) {
+        size_t tn = cmlen - (size_t)(nul2 + 1 - cm);
+        uint64_t raw = 0;
+        memcpy(&raw, nul2 + 1, tn < 8 ? tn : 8);
+        ts = (int64_t)(raw % (uint64_t)TS_MAX);
+        cmlen = (size_t)(nul2 - cm);
+    }
 
     vd_docset ds;
     vd_docset_init(&ds);
@@ -162,7 +199,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     req.url = VD_STR_LIT("https://shop.example/sale/tents?utm_source=news&utm_medium=email&x=%41");
     req.lang = VD_STR_LIT("de-DE,de;q=0.9,en;q=0.8");
     req.vid = VD_STR_LIT("visitor-42");
-    req.ts = 1795450000;    /* 2026-11-23 */
+    req.ts = ts;
     req.has_ts = true;
     req.attrs[0] = (vd_kv){ VD_STR_LIT("role"), { .kind = VD_VAL_STR, .u.s = VD_STR_LIT("vip") } };
     req.attrs[1] = (vd_kv){ VD_STR_LIT("cart"), { .kind = VD_VAL_NUM, .u.num = 120.5 } };
@@ -177,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                         "(KHTML, like Gecko) Chrome/124.0 Safari/537.36");
     req.url = VD_STR_LIT("/checkout?step=2");
     req.tz = VD_STR_LIT("America/New_York");
-    req.ts = 1783000000;    /* 2026-07-02 */
+    req.ts = ts > TS_MAX - 15000000 ? ts - 15000000 : ts + 15000000;   /* ~6 months off */
     req.has_ts = true;
     decide_once(rs, &req);
 
