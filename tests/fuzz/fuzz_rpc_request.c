@@ -27,7 +27,8 @@
  *   - vd_result_emit through the MessagePack emitter produces exactly one
  *     object that msgpack-c unpacks as a map holding "slots" (a map with one
  *     entry per distinct requested slot at most) and "version" — with
- *     explain off and on. */
+ *     explain off and on; in explain's context every url.query.NAME listed
+ *     has a string value (the parameter is there, so never nil). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,15 @@ static void check_reply(const vd_request *req)
         } else if (k->via.str.size == 7 && memcmp(k->via.str.ptr, "version", 7) == 0) {
             CHECK(v->type == MSGPACK_OBJECT_STR);
             have_version = true;
+        } else if (k->via.str.size == 7 && memcmp(k->via.str.ptr, "context", 7) == 0) {
+            /* Every listed url.query.NAME is a parameter of the URL: present. */
+            CHECK(v->type == MSGPACK_OBJECT_MAP);
+            for (uint32_t j = 0; j < v->via.map.size; j++) {
+                const msgpack_object *ck = &v->via.map.ptr[j].key;
+                CHECK(ck->type == MSGPACK_OBJECT_STR);
+                if (ck->via.str.size >= 10 && memcmp(ck->via.str.ptr, "url.query.", 10) == 0)
+                    CHECK(v->via.map.ptr[j].val.type == MSGPACK_OBJECT_STR);
+            }
         }
     }
     CHECK(have_slots && have_version);
