@@ -15,7 +15,8 @@
  * (no NUL: the whole input is the segments document, with an empty content
  * map), optionally followed by a NUL and 8 bytes of request time. Beyond "no crash, no leak, no UB", it checks that:
  *   - vd_ruleset_compile returns a ruleset with no error, or NULL with at
- *     least one error message, each NUL-terminated and non-empty;
+ *     least one error message, each NUL-terminated, non-empty, naming its
+ *     document, and free of control bytes (messages go to one-line logs);
  *   - a ruleset's tables are consistent (slot defaults and rule variants
  *     index the slot's variants, rule segments index the segments, split
  *     bounds ascend to 10000, find_slot/find_segment find what slot_at and
@@ -181,6 +182,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < err.n; i++) {
         size_t l = strnlen(err.msg[i], VD_ERROR_LEN);
         CHECK(l > 0 && l < VD_ERROR_LEN);
+        /* Each names its document, and quotes no control bytes (they end
+         * up in one-line logs: a "\n" in an id must not forge a line). */
+        CHECK(strncmp(err.msg[i], "segments/fuzz.json: ", 20) == 0 ||
+              strncmp(err.msg[i], "content-map/fuzz.json: ", 23) == 0 ||
+              strncmp(err.msg[i], "(definitions): ", 15) == 0);
+        for (size_t j = 0; j < l; j++)
+            CHECK((unsigned char)err.msg[i][j] >= 0x20 && err.msg[i][j] != 0x7f);
     }
     if (!rs) {
         CHECK(vd_errors_count(&err) >= 1);
