@@ -146,3 +146,36 @@ clean:
 	rm -rf build build-asan
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/daemon/main.d
+
+# ---- fuzz: libFuzzer targets (clang-14; never part of all/unit/test) --------
+# `make fuzz FUZZ_SECONDS=60` builds every tests/fuzz/fuzz_*.c with clang-14 and
+# ASan+UBSan, linking the daemon sources compiled by clang into build/fuzz/
+# (not the gcc-built libvariantd.a), and runs each for FUZZ_SECONDS, keeping
+# the grown corpora in $(FUZZ_CORPUS)/<target>/ with tests/fuzz/corpus/<target>/
+# as seeds (plus tests/fuzz/<target>.dict if present).
+# Needs: apt-get install -y clang-14 libclang-rt-14-dev.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_CORPUS  ?= /tmp/variantd-fuzz
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := $(CSTD) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(PKG_CFLAGS) -pthread
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/daemon/%.o: daemon/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz: $(FUZZ_BINS) $(DEMO_DB)
+	@set -e; for b in $(FUZZ_BINS); do t=$${b##*/fuzz_}; \
+	    mkdir -p $(FUZZ_CORPUS)/$$t tests/fuzz/corpus/$$t; echo "== $$b ($(FUZZ_SECONDS) s)"; \
+	    d=; if [ -f tests/fuzz/$$t.dict ]; then d=-dict=tests/fuzz/$$t.dict; fi; \
+	    $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$d $(FUZZ_CORPUS)/$$t tests/fuzz/corpus/$$t; done
+
+-include $(FUZZ_OBJS:.o=.d)
+
