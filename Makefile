@@ -5,6 +5,7 @@
 #   make test       install test packages, run unit + integration tests, then the
 #                   same suite again under ASan+UBSan
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
+#   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
 CC       ?= cc
 PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd
@@ -27,7 +28,8 @@ endif
 
 CFLAGS   += $(CSTD) $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -pthread
 LDFLAGS  += $(SAN) -pthread
-LDLIBS   += $(PKG_LIBS) -lm
+# libhttp-parser (Debian libhttp-parser-dev) ships no pkg-config file.
+LDLIBS   += $(PKG_LIBS) -lhttp_parser -lm
 
 # Every daemon/**.c but main.c goes into a static library that the daemon,
 # the CLI, the tools and the tests all link: "valid" means the same everywhere.
@@ -49,7 +51,7 @@ PYTHON   := /usr/bin/python3
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,9p' Makefile
+	@sed -n '1,10p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -59,6 +61,10 @@ deps-test:
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
+
+# The dashboard page is embedded by .incbin (net/dashboard.c): rebuild it
+# when the HTML changes.
+$(BUILD)/daemon/net/dashboard.o: daemon/net/dashboard.html
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -109,6 +115,27 @@ test: deps-test
 test-asan:
 	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
 
+# make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
+# (with the installed paths), the example config (kept if one exists) and docs.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+BINDIR     := $(PREFIX)/bin
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+DOCDIR     := $(PREFIX)/share/doc/variantd
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/variantd \
+	    $(DESTDIR)$(DOCDIR)
+	install -m 0755 $(BUILD)/variantd $(BUILD)/variantctl $(DESTDIR)$(BINDIR)/
+	sed -e 's|/usr/local/bin/|$(BINDIR)/|g' -e 's|/usr/local/share/doc/variantd|$(DOCDIR)|g' \
+	    -e 's|/etc/variantd/|$(SYSCONFDIR)/variantd/|g' systemd/variantd.service \
+	    > $(DESTDIR)$(UNITDIR)/variantd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/variantd.service
+	test -e $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf || \
+	    install -m 0644 systemd/variantd.conf $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf
+	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
+
 # Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
 bench:
 	@scripts/deps.sh bench
@@ -119,3 +146,36 @@ clean:
 	rm -rf build build-asan
 
 -include $(LIB_OBJS:.o=.d) $(BUILD)/daemon/main.d
+
+# ---- fuzz: libFuzzer targets (clang-14; never part of all/unit/test) --------
+# `make fuzz FUZZ_SECONDS=60` builds every tests/fuzz/fuzz_*.c with clang-14 and
+# ASan+UBSan, linking the daemon sources compiled by clang into build/fuzz/
+# (not the gcc-built libvariantd.a), and runs each for FUZZ_SECONDS, keeping
+# the grown corpora in $(FUZZ_CORPUS)/<target>/ with tests/fuzz/corpus/<target>/
+# as seeds (plus tests/fuzz/<target>.dict if present).
+# Needs: apt-get install -y clang-14 libclang-rt-14-dev.
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_CORPUS  ?= /tmp/variantd-fuzz
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS  := $(CSTD) -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) $(PKG_CFLAGS) -pthread
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
+
+$(FUZZ_BUILD)/daemon/%.o: daemon/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz: $(FUZZ_BINS) $(DEMO_DB)
+	@set -e; for b in $(FUZZ_BINS); do t=$${b##*/fuzz_}; \
+	    mkdir -p $(FUZZ_CORPUS)/$$t tests/fuzz/corpus/$$t; echo "== $$b ($(FUZZ_SECONDS) s)"; \
+	    d=; if [ -f tests/fuzz/$$t.dict ]; then d=-dict=tests/fuzz/$$t.dict; fi; \
+	    $$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$d $(FUZZ_CORPUS)/$$t tests/fuzz/corpus/$$t; done
+
+-include $(FUZZ_OBJS:.o=.d)
+

@@ -8,12 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "context/geo.h"
 #include "context/tz.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "net/http_stats.h"
 #include "net/rpc_server.h"
 #include "server/pool.h"
 #include "rules/ruleset.h"
@@ -34,7 +37,42 @@ typedef struct daemon_state {
     vd_redis_sync *redis;          /* Redis mode; NULL in file mode */
     struct event *sig_hup, *sig_term, *sig_int, *stop_timer;
     int stopping;
+    vd_stats_port *stats;          /* NULL: stats-listen off; on the control loop */
+    struct event *watchdog;        /* systemd WATCHDOG=1 keep-alives */
+    int stop_ticks;
+    int64_t started_at;
 } daemon_state;
+
+/* ---- systemd (sd_notify is a no-op without NOTIFY_SOCKET) ---- */
+
+/* Called once serving starts and after every reload attempt (file mode:
+ * SIGHUP; Redis mode: each release accepted or rejected). */
+static void notify_status(void)
+{
+    vd_live_info info;
+    vd_live_get_info(&info);
+    if (!info.reloads) {
+        sd_notifyf(0, "STATUS=waiting for a ruleset (%s)", info.last_error[0] ? info.last_error : "none loaded yet");
+        return;
+    }
+    /* READY only once a ruleset is served, so a unit ordered After= this
+     * one gets answers, not "not ready" errors; repeated after each reload,
+     * where it also ends the RELOADING=1. */
+    sd_notifyf(0, "READY=1\nSTATUS=serving ruleset %s from %s (reloads %llu, rejected %llu)%s%s",
+               info.version, vd_source_name(info.source),
+               (unsigned long long)info.reloads, (unsigned long long)info.failures,
+               info.last_error[0] ? "; last reload rejected: " : "", info.last_error);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    /* Sent from the control loop: a stuck loop stops the keep-alives and
+     * systemd restarts us. */
+    sd_notify(0, "WATCHDOG=1");
+}
 
 static void log_errors(const char *what, const vd_errors *err)
 {
@@ -77,7 +115,9 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
         return;
     }
     vd_info("SIGHUP: reloading definitions");
+    sd_notify(0, "RELOADING=1");
     reload_files(d, 0);
+    notify_status();
 }
 
 /* Replies already computed get this long to reach slow readers at shutdown. */
@@ -88,7 +128,9 @@ static void stop_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     daemon_state *d = arg;
-    if (vd_pool_finished(d->pool))
+    size_t left = d->stats ? vd_http_server_drain(vd_stats_port_server(d->stats)) : 0;
+    d->stop_ticks++;
+    if (vd_pool_finished(d->pool) && (left == 0 || d->stop_ticks * 50 >= DRAIN_MS))
         event_base_loopexit(d->base, NULL);
 }
 
@@ -104,31 +146,20 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
     d->stopping = 1;
     vd_info("%s: draining (no new connections, replies in flight are sent)",
             fd == SIGINT ? "SIGINT" : "SIGTERM");
+    sd_notify(0, "STOPPING=1\nSTATUS=draining connections");
     vd_pool_stop(d->pool, DRAIN_MS);
+    if (d->stats)
+        vd_http_server_stop_accepting(vd_stats_port_server(d->stats));
     struct timeval tv = { 0, 50000 };
     d->stop_timer = event_new(d->base, -1, EV_PERSIST, stop_tick, d);
     event_add(d->stop_timer, &tv);
-}
-
-static int check_unsupported(const vd_config *c)
-{
-    /* Accepted by the contract, delivered by later work: refuse rather than
-     * pretend. */
-    struct { const char *name, *val; } later[] = {
-        { "http-listen", c->http_listen }, { "stats-listen", c->stats_listen },
-    };
-    for (size_t i = 0; i < sizeof later / sizeof later[0]; i++)
-        if (later[i].val && later[i].val[0]) {
-            fprintf(stderr, "variantd: --%s is not available in this build yet\n", later[i].name);
-            return -1;
-        }
-    return 0;
 }
 
 int main(int argc, char **argv)
 {
     static daemon_state d;
     bool check_only;
+    d.started_at = (int64_t)time(NULL);
     vd_config_defaults(&d.cfg);
     int rc = vd_config_from_args(&d.cfg, argc, argv, &check_only);
     if (rc != 0) {
@@ -141,8 +172,6 @@ int main(int argc, char **argv)
         return 2;
     }
     vd_log_level = lvl;
-    if (check_unsupported(&d.cfg) != 0)
-        return 2;
 
     char err[512];
     d.tzdb = vd_tzdb_open(d.cfg.zoneinfo, err, sizeof err);
@@ -198,6 +227,8 @@ int main(int argc, char **argv)
         vd_error("out of memory at start-up");
         return 1;
     }
+    if (d.redis)
+        vd_redis_sync_on_change(d.redis, notify_status);
     if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
         vd_error("redis: cannot start the sync (out of memory or threads)");
         return 1;
@@ -208,14 +239,41 @@ int main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    if (d.cfg.stats_listen[0]) {
+        d.stats = vd_stats_port_start(d.base, d.pool, &d.cfg, d.cfg.stats_listen, d.started_at, err,
+                                      sizeof err);
+        if (!d.stats) {
+            vd_error("stats port: %s", err);
+            vd_pool_stop(d.pool, 0);
+            vd_pool_free(d.pool);
+            return 1;
+        }
+    }
+    uint64_t wd_usec = 0;
+    if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+        struct timeval half = { .tv_sec = (time_t)(wd_usec / 2 / 1000000),
+                                .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000) };
+        d.watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
+        event_add(d.watchdog, &half);
+        vd_info("systemd watchdog: keep-alive every %llu ms", (unsigned long long)(wd_usec / 2000));
+    }
 
     vd_info("variantd %s %s: decision port %s (MessagePack-RPC: decide, explain, ping), "
             "%u worker%s", VD_VERSION,
             vd_live_generation() ? "ready" : "listening, NOT READY until a release loads",
             d.cfg.listen, vd_pool_size(d.pool), vd_pool_size(d.pool) == 1 ? "" : "s");
+    if (d.cfg.http_listen[0])
+        vd_info("edge port %s (HTTP: GET/POST /v1/decide)", d.cfg.http_listen);
+    if (d.stats)
+        vd_info("stats port %s (HTTP: /metrics /stats /healthz /readyz, dashboard at /)",
+                d.cfg.stats_listen);
+    notify_status();
     event_base_dispatch(d.base);
 
     vd_pool_free(d.pool);
+    vd_stats_port_free(d.stats);
+    if (d.watchdog)
+        event_free(d.watchdog);
     vd_info("stopped");
     vd_redis_sync_free(d.redis);
     if (d.stop_timer)

@@ -3,15 +3,20 @@
 # usage: scripts/deps.sh build|test|bench
 # The machine may have only gcc, make and apt: every other tool comes from here.
 set -eu
-BUILD="make gcc pkg-config libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev tzdata libmaxmind-db-writer-perl perl"
-TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nginx mmdb-bin libclang-rt-14-dev clang-14 systemd"
-BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs"
+BUILD="make gcc pkg-config libhttp-parser-dev libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev tzdata libmaxmind-db-writer-perl perl"
+TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nginx mmdb-bin libclang-rt-14-dev clang-14 systemd chromium nodejs"
+BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs curl"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   test)  want="$TEST" ;;
   bench) want="$BENCH" ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
+# The dashboard test drives Chromium with playwright-core from npm. A NodeSource
+# nodejs ships its own npm and conflicts with Debian's: add npm only if absent.
+if [ "${1:-build}" != build ] && ! command -v npm >/dev/null 2>&1; then
+  want="$want npm"
+fi
 missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"

@@ -22,7 +22,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
-#include "net/rpc_server.h"
+#include "net/listener.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
 #include "store/redis_url.h"

@@ -2,7 +2,7 @@
  *
  *   variantd-bench [--connect HOST:PORT] [-c CONNS] [-P DEPTH] [-d SECONDS | -n REQUESTS]
  *                  [--contexts FILE] [--slots a,b,c] [--method decide|explain|ping]
- *                  [--warmup SECONDS] [--quiet]
+ *                  [--warmup SECONDS] [--rate REQ_PER_S] [--quiet]
  *
  * CONNS connections each keep DEPTH requests in flight (pipelining). Requests
  * rotate over realistic contexts read from FILE (TSV: ip, ua, referer, url,
@@ -10,7 +10,9 @@
  * right msgid in order, no error, every slot answered with a variant, and the
  * expected variant where the file names one — a wrong or failed decision is
  * an error, not a success. Latency is measured per request from send to
- * reply. The last line is machine-readable:
+ * reply. --rate paces sends to a fixed total rate (open loop within the
+ * connections' pipeline depth), for latency at a given load. The last line
+ * is machine-readable:
  *   BENCH_RESULT requests=… errors=… rps=… p50_us=… p90_us=… p99_us=… p999_us=… max_us=…
  */
 #include <arpa/inet.h>
@@ -70,7 +72,9 @@ struct bench {
     long long err_kinds[6];
     uint64_t hist[HIST_BUCKETS];
     uint64_t max_ns;
-    struct event *tick;
+    struct event *tick, *pace;
+    double rate, tokens;      /* --rate: requests per second, tokens available */
+    uint64_t pace_last;
 };
 
 enum { E_RPC, E_SLOT, E_WRONG, E_ORDER, E_CONN, E_SHAPE };
@@ -234,7 +238,9 @@ static void send_more(conn *c)
     bench *b = c->b;
     struct evbuffer *out = bufferevent_get_output(c->bev);
     while (!b->stopping && c->inflight < (unsigned)b->depth &&
-           (b->limit == 0 || b->sent < b->limit)) {
+           (b->limit == 0 || b->sent < b->limit) && (b->rate == 0 || b->tokens >= 1)) {
+        if (b->rate)
+            b->tokens -= 1;
         size_t i = b->next_ctx++;
         if (b->next_ctx == b->nctx)
             b->next_ctx = 0;
@@ -371,6 +377,22 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* --rate: refill tokens every millisecond and let idle connections send. */
+static void on_pace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    bench *b = arg;
+    uint64_t t = now_ns();
+    b->tokens += b->rate * (double)(t - b->pace_last) / 1e9;
+    if (b->tokens > b->rate / 100 + 1)
+        b->tokens = b->rate / 100 + 1;    /* at most 10 ms of burst */
+    b->pace_last = t;
+    for (int i = 0; i < b->nconns && b->tokens >= 1; i++)
+        if (b->conns[i].inflight < (unsigned)b->depth)
+            send_more(&b->conns[i]);
+}
+
 static int parse_addr(bench *b, const char *addr)
 {
     char host[128];
@@ -393,7 +415,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: variantd-bench [--connect HOST:PORT] [-c CONNS] [-P DEPTH] "
                     "[-d SECONDS | -n REQUESTS] [--contexts FILE] [--slots a,b] "
-                    "[--method decide|explain|ping] [--warmup SECONDS] [--quiet]\n");
+                    "[--method decide|explain|ping] [--warmup SECONDS] [--rate REQ_PER_S] [--quiet]\n");
 }
 
 int main(int argc, char **argv)
@@ -426,12 +448,13 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--slots") == 0) snprintf(slots_buf, sizeof slots_buf, "%s", v);
         else if (strcmp(a, "--method") == 0) b.method = v;
         else if (strcmp(a, "--warmup") == 0) b.warmup = atof(v);
+        else if (strcmp(a, "--rate") == 0) b.rate = atof(v);
         else {
             usage();
             return 2;
         }
     }
-    if (b.nconns < 1 || b.nconns > 10000 || b.depth < 1 || b.depth > 4096 || b.duration <= 0 ||
+    if (b.nconns < 1 || b.nconns > 10000 || b.depth < 1 || b.depth > 4096 || b.duration <= 0 || b.rate < 0 ||
         b.duration > 600 || b.warmup < 0 || b.warmup > 60 || b.limit < 0) {
         fprintf(stderr, "variantd-bench: -c 1..10000, -P 1..4096, -d 0..600 s, --warmup 0..60 s\n");
         return 2;
@@ -471,6 +494,12 @@ int main(int argc, char **argv)
     b.tick = event_new(b.base, -1, EV_PERSIST, on_tick, &b);
     struct timeval tv = { 0, 20000 };
     event_add(b.tick, &tv);
+    if (b.rate > 0) {
+        b.pace_last = now_ns();
+        b.pace = event_new(b.base, -1, EV_PERSIST, on_pace, &b);
+        struct timeval ms = { 0, 1000 };
+        event_add(b.pace, &ms);
+    }
     event_base_dispatch(b.base);
     b.t_end = now_ns();
     double secs = (double)(b.t_end - b.t_measure) / 1e9;
@@ -506,6 +535,8 @@ int main(int argc, char **argv)
     free(b.ctx);
     free(b.conns);
     event_free(b.tick);
+    if (b.pace)
+        event_free(b.pace);
     event_base_free(b.base);
     return (b.errors + b.err_kinds[E_CONN]) ? 1 : 0;
 }

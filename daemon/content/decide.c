@@ -40,92 +40,97 @@ static uint32_t pick_arm(const vd_rule *r, vd_str vid)
     return r->split[r->nsplit - 1].variant;
 }
 
-/* The winning rule of one slot and the until of every rule evaluated up to
- * it. Rules whose segment has a string guard were settled by the index:
- * the ones evaluated are exactly the candidates, found through the
- * segments' use lists; the rest are false whatever the time. Only the
- * rules without a string guard are walked in order. */
-static int32_t slot_winner(const vd_ruleset *rs, vd_eval *ev, uint32_t si, int64_t *until)
+static bool string_guarded(const vd_ruleset *rs, uint32_t seg)
 {
-    const vd_slot *s = &rs->slots[si];
-    uint32_t best = UINT32_MAX;
-    const uint32_t *evd;
-    uint32_t nev = vd_eval_evaluated(ev, &evd);
-    for (uint32_t e = 0; e < nev; e++) {
-        uint32_t seg = evd[e];
-        int64_t u;
-        if ((rs->guard[seg] != VD_G_SET && rs->guard[seg] != VD_G_PREFIX) ||
-            vd_eval_memo(ev, seg, &u) != 1)
-            continue;
-        for (uint32_t k = rs->use_first[seg]; k < rs->use_first[seg + 1]; k++)
-            if (rs->uses[k].slot == si && rs->uses[k].rule < best)
-                best = rs->uses[k].rule;
-    }
-    int64_t slot_until = INT64_MAX;
-    for (uint32_t k = rs->check_first[si]; k < rs->check_first[si + 1]; k++) {
-        uint32_t r = rs->check[k];
-        if (r > best)
-            break;
-        int64_t u;
-        int m = vd_eval_rule(ev, s->rules[r].segment, &u);
-        if (u < slot_until)
-            slot_until = u;
-        if (m) {
-            best = r;
-            break;
-        }
-    }
-    /* Evaluated string-guarded rules up to the winner may flip with time
-     * (a campaign segment with an hour window, say). */
-    nev = vd_eval_evaluated(ev, &evd);
-    for (uint32_t e = 0; e < nev; e++) {
-        uint32_t seg = evd[e];
-        int64_t u;
-        if ((rs->guard[seg] != VD_G_SET && rs->guard[seg] != VD_G_PREFIX) ||
-            vd_eval_memo(ev, seg, &u) < 0 || u >= slot_until)
-            continue;
-        for (uint32_t k = rs->use_first[seg]; k < rs->use_first[seg + 1]; k++)
-            if (rs->uses[k].slot == si && rs->uses[k].rule <= best) {
-                slot_until = u;
-                break;
-            }
-    }
-    *until = slot_until;
-    return best == UINT32_MAX ? -1 : (int32_t)best;
+    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
 }
 
+/* Rules whose segment has a string guard were settled by the index: the
+ * ones evaluated are exactly the candidates, reached through each
+ * segment's use list in one pass over the evaluated segments; the rest are
+ * false whatever the time. Only the rules without a string guard are walked
+ * in order. */
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
     /* Candidates first: the index evaluates exactly the segments that can
-     * match this request, so the slots below mostly read verdicts. */
+     * match this request. */
     out->nmatched = vd_eval_matching(ev, &out->matched);
-    out->nslots = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
+    unsigned n = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
+    out->nslots = n;
     out->valid_until = INT64_MAX;
-    for (unsigned i = 0; i < out->nslots; i++) {
+    uint32_t si[VD_MAX_SLOTS_PER_REQUEST];     /* slot index per requested slot */
+    uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* winning rule so far */
+    int64_t until[VD_MAX_SLOTS_PER_REQUEST];
+    for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
         c->name = req->slots[i];
         c->slot = vd_ruleset_find_slot(rs, c->name);
         c->variant = NULL;
         c->segment = -1;
         c->rule = -1;
+        si[i] = c->slot ? (uint32_t)(c->slot - rs->slots) : UINT32_MAX;
+        best[i] = UINT32_MAX;
+        until[i] = INT64_MAX;
+    }
+    const uint32_t *evd;
+    uint32_t nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        int64_t u;
+        if (!string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
+            continue;
+        for (uint32_t k = rs->use_first[evd[e]]; k < rs->use_first[evd[e] + 1]; k++)
+            for (unsigned i = 0; i < n; i++)
+                if (rs->uses[k].slot == si[i] && rs->uses[k].rule < best[i])
+                    best[i] = rs->uses[k].rule;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (si[i] == UINT32_MAX)
+            continue;
+        const vd_slot *s = &rs->slots[si[i]];
+        for (uint32_t k = rs->check_first[si[i]]; k < rs->check_first[si[i] + 1]; k++) {
+            uint32_t r = rs->check[k];
+            if (r > best[i])
+                break;
+            int64_t u;
+            int m = vd_eval_rule(ev, s->rules[r].segment, &u);
+            if (u < until[i])
+                until[i] = u;
+            if (m) {
+                best[i] = r;
+                break;
+            }
+        }
+    }
+    /* Evaluated string-guarded rules up to the winner may flip with time
+     * (a campaign segment with an hour window, say). */
+    nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        int64_t u;
+        if (!string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX)
+            continue;
+        for (uint32_t k = rs->use_first[evd[e]]; k < rs->use_first[evd[e] + 1]; k++)
+            for (unsigned i = 0; i < n; i++)
+                if (rs->uses[k].slot == si[i] && rs->uses[k].rule <= best[i] && u < until[i])
+                    until[i] = u;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        vd_slot_choice *c = &out->slots[i];
         if (!c->slot)
             continue;
         const vd_slot *s = c->slot;
-        int64_t slot_until;
-        int32_t k = slot_winner(rs, ev, (uint32_t)(s - rs->slots), &slot_until);
-        if (k >= 0) {
-            const vd_rule *r = &s->rules[k];
+        if (best[i] != UINT32_MAX) {
+            const vd_rule *r = &s->rules[best[i]];
             c->segment = (int32_t)r->segment;
-            c->rule = k;
+            c->rule = (int32_t)best[i];
             c->variant = &s->variants[r->nsplit ? pick_arm(r, req->vid) : r->variant];
         } else {
             c->variant = &s->variants[s->default_variant];
         }
-        if (slot_until < out->valid_until)
-            out->valid_until = slot_until;
+        if (until[i] < out->valid_until)
+            out->valid_until = until[i];
     }
     /* A rule walk may have evaluated a time-guarded segment the buckets
      * skipped (to learn its until); it is false, so `matched` is complete. */

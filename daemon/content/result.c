@@ -116,9 +116,18 @@ void vd_result_emit_context(const vd_emitter *e, vd_context *ctx)
             size_t kn = vd_url_decode(k, kdec, sizeof kdec);
             int len = snprintf(key, sizeof key, "url.query.%.*s", (int)kn, kdec);
             e->str(e->arg, key, (size_t)(len < (int)sizeof key ? len : (int)sizeof key - 1));
-            qref.sub = k;
+            /* Look the value up by the decoded name, as a rule on
+             * url.query.NAME does: the raw "utm%5Fsource" matches no key and
+             * showed nil. A name cut by kdec would match nothing, so a key
+             * that long shows its own value. */
             vd_value qv;
-            vd_context_get(ctx, &qref, &qv);
+            if (kn + 1 < sizeof kdec) {
+                qref.sub = vd_str_make(kdec, kn);
+                vd_context_get(ctx, &qref, &qv);
+            } else {
+                qv.kind = VD_VAL_STR;
+                qv.u.s = vd_str_make(ctx->qbuf, vd_url_decode(v, ctx->qbuf, sizeof ctx->qbuf));
+            }
             emit_value(e, VD_ATTR_URL_QUERY, &qv);
             done++;
         }

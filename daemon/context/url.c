@@ -209,23 +209,45 @@ size_t vd_url_decode(vd_str s, char *buf, size_t cap)
     return o;
 }
 
+/* True if the raw key k, percent- and '+'-decoded as vd_url_decode does,
+ * equals name ASCII case-insensitively. Decodes while comparing: a key
+ * decoded into a fixed buffer first would be cut, and a long encoded key
+ * ("aaa...a%62") then matched the name equal to its cut prefix. */
+static bool key_eq_decoded(vd_str k, vd_str name)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < k.n; i++, j++) {
+        unsigned char c = (unsigned char)k.p[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%' && i + 2 < k.n && is_hex((unsigned char)k.p[i + 1]) &&
+                   is_hex((unsigned char)k.p[i + 2])) {
+            c = (unsigned char)(hex_val((unsigned char)k.p[i + 1]) * 16 +
+                                hex_val((unsigned char)k.p[i + 2]));
+            i += 2;
+        }
+        if (j >= name.n)
+            return false;
+        unsigned char d = (unsigned char)name.p[j];
+        if (c >= 'A' && c <= 'Z') c = (unsigned char)(c | 32);
+        if (d >= 'A' && d <= 'Z') d = (unsigned char)(d | 32);
+        if (c != d)
+            return false;
+    }
+    return j == name.n;
+}
+
 bool vd_url_query_get(vd_str query, vd_str name, char *buf, size_t cap, vd_str *out)
 {
     size_t pos = 0;
     vd_str k, v;
-    char kbuf[128];
     *out = VD_STR_NULL;
     if (buf && cap)
         buf[0] = '\0';
     while (vd_url_query_next(query, &pos, &k, &v)) {
         /* Encoded keys ("utm%5Fsource") are rare; decode only when needed. */
-        if (memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n)) {
-            if (k.n >= sizeof kbuf * 3)
-                continue;
-            size_t kn = vd_url_decode(k, kbuf, sizeof kbuf);
-            k = vd_str_make(kbuf, kn);
-        }
-        if (!vd_str_eq_ci(k, name))
+        bool encoded = memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n);
+        if (encoded ? !key_eq_decoded(k, name) : !vd_str_eq_ci(k, name))
             continue;
         size_t n = vd_url_decode(v, buf, cap);
         *out = vd_str_make(buf, n);

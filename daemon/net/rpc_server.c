@@ -3,9 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 #include <msgpack.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,12 +15,20 @@
 #include <time.h>
 
 #include "core/log.h"
+#include "net/listener.h"
 #include "net/msgpack_scan.h"
 #include "net/rpc_codec.h"
 
+/* Connection I/O is done by hand on two events and two evbuffers, like
+ * Redis: read, answer every complete frame, then write the replies at once.
+ * The write event is armed only when the kernel did not take everything, so
+ * a request costs a read and a write system call, with no epoll_ctl churn. */
 typedef struct rpc_conn {
     vd_rpc_server *srv;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event *rev, *wev;      /* rev: EV_READ|EV_PERSIST with the idle timeout */
+    struct evbuffer *in, *out;
+    int reading;                  /* rev is armed (0 while backpressure pauses it) */
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
     vd_scan_state scan;           /* progress through a frame that arrives in pieces */
@@ -35,8 +41,7 @@ static _Atomic long open_conns;
 
 struct vd_rpc_server {
     vd_worker *w;
-    struct evconnlistener *listener;
-    struct event *resume_accept;  /* re-enables accept after EMFILE */
+    vd_listener *listener;
     rpc_conn *conns;
     size_t nconns;
     int draining;
@@ -46,58 +51,13 @@ struct vd_rpc_server {
     vd_scan_limits limits;
 };
 
-/* ---- address parsing ---- */
-
-int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
-                    size_t cap)
-{
-    char host[256];
-    const char *port;
-    memset(ss, 0, sizeof *ss);
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (!close || close[1] != ':') {
-            snprintf(err, cap, "bad address '%s' (want [v6]:PORT)", addr);
-            return -1;
-        }
-        snprintf(host, sizeof host, "%.*s", (int)(close - addr - 1), addr + 1);
-        port = close + 2;
-    } else {
-        const char *colon = strrchr(addr, ':');
-        if (!colon) {
-            snprintf(err, cap, "bad address '%s' (want HOST:PORT)", addr);
-            return -1;
-        }
-        snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
-        port = colon + 1;
-    }
-    char *end;
-    long p = strtol(port, &end, 10);
-    if (*port == '\0' || *end || p < 0 || p > 65535) {
-        snprintf(err, cap, "bad port in '%s'", addr);
-        return -1;
-    }
-    if (strcmp(host, "localhost") == 0 || host[0] == '\0')
-        snprintf(host, sizeof host, "%s", host[0] ? "127.0.0.1" : "0.0.0.0");
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    /* Numeric only: a DNS lookup at start-up could block for seconds. */
-    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)p);
-        *sslen = sizeof *s4;
-    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)p);
-        *sslen = sizeof *s6;
-    } else {
-        snprintf(err, cap, "'%s' is not a numeric IPv4/IPv6 address", host);
-        return -1;
-    }
-    return 0;
-}
-
 /* ---- connections ---- */
+
+/* Nothing to read or no room to write right now: try again later. */
+static int retriable(int e)
+{
+    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
 
 static void conn_free(rpc_conn *c)
 {
@@ -111,23 +71,67 @@ static void conn_free(rpc_conn *c)
     s->nconns--;
     atomic_fetch_sub(&open_conns, 1);
     VD_STAT_ADD(&s->w->stats, connections, -1);
-    bufferevent_free(c->bev);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    evutil_closesocket(c->fd);
     free(c);
+}
+
+static void pause_reading(rpc_conn *c)
+{
+    if (c->reading) {
+        event_del(c->rev);
+        c->reading = 0;
+    }
+}
+
+/* Writes what the kernel takes now; arms the write event (with the idle
+ * timeout: a peer that stops reading is dropped) for the rest. Returns -1
+ * if the connection was freed. */
+static int conn_flush(rpc_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            int e = EVUTIL_SOCKET_ERROR();
+            if (retriable(e))
+                break;
+            conn_free(c);
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    if (evbuffer_get_length(c->out) > 0) {
+        if (!event_pending(c->wev, EV_WRITE, NULL)) {
+            struct timeval idle = { .tv_sec = c->srv->w->cfg->idle_timeout, .tv_usec = 0 };
+            event_add(c->wev, &idle);
+        }
+        return 0;
+    }
+    if (event_pending(c->wev, EV_WRITE, NULL))
+        event_del(c->wev);
+    if (c->closing) {
+        conn_free(c);
+        return -1;
+    }
+    return 0;
 }
 
 /* Sends what is queued, then closes. */
 static void conn_close_after_flush(rpc_conn *c)
 {
     c->closing = 1;
-    bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        conn_free(c);
+    pause_reading(c);
+    conn_flush(c);
 }
 
 static void queue_reply(rpc_conn *c)
 {
     vd_rpc_server *s = c->srv;
-    evbuffer_add(bufferevent_get_output(c->bev), s->out.data, s->out.size);
+    evbuffer_add(c->out, s->out.data, s->out.size);
     msgpack_sbuffer_clear(&s->out);
 }
 
@@ -301,13 +305,13 @@ static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char 
     conn_close_after_flush(c);
 }
 
-static void conn_read(struct bufferevent *bev, void *arg)
+/* Answers every complete frame in the input. Returns -1 if the connection
+ * was freed. */
+static int process_input(rpc_conn *c)
 {
-    rpc_conn *c = arg;
     vd_rpc_server *s = c->srv;
     vd_worker *w = s->w;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer *outbuf = bufferevent_get_output(bev);
+    struct evbuffer *in = c->in;
     size_t max_frame = s->limits.max_bytes;
     while (!c->closing) {
         size_t len = evbuffer_get_length(in);
@@ -317,7 +321,7 @@ static void conn_read(struct bufferevent *bev, void *arg)
         const uint8_t *buf = evbuffer_pullup(in, (ssize_t)avail);
         if (!buf) {
             fail_stream(c, NULL, 0, "internal", "out of memory");
-            return;
+            return -1;
         }
         size_t flen = 0;
         /* Resumable: a frame trickling in byte by byte is scanned once in
@@ -346,70 +350,93 @@ static void conn_read(struct bufferevent *bev, void *arg)
                 snprintf(msg, sizeof msg, "not valid MessagePack");
             }
             fail_stream(c, buf, avail, code, msg);
-            return;
+            return -1;
         }
         msgpack_object obj;
         size_t off = 0;
         msgpack_unpack_return ur = msgpack_unpack((const char *)buf, flen, &off, &s->zone, &obj);
-        bool keep = true;
         if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
             VD_STAT_INC(&w->stats, err_parse);
-            fail_stream(c, buf, flen, "parse_error", "not valid MessagePack");
             msgpack_zone_clear(&s->zone);
-            return;
+            fail_stream(c, buf, flen, "parse_error", "not valid MessagePack");
+            return -1;
         }
-        keep = handle_object(c, &obj);
+        bool keep = handle_object(c, &obj);
         msgpack_zone_clear(&s->zone);
         evbuffer_drain(in, flen);
         if (!keep) {
             VD_STAT_INC(&w->stats, conn_closed_error);
             conn_close_after_flush(c);
-            return;
+            return -1;
         }
         /* Backpressure: a client that does not read its replies stops
          * being read, instead of growing our memory without bound. */
-        if (evbuffer_get_length(outbuf) > (size_t)w->cfg->max_output) {
-            bufferevent_disable(bev, EV_READ);
+        if (evbuffer_get_length(c->out) > (size_t)w->cfg->max_output) {
+            pause_reading(c);
             break;
         }
     }
+    return 0;
 }
 
-static void conn_write(struct bufferevent *bev, void *arg)
+static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
     rpc_conn *c = arg;
-    if (c->closing) {
+    if (what & EV_TIMEOUT) {
+        VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
         conn_free(c);
         return;
     }
-    /* Output drained below the low watermark: resume reading and process
-     * what arrived meanwhile. */
-    if (!(bufferevent_get_enabled(bev) & EV_READ)) {
-        if (c->srv->draining) {
-            conn_free(c);
-            return;
-        }
-        bufferevent_enable(bev, EV_READ);
-        conn_read(bev, c);
-    } else if (c->srv->draining && evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+    /* Read into reserved space: evbuffer_read would first ask the kernel
+     * how much is readable (an ioctl per request). */
+    struct evbuffer_iovec vec;
+    ssize_t n = -1;
+    if (evbuffer_reserve_space(c->in, 16384, &vec, 1) == 1) {
+        n = recv(fd, vec.iov_base, vec.iov_len, 0);
+        vec.iov_len = n > 0 ? (size_t)n : 0;
+        evbuffer_commit_space(c->in, &vec, 1);
+    }
+    if (n == 0 || (n < 0 && !retriable(EVUTIL_SOCKET_ERROR()))) {
+        conn_free(c);             /* peer closed or reset */
+        return;
+    }
+    if (n < 0)
+        return;
+    if (process_input(c) == 0)
+        conn_flush(c);
+}
+
+static void conn_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    rpc_conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        /* Not reading its replies for idle-timeout seconds. */
+        VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
         conn_free(c);
+        return;
+    }
+    if (conn_flush(c) < 0)
+        return;
+    if (c->srv->draining) {
+        if (evbuffer_get_length(c->out) == 0)
+            conn_free(c);
+        return;
+    }
+    /* Drained below half of max-output: read again, and answer what
+     * arrived meanwhile. */
+    if (!c->reading && !c->closing &&
+        evbuffer_get_length(c->out) <= (size_t)c->srv->w->cfg->max_output / 2) {
+        struct timeval idle = { .tv_sec = c->srv->w->cfg->idle_timeout, .tv_usec = 0 };
+        event_add(c->rev, &idle);
+        c->reading = 1;
+        if (process_input(c) == 0)
+            conn_flush(c);
     }
 }
 
-static void conn_event(struct bufferevent *bev, short what, void *arg)
+static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
-    (void)bev;
-    rpc_conn *c = arg;
-    /* Silent for idle-timeout, or not reading its replies for as long. */
-    if (what & BEV_EVENT_TIMEOUT)
-        VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
-    conn_free(c);
-}
-
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
-                      void *arg)
-{
-    (void)l;
     (void)salen;
     vd_rpc_server *s = arg;
     vd_worker *w = s->w;
@@ -423,9 +450,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         return;
     }
     rpc_conn *c = calloc(1, sizeof *c);
-    struct bufferevent *bev = c ? bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-    if (!bev) {
-        free(c);
+    if (c) {
+        c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
+        c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
+        c->in = evbuffer_new();
+        c->out = evbuffer_new();
+    }
+    if (!c || !c->rev || !c->wev || !c->in || !c->out) {
+        if (c) {
+            if (c->rev) event_free(c->rev);
+            if (c->wev) event_free(c->wev);
+            if (c->in) evbuffer_free(c->in);
+            if (c->out) evbuffer_free(c->out);
+            free(c);
+        }
         evutil_closesocket(fd);
         atomic_fetch_sub(&open_conns, 1);
         VD_STAT_INC(&w->stats, conn_rejected);
@@ -433,8 +471,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    evutil_make_socket_nonblocking(fd);
     c->srv = s;
-    c->bev = bev;
+    c->fd = fd;
     vd_msgpack_scan_reset(&c->scan);
     char host[INET6_ADDRSTRLEN] = "?";
     if (sa->sa_family == AF_INET)
@@ -449,41 +488,13 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->nconns++;
     VD_STAT_INC(&w->stats, conn_accepted);
     VD_STAT_ADD(&w->stats, connections, 1);
-    bufferevent_setcb(bev, conn_read, conn_write, conn_event, c);
-    /* Write callback fires when the output drains below half of max-output. */
-    bufferevent_setwatermark(bev, EV_WRITE, (size_t)w->cfg->max_output / 2, 0);
     struct timeval idle = { .tv_sec = w->cfg->idle_timeout, .tv_usec = 0 };
-    bufferevent_set_timeouts(bev, &idle, &idle);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-}
-
-static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    vd_rpc_server *s = arg;
-    if (s->listener && !s->draining)
-        evconnlistener_enable(s->listener);
-}
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
-{
-    vd_rpc_server *s = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    /* Out of descriptors: pause accepting for a moment instead of spinning
-     * on a listener that stays readable. */
-    vd_warn("accept failed: %s; pausing accept for 100 ms", evutil_socket_error_to_string(err));
-    evconnlistener_disable(l);
-    struct timeval tv = { 0, 100000 };
-    event_add(s->resume_accept, &tv);
+    event_add(c->rev, &idle);
+    c->reading = 1;
 }
 
 vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *err, size_t cap)
 {
-    struct sockaddr_storage ss;
-    int sslen;
-    if (vd_parse_listen(listen_addr, &ss, &sslen, err, cap) != 0)
-        return NULL;
     vd_rpc_server *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
@@ -495,27 +506,19 @@ vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *
     msgpack_zone_init(&s->zone, 4096);
     msgpack_sbuffer_init(&s->out);
     msgpack_packer_init(&s->pk, &s->out, msgpack_sbuffer_write);
-    s->resume_accept = evtimer_new(w->base, resume_accept_cb, s);
-    s->listener = evconnlistener_new_bind(w->base, accept_cb, s,
-                                          LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT |
-                                              LEV_OPT_CLOSE_ON_EXEC,
-                                          1024, (struct sockaddr *)&ss, sslen);
-    if (!s->listener || !s->resume_accept) {
-        snprintf(err, cap, "cannot listen on %s: %s", listen_addr, strerror(errno));
+    s->listener = vd_listener_start(w->base, listen_addr, "decision port", accept_cb, s, err, cap);
+    if (!s->listener) {
         vd_rpc_server_free(s);
         return NULL;
     }
-    evconnlistener_set_error_cb(s->listener, accept_error_cb);
     return s;
 }
 
 void vd_rpc_server_stop_accepting(vd_rpc_server *s)
 {
     s->draining = 1;
-    if (s->listener) {
-        evconnlistener_free(s->listener);
-        s->listener = NULL;
-    }
+    vd_listener_free(s->listener);
+    s->listener = NULL;
 }
 
 size_t vd_rpc_server_drain(vd_rpc_server *s)
@@ -526,10 +529,10 @@ size_t vd_rpc_server_drain(vd_rpc_server *s)
         rpc_conn *next = c->next;
         /* Requests already read were answered synchronously, so what is
          * left is output: close those with nothing left to send. */
-        if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        if (evbuffer_get_length(c->out) == 0)
             conn_free(c);
         else
-            bufferevent_disable(c->bev, EV_READ);
+            pause_reading(c);
         c = next;
     }
     return s->nconns;
@@ -546,10 +549,7 @@ void vd_rpc_server_free(vd_rpc_server *s)
         return;
     while (s->conns)
         conn_free(s->conns);
-    if (s->listener)
-        evconnlistener_free(s->listener);
-    if (s->resume_accept)
-        event_free(s->resume_accept);
+    vd_listener_free(s->listener);
     msgpack_zone_destroy(&s->zone);
     msgpack_sbuffer_destroy(&s->out);
     free(s);

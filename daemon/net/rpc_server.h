@@ -28,9 +28,4 @@ size_t vd_rpc_server_drain(vd_rpc_server *s);
 size_t vd_rpc_server_connections(const vd_rpc_server *s);
 void vd_rpc_server_free(vd_rpc_server *s);
 
-/* Parses "HOST:PORT" / "[v6]:PORT" into a sockaddr; 0 or -1. */
-struct sockaddr_storage;
-int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
-                    size_t cap);
-
 #endif

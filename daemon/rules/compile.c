@@ -25,8 +25,17 @@ void vd_cerr(vd_compiler *c, const char *fmt, ...)
     c->nerr++;
     const char *sep1 = c->what[0] ? ": " : "";
     const char *sep2 = c->plen ? ": " : "";
-    vd_errors_addf(c->err, "%s: %s%s%s%s%s", c->doc ? c->doc : "(definitions)", c->what, sep1,
-                   c->plen ? c->path : "", sep2, msg);
+    char line[VD_ERROR_LEN];
+    if (snprintf(line, sizeof line, "%s: %s%s%s%s%s", c->doc ? c->doc : "(definitions)",
+                 c->what, sep1, c->plen ? c->path : "", sep2, msg) < 0)
+        line[0] = '\0';                 /* cut at VD_ERROR_LEN like any message */
+    /* Messages quote definition text (ids, attribute names, jansson's
+     * "near '...'" token) and end up in one-line logs: a control byte such
+     * as "\n" in a document must not forge or break a log line. */
+    for (char *q = line; *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            *q = '?';
+    vd_errors_addf(c->err, "%s", line);
 }
 
 size_t vd_cpath_push(vd_compiler *c, const char *fmt, ...)

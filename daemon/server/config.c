@@ -45,6 +45,22 @@ static const config_row rows[] = {
         "unsent reply bytes per connection before reading from it pauses"),
     INT("workers", workers, 0, 0, 256, "decision worker threads (0 = one per online CPU)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
+    /* HTTP ports (edge and stats) */
+    INT("http-max-header", http_max_header, 8192, 1024, 1 << 20,
+        "bytes of an HTTP request line + headers; more get 431"),
+    INT("http-max-body", http_max_body, 65536, 0, 16 << 20,
+        "bytes of an HTTP request body; more get 413"),
+    INT("http-max-connections", http_max_connections, VD_DEFAULT_MAX_CONNS, 1, 1000000,
+        "open connections per HTTP port; more get 503 and are closed"),
+    INT("http-header-timeout", http_header_timeout, 10, 1, 3600,
+        "seconds for a client to send a whole HTTP request once started; then 408"),
+    INT("http-idle-timeout", http_idle_timeout, 60, 1, 86400,
+        "seconds an HTTP keep-alive connection may wait for its next request"),
+    INT("http-max-age", http_max_age, 60, 0, 86400,
+        "edge Cache-Control max-age ceiling; the value used when valid_until is null"),
+    STR("trusted-proxies", trusted_proxies, "127.0.0.0/8,::1",
+        "CIDR list of proxies whose X-Forwarded-For/X-Real-IP the edge port believes"),
+    STR("vid-cookie", vid_cookie, "vid", "cookie holding the visitor id on the edge port"),
     STR("redis-namespace", redis_namespace, "variantd", "key prefix of the releases in Redis"),
     INT("redis-poll-interval", redis_poll_interval, 2000, 100, 600000,
         "milliseconds between polls of the current release version"),
@@ -183,7 +199,7 @@ void vd_config_usage(FILE *out, const char *prog)
             snprintf(def, sizeof def, "\"%s\"", rows[i].def_str);
         else
             snprintf(def, sizeof def, "%ld, %ld..%ld", rows[i].def_int, rows[i].min, rows[i].max);
-        fprintf(out, "  --%-17s %s (%s)\n", rows[i].name, rows[i].help, def);
+        fprintf(out, "  --%-20s %s (%s)\n", rows[i].name, rows[i].help, def);
     }
 }
 

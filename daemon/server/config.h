@@ -29,6 +29,15 @@ typedef struct vd_config {
     long max_output;          /* unsent reply bytes before reading pauses */
     long workers;             /* decision worker threads, 0 = online CPUs */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
+    /* HTTP ports (edge and stats) */
+    long http_max_header;     /* bytes of a request line + headers (431 beyond) */
+    long http_max_body;       /* bytes of a request body (413 beyond) */
+    long http_max_connections;/* open connections per HTTP port (503 beyond) */
+    long http_header_timeout; /* seconds to receive a whole request (408 beyond) */
+    long http_idle_timeout;   /* seconds a keep-alive connection may wait */
+    long http_max_age;        /* Cache-Control max-age ceiling, and its value when valid_until is null */
+    char *trusted_proxies;    /* CIDR list whose X-Forwarded-For / X-Real-IP are believed */
+    char *vid_cookie;         /* cookie holding the visitor id on the edge port */
     /* Redis mode (store/redis_sync.c) */
     char *redis_namespace;    /* key prefix of releases, "variantd" */
     long redis_poll_interval; /* ms between version polls */

@@ -10,14 +10,16 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "net/http_edge.h"
 #include "net/rpc_server.h"
 
 typedef struct pool_slot {
     vd_worker w;
     vd_rpc_server *rpc;
+    vd_http_edge *edge;           /* the edge HTTP port on this worker; NULL if off */
     pthread_t thread;
     int started;
-    struct event *stop_ev, *drain_ev;
+    struct event *stop_ev, *drain_ev, *refresh_ev;
     unsigned drain_ms, drained_ms;
     _Atomic int finished;
 } pool_slot;
@@ -41,6 +43,8 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pool_slot *s = arg;
     size_t left = vd_rpc_server_drain(s->rpc);
+    if (s->edge)
+        left += vd_http_server_drain(vd_http_edge_server(s->edge));
     s->drained_ms += 100;
     if (left == 0 || s->drained_ms >= s->drain_ms) {
         if (left)
@@ -50,13 +54,26 @@ static void drain_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* An idle worker still holds the ruleset it last served; picking up the
+ * published one every second lets the old one be freed without traffic. */
+static void refresh_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pool_slot *s = arg;
+    vd_worker_ruleset(&s->w);
+}
+
 /* Runs on the worker's own thread. */
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     pool_slot *s = arg;
+    event_del(s->refresh_ev);
     vd_rpc_server_stop_accepting(s->rpc);
+    if (s->edge)
+        vd_http_server_stop_accepting(vd_http_edge_server(s->edge));
     s->drain_ev = event_new(s->w.base, -1, EV_PERSIST, drain_tick, s);
     struct timeval tv = { 0, 100000 };
     event_add(s->drain_ev, &tv);
@@ -66,10 +83,13 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 static void slot_destroy(pool_slot *s)
 {
     vd_rpc_server_free(s->rpc);
+    vd_http_edge_free(s->edge);
     if (s->stop_ev)
         event_free(s->stop_ev);
     if (s->drain_ev)
         event_free(s->drain_ev);
+    if (s->refresh_ev)
+        event_free(s->refresh_ev);
     struct event_base *base = s->w.base;
     vd_worker_destroy(&s->w);
     if (base)
@@ -108,8 +128,19 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         }
         s->rpc = vd_rpc_server_start(&s->w, cfg->listen, err, cap);
         s->stop_ev = event_new(base, -1, 0, stop_cb, s);
-        if (!s->rpc || !s->stop_ev)
+        s->refresh_ev = event_new(base, -1, EV_PERSIST, refresh_cb, s);
+        if (!s->rpc || !s->stop_ev || !s->refresh_ev)
             goto fail;
+        struct timeval second = { 1, 0 };
+        event_add(s->refresh_ev, &second);
+        if (cfg->http_listen[0]) {
+            char e2[256];
+            s->edge = vd_http_edge_start(&s->w, cfg->http_listen, e2, sizeof e2);
+            if (!s->edge) {
+                snprintf(err, cap, "edge port: %s", e2);
+                goto fail;
+            }
+        }
     }
     for (unsigned i = 0; i < n; i++) {
         if (pthread_create(&p->slots[i].thread, NULL, worker_main, &p->slots[i]) != 0) {

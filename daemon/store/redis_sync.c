@@ -68,6 +68,7 @@ struct vd_redis_sync {
     char rejected[VLEN];          /* last version rejected: not fetched again */
     char missing[VLEN];           /* current points to a missing release (logged once) */
     char inflight[VLEN];
+    void (*on_change)(void);
 
     /* compile thread */
     pthread_t thread;
@@ -170,6 +171,8 @@ static void on_compiled(evutil_socket_t fd, short what, void *arg)
     else
         snprintf(s->rejected, sizeof s->rejected, "%s", v);
     register_self(s);
+    if (s->on_change)
+        s->on_change();
     if (s->recheck) {
         s->recheck = false;
         check(s);
@@ -773,6 +776,11 @@ int vd_redis_sync_start(vd_redis_sync *s, struct event_base *base)
             s->k_current, s->poll_ms);
     link_start(s);
     return 0;
+}
+
+void vd_redis_sync_on_change(vd_redis_sync *s, void (*fn)(void))
+{
+    s->on_change = fn;
 }
 
 void vd_redis_sync_check_now(vd_redis_sync *s)

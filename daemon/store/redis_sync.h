@@ -27,6 +27,9 @@ typedef struct vd_redis_sync vd_redis_sync;
 vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap);
 /* Starts connecting (never blocks). -1 on out of memory. */
 int vd_redis_sync_start(vd_redis_sync *s, struct event_base *base);
+/* fn runs on the event loop after every accepted or rejected release
+ * (main uses it for the systemd status line). */
+void vd_redis_sync_on_change(vd_redis_sync *s, void (*fn)(void));
 /* SIGHUP: forget rejected versions and check the current one now. */
 void vd_redis_sync_check_now(vd_redis_sync *s);
 /* After the event loop has stopped. */

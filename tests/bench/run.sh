@@ -122,23 +122,25 @@ http_round() {
         return 0
     fi
     (cd "$SHARED/bench" && PEER_MODE=decide timeout 30 wrk -t2 -c"$CONNS" -d1s -s "$OUT/requests-v1.lua" "http://127.0.0.1:$hport" >/dev/null 2>&1) || true
-    local t0 out; t0="$(cpu_ticks "$VD_PID")"
+    local t0 out cpu; t0="$(cpu_ticks "$VD_PID")"
     out="$(cd "$SHARED/bench" && PEER_MODE=decide timeout 60 wrk -t2 -c"$CONNS" -d"${SECS}s" --timeout 5s --latency \
             -s "$OUT/requests-v1.lua" "http://127.0.0.1:$hport" 2>&1 | grep WRK_RESULT || true)"
-    stop "$VD_PID"
     if [ -n "$out" ]; then
         local n errs; n="$(kv requests "$out")"
+        cpu="$(measure_cpu "$VD_PID" "$t0" "$n")"
         errs=$(( $(kv err_connect "$out") + $(kv err_read "$out") + $(kv err_write "$out") + $(kv err_timeout "$out") + $(kv non2xx "$out") ))
         row http "variantd edge (1 worker)" "$r" "$(kv rps "$out" | cut -d. -f1)" "$(kv p50_us "$out")" "$(kv p99_us "$out")" \
-            "$(kv p999_us "$out")" "$errs" "$(measure_cpu "$VD_PID" "$t0" "$n")" "1000 segments"
+            "$(kv p999_us "$out")" "$errs" "$cpu" "1000 segments"
     fi
+    stop "$VD_PID"
 }
 
 # ---- 3. scale: 100 / 1,000 / 10,000 segments over 20 slots -----------------
 scale_round() {
     local r="$1" n line t0 cpu ir1 ir2
     for n in 100 1000 10000; do
-        start_variantd "$OUT/set-$n/segments" "$OUT/set-$n/content-map" --workers 1
+        local sport; sport="$(free_port)"
+        start_variantd "$OUT/set-$n/segments" "$OUT/set-$n/content-map" --workers 1 --stats-listen "127.0.0.1:$sport"
         "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d 1 --warmup 0 --contexts "$CTX" \
             --slots slot00,slot01,slot02,slot03 --quiet >/dev/null || true
         t0="$(cpu_ticks "$VD_PID")"
@@ -146,6 +148,17 @@ scale_round() {
                  --contexts "$CTX" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
         cpu="$(measure_cpu "$VD_PID" "$t0" "$(kv requests "$line")")"
         local rss; rss="$(rss_kb "$VD_PID")"
+        # Server-side decision time: p99 bucket bound of the daemon's own histogram.
+        local sp99; sp99="$(curl -s "http://127.0.0.1:$sport/metrics" | /usr/bin/python3 -c '
+import sys
+b = [(float(l.split("le=\"")[1].split("\"")[0].replace("+Inf", "inf")), float(l.split()[-1]))
+     for l in sys.stdin if l.startswith("variantd_decision_duration_seconds_bucket")]
+total = b[-1][1] if b else 0
+print(next((f"{le * 1e6:.0f}" for le, c in b if total and c >= 0.99 * total), "nan"))')"
+        # End-to-end latency at half the peak rate just measured.
+        local half; half="$(awk -v r="$(kv rps "$line")" 'BEGIN{printf "%d", r / 2}')"
+        local hl; hl="$("$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0.5 \
+                 --rate "$half" --contexts "$CTX" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
         stop "$VD_PID"
         local micro; micro="$("$BUILD/vd-microbench" "$OUT/set-$n/segments" "$OUT/set-$n/content-map" \
                   --geoip-db "$BUILD/demo-city.mmdb" --contexts "$CTX" --slot-count 4 -n 20000 --warm 2000 2>/dev/null | grep MICRO_RESULT)"
@@ -162,7 +175,7 @@ scale_round() {
         fi
         row scale "variantd $n segments" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
             "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" \
-            "decide_ns=$(kv ns_per_decision "$micro") instr=$ir allocs=$(kv allocs_per_decision "$micro") rss_kb=$rss"
+            "decide_ns=$(kv ns_per_decision "$micro") server_p99_us_le=$sp99 half_rate_p99_us=$(kv p99_us "$hl") instr=$ir allocs=$(kv allocs_per_decision "$micro") rss_kb=$rss"
     done
 }
 

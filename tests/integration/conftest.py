@@ -28,15 +28,23 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, tmp_path, args=(), segments=None, content_map=None, geo=True):
+    def __init__(self, tmp_path, args=(), segments=None, content_map=None, geo=True,
+                 http=False, stats=False, env=None):
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
+        self.env = env or {}
+        self.http_port = free_port() if http else None
+        self.stats_port = free_port() if stats else None
         self.log_path = tmp_path / f"variantd-{self.port}.log"
         self.args = [str(VARIANTD), "--listen", self.addr,
                      "--segments", str(segments or ROOT / "segments"),
                      "--content-map", str(content_map or ROOT / "content-map")]
         if geo:
             self.args += ["--geoip-db", str(DEMO_DB)]
+        if http:
+            self.args += ["--http-listen", f"127.0.0.1:{self.http_port}"]
+        if stats:
+            self.args += ["--stats-listen", f"127.0.0.1:{self.stats_port}"]
         self.args += list(args)
         self.proc = None
 
@@ -44,6 +52,7 @@ class Daemon:
         self.log = open(self.log_path, "wb")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        env.update(self.env)
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
                                      cwd=ROOT, env=env)
         if not expect_ready:
@@ -83,6 +92,44 @@ class Daemon:
 
     def client(self, **kw):
         return Client(self.port, **kw)
+
+    def http(self, method, path, body=None, headers=None, port=None, timeout=10):
+        """One HTTP request on a fresh connection: (status, headers dict, body bytes)."""
+        return http_request(port or self.http_port, method, path, body, headers, timeout)
+
+    def stats_get(self, path):
+        return http_request(self.stats_port, "GET", path)
+
+    def metrics(self):
+        status, _, body = self.stats_get("/metrics")
+        assert status == 200
+        return parse_metrics(body.decode())
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=10):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if isinstance(body, (dict, list)):
+            import json
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def parse_metrics(text):
+    """Prometheus text -> {'name{labels}': float}; HELP/TYPE lines under '#'."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        key, _, val = line.rpartition(" ")
+        out[key] = float(val)
+    return out
 
 
 class Client:
@@ -140,6 +187,60 @@ class Client:
                     return True
                 self.unpacker.feed(data)
         except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+class RawHttp:
+    """A raw HTTP connection: send any bytes, read responses one by one."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def _fill(self):
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            data = b""
+        self.buf += data
+        return bool(data)
+
+    def response(self, timeout=10):
+        """(status, headers, body) of the next response, or None if the
+        connection closed first."""
+        self.sock.settimeout(timeout)
+        while b"\r\n\r\n" not in self.buf:
+            if not self._fill():
+                return None
+        head, _, rest = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, _, v = line.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        self.buf = rest
+        while len(self.buf) < n:
+            if not self._fill():
+                break
+        body, self.buf = self.buf[:n], self.buf[n:]
+        return status, headers, body
+
+    def closed(self, timeout=5):
+        """True once the daemon has closed the connection (after any data)."""
+        self.sock.settimeout(timeout)
+        try:
+            while self._fill():
+                pass
             return True
         except socket.timeout:
             return False

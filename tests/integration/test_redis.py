@@ -476,3 +476,35 @@ def test_poll_finds_release_without_notification(tmp_path, start_daemon, redis_s
     assert wait_for(serving(d, "hand-9"), timeout=2)
     print(f"found by poll after {(time.time() - t0) * 1000:.0f} ms (poll 300 ms)")
     assert d.client().decide(slots=["hero"])["slots"]["hero"]["variant"] == "b"
+
+
+def metrics(port):
+    import urllib.request
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            k, v = line.rsplit(" ", 1)
+            out[k] = float(v)
+    return out
+
+
+def test_sync_state_on_the_stats_port(tmp_path, start_daemon, redis_server):
+    r = redis_server()
+    v1 = publish(r.url, *defs(tmp_path, "a", "v1"))
+    sport = free_port()
+    d = rdaemon(start_daemon, r.url, "--stats-listen", f"127.0.0.1:{sport}", "--stale-after", "1")
+    assert wait_for(serving(d, v1))
+    m = metrics(sport)
+    assert m["variantd_redis_connected"] == 1 and m["variantd_ruleset_stale"] == 0
+    assert m[f'variantd_ruleset_info{{version="{v1}",source="redis"}}'] == 1
+    # a rejected release is counted
+    r.client().hset("variantd:release:bad1", mapping={"segments/a.json": "{"})
+    r.client().set("variantd:current", "bad1")
+    assert wait_for(lambda: metrics(sport)["variantd_ruleset_reload_failures_total"] == 1)
+    r.kill()
+    assert wait_for(lambda: metrics(sport)["variantd_ruleset_stale"] == 1, timeout=5)
+    m = metrics(sport)
+    assert m["variantd_redis_connected"] == 0
+    assert m["variantd_redis_reconnects_total"] >= 1 and m["variantd_redis_errors_total"] >= 1
+    assert m["variantd_ready"] == 1

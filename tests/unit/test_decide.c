@@ -10,6 +10,8 @@
 #include <string.h>
 
 #include "content/decide.h"
+#include "content/result.h"
+#include "net/rpc_codec.h"
 #include "rules/ruleset_internal.h"
 
 static const char *const SEGS = "["
@@ -328,6 +330,62 @@ static void test_index_equals_brute_force(void **state)
     vd_ruleset_release(r2);
 }
 
+/* The explain context's value of key (a str), or NULL; o is the context map. */
+static const msgpack_object *ctx_val(const msgpack_object *o, const char *key)
+{
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == strlen(key) &&
+            memcmp(k->via.str.ptr, key, k->via.str.size) == 0)
+            return &o->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static bool ctx_str_is(const msgpack_object *o, const char *key, const char *want)
+{
+    const msgpack_object *v = ctx_val(o, key);
+    return v && v->type == MSGPACK_OBJECT_STR && v->via.str.size == strlen(want) &&
+           memcmp(v->via.str.ptr, want, v->via.str.size) == 0;
+}
+
+/* Caught by fuzz_rpc_request's explain check: explain listed
+ * "url.query.utm_source" for "?utm%5Fsource=x" but looked the value up by
+ * the raw key, which matches no parameter, so it showed nil while a rule on
+ * url.query.utm_source saw "x". */
+static void test_explain_encoded_query_key(void **state)
+{
+    (void)state;
+    char url[400];
+    fresh(12, 0, 0, "Berlin");
+    /* and a key too long for explain's name buffer shows its own value */
+    int n = snprintf(url, sizeof url, "/p?utm%%5Fsource=x&a+b=2&utm_source=late&");
+    for (int i = 0; i < 140; i++)
+        url[n++] = 'k';
+    memcpy(url + n, "%41=long", 9);
+    req.url = vd_str_cstr(url);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    vd_emitter e;
+    vd_msgpack_emitter(&pk, &e);
+    vd_result_emit_context(&e, &ctx);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(up.data.type, MSGPACK_OBJECT_MAP);
+    assert_true(ctx_str_is(&up.data, "url.query.utm_source", "x"));
+    assert_true(ctx_str_is(&up.data, "url.query.a b", "2"));
+    char longkey[160];
+    snprintf(longkey, sizeof longkey, "url.query.%.127s", url + n - 140);   /* cut at 127 */
+    assert_true(ctx_str_is(&up.data, longkey, "long"));
+    assert_true(ctx_str_is(&up.data, "url.path", "/p"));
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -337,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_matched),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_index_equals_brute_force),
+        cmocka_unit_test(test_explain_encoded_query_key),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

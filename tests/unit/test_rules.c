@@ -342,6 +342,30 @@ static void test_depth_and_json(void **state)
     assert_true(has_error("segments/t.json: invalid JSON at line 1", NULL));
 }
 
+/* Caught by fuzz_rules_compile: a content-map doc starting with a control
+ * byte gave "invalid JSON ... near '\x01'" with the raw byte in it, and an
+ * attribute name "a\nb" a message spanning two log lines. */
+static void no_control_bytes(void)
+{
+    assert_true(err.n > 0);
+    for (size_t i = 0; i < err.n; i++)
+        for (const char *p = err.msg[i]; *p; p++)
+            assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+}
+
+static void test_messages_one_line(void **state)
+{
+    (void)state;
+    assert_null(compile2(NULL, "\x01\x1b[2J"));
+    no_control_bytes();
+    assert_true(has_error("content-map/t.json: invalid JSON at line 1 column 1", "near '?", NULL));
+    assert_null(compile2("[" SEG("s", PRED("geo.city\\nforged: ok", "eq", "\"x\"")) "]", NULL));
+    no_control_bytes();
+    assert_true(has_error("unknown attribute \"geo.city?forged: ok\"", NULL));
+    assert_null(compile2("[" SEG("s\\u007f", "{\"all\":[]}") "]", NULL));
+    no_control_bytes();
+}
+
 #define CM_SEGS "[" SEG("s1", "{\"all\":[]}") "," SEG("s2", "{\"any\":[]}") "]"
 
 static void test_content_map_errors(void **state)
@@ -534,6 +558,7 @@ int main(void)
         cmocka_unit_test(test_id_errors),
         cmocka_unit_test(test_refs_and_cycles),
         cmocka_unit_test(test_depth_and_json),
+        cmocka_unit_test(test_messages_one_line),
         cmocka_unit_test(test_content_map_errors),
         cmocka_unit_test(test_split_compiled),
         cmocka_unit_test(test_collects_all),

@@ -176,6 +176,36 @@ static void test_query_get(void **state)
     assert_false(vd_url_query_get(VD_STR_NULL, VD_STR_LIT("k"), buf, sizeof buf, &v));
 }
 
+/* Caught by fuzz_context's reference check: a long encoded key used to be
+ * decoded into a 128-byte buffer and cut, so "aaa...a%62" (127 a's + 'b')
+ * matched the name of 127 a's. Keys now compare while decoding. */
+static void test_query_get_long_encoded_key(void **state)
+{
+    (void)state;
+    char q[600], name[300], buf[16];
+    vd_str v;
+    memset(q, 'a', 127);
+    memcpy(q + 127, "%62=v", 6);
+    memset(name, 'a', 127);
+    assert_false(vd_url_query_get(vd_str_cstr(q), vd_str_make(name, 127), buf, sizeof buf, &v));
+    assert_int_equal(v.n, 0);
+    /* the whole decoded key matches, however long (was skipped past 383 bytes) */
+    name[127] = 'B';
+    assert_true(vd_url_query_get(vd_str_cstr(q), vd_str_make(name, 128), buf, sizeof buf, &v));
+    ASSERT_SLICE(v, "v");
+    memset(q, 0, sizeof q);
+    for (int i = 0; i < 150; i++)
+        memcpy(q + 3 * i, "%41", 3);
+    memcpy(q + 450, "=x", 3);
+    memset(name, 'a', 150);
+    assert_true(vd_url_query_get(vd_str_cstr(q), vd_str_make(name, 150), buf, sizeof buf, &v));
+    ASSERT_SLICE(v, "x");
+    assert_false(vd_url_query_get(vd_str_cstr(q), vd_str_make(name, 149), buf, sizeof buf, &v));
+    /* '+' and a cut escape decode as vd_url_decode does */
+    assert_true(vd_url_query_get(VD_STR_LIT("a+b%4=1"), VD_STR_LIT("A B%4"), buf, sizeof buf, &v));
+    ASSERT_SLICE(v, "1");
+}
+
 static void test_query_next(void **state)
 {
     (void)state;
@@ -226,6 +256,7 @@ int main(void)
         cmocka_unit_test(test_not_nul_terminated),
         cmocka_unit_test(test_big_input),
         cmocka_unit_test(test_query_get),
+        cmocka_unit_test(test_query_get_long_encoded_key),
         cmocka_unit_test(test_query_next),
         cmocka_unit_test(test_decode),
     };

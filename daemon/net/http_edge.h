@@ -1,0 +1,40 @@
+/* http_edge.h — the edge port: `decide` over HTTP for CDN/edge sidecars.
+ *
+ *   GET  /v1/decide?slot=a&slot=b[&url=...][&explain=1][&attr.NAME=v]
+ *        visitor context from the request headers:
+ *          client IP   the right-most X-Forwarded-For address that is not a
+ *                      trusted proxy (`trusted-proxies`), else X-Real-IP, when
+ *                      the peer itself is a trusted proxy; else the peer
+ *          ua, referer User-Agent, Referer
+ *          url         the `url` parameter, else X-Original-URI (a path is
+ *                      completed with X-Forwarded-Proto and Host)
+ *          lang        Accept-Language
+ *          vid         the cookie named by `vid-cookie`
+ *   POST /v1/decide   body: the contract's request map as JSON
+ *
+ * 200: the decide result as JSON, one `X-Variant-<slot>: <variant>` header
+ * per known slot (slot names outside [A-Za-z0-9] become '-', so `home.hero`
+ * is X-Variant-home-hero, nginx's $upstream_http_x_variant_home_hero), and
+ * `Cache-Control: max-age=N` with N = valid_until - now, at most http-max-age
+ * (http-max-age when valid_until is null). Errors: {"error": {code, message}}
+ * with 400/404/405/413/431/503. */
+#ifndef VD_NET_HTTP_EDGE_H
+#define VD_NET_HTTP_EDGE_H
+
+#include <stddef.h>
+
+#include "net/http_server.h"
+#include "server/worker.h"
+
+typedef struct vd_http_edge vd_http_edge;
+
+/* One per worker: each binds addr with SO_REUSEPORT on the worker's base;
+ * http-max-connections holds for all of them together. */
+vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap);
+vd_http_server *vd_http_edge_server(vd_http_edge *e);
+void vd_http_edge_free(vd_http_edge *e);
+
+/* The http-* limits of the config, shared by the edge and stats ports. */
+void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out);
+
+#endif

@@ -1,0 +1,146 @@
+#include "net/listener.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+
+struct vd_listener {
+    struct evconnlistener *lev;
+    struct event *resume;         /* re-enables accept after a failure */
+    vd_accept_fn fn;
+    void *arg;
+    const char *what;
+};
+
+int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
+                    size_t cap)
+{
+    char host[256];
+    const char *port;
+    memset(ss, 0, sizeof *ss);
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close || close[1] != ':') {
+            snprintf(err, cap, "bad address '%s' (want [v6]:PORT)", addr);
+            return -1;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(close - addr - 1), addr + 1);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (!colon) {
+            snprintf(err, cap, "bad address '%s' (want HOST:PORT)", addr);
+            return -1;
+        }
+        snprintf(host, sizeof host, "%.*s", (int)(colon - addr), addr);
+        port = colon + 1;
+    }
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (*port == '\0' || *end || p < 0 || p > 65535) {
+        snprintf(err, cap, "bad port in '%s'", addr);
+        return -1;
+    }
+    if (strcmp(host, "localhost") == 0 || host[0] == '\0')
+        snprintf(host, sizeof host, "%s", host[0] ? "127.0.0.1" : "0.0.0.0");
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)p);
+        *sslen = sizeof *s4;
+    } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)p);
+        *sslen = sizeof *s6;
+    } else {
+        snprintf(err, cap, "'%s' is not a numeric IPv4/IPv6 address", host);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)lev;
+    vd_listener *l = arg;
+    l->fn(fd, sa, salen, l->arg);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    vd_listener *l = arg;
+    evconnlistener_enable(l->lev);
+}
+
+static void on_error(struct evconnlistener *lev, void *arg)
+{
+    vd_listener *l = arg;
+    int e = EVUTIL_SOCKET_ERROR();
+    vd_warn("%s: accept failed: %s; pausing accept for 100 ms", l->what,
+            evutil_socket_error_to_string(e));
+    evconnlistener_disable(lev);
+    struct timeval tv = { 0, 100000 };
+    event_add(l->resume, &tv);
+}
+
+vd_listener *vd_listener_start(struct event_base *base, const char *addr, const char *what,
+                               vd_accept_fn fn, void *arg, char *err, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    if (vd_parse_listen(addr, &ss, &sslen, err, cap) != 0)
+        return NULL;
+    vd_listener *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, cap, "out of memory");
+        return NULL;
+    }
+    l->fn = fn;
+    l->arg = arg;
+    l->what = what;
+    l->resume = evtimer_new(base, on_resume, l);
+    l->lev = evconnlistener_new_bind(base, on_accept, l,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                         LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC,
+                                     1024, (struct sockaddr *)&ss, sslen);
+    if (!l->lev || !l->resume) {
+        snprintf(err, cap, "cannot listen on %s: %s", addr, strerror(errno));
+        vd_listener_free(l);
+        return NULL;
+    }
+    evconnlistener_set_error_cb(l->lev, on_error);
+    return l;
+}
+
+uint16_t vd_listener_port(const vd_listener *l)
+{
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &blen) != 0)
+        return 0;
+    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                             : ((struct sockaddr_in *)&bound)->sin_port);
+}
+
+void vd_listener_free(vd_listener *l)
+{
+    if (!l)
+        return;
+    if (l->lev)
+        evconnlistener_free(l->lev);
+    if (l->resume)
+        event_free(l->resume);
+    free(l);
+}

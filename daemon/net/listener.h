@@ -1,0 +1,33 @@
+/* listener.h — a TCP listening socket on an event base, shared by every port.
+ *
+ * Numeric addresses only (a DNS lookup at start-up could block for seconds),
+ * SO_REUSEPORT so each worker can own a listener on the same port, and when
+ * accept fails (EMFILE, ENFILE) a 100 ms pause instead of spinning on a
+ * listener that stays readable. */
+#ifndef VD_NET_LISTENER_H
+#define VD_NET_LISTENER_H
+
+#include <event2/util.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct sockaddr;
+struct sockaddr_storage;
+
+typedef struct vd_listener vd_listener;
+typedef void (*vd_accept_fn)(evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg);
+
+/* Parses "HOST:PORT" / "[v6]:PORT" ("localhost" = 127.0.0.1, empty host =
+ * any) into a sockaddr; 0 or -1 with a message. */
+int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
+                    size_t cap);
+
+/* what names the port in messages ("decision port", "edge port"). */
+vd_listener *vd_listener_start(struct event_base *base, const char *addr, const char *what,
+                               vd_accept_fn fn, void *arg, char *err, size_t cap);
+/* The port actually bound (useful with port 0). */
+uint16_t vd_listener_port(const vd_listener *l);
+void vd_listener_free(vd_listener *l);
+
+#endif

@@ -1,0 +1,252 @@
+/* metrics.c — Prometheus text and JSON from the one table in stats.h. */
+#include "server/metrics.h"
+
+#include <event2/buffer.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "net/json_out.h"
+
+#define LD(p) atomic_load_explicit(&(p), memory_order_relaxed)
+
+static const uint64_t bounds_ns[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
+
+/* Adds each worker's per-ruleset counts for rs (workers still on an older
+ * ruleset have none for this one). */
+static void sum_ruleset_counts(vd_worker *const *workers, unsigned n, vd_stats_snap *s)
+{
+    const vd_ruleset *rs = s->rs;
+    size_t nvar = 0;
+    for (uint32_t i = 0; i < vd_ruleset_nslots(rs); i++)
+        nvar += vd_ruleset_slot_at(rs, i)->nvariants;
+    s->variant_counts = calloc(nvar + 1, sizeof *s->variant_counts);
+    s->segment_counts = calloc((size_t)vd_ruleset_nsegments(rs) + 1, sizeof *s->segment_counts);
+    if (!s->variant_counts || !s->segment_counts) {
+        free(s->variant_counts);
+        free(s->segment_counts);
+        s->variant_counts = s->segment_counts = NULL;
+        return;
+    }
+    for (unsigned w = 0; w < n; w++) {
+        vd_worker *wk = workers[w];
+        pthread_mutex_lock(&wk->counts_lock);
+        if (wk->rs == rs && wk->variant_counts) {
+            for (size_t v = 0; v < nvar; v++)
+                s->variant_counts[v] += LD(wk->variant_counts[v]);
+            for (uint32_t g = 0; g < vd_ruleset_nsegments(rs); g++)
+                s->segment_counts[g] += LD(wk->segment_counts[g]);
+        }
+        pthread_mutex_unlock(&wk->counts_lock);
+    }
+}
+
+void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stats *stp,
+                       int64_t started_at, vd_stats_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    for (unsigned i = 0; i < n; i++) {
+        const vd_stats *st = &workers[i]->stats;
+#define ADD(name, help) s->name += LD(st->name);
+#define ADD_EDGE(name, help) s->edge.name += LD(st->edge.name);
+        VD_COUNTERS(ADD)
+        VD_HTTP_COUNTERS(ADD_EDGE)
+#undef ADD
+#undef ADD_EDGE
+        s->connections += LD(st->connections);
+        s->edge.connections += LD(st->edge.connections);
+        for (unsigned b = 0; b <= VD_LATENCY_NBUCKETS; b++)
+            s->hist[b] += LD(st->decide_hist[b]);
+    }
+    if (stp) {
+#define ADD_STP(name, help) s->stp.name = LD(stp->name);
+        VD_HTTP_COUNTERS(ADD_STP)
+#undef ADD_STP
+        s->stp.connections = LD(stp->connections);
+    }
+    for (unsigned b = 0; b <= VD_LATENCY_NBUCKETS; b++)
+        s->decisions += s->hist[b];
+    vd_live_get_info(&s->live);
+    s->rs = vd_live_acquire();
+    int64_t now = (int64_t)time(NULL);
+    s->ready = s->rs != NULL;
+    s->loaded_at = s->rs ? s->live.loaded_at : 0;
+    s->ruleset_age = s->rs ? now - s->live.loaded_at : 0;
+    s->reloads = s->live.reloads;
+    s->failures = s->live.failures;
+    s->nsegments = s->rs ? vd_ruleset_nsegments(s->rs) : 0;
+    s->nslots = s->rs ? vd_ruleset_nslots(s->rs) : 0;
+    s->started_at = started_at;
+    s->uptime = now - started_at;
+    s->redis_connected = s->live.store_connected;   /* always false in file mode */
+    if (s->rs)
+        sum_ruleset_counts(workers, n, s);
+}
+
+void vd_stats_snapshot_done(vd_stats_snap *s)
+{
+    free(s->variant_counts);
+    free(s->segment_counts);
+    s->variant_counts = s->segment_counts = NULL;
+    if (s->rs)
+        vd_ruleset_release(s->rs);
+    s->rs = NULL;
+}
+
+/* Label values: backslash, double quote and newline escaped. Values come
+ * from the ruleset (slot, variant, segment ids, version), never a visitor. */
+static void label_value(struct evbuffer *out, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c == '\\' || c == '"')
+            evbuffer_add_printf(out, "\\%c", c);
+        else if (c == '\n')
+            evbuffer_add(out, "\\n", 2);
+        else
+            evbuffer_add(out, &c, 1);
+    }
+}
+
+static void family_head(struct evbuffer *out, const char *family, const char *type,
+                        const char *help)
+{
+    evbuffer_add_printf(out, "# HELP variantd_%s %s\n# TYPE variantd_%s %s\n", family, help,
+                        family, type);
+}
+
+static const char *dyn_help(const char *family)
+{
+#define DYN(fam, type, labels, help) if (strcmp(family, fam) == 0) return help;
+    VD_METRICS_DYNAMIC(DYN)
+#undef DYN
+    return "";
+}
+
+void vd_metrics_prometheus(struct evbuffer *out, const vd_stats_snap *s)
+{
+    const char *last = "";
+#define PROM(key, type, family, labels, help, value)                                       \
+    if (strcmp(last, family) != 0) {                                                       \
+        family_head(out, family, #type, help);                                             \
+        last = family;                                                                     \
+    }                                                                                      \
+    evbuffer_add_printf(out, "variantd_%s%s%s%s %.17g\n", family, labels[0] ? "{" : "", labels, \
+                        labels[0] ? "}" : "", (double)(value));
+    VD_METRICS(PROM)
+#undef PROM
+
+    /* The served ruleset, info-style. */
+    family_head(out, "ruleset_info", "gauge", dyn_help("ruleset_info"));
+    if (s->ready) {
+        evbuffer_add(out, "variantd_ruleset_info{version=\"", 31);
+        label_value(out, s->live.version, strlen(s->live.version));
+        evbuffer_add_printf(out, "\",source=\"%s\"} 1\n", vd_source_name(s->live.source));
+    }
+
+    /* Cumulative histogram in seconds; +Inf equals _count. */
+    family_head(out, "decision_duration_seconds", "histogram", dyn_help("decision_duration_seconds"));
+    uint64_t cum = 0;
+    for (unsigned b = 0; b < VD_LATENCY_NBUCKETS; b++) {
+        cum += s->hist[b];
+        evbuffer_add_printf(out, "variantd_decision_duration_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                            (double)bounds_ns[b] / 1e9, cum);
+    }
+    cum += s->hist[VD_LATENCY_NBUCKETS];
+    evbuffer_add_printf(out, "variantd_decision_duration_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n", cum);
+    evbuffer_add_printf(out, "variantd_decision_duration_seconds_sum %.9f\n",
+                        (double)s->decide_ns_total / 1e9);
+    evbuffer_add_printf(out, "variantd_decision_duration_seconds_count %" PRIu64 "\n", cum);
+
+    const vd_ruleset *rs = s->variant_counts ? s->rs : NULL;
+    size_t idx = 0;
+    family_head(out, "slot_decisions_total", "counter", dyn_help("slot_decisions_total"));
+    if (rs) {
+        for (uint32_t i = 0; i < vd_ruleset_nslots(rs); i++) {
+            const vd_slot *sl = vd_ruleset_slot_at(rs, i);
+            for (uint32_t v = 0; v < sl->nvariants; v++) {
+                evbuffer_add(out, "variantd_slot_decisions_total{slot=\"", 36);
+                label_value(out, sl->name.p, sl->name.n);
+                evbuffer_add(out, "\",variant=\"", 11);
+                label_value(out, sl->variants[v].id.p, sl->variants[v].id.n);
+                evbuffer_add_printf(out, "\"} %" PRIu64 "\n", s->variant_counts[idx++]);
+            }
+        }
+    }
+    family_head(out, "segment_matches_total", "counter", dyn_help("segment_matches_total"));
+    if (rs) {
+        for (uint32_t i = 0; i < vd_ruleset_nsegments(rs); i++) {
+            vd_str id = vd_ruleset_segment_id(rs, i);
+            evbuffer_add(out, "variantd_segment_matches_total{segment=\"", 40);
+            label_value(out, id.p, id.n);
+            evbuffer_add_printf(out, "\"} %" PRIu64 "\n", s->segment_counts[i]);
+        }
+    }
+}
+
+void vd_metrics_json(vd_json *j, const vd_stats_snap *s)
+{
+    vd_json_key(j, "metrics");
+    vd_json_obj(j);
+#define JS(key, type, family, labels, help, value) \
+    vd_json_key(j, key);                            \
+    vd_json_f64(j, (double)(value));
+    VD_METRICS(JS)
+#undef JS
+    vd_json_end(j);
+
+    vd_json_key(j, "latency");
+    vd_json_obj(j);
+    vd_json_key(j, "count");
+    vd_json_u64(j, s->decisions);
+    vd_json_key(j, "sum_seconds");
+    vd_json_f64(j, (double)s->decide_ns_total / 1e9);
+    vd_json_key(j, "buckets");
+    vd_json_arr(j);
+    uint64_t cum = 0;
+    for (unsigned b = 0; b <= VD_LATENCY_NBUCKETS; b++) {
+        cum += s->hist[b];
+        vd_json_obj(j);
+        vd_json_key(j, "le");
+        if (b < VD_LATENCY_NBUCKETS)
+            vd_json_f64(j, (double)bounds_ns[b] / 1e9);
+        else
+            vd_json_cstr(j, "+Inf");
+        vd_json_key(j, "count");
+        vd_json_u64(j, cum);
+        vd_json_end(j);
+    }
+    vd_json_end(j);
+    vd_json_end(j);
+
+    const vd_ruleset *rs = s->variant_counts ? s->rs : NULL;
+    size_t idx = 0;
+    vd_json_key(j, "decisions");
+    vd_json_obj(j);
+    if (rs) {
+        for (uint32_t i = 0; i < vd_ruleset_nslots(rs); i++) {
+            const vd_slot *sl = vd_ruleset_slot_at(rs, i);
+            vd_json_strn(j, sl->name.p, sl->name.n);
+            vd_json_obj(j);
+            for (uint32_t v = 0; v < sl->nvariants; v++) {
+                vd_json_strn(j, sl->variants[v].id.p, sl->variants[v].id.n);
+                vd_json_u64(j, s->variant_counts[idx++]);
+            }
+            vd_json_end(j);
+        }
+    }
+    vd_json_end(j);
+    vd_json_key(j, "segments");
+    vd_json_obj(j);
+    if (rs) {
+        for (uint32_t i = 0; i < vd_ruleset_nsegments(rs); i++) {
+            vd_str id = vd_ruleset_segment_id(rs, i);
+            vd_json_strn(j, id.p, id.n);
+            vd_json_u64(j, s->segment_counts[i]);
+        }
+    }
+    vd_json_end(j);
+}

@@ -1,0 +1,57 @@
+/* metrics.h — renders the metrics table of stats.h (VD_METRICS and
+ * VD_METRICS_DYNAMIC) as Prometheus text and as JSON, from one snapshot:
+ * the workers' counters summed, plus the served ruleset and its per-slot,
+ * per-variant and per-segment counts.
+ *
+ * The snapshot is taken on another thread than the workers': counters are
+ * read with relaxed loads, and each worker's per-ruleset arrays under its
+ * counts_lock (which the worker takes only when it swaps rulesets). */
+#ifndef VD_SERVER_METRICS_H
+#define VD_SERVER_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "server/stats.h"
+#include "server/worker.h"
+#include "store/live.h"
+
+struct evbuffer;
+struct vd_json;
+
+typedef struct vd_stats_snap {
+#define VD_SNAP_FIELD(name, help) uint64_t name;
+    VD_COUNTERS(VD_SNAP_FIELD)
+    int64_t connections;
+    struct {
+        VD_HTTP_COUNTERS(VD_SNAP_FIELD)
+        int64_t connections;
+    } edge, stp;
+#undef VD_SNAP_FIELD
+    uint64_t hist[VD_LATENCY_NBUCKETS + 1];     /* non-cumulative */
+    uint64_t decisions;                         /* sum of hist */
+    vd_live_info live;
+    bool ready;
+    int64_t loaded_at, ruleset_age, started_at, uptime;
+    uint64_t reloads, failures, nsegments, nslots;
+    int redis_connected;
+    /* The served ruleset (a reference, dropped by vd_stats_snapshot_done)
+     * and its counts summed over the workers serving it; NULL if none or
+     * out of memory. */
+    vd_ruleset *rs;
+    uint64_t *variant_counts;                   /* slot by slot, variants in order */
+    uint64_t *segment_counts;
+} vd_stats_snap;
+
+/* stp: the stats port's own counters (it runs on the control thread). */
+void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stats *stp,
+                       int64_t started_at, vd_stats_snap *out);
+void vd_stats_snapshot_done(vd_stats_snap *s);
+
+/* variantd_* Prometheus text exposition (version 0.0.4). */
+void vd_metrics_prometheus(struct evbuffer *out, const vd_stats_snap *s);
+/* The same numbers as members of the open JSON object j:
+ * "metrics", "latency", "decisions", "segments". */
+void vd_metrics_json(struct vd_json *j, const vd_stats_snap *s);
+
+#endif

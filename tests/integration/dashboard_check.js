@@ -1,0 +1,55 @@
+// Opens the stats port's dashboard in headless Chromium (Debian's
+// /usr/bin/chromium, driven by playwright-core), waits for it to render
+// /stats, prints what it shows as JSON and saves a screenshot.
+// usage: node dashboard_check.js URL SCREENSHOT.png USER_DATA_DIR
+"use strict";
+const { chromium } = require("playwright-core");
+
+async function main() {
+  const [url, shot, userDataDir] = process.argv.slice(2);
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1280, height: 900 },
+  });
+  try {
+    const page = context.pages()[0] || (await context.newPage());
+    const external = [];
+    const errors = [];
+    page.on("request", (r) => { if (!r.url().startsWith(new URL(url).origin)) external.push(r.url()); });
+    page.on("pageerror", (e) => errors.push(String(e)));
+    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    await page.goto(url, { waitUntil: "load" });
+    // Two polls: the second one has a rate and a chart point.
+    await page.waitForFunction(() => document.body.dataset.updated, null, { timeout: 10000 });
+    const first = await page.evaluate(() => document.body.dataset.updated);
+    await page.waitForFunction((f) => document.body.dataset.updated !== f, first, { timeout: 10000 });
+    const shown = await page.evaluate(() => {
+      const text = (id) => document.getElementById(id).textContent;
+      const variants = {};
+      for (const td of document.querySelectorAll("td[data-variant]")) {
+        (variants[td.dataset.slot] = variants[td.dataset.slot] || {})[td.dataset.variant] = Number(td.textContent);
+      }
+      const segments = {};
+      for (const td of document.querySelectorAll("td[data-segment]")) segments[td.dataset.segment] = Number(td.textContent);
+      return {
+        version: text("ruleset-version"), source: text("ruleset-source"), sync: text("sync"),
+        reloads: text("ruleset-reloads"), decisions: Number(document.getElementById("decisions-total").dataset.value),
+        decisionsText: text("decisions-total"), rate: text("decisions-rate"),
+        p50: text("p50"), p99: text("p99"),
+        errors: Number(document.getElementById("errors-total").dataset.value),
+        variants, segments, status: text("status"),
+      };
+    });
+    await page.screenshot({ path: shot, fullPage: true });
+    shown.external = external;
+    shown.pageErrors = errors;
+    process.stdout.write(JSON.stringify(shown) + "\n");
+  } finally {
+    await context.close();
+  }
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });
