@@ -85,54 +85,72 @@ void vd_result_emit_context(const vd_emitter *e, vd_context *ctx)
         if (vals[id].kind != VD_VAL_MISSING)
             n++;
     }
-    /* url.query.NAME for each parameter of the landing URL, attr.NAME for each caller attr. */
+    /* url.query.NAME for each parameter of the landing URL, attr.NAME for
+     * each caller attr; a name given twice is listed once, with the value
+     * rules see (the first). */
     vd_attr_ref qref = { .id = VD_ATTR_URL_QUERY };
     vd_value probe;
     vd_context_get(ctx, &(vd_attr_ref){ .id = VD_ATTR_URL_HOST }, &probe);
+    enum { MAXQ = 64, QNAME = 128 };
+    char qnames[MAXQ][QNAME];
+    size_t qlen[MAXQ];
+    vd_str qraw[MAXQ];
     uint32_t nq = 0;
     if (ctx->has_url) {
         size_t pos = 0;
         vd_str k, v;
-        while (nq < 64 && vd_url_query_next(ctx->url.query, &pos, &k, &v))
-            if (k.n)
-                nq++;
+        while (nq < MAXQ && vd_url_query_next(ctx->url.query, &pos, &k, &v)) {
+            if (!k.n)
+                continue;
+            size_t kn = vd_url_decode(k, qnames[nq], QNAME);
+            bool dup = false;
+            for (uint32_t j = 0; j < nq && !dup; j++)
+                dup = qlen[j] == kn && memcmp(qnames[j], qnames[nq], kn) == 0;
+            if (dup)
+                continue;
+            qlen[nq] = kn;
+            qraw[nq] = v;
+            nq++;
+        }
     }
-    e->map(e->arg, n + nq + req->nattrs);
+    uint32_t na = 0;
+    for (unsigned i = 0; i < req->nattrs; i++) {
+        bool dup = false;
+        for (unsigned j = 0; j < i && !dup; j++)
+            dup = vd_str_eq(req->attrs[j].key, req->attrs[i].key);
+        na += !dup;
+    }
+    e->map(e->arg, n + nq + na);
     for (unsigned id = 0; id < VD_ATTR__COUNT; id++) {
         if (vals[id].kind == VD_VAL_MISSING)
             continue;
         emit_cstr(e, vd_attr_info_get(id)->name);
         emit_value(e, id, &vals[id]);
     }
-    if (nq) {
-        size_t pos = 0;
-        vd_str k, v;
-        uint32_t done = 0;
-        while (done < nq && vd_url_query_next(ctx->url.query, &pos, &k, &v)) {
-            if (!k.n)
-                continue;
-            char key[160];
-            char kdec[128];
-            size_t kn = vd_url_decode(k, kdec, sizeof kdec);
-            int len = snprintf(key, sizeof key, "url.query.%.*s", (int)kn, kdec);
-            e->str(e->arg, key, (size_t)(len < (int)sizeof key ? len : (int)sizeof key - 1));
-            /* Look the value up by the decoded name, as a rule on
-             * url.query.NAME does: the raw "utm%5Fsource" matches no key and
-             * showed nil. A name cut by kdec would match nothing, so a key
-             * that long shows its own value. */
-            vd_value qv;
-            if (kn + 1 < sizeof kdec) {
-                qref.sub = vd_str_make(kdec, kn);
-                vd_context_get(ctx, &qref, &qv);
-            } else {
-                qv.kind = VD_VAL_STR;
-                qv.u.s = vd_str_make(ctx->qbuf, vd_url_decode(v, ctx->qbuf, sizeof ctx->qbuf));
-            }
-            emit_value(e, VD_ATTR_URL_QUERY, &qv);
-            done++;
+    for (uint32_t q = 0; q < nq; q++) {
+        char key[160];
+        int len = snprintf(key, sizeof key, "url.query.%.*s", (int)qlen[q], qnames[q]);
+        e->str(e->arg, key, (size_t)(len < (int)sizeof key ? len : (int)sizeof key - 1));
+        /* Look the value up by the decoded name, as a rule on
+         * url.query.NAME does: the raw "utm%5Fsource" matches no key and
+         * showed nil. A name cut by the buffer would match nothing, so a
+         * key that long shows its own value. */
+        vd_value qv;
+        if (qlen[q] + 1 < QNAME) {
+            qref.sub = vd_str_make(qnames[q], qlen[q]);
+            vd_context_get(ctx, &qref, &qv);
+        } else {
+            qv.kind = VD_VAL_STR;
+            qv.u.s = vd_str_make(ctx->qbuf, vd_url_decode(qraw[q], ctx->qbuf, sizeof ctx->qbuf));
         }
+        emit_value(e, VD_ATTR_URL_QUERY, &qv);
     }
     for (unsigned i = 0; i < req->nattrs; i++) {
+        bool dup = false;
+        for (unsigned j = 0; j < i && !dup; j++)
+            dup = vd_str_eq(req->attrs[j].key, req->attrs[i].key);
+        if (dup)
+            continue;
         char key[160];
         int len = snprintf(key, sizeof key, "attr.%.*s", (int)req->attrs[i].key.n,
                            req->attrs[i].key.p);

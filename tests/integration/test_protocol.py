@@ -253,3 +253,13 @@ def test_sigterm_exits_cleanly(small):
     c = small.client()
     assert c.call("ping", [])[0] is None
     assert small.stop() == 0
+
+
+def test_explain_lists_repeated_names_once_with_the_value_rules_see(small):
+    err, res = small.client().call("explain", [{
+        "slots": ["hero"], "url": "https://shop.example/?a=1&a=2&utm%5Fsource=x&b=",
+        "attrs": {"tier": "gold"}}])
+    assert err is None
+    ctx = res["context"]
+    assert ctx["url.query.a"] == "1" and ctx["url.query.utm_source"] == "x" and ctx["url.query.b"] == ""
+    assert ctx["attr.tier"] == "gold"
