@@ -2,16 +2,19 @@
 """Median table of build/bench/results.tsv, with the ratios the goals name.
 usage: summarize.py RESULTS.tsv"""
 import csv
+import math
 import statistics
 import sys
 from collections import OrderedDict
 
 
 def num(v):
+    """A finite number, or None (missing, "nan", "–")."""
     try:
-        return float(v)
+        f = float(v)
     except (TypeError, ValueError):
         return None
+    return f if math.isfinite(f) else None
 
 
 def med(vals):
