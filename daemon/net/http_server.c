@@ -1,4 +1,4 @@
-/* http_server.c — HTTP/1.1 on bufferevents with libhttp-parser (see the
+/* http_server.c — HTTP/1.1 on plain libevent events with libhttp-parser (see the
  * header for the limits and their answers).
  *
  * Connection states: NEW (accepted, nothing read yet), HEAD/BODY (a request
@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <http_parser.h>
 #include <netinet/in.h>
@@ -40,7 +39,10 @@ typedef struct hdr_off {
 
 typedef struct http_conn {
     vd_http_server *srv;
-    struct bufferevent *bev;
+    evutil_socket_t fd;
+    struct event *rev, *wev;      /* read (no timeout: c->timer rules) and write (write-timeout) */
+    struct evbuffer *in, *out;
+    bool reading;                 /* rev is armed */
     struct http_conn *prev, *next;
     struct event *timer;
     http_parser parser;
@@ -221,7 +223,11 @@ static void conn_free(http_conn *c)
         VD_STAT_ADD(s->st, connections, -1);
     }
     event_free(c->timer);
-    bufferevent_free(c->bev);
+    event_free(c->rev);
+    event_free(c->wev);
+    evbuffer_free(c->in);
+    evbuffer_free(c->out);
+    evutil_closesocket(c->fd);
     free(c->head);
     free(c->body);
     free(c);
@@ -230,26 +236,83 @@ static void conn_free(http_conn *c)
 /* Our answer is out: stop sending, keep reading (and dropping) until the
  * client closes or the linger timer fires, so it reads the answer rather
  * than a reset caused by bytes we never read. */
+static void set_reading(http_conn *c, bool on)
+{
+    if (on && !c->reading)
+        event_add(c->rev, NULL);
+    else if (!on && c->reading)
+        event_del(c->rev);
+    c->reading = on;
+}
+
 static void start_linger(http_conn *c)
 {
     c->state = ST_LINGER;
-    evutil_socket_t fd = bufferevent_getfd(c->bev);
-    if (fd >= 0)
-        shutdown(fd, SHUT_WR);
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    evbuffer_drain(in, evbuffer_get_length(in));
-    bufferevent_enable(c->bev, EV_READ);
+    shutdown(c->fd, SHUT_WR);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    set_reading(c, true);
     arm_timer(c, LINGER_SECONDS);
 }
 
 static void close_after_flush(http_conn *c)
 {
     c->state = ST_CLOSING;
-    bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (evbuffer_get_length(c->out) == 0)
         start_linger(c);
     else
         arm_timer(c, c->srv->lim.write_timeout);
+}
+
+static void process_input(http_conn *c);
+
+static int retriable(int e)
+{
+    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
+
+/* Writes what the kernel takes now and arms the write event (with
+ * write-timeout) only for the rest: a response costs one write and no
+ * epoll_ctl. Then does what a drained output allows: linger after the last
+ * answer, resume a paused reader, close an idle connection while draining.
+ * Returns -1 if the connection was freed. */
+static int flush(http_conn *c)
+{
+    while (evbuffer_get_length(c->out) > 0) {
+        int n = evbuffer_write(c->out, c->fd);
+        if (n < 0) {
+            if (retriable(EVUTIL_SOCKET_ERROR()))
+                break;
+            conn_free(c);
+            return -1;
+        }
+        if (n == 0)
+            break;
+    }
+    size_t left = evbuffer_get_length(c->out);
+    if (left > 0) {
+        if (!event_pending(c->wev, EV_WRITE, NULL)) {
+            struct timeval wt = { .tv_sec = c->srv->lim.write_timeout, .tv_usec = 0 };
+            event_add(c->wev, &wt);
+        }
+    } else if (event_pending(c->wev, EV_WRITE, NULL)) {
+        event_del(c->wev);
+    }
+    if (c->state == ST_CLOSING) {
+        if (left == 0)
+            start_linger(c);
+        return 0;
+    }
+    if (c->read_paused && left <= c->srv->lim.max_output / 2) {
+        c->read_paused = false;
+        set_reading(c, true);
+        process_input(c);
+        return flush(c);
+    }
+    if (c->srv->draining && c->state == ST_IDLE && left == 0 && evbuffer_get_length(c->in) == 0) {
+        conn_free(c);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- answers ---- */
@@ -257,7 +320,7 @@ static void close_after_flush(http_conn *c)
 static void send_response(http_conn *c, vd_http_resp *r, bool keep_alive, int http_minor)
 {
     vd_http_server *s = c->srv;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = c->out;
     size_t blen = evbuffer_get_length(r->body);
     char head[512];
     const char *conn_hdr = "";
@@ -300,7 +363,7 @@ static void fail(http_conn *c, int status, const char *code, const char *msg)
     vd_http_resp_error(r, status, code, msg);
     send_response(c, r, false, 1);
     VD_STAT_INC(s->st, conn_closed_error);
-    bufferevent_disable(c->bev, EV_READ);
+    set_reading(c, false);
     close_after_flush(c);
 }
 
@@ -393,7 +456,7 @@ static int on_headers_complete(http_parser *p)
             c->expect_continue = true;
     if (c->expect_continue && p->content_length > 0 && p->content_length != ULLONG_MAX) {
         /* curl and others wait a second for this before sending a body. */
-        evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
     }
     return 0;
 }
@@ -481,7 +544,7 @@ static int on_message_complete(http_parser *p)
 
     if (!keep) {
         http_parser_pause(p, 1);
-        bufferevent_disable(c->bev, EV_READ);
+        set_reading(c, false);
         close_after_flush(c);
         return 0;
     }
@@ -489,9 +552,9 @@ static int on_message_complete(http_parser *p)
     arm_timer(c, s->lim.keepalive_timeout);
     /* Backpressure: a client that does not read its answers stops being
      * read (its pipelined requests wait in the input buffer). */
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > s->lim.max_output) {
+    if (evbuffer_get_length(c->out) > s->lim.max_output) {
         c->read_paused = true;
-        bufferevent_disable(c->bev, EV_READ);
+        set_reading(c, false);
         http_parser_pause(p, 1);
     }
     return 0;
@@ -511,7 +574,7 @@ static const http_parser_settings settings = {
 
 static void process_input(http_conn *c)
 {
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     while (c->state < ST_CLOSING && !c->read_paused) {
         size_t len = evbuffer_get_length(in);
         if (len == 0)
@@ -563,50 +626,52 @@ static void process_input(http_conn *c)
     }
 }
 
-static void conn_read(struct bufferevent *bev, void *arg)
+static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
+    (void)what;
     http_conn *c = arg;
+    /* Read into reserved space: evbuffer_read would first ask the kernel
+     * how much is readable (an ioctl per request). */
+    struct evbuffer_iovec vec;
+    ssize_t n = -1;
+    if (evbuffer_reserve_space(c->in, 16384, &vec, 1) == 1) {
+        n = recv(fd, vec.iov_base, vec.iov_len, 0);
+        vec.iov_len = n > 0 ? (size_t)n : 0;
+        evbuffer_commit_space(c->in, &vec, 1);
+    }
+    if (n < 0 && retriable(EVUTIL_SOCKET_ERROR()))
+        return;
+    if (n <= 0) {
+        /* A client that sent its request and then shut its side down still
+         * gets the answer: flush, then close. */
+        if (n == 0 && c->state < ST_CLOSING && evbuffer_get_length(c->out) > 0) {
+            set_reading(c, false);
+            close_after_flush(c);
+            flush(c);
+            return;
+        }
+        conn_free(c);
+        return;
+    }
     if (c->state >= ST_CLOSING) {
-        struct evbuffer *in = bufferevent_get_input(bev);
-        evbuffer_drain(in, evbuffer_get_length(in));
+        evbuffer_drain(c->in, evbuffer_get_length(c->in));
         return;
     }
     process_input(c);
+    flush(c);
 }
 
-static void conn_write(struct bufferevent *bev, void *arg)
+static void conn_writable(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd;
     http_conn *c = arg;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    if (c->state == ST_CLOSING) {
-        if (evbuffer_get_length(out) == 0)
-            start_linger(c);
-        return;
-    }
-    if (c->read_paused && evbuffer_get_length(out) <= c->srv->lim.max_output / 2) {
-        c->read_paused = false;
-        bufferevent_enable(bev, EV_READ);
-        process_input(c);
-    }
-    if (c->srv->draining && c->state == ST_IDLE && evbuffer_get_length(out) == 0 &&
-        evbuffer_get_length(bufferevent_get_input(bev)) == 0)
+    if (what & EV_TIMEOUT) {
+        if (c->state != ST_LINGER)
+            VD_STAT_INC(c->srv->st, conn_closed_idle);   /* not reading its answers */
         conn_free(c);
-}
-
-static void conn_event(struct bufferevent *bev, short what, void *arg)
-{
-    http_conn *c = arg;
-    /* A client that sent its request and then shut its side down still
-     * gets the answer: flush, then close. */
-    if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && c->state < ST_CLOSING &&
-        evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
-        bufferevent_disable(bev, EV_READ);
-        close_after_flush(c);
         return;
     }
-    if ((what & BEV_EVENT_TIMEOUT) && c->state != ST_LINGER)
-        VD_STAT_INC(c->srv->st, conn_closed_idle);   /* not reading its answers */
-    conn_free(c);
+    flush(c);
 }
 
 static void conn_timer(evutil_socket_t fd, short what, void *arg)
@@ -622,6 +687,7 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
         char msg[96];
         snprintf(msg, sizeof msg, "request not received within %ld s", c->srv->lim.header_timeout);
         fail(c, 408, "timeout", msg);
+        flush(c);
         break;
     }
     case ST_NEW:
@@ -646,15 +712,23 @@ static http_conn *conn_new(vd_http_server *s, evutil_socket_t fd, bool rejected)
         free(c);
         return NULL;
     }
-    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    c->timer = c->bev ? evtimer_new(s->base, conn_timer, c) : NULL;
-    if (!c->timer) {
-        if (c->bev)
-            bufferevent_free(c->bev);
+    c->fd = fd;
+    c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
+    c->wev = event_new(s->base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
+    c->in = evbuffer_new();
+    c->out = evbuffer_new();
+    c->timer = evtimer_new(s->base, conn_timer, c);
+    if (!c->rev || !c->wev || !c->in || !c->out || !c->timer) {
+        if (c->rev) event_free(c->rev);
+        if (c->wev) event_free(c->wev);
+        if (c->in) evbuffer_free(c->in);
+        if (c->out) evbuffer_free(c->out);
+        if (c->timer) event_free(c->timer);
         free(c->head);
         free(c);
         return NULL;
     }
+    evutil_make_socket_nonblocking(fd);
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->state = ST_NEW;
@@ -662,10 +736,6 @@ static http_conn *conn_new(vd_http_server *s, evutil_socket_t fd, bool rejected)
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
-    bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-    bufferevent_setwatermark(c->bev, EV_WRITE, s->lim.max_output / 2, 0);
-    struct timeval wt = { .tv_sec = s->lim.write_timeout, .tv_usec = 0 };
-    bufferevent_set_timeouts(c->bev, NULL, &wt);
     return c;
 }
 
@@ -701,15 +771,16 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
                            "too many open connections, retry later");
         vd_http_resp_header(r, VD_STR_LIT("Retry-After"), VD_STR_LIT("1"));
         send_response(c, r, false, 1);
-        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        set_reading(c, true);
         close_after_flush(c);
+        flush(c);
         return;
     }
     s->nconns++;
     VD_STAT_INC(s->st, conn_accepted);
     VD_STAT_ADD(s->st, connections, 1);
     arm_timer(c, s->lim.header_timeout);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    set_reading(c, true);
 }
 
 vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
@@ -754,8 +825,7 @@ size_t vd_http_server_drain(vd_http_server *s)
         /* Requests being received are still answered (then closed); what
          * waits for a next request has nothing in flight. */
         if ((c->state == ST_NEW || c->state == ST_IDLE) &&
-            evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
-            evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)
+            evbuffer_get_length(c->out) == 0 && evbuffer_get_length(c->in) == 0)
             conn_free(c);
         c = next;
     }
