@@ -40,11 +40,6 @@ static uint32_t pick_arm(const vd_rule *r, vd_str vid)
     return r->split[r->nsplit - 1].variant;
 }
 
-static bool string_guarded(const vd_ruleset *rs, uint32_t seg)
-{
-    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
-}
-
 /* Rules whose segment has a string guard were settled by the index: the
  * ones evaluated are exactly the candidates, reached through each
  * segment's use list in one pass over the evaluated segments; the rest are
@@ -79,7 +74,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
     uint32_t nev = vd_eval_evaluated(ev, &evd);
     for (uint32_t e = 0; e < nev; e++) {
         int64_t u;
-        if (!string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
+        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
             continue;
         for (uint32_t k = rs->use_first[evd[e]]; k < rs->use_first[evd[e] + 1]; k++)
             for (unsigned i = 0; i < n; i++)
@@ -109,7 +104,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
     nev = vd_eval_evaluated(ev, &evd);
     for (uint32_t e = 0; e < nev; e++) {
         int64_t u;
-        if (!string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX)
+        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX)
             continue;
         for (uint32_t k = rs->use_first[evd[e]]; k < rs->use_first[evd[e] + 1]; k++)
             for (unsigned i = 0; i < n; i++)

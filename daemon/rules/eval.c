@@ -432,7 +432,7 @@ int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
 {
     const vd_ruleset *rs = ev->rs;
     if (ev->scanned && seg < rs->nsegs && ev->memo[seg].gen != ev->gen &&
-        (rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX)) {
+        vd_string_guarded(rs, seg)) {
         /* Not a candidate: its string guard fails, and no string attribute
          * changes with time, so it stays false. Time-guarded ones are
          * evaluated: they are false too, but their until is needed. */

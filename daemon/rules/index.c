@@ -175,11 +175,6 @@ static int build_buckets(vd_ruleset *rs, const vd_pred **guards, int kind, unsig
     return 0;
 }
 
-static bool string_guard(const vd_ruleset *rs, uint32_t seg)
-{
-    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
-}
-
 /* Per segment, the rules that use it; per slot, the rules a request must
  * walk (those without a string guard). A request then finds a slot's
  * string-guarded winner from the few segments it evaluated, not by walking
@@ -209,7 +204,7 @@ static int build_uses(vd_ruleset *rs)
         for (uint32_t k = 0; k < rs->slots[i].nrules; k++) {
             uint32_t seg = rs->slots[i].rules[k].segment;
             rs->uses[fill[seg]++] = (vd_seg_use){ i, k };
-            if (!string_guard(rs, seg))
+            if (!vd_string_guarded(rs, seg))
                 rs->check[checks++] = k;
         }
     }

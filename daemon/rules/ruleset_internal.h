@@ -149,4 +149,11 @@ struct vd_ruleset {
     uint32_t nslots, cap_slots;
 };
 
+/* Filed under a string key (set or prefix): a segment the index did not
+ * reach is false for this request, whatever the time. */
+static inline bool vd_string_guarded(const vd_ruleset *rs, uint32_t seg)
+{
+    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
+}
+
 #endif
