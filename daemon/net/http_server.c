@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "net/json_out.h"
 #include "net/listener.h"
+#include "net/sockio.h"
 
 #define LINGER_SECONDS 2
 #define MAX_REJECTING 256         /* 503-then-close connections lingering at once */
@@ -265,11 +266,6 @@ static void close_after_flush(http_conn *c)
 
 static void process_input(http_conn *c);
 
-static int retriable(int e)
-{
-    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
-}
-
 /* Writes what the kernel takes now and arms the write event (with
  * write-timeout) only for the rest: a response costs one write and no
  * epoll_ctl. Then does what a drained output allows: linger after the last
@@ -277,16 +273,9 @@ static int retriable(int e)
  * Returns -1 if the connection was freed. */
 static int flush(http_conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
-        if (n < 0) {
-            if (retriable(EVUTIL_SOCKET_ERROR()))
-                break;
-            conn_free(c);
-            return -1;
-        }
-        if (n == 0)
-            break;
+    if (vd_sock_write(c->out, c->fd) < 0) {
+        conn_free(c);
+        return -1;
     }
     size_t left = evbuffer_get_length(c->out);
     if (left > 0) {
@@ -630,16 +619,8 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
     (void)what;
     http_conn *c = arg;
-    /* Read into reserved space: evbuffer_read would first ask the kernel
-     * how much is readable (an ioctl per request). */
-    struct evbuffer_iovec vec;
-    ssize_t n = -1;
-    if (evbuffer_reserve_space(c->in, 16384, &vec, 1) == 1) {
-        n = recv(fd, vec.iov_base, vec.iov_len, 0);
-        vec.iov_len = n > 0 ? (size_t)n : 0;
-        evbuffer_commit_space(c->in, &vec, 1);
-    }
-    if (n < 0 && retriable(EVUTIL_SOCKET_ERROR()))
+    ssize_t n = vd_sock_read(c->in, fd);
+    if (n == VD_SOCK_AGAIN)
         return;
     if (n <= 0) {
         /* A client that sent its request and then shut its side down still

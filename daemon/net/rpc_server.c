@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "net/listener.h"
 #include "net/msgpack_scan.h"
+#include "net/sockio.h"
 #include "net/rpc_codec.h"
 
 /* Connection I/O is done by hand on two events and two evbuffers, like
@@ -53,12 +54,6 @@ struct vd_rpc_server {
 
 /* ---- connections ---- */
 
-/* Nothing to read or no room to write right now: try again later. */
-static int retriable(int e)
-{
-    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
-}
-
 static void conn_free(rpc_conn *c)
 {
     vd_rpc_server *s = c->srv;
@@ -92,17 +87,9 @@ static void pause_reading(rpc_conn *c)
  * if the connection was freed. */
 static int conn_flush(rpc_conn *c)
 {
-    while (evbuffer_get_length(c->out) > 0) {
-        int n = evbuffer_write(c->out, c->fd);
-        if (n < 0) {
-            int e = EVUTIL_SOCKET_ERROR();
-            if (retriable(e))
-                break;
-            conn_free(c);
-            return -1;
-        }
-        if (n == 0)
-            break;
+    if (vd_sock_write(c->out, c->fd) < 0) {
+        conn_free(c);
+        return -1;
     }
     if (evbuffer_get_length(c->out) > 0) {
         if (!event_pending(c->wev, EV_WRITE, NULL)) {
@@ -387,21 +374,13 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
-    /* Read into reserved space: evbuffer_read would first ask the kernel
-     * how much is readable (an ioctl per request). */
-    struct evbuffer_iovec vec;
-    ssize_t n = -1;
-    if (evbuffer_reserve_space(c->in, 16384, &vec, 1) == 1) {
-        n = recv(fd, vec.iov_base, vec.iov_len, 0);
-        vec.iov_len = n > 0 ? (size_t)n : 0;
-        evbuffer_commit_space(c->in, &vec, 1);
-    }
-    if (n == 0 || (n < 0 && !retriable(EVUTIL_SOCKET_ERROR()))) {
+    ssize_t n = vd_sock_read(c->in, fd);
+    if (n == VD_SOCK_AGAIN)
+        return;
+    if (n <= 0) {
         conn_free(c);             /* peer closed or reset */
         return;
     }
-    if (n < 0)
-        return;
     if (process_input(c) == 0)
         conn_flush(c);
 }
