@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "context/url.h"
 #include "core/log.h"
 #include "net/json_out.h"
 
@@ -31,7 +32,7 @@ struct vd_http_edge {
     vd_http_server *srv;
     unsigned nproxies;
     cidr proxies[MAX_PROXIES];
-    char scratch[SCRATCH];
+    char scratch[SCRATCH + 1];    /* + 1: vd_url_decode ends what it writes with a NUL */
     size_t used;
     char ipbuf[64];
     vd_request req;
@@ -206,36 +207,13 @@ static void client_ip(vd_http_edge *e, const vd_http_req *req, vd_str *out)
 
 /* ---- query strings ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent- and '+'-decodes s into the scratch area; false when full. */
 static bool decode(vd_http_edge *e, vd_str s, vd_str *out)
 {
     if (e->used + s.n > SCRATCH)
         return false;
     char *dst = e->scratch + e->used;
-    size_t n = 0;
-    for (size_t i = 0; i < s.n; i++) {
-        char c = s.p[i];
-        int hi, lo;
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%' && i + 2 < s.n &&
-                   (hi = hexval(s.p[i + 1])) >= 0 && (lo = hexval(s.p[i + 2])) >= 0) {
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        dst[n++] = c;
-    }
+    size_t n = vd_url_decode(s, dst, SCRATCH + 1 - e->used);
     e->used += n;
     *out = vd_str_make(dst, n);
     return true;
