@@ -17,6 +17,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "net/http_stats.h"
+#include "net/listener.h"
 #include "net/rpc_server.h"
 #include "server/pool.h"
 #include "rules/ruleset.h"
@@ -101,6 +102,42 @@ static int reload_files(daemon_state *d, int at_start)
     vd_info("ruleset %s loaded from %s + %s: %u segments, %u slots", vd_ruleset_version(rs),
             d->cfg.segments, d->cfg.content_map, vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs));
     vd_live_set(rs, VD_SOURCE_FILES);
+    return 0;
+}
+
+/* Every port is checked free before the workers bind it with SO_REUSEPORT
+ * (which would otherwise share it with whatever already listens there), two
+ * of our own ports may not take the same connections, and port 0 becomes one
+ * concrete port for all workers. */
+static int claim_ports(vd_config *cfg)
+{
+    struct {
+        char **addr;
+        const char *what;
+    } ports[] = {
+        { &cfg->listen, "decision port (--listen)" },
+        { &cfg->http_listen, "edge port (--http-listen)" },
+        { &cfg->stats_listen, "stats port (--stats-listen)" },
+    };
+    const size_t n = sizeof ports / sizeof ports[0];
+    char err[256];
+    for (size_t i = 0; i < n; i++) {
+        if (!(*ports[i].addr)[0])
+            continue;
+        for (size_t j = 0; j < i; j++)
+            if ((*ports[j].addr)[0] && vd_listen_overlap(*ports[i].addr, *ports[j].addr)) {
+                vd_error("%s %s and %s %s take the same connections: give them different ports",
+                         ports[j].what, *ports[j].addr, ports[i].what, *ports[i].addr);
+                return -1;
+            }
+        char *resolved;
+        if (vd_listen_claim(*ports[i].addr, ports[i].what, &resolved, err, sizeof err) != 0) {
+            vd_error("%s", err);
+            return -1;
+        }
+        free(*ports[i].addr);
+        *ports[i].addr = resolved;
+    }
     return 0;
 }
 
@@ -216,6 +253,8 @@ int main(int argc, char **argv)
         return 0;
     }
 
+    if (claim_ports(&d.cfg) != 0)
+        return 1;
     signal(SIGPIPE, SIG_IGN);
     d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
     if (!d.pool) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
@@ -66,6 +67,94 @@ int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, c
         return -1;
     }
     return 0;
+}
+
+int vd_listen_claim(const char *addr, const char *what, char **resolved, char *err, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int sslen;
+    char perr[200];
+    if (vd_parse_listen(addr, &ss, &sslen, perr, sizeof perr) != 0) {
+        snprintf(err, cap, "%s: %s", what, perr);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, cap, "%s %s: socket: %s", what, addr, strerror(errno));
+        return -1;
+    }
+    /* SO_REUSEADDR only: sockets in TIME_WAIT from a previous run do not
+     * count, a listening socket (ours or anyone's) does. */
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EADDRINUSE)
+            snprintf(err, cap, "%s %s: address already in use (another variantd, or another "
+                     "program, listens there)", what, addr);
+        else
+            snprintf(err, cap, "%s %s: cannot bind: %s", what, addr, strerror(e));
+        return -1;
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    int rc = getsockname(fd, (struct sockaddr *)&bound, &blen);
+    close(fd);
+    if (rc != 0) {
+        snprintf(err, cap, "%s %s: getsockname: %s", what, addr, strerror(errno));
+        return -1;
+    }
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    if (bound.ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&bound;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
+        port = ntohs(s6->sin6_port);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
+        port = ntohs(s4->sin_port);
+    }
+    char buf[INET6_ADDRSTRLEN + 16];
+    snprintf(buf, sizeof buf, bound.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    if (!(*resolved = strdup(buf))) {
+        snprintf(err, cap, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int is_wildcard(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
+    return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+}
+
+int vd_listen_overlap(const char *a, const char *b)
+{
+    struct sockaddr_storage sa, sb;
+    int la, lb;
+    char err[128];
+    if (vd_parse_listen(a, &sa, &la, err, sizeof err) != 0 ||
+        vd_parse_listen(b, &sb, &lb, err, sizeof err) != 0)
+        return 0;
+    uint16_t pa = sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
+                                           : ((struct sockaddr_in *)&sa)->sin_port;
+    uint16_t pb = sb.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sb)->sin6_port
+                                           : ((struct sockaddr_in *)&sb)->sin_port;
+    if (pa != pb || pa == 0)
+        return 0;
+    if (is_wildcard(&sa) || is_wildcard(&sb))
+        return 1;
+    if (sa.ss_family != sb.ss_family)
+        return 0;
+    if (sa.ss_family == AF_INET6)
+        return memcmp(&((struct sockaddr_in6 *)&sa)->sin6_addr,
+                      &((struct sockaddr_in6 *)&sb)->sin6_addr, sizeof(struct in6_addr)) == 0;
+    return ((struct sockaddr_in *)&sa)->sin_addr.s_addr ==
+           ((struct sockaddr_in *)&sb)->sin_addr.s_addr;
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,

@@ -23,6 +23,18 @@ typedef void (*vd_accept_fn)(evutil_socket_t fd, struct sockaddr *sa, int salen,
 int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, char *err,
                     size_t cap);
 
+/* Checks, before any worker binds, that nothing else listens on ADDR: a
+ * throwaway bind without SO_REUSEPORT fails with EADDRINUSE where a plain
+ * SO_REUSEPORT bind would silently join another process's group (a second
+ * variantd on the same port would take half the connections). Port 0 is
+ * resolved here, so every worker binds the same ephemeral port. *resolved is
+ * a malloc'd "HOST:PORT" ("[v6]:PORT") with the concrete port. */
+int vd_listen_claim(const char *addr, const char *what, char **resolved, char *err, size_t cap);
+
+/* 1 if two listen addresses would take the same connections (same port, and
+ * the same address or either one a wildcard), else 0. */
+int vd_listen_overlap(const char *a, const char *b);
+
 /* what names the port in messages ("decision port", "edge port"). */
 vd_listener *vd_listener_start(struct event_base *base, const char *addr, const char *what,
                                vd_accept_fn fn, void *arg, char *err, size_t cap);

@@ -21,10 +21,20 @@ DEMO_DB = BUILD / "demo-city.mmdb"
 SHARED = Path(os.environ.get("VD_SHARED_DIR", ROOT.parent / "shared"))
 
 
+_ports_given = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never one handed out before in this
+    run: the kernel may offer a just-closed port again, and a daemon given the
+    same port twice now refuses to start rather than share it."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
 
 
 class Daemon:

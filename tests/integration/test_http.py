@@ -511,7 +511,7 @@ def test_half_closed_client_still_gets_its_answers(edge):
 @pytest.mark.parametrize("args,message", [
     (["--trusted-proxies", "10.0.0.0/33"], "trusted-proxies: bad prefix length in '10.0.0.0/33'"),
     (["--trusted-proxies", "proxy.example"], "trusted-proxies: 'proxy.example' is not an IP address"),
-    (["--http-listen", "localhost"], "edge port: bad address 'localhost'"),
+    (["--http-listen", "localhost"], "edge port (--http-listen): bad address 'localhost'"),
 ])
 def test_bad_edge_settings_stop_start_up(defs, args, message):
     import subprocess
