@@ -145,7 +145,10 @@ bench:
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJS:.o=.d) $(BUILD)/daemon/main.d
+# Header dependencies of every object (the tests and tools included: a
+# struct that changes size must rebuild everything that embeds it).
+-include $(LIB_OBJS:.o=.d) $(BUILD)/daemon/main.d $(UNIT_SRCS:%.c=$(BUILD)/%.d) \
+         $(TOOL_SRCS:%.c=$(BUILD)/%.d)
 
 # ---- fuzz: libFuzzer targets (clang-14; never part of all/unit/test) --------
 # `make fuzz FUZZ_SECONDS=60` builds every tests/fuzz/fuzz_*.c with clang-14 and

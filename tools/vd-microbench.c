@@ -98,12 +98,14 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: vd-microbench SEGMENTS_DIR CONTENT_MAP_DIR [--contexts FILE] "
-                        "[--geoip-db FILE] [--slots a,b | --slot-count K] [-n N] [--warm N]\n");
+                        "[--geoip-db FILE] [--slots a,b | --slot-count K] [-n N] [--warm N] "
+                        "[--ua-cache N] [--geo-cache N]\n");
         return 2;
     }
     const char *ctx_path = "tests/bench/contexts.tsv", *geo_path = NULL;
     char *slot_list = NULL;
     long n = 200000, warm = 20000, slot_count = 4;
+    long ua_entries = 16384, geo_entries = 4096;   /* the daemon's defaults; 0 = off */
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--contexts")) ctx_path = argv[i + 1];
         else if (!strcmp(argv[i], "--geoip-db")) geo_path = argv[i + 1];
@@ -111,6 +113,8 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--slot-count")) slot_count = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "-n")) n = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--warm")) warm = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ua-cache")) ua_entries = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--geo-cache")) geo_entries = atol(argv[i + 1]);
         else {
             fprintf(stderr, "vd-microbench: unknown option %s\n", argv[i]);
             return 2;
@@ -163,7 +167,10 @@ int main(int argc, char **argv)
         memcpy(r->slots, slots, nslots * sizeof slots[0]);
     }
     vd_eval *ev = vd_eval_new();
-    vd_device_cache *cache = vd_device_cache_new(16384);
+    vd_context_caches caches = {
+        .ua = ua_entries > 0 ? vd_device_cache_new((size_t)ua_entries) : NULL,
+        .geo = geo_entries > 0 ? vd_geo_cache_new((size_t)geo_entries) : NULL,
+    };
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -178,7 +185,7 @@ int main(int argc, char **argv)
         }
         const vd_request *r = &reqs[(size_t)i % nrows];
         vd_context ctx;
-        vd_context_init(&ctx, r, &env, cache, r->ts);
+        vd_context_init(&ctx, r, &env, &caches, r->ts);
         vd_decision d;
         if (vd_decide(rs, ev, &ctx, &d) != 0)
             return 1;
@@ -190,12 +197,19 @@ int main(int argc, char **argv)
     unsigned long allocs = atomic_load(&alloc_count);
     printf("vd-microbench: %u segments, %u slots (%u per request), %zu contexts, compile %.1f ms\n",
            vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs), nslots, nrows, (double)t_compile / 1e6);
+    uint64_t ua_hits, ua_misses, geo_hits, geo_misses;
+    vd_device_cache_stats(caches.ua, &ua_hits, &ua_misses);
+    vd_geo_cache_stats(caches.geo, &geo_hits, &geo_misses);
+    printf("vd-microbench: caches: user-agent %s (%llu hits, %llu misses), geo %s (%llu hits, %llu misses)\n",
+           caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses,
+           caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses);
     printf("MICRO_RESULT decisions=%ld ns_per_decision=%.0f allocs_per_decision=%.4f "
            "matched_per_decision=%.2f segments=%u slots=%u\n",
            n, (double)dt / (double)n, (double)allocs / (double)n, (double)matched / (double)(warm + n),
            vd_ruleset_nsegments(rs), nslots);
     msgpack_sbuffer_destroy(&sb);
-    vd_device_cache_free(cache);
+    vd_device_cache_free(caches.ua);
+    vd_geo_cache_free(caches.geo);
     vd_eval_free(ev);
     vd_ruleset_release(rs);
     vd_geo_close(geo);

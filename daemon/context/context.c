@@ -6,13 +6,14 @@
 #include "context/lang.h"
 
 void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
-                     vd_device_cache *ua_cache, int64_t now)
+                     const vd_context_caches *caches, int64_t now)
 {
     /* Only the header is reset: each family's fields are written before the
      * bit that marks them computed, so stale bytes are never read. */
     ctx->req = req;
     ctx->env = env;
-    ctx->ua_cache = ua_cache;
+    ctx->ua_cache = caches ? caches->ua : NULL;
+    ctx->geo_cache = caches ? caches->geo : NULL;
     ctx->now = req->has_ts ? req->ts : now;
     ctx->done = 0;
     ctx->tz = NULL;
@@ -37,7 +38,7 @@ static void need_geo(vd_context *ctx)
     memset(&ctx->geo, 0, sizeof ctx->geo);
     ctx->geo.eu = -1;
     if (ctx->ip.family && ctx->env && ctx->env->geo)
-        vd_geo_lookup(ctx->env->geo, &ctx->ip, &ctx->geo);
+        vd_geo_lookup_cached(ctx->env->geo, ctx->geo_cache, &ctx->ip, &ctx->geo);
     ctx->done |= VD_FAM_GEO;
 }
 

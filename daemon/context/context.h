@@ -44,10 +44,17 @@ typedef struct vd_env {
     const vd_tzdb *tzdb;
 } vd_env;
 
+/* Per-worker caches of derived verdicts; any may be NULL. */
+typedef struct vd_context_caches {
+    vd_device_cache *ua;             /* User-Agent -> device */
+    vd_geo_cache *geo;               /* MMDB record -> decoded geo */
+} vd_context_caches;
+
 typedef struct vd_context {
     const vd_request *req;
     const vd_env *env;
     vd_device_cache *ua_cache;       /* per worker; may be NULL */
+    vd_geo_cache *geo_cache;         /* per worker; may be NULL */
     int64_t now;                     /* request time, unix seconds */
     unsigned done;                   /* vd_attr_family bits already computed */
 
@@ -64,9 +71,10 @@ typedef struct vd_context {
     char qbuf[1024];                 /* decoded url.query value of the last get */
 } vd_context;
 
-/* now: the request's ts if it has one, else the caller's clock. */
+/* now: the request's ts if it has one, else the caller's clock. caches may
+ * be NULL (every verdict computed afresh). */
 void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
-                     vd_device_cache *ua_cache, int64_t now);
+                     const vd_context_caches *caches, int64_t now);
 
 /* The value of one attribute; VD_VAL_MISSING if the request cannot give it.
  * String values stay valid until the next vd_context_get on this context. */

@@ -14,6 +14,7 @@
 #include "context/geo.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +36,15 @@ enum geo_layout {
 struct vd_geo_db {
     MMDB_s mmdb;
     enum geo_layout layout;
+    uint32_t id;              /* unique per open: cache keys never outlive a db */
     char desc[192];
+};
+
+struct vd_geo_cache {
+    size_t mask;
+    uint64_t *keys;           /* (db id << 32) | record offset; 0 = empty */
+    vd_geo *vals;
+    uint64_t hits, misses;
 };
 
 /* Outcome of one field read. */
@@ -300,7 +309,7 @@ static int raw_lookup(const vd_geo_db *db, const vd_ipaddr *ip, MMDB_lookup_resu
 }
 
 /* Returns FIELD_ERROR on any corruption, FIELD_ABSENT if not in the DB. */
-static int lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out)
+static int lookup(const vd_geo_db *db, vd_geo_cache *cache, const vd_ipaddr *ip, vd_geo *out)
 {
     clear_geo(out);
     if (!db || !ip)
@@ -315,6 +324,18 @@ static int lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out)
         return FIELD_ERROR;
     if (!res.found_entry)
         return FIELD_ABSENT;
+    uint64_t key = 0, *slot = NULL;
+    if (cache) {
+        key = (uint64_t)db->id << 32 | res.entry.offset;
+        size_t i = (size_t)((res.entry.offset * 0x9E3779B97F4A7C15ULL) >> 40) & cache->mask;
+        slot = &cache->keys[i];
+        if (*slot == key) {
+            cache->hits++;
+            *out = cache->vals[i];
+            return FIELD_OK;
+        }
+        cache->misses++;
+    }
     int rc = FIELD_ABSENT;
     if (db->layout != LAYOUT_FLAT)
         rc = read_fields(&res.entry, true, out);
@@ -328,13 +349,57 @@ static int lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out)
     }
     out->found = true;
     derive_from_country(out);
+    if (slot) {
+        *slot = key;
+        cache->vals[slot - cache->keys] = *out;
+    }
     return FIELD_OK;
 }
 
 bool vd_geo_lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out)
 {
-    lookup(db, ip, out);
+    lookup(db, NULL, ip, out);
     return out->found;
+}
+
+bool vd_geo_lookup_cached(const vd_geo_db *db, vd_geo_cache *c, const vd_ipaddr *ip,
+                          vd_geo *out)
+{
+    lookup(db, c, ip, out);
+    return out->found;
+}
+
+vd_geo_cache *vd_geo_cache_new(size_t entries)
+{
+    size_t n = 1;
+    while (n < entries && n < ((size_t)1 << 24))
+        n <<= 1;
+    vd_geo_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->mask = n - 1;
+    c->keys = calloc(n, sizeof *c->keys);
+    c->vals = calloc(n, sizeof *c->vals);
+    if (!c->keys || !c->vals) {
+        vd_geo_cache_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void vd_geo_cache_free(vd_geo_cache *c)
+{
+    if (!c)
+        return;
+    free(c->keys);
+    free(c->vals);
+    free(c);
+}
+
+void vd_geo_cache_stats(const vd_geo_cache *c, uint64_t *hits, uint64_t *misses)
+{
+    *hits = c ? c->hits : 0;
+    *misses = c ? c->misses : 0;
 }
 
 /* Probe addresses: a spread over the IPv4 space and the IPv6 global unicast
@@ -450,7 +515,7 @@ static bool sanity_probe(vd_geo_db *db, char *err, size_t errcap)
             continue;
         vd_geo g;
         db->layout = LAYOUT_UNKNOWN;
-        if (lookup(db, &ip, &g) == FIELD_ERROR) {
+        if (lookup(db, NULL, &ip, &g) == FIELD_ERROR) {
             snprintf(err, errcap, "corrupt database: lookup of %s fails",
                      vd_ip_format(&ip, txt, sizeof txt));
             return false;
@@ -493,6 +558,8 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
         snprintf(err, errcap, "%s: out of memory", path);
         return NULL;
     }
+    static _Atomic uint32_t next_id = 1;
+    db->id = next_id++;
     int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
     if (rc != MMDB_SUCCESS) {
         snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));

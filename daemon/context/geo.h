@@ -45,4 +45,17 @@ const char *vd_geo_describe(const vd_geo_db *db);
  * error (corrupt tree, wrong entry type) counts as not found. */
 bool vd_geo_lookup(const vd_geo_db *db, const vd_ipaddr *ip, vd_geo *out);
 
+/* Per-worker cache of decoded records. The search-tree walk is cheap; reading
+ * ten fields out of the data section costs ~15k instructions. Every network
+ * of one city shares one data record, so the decoded record is cached under
+ * (database, record offset): exact, since equal offsets are the same bytes.
+ * Direct-mapped, fixed size, allocates nothing after _new. */
+typedef struct vd_geo_cache vd_geo_cache;
+vd_geo_cache *vd_geo_cache_new(size_t entries);  /* rounded up to a power of 2 */
+void vd_geo_cache_free(vd_geo_cache *c);
+/* vd_geo_lookup through the cache (c may be NULL). */
+bool vd_geo_lookup_cached(const vd_geo_db *db, vd_geo_cache *c, const vd_ipaddr *ip,
+                          vd_geo *out);
+void vd_geo_cache_stats(const vd_geo_cache *c, uint64_t *hits, uint64_t *misses);
+
 #endif

@@ -311,12 +311,29 @@ static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
     }
 }
 
-static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
+/* A segment reached through its string guard's index bucket: the guard
+ * holds (the bucket key equals, or is a prefix of, the request value, as
+ * the predicate compares), and a string predicate carries no time bound, so
+ * only the other conditions are tested. */
+static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
+{
+    if (s->guard_node == s->root)
+        return true;
+    const vd_node *n = &ev->rs->nodes[s->root];
+    for (uint32_t i = 0; i < n->n; i++)
+        if (n->a + i != s->guard_node && !eval_node(ev, n->a + i, until))
+            return false;
+    return true;
+}
+
+static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
 {
     memo *m = &ev->memo[seg];
     if (m->gen != ev->gen) {
         int64_t u = INT64_MAX;
-        m->verdict = eval_node(ev, ev->rs->segs[seg].root, &u);
+        const vd_segment *s = &ev->rs->segs[seg];
+        m->verdict = guard_holds && s->guard_node != VD_NO_NODE ? eval_past_guard(ev, s, &u)
+                                                                : eval_node(ev, s->root, &u);
         m->until = u;
         m->gen = ev->gen;
         /* Each segment is evaluated once per request, so no duplicates. */
@@ -327,6 +344,11 @@ static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
     if (m->until < *until)
         *until = m->until;
     return m->verdict;
+}
+
+static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    return eval_seg(ev, seg, until, false);
 }
 
 int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until)
@@ -350,11 +372,11 @@ int vd_eval_verdict(const vd_eval *ev, uint32_t seg)
     return ev->memo[seg].verdict;
 }
 
-static void eval_list(vd_eval *ev, const uint32_t *segs, uint32_t n)
+static void eval_list(vd_eval *ev, const uint32_t *segs, uint32_t n, bool guard_holds)
 {
     int64_t u = INT64_MAX;
     for (uint32_t i = 0; i < n; i++)
-        eval_ref(ev, segs[i], &u);
+        eval_seg(ev, segs[i], &u, guard_holds);
 }
 
 static const vd_index_entry *index_find(const vd_index_attr *ia, const char *p, size_t n, uint64_t h)
@@ -379,7 +401,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
     *out = ev->matched;
     if (!rs)
         return 0;
-    eval_list(ev, rs->unguarded, rs->nunguarded);
+    eval_list(ev, rs->unguarded, rs->nunguarded, false);
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];
         vd_value v;
@@ -389,7 +411,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
         if (!ia->prefix) {
             const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
             if (e)
-                eval_list(ev, rs->index_segs + e->first, e->n);
+                eval_list(ev, rs->index_segs + e->first, e->n, true);
             continue;
         }
         /* Every prefix of the value that is a key: FNV-1a is incremental,
@@ -410,16 +432,16 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
                 hits[nhits++] = e;
         }
         for (unsigned i = 0; i < nhits; i++)
-            eval_list(ev, rs->index_segs + hits[i]->first, hits[i]->n);
+            eval_list(ev, rs->index_segs + hits[i]->first, hits[i]->n, true);
     }
     if (rs->hour_first[24] || rs->wday_first[7]) {
         vd_context *ctx = ev->ctx;
         if (vd_context_tz(ctx)) {
             unsigned h = (unsigned)ctx->local.hour, d = (unsigned)ctx->local.weekday;
             if (h < 24)
-                eval_list(ev, rs->hour_segs + rs->hour_first[h], rs->hour_first[h + 1] - rs->hour_first[h]);
+                eval_list(ev, rs->hour_segs + rs->hour_first[h], rs->hour_first[h + 1] - rs->hour_first[h], false);
             if (d < 7)
-                eval_list(ev, rs->wday_segs + rs->wday_first[d], rs->wday_first[d + 1] - rs->wday_first[d]);
+                eval_list(ev, rs->wday_segs + rs->wday_first[d], rs->wday_first[d + 1] - rs->wday_first[d], false);
         }
     }
     ev->scanned = true;

@@ -13,6 +13,38 @@ typedef struct triple {
     uint32_t seg;
 } triple;
 
+/* Roughly how many requests carry one value of a string attribute, in units
+ * of ~0.5 % of traffic (the scale of the hour and weekday costs below). A
+ * key of a small vocabulary (device.type "mobile", source.medium "organic")
+ * is met by a large share of visitors, so a segment pairing it with a
+ * campaign or a city is filed under the rarer key: the index is only as good
+ * as the share of requests that reach each bucket. */
+static unsigned key_cost(const vd_pred *p)
+{
+    switch (p->attr.id) {
+    case VD_ATTR_URL_HOST:       return 90;   /* often one site: every request */
+    case VD_ATTR_DEVICE_TYPE:    return 60;
+    case VD_ATTR_DEVICE_OS:
+    case VD_ATTR_DEVICE_BROWSER:
+    case VD_ATTR_GEO_CONTINENT:  return 36;
+    case VD_ATTR_SOURCE_MEDIUM:  return 30;
+    case VD_ATTR_SOURCE_NAME:    return 18;
+    case VD_ATTR_LANG:           return 12;
+    case VD_ATTR_GEO_COUNTRY:
+    case VD_ATTR_GEO_TIMEZONE:   return 9;
+    default:                     return 1;    /* cities, campaigns, paths, attrs */
+    }
+}
+
+/* A prefix as short as "/" is met by nearly every value. */
+static unsigned prefix_cost(const vd_pred *p)
+{
+    unsigned c = 0;
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        c += p->strs[i].n <= 1 ? 180 : p->strs[i].n <= 3 ? 16 : 2;
+    return c * key_cost(p);
+}
+
 /* A predicate that is false whenever the request does not pass it, and the
  * cost of filing under it (lower = fewer requests reach the segment). */
 static int guard_kind(const vd_pred *p, unsigned *cost)
@@ -25,11 +57,11 @@ static int guard_kind(const vd_pred *p, unsigned *cost)
                         (p->type == VD_AT_ANY && p->nnums == 0 && p->bools == 0);
     if (strings_only && p->nstrs > 0) {
         if (p->test == VD_T_SET) {
-            *cost = p->nstrs;
+            *cost = p->nstrs * key_cost(p);
             return VD_G_SET;
         }
         if (p->test == VD_T_PREFIX) {
-            *cost = 2 * p->nstrs;   /* prefixes match more values than keys do */
+            *cost = prefix_cost(p);   /* prefixes match more values than keys do */
             return VD_G_PREFIX;
         }
     }
@@ -46,7 +78,8 @@ static int guard_kind(const vd_pred *p, unsigned *cost)
 }
 
 /* The most selective guard of a segment, or NULL. */
-static const vd_pred *find_guard(const vd_ruleset *rs, const vd_segment *seg, int *kind)
+static const vd_pred *find_guard(const vd_ruleset *rs, const vd_segment *seg, int *kind,
+                                 uint32_t *node)
 {
     const vd_node *root = &rs->nodes[seg->root];
     const vd_node *ch = root;
@@ -69,6 +102,7 @@ static const vd_pred *find_guard(const vd_ruleset *rs, const vd_segment *seg, in
             best = p;
             best_cost = cost;
             *kind = k;
+            *node = root->kind == VD_N_ALL ? root->a + i : seg->root;
         }
     }
     return best;
@@ -224,8 +258,10 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     for (uint32_t s = 0; s < rs->nsegs; s++) {
         int kind = VD_G_NONE;
-        const vd_pred *g = find_guard(rs, &rs->segs[s], &kind);
+        uint32_t node = VD_NO_NODE;
+        const vd_pred *g = find_guard(rs, &rs->segs[s], &kind, &node);
         guards[s] = g;
+        rs->segs[s].guard_node = g && (kind == VD_G_SET || kind == VD_G_PREFIX) ? node : VD_NO_NODE;
         rs->guard[s] = (uint8_t)(g ? kind : VD_G_NONE);
         if (!g) {
             rs->unguarded[rs->nunguarded++] = s;

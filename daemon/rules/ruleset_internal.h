@@ -84,7 +84,13 @@ typedef struct vd_segment {
     vd_str description;
     uint32_t root;            /* node index */
     uint32_t node_first, node_end;  /* this segment's nodes, contiguous */
+    /* The node of its string guard (VD_G_SET / VD_G_PREFIX), else
+     * VD_NO_NODE: reached through that guard's index bucket, the guard is
+     * known to hold and is not tested again. */
+    uint32_t guard_node;
 } vd_segment;
+
+#define VD_NO_NODE UINT32_MAX
 
 /* Candidate index. A segment whose match is (or is an `all` containing) a
  * guard predicate can only match when the request passes that guard, so a

@@ -45,6 +45,8 @@ static const config_row rows[] = {
         "unsent reply bytes per connection before reading from it pauses"),
     INT("workers", workers, 0, 0, 256, "decision worker threads (0 = one per online CPU)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
+    INT("geo-cache", geo_cache, 4096, 0, 1 << 24,
+        "decoded GeoIP record cache entries per worker (~200 bytes each; 0 = off)"),
     /* HTTP ports (edge and stats) */
     INT("http-max-header", http_max_header, 8192, 1024, 1 << 20,
         "bytes of an HTTP request line + headers; more get 431"),

@@ -29,6 +29,7 @@ typedef struct vd_config {
     long max_output;          /* unsent reply bytes before reading pauses */
     long workers;             /* decision worker threads, 0 = online CPUs */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
+    long geo_cache;           /* decoded GeoIP record cache entries per worker */
     /* HTTP ports (edge and stats) */
     long http_max_header;     /* bytes of a request line + headers (431 beyond) */
     long http_max_body;       /* bytes of a request body (413 beyond) */

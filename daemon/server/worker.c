@@ -26,7 +26,12 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
         w->counts_lock_ready = 1;
     if (cfg->ua_cache > 0)
         w->ua_cache = vd_device_cache_new((size_t)cfg->ua_cache);
-    if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->ua_cache)) {
+    if (cfg->geo_cache > 0 && env && env->geo)
+        w->geo_cache = vd_geo_cache_new((size_t)cfg->geo_cache);
+    w->caches.ua = w->ua_cache;
+    w->caches.geo = w->geo_cache;
+    if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->ua_cache) ||
+        (cfg->geo_cache > 0 && env && env->geo && !w->geo_cache)) {
         vd_worker_destroy(w);
         return -1;
     }
@@ -135,6 +140,8 @@ void vd_worker_destroy(vd_worker *w)
     w->eval = NULL;
     vd_device_cache_free(w->ua_cache);
     w->ua_cache = NULL;
+    vd_geo_cache_free(w->geo_cache);
+    w->geo_cache = NULL;
 }
 
 const vd_ruleset *vd_worker_ruleset(vd_worker *w)
@@ -164,7 +171,7 @@ vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, cons
         return VD_DECIDE_NOT_READY;
     uint64_t t0 = vd_now_ns();
     vd_context ctx;
-    vd_context_init(&ctx, req, w->env, w->ua_cache, (int64_t)time(NULL));
+    vd_context_init(&ctx, req, w->env, &w->caches, (int64_t)time(NULL));
     if (vd_decide(rs, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
     uint64_t ns = vd_now_ns() - t0;

@@ -24,6 +24,8 @@ typedef struct vd_worker {
     const vd_env *env;
     vd_eval *eval;
     vd_device_cache *ua_cache;
+    vd_geo_cache *geo_cache;
+    vd_context_caches caches;     /* the two above, as the context takes them */
     vd_ruleset *rs;               /* this worker's reference; NULL = not ready */
     uint64_t rs_gen;
     vd_stats stats;

@@ -55,6 +55,7 @@ static vd_ruleset *rs;
 static vd_env env;
 static vd_eval *ev;
 static vd_device_cache *ua_cache;
+static vd_context_caches caches;
 static msgpack_zone zone;
 static msgpack_sbuffer out;
 
@@ -85,7 +86,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     env.tzdb = vd_tzdb_open(NULL, e, sizeof e);
     ev = vd_eval_new();
     ua_cache = vd_device_cache_new(256);
-    CHECK(ev && ua_cache);
+    caches.ua = ua_cache;
+    caches.geo = vd_geo_cache_new(64);
+    CHECK(ev && ua_cache && caches.geo);
     msgpack_zone_init(&zone, 4096);
     msgpack_sbuffer_init(&out);
     return 0;
@@ -146,7 +149,7 @@ static void same_answer_until(const vd_request *req, int64_t now, const vd_decis
     r2.ts = end - 1;
     r2.has_ts = true;
     vd_context ctx;
-    vd_context_init(&ctx, &r2, &env, ua_cache, r2.ts);
+    vd_context_init(&ctx, &r2, &env, &caches, r2.ts);
     vd_decision d2;
     CHECK(vd_decide(rs, ev, &ctx, &d2) == 0);
     for (unsigned i = 0; i < d->nslots; i++)
@@ -156,7 +159,7 @@ static void same_answer_until(const vd_request *req, int64_t now, const vd_decis
 static void decide(const vd_request *req, bool explain)
 {
     vd_context ctx;
-    vd_context_init(&ctx, req, &env, ua_cache, NOW);
+    vd_context_init(&ctx, req, &env, &caches, NOW);
     vd_decision d;
     CHECK(vd_decide(rs, ev, &ctx, &d) == 0);
     CHECK(d.nslots == req->nslots);

@@ -135,10 +135,57 @@ static void test_index_kinds_equal_brute_force(void **state)
     vd_ruleset_release(rs);
 }
 
+/* The attribute of the predicate a segment is filed under. */
+static int guard_attr(const vd_ruleset *rs, const char *id)
+{
+    const vd_segment *s = &rs->segs[vd_ruleset_find_segment(rs, vd_str_cstr(id))];
+    if (s->guard_node == VD_NO_NODE)
+        return -1;
+    return rs->preds[rs->nodes[s->guard_node].a].attr.id;
+}
+
+/* A key of a small vocabulary (device.type, source.medium, lang, country)
+ * is met by a large share of requests: a segment pairing one with a rare
+ * key (campaign, path, city) is filed under the rare one, or every mobile
+ * visitor would evaluate it. */
+static void test_guard_prefers_rare_keys(void **state)
+{
+    (void)state;
+    static const char *const segs = "["
+        "{\"id\":\"mobile-cat\",\"match\":{\"all\":[{\"attr\":\"device.type\",\"op\":\"eq\",\"value\":\"mobile\"},"
+        "  {\"attr\":\"url.path\",\"op\":\"prefix\",\"value\":\"/c/12/\"}]}},"
+        "{\"id\":\"de-spring\",\"match\":{\"all\":[{\"attr\":\"geo.country\",\"op\":\"in\",\"value\":[\"DE\"]},"
+        "  {\"attr\":\"source.campaign\",\"op\":\"eq\",\"value\":\"spring\"}]}},"
+        "{\"id\":\"organic-berlin\",\"match\":{\"all\":[{\"attr\":\"source.medium\",\"op\":\"eq\",\"value\":\"organic\"},"
+        "  {\"attr\":\"geo.city\",\"op\":\"in\",\"value\":[\"Berlin\",\"Hamburg\"]}]}},"
+        "{\"id\":\"root-path-tablet\",\"match\":{\"all\":[{\"attr\":\"url.path\",\"op\":\"prefix\",\"value\":\"/\"},"
+        "  {\"attr\":\"lang\",\"op\":\"eq\",\"value\":\"de\"}]}},"
+        "{\"id\":\"countries\",\"match\":{\"attr\":\"geo.country\",\"op\":\"in\",\"value\":[\"DE\",\"AT\"]}}"
+        "]";
+    static const char *const cmap = "[{\"slot\":\"a\",\"rules\":[{\"segment\":\"countries\",\"variant\":\"x\"}],"
+        " \"default\":\"x\",\"variants\":{\"x\":1}}]";
+    vd_docset ds;
+    static vd_errors err;
+    vd_docset_init(&ds);
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/t.json", segs, strlen(segs));
+    vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/t.json", cmap, strlen(cmap));
+    vd_errors_init(&err);
+    vd_ruleset *rs = vd_ruleset_compile(&ds, "v", &err);
+    vd_docset_free(&ds);
+    assert_non_null(rs);
+    assert_int_equal(guard_attr(rs, "mobile-cat"), VD_ATTR_URL_PATH);
+    assert_int_equal(guard_attr(rs, "de-spring"), VD_ATTR_SOURCE_CAMPAIGN);
+    assert_int_equal(guard_attr(rs, "organic-berlin"), VD_ATTR_GEO_CITY);
+    assert_int_equal(guard_attr(rs, "root-path-tablet"), VD_ATTR_LANG);   /* "/" is met by every path */
+    assert_int_equal(guard_attr(rs, "countries"), VD_ATTR_GEO_COUNTRY);  /* the only guard there is */
+    vd_ruleset_release(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_kinds_equal_brute_force),
+        cmocka_unit_test(test_guard_prefers_rare_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
