@@ -79,20 +79,21 @@ static void need_device(vd_context *ctx)
     ctx->done |= VD_FAM_DEVICE;
 }
 
-static void need_source(vd_context *ctx)
-{
-    if (ctx->done & VD_FAM_SOURCE)
-        return;
-    vd_source_classify(ctx->req->referer, ctx->req->url, &ctx->source);
-    ctx->done |= VD_FAM_SOURCE;
-}
-
 static void need_url(vd_context *ctx)
 {
     if (ctx->done & VD_FAM_URL)
         return;
     ctx->has_url = ctx->req->url.n > 0 && vd_url_parse(ctx->req->url, &ctx->url);
     ctx->done |= VD_FAM_URL;
+}
+
+static void need_source(vd_context *ctx)
+{
+    if (ctx->done & VD_FAM_SOURCE)
+        return;
+    need_url(ctx);
+    vd_source_classify_parsed(ctx->req->referer, ctx->has_url ? &ctx->url : NULL, &ctx->source);
+    ctx->done |= VD_FAM_SOURCE;
 }
 
 static void need_lang(vd_context *ctx)

@@ -878,7 +878,7 @@ void vd_device_lookup(vd_device_cache *c, vd_str ua, vd_device *out)
         vd_device_classify(ua, out);
         return;
     }
-    uint64_t h = vd_hash64(ua.p, ua.n);
+    uint64_t h = vd_hash_mem(ua.p, ua.n);
     size_t set = (size_t)(h ^ (h >> 32)) & c->set_mask;
     for (unsigned way = 0; way < 2; way++) {
         size_t i = set * 2 + way;

@@ -64,16 +64,12 @@
 
 /* ---- table index ------------------------------------------------------- */
 
-static const vd_src_host **by_pat;      /* sorted by pattern */
+static const vd_src_host **by_pat;      /* open addressing by pattern hash */
+static size_t pat_mask;                 /* table size - 1 */
 static const vd_src_host **by_name;     /* O/S/E entries with a name, sorted by name */
 static size_t n_by_name;
 static const psl_ctx_t *psl;
 static pthread_once_t index_once = PTHREAD_ONCE_INIT;
-
-static int cmp_pat(const void *a, const void *b)
-{
-    return strcmp((*(const vd_src_host *const *)a)->pat, (*(const vd_src_host *const *)b)->pat);
-}
 
 static int cmp_name(const void *a, const void *b)
 {
@@ -83,12 +79,23 @@ static int cmp_name(const void *a, const void *b)
 static void build_index(void)
 {
     /* Start-up allocation only; if it fails, lookups simply find nothing. */
-    by_pat = calloc(vd_src_hosts_n, sizeof *by_pat);
+    size_t cap = 16;
+    while (cap < 2 * vd_src_hosts_n)
+        cap <<= 1;
+    by_pat = calloc(cap, sizeof *by_pat);
     by_name = calloc(vd_src_hosts_n, sizeof *by_name);
     if (by_pat) {
-        for (size_t i = 0; i < vd_src_hosts_n; i++)
-            by_pat[i] = &vd_src_hosts[i];
-        qsort(by_pat, vd_src_hosts_n, sizeof *by_pat, cmp_pat);
+        /* A hash probe per candidate key: a request tries several (each
+         * parent domain, with and without path segments, brand forms). */
+        pat_mask = cap - 1;
+        for (size_t i = 0; i < vd_src_hosts_n; i++) {
+            const char *p = vd_src_hosts[i].pat;
+            size_t slot = (size_t)vd_hash_mem(p, strlen(p)) & pat_mask;
+            while (by_pat[slot] && strcmp(by_pat[slot]->pat, p) != 0)
+                slot = (slot + 1) & pat_mask;
+            if (!by_pat[slot])
+                by_pat[slot] = &vd_src_hosts[i];   /* patterns are unique (test_source) */
+        }
     }
     if (by_name) {
         for (size_t i = 0; i < vd_src_hosts_n; i++) {
@@ -105,17 +112,10 @@ static const vd_src_host *find_pat(const char *key)
 {
     if (!by_pat)
         return NULL;
-    size_t lo = 0, hi = vd_src_hosts_n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(key, by_pat[mid]->pat);
-        if (c == 0)
-            return by_pat[mid];
-        if (c < 0)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
+    for (size_t slot = (size_t)vd_hash_mem(key, strlen(key)) & pat_mask; by_pat[slot];
+         slot = (slot + 1) & pat_mask)
+        if (strcmp(by_pat[slot]->pat, key) == 0)
+            return by_pat[slot];
     return NULL;
 }
 
@@ -197,7 +197,7 @@ static const psl_entry *psl_lookup(const char *host, size_t n)
 {
     if (n == 0 || n >= PSL_CACHE_HOST)
         return NULL;
-    uint64_t h = vd_hash64(host, n);
+    uint64_t h = vd_hash_mem(host, n);
     psl_entry *e = &psl_cache[h & (PSL_CACHE_SLOTS - 1)];
     if (e->len == n && e->hash == h && memcmp(e->host, host, n) == 0)
         return e;
@@ -637,12 +637,21 @@ static vd_medium medium_of_kind(char k)
 
 void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out)
 {
+    vd_url page;
+    bool have_page = page_url.n > 0 && vd_url_parse(page_url, &page);
+    vd_source_classify_parsed(referer, have_page ? &page : NULL, out);
+}
+
+void vd_source_classify_parsed(vd_str referer, const vd_url *page_in, vd_source *out)
+{
     pthread_once(&index_once, build_index);
     memset(out, 0, sizeof *out);
 
     vd_url ref, page;
     bool have_ref = vd_url_parse(referer, &ref) && ref.host.n > 0 && ref.host.n < HOST_MAX;
-    bool have_page = vd_url_parse(page_url, &page);
+    bool have_page = page_in != NULL;
+    if (have_page)
+        page = *page_in;
 
     char rhost[HOST_MAX] = "";
     size_t rn = 0;

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "context/url.h"
 #include "core/str.h"
 
 typedef enum vd_medium {
@@ -35,6 +36,9 @@ typedef struct vd_source {
 } vd_source;
 
 void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out);
+/* The same with the landing URL already parsed (page NULL: none), so a
+ * request parses it once for url.* and source.* together. */
+void vd_source_classify_parsed(vd_str referer, const vd_url *page, vd_source *out);
 const char *vd_medium_name(unsigned medium);   /* "direct", ... */
 
 #endif

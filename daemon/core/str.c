@@ -110,6 +110,28 @@ unsigned long long vd_hash64(const void *p, size_t n)
     return h;
 }
 
+unsigned long long vd_hash_mem(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    const unsigned long long k = 0x9E3779B97F4A7C15ULL;
+    unsigned long long h = 0x243F6A8885A308D3ULL ^ (n * k);
+    while (n >= 8) {
+        unsigned long long w;
+        memcpy(&w, b, 8);
+        h = (h ^ w) * k;
+        h ^= h >> 29;
+        b += 8;
+        n -= 8;
+    }
+    unsigned long long w = 0;
+    if (n)
+        memcpy(&w, b, n);
+    h = (h ^ w) * k;
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ULL;
+    return h ^ (h >> 29);
+}
+
 unsigned long long vd_hash64_ci(const void *p, size_t n)
 {
     const unsigned char *b = p;

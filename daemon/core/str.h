@@ -34,6 +34,10 @@ size_t vd_str_copy_lower(char *dst, size_t cap, vd_str s);
 
 /* 64-bit FNV-1a, case-folded variant for interning ASCII-insensitive keys. */
 unsigned long long vd_hash64(const void *p, size_t n);
+/* A faster hash of bytes, eight at a time, for in-memory cache keys only
+ * (its values are never stored or compared across versions, unlike
+ * vd_hash64's: release versions, snapshot checksums). */
+unsigned long long vd_hash_mem(const void *p, size_t n);
 unsigned long long vd_hash64_ci(const void *p, size_t n);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "context/source.h"
+#include "context/source_hosts.h"
 #include "testutil.h"
 
 static vd_source S;
@@ -275,6 +276,22 @@ static void test_hostile(void **state)
     ASSERT_MEDIUM("\xff\xfe\xfd", PAGE, "direct", "");
 }
 
+/* The lookup table keeps one entry per pattern: a duplicate would be
+ * unreachable (or, worse, shadow the intended one). Lower case, no blanks. */
+static void test_host_patterns_unique(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < vd_src_hosts_n; i++) {
+        const char *p = vd_src_hosts[i].pat;
+        for (const char *c = p; *c; c++)
+            if ((*c >= 'A' && *c <= 'Z') || *c == ' ')
+                fail_msg("pattern '%s' is not lower case without blanks", p);
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(p, vd_src_hosts[j].pat) == 0)
+                fail_msg("pattern '%s' listed twice", p);
+    }
+}
+
 static void test_medium_names(void **state)
 {
     (void)state;
@@ -374,6 +391,7 @@ static void test_corpus_ga4(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_host_patterns_unique),
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_organic),
         cmocka_unit_test(test_search_brand_non_search),
