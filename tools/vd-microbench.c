@@ -176,7 +176,7 @@ int main(int argc, char **argv)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     vd_emitter em;
-    vd_msgpack_emitter(&pk, &em);
+    vd_msgpack_emitter(&sb, &em);
     unsigned long matched = 0;
     for (long i = 0; i < warm + n; i++) {
         if (i == warm) {

@@ -1,6 +1,8 @@
 #include "net/rpc_codec.h"
 
 #include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 static vd_str obj_str(const msgpack_object *o)
@@ -172,35 +174,170 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
 
 /* ---- emitter ---- */
 
-static void e_map(void *a, uint32_t n) { msgpack_pack_map(a, n); }
-static void e_array(void *a, uint32_t n) { msgpack_pack_array(a, n); }
-static void e_str(void *a, const char *p, size_t n)
+/* Room for need more bytes (grown as msgpack_sbuffer_write grows it), or
+ * NULL when memory is out: the value is then dropped, as msgpack-c's packer
+ * ignores a failed write too. */
+static unsigned char *room(msgpack_sbuffer *sb, size_t need)
 {
-    msgpack_pack_str(a, n);
-    msgpack_pack_str_body(a, p, n);
-}
-static void e_i64(void *a, int64_t v) { msgpack_pack_int64(a, v); }
-static void e_f64(void *a, double v) { msgpack_pack_double(a, v); }
-static void e_bool(void *a, bool v)
-{
-    if (v)
-        msgpack_pack_true(a);
-    else
-        msgpack_pack_false(a);
-}
-static void e_nil(void *a) { msgpack_pack_nil(a); }
-static void e_payload(void *a, const vd_variant *v)
-{
-    msgpack_packer *pk = a;
-    if (v->payload_mp_len)
-        pk->callback(pk->data, (const char *)v->payload_mp, v->payload_mp_len);
-    else
-        msgpack_pack_nil(pk);
+    if (sb->alloc - sb->size < need) {
+        size_t n = sb->alloc ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
+        while (n < sb->size + need)
+            n *= 2;
+        char *p = realloc(sb->data, n);
+        if (!p)
+            return NULL;
+        sb->data = p;
+        sb->alloc = n;
+    }
+    return (unsigned char *)sb->data + sb->size;
 }
 
-void vd_msgpack_emitter(msgpack_packer *pk, vd_emitter *out)
+static size_t put_be(unsigned char *p, uint64_t v, unsigned bytes)
 {
-    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, pk };
+    for (unsigned i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+    return bytes;
+}
+
+/* A map/array/str header: fix form below fix_max, else the 16/32-bit forms
+ * (str also has an 8-bit one). */
+static size_t put_len(unsigned char *p, uint32_t n, unsigned char fix, uint32_t fix_max,
+                      unsigned char c8, unsigned char c16)
+{
+    if (n < fix_max) {
+        p[0] = (unsigned char)(fix | n);
+        return 1;
+    }
+    if (c8 && n < 256) {
+        p[0] = c8;
+        p[1] = (unsigned char)n;
+        return 2;
+    }
+    if (n < 65536) {
+        p[0] = c16;
+        return 1 + put_be(p + 1, n, 2);
+    }
+    p[0] = (unsigned char)(c16 + 1);
+    return 1 + put_be(p + 1, n, 4);
+}
+
+static void e_map(void *a, uint32_t n)
+{
+    msgpack_sbuffer *sb = a;
+    unsigned char *p = room(sb, 5);
+    if (p)
+        sb->size += put_len(p, n, 0x80, 16, 0, 0xde);
+}
+
+static void e_array(void *a, uint32_t n)
+{
+    msgpack_sbuffer *sb = a;
+    unsigned char *p = room(sb, 5);
+    if (p)
+        sb->size += put_len(p, n, 0x90, 16, 0, 0xdc);
+}
+
+static void e_str(void *a, const char *s, size_t n)
+{
+    msgpack_sbuffer *sb = a;
+    if (n > UINT32_MAX)
+        n = UINT32_MAX;
+    unsigned char *p = room(sb, 5 + n);
+    if (!p)
+        return;
+    size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
+    if (n)
+        memcpy(p + h, s, n);
+    sb->size += h + n;
+}
+
+static void e_byte(void *a, unsigned char b)
+{
+    msgpack_sbuffer *sb = a;
+    unsigned char *p = room(sb, 1);
+    if (p) {
+        p[0] = b;
+        sb->size++;
+    }
+}
+
+/* msgpack_pack_int64's choice of the smallest form. */
+static void e_i64(void *a, int64_t v)
+{
+    msgpack_sbuffer *sb = a;
+    unsigned char *p = room(sb, 9);
+    if (!p)
+        return;
+    size_t n;
+    if (v < -(1LL << 5)) {
+        if (v < -(1LL << 15)) {
+            if (v < -(1LL << 31)) {
+                p[0] = 0xd3;
+                n = 1 + put_be(p + 1, (uint64_t)v, 8);
+            } else {
+                p[0] = 0xd2;
+                n = 1 + put_be(p + 1, (uint64_t)v, 4);
+            }
+        } else if (v < -(1LL << 7)) {
+            p[0] = 0xd1;
+            n = 1 + put_be(p + 1, (uint64_t)v, 2);
+        } else {
+            p[0] = 0xd0;
+            n = 1 + put_be(p + 1, (uint64_t)v, 1);
+        }
+    } else if (v < (1LL << 7)) {
+        p[0] = (unsigned char)(int8_t)v;
+        n = 1;
+    } else if (v < (1LL << 16)) {
+        if (v < (1LL << 8)) {
+            p[0] = 0xcc;
+            n = 1 + put_be(p + 1, (uint64_t)v, 1);
+        } else {
+            p[0] = 0xcd;
+            n = 1 + put_be(p + 1, (uint64_t)v, 2);
+        }
+    } else if (v < (1LL << 32)) {
+        p[0] = 0xce;
+        n = 1 + put_be(p + 1, (uint64_t)v, 4);
+    } else {
+        p[0] = 0xcf;
+        n = 1 + put_be(p + 1, (uint64_t)v, 8);
+    }
+    sb->size += n;
+}
+
+static void e_f64(void *a, double v)
+{
+    msgpack_sbuffer *sb = a;
+    unsigned char *p = room(sb, 9);
+    if (!p)
+        return;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    p[0] = 0xcb;
+    sb->size += 1 + put_be(p + 1, bits, 8);
+}
+
+static void e_bool(void *a, bool v) { e_byte(a, v ? 0xc3 : 0xc2); }
+static void e_nil(void *a) { e_byte(a, 0xc0); }
+
+static void e_payload(void *a, const vd_variant *v)
+{
+    msgpack_sbuffer *sb = a;
+    if (!v->payload_mp_len) {
+        e_nil(a);
+        return;
+    }
+    unsigned char *p = room(sb, v->payload_mp_len);
+    if (p) {
+        memcpy(p, v->payload_mp, v->payload_mp_len);
+        sb->size += v->payload_mp_len;
+    }
+}
+
+void vd_msgpack_emitter(msgpack_sbuffer *sb, vd_emitter *out)
+{
+    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, sb };
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)
@@ -209,9 +346,11 @@ void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, con
     msgpack_pack_int(pk, 1);
     msgpack_pack_uint32(pk, msgid);
     msgpack_pack_map(pk, 2);
-    e_str(pk, "code", 4);
-    e_str(pk, code, strlen(code));
-    e_str(pk, "message", 7);
-    e_str(pk, message, strlen(message));
+    const char *s[4] = { "code", code, "message", message };
+    for (int i = 0; i < 4; i++) {
+        size_t n = strlen(s[i]);
+        msgpack_pack_str(pk, n);
+        msgpack_pack_str_body(pk, s[i], n);
+    }
     msgpack_pack_nil(pk);
 }

@@ -15,8 +15,12 @@
 int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_request *req,
                        char *err, size_t cap);
 
-/* An emitter that packs into pk (payloads are appended pre-encoded). */
-void vd_msgpack_emitter(msgpack_packer *pk, vd_emitter *out);
+/* An emitter that appends MessagePack to sb (payloads pre-encoded), byte for
+ * byte what msgpack_pack_* would write. It writes into the buffer directly:
+ * a reply is ~70 values, and msgpack-c's packer costs an indirect callback
+ * per header and per body. A packer on the same sbuffer may be used in
+ * between (the RPC envelope). */
+void vd_msgpack_emitter(msgpack_sbuffer *sb, vd_emitter *out);
 
 /* [1, msgid, {code, message}, nil] */
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message);

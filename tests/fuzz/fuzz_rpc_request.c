@@ -170,7 +170,7 @@ static void decide(const vd_request *req, bool explain)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
     vd_emitter e;
-    vd_msgpack_emitter(&pk, &e);
+    vd_msgpack_emitter(&out, &e);
     vd_result_emit(&e, rs, &d, &ctx, ev, explain);
     check_reply(req);
     if (!explain)
