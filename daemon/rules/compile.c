@@ -38,17 +38,51 @@ void vd_cerr(vd_compiler *c, const char *fmt, ...)
     vd_errors_addf(c->err, "%s", line);
 }
 
+static void cpath_put(vd_compiler *c, const char *p, size_t n)
+{
+    size_t room = sizeof c->path - 1 - c->plen;
+    if (n > room)
+        n = room;
+    memcpy(c->path + c->plen, p, n);
+    c->plen += n;
+    c->path[c->plen] = '\0';
+}
+
+/* Called for every node of every definition, so it formats the few forms
+ * it is given (%s, %u, %zu, literal text) itself: vsnprintf here was a
+ * tenth of compiling 10,000 segments. */
 size_t vd_cpath_push(vd_compiler *c, const char *fmt, ...)
 {
     size_t old = c->plen;
-    if (c->plen < sizeof c->path - 1) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(c->path + c->plen, sizeof c->path - c->plen, fmt, ap);
-        va_end(ap);
-        if (n > 0)
-            c->plen += (size_t)n < sizeof c->path - c->plen ? (size_t)n : sizeof c->path - 1 - c->plen;
+    va_list ap;
+    va_start(ap, fmt);
+    for (const char *f = fmt; *f;) {
+        const char *pct = strchr(f, '%');
+        if (!pct) {
+            cpath_put(c, f, strlen(f));
+            break;
+        }
+        cpath_put(c, f, (size_t)(pct - f));
+        char num[24];
+        if (pct[1] == 's') {
+            const char *a = va_arg(ap, const char *);
+            cpath_put(c, a, strlen(a));
+            f = pct + 2;
+        } else if (pct[1] == 'u' || (pct[1] == 'z' && pct[2] == 'u')) {
+            size_t v = pct[1] == 'u' ? va_arg(ap, unsigned) : va_arg(ap, size_t);
+            char *e = num + sizeof num, *q = e;
+            do {
+                *--q = (char)('0' + v % 10);
+                v /= 10;
+            } while (v);
+            cpath_put(c, q, (size_t)(e - q));
+            f = pct + (pct[1] == 'u' ? 2 : 3);
+        } else {
+            cpath_put(c, pct, 1);       /* not a form we use: kept as text */
+            f = pct + 1;
+        }
     }
+    va_end(ap);
     return old;
 }
 
