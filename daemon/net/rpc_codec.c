@@ -177,18 +177,23 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
 /* Room for need more bytes (grown as msgpack_sbuffer_write grows it), or
  * NULL when memory is out: the value is then dropped, as msgpack-c's packer
  * ignores a failed write too. */
-static unsigned char *room(msgpack_sbuffer *sb, size_t need)
+static unsigned char *grow(msgpack_sbuffer *sb, size_t need)
 {
-    if (sb->alloc - sb->size < need) {
-        size_t n = sb->alloc ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
-        while (n < sb->size + need)
-            n *= 2;
-        char *p = realloc(sb->data, n);
-        if (!p)
-            return NULL;
-        sb->data = p;
-        sb->alloc = n;
-    }
+    size_t n = sb->alloc ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
+    while (n < sb->size + need)
+        n *= 2;
+    char *p = realloc(sb->data, n);
+    if (!p)
+        return NULL;
+    sb->data = p;
+    sb->alloc = n;
+    return (unsigned char *)sb->data + sb->size;
+}
+
+static inline unsigned char *room(msgpack_sbuffer *sb, size_t need)
+{
+    if (sb->alloc - sb->size < need)
+        return grow(sb, need);
     return (unsigned char *)sb->data + sb->size;
 }
 

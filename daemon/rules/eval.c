@@ -445,8 +445,19 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
         }
     }
     ev->scanned = true;
-    /* Few matches per request: sorting them beats scanning the memo. */
-    qsort(ev->matched, ev->nmatched, sizeof *ev->matched, cmp_u32);
+    /* Few matches per request: sorting them beats scanning the memo, and an
+     * insertion sort beats qsort's calls through a comparator at this size. */
+    uint32_t *m = ev->matched;
+    if (ev->nmatched > 32) {
+        qsort(m, ev->nmatched, sizeof *m, cmp_u32);
+    } else {
+        for (uint32_t i = 1; i < ev->nmatched; i++) {
+            uint32_t v = m[i], j = i;
+            for (; j > 0 && m[j - 1] > v; j--)
+                m[j] = m[j - 1];
+            m[j] = v;
+        }
+    }
     return ev->nmatched;
 }
 
