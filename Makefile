@@ -38,6 +38,10 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/%.o)
 LIB      := $(BUILD)/libvariantd.a
 UNIT_SRCS:= $(wildcard tests/unit/test_*.c)
 UNIT_BINS:= $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# The libFuzzer harnesses, built with our compiler and a plain main() that
+# replays their corpora: part of `make unit` (and so of the ASan run too).
+REPLAY_SRCS:= $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BINS:= $(REPLAY_SRCS:tests/fuzz/fuzz_%.c=$(BUILD)/tests/replay_%)
 TOOL_SRCS:= $(wildcard tools/*.c)
 TOOL_BINS:= $(TOOL_SRCS:tools/%.c=$(BUILD)/%)
 DEMO_DB  := $(BUILD)/demo-city.mmdb
@@ -76,6 +80,9 @@ $(BUILD)/variantd: $(BUILD)/daemon/main.o $(LIB)
 $(BUILD)/%: $(BUILD)/tools/%.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/replay_main.o $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
@@ -97,8 +104,9 @@ run: deps
 	$(BUILD)/variantd --listen 127.0.0.1:7700 --segments segments --content-map content-map \
 	    --geoip-db $(DEMO_DB)
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+	@set -e; for b in $(REPLAY_BINS); do t=$${b##*/replay_}; $$b tests/fuzz/corpus/$$t; done
 
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
@@ -148,7 +156,7 @@ clean:
 # Header dependencies of every object (the tests and tools included: a
 # struct that changes size must rebuild everything that embeds it).
 -include $(LIB_OBJS:.o=.d) $(BUILD)/daemon/main.d $(UNIT_SRCS:%.c=$(BUILD)/%.d) \
-         $(TOOL_SRCS:%.c=$(BUILD)/%.d)
+         $(TOOL_SRCS:%.c=$(BUILD)/%.d) $(REPLAY_SRCS:%.c=$(BUILD)/%.d)
 
 # ---- fuzz: libFuzzer targets (clang-14; never part of all/unit/test) --------
 # `make fuzz FUZZ_SECONDS=60` builds every tests/fuzz/fuzz_*.c with clang-14 and
@@ -172,7 +180,7 @@ $(FUZZ_BUILD)/daemon/%.o: daemon/%.c
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
-	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lhttp_parser -lm
 
 fuzz: $(FUZZ_BINS) $(DEMO_DB)
 	@set -e; for b in $(FUZZ_BINS); do t=$${b##*/fuzz_}; \
