@@ -385,8 +385,32 @@ static bool build_id_index(vd_compiler *c, const seg_src *srcs, const vd_docset 
     return ok;
 }
 
+struct vd_parsed {
+    json_t **roots;
+    size_t n;
+};
+
+void vd_parsed_free(vd_parsed *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < p->n; i++)
+        if (p->roots[i])
+            json_decref(p->roots[i]);
+    free(p->roots);
+    free(p);
+}
+
 vd_ruleset *vd_ruleset_compile(const vd_docset *docs, const char *version, vd_errors *err)
 {
+    return vd_ruleset_compile_keep(docs, version, err, NULL);
+}
+
+vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, vd_errors *err,
+                                    vd_parsed **parsed)
+{
+    if (parsed)
+        *parsed = NULL;
     vd_ruleset *rs = calloc(1, sizeof *rs);
     if (!rs) {
         vd_errors_addf(err, "out of memory compiling the ruleset");
@@ -436,10 +460,18 @@ vd_ruleset *vd_ruleset_compile(const vd_docset *docs, const char *version, vd_er
     if (c.oom)
         vd_errors_addf(err, "out of memory compiling the ruleset");
 
-    for (size_t i = 0; i < docs->n; i++)
-        if (roots[i])
-            json_decref(roots[i]);
-    free(roots);
+    bool ok = !c.oom && !c.nerr;
+    vd_parsed *keep = ok && parsed && roots ? malloc(sizeof *keep) : NULL;
+    if (keep) {
+        keep->roots = roots;
+        keep->n = docs->n;
+        *parsed = keep;
+    } else {
+        for (size_t i = 0; roots && i < docs->n; i++)
+            if (roots[i])
+                json_decref(roots[i]);
+        free(roots);
+    }
     free(srcs);
     free(slot_docs);
     vd_intern_free(&c.in);

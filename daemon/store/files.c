@@ -126,16 +126,24 @@ int vd_files_load(const char *segments_dir, const char *content_map_dir, vd_docs
     return a == 0 && b == 0 ? 0 : -1;
 }
 
-vd_ruleset *vd_files_compile(const char *segments_dir, const char *content_map_dir, vd_errors *err)
+vd_ruleset *vd_files_compile_keep(const char *segments_dir, const char *content_map_dir,
+                                  vd_errors *err, vd_parsed **parsed)
 {
     vd_docset ds;
     vd_docset_init(&ds);
     vd_ruleset *rs = NULL;
+    if (parsed)
+        *parsed = NULL;
     if (vd_files_load(segments_dir, content_map_dir, &ds, err) == 0) {
         char version[32];
         vd_docset_version(&ds, version, sizeof version);
-        rs = vd_ruleset_compile(&ds, version, err);
+        rs = vd_ruleset_compile_keep(&ds, version, err, parsed);
     }
     vd_docset_free(&ds);
     return rs;
+}
+
+vd_ruleset *vd_files_compile(const char *segments_dir, const char *content_map_dir, vd_errors *err)
+{
+    return vd_files_compile_keep(segments_dir, content_map_dir, err, NULL);
 }

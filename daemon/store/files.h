@@ -16,5 +16,10 @@ int vd_files_load(const char *segments_dir, const char *content_map_dir, vd_docs
 struct vd_ruleset;
 struct vd_ruleset *vd_files_compile(const char *segments_dir, const char *content_map_dir,
                                     vd_errors *err);
+/* The same, handing the parsed JSON to *parsed for vd_parsed_free after the
+ * ruleset is published (see vd_ruleset_compile_keep). */
+struct vd_parsed;
+struct vd_ruleset *vd_files_compile_keep(const char *segments_dir, const char *content_map_dir,
+                                         vd_errors *err, struct vd_parsed **parsed);
 
 #endif
