@@ -5,6 +5,7 @@
  * stops the daemon or loses the ruleset being served. */
 #include <event2/event.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,8 @@ typedef struct daemon_state {
     int stopping;
     vd_stats_port *stats;          /* NULL: stats-listen off; on the control loop */
     struct event *watchdog;        /* systemd WATCHDOG=1 keep-alives */
+    unsigned wd_stall_ms;          /* a worker silent this long is stuck */
+    bool wd_withheld;              /* keep-alives withheld for a stuck worker */
     int stop_ticks;
     int64_t started_at;
 } daemon_state;
@@ -65,13 +68,26 @@ static void notify_status(void)
                info.last_error[0] ? "; last reload rejected: " : "", info.last_error);
 }
 
+/* Sent from the control loop, and only while every decision worker's loop
+ * still turns (each ticks once a second): a stuck control loop or a stuck
+ * worker stops the keep-alives, and systemd restarts the service. */
 static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
-    /* Sent from the control loop: a stuck loop stops the keep-alives and
-     * systemd restarts us. */
+    daemon_state *d = arg;
+    unsigned age = 0;
+    int stuck = d->pool ? vd_pool_stalled(d->pool, d->wd_stall_ms, &age) : -1;
+    if (stuck >= 0) {
+        if (!d->wd_withheld)
+            vd_error("worker %d has not run its event loop for %u ms: withholding the systemd "
+                     "watchdog keep-alive, so systemd restarts the service", stuck, age);
+        d->wd_withheld = true;
+        return;
+    }
+    if (d->wd_withheld)
+        vd_warn("every worker runs again: watchdog keep-alives resumed");
+    d->wd_withheld = false;
     sd_notify(0, "WATCHDOG=1");
 }
 
@@ -296,6 +312,9 @@ int main(int argc, char **argv)
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
         struct timeval half = { .tv_sec = (time_t)(wd_usec / 2 / 1000000),
                                 .tv_usec = (suseconds_t)(wd_usec / 2 % 1000000) };
+        /* Workers tick every second; a loop silent for 3 s (or half the
+         * watchdog period, if longer) is stuck, not busy. */
+        d.wd_stall_ms = (unsigned)(wd_usec / 2000) > 3000 ? (unsigned)(wd_usec / 2000) : 3000;
         d.watchdog = event_new(d.base, -1, EV_PERSIST, on_watchdog, &d);
         event_add(d.watchdog, &half);
         vd_info("systemd watchdog: keep-alive every %llu ms", (unsigned long long)(wd_usec / 2000));

@@ -22,6 +22,8 @@ typedef struct pool_slot {
     struct event *stop_ev, *drain_ev, *refresh_ev;
     unsigned drain_ms, drained_ms;
     _Atomic int finished;
+    _Atomic int64_t heartbeat_ms; /* monotonic ms of this loop's last refresh tick */
+    _Atomic int stopping;         /* vd_pool_stop asked: no more refresh ticks */
 } pool_slot;
 
 struct vd_pool {
@@ -29,9 +31,19 @@ struct vd_pool {
     pool_slot *slots;
 };
 
+static int64_t mono_ms(void)
+{
+    return (int64_t)(vd_now_ns() / 1000000);
+}
+
 static void *worker_main(void *arg)
 {
     pool_slot *s = arg;
+    /* "vd-worker-3" in top -H, ps -L and core dumps. */
+    char name[16];
+    snprintf(name, sizeof name, "vd-worker-%u", s->w.id);
+    pthread_setname_np(pthread_self(), name);
+    atomic_store(&s->heartbeat_ms, mono_ms());
     event_base_dispatch(s->w.base);
     atomic_store(&s->finished, 1);
     return NULL;
@@ -62,6 +74,8 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     pool_slot *s = arg;
     vd_worker_ruleset(&s->w);
+    /* The loop turned: the control thread's watchdog check reads this. */
+    atomic_store_explicit(&s->heartbeat_ms, mono_ms(), memory_order_relaxed);
 }
 
 /* Runs on the worker's own thread. */
@@ -160,6 +174,23 @@ fail:
     return NULL;
 }
 
+int vd_pool_stalled(const vd_pool *p, unsigned max_age_ms, unsigned *age_ms)
+{
+    int64_t now = mono_ms();
+    for (unsigned i = 0; i < p->n; i++) {
+        const pool_slot *s = &p->slots[i];
+        if (!s->started || atomic_load(&s->finished) || atomic_load(&s->stopping))
+            continue;
+        int64_t age = now - atomic_load_explicit(&s->heartbeat_ms, memory_order_relaxed);
+        if (age > (int64_t)max_age_ms) {
+            if (age_ms)
+                *age_ms = (unsigned)age;
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
 unsigned vd_pool_size(const vd_pool *p)
 {
     return p->n;
@@ -194,6 +225,7 @@ void vd_pool_stop(vd_pool *p, unsigned drain_ms)
     for (unsigned i = 0; i < p->n; i++) {
         pool_slot *s = &p->slots[i];
         s->drain_ms = drain_ms;
+        atomic_store(&s->stopping, 1);
         /* event_active from another thread is safe with evthread_use_pthreads:
          * the base is woken up and runs stop_cb on its own thread. */
         event_active(s->stop_ev, EV_TIMEOUT, 0);

@@ -26,6 +26,10 @@ void vd_pool_sum_stats(const vd_pool *p, vd_stats *out);
 /* Asks every worker to stop accepting and drain (replies in flight are sent,
  * at most drain_ms later the connections close). Thread-safe. */
 void vd_pool_stop(vd_pool *p, unsigned drain_ms);
+/* A worker whose event loop has not turned (its 1 s refresh tick) for more
+ * than max_age_ms: its index, with the age in *age_ms; -1 if all are live.
+ * Draining or finished workers are not counted. Thread-safe. */
+int vd_pool_stalled(const vd_pool *p, unsigned max_age_ms, unsigned *age_ms);
 /* True once every worker thread has finished. */
 int vd_pool_finished(const vd_pool *p);
 /* Joins the threads and frees everything. */

@@ -181,3 +181,84 @@ def test_no_ready_when_definitions_are_invalid(tmp_path, start_daemon):
         assert not any("READY=1" in m for m in msgs), msgs
     finally:
         ns.close()
+
+
+def _thread_id(pid, name, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                    if f.read().strip() == name:
+                        return int(tid)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"no thread named {name} in {pid}")
+
+
+class StoppedThread:
+    """Stops one thread of another process (ptrace SEIZE + INTERRUPT stop only
+    that thread; SIGSTOP would stop them all) until resume()."""
+    PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT = 17, 0x4206, 0x4207
+
+    def __init__(self, tid):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+        self.tid = tid
+        if self.libc.ptrace(self.PTRACE_SEIZE, tid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), "ptrace(SEIZE)")
+        if self.libc.ptrace(self.PTRACE_INTERRUPT, tid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), "ptrace(INTERRUPT)")
+        os.waitpid(tid, 0x40000000)   # __WALL: the thread is now in a ptrace stop
+
+    def resume(self):
+        self.libc.ptrace(self.PTRACE_DETACH, self.tid, None, None)
+
+
+def test_a_stuck_worker_withholds_the_watchdog_keep_alive(tmp_path, start_daemon):
+    """The keep-alive is sent from the control loop only while every decision
+    worker's loop still turns, so systemd restarts a daemon with a stuck
+    worker; when the worker runs again the keep-alives resume."""
+    seg, cm = write_defs(tmp_path, [{"id": "everyone", "match": {"all": []}}],
+                         [{"slot": "s", "rules": [], "default": "a", "variants": {"a": None}}])
+    ns = NotifySocket(tmp_path / "notify.sock")
+    stopped = None
+    try:
+        d = start_daemon("--workers", "2", segments=seg, content_map=cm, expect_ready=False,
+                         env={"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"})
+        ns.wait_for(lambda m: "READY=1" in m)
+        ns.wait_for(lambda m: m == "WATCHDOG=1", timeout=3)
+        tid = _thread_id(d.proc.pid, "vd-worker-1")
+        try:
+            stopped = StoppedThread(tid)
+        except OSError as e:
+            pytest.skip(f"cannot ptrace a thread here: {e}")
+        # Stall threshold: 3 s (WatchdogSec/2 = 0.5 s is shorter).
+        deadline = time.time() + 8
+        while "worker 1 has not run its event loop" not in d.read_log():
+            assert time.time() < deadline, d.read_log()
+            time.sleep(0.1)
+        def drain():
+            ns.sock.settimeout(0.01)
+            while True:
+                try:
+                    ns.messages.append(ns.sock.recv(4096).decode())
+                except socket.timeout:
+                    return
+        drain()               # keep-alives sent before the stall was noticed
+        ns.messages.clear()
+        time.sleep(1.5)       # three keep-alive periods
+        drain()
+        assert "WATCHDOG=1" not in ns.messages, ns.messages
+        stopped.resume()
+        stopped = None
+        ns.wait_for(lambda m: m == "WATCHDOG=1", timeout=4)
+        assert "watchdog keep-alives resumed" in d.read_log()
+        # Worker 0 answered throughout; both answer now.
+        assert d.client().call("ping", [])[1]["ready"] is True
+    finally:
+        if stopped:
+            stopped.resume()
+        ns.close()
