@@ -504,7 +504,10 @@ def test_sync_state_on_the_stats_port(tmp_path, start_daemon, redis_server):
     assert wait_for(lambda: metrics(sport)["variantd_ruleset_reload_failures_total"] == 1)
     r.kill()
     assert wait_for(lambda: metrics(sport)["variantd_ruleset_stale"] == 1, timeout=5)
+    assert metrics(sport)["variantd_redis_connected"] == 0
+    # Stale can flip at the moment the link drops (the last sync was over a
+    # second ago); the first reconnect attempt follows after its backoff.
+    assert wait_for(lambda: metrics(sport)["variantd_redis_reconnects_total"] >= 1, timeout=5)
     m = metrics(sport)
-    assert m["variantd_redis_connected"] == 0
-    assert m["variantd_redis_reconnects_total"] >= 1 and m["variantd_redis_errors_total"] >= 1
+    assert m["variantd_redis_errors_total"] >= 1
     assert m["variantd_ready"] == 1
