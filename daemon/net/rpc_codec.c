@@ -266,49 +266,26 @@ static void e_byte(void *a, unsigned char b)
     }
 }
 
-/* msgpack_pack_int64's choice of the smallest form. */
+/* msgpack_pack_int64's choice of the smallest form: a fixint, else the
+ * narrowest int (negative) or uint (non-negative) of 1, 2, 4 or 8 bytes. */
 static void e_i64(void *a, int64_t v)
 {
     msgpack_sbuffer *sb = a;
     unsigned char *p = room(sb, 9);
     if (!p)
         return;
-    size_t n;
-    if (v < -(1LL << 5)) {
-        if (v < -(1LL << 15)) {
-            if (v < -(1LL << 31)) {
-                p[0] = 0xd3;
-                n = 1 + put_be(p + 1, (uint64_t)v, 8);
-            } else {
-                p[0] = 0xd2;
-                n = 1 + put_be(p + 1, (uint64_t)v, 4);
-            }
-        } else if (v < -(1LL << 7)) {
-            p[0] = 0xd1;
-            n = 1 + put_be(p + 1, (uint64_t)v, 2);
-        } else {
-            p[0] = 0xd0;
-            n = 1 + put_be(p + 1, (uint64_t)v, 1);
-        }
-    } else if (v < (1LL << 7)) {
+    if (v >= -(1LL << 5) && v < (1LL << 7)) {
         p[0] = (unsigned char)(int8_t)v;
-        n = 1;
-    } else if (v < (1LL << 16)) {
-        if (v < (1LL << 8)) {
-            p[0] = 0xcc;
-            n = 1 + put_be(p + 1, (uint64_t)v, 1);
-        } else {
-            p[0] = 0xcd;
-            n = 1 + put_be(p + 1, (uint64_t)v, 2);
-        }
-    } else if (v < (1LL << 32)) {
-        p[0] = 0xce;
-        n = 1 + put_be(p + 1, (uint64_t)v, 4);
-    } else {
-        p[0] = 0xcf;
-        n = 1 + put_be(p + 1, (uint64_t)v, 8);
+        sb->size += 1;
+        return;
     }
-    sb->size += n;
+    unsigned k;   /* 0..3: 1, 2, 4, 8 bytes */
+    if (v < 0)
+        k = v >= -(1LL << 7) ? 0 : v >= -(1LL << 15) ? 1 : v >= -(1LL << 31) ? 2 : 3;
+    else
+        k = v < (1LL << 8) ? 0 : v < (1LL << 16) ? 1 : v < (1LL << 32) ? 2 : 3;
+    p[0] = (unsigned char)((v < 0 ? 0xd0 : 0xcc) + k);
+    sb->size += 1 + put_be(p + 1, (uint64_t)v, 1u << k);
 }
 
 static void e_f64(void *a, double v)
