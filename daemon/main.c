@@ -128,8 +128,10 @@ static int reload_files(daemon_state *d, int at_start)
 /* Every port is checked free before the workers bind it with SO_REUSEPORT
  * (which would otherwise share it with whatever already listens there), two
  * of our own ports may not take the same connections, and port 0 becomes one
- * concrete port for all workers. */
-static int claim_ports(vd_config *cfg)
+ * concrete port for all workers. The claiming sockets stay bound (held[])
+ * while the definitions load, so the ports stay ours until the workers bind;
+ * release_ports closes them just before. */
+static int claim_ports(vd_config *cfg, int held[3])
 {
     struct {
         char **addr;
@@ -151,7 +153,8 @@ static int claim_ports(vd_config *cfg)
                 return -1;
             }
         char *resolved;
-        if (vd_listen_claim(*ports[i].addr, ports[i].what, &resolved, err, sizeof err) != 0) {
+        if (vd_listen_claim(*ports[i].addr, ports[i].what, &resolved, &held[i], err,
+                            sizeof err) != 0) {
             vd_error("%s", err);
             return -1;
         }
@@ -159,6 +162,15 @@ static int claim_ports(vd_config *cfg)
         *ports[i].addr = resolved;
     }
     return 0;
+}
+
+static void release_ports(int held[3])
+{
+    for (int i = 0; i < 3; i++)
+        if (held[i] >= 0) {
+            close(held[i]);
+            held[i] = -1;
+        }
 }
 
 static void on_hup(evutil_socket_t fd, short what, void *arg)
@@ -249,6 +261,12 @@ int main(int argc, char **argv)
     d.env.geo = d.geo;
     d.env.tzdb = d.tzdb;
 
+    /* Before loading definitions: a taken port fails start-up at once, and
+     * Redis registration advertises the resolved address. */
+    int held[3] = { -1, -1, -1 };
+    if (!check_only && claim_ports(&d.cfg, held) != 0)
+        return 1;
+
     if (d.cfg.redis[0]) {
         /* Redis mode: serve the snapshot (if any) now, Redis when it answers;
          * with neither, start not ready rather than serve an empty ruleset. */
@@ -273,8 +291,7 @@ int main(int argc, char **argv)
         return 0;
     }
 
-    if (claim_ports(&d.cfg) != 0)
-        return 1;
+    release_ports(held);
     signal(SIGPIPE, SIG_IGN);
     d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
     if (!d.pool) {

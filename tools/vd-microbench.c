@@ -176,7 +176,8 @@ int main(int argc, char **argv)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     vd_emitter em;
-    vd_msgpack_emitter(&sb, &em);
+    vd_msgpack_out mo = { .sb = &sb };
+    vd_msgpack_emitter(&mo, &em);
     unsigned long matched = 0;
     for (long i = 0; i < warm + n; i++) {
         if (i == warm) {

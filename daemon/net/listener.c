@@ -69,7 +69,8 @@ int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, c
     return 0;
 }
 
-int vd_listen_claim(const char *addr, const char *what, char **resolved, char *err, size_t cap)
+int vd_listen_claim(const char *addr, const char *what, char **resolved, int *held, char *err,
+                    size_t cap)
 {
     struct sockaddr_storage ss;
     int sslen;
@@ -99,10 +100,9 @@ int vd_listen_claim(const char *addr, const char *what, char **resolved, char *e
     }
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
-    int rc = getsockname(fd, (struct sockaddr *)&bound, &blen);
-    close(fd);
-    if (rc != 0) {
+    if (getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
         snprintf(err, cap, "%s %s: getsockname: %s", what, addr, strerror(errno));
+        close(fd);
         return -1;
     }
     char host[INET6_ADDRSTRLEN];
@@ -120,41 +120,69 @@ int vd_listen_claim(const char *addr, const char *what, char **resolved, char *e
     snprintf(buf, sizeof buf, bound.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
     if (!(*resolved = strdup(buf))) {
         snprintf(err, cap, "out of memory");
+        close(fd);
         return -1;
+    }
+    if (held)
+        *held = fd;
+    else
+        close(fd);
+    return 0;
+}
+
+/* An address as (family, bytes, port), IPv4-mapped IPv6 folded to IPv4. */
+typedef struct listen_key {
+    int family;                   /* 4 or 6 */
+    uint8_t addr[16];
+    uint16_t port;
+} listen_key;
+
+static int listen_key_of(const char *s, listen_key *k)
+{
+    struct sockaddr_storage ss;
+    int len;
+    char err[128];
+    if (vd_parse_listen(s, &ss, &len, err, sizeof err) != 0)
+        return -1;
+    memset(k, 0, sizeof *k);
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
+        k->port = ntohs(s6->sin6_port);
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            k->family = 4;
+            memcpy(k->addr, s6->sin6_addr.s6_addr + 12, 4);
+        } else {
+            k->family = 6;
+            memcpy(k->addr, s6->sin6_addr.s6_addr, 16);
+        }
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
+        k->family = 4;
+        k->port = ntohs(s4->sin_port);
+        memcpy(k->addr, &s4->sin_addr, 4);
     }
     return 0;
 }
 
-static int is_wildcard(const struct sockaddr_storage *ss)
+static int is_any(const listen_key *k)
 {
-    if (ss->ss_family == AF_INET6)
-        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)ss)->sin6_addr);
-    return ((const struct sockaddr_in *)ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    static const uint8_t zero[16];
+    return memcmp(k->addr, zero, k->family == 4 ? 4 : 16) == 0;
 }
 
 int vd_listen_overlap(const char *a, const char *b)
 {
-    struct sockaddr_storage sa, sb;
-    int la, lb;
-    char err[128];
-    if (vd_parse_listen(a, &sa, &la, err, sizeof err) != 0 ||
-        vd_parse_listen(b, &sb, &lb, err, sizeof err) != 0)
+    listen_key x, y;
+    if (listen_key_of(a, &x) != 0 || listen_key_of(b, &y) != 0)
         return 0;
-    uint16_t pa = sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                           : ((struct sockaddr_in *)&sa)->sin_port;
-    uint16_t pb = sb.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sb)->sin6_port
-                                           : ((struct sockaddr_in *)&sb)->sin_port;
-    if (pa != pb || pa == 0)
+    if (x.port != y.port || x.port == 0)
         return 0;
-    if (is_wildcard(&sa) || is_wildcard(&sb))
+    /* [::] is dual-stack (our sockets leave IPV6_V6ONLY off): it covers IPv4 too. */
+    if ((x.family == 6 && is_any(&x)) || (y.family == 6 && is_any(&y)))
         return 1;
-    if (sa.ss_family != sb.ss_family)
+    if (x.family != y.family)
         return 0;
-    if (sa.ss_family == AF_INET6)
-        return memcmp(&((struct sockaddr_in6 *)&sa)->sin6_addr,
-                      &((struct sockaddr_in6 *)&sb)->sin6_addr, sizeof(struct in6_addr)) == 0;
-    return ((struct sockaddr_in *)&sa)->sin_addr.s_addr ==
-           ((struct sockaddr_in *)&sb)->sin_addr.s_addr;
+    return is_any(&x) || is_any(&y) || memcmp(x.addr, y.addr, sizeof x.addr) == 0;
 }
 
 static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,

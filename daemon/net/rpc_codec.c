@@ -175,25 +175,31 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
 /* ---- emitter ---- */
 
 /* Room for need more bytes (grown as msgpack_sbuffer_write grows it), or
- * NULL when memory is out: the value is then dropped, as msgpack-c's packer
- * ignores a failed write too. */
-static unsigned char *grow(msgpack_sbuffer *sb, size_t need)
+ * NULL once memory ran out: from then on the reply is marked failed and
+ * nothing more is written, so the caller sends an error instead. */
+static unsigned char *grow(vd_msgpack_out *o, size_t need)
 {
+    msgpack_sbuffer *sb = o->sb;
     size_t n = sb->alloc ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
     while (n < sb->size + need)
         n *= 2;
     char *p = realloc(sb->data, n);
-    if (!p)
+    if (!p) {
+        o->failed = true;
         return NULL;
+    }
     sb->data = p;
     sb->alloc = n;
     return (unsigned char *)sb->data + sb->size;
 }
 
-static inline unsigned char *room(msgpack_sbuffer *sb, size_t need)
+static inline unsigned char *room(vd_msgpack_out *o, size_t need)
 {
+    msgpack_sbuffer *sb = o->sb;
+    if (o->failed)
+        return NULL;
     if (sb->alloc - sb->size < need)
-        return grow(sb, need);
+        return grow(o, need);
     return (unsigned char *)sb->data + sb->size;
 }
 
@@ -228,26 +234,29 @@ static size_t put_len(unsigned char *p, uint32_t n, unsigned char fix, uint32_t 
 
 static void e_map(void *a, uint32_t n)
 {
-    msgpack_sbuffer *sb = a;
-    unsigned char *p = room(sb, 5);
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    unsigned char *p = room(o, 5);
     if (p)
         sb->size += put_len(p, n, 0x80, 16, 0, 0xde);
 }
 
 static void e_array(void *a, uint32_t n)
 {
-    msgpack_sbuffer *sb = a;
-    unsigned char *p = room(sb, 5);
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    unsigned char *p = room(o, 5);
     if (p)
         sb->size += put_len(p, n, 0x90, 16, 0, 0xdc);
 }
 
 static void e_str(void *a, const char *s, size_t n)
 {
-    msgpack_sbuffer *sb = a;
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
     if (n > UINT32_MAX)
         n = UINT32_MAX;
-    unsigned char *p = room(sb, 5 + n);
+    unsigned char *p = room(o, 5 + n);
     if (!p)
         return;
     size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
@@ -258,8 +267,9 @@ static void e_str(void *a, const char *s, size_t n)
 
 static void e_byte(void *a, unsigned char b)
 {
-    msgpack_sbuffer *sb = a;
-    unsigned char *p = room(sb, 1);
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    unsigned char *p = room(o, 1);
     if (p) {
         p[0] = b;
         sb->size++;
@@ -270,8 +280,9 @@ static void e_byte(void *a, unsigned char b)
  * narrowest int (negative) or uint (non-negative) of 1, 2, 4 or 8 bytes. */
 static void e_i64(void *a, int64_t v)
 {
-    msgpack_sbuffer *sb = a;
-    unsigned char *p = room(sb, 9);
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    unsigned char *p = room(o, 9);
     if (!p)
         return;
     if (v >= -(1LL << 5) && v < (1LL << 7)) {
@@ -290,8 +301,9 @@ static void e_i64(void *a, int64_t v)
 
 static void e_f64(void *a, double v)
 {
-    msgpack_sbuffer *sb = a;
-    unsigned char *p = room(sb, 9);
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    unsigned char *p = room(o, 9);
     if (!p)
         return;
     uint64_t bits;
@@ -305,21 +317,23 @@ static void e_nil(void *a) { e_byte(a, 0xc0); }
 
 static void e_payload(void *a, const vd_variant *v)
 {
-    msgpack_sbuffer *sb = a;
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
     if (!v->payload_mp_len) {
         e_nil(a);
         return;
     }
-    unsigned char *p = room(sb, v->payload_mp_len);
+    unsigned char *p = room(o, v->payload_mp_len);
     if (p) {
         memcpy(p, v->payload_mp, v->payload_mp_len);
         sb->size += v->payload_mp_len;
     }
 }
 
-void vd_msgpack_emitter(msgpack_sbuffer *sb, vd_emitter *out)
+void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
 {
-    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, sb };
+    o->failed = false;
+    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o };
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)

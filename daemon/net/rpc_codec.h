@@ -20,7 +20,11 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
  * a reply is ~70 values, and msgpack-c's packer costs an indirect callback
  * per header and per body. A packer on the same sbuffer may be used in
  * between (the RPC envelope). */
-void vd_msgpack_emitter(msgpack_sbuffer *sb, vd_emitter *out);
+typedef struct vd_msgpack_out {
+    msgpack_sbuffer *sb;
+    bool failed;              /* the buffer could not grow: the reply is incomplete */
+} vd_msgpack_out;
+void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out);
 
 /* [1, msgid, {code, message}, nil] */
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message);

@@ -194,8 +194,11 @@ static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *par
     msgpack_pack_nil(pk);
     size_t mark = c->srv->out.size;
     vd_emitter e;
-    vd_msgpack_emitter(&c->srv->out, &e);
+    vd_msgpack_out mo = { .sb = &c->srv->out };
+    vd_msgpack_emitter(&mo, &e);
     vd_decide_status st = vd_worker_decide(w, &req, &e);
+    if (st == VD_DECIDE_OK && mo.failed)
+        st = VD_DECIDE_INTERNAL;     /* the reply buffer could not grow */
     if (st != VD_DECIDE_OK) {
         msgpack_sbuffer_clear(&c->srv->out);
         (void)mark;

@@ -43,7 +43,6 @@ static void *worker_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "vd-worker-%u", s->w.id);
     pthread_setname_np(pthread_self(), name);
-    atomic_store(&s->heartbeat_ms, mono_ms());
     event_base_dispatch(s->w.base);
     atomic_store(&s->finished, 1);
     return NULL;
@@ -157,6 +156,7 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         }
     }
     for (unsigned i = 0; i < n; i++) {
+        atomic_store(&p->slots[i].heartbeat_ms, mono_ms());   /* not "silent since boot" */
         if (pthread_create(&p->slots[i].thread, NULL, worker_main, &p->slots[i]) != 0) {
             snprintf(err, cap, "cannot start worker thread %u", i);
             vd_pool_stop(p, 0);

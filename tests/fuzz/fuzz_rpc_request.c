@@ -170,7 +170,8 @@ static void decide(const vd_request *req, bool explain)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
     vd_emitter e;
-    vd_msgpack_emitter(&out, &e);
+    vd_msgpack_out mo = { .sb = &out };
+    vd_msgpack_emitter(&mo, &e);
     vd_result_emit(&e, rs, &d, &ctx, ev, explain);
     check_reply(req);
     if (!explain)

@@ -33,7 +33,13 @@ static int run_file(const char *path)
             buf = nb;
         }
     }
+    int bad = ferror(f);
     fclose(f);
+    if (bad) {
+        fprintf(stderr, "%s: read error\n", path);
+        free(buf);
+        return -1;
+    }
     if (!buf) {
         fprintf(stderr, "%s: out of memory\n", path);
         return -1;
@@ -54,10 +60,12 @@ static int run_file(const char *path)
 static int run_path(const char *path, unsigned *count)
 {
     struct stat st;
-    if (stat(path, &st) != 0) {
+    if (lstat(path, &st) != 0) {      /* symlinks are not followed: no loops */
         perror(path);
         return -1;
     }
+    if (S_ISLNK(st.st_mode))
+        return 0;
     if (!S_ISDIR(st.st_mode)) {
         (*count)++;
         return run_file(path);

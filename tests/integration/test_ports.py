@@ -49,7 +49,10 @@ def test_two_of_our_own_ports_may_not_overlap():
     r = run_variantd("--listen", f"127.0.0.1:{free_port()}", "--http-listen", f"0.0.0.0:{port}",
                      "--stats-listen", f"127.0.0.1:{port}")
     assert r.returncode == 1 and "take the same connections" in r.stderr
-    assert listeners(port) == 0
+    # an IPv4-mapped IPv6 address is the IPv4 address; [::] covers IPv4 too
+    for other in (f"[::ffff:127.0.0.1]:{port}", f"[::]:{port}"):
+        r = run_variantd("--listen", f"127.0.0.1:{port}", "--http-listen", other)
+        assert r.returncode == 1 and "take the same connections" in r.stderr, (other, r.stderr)
 
 
 def test_port_zero_is_one_port_for_every_worker(start_daemon):
@@ -67,3 +70,22 @@ def test_port_zero_is_one_port_for_every_worker(start_daemon):
     for _ in range(10):
         st, _, _ = http_request(port, "GET", "/v1/decide?slot=home.hero")
         assert st == 200
+
+
+def test_three_ports_zero_get_three_ports(start_daemon):
+    """Each port-0 claim stays bound until the workers bind, so the kernel
+    cannot hand two of our ports the same number."""
+    d = start_daemon("--workers", "2", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+                     "--stats-listen", "127.0.0.1:0", expect_ready=False)
+    deadline = time.time() + 15
+    while time.time() < deadline and "stats port" not in d.read_log():
+        time.sleep(0.05)
+    log = d.read_log()
+    ports = [int(re.search(rf"{what} port 127\.0\.0\.1:(\d+) ", log).group(1))
+             for what in ("decision", "edge", "stats")]
+    assert len(set(ports)) == 3 and 0 not in ports, ports
+    from conftest import Client, http_request
+    err, res = Client(ports[0]).call("ping", [])
+    assert err is None and res["pong"] is True
+    assert http_request(ports[1], "GET", "/v1/decide?slot=home.hero")[0] == 200
+    assert http_request(ports[2], "GET", "/healthz")[0] == 200

@@ -369,7 +369,8 @@ static void test_explain_encoded_query_key(void **state)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     vd_emitter e;
-    vd_msgpack_emitter(&sb, &e);
+    vd_msgpack_out mo = { .sb = &sb };
+    vd_msgpack_emitter(&mo, &e);
     vd_result_emit_context(&e, &ctx);
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);

@@ -35,8 +35,10 @@ static void test_ints_match_msgpack_c(void **state)
         msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
         msgpack_pack_int64(&pk, edges[i]);
         vd_emitter e;
-        vd_msgpack_emitter(&got, &e);
+        vd_msgpack_out mo = { .sb = &got };
+        vd_msgpack_emitter(&mo, &e);
         e.i64(e.arg, edges[i]);
+        assert_false(mo.failed);
         char what[64];
         snprintf(what, sizeof what, "int %lld", (long long)edges[i]);
         same_bytes(&want, &got, what);
@@ -59,7 +61,8 @@ static void test_containers_strings_and_scalars_match_msgpack_c(void **state)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
     vd_emitter e;
-    vd_msgpack_emitter(&got, &e);
+    vd_msgpack_out mo = { .sb = &got };
+    vd_msgpack_emitter(&mo, &e);
     for (size_t i = 0; i < sizeof lens / sizeof *lens; i++) {
         msgpack_pack_map(&pk, lens[i]);
         e.map(e.arg, lens[i]);
@@ -80,6 +83,7 @@ static void test_containers_strings_and_scalars_match_msgpack_c(void **state)
     e.boolean(e.arg, false);
     msgpack_pack_nil(&pk);
     e.nil(e.arg);
+    assert_false(mo.failed);
     same_bytes(&want, &got, "maps, arrays, strings, doubles, bools, nil");
     /* A packer on the same buffer in between (the RPC envelope) interleaves. */
     msgpack_sbuffer_clear(&got);
