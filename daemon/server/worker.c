@@ -1,5 +1,6 @@
 #include "server/worker.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,14 +25,13 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
     w->eval = vd_eval_new();
     if (pthread_mutex_init(&w->counts_lock, NULL) == 0)
         w->counts_lock_ready = 1;
+    bool want_geo = cfg->geo_cache > 0 && env && env->geo;
     if (cfg->ua_cache > 0)
-        w->ua_cache = vd_device_cache_new((size_t)cfg->ua_cache);
-    if (cfg->geo_cache > 0 && env && env->geo)
-        w->geo_cache = vd_geo_cache_new((size_t)cfg->geo_cache);
-    w->caches.ua = w->ua_cache;
-    w->caches.geo = w->geo_cache;
-    if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->ua_cache) ||
-        (cfg->geo_cache > 0 && env && env->geo && !w->geo_cache)) {
+        w->caches.ua = vd_device_cache_new((size_t)cfg->ua_cache);
+    if (want_geo)
+        w->caches.geo = vd_geo_cache_new((size_t)cfg->geo_cache);
+    if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->caches.ua) ||
+        (want_geo && !w->caches.geo)) {
         vd_worker_destroy(w);
         return -1;
     }
@@ -138,10 +138,10 @@ void vd_worker_destroy(vd_worker *w)
     w->rs = NULL;
     vd_eval_free(w->eval);
     w->eval = NULL;
-    vd_device_cache_free(w->ua_cache);
-    w->ua_cache = NULL;
-    vd_geo_cache_free(w->geo_cache);
-    w->geo_cache = NULL;
+    vd_device_cache_free(w->caches.ua);
+    vd_geo_cache_free(w->caches.geo);
+    w->caches.ua = NULL;
+    w->caches.geo = NULL;
 }
 
 const vd_ruleset *vd_worker_ruleset(vd_worker *w)

@@ -23,9 +23,7 @@ typedef struct vd_worker {
     const vd_config *cfg;
     const vd_env *env;
     vd_eval *eval;
-    vd_device_cache *ua_cache;
-    vd_geo_cache *geo_cache;
-    vd_context_caches caches;     /* the two above, as the context takes them */
+    vd_context_caches caches;     /* User-Agent and GeoIP caches (NULL = off) */
     vd_ruleset *rs;               /* this worker's reference; NULL = not ready */
     uint64_t rs_gen;
     vd_stats stats;
