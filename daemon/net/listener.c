@@ -5,6 +5,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,12 @@ int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, c
     return 0;
 }
 
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+    return ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                           : ((const struct sockaddr_in *)ss)->sin_port);
+}
+
 int vd_listen_claim(const char *addr, const char *what, char **resolved, int *held, char *err,
                     size_t cap)
 {
@@ -106,27 +113,19 @@ int vd_listen_claim(const char *addr, const char *what, char **resolved, int *he
         return -1;
     }
     char host[INET6_ADDRSTRLEN];
-    unsigned port;
-    if (bound.ss_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&bound;
-        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof host);
-        port = ntohs(s6->sin6_port);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&bound;
-        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof host);
-        port = ntohs(s4->sin_port);
-    }
+    bool v6 = bound.ss_family == AF_INET6;
+    inet_ntop(bound.ss_family,
+              v6 ? (const void *)&((struct sockaddr_in6 *)&bound)->sin6_addr
+                 : (const void *)&((struct sockaddr_in *)&bound)->sin_addr,
+              host, sizeof host);
     char buf[INET6_ADDRSTRLEN + 16];
-    snprintf(buf, sizeof buf, bound.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", host, port);
+    snprintf(buf, sizeof buf, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)sockaddr_port(&bound));
     if (!(*resolved = strdup(buf))) {
         snprintf(err, cap, "out of memory");
         close(fd);
         return -1;
     }
-    if (held)
-        *held = fd;
-    else
-        close(fd);
+    *held = fd;
     return 0;
 }
 
@@ -145,9 +144,9 @@ static int listen_key_of(const char *s, listen_key *k)
     if (vd_parse_listen(s, &ss, &len, err, sizeof err) != 0)
         return -1;
     memset(k, 0, sizeof *k);
+    k->port = sockaddr_port(&ss);
     if (ss.ss_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&ss;
-        k->port = ntohs(s6->sin6_port);
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
             k->family = 4;
             memcpy(k->addr, s6->sin6_addr.s6_addr + 12, 4);
@@ -158,7 +157,6 @@ static int listen_key_of(const char *s, listen_key *k)
     } else {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)&ss;
         k->family = 4;
-        k->port = ntohs(s4->sin_port);
         memcpy(k->addr, &s4->sin_addr, 4);
     }
     return 0;
@@ -247,8 +245,7 @@ uint16_t vd_listener_port(const vd_listener *l)
     socklen_t blen = sizeof bound;
     if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&bound, &blen) != 0)
         return 0;
-    return ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                             : ((struct sockaddr_in *)&bound)->sin_port);
+    return sockaddr_port(&bound);
 }
 
 void vd_listener_free(vd_listener *l)

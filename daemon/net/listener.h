@@ -31,10 +31,9 @@ int vd_parse_listen(const char *addr, struct sockaddr_storage *ss, int *sslen, c
  * a malloc'd "HOST:PORT" ("[v6]:PORT") with the concrete port. */
 int vd_listen_claim(const char *addr, const char *what, char **resolved, int *held, char *err,
                     size_t cap);
-/* With held != NULL the claiming socket stays bound and *held is its fd, to
- * close just before the workers bind: while it is bound (without
- * SO_REUSEPORT) nothing else can take the port, and a second port 0 cannot
- * be given the same port. */
+/* The claiming socket stays bound and *held is its fd, to close just before
+ * the workers bind: while it is bound (without SO_REUSEPORT) nothing else
+ * can take the port, and a second port 0 cannot be given the same port. */
 
 /* 1 if two listen addresses would take the same connections (same port, and
  * the same address, or a wildcard covering the other: 0.0.0.0 covers IPv4,
