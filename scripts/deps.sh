@@ -27,7 +27,9 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 log="$(mktemp)"
 # Quiet on success, the whole apt output on failure.
-if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing; } >"$log" 2>&1; then
+# Wait for a concurrent apt/dpkg (another checkout installing) instead of failing.
+APT="$SUDO apt-get -o DPkg::Lock::Timeout=600"
+if ! { $APT update -qq && $APT install -y -qq --no-install-recommends $missing; } >"$log" 2>&1; then
   cat "$log" >&2
   rm -f "$log"
   echo "deps: apt-get failed (see above)" >&2
