@@ -1,6 +1,7 @@
 /* contentmap.c — compiles one content-map slot: its variants (payloads
  * pre-encoded once as compact JSON and as MessagePack, so answering costs a
  * memcpy), its default and its ordered rules, including weighted splits. */
+#include <math.h>
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,8 +180,9 @@ static bool compile_rule(vd_compiler *c, json_t *j, uint32_t index, vd_rule *r, 
     const char *key;
     json_t *e;
     json_object_foreach(j, key, e) {
-        if (strcmp(key, "segment") && strcmp(key, "variant") && strcmp(key, "split") && strcmp(key, "salt")) {
-            vd_cerr(c, "unknown key \"%s\" (expected segment, variant, split, salt)", key);
+        if (strcmp(key, "segment") && strcmp(key, "variant") && strcmp(key, "split") && strcmp(key, "salt") &&
+            strcmp(key, "allocate")) {
+            vd_cerr(c, "unknown key \"%s\" (expected segment, variant, split, salt, allocate)", key);
             ok = false;
         }
     }
@@ -199,6 +201,25 @@ static bool compile_rule(vd_compiler *c, json_t *j, uint32_t index, vd_rule *r, 
     r->segment = seg < 0 ? 0 : (uint32_t)seg;
 
     json_t *jv = json_object_get(j, "variant"), *jsp = json_object_get(j, "split"), *jsalt = json_object_get(j, "salt");
+    json_t *jalloc = json_object_get(j, "allocate");
+    if (jalloc) {
+        saved = vd_cpath_push(c, ".allocate");
+        if (!json_is_string(jalloc) ||
+            (strcmp(json_string_value(jalloc), "bandit") && strcmp(json_string_value(jalloc), "fixed"))) {
+            vd_cerr(c, "needs \"bandit\" or \"fixed\"");
+            ok = false;
+        } else if (!strcmp(json_string_value(jalloc), "bandit")) {
+            r->bandit = true;
+            if (!jsp) {
+                vd_cerr(c, "allocate goes with split");
+                ok = false;
+            } else if (slot->ngoals == 0) {
+                vd_cerr(c, "a bandit learns from conversions: the slot needs a \"goal\"");
+                ok = false;
+            }
+        }
+        vd_cpath_pop(c, saved);
+    }
     if (jv && jsp) {
         vd_cerr(c, "a rule has either \"variant\" or \"split\", not both");
         return false;
@@ -244,6 +265,71 @@ static bool compile_rule(vd_compiler *c, json_t *j, uint32_t index, vd_rule *r, 
     return ok;
 }
 
+/* "goal": 1..VD_MAX_GOALS distinct event types (id syntax). */
+static bool compile_goal(vd_compiler *c, json_t *jg, vd_slot *out)
+{
+    if (!jg)
+        return true;
+    size_t saved = vd_cpath_push(c, ".goal");
+    bool ok = true;
+    size_t n = json_is_array(jg) ? json_array_size(jg) : 0;
+    if (n == 0 || n > VD_MAX_GOALS) {
+        vd_cerr(c, "needs an array of 1 to %d event types", VD_MAX_GOALS);
+        vd_cpath_pop(c, saved);
+        return false;
+    }
+    vd_str *goals = vd_arena_alloc(&c->rs->arena, n * sizeof *goals);
+    if (!goals) {
+        c->oom = true;
+        vd_cpath_pop(c, saved);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(jg, i);
+        size_t s2 = vd_cpath_push(c, "[%zu]", i);
+        if (!json_is_string(e)) {
+            vd_cerr(c, "needs an event type string");
+            ok = false;
+        } else if (!vd_check_id(c, json_string_value(e), json_string_length(e), "event type")) {
+            ok = false;
+        } else {
+            vd_str g = vd_intern_str(&c->in, json_string_value(e), json_string_length(e), 0);
+            if (!g.p)
+                c->oom = true;
+            for (size_t k = 0; k < i && g.p; k++)
+                if (vd_str_eq(goals[k], g)) {
+                    vd_cerr(c, "duplicate event type \"%.*s\"", (int)g.n, g.p);
+                    ok = false;
+                }
+            goals[i] = g;
+        }
+        vd_cpath_pop(c, s2);
+    }
+    vd_cpath_pop(c, saved);
+    if (ok) {
+        out->goals = goals;
+        out->ngoals = (uint32_t)n;
+    }
+    return ok;
+}
+
+/* "holdout": a percentage 0..100 with at most two decimals (buckets of 10000). */
+static bool compile_holdout(vd_compiler *c, json_t *jh, vd_slot *out)
+{
+    if (!jh)
+        return true;
+    size_t saved = vd_cpath_push(c, ".holdout");
+    double h = json_is_number(jh) ? json_number_value(jh) : -1.0;
+    double b = h * 100.0;
+    bool ok = h >= 0.0 && h <= 100.0 && fabs(b - round(b)) < 1e-6;
+    if (!ok)
+        vd_cerr(c, "needs a percentage 0..100 with at most two decimals");
+    else
+        out->holdout = (uint32_t)(b + 0.5);
+    vd_cpath_pop(c, saved);
+    return ok;
+}
+
 bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
 {
     if (!json_is_object(j)) {
@@ -274,8 +360,8 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
     json_t *e;
     json_object_foreach(j, key, e) {
         if (strcmp(key, "slot") && strcmp(key, "rules") && strcmp(key, "default") && strcmp(key, "variants") &&
-            strcmp(key, "description")) {
-            vd_cerr(c, "unknown key \"%s\" (expected slot, rules, default, variants)", key);
+            strcmp(key, "description") && strcmp(key, "goal") && strcmp(key, "holdout")) {
+            vd_cerr(c, "unknown key \"%s\" (expected slot, rules, default, variants, goal, holdout)", key);
             ok = false;
         }
     }
@@ -322,6 +408,9 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
             out->default_variant = (uint32_t)k;
     }
     vd_cpath_pop(c, saved);
+
+    ok = compile_goal(c, json_object_get(j, "goal"), out) && ok;
+    ok = compile_holdout(c, json_object_get(j, "holdout"), out) && ok;
 
     json_t *jr = json_object_get(j, "rules");
     saved = vd_cpath_push(c, ".rules");

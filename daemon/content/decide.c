@@ -6,6 +6,8 @@
  * cannot change the answer. */
 #include "content/decide.h"
 
+#include <string.h>
+
 #include "rules/eval_internal.h"
 #include "rules/ruleset_internal.h"
 
@@ -29,6 +31,17 @@ uint32_t vd_split_bucket(vd_str vid, vd_str salt)
     h *= 0xc4ceb9fe1a85ec53ULL;
     h ^= h >> 33;
     return (uint32_t)(h % SPLIT_BUCKETS);
+}
+
+bool vd_holdout_member(vd_str vid, vd_str slot, uint32_t holdout)
+{
+    if (holdout == 0 || vid.n == 0)
+        return false;
+    char salt[sizeof "holdout:" + VD_MAX_ID_LEN];
+    size_t n = slot.n < VD_MAX_ID_LEN ? slot.n : VD_MAX_ID_LEN;
+    memcpy(salt, "holdout:", 8);
+    memcpy(salt + 8, slot.p, n);
+    return vd_split_bucket(vid, vd_str_make(salt, 8 + n)) < holdout;
 }
 
 static uint32_t pick_arm(const vd_rule *r, vd_str vid)
@@ -66,6 +79,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         c->variant = NULL;
         c->segment = -1;
         c->rule = -1;
+        c->holdout = false;
         si[i] = c->slot ? (uint32_t)(c->slot - rs->slots) : UINT32_MAX;
         best[i] = UINT32_MAX;
         until[i] = INT64_MAX;
@@ -116,6 +130,12 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         if (!c->slot)
             continue;
         const vd_slot *s = c->slot;
+        if (s->holdout && vd_holdout_member(req->vid, s->name, s->holdout)) {
+            /* Held out: the default, which time alone never changes. */
+            c->holdout = true;
+            c->variant = &s->variants[s->default_variant];
+            continue;
+        }
         if (best[i] != UINT32_MAX) {
             const vd_rule *r = &s->rules[best[i]];
             c->segment = (int32_t)r->segment;

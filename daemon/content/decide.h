@@ -4,6 +4,7 @@
 #ifndef VD_CONTENT_DECIDE_H
 #define VD_CONTENT_DECIDE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "context/context.h"
@@ -16,6 +17,7 @@ typedef struct vd_slot_choice {
     const vd_variant *variant;
     int32_t segment;              /* matching segment index; -1 = default used */
     int32_t rule;                 /* rule index; -1 = default used */
+    bool holdout;                 /* in the slot's holdout: the default, whatever the rules say */
 } vd_slot_choice;
 
 typedef struct vd_decision {
@@ -31,5 +33,10 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
 
 /* Sticky bucket 0..9999 for a split (exposed for tests and docs). */
 uint32_t vd_split_bucket(vd_str vid, vd_str salt);
+
+/* True when a visitor belongs to a slot's holdout: a non-empty vid whose
+ * split bucket under salt "holdout:<slot>" is below `holdout` (the slot's
+ * holdout percent x 100). Without a vid nobody is held out. */
+bool vd_holdout_member(vd_str vid, vd_str slot, uint32_t holdout);
 
 #endif

@@ -252,9 +252,13 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
             EMIT_LIT(e, "unknown slot");
             continue;
         }
-        e->map(e->arg, 3);
+        e->map(e->arg, c->holdout ? 4 : 3);
         EMIT_LIT(e, "variant");
         emit_vstr(e, c->variant->id);
+        if (c->holdout) {
+            EMIT_LIT(e, "holdout");
+            e->boolean(e->arg, true);
+        }
         EMIT_LIT(e, "payload");
         e->payload(e->arg, c->variant);
         EMIT_LIT(e, "segment");

@@ -12,6 +12,7 @@
 #ifndef VD_RULES_RULESET_H
 #define VD_RULES_RULESET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +41,7 @@ typedef struct vd_rule {
     uint32_t nsplit;              /* > 0: weighted split, sticky on vid + salt */
     const vd_split_arm *split;
     vd_str salt;
+    bool bandit;                  /* "allocate": "bandit": weights learnt from counters */
 } vd_rule;
 
 typedef struct vd_slot {
@@ -49,6 +51,9 @@ typedef struct vd_slot {
     uint32_t default_variant;     /* index into variants */
     uint32_t nvariants;
     const vd_variant *variants;
+    uint32_t ngoals;              /* "goal": event types that convert this slot */
+    const vd_str *goals;
+    uint32_t holdout;             /* "holdout" percent x 100: buckets 0..9999 below it get the default */
 } vd_slot;
 
 /* NULL on any error (all of them in err). version is copied. */

@@ -36,6 +36,8 @@ static const char *const CMAP = "["
     "{\"slot\":\"test\",\"rules\":[{\"segment\":\"nobody\",\"variant\":\"a\"},{\"segment\":\"everyone\",\"split\":["
     "   {\"variant\":\"a\",\"weight\":50},{\"variant\":\"b\",\"weight\":30},{\"variant\":\"c\",\"weight\":20}],\"salt\":\"t1\"}],"
     " \"default\":\"a\",\"variants\":{\"a\":1,\"b\":2,\"c\":3}},"
+    "{\"slot\":\"held\",\"goal\":[\"purchase\"],\"holdout\":12.5,\"rules\":[{\"segment\":\"everyone\",\"variant\":\"p\"}],"
+    " \"default\":\"d\",\"variants\":{\"p\":1,\"d\":2}},"
     "{\"slot\":\"test2\",\"rules\":[{\"segment\":\"everyone\",\"split\":[{\"variant\":\"a\",\"weight\":1},{\"variant\":\"b\",\"weight\":1}]}],"
     " \"default\":\"a\",\"variants\":{\"a\":1,\"b\":2}}"
     "]";
@@ -277,6 +279,57 @@ static void test_split(void **state)
     assert_int_equal(vd_split_bucket(VD_STR_NULL, VD_STR_LIT("hero-test-1")), 4905);
 }
 
+/* Holdout membership is exactly the documented formula: bucket of vid under
+ * salt "holdout:<slot>" below holdout x 100; members get the default. */
+static uint32_t ref_bucket(const char *vid, const char *salt)
+{
+    /* docs/RULES.md's formula, written out again independently. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = salt; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h = h * 0x100000001b3ULL;
+    for (const char *p = vid; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return (uint32_t)(h % 10000);
+}
+
+static void test_holdout(void **state)
+{
+    (void)state;
+    char vid[32];
+    unsigned held = 0;
+    for (int i = 0; i < 4000; i++) {
+        fresh(12, 0, 0, "Paris");
+        snprintf(vid, sizeof vid, "v-%d", i);
+        req.vid = vd_str_cstr(vid);
+        ask("held");
+        ask("test");
+        decide();
+        bool member = ref_bucket(vid, "holdout:held") < 1250;
+        assert_int_equal(vd_holdout_member(req.vid, VD_STR_LIT("held"), 1250), member);
+        assert_int_equal(dec.slots[0].holdout, member);
+        assert_string_equal(vid_of(&dec.slots[0]), member ? "d" : "p");
+        assert_int_equal(dec.slots[0].rule, member ? -1 : 0);
+        assert_false(dec.slots[1].holdout);      /* a slot without holdout */
+        held += member;
+    }
+    printf("holdout 12.5 %% of 4000 vids: %u\n", held);
+    assert_in_range(held, 400, 600);
+    /* No vid: nobody is held out. */
+    fresh(12, 0, 0, "Paris");
+    ask("held");
+    decide();
+    assert_false(dec.slots[0].holdout);
+    assert_string_equal(vid_of(&dec.slots[0]), "p");
+    assert_false(vd_holdout_member(VD_STR_LIT("x"), VD_STR_LIT("held"), 0));
+    assert_true(vd_holdout_member(VD_STR_LIT("x"), VD_STR_LIT("held"), 10000));
+}
+
 /* The candidate index must never change the answer: `matched` equals a
  * brute-force evaluation of every segment, over many contexts. */
 static void test_index_equals_brute_force(void **state)
@@ -395,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_valid_until),
         cmocka_unit_test(test_matched),
         cmocka_unit_test(test_split),
+        cmocka_unit_test(test_holdout),
         cmocka_unit_test(test_index_equals_brute_force),
         cmocka_unit_test(test_explain_encoded_query_key),
     };

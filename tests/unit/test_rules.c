@@ -427,6 +427,62 @@ static void test_split_compiled(void **state)
     vd_ruleset_release(rs);
 }
 
+/* v2: goal, holdout and "allocate": "bandit" compile, and are validated. */
+static void test_goals_holdout_bandit(void **state)
+{
+    (void)state;
+    vd_ruleset *rs = compile2(CM_SEGS, "{\"slot\":\"hero\",\"goal\":[\"purchase\",\"signup\"],\"holdout\":2.5,"
+                                       "\"rules\":[{\"segment\":\"s1\",\"allocate\":\"bandit\",\"salt\":\"h\",\"split\":["
+                                       "{\"variant\":\"a\",\"weight\":1},{\"variant\":\"b\",\"weight\":1}]},"
+                                       "{\"segment\":\"s2\",\"allocate\":\"fixed\",\"split\":[{\"variant\":\"a\",\"weight\":1}]}],"
+                                       "\"default\":\"a\",\"variants\":{\"a\":1,\"b\":2}}");
+    if (!rs)
+        dump_errors();
+    assert_non_null(rs);
+    const vd_slot *s = vd_ruleset_find_slot(rs, VD_STR_LIT("hero"));
+    assert_int_equal(s->ngoals, 2);
+    assert_true(vd_str_eq(s->goals[0], VD_STR_LIT("purchase")));
+    assert_true(vd_str_eq(s->goals[1], VD_STR_LIT("signup")));
+    assert_int_equal(s->holdout, 250);
+    assert_true(s->rules[0].bandit);
+    assert_false(s->rules[1].bandit);
+    vd_ruleset_release(rs);
+    rs = compile2(CM_SEGS, "{\"slot\":\"plain\",\"default\":\"a\",\"variants\":{\"a\":1}}");
+    s = vd_ruleset_find_slot(rs, VD_STR_LIT("plain"));
+    assert_int_equal(s->ngoals, 0);
+    assert_int_equal(s->holdout, 0);
+    vd_ruleset_release(rs);
+
+#define SLOT_WITH(extra, rule) "{\"slot\":\"hero\"," extra "\"rules\":[" rule "],\"default\":\"a\",\"variants\":{\"a\":1,\"b\":2}}"
+#define SPLIT2 "\"split\":[{\"variant\":\"a\",\"weight\":1},{\"variant\":\"b\",\"weight\":1}]"
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"goal\":\"purchase\",", "")));
+    assert_true(has_error("content-map/t.json: slot \"hero\": $.goal: needs an array of 1 to 16 event types", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"goal\":[],", "")));
+    assert_true(has_error("slot \"hero\": $.goal: needs an array", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"goal\":[\"buy\",7],", "")));
+    assert_true(has_error("slot \"hero\": $.goal[1]: needs an event type string", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"goal\":[\"b uy\"],", "")));
+    assert_true(has_error("slot \"hero\": $.goal[0]: event type \"b uy\"", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"goal\":[\"buy\",\"buy\"],", "")));
+    assert_true(has_error("slot \"hero\": $.goal[1]: duplicate event type \"buy\"", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"holdout\":101,", "")));
+    assert_true(has_error("slot \"hero\": $.holdout: needs a percentage 0..100 with at most two decimals", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"holdout\":-1,", "")));
+    assert_true(has_error("slot \"hero\": $.holdout: needs a percentage", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"holdout\":1.234,", "")));
+    assert_true(has_error("slot \"hero\": $.holdout: needs a percentage", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"holdout\":\"5\",", "")));
+    assert_true(has_error("slot \"hero\": $.holdout: needs a percentage", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"goal\":[\"buy\"],", "{\"segment\":\"s1\",\"allocate\":\"greedy\"," SPLIT2 "}")));
+    assert_true(has_error("slot \"hero\": $.rules[0].allocate: needs \"bandit\" or \"fixed\"", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("\"goal\":[\"buy\"],", "{\"segment\":\"s1\",\"allocate\":\"bandit\",\"variant\":\"a\"}")));
+    assert_true(has_error("slot \"hero\": $.rules[0].allocate: allocate goes with split", NULL));
+    assert_null(compile2(CM_SEGS, SLOT_WITH("", "{\"segment\":\"s1\",\"allocate\":\"bandit\"," SPLIT2 "}")));
+    assert_true(has_error("slot \"hero\": $.rules[0].allocate: a bandit learns from conversions: the slot needs a \"goal\"", NULL));
+#undef SLOT_WITH
+#undef SPLIT2
+}
+
 /* Many errors in one set: all reported, not just the first. */
 static void test_collects_all(void **state)
 {
@@ -561,6 +617,7 @@ int main(void)
         cmocka_unit_test(test_messages_one_line),
         cmocka_unit_test(test_content_map_errors),
         cmocka_unit_test(test_split_compiled),
+        cmocka_unit_test(test_goals_holdout_bandit),
         cmocka_unit_test(test_collects_all),
         cmocka_unit_test(test_ops_valid),
         cmocka_unit_test(test_scale_10k),
