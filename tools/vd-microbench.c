@@ -18,8 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "content/decide.h"
-#include "content/result.h"
+#include "decision/decide.h"
+#include "decision/result.h"
 #include "context/context.h"
 #include "context/geo.h"
 #include "context/tz.h"

@@ -34,7 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
 #include "context/geo.h"
 #include "context/tz.h"
 #include "rules/defs.h"

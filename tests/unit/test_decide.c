@@ -9,8 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "content/decide.h"
-#include "content/result.h"
+#include "decision/decide.h"
+#include "decision/result.h"
 #include "net/rpc_codec.h"
 #include "rules/ruleset_internal.h"
 

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
 #include "context/tz.h"
 #include "rules/ruleset_internal.h"
 

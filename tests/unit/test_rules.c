@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
 #include "rules/ruleset.h"
 #include "rules/ruleset_internal.h"
 #include "variantd/limits.h"

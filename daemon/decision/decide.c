@@ -4,7 +4,7 @@
  * slots of the `until` of every rule segment evaluated up to the winner:
  * an earlier rule that did not match may start matching; later rules
  * cannot change the answer. */
-#include "content/decide.h"
+#include "decision/decide.h"
 
 #include "rules/eval_internal.h"
 #include "rules/ruleset_internal.h"
