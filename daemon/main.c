@@ -21,6 +21,7 @@
 #include "net/listener.h"
 #include "net/rpc_server.h"
 #include "runtime/pool.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 #include "core/config.h"
 #include "runtime/worker.h"

@@ -26,6 +26,7 @@
 #include "core/errors.h"
 #include "net/rpc_codec.h"
 #include "rules/eval.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
 

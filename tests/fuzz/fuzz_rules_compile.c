@@ -39,6 +39,7 @@
 #include "context/tz.h"
 #include "rules/defs.h"
 #include "rules/eval.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
