@@ -69,6 +69,8 @@ $(BUILD)/%.o: %.c
 # The dashboard page is embedded by .incbin (net/dashboard.c): rebuild it
 # when the HTML changes.
 $(BUILD)/daemon/net/dashboard.o: daemon/net/dashboard.html
+# The counting scripts likewise (learn/counters.c).
+$(BUILD)/daemon/learn/counters.o: daemon/learn/expose.lua daemon/learn/convert.lua
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

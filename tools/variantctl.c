@@ -7,6 +7,7 @@
  *   variantctl ping    [--connect HOST:PORT] [--json]
  *   variantctl publish SEGMENTS_DIR CONTENT_MAP_DIR [redis options] [--message M] [--keep N]
  *   variantctl rollback [--to VERSION] | list | diff A B | status   [redis options]
+ *   variantctl report [SLOT] [--json] [--reset SLOT]   [redis options]
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/errors.h"
+#include "learn/counters.h"
 #include "net/listener.h"
 #include "rules/build.h"
 #include "rules/ruleset.h"
@@ -45,6 +47,9 @@ static void usage(FILE *out)
             "  variantctl rollback [--to VERSION] [redis]   (default: the release before current)\n"
             "  variantctl list [redis] | status [redis] | diff A B [redis]   (A, B: version,\n"
             "                  current or previous)\n"
+            "  variantctl report [SLOT] [--json] [redis]   experiments: exposures, conversions,\n"
+            "                  rate, 95%% interval, P(best), uplift over the holdout (docs/LEARNING.md)\n"
+            "  variantctl report --reset SLOT [redis]   archive the slot's counters, start anew\n"
             "\n"
             "redis options (Redis mode, see docs/OPERATIONS.md):\n"
             "  --redis URL           redis://[user:pass@]host:port/db or unix:/path\n"
@@ -485,6 +490,58 @@ static int cmd_request(const char *method, int argc, char **argv)
 
 /* ---- Redis releases ---- */
 
+/* ---- report: the experiment counters (learn/counters.c) ---- */
+
+static int report(struct redisContext *c, const char *ns, const char *slot, const char *reset, bool json,
+                  char *err, size_t cap)
+{
+    if (reset) {
+        long long e = vd_report_reset(c, ns, reset, err, cap);
+        if (e < 0)
+            return 1;
+        printf("slot %s: counters archived as experiment %lld; now counting experiment %lld\n", reset, e - 1, e);
+        return 0;
+    }
+    char **names = NULL;
+    size_t n = 0;
+    if (slot) {
+        names = malloc(sizeof *names);
+        if (!names || !(names[0] = strdup(slot))) {
+            free(names);
+            snprintf(err, cap, "out of memory");
+            return 1;
+        }
+        n = 1;
+    } else if (vd_report_slots(c, ns, &names, &n, err, cap) < 0) {
+        return 1;
+    }
+    json_t *root = json_object(), *slots = json_object();
+    json_object_set_new(root, "slots", slots);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        vd_report_slot s;
+        if (vd_report_read(c, ns, names[i], &s, err, cap) < 0) {
+            rc = 1;
+        } else if (json) {
+            json_object_set_new(slots, names[i], vd_report_slot_json(&s));
+        } else {
+            vd_report_print(&s, stdout);
+        }
+        vd_report_slot_free(&s);
+    }
+    if (json && rc == 0) {
+        char *out = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+        if (out)
+            puts(out);
+        free(out);
+    } else if (!json && n == 0) {
+        printf("no experiments yet (no slot with a goal has had an exposure)\n");
+    }
+    json_decref(root);
+    vd_report_names_free(names, n);
+    return rc;
+}
+
 static int cmd_redis(const char *cmd, int argc, char **argv)
 {
     const char *url = getenv("VARIANTD_REDIS");
@@ -492,11 +549,13 @@ static int cmd_redis(const char *cmd, int argc, char **argv)
     const char *author = getenv("USER");
     long keep = VD_RELEASE_DEFAULT_KEEP;
     const char *pos[2] = { NULL, NULL };
+    const char *reset = NULL;
+    bool json = false;
     int npos = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (a[0] == '-' && a[1] == '-' && !v) {
+        if (a[0] == '-' && a[1] == '-' && !v && strcmp(a, "--json")) {
             fprintf(stderr, "variantctl: %s needs a value\n", a);
             return 2;
         }
@@ -510,6 +569,10 @@ static int cmd_redis(const char *cmd, int argc, char **argv)
             author = v, i++;
         else if (strcmp(a, "--to") == 0)
             to = v, i++;
+        else if (strcmp(a, "--reset") == 0 && strcmp(cmd, "report") == 0)
+            reset = v, i++;
+        else if (strcmp(a, "--json") == 0 && strcmp(cmd, "report") == 0)
+            json = true;
         else if (strcmp(a, "--keep") == 0) {
             char *end;
             keep = strtol(v, &end, 10);
@@ -529,6 +592,8 @@ static int cmd_redis(const char *cmd, int argc, char **argv)
         }
     }
     int want = strcmp(cmd, "publish") == 0 || strcmp(cmd, "diff") == 0 ? 2 : 0;
+    if (strcmp(cmd, "report") == 0 && npos == 1 && !reset)
+        want = 1;
     if (npos != want) {
         usage(stderr);
         return 2;
@@ -582,6 +647,8 @@ static int cmd_redis(const char *cmd, int argc, char **argv)
         rc = vd_release_list(c, ns, stdout, err, sizeof err) != 0;
     } else if (strcmp(cmd, "status") == 0) {
         rc = vd_release_status(c, ns, stdout, err, sizeof err) != 0;
+    } else if (strcmp(cmd, "report") == 0) {
+        rc = report(c, ns, pos[0], reset, json, err, sizeof err);
     } else {
         int d = vd_release_diff(c, ns, pos[0], pos[1], stdout, err, sizeof err);
         rc = d < 0 ? 2 : d;   /* like diff(1): 0 same, 1 different, 2 trouble */
@@ -604,7 +671,7 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "decide") == 0 || strcmp(cmd, "explain") == 0 || strcmp(cmd, "ping") == 0)
         return cmd_request(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "publish") == 0 || strcmp(cmd, "rollback") == 0 || strcmp(cmd, "list") == 0 ||
-        strcmp(cmd, "diff") == 0 || strcmp(cmd, "status") == 0)
+        strcmp(cmd, "diff") == 0 || strcmp(cmd, "status") == 0 || strcmp(cmd, "report") == 0)
         return cmd_redis(cmd, argc - 2, argv + 2);
     if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
         usage(stdout);

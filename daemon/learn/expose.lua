@@ -1,0 +1,44 @@
+-- expose.lua — one exposure of (slot, rule key, variant) to one visitor.
+-- Counted once per visitor and pair per attribution window, atomically: the
+-- visitor's exposure (a field of the profile hash) and the shared counters
+-- change in the same script, so two daemons deciding for the same visitor at
+-- the same moment count it once. Key layout: docs/LEARNING.md.
+--
+-- KEYS[1]  the visitor's profile hash (field "x:<slot>" holds the exposure)
+-- ARGV     1 namespace, 2 slot, 3 rule key, 4 variant, 5 ts (unix s),
+--          6 attribution window (s), 7 UTC day YYYYMMDD, 8 profile TTL (s, 0:
+--          leave the TTL to the profile writer), 9 stream key ("" = off),
+--          10 stream MAXLEN, 11 "bandit" when the rule allocates by bandit
+-- Returns  {1, variant} counted; {0, variant} already exposed to this pair
+--          within the window (variant: the one in the profile)
+local ns, slot, rule, variant = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ts, window = tonumber(ARGV[5]), tonumber(ARGV[6])
+local base = ns .. ':x:{' .. slot .. '}'
+local epoch = redis.call('GET', base .. ':epoch') or '0'
+local field = 'x:' .. slot
+local cur = redis.call('HGET', KEYS[1], field)
+if cur then
+  local e, r, v, t = string.match(cur, '^([^|]*)|([^|]*)|([^|]*)|(%-?%d+)|')
+  t = tonumber(t)
+  if e == epoch and r == rule and v == variant and t and math.abs(ts - t) < window then
+    return {0, v}
+  end
+end
+redis.call('HSET', KEYS[1], field, epoch .. '|' .. rule .. '|' .. variant .. '|' .. ts .. '|0')
+if tonumber(ARGV[8]) > 0 then
+  redis.call('EXPIRE', KEYS[1], ARGV[8])
+end
+local pair = rule .. '|' .. variant
+redis.call('HINCRBY', base .. ':' .. epoch .. ':n', 'e|' .. pair, 1)
+local day = base .. ':' .. epoch .. ':d:' .. ARGV[7]
+redis.call('HINCRBY', day, 'e|' .. pair, 1)
+redis.call('EXPIRE', day, 34560000)
+redis.call('SADD', ns .. ':x:slots', slot)
+if ARGV[11] == 'bandit' then
+  redis.call('SADD', base .. ':bandit', rule)
+end
+if ARGV[9] ~= '' then
+  redis.call('XADD', ARGV[9], 'MAXLEN', '~', ARGV[10], '*', 'type', 'exposure', 'slot', slot,
+             'rule', rule, 'variant', variant, 'ts', ARGV[5], 'epoch', epoch, 'visitor', KEYS[1])
+end
+return {1, variant}
