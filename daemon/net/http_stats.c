@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "net/http_edge.h"
 #include "net/json_out.h"
 #include "runtime/metrics.h"
@@ -160,7 +161,7 @@ static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
 vd_stats_port *vd_stats_port_start(struct event_base *base, vd_pool *pool, const vd_config *cfg,
                                    const char *addr, int64_t started_at, char *err, size_t cap)
 {
-    vd_stats_port *p = calloc(1, sizeof *p);
+    vd_stats_port *p = vd_calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, cap, "out of memory");
         return NULL;
@@ -178,7 +179,7 @@ vd_stats_port *vd_stats_port_start(struct event_base *base, vd_pool *pool, const
     lim.max_body = 1024;     /* nothing takes a body: enough to answer 405 */
     p->srv = vd_http_server_start(base, addr, &lim, &p->st, handle, p, err, cap);
     if (!p->srv) {
-        free(p);
+        vd_free(p);
         return NULL;
     }
     return p;
@@ -194,5 +195,5 @@ void vd_stats_port_free(vd_stats_port *p)
     if (!p)
         return;
     vd_http_server_free(p->srv);
-    free(p);
+    vd_free(p);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "net/json_out.h"
 
 #define LD(p) atomic_load_explicit(&(p), memory_order_relaxed)
@@ -23,24 +24,24 @@ static void sum_ruleset_counts(vd_worker *const *workers, unsigned n, vd_stats_s
     size_t nvar = 0;
     for (uint32_t i = 0; i < vd_ruleset_nslots(rs); i++)
         nvar += vd_ruleset_slot_at(rs, i)->nvariants;
-    s->variant_counts = calloc(nvar + 1, sizeof *s->variant_counts);
-    s->segment_counts = calloc((size_t)vd_ruleset_nsegments(rs) + 1, sizeof *s->segment_counts);
+    s->variant_counts = vd_calloc(nvar + 1, sizeof *s->variant_counts);
+    s->segment_counts = vd_calloc((size_t)vd_ruleset_nsegments(rs) + 1, sizeof *s->segment_counts);
     if (!s->variant_counts || !s->segment_counts) {
-        free(s->variant_counts);
-        free(s->segment_counts);
+        vd_free(s->variant_counts);
+        vd_free(s->segment_counts);
         s->variant_counts = s->segment_counts = NULL;
         return;
     }
     for (unsigned w = 0; w < n; w++) {
         vd_worker *wk = workers[w];
-        pthread_mutex_lock(&wk->counts_lock);
-        if (wk->rs == rs && wk->variant_counts) {
+        pthread_mutex_lock(&wk->decider.counts_lock);
+        if (wk->decider.rs == rs && wk->decider.variant_counts) {
             for (size_t v = 0; v < nvar; v++)
-                s->variant_counts[v] += LD(wk->variant_counts[v]);
+                s->variant_counts[v] += LD(wk->decider.variant_counts[v]);
             for (uint32_t g = 0; g < vd_ruleset_nsegments(rs); g++)
-                s->segment_counts[g] += LD(wk->segment_counts[g]);
+                s->segment_counts[g] += LD(wk->decider.segment_counts[g]);
         }
-        pthread_mutex_unlock(&wk->counts_lock);
+        pthread_mutex_unlock(&wk->decider.counts_lock);
     }
 }
 
@@ -88,8 +89,8 @@ void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stat
 
 void vd_stats_snapshot_done(vd_stats_snap *s)
 {
-    free(s->variant_counts);
-    free(s->segment_counts);
+    vd_free(s->variant_counts);
+    vd_free(s->segment_counts);
     s->variant_counts = s->segment_counts = NULL;
     if (s->rs)
         vd_ruleset_release(s->rs);

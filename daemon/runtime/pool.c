@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "net/http_edge.h"
 #include "net/rpc_server.h"
@@ -72,7 +73,7 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pool_slot *s = arg;
-    vd_worker_ruleset(&s->w);
+    vd_decider_ruleset(&s->w.decider);
     /* The loop turned: the control thread's watchdog check reads this. */
     atomic_store_explicit(&s->heartbeat_ms, mono_ms(), memory_order_relaxed);
 }
@@ -123,9 +124,9 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         n = cpus > 0 ? (unsigned)cpus : 1;
     }
-    vd_pool *p = calloc(1, sizeof *p);
-    if (!p || !(p->slots = calloc(n, sizeof *p->slots))) {
-        free(p);
+    vd_pool *p = vd_calloc(1, sizeof *p);
+    if (!p || !(p->slots = vd_calloc(n, sizeof *p->slots))) {
+        vd_free(p);
         snprintf(err, cap, "out of memory");
         return NULL;
     }
@@ -139,7 +140,7 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
             snprintf(err, cap, "out of memory creating worker %u", i);
             goto fail;
         }
-        s->rpc = vd_rpc_server_start(&s->w, cfg->listen, err, cap);
+        s->rpc = vd_rpc_server_start(&s->w.fe, cfg->listen, err, cap);
         s->stop_ev = event_new(base, -1, 0, stop_cb, s);
         s->refresh_ev = event_new(base, -1, EV_PERSIST, refresh_cb, s);
         if (!s->rpc || !s->stop_ev || !s->refresh_ev)
@@ -148,7 +149,7 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         event_add(s->refresh_ev, &second);
         if (cfg->http_listen[0]) {
             char e2[256];
-            s->edge = vd_http_edge_start(&s->w, cfg->http_listen, e2, sizeof e2);
+            s->edge = vd_http_edge_start(&s->w.fe, cfg->http_listen, e2, sizeof e2);
             if (!s->edge) {
                 snprintf(err, cap, "edge port: %s", e2);
                 goto fail;
@@ -169,8 +170,8 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
 fail:
     for (unsigned i = 0; i < n; i++)
         slot_destroy(&p->slots[i]);
-    free(p->slots);
-    free(p);
+    vd_free(p->slots);
+    vd_free(p);
     return NULL;
 }
 
@@ -249,6 +250,6 @@ void vd_pool_free(vd_pool *p)
             pthread_join(p->slots[i].thread, NULL);
     for (unsigned i = 0; i < p->n; i++)
         slot_destroy(&p->slots[i]);
-    free(p->slots);
-    free(p);
+    vd_free(p->slots);
+    vd_free(p);
 }
