@@ -320,8 +320,10 @@ int main(int argc, char **argv)
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
     if (d.cfg.stats_listen[0]) {
-        d.stats = vd_stats_port_start(d.base, d.pool, &d.cfg, d.cfg.stats_listen, d.started_at, err,
-                                      sizeof err);
+        vd_stats_source src[VD_MAX_WORKERS];
+        unsigned nsrc = vd_pool_stats_sources(d.pool, src, VD_MAX_WORKERS);
+        d.stats = vd_stats_port_start(d.base, src, nsrc, &d.cfg, d.cfg.stats_listen, d.started_at,
+                                      err, sizeof err);
         if (!d.stats) {
             vd_error("stats port: %s", err);
             vd_pool_stop(d.pool, 0);

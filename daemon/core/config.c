@@ -44,7 +44,7 @@ static const config_row rows[] = {
         "seconds a silent connection is kept"),
     INT("max-output", max_output, VD_DEFAULT_MAX_OUTPUT, 4096, 1L << 30,
         "unsent reply bytes per connection before reading from it pauses"),
-    INT("workers", workers, 0, 0, 256, "decision worker threads (0 = one per online CPU)"),
+    INT("workers", workers, 0, 0, VD_MAX_WORKERS, "decision worker threads (0 = one per online CPU)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
     INT("geo-cache", geo_cache, 4096, 0, 1 << 24,
         "decoded GeoIP record cache entries per worker (~200 bytes each; 0 = off)"),

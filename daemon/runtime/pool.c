@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "net/http_edge.h"
 #include "net/rpc_server.h"
+#include "variantd/limits.h"
 
 typedef struct pool_slot {
     vd_worker w;
@@ -124,6 +125,8 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         n = cpus > 0 ? (unsigned)cpus : 1;
     }
+    if (n > VD_MAX_WORKERS)
+        n = VD_MAX_WORKERS;
     vd_pool *p = vd_calloc(1, sizeof *p);
     if (!p || !(p->slots = vd_calloc(n, sizeof *p->slots))) {
         vd_free(p);
@@ -202,23 +205,12 @@ vd_worker *vd_pool_worker(vd_pool *p, unsigned i)
     return i < p->n ? &p->slots[i].w : NULL;
 }
 
-void vd_pool_sum_stats(const vd_pool *p, vd_stats *out)
+unsigned vd_pool_stats_sources(vd_pool *p, vd_stats_source *out, unsigned cap)
 {
-    memset(out, 0, sizeof *out);
-    for (unsigned i = 0; i < p->n; i++) {
-        const vd_stats *st = &p->slots[i].w.stats;
-#define VD_SUM_FIELD(name, help)                                                            \
-    atomic_store_explicit(&out->name,                                                       \
-                          atomic_load_explicit(&out->name, memory_order_relaxed) +          \
-                              atomic_load_explicit(&st->name, memory_order_relaxed),        \
-                          memory_order_relaxed);
-        VD_COUNTERS(VD_SUM_FIELD)
-#undef VD_SUM_FIELD
-        atomic_store_explicit(&out->connections,
-                              atomic_load_explicit(&out->connections, memory_order_relaxed) +
-                                  atomic_load_explicit(&st->connections, memory_order_relaxed),
-                              memory_order_relaxed);
-    }
+    unsigned n = 0;
+    for (; n < p->n && n < cap; n++)
+        out[n] = (vd_stats_source){ .stats = &p->slots[n].w.stats, .decider = &p->slots[n].w.decider };
+    return n;
 }
 
 void vd_pool_stop(vd_pool *p, unsigned drain_ms)

@@ -1,5 +1,5 @@
 /* metrics.c — Prometheus text and JSON from the one table in stats.h. */
-#include "runtime/metrics.h"
+#include "net/metrics.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -18,7 +18,7 @@ static const uint64_t bounds_ns[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
 
 /* Adds each worker's per-ruleset counts for rs (workers still on an older
  * ruleset have none for this one). */
-static void sum_ruleset_counts(vd_worker *const *workers, unsigned n, vd_stats_snap *s)
+static void sum_ruleset_counts(const vd_stats_source *workers, unsigned n, vd_stats_snap *s)
 {
     const vd_ruleset *rs = s->rs;
     size_t nvar = 0;
@@ -33,24 +33,24 @@ static void sum_ruleset_counts(vd_worker *const *workers, unsigned n, vd_stats_s
         return;
     }
     for (unsigned w = 0; w < n; w++) {
-        vd_worker *wk = workers[w];
-        pthread_mutex_lock(&wk->decider.counts_lock);
-        if (wk->decider.rs == rs && wk->decider.variant_counts) {
+        vd_decider *wk = workers[w].decider;
+        pthread_mutex_lock(&wk->counts_lock);
+        if (wk->rs == rs && wk->variant_counts) {
             for (size_t v = 0; v < nvar; v++)
-                s->variant_counts[v] += LD(wk->decider.variant_counts[v]);
+                s->variant_counts[v] += LD(wk->variant_counts[v]);
             for (uint32_t g = 0; g < vd_ruleset_nsegments(rs); g++)
-                s->segment_counts[g] += LD(wk->decider.segment_counts[g]);
+                s->segment_counts[g] += LD(wk->segment_counts[g]);
         }
-        pthread_mutex_unlock(&wk->decider.counts_lock);
+        pthread_mutex_unlock(&wk->counts_lock);
     }
 }
 
-void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stats *stp,
+void vd_stats_snapshot(const vd_stats_source *workers, unsigned n, const vd_http_stats *stp,
                        int64_t started_at, vd_stats_snap *s)
 {
     memset(s, 0, sizeof *s);
     for (unsigned i = 0; i < n; i++) {
-        const vd_stats *st = &workers[i]->stats;
+        const vd_stats *st = workers[i].stats;
 #define ADD(name, help) s->name += LD(st->name);
 #define ADD_EDGE(name, help) s->edge.name += LD(st->edge.name);
         VD_COUNTERS(ADD)
