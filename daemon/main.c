@@ -274,7 +274,16 @@ int main(int argc, char **argv)
     if (d.cfg.redis[0]) {
         /* Redis mode: serve the snapshot (if any) now, Redis when it answers;
          * with neither, start not ready rather than serve an empty ruleset. */
-        d.redis = vd_redis_sync_new(&d.cfg, err, sizeof err);
+        vd_redis_sync_options ro = {
+            .url = d.cfg.redis,
+            .namespace_ = d.cfg.redis_namespace,
+            .listen = d.cfg.listen,
+            .snapshot = d.cfg.snapshot,
+            .poll_ms = d.cfg.redis_poll_interval,
+            .timeout_ms = d.cfg.redis_timeout,
+            .stale_after_s = d.cfg.stale_after,
+        };
+        d.redis = vd_redis_sync_new(&ro, err, sizeof err);
         if (!d.redis) {
             vd_error("%s", err);
             return 1;

@@ -709,7 +709,7 @@ static void load_snapshot(vd_redis_sync *s)
     snprintf(s->served, sizeof s->served, "%s", version);
 }
 
-vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap)
+vd_redis_sync *vd_redis_sync_new(const vd_redis_sync_options *opt, char *err, size_t cap)
 {
     vd_redis_sync *s = vd_calloc(1, sizeof *s);
     if (!s) {
@@ -718,12 +718,12 @@ vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap)
     }
     s->pipe_fd[0] = s->pipe_fd[1] = -1;
     char m[300];
-    if (vd_redis_url_parse(cfg->redis, &s->url, m, sizeof m) != 0) {
+    if (vd_redis_url_parse(opt->url, &s->url, m, sizeof m) != 0) {
         snprintf(err, cap, "redis: %s", m);
         vd_free(s);
         return NULL;
     }
-    if (!vd_release_namespace_ok(cfg->redis_namespace)) {
+    if (!vd_release_namespace_ok(opt->namespace_)) {
         snprintf(err, cap, "redis-namespace must be 1..%d printable bytes", VD_RELEASE_MAX_NS);
         vd_free(s);
         return NULL;
@@ -733,7 +733,7 @@ vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap)
         vd_free(s);
         return NULL;
     }
-    const char *ns = cfg->redis_namespace;
+    const char *ns = opt->namespace_;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     char who[320];
@@ -742,16 +742,16 @@ vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap)
     vd_release_key(s->k_channel, sizeof s->k_channel, ns, "events");
     vd_release_key(s->k_release, sizeof s->k_release, ns, "release:");
     vd_release_key(s->k_daemon, sizeof s->k_daemon, ns, who);
-    snprintf(s->listen, sizeof s->listen, "%s", cfg->listen);
+    snprintf(s->listen, sizeof s->listen, "%s", opt->listen);
     for (char *p = s->listen; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
             *p = '?';
-    snprintf(s->snapshot, sizeof s->snapshot, "%s", cfg->snapshot ? cfg->snapshot : "");
-    s->poll_ms = cfg->redis_poll_interval;
-    s->timeout_ms = cfg->redis_timeout;
+    snprintf(s->snapshot, sizeof s->snapshot, "%s", opt->snapshot ? opt->snapshot : "");
+    s->poll_ms = opt->poll_ms;
+    s->timeout_ms = opt->timeout_ms;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->rand_state = (unsigned)getpid() ^ (unsigned)time(NULL);
-    vd_live_store_enable((int)cfg->stale_after);
+    vd_live_store_enable((int)opt->stale_after_s);
     load_snapshot(s);
     return s;
 }
