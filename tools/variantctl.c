@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/errors.h"
 #include "learn/counters.h"
 #include "net/listener.h"
@@ -505,9 +506,9 @@ static int report(struct redisContext *c, const char *ns, const char *slot, cons
     char **names = NULL;
     size_t n = 0;
     if (slot) {
-        names = malloc(sizeof *names);
-        if (!names || !(names[0] = strdup(slot))) {
-            free(names);
+        names = vd_malloc(sizeof *names);
+        if (!names || !(names[0] = vd_strdup(slot))) {
+            vd_free(names);
             snprintf(err, cap, "out of memory");
             return 1;
         }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 /* The scripts are embedded as written (the Makefile makes this object depend
  * on them), each followed by a NUL. */
 __asm__(".section .rodata\n"
@@ -164,13 +166,13 @@ static vd_report_rule *find_rule(vd_report_slot *s, const char *key, size_t n, b
             return &s->rules[i];
     if (!create)
         return NULL;
-    vd_report_rule *r = realloc(s->rules, (s->nrules + 1) * sizeof *r);
+    vd_report_rule *r = vd_realloc(s->rules, (s->nrules + 1) * sizeof *r);
     if (!r)
         return NULL;
     s->rules = r;
     r = &s->rules[s->nrules];
     memset(r, 0, sizeof *r);
-    r->key = strndup(key, n);
+    r->key = vd_strndup(key, n);
     if (!r->key)
         return NULL;
     s->nrules++;
@@ -182,13 +184,13 @@ static vd_report_variant *find_variant(vd_report_rule *r, const char *id)
     for (unsigned i = 0; i < r->nvariants; i++)
         if (!strcmp(r->variants[i].id, id))
             return &r->variants[i];
-    vd_report_variant *v = realloc(r->variants, (r->nvariants + 1) * sizeof *v);
+    vd_report_variant *v = vd_realloc(r->variants, (r->nvariants + 1) * sizeof *v);
     if (!v)
         return NULL;
     r->variants = v;
     v = &r->variants[r->nvariants];
     memset(v, 0, sizeof *v);
-    v->id = strdup(id);
+    v->id = vd_strdup(id);
     if (!v->id)
         return NULL;
     r->nvariants++;
@@ -277,12 +279,12 @@ void vd_report_slot_free(vd_report_slot *s)
 {
     for (unsigned i = 0; i < s->nrules; i++) {
         for (unsigned k = 0; k < s->rules[i].nvariants; k++)
-            free(s->rules[i].variants[k].id);
-        free(s->rules[i].variants);
-        free(s->rules[i].key);
+            vd_free(s->rules[i].variants[k].id);
+        vd_free(s->rules[i].variants);
+        vd_free(s->rules[i].key);
     }
-    free(s->rules);
-    free(s->slot);
+    vd_free(s->rules);
+    vd_free(s->slot);
     memset(s, 0, sizeof *s);
 }
 
@@ -299,7 +301,7 @@ static redisReply *cmd_err(redisContext *rc, redisReply *r, char *err, size_t ca
 int vd_report_read(redisContext *rc, const char *ns, const char *slot, vd_report_slot *out, char *err, size_t cap)
 {
     memset(out, 0, sizeof *out);
-    out->slot = strdup(slot);
+    out->slot = vd_strdup(slot);
     if (!out->slot) {
         snprintf(err, cap, "out of memory");
         return -1;
@@ -347,9 +349,9 @@ int vd_report_slots(redisContext *rc, const char *ns, char ***names, size_t *n, 
     if (!r)
         return -1;
     if (r->type == REDIS_REPLY_ARRAY && r->elements) {
-        *names = calloc(r->elements, sizeof **names);
+        *names = vd_calloc(r->elements, sizeof **names);
         for (size_t i = 0; *names && i < r->elements; i++)
-            if (r->element[i]->type == REDIS_REPLY_STRING && ((*names)[*n] = strdup(r->element[i]->str)))
+            if (r->element[i]->type == REDIS_REPLY_STRING && ((*names)[*n] = vd_strdup(r->element[i]->str)))
                 (*n)++;
         if (*names)
             qsort(*names, *n, sizeof **names, cmp_name);
@@ -361,8 +363,8 @@ int vd_report_slots(redisContext *rc, const char *ns, char ***names, size_t *n, 
 void vd_report_names_free(char **names, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+        vd_free(names[i]);
+    vd_free(names);
 }
 
 long long vd_report_reset(redisContext *rc, const char *ns, const char *slot, char *err, size_t cap)

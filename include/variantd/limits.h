@@ -22,5 +22,6 @@
 #define VD_MAX_REF_DEPTH           64      /* chain of segment references */
 #define VD_MAX_ID_LEN              128
 #define VD_MAX_GOALS               16      /* event types in one slot's "goal" */
+#define VD_MAX_WORKERS             256     /* ceiling of workers */
 
 #endif
