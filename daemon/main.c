@@ -21,6 +21,7 @@
 #include "net/http_stats.h"
 #include "net/listener.h"
 #include "net/rpc_server.h"
+#include "runtime/learner.h"
 #include "runtime/pool.h"
 #include "rules/build.h"
 #include "rules/ruleset.h"
@@ -33,6 +34,8 @@
 
 typedef struct daemon_state {
     vd_config cfg;
+    double bandit_floor;          /* cfg.bandit_floor, parsed */
+    vd_learner *learner;          /* NULL: no counters store */
     vd_env env;
     vd_geo_db *geo;
     vd_tzdb *tzdb;
@@ -245,6 +248,14 @@ int main(int argc, char **argv)
         return 2;
     }
     vd_log_level = lvl;
+    {
+        char *end;
+        d.bandit_floor = strtod(d.cfg.bandit_floor, &end);
+        if (end == d.cfg.bandit_floor || *end || !(d.bandit_floor >= 0.0 && d.bandit_floor < 1.0)) {
+            fprintf(stderr, "variantd: bandit-floor must be a number 0 <= x < 1\n");
+            return 2;
+        }
+    }
 
     char err[512];
     d.tzdb = vd_tzdb_open(d.cfg.zoneinfo, err, sizeof err);
@@ -340,6 +351,21 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    /* Learning: the counters live in the profile store (else the
+     * definitions' Redis); without either, bandits keep their written
+     * weights and `report` says the counters are unavailable. */
+    const char *counters_url = d.cfg.profiles[0] ? d.cfg.profiles : d.cfg.redis;
+    if (counters_url[0]) {
+        vd_learner_options lo = { .url = counters_url, .ns = d.cfg.redis_namespace,
+                                  .timeout_ms = (int)d.cfg.redis_timeout,
+                                  .interval_s = d.cfg.bandit_interval, .floor = d.bandit_floor,
+                                  .min_exposures = d.cfg.bandit_min_exposures };
+        d.learner = vd_learner_start(&lo, err, sizeof err);
+        if (!d.learner) {
+            vd_error("%s", err);
+            return 1;
+        }
+    }
     uint64_t wd_usec = 0;
     if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
         struct timeval half = { .tv_sec = (time_t)(wd_usec / 2 / 1000000),
@@ -365,6 +391,7 @@ int main(int argc, char **argv)
     event_base_dispatch(d.base);
 
     vd_pool_free(d.pool);
+    vd_learner_stop(d.learner);
     vd_stats_port_free(d.stats);
     if (d.watchdog)
         event_free(d.watchdog);

@@ -71,6 +71,19 @@ static const config_row rows[] = {
         "milliseconds a Redis connect or command may take before the link is reset"),
     INT("stale-after", stale_after, 30, 1, 86400,
         "seconds Redis may be unreachable before ping reports the ruleset stale"),
+    /* learning: goals, exposures, conversions, bandit (docs/LEARNING.md) */
+    STR("profiles", profiles, "",
+        "profile store URL, which also holds the learning counters (empty = the redis URL)"),
+    INT("attribution-window", attribution_window, 7, 1, 365,
+        "days after an exposure in which a goal event converts it"),
+    INT("bandit-interval", bandit_interval, 60, 1, 86400,
+        "seconds between recomputations of the bandit weights (aligned to the clock)"),
+    STR("bandit-floor", bandit_floor, "0.05", "minimum weight of every bandit arm, 0 <= x < 1"),
+    INT("bandit-min-exposures", bandit_min_exposures, 100, 0, 1000000000,
+        "exposures every arm needs before bandit weights move from the written ones"),
+    STR("event-stream", event_stream, "", "Redis Stream key receiving exposures and conversions (empty = off)"),
+    INT("event-stream-maxlen", event_stream_maxlen, 1000000, 1000, 1000000000,
+        "approximate cap of the event stream (XADD MAXLEN ~)"),
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

@@ -44,6 +44,14 @@ typedef struct vd_config {
     long redis_poll_interval; /* ms between version polls */
     long redis_timeout;       /* ms a Redis connect/command may take */
     long stale_after;         /* s of Redis unreachable before ping says stale */
+    /* Learning (docs/LEARNING.md) */
+    char *profiles;           /* profile store URL, where the learning counters live ("" = the redis URL) */
+    long attribution_window;  /* days an exposure can convert */
+    long bandit_interval;     /* s between bandit weight computations */
+    char *bandit_floor;       /* minimum weight per arm, a number 0 <= x < 1 */
+    long bandit_min_exposures;/* exposures every arm needs before the weights move */
+    char *event_stream;       /* Redis Stream key for exposures and conversions ("" = off) */
+    long event_stream_maxlen; /* its approximate cap */
 } vd_config;
 
 void vd_config_defaults(vd_config *c);

@@ -43,9 +43,16 @@ bool vd_holdout_member(vd_str vid, vd_str slot, uint32_t holdout)
     return vd_split_bucket(vid, vd_str_make(salt, 8 + n)) < holdout;
 }
 
-static uint32_t pick_arm(const vd_rule *r, vd_str vid)
+static uint32_t pick_arm(const vd_rule *r, const vd_alloc_rule *learnt, vd_str vid)
 {
     uint32_t b = vd_split_bucket(vid, r->salt);
+    if (learnt) {
+        /* The same bucket, under the bandit's current bounds. */
+        for (uint32_t i = 0; i < learnt->narms; i++)
+            if (b < learnt->upto[i])
+                return r->split[i].variant;
+        return r->split[learnt->narms - 1].variant;
+    }
     for (uint32_t i = 0; i < r->nsplit; i++)
         if (b < r->split[i].upto)
             return r->split[i].variant;
@@ -59,12 +66,18 @@ static uint32_t pick_arm(const vd_rule *r, vd_str vid)
  * in order. */
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
+    return vd_decide_alloc(rs, NULL, ev, ctx, out);
+}
+
+int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_context *ctx, vd_decision *out)
+{
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
     /* Candidates first: the index evaluates exactly the segments that can
      * match this request. */
     out->nmatched = vd_eval_matching(ev, &out->matched);
+    out->alloc = alloc;
     unsigned n = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
     out->nslots = n;
     out->valid_until = INT64_MAX;
@@ -79,6 +92,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         c->segment = -1;
         c->rule = -1;
         c->holdout = false;
+        c->bandit = NULL;
         si[i] = c->slot ? vd_index_slot_pos(rs, c->slot) : UINT32_MAX;
         best[i] = UINT32_MAX;
         until[i] = INT64_MAX;
@@ -145,7 +159,9 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
             const vd_rule *r = &s->rules[best[i]];
             c->segment = (int32_t)r->segment;
             c->rule = (int32_t)best[i];
-            c->variant = &s->variants[r->nsplit ? pick_arm(r, req->vid) : r->variant];
+            if (r->bandit)
+                c->bandit = vd_alloc_find(alloc, rs, s, best[i]);
+            c->variant = &s->variants[r->nsplit ? pick_arm(r, c->bandit, req->vid) : r->variant];
         } else {
             c->variant = &s->variants[s->default_variant];
         }

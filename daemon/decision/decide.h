@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "context/context.h"
+#include "learn/alloc.h"
 #include "rules/eval.h"
 #include "rules/ruleset.h"
 
@@ -18,6 +19,7 @@ typedef struct vd_slot_choice {
     int32_t segment;              /* matching segment index; -1 = default used */
     int32_t rule;                 /* rule index; -1 = default used */
     bool holdout;                 /* in the slot's holdout: the default, whatever the rules say */
+    const vd_alloc_rule *bandit;  /* the learnt weights the split used; NULL = as written */
 } vd_slot_choice;
 
 typedef struct vd_decision {
@@ -26,10 +28,14 @@ typedef struct vd_decision {
     int64_t valid_until;          /* INT64_MAX: time alone never changes it */
     uint32_t nmatched;            /* every matching segment of the ruleset */
     const uint32_t *matched;      /* segment indexes, ascending; owned by the vd_eval */
+    const vd_alloc *alloc;        /* the bandit weights this decision used (may be NULL) */
 } vd_decision;
 
 /* -1 only on vd_eval_begin failure (out of memory on a new ruleset). */
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out);
+/* The same, with the bandit's published weights (NULL, or made for another
+ * ruleset: the splits' written weights). */
+int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_context *ctx, vd_decision *out);
 
 /* Sticky bucket 0..9999 for a split (exposed for tests and docs). */
 uint32_t vd_split_bucket(vd_str vid, vd_str salt);

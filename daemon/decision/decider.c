@@ -131,6 +131,8 @@ void vd_decider_destroy(vd_decider *w)
     if (w->rs)
         vd_ruleset_release(w->rs);
     w->rs = NULL;
+    vd_alloc_release(w->alloc);
+    w->alloc = NULL;
     vd_eval_free(w->eval);
     w->eval = NULL;
     vd_device_cache_free(w->caches.ua);
@@ -167,7 +169,15 @@ vd_decide_status vd_decider_run(vd_decider *w, const vd_request *req, const vd_e
     uint64_t t0 = vd_now_ns();
     vd_context ctx;
     vd_context_init(&ctx, req, w->env, &w->caches, (int64_t)time(NULL));
-    if (vd_decide(rs, w->eval, &ctx, d) != 0)
+    uint64_t agen = vd_alloc_generation();
+    if (agen != w->alloc_gen) {
+        /* New bandit weights: swapped between requests, like a ruleset. */
+        vd_alloc *old = w->alloc;
+        w->alloc = vd_alloc_acquire();
+        w->alloc_gen = agen;
+        vd_alloc_release(old);
+    }
+    if (vd_decide_alloc(rs, w->alloc, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
     uint64_t ns = vd_now_ns() - t0;
     VD_STAT_ADD(w->stats, decide_ns_total, ns);

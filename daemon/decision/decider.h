@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/stats.h"
 #include "decision/result.h"
+#include "learn/alloc.h"
 #include "rules/eval.h"
 #include "store/live.h"
 
@@ -23,6 +24,8 @@ typedef struct vd_decider {
     vd_context_caches caches;     /* User-Agent and GeoIP caches (NULL = off) */
     vd_ruleset *rs;               /* this decider's reference; NULL = not ready */
     uint64_t rs_gen;
+    vd_alloc *alloc;              /* the bandit's weights (learn/alloc.h); NULL = as written */
+    uint64_t alloc_gen;
     vd_stats *stats;              /* where decisions are counted (the worker's) */
     /* Decisions by slot and variant and matches by segment, for the
      * ruleset in rs: sized when the worker picks a ruleset up (never per

@@ -175,7 +175,24 @@ static void emit_trace(const vd_emitter *e, const vd_ruleset *rs, const vd_decis
         e->array(e->arg, c->slot->nrules);
         for (uint32_t r = 0; r < c->slot->nrules; r++) {
             const vd_rule *rule = &c->slot->rules[r];
-            e->map(e->arg, 4);
+            const vd_alloc_rule *ar = rule->bandit ? vd_alloc_find(d->alloc, rs, c->slot, r) : NULL;
+            e->map(e->arg, rule->bandit ? 7 : 4);
+            if (rule->bandit) {
+                /* The weights this request's split used: learnt, or as written
+                 * (exploring, or no computation for this ruleset yet). */
+                EMIT_LIT(e, "allocate");
+                EMIT_LIT(e, "bandit");
+                EMIT_LIT(e, "learnt");
+                e->boolean(e->arg, ar && ar->learnt);
+                EMIT_LIT(e, "weights");
+                e->array(e->arg, rule->nsplit);
+                uint32_t prev = 0;
+                for (uint32_t s = 0; s < rule->nsplit; s++) {
+                    uint32_t up = ar && s < ar->narms ? ar->upto[s] : rule->split[s].upto;
+                    e->f64(e->arg, ar && s < ar->narms ? ar->w[s] : (double)(up - prev) / 10000.0);
+                    prev = up;
+                }
+            }
             EMIT_LIT(e, "segment");
             emit_vstr(e, vd_ruleset_segment_id(rs, rule->segment));
             EMIT_LIT(e, "variant");

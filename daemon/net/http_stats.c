@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "core/alloc.h"
+#include "learn/alloc.h"
+#include "learn/snapshot.h"
 #include "net/http_edge.h"
 #include "net/json_out.h"
 #include "net/metrics.h"
@@ -91,6 +93,14 @@ static void stats_json(vd_stats_port *p, vd_http_resp *r)
     vd_json_u64(&j, p->nworkers);
     vd_metrics_json(&j, s);
     vd_stats_snapshot_done(s);
+    /* The learner's latest reading: report, bandit weights, their history. */
+    vd_json_key(&j, "experiments");
+    vd_learn_snapshot *ls = vd_learn_snapshot_acquire();
+    if (ls && ls->stats_json)
+        vd_json_raw(&j, ls->stats_json, strlen(ls->stats_json));
+    else
+        vd_json_null(&j);
+    vd_learn_snapshot_release(ls);
     vd_json_key(&j, "config");
     vd_json_obj(&j);
     vd_config_dump(p->cfg, dump_config, &j);
@@ -98,6 +108,31 @@ static void stats_json(vd_stats_port *p, vd_http_resp *r)
     vd_json_end(&j);
     evbuffer_add(r->body, "\n", 1);
     r->content_type = "application/json";
+}
+
+/* The bandit's weights in force (learn/alloc.h), one gauge per arm. */
+static void bandit_metrics(struct evbuffer *out)
+{
+    vd_alloc *a = vd_alloc_acquire();
+    if (!a)
+        return;
+    evbuffer_add_printf(out, "# HELP variantd_bandit_weight Weight of a bandit arm in force "
+                             "(learnt, or as written while exploring)\n"
+                             "# TYPE variantd_bandit_weight gauge\n");
+    for (unsigned i = 0; i < a->n; i++) {
+        const vd_alloc_rule *e = &a->rules[i];
+        const vd_rule *rule = &e->slot->rules[e->rule];
+        vd_str seg = vd_ruleset_segment_id(a->rs, rule->segment);
+        for (uint32_t k = 0; k < e->narms; k++) {
+            vd_str v = e->slot->variants[rule->split[k].variant].id;
+            evbuffer_add_printf(out, "variantd_bandit_weight{slot=\"%.*s\",rule=\"%.*s\",variant=\"%.*s\"} %.6f\n",
+                                (int)e->slot->name.n, e->slot->name.p, (int)seg.n, seg.p, (int)v.n, v.p, e->w[k]);
+        }
+    }
+    evbuffer_add_printf(out, "# HELP variantd_bandit_computed_seconds When the bandit weights were last computed\n"
+                             "# TYPE variantd_bandit_computed_seconds gauge\n"
+                             "variantd_bandit_computed_seconds %lld\n", (long long)a->computed_at);
+    vd_alloc_release(a);
 }
 
 static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
@@ -126,6 +161,7 @@ static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
         vd_stats_snapshot(p->workers, p->nworkers, &p->st, p->started_at, &p->snap);
         vd_metrics_prometheus(r->body, &p->snap);
         vd_stats_snapshot_done(&p->snap);
+        bandit_metrics(r->body);
         r->content_type = "text/plain; version=0.0.4; charset=utf-8";
         break;
     }

@@ -16,6 +16,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "learn/snapshot.h"
 #include "net/listener.h"
 #include "net/msgpack_scan.h"
 #include "net/sockio.h"
@@ -220,6 +221,110 @@ static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *par
         VD_STAT_INC(fe->stats, rpc_decide);
 }
 
+/* ---- report: from the learner's latest reading (learn/snapshot.h) ---- */
+
+static void pack_json(msgpack_packer *pk, json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        msgpack_pack_map(pk, json_object_size(v));
+        const char *key;
+        json_t *e;
+        json_object_foreach(v, key, e) {
+            pack_str(pk, key);
+            pack_json(pk, e);
+        }
+        break;
+    }
+    case JSON_ARRAY:
+        msgpack_pack_array(pk, json_array_size(v));
+        for (size_t i = 0; i < json_array_size(v); i++)
+            pack_json(pk, json_array_get(v, i));
+        break;
+    case JSON_STRING:
+        msgpack_pack_str(pk, json_string_length(v));
+        msgpack_pack_str_body(pk, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        msgpack_pack_int64(pk, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        msgpack_pack_double(pk, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        msgpack_pack_true(pk);
+        break;
+    case JSON_FALSE:
+        msgpack_pack_false(pk);
+        break;
+    default:
+        msgpack_pack_nil(pk);
+    }
+}
+
+static void handle_report(rpc_conn *c, uint32_t msgid, const msgpack_object *params)
+{
+    msgpack_packer *pk = &c->srv->pk;
+    const msgpack_object *m = params;
+    if (m->type == MSGPACK_OBJECT_ARRAY && m->via.array.size == 1)
+        m = &m->via.array.ptr[0];
+    else if (m->type == MSGPACK_OBJECT_ARRAY && m->via.array.size == 0)
+        m = NULL;
+    char slot[VD_MAX_ID_LEN + 1] = "";
+    if (m && m->type != MSGPACK_OBJECT_MAP && m->type != MSGPACK_OBJECT_NIL) {
+        reply_error(c, msgid, "invalid_params", "report takes one map {slot?}");
+        return;
+    }
+    for (uint32_t i = 0; m && m->type == MSGPACK_OBJECT_MAP && i < m->via.map.size; i++) {
+        const msgpack_object_kv *kv = &m->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size != 4 ||
+            memcmp(kv->key.via.str.ptr, "slot", 4)) {
+            reply_error(c, msgid, "invalid_params", "report: unknown key (expected slot)");
+            return;
+        }
+        if (kv->val.type != MSGPACK_OBJECT_STR || kv->val.via.str.size == 0 ||
+            kv->val.via.str.size > VD_MAX_ID_LEN) {
+            reply_error(c, msgid, "invalid_params", "report: slot needs a slot name");
+            return;
+        }
+        memcpy(slot, kv->val.via.str.ptr, kv->val.via.str.size);
+        slot[kv->val.via.str.size] = 0;
+    }
+    vd_learn_snapshot *snap = vd_learn_snapshot_acquire();
+    json_t *slots = snap && snap->report ? json_object_get(snap->report, "slots") : NULL;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_uint32(pk, msgid);
+    msgpack_pack_nil(pk);
+    msgpack_pack_map(pk, 3);
+    pack_str(pk, "slots");
+    if (!slots) {
+        msgpack_pack_map(pk, 0);
+    } else if (slot[0]) {
+        json_t *one = json_object_get(slots, slot);
+        msgpack_pack_map(pk, one ? 1 : 0);
+        if (one) {
+            pack_str(pk, slot);
+            pack_json(pk, one);
+        }
+    } else {
+        pack_json(pk, slots);
+    }
+    /* How fresh: the reading's time, and whether the store answered it. */
+    pack_str(pk, "as_of");
+    if (snap && snap->as_of)
+        msgpack_pack_int64(pk, snap->as_of);
+    else
+        msgpack_pack_nil(pk);
+    pack_str(pk, "available");
+    if (snap && snap->available)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    vd_learn_snapshot_release(snap);
+    queue_reply(c);
+}
+
 static bool read_msgid(const msgpack_object *o, uint32_t *msgid)
 {
     if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER || o->via.u64 > UINT32_MAX)
@@ -275,10 +380,12 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
         handle_decide(c, msgid, &a[3], true);
     else if (method_is(&a[2], "ping"))
         handle_ping(c, msgid);
+    else if (method_is(&a[2], "report"))
+        handle_report(c, msgid, &a[3]);
     else {
         VD_STAT_INC(fe->stats, err_method);
         char msg[160];
-        snprintf(msg, sizeof msg, "unknown method '%.*s' (decide, explain, ping)",
+        snprintf(msg, sizeof msg, "unknown method '%.*s' (decide, explain, ping, report)",
                  (int)(a[2].via.str.size > 64 ? 64 : a[2].via.str.size), a[2].via.str.ptr);
         reply_error(c, msgid, "method_not_found", msg);
     }
