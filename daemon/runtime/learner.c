@@ -179,6 +179,13 @@ static bool tick(vd_learner *l, bool compute, const vd_bandit_params *bp, int64_
             drop_store(l, err);
             break;
         }
+        /* The served definitions know which rules allocate by bandit. */
+        for (uint32_t r = 0; r < s->nrules; r++)
+            if (s->rules[r].bandit) {
+                char key[VD_MAX_ID_LEN + 1];
+                vd_str_copy(key, sizeof key, vd_ruleset_segment_id(rs, s->rules[r].segment));
+                vd_report_mark_bandit(&t.slots[t.n], key);
+            }
         t.n++;
     }
     vd_alloc *cur = vd_alloc_acquire();
