@@ -146,11 +146,13 @@ install: all
 	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
 	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
 
-# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
+# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min), then
+# variantd-sim: bandit vs even split and counted vs truth over two daemons.
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all
 	tests/bench/run.sh
+	tests/bench/sim.sh
 
 clean:
 	rm -rf build build-asan
