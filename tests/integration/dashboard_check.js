@@ -1,12 +1,14 @@
 // Opens the stats port's dashboard in headless Chromium (Debian's
 // /usr/bin/chromium, driven by playwright-core), waits for it to render
 // /stats, prints what it shows as JSON and saves a screenshot.
-// usage: node dashboard_check.js URL SCREENSHOT.png USER_DATA_DIR
+// usage: node dashboard_check.js URL SCREENSHOT.png USER_DATA_DIR [experiments]
+// With "experiments", it also waits for the experiments view (two allocation
+// points) and reports the numbers behind its picture.
 "use strict";
 const { chromium } = require("playwright-core");
 
 async function main() {
-  const [url, shot, userDataDir] = process.argv.slice(2);
+  const [url, shot, userDataDir, mode] = process.argv.slice(2);
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
@@ -26,6 +28,11 @@ async function main() {
     await page.waitForFunction(() => document.body.dataset.updated, null, { timeout: 10000 });
     const first = await page.evaluate(() => document.body.dataset.updated);
     await page.waitForFunction((f) => document.body.dataset.updated !== f, first, { timeout: 10000 });
+    if (mode === "experiments")
+      await page.waitForFunction(() => {
+        const c = document.querySelector("canvas[data-alloc-rule]");
+        return document.querySelector("[data-exp-variant]") && c && Number(c.dataset.points) >= 2;
+      }, null, { timeout: 20000 });
     const shown = await page.evaluate(() => {
       const text = (id) => document.getElementById(id).textContent;
       const variants = {};
@@ -41,6 +48,16 @@ async function main() {
         p50: text("p50"), p99: text("p99"),
         errors: Number(document.getElementById("errors-total").dataset.value),
         variants, segments, status: text("status"),
+        experiments: [...document.querySelectorAll("span[data-exp-variant]")].map((e) => ({
+          slot: e.dataset.expSlot, rule: e.dataset.expRule, variant: e.dataset.expVariant,
+          rate: Number(e.dataset.rate), low: Number(e.dataset.low), high: Number(e.dataset.high),
+          pbest: Number(e.dataset.pbest), winner: e.dataset.winner === "1" })),
+        allocation: Object.fromEntries([...document.querySelectorAll("canvas[data-alloc-rule]")].map(
+          (c) => [c.dataset.allocRule, Number(c.dataset.points)])),
+        allocWeights: Object.fromEntries([...document.querySelectorAll("span[data-alloc-variant]")].map(
+          (e) => [e.dataset.allocVariant, Number(e.dataset.weight)])),
+        winnerText: [...document.querySelectorAll(".exp .winner")].map((e) => e.textContent),
+        experimentsHidden: document.getElementById("experiments").hidden,
       };
     });
     await page.screenshot({ path: shot, fullPage: true });

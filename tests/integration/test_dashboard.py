@@ -83,3 +83,56 @@ def test_dashboard_shows_the_stats(tmp_path, start_daemon):
     assert shown["p50"].endswith(("µs", "ms")) and shown["p99"] != "–"
     assert "ready" in shown["status"]
     assert shot.stat().st_size > 10000
+    assert shown["experimentsHidden"] is True      # no counters store: no experiments view
+
+
+def test_dashboard_experiments_view(tmp_path, start_daemon, redis_server):
+    """Per slot, each variant's rate with its interval (drawn), the winner
+    marker at P(best) >= 0.95, the allocation over time: the numbers behind
+    the picture equal the `report` method's."""
+    why = playwright_ready()
+    if why:
+        pytest.skip(why)
+    srv = redis_server()
+    r = srv.client()
+    key = "variantd:x:{home.hero}:0:n"
+    for v, e, c in (("hero-a", 1000, 20), ("hero-b", 1000, 50), ("hero-c", 1000, 200)):
+        r.hset(key, f"e|everyone|{v}", e)
+        r.hset(key, f"c|everyone|{v}", c)
+    r.hset(key, "e|holdout|hero-generic", 300)
+    r.hset(key, "c|holdout|hero-generic", 12)
+    seg, cm = write_defs(tmp_path, [{"id": "everyone", "match": {"all": []}}], [
+        {"slot": "home.hero", "goal": ["purchase"], "holdout": 5,
+         "rules": [{"segment": "everyone", "allocate": "bandit", "salt": "h",
+                    "split": [{"variant": v, "weight": 1} for v in ("hero-a", "hero-b", "hero-c")]}],
+         "default": "hero-generic",
+         "variants": {v: None for v in ("hero-a", "hero-b", "hero-c", "hero-generic")}}])
+    d = start_daemon("--profiles", srv.url, "--bandit-interval", "1", segments=seg, content_map=cm,
+                     geo=False, stats=True)
+    artifacts = ROOT / "tests" / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    shot = artifacts / "dashboard-experiments.png"
+    res = subprocess.run(["node", str(HERE / "dashboard_check.js"), f"http://127.0.0.1:{d.stats_port}/",
+                          str(shot), str(tmp_path / "chromium-profile"), "experiments"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    shown = json.loads(res.stdout.strip().splitlines()[-1])
+    assert shown["pageErrors"] == [] and shown["external"] == []
+    c = d.client()
+    err, rep = c.call("report", [{"slot": "home.hero"}])
+    assert err is None
+    want = []
+    for rule, rr in rep["slots"]["home.hero"]["rules"].items():
+        for v, x in rr["variants"].items():
+            want.append((rule, v, x["rate"], x["ci95"][0], x["ci95"][1], x["p_best"]))
+    got = [(e["rule"], e["variant"], e["rate"], e["low"], e["high"], e["pbest"]) for e in shown["experiments"]]
+    assert len(got) == len(want) == 4
+    for g, w in zip(sorted(got), sorted(want)):
+        assert g[:2] == w[:2]
+        assert all(abs(a - b) < 1e-12 for a, b in zip(g[2:], w[2:])), (g, w)
+    winners = [(e["rule"], e["variant"]) for e in shown["experiments"] if e["winner"]]
+    assert winners == [("everyone", "hero-c")]            # P(best) >= 0.95
+    assert "hero-c" in shown["winnerText"][0]
+    assert shown["allocation"]["everyone"] >= 2
+    assert abs(shown["allocWeights"]["hero-c"] - 0.9) < 1e-9
+    assert shot.stat().st_size > 10000
