@@ -113,13 +113,12 @@ static void stats_json(vd_stats_port *p, vd_http_resp *r)
 /* The bandit's weights in force (learn/alloc.h), one gauge per arm. */
 static void bandit_metrics(struct evbuffer *out)
 {
+    /* The families are always declared (samples only once weights exist). */
     vd_alloc *a = vd_alloc_acquire();
-    if (!a)
-        return;
     evbuffer_add_printf(out, "# HELP variantd_bandit_weight Weight of a bandit arm in force "
                              "(learnt, or as written while exploring)\n"
                              "# TYPE variantd_bandit_weight gauge\n");
-    for (unsigned i = 0; i < a->n; i++) {
+    for (unsigned i = 0; a && i < a->n; i++) {
         const vd_alloc_rule *e = &a->rules[i];
         const vd_rule *rule = &e->slot->rules[e->rule];
         vd_str seg = vd_ruleset_segment_id(a->rs, rule->segment);
@@ -129,9 +128,11 @@ static void bandit_metrics(struct evbuffer *out)
                                 (int)e->slot->name.n, e->slot->name.p, (int)seg.n, seg.p, (int)v.n, v.p, e->w[k]);
         }
     }
-    evbuffer_add_printf(out, "# HELP variantd_bandit_computed_seconds When the bandit weights were last computed\n"
-                             "# TYPE variantd_bandit_computed_seconds gauge\n"
-                             "variantd_bandit_computed_seconds %lld\n", (long long)a->computed_at);
+    evbuffer_add_printf(out, "# HELP variantd_bandit_computed_seconds When the bandit weights in force were computed "
+                             "(unix time)\n"
+                             "# TYPE variantd_bandit_computed_seconds gauge\n");
+    if (a)
+        evbuffer_add_printf(out, "variantd_bandit_computed_seconds %lld\n", (long long)a->computed_at);
     vd_alloc_release(a);
 }
 
