@@ -14,6 +14,7 @@
 #include "context/url.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "learn/snapshot.h"
 #include "net/json_out.h"
 
 #define MAX_PROXIES 64
@@ -509,14 +510,74 @@ static void variant_headers(vd_http_resp *r, const vd_decision *d)
     }
 }
 
+/* GET /v1/report[?slot=S] or POST /v1/report {slot?}: the `report` method
+ * as JSON, from the learner's latest reading (learn/snapshot.h). */
+static void handle_report(const vd_http_req *hr, vd_http_resp *r, vd_http_stats *st)
+{
+    char slot[VD_MAX_ID_LEN + 1] = "";
+    if (hr->method == VD_HTTP_POST) {
+        json_error_t jerr;
+        json_t *root = json_loadb(hr->body.p ? hr->body.p : "", hr->body.n, 0, &jerr);
+        json_t *js = root ? json_object_get(root, "slot") : NULL;
+        if (!json_is_object(root) || (js && (!json_is_string(js) || json_string_length(js) == 0 ||
+                                             json_string_length(js) > VD_MAX_ID_LEN))) {
+            json_decref(root);
+            VD_STAT_INC(st, err_invalid_request);
+            vd_http_resp_error(r, 400, "invalid_params", "report takes a JSON object {slot?}");
+            return;
+        }
+        if (js)
+            snprintf(slot, sizeof slot, "%s", json_string_value(js));
+        json_decref(root);
+    } else if (hr->method == VD_HTTP_GET || hr->method == VD_HTTP_HEAD) {
+        vd_str q = hr->query;
+        if (q.n > 5 && !memcmp(q.p, "slot=", 5) && q.n - 5 <= VD_MAX_ID_LEN && !memchr(q.p, '&', q.n))
+            vd_str_copy(slot, sizeof slot, vd_str_make(q.p + 5, q.n - 5));
+    } else {
+        VD_STAT_INC(st, err_method);
+        vd_http_resp_header(r, VD_STR_LIT("Allow"), VD_STR_LIT("GET, HEAD, POST"));
+        vd_http_resp_error(r, 405, "method_not_allowed", "report: GET, HEAD or POST");
+        return;
+    }
+    vd_learn_snapshot *snap = vd_learn_snapshot_acquire();
+    json_t *all = snap && snap->report ? json_object_get(snap->report, "slots") : NULL;
+    json_t *slots = json_object();
+    if (all && slot[0]) {
+        json_t *one = json_object_get(all, slot);
+        if (one)
+            json_object_set_new(slots, slot, json_deep_copy(one));
+    } else if (all) {
+        json_t *copy = json_deep_copy(all);
+        json_object_update(slots, copy);
+        json_decref(copy);
+    }
+    json_t *out = json_pack("{s:o,s:o,s:b}", "slots", slots, "as_of",
+                            snap && snap->as_of ? json_integer(snap->as_of) : json_null(), "available",
+                            snap && snap->available);
+    vd_learn_snapshot_release(snap);
+    char *txt = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    json_decref(out);
+    if (!txt) {
+        vd_http_resp_error(r, 500, "internal", "out of memory");
+        return;
+    }
+    vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("no-store"));
+    vd_http_resp_body(r, 200, "application/json", txt, strlen(txt));
+    free(txt);
+}
+
 static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
 {
     vd_http_edge *e = arg;
     const vd_frontend *fe = e->fe;
     vd_http_stats *st = &fe->stats->edge;
+    if (vd_str_eq(hr->path, VD_STR_LIT("/v1/report"))) {
+        handle_report(hr, r, st);
+        return;
+    }
     if (!vd_str_eq(hr->path, VD_STR_LIT("/v1/decide"))) {
         VD_STAT_INC(st, err_not_found);
-        vd_http_resp_error(r, 404, "not_found", "no such path; the edge port serves /v1/decide");
+        vd_http_resp_error(r, 404, "not_found", "no such path; the edge port serves /v1/decide and /v1/report");
         return;
     }
     vd_request *req = &e->req;

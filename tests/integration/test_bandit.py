@@ -110,7 +110,7 @@ def test_report_method(tmp_path, start_daemon, redis_server):
     r.hset(set_counts_extra, "e|holdout|generic", 100)
     r.hset(set_counts_extra, "c|holdout|generic", 10)
     r.hset(set_counts_extra, "v|everyone|c", "123.5")
-    d = start_daemon("--profiles", srv.url, segments=segs, content_map=cmap, geo=False)
+    d = start_daemon("--profiles", srv.url, segments=segs, content_map=cmap, geo=False, http=True)
     c = d.client()
     rep = wait_for(lambda: (lambda x: x if x["available"] else None)(call(c, "report", [{}])), timeout=10)
     s = rep["slots"]["hero"]
@@ -127,6 +127,16 @@ def test_report_method(tmp_path, start_daemon, redis_server):
     assert one["slots"] == {"hero": s}
     assert call(c, "report", [{"slot": "nope"}])["slots"] == {}
     assert abs(time.time() - rep["as_of"]) < 10
+    # the edge port: the same as JSON
+    st, _, body = d.http("POST", "/v1/report", json.dumps({"slot": "hero"}))
+    assert st == 200
+    assert json.loads(body)["slots"]["hero"]["rules"]["everyone"]["variants"]["c"]["exposures"] == 100
+    st, _, body = d.http("GET", "/v1/report")
+    assert st == 200 and set(json.loads(body)["slots"]) == {"hero"}
+    st, _, body = d.http("POST", "/v1/report", "[1]")
+    assert st == 400 and json.loads(body)["error"]["code"] == "invalid_params"
+    err, _ = c.call("report", [{"slot": 7}])
+    assert err is not None and "invalid_params" in str(err)
 
 
 def test_redis_down_keeps_last_weights_and_arm_removed(tmp_path, start_daemon, redis_server):
