@@ -14,6 +14,7 @@
 #include "context/url.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "decision/request.h"
 #include "net/json_out.h"
 
 #define MAX_PROXIES 64
@@ -356,131 +357,58 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     return 0;
 }
 
-/* ---- POST: the contract's request map as JSON, validated like the
- * MessagePack codec (same rules, same messages). ---- */
+/* ---- POST: the contract's request map as JSON, validated by the same
+ * validator as the MessagePack codec (decision/request.c). ---- */
 
-#define TS_MIN (-62135596800LL)
-#define TS_MAX 253402300799LL
-
-static vd_str jstr(const json_t *j)
+static void js_val(const json_t *j, vd_reqval *out)
 {
-    return vd_str_make(json_string_value(j), json_string_length(j));
+    memset(out, 0, sizeof *out);
+    out->node = j;
+    switch (json_typeof(j)) {
+    case JSON_NULL: out->kind = VD_RV_NIL; break;
+    case JSON_TRUE: out->kind = VD_RV_BOOL; out->b = true; break;
+    case JSON_FALSE: out->kind = VD_RV_BOOL; out->b = false; break;
+    case JSON_INTEGER:
+    case JSON_REAL: out->kind = VD_RV_NUM; out->num = json_number_value(j); break;
+    case JSON_STRING:
+        out->kind = VD_RV_STR;
+        out->s = vd_str_make(json_string_value(j), json_string_length(j));
+        break;
+    case JSON_ARRAY: out->kind = VD_RV_ARRAY; out->n = (uint32_t)json_array_size(j); break;
+    case JSON_OBJECT: out->kind = VD_RV_MAP; out->n = (uint32_t)json_object_size(j); break;
+    default: out->kind = VD_RV_OTHER; break;
+    }
 }
 
-static int read_json_attrs(const json_t *m, vd_request *req, char *err, size_t cap)
+static void js_at(const void *node, uint32_t i, vd_reqval *out)
 {
-    if (json_is_null(m))
-        return 0;
-    if (!json_is_object(m)) {
-        snprintf(err, cap, "attrs must be a map");
-        return -1;
-    }
-    if (json_object_size(m) > VD_MAX_ATTRS_PER_REQUEST) {
-        snprintf(err, cap, "attrs has %zu entries, the limit is %d", json_object_size(m),
-                 VD_MAX_ATTRS_PER_REQUEST);
-        return -1;
-    }
-    req->nattrs = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)m, key, v) {
-        if (!key[0]) {
-            snprintf(err, cap, "attrs keys must be non-empty strings");
-            return -1;
-        }
-        vd_kv *kv = &req->attrs[req->nattrs];
-        kv->key = vd_str_cstr(key);
-        if (json_is_null(v))
-            continue;
-        if (json_is_string(v)) {
-            kv->val.kind = VD_VAL_STR;
-            kv->val.u.s = jstr(v);
-        } else if (json_is_boolean(v)) {
-            kv->val.kind = VD_VAL_BOOL;
-            kv->val.u.b = json_is_true(v);
-        } else if (json_is_number(v)) {
-            kv->val.kind = VD_VAL_NUM;
-            kv->val.u.num = json_number_value(v);
-        } else {
-            snprintf(err, cap, "attrs.%.64s must be a string, number or boolean", key);
-            return -1;
-        }
-        req->nattrs++;
-    }
-    return 0;
+    js_val(json_array_get((const json_t *)node, i), out);
 }
+
+/* *it holds jansson's iterator, biased by one so 0 means "not started". */
+static bool js_next(const void *node, uintptr_t *it, vd_reqval *k, vd_reqval *v)
+{
+    json_t *m = (json_t *)node;
+    void *i = *it ? json_object_iter_next(m, (void *)(*it - 1)) : json_object_iter(m);
+    if (!i)
+        return false;
+    *it = (uintptr_t)i + 1;
+    const char *key = json_object_iter_key(i);
+    memset(k, 0, sizeof *k);
+    k->kind = VD_RV_STR;
+    k->s = vd_str_make(key, json_object_iter_key_len(i));
+    js_val(json_object_iter_value(i), v);
+    return true;
+}
+
+static const vd_reqcodec js_codec = { js_at, js_next };
 
 static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *req, char *err,
                              size_t cap)
 {
-    unsigned max_slots = (unsigned)e->fe->cfg->max_slots;
-    const json_t *m = root;
-    if (json_is_array(m)) {
-        if (json_array_size(m) != 1) {
-            snprintf(err, cap, "params must be [ {request map} ]");
-            return -1;
-        }
-        m = json_array_get(m, 0);
-    }
-    if (!json_is_object(m)) {
-        snprintf(err, cap, "params must be a map or an array holding one map");
-        return -1;
-    }
-    static const char *const fields[] = { "ip", "ua", "referer", "url", "lang", "vid", "tz" };
-    vd_str *slots[] = { &req->ip, &req->ua, &req->referer, &req->url, &req->lang, &req->vid, &req->tz };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const json_t *v = json_object_get(m, fields[i]);
-        if (!v || json_is_null(v))
-            continue;
-        if (!json_is_string(v)) {
-            snprintf(err, cap, "%s must be a string", fields[i]);
-            return -1;
-        }
-        *slots[i] = jstr(v);
-    }
-    const json_t *sl = json_object_get(m, "slots");
-    if (!sl) {
-        snprintf(err, cap, "slots is required (an array of slot names)");
-        return -1;
-    }
-    if (!json_is_array(sl)) {
-        snprintf(err, cap, "slots must be an array of slot names");
-        return -1;
-    }
-    if (json_array_size(sl) > max_slots) {
-        snprintf(err, cap, "%zu slots requested, the limit is %u", json_array_size(sl), max_slots);
-        return -1;
-    }
-    for (size_t s = 0; s < json_array_size(sl); s++) {
-        const json_t *so = json_array_get(sl, s);
-        if (!json_is_string(so) || json_string_length(so) == 0) {
-            snprintf(err, cap, "slots[%zu] must be a non-empty string", s);
-            return -1;
-        }
-        req->slots[req->nslots++] = jstr(so);
-    }
-    const json_t *ts = json_object_get(m, "ts");
-    if (ts && !json_is_null(ts)) {
-        double t = json_is_number(ts) ? json_number_value(ts) : NAN;
-        if (!isfinite(t) || t < (double)TS_MIN || t > (double)TS_MAX) {
-            snprintf(err, cap, "ts must be unix seconds between years 1 and 9999");
-            return -1;
-        }
-        req->ts = (int64_t)floor(t);
-        req->has_ts = true;
-    }
-    const json_t *ex = json_object_get(m, "explain");
-    if (ex) {
-        if (!json_is_boolean(ex)) {
-            snprintf(err, cap, "explain must be a boolean");
-            return -1;
-        }
-        req->explain = json_is_true(ex);
-    }
-    const json_t *attrs = json_object_get(m, "attrs");
-    if (attrs && read_json_attrs(attrs, req, err, cap) != 0)
-        return -1;
-    return 0;
+    vd_reqval v;
+    js_val(root, &v);
+    return vd_request_read(&js_codec, &v, (unsigned)e->fe->cfg->max_slots, req, err, cap);
 }
 
 /* ---- the answer ---- */
