@@ -52,7 +52,7 @@ PYTHON   := /usr/bin/python3
 # (include, or call into) its own floor and those below; include/variantd/
 # lies under them all and daemon/main.c on top. `make check-layering` holds
 # the code to this, for includes and for the symbols the objects link.
-LAYERS   := core context rules store decision net runtime
+LAYERS   := core context rules store decision net api runtime
 
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
