@@ -124,7 +124,7 @@ accuracy: all
 	$(BUILD)/vd-accuracy-source
 
 check-layering: $(LIB_OBJS)
-	$(PYTHON) scripts/check-layering.py --objects $(BUILD) $(LAYERS)
+	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
 	@$(MAKE) --no-print-directory all check-layering unit integration
