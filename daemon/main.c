@@ -108,7 +108,7 @@ static int reload_files(daemon_state *d, int at_start)
     vd_errors_init(err);
     uint64_t t0 = vd_now_ns();
     vd_parsed *parsed = NULL;
-    vd_ruleset *rs = vd_files_compile_keep(d->cfg.segments, d->cfg.content_map, err, &parsed);
+    vd_ruleset *rs = vd_files_compile_all(d->cfg.segments, d->cfg.content_map, d->cfg.scores, err, &parsed);
     if (!rs) {
         char summary[VD_ERROR_LEN + 32];
         log_errors(at_start ? "definitions rejected" : "reload rejected, still serving the previous ruleset", err);

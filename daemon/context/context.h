@@ -16,6 +16,7 @@
 #include "context/source.h"
 #include "context/tz.h"
 #include "context/url.h"
+#include "context/visitor.h"
 #include "core/str.h"
 #include "core/value.h"
 #include "variantd/limits.h"
@@ -55,6 +56,7 @@ typedef struct vd_context {
     const vd_env *env;
     vd_device_cache *ua_cache;       /* per worker; may be NULL */
     vd_geo_cache *geo_cache;         /* per worker; may be NULL */
+    const vd_visitor *visitor;       /* the decoded profile; NULL: visitor.* missing */
     int64_t now;                     /* request time, unix seconds */
     unsigned done;                   /* vd_attr_family bits already computed */
 
@@ -75,6 +77,13 @@ typedef struct vd_context {
  * be NULL (every verdict computed afresh). */
 void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
                      const vd_context_caches *caches, int64_t now);
+
+/* Hands the context the visitor's profile (NULL: none, every visitor.*
+ * attribute is missing). Set before the first vd_context_get. */
+static inline void vd_context_set_visitor(vd_context *ctx, const vd_visitor *v)
+{
+    ctx->visitor = v;
+}
 
 /* The value of one attribute; VD_VAL_MISSING if the request cannot give it.
  * String values stay valid until the next vd_context_get on this context. */

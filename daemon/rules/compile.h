@@ -50,6 +50,13 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth);
 int vd_index_build(vd_ruleset *rs);
 void vd_index_free(vd_ruleset *rs);
 
+/* Score definitions (scores.c): each document, then finish (sort, duplicate
+ * ids), before the segments so visitor.score.ID can be checked. */
+void vd_compile_scores(vd_compiler *c, json_t *root);
+void vd_scores_finish(vd_compiler *c);
+/* Sets vd_slot.uses_profile on every slot; -1 on out of memory. */
+int vd_slots_mark_profile(vd_ruleset *rs);
+
 /* Compiles one content-map slot object into *out (contentmap.c). */
 bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out);
 

@@ -153,6 +153,8 @@ struct vd_ruleset {
     uint32_t *check;          /* rule indexes whose segment has no string guard, ascending */
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
+    vd_score_def *scores;     /* sorted by id (rules/scores.c) */
+    uint32_t nscores, cap_scores;
 };
 
 /* Filed under a string key (set or prefix): a segment the index did not

@@ -126,15 +126,27 @@ int vd_files_load(const char *segments_dir, const char *content_map_dir, vd_docs
     return a == 0 && b == 0 ? 0 : -1;
 }
 
+int vd_files_load_scores(const char *scores_dir, vd_docset *out, vd_errors *err)
+{
+    return scores_dir && scores_dir[0] ? load_dir(scores_dir, VD_DOC_SCORES, out, err) : 0;
+}
+
 vd_ruleset *vd_files_compile_keep(const char *segments_dir, const char *content_map_dir,
                                   vd_errors *err, vd_parsed **parsed)
+{
+    return vd_files_compile_all(segments_dir, content_map_dir, NULL, err, parsed);
+}
+
+vd_ruleset *vd_files_compile_all(const char *segments_dir, const char *content_map_dir,
+                                 const char *scores_dir, vd_errors *err, vd_parsed **parsed)
 {
     vd_docset ds;
     vd_docset_init(&ds);
     vd_ruleset *rs = NULL;
     if (parsed)
         *parsed = NULL;
-    if (vd_files_load(segments_dir, content_map_dir, &ds, err) == 0) {
+    int sc = vd_files_load_scores(scores_dir, &ds, err);
+    if (vd_files_load(segments_dir, content_map_dir, &ds, err) == 0 && sc == 0) {
         char version[32];
         vd_docset_version(&ds, version, sizeof version);
         rs = vd_ruleset_compile_keep(&ds, version, err, parsed);

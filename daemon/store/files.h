@@ -22,4 +22,12 @@ struct vd_parsed;
 struct vd_ruleset *vd_files_compile_keep(const char *segments_dir, const char *content_map_dir,
                                          vd_errors *err, struct vd_parsed **parsed);
 
+/* The score definitions of a scores directory (contract v2); a NULL or
+ * empty dir adds nothing. */
+int vd_files_load_scores(const char *scores_dir, vd_docset *out, vd_errors *err);
+/* All three folders (scores_dir may be NULL or ""). */
+struct vd_ruleset *vd_files_compile_all(const char *segments_dir, const char *content_map_dir,
+                                        const char *scores_dir, vd_errors *err,
+                                        struct vd_parsed **parsed);
+
 #endif
