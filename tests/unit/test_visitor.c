@@ -16,6 +16,7 @@
 #include "content/decide.h"
 #include "context/context.h"
 #include "context/visitor.h"
+#include "core/sha1.h"
 #include "core/siphash.h"
 #include "rules/eval.h"
 #include "rules/ruleset.h"
@@ -202,6 +203,19 @@ static void test_siphash_vectors(void **state)
                                        0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93 };
     vd_siphash24_128(key, msg, 0, out);
     assert_memory_equal(out, want0, 16);
+}
+
+static void test_sha1(void **state)
+{
+    (void)state;
+    char hex[41];
+    vd_sha1_hex("abc", 3, hex);
+    assert_string_equal(hex, "a9993e364706816aba3e25717850c26c9cd0d89d");
+    vd_sha1_hex("", 0, hex);
+    assert_string_equal(hex, "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";   /* 56 bytes: two blocks */
+    vd_sha1_hex(m, strlen(m), hex);
+    assert_string_equal(hex, "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
 }
 
 static void test_id_hash(void **state)
@@ -445,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_consent),
         cmocka_unit_test(test_siphash_vectors),
+        cmocka_unit_test(test_sha1),
         cmocka_unit_test(test_id_hash),
         cmocka_unit_test(test_scores_compile),
         cmocka_unit_test(test_scores_errors),
