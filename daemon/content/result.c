@@ -266,7 +266,12 @@ static void emit_ruleset_state(const vd_emitter *e, const vd_ruleset *rs)
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
                     vd_context *ctx, const vd_eval *ev, bool explain)
 {
-    e->map(e->arg, explain ? 7 : 4);
+    const char *pst = vd_profile_status_name((vd_profile_status)d->profile);
+    e->map(e->arg, (explain ? 7 : 4) + (pst ? 1 : 0));
+    if (pst) {
+        EMIT_LIT(e, "profile");
+        emit_cstr(e, pst);
+    }
     EMIT_LIT(e, "version");
     emit_cstr(e, vd_ruleset_version(rs));
 

@@ -1,5 +1,6 @@
 #include "context/context.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "context/ip.h"
@@ -20,6 +21,20 @@ void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
     ctx->tz = NULL;
     ctx->has_device = false;
     ctx->has_url = false;
+}
+
+int vd_request_check_ids(const vd_request *req, char *err, size_t cap)
+{
+    vd_consent c;
+    if (req->consent.n && !vd_consent_parse(req->consent, &c)) {
+        snprintf(err, cap, "consent must be \"none\" or \"personalization\"");
+        return -1;
+    }
+    if (req->vid.n > VD_MAX_VISITOR_ID_LEN || req->uid.n > VD_MAX_VISITOR_ID_LEN) {
+        snprintf(err, cap, "vid and uid must be at most %d bytes", VD_MAX_VISITOR_ID_LEN);
+        return -1;
+    }
+    return 0;
 }
 
 static void need_ip(vd_context *ctx)

@@ -29,6 +29,8 @@ typedef struct vd_kv {
 /* What the client sent. Empty slices mean "not given". */
 typedef struct vd_request {
     vd_str ip, ua, referer, url, lang, vid;
+    vd_str uid;               /* the known customer's id (contract v2) */
+    vd_str consent;           /* "none" | "personalization"; empty: consent-default */
     vd_str tz;                /* optional IANA zone overriding the geo one */
     int64_t ts;               /* unix seconds; used when has_ts */
     bool has_ts;
@@ -77,6 +79,11 @@ typedef struct vd_context {
  * be NULL (every verdict computed afresh). */
 void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
                      const vd_context_caches *caches, int64_t now);
+
+/* The v2 identity fields of a parsed request: consent is "none" or
+ * "personalization", vid and uid at most VD_MAX_VISITOR_ID_LEN bytes. Both
+ * codecs call it so the messages are the same. -1 with a message. */
+int vd_request_check_ids(const vd_request *req, char *err, size_t cap);
 
 /* Hands the context the visitor's profile (NULL: none, every visitor.*
  * attribute is missing). Set before the first vd_context_get. */

@@ -425,8 +425,10 @@ static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *re
         snprintf(err, cap, "params must be a map or an array holding one map");
         return -1;
     }
-    static const char *const fields[] = { "ip", "ua", "referer", "url", "lang", "vid", "tz" };
-    vd_str *slots[] = { &req->ip, &req->ua, &req->referer, &req->url, &req->lang, &req->vid, &req->tz };
+    static const char *const fields[] = { "ip", "ua", "referer", "url", "lang", "vid", "tz", "uid",
+                                          "consent" };
+    vd_str *slots[] = { &req->ip, &req->ua, &req->referer, &req->url, &req->lang, &req->vid, &req->tz,
+                        &req->uid, &req->consent };
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         const json_t *v = json_object_get(m, fields[i]);
         if (!v || json_is_null(v))
@@ -479,7 +481,7 @@ static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *re
     const json_t *attrs = json_object_get(m, "attrs");
     if (attrs && read_json_attrs(attrs, req, err, cap) != 0)
         return -1;
-    return 0;
+    return vd_request_check_ids(req, err, cap);
 }
 
 /* ---- the answer ---- */

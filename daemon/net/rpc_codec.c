@@ -115,6 +115,8 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
         else if (key_is(k, "lang")) field = &req->lang;
         else if (key_is(k, "vid")) field = &req->vid;
         else if (key_is(k, "tz")) field = &req->tz;
+        else if (key_is(k, "uid")) field = &req->uid;
+        else if (key_is(k, "consent")) field = &req->consent;
         if (field) {
             if (v->type == MSGPACK_OBJECT_NIL)
                 continue;
@@ -169,7 +171,7 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
         snprintf(err, cap, "slots is required (an array of slot names)");
         return -1;
     }
-    return 0;
+    return vd_request_check_ids(req, err, cap);
 }
 
 /* ---- emitter ---- */

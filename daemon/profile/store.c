@@ -810,7 +810,7 @@ vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const
     }
     vd_profile_op *r = op_start(op, read);
     if (s->on_visit && s->ctx)
-        s->on_visit(s->hook_arg, s, key, ids, ts, VD_STR_NULL);
+        s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
     return r;
 }
 
@@ -835,9 +835,10 @@ static void count_type(vd_profile_store *s, vd_str type)
 }
 
 vd_profile_op *vd_profile_track(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
-                                int64_t ts, vd_str type, vd_str category, bool count,
+                                int64_t ts, const vd_profile_event *ev, bool count,
                                 vd_profile_cb cb, void *arg)
 {
+    vd_str type = ev->type, category = ev->category;
     char key[VD_PROFILE_KEY_LEN];
     maybe_claim(s, rs, ids);
     count_type(s, type);
@@ -874,7 +875,7 @@ vd_profile_op *vd_profile_track(vd_profile_store *s, const vd_ruleset *rs, const
     if (!r && !cb && !s->ctx)
         STAT_INC(s, track_lost);
     if (s->on_track && s->ctx)
-        s->on_track(s->hook_arg, s, key, ids, ts, type);
+        s->on_track(s->hook_arg, s, rs, key, ids, ts, ev);
     return r;
 }
 

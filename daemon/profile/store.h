@@ -121,8 +121,14 @@ vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const
                                 int64_t ts, bool read, vd_profile_cb cb, void *arg);
 /* track: the visit, the event counter (when a score counts the type, or
  * count_type) and every score the event counts for. */
+typedef struct vd_profile_event {
+    vd_str type;                   /* required */
+    vd_str category;               /* may be empty */
+    double value;                  /* the event's value (conversions); 0 if not given */
+    bool has_value;
+} vd_profile_event;
 vd_profile_op *vd_profile_track(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
-                                int64_t ts, vd_str type, vd_str category, bool count_type,
+                                int64_t ts, const vd_profile_event *ev, bool count_type,
                                 vd_profile_cb cb, void *arg);
 vd_profile_op *vd_profile_show(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
                                vd_profile_cb cb, void *arg);
@@ -147,8 +153,9 @@ int vd_profile_send(vd_profile_store *s, int argc, const char **argv, const size
                     vd_profile_raw_cb raw_cb, void *arg);
 /* Called after a decision's visit (and after a track's event) was queued,
  * with the profile key, so a module pipelines its own work behind it. */
-typedef void (*vd_profile_hook)(void *hook_arg, vd_profile_store *s, const char *key,
-                                const vd_profile_ids *ids, int64_t ts, vd_str event_type);
+typedef void (*vd_profile_hook)(void *hook_arg, vd_profile_store *s, const vd_ruleset *rs,
+                                const char *key, const vd_profile_ids *ids, int64_t ts,
+                                const vd_profile_event *ev /* NULL for a decision's visit */);
 void vd_profile_set_hooks(vd_profile_store *s, vd_profile_hook on_visit, vd_profile_hook on_track,
                           void *hook_arg);
 

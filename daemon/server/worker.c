@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "content/decide.h"
+#include "store/redis_url.h"
 
 uint64_t vd_now_ns(void)
 {
@@ -30,8 +31,18 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
         w->caches.ua = vd_device_cache_new((size_t)cfg->ua_cache);
     if (want_geo)
         w->caches.geo = vd_geo_cache_new((size_t)cfg->geo_cache);
+    vd_consent_parse(vd_str_cstr(cfg->consent_default), &w->consent_default);
+    bool profiles_bad = false;
+    if (cfg->profiles && cfg->profiles[0]) {
+        vd_profile_config pc;
+        char err[256];
+        if (vd_worker_profile_config(cfg, &pc, err, sizeof err) != 0)
+            profiles_bad = true;
+        else
+            profiles_bad = !(w->profiles = vd_profile_store_new(base, &pc, &w->pstats, &w->track_types));
+    }
     if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->caches.ua) ||
-        (want_geo && !w->caches.geo)) {
+        (want_geo && !w->caches.geo) || profiles_bad) {
         vd_worker_destroy(w);
         return -1;
     }
@@ -127,8 +138,85 @@ static void count_decision(vd_worker *w, const vd_decision *d, uint64_t ns)
         VD_STAT_INC(w, segment_counts[d->matched[i]]);
 }
 
+int vd_worker_profile_config(const vd_config *cfg, vd_profile_config *pc, char *err, size_t cap)
+{
+    memset(pc, 0, sizeof *pc);
+    vd_redis_url u;
+    char e[256];
+    if (vd_redis_url_parse(cfg->profiles, &u, e, sizeof e) != 0) {
+        snprintf(err, cap, "profiles: %s", e);
+        return -1;
+    }
+    if (!cfg->profile_key_secret || !cfg->profile_key_secret[0]) {
+        snprintf(err, cap, "profiles are on but profile-key-secret is not set: every daemon sharing "
+                           "the store needs the same 32-hex-digit secret (make one with "
+                           "`variantctl secret`)");
+        return -1;
+    }
+    if (!vd_secret_parse(cfg->profile_key_secret, pc->key)) {
+        snprintf(err, cap, "profile-key-secret must be exactly 32 hex digits (128 bits; make one "
+                           "with `variantctl secret`)");
+        return -1;
+    }
+    vd_consent c;
+    if (!vd_consent_parse(vd_str_cstr(cfg->consent_default), &c)) {
+        snprintf(err, cap, "consent-default must be none or personalization");
+        return -1;
+    }
+    pc->is_unix = u.is_unix;
+    snprintf(pc->host, sizeof pc->host, "%s", u.host);
+    pc->port = u.port;
+    snprintf(pc->path, sizeof pc->path, "%s", u.path);
+    snprintf(pc->user, sizeof pc->user, "%s", u.user);
+    snprintf(pc->password, sizeof pc->password, "%s", u.password);
+    pc->has_password = u.has_password;
+    pc->db = u.db;
+    pc->timeout_ms = cfg->profile_timeout;
+    pc->ttl_s = cfg->profile_ttl * 86400;
+    pc->gap_s = cfg->session_gap * 60;
+    pc->queue_max = cfg->profile_queue;
+    return 0;
+}
+
+void vd_worker_profile_plan(vd_worker *w, const vd_ruleset *rs, const vd_request *req,
+                            vd_profile_plan *p)
+{
+    p->read = false;
+    p->ids.vid = req->vid;
+    p->ids.uid = req->uid;
+    p->ts = req->has_ts ? req->ts : (int64_t)time(NULL);
+    if (!w->profiles) {
+        p->status = VD_PROFILE_OFF;
+        return;
+    }
+    vd_consent c = w->consent_default;
+    if (req->consent.n)
+        vd_consent_parse(req->consent, &c);   /* validated by the codec */
+    p->status = vd_profile_gate(true, c, req->vid.n || req->uid.n);
+    if (p->status == VD_PROFILE_NO_CONSENT) {
+        VD_STAT_INC(&w->pstats, consent_none);
+        return;
+    }
+    VD_STAT_INC(&w->pstats, consent_personalization);
+    if (p->status == VD_PROFILE_NO_ID) {
+        VD_STAT_INC(&w->pstats, profile_no_id);
+        return;
+    }
+    for (unsigned i = 0; i < req->nslots && !p->read; i++) {
+        const vd_slot *s = vd_ruleset_find_slot(rs, req->slots[i]);
+        p->read = s && s->uses_profile;
+    }
+    if (p->read)
+        return;               /* the caller reads it (and so counts the visit) */
+    if (!vd_profile_store_up(w->profiles))
+        p->status = VD_PROFILE_UNAVAILABLE;
+    vd_profile_visit(w->profiles, rs, &p->ids, p->ts, false, NULL, NULL);
+}
+
 void vd_worker_destroy(vd_worker *w)
 {
+    vd_profile_store_free(w->profiles);
+    w->profiles = NULL;
     counts_free(w);
     if (w->counts_lock_ready)
         pthread_mutex_destroy(&w->counts_lock);
@@ -163,8 +251,9 @@ const vd_ruleset *vd_worker_ruleset(vd_worker *w)
     return w->rs;
 }
 
-vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, const vd_emitter *e,
-                                       vd_decision *d)
+vd_decide_status vd_worker_decide_with(vd_worker *w, const vd_request *req, const vd_emitter *e,
+                                       vd_decision *d, vd_profile_status status,
+                                       const vd_visitor *visitor)
 {
     const vd_ruleset *rs = vd_worker_ruleset(w);
     if (!rs)
@@ -172,8 +261,11 @@ vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, cons
     uint64_t t0 = vd_now_ns();
     vd_context ctx;
     vd_context_init(&ctx, req, w->env, &w->caches, (int64_t)time(NULL));
+    if (visitor && status == VD_PROFILE_OK)
+        vd_context_set_visitor(&ctx, visitor);
     if (vd_decide(rs, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
+    d->profile = (uint8_t)status;
     uint64_t ns = vd_now_ns() - t0;
     VD_STAT_ADD(&w->stats, decide_ns_total, ns);
     count_decision(w, d, ns);
@@ -185,6 +277,23 @@ vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, cons
     }
     vd_result_emit(e, rs, d, &ctx, w->eval, req->explain);
     return VD_DECIDE_OK;
+}
+
+/* The synchronous path (edge port): a decision that would need its profile
+ * is decided without it here, since this caller cannot wait. */
+vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, const vd_emitter *e,
+                                       vd_decision *d)
+{
+    const vd_ruleset *rs = vd_worker_ruleset(w);
+    if (!rs)
+        return VD_DECIDE_NOT_READY;
+    vd_profile_plan plan;
+    vd_worker_profile_plan(w, rs, req, &plan);
+    if (plan.read) {
+        vd_profile_visit(w->profiles, rs, &plan.ids, plan.ts, false, NULL, NULL);
+        plan.status = VD_PROFILE_UNAVAILABLE;
+    }
+    return vd_worker_decide_with(w, req, e, d, plan.status, NULL);
 }
 
 vd_decide_status vd_worker_decide(vd_worker *w, const vd_request *req, const vd_emitter *e)

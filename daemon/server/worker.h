@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "content/result.h"
+#include "profile/store.h"
 #include "context/context.h"
 #include "rules/eval.h"
 #include "server/config.h"
@@ -41,6 +42,11 @@ typedef struct vd_worker {
      * them: never on the request path. */
     pthread_mutex_t counts_lock;
     int counts_lock_ready;
+    /* Profiles (contract v2): NULL when profiles are off. */
+    vd_profile_store *profiles;
+    vd_profile_stats pstats;
+    vd_track_types track_types;
+    vd_consent consent_default;
 } vd_worker;
 
 int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_config *cfg,
@@ -64,6 +70,26 @@ vd_decide_status vd_worker_decide(vd_worker *w, const vd_request *req, const vd_
  * (the edge port's headers). */
 vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, const vd_emitter *e,
                                        vd_decision *out);
+
+/* The profile step of a request: consent and ids checked (and counted),
+ * and whether a requested slot's rules reach a visitor.* attribute. When
+ * profiles are on, consent is given and there is an id but nothing needs
+ * the profile, the visit is counted here, fire-and-forget. */
+typedef struct vd_profile_plan {
+    vd_profile_status status;     /* OFF, NO_CONSENT, NO_ID, OK or UNAVAILABLE */
+    bool read;                    /* status OK and the profile must be read first */
+    vd_profile_ids ids;
+    int64_t ts;
+} vd_profile_plan;
+void vd_worker_profile_plan(vd_worker *w, const vd_ruleset *rs, const vd_request *req,
+                            vd_profile_plan *plan);
+/* Decides with what the profile step gave (visitor NULL: none) and emits. */
+vd_decide_status vd_worker_decide_with(vd_worker *w, const vd_request *req, const vd_emitter *e,
+                                       vd_decision *out, vd_profile_status status,
+                                       const vd_visitor *visitor);
+/* Fills a profile store configuration from the settings; -1 with a message
+ * (bad URL, missing or malformed profile-key-secret). */
+int vd_worker_profile_config(const vd_config *cfg, vd_profile_config *out, char *err, size_t cap);
 
 /* Index (vd_ruleset_slot_at order) of a slot of the worker's ruleset, -1 if
  * not found; the key of variant_counts via slot_base. */
