@@ -1,6 +1,7 @@
 #include "net/rpc_codec.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,6 +173,103 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
         return -1;
     }
     return vd_request_check_ids(req, err, cap);
+}
+
+bool vd_profile_name_ok(vd_str s)
+{
+    if (s.n == 0 || s.n > 128)
+        return false;
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+int vd_rpc_read_profile_params(const msgpack_object *params, vd_profile_params *p, char *err,
+                               size_t cap)
+{
+    memset(p, 0, sizeof *p);
+    const msgpack_object *m = params;
+    if (m->type == MSGPACK_OBJECT_ARRAY && m->via.array.size == 1)
+        m = &m->via.array.ptr[0];
+    if (m->type != MSGPACK_OBJECT_MAP) {
+        snprintf(err, cap, "params must be a map or an array holding one map");
+        return -1;
+    }
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            snprintf(err, cap, "request keys must be strings");
+            return -1;
+        }
+        if (v->type == MSGPACK_OBJECT_NIL)
+            continue;
+        vd_str *field = NULL;
+        if (key_is(k, "vid")) field = &p->ids.vid;
+        else if (key_is(k, "uid")) field = &p->ids.uid;
+        else if (key_is(k, "event")) field = &p->event;
+        else if (key_is(k, "category")) field = &p->category;
+        else if (key_is(k, "consent")) field = &p->consent;
+        else if (key_is(k, "flag")) field = &p->flag;
+        if (field) {
+            if (v->type != MSGPACK_OBJECT_STR) {
+                snprintf(err, cap, "%.*s must be a string", (int)k->via.str.size, k->via.str.ptr);
+                return -1;
+            }
+            *field = obj_str(v);
+        } else if (key_is(k, "ts") || key_is(k, "ttl") || key_is(k, "value")) {
+            double d;
+            if (read_number(v, &d) != 0) {
+                snprintf(err, cap, "%.*s must be a number", (int)k->via.str.size, k->via.str.ptr);
+                return -1;
+            }
+            if (key_is(k, "value")) {
+                p->value = d;
+                p->has_value = true;
+            } else if (key_is(k, "ts")) {
+                if (d < (double)TS_MIN || d > (double)TS_MAX) {
+                    snprintf(err, cap, "ts must be unix seconds between years 1 and 9999");
+                    return -1;
+                }
+                p->ts = (int64_t)floor(d);
+                p->has_ts = true;
+            } else {
+                if (d <= 0 || d > 10.0 * 365 * 86400) {
+                    snprintf(err, cap, "ttl must be seconds > 0 (at most ten years)");
+                    return -1;
+                }
+                p->ttl = (int64_t)ceil(d);
+                p->has_ttl = true;
+            }
+        } else if (key_is(k, "clear")) {
+            if (v->type != MSGPACK_OBJECT_BOOLEAN) {
+                snprintf(err, cap, "clear must be a boolean");
+                return -1;
+            }
+            p->clear = v->via.boolean;
+        }
+    }
+    vd_consent c;
+    if (p->consent.n && !vd_consent_parse(p->consent, &c)) {
+        snprintf(err, cap, "consent must be \"none\" or \"personalization\"");
+        return -1;
+    }
+    if (p->ids.vid.n > VD_MAX_VISITOR_ID_LEN || p->ids.uid.n > VD_MAX_VISITOR_ID_LEN) {
+        snprintf(err, cap, "vid and uid must be at most %d bytes", VD_MAX_VISITOR_ID_LEN);
+        return -1;
+    }
+    if (!p->ids.vid.n && !p->ids.uid.n) {
+        snprintf(err, cap, "vid or uid is required");
+        return -1;
+    }
+    if (p->category.n > 128) {
+        snprintf(err, cap, "category must be at most 128 bytes");
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- emitter ---- */
