@@ -32,6 +32,8 @@ typedef struct vd_request {
     vd_str uid;               /* the known customer's id (contract v2) */
     vd_str consent;           /* "none" | "personalization"; empty: consent-default */
     vd_str tz;                /* optional IANA zone overriding the geo one */
+    vd_ipaddr ip_addr;        /* family != 0: the client IP already parsed by the
+                               * front end (the edge port); ip is then unused */
     int64_t ts;               /* unix seconds; used when has_ts */
     bool has_ts;
     bool explain;

@@ -7,34 +7,18 @@
 #include <msgpack.h>
 #include <stdbool.h>
 
-#include "content/result.h"
+#include "decision/result.h"
 #include "context/context.h"
-#include "profile/store.h"
+#include "decision/request.h"
 
 /* Fills req from `params` (an array holding one map, or a bare map).
  * Returns 0, or -1 with a message for the client in err. */
 int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_request *req,
                        char *err, size_t cap);
 
-/* The params of track, profile, flag and forget (one map, or an array
- * holding one): {event, vid, uid, ts, category, value, consent, flag, ttl,
- * clear}. Types are checked here; which are required is the method's
- * business. Returns 0, or -1 with a message. */
-typedef struct vd_profile_params {
-    vd_profile_ids ids;
-    vd_str event, category, consent, flag;
-    double value;
-    bool has_value;
-    int64_t ts;
-    bool has_ts;
-    int64_t ttl;
-    bool has_ttl;
-    bool clear;
-} vd_profile_params;
+/* The params of track, profile, flag and forget (decision/request.h). */
 int vd_rpc_read_profile_params(const msgpack_object *params, vd_profile_params *p, char *err,
                                size_t cap);
-/* Names of events and flags: 1..128 of [A-Za-z0-9._:-]. */
-bool vd_profile_name_ok(vd_str s);
 
 /* An emitter that appends MessagePack to sb (payloads pre-encoded), byte for
  * byte what msgpack_pack_* would write. It writes into the buffer directly:

@@ -566,6 +566,15 @@ static void link_start(vd_profile_store *s)
         snprintf(db, sizeof db, "%d", s->cfg.db);
         raw_setup(s, (const char *[]){ "SELECT", db }, 2);
     }
+    /* Load the scripts now so the first decisions need no NOSCRIPT round
+     * trip. A proxy that refuses SCRIPT (twemproxy) just answers an error;
+     * EVALSHA falls back to EVAL there, once per script and server. */
+    for (int i = 0; i < VD_SCRIPT__COUNT; i++) {
+        const vd_script *sc = vd_script_get(i);
+        const char *argv[3] = { "SCRIPT", "LOAD", sc->body };
+        size_t lens[3] = { 6, 4, sc->len };
+        vd_profile_send(s, 3, argv, lens, NULL, NULL);
+    }
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
@@ -602,6 +611,7 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
 vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile_config *cfg,
                                        vd_profile_stats *stats, vd_track_types *types)
 {
+    vd_scripts_init();
     vd_profile_store *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;
@@ -619,7 +629,6 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
     }
     struct timeval tv = { 0, 500000 };
     event_add(s->watch_ev, &tv);
-    vd_scripts_init();
     link_start(s);
     return s;
 }

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "rules/compile.h"
-#include "rules/ruleset_internal.h"
+#include "rules/model.h"
 
 static bool add_score(vd_compiler *c, json_t *obj)
 {

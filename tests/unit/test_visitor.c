@@ -13,12 +13,13 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
 #include "context/context.h"
 #include "context/visitor.h"
 #include "core/sha1.h"
 #include "core/siphash.h"
 #include "rules/eval.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 
 #define DAY 86400
