@@ -42,6 +42,7 @@ typedef struct vd_decider {
     /* Profiles (contract v2): set by the worker; profiles NULL = off. */
     vd_profile_store *profiles;
     vd_profile_stats *pstats;
+    vd_track_types *track_types;
     vd_consent consent_default;
 } vd_decider;
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "profile/scripts.h"
 #include "store/redis_url.h"
 
 int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_config *cfg,
@@ -18,6 +19,7 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
         return -1;
     w->fe = (vd_frontend){ .base = base, .cfg = cfg, .stats = &w->stats, .decider = &w->decider };
     w->decider.pstats = &w->pstats;
+    w->decider.track_types = &w->track_types;
     vd_consent_parse(vd_str_cstr(cfg->consent_default), &w->decider.consent_default);
     if (cfg->profiles && cfg->profiles[0]) {
         vd_profile_config pc;
@@ -33,6 +35,7 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
 
 int vd_worker_profile_config(const vd_config *cfg, vd_profile_config *pc, char *err, size_t cap)
 {
+    vd_scripts_init();        /* main calls this first, before any worker thread */
     memset(pc, 0, sizeof *pc);
     vd_redis_url u;
     char e[256];
