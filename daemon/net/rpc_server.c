@@ -39,6 +39,7 @@ typedef struct rpc_conn {
     int reading;                  /* rev is armed (0 while backpressure pauses it) */
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
+    struct event *busy_ev;        /* retries reading once the profile store has room */
     vd_scan_state scan;           /* progress through a frame that arrives in pieces */
     char peer[64];
 } rpc_conn;
@@ -95,6 +96,8 @@ static void conn_free(rpc_conn *c)
     VD_STAT_ADD(s->fe->stats, connections, -1);
     event_free(c->rev);
     event_free(c->wev);
+    if (c->busy_ev)
+        event_free(c->busy_ev);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     evutil_closesocket(c->fd);
@@ -674,6 +677,13 @@ static int process_input(rpc_conn *c)
     struct evbuffer *in = c->in;
     size_t max_frame = s->limits.max_bytes;
     while (!c->closing && !c->pend) {
+        if (c->busy_ev && vd_profile_store_busy(fe->decider->profiles)) {
+            /* The store is behind: wait (TCP backpressure), don't drop. */
+            pause_reading(c);
+            struct timeval tv = { 0, 1000 };
+            event_add(c->busy_ev, &tv);
+            break;
+        }
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             break;
@@ -790,6 +800,25 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The profile store had no room: try the waiting input again. */
+static void conn_busy_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rpc_conn *c = arg;
+    vd_rpc_server *s = c->srv;
+    if (c->closing || c->pend)
+        return;
+    if (!c->reading && !s->draining &&
+        evbuffer_get_length(c->out) <= (size_t)s->fe->cfg->max_output / 2) {
+        struct timeval idle = { .tv_sec = s->fe->cfg->idle_timeout, .tv_usec = 0 };
+        event_add(c->rev, &idle);
+        c->reading = 1;
+    }
+    if (process_input(c) == 0)
+        conn_flush(c);
+}
+
 static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     (void)salen;
@@ -808,6 +837,8 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
     if (c) {
         c->rev = event_new(fe->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
         c->wev = event_new(fe->base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
+        if (fe->decider->profiles)
+            c->busy_ev = evtimer_new(fe->base, conn_busy_retry, c);
         c->in = evbuffer_new();
         c->out = evbuffer_new();
     }
@@ -815,6 +846,7 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
         if (c) {
             if (c->rev) event_free(c->rev);
             if (c->wev) event_free(c->wev);
+            if (c->busy_ev) event_free(c->busy_ev);
             if (c->in) evbuffer_free(c->in);
             if (c->out) evbuffer_free(c->out);
             vd_free(c);

@@ -210,6 +210,12 @@ static int op_send(vd_profile_op *op, bool eval)
     return 0;
 }
 
+bool vd_profile_store_busy(const vd_profile_store *s)
+{
+    return s && s->ctx &&
+           atomic_load_explicit(&s->stats->inflight, memory_order_relaxed) >= s->cfg.queue_max * 3 / 4;
+}
+
 static bool room(vd_profile_store *s)
 {
     if (!s->ctx)
@@ -566,15 +572,9 @@ static void link_start(vd_profile_store *s)
         snprintf(db, sizeof db, "%d", s->cfg.db);
         raw_setup(s, (const char *[]){ "SELECT", db }, 2);
     }
-    /* Load the scripts now so the first decisions need no NOSCRIPT round
-     * trip. A proxy that refuses SCRIPT (twemproxy) just answers an error;
-     * EVALSHA falls back to EVAL there, once per script and server. */
-    for (int i = 0; i < VD_SCRIPT__COUNT; i++) {
-        const vd_script *sc = vd_script_get(i);
-        const char *argv[3] = { "SCRIPT", "LOAD", sc->body };
-        size_t lens[3] = { 6, 4, sc->len };
-        vd_profile_send(s, 3, argv, lens, NULL, NULL);
-    }
+    /* No SCRIPT LOAD here: twemproxy closes a connection that sends it.
+     * The first EVALSHA of each script on each server answers NOSCRIPT and
+     * is sent again as EVAL (on_reply); Redis caches the body from then on. */
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)

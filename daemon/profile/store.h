@@ -90,6 +90,9 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
                                        vd_profile_stats *stats, vd_track_types *types);
 void vd_profile_store_free(vd_profile_store *s);
 bool vd_profile_store_up(const vd_profile_store *s);
+/* Three quarters of profile-queue in flight: a front end stops reading the
+ * connection that fills it (TCP backpressure) instead of losing its work. */
+bool vd_profile_store_busy(const vd_profile_store *s);
 
 /* Who a request is about: the profile is the uid's when given, else the vid's. */
 typedef struct vd_profile_ids {
