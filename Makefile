@@ -52,7 +52,7 @@ PYTHON   := /usr/bin/python3
 # (include, or call into) its own floor and those below; include/variantd/
 # lies under them all and daemon/main.c on top. `make check-layering` holds
 # the code to this, for includes and for the symbols the objects link.
-LAYERS   := core context rules learn store decision net api runtime
+LAYERS   := core context rules learn store profile decision net api runtime
 
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
@@ -102,16 +102,10 @@ $(DEMO_DB): data/geo/demo-city.tsv scripts/make-demo-mmdb.pl
 	@mkdir -p $(dir $@)
 	perl scripts/make-demo-mmdb.pl data/geo/demo-city.tsv $@
 
-run: deps
+run:
+	@scripts/deps.sh run
 	@$(MAKE) --no-print-directory all
-	@echo ""
-	@echo "variantd: decision port 127.0.0.1:7700 (Ctrl-C stops it). In another terminal, try:"
-	@echo "  $(BUILD)/variantctl explain --ip 1.0.0.7 --referer https://www.google.com/ \\"
-	@echo "    --ua 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1' \\"
-	@echo "    --slot home.hero --slot home.banner"
-	@echo ""
-	$(BUILD)/variantd --listen 127.0.0.1:7700 --segments segments --content-map content-map \
-	    --geoip-db $(DEMO_DB)
+	@scripts/run-demo.sh $(BUILD) $(DEMO_DB)
 
 unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -44,8 +44,17 @@ typedef struct vd_config {
     long redis_poll_interval; /* ms between version polls */
     long redis_timeout;       /* ms a Redis connect/command may take */
     long stale_after;         /* s of Redis unreachable before ping says stale */
+    /* Profiles (profile/, docs/PROFILES.md) */
+    char *scores;             /* scores directory (file mode), "" = none */
+    char *profiles;           /* profile store URL, "" = off */
+    char *profile_key_secret; /* 32 hex digits */
+    char *consent_default;    /* none | personalization */
+    long profile_timeout;     /* ms */
+    long profile_ttl;         /* days */
+    long session_gap;         /* minutes */
+    long profile_queue;       /* pending writes per worker */
+    long profile_edge;        /* 1 = profile methods on the edge port */
     /* Learning (docs/LEARNING.md) */
-    char *profiles;           /* profile store URL, where the learning counters live ("" = the redis URL) */
     long attribution_window;  /* days an exposure can convert */
     long bandit_interval;     /* s between bandit weight computations */
     char *bandit_floor;       /* minimum weight per arm, a number 0 <= x < 1 */

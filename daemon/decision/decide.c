@@ -78,6 +78,7 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
      * match this request. */
     out->nmatched = vd_eval_matching(ev, &out->matched);
     out->alloc = alloc;
+    out->profile = 0;
     unsigned n = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
     out->nslots = n;
     out->valid_until = INT64_MAX;

@@ -29,6 +29,7 @@ typedef struct vd_decision {
     uint32_t nmatched;            /* every matching segment of the ruleset */
     const uint32_t *matched;      /* segment indexes, ascending; owned by the vd_eval */
     const vd_alloc *alloc;        /* the bandit weights this decision used (may be NULL) */
+    uint8_t profile;              /* vd_profile_status for the result's `profile` (0: off, absent) */
 } vd_decision;
 
 /* -1 only on vd_eval_begin failure (out of memory on a new ruleset). */
