@@ -3,6 +3,8 @@
  * vd_decider_run; nothing else repeats the sequence. */
 #include "decision/decider.h"
 
+#include "decision/exposure.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +241,11 @@ vd_decide_status vd_decider_run_with(vd_decider *w, const vd_request *req, const
     if (vd_decide_alloc(rs, w->alloc, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
     d->profile = (uint8_t)status;
+    /* Consent and an id: the goal slots' exposures, behind the visit. */
+    if (w->profiles && (status == VD_PROFILE_OK || status == VD_PROFILE_TIMEOUT)) {
+        vd_profile_ids ids = { req->vid, req->uid };
+        vd_exposure_record(w->profiles, &w->learn, rs, &ids, req->has_ts ? req->ts : (int64_t)time(NULL), d);
+    }
     uint64_t ns = vd_now_ns() - t0;
     VD_STAT_ADD(w->stats, decide_ns_total, ns);
     count_decision(w, d, ns);

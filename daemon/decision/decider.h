@@ -15,6 +15,7 @@
 #include "core/stats.h"
 #include "decision/result.h"
 #include "learn/alloc.h"
+#include "learn/counters.h"
 #include "profile/store.h"
 #include "rules/eval.h"
 #include "store/live.h"
@@ -47,6 +48,8 @@ typedef struct vd_decider {
     vd_profile_stats *pstats;
     vd_track_types *track_types;
     vd_consent consent_default;
+    /* Learning (docs/LEARNING.md): exposures go out on the profile connection. */
+    vd_learn_opts learn;
 } vd_decider;
 
 /* Caches of ua_cache / geo_cache entries (0 = off). -1 on out of memory. */

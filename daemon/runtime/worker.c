@@ -1,6 +1,8 @@
 /* worker.c — sets up and tears down one worker's state. */
 #include "runtime/worker.h"
 
+#include "decision/exposure.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +31,11 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
             vd_worker_destroy(w);
             return -1;
         }
+        w->decider.learn = (vd_learn_opts){ .ns = cfg->redis_namespace,
+                                            .window_s = cfg->attribution_window * 86400,
+                                            .stream = cfg->event_stream,
+                                            .stream_maxlen = cfg->event_stream_maxlen };
+        vd_profile_set_hooks(w->decider.profiles, NULL, vd_exposure_on_track, &w->decider.learn);
     }
     return 0;
 }

@@ -26,7 +26,7 @@ CONNECT=()
 for _ in 1 2; do
     P="$(free_port)"
     "$BUILD/variantd" --listen "127.0.0.1:$P" --segments "$ROOT/tests/bench/sim/segments" \
-        --content-map "$ROOT/tests/bench/sim/content-map" --profiles "redis://127.0.0.1:$RPORT/0" \
+        --content-map "$ROOT/tests/bench/sim/content-map" --profiles "redis://127.0.0.1:$RPORT/0" --profile-key-secret 00112233445566778899aabbccddeeff \
         --bandit-interval 1 --bandit-min-exposures 100 --bandit-floor 0.05 --workers 1 \
         --log-level warn >>"$OUT/sim-variantd.log" 2>&1 &
     PIDS+=($!)

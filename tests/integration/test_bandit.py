@@ -8,6 +8,7 @@ import time
 from conftest import publish, wait_for, write_defs
 
 NS = "variantd"
+SECRET = "00112233445566778899aabbccddeeff"
 SEGMENTS = [{"id": "everyone", "match": {"all": []}}]
 
 
@@ -50,7 +51,7 @@ def weights(d):
 
 
 def start_two(start_daemon, segs, cmap, url, *extra):
-    args = ("--profiles", url, "--bandit-interval", "1", "--bandit-min-exposures", "100",
+    args = ("--profiles", url, "--profile-key-secret", SECRET, "--bandit-interval", "1", "--bandit-min-exposures", "100",
             "--bandit-floor", "0.05", *extra)
     return [start_daemon(*args, segments=segs, content_map=cmap, geo=False, stats=True)
             for _ in range(2)]
@@ -110,7 +111,7 @@ def test_report_method(tmp_path, start_daemon, redis_server):
     r.hset(set_counts_extra, "e|holdout|generic", 100)
     r.hset(set_counts_extra, "c|holdout|generic", 10)
     r.hset(set_counts_extra, "v|everyone|c", "123.5")
-    d = start_daemon("--profiles", srv.url, segments=segs, content_map=cmap, geo=False, http=True)
+    d = start_daemon("--profiles", srv.url, "--profile-key-secret", SECRET, segments=segs, content_map=cmap, geo=False, http=True)
     c = d.client()
     rep = wait_for(lambda: (lambda x: x if x["available"] else None)(call(c, "report", [{}])), timeout=10)
     s = rep["slots"]["hero"]

@@ -107,7 +107,7 @@ def test_dashboard_experiments_view(tmp_path, start_daemon, redis_server):
                     "split": [{"variant": v, "weight": 1} for v in ("hero-a", "hero-b", "hero-c")]}],
          "default": "hero-generic",
          "variants": {v: None for v in ("hero-a", "hero-b", "hero-c", "hero-generic")}}])
-    d = start_daemon("--profiles", srv.url, "--bandit-interval", "1", segments=seg, content_map=cm,
+    d = start_daemon("--profiles", srv.url, "--profile-key-secret", "00112233445566778899aabbccddeeff", "--bandit-interval", "1", segments=seg, content_map=cm,
                      geo=False, stats=True)
     artifacts = ROOT / "tests" / "artifacts"
     artifacts.mkdir(exist_ok=True)

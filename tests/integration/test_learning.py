@@ -206,3 +206,124 @@ def test_report_and_reset(redis_server):
     assert s2["rules"]["everyone"]["variants"]["a"]["exposures"] == 1
     assert s2["unattributed"]["before_reset"] == 1
     assert "allocate" not in s2["rules"]["everyone"]
+
+
+# ---- through running daemons: decide records exposures, track converts ----
+
+SECRET = "00112233445566778899aabbccddeeff"
+
+
+def learning_defs(tmp_path):
+    from conftest import write_defs
+    return write_defs(tmp_path, [{"id": "everyone", "match": {"all": []}}], [
+        {"slot": "hero", "goal": ["purchase"], "holdout": 10,
+         "rules": [{"segment": "everyone", "salt": "h1",
+                    "split": [{"variant": "a", "weight": 1}, {"variant": "b", "weight": 1}]}],
+         "default": "g", "variants": {"a": 1, "b": 2, "g": 3}},
+        {"slot": "banner", "goal": ["signup"],
+         "rules": [{"segment": "everyone", "variant": "x"}], "default": "y", "variants": {"x": 1, "y": 2}},
+        {"slot": "plain", "rules": [], "default": "p", "variants": {"p": 1}},
+    ])
+
+
+def call(c, method, params):
+    err, res = c.call(method, params)
+    assert err is None, err
+    return res
+
+
+def test_daemons_count_exposures_and_conversions_exactly(tmp_path, start_daemon, redis_server):
+    """Two daemons, several connections each, the same visitors hitting both:
+    the counters equal what the visitors did."""
+    from conftest import wait_for
+    srv = redis_server()
+    r = srv.client()
+    segs, cmap = learning_defs(tmp_path)
+    ds = [start_daemon("--profiles", srv.url, "--profile-key-secret", SECRET, segments=segs,
+                       content_map=cmap, geo=False) for _ in range(2)]
+    now = int(__import__("time").time())
+    visitors = [f"v{i}" for i in range(120)]
+    shown, rule_of = {}, {}
+    buyers = set(visitors[::3])
+    errors = []
+
+    def worker(k):
+        try:
+            cs = [d.client() for d in ds]
+            for i, v in enumerate(visitors):
+                c = cs[(i + k) % 2]
+                res = call(c, "decide", [{"slots": ["hero", "plain"], "vid": v, "consent": "personalization",
+                                          "ts": now}])
+                h = res["slots"]["hero"]
+                shown.setdefault(v, h["variant"])
+                assert shown[v] == h["variant"]
+                rule_of[v] = "holdout" if h.get("holdout") else h["segment"] or "default"
+            for i, v in enumerate(visitors):
+                if v in buyers:
+                    assert call(cs[(i + k + 1) % 2], "track",
+                                [{"event": "purchase", "vid": v, "ts": now + 10, "value": 2.5,
+                                  "consent": "personalization"}])["ok"] is True
+        except Exception as e:
+            errors.append(e)
+
+    import threading
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(120)
+    assert not errors, errors
+    want_e, want_c = {}, {}
+    for v in visitors:
+        key = f"{rule_of[v]}|{shown[v]}"
+        want_e[key] = want_e.get(key, 0) + 1
+        if v in buyers:
+            want_c[key] = want_c.get(key, 0) + 1
+
+    def counted():
+        t = totals(r, "hero")
+        e = {k[2:]: int(x) for k, x in t.items() if k.startswith("e|")}
+        c = {k[2:]: int(x) for k, x in t.items() if k.startswith("c|")}
+        return (e, c) if (e, c) == (want_e, want_c) else None
+    assert wait_for(counted, timeout=10), (totals(r, "hero"), want_e, want_c)
+    t = totals(r, "hero")
+    assert int(t["u|converted"]) == 3 * len(buyers)       # the other workers' tracks found it converted
+    assert "holdout|g" in want_e                         # the holdout is counted under its own key
+    assert not any(k.startswith(f"{NS}:x:{{plain}}") for k in r.keys("*"))   # no goal: nothing counted
+
+
+def test_daemon_windows_no_exposure_other_slot_and_no_consent(tmp_path, start_daemon, redis_server):
+    from conftest import wait_for
+    srv = redis_server()
+    r = srv.client()
+    segs, cmap = learning_defs(tmp_path)
+    d = start_daemon("--profiles", srv.url, "--profile-key-secret", SECRET, "--attribution-window", "1",
+                     segments=segs, content_map=cmap, geo=False)
+    c = d.client()
+    P = {"consent": "personalization"}
+    now = int(__import__("time").time())
+    for v in ("in", "out"):
+        call(c, "decide", [{"slots": ["hero", "banner"], "vid": v, "ts": now - 2 * DAY, **P}])
+    # just inside (window 1 day after the exposure) and just outside
+    call(c, "track", [{"event": "purchase", "vid": "in", "ts": now - 2 * DAY + DAY - 1, **P}])
+    call(c, "track", [{"event": "purchase", "vid": "out", "ts": now - 2 * DAY + DAY, **P}])
+    # a goal event without an exposure: ignored, counted
+    call(c, "track", [{"event": "purchase", "vid": "stranger", "ts": now, **P}])
+    # a goal of another slot converts that slot only
+    call(c, "track", [{"event": "signup", "vid": "in", "ts": now - 2 * DAY + 5, **P}])
+    # no consent: nothing recorded
+    call(c, "decide", [{"slots": ["hero"], "vid": "shy", "ts": now}])
+    call(c, "track", [{"event": "purchase", "vid": "shy", "ts": now}])
+
+    def settled():
+        t = totals(r, "hero")
+        conv = sum(int(x) for k, x in t.items() if k.startswith("c|"))
+        return t if conv == 1 and t.get("u|outside") == "1" and t.get("u|none") == "1" else None
+    t = wait_for(settled, timeout=10)
+    assert t, totals(r, "hero")
+    assert sum(int(x) for k, x in t.items() if k.startswith("e|")) == 2
+    b = totals(r, "banner")
+    assert b.get("c|everyone|x") == "1" and b.get("e|everyone|x") == "2"
+    # the profile holds the exposure (variant, rule, ts, converted)
+    keys = [k for k in r.keys("vdp1:*")]
+    assert any(r.hget(k, "x:hero") for k in keys)
