@@ -13,9 +13,10 @@
  * hash of (seed, visitor, variant) — common random numbers — so the same
  * audience can be replayed under another allocation.
  *
- * Exposures and conversions are written with the daemon's own scripts
- * (learn/expose.lua, learn/convert.lua: what the profile writer pipelines
- * after a decide with consent), from T threads on their own connections.
+ * Every decide carries the visitor id and consent, so the daemons record
+ * the exposures themselves (on their profile connections); conversions are
+ * `track` requests to a daemon (not always the one that decided). T threads,
+ * each with its own connections.
  * At the end it prints what Redis counted against what the audience did
  * (they must be equal) and the conversions of the allocation the daemons
  * made against an even split of the same visitors (regret). Exit status 1
@@ -211,7 +212,9 @@ static int decide(int fd, msgpack_unpacker *up, const char *vid, const char *seg
     msgpack_pack_int(&pk, 1);
     pk_str(&pk, "decide");
     msgpack_pack_array(&pk, 1);
-    msgpack_pack_map(&pk, 3);
+    msgpack_pack_map(&pk, 4);
+    pk_str(&pk, "consent");
+    pk_str(&pk, "personalization");
     pk_str(&pk, "slots");
     msgpack_pack_array(&pk, 1);
     pk_str(&pk, opt.slot);
@@ -259,12 +262,62 @@ out:
     return rc;
 }
 
+/* track {event: purchase, vid, consent, value: 1}: 0 once the daemon's
+ * profile store has it. */
+static int track(int fd, msgpack_unpacker *up, const char *vid)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_int(&pk, 2);
+    pk_str(&pk, "track");
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_map(&pk, 4);
+    pk_str(&pk, "event");
+    pk_str(&pk, "purchase");
+    pk_str(&pk, "vid");
+    pk_str(&pk, vid);
+    pk_str(&pk, "consent");
+    pk_str(&pk, "personalization");
+    pk_str(&pk, "value");
+    msgpack_pack_double(&pk, 1.0);
+    ssize_t w = write(fd, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    if (w < 0)
+        return -1;
+    msgpack_unpacked res;
+    msgpack_unpacked_init(&res);
+    int rc = -1;
+    for (;;) {
+        msgpack_unpack_return ur = msgpack_unpacker_next(up, &res);
+        if (ur == MSGPACK_UNPACK_SUCCESS)
+            break;
+        if (ur != MSGPACK_UNPACK_CONTINUE)
+            goto out;
+        msgpack_unpacker_reserve_buffer(up, 65536);
+        ssize_t n = read(fd, msgpack_unpacker_buffer(up), msgpack_unpacker_buffer_capacity(up));
+        if (n <= 0)
+            goto out;
+        msgpack_unpacker_buffer_consumed(up, (size_t)n);
+    }
+    const msgpack_object *o = &res.data;
+    rc = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4 && o->via.array.ptr[2].type == MSGPACK_OBJECT_NIL
+             ? 0
+             : -1;
+out:
+    msgpack_unpacked_destroy(&res);
+    return rc;
+}
+
 /* ---- the audience ---------------------------------------------------------- */
 
 typedef struct pending {
     double due;
-    char key[96];
-    int64_t ts;
+    char vid[64];
+    long v;
 } pending;
 
 static redisContext *store_connect(void)
@@ -281,22 +334,17 @@ static redisContext *store_connect(void)
     return rc;
 }
 
-static void flush_due(redisContext *rc, const vd_learn_opts *lo, pending *q, int *nq, double t, bool all)
+static void flush_due(int *fds, msgpack_unpacker *ups, pending *q, int *nq, double t)
 {
     int keep = 0;
     for (int i = 0; i < *nq; i++) {
-        if (!all && q[i].due > t) {
+        if (q[i].due > t) {
             q[keep++] = q[i];
             continue;
         }
-        vd_learn_cmd cmd;
-        vd_str slot = vd_str_cstr(opt.slot);
-        vd_learn_convert_cmd(&cmd, lo, vd_str_cstr(q[i].key), q[i].ts, 1.0, VD_STR_LIT("purchase"), &slot, 1);
-        redisReply *r = redisCommandArgv(rc, cmd.argc, cmd.argv, cmd.len);
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 1 || r->element[0]->integer != 1)
+        int d = (int)((q[i].v + 1) % opt.ndaemons);    /* often not the daemon that decided */
+        if (track(fds[d], &ups[d], q[i].vid) != 0)
             atomic_fetch_add(&errors, 1);
-        if (r)
-            freeReplyObject(r);
     }
     *nq = keep;
 }
@@ -315,17 +363,6 @@ static void *audience(void *arg)
             return NULL;
         }
     }
-    redisContext *rc = store_connect();
-    if (!rc) {
-        atomic_fetch_add(&errors, 1);
-        return NULL;
-    }
-    vd_learn_opts lo = { .ns = opt.ns, .window_s = opt.window_days * 86400, .ttl_s = 3600 };
-    char sha_e[41], sha_c[41], err[256];
-    if (vd_learn_load_scripts(rc, sha_e, sha_c, err, sizeof err) == 0) {
-        lo.sha_expose = sha_e;
-        lo.sha_convert = sha_c;
-    }
     int cap = 4096, nq = 0;
     pending *q = calloc((size_t)cap, sizeof *q);
     long v;
@@ -334,11 +371,10 @@ static void *audience(void *arg)
         double due = t_start + (double)v / opt.pace, t = now_s();
         if (due > t)
             usleep((useconds_t)((due - t) * 1e6));
-        flush_due(rc, &lo, q, &nq, now_s(), false);
+        flush_due(fds, ups, q, &nq, now_s());
         const char *seg = opt.segs[v % opt.nsegs];
-        char vid[64], key[96], variant[64] = "", rule[64] = "";
+        char vid[64], variant[64] = "", rule[64] = "";
         snprintf(vid, sizeof vid, "sim-%" PRId64 "-%ld", run_tag, v);
-        snprintf(key, sizeof key, "%s:simprofile:%s", opt.ns, vid);
         bool exposed = false;
         for (long k = 0; k < opt.views; k++) {
             int d = (int)((v + k + tid) % opt.ndaemons);
@@ -347,26 +383,19 @@ static void *audience(void *arg)
                 atomic_fetch_add(&errors, 1);
                 continue;
             }
-            /* The profile keeps the latest exposure of the slot: that is
-             * what a conversion converts. (Without profile stickiness a
-             * later view may show another arm once the weights moved.) */
-            strcpy(variant, var2);
-            strcpy(rule, rule2);
-            vd_learn_cmd cmd;
-            int64_t ts = (int64_t)time(NULL);
-            vd_learn_expose_cmd(&cmd, &lo, vd_str_cstr(key), vd_str_cstr(opt.slot), vd_str_cstr(rule2),
-                                vd_str_cstr(var2), ts, false);
-            redisReply *r = redisCommandArgv(rc, cmd.argc, cmd.argv, cmd.len);
-            if (!r || r->type != REDIS_REPLY_ARRAY) {
-                atomic_fetch_add(&errors, 1);
-            } else if (r->element[0]->integer == 1) {
+            /* The daemon counts an exposure when the pair differs from the
+             * one in the profile (within the window); the profile keeps the
+             * latest, which is what a conversion converts. (Without profile
+             * stickiness a later view may show another arm once the
+             * weights moved.) */
+            if (strcmp(variant, var2) || strcmp(rule, rule2)) {
                 truth_row *tr = truth_at(rule2, var2);
                 if (tr)
                     atomic_fetch_add(&tr->exposures, 1);
-                exposed = true;
             }
-            if (r)
-                freeReplyObject(r);
+            strcpy(variant, var2);
+            strcpy(rule, rule2);
+            exposed = true;
         }
         if (!exposed || !variant[0])
             continue;
@@ -399,17 +428,16 @@ static void *audience(void *arg)
                 cap *= 2;
             }
             q[nq].due = now_s() + opt.delay;
-            snprintf(q[nq].key, sizeof q[nq].key, "%s", key);
-            q[nq].ts = (int64_t)time(NULL);
+            snprintf(q[nq].vid, sizeof q[nq].vid, "%s", vid);
+            q[nq].v = v;
             nq++;
         }
     }
     while (nq) {
         usleep(20000);
-        flush_due(rc, &lo, q, &nq, now_s(), false);
+        flush_due(fds, ups, q, &nq, now_s());
     }
     free(q);
-    redisFree(rc);
     for (int d = 0; d < opt.ndaemons; d++) {
         close(fds[d]);
         msgpack_unpacker_destroy(&ups[d]);
@@ -498,6 +526,9 @@ int main(int argc, char **argv)
     for (long t = 0; t < opt.threads; t++)
         pthread_join(th[t], NULL);
     double secs = now_s() - t_start;
+    /* Exposures are written behind the decisions, nobody waits for them:
+     * give the last ones a moment to land. */
+    usleep(500000);
 
     /* What Redis counted against the truth. */
     redisContext *rc = store_connect();
