@@ -2,6 +2,7 @@
 #include "decision/exposure.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "variantd/limits.h"
 
@@ -20,6 +21,9 @@ unsigned vd_exposure_record(vd_profile_store *s, const vd_learn_opts *o, const v
     char key[VD_PROFILE_KEY_LEN];
     bool have_key = false;
     unsigned sent = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
         if (!c->slot || !c->slot->ngoals || !c->variant)
@@ -33,7 +37,7 @@ unsigned vd_exposure_record(vd_profile_store *s, const vd_learn_opts *o, const v
             return 0;
         bool bandit = c->rule >= 0 && c->slot->rules[c->rule].bandit;
         vd_learn_cmd cmd;
-        vd_learn_expose_cmd(&cmd, o, vd_str_cstr(key), c->slot->name, rule_key(rs, c), c->variant->id, ts, bandit);
+        vd_learn_expose_cmd(&cmd, o, vd_str_cstr(key), c->slot->name, rule_key(rs, c), c->variant->id, ts, bandit, us);
         if (vd_profile_send(s, cmd.argc, cmd.argv, cmd.len, NULL, NULL) == 0)
             sent++;
     }

@@ -25,9 +25,9 @@ for i = 9, #ARGV do
   local field = 'x:' .. slot
   local cur = redis.call('HGET', KEYS[1], field)
   local status, reason = 0, 'u|none'
-  local e, r, v, t, c
+  local e, r, v, t, c, u
   if cur then
-    e, r, v, t, c = string.match(cur, '^([^|]*)|([^|]*)|([^|]*)|(%-?%d+)|(%d)$')
+    e, r, v, t, c, u = string.match(cur, '^([^|]*)|([^|]*)|([^|]*)|(%-?%d+)|(%d)|?(%d*)$')
     t = tonumber(t)
   end
   if not t then
@@ -43,7 +43,7 @@ for i = 9, #ARGV do
   end
   local day = base .. ':' .. epoch .. ':d:' .. ARGV[5]
   if status == 1 then
-    redis.call('HSET', KEYS[1], field, e .. '|' .. r .. '|' .. v .. '|' .. t .. '|1')
+    redis.call('HSET', KEYS[1], field, e .. '|' .. r .. '|' .. v .. '|' .. t .. '|1|' .. u)
     local pair = r .. '|' .. v
     redis.call('HINCRBY', totals, 'c|' .. pair, 1)
     redis.call('HINCRBY', day, 'c|' .. pair, 1)

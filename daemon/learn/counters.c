@@ -98,7 +98,7 @@ static void head(vd_learn_cmd *c, const char *sha, vd_str script, vd_str key)
 }
 
 void vd_learn_expose_cmd(vd_learn_cmd *c, const vd_learn_opts *o, vd_str visitor_key, vd_str slot,
-                         vd_str rule, vd_str variant, int64_t ts, bool bandit)
+                         vd_str rule, vd_str variant, int64_t ts, bool bandit, int64_t order_us)
 {
     head(c, o->sha_expose, vd_learn_expose_script(), visitor_key);
     arg_c(c, o->ns);
@@ -113,6 +113,7 @@ void vd_learn_expose_cmd(vd_learn_cmd *c, const vd_learn_opts *o, vd_str visitor
     arg_c(c, o->stream);
     arg_num(c, 4, "%ld", o->stream_maxlen);
     arg_c(c, bandit ? "bandit" : "");
+    arg_num(c, 5, "%" PRId64, order_us);
 }
 
 int vd_learn_convert_cmd(vd_learn_cmd *c, const vd_learn_opts *o, vd_str visitor_key, int64_t ts,

@@ -39,7 +39,7 @@ typedef struct vd_learn_opts {
 } vd_learn_opts;
 
 #define VD_LEARN_MAX_GOAL_SLOTS 64   /* slots one convert command covers */
-#define VD_LEARN_MAX_ARGS (12 + VD_LEARN_MAX_GOAL_SLOTS)
+#define VD_LEARN_MAX_ARGS (13 + VD_LEARN_MAX_GOAL_SLOTS)
 
 /* One EVAL/EVALSHA command as argv (pointers into the inputs and into the
  * struct itself: keep the inputs alive until it is sent). */
@@ -47,11 +47,12 @@ typedef struct vd_learn_cmd {
     int argc;
     const char *argv[VD_LEARN_MAX_ARGS];
     size_t len[VD_LEARN_MAX_ARGS];
-    char num[6][32];
+    char num[7][32];
 } vd_learn_cmd;
 
+/* order_us: the decision's wall-clock time in microseconds (see expose.lua). */
 void vd_learn_expose_cmd(vd_learn_cmd *c, const vd_learn_opts *o, vd_str visitor_key, vd_str slot,
-                         vd_str rule, vd_str variant, int64_t ts, bool bandit);
+                         vd_str rule, vd_str variant, int64_t ts, bool bandit, int64_t order_us);
 /* -1 when nslots is 0 or above VD_LEARN_MAX_GOAL_SLOTS. */
 int vd_learn_convert_cmd(vd_learn_cmd *c, const vd_learn_opts *o, vd_str visitor_key, int64_t ts,
                          double value, vd_str event, const vd_str *slots, unsigned nslots);

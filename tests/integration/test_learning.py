@@ -24,9 +24,9 @@ def day(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y%m%d")
 
 
-def expose(r, visitor, slot, rule, variant, ts, window=WINDOW, stream="", bandit=False):
+def expose(r, visitor, slot, rule, variant, ts, window=WINDOW, stream="", bandit=False, us=None):
     return r.eval(EXPOSE, 1, visitor, NS, slot, rule, variant, ts, window, day(ts), 0, stream, 1000,
-                  "bandit" if bandit else "")
+                  "bandit" if bandit else "", ts * 1000000 if us is None else us)
 
 
 def convert(r, visitor, slots, ts, value=0, event="purchase", window=WINDOW, stream=""):
@@ -57,12 +57,26 @@ def test_exposure_once_per_window_and_pair(redis_server):
     assert totals(r, "home.hero") == {"e|everyone|hero-a": "1", "e|everyone|hero-b": "1",
                                       "e|default|hero-b": "2"}
     # the profile holds one exposure per slot: epoch|rule|variant|ts|converted
-    assert r.hget("p:v1", "x:home.hero") == f"0|default|hero-b|{T0 + 20 + WINDOW}|0"
+    t = T0 + 20 + WINDOW
+    assert r.hget("p:v1", "x:home.hero") == f"0|default|hero-b|{t}|0|{t * 1000000}"
     # daily buckets, kept ~400 days
     d = r.hgetall(f"{NS}:x:{{home.hero}}:0:d:{day(T0)}")
     assert d["e|everyone|hero-a"] == "1"
     assert 0 < r.ttl(f"{NS}:x:{{home.hero}}:0:d:{day(T0)}") <= 400 * DAY
     assert r.smembers(f"{NS}:x:slots") == {"home.hero"}
+
+
+def test_late_write_of_an_earlier_decision_keeps_the_later_exposure(redis_server):
+    """Two daemons decide for one visitor; the first decision's write arrives
+    last: both exposures count, the later decision stays in the profile and
+    takes the conversion."""
+    r = redis_server().client()
+    assert expose(r, "p:v", "s", "everyone", "c", T0, us=2_000_000)[0] == 1
+    assert expose(r, "p:v", "s", "everyone", "a", T0, us=1_000_000)[0] == 1
+    assert r.hget("p:v", "x:s").split("|")[2] == "c"
+    assert convert(r, "p:v", ["s"], T0 + 1) == [1]
+    t = totals(r, "s")
+    assert t["e|everyone|a"] == "1" and t["e|everyone|c"] == "1" and t["c|everyone|c"] == "1"
 
 
 def test_conversion_windows_and_reasons(redis_server):
@@ -85,7 +99,7 @@ def test_conversion_windows_and_reasons(redis_server):
     assert t["c|everyone|a"] == "1"
     assert float(t["v|everyone|a"]) == 19.5
     assert t["u|outside"] == "2" and t["u|converted"] == "1" and t["u|none"] == "1"
-    assert r.hget("p:in", f"x:{slot}").endswith("|1")
+    assert r.hget("p:in", f"x:{slot}").split("|")[4] == "1"
 
 
 def test_goal_of_another_slot(redis_server):
@@ -96,7 +110,7 @@ def test_goal_of_another_slot(redis_server):
     expose(r, "p:v", "home.banner", "everyone", "x", T0)
     assert convert(r, "p:v", ["home.banner"], T0 + 5, event="signup") == [1]
     assert "c|everyone|a" not in totals(r, "home.hero")
-    assert r.hget("p:v", "x:home.hero").endswith("|0")
+    assert r.hget("p:v", "x:home.hero").split("|")[4] == "0"
     # the hero's goal arrives later: converts the hero's exposure only
     assert convert(r, "p:v", ["home.hero"], T0 + 6) == [1]
     assert convert(r, "p:v", ["home.hero", "home.banner"], T0 + 7) == [-2, -2]

@@ -41,16 +41,16 @@ static void test_commands(void **st)
     vd_learn_opts o = { .ns = "variantd", .window_s = 604800, .ttl_s = 0, .stream = "s", .stream_maxlen = 1000 };
     vd_learn_cmd c;
     vd_learn_expose_cmd(&c, &o, VD_STR_LIT("p:key"), VD_STR_LIT("home.hero"), VD_STR_LIT("everyone"),
-                        VD_STR_LIT("hero-a"), 1790000000, true);
-    assert_int_equal(c.argc, 15);
+                        VD_STR_LIT("hero-a"), 1790000000, true, 123);
+    assert_int_equal(c.argc, 16);
     assert_true(arg_is(&c, 0, "EVAL"));
     assert_int_equal(c.len[1], vd_learn_expose_script().n);
     assert_true(arg_is(&c, 2, "1") && arg_is(&c, 3, "p:key") && arg_is(&c, 4, "variantd"));
     assert_true(arg_is(&c, 5, "home.hero") && arg_is(&c, 6, "everyone") && arg_is(&c, 7, "hero-a"));
     assert_true(arg_is(&c, 8, "1790000000") && arg_is(&c, 9, "604800") && arg_is(&c, 10, "20260921"));
-    assert_true(arg_is(&c, 11, "0") && arg_is(&c, 12, "s") && arg_is(&c, 13, "1000") && arg_is(&c, 14, "bandit"));
+    assert_true(arg_is(&c, 11, "0") && arg_is(&c, 12, "s") && arg_is(&c, 13, "1000") && arg_is(&c, 14, "bandit") && arg_is(&c, 15, "123"));
     o.sha_expose = "0123456789012345678901234567890123456789";
-    vd_learn_expose_cmd(&c, &o, VD_STR_LIT("k"), VD_STR_LIT("s"), VD_STR_LIT("r"), VD_STR_LIT("v"), 5, false);
+    vd_learn_expose_cmd(&c, &o, VD_STR_LIT("k"), VD_STR_LIT("s"), VD_STR_LIT("r"), VD_STR_LIT("v"), 5, false, 0);
     assert_true(arg_is(&c, 0, "EVALSHA") && arg_is(&c, 1, o.sha_expose) && arg_is(&c, 14, ""));
 
     vd_str slots[2] = { VD_STR_LIT("a"), VD_STR_LIT("b") };
