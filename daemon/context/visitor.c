@@ -203,3 +203,34 @@ bool vd_secret_parse(const char *s, uint8_t key[16])
     }
     return true;
 }
+
+bool vd_visitor_exposure_parse(vd_str slot, vd_str value, vd_visitor_exposure *out)
+{
+    vd_str part[6];
+    unsigned n = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= value.n && n < 6; i++)
+        if (i == value.n || value.p[i] == '|') {
+            part[n++] = vd_str_make(value.p + start, i - start);
+            start = i + 1;
+        }
+    if (n < 5 || part[1].n == 0 || part[2].n == 0 || part[4].n != 1)
+        return false;
+    int64_t ts = 0;
+    bool neg = part[3].n && part[3].p[0] == '-';
+    for (size_t i = neg; i < part[3].n; i++) {
+        if (part[3].p[i] < '0' || part[3].p[i] > '9' || ts > (INT64_MAX - 9) / 10)
+            return false;
+        ts = ts * 10 + (part[3].p[i] - '0');
+    }
+    *out = (vd_visitor_exposure){ slot, part[1], part[2], neg ? -ts : ts, part[4].p[0] == '1' };
+    return true;
+}
+
+const vd_visitor_exposure *vd_visitor_exposure_of(const vd_visitor *v, vd_str slot)
+{
+    for (uint32_t i = 0; v && i < v->nexposures; i++)
+        if (vd_str_eq(v->exposures[i].slot, slot))
+            return &v->exposures[i];
+    return NULL;
+}

@@ -127,13 +127,29 @@ typedef struct vd_visitor_flag {
 
 /* Strings point into the buffer the store decoded from; scores listed are
  * every score of the ruleset (zero state where the profile has none). */
+/* The last exposure per slot with a goal (docs/LEARNING.md): the profile
+ * field x:SLOT = "EPOCH|RULE|VARIANT|TS|CONVERTED|US". */
+#define VD_MAX_PROFILE_EXPOSURES 32
+typedef struct vd_visitor_exposure {
+    vd_str slot, rule, variant;
+    int64_t ts;
+    bool converted;
+} vd_visitor_exposure;
+
+/* Parses one x:SLOT value; false if malformed. Strings point into value. */
+bool vd_visitor_exposure_parse(vd_str slot, vd_str value, vd_visitor_exposure *out);
+
 typedef struct vd_visitor {
     bool known;
     vd_visit_state visit;
-    uint32_t nscores, nevents, nflags;
+    uint32_t nscores, nevents, nflags, nexposures;
+    vd_visitor_exposure exposures[VD_MAX_PROFILE_EXPOSURES];
     vd_visitor_score scores[VD_MAX_SCORES];
     vd_visitor_count events[VD_MAX_PROFILE_EVENTS];
     vd_visitor_flag flags[VD_MAX_PROFILE_FLAGS];
 } vd_visitor;
+
+/* The exposure of a slot, NULL if none. */
+const vd_visitor_exposure *vd_visitor_exposure_of(const vd_visitor *v, vd_str slot);
 
 #endif

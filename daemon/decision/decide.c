@@ -59,6 +59,22 @@ static uint32_t pick_arm(const vd_rule *r, const vd_alloc_rule *learnt, vd_str v
     return r->split[r->nsplit - 1].variant;
 }
 
+/* A bandit's stickiness: a visitor whose profile holds an exposure of this
+ * slot under this rule keeps that variant while the weights move (and
+ * while the variant is still one of the arms). UINT32_MAX: none. */
+static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot *s, const vd_visitor *v)
+{
+    if (!r->bandit || !v)
+        return UINT32_MAX;
+    const vd_visitor_exposure *x = vd_visitor_exposure_of(v, s->name);
+    if (!x || !vd_str_eq(x->rule, vd_ruleset_segment_id(rs, r->segment)))
+        return UINT32_MAX;
+    for (uint32_t k = 0; k < r->nsplit; k++)
+        if (vd_str_eq(s->variants[r->split[k].variant].id, x->variant))
+            return r->split[k].variant;
+    return UINT32_MAX;
+}
+
 /* Rules whose segment has a string guard were settled by the index: the
  * ones evaluated are exactly the candidates, reached through each
  * segment's use list in one pass over the evaluated segments; the rest are
@@ -162,7 +178,10 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
             c->rule = (int32_t)best[i];
             if (r->bandit)
                 c->bandit = vd_alloc_find(alloc, rs, s, best[i]);
-            c->variant = &s->variants[r->nsplit ? pick_arm(r, c->bandit, req->vid) : r->variant];
+            uint32_t arm = r->nsplit ? sticky_arm(rs, r, s, ctx->visitor) : UINT32_MAX;
+            if (arm == UINT32_MAX)
+                arm = r->nsplit ? pick_arm(r, c->bandit, req->vid) : r->variant;
+            c->variant = &s->variants[arm];
         } else {
             c->variant = &s->variants[s->default_variant];
         }

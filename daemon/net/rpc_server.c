@@ -396,7 +396,20 @@ static void pack_profile(rpc_conn *c, uint32_t msgid, const vd_profile_result *r
         if (v->flags[i].expires) msgpack_pack_int64(pk, v->flags[i].expires); else msgpack_pack_nil(pk);
     }
     pack_cstr(pk, "exposures");
-    msgpack_pack_map(pk, 0);
+    msgpack_pack_map(pk, v ? v->nexposures : 0);
+    for (uint32_t i = 0; v && i < v->nexposures; i++) {
+        const vd_visitor_exposure *x = &v->exposures[i];
+        pack_vstr(pk, x->slot);
+        msgpack_pack_map(pk, 4);
+        pack_cstr(pk, "variant");
+        pack_vstr(pk, x->variant);
+        pack_cstr(pk, "rule");
+        pack_vstr(pk, x->rule);
+        pack_cstr(pk, "ts");
+        msgpack_pack_int64(pk, x->ts);
+        pack_cstr(pk, "converted");
+        if (x->converted) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    }
     queue_reply(c);
 }
 

@@ -305,7 +305,7 @@ void vd_profile_decode(const vd_ruleset *rs, const vd_str *fields, const vd_str 
 {
     v->known = false;
     memset(&v->visit, 0, sizeof v->visit);
-    v->nscores = v->nevents = v->nflags = 0;
+    v->nscores = v->nevents = v->nflags = v->nexposures = 0;
     uint32_t ns = rs ? vd_ruleset_nscores(rs) : 0;
     for (uint32_t i = 0; i < ns && i < VD_MAX_SCORES; i++) {
         const vd_score_def *d = vd_ruleset_score_at(rs, i);
@@ -348,6 +348,9 @@ void vd_profile_decode(const vd_ruleset *rs, const vd_str *fields, const vd_str 
                 v->events[v->nevents++] = (vd_visitor_count){ name, num(val) };
             } else if (f.p[0] == 'f' && v->nflags < VD_MAX_PROFILE_FLAGS) {
                 v->flags[v->nflags++] = (vd_visitor_flag){ name, (int64_t)num(val) };
+            } else if (f.p[0] == 'x' && v->nexposures < VD_MAX_PROFILE_EXPOSURES) {
+                if (vd_visitor_exposure_parse(name, val, &v->exposures[v->nexposures]))
+                    v->nexposures++;
             }
         }
     }
@@ -355,7 +358,7 @@ void vd_profile_decode(const vd_ruleset *rs, const vd_str *fields, const vd_str 
 
 static const vd_visitor *decode_reply(vd_profile_store *s, const vd_ruleset *rs, const redisReply *h)
 {
-    enum { MAXF = 2 * (VD_MAX_SCORES + VD_MAX_PROFILE_EVENTS + VD_MAX_PROFILE_FLAGS + 64) };
+    enum { MAXF = 2 * (VD_MAX_SCORES + VD_MAX_PROFILE_EVENTS + VD_MAX_PROFILE_FLAGS + VD_MAX_PROFILE_EXPOSURES + 64) };
     static _Thread_local vd_str fields[MAXF / 2], values[MAXF / 2];
     size_t n = 0;
     for (size_t i = 0; i + 1 < h->elements && n < MAXF / 2; i += 2) {

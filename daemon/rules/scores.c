@@ -248,7 +248,9 @@ int vd_slots_mark_profile(vd_ruleset *rs)
     for (uint32_t i = 0; i < rs->nslots; i++) {
         vd_slot *s = &rs->slots[i];
         for (uint32_t r = 0; r < s->nrules && !s->uses_profile; r++)
-            s->uses_profile = seg_uses_visitor(rs, s->rules[r].segment, memo);
+            s->uses_profile = seg_uses_visitor(rs, s->rules[r].segment, memo) ||
+                              /* a bandit keeps a visitor on the arm in its profile */
+                              s->rules[r].bandit;
     }
     free(memo);
     return 0;

@@ -168,3 +168,35 @@ def test_redis_down_keeps_last_weights_and_arm_removed(tmp_path, start_daemon, r
     assert bandit_trace(d1)["variant"] == ["a", "c"]
     got = {d1.client().decide(slots=["hero"], vid=f"v{i}")["slots"]["hero"]["variant"] for i in range(300)}
     assert got <= {"a", "c"} and "c" in got
+
+
+def test_stickiness_through_the_profile(tmp_path, start_daemon, redis_server):
+    """A visitor with consent whose profile holds an exposure of the slot keeps
+    its variant while the weights move; without consent the same vid follows
+    the current weights by its bucket. The profile method shows the exposure."""
+    srv = redis_server()
+    r = srv.client()
+    segs, cmap = write_defs(tmp_path, SEGMENTS, [slot_def()])
+    set_counts(r, {"a": (1000, 20), "b": (1000, 50), "c": (1000, 200)})
+    d = start_two(start_daemon, segs, cmap, srv.url)[0]
+    assert wait_for(lambda: weights(d)[0] and abs(weights(d)[1][2] - 0.9) < 1e-9, timeout=10)
+    c = d.client()
+    P = {"consent": "personalization"}
+    first = {}
+    for i in range(20):
+        v = f"s{i}"
+        first[v] = c.decide(slots=["hero"], vid=v, **P)["slots"]["hero"]["variant"]
+    assert wait_for(lambda: len(r.keys("vdp1:*")) >= 20 and
+                    all(r.hget(k, "x:hero") for k in r.keys("vdp1:*")), timeout=10)
+    # the counts turn: now a is the winner
+    set_counts(r, {"a": (5000, 1000), "b": (5000, 50), "c": (5000, 200)})
+    assert wait_for(lambda: abs(weights(d)[1][0] - 0.9) < 1e-9, timeout=10)
+    moved = 0
+    for v, was in first.items():
+        assert c.decide(slots=["hero"], vid=v, **P)["slots"]["hero"]["variant"] == was   # sticky
+        now = c.decide(slots=["hero"], vid=v)["slots"]["hero"]["variant"]              # no consent
+        moved += now != was
+    assert moved >= 10, moved
+    prof = call(c, "profile", [{"vid": "s0"}])
+    x = prof["exposures"]["hero"]
+    assert x["variant"] == first["s0"] and x["rule"] == "everyone" and x["converted"] is False
