@@ -72,7 +72,7 @@ static const config_row rows[] = {
     INT("stale-after", stale_after, 30, 1, 86400,
         "seconds Redis may be unreachable before ping reports the ruleset stale"),
     /* Profiles (contract v2, docs/PROFILES.md) */
-    STR("scores", scores, "", "scores directory (file mode; empty = no scores)"),
+    STR("scores", scores, "", "scores directory (file mode; empty = the scores folder beside segments, if any)"),
     STR("profiles", profiles, "", "profile store redis://host:port/db or unix:/path (empty = off)"),
     STR("profile-key-secret", profile_key_secret, "",
         "32 hex digits keying the profile ids' hash; required with profiles (variantctl secret)"),
@@ -85,9 +85,7 @@ static const config_row rows[] = {
     INT("session-gap", session_gap, VD_DEFAULT_SESSION_GAP_MIN, 1, 10080,
         "minutes of inactivity after which the next decide or track starts a visit"),
     INT("profile-queue", profile_queue, 10000, 16, 1000000,
-        "profile writes waiting per worker; more are dropped and counted"),
-    INT("profile-edge", profile_edge, 0, 0, 1,
-        "1 = serve /v1/track, /v1/profile, /v1/flag, /v1/forget on the edge port (not for the open internet)"),
+        "profile store commands in flight per worker; at 3/4 a client connection waits, when full work is refused and counted"),
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

@@ -53,7 +53,6 @@ typedef struct vd_config {
     long profile_ttl;         /* days */
     long session_gap;         /* minutes */
     long profile_queue;       /* pending writes per worker */
-    long profile_edge;        /* 1 = profile methods on the edge port */
 } vd_config;
 
 void vd_config_defaults(vd_config *c);
