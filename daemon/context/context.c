@@ -30,10 +30,9 @@ int vd_request_check_ids(const vd_request *req, char *err, size_t cap)
         snprintf(err, cap, "consent must be \"none\" or \"personalization\"");
         return -1;
     }
-    if (req->vid.n > VD_MAX_VISITOR_ID_LEN || req->uid.n > VD_MAX_VISITOR_ID_LEN) {
-        snprintf(err, cap, "vid and uid must be at most %d bytes", VD_MAX_VISITOR_ID_LEN);
-        return -1;
-    }
+    /* A vid or uid too long to key a profile is not an error here (hostile
+     * values still get an answer; splits take any vid): the profile step
+     * treats it as no id. */
     return 0;
 }
 

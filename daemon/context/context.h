@@ -83,8 +83,8 @@ void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
                      const vd_context_caches *caches, int64_t now);
 
 /* The v2 identity fields of a parsed request: consent is "none" or
- * "personalization", vid and uid at most VD_MAX_VISITOR_ID_LEN bytes. Both
- * codecs call it so the messages are the same. -1 with a message. */
+ * "personalization". Both codecs call it so the messages are the same. -1
+ * with a message. */
 int vd_request_check_ids(const vd_request *req, char *err, size_t cap);
 
 /* Hands the context the visitor's profile (NULL: none, every visitor.*

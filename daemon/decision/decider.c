@@ -172,7 +172,12 @@ void vd_decider_profile_plan(vd_decider *w, const vd_ruleset *rs, const vd_reque
     vd_consent c = w->consent_default;
     if (req->consent.n)
         vd_consent_parse(req->consent, &c);   /* validated by the request reader */
-    p->status = vd_profile_gate(true, c, req->vid.n || req->uid.n);
+    /* An id too long to key a profile counts as none. */
+    if (p->ids.vid.n > VD_MAX_VISITOR_ID_LEN)
+        p->ids.vid = VD_STR_NULL;
+    if (p->ids.uid.n > VD_MAX_VISITOR_ID_LEN)
+        p->ids.uid = VD_STR_NULL;
+    p->status = vd_profile_gate(true, c, p->ids.vid.n || p->ids.uid.n);
     if (p->status == VD_PROFILE_NO_CONSENT) {
         VD_STAT_INC(w->pstats, consent_none);
         return;
