@@ -4,6 +4,7 @@
  * definitions in file mode); once serving, nothing a client or a reload does
  * stops the daemon or loses the ruleset being served. */
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -306,20 +307,13 @@ int main(int argc, char **argv)
 
     release_ports(held);
     signal(SIGPIPE, SIG_IGN);
-    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
-    if (!d.pool) {
-        vd_error("decision port: %s", err);
-        return 1;
-    }
+    /* Signals are caught before any port accepts: a client that sees the
+     * port open may stop us at once, and must get a drain, not a kill.
+     * libevent must know about threads before the first base exists. */
+    evthread_use_pthreads();
     d.base = event_base_new();
     if (!d.base) {
         vd_error("out of memory at start-up");
-        return 1;
-    }
-    if (d.redis)
-        vd_redis_sync_on_change(d.redis, notify_status);
-    if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
-        vd_error("redis: cannot start the sync (out of memory or threads)");
         return 1;
     }
     d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
@@ -328,6 +322,17 @@ int main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
+    if (!d.pool) {
+        vd_error("decision port: %s", err);
+        return 1;
+    }
+    if (d.redis)
+        vd_redis_sync_on_change(d.redis, notify_status);
+    if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
+        vd_error("redis: cannot start the sync (out of memory or threads)");
+        return 1;
+    }
     if (d.cfg.stats_listen[0]) {
         vd_stats_source src[VD_MAX_WORKERS];
         unsigned nsrc = vd_pool_stats_sources(d.pool, src, VD_MAX_WORKERS);
