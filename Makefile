@@ -51,7 +51,7 @@ PYTHON   := /usr/bin/python3
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install
+.PHONY: all deps deps-test run test unit integration php-client test-asan accuracy fuzz bench clean help install
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
@@ -111,17 +111,21 @@ unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The PHP client (clients/php) with Debian's PHPUnit, against this build's daemon.
+php-client: all
+	VARIANTD_BUILD=$(BUILD) phpunit --configuration clients/php/phpunit.xml
+
 # Classifier accuracy on the labelled corpora in ../shared/data (skipped if absent).
 accuracy: all
 	$(BUILD)/vd-accuracy-ua
 	$(BUILD)/vd-accuracy-source
 
 test: deps-test
-	@$(MAKE) --no-print-directory all unit integration
+	@$(MAKE) --no-print-directory all unit integration php-client
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
+	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration php-client
 
 # make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
 # (with the installed paths), the example config (kept if one exists) and docs.
