@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "context/url.h"
+#include "core/alloc.h"
 #include "core/log.h"
 #include "net/json_out.h"
 
@@ -28,7 +29,7 @@ typedef struct cidr {
 } cidr;
 
 struct vd_http_edge {
-    vd_worker *w;
+    const vd_frontend *fe;
     vd_http_server *srv;
     unsigned nproxies;
     cidr proxies[MAX_PROXIES];
@@ -278,7 +279,7 @@ static bool truthy(vd_str v)
 static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *req, char *err,
                             size_t cap)
 {
-    unsigned max_slots = (unsigned)e->w->cfg->max_slots;
+    unsigned max_slots = (unsigned)e->fe->cfg->max_slots;
     size_t pos = 0;
     vd_str k, v, url = VD_STR_NULL;
     bool have_url = false;
@@ -351,7 +352,7 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     req->lang = vd_http_header_get(hr, "Accept-Language");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
-            req->vid = cookie_get(hr->headers[i].value, e->w->cfg->vid_cookie);
+            req->vid = cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
     return 0;
 }
 
@@ -412,7 +413,7 @@ static int read_json_attrs(const json_t *m, vd_request *req, char *err, size_t c
 static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *req, char *err,
                              size_t cap)
 {
-    unsigned max_slots = (unsigned)e->w->cfg->max_slots;
+    unsigned max_slots = (unsigned)e->fe->cfg->max_slots;
     const json_t *m = root;
     if (json_is_array(m)) {
         if (json_array_size(m) != 1) {
@@ -511,8 +512,8 @@ static void variant_headers(vd_http_resp *r, const vd_decision *d)
 static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
 {
     vd_http_edge *e = arg;
-    vd_worker *w = e->w;
-    vd_http_stats *st = &w->stats.edge;
+    const vd_frontend *fe = e->fe;
+    vd_http_stats *st = &fe->stats->edge;
     if (!vd_str_eq(hr->path, VD_STR_LIT("/v1/decide"))) {
         VD_STAT_INC(st, err_not_found);
         vd_http_resp_error(r, 404, "not_found", "no such path; the edge port serves /v1/decide");
@@ -557,7 +558,7 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
     vd_json_init(&j, r->body);
     vd_emitter em;
     vd_json_emitter(&j, &em);
-    vd_decide_status ds = vd_worker_decide_into(w, req, &em, &e->d);
+    vd_decide_status ds = vd_decider_run(fe->decider, req, &em, &e->d);
     if (ds != VD_DECIDE_OK) {
         if (ds == VD_DECIDE_NOT_READY) {
             VD_STAT_INC(st, err_not_ready);
@@ -574,7 +575,7 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
     r->status = 200;
     r->content_type = "application/json";
     variant_headers(r, &e->d);
-    int64_t max_age = w->cfg->http_max_age;
+    int64_t max_age = fe->cfg->http_max_age;
     if (e->d.valid_until != INT64_MAX) {
         int64_t left = e->d.valid_until - (int64_t)time(NULL);
         if (left < max_age)
@@ -583,7 +584,7 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
     char cc[40];
     int n = snprintf(cc, sizeof cc, "max-age=%lld", (long long)max_age);
     vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), vd_str_make(cc, (size_t)n));
-    const vd_ruleset *rs = vd_worker_ruleset(w);
+    const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
     if (rs)
         vd_http_resp_header(r, VD_STR_LIT("X-Ruleset-Version"), vd_str_cstr(vd_ruleset_version(rs)));
     json_decref(root);
@@ -601,24 +602,24 @@ void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out)
     out->shared_conns = NULL;
 }
 
-vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap)
+vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap)
 {
-    vd_http_edge *e = calloc(1, sizeof *e);
+    vd_http_edge *e = vd_calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    e->w = w;
-    if (parse_proxies(e, w->cfg->trusted_proxies, err, cap) != 0) {
-        free(e);
+    e->fe = fe;
+    if (parse_proxies(e, fe->cfg->trusted_proxies, err, cap) != 0) {
+        vd_free(e);
         return NULL;
     }
     vd_http_limits lim;
-    vd_http_limits_from_config(w->cfg, &lim);
+    vd_http_limits_from_config(fe->cfg, &lim);
     lim.shared_conns = &edge_conns;
-    e->srv = vd_http_server_start(w->base, addr, &lim, &w->stats.edge, handle, e, err, cap);
+    e->srv = vd_http_server_start(fe->base, addr, &lim, &fe->stats->edge, handle, e, err, cap);
     if (!e->srv) {
-        free(e);
+        vd_free(e);
         return NULL;
     }
     return e;
@@ -634,5 +635,5 @@ void vd_http_edge_free(vd_http_edge *e)
     if (!e)
         return;
     vd_http_server_free(e->srv);
-    free(e);
+    vd_free(e);
 }

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 static vd_str obj_str(const msgpack_object *o)
 {
     return vd_str_make(o->via.str.ptr, o->via.str.size);
@@ -183,7 +185,7 @@ static unsigned char *grow(vd_msgpack_out *o, size_t need)
     size_t n = sb->alloc ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
     while (n < sb->size + need)
         n *= 2;
-    char *p = realloc(sb->data, n);
+    char *p = vd_realloc(sb->data, n);
     if (!p) {
         o->failed = true;
         return NULL;
