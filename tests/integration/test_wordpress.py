@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -99,7 +100,7 @@ $arg = json_decode($argv[2] ?? '{}', true);
 if ($argv[1] === 'install') {
     require_once ABSPATH . 'wp-admin/includes/upgrade.php';
     require_once ABSPATH . 'wp-admin/includes/plugin.php';
-    $r = wp_install('variantd test', 'admin', 'admin@example.com', false, '', 'admin-password-' . wp_rand());
+    $r = wp_install('variantd test', 'admin', 'admin@example.com', false, '', $arg['password']);
     wp_set_current_user($r['user_id']);
     kses_remove_filters();
     switch_theme('vdtest');
@@ -113,8 +114,10 @@ if ($argv[1] === 'install') {
         if (is_wp_error($ids[$name])) { fwrite(STDERR, $ids[$name]->get_error_message()); exit(1); }
     }
     echo json_encode($ids), "\n";
-} else {
+} elseif ($argv[1] === 'settings') {
     update_option('variantd_settings', Variantd_Settings::sanitize($arg));
+    echo json_encode(Variantd_Settings::get()), "\n";
+} else {
     echo json_encode(Variantd_Settings::get()), "\n";
 }
 """
@@ -242,8 +245,9 @@ require_once ABSPATH . 'wp-settings.php';
         return self.php("settings", json.dumps(s))
 
     def _install(self):
+        self.password = os.urandom(12).hex()
         self.pages = self.php("install", json.dumps({
-            "settings": {"address": self.daemon.addr, "budget_ms": BUDGET_MS},
+            "password": self.password, "settings": {"address": self.daemon.addr, "budget_ms": BUDGET_MS},
             "pages": {"home": HOME, "split": SPLIT, "thanks": THANKS}}))
 
     def _php_fpm(self):
@@ -310,6 +314,21 @@ http {{
             stop_proc(p)
 
     # -- requests --
+    def request(self, method, path, body=None, headers=None, cookies=None):
+        h = dict(headers or {})
+        if cookies:
+            h["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        if isinstance(body, dict):
+            body = urlencode(body)
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            return Page(r.status, r.getheaders(), r.read().decode(), 0)
+        finally:
+            c.close()
+
     def get(self, page, query="", headers=None, cookies=None):
         h = dict(headers or {})
         if cookies:
@@ -344,6 +363,15 @@ class Page:
 
     def header(self, name):
         return [v for k, v in self.headers if k == name]
+
+    def cookies(self):
+        out = {}
+        for v in self.header("set-cookie"):
+            k, _, rest = v.partition("=")
+            val = rest.split(";")[0]
+            if val and "expires=thu, 01-jan-1970" not in v.lower() and "max-age=0" not in v.lower():
+                out[k] = val
+        return out
 
     def cookie(self, name):
         for v in self.header("set-cookie"):
@@ -515,3 +543,38 @@ def test_a_tracked_purchase_reaches_the_daemon(site):
     time.sleep(0.2)
     assert site.daemon.metrics()[NOTIFICATIONS] == before + 2
 
+
+
+def test_settings_page_edits_the_options(site):
+    # Log in as the site's admin through wp-login.php, as a person would.
+    test_cookie = {"wordpress_test_cookie": "WP%20Cookie%20check"}
+    r = site.request("POST", "/wp-login.php", {"log": "admin", "pwd": site.password, "testcookie": "1",
+                                               "redirect_to": "/wp-admin/"}, cookies=test_cookie)
+    assert r.status == 302, r.body[-2000:]
+    jar = {**test_cookie, **r.cookies()}
+    assert any(k.startswith("wordpress_logged_in_") for k in jar), r.headers
+
+    page = site.request("GET", "/wp-admin/options-general.php?page=variantd", cookies=jar)
+    assert page.status == 200, page.body[-2000:]
+    for key in ("address", "budget_ms", "consent_cookie", "trusted_proxies", "vid_cookie"):
+        assert f'name="variantd_settings[{key}]"' in page.body, key
+    assert f'value="{site.daemon.addr}"' in page.body
+    nonce = re.search(r'name="_wpnonce" value="([0-9a-f]+)"', page.body).group(1)
+
+    form = {"option_page": "variantd", "action": "update", "_wpnonce": nonce,
+            "_wp_http_referer": "/wp-admin/options-general.php?page=variantd",
+            "variantd_settings[address]": site.daemon.addr, "variantd_settings[budget_ms]": "80",
+            "variantd_settings[consent_cookie]": "cmplz_marketing",
+            "variantd_settings[trusted_proxies]": "10.0.0.0/8, not-a-net, ::1",
+            "variantd_settings[vid_cookie]": "visitor id!"}
+    r = site.request("POST", "/wp-admin/options.php", form, cookies=jar)
+    assert r.status == 302, r.body[-2000:]
+    saved = site.php("get")
+    assert saved == {"address": site.daemon.addr, "budget_ms": 80, "consent_cookie": "cmplz_marketing",
+                     "trusted_proxies": "10.0.0.0/8, ::1", "vid_cookie": "visitorid"}
+    # Values that would block pages fall back to the defaults.
+    form["variantd_settings[budget_ms]"] = "0"
+    form["variantd_settings[address]"] = "not an address"
+    assert site.request("POST", "/wp-admin/options.php", form, cookies=jar).status == 302
+    saved = site.php("get")
+    assert saved["budget_ms"] == 50 and saved["address"] == "127.0.0.1:7700"
