@@ -62,7 +62,6 @@ final class Client
         $start = hrtime(true);
         $slots = array_values(array_unique(array_map('strval', $slots)));
         $params = ['slots' => $slots] + $context;
-        $params['slots'] = $slots;
         [$result, $error] = $this->callSafely('decide', $params);
         $answered = is_array($result) && is_array($result['slots'] ?? null) ? $result['slots'] : [];
         $out = [];
@@ -138,7 +137,8 @@ final class Client
         return $this->lastError;
     }
 
-    /** Counters since this object was made: calls, failures, retries, connects, notifications. */
+    /** Counters since this object was made: calls, failures, retries, connects (connections
+     *  opened or taken from PHP's persistent pool), notifications. */
     public function stats(): array
     {
         return $this->stats;
@@ -225,6 +225,12 @@ final class Client
         stream_set_write_buffer($sock, 0);
         $this->stats['connects']++;
         $this->sock = $sock;
+        // A persistent stream from an earlier page view of this worker may hold
+        // the tail of a reply that page abandoned (it ended mid-call): read it
+        // away; a stream the daemon closed since counts as dropped.
+        if ($this->persistent && $this->peerClosed($sock)) {
+            throw new Dropped('kept connection closed by the daemon');
+        }
         return $sock;
     }
 

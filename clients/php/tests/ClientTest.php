@@ -183,6 +183,29 @@ final class ClientTest extends TestCase
         $this->assertSame(0, $c->stats()['retries'], 'a timeout is not retried');
     }
 
+    public function testGarbageFromThePeerGivesDefaults(): void
+    {
+        // Something that is not variantd on the port (here: an HTTP server's
+        // error line) answers: the call fails cleanly, with the defaults.
+        $port = DaemonProcess::freePort();
+        $script = '$s = stream_socket_server("tcp://127.0.0.1:' . $port . '"); fwrite(STDOUT, "up\n");'
+                . '$c = stream_socket_accept($s, 10); fread($c, 100);'
+                . 'fwrite($c, "HTTP/1.1 400 Bad Request\r\n\r\n"); sleep(5);';
+        $peer = proc_open([PHP_BINARY, '-r', $script], [1 => ['pipe', 'w']], $pipes);
+        $this->assertSame("up\n", fgets($pipes[1]));
+        try {
+            $c = new Client(['address' => "127.0.0.1:$port", 'budget_ms' => 2000]);
+            $d = $c->decide(['home.hero'], [], ['home.hero' => 'hero-generic']);
+            $this->assertFalse($d->ok());
+            $this->assertStringContainsString('not a MessagePack-RPC response', (string) $d->error);
+            $this->assertSame('hero-generic', $d->variant('home.hero'));
+            $this->assertLessThan(1000, $d->elapsedMs, 'a bad answer fails at once, not at the budget');
+        } finally {
+            proc_terminate($peer, 9);
+            proc_close($peer);
+        }
+    }
+
     public function testTrackIsANotificationThatReachesTheDaemon(): void
     {
         $c = $this->client();
