@@ -343,6 +343,13 @@ http {{
         finally:
             c.close()
 
+    def failures_logged(self):
+        """The client's failure lines ("variantd: decide: ...") in the PHP log."""
+        try:
+            return self.php_log.read_text(errors="replace").count("variantd: decide:")
+        except OSError:
+            return 0
+
     def plugin_errors(self):
         """PHP errors raised in the plugin's or the client's files."""
         try:
@@ -508,9 +515,13 @@ def test_daemon_stopped_gives_the_defaults_within_the_budget(site):
             assert desc == "defaults" and ms <= BUDGET_MS + 100, ms  # + scheduling slack on a busy machine
     finally:
         site.daemon.start()
-    # The workers' persistent connections find the new daemon (one retry each).
+    # The workers' kept connections to the old daemon are noticed (PHP's
+    # liveness check on a persistent socket, the client's EOF check, or its
+    # one retry): no page fails once the daemon is back.
+    failures = site.failures_logged()
     for _ in range(3):
         assert site.get("home", headers=BERLIN).slot("home.hero")[1:3] == ("hero-berlin", False)
+    assert site.failures_logged() == failures
 
 
 def test_a_daemon_that_never_answers_costs_the_budget_and_no_more(site):
