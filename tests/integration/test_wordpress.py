@@ -35,7 +35,10 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PLUGIN = ROOT / "clients" / "wordpress" / "variantd"
 NOTIFICATIONS = 'variantd_rpc_calls_total{method="notification"}'
 DECIDES = 'variantd_rpc_calls_total{method="decide"}'
-BUDGET_MS = 50
+# The site's budget for the functional tests: generous, so that a busy machine
+# (the ASan daemon, 2 shared cores) never turns an answer into a default. The
+# budget tests set their own.
+BUDGET_MS = 1000
 
 SEGMENTS = [
     {"id": "berlin", "match": {"attr": "geo.city", "op": "eq", "value": "Berlin"}},
@@ -501,6 +504,7 @@ def test_consent_cookie_gates_the_visitor_id(site):
 
 def test_daemon_stopped_gives_the_defaults_within_the_budget(site):
     assert site.get("home", headers=BERLIN).slot("home.hero")[1] == "hero-berlin"
+    site.settings(budget_ms=50)
     assert site.daemon.stop() == 0
     try:
         for _ in range(3):   # both php-fpm workers, whatever their connection state
@@ -512,9 +516,10 @@ def test_daemon_stopped_gives_the_defaults_within_the_budget(site):
             assert p.slot("home.banner")[1:3] == ("banner-plain", True)
             assert "Shipping is free" in p.slot("home.banner")[3]
             ms, desc = p.variantd_ms()
-            assert desc == "defaults" and ms <= BUDGET_MS + 100, ms  # + scheduling slack on a busy machine
+            assert desc == "defaults" and ms <= 50 + 100, ms  # + scheduling slack on a busy machine
     finally:
         site.daemon.start()
+    site.settings()
     # The workers' kept connections to the old daemon are noticed (PHP's
     # liveness check on a persistent socket, the client's EOF check, or its
     # one retry): no page fails once the daemon is back.

@@ -59,9 +59,11 @@ final class ClientTest extends TestCase
         return $d->start();
     }
 
+    /** A client of this test's daemon. Tests of other things than the budget
+     *  get a generous one: the ASan daemon on a busy 2-core machine is slow. */
     private function client(array $options = []): Client
     {
-        return new Client($options + ['address' => "127.0.0.1:{$this->daemon->port}"]);
+        return new Client($options + ['address' => "127.0.0.1:{$this->daemon->port}", 'budget_ms' => 3000]);
     }
 
     public function testBerlinVisitorGetsTheBerlinVariant(): void
@@ -124,7 +126,11 @@ final class ClientTest extends TestCase
     public function testDaemonStoppedGivesDefaultsWithinTheBudget(): void
     {
         $c = $this->client(['budget_ms' => 50]);
-        $this->assertTrue($c->decide(['home.hero'], ['ip' => '1.0.0.7'])->ok());
+        // A kept connection first (a busy machine may miss 50 ms once or twice).
+        for ($i = 0; $i < 5 && !$c->decide(['home.hero'], ['ip' => '1.0.0.7'])->ok(); $i++) {
+            usleep(100000);
+        }
+        $this->assertNull($c->lastError());
         $this->assertSame(0, $this->daemon->stop());
 
         $t = hrtime(true);
@@ -213,7 +219,7 @@ final class ClientTest extends TestCase
         $this->assertTrue($c->track('purchase', ['vid' => 'v-123', 'value' => 49.5, 'category' => 'bikes']));
         // A notification has no reply: a decide behind it on the same
         // connection is answered after the daemon read it.
-        $this->assertTrue($c->decide(['home.hero'])->ok());
+        $this->assertTrue(($d = $c->decide(['home.hero']))->ok(), (string) $d->error);
         $this->assertSame($before + 1, $this->daemon->metric(self::NOTIFICATIONS));
 
         // After a restart the dropped connection is noticed before the write,
@@ -221,7 +227,7 @@ final class ClientTest extends TestCase
         $this->assertSame(0, $this->daemon->stop());
         $this->daemon = $this->startDaemon($this->daemon->port);
         $this->assertTrue($c->track('purchase', ['vid' => 'v-123']));
-        $this->assertTrue($c->decide(['home.hero'])->ok());
+        $this->assertTrue(($d = $c->decide(['home.hero']))->ok(), (string) $d->error);
         $this->assertSame(1.0, $this->daemon->metric(self::NOTIFICATIONS));
         $this->assertSame(1, $c->stats()['retries']);
     }
