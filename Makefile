@@ -57,7 +57,7 @@ LAYERS   := core context rules store decision net api runtime
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install \
+.PHONY: all deps deps-test run test unit integration php-client test-asan accuracy fuzz bench clean help install \
         check-layering
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
@@ -118,6 +118,10 @@ unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The PHP client (clients/php) with Debian's PHPUnit, against this build's daemon.
+php-client: all
+	VARIANTD_BUILD=$(BUILD) phpunit --configuration clients/php/phpunit.xml
+
 # Classifier accuracy on the labelled corpora in ../shared/data (skipped if absent).
 accuracy: all
 	$(BUILD)/vd-accuracy-ua
@@ -127,11 +131,11 @@ check-layering: $(LIB_OBJS)
 	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all check-layering unit integration
+	@$(MAKE) --no-print-directory all check-layering unit integration php-client
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
+	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration php-client
 
 # make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
 # (with the installed paths), the example config (kept if one exists) and docs.
