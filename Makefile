@@ -8,7 +8,7 @@
 #   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
 CC       ?= cc
-PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd
+PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd libpcre2-8
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wstrict-prototypes \
             -Wmissing-prototypes -Wwrite-strings -Wformat=2 -Wvla -Wundef
@@ -69,6 +69,8 @@ $(BUILD)/%.o: %.c
 # The dashboard page is embedded by .incbin (net/dashboard.c): rebuild it
 # when the HTML changes.
 $(BUILD)/daemon/net/dashboard.o: daemon/net/dashboard.html
+# The isbot pattern list is embedded the same way (context/bots.c).
+$(BUILD)/daemon/context/bots.o: data/bots/isbot-patterns.txt
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@

@@ -349,6 +349,10 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     req->ua = vd_http_header_get(hr, "User-Agent");
     req->referer = vd_http_header_get(hr, "Referer");
     req->lang = vd_http_header_get(hr, "Accept-Language");
+    req->hints.ua = vd_http_header_get(hr, "Sec-CH-UA");
+    req->hints.mobile = vd_http_header_get(hr, "Sec-CH-UA-Mobile");
+    req->hints.platform = vd_http_header_get(hr, "Sec-CH-UA-Platform");
+    req->hints.model = vd_http_header_get(hr, "Sec-CH-UA-Model");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
             req->vid = cookie_get(hr->headers[i].value, e->w->cfg->vid_cookie);
@@ -479,6 +483,27 @@ static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *re
     const json_t *attrs = json_object_get(m, "attrs");
     if (attrs && read_json_attrs(attrs, req, err, cap) != 0)
         return -1;
+    const json_t *hints = json_object_get(m, "hints");
+    if (hints && !json_is_null(hints)) {
+        if (!json_is_object(hints)) {
+            snprintf(err, cap, "hints must be a map of Client Hint headers");
+            return -1;
+        }
+        static const char *const hnames[] = { "sec-ch-ua", "sec-ch-ua-mobile",
+                                              "sec-ch-ua-platform", "sec-ch-ua-model" };
+        vd_str *hfields[] = { &req->hints.ua, &req->hints.mobile, &req->hints.platform,
+                              &req->hints.model };
+        for (size_t i = 0; i < sizeof hnames / sizeof hnames[0]; i++) {
+            const json_t *v = json_object_get(hints, hnames[i]);
+            if (!v || json_is_null(v))
+                continue;
+            if (!json_is_string(v)) {
+                snprintf(err, cap, "hints.%s must be a string", hnames[i]);
+                return -1;
+            }
+            *hfields[i] = jstr(v);
+        }
+    }
     return 0;
 }
 

@@ -36,6 +36,38 @@ static int read_number(const msgpack_object *o, double *out)
     }
 }
 
+/* hints: {"sec-ch-ua": "...", "sec-ch-ua-mobile": "?1", ...}, names in
+ * lower case as the contract gives them; other keys are ignored. */
+static int read_hints(const msgpack_object *v, vd_request *req, char *err, size_t cap)
+{
+    if (v->type == MSGPACK_OBJECT_NIL)
+        return 0;
+    if (v->type != MSGPACK_OBJECT_MAP) {
+        snprintf(err, cap, "hints must be a map of Client Hint headers");
+        return -1;
+    }
+    for (uint32_t i = 0; i < v->via.map.size; i++) {
+        const msgpack_object *k = &v->via.map.ptr[i].key, *hv = &v->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR) {
+            snprintf(err, cap, "hints keys must be strings");
+            return -1;
+        }
+        vd_str *field = NULL;
+        if (key_is(k, "sec-ch-ua")) field = &req->hints.ua;
+        else if (key_is(k, "sec-ch-ua-mobile")) field = &req->hints.mobile;
+        else if (key_is(k, "sec-ch-ua-platform")) field = &req->hints.platform;
+        else if (key_is(k, "sec-ch-ua-model")) field = &req->hints.model;
+        if (!field || hv->type == MSGPACK_OBJECT_NIL)
+            continue;
+        if (hv->type != MSGPACK_OBJECT_STR) {
+            snprintf(err, cap, "hints.%.*s must be a string", (int)k->via.str.size, k->via.str.ptr);
+            return -1;
+        }
+        *field = obj_str(hv);
+    }
+    return 0;
+}
+
 static int read_attrs(const msgpack_object *m, vd_request *req, char *err, size_t cap)
 {
     if (m->type == MSGPACK_OBJECT_NIL)
@@ -161,6 +193,9 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
             req->explain = req->explain || v->via.boolean;
         } else if (key_is(k, "attrs")) {
             if (read_attrs(v, req, err, cap) != 0)
+                return -1;
+        } else if (key_is(k, "hints")) {
+            if (read_hints(v, req, err, cap) != 0)
                 return -1;
         }
         /* Unknown keys are ignored: newer clients may send more. */

@@ -205,7 +205,7 @@ static void check_device(vd_str ua)
     if (!cache)
         cache = vd_device_cache_new(64);
     for (int i = 0; i < 2; i++) {            /* a miss, then a hit */
-        vd_device_lookup(cache, ua, &d2);
+        vd_device_lookup(cache, ua, NULL, &d2);
         CHECK(d2.type == d.type && d2.os == d.os && d2.browser == d.browser);
     }
 }

@@ -400,7 +400,7 @@ static void test_cache_hit_miss(void **state)
     vd_str ua = vd_str_cstr(cache_uas[0]);
     vd_device_classify(ua, &want);
 
-    vd_device_lookup(c, ua, &got);
+    vd_device_lookup(c, ua, NULL, &got);
     assert_same(&got, &want);
     vd_device_cache_stats(c, &hits, &misses);
     assert_int_equal(hits, 0);
@@ -409,7 +409,7 @@ static void test_cache_hit_miss(void **state)
     /* Same bytes from another buffer: a hit. */
     char copy[256];
     strcpy(copy, cache_uas[0]);
-    vd_device_lookup(c, vd_str_cstr(copy), &got);
+    vd_device_lookup(c, vd_str_cstr(copy), NULL, &got);
     assert_same(&got, &want);
     vd_device_cache_stats(c, &hits, &misses);
     assert_int_equal(hits, 1);
@@ -417,7 +417,7 @@ static void test_cache_hit_miss(void **state)
 
     /* One byte different: a miss, and its own verdict. */
     copy[strlen(copy) - 1] = '2';
-    vd_device_lookup(c, vd_str_cstr(copy), &got);
+    vd_device_lookup(c, vd_str_cstr(copy), NULL, &got);
     vd_device_cache_stats(c, &hits, &misses);
     assert_int_equal(misses, 2);
     vd_device_cache_free(c);
@@ -441,9 +441,9 @@ static void test_cache_collisions(void **state)
         for (unsigned i = 0; i < NCACHE_UAS; i++) {
             unsigned k = (i * 3 + round) % NCACHE_UAS;
             vd_device got;
-            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), &got);
+            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), NULL, &got);
             assert_same(&got, &want[k]);
-            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), &got);   /* now a hit */
+            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), NULL, &got);   /* now a hit */
             assert_same(&got, &want[k]);
         }
     uint64_t hits, misses;
@@ -454,12 +454,12 @@ static void test_cache_collisions(void **state)
     /* Two ways: two UAs alternating both stay cached. */
     uint64_t h0 = hits;
     vd_device got;
-    vd_device_lookup(c, vd_str_cstr(cache_uas[0]), &got);
-    vd_device_lookup(c, vd_str_cstr(cache_uas[1]), &got);
+    vd_device_lookup(c, vd_str_cstr(cache_uas[0]), NULL, &got);
+    vd_device_lookup(c, vd_str_cstr(cache_uas[1]), NULL, &got);
     for (int i = 0; i < 10; i++) {
-        vd_device_lookup(c, vd_str_cstr(cache_uas[0]), &got);
+        vd_device_lookup(c, vd_str_cstr(cache_uas[0]), NULL, &got);
         assert_same(&got, &want[0]);
-        vd_device_lookup(c, vd_str_cstr(cache_uas[1]), &got);
+        vd_device_lookup(c, vd_str_cstr(cache_uas[1]), NULL, &got);
         assert_same(&got, &want[1]);
     }
     vd_device_cache_stats(c, &hits, &misses);
@@ -478,12 +478,12 @@ static void test_cache_bypass(void **state)
     memcpy(long_ua, "Mozilla/5.0 (iPhone; ", 21);
     vd_device got, want;
     vd_device_classify(vd_str_make(long_ua, sizeof long_ua), &want);
-    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), &got);
-    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), &got);
+    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), NULL, &got);
+    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), NULL, &got);
     assert_same(&got, &want);
     assert_int_equal(got.type, VD_DEVICE_MOBILE);
     /* Empty UA: not cached either. */
-    vd_device_lookup(c, VD_STR_NULL, &got);
+    vd_device_lookup(c, VD_STR_NULL, NULL, &got);
     assert_int_equal(got.type, VD_DEVICE_OTHER);
     uint64_t hits, misses;
     vd_device_cache_stats(c, &hits, &misses);
@@ -492,7 +492,7 @@ static void test_cache_bypass(void **state)
     vd_device_cache_free(c);
 
     /* No cache at all. */
-    vd_device_lookup(NULL, vd_str_cstr(cache_uas[3]), &got);
+    vd_device_lookup(NULL, vd_str_cstr(cache_uas[3]), NULL, &got);
     assert_int_equal(got.type, VD_DEVICE_BOT);
     vd_device_cache_stats(NULL, &hits, &misses);
     assert_int_equal(hits + misses, 0);
