@@ -49,8 +49,9 @@ typedef struct tok {
 
 /* The lower-cased UA plus a 4096-bit set of its hashed 3-byte windows. Most
  * of the few hundred tokens tested are absent; two bit tests (first and last
- * 3 bytes of the token) rule them out without scanning the UA. */
-#define TRI_BITS 4096u
+ * 3 bytes of the token) rule them out without scanning the UA. The bot
+ * pattern list (bots.c) uses the same set. */
+#define TRI_BITS VD_TRI_BITS
 
 typedef struct ua_buf {
     char s[VD_UA_MAX];
@@ -60,9 +61,7 @@ typedef struct ua_buf {
 
 static unsigned tri_hash(const char *p)
 {
-    uint32_t v = (uint32_t)(unsigned char)p[0] | (uint32_t)(unsigned char)p[1] << 8 |
-                 (uint32_t)(unsigned char)p[2] << 16;
-    return (unsigned)((v * 2654435761u) >> 20);     /* 12 bits */
+    return vd_tri_hash(p);
 }
 
 static bool tri_maybe(const ua_buf *u, const char *p)
@@ -740,11 +739,6 @@ static bool has_bot_word(const ua_buf *u)
     return false;
 }
 
-static bool buf_has(const void *arg, const char *w, size_t n)
-{
-    return has(arg, w, n);
-}
-
 static uint8_t type_of(const ua_buf *u)
 {
     if (u->n == 0)
@@ -785,7 +779,7 @@ static uint8_t type_of(const ua_buf *u)
      * browser UA follows it; app and Dalvik UAs are phones far more often. */
     if (HAS(u, "android") || HAS(u, "adr "))
         return HAS(u, "safari") ? VD_DEVICE_TABLET : VD_DEVICE_MOBILE;
-    if (HAS_ANY(u, weak_bot_tokens) || vd_bots_match(u->s, u->n, buf_has, u) >= 0)
+    if (HAS_ANY(u, weak_bot_tokens) || vd_bots_match(u->s, u->n, u->tri) >= 0)
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, desktop_tokens))
         return VD_DEVICE_DESKTOP;

@@ -14,12 +14,6 @@
 #include "context/bots.h"
 #include "context/device.h"
 
-static bool plain_has(const void *arg, const char *w, size_t n)
-{
-    const char *s = arg;
-    return memmem(s, strlen(s), w, n) != NULL;
-}
-
 /* Lower-cases into buf and runs the matcher; the pattern text or NULL. */
 static const char *match(const char *ua, char *buf, size_t cap)
 {
@@ -27,7 +21,12 @@ static const char *match(const char *ua, char *buf, size_t cap)
     assert_true(n < cap);
     for (size_t i = 0; i <= n; i++)
         buf[i] = (char)(ua[i] >= 'A' && ua[i] <= 'Z' ? ua[i] + 32 : ua[i]);
-    return vd_bots_pattern(vd_bots_match(buf, n, plain_has, buf));
+    uint64_t tri[VD_TRI_BITS / 64] = { 0 };
+    for (size_t i = 0; i + 3 <= n; i++) {
+        unsigned h = vd_tri_hash(buf + i);
+        tri[h / 64] |= (uint64_t)1 << (h % 64);
+    }
+    return vd_bots_pattern(vd_bots_match(buf, n, tri));
 }
 
 static void test_list_loads(void **state)
