@@ -51,7 +51,7 @@ PYTHON   := /usr/bin/python3
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install
+.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install update-isbot
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
@@ -59,6 +59,11 @@ help:
 
 deps:
 	@scripts/deps.sh build
+
+# Re-fetch isbot's pattern list (the version pinned in the script) into
+# data/bots/ with npm pack; the committed copy builds without the network.
+update-isbot:
+	scripts/fetch-isbot.sh data/bots/isbot-patterns.txt
 deps-test:
 	@scripts/deps.sh test
 

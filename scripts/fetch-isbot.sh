@@ -15,7 +15,8 @@ tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 ( cd "$tmp" && npm pack --silent "isbot@$VERSION" >/dev/null )
 tgz="$tmp/isbot-$VERSION.tgz"
-got="sha512-$(openssl dgst -sha512 -binary "$tgz" | base64 -w0)"
+got="sha512-$(/usr/bin/python3 -c 'import base64, hashlib, sys
+print(base64.b64encode(hashlib.sha512(open(sys.argv[1], "rb").read()).digest()).decode())' "$tgz")"
 if [ "$got" != "$INTEGRITY" ]; then
   echo "fetch-isbot: isbot-$VERSION.tgz does not match the pinned integrity" >&2
   exit 1
