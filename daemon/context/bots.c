@@ -13,6 +13,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "context/bots.h"
 
+#include "core/alloc.h"
+
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -66,7 +68,7 @@ static struct {
 static char *to_pcre2(const char *p)
 {
     size_t n = strlen(p), k = 0;
-    char *o = malloc(2 * n + 1);
+    char *o = vd_malloc(2 * n + 1);
     if (!o)
         return NULL;
     bool cls = false;
@@ -255,13 +257,13 @@ static int build_tables(void)
     for (unsigned c = 0; c < 256; c++) {
         if (!count[c])
             continue;
-        g.by_first[c] = malloc((count[c] + 1) * sizeof *g.by_first[c]);
+        g.by_first[c] = vd_malloc((count[c] + 1) * sizeof *g.by_first[c]);
         if (!g.by_first[c])
             return -1;
         count[c] = 0;
     }
-    g.guards = malloc(g.n * sizeof *g.guards);
-    g.always = malloc((g.n + 1) * sizeof *g.always);
+    g.guards = vd_malloc(g.n * sizeof *g.guards);
+    g.always = vd_malloc((g.n + 1) * sizeof *g.always);
     if (!g.guards || !g.always)
         return -1;
     unsigned na = 0;
@@ -293,8 +295,8 @@ static void md_free(void *p)
 static void init_once(void)
 {
     size_t len = strlen(vd_isbot_patterns_txt);
-    g.texts = malloc(len + 1);
-    g.pats = calloc(MAX_PATTERNS, sizeof *g.pats);
+    g.texts = vd_malloc(len + 1);
+    g.pats = vd_calloc(MAX_PATTERNS, sizeof *g.pats);
     if (!g.texts || !g.pats) {
         snprintf(g.err, sizeof g.err, "out of memory");
         return;
@@ -333,7 +335,7 @@ static void init_once(void)
             pcre2_get_error_message(ec, msg, sizeof msg);
             snprintf(g.err, sizeof g.err, "bot pattern %u \"%.60s\": %s at offset %zu", g.n + 1,
                      line, (const char *)msg, (size_t)eo);
-            free(src);
+            vd_free(src);
             return;
         }
         if (has_jit && pcre2_jit_compile(bp->re, PCRE2_JIT_COMPLETE) == 0)
@@ -355,7 +357,7 @@ static void init_once(void)
             bp->h_first = (uint16_t)vd_tri_hash(bp->lit);
             bp->h_last = (uint16_t)vd_tri_hash(bp->lit + ln - 3);
         }
-        free(src);
+        vd_free(src);
         g.n++;
     }
     if (g.n == 0) {
@@ -375,7 +377,7 @@ static void init_once(void)
             }
             cap += strlen(srcs[i]) + 5;
         }
-    char *alt = malloc(cap);
+    char *alt = vd_malloc(cap);
     if (!alt) {
         snprintf(g.err, sizeof g.err, "out of memory");
         return;
@@ -384,7 +386,7 @@ static void init_once(void)
     for (unsigned i = 0; i < g.n; i++)
         if (srcs[i]) {
             an += (size_t)sprintf(alt + an, "%s(?:%s)", an ? "|" : "", srcs[i]);
-            free(srcs[i]);
+            vd_free(srcs[i]);
         }
     if (an) {
         int ec;
@@ -393,12 +395,12 @@ static void init_once(void)
                                       &ec, &eo, NULL);
         if (!g.anchored_re) {
             snprintf(g.err, sizeof g.err, "the anchored bot patterns do not compile as one");
-            free(alt);
+            vd_free(alt);
             return;
         }
         g.anchored_jit = has_jit && pcre2_jit_compile(g.anchored_re, PCRE2_JIT_COMPLETE) == 0;
     }
-    free(alt);
+    vd_free(alt);
     if (build_tables() != 0) {
         snprintf(g.err, sizeof g.err, "out of memory");
         return;

@@ -9,6 +9,8 @@
  * NUL-terminated: they are copied with their length. */
 #include "context/netdb.h"
 
+#include "core/alloc.h"
+
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +41,7 @@ vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t 
         snprintf(err, errcap, "no database path");
         return NULL;
     }
-    vd_netdb *db = calloc(1, sizeof *db);
+    vd_netdb *db = vd_calloc(1, sizeof *db);
     if (!db) {
         snprintf(err, errcap, "%s: out of memory", path);
         return NULL;
@@ -48,7 +50,7 @@ vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t 
     int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
     if (rc != MMDB_SUCCESS) {
         snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
-        free(db);
+        vd_free(db);
         return NULL;
     }
     const MMDB_metadata_s *m = &db->mmdb.metadata;
@@ -69,7 +71,7 @@ vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t 
     }
     if (why) {
         MMDB_close(&db->mmdb);
-        free(db);
+        vd_free(db);
         return NULL;
     }
     char date[16] = "?";
@@ -87,7 +89,7 @@ void vd_netdb_close(vd_netdb *db)
     if (!db)
         return;
     MMDB_close(&db->mmdb);
-    free(db);
+    vd_free(db);
 }
 
 const char *vd_netdb_describe(const vd_netdb *db)
