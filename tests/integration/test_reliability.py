@@ -1,0 +1,120 @@
+"""Reliability II (issue 12): stop, reload and encode like the most trusted
+servers. Each test reproduces a finding of the adversarial campaign against
+the daemon of before this work and failed there."""
+import os
+import signal
+import socket
+import threading
+import time
+
+import msgpack
+import pytest
+
+from conftest import RawHttp, wait_for, write_defs
+
+SEGMENTS = [
+    {"id": "everyone", "match": {"all": []}},
+    {"id": "berlin", "match": {"attr": "geo.city", "op": "eq", "value": "Berlin"}},
+]
+CONTENT = [
+    {"slot": "hero", "rules": [{"segment": "berlin", "variant": "hero-berlin"}],
+     "default": "hero-generic",
+     "variants": {"hero-berlin": {"t": "berlin"}, "hero-generic": {"t": "generic"}}},
+]
+
+
+@pytest.fixture
+def small(tmp_path, start_daemon):
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    return start_daemon(segments=seg, content_map=cm, http=True, stats=True)
+
+
+def strict_replies(data):
+    """Every reply in data, decoded the strict way PROTOCOL.md shows
+    (raw=False: a str that is not UTF-8 fails the whole reply)."""
+    u = msgpack.Unpacker(raw=False, strict_map_key=False)
+    u.feed(data)
+    return list(u)
+
+
+def read_all(sock, n_replies=None, timeout=10):
+    sock.settimeout(timeout)
+    buf = b""
+    while True:
+        try:
+            d = sock.recv(1 << 16)
+        except ConnectionResetError:
+            return buf, "reset"
+        if not d:
+            return buf, "eof"
+        buf += d
+
+
+# ---- item 4: invalid UTF-8 never reaches a MessagePack str ----
+
+def patch(packed, placeholder, raw):
+    assert len(placeholder) == len(raw) and packed.count(placeholder) == 1
+    return packed.replace(placeholder, raw)
+
+
+def test_invalid_utf8_is_replaced_in_every_str_we_emit(small):
+    c = small.client()
+    bad = b"h\xff\xc0\xed\xa0\x80x"          # lone 0xFF, overlong lead, a surrogate
+    ph = b"PLACEHO"
+    assert len(ph) == len(bad)
+    frames = [
+        # unknown slot name echoed as a key, a valid slot beside it
+        patch(msgpack.packb([0, 1, "decide", [{"slots": ["PLACEHO", "hero"], "ip": "1.0.0.7"}]]),
+              ph, bad),
+        # the method_not_found message quotes the method
+        patch(msgpack.packb([0, 2, "PLACEHO", []]), ph, bad),
+        # explain's url.query.* and source.name
+        patch(msgpack.packb([0, 3, "explain", [{"slots": ["hero"],
+                                                "url": "https://shop.example/?q=PLACEHO",
+                                                "referer": "https://www.google.com/"}]]),
+              ph, bad),
+        patch(msgpack.packb([0, 4, "explain", [{"slots": ["hero"],
+                                                "url": "https://shop.example/?utm_source=PLACEHO"}]]),
+              ph, bad),
+    ]
+    for f in frames:
+        c.send_raw(f)
+    replies = []
+    while len(replies) < len(frames):
+        r = c.recv()                       # raw=False: raises on invalid UTF-8
+        assert r is not None
+        replies.append(r)
+    by_id = {r[1]: r for r in replies}
+    slots = by_id[1][3]["slots"]
+    assert slots["hero"]["variant"] == "hero-berlin"
+    assert slots["h\ufffd\ufffd\ufffd\ufffd\ufffdx"] == {"error": "unknown slot"}
+    assert by_id[2][2]["code"] == "method_not_found"
+    assert "h\ufffd" in by_id[2][2]["message"]
+    ctx3 = str(by_id[3][3])
+    assert "\ufffd" in ctx3
+    ctx4 = by_id[4][3]
+    assert "\ufffd" in str(ctx4)
+
+
+def test_edge_port_json_has_no_invalid_utf8(small):
+    st, _, body = small.http("GET", "/v1/decide?slot=hero&slot=h%FF%C0x&ip=1.0.0.7")
+    assert st == 200
+    body.decode("utf-8")                    # strict
+    assert "\ufffd" in body.decode("utf-8") or "\\ufffd" in body.decode("utf-8")
+
+
+# ---- item 3: a FIFO named *.json does not hang the control thread ----
+
+def test_fifo_in_definitions_folder_is_an_error_not_a_hang(tmp_path, start_daemon):
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    d = start_daemon(segments=seg, content_map=cm, stats=True)
+    os.mkfifo(seg / "zz-fifo.json")
+    d.signal(signal.SIGHUP)
+    t0 = time.time()
+    # The stats port lives on the control thread: it answers at once.
+    st, _, _ = d.stats_get("/healthz")
+    assert st == 200
+    assert wait_for(lambda: "not a regular file" in d.read_log(), timeout=5), d.read_log()[-2000:]
+    assert time.time() - t0 < 5
+    # Still serving the previous ruleset, and SIGTERM works.
+    assert d.client().decide(slots=["hero"], ip="1.0.0.7")["slots"]["hero"]["variant"] == "hero-berlin"
