@@ -118,3 +118,57 @@ def test_fifo_in_definitions_folder_is_an_error_not_a_hang(tmp_path, start_daemo
     assert time.time() - t0 < 5
     # Still serving the previous ruleset, and SIGTERM works.
     assert d.client().decide(slots=["hero"], ip="1.0.0.7")["slots"]["hero"]["variant"] == "hero-berlin"
+
+
+# ---- item 1: SIGTERM answers every request already sent, then half-closes ----
+
+def test_sigterm_answers_every_pipelined_request(small):
+    frame = msgpack.packb([0, 7, "decide", [{"slots": ["hero"], "ip": "1.0.0.7"}]])
+    socks = []
+    for _ in range(4):
+        s = socket.create_connection(("127.0.0.1", small.port), timeout=10)
+        s.sendall(frame * 3000)
+        socks.append(s)
+    small.signal(signal.SIGTERM)
+    for s in socks:
+        data, end = read_all(s)
+        replies = strict_replies(data)
+        assert len(replies) == 3000 and end == "eof", (len(replies), end)
+        assert all(r[1] == 7 and r[2] is None for r in replies)
+        s.close()
+    assert small.proc.wait(15) == 0
+
+
+def test_sigterm_edge_port_answers_pipelined_requests(tmp_path, start_daemon):
+    """Pipelined requests waiting behind backpressure (the client reads only
+    after SIGTERM) are all answered; only the last answer says close."""
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    d = start_daemon("--max-output", "4096", segments=seg, content_map=cm, http=True)
+    s = socket.create_connection(("127.0.0.1", d.http_port), timeout=20)
+    req = b"GET /v1/decide?slot=hero&ip=1.0.0.7&explain=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    n = 20000
+    sender = threading.Thread(target=lambda: s.sendall(req * n), daemon=True)
+    sender.start()
+    time.sleep(0.5)
+    d.signal(signal.SIGTERM)
+    data, end = read_all(s, timeout=20)
+    sender.join(5)
+    got = data.count(b"HTTP/1.1 200 OK\r\n")
+    assert got == n and end == "eof", (got, end)
+    assert data.count(b"Connection: close\r\n") <= 1
+    assert d.proc.wait(15) == 0
+
+
+def test_sigterm_unread_request_on_idle_connection_is_answered(small):
+    """A request that reached the kernel but not the event loop yet, on a
+    connection that looked idle: answered, not reset."""
+    c = small.client()
+    assert c.call("ping", [])[0] is None
+    small.proc.send_signal(signal.SIGSTOP)
+    c.request("ping", [])
+    small.proc.send_signal(signal.SIGTERM)
+    small.proc.send_signal(signal.SIGCONT)
+    r = c.recv()
+    assert r is not None and r[2] is None and r[3]["pong"] is True
+    assert c.closed(timeout=10)
+    assert small.proc.wait(15) == 0
