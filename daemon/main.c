@@ -4,6 +4,7 @@
  * definitions in file mode); once serving, nothing a client or a reload does
  * stops the daemon or loses the ruleset being served. */
 #include <event2/event.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -45,6 +46,15 @@ typedef struct daemon_state {
     bool wd_withheld;              /* keep-alives withheld for a stuck worker */
     int stop_ticks;
     int64_t started_at;
+    /* File mode: reloads run on their own thread, one at a time, with at
+     * most one more pending however many SIGHUPs arrive (the control loop,
+     * its stats port and SIGTERM never wait for a compile). */
+    pthread_t reloader;
+    bool reloader_started;
+    pthread_mutex_t reload_mu;
+    pthread_cond_t reload_cv;
+    bool reload_pending, reload_running, reload_quit;
+    unsigned long reload_coalesced;
 } daemon_state;
 
 /* ---- systemd (sd_notify is a no-op without NOTIFY_SOCKET) ---- */
@@ -109,6 +119,11 @@ static int reload_files(daemon_state *d, int at_start)
     uint64_t t0 = vd_now_ns();
     vd_parsed *parsed = NULL;
     vd_ruleset *rs = vd_files_compile_keep(d->cfg.segments, d->cfg.content_map, err, &parsed);
+    if (!rs && vd_ruleset_compiles_cancelled()) {
+        vd_info("reload cancelled: shutting down");
+        free(err);
+        return -1;
+    }
     if (!rs) {
         char summary[VD_ERROR_LEN + 32];
         log_errors(at_start ? "definitions rejected" : "reload rejected, still serving the previous ruleset", err);
@@ -173,20 +188,79 @@ static void release_ports(int held[3])
         }
 }
 
+static void *reloader_main(void *arg)
+{
+    daemon_state *d = arg;
+    pthread_setname_np(pthread_self(), "vd-reload");
+    pthread_mutex_lock(&d->reload_mu);
+    for (;;) {
+        while (!d->reload_pending && !d->reload_quit)
+            pthread_cond_wait(&d->reload_cv, &d->reload_mu);
+        if (d->reload_quit)
+            break;
+        d->reload_pending = false;
+        d->reload_running = true;
+        pthread_mutex_unlock(&d->reload_mu);
+        sd_notify(0, "RELOADING=1");
+        reload_files(d, 0);
+        notify_status();
+        pthread_mutex_lock(&d->reload_mu);
+        d->reload_running = false;
+    }
+    pthread_mutex_unlock(&d->reload_mu);
+    return NULL;
+}
+
+static int reloader_start(daemon_state *d)
+{
+    pthread_mutex_init(&d->reload_mu, NULL);
+    pthread_cond_init(&d->reload_cv, NULL);
+    if (pthread_create(&d->reloader, NULL, reloader_main, d) != 0)
+        return -1;
+    d->reloader_started = true;
+    return 0;
+}
+
+/* At shutdown: a compile in progress is cancelled (vd_ruleset_cancel_compiles
+ * was called by on_term), a pending one dropped. */
+static void reloader_stop(daemon_state *d)
+{
+    if (!d->reloader_started)
+        return;
+    pthread_mutex_lock(&d->reload_mu);
+    d->reload_quit = true;
+    d->reload_pending = false;
+    pthread_cond_signal(&d->reload_cv);
+    pthread_mutex_unlock(&d->reload_mu);
+    pthread_join(d->reloader, NULL);
+    d->reloader_started = false;
+}
+
 static void on_hup(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     daemon_state *d = arg;
+    if (d->stopping)
+        return;
     if (d->redis) {
         vd_info("SIGHUP: checking the current release in Redis");
         vd_redis_sync_check_now(d->redis);
         return;
     }
-    vd_info("SIGHUP: reloading definitions");
-    sd_notify(0, "RELOADING=1");
-    reload_files(d, 0);
-    notify_status();
+    /* libevent calls this once per signal caught: a storm of SIGHUPs is one
+     * compile running and at most one pending. */
+    pthread_mutex_lock(&d->reload_mu);
+    bool busy = d->reload_running, already = d->reload_pending;
+    d->reload_pending = true;
+    if (already)
+        d->reload_coalesced++;
+    pthread_cond_signal(&d->reload_cv);
+    pthread_mutex_unlock(&d->reload_mu);
+    if (already)
+        vd_debug("SIGHUP: a reload is already pending; coalesced");
+    else
+        vd_info("SIGHUP: reloading definitions%s", busy ? " after the one in progress" : "");
 }
 
 /* Replies already computed get this long to reach slow readers at shutdown. */
@@ -213,6 +287,9 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
         return;
     }
     d->stopping = 1;
+    /* Next in line and prompt: a compile in progress (file reload or Redis
+     * release) stops at its next segment. */
+    vd_ruleset_cancel_compiles();
     vd_info("%s: draining (no new connections, replies in flight are sent)",
             fd == SIGINT ? "SIGINT" : "SIGTERM");
     sd_notify(0, "STOPPING=1\nSTATUS=draining connections");
@@ -305,6 +382,10 @@ int main(int argc, char **argv)
     }
     if (d.redis)
         vd_redis_sync_on_change(d.redis, notify_status);
+    else if (reloader_start(&d) != 0) {
+        vd_error("cannot start the reload thread");
+        return 1;
+    }
     if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
         vd_error("redis: cannot start the sync (out of memory or threads)");
         return 1;
@@ -349,6 +430,7 @@ int main(int argc, char **argv)
     notify_status();
     event_base_dispatch(d.base);
 
+    reloader_stop(&d);
     vd_pool_free(d.pool);
     vd_stats_port_free(d.stats);
     if (d.watchdog)

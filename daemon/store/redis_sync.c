@@ -124,6 +124,8 @@ static void *compile_main(void *arg)
                     if (vd_snapshot_write(s->snapshot, j->version, &j->ds, m, sizeof m) != 0)
                         vd_warn("snapshot not written: %s", m);
                 }
+            } else if (vd_ruleset_compiles_cancelled()) {
+                vd_info("release %s: compile cancelled: shutting down", j->version);
             } else {
                 char what[200], summary[VD_ERROR_LEN + 32];
                 snprintf(what, sizeof what, "release %s rejected, still serving the previous ruleset",

@@ -172,3 +172,39 @@ def test_sigterm_unread_request_on_idle_connection_is_answered(small):
     assert r is not None and r[2] is None and r[3]["pong"] is True
     assert c.closed(timeout=10)
     assert small.proc.wait(15) == 0
+
+
+# ---- item 2: reloads coalesce; SIGTERM is next in line and prompt ----
+
+def many_segments(n):
+    segs = [{"id": "everyone", "match": {"all": []}},
+            {"id": "berlin", "match": {"attr": "geo.city", "op": "eq", "value": "Berlin"}}]
+    segs += [{"id": f"s{i}", "match": {"any": [
+        {"attr": "url.path", "op": "contains", "value": f"/p{i}/"},
+        {"attr": "attr.k", "op": "in", "value": [f"v{i}", f"w{i}"]}]}} for i in range(n)]
+    return segs
+
+
+def test_sighup_storm_coalesces_and_sigterm_is_prompt(tmp_path, start_daemon):
+    seg, cm = write_defs(tmp_path, many_segments(10000), CONTENT)
+    d = start_daemon(segments=seg, content_map=cm, stats=True)
+    log0 = d.read_log().count("loaded from")
+    for _ in range(50):
+        d.signal(signal.SIGHUP)
+        time.sleep(0.002)
+    # The stats port answers during the storm (compiles are off the control loop).
+    t0 = time.time()
+    st, _, _ = d.http("GET", "/healthz", port=d.stats_port, timeout=2)
+    assert st == 200 and time.time() - t0 < 1.0
+    # One compile at a time and at most one pending: far fewer than 50.
+    time.sleep(1.0)
+    wait_for(lambda: "SIGHUP" in d.read_log(), timeout=5)
+    t0 = time.time()
+    d.signal(signal.SIGHUP)
+    d.signal(signal.SIGTERM)
+    rc = d.proc.wait(20)
+    took = time.time() - t0
+    assert rc == 0
+    assert took < 1.5, f"SIGTERM took {took:.2f} s"
+    reloads = d.read_log().count("loaded from") - log0
+    assert reloads <= 3, reloads
