@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +139,64 @@ static int reload_files(daemon_state *d, int at_start)
     vd_live_set(rs, VD_SOURCE_FILES);
     vd_parsed_free(parsed);       /* after the swap: not on the path to serving it */
     return 0;
+}
+
+/* File descriptors kept out of max-connections / http-max-connections:
+ * the stats port (up to its 256 connections, but a few always), reloads
+ * (definition files, the snapshot, GeoIP), Redis links, listeners, each
+ * worker's event-loop fds and the log. Like Redis's maxclients, the
+ * connection limits are lowered to what the fd limit leaves after this, so
+ * clients holding every allowed connection never starve those. */
+#define FD_RESERVE_BASE 96
+#define FD_RESERVE_PER_WORKER 8
+
+static void fit_fd_limit(vd_config *cfg)
+{
+    long workers = cfg->workers > 0 ? cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+    if (workers < 1)
+        workers = 1;
+    long reserve = FD_RESERVE_BASE + FD_RESERVE_PER_WORKER * workers;
+    long conns = cfg->max_connections + (cfg->http_listen[0] ? cfg->http_max_connections : 0);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)(conns + reserve);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        /* Raise the soft limit as far as the hard one allows. */
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    long avail = (long)rl.rlim_cur - reserve;
+    if (avail < 2)
+        avail = 2;
+    long old_rpc = cfg->max_connections, old_http = cfg->http_max_connections;
+    if (cfg->http_listen[0]) {
+        /* Both ports: each keeps its share of what is left. */
+        long r = (long)((double)avail * (double)old_rpc / (double)conns);
+        if (r < 1)
+            r = 1;
+        long h = avail - r;
+        if (h < 1)
+            h = 1;
+        cfg->max_connections = r < old_rpc ? r : old_rpc;
+        cfg->http_max_connections = h < old_http ? h : old_http;
+        vd_warn("max-connections %ld and http-max-connections %ld need %ld file descriptors "
+                "with the %ld kept for the stats port, reloads and Redis, but the limit "
+                "(RLIMIT_NOFILE, LimitNOFILE=) is %llu: lowered to %ld and %ld",
+                old_rpc, old_http, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
+                cfg->max_connections, cfg->http_max_connections);
+    } else {
+        cfg->max_connections = avail < old_rpc ? avail : old_rpc;
+        vd_warn("max-connections %ld needs %ld file descriptors with the %ld kept for the "
+                "stats port, reloads and Redis, but the limit (RLIMIT_NOFILE, LimitNOFILE=) "
+                "is %llu: lowered to %ld",
+                old_rpc, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
+                cfg->max_connections);
+    }
 }
 
 /* Every port is checked free before the workers bind it with SO_REUSEPORT
@@ -340,6 +399,7 @@ int main(int argc, char **argv)
 
     /* Before loading definitions: a taken port fails start-up at once, and
      * Redis registration advertises the resolved address. */
+    fit_fd_limit(&d.cfg);
     int held[3] = { -1, -1, -1 };
     if (!check_only && claim_ports(&d.cfg, held) != 0)
         return 1;

@@ -10,7 +10,7 @@ import time
 import msgpack
 import pytest
 
-from conftest import RawHttp, wait_for, write_defs
+from conftest import Daemon, RawHttp, wait_for, write_defs
 
 SEGMENTS = [
     {"id": "everyone", "match": {"all": []}},
@@ -208,3 +208,40 @@ def test_sighup_storm_coalesces_and_sigterm_is_prompt(tmp_path, start_daemon):
     assert took < 1.5, f"SIGTERM took {took:.2f} s"
     reloads = d.read_log().count("loaded from") - log0
     assert reloads <= 3, reloads
+
+
+# ---- item 6: max-connections fits the fd limit; repeated log lines are counted ----
+
+def test_fd_exhaustion_leaves_room_for_stats_and_reloads(tmp_path, start_daemon):
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    d = Daemon(tmp_path, args=("--workers", "2"), segments=seg, content_map=cm, stats=True)
+    # 256 file descriptors, soft and hard (util-linux prlimit execs the daemon).
+    d.args = ["prlimit", "--nofile=256:256", "--"] + d.args
+    d.start()
+    held = []
+    try:
+        for _ in range(300):
+            held.append(socket.create_connection(("127.0.0.1", d.port), timeout=2))
+        time.sleep(1.0)
+        # The stats port still accepts and answers.
+        st, _, _ = d.http("GET", "/healthz", port=d.stats_port, timeout=3)
+        assert st == 200
+        # A reload still opens its files.
+        before = d.read_log().count("loaded from")
+        d.signal(signal.SIGHUP)
+        assert wait_for(lambda: d.read_log().count("loaded from") > before, timeout=5), \
+            d.read_log()[-3000:]
+        # The first clients got in and are answered.
+        held[0].sendall(msgpack.packb([0, 1, "ping", []]))
+        held[0].settimeout(5)
+        assert strict_replies(held[0].recv(4096))[0][3]["pong"] is True
+        time.sleep(2.5)
+        # Said so at start-up.
+        assert "file descriptors" in d.read_log()
+    finally:
+        for s in held:
+            s.close()
+        assert d.stop() == 0
+    log = d.read_log()
+    # No flood of identical warnings (main: ~100 lines a second).
+    assert log.count("accept failed") <= 12, log.count("accept failed")
