@@ -245,3 +245,94 @@ def test_fd_exhaustion_leaves_room_for_stats_and_reloads(tmp_path, start_daemon)
     log = d.read_log()
     # No flood of identical warnings (main: ~100 lines a second).
     assert log.count("accept failed") <= 12, log.count("accept failed")
+
+
+# ---- item 7: Redis keys of the wrong type or size ----
+
+def redis_defs(tmp_path, variant, name):
+    seg = [{"id": "everyone", "match": {"all": []}}]
+    cm = [{"slot": "hero", "rules": [{"segment": "everyone", "variant": variant}],
+           "default": "generic", "variants": {variant: {"v": variant}, "generic": {"v": "g"}}}]
+    return write_defs(tmp_path, seg, cm, name=name)
+
+
+def rdaemon(start_daemon, url, poll="100"):
+    return start_daemon("--redis", url, "--redis-poll-interval", poll, "--redis-timeout", "2000",
+                        geo=False)
+
+
+def served(d):
+    c = d.client(timeout=5)
+    try:
+        return c.call("ping", [])[1]["version"]
+    finally:
+        c.close()
+
+
+def test_redis_key_of_wrong_type_is_logged_once_per_change(tmp_path, start_daemon, redis_server):
+    from conftest import publish
+    r = redis_server()
+    v1 = publish(r.url, *redis_defs(tmp_path, "a", "v1"))
+    d = rdaemon(start_daemon, r.url)
+    assert wait_for(lambda: served(d) == v1)
+    rc = r.client()
+    rc.delete("variantd:current")
+    rc.hset("variantd:current", "x", "y")           # a hash where a string belongs
+    time.sleep(1.5)                                   # ~15 polls
+    assert d.read_log().count("WRONGTYPE") == 1, d.read_log()[-3000:]
+    assert served(d) == v1
+    rc.delete("variantd:current")
+    v2 = publish(r.url, *redis_defs(tmp_path, "b", "v2"))
+    assert wait_for(lambda: served(d) == v2)
+    rc.delete("variantd:current")
+    rc.hset("variantd:current", "x", "y")           # broken again: a new change, logged again
+    time.sleep(1.0)
+    assert d.read_log().count("WRONGTYPE") == 2
+
+
+def redis_out_bytes(rc):
+    return int(rc.info("stats")["total_net_output_bytes"])
+
+
+def test_redis_sizes_are_checked_before_fetching(tmp_path, start_daemon, redis_server):
+    from conftest import publish
+    r = redis_server()
+    v1 = publish(r.url, *redis_defs(tmp_path, "a", "v1"))
+    d = rdaemon(start_daemon, r.url)
+    assert wait_for(lambda: served(d) == v1)
+    rc = r.client()
+    # 1. a 4 MB "current": never fetched (a version is at most 100 bytes)
+    rc.set("variantd:current", "x" * (4 << 20))
+    before = redis_out_bytes(rc)
+    time.sleep(1.5)
+    sent = redis_out_bytes(rc) - before
+    assert sent < 200_000, sent
+    assert d.read_log().count("bytes, more than") == 1, d.read_log()[-2000:]
+    # 2. a release with a 17 MB document (over the 16 MiB per document): refused
+    #    from its size, not fetched, logged once
+    rc.hset("variantd:release:big1", mapping={"segments/a.json": "[" + " " * (17 << 20) + "]"})
+    before = redis_out_bytes(rc)
+    rc.set("variantd:current", "big1")
+    rc.publish("variantd:events", "big1")
+    assert wait_for(lambda: "release big1 rejected" in d.read_log(), timeout=5), d.read_log()[-2000:]
+    time.sleep(1.0)
+    sent = redis_out_bytes(rc) - before
+    assert sent < 1_000_000, sent
+    assert d.read_log().count("release big1 rejected") == 1
+    assert served(d) == v1
+    v2 = publish(r.url, *redis_defs(tmp_path, "b", "v2"))
+    assert wait_for(lambda: served(d) == v2)
+
+
+def test_rejected_oversized_segment_set_logs_once(tmp_path, start_daemon):
+    import json
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    d = start_daemon(segments=seg, content_map=cm)
+    big = [{"id": f"s{i}", "match": {"all": []}} for i in range(100_001)]
+    (seg / "big.json").write_text(json.dumps(big, separators=(",", ":")))
+    d.signal(signal.SIGHUP)
+    assert wait_for(lambda: "reload rejected" in d.read_log(), timeout=30)
+    time.sleep(0.3)
+    log = d.read_log()
+    assert log.count("more than 100000 segments") == 1, log.count("more than 100000 segments")
+    assert d.client().decide(slots=["hero"], ip="1.0.0.7")["slots"]["hero"]["variant"] == "hero-berlin"
