@@ -3,6 +3,7 @@
  * Start-up may fail loudly (bad config, unreadable database, invalid
  * definitions in file mode); once serving, nothing a client or a reload does
  * stops the daemon or loses the ruleset being served. */
+#include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
 #include <signal.h>
@@ -58,6 +59,13 @@ typedef struct daemon_state {
     pthread_cond_t reload_cv;
     bool reload_pending, reload_running, reload_quit;
     unsigned long reload_coalesced;
+    /* GeoIP reloads, on the same thread: SIGHUP and a periodic check of the
+     * file's identity (geoip-check-interval) ask for one. */
+    bool geo_pending;
+    vd_geo_file_id geo_id;        /* of the database served (under reload_mu) */
+    vd_geo_file_id geo_bad_id;    /* of a file refused: not retried until it changes */
+    bool geo_bad;
+    struct event *geo_timer;
 } daemon_state;
 
 /* ---- systemd (sd_notify is a no-op without NOTIFY_SOCKET) ---- */
@@ -249,27 +257,93 @@ static void release_ports(int held[3])
         }
 }
 
+/* A new GeoIP database, if the file's identity changed: read into memory
+ * we own, validated with the start-up checks, swapped in for every worker
+ * at once (each moves between requests; the old copy is unmapped by the
+ * last of them). On any error the database served stays. Reload thread. */
+static void reload_geo(daemon_state *d)
+{
+    vd_geo_file_id now;
+    if (vd_geo_file_stat(d->cfg.geoip_db, &now) != 0) {
+        vd_warn("geoip-db %s: cannot stat it (%s); still serving the database loaded before",
+                d->cfg.geoip_db, strerror(errno));
+        return;
+    }
+    pthread_mutex_lock(&d->reload_mu);
+    bool same = vd_geo_file_same(&now, &d->geo_id) ||
+                (d->geo_bad && vd_geo_file_same(&now, &d->geo_bad_id));
+    pthread_mutex_unlock(&d->reload_mu);
+    if (same)
+        return;
+    char err[600];
+    uint64_t t0 = vd_now_ns();
+    vd_geo_db *db = vd_geo_open(d->cfg.geoip_db, err, sizeof err);
+    if (!db) {
+        vd_error("geoip-db reload rejected, still serving the database loaded before: %s", err);
+        /* A file caught being written is retried at the next check; a bad
+         * one only once it changes again. */
+        pthread_mutex_lock(&d->reload_mu);
+        d->geo_bad = !strstr(err, "changed while being read");
+        d->geo_bad_id = now;
+        pthread_mutex_unlock(&d->reload_mu);
+        return;
+    }
+    pthread_mutex_lock(&d->reload_mu);
+    d->geo_id = *vd_geo_file(db);
+    d->geo_bad = false;
+    pthread_mutex_unlock(&d->reload_mu);
+    vd_info("geoip-db %s reloaded in %.1f ms: %s", d->cfg.geoip_db,
+            (double)(vd_now_ns() - t0) / 1e6, vd_geo_describe(db));
+    vd_live_geo_set(db);
+}
+
 static void *reloader_main(void *arg)
 {
     daemon_state *d = arg;
     pthread_setname_np(pthread_self(), "vd-reload");
     pthread_mutex_lock(&d->reload_mu);
     for (;;) {
-        while (!d->reload_pending && !d->reload_quit)
+        while (!d->reload_pending && !d->geo_pending && !d->reload_quit)
             pthread_cond_wait(&d->reload_cv, &d->reload_mu);
         if (d->reload_quit)
             break;
+        bool defs = d->reload_pending, geo = d->geo_pending;
         d->reload_pending = false;
+        d->geo_pending = false;
         d->reload_running = true;
         pthread_mutex_unlock(&d->reload_mu);
-        sd_notify(0, "RELOADING=1");
-        reload_files(d, 0);
-        notify_status();
+        if (geo)
+            reload_geo(d);
+        if (defs) {
+            sd_notify(0, "RELOADING=1");
+            reload_files(d, 0);
+            notify_status();
+        }
         pthread_mutex_lock(&d->reload_mu);
         d->reload_running = false;
     }
     pthread_mutex_unlock(&d->reload_mu);
     return NULL;
+}
+
+/* Control loop, every geoip-check-interval: one stat(), like nginx geoip2's
+ * auto_reload. A changed identity (device, inode, size, mtime: a rename or
+ * an overwrite) asks the reload thread for a reload. */
+static void on_geo_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_state *d = arg;
+    vd_geo_file_id now;
+    if (d->stopping || vd_geo_file_stat(d->cfg.geoip_db, &now) != 0)
+        return;
+    pthread_mutex_lock(&d->reload_mu);
+    if (!vd_geo_file_same(&now, &d->geo_id) &&
+        !(d->geo_bad && vd_geo_file_same(&now, &d->geo_bad_id))) {
+        d->geo_pending = true;
+        pthread_cond_signal(&d->reload_cv);
+    }
+    pthread_mutex_unlock(&d->reload_mu);
 }
 
 static int reloader_start(daemon_state *d)
@@ -304,6 +378,13 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     daemon_state *d = arg;
     if (d->stopping)
         return;
+    if (d->cfg.geoip_db[0]) {
+        /* Loaded if the file changed (reload thread). */
+        pthread_mutex_lock(&d->reload_mu);
+        d->geo_pending = true;
+        pthread_cond_signal(&d->reload_cv);
+        pthread_mutex_unlock(&d->reload_mu);
+    }
     if (d->redis) {
         vd_info("SIGHUP: checking the current release in Redis");
         vd_redis_sync_check_now(d->redis);
@@ -442,6 +523,11 @@ int main(int argc, char **argv)
     }
 
     release_ports(held);
+    if (d.geo) {
+        /* The holder takes main's reference: reloads swap it from now on. */
+        d.geo_id = *vd_geo_file(d.geo);
+        vd_live_geo_set(d.geo);
+    }
     signal(SIGPIPE, SIG_IGN);
     d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
     if (!d.pool) {
@@ -455,7 +541,7 @@ int main(int argc, char **argv)
     }
     if (d.redis)
         vd_redis_sync_on_change(d.redis, notify_status);
-    else if (reloader_start(&d) != 0) {
+    if (reloader_start(&d) != 0) {
         vd_error("cannot start the reload thread");
         return 1;
     }
@@ -469,6 +555,12 @@ int main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
+        struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
+        d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
+        if (d.geo_timer)
+            event_add(d.geo_timer, &every);
+    }
     if (d.cfg.stats_listen[0]) {
         vd_stats_source src[VD_MAX_WORKERS];
         unsigned nsrc = vd_pool_stats_sources(d.pool, src, VD_MAX_WORKERS);
@@ -514,12 +606,14 @@ int main(int argc, char **argv)
     vd_redis_sync_free(d.redis);
     if (d.stop_timer)
         event_free(d.stop_timer);
+    if (d.geo_timer)
+        event_free(d.geo_timer);
     event_free(d.sig_hup);
     event_free(d.sig_term);
     event_free(d.sig_int);
     event_base_free(d.base);
     vd_live_clear();
-    vd_geo_close(d.geo);
+    vd_live_geo_clear();   /* the last reference: the workers are gone */
     vd_tzdb_close(d.tzdb);
     vd_config_free(&d.cfg);
     return 0;

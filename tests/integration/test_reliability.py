@@ -336,3 +336,94 @@ def test_rejected_oversized_segment_set_logs_once(tmp_path, start_daemon):
     log = d.read_log()
     assert log.count("more than 100000 segments") == 1, log.count("more than 100000 segments")
     assert d.client().decide(slots=["hero"], ip="1.0.0.7")["slots"]["hero"]["variant"] == "hero-berlin"
+
+
+# ---- GeoIP: refuse the wrong kind of database; reload without a restart ----
+
+def make_geo_db(tmp_path, name, berlin_city="Berlin"):
+    """The demo database, 1.0.0.0/24's city renamed: another valid City db."""
+    import subprocess
+    from conftest import ROOT
+    src = (ROOT / "data/geo/demo-city.tsv").read_text()
+    tsv = tmp_path / f"{name}.tsv"
+    tsv.write_text(src.replace("\tBerlin\tEurope/Berlin\t52.5200",
+                               f"\t{berlin_city}\tEurope/Berlin\t52.5200"))
+    out = tmp_path / f"{name}.mmdb"
+    subprocess.run(["perl", str(ROOT / "scripts/make-demo-mmdb.pl"), str(tsv), str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
+def shared_mmdb(name):
+    from conftest import SHARED
+    p = SHARED / "data" / "mmdb" / name
+    if not p.exists():
+        pytest.skip(f"{p} not available")
+    return p
+
+
+def hero(d):
+    return d.client().decide(slots=["hero"], ip="1.0.0.7")["slots"]["hero"]["variant"]
+
+
+@pytest.mark.parametrize("name", ["GeoLite2-ASN-Test.mmdb", "GeoIP2-Anonymous-IP-Test.mmdb"])
+def test_geoip_db_without_city_or_country_is_refused(tmp_path, name):
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    d = Daemon(tmp_path, args=("--geoip-db", str(shared_mmdb(name))), segments=seg,
+               content_map=cm, geo=False).start(expect_ready=False)
+    try:
+        assert d.proc.wait(15) == 1
+    finally:
+        d.stop()
+    assert "no country or city data" in d.read_log(), d.read_log()
+
+
+def test_geoip_reload_on_change_and_sighup_keeps_old_on_error(tmp_path, start_daemon):
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    live = tmp_path / "geo.mmdb"
+    berlin = make_geo_db(tmp_path, "berlin")
+    paris = make_geo_db(tmp_path, "paris", "Paris")
+    live.write_bytes(berlin.read_bytes())
+    d = start_daemon("--geoip-db", str(live), "--geoip-check-interval", "1",
+                     segments=seg, content_map=cm, geo=False)
+    assert hero(d) == "hero-berlin"
+    # Replaced by rename, as the README recommends: picked up by the periodic check.
+    tmp = tmp_path / "geo.mmdb.new"
+    tmp.write_bytes(paris.read_bytes())
+    os.rename(tmp, live)
+    assert wait_for(lambda: hero(d) == "hero-generic", timeout=5), d.read_log()[-2000:]
+    assert "reloaded" in d.read_log()
+    # An ASN database put in its place: refused, the City one keeps serving.
+    asn = shared_mmdb("GeoLite2-ASN-Test.mmdb")
+    tmp.write_bytes(asn.read_bytes())
+    os.rename(tmp, live)
+    d.signal(signal.SIGHUP)
+    assert wait_for(lambda: "geoip-db reload rejected" in d.read_log(), timeout=5)
+    time.sleep(2.5)           # further checks do not retry (nor log) the same bad file
+    assert d.read_log().count("geoip-db reload rejected") == 1
+    assert hero(d) == "hero-generic"
+    # And back to Berlin on SIGHUP.
+    tmp.write_bytes(berlin.read_bytes())
+    os.rename(tmp, live)
+    d.signal(signal.SIGHUP)
+    assert wait_for(lambda: hero(d) == "hero-berlin", timeout=5)
+
+
+def test_geoip_db_overwritten_in_place_does_not_kill_the_daemon(tmp_path, start_daemon):
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    live = tmp_path / "geo.mmdb"
+    live.write_bytes(make_geo_db(tmp_path, "berlin").read_bytes())
+    d = start_daemon("--geoip-db", str(live), "--geoip-check-interval", "1",
+                     segments=seg, content_map=cm, geo=False)
+    assert hero(d) == "hero-berlin"
+    # Truncated in place (what `cp` over the file does first), then garbage.
+    with open(live, "r+b") as f:
+        f.truncate(0)
+    for i in range(50):
+        assert hero(d) == "hero-berlin"
+    with open(live, "wb") as f:
+        f.write(b"\0garbage" * 100)
+    assert wait_for(lambda: "geoip-db reload rejected" in d.read_log(), timeout=5)
+    for i in range(50):
+        assert hero(d) == "hero-berlin"
+    assert d.proc.poll() is None
