@@ -1,6 +1,7 @@
-/* compile.h — the compiler's working state and its pieces: segment nodes
- * and predicates (compile_segment.c), content-map slots (compile_slot.c).
- * build.c drives them over the documents. Private to daemon/rules. */
+/* compile.h — the compiler's working state (errors with their JSON path,
+ * ids) and the segment compiler (compile_segment.c); the slot compiler has
+ * compile_slot.h. build.c drives both over the documents. Private to
+ * daemon/rules. */
 #ifndef VD_RULES_COMPILE_H
 #define VD_RULES_COMPILE_H
 
@@ -26,6 +27,8 @@ typedef struct vd_compiler {
     size_t plen;
     size_t nerr;              /* errors reported (also beyond what err keeps) */
     bool oom;
+    bool halt;                /* cancelled, or over a whole-set limit: stop early */
+    bool too_many;            /* "more than VD_MAX_SEGMENTS" already reported */
 } vd_compiler;
 
 /* "doc: what: path: message" (parts left out when empty). */
@@ -51,8 +54,5 @@ void vd_compile_scores(vd_compiler *c, json_t *root);
 void vd_scores_finish(vd_compiler *c);
 /* Sets vd_slot.uses_profile on every slot; -1 on out of memory. */
 int vd_slots_mark_profile(vd_ruleset *rs);
-
-/* Compiles one content-map slot object into *out (contentmap.c). */
-bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out);
 
 #endif
