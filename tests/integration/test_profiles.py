@@ -439,3 +439,28 @@ def test_release_carries_scores(tmp_path, start_daemon, redis_server):
     c.call("track", [P(event="add_to_cart", category="sneakers", vid="rel", ts=T0)])
     err, r = c.call("explain", [P(slots=["score"], vid="rel", ts=T0)])
     assert r["context"]["visitor.score.sneakers"] == 5 and variant(r, "score") == "yes"
+
+
+def test_dashboard_shows_profiles(tmp_path, pd, store):
+    import test_dashboard
+    why = test_dashboard.playwright_ready()
+    if why:
+        pytest.skip(why)
+    c = pd.client()
+    for i in range(3):
+        c.call("track", [P(event="add_to_cart", category="sneakers", vid=f"dash-{i}")])
+    c.call("track", [P(event="page_view", vid="dash-0")])
+    c.decide(slots=["visits"], vid="dash-0", **P())
+    shot = tmp_path / "dashboard-profiles.png"
+    r = subprocess.run(["node", str(test_dashboard.HERE / "dashboard_check.js"),
+                        f"http://127.0.0.1:{pd.stats_port}/", str(shot), str(tmp_path / "chromium")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    shown = json.loads(r.stdout.strip().splitlines()[-1])
+    _, _, body = pd.stats_get("/stats")
+    prof = json.loads(body)["profiles"]
+    assert shown["pageErrors"] == []
+    assert shown["events"] == prof["events"] == {"add_to_cart": 3, "page_view": 1}
+    assert shown["profiles"]["tracked"] == prof["track_events"] == 4
+    assert shown["profiles"]["profile reads"] == prof["profile_reads"] == 1
+    assert shown["profiles"]["store connected (workers)"] == 1
