@@ -18,6 +18,8 @@ int vd_decider_init(vd_decider *w, const vd_env *env, size_t ua_cache, size_t ge
 {
     memset(w, 0, sizeof *w);
     w->env = env;
+    if (env)
+        w->env_now = *env;
     w->stats = stats;
     w->eval = vd_eval_new();
     if (pthread_mutex_init(&w->counts_lock, NULL) == 0)
@@ -135,6 +137,8 @@ void vd_decider_destroy(vd_decider *w)
     w->rs = NULL;
     vd_alloc_release(w->alloc);
     w->alloc = NULL;
+    vd_geo_release(w->geo);
+    w->geo = NULL;
     vd_eval_free(w->eval);
     w->eval = NULL;
     vd_device_cache_free(w->caches.ua);
@@ -143,8 +147,24 @@ void vd_decider_destroy(vd_decider *w)
     w->caches.geo = NULL;
 }
 
+/* A reloaded GeoIP database: like the ruleset, picked up between requests
+ * (one atomic load per request), the old reference dropped after. */
+static void pick_up_geo(vd_decider *w)
+{
+    uint64_t gen = vd_live_geo_generation();
+    if (gen == w->geo_gen)
+        return;
+    vd_geo_db *db = vd_live_geo_acquire();
+    vd_geo_db *old = w->geo;
+    w->geo = db;
+    w->env_now.geo = db;
+    w->geo_gen = gen;
+    vd_geo_release(old);
+}
+
 const vd_ruleset *vd_decider_ruleset(vd_decider *w)
 {
+    pick_up_geo(w);
     uint64_t gen = vd_live_generation();
     if (gen != w->rs_gen) {
         /* Between requests: the old reference goes, the new one is held
@@ -176,7 +196,12 @@ void vd_decider_profile_plan(vd_decider *w, const vd_ruleset *rs, const vd_reque
     vd_consent c = w->consent_default;
     if (req->consent.n)
         vd_consent_parse(req->consent, &c);   /* validated by the request reader */
-    p->status = vd_profile_gate(true, c, req->vid.n || req->uid.n);
+    /* An id too long to key a profile counts as none. */
+    if (p->ids.vid.n > VD_MAX_VISITOR_ID_LEN)
+        p->ids.vid = VD_STR_NULL;
+    if (p->ids.uid.n > VD_MAX_VISITOR_ID_LEN)
+        p->ids.uid = VD_STR_NULL;
+    p->status = vd_profile_gate(true, c, p->ids.vid.n || p->ids.uid.n);
     if (p->status == VD_PROFILE_NO_CONSENT) {
         VD_STAT_INC(w->pstats, consent_none);
         return;
@@ -227,7 +252,7 @@ vd_decide_status vd_decider_run_with(vd_decider *w, const vd_request *req, const
         return VD_DECIDE_NOT_READY;
     uint64_t t0 = vd_now_ns();
     vd_context ctx;
-    vd_context_init(&ctx, req, w->env, &w->caches, (int64_t)time(NULL));
+    vd_context_init(&ctx, req, w->env ? &w->env_now : NULL, &w->caches, (int64_t)time(NULL));
     if (visitor && status == VD_PROFILE_OK)
         vd_context_set_visitor(&ctx, visitor);
     uint64_t agen = vd_alloc_generation();

@@ -156,11 +156,13 @@ def test_consent_and_ids(pd, store):
     assert err["code"] == "invalid_params" and "future" in err["message"]
     err, _ = c.call("flag", [{"vid": "v"}])
     assert err["code"] == "invalid_params"
-    err, _ = c.call("decide", [{"slots": ["visits"], "vid": "x" * 300, "consent": "personalization"}])
-    assert err["code"] == "invalid_params"
+    # An id too long to key a profile: answered, as without an id.
+    assert c.decide(slots=["visits"], vid="x" * 300, **P())["profile"] == "no_id"
+    err, _ = c.call("track", [P(event="page_view", vid="x" * 300)])
+    assert err["code"] == "invalid_params" and "256 bytes" in err["message"]
     m = pd.metrics()
     assert m["variantd_consent_none_total"] >= 2
-    assert m["variantd_profile_no_id_total"] == 1
+    assert m["variantd_profile_no_id_total"] == 2
 
 
 def test_profile_methods_need_profiles(daemon):
@@ -418,3 +420,47 @@ def _ping(port):
         return redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping()
     except Exception:
         return False
+
+
+def test_release_carries_scores(tmp_path, start_daemon, redis_server):
+    """variantctl publish takes the scores folder beside the segments; a
+    daemon in Redis mode compiles them with the release."""
+    from conftest import publish
+    defs = redis_server()
+    store = redis_server()
+    segs, cmap = write_profile_defs(tmp_path)
+    version = publish(defs.url, segs, cmap)
+    fields = defs.client().hkeys(f"variantd:release:{version}")
+    assert any(f.startswith("scores/") for f in fields), fields
+    d = start_daemon("--redis", defs.url, "--profiles", store.url, "--profile-key-secret", SECRET,
+                     "--profile-timeout", "50", segments=tmp_path / "none", content_map=tmp_path / "none")
+    c = d.client()
+    assert wait_for(lambda: c.call("ping", [])[1]["ready"], timeout=10)
+    c.call("track", [P(event="add_to_cart", category="sneakers", vid="rel", ts=T0)])
+    err, r = c.call("explain", [P(slots=["score"], vid="rel", ts=T0)])
+    assert r["context"]["visitor.score.sneakers"] == 5 and variant(r, "score") == "yes"
+
+
+def test_dashboard_shows_profiles(tmp_path, pd, store):
+    import test_dashboard
+    why = test_dashboard.playwright_ready()
+    if why:
+        pytest.skip(why)
+    c = pd.client()
+    for i in range(3):
+        c.call("track", [P(event="add_to_cart", category="sneakers", vid=f"dash-{i}")])
+    c.call("track", [P(event="page_view", vid="dash-0")])
+    c.decide(slots=["visits"], vid="dash-0", **P())
+    shot = tmp_path / "dashboard-profiles.png"
+    r = subprocess.run(["node", str(test_dashboard.HERE / "dashboard_check.js"),
+                        f"http://127.0.0.1:{pd.stats_port}/", str(shot), str(tmp_path / "chromium")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    shown = json.loads(r.stdout.strip().splitlines()[-1])
+    _, _, body = pd.stats_get("/stats")
+    prof = json.loads(body)["profiles"]
+    assert shown["pageErrors"] == []
+    assert shown["events"] == prof["events"] == {"add_to_cart": 3, "page_view": 1}
+    assert shown["profiles"]["tracked"] == prof["track_events"] == 4
+    assert shown["profiles"]["profile reads"] == prof["profile_reads"] == 1
+    assert shown["profiles"]["store connected (workers)"] == 1
