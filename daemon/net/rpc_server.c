@@ -568,7 +568,8 @@ static void handle_track(rpc_conn *c, uint32_t msgid, const msgpack_object *para
                             .has_value = pp.has_value };
     int64_t ts = pp.has_ts ? pp.ts : now;
     if (notify) {
-        vd_profile_track(fe->decider->profiles, rs, &pp.ids, ts, &ev, false, NULL, NULL);
+        /* visitor.events.TYPE counts the types named in scores or goals */
+        vd_profile_track(fe->decider->profiles, rs, &pp.ids, ts, &ev, vd_ruleset_is_goal(rs, pp.event), NULL, NULL);
         return;
     }
     rpc_pending *p;
@@ -576,7 +577,8 @@ static void handle_track(rpc_conn *c, uint32_t msgid, const msgpack_object *para
         reply_error(c, msgid, "internal", "out of memory");
         return;
     }
-    vd_profile_op *op = vd_profile_track(fe->decider->profiles, rs, &pp.ids, ts, &ev, false, on_store_reply, p);
+    vd_profile_op *op = vd_profile_track(fe->decider->profiles, rs, &pp.ids, ts, &ev, vd_ruleset_is_goal(rs, pp.event),
+                                         on_store_reply, p);
     if (!op) {
         free(p);
         reply_error(c, msgid, "unavailable", "profile store unavailable");

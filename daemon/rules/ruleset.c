@@ -81,6 +81,15 @@ const vd_slot *vd_ruleset_slot_at(const vd_ruleset *rs, uint32_t i)
     return i < rs->nslots ? &rs->slots[i] : NULL;
 }
 
+bool vd_ruleset_is_goal(const vd_ruleset *rs, vd_str type)
+{
+    for (uint32_t i = 0; rs && i < rs->nslots; i++)
+        for (uint32_t g = 0; g < rs->slots[i].ngoals; g++)
+            if (vd_str_eq(rs->slots[i].goals[g], type))
+                return true;
+    return false;
+}
+
 const vd_slot *vd_ruleset_find_slot(const vd_ruleset *rs, vd_str name)
 {
     uint32_t lo = 0, hi = rs->nslots;

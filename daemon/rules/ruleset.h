@@ -75,6 +75,8 @@ int32_t vd_ruleset_find_segment(const vd_ruleset *rs, vd_str id);     /* -1 if n
 uint32_t vd_ruleset_nslots(const vd_ruleset *rs);
 const vd_slot *vd_ruleset_slot_at(const vd_ruleset *rs, uint32_t i);
 const vd_slot *vd_ruleset_find_slot(const vd_ruleset *rs, vd_str name);  /* NULL if none */
+/* True when some slot has the event type in its "goal". */
+bool vd_ruleset_is_goal(const vd_ruleset *rs, vd_str type);
 uint32_t vd_ruleset_nscores(const vd_ruleset *rs);
 const vd_score_def *vd_ruleset_score_at(const vd_ruleset *rs, uint32_t i);   /* sorted by id */
 const vd_score_def *vd_ruleset_find_score(const vd_ruleset *rs, vd_str id);  /* NULL if none */

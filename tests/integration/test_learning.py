@@ -338,6 +338,9 @@ def test_daemon_windows_no_exposure_other_slot_and_no_consent(tmp_path, start_da
     assert sum(int(x) for k, x in t.items() if k.startswith("e|")) == 2
     b = totals(r, "banner")
     assert b.get("c|everyone|x") == "1" and b.get("e|everyone|x") == "2"
-    # the profile holds the exposure (variant, rule, ts, converted)
-    keys = [k for k in r.keys("vdp1:*")]
-    assert any(r.hget(k, "x:hero") for k in keys)
+    # the profile holds the exposure (variant, rule, ts, converted), and goal
+    # types count in visitor.events.TYPE
+    prof = call(c, "profile", [{"vid": "in"}])
+    assert prof["exposures"]["hero"]["converted"] is True
+    assert prof["exposures"]["banner"]["variant"] == "x"
+    assert prof["events"]["purchase"] == 1 and prof["events"]["signup"] == 1
