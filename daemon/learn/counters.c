@@ -245,13 +245,15 @@ static int cmp_rule(const void *a, const void *b)
 
 void vd_report_compute(vd_report_slot *s)
 {
-    qsort(s->rules, s->nrules, sizeof *s->rules, cmp_rule);
+    if (s->nrules > 1)
+        qsort(s->rules, s->nrules, sizeof *s->rules, cmp_rule);
     s->treated = (vd_arm_counts){ 0, 0 };
     s->control = (vd_arm_counts){ 0, 0 };
     s->has_holdout = false;
     for (unsigned i = 0; i < s->nrules; i++) {
         vd_report_rule *r = &s->rules[i];
-        qsort(r->variants, r->nvariants, sizeof *r->variants, cmp_variant);
+        if (r->nvariants > 1)
+            qsort(r->variants, r->nvariants, sizeof *r->variants, cmp_variant);
         vd_arm_counts arms[VD_LEARN_MAX_ARMS];
         double p[VD_LEARN_MAX_ARMS];
         unsigned n = r->nvariants < VD_LEARN_MAX_ARMS ? r->nvariants : VD_LEARN_MAX_ARMS;
@@ -354,7 +356,7 @@ int vd_report_slots(redisContext *rc, const char *ns, char ***names, size_t *n, 
         for (size_t i = 0; *names && i < r->elements; i++)
             if (r->element[i]->type == REDIS_REPLY_STRING && ((*names)[*n] = vd_strdup(r->element[i]->str)))
                 (*n)++;
-        if (*names)
+        if (*names && *n > 1)
             qsort(*names, *n, sizeof **names, cmp_name);
     }
     freeReplyObject(r);
