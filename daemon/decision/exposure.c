@@ -4,7 +4,79 @@
 #include <string.h>
 #include <time.h>
 
+#include <pthread.h>
+#include <stdlib.h>
+#include <hiredis/hiredis.h>
+
+#include "core/alloc.h"
+#include "core/sha1.h"
 #include "variantd/limits.h"
+
+/* The scripts go out as EVALSHA (a few hundred bytes instead of the 2 KB
+ * body); a Redis that does not know them yet (restarted, flushed) answers
+ * NOSCRIPT and the command is sent once more as EVAL, which caches it. */
+static char sha_expose[41], sha_convert[41];
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void sha_init(void)
+{
+    vd_str e = vd_learn_expose_script(), c = vd_learn_convert_script();
+    vd_sha1_hex(e.p, e.n, sha_expose);
+    vd_sha1_hex(c.p, c.n, sha_convert);
+}
+
+typedef struct retry_cmd {
+    int argc;
+    vd_str body;                  /* the script, for the EVAL retry */
+    const char *argv[VD_LEARN_MAX_ARGS];
+    size_t len[VD_LEARN_MAX_ARGS];
+    vd_profile_store *s;
+    char buf[];                   /* the arguments but the first two */
+} retry_cmd;
+
+static void on_script_reply(void *arg, void *reply)
+{
+    retry_cmd *rc = arg;
+    const redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        rc->argv[0] = "EVAL";
+        rc->len[0] = 4;
+        rc->argv[1] = rc->body.p;
+        rc->len[1] = rc->body.n;
+        vd_profile_send(rc->s, rc->argc, rc->argv, rc->len, NULL, NULL);
+    }
+    vd_free(rc);
+}
+
+/* Sends cmd (built with the EVALSHA digest), keeping a copy for a retry. */
+static int send_script(vd_profile_store *s, vd_learn_cmd *cmd, vd_str body)
+{
+    size_t total = 0;
+    for (int i = 2; i < cmd->argc; i++)
+        total += cmd->len[i];
+    retry_cmd *rc = vd_malloc(sizeof *rc + total + 1);
+    if (!rc)
+        return vd_profile_send(s, cmd->argc, cmd->argv, cmd->len, NULL, NULL);
+    rc->argc = cmd->argc;
+    rc->body = body;
+    rc->s = s;
+    rc->argv[0] = cmd->argv[0];
+    rc->len[0] = cmd->len[0];
+    rc->argv[1] = cmd->argv[1];
+    rc->len[1] = cmd->len[1];
+    char *p = rc->buf;
+    for (int i = 2; i < cmd->argc; i++) {
+        memcpy(p, cmd->argv[i], cmd->len[i]);
+        rc->argv[i] = p;
+        rc->len[i] = cmd->len[i];
+        p += cmd->len[i];
+    }
+    if (vd_profile_send(s, rc->argc, rc->argv, rc->len, on_script_reply, rc) != 0) {
+        vd_free(rc);
+        return -1;
+    }
+    return 0;
+}
 
 static vd_str rule_key(const vd_ruleset *rs, const vd_slot_choice *c)
 {
@@ -21,6 +93,7 @@ unsigned vd_exposure_record(vd_profile_store *s, const vd_learn_opts *o, const v
     char key[VD_PROFILE_KEY_LEN];
     bool have_key = false;
     unsigned sent = 0;
+    pthread_once(&sha_once, sha_init);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
@@ -37,8 +110,11 @@ unsigned vd_exposure_record(vd_profile_store *s, const vd_learn_opts *o, const v
             return 0;
         bool bandit = c->rule >= 0 && c->slot->rules[c->rule].bandit;
         vd_learn_cmd cmd;
-        vd_learn_expose_cmd(&cmd, o, vd_str_cstr(key), c->slot->name, rule_key(rs, c), c->variant->id, ts, bandit, us);
-        if (vd_profile_send(s, cmd.argc, cmd.argv, cmd.len, NULL, NULL) == 0)
+        vd_learn_opts so = *o;
+        so.sha_expose = sha_expose;
+        vd_learn_expose_cmd(&cmd, &so, vd_str_cstr(key), c->slot->name, rule_key(rs, c), c->variant->id, ts, bandit,
+                            us);
+        if (send_script(s, &cmd, vd_learn_expose_script()) == 0)
             sent++;
     }
     return sent;
@@ -63,9 +139,12 @@ void vd_exposure_on_track(void *hook_arg, vd_profile_store *s, const vd_ruleset 
             }
         if (n == VD_LEARN_MAX_GOAL_SLOTS || (i + 1 == ns && n > 0)) {
             vd_learn_cmd cmd;
-            if (vd_learn_convert_cmd(&cmd, o, vd_str_cstr(key), ts, ev->has_value ? ev->value : 0.0, ev->type,
+            vd_learn_opts so = *o;
+            pthread_once(&sha_once, sha_init);
+            so.sha_convert = sha_convert;
+            if (vd_learn_convert_cmd(&cmd, &so, vd_str_cstr(key), ts, ev->has_value ? ev->value : 0.0, ev->type,
                                      slots, n) == 0)
-                vd_profile_send(s, cmd.argc, cmd.argv, cmd.len, NULL, NULL);
+                send_script(s, &cmd, vd_learn_convert_script());
             n = 0;
         }
     }
