@@ -29,7 +29,7 @@ static const config_row rows[] = {
     STR("content-map", content_map, "content-map", "content-map directory (file mode)"),
     STR("geoip-db", geoip_db, "", "GeoIP2/GeoLite2/DB-IP .mmdb file (empty = no geo)"),
     STR("zoneinfo", zoneinfo, "/usr/share/zoneinfo", "TZif directory for visitor-local time"),
-    STR("redis", redis, "", "redis://host:port/db or unix:/path (empty = file mode)"),
+    STR("redis", redis, "", "redis://host:port/db, unix:/path or redis-sentinel://h1:26379,h2/master (empty = file mode)"),
     STR("snapshot", snapshot, "", "last-known-good snapshot file (empty = none)"),
     STR("log-level", log_level, "info", "debug, info, warn or error"),
     INT("max-frame", max_frame, VD_DEFAULT_MAX_FRAME, 64, VD_MAX_FRAME_CEILING,
