@@ -219,7 +219,7 @@ static bool decode(vd_http_edge *e, vd_str s, vd_str *out)
     return true;
 }
 
-static bool query_next(vd_str q, size_t *pos, vd_str *k, vd_str *v)
+bool vd_edge_query_next(vd_str q, size_t *pos, vd_str *k, vd_str *v)
 {
     while (*pos < q.n) {
         size_t start = *pos, end = start;
@@ -241,8 +241,7 @@ static bool query_next(vd_str q, size_t *pos, vd_str *k, vd_str *v)
     return false;
 }
 
-/* The value of cookie `name` in a Cookie header. */
-static vd_str cookie_get(vd_str hdr, const char *name)
+vd_str vd_edge_cookie_get(vd_str hdr, const char *name)
 {
     size_t nlen = strlen(name);
     size_t i = 0;
@@ -282,7 +281,7 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     size_t pos = 0;
     vd_str k, v, url = VD_STR_NULL;
     bool have_url = false;
-    while (query_next(hr->query, &pos, &k, &v)) {
+    while (vd_edge_query_next(hr->query, &pos, &k, &v)) {
         vd_str dv;
         if (vd_str_eq(k, VD_STR_LIT("slot"))) {
             if (req->nslots == max_slots) {
@@ -351,7 +350,7 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     req->lang = vd_http_header_get(hr, "Accept-Language");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
-            req->vid = cookie_get(hr->headers[i].value, e->w->cfg->vid_cookie);
+            req->vid = vd_edge_cookie_get(hr->headers[i].value, e->w->cfg->vid_cookie);
     return 0;
 }
 

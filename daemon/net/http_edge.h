@@ -21,6 +21,7 @@
 #ifndef VD_NET_HTTP_EDGE_H
 #define VD_NET_HTTP_EDGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "net/http_server.h"
@@ -33,6 +34,14 @@ typedef struct vd_http_edge vd_http_edge;
 vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap);
 vd_http_server *vd_http_edge_server(vd_http_edge *e);
 void vd_http_edge_free(vd_http_edge *e);
+
+/* The next key/value pair of a raw query string (split on '&' and ';', empty
+ * items skipped; no '=' gives a NULL value), advancing *pos; false at the
+ * end. The slices point into q (not decoded). */
+bool vd_edge_query_next(vd_str q, size_t *pos, vd_str *k, vd_str *v);
+/* The value of cookie `name` in a Cookie header (trimmed, one pair of
+ * double quotes removed), a slice of hdr; empty if absent. */
+vd_str vd_edge_cookie_get(vd_str hdr, const char *name);
 
 /* The http-* limits of the config, shared by the edge and stats ports. */
 void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out);
