@@ -2,8 +2,9 @@
 #
 #   make            build variantd, variantctl and tools into build/
 #   make run        install missing packages, build, run on the example definitions
-#   make test       install test packages, run unit + integration tests and a 2-minute
-#                   soak, then the same again under ASan+UBSan (a 1-minute soak)
+#   make test       install test packages, check the layering, run unit + integration
+#                   tests and a 2-minute soak, then the same again under ASan+UBSan
+#                   (a 1-minute soak)
 #   make soak       30-minute soak (SOAK_MINUTES=N): mixed load, publishes, Redis restarts
 #   make fuzz       libFuzzer campaigns (FUZZ_SECONDS=N per target; clang-14)
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
@@ -50,15 +51,21 @@ DEMO_DB  := $(BUILD)/demo-city.mmdb
 
 PYTHON   := /usr/bin/python3
 
+# The floors of daemon/, bottom first (docs/ARCHITECTURE.md). A file may use
+# (include, or call into) its own floor and those below; include/variantd/
+# lies under them all and daemon/main.c on top. `make check-layering` holds
+# the code to this, for includes and for the symbols the objects link.
+LAYERS   := core context rules store decision net runtime
+
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
 .PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install \
-        soak soak-quick
+        check-layering soak soak-quick
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,11p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -119,8 +126,11 @@ accuracy: all
 	$(BUILD)/vd-accuracy-ua
 	$(BUILD)/vd-accuracy-source
 
+check-layering: $(LIB_OBJS)
+	$(PYTHON) scripts/check-layering.py --objects $(BUILD) $(LAYERS)
+
 test: deps-test
-	@$(MAKE) --no-print-directory all unit integration soak-quick
+	@$(MAKE) --no-print-directory all check-layering unit integration soak-quick
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:

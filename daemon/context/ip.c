@@ -11,6 +11,8 @@
 #include "context/ip.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -124,18 +126,108 @@ const char *vd_ip_format(const vd_ipaddr *ip, char *buf, size_t cap)
     return buf;
 }
 
-bool vd_ip_in_prefix(const vd_ipaddr *ip, const vd_ipaddr *net, unsigned prefix)
+bool vd_ip_parse_hostport(vd_str s, vd_ipaddr *out)
 {
-    if (!ip || !net || ip->family == 0 || ip->family != net->family)
-        return false;
-    unsigned bits = ip->family == 4 ? 32 : 128;
-    if (prefix > bits)
-        return false;
-    unsigned whole = prefix / 8, rest = prefix % 8;
-    if (memcmp(ip->addr, net->addr, whole) != 0)
-        return false;
-    if (rest == 0)
+    if (vd_ip_parse(s, out))
         return true;
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (ip->addr[whole] & mask) == (net->addr[whole] & mask);
+    if (!s.p || s.n < 3)
+        return false;
+    /* Strip ":digits" at the end: after ']' for IPv6, after a dotted quad
+     * (no other ':') for IPv4. */
+    size_t i = s.n;
+    while (i > 0 && s.p[i - 1] >= '0' && s.p[i - 1] <= '9')
+        i--;
+    if (i == s.n || i < 2 || s.p[i - 1] != ':' || s.n - i > 5)
+        return false;
+    vd_str host = vd_str_make(s.p, i - 1);
+    if (host.p[0] == '[')
+        return host.p[host.n - 1] == ']' && vd_ip_parse(host, out) && out->family == 6;
+    return !memchr(host.p, ':', host.n) && vd_ip_parse(host, out);
+}
+
+bool vd_ip_from_sockaddr(const struct sockaddr *sa, vd_ipaddr *out)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    memset(out, 0, sizeof *out);
+    if (sa->sa_family == AF_INET) {
+        memcpy(out->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        out->family = 4;
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
+        if (memcmp(a, mapped, sizeof mapped) == 0) {
+            memcpy(out->addr, a + 12, 4);
+            out->family = 4;
+        } else {
+            memcpy(out->addr, a, 16);
+            out->family = 6;
+        }
+        return true;
+    }
+    return false;
+}
+
+bool vd_ipnet_parse(vd_str s, bool allow_prefix, vd_ipnet *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s.p || s.n == 0 || s.n > IP_TEXT_MAX + 4)
+        return false;
+    const char *slash = memchr(s.p, '/', s.n);
+    size_t alen = slash ? (size_t)(slash - s.p) : s.n;
+    if (alen == 0 || s.p[0] == '[' || memchr(s.p, '%', alen))
+        return false;
+    long plen = -1;
+    if (slash) {
+        size_t dn = s.n - alen - 1;
+        if (!allow_prefix)
+            return false;
+        if (dn == 0 || dn > 3)
+            return false;
+        plen = 0;
+        for (size_t i = 0; i < dn; i++) {
+            char c = slash[1 + i];
+            if (c < '0' || c > '9')
+                return false;
+            plen = plen * 10 + (c - '0');
+        }
+    }
+    /* Parse the address without folding v4-mapped (the prefix decides). */
+    const char *p = s.p;
+    if (!memchr(p, ':', alen)) {
+        if (!parse_v4(p, alen, out->addr.addr) || plen > 32)
+            return false;
+        out->addr.family = 4;
+        out->plen = (uint8_t)(plen < 0 ? 32 : plen);
+    } else {
+        char buf[IP_TEXT_MAX + 1];
+        if (alen > IP_TEXT_MAX)
+            return false;
+        for (size_t i = 0; i < alen; i++) {
+            char c = p[i];
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                  c == ':' || c == '.'))
+                return false;
+            buf[i] = c;
+        }
+        buf[alen] = '\0';
+        if (inet_pton(AF_INET6, buf, out->addr.addr) != 1 || plen > 128)
+            return false;
+        out->addr.family = 6;
+        out->plen = (uint8_t)(plen < 0 ? 128 : plen);
+        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (memcmp(out->addr.addr, mapped, 12) == 0 && out->plen >= 96) {
+            memmove(out->addr.addr, out->addr.addr + 12, 4);
+            memset(out->addr.addr + 4, 0, 12);
+            out->addr.family = 4;
+            out->plen = (uint8_t)(out->plen - 96);
+        }
+    }
+    unsigned bytes = out->addr.family == 4 ? 4 : 16;
+    for (unsigned b = 0; b < bytes; b++) {
+        unsigned keep = out->plen > b * 8 ? out->plen - b * 8 : 0;
+        if (keep < 8)
+            out->addr.addr[b] &= (uint8_t)(0xff00u >> keep);
+    }
+    return true;
 }

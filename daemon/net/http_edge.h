@@ -25,20 +25,16 @@
 #include <stddef.h>
 
 #include "net/http_server.h"
-#include "server/worker.h"
+#include "net/frontend.h"
 
 typedef struct vd_http_edge vd_http_edge;
 
 /* One per worker: each binds addr with SO_REUSEPORT on the worker's base;
  * http-max-connections holds for all of them together. */
-vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap);
+vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap);
 vd_http_server *vd_http_edge_server(vd_http_edge *e);
 void vd_http_edge_free(vd_http_edge *e);
 
-/* The next key/value pair of a raw query string (split on '&' and ';', empty
- * items skipped; no '=' gives a NULL value), advancing *pos; false at the
- * end. The slices point into q (not decoded). */
-bool vd_edge_query_next(vd_str q, size_t *pos, vd_str *k, vd_str *v);
 /* The value of cookie `name` in a Cookie header (trimmed, one pair of
  * double quotes removed), a slice of hdr; empty if absent. */
 vd_str vd_edge_cookie_get(vd_str hdr, const char *name);

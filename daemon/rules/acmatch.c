@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 #define NONE UINT32_MAX
 #define MATCH UINT32_MAX        /* dense: the transition reaches an accepting state */
 
@@ -82,8 +84,8 @@ const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t de
     if (m->always)
         return m;
 
-    node *t = malloc(total * sizeof *t);
-    uint32_t *queue = malloc(total * sizeof *queue);
+    node *t = vd_malloc(total * sizeof *t);
+    uint32_t *queue = vd_malloc(total * sizeof *queue);
     if (!t || !queue)
         goto oom;
     uint32_t ns = 1;
@@ -177,12 +179,12 @@ const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t de
         m->acc = acc;
         m->root = root;
     }
-    free(t);
-    free(queue);
+    vd_free(t);
+    vd_free(queue);
     return m;
 oom:
-    free(t);
-    free(queue);
+    vd_free(t);
+    vd_free(queue);
     return NULL;
 }
 

@@ -12,6 +12,7 @@
 
 #include <hiredis/adapters/libevent.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -328,7 +329,7 @@ vd_sentinel *vd_sentinel_new(const vd_redis_url *u, long timeout_ms, long refres
         snprintf(err, cap, "not a redis-sentinel:// URL");
         return NULL;
     }
-    vd_sentinel *s = calloc(1, sizeof *s);
+    vd_sentinel *s = vd_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
         return NULL;
@@ -337,7 +338,7 @@ vd_sentinel *vd_sentinel_new(const vd_redis_url *u, long timeout_ms, long refres
     s->n = u->nsentinels;
     for (unsigned i = 0; i < s->n; i++) {
         if (numeric_host(u->sentinels[i].host, s->host[i], sizeof s->host[i], err, cap) != 0) {
-            free(s);
+            vd_free(s);
             return NULL;
         }
         s->port[i] = u->sentinels[i].port;
@@ -396,7 +397,7 @@ void vd_sentinel_free(vd_sentinel *s)
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (evs[i])
             event_free(evs[i]);
-    free(s);
+    vd_free(s);
 }
 
 int vd_sentinel_resolve(vd_redis_url *u, int timeout_ms, char *err, size_t cap)

@@ -1,38 +1,33 @@
-#include "server/worker.h"
+/* decider.c — the one decision function: enrich, decide, count, emit.
+ * The decision port, the edge port and vd-microbench all call
+ * vd_decider_run; nothing else repeats the sequence. */
+#include "decision/decider.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "content/decide.h"
+#include "core/alloc.h"
+#include "decision/decide.h"
 
-uint64_t vd_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_config *cfg,
-                   const vd_env *env)
+int vd_decider_init(vd_decider *w, const vd_env *env, size_t ua_cache, size_t geo_cache,
+                    vd_stats *stats)
 {
     memset(w, 0, sizeof *w);
-    w->id = id;
-    w->base = base;
-    w->cfg = cfg;
     w->env = env;
+    w->stats = stats;
     w->eval = vd_eval_new();
     if (pthread_mutex_init(&w->counts_lock, NULL) == 0)
         w->counts_lock_ready = 1;
-    bool want_geo = cfg->geo_cache > 0 && env && env->geo;
-    if (cfg->ua_cache > 0)
-        w->caches.ua = vd_device_cache_new((size_t)cfg->ua_cache);
+    bool want_geo = geo_cache > 0 && env && env->geo;
+    if (ua_cache > 0)
+        w->caches.ua = vd_device_cache_new(ua_cache);
     if (want_geo)
-        w->caches.geo = vd_geo_cache_new((size_t)cfg->geo_cache);
-    if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->caches.ua) ||
+        w->caches.geo = vd_geo_cache_new(geo_cache);
+    if (!w->eval || !w->counts_lock_ready || (ua_cache > 0 && !w->caches.ua) ||
         (want_geo && !w->caches.geo)) {
-        vd_worker_destroy(w);
+        vd_decider_destroy(w);
         return -1;
     }
     return 0;
@@ -45,12 +40,12 @@ struct vd_slot_ref {
     uint32_t index;
 };
 
-static void counts_free(vd_worker *w)
+static void counts_free(vd_decider *w)
 {
-    free(w->variant_counts);
-    free(w->segment_counts);
-    free(w->slot_base);
-    free(w->slot_refs);
+    vd_free(w->variant_counts);
+    vd_free(w->segment_counts);
+    vd_free(w->slot_base);
+    vd_free(w->slot_refs);
     w->variant_counts = w->segment_counts = NULL;
     w->slot_base = NULL;
     w->slot_refs = NULL;
@@ -63,15 +58,15 @@ static int ref_cmp(const void *a, const void *b)
     return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
-static void counts_alloc(vd_worker *w, const vd_ruleset *rs)
+static void counts_alloc(vd_decider *w, const vd_ruleset *rs)
 {
     counts_free(w);
     if (!rs)
         return;
     uint32_t nslots = vd_ruleset_nslots(rs), nseg = vd_ruleset_nsegments(rs);
     size_t nvar = 0;
-    w->slot_base = calloc(nslots + 1, sizeof *w->slot_base);
-    w->slot_refs = calloc(nslots + 1, sizeof *w->slot_refs);
+    w->slot_base = vd_calloc(nslots + 1, sizeof *w->slot_base);
+    w->slot_refs = vd_calloc(nslots + 1, sizeof *w->slot_refs);
     if (!w->slot_base || !w->slot_refs)
         goto fail;
     for (uint32_t i = 0; i < nslots; i++) {
@@ -81,8 +76,8 @@ static void counts_alloc(vd_worker *w, const vd_ruleset *rs)
         nvar += sl->nvariants;
     }
     qsort(w->slot_refs, nslots, sizeof *w->slot_refs, ref_cmp);
-    w->variant_counts = calloc(nvar + 1, sizeof *w->variant_counts);
-    w->segment_counts = calloc((size_t)nseg + 1, sizeof *w->segment_counts);
+    w->variant_counts = vd_calloc(nvar + 1, sizeof *w->variant_counts);
+    w->segment_counts = vd_calloc((size_t)nseg + 1, sizeof *w->segment_counts);
     if (!w->variant_counts || !w->segment_counts)
         goto fail;
     w->nslot_refs = nslots;
@@ -91,7 +86,7 @@ fail:
     counts_free(w);
 }
 
-int vd_worker_slot_index(const vd_worker *w, const vd_slot *slot)
+int vd_decider_slot_index(const vd_decider *w, const vd_slot *slot)
 {
     uint32_t lo = 0, hi = w->nslot_refs;
     while (lo < hi) {
@@ -106,20 +101,20 @@ int vd_worker_slot_index(const vd_worker *w, const vd_slot *slot)
     return -1;
 }
 
-static void count_decision(vd_worker *w, const vd_decision *d, uint64_t ns)
+static void count_decision(vd_decider *w, const vd_decision *d, uint64_t ns)
 {
     static const uint64_t bounds[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
     unsigned b = 0;
     while (b < VD_LATENCY_NBUCKETS && ns > bounds[b])
         b++;
-    VD_STAT_INC(&w->stats, decide_hist[b]);
+    VD_STAT_INC(w->stats, decide_hist[b]);
     if (!w->variant_counts)
         return;
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
         if (!c->slot)
             continue;
-        int si = vd_worker_slot_index(w, c->slot);
+        int si = vd_decider_slot_index(w, c->slot);
         if (si >= 0)
             VD_STAT_INC(w, variant_counts[w->slot_base[si] + (uint32_t)(c->variant - c->slot->variants)]);
     }
@@ -127,7 +122,7 @@ static void count_decision(vd_worker *w, const vd_decision *d, uint64_t ns)
         VD_STAT_INC(w, segment_counts[d->matched[i]]);
 }
 
-void vd_worker_destroy(vd_worker *w)
+void vd_decider_destroy(vd_decider *w)
 {
     counts_free(w);
     if (w->counts_lock_ready)
@@ -144,7 +139,7 @@ void vd_worker_destroy(vd_worker *w)
     w->caches.geo = NULL;
 }
 
-const vd_ruleset *vd_worker_ruleset(vd_worker *w)
+const vd_ruleset *vd_decider_ruleset(vd_decider *w)
 {
     uint64_t gen = vd_live_generation();
     if (gen != w->rs_gen) {
@@ -163,10 +158,10 @@ const vd_ruleset *vd_worker_ruleset(vd_worker *w)
     return w->rs;
 }
 
-vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, const vd_emitter *e,
-                                       vd_decision *d)
+vd_decide_status vd_decider_run(vd_decider *w, const vd_request *req, const vd_emitter *e,
+                                vd_decision *d)
 {
-    const vd_ruleset *rs = vd_worker_ruleset(w);
+    const vd_ruleset *rs = vd_decider_ruleset(w);
     if (!rs)
         return VD_DECIDE_NOT_READY;
     uint64_t t0 = vd_now_ns();
@@ -175,20 +170,14 @@ vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, cons
     if (vd_decide(rs, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
     uint64_t ns = vd_now_ns() - t0;
-    VD_STAT_ADD(&w->stats, decide_ns_total, ns);
+    VD_STAT_ADD(w->stats, decide_ns_total, ns);
     count_decision(w, d, ns);
     for (unsigned i = 0; i < d->nslots; i++) {
         if (d->slots[i].slot)
-            VD_STAT_INC(&w->stats, slots_decided);
+            VD_STAT_INC(w->stats, slots_decided);
         else
-            VD_STAT_INC(&w->stats, slots_unknown);
+            VD_STAT_INC(w->stats, slots_unknown);
     }
     vd_result_emit(e, rs, d, &ctx, w->eval, req->explain);
     return VD_DECIDE_OK;
-}
-
-vd_decide_status vd_worker_decide(vd_worker *w, const vd_request *req, const vd_emitter *e)
-{
-    vd_decision d;
-    return vd_worker_decide_into(w, req, e, &d);
 }
