@@ -368,8 +368,8 @@ static vd_str jstr(const json_t *j)
 
 static int read_json_attrs(const json_t *m, vd_request *req, char *err, size_t cap)
 {
-    if (json_is_null(m))
-        return 0;
+    if (json_is_null(m) || (json_is_array(m) && json_array_size(m) == 0))
+        return 0;                 /* PHP's json_encode([]) is [] */
     if (!json_is_object(m)) {
         snprintf(err, cap, "attrs must be a map");
         return -1;

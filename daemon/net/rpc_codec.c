@@ -5,16 +5,63 @@
 #include <stdlib.h>
 #include <string.h>
 
-static vd_str obj_str(const msgpack_object *o)
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+static bool utf8_valid(const unsigned char *p, size_t n)
 {
-    return vd_str_make(o->via.str.ptr, o->via.str.size);
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
 }
 
-static bool key_is(const msgpack_object *k, const char *name)
+/* A string: MessagePack str, or bin holding valid UTF-8 (Python bytes,
+ * ASGI headers, PHP strings packed as binary). 1 = a string, 0 = some
+ * other type, -1 = bin that is not UTF-8. */
+static int read_str(const msgpack_object *o, vd_str *out)
+{
+    if (o->type == MSGPACK_OBJECT_STR) {
+        *out = vd_str_make(o->via.str.ptr, o->via.str.size);
+        return 1;
+    }
+    if (o->type != MSGPACK_OBJECT_BIN)
+        return 0;
+    if (!utf8_valid((const unsigned char *)o->via.bin.ptr, o->via.bin.size))
+        return -1;
+    *out = vd_str_make(o->via.bin.ptr, o->via.bin.size);
+    return 1;
+}
+
+static bool key_is(vd_str k, const char *name)
 {
     size_t n = strlen(name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, name, n) == 0;
+    return k.n == n && memcmp(k.p, name, n) == 0;
+}
+
+/* PHP encodes an empty array as a MessagePack array: [] stands for {}. */
+static bool empty_array(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0;
 }
 
 /* Unix seconds within years 0001..9999: anything else is a client error. */
@@ -38,8 +85,10 @@ static int read_number(const msgpack_object *o, double *out)
 
 static int read_attrs(const msgpack_object *m, vd_request *req, char *err, size_t cap)
 {
-    if (m->type == MSGPACK_OBJECT_NIL)
+    if (m->type == MSGPACK_OBJECT_NIL || empty_array(m)) {
+        req->nattrs = 0;
         return 0;
+    }
     if (m->type != MSGPACK_OBJECT_MAP) {
         snprintf(err, cap, "attrs must be a map");
         return -1;
@@ -52,18 +101,22 @@ static int read_attrs(const msgpack_object *m, vd_request *req, char *err, size_
     req->nattrs = 0;   /* a repeated key replaces, never overflows */
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0) {
-            snprintf(err, cap, "attrs keys must be non-empty strings");
+        vd_kv *kv = &req->attrs[req->nattrs];
+        if (read_str(k, &kv->key) != 1 || kv->key.n == 0) {
+            snprintf(err, cap, "attrs keys must be non-empty strings (UTF-8)");
             return -1;
         }
-        vd_kv *kv = &req->attrs[req->nattrs];
-        kv->key = obj_str(k);
         switch (v->type) {
         case MSGPACK_OBJECT_NIL:
             continue;                      /* nil = not given */
         case MSGPACK_OBJECT_STR:
+        case MSGPACK_OBJECT_BIN:
             kv->val.kind = VD_VAL_STR;
-            kv->val.u.s = obj_str(v);
+            if (read_str(v, &kv->val.u.s) != 1) {
+                snprintf(err, cap, "attrs.%.*s is binary that is not UTF-8", (int)(kv->key.n > 64 ? 64 : kv->key.n),
+                         kv->key.p);
+                return -1;
+            }
             break;
         case MSGPACK_OBJECT_BOOLEAN:
             kv->val.kind = VD_VAL_BOOL;
@@ -73,11 +126,57 @@ static int read_attrs(const msgpack_object *m, vd_request *req, char *err, size_
             kv->val.kind = VD_VAL_NUM;
             if (read_number(v, &kv->val.u.num) != 0) {
                 snprintf(err, cap, "attrs.%.*s must be a string, number or boolean",
-                         (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
+                         (int)(kv->key.n > 64 ? 64 : kv->key.n), kv->key.p);
                 return -1;
             }
         }
         req->nattrs++;
+    }
+    return 0;
+}
+
+/* A key's name for a message: at most 64 bytes. */
+#define KEYFMT(k) (int)((k).n > 64 ? 64 : (k).n), (k).p
+
+/* slots: an array of names, or a PHP list with gaps (array_filter,
+ * unset), which php-msgpack sends as a map with integer keys: its values
+ * are taken in the order sent (order does not matter to a decision). */
+static int read_slots(const msgpack_object *v, unsigned max_slots, vd_request *req, char *err,
+                      size_t cap)
+{
+    uint32_t n;
+    bool map = v->type == MSGPACK_OBJECT_MAP;
+    if (v->type == MSGPACK_OBJECT_ARRAY) {
+        n = v->via.array.size;
+    } else if (map) {
+        n = v->via.map.size;
+        for (uint32_t s = 0; s < n; s++) {
+            const msgpack_object *k = &v->via.map.ptr[s].key;
+            if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                snprintf(err, cap, "slots must be an array of slot names (a map only with "
+                                   "integer keys, as a PHP list with gaps)");
+                return -1;
+            }
+        }
+    } else {
+        snprintf(err, cap, "slots must be an array of slot names");
+        return -1;
+    }
+    if (n > max_slots) {
+        snprintf(err, cap, "%u slots requested, the limit is %u", n, max_slots);
+        return -1;
+    }
+    req->nslots = 0;   /* a repeated key replaces, never overflows */
+    for (uint32_t s = 0; s < n; s++) {
+        const msgpack_object *so = map ? &v->via.map.ptr[s].val : &v->via.array.ptr[s];
+        vd_str name;
+        int rc = read_str(so, &name);
+        if (rc != 1 || name.n == 0) {
+            snprintf(err, cap, rc < 0 ? "slots[%u] is binary that is not UTF-8"
+                                      : "slots[%u] must be a non-empty string", s);
+            return -1;
+        }
+        req->slots[req->nslots++] = name;
     }
     return 0;
 }
@@ -89,13 +188,15 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
     req->nslots = 0;
     req->nattrs = 0;
     const msgpack_object *m = params;
-    if (m->type == MSGPACK_OBJECT_ARRAY) {
-        if (m->via.array.size != 1) {
-            snprintf(err, cap, "params must be [ {request map} ]");
-            return -1;
-        }
+    static const msgpack_object empty_map = { .type = MSGPACK_OBJECT_MAP };
+    if (m->type == MSGPACK_OBJECT_ARRAY && m->via.array.size == 1)
         m = &m->via.array.ptr[0];
+    else if (m->type == MSGPACK_OBJECT_ARRAY && m->via.array.size > 1) {
+        snprintf(err, cap, "params must be [ {request map} ]");
+        return -1;
     }
+    if (empty_array(m))
+        m = &empty_map;               /* PHP's [] and [[]]: an empty request map */
     if (m->type != MSGPACK_OBJECT_MAP) {
         snprintf(err, cap, "params must be a map or an array holding one map");
         return -1;
@@ -103,47 +204,33 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
     bool have_slots = false;
     for (uint32_t i = 0; i < m->via.map.size; i++) {
         const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR) {
-            snprintf(err, cap, "request keys must be strings");
+        vd_str key;
+        if (read_str(k, &key) != 1) {
+            snprintf(err, cap, "request keys must be strings (UTF-8)");
             return -1;
         }
         vd_str *field = NULL;
-        if (key_is(k, "ip")) field = &req->ip;
-        else if (key_is(k, "ua")) field = &req->ua;
-        else if (key_is(k, "referer")) field = &req->referer;
-        else if (key_is(k, "url")) field = &req->url;
-        else if (key_is(k, "lang")) field = &req->lang;
-        else if (key_is(k, "vid")) field = &req->vid;
-        else if (key_is(k, "tz")) field = &req->tz;
+        if (key_is(key, "ip")) field = &req->ip;
+        else if (key_is(key, "ua")) field = &req->ua;
+        else if (key_is(key, "referer")) field = &req->referer;
+        else if (key_is(key, "url")) field = &req->url;
+        else if (key_is(key, "lang")) field = &req->lang;
+        else if (key_is(key, "vid")) field = &req->vid;
+        else if (key_is(key, "tz")) field = &req->tz;
         if (field) {
             if (v->type == MSGPACK_OBJECT_NIL)
                 continue;
-            if (v->type != MSGPACK_OBJECT_STR) {
-                snprintf(err, cap, "%.*s must be a string", (int)k->via.str.size, k->via.str.ptr);
+            int rc = read_str(v, field);
+            if (rc != 1) {
+                snprintf(err, cap, rc < 0 ? "%.*s is binary that is not UTF-8"
+                                          : "%.*s must be a string", KEYFMT(key));
                 return -1;
             }
-            *field = obj_str(v);
-        } else if (key_is(k, "slots")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY) {
-                snprintf(err, cap, "slots must be an array of slot names");
+        } else if (key_is(key, "slots")) {
+            if (read_slots(v, max_slots, req, err, cap) != 0)
                 return -1;
-            }
-            if (v->via.array.size > max_slots) {
-                snprintf(err, cap, "%u slots requested, the limit is %u", v->via.array.size,
-                         max_slots);
-                return -1;
-            }
-            req->nslots = 0;   /* a repeated key replaces, never overflows */
-            for (uint32_t s = 0; s < v->via.array.size; s++) {
-                const msgpack_object *so = &v->via.array.ptr[s];
-                if (so->type != MSGPACK_OBJECT_STR || so->via.str.size == 0) {
-                    snprintf(err, cap, "slots[%u] must be a non-empty string", s);
-                    return -1;
-                }
-                req->slots[req->nslots++] = obj_str(so);
-            }
             have_slots = true;
-        } else if (key_is(k, "ts")) {
+        } else if (key_is(key, "ts")) {
             double ts;
             if (v->type == MSGPACK_OBJECT_NIL)
                 continue;
@@ -153,13 +240,13 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
             }
             req->ts = (int64_t)floor(ts);
             req->has_ts = true;
-        } else if (key_is(k, "explain")) {
+        } else if (key_is(key, "explain")) {
             if (v->type != MSGPACK_OBJECT_BOOLEAN) {
                 snprintf(err, cap, "explain must be a boolean");
                 return -1;
             }
             req->explain = req->explain || v->via.boolean;
-        } else if (key_is(k, "attrs")) {
+        } else if (key_is(key, "attrs")) {
             if (read_attrs(v, req, err, cap) != 0)
                 return -1;
         }

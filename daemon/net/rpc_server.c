@@ -262,7 +262,9 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
         reply_error(c, msgid, "invalid_request", "a request is [0, msgid, method, params]");
         return true;
     }
-    if (a[2].type != MSGPACK_OBJECT_STR) {
+    /* A method sent as bin (Python bytes) is read like a str: method_is
+     * compares bytes, so bin that is not UTF-8 is simply not a method. */
+    if (a[2].type != MSGPACK_OBJECT_STR && a[2].type != MSGPACK_OBJECT_BIN) {
         VD_STAT_INC(&w->stats, err_invalid_request);
         reply_error(c, msgid, "invalid_request", "method must be a string");
         return true;

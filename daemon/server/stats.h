@@ -17,6 +17,7 @@
     X(rpc_notifications,     "notifications received (no reply)")                  \
     X(slots_decided,         "slots answered with a variant")                      \
     X(slots_unknown,         "slots answered with an unknown-slot error")          \
+    X(splits_no_vid,         "slots decided by a split for a request without vid")  \
     X(err_parse,             "frames that were not valid MessagePack")             \
     X(err_too_large,         "frames over max-frame")                              \
     X(err_too_deep,          "frames nested deeper than max-depth")                \
@@ -163,6 +164,9 @@ typedef struct vd_stats {
     X("slots.decided", counter, "slots_total", "result=\"decided\"",                       \
       "Requested slots, by result (decided, unknown)", s->slots_decided)                   \
     X("slots.unknown", counter, "slots_total", "result=\"unknown\"", "", s->slots_unknown) \
+    X("splits.no_vid", counter, "splits_without_vid_total", "",                            \
+      "Slots decided by a weighted split for a request without vid: all such visitors get the same arm", \
+      s->splits_no_vid)                                                                    \
     X("errors.rpc.parse", counter, "protocol_errors_total", "interface=\"rpc\",kind=\"parse\"", \
       "Bad requests, by interface and kind", s->err_parse)                                 \
     X("errors.rpc.too_large", counter, "protocol_errors_total", "interface=\"rpc\",kind=\"too_large\"", "", s->err_too_large) \
