@@ -59,8 +59,14 @@ help:
 
 deps:
 	@scripts/deps.sh build
+# npm packages the tests run (pinned by the package-lock.json files): fetched
+# here, once, so the test run itself needs no network.
+NPM_DIRS := tests/integration
 deps-test:
 	@scripts/deps.sh test
+	@set -e; for d in $(NPM_DIRS); do \
+	    [ $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ] || \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error); done
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
