@@ -147,7 +147,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/variantd.service
 	test -e $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf || \
 	    install -m 0644 systemd/variantd.conf $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf
-	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/*.conf docs/*.vcl $(DESTDIR)$(DOCDIR)/
 	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
 
 # Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
