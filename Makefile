@@ -51,7 +51,7 @@ PYTHON   := /usr/bin/python3
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install
+.PHONY: all deps deps-test run test unit integration clients-test test-asan accuracy fuzz bench clean help install
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
@@ -61,7 +61,7 @@ deps:
 	@scripts/deps.sh build
 # npm packages the tests run (pinned by the package-lock.json files): fetched
 # here, once, so the test run itself needs no network.
-NPM_DIRS := tests/integration
+NPM_DIRS := tests/integration clients/node
 deps-test:
 	@scripts/deps.sh test
 	@set -e; for d in $(NPM_DIRS); do \
@@ -116,6 +116,13 @@ unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	@$(MAKE) --no-print-directory clients-test
+
+# The client libraries, each by its language's own test runner, against the
+# daemon in $(BUILD).
+clients-test: all
+	cd clients/node && VARIANTD_BUILD=$(CURDIR)/$(BUILD) node --test test/
+	cd clients/python && VARIANTD_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 # Classifier accuracy on the labelled corpora in ../shared/data (skipped if absent).
 accuracy: all
