@@ -99,15 +99,29 @@ $(DEMO_DB): data/geo/demo-city.tsv scripts/make-demo-mmdb.pl
 	@mkdir -p $(dir $@)
 	perl scripts/make-demo-mmdb.pl data/geo/demo-city.tsv $@
 
+# The three interfaces on loopback: decision (MessagePack-RPC), edge (HTTP
+# /v1/decide) and stats (dashboard, /metrics). RUN_PORT=N moves them to N, N+1, N+2.
+RUN_PORT ?= 7700
+RUN_EDGE  = $(shell echo $$(($(RUN_PORT) + 1)))
+RUN_STATS = $(shell echo $$(($(RUN_PORT) + 2)))
 run: deps
 	@$(MAKE) --no-print-directory all
 	@echo ""
-	@echo "variantd: decision port 127.0.0.1:7700 (Ctrl-C stops it). In another terminal, try:"
-	@echo "  $(BUILD)/variantctl explain --ip 1.0.0.7 --referer https://www.google.com/ \\"
-	@echo "    --ua 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1' \\"
-	@echo "    --slot home.hero --slot home.banner"
+	@echo "variantd (Ctrl-C stops it):"
+	@echo "  decision port  127.0.0.1:$(RUN_PORT)   MessagePack-RPC (docs/PROTOCOL.md)"
+	@echo "  edge port      127.0.0.1:$(RUN_EDGE)   HTTP GET/POST /v1/decide"
+	@echo "  stats port     127.0.0.1:$(RUN_STATS)   dashboard: http://127.0.0.1:$(RUN_STATS)/   (/metrics, /stats)"
 	@echo ""
-	$(BUILD)/variantd --listen 127.0.0.1:7700 --segments segments --content-map content-map \
+	@echo "In another terminal, try (1.0.0.x is Berlin, 2.0.0.x New York in the demo GeoIP database):"
+	@echo "  UA='Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1'"
+	@echo "  curl -i 'http://127.0.0.1:$(RUN_EDGE)/v1/decide?slot=home.hero&slot=home.banner' -A \"\$$UA\" -H 'X-Forwarded-For: 1.0.0.7'"
+	@echo "  curl -s -X POST http://127.0.0.1:$(RUN_EDGE)/v1/decide -d '{\"slots\": [\"home.hero\"], \"ip\": \"2.0.0.1\", \"vid\": \"visitor-1\"}'"
+	@echo "  $(BUILD)/variantctl explain --connect 127.0.0.1:$(RUN_PORT) --ip 1.0.0.7 --ua \"\$$UA\" \\"
+	@echo "    --referer https://www.google.com/ --slot home.hero --slot home.banner"
+	@echo "  open http://127.0.0.1:$(RUN_STATS)/ for the dashboard"
+	@echo ""
+	$(BUILD)/variantd --listen 127.0.0.1:$(RUN_PORT) --http-listen 127.0.0.1:$(RUN_EDGE) \
+	    --stats-listen 127.0.0.1:$(RUN_STATS) --segments segments --content-map content-map \
 	    --geoip-db $(DEMO_DB)
 
 unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
