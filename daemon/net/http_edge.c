@@ -603,6 +603,7 @@ void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out)
     out->keepalive_timeout = cfg->http_idle_timeout;
     out->write_timeout = cfg->idle_timeout;
     out->shared_conns = NULL;
+    out->name = "edge";
 }
 
 vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap)

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "net/listener.h"
 #include "net/msgpack_scan.h"
+#include "net/recent_errors.h"
 #include "net/sockio.h"
 #include "net/rpc_codec.h"
 
@@ -43,6 +44,7 @@ static _Atomic long open_conns;
 struct vd_rpc_server {
     vd_worker *w;
     vd_listener *listener;
+    int port;                     /* bound port (for the recent-errors panel) */
     rpc_conn *conns;
     size_t nconns;
     int draining;
@@ -124,6 +126,7 @@ static void queue_reply(rpc_conn *c)
 
 static void reply_error(rpc_conn *c, uint32_t msgid, const char *code, const char *msg)
 {
+    vd_recent_error_add("rpc", c->srv->port, code, msg);
     vd_rpc_pack_error(&c->srv->pk, msgid, code, msg);
     queue_reply(c);
 }
@@ -292,6 +295,8 @@ static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char 
     uint32_t msgid;
     if (vd_msgpack_peek_msgid(buf, len, &msgid))
         reply_error(c, msgid, code, msg);
+    else
+        vd_recent_error_add("rpc", c->srv->port, code, msg);
     VD_STAT_INC(&c->srv->w->stats, conn_closed_error);
     vd_debug("%s: %s: %s; closing", c->peer, code, msg);
     conn_close_after_flush(c);
@@ -357,6 +362,9 @@ static int process_input(rpc_conn *c)
         msgpack_zone_clear(&s->zone);
         evbuffer_drain(in, flen);
         if (!keep) {
+            vd_recent_error_add("rpc", s->port, "invalid_request",
+                                "frame is not a MessagePack-RPC request [type, msgid, ...]; "
+                                "connection closed");
             VD_STAT_INC(&w->stats, conn_closed_error);
             conn_close_after_flush(c);
             return -1;
@@ -495,6 +503,7 @@ vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *
         vd_rpc_server_free(s);
         return NULL;
     }
+    s->port = vd_listener_port(s->listener);
     return s;
 }
 
