@@ -5,6 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+#include "decision/request.h"
+
+/* ---- request: msgpack-c objects as the validator sees them ---- */
+
 /* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
 static bool utf8_valid(const unsigned char *p, size_t n)
 {
@@ -35,228 +40,60 @@ static bool utf8_valid(const unsigned char *p, size_t n)
     return true;
 }
 
-/* A string: MessagePack str, or bin holding valid UTF-8 (Python bytes,
- * ASGI headers, PHP strings packed as binary). 1 = a string, 0 = some
- * other type, -1 = bin that is not UTF-8. */
-static int read_str(const msgpack_object *o, vd_str *out)
+static void mp_val(const msgpack_object *o, vd_reqval *out)
 {
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *out = vd_str_make(o->via.str.ptr, o->via.str.size);
-        return 1;
-    }
-    if (o->type != MSGPACK_OBJECT_BIN)
-        return 0;
-    if (!utf8_valid((const unsigned char *)o->via.bin.ptr, o->via.bin.size))
-        return -1;
-    *out = vd_str_make(o->via.bin.ptr, o->via.bin.size);
-    return 1;
-}
-
-static bool key_is(vd_str k, const char *name)
-{
-    size_t n = strlen(name);
-    return k.n == n && memcmp(k.p, name, n) == 0;
-}
-
-/* PHP encodes an empty array as a MessagePack array: [] stands for {}. */
-static bool empty_array(const msgpack_object *o)
-{
-    return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0;
-}
-
-/* Unix seconds within years 0001..9999: anything else is a client error. */
-#define TS_MIN (-62135596800LL)
-#define TS_MAX 253402300799LL
-
-static int read_number(const msgpack_object *o, double *out)
-{
+    memset(out, 0, sizeof *out);
+    out->node = o;
     switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)o->via.u64; return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)o->via.i64; return 0;
+    case MSGPACK_OBJECT_NIL: out->kind = VD_RV_NIL; break;
+    case MSGPACK_OBJECT_BOOLEAN: out->kind = VD_RV_BOOL; out->b = o->via.boolean; break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: out->kind = VD_RV_NUM; out->num = (double)o->via.u64; break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: out->kind = VD_RV_NUM; out->num = (double)o->via.i64; break;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        if (!isfinite(o->via.f64))
-            return -1;
-        *out = o->via.f64;
-        return 0;
-    default: return -1;
+        out->kind = isfinite(o->via.f64) ? VD_RV_NUM : VD_RV_OTHER;
+        out->num = o->via.f64;
+        break;
+    case MSGPACK_OBJECT_STR:
+        out->kind = VD_RV_STR;
+        out->s = vd_str_make(o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        /* bin holding UTF-8 is a string (Python bytes, ASGI headers). */
+        out->kind = utf8_valid((const unsigned char *)o->via.bin.ptr, o->via.bin.size)
+                        ? VD_RV_STR : VD_RV_BADSTR;
+        out->s = vd_str_make(o->via.bin.ptr, o->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY: out->kind = VD_RV_ARRAY; out->n = o->via.array.size; break;
+    case MSGPACK_OBJECT_MAP: out->kind = VD_RV_MAP; out->n = o->via.map.size; break;
+    default: out->kind = VD_RV_OTHER; break;
     }
 }
 
-static int read_attrs(const msgpack_object *m, vd_request *req, char *err, size_t cap)
+static void mp_at(const void *node, uint32_t i, vd_reqval *out)
 {
-    if (m->type == MSGPACK_OBJECT_NIL || empty_array(m)) {
-        req->nattrs = 0;
-        return 0;
-    }
-    if (m->type != MSGPACK_OBJECT_MAP) {
-        snprintf(err, cap, "attrs must be a map");
-        return -1;
-    }
-    if (m->via.map.size > VD_MAX_ATTRS_PER_REQUEST) {
-        snprintf(err, cap, "attrs has %u entries, the limit is %d", m->via.map.size,
-                 VD_MAX_ATTRS_PER_REQUEST);
-        return -1;
-    }
-    req->nattrs = 0;   /* a repeated key replaces, never overflows */
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        vd_kv *kv = &req->attrs[req->nattrs];
-        if (read_str(k, &kv->key) != 1 || kv->key.n == 0) {
-            snprintf(err, cap, "attrs keys must be non-empty strings (UTF-8)");
-            return -1;
-        }
-        switch (v->type) {
-        case MSGPACK_OBJECT_NIL:
-            continue;                      /* nil = not given */
-        case MSGPACK_OBJECT_STR:
-        case MSGPACK_OBJECT_BIN:
-            kv->val.kind = VD_VAL_STR;
-            if (read_str(v, &kv->val.u.s) != 1) {
-                snprintf(err, cap, "attrs.%.*s is binary that is not UTF-8", (int)(kv->key.n > 64 ? 64 : kv->key.n),
-                         kv->key.p);
-                return -1;
-            }
-            break;
-        case MSGPACK_OBJECT_BOOLEAN:
-            kv->val.kind = VD_VAL_BOOL;
-            kv->val.u.b = v->via.boolean;
-            break;
-        default:
-            kv->val.kind = VD_VAL_NUM;
-            if (read_number(v, &kv->val.u.num) != 0) {
-                snprintf(err, cap, "attrs.%.*s must be a string, number or boolean",
-                         (int)(kv->key.n > 64 ? 64 : kv->key.n), kv->key.p);
-                return -1;
-            }
-        }
-        req->nattrs++;
-    }
-    return 0;
+    mp_val(&((const msgpack_object *)node)->via.array.ptr[i], out);
 }
 
-/* A key's name for a message: at most 64 bytes. */
-#define KEYFMT(k) (int)((k).n > 64 ? 64 : (k).n), (k).p
-
-/* slots: an array of names, or a PHP list with gaps (array_filter,
- * unset), which php-msgpack sends as a map with integer keys: its values
- * are taken in the order sent (order does not matter to a decision). */
-static int read_slots(const msgpack_object *v, unsigned max_slots, vd_request *req, char *err,
-                      size_t cap)
+static bool mp_next(const void *node, uintptr_t *it, vd_reqval *k, vd_reqval *v)
 {
-    uint32_t n;
-    bool map = v->type == MSGPACK_OBJECT_MAP;
-    if (v->type == MSGPACK_OBJECT_ARRAY) {
-        n = v->via.array.size;
-    } else if (map) {
-        n = v->via.map.size;
-        for (uint32_t s = 0; s < n; s++) {
-            const msgpack_object *k = &v->via.map.ptr[s].key;
-            if (k->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-                snprintf(err, cap, "slots must be an array of slot names (a map only with "
-                                   "integer keys, as a PHP list with gaps)");
-                return -1;
-            }
-        }
-    } else {
-        snprintf(err, cap, "slots must be an array of slot names");
-        return -1;
-    }
-    if (n > max_slots) {
-        snprintf(err, cap, "%u slots requested, the limit is %u", n, max_slots);
-        return -1;
-    }
-    req->nslots = 0;   /* a repeated key replaces, never overflows */
-    for (uint32_t s = 0; s < n; s++) {
-        const msgpack_object *so = map ? &v->via.map.ptr[s].val : &v->via.array.ptr[s];
-        vd_str name;
-        int rc = read_str(so, &name);
-        if (rc != 1 || name.n == 0) {
-            snprintf(err, cap, rc < 0 ? "slots[%u] is binary that is not UTF-8"
-                                      : "slots[%u] must be a non-empty string", s);
-            return -1;
-        }
-        req->slots[req->nslots++] = name;
-    }
-    return 0;
+    const msgpack_object *m = node;
+    if (*it >= m->via.map.size)
+        return false;
+    mp_val(&m->via.map.ptr[*it].key, k);
+    mp_val(&m->via.map.ptr[*it].val, v);
+    (*it)++;
+    return true;
 }
+
+static const vd_reqcodec mp_codec = { mp_at, mp_next };
 
 int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_request *req,
                        char *err, size_t cap)
 {
-    memset(req, 0, offsetof(vd_request, slots));
-    req->nslots = 0;
-    req->nattrs = 0;
-    const msgpack_object *m = params;
-    static const msgpack_object empty_map = { .type = MSGPACK_OBJECT_MAP };
-    if (m->type == MSGPACK_OBJECT_ARRAY && m->via.array.size == 1)
-        m = &m->via.array.ptr[0];
-    else if (m->type == MSGPACK_OBJECT_ARRAY && m->via.array.size > 1) {
-        snprintf(err, cap, "params must be [ {request map} ]");
-        return -1;
-    }
-    if (empty_array(m))
-        m = &empty_map;               /* PHP's [] and [[]]: an empty request map */
-    if (m->type != MSGPACK_OBJECT_MAP) {
-        snprintf(err, cap, "params must be a map or an array holding one map");
-        return -1;
-    }
-    bool have_slots = false;
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        vd_str key;
-        if (read_str(k, &key) != 1) {
-            snprintf(err, cap, "request keys must be strings (UTF-8)");
-            return -1;
-        }
-        vd_str *field = NULL;
-        if (key_is(key, "ip")) field = &req->ip;
-        else if (key_is(key, "ua")) field = &req->ua;
-        else if (key_is(key, "referer")) field = &req->referer;
-        else if (key_is(key, "url")) field = &req->url;
-        else if (key_is(key, "lang")) field = &req->lang;
-        else if (key_is(key, "vid")) field = &req->vid;
-        else if (key_is(key, "tz")) field = &req->tz;
-        if (field) {
-            if (v->type == MSGPACK_OBJECT_NIL)
-                continue;
-            int rc = read_str(v, field);
-            if (rc != 1) {
-                snprintf(err, cap, rc < 0 ? "%.*s is binary that is not UTF-8"
-                                          : "%.*s must be a string", KEYFMT(key));
-                return -1;
-            }
-        } else if (key_is(key, "slots")) {
-            if (read_slots(v, max_slots, req, err, cap) != 0)
-                return -1;
-            have_slots = true;
-        } else if (key_is(key, "ts")) {
-            double ts;
-            if (v->type == MSGPACK_OBJECT_NIL)
-                continue;
-            if (read_number(v, &ts) != 0 || ts < (double)TS_MIN || ts > (double)TS_MAX) {
-                snprintf(err, cap, "ts must be unix seconds between years 1 and 9999");
-                return -1;
-            }
-            req->ts = (int64_t)floor(ts);
-            req->has_ts = true;
-        } else if (key_is(key, "explain")) {
-            if (v->type != MSGPACK_OBJECT_BOOLEAN) {
-                snprintf(err, cap, "explain must be a boolean");
-                return -1;
-            }
-            req->explain = req->explain || v->via.boolean;
-        } else if (key_is(key, "attrs")) {
-            if (read_attrs(v, req, err, cap) != 0)
-                return -1;
-        }
-        /* Unknown keys are ignored: newer clients may send more. */
-    }
-    if (!have_slots) {
-        snprintf(err, cap, "slots is required (an array of slot names)");
-        return -1;
-    }
-    return 0;
+    vd_reqval v;
+    mp_val(params, &v);
+    return vd_request_read(&mp_codec, &v, max_slots, req, err, cap);
 }
 
 /* ---- emitter ---- */
@@ -270,7 +107,7 @@ static unsigned char *grow(vd_msgpack_out *o, size_t need)
     size_t n = sb->alloc ? sb->alloc : MSGPACK_SBUFFER_INIT_SIZE;
     while (n < sb->size + need)
         n *= 2;
-    char *p = realloc(sb->data, n);
+    char *p = vd_realloc(sb->data, n);
     if (!p) {
         o->failed = true;
         return NULL;

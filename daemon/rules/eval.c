@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "rules/index.h"
 #include "rules/model.h"
 
@@ -34,35 +35,35 @@ struct vd_eval {
 
 vd_eval *vd_eval_new(void)
 {
-    return calloc(1, sizeof(vd_eval));
+    return vd_calloc(1, sizeof(vd_eval));
 }
 
 void vd_eval_free(vd_eval *ev)
 {
     if (!ev)
         return;
-    free(ev->memo);
-    free(ev->matched);
-    free(ev->evald);
-    free(ev);
+    vd_free(ev->memo);
+    vd_free(ev->matched);
+    vd_free(ev->evald);
+    vd_free(ev);
 }
 
 int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
 {
     if (rs->nsegs > ev->cap) {
         uint32_t cap = rs->nsegs;
-        memo *m = calloc(cap, sizeof *m);
-        uint32_t *mt = malloc(cap * sizeof *mt);
-        uint32_t *ed = malloc(cap * sizeof *ed);
+        memo *m = vd_calloc(cap, sizeof *m);
+        uint32_t *mt = vd_malloc(cap * sizeof *mt);
+        uint32_t *ed = vd_malloc(cap * sizeof *ed);
         if (!m || !mt || !ed) {
-            free(m);
-            free(mt);
-            free(ed);
+            vd_free(m);
+            vd_free(mt);
+            vd_free(ed);
             return -1;
         }
-        free(ev->memo);
-        free(ev->matched);
-        free(ev->evald);
+        vd_free(ev->memo);
+        vd_free(ev->matched);
+        vd_free(ev->evald);
         ev->memo = m;
         ev->matched = mt;
         ev->evald = ed;
