@@ -70,6 +70,13 @@ def test_gappy_php_list_of_slots(d):
     err, _ = raw_call(d, msgpack.packb([0, 2, "decide", [{"slots": {"a": "hero"}}]]))
     assert err["code"] == "invalid_params"
     assert "integer keys" in err["message"]
+    # json_encode writes the same PHP array with string keys: the edge port agrees.
+    st, _, body = d.http("POST", "/v1/decide", {"slots": {"0": "hero", "2": "banner"}, "attrs": []})
+    assert st == 200, body
+    import json
+    assert set(json.loads(body)["slots"]) == {"hero", "banner"}
+    st, _, body = d.http("POST", "/v1/decide", {"slots": {"a": "hero"}})
+    assert st == 400 and b"integer keys" in body
 
 
 def test_bin_strings_are_read_as_utf8(d):
