@@ -129,6 +129,11 @@ test('decide, explain, unknown slots and error replies', async () => {
     assert.equal(bad.error.code, 'invalid_params');
     assert.deepEqual(bad.slots['home.hero'], { variant: 'hero-fallback', payload: { t: 'fallback' }, segment: null });
     assert.equal((await c.ping()).pong, true);
+    // Concurrent calls share the one connection (pipelined, matched by msgid).
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      c.decide({ slots: ['home.hero'], attrs: { tier: i % 2 ? 'gold' : 'none' } })));
+    assert.deepEqual(many.map((x) => x.slots['home.hero'].variant),
+      Array.from({ length: 20 }, (_, i) => (i % 2 ? 'hero-gold' : 'hero-generic')));
   } finally {
     c.close();
     assert.equal(await d.stop(), 0);

@@ -200,3 +200,23 @@ def test_defaults_within_the_budget(make_client):
         assert 0.045 <= took < 1.0, took
     finally:
         silent.close()
+
+
+def test_async_calls_are_pipelined_on_one_connection(start_daemon):
+    d = start_daemon()
+
+    async def main():
+        c = AsyncClient(port=d.port, budget=2.0)
+        try:
+            res = await asyncio.gather(*[
+                c.decide({"slots": ["home.hero"], "attrs": {"tier": "gold" if i % 2 else "none"}})
+                for i in range(20)])
+            return [r["slots"]["home.hero"]["variant"] for r in res]
+        finally:
+            await c.close()
+
+    key = 'variantd_connections_total{interface="rpc",event="accepted"}'
+    before = d.metrics()[key]              # the harness's readiness probe
+    got = asyncio.run(main())
+    assert got == ["hero-gold" if i % 2 else "hero-generic" for i in range(20)]
+    assert d.metrics()[key] - before == 1
