@@ -65,7 +65,7 @@ static const config_row rows[] = {
     INT("http-idle-timeout", http_idle_timeout, 60, 1, 86400,
         "seconds an HTTP keep-alive connection may wait for its next request"),
     INT("http-max-age", http_max_age, 60, 0, 86400,
-        "edge Cache-Control max-age ceiling; the value used when valid_until is null"),
+        "edge X-Variant-Max-Age ceiling (page TTL); the value used when valid_until is null"),
     STR("trusted-proxies", trusted_proxies, "127.0.0.0/8,::1",
         "CIDR list of proxies whose X-Forwarded-For/X-Real-IP the edge port believes"),
     STR("vid-cookie", vid_cookie, "vid", "cookie holding the visitor id on the edge port"),
