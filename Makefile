@@ -52,7 +52,7 @@ PYTHON   := /usr/bin/python3
 # (include, or call into) its own floor and those below; include/variantd/
 # lies under them all and daemon/main.c on top. `make check-layering` holds
 # the code to this, for includes and for the symbols the objects link.
-LAYERS   := core context rules store decision net runtime
+LAYERS   := core context rules store decision net api runtime
 
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
@@ -124,7 +124,7 @@ accuracy: all
 	$(BUILD)/vd-accuracy-source
 
 check-layering: $(LIB_OBJS)
-	$(PYTHON) scripts/check-layering.py --objects $(BUILD) $(LAYERS)
+	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
 	@$(MAKE) --no-print-directory all check-layering unit integration

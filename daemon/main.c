@@ -5,6 +5,7 @@
  * stops the daemon or loses the ruleset being served. */
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -529,24 +530,13 @@ int main(int argc, char **argv)
         vd_live_geo_set(d.geo);
     }
     signal(SIGPIPE, SIG_IGN);
-    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
-    if (!d.pool) {
-        vd_error("decision port: %s", err);
-        return 1;
-    }
+    /* Signals are caught before any port accepts: a client that sees the
+     * port open may stop us at once, and must get a drain, not a kill.
+     * libevent must know about threads before the first base exists. */
+    evthread_use_pthreads();
     d.base = event_base_new();
     if (!d.base) {
         vd_error("out of memory at start-up");
-        return 1;
-    }
-    if (d.redis)
-        vd_redis_sync_on_change(d.redis, notify_status);
-    if (reloader_start(&d) != 0) {
-        vd_error("cannot start the reload thread");
-        return 1;
-    }
-    if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
-        vd_error("redis: cannot start the sync (out of memory or threads)");
         return 1;
     }
     d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
@@ -555,6 +545,21 @@ int main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
+    if (!d.pool) {
+        vd_error("decision port: %s", err);
+        return 1;
+    }
+    if (d.redis)
+        vd_redis_sync_on_change(d.redis, notify_status);
+    if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
+        vd_error("redis: cannot start the sync (out of memory or threads)");
+        return 1;
+    }
+    if (reloader_start(&d) != 0) {
+        vd_error("cannot start the reload thread");
+        return 1;
+    }
     if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
         struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
         d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
