@@ -19,12 +19,15 @@
  *                     variants, diagonal-coded generic models "MT0739D");
  *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
  *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
- *   7. tool words   — HTTP libraries, monitors, URLs: bots unless a device
- *                     platform matched above;
+ *   7. tool words   — HTTP libraries, monitors, URLs, and isbot's maintained
+ *                     pattern list (bots.c): bots unless a device platform
+ *                     matched above;
  *   8. desktops     — Windows, Mac, X11, Chrome OS...;
  *   9. leftovers    — a UA naming no platform at all is a tool: bot.
  * OS and browser families come from two more ordered tables (family names in
  * device-detector's vocabulary, NULL when unknown; none for bots).
+ * User-Agent Client Hints, where a request has them, decide type and OS
+ * before the UA (vd_device_classify_hints).
  *
  * The cache is a 2-way set-associative table of verdicts keyed by a 64-bit
  * hash and verified against the UA bytes stored inline in one slab allocated
