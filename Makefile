@@ -52,12 +52,12 @@ PYTHON   := /usr/bin/python3
 # (include, or call into) its own floor and those below; include/variantd/
 # lies under them all and daemon/main.c on top. `make check-layering` holds
 # the code to this, for includes and for the symbols the objects link.
-LAYERS   := core context rules store decision net runtime
+LAYERS   := core context rules store decision net api runtime
 
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install \
+.PHONY: all deps deps-test run test unit integration php-client test-asan accuracy fuzz bench clean help install \
         check-layering update-isbot
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
@@ -125,6 +125,10 @@ unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The PHP client (clients/php) with Debian's PHPUnit, against this build's daemon.
+php-client: all
+	VARIANTD_BUILD=$(BUILD) phpunit --configuration clients/php/phpunit.xml
+
 # Classifier accuracy on the labelled public 30 % corpora in ../shared/data
 # (skipped if absent), with floors a little under today's figures: part of
 # `make test`, so a change that loses accuracy fails the suite. Percent.
@@ -151,14 +155,14 @@ accuracy: all
 	@tail -2 $(BUILD)/accuracy-source.txt
 
 check-layering: $(LIB_OBJS)
-	$(PYTHON) scripts/check-layering.py --objects $(BUILD) $(LAYERS)
+	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all check-layering unit accuracy integration
+	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration
+	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration php-client
 
 # make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
 # (with the installed paths), the example config (kept if one exists) and docs.

@@ -25,7 +25,9 @@ static void need_ip(vd_context *ctx)
 {
     if (ctx->done & VD_FAM_IP)
         return;
-    if (!vd_ip_parse(ctx->req->ip, &ctx->ip))
+    if (ctx->req->ip_addr.family)
+        ctx->ip = ctx->req->ip_addr;          /* parsed once, at the front end */
+    else if (!vd_ip_parse(ctx->req->ip, &ctx->ip))
         ctx->ip.family = 0;
     ctx->done |= VD_FAM_IP;
 }

@@ -30,6 +30,8 @@ typedef struct vd_kv {
 typedef struct vd_request {
     vd_str ip, ua, referer, url, lang, vid;
     vd_str tz;                /* optional IANA zone overriding the geo one */
+    vd_ipaddr ip_addr;        /* family != 0: the client IP already parsed by the
+                               * front end (the edge port); ip is then unused */
     vd_ua_hints hints;        /* User-Agent Client Hints (Sec-CH-UA*) */
     int64_t ts;               /* unix seconds; used when has_ts */
     bool has_ts;

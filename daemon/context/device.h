@@ -2,7 +2,7 @@
  *
  * Our own classifier (no rule sets of other projects embedded): a handful of
  * ordered token tests over the lower-cased UA. Accuracy is measured on the
- * labelled corpus in ../shared/data/ua/ (tools/vd-accuracy).
+ * labelled corpus in ../shared/data/ua/ (tools/vd-accuracy-ua.c).
  * vd_device_classify is pure and thread-safe; the cache is per worker thread. */
 #ifndef VD_CONTEXT_DEVICE_H
 #define VD_CONTEXT_DEVICE_H
