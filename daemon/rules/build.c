@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "rules/compile.h"
+#include "rules/compile_slot.h"
 #include "rules/index.h"
 #include "rules/model.h"
 #include "variantd/limits.h"
