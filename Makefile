@@ -148,10 +148,9 @@ unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
-	@$(MAKE) --no-print-directory clients-test
 
-# The client libraries, each by its language's own test runner, against the
-# daemon in $(BUILD).
+# The Node and Python client libraries, each by its language's own test
+# runner, against this build's daemon.
 clients-test: all
 	cd clients/node && VARIANTD_BUILD=$(CURDIR)/$(BUILD) node --test test/
 	cd clients/python && VARIANTD_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests
@@ -189,11 +188,13 @@ check-layering: $(LIB_OBJS)
 	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client soak-quick
+	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client clients-test \
+	    soak-quick
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	@$(MAKE) --no-print-directory SANITIZE=1 SOAK_QUICK_MINUTES=1 all unit integration php-client soak-quick
+	@$(MAKE) --no-print-directory SANITIZE=1 SOAK_QUICK_MINUTES=1 all unit integration php-client \
+	    clients-test soak-quick
 
 # Soak (tests/soak/soak.py): decision, edge and stats load, clients that
 # disconnect mid-reply, a publish every 10 s, Redis restarted every 2 minutes,

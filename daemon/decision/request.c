@@ -93,7 +93,7 @@ static int read_attrs(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
 static int read_hints(const vd_reqcodec *c, const vd_reqval *m, vd_request *req, char *err,
                       size_t cap)
 {
-    if (m->kind == VD_RV_NIL)
+    if (m->kind == VD_RV_NIL || empty_list(m))
         return 0;
     if (m->kind != VD_RV_MAP) {
         snprintf(err, cap, "hints must be a map of Client Hint headers");
@@ -114,7 +114,9 @@ static int read_hints(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
         if (!field || v.kind == VD_RV_NIL)
             continue;
         if (v.kind != VD_RV_STR) {
-            snprintf(err, cap, "hints.%.*s must be a string", (int)k.s.n, k.s.p);
+            snprintf(err, cap, v.kind == VD_RV_BADSTR ? "hints.%.*s is binary that is not UTF-8"
+                                                      : "hints.%.*s must be a string",
+                     (int)k.s.n, k.s.p);
             return -1;
         }
         *field = v.s;
