@@ -186,7 +186,9 @@ static int op_send(vd_profile_op *op, bool eval)
     vd_profile_store *s = op->s;
     if (!s->ctx)
         return -1;
-    const char **av = malloc((size_t)op->argc * sizeof *av);
+    /* Most commands are short: their argv lives on the stack. */
+    const char *small[32];
+    const char **av = op->argc <= 32 ? small : malloc((size_t)op->argc * sizeof *av);
     if (!av)
         return -1;
     for (int i = 0; i < op->argc; i++)
@@ -202,7 +204,8 @@ static int op_send(vd_profile_op *op, bool eval)
     int rc = redisAsyncCommandArgv(s->ctx, on_reply, op, op->argc, av, op->argvlen);
     op->argvlen[0] = len0;
     op->argvlen[1] = len1;
-    free(av);
+    if (av != small)
+        free(av);
     if (rc != REDIS_OK)
         return -1;
     if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
