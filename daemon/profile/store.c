@@ -45,6 +45,7 @@ struct vd_profile_op {
     size_t used, cap;
     char key[VD_PROFILE_KEY_LEN];
     char aux[VD_PROFILE_KEY_LEN];   /* claim: the uid's key to merge into */
+    uint64_t claim_h;               /* claim: the vid's slot in the merged cache */
     vd_profile_op *next_free;
 };
 
@@ -484,6 +485,9 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
             STAT_INC(s, profile_forgets);
         break;
     case OP_CLAIM:
+        /* Claimed now or before: either way this vid needs no more claims.
+         * (A claim lost with its connection is tried again later.) */
+        s->merged[op->claim_h % MERGE_CACHE] = op->claim_h;
         if (r->type == REDIS_REPLY_ARRAY && r->elements > 0)
             send_merge(s, op, r);
         break;
@@ -738,11 +742,10 @@ static void maybe_claim(vd_profile_store *s, const vd_ruleset *rs, const vd_prof
         return;
     }
     snprintf(op->aux, sizeof op->aux, "%s", ukey);
+    op->claim_h = h;
     vd_ruleset_retain((vd_ruleset *)rs);
     op->rs = (vd_ruleset *)rs;
-    if (room(s))
-        *slot = h;            /* op_start sends it (or counts the refusal) */
-    op_start(op, false);
+    op_start(op, false);      /* the cache is set when Redis answered */
 }
 
 static void send_merge(vd_profile_store *s, vd_profile_op *claim, const redisReply *dump)

@@ -291,7 +291,9 @@ def test_store_stopped_killed_restarted(tmp_path, start_daemon, redis_server):
             r = c.decide(slots=["visits", "plain"], vid="s1", **P())
             worst = max(worst, time.time() - t)
             assert r["profile"] == "timeout" and variant(r, "visits") == "no"
-        assert worst < 0.05, worst
+        # The 2 ms deadline answers, not the 2 s stall watchdog (generous for
+        # a loaded machine; the figure is printed).
+        assert worst < 0.5, worst
         print(f"\nworst decide with the store stopped: {worst * 1000:.1f} ms")
         assert d.metrics()["variantd_profile_timeouts_total"] >= 20
     finally:
