@@ -19,7 +19,13 @@
 #define BACKOFF_MAX_MS 5000
 #define STALL_MS 2000          /* no reply for this long with commands in flight: reconnect */
 #define MERGE_CACHE 4096       /* vids recently claimed, direct-mapped */
+#define VISIT_CACHE 16384      /* profiles recently written by a visit, direct-mapped */
 #define MAX_REDIRECTS 2
+
+typedef struct visit_seen {
+    uint64_t h;               /* key hash | 1; 0 = empty */
+    int64_t ts;               /* the request ts of the last write */
+} visit_seen;
 
 enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW };
 
@@ -61,6 +67,7 @@ struct vd_profile_store {
     uint64_t last_progress_ns;
     vd_profile_op *free_ops;
     uint64_t merged[MERGE_CACHE];
+    visit_seen seen[VISIT_CACHE];
     vd_visitor visitor;       /* decoding scratch, one callback at a time */
     vd_profile_hook on_visit, on_track;
     void *hook_arg;
@@ -803,11 +810,38 @@ static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, co
     return op;
 }
 
+static uint64_t key_hash(const char *key)
+{
+    return (uint64_t)vd_hash64(key, strlen(key)) | 1;
+}
+
+/* A visit of a profile this worker wrote less than session-gap/30 before
+ * (one minute at the default 30) changes nothing but last_seen by less than
+ * that: the write is skipped. Visits, visit starts and days between visits
+ * stay exact to that precision; reads and tracks always go to Redis. */
+static bool visit_coalesced(vd_profile_store *s, const char *key, int64_t ts, bool read)
+{
+    uint64_t h = key_hash(key);
+    int64_t window = s->cfg.gap_s / 30;
+    visit_seen *e = &s->seen[h % VISIT_CACHE];
+    if (!read && window > 0 && e->h == h && ts >= e->ts && ts - e->ts < window)
+        return true;
+    e->h = h;
+    e->ts = ts;
+    return false;
+}
+
 vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
                                 int64_t ts, bool read, vd_profile_cb cb, void *arg)
 {
     char key[VD_PROFILE_KEY_LEN];
     maybe_claim(s, rs, ids);
+    if (vd_profile_key(s, ids, key) && s->ctx && visit_coalesced(s, key, ts, read)) {
+        STAT_INC(s, profile_visits_coalesced);
+        if (s->on_visit)
+            s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
+        return NULL;
+    }
     vd_profile_op *op = start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, read ? cb : NULL, arg, key);
     if (!op)
         return NULL;
@@ -932,6 +966,7 @@ vd_profile_op *vd_profile_forget(vd_profile_store *s, const vd_profile_ids *ids,
     vd_profile_op *op = start_common(s, OP_FORGET, VD_SCRIPT_FORGET, ids, cb, arg, key);
     if (!op)
         return NULL;
+    s->seen[key_hash(key) % VISIT_CACHE].h = 0;   /* the next visit writes again */
     /* A forgotten vid+uid pair: both keys. */
     if (ids->uid.n && ids->vid.n) {
         char vkey[VD_PROFILE_KEY_LEN], vhex[VD_ID_HASH_HEX];

@@ -272,7 +272,11 @@ def test_no_profile_slots_wait_for_no_reply(pd, store):
         assert time.time() - t < 2
     finally:
         store.resume()
-    assert pd.metrics()["variantd_profile_reads_total"] == 0
+    m = pd.metrics()
+    assert m["variantd_profile_reads_total"] == 0
+    # One write for the first decide; the same visitor within a minute is coalesced.
+    assert m["variantd_profile_visits_total"] == 1
+    assert m["variantd_profile_visits_coalesced_total"] == 20
 
 
 def test_store_stopped_killed_restarted(tmp_path, start_daemon, redis_server):
