@@ -19,7 +19,13 @@
 #define BACKOFF_MAX_MS 5000
 #define STALL_MS 2000          /* no reply for this long with commands in flight: reconnect */
 #define MERGE_CACHE 4096       /* vids recently claimed, direct-mapped */
+#define VISIT_CACHE 16384      /* profiles recently written by a visit, direct-mapped */
 #define MAX_REDIRECTS 2
+
+typedef struct visit_seen {
+    uint64_t h;               /* key hash | 1; 0 = empty */
+    int64_t ts;               /* the request ts of the last write */
+} visit_seen;
 
 enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW };
 
@@ -45,6 +51,7 @@ struct vd_profile_op {
     size_t used, cap;
     char key[VD_PROFILE_KEY_LEN];
     char aux[VD_PROFILE_KEY_LEN];   /* claim: the uid's key to merge into */
+    uint64_t claim_h;               /* claim: the vid's slot in the merged cache */
     vd_profile_op *next_free;
 };
 
@@ -60,6 +67,7 @@ struct vd_profile_store {
     uint64_t last_progress_ns;
     vd_profile_op *free_ops;
     uint64_t merged[MERGE_CACHE];
+    visit_seen seen[VISIT_CACHE];
     vd_visitor visitor;       /* decoding scratch, one callback at a time */
     vd_profile_hook on_visit, on_track;
     void *hook_arg;
@@ -186,7 +194,9 @@ static int op_send(vd_profile_op *op, bool eval)
     vd_profile_store *s = op->s;
     if (!s->ctx)
         return -1;
-    const char **av = malloc((size_t)op->argc * sizeof *av);
+    /* Most commands are short: their argv lives on the stack. */
+    const char *small[32];
+    const char **av = op->argc <= 32 ? small : malloc((size_t)op->argc * sizeof *av);
     if (!av)
         return -1;
     for (int i = 0; i < op->argc; i++)
@@ -202,7 +212,8 @@ static int op_send(vd_profile_op *op, bool eval)
     int rc = redisAsyncCommandArgv(s->ctx, on_reply, op, op->argc, av, op->argvlen);
     op->argvlen[0] = len0;
     op->argvlen[1] = len1;
-    free(av);
+    if (av != small)
+        free(av);
     if (rc != REDIS_OK)
         return -1;
     if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
@@ -484,6 +495,9 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
             STAT_INC(s, profile_forgets);
         break;
     case OP_CLAIM:
+        /* Claimed now or before: either way this vid needs no more claims.
+         * (A claim lost with its connection is tried again later.) */
+        s->merged[op->claim_h % MERGE_CACHE] = op->claim_h;
         if (r->type == REDIS_REPLY_ARRAY && r->elements > 0)
             send_merge(s, op, r);
         break;
@@ -738,11 +752,10 @@ static void maybe_claim(vd_profile_store *s, const vd_ruleset *rs, const vd_prof
         return;
     }
     snprintf(op->aux, sizeof op->aux, "%s", ukey);
+    op->claim_h = h;
     vd_ruleset_retain((vd_ruleset *)rs);
     op->rs = (vd_ruleset *)rs;
-    if (room(s))
-        *slot = h;            /* op_start sends it (or counts the refusal) */
-    op_start(op, false);
+    op_start(op, false);      /* the cache is set when Redis answered */
 }
 
 static void send_merge(vd_profile_store *s, vd_profile_op *claim, const redisReply *dump)
@@ -800,11 +813,38 @@ static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, co
     return op;
 }
 
+static uint64_t key_hash(const char *key)
+{
+    return (uint64_t)vd_hash64(key, strlen(key)) | 1;
+}
+
+/* A visit of a profile this worker wrote less than session-gap/30 before
+ * (one minute at the default 30) changes nothing but last_seen by less than
+ * that: the write is skipped. Visits, visit starts and days between visits
+ * stay exact to that precision; reads and tracks always go to Redis. */
+static bool visit_coalesced(vd_profile_store *s, const char *key, int64_t ts, bool read)
+{
+    uint64_t h = key_hash(key);
+    int64_t window = s->cfg.gap_s / 30;
+    visit_seen *e = &s->seen[h % VISIT_CACHE];
+    if (!read && window > 0 && e->h == h && ts >= e->ts && ts - e->ts < window)
+        return true;
+    e->h = h;
+    e->ts = ts;
+    return false;
+}
+
 vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
                                 int64_t ts, bool read, vd_profile_cb cb, void *arg)
 {
     char key[VD_PROFILE_KEY_LEN];
     maybe_claim(s, rs, ids);
+    if (vd_profile_key(s, ids, key) && s->ctx && visit_coalesced(s, key, ts, read)) {
+        STAT_INC(s, profile_visits_coalesced);
+        if (s->on_visit)
+            s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
+        return NULL;
+    }
     vd_profile_op *op = start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, read ? cb : NULL, arg, key);
     if (!op)
         return NULL;
@@ -929,6 +969,7 @@ vd_profile_op *vd_profile_forget(vd_profile_store *s, const vd_profile_ids *ids,
     vd_profile_op *op = start_common(s, OP_FORGET, VD_SCRIPT_FORGET, ids, cb, arg, key);
     if (!op)
         return NULL;
+    s->seen[key_hash(key) % VISIT_CACHE].h = 0;   /* the next visit writes again */
     /* A forgotten vid+uid pair: both keys. */
     if (ids->uid.n && ids->vid.n) {
         char vkey[VD_PROFILE_KEY_LEN], vhex[VD_ID_HASH_HEX];

@@ -40,6 +40,7 @@ struct event_base;
     X(profile_errors,      "profile store errors: error replies and lost connections")   \
     X(profile_overflow,    "profile operations refused: profile-queue full or store down") \
     X(profile_visits,      "visits counted without waiting (slots without visitor.*)")   \
+    X(profile_visits_coalesced, "visit writes skipped: the same visitor was written within session-gap/30") \
     X(profile_merges,      "anonymous profiles merged into a known one")                 \
     X(profile_forgets,     "profiles erased by forget")                                  \
     X(profile_flags,       "flags set or cleared")                                       \

@@ -272,7 +272,11 @@ def test_no_profile_slots_wait_for_no_reply(pd, store):
         assert time.time() - t < 2
     finally:
         store.resume()
-    assert pd.metrics()["variantd_profile_reads_total"] == 0
+    m = pd.metrics()
+    assert m["variantd_profile_reads_total"] == 0
+    # One write for the first decide; the same visitor within a minute is coalesced.
+    assert m["variantd_profile_visits_total"] == 1
+    assert m["variantd_profile_visits_coalesced_total"] == 20
 
 
 def test_store_stopped_killed_restarted(tmp_path, start_daemon, redis_server):
@@ -291,7 +295,9 @@ def test_store_stopped_killed_restarted(tmp_path, start_daemon, redis_server):
             r = c.decide(slots=["visits", "plain"], vid="s1", **P())
             worst = max(worst, time.time() - t)
             assert r["profile"] == "timeout" and variant(r, "visits") == "no"
-        assert worst < 0.05, worst
+        # The 2 ms deadline answers, not the 2 s stall watchdog (generous for
+        # a loaded machine; the figure is printed).
+        assert worst < 0.5, worst
         print(f"\nworst decide with the store stopped: {worst * 1000:.1f} ms")
         assert d.metrics()["variantd_profile_timeouts_total"] >= 20
     finally:

@@ -18,6 +18,7 @@
 #include "context/visitor.h"
 #include "core/sha1.h"
 #include "core/siphash.h"
+#include "profile/store.h"
 #include "rules/eval.h"
 #include "rules/build.h"
 #include "rules/ruleset.h"
@@ -450,6 +451,49 @@ static void test_visitor_values(void **state)
     assert_int_equal(val.kind, VD_VAL_MISSING);
 }
 
+/* A profile hash as Redis returns it (layout 1), decoded for the rules:
+ * every score of the ruleset listed, unknown fields ignored. */
+static void test_profile_decode(void **state)
+{
+    (void)state;
+    vd_ruleset *rs = compile3(SCORES, NULL, NULL);
+    assert_non_null(rs);
+    static const char *const kv[][2] = {
+        { "v", "3" }, { "fs", "1767225600" }, { "ls", "1769817600" }, { "vs", "1769817600" },
+        { "pe", "1768435200" }, { "k", "1" }, { "s:sneakers", "10 1767225600 12.5 1767000000" },
+        { "s:gone", "7 1 7 1" }, { "e:add_to_cart", "2" }, { "f:critical_ticket", "0" },
+        { "f:vip", "1800000000" }, { "zz", "ignored" },
+    };
+    size_t n = sizeof kv / sizeof kv[0];
+    vd_str f[16], v[16];
+    for (size_t i = 0; i < n; i++) {
+        f[i] = vd_str_cstr(kv[i][0]);
+        v[i] = vd_str_cstr(kv[i][1]);
+    }
+    static vd_visitor vis;
+    vd_profile_decode(rs, f, v, n, &vis);
+    assert_true(vis.known);
+    assert_int_equal(vis.visit.visits, 3);
+    assert_int_equal(vis.visit.first_seen, 1767225600);
+    assert_int_equal(vis.visit.prev_end, 1768435200);
+    int64_t days;
+    assert_true(vd_visit_days_since_last(&vis.visit, &days));
+    assert_int_equal(days, 16);
+    assert_int_equal(vis.nscores, 2);                  /* engagement (never scored) + sneakers */
+    const vd_visitor_score *sn = vis.scores[0].id.n == 8 ? &vis.scores[0] : &vis.scores[1];
+    assert_true(vd_str_eq(sn->id, VD_STR_LIT("sneakers")));
+    assert_near(sn->st.value, 10);
+    assert_near(sn->st.peak, 12.5);
+    assert_int_equal(sn->st.t, 1767225600);
+    assert_near(sn->half_life_s, 14.0 * DAY);
+    assert_int_equal(vis.nevents, 1);
+    assert_near(vis.events[0].n, 2);
+    assert_int_equal(vis.nflags, 2);
+    assert_int_equal(vis.flags[0].expires, 0);
+    assert_int_equal(vis.flags[1].expires, 1800000000);
+    vd_ruleset_release(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -467,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_visitor_attrs_compile),
         cmocka_unit_test(test_slot_reachability),
         cmocka_unit_test(test_visitor_values),
+        cmocka_unit_test(test_profile_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
