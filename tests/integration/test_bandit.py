@@ -178,7 +178,9 @@ def test_stickiness_through_the_profile(tmp_path, start_daemon, redis_server):
     r = srv.client()
     segs, cmap = write_defs(tmp_path, SEGMENTS, [slot_def()])
     set_counts(r, {"a": (1000, 20), "b": (1000, 50), "c": (1000, 200)})
-    d = start_two(start_daemon, segs, cmap, srv.url)[0]
+    # a profile that misses profile-timeout is decided without (by design):
+    # give the sanitizer build room
+    d = start_two(start_daemon, segs, cmap, srv.url, "--profile-timeout", "2000")[0]
     assert wait_for(lambda: weights(d)[0] and abs(weights(d)[1][2] - 0.9) < 1e-9, timeout=10)
     c = d.client()
     P = {"consent": "personalization"}
