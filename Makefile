@@ -3,7 +3,10 @@
 #   make            build variantd, variantctl and tools into build/
 #   make run        install missing packages, build, run on the example definitions
 #   make test       install test packages, check the layering, run unit + accuracy +
-#                   integration tests, then unit + integration again under ASan+UBSan
+#                   integration tests and a 2-minute soak, then unit + integration again
+#                   under ASan+UBSan (a 1-minute soak)
+#   make soak       30-minute soak (SOAK_MINUTES=N): mixed load, publishes, Redis restarts
+#   make fuzz       libFuzzer campaigns (FUZZ_SECONDS=N per target; clang-14)
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
 #   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
@@ -57,12 +60,12 @@ LAYERS   := core context rules store profile decision net api runtime
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration php-client test-asan accuracy fuzz bench clean help install \
-        check-layering update-isbot
+.PHONY: all deps deps-test run test unit integration php-client clients-test test-asan accuracy fuzz \
+        bench clean help install check-layering update-isbot soak soak-quick
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,11p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -71,8 +74,15 @@ deps:
 # data/bots/ with npm pack; the committed copy builds without the network.
 update-isbot:
 	scripts/fetch-isbot.sh data/bots/isbot-patterns.txt
+
+# npm packages the tests run (pinned by the package-lock.json files): fetched
+# here, once, so the test run itself needs no network.
+NPM_DIRS := tests/integration clients/node
 deps-test:
 	@scripts/deps.sh test
+	@set -e; for d in $(NPM_DIRS); do \
+	    [ $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ] || \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error); done
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -107,10 +117,15 @@ $(DEMO_DB): data/geo/demo-city.tsv scripts/make-demo-mmdb.pl
 	@mkdir -p $(dir $@)
 	perl scripts/make-demo-mmdb.pl data/geo/demo-city.tsv $@
 
+# The three interfaces on loopback: decision (MessagePack-RPC), edge (HTTP
+# /v1/decide) and stats (dashboard, /metrics). RUN_PORT=N moves them to N, N+1, N+2.
+# With redis-server installed (deps.sh run installs it) a private one holds
+# visitor profiles (scripts/run-demo.sh).
+RUN_PORT ?= 7700
 run:
 	@scripts/deps.sh run
 	@$(MAKE) --no-print-directory all
-	@scripts/run-demo.sh $(BUILD) $(DEMO_DB)
+	@scripts/run-demo.sh $(BUILD) $(DEMO_DB) $(RUN_PORT)
 
 unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
@@ -118,6 +133,12 @@ unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+# The Node and Python client libraries, each by its language's own test
+# runner, against this build's daemon.
+clients-test: all
+	cd clients/node && VARIANTD_BUILD=$(CURDIR)/$(BUILD) node --test test/
+	cd clients/python && VARIANTD_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
 # The PHP client (clients/php) with Debian's PHPUnit, against this build's daemon.
 php-client: all
@@ -152,11 +173,26 @@ check-layering: $(LIB_OBJS)
 	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client
+	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client clients-test \
+	    soak-quick
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration php-client
+	@$(MAKE) --no-print-directory SANITIZE=1 SOAK_QUICK_MINUTES=1 all unit integration php-client \
+	    clients-test soak-quick
+
+# Soak (tests/soak/soak.py): decision, edge and stats load, clients that
+# disconnect mid-reply, a publish every 10 s, Redis restarted every 2 minutes,
+# SIGHUPs; one line a minute (RSS, fds, p99, errors); fails on any error or on
+# growth. make test runs a short one with a Redis restart every 40 s (2 minutes;
+# 1 minute under ASan+UBSan, where everything is ~5x slower).
+SOAK_MINUTES       ?= 30
+SOAK_QUICK_MINUTES ?= 2
+soak: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --minutes $(SOAK_MINUTES)
+
+soak-quick: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --minutes $(SOAK_QUICK_MINUTES) --redis-restart 40
 
 # make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
 # (with the installed paths), the example config (kept if one exists) and docs.
@@ -176,7 +212,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/variantd.service
 	test -e $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf || \
 	    install -m 0644 systemd/variantd.conf $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf
-	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/*.conf docs/*.vcl $(DESTDIR)$(DOCDIR)/
 	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
 
 # Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
