@@ -119,10 +119,15 @@ $(DEMO_DB): data/geo/demo-city.tsv scripts/make-demo-mmdb.pl
 	@mkdir -p $(dir $@)
 	perl scripts/make-demo-mmdb.pl data/geo/demo-city.tsv $@
 
+# The three interfaces on loopback: decision (MessagePack-RPC), edge (HTTP
+# /v1/decide) and stats (dashboard, /metrics). RUN_PORT=N moves them to N, N+1, N+2.
+# With redis-server installed (deps.sh run installs it) a private one holds
+# visitor profiles (scripts/run-demo.sh).
+RUN_PORT ?= 7700
 run:
 	@scripts/deps.sh run
 	@$(MAKE) --no-print-directory all
-	@scripts/run-demo.sh $(BUILD) $(DEMO_DB)
+	@scripts/run-demo.sh $(BUILD) $(DEMO_DB) $(RUN_PORT)
 
 unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

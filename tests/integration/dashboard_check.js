@@ -50,7 +50,7 @@ async function main() {
         decisionsText: text("decisions-total"), rate: text("decisions-rate"),
         p50: text("p50"), p99: text("p99"),
         errors: Number(document.getElementById("errors-total").dataset.value),
-        variants, segments, status: text("status"),
+        variants, segments, status: text("status"), profiles, events,
         recentErrors: [...document.querySelectorAll("#recent-errors tr")].map((tr) =>
           [...tr.cells].map((td) => td.textContent)),
         config: Object.fromEntries([...document.querySelectorAll("[data-config]")].map((td) =>
@@ -60,8 +60,6 @@ async function main() {
         folds: [...document.querySelectorAll("tr.fold")].map((tr) => [tr.dataset.fold, tr.textContent.trim()]),
         hiddenRows: document.querySelectorAll("tr[hidden]").length,
         pageHeight: document.documentElement.scrollHeight,
-        profiles, events,
-        profilesText: text("profiles"),
         experiments: [...document.querySelectorAll("span[data-exp-variant]")].map((e) => ({
           slot: e.dataset.expSlot, rule: e.dataset.expRule, variant: e.dataset.expVariant,
           rate: Number(e.dataset.rate), low: Number(e.dataset.low), high: Number(e.dataset.high),
