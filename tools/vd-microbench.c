@@ -4,6 +4,17 @@
  *
  *   vd-microbench SEGMENTS_DIR CONTENT_MAP_DIR [--contexts FILE] [--geoip-db FILE]
  *                 [--slots a,b,c | --slot-count K] [-n DECISIONS] [--warm N]
+ *                 [--ua-cache N] [--geo-cache N]
+ *
+ * FILE is a TSV of ip, ua, referer, url, lang (tests/bench/contexts.tsv, or
+ * the traffic model of tests/bench/gen_traffic.py: any number of rows). The
+ * requests are sent in file order, wrapping around; the cache hit rates
+ * printed are those of the measured decisions only.
+ *
+ * Under `valgrind --tool=callgrind --instr-atstart=no` only the measured
+ * loop is instrumented (client requests, when the valgrind headers exist at
+ * build time), so the "Collected" instruction count divided by -n is the
+ * cost of one decision, warm-up and start-up excluded.
  *
  * It runs exactly what a worker runs per request (context, decision, result
  * encoding into a reused buffer) over the contexts, and counts every
@@ -48,7 +59,15 @@ void *realloc(void *p, size_t n) { atomic_fetch_add_explicit(&alloc_count, 1, me
 void free(void *p) { __libc_free(p); }
 #endif
 
-#define MAX_CTX 4096
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#endif
+#endif
+#ifndef CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#endif
 
 typedef struct row {
     char *f[5];   /* ip ua referer url lang */
@@ -61,8 +80,10 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static size_t load_rows(const char *path, row *rows)
+static size_t load_rows(const char *path, row **rowsp)
 {
+    row *rows = NULL;
+    size_t rcap = 0;
     FILE *fp = fopen(path, "r");
     if (!fp) {
         perror(path);
@@ -71,11 +92,19 @@ static size_t load_rows(const char *path, row *rows)
     char *line = NULL;
     size_t cap = 0, n = 0;
     ssize_t len;
-    while (n < MAX_CTX && (len = getline(&line, &cap, fp)) > 0) {
+    while ((len = getline(&line, &cap, fp)) > 0) {
         if (line[len - 1] == '\n')
             line[--len] = '\0';
         if (!len || line[0] == '#')
             continue;
+        if (n == rcap) {
+            rcap = rcap ? rcap * 2 : 1024;
+            rows = realloc(rows, rcap * sizeof *rows);
+            if (!rows) {
+                perror("realloc");
+                exit(2);
+            }
+        }
         char *p = strdup(line);
         for (int i = 0; i < 5; i++) {
             rows[n].f[i] = p ? p : (char *)"";
@@ -91,6 +120,11 @@ static size_t load_rows(const char *path, row *rows)
     }
     free(line);
     fclose(fp);
+    if (!n) {
+        fprintf(stderr, "%s: no contexts\n", path);
+        exit(2);
+    }
+    *rowsp = rows;
     return n;
 }
 
@@ -141,9 +175,13 @@ int main(int argc, char **argv)
     env.tzdb = tzdb;
     env.geo = geo;
 
-    static row rows[MAX_CTX];
-    size_t nrows = load_rows(ctx_path, rows);
-    static vd_request reqs[MAX_CTX];
+    row *rows = NULL;
+    size_t nrows = load_rows(ctx_path, &rows);
+    vd_request *reqs = calloc(nrows, sizeof *reqs);
+    if (!reqs) {
+        perror("calloc");
+        return 2;
+    }
     vd_str slots[VD_MAX_SLOTS_PER_REQUEST];
     unsigned nslots = 0;
     if (slot_list) {
@@ -179,9 +217,13 @@ int main(int argc, char **argv)
     vd_msgpack_out mo = { .sb = &sb };
     vd_msgpack_emitter(&mo, &em);
     unsigned long matched = 0;
+    uint64_t ua_hits0 = 0, ua_misses0 = 0, geo_hits0 = 0, geo_misses0 = 0;
     for (long i = 0; i < warm + n; i++) {
         if (i == warm) {
+            vd_device_cache_stats(caches.ua, &ua_hits0, &ua_misses0);
+            vd_geo_cache_stats(caches.geo, &geo_hits0, &geo_misses0);
             atomic_store(&alloc_count, 0);
+            CALLGRIND_START_INSTRUMENTATION;
             t0 = now_ns();
         }
         const vd_request *r = &reqs[(size_t)i % nrows];
@@ -195,19 +237,27 @@ int main(int argc, char **argv)
         matched += d.nmatched;
     }
     uint64_t dt = now_ns() - t0;
+    CALLGRIND_STOP_INSTRUMENTATION;
     unsigned long allocs = atomic_load(&alloc_count);
     printf("vd-microbench: %u segments, %u slots (%u per request), %zu contexts, compile %.1f ms\n",
            vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs), nslots, nrows, (double)t_compile / 1e6);
     uint64_t ua_hits, ua_misses, geo_hits, geo_misses;
     vd_device_cache_stats(caches.ua, &ua_hits, &ua_misses);
     vd_geo_cache_stats(caches.geo, &geo_hits, &geo_misses);
-    printf("vd-microbench: caches: user-agent %s (%llu hits, %llu misses), geo %s (%llu hits, %llu misses)\n",
-           caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses,
-           caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses);
+    ua_hits -= ua_hits0;
+    ua_misses -= ua_misses0;
+    geo_hits -= geo_hits0;
+    geo_misses -= geo_misses0;
+    double ua_rate = ua_hits + ua_misses ? (double)ua_hits / (double)(ua_hits + ua_misses) : 0;
+    double geo_rate = geo_hits + geo_misses ? (double)geo_hits / (double)(geo_hits + geo_misses) : 0;
+    printf("vd-microbench: caches over the measured decisions: user-agent %s (%llu hits, %llu misses, %.1f %%), "
+           "geo %s (%llu hits, %llu misses, %.1f %%)\n",
+           caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses, 100 * ua_rate,
+           caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses, 100 * geo_rate);
     printf("MICRO_RESULT decisions=%ld ns_per_decision=%.0f allocs_per_decision=%.4f "
-           "matched_per_decision=%.2f segments=%u slots=%u\n",
+           "matched_per_decision=%.2f segments=%u slots=%u contexts=%zu ua_hit_rate=%.4f geo_hit_rate=%.4f\n",
            n, (double)dt / (double)n, (double)allocs / (double)n, (double)matched / (double)(warm + n),
-           vd_ruleset_nsegments(rs), nslots);
+           vd_ruleset_nsegments(rs), nslots, nrows, ua_rate, geo_rate);
     msgpack_sbuffer_destroy(&sb);
     vd_device_cache_free(caches.ua);
     vd_geo_cache_free(caches.geo);
@@ -215,5 +265,7 @@ int main(int argc, char **argv)
     vd_ruleset_release(rs);
     vd_geo_close(geo);
     vd_tzdb_close(tzdb);
+    free(rows);   /* the rows' strings live until exit */
+    free(reqs);
     return 0;
 }
