@@ -23,6 +23,7 @@
 
 #include "core/errors.h"
 #include "net/listener.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
 #include "store/redis_url.h"

@@ -29,14 +29,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "content/decide.h"
-#include "content/result.h"
+#include "decision/decide.h"
+#include "decision/result.h"
 #include "context/context.h"
 #include "context/geo.h"
 #include "context/tz.h"
 #include "core/errors.h"
 #include "net/rpc_codec.h"
 #include "rules/eval.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
 

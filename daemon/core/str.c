@@ -27,6 +27,15 @@ bool vd_str_eq_ci(vd_str a, vd_str b)
     return true;
 }
 
+int vd_str_cmp(vd_str a, vd_str b)
+{
+    size_t n = a.n < b.n ? a.n : b.n;
+    int d = n ? memcmp(a.p, b.p, n) : 0;
+    if (d)
+        return d;
+    return a.n < b.n ? -1 : a.n > b.n;
+}
+
 int vd_str_cmp_ci(vd_str a, vd_str b)
 {
     size_t n = a.n < b.n ? a.n : b.n;

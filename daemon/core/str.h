@@ -21,6 +21,7 @@ static inline bool vd_str_empty(vd_str s) { return s.n == 0; }
 /* ASCII case-insensitive comparisons: the contract says string ops ignore case. */
 bool vd_str_eq(vd_str a, vd_str b);             /* exact bytes */
 bool vd_str_eq_ci(vd_str a, vd_str b);
+int  vd_str_cmp(vd_str a, vd_str b);            /* bytes, shorter first on a tie: <0, 0, >0 */
 int  vd_str_cmp_ci(vd_str a, vd_str b);         /* <0, 0, >0 */
 bool vd_str_prefix_ci(vd_str s, vd_str prefix);
 bool vd_str_suffix_ci(vd_str s, vd_str suffix);

@@ -24,7 +24,7 @@
 #include <stddef.h>
 
 #include "net/http_server.h"
-#include "server/worker.h"
+#include "runtime/worker.h"
 
 typedef struct vd_http_edge vd_http_edge;
 

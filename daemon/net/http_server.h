@@ -27,7 +27,7 @@
 #include <sys/socket.h>
 
 #include "core/str.h"
-#include "server/stats.h"
+#include "core/stats.h"
 
 struct event_base;
 struct evbuffer;

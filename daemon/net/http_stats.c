@@ -9,7 +9,7 @@
 
 #include "net/http_edge.h"
 #include "net/json_out.h"
-#include "server/metrics.h"
+#include "runtime/metrics.h"
 #include "variantd/limits.h"
 
 #define MAX_WORKERS 256

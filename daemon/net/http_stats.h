@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #include "net/http_server.h"
-#include "server/config.h"
-#include "server/pool.h"
+#include "core/config.h"
+#include "runtime/pool.h"
 
 typedef struct vd_stats_port vd_stats_port;
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "content/result.h"
+#include "decision/result.h"
 
 struct evbuffer;
 

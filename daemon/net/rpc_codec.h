@@ -7,7 +7,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 
-#include "content/result.h"
+#include "decision/result.h"
 #include "context/context.h"
 
 /* Fills req from `params` (an array holding one map, or a bare map).

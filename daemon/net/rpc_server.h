@@ -13,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "server/worker.h"
+#include "runtime/worker.h"
 
 typedef struct vd_rpc_server vd_rpc_server;
 

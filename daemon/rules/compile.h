@@ -1,6 +1,6 @@
 /* compile.h — the compiler's working state and its pieces: segment nodes
- * and predicates (compile.c), content-map slots (content/contentmap.c).
- * ruleset.c drives them over the documents. Private to the compiler. */
+ * and predicates (compile_segment.c), content-map slots (compile_slot.c).
+ * build.c drives them over the documents. Private to daemon/rules. */
 #ifndef VD_RULES_COMPILE_H
 #define VD_RULES_COMPILE_H
 
@@ -11,7 +11,7 @@
 
 #include "core/errors.h"
 #include "rules/arena.h"
-#include "rules/ruleset_internal.h"
+#include "rules/model.h"
 #include "variantd/limits.h"
 
 #define VD_NODE_NONE UINT32_MAX
@@ -44,11 +44,6 @@ uint32_t vd_node_alloc(vd_compiler *c, uint32_t count);
 /* Compiles j into node idx (already allocated). Errors are reported and
  * the node becomes an empty all; compilation goes on to find the rest. */
 void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth);
-
-/* Builds the candidate index of a compiled ruleset (index.c); -1 on out
- * of memory. Frees with vd_index_free. */
-int vd_index_build(vd_ruleset *rs);
-void vd_index_free(vd_ruleset *rs);
 
 /* Compiles one content-map slot object into *out (contentmap.c). */
 bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out);

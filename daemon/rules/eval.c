@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "rules/eval_internal.h"
-#include "rules/ruleset_internal.h"
+#include "rules/index.h"
+#include "rules/model.h"
 
 typedef struct memo {
     uint32_t gen;

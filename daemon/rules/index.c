@@ -1,9 +1,10 @@
-/* index.c — the candidate index (see ruleset_internal.h). Built once after
+/* index.c — the candidate index (see model.h). Built once after
  * a successful compile; read-only afterwards. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "rules/compile.h"
+#include "rules/index.h"
 
 typedef struct triple {
     uint8_t attr;

@@ -1,11 +1,5 @@
-/* ruleset.h — the compiled, immutable ruleset: segments and content map.
- *
- * vd_ruleset_compile parses every document with jansson, validates the whole
- * set (unknown attribute or op, wrong value type, missing or duplicate ids,
- * reference cycles, rules naming missing segments or variants) and either
- * returns a complete ruleset or NULL with every error it found, each naming
- * the document, the segment id or slot, and the JSON path inside it:
- *   segments/geo.json: segment "berlin-evening": $.match.all[1].value: ...
+/* ruleset.h — the compiled, immutable ruleset: segments and content map,
+ * as the decision step and the stores see it (rules/build.h makes one).
  *
  * A ruleset never changes after compile; workers share it and hold a
  * reference (retain/release are atomic; the last release frees it). */
@@ -17,7 +11,6 @@
 
 #include "core/errors.h"
 #include "core/str.h"
-#include "rules/defs.h"
 
 typedef struct vd_ruleset vd_ruleset;
 
@@ -51,18 +44,6 @@ typedef struct vd_slot {
     const vd_variant *variants;
 } vd_slot;
 
-/* NULL on any error (all of them in err). version is copied. */
-vd_ruleset *vd_ruleset_compile(const vd_docset *docs, const char *version, vd_errors *err);
-
-/* The same, but on success the parsed documents are handed to *parsed
- * instead of being freed (on failure *parsed is NULL): freeing the JSON trees
- * of 10,000 segments is a tenth of a compile, so a reload publishes the
- * ruleset first and then calls vd_parsed_free (from any thread; nothing else
- * refers to them). */
-typedef struct vd_parsed vd_parsed;
-vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, vd_errors *err,
-                                    vd_parsed **parsed);
-void vd_parsed_free(vd_parsed *p);
 void vd_ruleset_retain(vd_ruleset *rs);
 void vd_ruleset_release(vd_ruleset *rs);
 

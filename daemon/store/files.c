@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rules/build.h"
 #include "rules/ruleset.h"
 #include "variantd/limits.h"
 

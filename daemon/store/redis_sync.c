@@ -23,6 +23,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 #include "store/live.h"
 #include "store/redis_url.h"

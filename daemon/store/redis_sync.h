@@ -16,7 +16,7 @@
 
 #include <stddef.h>
 
-#include "server/config.h"
+#include "core/config.h"
 
 struct event_base;
 typedef struct vd_redis_sync vd_redis_sync;

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rules/build.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
 #include "store/snapshot.h"

@@ -35,8 +35,8 @@
 #include <string.h>
 #include <msgpack.h>
 
-#include "content/decide.h"
-#include "content/result.h"
+#include "decision/decide.h"
+#include "decision/result.h"
 #include "context/device.h"
 #include "context/geo.h"
 #include "context/tz.h"

@@ -34,11 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
 #include "context/geo.h"
 #include "context/tz.h"
 #include "rules/defs.h"
 #include "rules/eval.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

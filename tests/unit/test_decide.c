@@ -9,10 +9,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "content/decide.h"
-#include "content/result.h"
+#include "rules/build.h"
+#include "decision/decide.h"
+#include "decision/result.h"
 #include "net/rpc_codec.h"
-#include "rules/ruleset_internal.h"
+#include "rules/model.h"
 
 static const char *const SEGS = "["
     "{\"id\":\"berlin\",\"match\":{\"attr\":\"geo.city\",\"op\":\"eq\",\"value\":\"Berlin\"}},"

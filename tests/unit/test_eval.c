@@ -12,6 +12,7 @@
 
 #include "context/context.h"
 #include "rules/eval.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
 
 static vd_request req;

@@ -11,9 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "content/decide.h"
+#include "rules/build.h"
+#include "decision/decide.h"
 #include "context/tz.h"
-#include "rules/ruleset_internal.h"
+#include "rules/model.h"
 
 static const char *const SEGS = "["
     "{\"id\":\"bikes\",\"match\":{\"attr\":\"url.path\",\"op\":\"prefix\",\"value\":\"/bikes\"}},"

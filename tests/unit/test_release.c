@@ -8,6 +8,7 @@
 
 #include <string.h>
 
+#include "rules/build.h"
 #include "store/release.h"
 
 #define F(n, v) { n, sizeof(n) - 1, v, sizeof(v) - 1 }

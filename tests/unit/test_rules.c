@@ -11,9 +11,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
+#include "rules/build.h"
 #include "rules/ruleset.h"
-#include "rules/ruleset_internal.h"
+#include "rules/model.h"
 #include "variantd/limits.h"
 
 static vd_errors err;

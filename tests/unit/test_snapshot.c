@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rules/build.h"
 #include "rules/defs.h"
 #include "store/snapshot.h"
 

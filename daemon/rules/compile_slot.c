@@ -1,4 +1,4 @@
-/* contentmap.c — compiles one content-map slot: its variants (payloads
+/* compile_slot.c — compiles one content-map slot: its variants (payloads
  * pre-encoded once as compact JSON and as MessagePack, so answering costs a
  * memcpy), its default and its ordered rules, including weighted splits. */
 #include <msgpack.h>

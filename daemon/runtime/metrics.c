@@ -1,5 +1,5 @@
 /* metrics.c — Prometheus text and JSON from the one table in stats.h. */
-#include "server/metrics.h"
+#include "runtime/metrics.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>

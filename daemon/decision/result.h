@@ -3,14 +3,14 @@
  * port, JSON for the edge port); this module decides what the answer holds:
  *   {version, slots: {name: {variant, payload, segment} | {error}},
  *    segments: [...], valid_until, [context: {...}, trace: {...}]} */
-#ifndef VD_CONTENT_RESULT_H
-#define VD_CONTENT_RESULT_H
+#ifndef VD_DECISION_RESULT_H
+#define VD_DECISION_RESULT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
 
 typedef struct vd_emitter {
     void (*map)(void *arg, uint32_t n);

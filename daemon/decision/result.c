@@ -1,4 +1,4 @@
-#include "content/result.h"
+#include "decision/result.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,12 +1,13 @@
-/* ruleset_internal.h — the compiled form, shared by the compiler
- * (ruleset.c, compile.c, content/contentmap.c) and the evaluator (eval.c).
- * Nothing outside daemon/rules and daemon/content includes it.
+/* model.h — the compiled form, shared by the compilers (build.c,
+ * compile_segment.c, compile_slot.c), the index and the evaluator. Nothing
+ * outside daemon/rules includes it: other floors use ruleset.h, index.h and
+ * eval.h.
  *
  * Everything is flat: nodes and predicates are arrays addressed by index,
  * the children of an all/any node are contiguous, strings and value sets
  * live in one arena owned by the ruleset. */
-#ifndef VD_RULES_RULESET_INTERNAL_H
-#define VD_RULES_RULESET_INTERNAL_H
+#ifndef VD_RULES_MODEL_H
+#define VD_RULES_MODEL_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -155,11 +156,7 @@ struct vd_ruleset {
     uint32_t nslots, cap_slots;
 };
 
-/* Filed under a string key (set or prefix): a segment the index did not
- * reach is false for this request, whatever the time. */
-static inline bool vd_string_guarded(const vd_ruleset *rs, uint32_t seg)
-{
-    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
-}
+/* Frees a ruleset whose last reference is gone (or a failed build's). */
+void vd_ruleset_destroy(vd_ruleset *rs);
 
 #endif

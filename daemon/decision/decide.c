@@ -4,10 +4,9 @@
  * slots of the `until` of every rule segment evaluated up to the winner:
  * an earlier rule that did not match may start matching; later rules
  * cannot change the answer. */
-#include "content/decide.h"
+#include "decision/decide.h"
 
-#include "rules/eval_internal.h"
-#include "rules/ruleset_internal.h"
+#include "rules/index.h"
 
 #define SPLIT_BUCKETS 10000u
 
@@ -66,7 +65,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         c->variant = NULL;
         c->segment = -1;
         c->rule = -1;
-        si[i] = c->slot ? (uint32_t)(c->slot - rs->slots) : UINT32_MAX;
+        si[i] = c->slot ? vd_index_slot_pos(rs, c->slot) : UINT32_MAX;
         best[i] = UINT32_MAX;
         until[i] = INT64_MAX;
     }
@@ -76,17 +75,21 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         int64_t u;
         if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
             continue;
-        for (uint32_t k = rs->use_first[evd[e]]; k < rs->use_first[evd[e] + 1]; k++)
+        uint32_t nu;
+        const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
+        for (uint32_t k = 0; k < nu; k++)
             for (unsigned i = 0; i < n; i++)
-                if (rs->uses[k].slot == si[i] && rs->uses[k].rule < best[i])
-                    best[i] = rs->uses[k].rule;
+                if (uses[k].slot == si[i] && uses[k].rule < best[i])
+                    best[i] = uses[k].rule;
     }
     for (unsigned i = 0; i < n; i++) {
         if (si[i] == UINT32_MAX)
             continue;
-        const vd_slot *s = &rs->slots[si[i]];
-        for (uint32_t k = rs->check_first[si[i]]; k < rs->check_first[si[i] + 1]; k++) {
-            uint32_t r = rs->check[k];
+        const vd_slot *s = out->slots[i].slot;
+        uint32_t nc;
+        const uint32_t *checks = vd_index_checks(rs, si[i], &nc);
+        for (uint32_t k = 0; k < nc; k++) {
+            uint32_t r = checks[k];
             if (r > best[i])
                 break;
             int64_t u;
@@ -106,9 +109,11 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         int64_t u;
         if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX)
             continue;
-        for (uint32_t k = rs->use_first[evd[e]]; k < rs->use_first[evd[e] + 1]; k++)
+        uint32_t nu;
+        const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
+        for (uint32_t k = 0; k < nu; k++)
             for (unsigned i = 0; i < n; i++)
-                if (rs->uses[k].slot == si[i] && rs->uses[k].rule <= best[i] && u < until[i])
+                if (uses[k].slot == si[i] && uses[k].rule <= best[i] && u < until[i])
                     until[i] = u;
     }
     for (unsigned i = 0; i < n; i++) {

@@ -2,17 +2,17 @@
  * its evaluation scratch, its User-Agent cache, its reference to the served
  * ruleset and its counters. Nothing here is shared between workers, so the
  * request path takes no lock. */
-#ifndef VD_SERVER_WORKER_H
-#define VD_SERVER_WORKER_H
+#ifndef VD_RUNTIME_WORKER_H
+#define VD_RUNTIME_WORKER_H
 
 #include <pthread.h>
 #include <stdint.h>
 
-#include "content/result.h"
+#include "decision/result.h"
 #include "context/context.h"
 #include "rules/eval.h"
-#include "server/config.h"
-#include "server/stats.h"
+#include "core/config.h"
+#include "core/stats.h"
 #include "store/live.h"
 
 struct event_base;

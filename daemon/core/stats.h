@@ -2,8 +2,8 @@
  * vd_stats and is its only writer (relaxed atomics: no lock, no shared
  * cache line written on the request path); readers sum over workers.
  * The same table names the metrics for logs and the stats port. */
-#ifndef VD_SERVER_STATS_H
-#define VD_SERVER_STATS_H
+#ifndef VD_CORE_STATS_H
+#define VD_CORE_STATS_H
 
 #include <stdatomic.h>
 #include <stdint.h>

@@ -5,13 +5,13 @@
  * thread. The control thread (main) keeps signals, reloads and the store;
  * it talks to workers only through the published ruleset (store/live.h) and
  * by scheduling a stop on their bases. */
-#ifndef VD_SERVER_POOL_H
-#define VD_SERVER_POOL_H
+#ifndef VD_RUNTIME_POOL_H
+#define VD_RUNTIME_POOL_H
 
 #include <stddef.h>
 
-#include "server/stats.h"
-#include "server/worker.h"
+#include "core/stats.h"
+#include "runtime/worker.h"
 
 typedef struct vd_pool vd_pool;
 

@@ -6,14 +6,14 @@
  * The snapshot is taken on another thread than the workers': counters are
  * read with relaxed loads, and each worker's per-ruleset arrays under its
  * counts_lock (which the worker takes only when it swaps rulesets). */
-#ifndef VD_SERVER_METRICS_H
-#define VD_SERVER_METRICS_H
+#ifndef VD_RUNTIME_METRICS_H
+#define VD_RUNTIME_METRICS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "server/stats.h"
-#include "server/worker.h"
+#include "core/stats.h"
+#include "runtime/worker.h"
 #include "store/live.h"
 
 struct evbuffer;

@@ -3,8 +3,8 @@
  * defaults, `variantd --help` and the /stats dump. A config file is
  * `key value` lines; `#` starts a comment; a flag `--key value` overrides the
  * file. A bad file stops start-up with the file and line. */
-#ifndef VD_SERVER_CONFIG_H
-#define VD_SERVER_CONFIG_H
+#ifndef VD_CORE_CONFIG_H
+#define VD_CORE_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "server/pool.h"
+#include "runtime/pool.h"
 
 #include <event2/event.h>
 #include <event2/thread.h>

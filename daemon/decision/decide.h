@@ -1,8 +1,8 @@
 /* decide.h — the content map step: per requested slot, the first rule whose
  * segment matches wins (a split picks an arm by a sticky hash of vid and
  * salt); otherwise the slot's default. */
-#ifndef VD_CONTENT_DECIDE_H
-#define VD_CONTENT_DECIDE_H
+#ifndef VD_DECISION_DECIDE_H
+#define VD_DECISION_DECIDE_H
 
 #include <stdint.h>
 

@@ -1,11 +1,11 @@
-#include "server/worker.h"
+#include "runtime/worker.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "content/decide.h"
+#include "decision/decide.h"
 
 uint64_t vd_now_ns(void)
 {

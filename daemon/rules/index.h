@@ -1,0 +1,48 @@
+/* index.h — the candidate index of a ruleset (built by index.c after a
+ * successful compile, read-only afterwards) and the questions the decision
+ * step asks it. The layout stays in rules/model.h: callers outside
+ * daemon/rules use these functions, so a change of layout stays here. */
+#ifndef VD_RULES_INDEX_H
+#define VD_RULES_INDEX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rules/model.h"
+#include "rules/ruleset.h"
+
+/* -1 on out of memory. Frees with vd_index_free. */
+int vd_index_build(vd_ruleset *rs);
+void vd_index_free(vd_ruleset *rs);
+
+/* Position of a slot of rs in its slot table (the key of the two lists
+ * below). */
+static inline uint32_t vd_index_slot_pos(const vd_ruleset *rs, const vd_slot *slot)
+{
+    return (uint32_t)(slot - rs->slots);
+}
+
+/* Where segment seg is used: (slot position, rule index) pairs. */
+static inline const vd_seg_use *vd_index_uses(const vd_ruleset *rs, uint32_t seg, uint32_t *n)
+{
+    *n = rs->use_first[seg + 1] - rs->use_first[seg];
+    return rs->uses + rs->use_first[seg];
+}
+
+/* The rules of slot position si whose segment has no string guard, in
+ * ascending order: the only ones that can match without their segment
+ * having been reached through the index. */
+static inline const uint32_t *vd_index_checks(const vd_ruleset *rs, uint32_t si, uint32_t *n)
+{
+    *n = rs->check_first[si + 1] - rs->check_first[si];
+    return rs->check + rs->check_first[si];
+}
+
+/* Filed under a string key (set or prefix): a segment the index did not
+ * reach is false for this request, whatever the time. */
+static inline bool vd_string_guarded(const vd_ruleset *rs, uint32_t seg)
+{
+    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
+}
+
+#endif
