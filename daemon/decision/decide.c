@@ -43,15 +43,56 @@ static uint32_t pick_arm(const vd_rule *r, vd_str vid)
  * ones evaluated are exactly the candidates, reached through each
  * segment's use list in one pass over the evaluated segments; the rest are
  * false whatever the time. Only the rules without a string guard are walked
- * in order. */
+ * in order.
+ *
+ * Unless the request asks for every matching segment (`segments`, or
+ * explain), nothing else is evaluated: a candidate segment only when one
+ * of its rules in a requested slot comes before that slot's best so far,
+ * and the unguarded rules in order up to the winner (first match first).
+ * Every candidate rule before the final winner was evaluated (the best
+ * only moves down), so valid_until is the same as on the full path. */
+static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint32_t *si, uint32_t *best)
+{
+    uint32_t *pos, gen;
+    uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX && sgen[si[i]] != gen) {
+            sgen[si[i]] = gen;
+            pos[si[i]] = i;      /* a slot asked twice: its first position */
+        }
+    const vd_index_entry *const *hits;
+    uint32_t nh = vd_eval_candidates(ev, &hits);
+    for (uint32_t h = 0; h < nh; h++) {
+        const uint32_t *segs = rs->index_segs + hits[h]->first;
+        for (uint32_t j = 0; j < hits[h]->n; j++) {
+            uint32_t nu;
+            const vd_seg_use *uses = vd_index_uses(rs, segs[j], &nu);
+            bool wanted = false;
+            for (uint32_t k = 0; k < nu && !wanted; k++)
+                wanted = sgen[uses[k].slot] == gen && uses[k].rule < best[pos[uses[k].slot]];
+            int64_t u;
+            if (!wanted || !vd_eval_candidate(ev, segs[j], &u))
+                continue;
+            for (uint32_t k = 0; k < nu; k++)
+                if (sgen[uses[k].slot] == gen && uses[k].rule < best[pos[uses[k].slot]])
+                    best[pos[uses[k].slot]] = uses[k].rule;
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX)
+            best[i] = best[pos[si[i]]];
+}
+
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
-    /* Candidates first: the index evaluates exactly the segments that can
-     * match this request. */
-    out->nmatched = vd_eval_matching(ev, &out->matched);
+    /* Full path: the index evaluates exactly the segments that can match
+     * this request, all of them. */
+    bool full = req->segments || req->explain;
+    out->complete = full;
+    out->nmatched = full ? vd_eval_matching(ev, &out->matched) : 0;
     unsigned n = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
     out->nslots = n;
     out->valid_until = INT64_MAX;
@@ -70,7 +111,9 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         until[i] = INT64_MAX;
     }
     const uint32_t *evd;
-    uint32_t nev = vd_eval_evaluated(ev, &evd);
+    uint32_t nev = full ? vd_eval_evaluated(ev, &evd) : 0;
+    if (!full)
+        lazy_candidates(rs, ev, n, si, best);
     for (uint32_t e = 0; e < nev; e++) {
         int64_t u;
         if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
@@ -103,11 +146,14 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         }
     }
     /* Evaluated string-guarded rules up to the winner may flip with time
-     * (a campaign segment with an hour window, say). */
+     * (a campaign segment with an hour window, say) — unless the string
+     * guard fails: one evaluated through a reference may have stopped at a
+     * time condition before reaching its guard, but it is false for good. */
     nev = vd_eval_evaluated(ev, &evd);
     for (uint32_t e = 0; e < nev; e++) {
         int64_t u;
-        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX)
+        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX ||
+            vd_eval_guard_failed(ev, evd[e]))
             continue;
         uint32_t nu;
         const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
@@ -134,5 +180,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
     }
     /* A rule walk may have evaluated a time-guarded segment the buckets
      * skipped (to learn its until); it is false, so `matched` is complete. */
+    if (!full)
+        out->nmatched = vd_eval_matched_so_far(ev, &out->matched);
     return 0;
 }

@@ -224,7 +224,9 @@ static void emit_ruleset_state(const vd_emitter *e, const vd_ruleset *rs)
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
                     vd_context *ctx, const vd_eval *ev, bool explain)
 {
-    e->map(e->arg, explain ? 7 : 4);
+    /* `segments` only when the decision listed every match (the request
+     * asked for it, or explain). */
+    e->map(e->arg, (explain ? 6 : 3) + (d->complete ? 1 : 0));
     EMIT_LIT(e, "version");
     emit_cstr(e, vd_ruleset_version(rs));
 
@@ -264,10 +266,12 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
             e->nil(e->arg);
     }
 
-    EMIT_LIT(e, "segments");
-    e->array(e->arg, d->nmatched);
-    for (uint32_t i = 0; i < d->nmatched; i++)
-        emit_vstr(e, vd_ruleset_segment_id(rs, d->matched[i]));
+    if (d->complete) {
+        EMIT_LIT(e, "segments");
+        e->array(e->arg, d->nmatched);
+        for (uint32_t i = 0; i < d->nmatched; i++)
+            emit_vstr(e, vd_ruleset_segment_id(rs, d->matched[i]));
+    }
 
     EMIT_LIT(e, "valid_until");
     if (d->valid_until == INT64_MAX)

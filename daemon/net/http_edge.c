@@ -303,6 +303,8 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
             have_url = true;
         } else if (vd_str_eq(k, VD_STR_LIT("explain"))) {
             req->explain = truthy(v);
+        } else if (vd_str_eq(k, VD_STR_LIT("segments"))) {
+            req->segments = truthy(v);
         } else if (k.n > 5 && memcmp(k.p, "attr.", 5) == 0) {
             vd_str dk;
             if (req->nattrs == VD_MAX_ATTRS_PER_REQUEST) {
@@ -475,6 +477,14 @@ static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *re
             return -1;
         }
         req->explain = json_is_true(ex);
+    }
+    const json_t *sg = json_object_get(m, "segments");
+    if (sg) {
+        if (!json_is_boolean(sg)) {
+            snprintf(err, cap, "segments must be a boolean");
+            return -1;
+        }
+        req->segments = json_is_true(sg);
     }
     const json_t *attrs = json_object_get(m, "attrs");
     if (attrs && read_json_attrs(attrs, req, err, cap) != 0)

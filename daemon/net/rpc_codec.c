@@ -159,6 +159,12 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
                 return -1;
             }
             req->explain = req->explain || v->via.boolean;
+        } else if (key_is(k, "segments")) {
+            if (v->type != MSGPACK_OBJECT_BOOLEAN) {
+                snprintf(err, cap, "segments must be a boolean");
+                return -1;
+            }
+            req->segments = v->via.boolean;
         } else if (key_is(k, "attrs")) {
             if (read_attrs(v, req, err, cap) != 0)
                 return -1;

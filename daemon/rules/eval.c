@@ -15,6 +15,7 @@
 
 typedef struct memo {
     uint32_t gen;
+    uint32_t cand_gen;        /* == gen: filed under an index key this request reaches */
     uint8_t verdict;
     int64_t until;
 } memo;
@@ -30,6 +31,10 @@ struct vd_eval {
     uint32_t *evald;          /* every segment evaluated in this request, in order */
     uint32_t nevald;
     bool scanned;             /* vd_eval_matching ran: unevaluated = not a candidate */
+    const vd_index_entry **hits;  /* index entries the request's values reach */
+    uint32_t hitcap;
+    uint32_t *slotgen, *slotpos;  /* requested position of a slot, valid when slotgen == gen */
+    uint32_t slotcap;
 };
 
 vd_eval *vd_eval_new(void)
@@ -44,6 +49,9 @@ void vd_eval_free(vd_eval *ev)
     free(ev->memo);
     free(ev->matched);
     free(ev->evald);
+    free(ev->hits);
+    free(ev->slotgen);
+    free(ev->slotpos);
     free(ev);
 }
 
@@ -69,6 +77,32 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->cap = cap;
         ev->gen = 0;
     }
+    /* The index probe keeps at most 64 prefix hits per attribute. */
+    uint32_t hitcap = rs->nindex * 64 + 1;
+    if (hitcap > ev->hitcap) {
+        const vd_index_entry **h = malloc(hitcap * sizeof *h);
+        if (!h)
+            return -1;
+        free(ev->hits);
+        ev->hits = h;
+        ev->hitcap = hitcap;
+    }
+    if (rs->nslots > ev->slotcap) {
+        uint32_t *g = calloc(rs->nslots, sizeof *g), *p = malloc(rs->nslots * sizeof *p);
+        if (!g || !p) {
+            free(g);
+            free(p);
+            return -1;
+        }
+        free(ev->slotgen);
+        free(ev->slotpos);
+        ev->slotgen = g;
+        ev->slotpos = p;
+        ev->slotcap = rs->nslots;
+        ev->gen = 0;
+        if (ev->memo)
+            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+    }
     ev->rs = rs;
     ev->ctx = ctx;
     ev->nmatched = 0;
@@ -78,6 +112,8 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     if (++ev->gen == 0) {
         if (ev->memo)
             memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+        if (ev->slotgen)
+            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
         ev->gen = 1;
     }
     return 0;
@@ -291,15 +327,31 @@ static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
     const vd_node *n = &ev->rs->nodes[idx];
     switch (n->kind) {
     case VD_N_ALL:
-        for (uint32_t i = 0; i < n->n; i++)
-            if (!eval_node(ev, n->a + i, until))
-                return false;
-        return true;
-    case VD_N_ANY:
-        for (uint32_t i = 0; i < n->n; i++)
-            if (eval_node(ev, n->a + i, until))
-                return true;
-        return false;
+    case VD_N_ANY: {
+        /* A child that settles the node (false under all, true under any)
+         * and does not depend on time settles it for good: the bounds of
+         * the children before it no longer matter. So a segment whose
+         * string condition fails has no time bound, however it was reached
+         * (through the index or a reference), and valid_until does not
+         * depend on the order of the children. */
+        bool settle = n->kind == VD_N_ANY;
+        int64_t u = INT64_MAX;
+        for (uint32_t i = 0; i < n->n; i++) {
+            int64_t cu = INT64_MAX;
+            if (eval_node(ev, n->a + i, &cu) == settle) {
+                if (cu != INT64_MAX && u < cu)
+                    cu = u;
+                if (cu < *until)
+                    *until = cu;
+                return settle;
+            }
+            if (cu < u)
+                u = cu;
+        }
+        if (u < *until)
+            *until = u;
+        return !settle;
+    }
     case VD_N_NOT:
         return !eval_node(ev, n->a, until);
     case VD_N_REF:
@@ -320,9 +372,23 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
     if (s->guard_node == s->root)
         return true;
     const vd_node *n = &ev->rs->nodes[s->root];
-    for (uint32_t i = 0; i < n->n; i++)
-        if (n->a + i != s->guard_node && !eval_node(ev, n->a + i, until))
+    int64_t u = INT64_MAX;
+    for (uint32_t i = 0; i < n->n; i++) {
+        if (n->a + i == s->guard_node)
+            continue;
+        int64_t cu = INT64_MAX;
+        if (!eval_node(ev, n->a + i, &cu)) {
+            if (cu != INT64_MAX && u < cu)
+                cu = u;
+            if (cu < *until)
+                *until = cu;
             return false;
+        }
+        if (cu < u)
+            u = cu;
+    }
+    if (u < *until)
+        *until = u;
     return true;
 }
 
@@ -395,13 +461,13 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
+/* Every index entry (string key) the request's values reach, without
+ * evaluating anything. Collected first because evaluating may reuse the
+ * context's scratch that a value points into. */
+static uint32_t index_probe(vd_eval *ev)
 {
     const vd_ruleset *rs = ev->rs;
-    *out = ev->matched;
-    if (!rs)
-        return 0;
-    eval_list(ev, rs->unguarded, rs->nunguarded, false);
+    uint32_t nh = 0;
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];
         vd_value v;
@@ -411,16 +477,13 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
         if (!ia->prefix) {
             const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
             if (e)
-                eval_list(ev, rs->index_segs + e->first, e->n, true);
+                ev->hits[nh++] = e;
             continue;
         }
         /* Every prefix of the value that is a key: FNV-1a is incremental,
-         * so each prefix length costs one step and one probe. The hits are
-         * collected first because evaluating may reuse the context's
-         * scratch that v points into. */
+         * so each prefix length costs one step and one probe. */
         uint64_t h = 1469598103934665603ULL;
         size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
-        const vd_index_entry *hits[64];
         unsigned nhits = 0;
         for (size_t l = 0; l < lim; l++) {
             unsigned char c = (unsigned char)v.u.s.p[l];
@@ -428,12 +491,71 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
                 c = (unsigned char)(c + 32);
             h = (h ^ c) * 1099511628211ULL;
             const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
-            if (e && nhits < 64)
-                hits[nhits++] = e;
+            if (e && nhits < 64) {
+                ev->hits[nh++] = e;
+                nhits++;
+            }
         }
-        for (unsigned i = 0; i < nhits; i++)
-            eval_list(ev, rs->index_segs + hits[i]->first, hits[i]->n, true);
     }
+    return nh;
+}
+
+static void mark_candidates(vd_eval *ev, uint32_t nh)
+{
+    for (uint32_t i = 0; i < nh; i++) {
+        const uint32_t *segs = ev->rs->index_segs + ev->hits[i]->first;
+        for (uint32_t j = 0; j < ev->hits[i]->n; j++)
+            ev->memo[segs[j]].cand_gen = ev->gen;
+    }
+}
+
+uint32_t vd_eval_candidates(vd_eval *ev, const vd_index_entry *const **out)
+{
+    *out = ev->hits;
+    if (!ev->rs)
+        return 0;
+    uint32_t nh = index_probe(ev);
+    mark_candidates(ev, nh);
+    return nh;
+}
+
+bool vd_eval_guard_failed(const vd_eval *ev, uint32_t seg)
+{
+    return vd_string_guarded(ev->rs, seg) && ev->memo[seg].cand_gen != ev->gen;
+}
+
+int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    int64_t u = INT64_MAX;
+    bool r = eval_seg(ev, seg, &u, true);
+    *until = u;
+    return r;
+}
+
+uint32_t vd_eval_matched_so_far(const vd_eval *ev, const uint32_t **out)
+{
+    *out = ev->matched;
+    return ev->nmatched;
+}
+
+uint32_t *vd_eval_slot_map(vd_eval *ev, uint32_t **pos, uint32_t *gen)
+{
+    *pos = ev->slotpos;
+    *gen = ev->gen;
+    return ev->slotgen;
+}
+
+uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
+{
+    const vd_ruleset *rs = ev->rs;
+    *out = ev->matched;
+    if (!rs)
+        return 0;
+    eval_list(ev, rs->unguarded, rs->nunguarded, false);
+    uint32_t nh = index_probe(ev);
+    mark_candidates(ev, nh);
+    for (uint32_t i = 0; i < nh; i++)
+        eval_list(ev, rs->index_segs + ev->hits[i]->first, ev->hits[i]->n, true);
     if (rs->hour_first[24] || rs->wday_first[7]) {
         vd_context *ctx = ev->ctx;
         if (vd_context_tz(ctx)) {
