@@ -20,8 +20,16 @@ typedef struct memo {
     int64_t until;
 } memo;
 
+typedef struct pmemo {
+    uint32_t gen;
+    uint8_t verdict;
+    int64_t until;
+} pmemo;
+
 struct vd_eval {
     const vd_ruleset *rs;
+    pmemo *pmemo;             /* shared predicates' verdicts (rs->pred_share) */
+    uint32_t pcap;
     vd_context *ctx;
     uint32_t gen;
     uint32_t cap;
@@ -50,6 +58,7 @@ void vd_eval_free(vd_eval *ev)
     free(ev->matched);
     free(ev->evald);
     free(ev->hits);
+    free(ev->pmemo);
     free(ev->slotgen);
     free(ev->slotpos);
     free(ev);
@@ -87,6 +96,19 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->hits = h;
         ev->hitcap = hitcap;
     }
+    if (rs->nshared > ev->pcap) {
+        pmemo *pm = calloc(rs->nshared, sizeof *pm);
+        if (!pm)
+            return -1;
+        free(ev->pmemo);
+        ev->pmemo = pm;
+        ev->pcap = rs->nshared;
+        ev->gen = 0;
+        if (ev->memo)
+            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+        if (ev->slotgen)
+            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+    }
     if (rs->nslots > ev->slotcap) {
         uint32_t *g = calloc(rs->nslots, sizeof *g), *p = malloc(rs->nslots * sizeof *p);
         if (!g || !p) {
@@ -102,6 +124,8 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->gen = 0;
         if (ev->memo)
             memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+        if (ev->pmemo)
+            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
     }
     ev->rs = rs;
     ev->ctx = ctx;
@@ -114,6 +138,8 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
             memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
         if (ev->slotgen)
             memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+        if (ev->pmemo)
+            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
         ev->gen = 1;
     }
     return 0;
@@ -307,7 +333,7 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
     }
 }
 
-static bool eval_pred(vd_eval *ev, const vd_pred *p, int64_t *until)
+static bool eval_pred_now(vd_eval *ev, const vd_pred *p, int64_t *until)
 {
     vd_value v;
     vd_context_get(ev->ctx, &p->attr, &v);
@@ -318,6 +344,24 @@ static bool eval_pred(vd_eval *ev, const vd_pred *p, int64_t *until)
     if (u < *until)
         *until = u;
     return r != p->negate;
+}
+
+/* A predicate shared by several segments is tested once per request. */
+static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
+{
+    uint32_t sh = ev->rs->pred_share ? ev->rs->pred_share[pi] : UINT32_MAX;
+    if (sh == UINT32_MAX)
+        return eval_pred_now(ev, &ev->rs->preds[pi], until);
+    pmemo *m = &ev->pmemo[sh];
+    if (m->gen != ev->gen) {
+        int64_t u = INT64_MAX;
+        m->verdict = eval_pred_now(ev, &ev->rs->preds[pi], &u);
+        m->until = u;
+        m->gen = ev->gen;
+    }
+    if (m->until < *until)
+        *until = m->until;
+    return m->verdict;
 }
 
 static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until);
@@ -357,7 +401,7 @@ static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
     case VD_N_REF:
         return eval_ref(ev, n->a, until);
     case VD_N_PRED:
-        return eval_pred(ev, &ev->rs->preds[n->a], until);
+        return eval_pred(ev, n->a, until);
     default:
         return false;
     }

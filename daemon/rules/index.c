@@ -161,6 +161,9 @@ void vd_index_free(vd_ruleset *rs)
     free(rs->uses);
     free(rs->check_first);
     free(rs->check);
+    free(rs->pred_share);
+    rs->pred_share = NULL;
+    rs->nshared = 0;
     rs->use_first = rs->check_first = rs->check = NULL;
     rs->uses = NULL;
     rs->index = NULL;
@@ -248,6 +251,93 @@ static int build_uses(vd_ruleset *rs)
     return 0;
 }
 
+/* ---- identical predicates ------------------------------------------------
+ * Sets of any shape repeat conditions ("device is mobile", "path contains
+ * sale", "medium is paid or social") across many segments; each distinct
+ * one is tested at most once per request. Two predicates are identical when
+ * every field the test reads is equal (the op is only for explain). */
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+    return (h ^ vd_hash64(p, n)) * 0x100000001b3ULL;
+}
+
+static uint64_t pred_hash(const vd_pred *p)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    uint8_t head[8] = { p->attr.id, p->type, p->test, p->negate, p->if_missing, p->lo_incl, p->hi_incl, p->bools };
+    h = mix(h, head, sizeof head);
+    h = mix(h, p->attr.sub.p, p->attr.sub.n);
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        h = mix(h, p->strs[i].p, p->strs[i].n);
+    h = mix(h, p->nums, p->nnums * sizeof *p->nums);
+    h = mix(h, &p->lo, sizeof p->lo);
+    h = mix(h, &p->hi, sizeof p->hi);
+    return h;
+}
+
+static bool pred_same(const vd_pred *a, const vd_pred *b)
+{
+    if (a->attr.id != b->attr.id || a->type != b->type || a->test != b->test || a->negate != b->negate ||
+        a->if_missing != b->if_missing || a->lo_incl != b->lo_incl || a->hi_incl != b->hi_incl ||
+        a->bools != b->bools || a->sorted != b->sorted || a->nstrs != b->nstrs || a->nnums != b->nnums ||
+        a->nnets != b->nnets || a->nbits != b->nbits || !vd_str_eq(a->attr.sub, b->attr.sub) ||
+        memcmp(&a->lo, &b->lo, sizeof a->lo) || memcmp(&a->hi, &b->hi, sizeof a->hi) ||
+        memcmp(&a->lat, &b->lat, sizeof a->lat) || memcmp(&a->lon, &b->lon, sizeof a->lon) ||
+        memcmp(&a->km, &b->km, sizeof a->km))
+        return false;
+    for (uint32_t i = 0; i < a->nstrs; i++)
+        if (!vd_str_eq(a->strs[i], b->strs[i]))
+            return false;
+    if (a->nnums && memcmp(a->nums, b->nums, a->nnums * sizeof *a->nums))
+        return false;
+    if (a->nnets && memcmp(a->nets, b->nets, a->nnets * sizeof *a->nets))
+        return false;
+    if (a->nbits && memcmp(a->bits, b->bits, (a->nbits + 63) / 64 * sizeof *a->bits))
+        return false;
+    return true;
+}
+
+static int build_shared_preds(vd_ruleset *rs)
+{
+    uint32_t n = rs->npreds, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *tab = malloc(cap * sizeof *tab), *first = malloc((n + 1) * sizeof *first);
+    rs->pred_share = malloc((n + 1) * sizeof *rs->pred_share);
+    if (!tab || !first || !rs->pred_share) {
+        free(tab);
+        free(first);
+        return -1;
+    }
+    memset(tab, 0xff, cap * sizeof *tab);
+    /* first[p]: the first predicate identical to p. */
+    for (uint32_t p = 0; p < n; p++) {
+        uint32_t slot = (uint32_t)pred_hash(&rs->preds[p]) & (cap - 1);
+        first[p] = p;
+        for (; tab[slot] != UINT32_MAX; slot = (slot + 1) & (cap - 1))
+            if (pred_same(&rs->preds[tab[slot]], &rs->preds[p])) {
+                first[p] = tab[slot];
+                break;
+            }
+        if (first[p] == p)
+            tab[slot] = p;
+    }
+    for (uint32_t p = 0; p < n; p++)
+        rs->pred_share[p] = UINT32_MAX;
+    rs->nshared = 0;
+    for (uint32_t p = 0; p < n; p++) {
+        uint32_t f = first[p];
+        if (f == p)
+            continue;
+        if (rs->pred_share[f] == UINT32_MAX)
+            rs->pred_share[f] = rs->nshared++;
+        rs->pred_share[p] = rs->pred_share[f];
+    }
+    free(tab);
+    free(first);
+    return 0;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
     size_t nt = 0, cap = 0;
@@ -278,7 +368,7 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     free(guards);
     guards = NULL;
-    if (build_uses(rs) < 0)
+    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0)
         goto oom;
     if (nt == 0) {
         free(t);

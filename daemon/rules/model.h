@@ -152,6 +152,11 @@ struct vd_ruleset {
     vd_seg_use *uses;
     uint32_t *check_first;    /* slot i: check[check_first[i] .. check_first[i+1]) */
     uint32_t *check;          /* rule indexes whose segment has no string guard, ascending */
+    /* Predicate p's verdict is shared with identical predicates of other
+     * segments: pred_share[p] is the group's id (0..nshared-1), memoized
+     * once per request; UINT32_MAX: p is the only one of its kind. */
+    uint32_t *pred_share;
+    uint32_t nshared;
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
 };
