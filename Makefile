@@ -2,8 +2,8 @@
 #
 #   make            build variantd, variantctl and tools into build/
 #   make run        install missing packages, build, run on the example definitions
-#   make test       install test packages, run unit + integration tests, then the
-#                   same suite again under ASan+UBSan
+#   make test       install test packages, check the layering, run unit + integration
+#                   tests, then the same suite again under ASan+UBSan
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
 #   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
@@ -48,10 +48,17 @@ DEMO_DB  := $(BUILD)/demo-city.mmdb
 
 PYTHON   := /usr/bin/python3
 
+# The floors of daemon/, bottom first (docs/ARCHITECTURE.md). A file may use
+# (include, or call into) its own floor and those below; include/variantd/
+# lies under them all and daemon/main.c on top. `make check-layering` holds
+# the code to this, for includes and for the symbols the objects link.
+LAYERS   := core context rules store decision net runtime
+
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install
+.PHONY: all deps deps-test run test unit integration test-asan accuracy fuzz bench clean help install \
+        check-layering
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
@@ -116,8 +123,11 @@ accuracy: all
 	$(BUILD)/vd-accuracy-ua
 	$(BUILD)/vd-accuracy-source
 
+check-layering: $(LIB_OBJS)
+	$(PYTHON) scripts/check-layering.py --objects $(BUILD) $(LAYERS)
+
 test: deps-test
-	@$(MAKE) --no-print-directory all unit integration
+	@$(MAKE) --no-print-directory all check-layering unit integration
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:

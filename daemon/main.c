@@ -15,6 +15,7 @@
 
 #include "context/geo.h"
 #include "context/tz.h"
+#include "core/alloc.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "net/http_stats.h"
@@ -103,7 +104,7 @@ static void log_errors(const char *what, const vd_errors *err)
 /* File mode: compile both folders; swap in only a fully valid set. */
 static int reload_files(daemon_state *d, int at_start)
 {
-    vd_errors *err = malloc(sizeof *err);
+    vd_errors *err = vd_malloc(sizeof *err);
     if (!err)
         return -1;
     vd_errors_init(err);
@@ -114,10 +115,10 @@ static int reload_files(daemon_state *d, int at_start)
         char summary[VD_ERROR_LEN + 32];
         log_errors(at_start ? "definitions rejected" : "reload rejected, still serving the previous ruleset", err);
         vd_live_failed(vd_errors_summary(err, summary, sizeof summary));
-        free(err);
+        vd_free(err);
         return -1;
     }
-    free(err);
+    vd_free(err);
     vd_info("ruleset %s loaded from %s + %s: %u segments, %u slots, compiled in %.1f ms",
             vd_ruleset_version(rs), d->cfg.segments, d->cfg.content_map, vd_ruleset_nsegments(rs),
             vd_ruleset_nslots(rs), (double)(vd_now_ns() - t0) / 1e6);
@@ -159,7 +160,7 @@ static int claim_ports(vd_config *cfg, int held[3])
             vd_error("%s", err);
             return -1;
         }
-        free(*ports[i].addr);
+        vd_free(*ports[i].addr);
         *ports[i].addr = resolved;
     }
     return 0;
@@ -229,6 +230,8 @@ int main(int argc, char **argv)
 {
     static daemon_state d;
     bool check_only;
+    /* Failure injection for tests (VD_ALLOC_FAIL_EVERY=N): off unless set. */
+    vd_alloc_init_from_env();
     d.started_at = (int64_t)time(NULL);
     vd_config_defaults(&d.cfg);
     int rc = vd_config_from_args(&d.cfg, argc, argv, &check_only);
@@ -271,7 +274,16 @@ int main(int argc, char **argv)
     if (d.cfg.redis[0]) {
         /* Redis mode: serve the snapshot (if any) now, Redis when it answers;
          * with neither, start not ready rather than serve an empty ruleset. */
-        d.redis = vd_redis_sync_new(&d.cfg, err, sizeof err);
+        vd_redis_sync_options ro = {
+            .url = d.cfg.redis,
+            .namespace_ = d.cfg.redis_namespace,
+            .listen = d.cfg.listen,
+            .snapshot = d.cfg.snapshot,
+            .poll_ms = d.cfg.redis_poll_interval,
+            .timeout_ms = d.cfg.redis_timeout,
+            .stale_after_s = d.cfg.stale_after,
+        };
+        d.redis = vd_redis_sync_new(&ro, err, sizeof err);
         if (!d.redis) {
             vd_error("%s", err);
             return 1;
@@ -317,8 +329,10 @@ int main(int argc, char **argv)
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
     if (d.cfg.stats_listen[0]) {
-        d.stats = vd_stats_port_start(d.base, d.pool, &d.cfg, d.cfg.stats_listen, d.started_at, err,
-                                      sizeof err);
+        vd_stats_source src[VD_MAX_WORKERS];
+        unsigned nsrc = vd_pool_stats_sources(d.pool, src, VD_MAX_WORKERS);
+        d.stats = vd_stats_port_start(d.base, src, nsrc, &d.cfg, d.cfg.stats_listen, d.started_at,
+                                      err, sizeof err);
         if (!d.stats) {
             vd_error("stats port: %s", err);
             vd_pool_stop(d.pool, 0);

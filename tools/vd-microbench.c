@@ -16,49 +16,27 @@
  * build time), so the "Collected" instruction count divided by -n is the
  * cost of one decision, warm-up and start-up excluded.
  *
- * It runs exactly what a worker runs per request (context, decision, result
- * encoding into a reused buffer) over the contexts, and counts every
- * malloc/calloc/realloc of the process during the measured loop by
- * interposing them here: the figure printed is per decision.
+ * It calls the decision function the workers call (vd_decider_run: context,
+ * decision, counts, result encoding into a reused buffer) over the
+ * contexts, and counts the daemon's allocations during the measured loop
+ * through the allocator seam (core/alloc.h; under ASan too): the figure
+ * printed is per decision.
  *   MICRO_RESULT decisions=… ns_per_decision=… allocs_per_decision=… segments=… slots=…
  */
 #include <msgpack.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "decision/decide.h"
-#include "decision/result.h"
-#include "context/context.h"
 #include "context/geo.h"
 #include "context/tz.h"
+#include "core/alloc.h"
 #include "core/errors.h"
+#include "decision/decider.h"
 #include "net/rpc_codec.h"
-#include "rules/eval.h"
-#include "rules/build.h"
-#include "rules/ruleset.h"
 #include "store/files.h"
-
-/* ---- allocation counter: interposes the libc allocator for the whole process ----
- * (not under ASan, which owns the allocator there; the count then reads 0). */
-static _Atomic unsigned long alloc_count;
-#ifndef __SANITIZE_ADDRESS__
-extern void *__libc_malloc(size_t);
-extern void *__libc_calloc(size_t, size_t);
-extern void *__libc_realloc(void *, size_t);
-extern void __libc_free(void *);
-
-void *malloc(size_t n);
-void *calloc(size_t a, size_t b);
-void *realloc(void *p, size_t n);
-void free(void *p);
-void *malloc(size_t n) { atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed); return __libc_malloc(n); }
-void *calloc(size_t a, size_t b) { atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed); return __libc_calloc(a, b); }
-void *realloc(void *p, size_t n) { atomic_fetch_add_explicit(&alloc_count, 1, memory_order_relaxed); return __libc_realloc(p, n); }
-void free(void *p) { __libc_free(p); }
-#endif
+#include "store/live.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/callgrind.h>)
@@ -205,46 +183,47 @@ int main(int argc, char **argv)
         r->nslots = nslots;
         memcpy(r->slots, slots, nslots * sizeof slots[0]);
     }
-    vd_eval *ev = vd_eval_new();
-    vd_context_caches caches = {
-        .ua = ua_entries > 0 ? vd_device_cache_new((size_t)ua_entries) : NULL,
-        .geo = geo_entries > 0 ? vd_geo_cache_new((size_t)geo_entries) : NULL,
-    };
+    /* The ruleset is published as the daemon publishes it; the decider
+     * picks it up as a worker does. */
+    vd_ruleset_retain(rs);
+    vd_live_set(rs, VD_SOURCE_FILES);
+    static vd_stats stats;
+    vd_decider dec;
+    if (vd_decider_init(&dec, &env, ua_entries > 0 ? (size_t)ua_entries : 0,
+                        geo_entries > 0 ? (size_t)geo_entries : 0, &stats) != 0) {
+        fprintf(stderr, "vd-microbench: out of memory\n");
+        return 1;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     vd_emitter em;
     vd_msgpack_out mo = { .sb = &sb };
     vd_msgpack_emitter(&mo, &em);
-    unsigned long matched = 0;
+    unsigned long matched = 0, allocs0 = 0;
     uint64_t ua_hits0 = 0, ua_misses0 = 0, geo_hits0 = 0, geo_misses0 = 0;
     for (long i = 0; i < warm + n; i++) {
         if (i == warm) {
-            vd_device_cache_stats(caches.ua, &ua_hits0, &ua_misses0);
-            vd_geo_cache_stats(caches.geo, &geo_hits0, &geo_misses0);
-            atomic_store(&alloc_count, 0);
+            vd_device_cache_stats(dec.caches.ua, &ua_hits0, &ua_misses0);
+            vd_geo_cache_stats(dec.caches.geo, &geo_hits0, &geo_misses0);
+            allocs0 = vd_alloc_count();
             CALLGRIND_START_INSTRUMENTATION;
             t0 = now_ns();
         }
         const vd_request *r = &reqs[(size_t)i % nrows];
-        vd_context ctx;
-        vd_context_init(&ctx, r, &env, &caches, r->ts);
         vd_decision d;
-        if (vd_decide(rs, ev, &ctx, &d) != 0)
-            return 1;
         msgpack_sbuffer_clear(&sb);
-        vd_result_emit(&em, rs, &d, &ctx, ev, false);
+        if (vd_decider_run(&dec, r, &em, &d) != VD_DECIDE_OK)
+            return 1;
         matched += d.nmatched;
     }
     uint64_t dt = now_ns() - t0;
     CALLGRIND_STOP_INSTRUMENTATION;
-    unsigned long allocs = atomic_load(&alloc_count);
+    unsigned long allocs = vd_alloc_count() - allocs0;
     printf("vd-microbench: %u segments, %u slots (%u per request), %zu contexts, compile %.1f ms\n",
            vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs), nslots, nrows, (double)t_compile / 1e6);
     uint64_t ua_hits, ua_misses, geo_hits, geo_misses;
-    vd_device_cache_stats(caches.ua, &ua_hits, &ua_misses);
-    vd_geo_cache_stats(caches.geo, &geo_hits, &geo_misses);
+    vd_device_cache_stats(dec.caches.ua, &ua_hits, &ua_misses);
+    vd_geo_cache_stats(dec.caches.geo, &geo_hits, &geo_misses);
     ua_hits -= ua_hits0;
     ua_misses -= ua_misses0;
     geo_hits -= geo_hits0;
@@ -253,16 +232,15 @@ int main(int argc, char **argv)
     double geo_rate = geo_hits + geo_misses ? (double)geo_hits / (double)(geo_hits + geo_misses) : 0;
     printf("vd-microbench: caches over the measured decisions: user-agent %s (%llu hits, %llu misses, %.1f %%), "
            "geo %s (%llu hits, %llu misses, %.1f %%)\n",
-           caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses, 100 * ua_rate,
-           caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses, 100 * geo_rate);
+           dec.caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses, 100 * ua_rate,
+           dec.caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses, 100 * geo_rate);
+    fflush(stderr);
     printf("MICRO_RESULT decisions=%ld ns_per_decision=%.0f allocs_per_decision=%.4f "
            "matched_per_decision=%.2f segments=%u slots=%u contexts=%zu ua_hit_rate=%.4f geo_hit_rate=%.4f\n",
            n, (double)dt / (double)n, (double)allocs / (double)n, (double)matched / (double)(warm + n),
            vd_ruleset_nsegments(rs), nslots, nrows, ua_rate, geo_rate);
     msgpack_sbuffer_destroy(&sb);
-    vd_device_cache_free(caches.ua);
-    vd_geo_cache_free(caches.geo);
-    vd_eval_free(ev);
+    vd_decider_destroy(&dec);
     vd_ruleset_release(rs);
     vd_geo_close(geo);
     vd_tzdb_close(tzdb);

@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 /* ---------------------------------------------------------------- tokens */
 
 typedef struct tok {
@@ -848,12 +850,12 @@ vd_device_cache *vd_device_cache_new(size_t entries)
         entries = (size_t)1 << 24;       /* 8 GiB of keys is a config error */
     while (n < entries)
         n <<= 1;
-    vd_device_cache *c = calloc(1, sizeof *c);
+    vd_device_cache *c = vd_calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    c->slots = calloc(n, sizeof *c->slots);
-    c->lru = calloc(n / 2, 1);
-    c->keys = malloc(n * UA_CACHE_KEY_MAX);
+    c->slots = vd_calloc(n, sizeof *c->slots);
+    c->lru = vd_calloc(n / 2, 1);
+    c->keys = vd_malloc(n * UA_CACHE_KEY_MAX);
     if (!c->slots || !c->lru || !c->keys) {
         vd_device_cache_free(c);
         return NULL;
@@ -866,10 +868,10 @@ void vd_device_cache_free(vd_device_cache *c)
 {
     if (!c)
         return;
-    free(c->slots);
-    free(c->lru);
-    free(c->keys);
-    free(c);
+    vd_free(c->slots);
+    vd_free(c->lru);
+    vd_free(c->keys);
+    vd_free(c);
 }
 
 void vd_device_lookup(vd_device_cache *c, vd_str ua, vd_device *out)

@@ -26,6 +26,7 @@
 
 #include "context/geo_countries.h"
 #include "context/ip.h"
+#include "core/alloc.h"
 
 enum geo_layout {
     LAYOUT_UNKNOWN = 0,  /* try nested, then flat */
@@ -374,12 +375,12 @@ vd_geo_cache *vd_geo_cache_new(size_t entries)
     size_t n = 1;
     while (n < entries && n < ((size_t)1 << 24))
         n <<= 1;
-    vd_geo_cache *c = calloc(1, sizeof *c);
+    vd_geo_cache *c = vd_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->mask = n - 1;
-    c->keys = calloc(n, sizeof *c->keys);
-    c->vals = calloc(n, sizeof *c->vals);
+    c->keys = vd_calloc(n, sizeof *c->keys);
+    c->vals = vd_calloc(n, sizeof *c->vals);
     if (!c->keys || !c->vals) {
         vd_geo_cache_free(c);
         return NULL;
@@ -391,9 +392,9 @@ void vd_geo_cache_free(vd_geo_cache *c)
 {
     if (!c)
         return;
-    free(c->keys);
-    free(c->vals);
-    free(c);
+    vd_free(c->keys);
+    vd_free(c->vals);
+    vd_free(c);
 }
 
 void vd_geo_cache_stats(const vd_geo_cache *c, uint64_t *hits, uint64_t *misses)
@@ -553,7 +554,7 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
         snprintf(err, errcap, "no GeoIP database path");
         return NULL;
     }
-    vd_geo_db *db = calloc(1, sizeof *db);
+    vd_geo_db *db = vd_calloc(1, sizeof *db);
     if (!db) {
         snprintf(err, errcap, "%s: out of memory", path);
         return NULL;
@@ -563,7 +564,7 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
     int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
     if (rc != MMDB_SUCCESS) {
         snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
-        free(db);
+        vd_free(db);
         return NULL;
     }
     const MMDB_metadata_s *m = &db->mmdb.metadata;
@@ -579,14 +580,14 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
     if (why) {
         snprintf(err, errcap, "%s: %s", path, why);
         MMDB_close(&db->mmdb);
-        free(db);
+        vd_free(db);
         return NULL;
     }
     char perr[160];
     if (!sanity_probe(db, perr, sizeof perr)) {
         snprintf(err, errcap, "%s: %s", path, perr);
         MMDB_close(&db->mmdb);
-        free(db);
+        vd_free(db);
         return NULL;
     }
     char date[16] = "?";
@@ -607,7 +608,7 @@ void vd_geo_close(vd_geo_db *db)
     if (!db)
         return;
     MMDB_close(&db->mmdb);
-    free(db);
+    vd_free(db);
 }
 
 const char *vd_geo_describe(const vd_geo_db *db)

@@ -56,6 +56,7 @@
 
 #include "context/source_hosts.h"
 #include "context/url.h"
+#include "core/alloc.h"
 
 #define HOST_MAX   256
 #define KEY_MAX    512
@@ -82,8 +83,8 @@ static void build_index(void)
     size_t cap = 16;
     while (cap < 2 * vd_src_hosts_n)
         cap <<= 1;
-    by_pat = calloc(cap, sizeof *by_pat);
-    by_name = calloc(vd_src_hosts_n, sizeof *by_name);
+    by_pat = vd_calloc(cap, sizeof *by_pat);
+    by_name = vd_calloc(vd_src_hosts_n, sizeof *by_name);
     if (by_pat) {
         /* A hash probe per candidate key: a request tries several (each
          * parent domain, with and without path segments, brand forms). */

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 
 #define TZ_NAME_MAX 64          /* longest IANA name is ~32 bytes */
@@ -444,7 +445,7 @@ static size_t block_size(const tzif_counts *c, size_t tsize)
 
 static void *track_alloc(vd_tzdb *db, size_t n)
 {
-    void *p = malloc(n ? n : 1);
+    void *p = vd_malloc(n ? n : 1);
     if (p)
         db->mem += n;
     return p;
@@ -562,7 +563,7 @@ static bool add_zone(vd_tzdb *db, const char *name, const tz_data *d)
 {
     if (db->nzones == db->capzones) {
         size_t cap = db->capzones ? db->capzones * 2 : 512;
-        vd_tz *z = realloc(db->zones, cap * sizeof *z);
+        vd_tz *z = vd_realloc(db->zones, cap * sizeof *z);
         if (!z)
             return false;
         db->zones = z;
@@ -592,7 +593,7 @@ static void load_file(vd_tzdb *db, const char *path, const char *rel, const stru
     if (fd < 0)
         return;
     size_t len = (size_t)st->st_size;
-    uint8_t *buf = malloc(len);
+    uint8_t *buf = vd_malloc(len);
     size_t got = 0;
     while (buf && got < len) {
         ssize_t r = read(fd, buf + got, len - got);
@@ -604,21 +605,21 @@ static void load_file(vd_tzdb *db, const char *path, const char *rel, const stru
     }
     close(fd);
     if (!buf || got < 4 || memcmp(buf, "TZif", 4) != 0) {
-        free(buf);  /* zone.tab, tzdata.zi, leapseconds, ...: not a zone */
+        vd_free(buf);  /* zone.tab, tzdata.zi, leapseconds, ...: not a zone */
         return;
     }
     if (!name_ok(rel)) {
         vd_warn("tz: %s: odd zone name, skipped", path);
         db->skipped++;
-        free(buf);
+        vd_free(buf);
         return;
     }
-    tz_data *z = calloc(1, sizeof *z);
+    tz_data *z = vd_calloc(1, sizeof *z);
     const char *why = z ? parse_tzif(db, buf, got, z) : "out of memory";
-    free(buf);
+    vd_free(buf);
     if (!why && db->ndatas == db->capdatas) {
         size_t cap = db->capdatas ? db->capdatas * 2 : 512;
-        tz_data **d = realloc(db->datas, cap * sizeof *d);
+        tz_data **d = vd_realloc(db->datas, cap * sizeof *d);
         if (d) {
             db->datas = d;
             db->capdatas = cap;
@@ -630,10 +631,10 @@ static void load_file(vd_tzdb *db, const char *path, const char *rel, const stru
         vd_warn("tz: %s: %s, skipped", path, why);
         db->skipped++;
         if (z) {
-            free(z->trans);
-            free(z->offs);
+            vd_free(z->trans);
+            vd_free(z->offs);
         }
-        free(z);
+        vd_free(z);
         return;
     }
     z->dev = st->st_dev;
@@ -787,7 +788,7 @@ vd_tzdb *vd_tzdb_open(const char *dir, char *err, size_t errcap)
         snprintf(err, errcap, "%s: not a directory", dir);
         return NULL;
     }
-    vd_tzdb *db = calloc(1, sizeof *db);
+    vd_tzdb *db = vd_calloc(1, sizeof *db);
     if (!db) {
         snprintf(err, errcap, "out of memory");
         return NULL;
@@ -820,15 +821,15 @@ void vd_tzdb_close(vd_tzdb *db)
     if (!db)
         return;
     for (size_t i = 0; i < db->nzones; i++)
-        free((char *)db->zones[i].name);
+        vd_free((char *)db->zones[i].name);
     for (size_t i = 0; i < db->ndatas; i++) {
-        free(db->datas[i]->trans);
-        free(db->datas[i]->offs);
-        free(db->datas[i]);
+        vd_free(db->datas[i]->trans);
+        vd_free(db->datas[i]->offs);
+        vd_free(db->datas[i]);
     }
-    free(db->zones);
-    free(db->datas);
-    free(db);
+    vd_free(db->zones);
+    vd_free(db->datas);
+    vd_free(db);
 }
 
 size_t vd_tzdb_count(const vd_tzdb *db)

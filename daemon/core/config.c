@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "variantd/limits.h"
 
 enum { CT_STR, CT_INT };
@@ -43,7 +44,7 @@ static const config_row rows[] = {
         "seconds a silent connection is kept"),
     INT("max-output", max_output, VD_DEFAULT_MAX_OUTPUT, 4096, 1L << 30,
         "unsent reply bytes per connection before reading from it pauses"),
-    INT("workers", workers, 0, 0, 256, "decision worker threads (0 = one per online CPU)"),
+    INT("workers", workers, 0, 0, VD_MAX_WORKERS, "decision worker threads (0 = one per online CPU)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
     INT("geo-cache", geo_cache, 4096, 0, 1 << 24,
         "decoded GeoIP record cache entries per worker (~200 bytes each; 0 = off)"),
@@ -91,7 +92,7 @@ void vd_config_free(vd_config *c)
 {
     for (size_t i = 0; i < NROWS; i++)
         if (rows[i].type == CT_STR) {
-            free(*str_at(c, &rows[i]));
+            vd_free(*str_at(c, &rows[i]));
             *str_at(c, &rows[i]) = NULL;
         }
 }
@@ -113,12 +114,12 @@ static int set_value(vd_config *c, const char *key, const char *val, char *err, 
         return -1;
     }
     if (r->type == CT_STR) {
-        char *s = strdup(val);
+        char *s = vd_strdup(val);
         if (!s) {
             snprintf(err, cap, "out of memory");
             return -1;
         }
-        free(*str_at(c, r));
+        vd_free(*str_at(c, r));
         *str_at(c, r) = s;
         return 0;
     }

@@ -12,7 +12,9 @@
 #include <time.h>
 
 #include "context/url.h"
+#include "core/alloc.h"
 #include "core/log.h"
+#include "decision/request.h"
 #include "net/json_out.h"
 
 #define MAX_PROXIES 64
@@ -28,7 +30,7 @@ typedef struct cidr {
 } cidr;
 
 struct vd_http_edge {
-    vd_worker *w;
+    const vd_frontend *fe;
     vd_http_server *srv;
     unsigned nproxies;
     cidr proxies[MAX_PROXIES];
@@ -278,7 +280,7 @@ static bool truthy(vd_str v)
 static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *req, char *err,
                             size_t cap)
 {
-    unsigned max_slots = (unsigned)e->w->cfg->max_slots;
+    unsigned max_slots = (unsigned)e->fe->cfg->max_slots;
     size_t pos = 0;
     vd_str k, v, url = VD_STR_NULL;
     bool have_url = false;
@@ -353,143 +355,62 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     req->lang = vd_http_header_get(hr, "Accept-Language");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
-            req->vid = cookie_get(hr->headers[i].value, e->w->cfg->vid_cookie);
+            req->vid = cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
     return 0;
 }
 
-/* ---- POST: the contract's request map as JSON, validated like the
- * MessagePack codec (same rules, same messages). ---- */
+/* ---- POST: the contract's request map as JSON, validated by the same
+ * validator as the MessagePack codec (decision/request.c). ---- */
 
-#define TS_MIN (-62135596800LL)
-#define TS_MAX 253402300799LL
-
-static vd_str jstr(const json_t *j)
+static void js_val(const json_t *j, vd_reqval *out)
 {
-    return vd_str_make(json_string_value(j), json_string_length(j));
+    memset(out, 0, sizeof *out);
+    out->node = j;
+    switch (json_typeof(j)) {
+    case JSON_NULL: out->kind = VD_RV_NIL; break;
+    case JSON_TRUE: out->kind = VD_RV_BOOL; out->b = true; break;
+    case JSON_FALSE: out->kind = VD_RV_BOOL; out->b = false; break;
+    case JSON_INTEGER:
+    case JSON_REAL: out->kind = VD_RV_NUM; out->num = json_number_value(j); break;
+    case JSON_STRING:
+        out->kind = VD_RV_STR;
+        out->s = vd_str_make(json_string_value(j), json_string_length(j));
+        break;
+    case JSON_ARRAY: out->kind = VD_RV_ARRAY; out->n = (uint32_t)json_array_size(j); break;
+    case JSON_OBJECT: out->kind = VD_RV_MAP; out->n = (uint32_t)json_object_size(j); break;
+    default: out->kind = VD_RV_OTHER; break;
+    }
 }
 
-static int read_json_attrs(const json_t *m, vd_request *req, char *err, size_t cap)
+static void js_at(const void *node, uint32_t i, vd_reqval *out)
 {
-    if (json_is_null(m))
-        return 0;
-    if (!json_is_object(m)) {
-        snprintf(err, cap, "attrs must be a map");
-        return -1;
-    }
-    if (json_object_size(m) > VD_MAX_ATTRS_PER_REQUEST) {
-        snprintf(err, cap, "attrs has %zu entries, the limit is %d", json_object_size(m),
-                 VD_MAX_ATTRS_PER_REQUEST);
-        return -1;
-    }
-    req->nattrs = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)m, key, v) {
-        if (!key[0]) {
-            snprintf(err, cap, "attrs keys must be non-empty strings");
-            return -1;
-        }
-        vd_kv *kv = &req->attrs[req->nattrs];
-        kv->key = vd_str_cstr(key);
-        if (json_is_null(v))
-            continue;
-        if (json_is_string(v)) {
-            kv->val.kind = VD_VAL_STR;
-            kv->val.u.s = jstr(v);
-        } else if (json_is_boolean(v)) {
-            kv->val.kind = VD_VAL_BOOL;
-            kv->val.u.b = json_is_true(v);
-        } else if (json_is_number(v)) {
-            kv->val.kind = VD_VAL_NUM;
-            kv->val.u.num = json_number_value(v);
-        } else {
-            snprintf(err, cap, "attrs.%.64s must be a string, number or boolean", key);
-            return -1;
-        }
-        req->nattrs++;
-    }
-    return 0;
+    js_val(json_array_get((const json_t *)node, i), out);
 }
+
+/* *it holds jansson's iterator, biased by one so 0 means "not started". */
+static bool js_next(const void *node, uintptr_t *it, vd_reqval *k, vd_reqval *v)
+{
+    json_t *m = (json_t *)node;
+    void *i = *it ? json_object_iter_next(m, (void *)(*it - 1)) : json_object_iter(m);
+    if (!i)
+        return false;
+    *it = (uintptr_t)i + 1;
+    const char *key = json_object_iter_key(i);
+    memset(k, 0, sizeof *k);
+    k->kind = VD_RV_STR;
+    k->s = vd_str_make(key, json_object_iter_key_len(i));
+    js_val(json_object_iter_value(i), v);
+    return true;
+}
+
+static const vd_reqcodec js_codec = { js_at, js_next };
 
 static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *req, char *err,
                              size_t cap)
 {
-    unsigned max_slots = (unsigned)e->w->cfg->max_slots;
-    const json_t *m = root;
-    if (json_is_array(m)) {
-        if (json_array_size(m) != 1) {
-            snprintf(err, cap, "params must be [ {request map} ]");
-            return -1;
-        }
-        m = json_array_get(m, 0);
-    }
-    if (!json_is_object(m)) {
-        snprintf(err, cap, "params must be a map or an array holding one map");
-        return -1;
-    }
-    static const char *const fields[] = { "ip", "ua", "referer", "url", "lang", "vid", "tz" };
-    vd_str *slots[] = { &req->ip, &req->ua, &req->referer, &req->url, &req->lang, &req->vid, &req->tz };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const json_t *v = json_object_get(m, fields[i]);
-        if (!v || json_is_null(v))
-            continue;
-        if (!json_is_string(v)) {
-            snprintf(err, cap, "%s must be a string", fields[i]);
-            return -1;
-        }
-        *slots[i] = jstr(v);
-    }
-    const json_t *sl = json_object_get(m, "slots");
-    if (!sl) {
-        snprintf(err, cap, "slots is required (an array of slot names)");
-        return -1;
-    }
-    if (!json_is_array(sl)) {
-        snprintf(err, cap, "slots must be an array of slot names");
-        return -1;
-    }
-    if (json_array_size(sl) > max_slots) {
-        snprintf(err, cap, "%zu slots requested, the limit is %u", json_array_size(sl), max_slots);
-        return -1;
-    }
-    for (size_t s = 0; s < json_array_size(sl); s++) {
-        const json_t *so = json_array_get(sl, s);
-        if (!json_is_string(so) || json_string_length(so) == 0) {
-            snprintf(err, cap, "slots[%zu] must be a non-empty string", s);
-            return -1;
-        }
-        req->slots[req->nslots++] = jstr(so);
-    }
-    const json_t *ts = json_object_get(m, "ts");
-    if (ts && !json_is_null(ts)) {
-        double t = json_is_number(ts) ? json_number_value(ts) : NAN;
-        if (!isfinite(t) || t < (double)TS_MIN || t > (double)TS_MAX) {
-            snprintf(err, cap, "ts must be unix seconds between years 1 and 9999");
-            return -1;
-        }
-        req->ts = (int64_t)floor(t);
-        req->has_ts = true;
-    }
-    const json_t *ex = json_object_get(m, "explain");
-    if (ex) {
-        if (!json_is_boolean(ex)) {
-            snprintf(err, cap, "explain must be a boolean");
-            return -1;
-        }
-        req->explain = json_is_true(ex);
-    }
-    const json_t *sg = json_object_get(m, "segments");
-    if (sg) {
-        if (!json_is_boolean(sg)) {
-            snprintf(err, cap, "segments must be a boolean");
-            return -1;
-        }
-        req->segments = json_is_true(sg);
-    }
-    const json_t *attrs = json_object_get(m, "attrs");
-    if (attrs && read_json_attrs(attrs, req, err, cap) != 0)
-        return -1;
-    return 0;
+    vd_reqval v;
+    js_val(root, &v);
+    return vd_request_read(&js_codec, &v, (unsigned)e->fe->cfg->max_slots, req, err, cap);
 }
 
 /* ---- the answer ---- */
@@ -521,8 +442,8 @@ static void variant_headers(vd_http_resp *r, const vd_decision *d)
 static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
 {
     vd_http_edge *e = arg;
-    vd_worker *w = e->w;
-    vd_http_stats *st = &w->stats.edge;
+    const vd_frontend *fe = e->fe;
+    vd_http_stats *st = &fe->stats->edge;
     if (!vd_str_eq(hr->path, VD_STR_LIT("/v1/decide"))) {
         VD_STAT_INC(st, err_not_found);
         vd_http_resp_error(r, 404, "not_found", "no such path; the edge port serves /v1/decide");
@@ -567,7 +488,7 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
     vd_json_init(&j, r->body);
     vd_emitter em;
     vd_json_emitter(&j, &em);
-    vd_decide_status ds = vd_worker_decide_into(w, req, &em, &e->d);
+    vd_decide_status ds = vd_decider_run(fe->decider, req, &em, &e->d);
     if (ds != VD_DECIDE_OK) {
         if (ds == VD_DECIDE_NOT_READY) {
             VD_STAT_INC(st, err_not_ready);
@@ -584,7 +505,7 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
     r->status = 200;
     r->content_type = "application/json";
     variant_headers(r, &e->d);
-    int64_t max_age = w->cfg->http_max_age;
+    int64_t max_age = fe->cfg->http_max_age;
     if (e->d.valid_until != INT64_MAX) {
         int64_t left = e->d.valid_until - (int64_t)time(NULL);
         if (left < max_age)
@@ -593,7 +514,7 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
     char cc[40];
     int n = snprintf(cc, sizeof cc, "max-age=%lld", (long long)max_age);
     vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), vd_str_make(cc, (size_t)n));
-    const vd_ruleset *rs = vd_worker_ruleset(w);
+    const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
     if (rs)
         vd_http_resp_header(r, VD_STR_LIT("X-Ruleset-Version"), vd_str_cstr(vd_ruleset_version(rs)));
     json_decref(root);
@@ -611,24 +532,24 @@ void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out)
     out->shared_conns = NULL;
 }
 
-vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap)
+vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap)
 {
-    vd_http_edge *e = calloc(1, sizeof *e);
+    vd_http_edge *e = vd_calloc(1, sizeof *e);
     if (!e) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    e->w = w;
-    if (parse_proxies(e, w->cfg->trusted_proxies, err, cap) != 0) {
-        free(e);
+    e->fe = fe;
+    if (parse_proxies(e, fe->cfg->trusted_proxies, err, cap) != 0) {
+        vd_free(e);
         return NULL;
     }
     vd_http_limits lim;
-    vd_http_limits_from_config(w->cfg, &lim);
+    vd_http_limits_from_config(fe->cfg, &lim);
     lim.shared_conns = &edge_conns;
-    e->srv = vd_http_server_start(w->base, addr, &lim, &w->stats.edge, handle, e, err, cap);
+    e->srv = vd_http_server_start(fe->base, addr, &lim, &fe->stats->edge, handle, e, err, cap);
     if (!e->srv) {
-        free(e);
+        vd_free(e);
         return NULL;
     }
     return e;
@@ -644,5 +565,5 @@ void vd_http_edge_free(vd_http_edge *e)
     if (!e)
         return;
     vd_http_server_free(e->srv);
-    free(e);
+    vd_free(e);
 }

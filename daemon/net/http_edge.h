@@ -24,13 +24,13 @@
 #include <stddef.h>
 
 #include "net/http_server.h"
-#include "runtime/worker.h"
+#include "net/frontend.h"
 
 typedef struct vd_http_edge vd_http_edge;
 
 /* One per worker: each binds addr with SO_REUSEPORT on the worker's base;
  * http-max-connections holds for all of them together. */
-vd_http_edge *vd_http_edge_start(vd_worker *w, const char *addr, char *err, size_t cap);
+vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap);
 vd_http_server *vd_http_edge_server(vd_http_edge *e);
 void vd_http_edge_free(vd_http_edge *e);
 

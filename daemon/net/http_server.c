@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "net/json_out.h"
 #include "net/listener.h"
@@ -229,9 +230,9 @@ static void conn_free(http_conn *c)
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     evutil_closesocket(c->fd);
-    free(c->head);
-    free(c->body);
-    free(c);
+    vd_free(c->head);
+    vd_free(c->body);
+    vd_free(c);
 }
 
 /* Our answer is out: stop sending, keep reading (and dropping) until the
@@ -464,7 +465,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
             cap *= 2;
         if (cap > max)
             cap = max;
-        char *nb = realloc(c->body, cap);
+        char *nb = vd_realloc(c->body, cap);
         if (!nb) {
             c->err_status = 500;
             return -1;
@@ -684,13 +685,13 @@ static void conn_timer(evutil_socket_t fd, short what, void *arg)
 
 static http_conn *conn_new(vd_http_server *s, evutil_socket_t fd, bool rejected)
 {
-    http_conn *c = calloc(1, sizeof *c);
+    http_conn *c = vd_calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->srv = s;
     c->rejected = rejected;
-    if (!rejected && !(c->head = malloc(s->lim.max_header))) {
-        free(c);
+    if (!rejected && !(c->head = vd_malloc(s->lim.max_header))) {
+        vd_free(c);
         return NULL;
     }
     c->fd = fd;
@@ -705,8 +706,8 @@ static http_conn *conn_new(vd_http_server *s, evutil_socket_t fd, bool rejected)
         if (c->in) evbuffer_free(c->in);
         if (c->out) evbuffer_free(c->out);
         if (c->timer) event_free(c->timer);
-        free(c->head);
-        free(c);
+        vd_free(c->head);
+        vd_free(c);
         return NULL;
     }
     evutil_make_socket_nonblocking(fd);
@@ -768,7 +769,7 @@ vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap)
 {
-    vd_http_server *s = calloc(1, sizeof *s);
+    vd_http_server *s = vd_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
         return NULL;
@@ -832,5 +833,5 @@ void vd_http_server_free(vd_http_server *s)
     vd_listener_free(s->listener);
     if (s->resp.body)
         evbuffer_free(s->resp.body);
-    free(s);
+    vd_free(s);
 }

@@ -7,21 +7,21 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "net/http_edge.h"
 #include "net/json_out.h"
-#include "runtime/metrics.h"
+#include "net/metrics.h"
 #include "variantd/limits.h"
 
-#define MAX_WORKERS 256
+#define MAX_WORKERS VD_MAX_WORKERS
 
 struct vd_stats_port {
-    vd_pool *pool;
     const vd_config *cfg;
     vd_http_server *srv;
     vd_http_stats st;             /* this port's own counters (one thread) */
     int64_t started_at;
     unsigned nworkers;
-    vd_worker *workers[MAX_WORKERS];
+    vd_stats_source workers[MAX_WORKERS];
     vd_stats_snap snap;
 };
 
@@ -157,19 +157,19 @@ static void handle(void *arg, const vd_http_req *req, vd_http_resp *r)
     }
 }
 
-vd_stats_port *vd_stats_port_start(struct event_base *base, vd_pool *pool, const vd_config *cfg,
-                                   const char *addr, int64_t started_at, char *err, size_t cap)
+vd_stats_port *vd_stats_port_start(struct event_base *base, const vd_stats_source *workers,
+                                   unsigned nworkers, const vd_config *cfg, const char *addr,
+                                   int64_t started_at, char *err, size_t cap)
 {
-    vd_stats_port *p = calloc(1, sizeof *p);
+    vd_stats_port *p = vd_calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    p->pool = pool;
     p->cfg = cfg;
     p->started_at = started_at;
-    for (unsigned i = 0; i < vd_pool_size(pool) && i < MAX_WORKERS; i++)
-        p->workers[p->nworkers++] = vd_pool_worker(pool, i);
+    for (unsigned i = 0; i < nworkers && i < MAX_WORKERS; i++)
+        p->workers[p->nworkers++] = workers[i];
     vd_http_limits lim;
     vd_http_limits_from_config(cfg, &lim);
     /* Scrapers and a few dashboards: a small, fixed connection budget. */
@@ -178,7 +178,7 @@ vd_stats_port *vd_stats_port_start(struct event_base *base, vd_pool *pool, const
     lim.max_body = 1024;     /* nothing takes a body: enough to answer 405 */
     p->srv = vd_http_server_start(base, addr, &lim, &p->st, handle, p, err, cap);
     if (!p->srv) {
-        free(p);
+        vd_free(p);
         return NULL;
     }
     return p;
@@ -194,5 +194,5 @@ void vd_stats_port_free(vd_stats_port *p)
     if (!p)
         return;
     vd_http_server_free(p->srv);
-    free(p);
+    vd_free(p);
 }

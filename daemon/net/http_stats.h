@@ -12,14 +12,15 @@
 
 #include "net/http_server.h"
 #include "core/config.h"
-#include "runtime/pool.h"
+#include "net/metrics.h"
 
 typedef struct vd_stats_port vd_stats_port;
 
 /* Serves on base (the control loop, not a decision worker), reading the
- * pool's counters; counts its own requests itself. */
-vd_stats_port *vd_stats_port_start(struct event_base *base, vd_pool *pool, const vd_config *cfg,
-                                   const char *addr, int64_t started_at, char *err, size_t cap);
+ * workers' counters (the array is copied); counts its own requests itself. */
+vd_stats_port *vd_stats_port_start(struct event_base *base, const vd_stats_source *workers,
+                                   unsigned nworkers, const vd_config *cfg, const char *addr,
+                                   int64_t started_at, char *err, size_t cap);
 vd_http_server *vd_stats_port_server(vd_stats_port *p);
 void vd_stats_port_free(vd_stats_port *p);
 

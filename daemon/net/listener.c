@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 
 struct vd_listener {
@@ -120,7 +121,7 @@ int vd_listen_claim(const char *addr, const char *what, char **resolved, int *he
               host, sizeof host);
     char buf[INET6_ADDRSTRLEN + 16];
     snprintf(buf, sizeof buf, v6 ? "[%s]:%u" : "%s:%u", host, (unsigned)sockaddr_port(&bound));
-    if (!(*resolved = strdup(buf))) {
+    if (!(*resolved = vd_strdup(buf))) {
         snprintf(err, cap, "out of memory");
         close(fd);
         return -1;
@@ -217,7 +218,7 @@ vd_listener *vd_listener_start(struct event_base *base, const char *addr, const 
     int sslen;
     if (vd_parse_listen(addr, &ss, &sslen, err, cap) != 0)
         return NULL;
-    vd_listener *l = calloc(1, sizeof *l);
+    vd_listener *l = vd_calloc(1, sizeof *l);
     if (!l) {
         snprintf(err, cap, "out of memory");
         return NULL;
@@ -256,5 +257,5 @@ void vd_listener_free(vd_listener *l)
         evconnlistener_free(l->lev);
     if (l->resume)
         event_free(l->resume);
-    free(l);
+    vd_free(l);
 }

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "net/listener.h"
 #include "net/msgpack_scan.h"
@@ -41,7 +42,7 @@ typedef struct rpc_conn {
 static _Atomic long open_conns;
 
 struct vd_rpc_server {
-    vd_worker *w;
+    const vd_frontend *fe;
     vd_listener *listener;
     rpc_conn *conns;
     size_t nconns;
@@ -65,13 +66,13 @@ static void conn_free(rpc_conn *c)
         c->next->prev = c->prev;
     s->nconns--;
     atomic_fetch_sub(&open_conns, 1);
-    VD_STAT_ADD(&s->w->stats, connections, -1);
+    VD_STAT_ADD(s->fe->stats, connections, -1);
     event_free(c->rev);
     event_free(c->wev);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     evutil_closesocket(c->fd);
-    free(c);
+    vd_free(c);
 }
 
 static void pause_reading(rpc_conn *c)
@@ -93,7 +94,7 @@ static int conn_flush(rpc_conn *c)
     }
     if (evbuffer_get_length(c->out) > 0) {
         if (!event_pending(c->wev, EV_WRITE, NULL)) {
-            struct timeval idle = { .tv_sec = c->srv->w->cfg->idle_timeout, .tv_usec = 0 };
+            struct timeval idle = { .tv_sec = c->srv->fe->cfg->idle_timeout, .tv_usec = 0 };
             event_add(c->wev, &idle);
         }
         return 0;
@@ -137,9 +138,9 @@ static void pack_str(msgpack_packer *pk, const char *s)
 
 static void handle_ping(rpc_conn *c, uint32_t msgid)
 {
-    vd_worker *w = c->srv->w;
+    const vd_frontend *fe = c->srv->fe;
     msgpack_packer *pk = &c->srv->pk;
-    const vd_ruleset *rs = vd_worker_ruleset(w);
+    const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
     vd_live_info info;
     vd_live_get_info(&info);
     msgpack_pack_array(pk, 4);
@@ -172,18 +173,18 @@ static void handle_ping(rpc_conn *c, uint32_t msgid)
     else
         msgpack_pack_false(pk);
     queue_reply(c);
-    VD_STAT_INC(&w->stats, rpc_ping);
+    VD_STAT_INC(fe->stats, rpc_ping);
 }
 
 static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *params,
                           bool explain)
 {
-    vd_worker *w = c->srv->w;
+    const vd_frontend *fe = c->srv->fe;
     msgpack_packer *pk = &c->srv->pk;
     vd_request req;
     char err[256];
-    if (vd_rpc_read_params(params, (unsigned)w->cfg->max_slots, &req, err, sizeof err) != 0) {
-        VD_STAT_INC(&w->stats, err_params);
+    if (vd_rpc_read_params(params, (unsigned)fe->cfg->max_slots, &req, err, sizeof err) != 0) {
+        VD_STAT_INC(fe->stats, err_params);
         reply_error(c, msgid, "invalid_params", err);
         return;
     }
@@ -196,26 +197,27 @@ static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *par
     vd_emitter e;
     vd_msgpack_out mo = { .sb = &c->srv->out };
     vd_msgpack_emitter(&mo, &e);
-    vd_decide_status st = vd_worker_decide(w, &req, &e);
+    vd_decision d;
+    vd_decide_status st = vd_decider_run(fe->decider, &req, &e, &d);
     if (st == VD_DECIDE_OK && mo.failed)
         st = VD_DECIDE_INTERNAL;     /* the reply buffer could not grow */
     if (st != VD_DECIDE_OK) {
         msgpack_sbuffer_clear(&c->srv->out);
         (void)mark;
         if (st == VD_DECIDE_NOT_READY) {
-            VD_STAT_INC(&w->stats, err_not_ready);
+            VD_STAT_INC(fe->stats, err_not_ready);
             reply_error(c, msgid, "not_ready", "no ruleset loaded yet");
         } else {
-            VD_STAT_INC(&w->stats, err_internal);
+            VD_STAT_INC(fe->stats, err_internal);
             reply_error(c, msgid, "internal", "out of memory");
         }
         return;
     }
     queue_reply(c);
     if (explain)
-        VD_STAT_INC(&w->stats, rpc_explain);
+        VD_STAT_INC(fe->stats, rpc_explain);
     else
-        VD_STAT_INC(&w->stats, rpc_decide);
+        VD_STAT_INC(fe->stats, rpc_decide);
 }
 
 static bool read_msgid(const msgpack_object *o, uint32_t *msgid)
@@ -236,10 +238,10 @@ static bool method_is(const msgpack_object *m, const char *name)
  * close (no msgid to answer a malformed request with). */
 static bool handle_object(rpc_conn *c, const msgpack_object *o)
 {
-    vd_worker *w = c->srv->w;
+    const vd_frontend *fe = c->srv->fe;
     uint32_t msgid;
     if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size == 0) {
-        VD_STAT_INC(&w->stats, err_invalid_request);
+        VD_STAT_INC(fe->stats, err_invalid_request);
         vd_debug("%s: frame is not a MessagePack-RPC array; closing", c->peer);
         return false;
     }
@@ -247,23 +249,23 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
     uint32_t n = o->via.array.size;
     if (a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[0].via.u64 == 2 && n == 3) {
         /* Notifications get no reply by definition; none is defined yet. */
-        VD_STAT_INC(&w->stats, rpc_notifications);
+        VD_STAT_INC(fe->stats, rpc_notifications);
         return true;
     }
     if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != 0 || n < 2 ||
         !read_msgid(&a[1], &msgid)) {
-        VD_STAT_INC(&w->stats, err_invalid_request);
+        VD_STAT_INC(fe->stats, err_invalid_request);
         vd_debug("%s: not a request [0, msgid, method, params]; closing", c->peer);
         return false;
     }
-    VD_STAT_INC(&w->stats, rpc_requests);
+    VD_STAT_INC(fe->stats, rpc_requests);
     if (n != 4) {
-        VD_STAT_INC(&w->stats, err_invalid_request);
+        VD_STAT_INC(fe->stats, err_invalid_request);
         reply_error(c, msgid, "invalid_request", "a request is [0, msgid, method, params]");
         return true;
     }
     if (a[2].type != MSGPACK_OBJECT_STR) {
-        VD_STAT_INC(&w->stats, err_invalid_request);
+        VD_STAT_INC(fe->stats, err_invalid_request);
         reply_error(c, msgid, "invalid_request", "method must be a string");
         return true;
     }
@@ -274,7 +276,7 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
     else if (method_is(&a[2], "ping"))
         handle_ping(c, msgid);
     else {
-        VD_STAT_INC(&w->stats, err_method);
+        VD_STAT_INC(fe->stats, err_method);
         char msg[160];
         snprintf(msg, sizeof msg, "unknown method '%.*s' (decide, explain, ping)",
                  (int)(a[2].via.str.size > 64 ? 64 : a[2].via.str.size), a[2].via.str.ptr);
@@ -290,7 +292,7 @@ static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char 
     uint32_t msgid;
     if (vd_msgpack_peek_msgid(buf, len, &msgid))
         reply_error(c, msgid, code, msg);
-    VD_STAT_INC(&c->srv->w->stats, conn_closed_error);
+    VD_STAT_INC(c->srv->fe->stats, conn_closed_error);
     vd_debug("%s: %s: %s; closing", c->peer, code, msg);
     conn_close_after_flush(c);
 }
@@ -300,7 +302,7 @@ static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char 
 static int process_input(rpc_conn *c)
 {
     vd_rpc_server *s = c->srv;
-    vd_worker *w = s->w;
+    const vd_frontend *fe = s->fe;
     struct evbuffer *in = c->in;
     size_t max_frame = s->limits.max_bytes;
     while (!c->closing) {
@@ -328,15 +330,15 @@ static int process_input(rpc_conn *c)
             char msg[128];
             const char *code = "parse_error";
             if (r == VD_SCAN_TOO_LARGE) {
-                VD_STAT_INC(&w->stats, err_too_large);
+                VD_STAT_INC(fe->stats, err_too_large);
                 code = "frame_too_large";
                 snprintf(msg, sizeof msg, "frame larger than max-frame (%zu bytes)", max_frame);
             } else if (r == VD_SCAN_TOO_DEEP) {
-                VD_STAT_INC(&w->stats, err_too_deep);
+                VD_STAT_INC(fe->stats, err_too_deep);
                 code = "too_deep";
                 snprintf(msg, sizeof msg, "nesting deeper than max-depth (%u)", s->limits.max_depth);
             } else {
-                VD_STAT_INC(&w->stats, err_parse);
+                VD_STAT_INC(fe->stats, err_parse);
                 snprintf(msg, sizeof msg, "not valid MessagePack");
             }
             fail_stream(c, buf, avail, code, msg);
@@ -346,7 +348,7 @@ static int process_input(rpc_conn *c)
         size_t off = 0;
         msgpack_unpack_return ur = msgpack_unpack((const char *)buf, flen, &off, &s->zone, &obj);
         if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
-            VD_STAT_INC(&w->stats, err_parse);
+            VD_STAT_INC(fe->stats, err_parse);
             msgpack_zone_clear(&s->zone);
             fail_stream(c, buf, flen, "parse_error", "not valid MessagePack");
             return -1;
@@ -355,13 +357,13 @@ static int process_input(rpc_conn *c)
         msgpack_zone_clear(&s->zone);
         evbuffer_drain(in, flen);
         if (!keep) {
-            VD_STAT_INC(&w->stats, conn_closed_error);
+            VD_STAT_INC(fe->stats, conn_closed_error);
             conn_close_after_flush(c);
             return -1;
         }
         /* Backpressure: a client that does not read its replies stops
          * being read, instead of growing our memory without bound. */
-        if (evbuffer_get_length(c->out) > (size_t)w->cfg->max_output) {
+        if (evbuffer_get_length(c->out) > (size_t)fe->cfg->max_output) {
             pause_reading(c);
             break;
         }
@@ -373,7 +375,7 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
     rpc_conn *c = arg;
     if (what & EV_TIMEOUT) {
-        VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
+        VD_STAT_INC(c->srv->fe->stats, conn_closed_idle);
         conn_free(c);
         return;
     }
@@ -394,7 +396,7 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     rpc_conn *c = arg;
     if (what & EV_TIMEOUT) {
         /* Not reading its replies for idle-timeout seconds. */
-        VD_STAT_INC(&c->srv->w->stats, conn_closed_idle);
+        VD_STAT_INC(c->srv->fe->stats, conn_closed_idle);
         conn_free(c);
         return;
     }
@@ -408,8 +410,8 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     /* Drained below half of max-output: read again, and answer what
      * arrived meanwhile. */
     if (!c->reading && !c->closing &&
-        evbuffer_get_length(c->out) <= (size_t)c->srv->w->cfg->max_output / 2) {
-        struct timeval idle = { .tv_sec = c->srv->w->cfg->idle_timeout, .tv_usec = 0 };
+        evbuffer_get_length(c->out) <= (size_t)c->srv->fe->cfg->max_output / 2) {
+        struct timeval idle = { .tv_sec = c->srv->fe->cfg->idle_timeout, .tv_usec = 0 };
         event_add(c->rev, &idle);
         c->reading = 1;
         if (process_input(c) == 0)
@@ -421,20 +423,20 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
 {
     (void)salen;
     vd_rpc_server *s = arg;
-    vd_worker *w = s->w;
+    const vd_frontend *fe = s->fe;
     /* Over the limit: accept and close at once (taking it off the queue, so
      * the listener does not spin), and count it. */
-    if (atomic_fetch_add(&open_conns, 1) >= w->cfg->max_connections || s->draining) {
+    if (atomic_fetch_add(&open_conns, 1) >= fe->cfg->max_connections || s->draining) {
         atomic_fetch_sub(&open_conns, 1);
-        VD_STAT_INC(&w->stats, conn_rejected);
+        VD_STAT_INC(fe->stats, conn_rejected);
         evutil_closesocket(fd);
-        vd_debug("max-connections (%ld) reached: refusing a connection", w->cfg->max_connections);
+        vd_debug("max-connections (%ld) reached: refusing a connection", fe->cfg->max_connections);
         return;
     }
-    rpc_conn *c = calloc(1, sizeof *c);
+    rpc_conn *c = vd_calloc(1, sizeof *c);
     if (c) {
-        c->rev = event_new(w->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
-        c->wev = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
+        c->rev = event_new(fe->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
+        c->wev = event_new(fe->base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
         c->in = evbuffer_new();
         c->out = evbuffer_new();
     }
@@ -444,11 +446,11 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
             if (c->wev) event_free(c->wev);
             if (c->in) evbuffer_free(c->in);
             if (c->out) evbuffer_free(c->out);
-            free(c);
+            vd_free(c);
         }
         evutil_closesocket(fd);
         atomic_fetch_sub(&open_conns, 1);
-        VD_STAT_INC(&w->stats, conn_rejected);
+        VD_STAT_INC(fe->stats, conn_rejected);
         return;
     }
     int one = 1;
@@ -468,27 +470,27 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
         s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    VD_STAT_INC(&w->stats, conn_accepted);
-    VD_STAT_ADD(&w->stats, connections, 1);
-    struct timeval idle = { .tv_sec = w->cfg->idle_timeout, .tv_usec = 0 };
+    VD_STAT_INC(fe->stats, conn_accepted);
+    VD_STAT_ADD(fe->stats, connections, 1);
+    struct timeval idle = { .tv_sec = fe->cfg->idle_timeout, .tv_usec = 0 };
     event_add(c->rev, &idle);
     c->reading = 1;
 }
 
-vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *err, size_t cap)
+vd_rpc_server *vd_rpc_server_start(const vd_frontend *fe, const char *listen_addr, char *err, size_t cap)
 {
-    vd_rpc_server *s = calloc(1, sizeof *s);
+    vd_rpc_server *s = vd_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
-    s->w = w;
-    s->limits.max_bytes = (size_t)w->cfg->max_frame;
-    s->limits.max_depth = (unsigned)w->cfg->max_depth;
+    s->fe = fe;
+    s->limits.max_bytes = (size_t)fe->cfg->max_frame;
+    s->limits.max_depth = (unsigned)fe->cfg->max_depth;
     msgpack_zone_init(&s->zone, 4096);
     msgpack_sbuffer_init(&s->out);
     msgpack_packer_init(&s->pk, &s->out, msgpack_sbuffer_write);
-    s->listener = vd_listener_start(w->base, listen_addr, "decision port", accept_cb, s, err, cap);
+    s->listener = vd_listener_start(fe->base, listen_addr, "decision port", accept_cb, s, err, cap);
     if (!s->listener) {
         vd_rpc_server_free(s);
         return NULL;
@@ -534,5 +536,5 @@ void vd_rpc_server_free(vd_rpc_server *s)
     vd_listener_free(s->listener);
     msgpack_zone_destroy(&s->zone);
     msgpack_sbuffer_destroy(&s->out);
-    free(s);
+    vd_free(s);
 }

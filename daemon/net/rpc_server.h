@@ -13,13 +13,13 @@
 
 #include <stddef.h>
 
-#include "runtime/worker.h"
+#include "net/frontend.h"
 
 typedef struct vd_rpc_server vd_rpc_server;
 
 /* Binds listen_addr ("HOST:PORT", "[v6]:PORT") on the worker's event base.
  * NULL on error with a message. */
-vd_rpc_server *vd_rpc_server_start(vd_worker *w, const char *listen_addr, char *err, size_t cap);
+vd_rpc_server *vd_rpc_server_start(const vd_frontend *fe, const char *listen_addr, char *err, size_t cap);
 /* Stops accepting; open connections are finished by vd_rpc_server_drain. */
 void vd_rpc_server_stop_accepting(vd_rpc_server *s);
 /* Closes idle connections now and the others once their replies are out.

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
+
 struct vd_arena_block {
     vd_arena_block *next;
     size_t cap;
@@ -21,7 +23,7 @@ void vd_arena_free(vd_arena *a)
     vd_arena_block *b = a->head;
     while (b) {
         vd_arena_block *next = b->next;
-        free(b);
+        vd_free(b);
         b = next;
     }
     vd_arena_init(a);
@@ -36,7 +38,7 @@ void *vd_arena_alloc(vd_arena *a, size_t size)
         /* Big requests get their own block behind the head so the head's
          * free space is not wasted. */
         size_t cap = need > ARENA_BLOCK / 4 ? need : ARENA_BLOCK;
-        vd_arena_block *b = malloc(sizeof *b + cap);
+        vd_arena_block *b = vd_malloc(sizeof *b + cap);
         if (!b)
             return NULL;
         b->cap = cap;
@@ -81,7 +83,7 @@ void vd_intern_init(vd_intern *in, vd_arena *a)
 
 void vd_intern_free(vd_intern *in)
 {
-    free(in->slots);
+    vd_free(in->slots);
     in->slots = NULL;
     in->n = in->cap = 0;
 }
@@ -89,7 +91,7 @@ void vd_intern_free(vd_intern *in)
 static int grow(vd_intern *in)
 {
     size_t cap = in->cap ? in->cap * 2 : 1024;
-    vd_str *s = calloc(cap, sizeof *s);
+    vd_str *s = vd_calloc(cap, sizeof *s);
     if (!s)
         return -1;
     for (size_t i = 0; i < in->cap; i++) {
@@ -100,7 +102,7 @@ static int grow(vd_intern *in)
             h = (h + 1) & (cap - 1);
         s[h] = in->slots[i];
     }
-    free(in->slots);
+    vd_free(in->slots);
     in->slots = s;
     in->cap = cap;
     return 0;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "rules/compile.h"
 #include "rules/index.h"
 #include "rules/model.h"
@@ -104,8 +105,8 @@ static bool add_segment(vd_compiler *c, json_t *obj, uint32_t doc, uint32_t pos,
     }
     if (rs->nsegs == rs->cap_segs) {
         uint32_t cap = rs->cap_segs ? rs->cap_segs * 2 : 64;
-        vd_segment *s = realloc(rs->segs, cap * sizeof *s);
-        seg_src *ss = realloc(*srcs, cap * sizeof *ss);
+        vd_segment *s = vd_realloc(rs->segs, cap * sizeof *s);
+        seg_src *ss = vd_realloc(*srcs, cap * sizeof *ss);
         if (s)
             rs->segs = s;
         if (ss)
@@ -249,9 +250,9 @@ static void check_cycles(vd_compiler *c, const seg_src *srcs, const vd_docset *d
 {
     vd_ruleset *rs = c->rs;
     dfs d = { .c = c, .srcs = srcs, .docs = docs };
-    d.color = calloc(rs->nsegs + 1, 1);
-    d.height = calloc(rs->nsegs + 1, sizeof *d.height);
-    d.stack = calloc(VD_MAX_REF_DEPTH + 2, sizeof *d.stack);
+    d.color = vd_calloc(rs->nsegs + 1, 1);
+    d.height = vd_calloc(rs->nsegs + 1, sizeof *d.height);
+    d.stack = vd_calloc(VD_MAX_REF_DEPTH + 2, sizeof *d.stack);
     if (!d.color || !d.height || !d.stack) {
         c->oom = true;
     } else {
@@ -259,9 +260,9 @@ static void check_cycles(vd_compiler *c, const seg_src *srcs, const vd_docset *d
             if (d.color[s] == 0)
                 dfs_visit(&d, s);
     }
-    free(d.color);
-    free(d.height);
-    free(d.stack);
+    vd_free(d.color);
+    vd_free(d.height);
+    vd_free(d.stack);
 }
 
 /* ---- slots ---------------------------------------------------------------- */
@@ -278,8 +279,8 @@ static void compile_slots(vd_compiler *c, json_t *root, uint32_t doc, const vd_d
         path_for_item(c, json_is_array(root) ? (uint32_t)i : UINT32_MAX);
         if (rs->nslots == rs->cap_slots) {
             uint32_t cap = rs->cap_slots ? rs->cap_slots * 2 : 16;
-            vd_slot *s = realloc(rs->slots, cap * sizeof *s);
-            uint32_t *sd = realloc(*slot_docs, cap * sizeof *sd);
+            vd_slot *s = vd_realloc(rs->slots, cap * sizeof *s);
+            uint32_t *sd = vd_realloc(*slot_docs, cap * sizeof *sd);
             if (s)
                 rs->slots = s;
             if (sd)
@@ -304,11 +305,11 @@ static void compile_slots(vd_compiler *c, json_t *root, uint32_t doc, const vd_d
 static void sort_slots(vd_compiler *c, const uint32_t *slot_docs, const vd_docset *docs)
 {
     vd_ruleset *rs = c->rs;
-    id_entry *tmp = malloc(rs->nslots * sizeof *tmp);
-    vd_slot *sorted = malloc(rs->nslots * sizeof *sorted);
+    id_entry *tmp = vd_malloc(rs->nslots * sizeof *tmp);
+    vd_slot *sorted = vd_malloc(rs->nslots * sizeof *sorted);
     if (!tmp || !sorted) {
-        free(tmp);
-        free(sorted);
+        vd_free(tmp);
+        vd_free(sorted);
         c->oom = true;
         return;
     }
@@ -326,8 +327,8 @@ static void sort_slots(vd_compiler *c, const uint32_t *slot_docs, const vd_docse
         }
     }
     memcpy(rs->slots, sorted, rs->nslots * sizeof *sorted);
-    free(tmp);
-    free(sorted);
+    vd_free(tmp);
+    vd_free(sorted);
 }
 
 /* ---- the driver ----------------------------------------------------------- */
@@ -335,10 +336,10 @@ static void sort_slots(vd_compiler *c, const uint32_t *slot_docs, const vd_docse
 static bool build_id_index(vd_compiler *c, const seg_src *srcs, const vd_docset *docs)
 {
     vd_ruleset *rs = c->rs;
-    id_entry *tmp = malloc((rs->nsegs + 1) * sizeof *tmp);
-    rs->seg_by_id = malloc((rs->nsegs + 1) * sizeof *rs->seg_by_id);
+    id_entry *tmp = vd_malloc((rs->nsegs + 1) * sizeof *tmp);
+    rs->seg_by_id = vd_malloc((rs->nsegs + 1) * sizeof *rs->seg_by_id);
     if (!tmp || !rs->seg_by_id) {
-        free(tmp);
+        vd_free(tmp);
         c->oom = true;
         return false;
     }
@@ -358,7 +359,7 @@ static bool build_id_index(vd_compiler *c, const seg_src *srcs, const vd_docset 
             ok = false;
         }
     }
-    free(tmp);
+    vd_free(tmp);
     return ok;
 }
 
@@ -374,8 +375,8 @@ void vd_parsed_free(vd_parsed *p)
     for (size_t i = 0; i < p->n; i++)
         if (p->roots[i])
             json_decref(p->roots[i]);
-    free(p->roots);
-    free(p);
+    vd_free(p->roots);
+    vd_free(p);
 }
 
 vd_ruleset *vd_ruleset_compile(const vd_docset *docs, const char *version, vd_errors *err)
@@ -388,17 +389,17 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
 {
     if (parsed)
         *parsed = NULL;
-    vd_ruleset *rs = calloc(1, sizeof *rs);
+    vd_ruleset *rs = vd_calloc(1, sizeof *rs);
     if (!rs) {
         vd_errors_addf(err, "out of memory compiling the ruleset");
         return NULL;
     }
     atomic_init(&rs->refs, 1);
     vd_arena_init(&rs->arena);
-    rs->version = strdup(version ? version : "");
+    rs->version = vd_strdup(version ? version : "");
     vd_compiler c = { .rs = rs, .err = err };
     vd_intern_init(&c.in, &rs->arena);
-    json_t **roots = calloc(docs->n + 1, sizeof *roots);
+    json_t **roots = vd_calloc(docs->n + 1, sizeof *roots);
     seg_src *srcs = NULL;
     uint32_t *slot_docs = NULL;
     if (!rs->version || !roots)
@@ -438,7 +439,7 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
         vd_errors_addf(err, "out of memory compiling the ruleset");
 
     bool ok = !c.oom && !c.nerr;
-    vd_parsed *keep = ok && parsed && roots ? malloc(sizeof *keep) : NULL;
+    vd_parsed *keep = ok && parsed && roots ? vd_malloc(sizeof *keep) : NULL;
     if (keep) {
         keep->roots = roots;
         keep->n = docs->n;
@@ -447,10 +448,10 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
         for (size_t i = 0; roots && i < docs->n; i++)
             if (roots[i])
                 json_decref(roots[i]);
-        free(roots);
+        vd_free(roots);
     }
-    free(srcs);
-    free(slot_docs);
+    vd_free(srcs);
+    vd_free(slot_docs);
     vd_intern_free(&c.in);
     if (c.oom || c.nerr) {
         vd_ruleset_destroy(rs);

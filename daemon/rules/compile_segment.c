@@ -1,6 +1,7 @@
 /* compile.c — segment nodes and predicates, JSON -> flat compiled form.
  * Every check of the language (contract v1, docs/RULES.md) lives here;
  * errors carry document, segment and JSON path and never stop the walk. */
+#include "core/alloc.h"
 #include "rules/compile.h"
 
 #include <arpa/inet.h>
@@ -130,7 +131,7 @@ uint32_t vd_node_alloc(vd_compiler *c, uint32_t count)
         uint32_t cap = rs->cap_nodes ? rs->cap_nodes : 1024;
         while (cap < rs->nnodes + count)
             cap *= 2;
-        vd_node *n = realloc(rs->nodes, (size_t)cap * sizeof *n);
+        vd_node *n = vd_realloc(rs->nodes, (size_t)cap * sizeof *n);
         if (!n) {
             c->oom = true;
             return VD_NODE_NONE;
@@ -150,7 +151,7 @@ static vd_pred *pred_alloc(vd_compiler *c, uint32_t *idx)
     vd_ruleset *rs = c->rs;
     if (rs->npreds == rs->cap_preds) {
         uint32_t cap = rs->cap_preds ? rs->cap_preds * 2 : 1024;
-        vd_pred *p = realloc(rs->preds, (size_t)cap * sizeof *p);
+        vd_pred *p = vd_realloc(rs->preds, (size_t)cap * sizeof *p);
         if (!p) {
             c->oom = true;
             return NULL;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "rules/compile.h"
 #include "variantd/limits.h"
 
@@ -60,7 +61,7 @@ static bool encode_payload(vd_compiler *c, json_t *v, vd_variant *out)
         return false;
     }
     vd_str j = vd_arena_strdup(&c->rs->arena, js, strlen(js), 0);
-    free(js);
+    vd_free(js);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -111,9 +112,9 @@ static bool compile_split(vd_compiler *c, json_t *js, vd_rule *r, const vd_slot 
     }
     size_t n = json_array_size(js);
     vd_split_arm *arms = vd_arena_alloc(&c->rs->arena, n * sizeof *arms);
-    long long *w = calloc(n, sizeof *w);
+    long long *w = vd_calloc(n, sizeof *w);
     if (!arms || !w) {
-        free(w);
+        vd_free(w);
         c->oom = true;
         return false;
     }
@@ -165,7 +166,7 @@ static bool compile_split(vd_compiler *c, json_t *js, vd_rule *r, const vd_slot 
         r->split = arms;
         r->nsplit = (uint32_t)n;
     }
-    free(w);
+    vd_free(w);
     return ok;
 }
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "core/str.h"
 
 void vd_docset_init(vd_docset *ds)
@@ -16,17 +17,17 @@ int vd_docset_add(vd_docset *ds, int kind, const char *name, const char *text, s
 {
     if (ds->n == ds->cap) {
         size_t cap = ds->cap ? ds->cap * 2 : 16;
-        vd_doc *d = realloc(ds->docs, cap * sizeof *d);
+        vd_doc *d = vd_realloc(ds->docs, cap * sizeof *d);
         if (!d)
             return -1;
         ds->docs = d;
         ds->cap = cap;
     }
-    char *n = strdup(name);
-    char *t = malloc(len + 1);
+    char *n = vd_strdup(name);
+    char *t = vd_malloc(len + 1);
     if (!n || !t) {
-        free(n);
-        free(t);
+        vd_free(n);
+        vd_free(t);
         return -1;
     }
     memcpy(t, text, len);
@@ -38,10 +39,10 @@ int vd_docset_add(vd_docset *ds, int kind, const char *name, const char *text, s
 void vd_docset_free(vd_docset *ds)
 {
     for (size_t i = 0; i < ds->n; i++) {
-        free(ds->docs[i].name);
-        free(ds->docs[i].text);
+        vd_free(ds->docs[i].name);
+        vd_free(ds->docs[i].text);
     }
-    free(ds->docs);
+    vd_free(ds->docs);
     vd_docset_init(ds);
 }
 

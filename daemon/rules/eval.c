@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "rules/index.h"
 #include "rules/model.h"
 
@@ -47,39 +48,39 @@ struct vd_eval {
 
 vd_eval *vd_eval_new(void)
 {
-    return calloc(1, sizeof(vd_eval));
+    return vd_calloc(1, sizeof(vd_eval));
 }
 
 void vd_eval_free(vd_eval *ev)
 {
     if (!ev)
         return;
-    free(ev->memo);
-    free(ev->matched);
-    free(ev->evald);
-    free(ev->hits);
-    free(ev->pmemo);
-    free(ev->slotgen);
-    free(ev->slotpos);
-    free(ev);
+    vd_free(ev->memo);
+    vd_free(ev->matched);
+    vd_free(ev->evald);
+    vd_free(ev->hits);
+    vd_free(ev->pmemo);
+    vd_free(ev->slotgen);
+    vd_free(ev->slotpos);
+    vd_free(ev);
 }
 
 int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
 {
     if (rs->nsegs > ev->cap) {
         uint32_t cap = rs->nsegs;
-        memo *m = calloc(cap, sizeof *m);
-        uint32_t *mt = malloc(cap * sizeof *mt);
-        uint32_t *ed = malloc(cap * sizeof *ed);
+        memo *m = vd_calloc(cap, sizeof *m);
+        uint32_t *mt = vd_malloc(cap * sizeof *mt);
+        uint32_t *ed = vd_malloc(cap * sizeof *ed);
         if (!m || !mt || !ed) {
-            free(m);
-            free(mt);
-            free(ed);
+            vd_free(m);
+            vd_free(mt);
+            vd_free(ed);
             return -1;
         }
-        free(ev->memo);
-        free(ev->matched);
-        free(ev->evald);
+        vd_free(ev->memo);
+        vd_free(ev->matched);
+        vd_free(ev->evald);
         ev->memo = m;
         ev->matched = mt;
         ev->evald = ed;
@@ -89,18 +90,18 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     /* The index probe keeps at most 64 prefix hits per attribute. */
     uint32_t hitcap = rs->nindex * 64 + 1;
     if (hitcap > ev->hitcap) {
-        const vd_index_entry **h = malloc(hitcap * sizeof *h);
+        const vd_index_entry **h = vd_malloc(hitcap * sizeof *h);
         if (!h)
             return -1;
-        free(ev->hits);
+        vd_free(ev->hits);
         ev->hits = h;
         ev->hitcap = hitcap;
     }
     if (rs->nshared > ev->pcap) {
-        pmemo *pm = calloc(rs->nshared, sizeof *pm);
+        pmemo *pm = vd_calloc(rs->nshared, sizeof *pm);
         if (!pm)
             return -1;
-        free(ev->pmemo);
+        vd_free(ev->pmemo);
         ev->pmemo = pm;
         ev->pcap = rs->nshared;
         ev->gen = 0;
@@ -110,14 +111,14 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
             memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
     }
     if (rs->nslots > ev->slotcap) {
-        uint32_t *g = calloc(rs->nslots, sizeof *g), *p = malloc(rs->nslots * sizeof *p);
+        uint32_t *g = vd_calloc(rs->nslots, sizeof *g), *p = vd_malloc(rs->nslots * sizeof *p);
         if (!g || !p) {
-            free(g);
-            free(p);
+            vd_free(g);
+            vd_free(p);
             return -1;
         }
-        free(ev->slotgen);
-        free(ev->slotpos);
+        vd_free(ev->slotgen);
+        vd_free(ev->slotpos);
         ev->slotgen = g;
         ev->slotpos = p;
         ev->slotcap = rs->nslots;

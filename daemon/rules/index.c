@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "rules/compile.h"
 #include "rules/index.h"
 
@@ -150,18 +151,18 @@ static bool same_key(const triple *a, const triple *b)
 void vd_index_free(vd_ruleset *rs)
 {
     for (uint32_t i = 0; i < rs->nindex; i++)
-        free(rs->index[i].tab);
-    free(rs->index);
-    free(rs->index_segs);
-    free(rs->unguarded);
-    free(rs->guard);
-    free(rs->hour_segs);
-    free(rs->wday_segs);
-    free(rs->use_first);
-    free(rs->uses);
-    free(rs->check_first);
-    free(rs->check);
-    free(rs->pred_share);
+        vd_free(rs->index[i].tab);
+    vd_free(rs->index);
+    vd_free(rs->index_segs);
+    vd_free(rs->unguarded);
+    vd_free(rs->guard);
+    vd_free(rs->hour_segs);
+    vd_free(rs->wday_segs);
+    vd_free(rs->use_first);
+    vd_free(rs->uses);
+    vd_free(rs->check_first);
+    vd_free(rs->check);
+    vd_free(rs->pred_share);
     rs->pred_share = NULL;
     rs->nshared = 0;
     rs->use_first = rs->check_first = rs->check = NULL;
@@ -178,7 +179,7 @@ static int push(triple **t, size_t *n, size_t *cap, triple v)
 {
     if (*n == *cap) {
         size_t c = *cap ? *cap * 2 : 1024;
-        triple *nt = realloc(*t, c * sizeof **t);
+        triple *nt = vd_realloc(*t, c * sizeof **t);
         if (!nt)
             return -1;
         *t = nt;
@@ -222,10 +223,10 @@ static int build_uses(vd_ruleset *rs)
     uint32_t total = 0, checks = 0;
     for (uint32_t i = 0; i < rs->nslots; i++)
         total += rs->slots[i].nrules;
-    rs->use_first = calloc(rs->nsegs + 1, sizeof *rs->use_first);
-    rs->uses = malloc((total + 1) * sizeof *rs->uses);
-    rs->check_first = calloc(rs->nslots + 1, sizeof *rs->check_first);
-    rs->check = malloc((total + 1) * sizeof *rs->check);
+    rs->use_first = vd_calloc(rs->nsegs + 1, sizeof *rs->use_first);
+    rs->uses = vd_malloc((total + 1) * sizeof *rs->uses);
+    rs->check_first = vd_calloc(rs->nslots + 1, sizeof *rs->check_first);
+    rs->check = vd_malloc((total + 1) * sizeof *rs->check);
     if (!rs->use_first || !rs->uses || !rs->check_first || !rs->check)
         return -1;
     for (uint32_t i = 0; i < rs->nslots; i++)
@@ -233,7 +234,7 @@ static int build_uses(vd_ruleset *rs)
             rs->use_first[rs->slots[i].rules[k].segment + 1]++;
     for (uint32_t s = 0; s < rs->nsegs; s++)
         rs->use_first[s + 1] += rs->use_first[s];
-    uint32_t *fill = malloc((rs->nsegs + 1) * sizeof *fill);
+    uint32_t *fill = vd_malloc((rs->nsegs + 1) * sizeof *fill);
     if (!fill)
         return -1;
     memcpy(fill, rs->use_first, (rs->nsegs + 1) * sizeof *fill);
@@ -247,7 +248,7 @@ static int build_uses(vd_ruleset *rs)
         }
     }
     rs->check_first[rs->nslots] = checks;
-    free(fill);
+    vd_free(fill);
     return 0;
 }
 
@@ -302,11 +303,11 @@ static int build_shared_preds(vd_ruleset *rs)
     uint32_t n = rs->npreds, cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    uint32_t *tab = malloc(cap * sizeof *tab), *first = malloc((n + 1) * sizeof *first);
-    rs->pred_share = malloc((n + 1) * sizeof *rs->pred_share);
+    uint32_t *tab = vd_malloc(cap * sizeof *tab), *first = vd_malloc((n + 1) * sizeof *first);
+    rs->pred_share = vd_malloc((n + 1) * sizeof *rs->pred_share);
     if (!tab || !first || !rs->pred_share) {
-        free(tab);
-        free(first);
+        vd_free(tab);
+        vd_free(first);
         return -1;
     }
     memset(tab, 0xff, cap * sizeof *tab);
@@ -333,8 +334,8 @@ static int build_shared_preds(vd_ruleset *rs)
             rs->pred_share[f] = rs->nshared++;
         rs->pred_share[p] = rs->pred_share[f];
     }
-    free(tab);
-    free(first);
+    vd_free(tab);
+    vd_free(first);
     return 0;
 }
 
@@ -342,9 +343,9 @@ int vd_index_build(vd_ruleset *rs)
 {
     size_t nt = 0, cap = 0;
     triple *t = NULL;
-    const vd_pred **guards = calloc(rs->nsegs + 1, sizeof *guards);
-    rs->unguarded = malloc((rs->nsegs + 1) * sizeof *rs->unguarded);
-    rs->guard = calloc(rs->nsegs + 1, 1);
+    const vd_pred **guards = vd_calloc(rs->nsegs + 1, sizeof *guards);
+    rs->unguarded = vd_malloc((rs->nsegs + 1) * sizeof *rs->unguarded);
+    rs->guard = vd_calloc(rs->nsegs + 1, 1);
     if (!guards || !rs->unguarded || !rs->guard)
         goto oom;
     for (uint32_t s = 0; s < rs->nsegs; s++) {
@@ -366,18 +367,18 @@ int vd_index_build(vd_ruleset *rs)
     if (build_buckets(rs, guards, VD_G_HOUR, 24, rs->hour_first, &rs->hour_segs) < 0 ||
         build_buckets(rs, guards, VD_G_WEEKDAY, 7, rs->wday_first, &rs->wday_segs) < 0)
         goto oom;
-    free(guards);
+    vd_free(guards);
     guards = NULL;
     if (build_uses(rs) < 0 || build_shared_preds(rs) < 0)
         goto oom;
     if (nt == 0) {
-        free(t);
+        vd_free(t);
         return 0;
     }
     qsort(t, nt, sizeof *t, triple_cmp);
-    rs->index_segs = malloc(nt * sizeof *rs->index_segs);
+    rs->index_segs = vd_malloc(nt * sizeof *rs->index_segs);
     /* At most one table per distinct (attribute, NAME, exact|prefix). */
-    rs->index = calloc(nt, sizeof *rs->index);
+    rs->index = vd_calloc(nt, sizeof *rs->index);
     if (!rs->index_segs || !rs->index)
         goto oom;
     for (size_t i = 0; i < nt; i++)
@@ -402,7 +403,7 @@ int vd_index_build(vd_ruleset *rs)
         ia->prefix = t[i].prefix;
         ia->maxlen = maxlen;
         ia->mask = size - 1;
-        ia->tab = calloc(size, sizeof *ia->tab);
+        ia->tab = vd_calloc(size, sizeof *ia->tab);
         if (!ia->tab)
             goto oom;
         for (size_t k = i; k < j;) {
@@ -418,10 +419,10 @@ int vd_index_build(vd_ruleset *rs)
         }
         i = j;
     }
-    free(t);
+    vd_free(t);
     return 0;
 oom:
-    free(guards);
-    free(t);
+    vd_free(guards);
+    vd_free(t);
     return -1;
 }

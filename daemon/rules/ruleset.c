@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/alloc.h"
 #include "rules/index.h"
 #include "rules/model.h"
 
@@ -13,15 +14,15 @@ void vd_ruleset_destroy(vd_ruleset *rs)
 {
     if (!rs)
         return;
-    free(rs->version);
+    vd_free(rs->version);
     vd_arena_free(&rs->arena);
-    free(rs->nodes);
-    free(rs->preds);
-    free(rs->segs);
-    free(rs->seg_by_id);
+    vd_free(rs->nodes);
+    vd_free(rs->preds);
+    vd_free(rs->segs);
+    vd_free(rs->seg_by_id);
     vd_index_free(rs);
-    free(rs->slots);
-    free(rs);
+    vd_free(rs->slots);
+    vd_free(rs);
 }
 
 void vd_ruleset_retain(vd_ruleset *rs)

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "net/http_edge.h"
 #include "net/rpc_server.h"
+#include "variantd/limits.h"
 
 typedef struct pool_slot {
     vd_worker w;
@@ -72,7 +74,7 @@ static void refresh_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     pool_slot *s = arg;
-    vd_worker_ruleset(&s->w);
+    vd_decider_ruleset(&s->w.decider);
     /* The loop turned: the control thread's watchdog check reads this. */
     atomic_store_explicit(&s->heartbeat_ms, mono_ms(), memory_order_relaxed);
 }
@@ -123,9 +125,11 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         n = cpus > 0 ? (unsigned)cpus : 1;
     }
-    vd_pool *p = calloc(1, sizeof *p);
-    if (!p || !(p->slots = calloc(n, sizeof *p->slots))) {
-        free(p);
+    if (n > VD_MAX_WORKERS)
+        n = VD_MAX_WORKERS;
+    vd_pool *p = vd_calloc(1, sizeof *p);
+    if (!p || !(p->slots = vd_calloc(n, sizeof *p->slots))) {
+        vd_free(p);
         snprintf(err, cap, "out of memory");
         return NULL;
     }
@@ -139,7 +143,7 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
             snprintf(err, cap, "out of memory creating worker %u", i);
             goto fail;
         }
-        s->rpc = vd_rpc_server_start(&s->w, cfg->listen, err, cap);
+        s->rpc = vd_rpc_server_start(&s->w.fe, cfg->listen, err, cap);
         s->stop_ev = event_new(base, -1, 0, stop_cb, s);
         s->refresh_ev = event_new(base, -1, EV_PERSIST, refresh_cb, s);
         if (!s->rpc || !s->stop_ev || !s->refresh_ev)
@@ -148,7 +152,7 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         event_add(s->refresh_ev, &second);
         if (cfg->http_listen[0]) {
             char e2[256];
-            s->edge = vd_http_edge_start(&s->w, cfg->http_listen, e2, sizeof e2);
+            s->edge = vd_http_edge_start(&s->w.fe, cfg->http_listen, e2, sizeof e2);
             if (!s->edge) {
                 snprintf(err, cap, "edge port: %s", e2);
                 goto fail;
@@ -169,8 +173,8 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
 fail:
     for (unsigned i = 0; i < n; i++)
         slot_destroy(&p->slots[i]);
-    free(p->slots);
-    free(p);
+    vd_free(p->slots);
+    vd_free(p);
     return NULL;
 }
 
@@ -201,23 +205,12 @@ vd_worker *vd_pool_worker(vd_pool *p, unsigned i)
     return i < p->n ? &p->slots[i].w : NULL;
 }
 
-void vd_pool_sum_stats(const vd_pool *p, vd_stats *out)
+unsigned vd_pool_stats_sources(vd_pool *p, vd_stats_source *out, unsigned cap)
 {
-    memset(out, 0, sizeof *out);
-    for (unsigned i = 0; i < p->n; i++) {
-        const vd_stats *st = &p->slots[i].w.stats;
-#define VD_SUM_FIELD(name, help)                                                            \
-    atomic_store_explicit(&out->name,                                                       \
-                          atomic_load_explicit(&out->name, memory_order_relaxed) +          \
-                              atomic_load_explicit(&st->name, memory_order_relaxed),        \
-                          memory_order_relaxed);
-        VD_COUNTERS(VD_SUM_FIELD)
-#undef VD_SUM_FIELD
-        atomic_store_explicit(&out->connections,
-                              atomic_load_explicit(&out->connections, memory_order_relaxed) +
-                                  atomic_load_explicit(&st->connections, memory_order_relaxed),
-                              memory_order_relaxed);
-    }
+    unsigned n = 0;
+    for (; n < p->n && n < cap; n++)
+        out[n] = (vd_stats_source){ .stats = &p->slots[n].w.stats, .decider = &p->slots[n].w.decider };
+    return n;
 }
 
 void vd_pool_stop(vd_pool *p, unsigned drain_ms)
@@ -249,6 +242,6 @@ void vd_pool_free(vd_pool *p)
             pthread_join(p->slots[i].thread, NULL);
     for (unsigned i = 0; i < p->n; i++)
         slot_destroy(&p->slots[i]);
-    free(p->slots);
-    free(p);
+    vd_free(p->slots);
+    vd_free(p);
 }

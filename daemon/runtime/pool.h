@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "core/stats.h"
+#include "net/metrics.h"
 #include "runtime/worker.h"
 
 typedef struct vd_pool vd_pool;
@@ -21,8 +21,8 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
                        size_t cap);
 unsigned vd_pool_size(const vd_pool *p);
 vd_worker *vd_pool_worker(vd_pool *p, unsigned i);
-/* Sums every worker's counters (each read is relaxed; the sum is a snapshot). */
-void vd_pool_sum_stats(const vd_pool *p, vd_stats *out);
+/* Each worker's counters and decider, for the stats port (at most cap). */
+unsigned vd_pool_stats_sources(vd_pool *p, vd_stats_source *out, unsigned cap);
 /* Asks every worker to stop accepting and drain (replies in flight are sent,
  * at most drain_ms later the connections close). Thread-safe. */
 void vd_pool_stop(vd_pool *p, unsigned drain_ms);

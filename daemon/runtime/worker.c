@@ -1,18 +1,7 @@
+/* worker.c — sets up and tears down one worker's state. */
 #include "runtime/worker.h"
 
-#include <stdbool.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-#include "decision/decide.h"
-
-uint64_t vd_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_config *cfg,
                    const vd_env *env)
@@ -21,174 +10,14 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
     w->id = id;
     w->base = base;
     w->cfg = cfg;
-    w->env = env;
-    w->eval = vd_eval_new();
-    if (pthread_mutex_init(&w->counts_lock, NULL) == 0)
-        w->counts_lock_ready = 1;
-    bool want_geo = cfg->geo_cache > 0 && env && env->geo;
-    if (cfg->ua_cache > 0)
-        w->caches.ua = vd_device_cache_new((size_t)cfg->ua_cache);
-    if (want_geo)
-        w->caches.geo = vd_geo_cache_new((size_t)cfg->geo_cache);
-    if (!w->eval || !w->counts_lock_ready || (cfg->ua_cache > 0 && !w->caches.ua) ||
-        (want_geo && !w->caches.geo)) {
-        vd_worker_destroy(w);
+    if (vd_decider_init(&w->decider, env, cfg->ua_cache > 0 ? (size_t)cfg->ua_cache : 0,
+                        cfg->geo_cache > 0 ? (size_t)cfg->geo_cache : 0, &w->stats) != 0)
         return -1;
-    }
+    w->fe = (vd_frontend){ .base = base, .cfg = cfg, .stats = &w->stats, .decider = &w->decider };
     return 0;
-}
-
-/* ---- per-ruleset counters ---- */
-
-struct vd_slot_ref {
-    const vd_slot *slot;
-    uint32_t index;
-};
-
-static void counts_free(vd_worker *w)
-{
-    free(w->variant_counts);
-    free(w->segment_counts);
-    free(w->slot_base);
-    free(w->slot_refs);
-    w->variant_counts = w->segment_counts = NULL;
-    w->slot_base = NULL;
-    w->slot_refs = NULL;
-    w->nslot_refs = 0;
-}
-
-static int ref_cmp(const void *a, const void *b)
-{
-    const struct vd_slot_ref *x = a, *y = b;
-    return x->slot < y->slot ? -1 : x->slot > y->slot;
-}
-
-static void counts_alloc(vd_worker *w, const vd_ruleset *rs)
-{
-    counts_free(w);
-    if (!rs)
-        return;
-    uint32_t nslots = vd_ruleset_nslots(rs), nseg = vd_ruleset_nsegments(rs);
-    size_t nvar = 0;
-    w->slot_base = calloc(nslots + 1, sizeof *w->slot_base);
-    w->slot_refs = calloc(nslots + 1, sizeof *w->slot_refs);
-    if (!w->slot_base || !w->slot_refs)
-        goto fail;
-    for (uint32_t i = 0; i < nslots; i++) {
-        const vd_slot *sl = vd_ruleset_slot_at(rs, i);
-        w->slot_base[i] = (uint32_t)nvar;
-        w->slot_refs[i] = (struct vd_slot_ref){ sl, i };
-        nvar += sl->nvariants;
-    }
-    qsort(w->slot_refs, nslots, sizeof *w->slot_refs, ref_cmp);
-    w->variant_counts = calloc(nvar + 1, sizeof *w->variant_counts);
-    w->segment_counts = calloc((size_t)nseg + 1, sizeof *w->segment_counts);
-    if (!w->variant_counts || !w->segment_counts)
-        goto fail;
-    w->nslot_refs = nslots;
-    return;
-fail:
-    counts_free(w);
-}
-
-int vd_worker_slot_index(const vd_worker *w, const vd_slot *slot)
-{
-    uint32_t lo = 0, hi = w->nslot_refs;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (w->slot_refs[mid].slot == slot)
-            return (int)w->slot_refs[mid].index;
-        if (w->slot_refs[mid].slot < slot)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
-static void count_decision(vd_worker *w, const vd_decision *d, uint64_t ns)
-{
-    static const uint64_t bounds[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
-    unsigned b = 0;
-    while (b < VD_LATENCY_NBUCKETS && ns > bounds[b])
-        b++;
-    VD_STAT_INC(&w->stats, decide_hist[b]);
-    if (!w->variant_counts)
-        return;
-    for (unsigned i = 0; i < d->nslots; i++) {
-        const vd_slot_choice *c = &d->slots[i];
-        if (!c->slot)
-            continue;
-        int si = vd_worker_slot_index(w, c->slot);
-        if (si >= 0)
-            VD_STAT_INC(w, variant_counts[w->slot_base[si] + (uint32_t)(c->variant - c->slot->variants)]);
-    }
-    for (uint32_t i = 0; i < d->nmatched; i++)
-        VD_STAT_INC(w, segment_counts[d->matched[i]]);
 }
 
 void vd_worker_destroy(vd_worker *w)
 {
-    counts_free(w);
-    if (w->counts_lock_ready)
-        pthread_mutex_destroy(&w->counts_lock);
-    w->counts_lock_ready = 0;
-    if (w->rs)
-        vd_ruleset_release(w->rs);
-    w->rs = NULL;
-    vd_eval_free(w->eval);
-    w->eval = NULL;
-    vd_device_cache_free(w->caches.ua);
-    vd_geo_cache_free(w->caches.geo);
-    w->caches.ua = NULL;
-    w->caches.geo = NULL;
-}
-
-const vd_ruleset *vd_worker_ruleset(vd_worker *w)
-{
-    uint64_t gen = vd_live_generation();
-    if (gen != w->rs_gen) {
-        /* Between requests: the old reference goes, the new one is held
-         * until the next publication. */
-        vd_ruleset *rs = vd_live_acquire();
-        pthread_mutex_lock(&w->counts_lock);
-        vd_ruleset *old = w->rs;
-        w->rs = rs;
-        w->rs_gen = gen;
-        counts_alloc(w, rs);
-        pthread_mutex_unlock(&w->counts_lock);
-        if (old)
-            vd_ruleset_release(old);
-    }
-    return w->rs;
-}
-
-vd_decide_status vd_worker_decide_into(vd_worker *w, const vd_request *req, const vd_emitter *e,
-                                       vd_decision *d)
-{
-    const vd_ruleset *rs = vd_worker_ruleset(w);
-    if (!rs)
-        return VD_DECIDE_NOT_READY;
-    uint64_t t0 = vd_now_ns();
-    vd_context ctx;
-    vd_context_init(&ctx, req, w->env, &w->caches, (int64_t)time(NULL));
-    if (vd_decide(rs, w->eval, &ctx, d) != 0)
-        return VD_DECIDE_INTERNAL;
-    uint64_t ns = vd_now_ns() - t0;
-    VD_STAT_ADD(&w->stats, decide_ns_total, ns);
-    count_decision(w, d, ns);
-    for (unsigned i = 0; i < d->nslots; i++) {
-        if (d->slots[i].slot)
-            VD_STAT_INC(&w->stats, slots_decided);
-        else
-            VD_STAT_INC(&w->stats, slots_unknown);
-    }
-    vd_result_emit(e, rs, d, &ctx, w->eval, req->explain);
-    return VD_DECIDE_OK;
-}
-
-vd_decide_status vd_worker_decide(vd_worker *w, const vd_request *req, const vd_emitter *e)
-{
-    vd_decision d;
-    return vd_worker_decide_into(w, req, e, &d);
+    vd_decider_destroy(&w->decider);
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "rules/build.h"
 #include "rules/ruleset.h"
 #include "variantd/limits.h"
@@ -37,7 +38,7 @@ static int read_file(const char *path, char **text, size_t *len, vd_errors *err)
         close(fd);
         return -1;
     }
-    char *buf = malloc((size_t)st.st_size + 1);
+    char *buf = vd_malloc((size_t)st.st_size + 1);
     if (!buf) {
         vd_errors_addf(err, "%s: out of memory", path);
         close(fd);
@@ -50,7 +51,7 @@ static int read_file(const char *path, char **text, size_t *len, vd_errors *err)
             continue;
         if (r <= 0) {
             vd_errors_addf(err, "%s: read failed: %s", path, r < 0 ? strerror(errno) : "file shrank");
-            free(buf);
+            vd_free(buf);
             close(fd);
             return -1;
         }
@@ -80,14 +81,14 @@ static int load_dir(const char *dir, int kind, vd_docset *out, vd_errors *err)
             continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 32;
-            char **nn = realloc(names, cap * sizeof *nn);
+            char **nn = vd_realloc(names, cap * sizeof *nn);
             if (!nn) {
                 rc = -1;
                 break;
             }
             names = nn;
         }
-        if (!(names[n] = strdup(e->d_name))) {
+        if (!(names[n] = vd_strdup(e->d_name))) {
             rc = -1;
             break;
         }
@@ -111,11 +112,11 @@ static int load_dir(const char *dir, int kind, vd_docset *out, vd_errors *err)
             vd_errors_addf(err, "%s: out of memory", path);
             rc = -1;
         }
-        free(text);
+        vd_free(text);
     }
     for (size_t i = 0; i < n; i++)
-        free(names[i]);
-    free(names);
+        vd_free(names[i]);
+    vd_free(names);
     return rc;
 }
 

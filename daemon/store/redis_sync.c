@@ -21,6 +21,7 @@
 
 #include <hiredis/adapters/libevent.h>
 
+#include "core/alloc.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "rules/build.h"
@@ -96,7 +97,7 @@ static void *compile_main(void *arg)
      * the CPU over a compile (a release arriving 50 ms later is harmless). */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10) != 0)
         vd_debug("compile thread: cannot lower its priority");
-    vd_errors *err = malloc(sizeof *err);
+    vd_errors *err = vd_malloc(sizeof *err);
     for (;;) {
         pthread_mutex_lock(&s->mu);
         while (!s->job && !s->quit)
@@ -143,14 +144,14 @@ static void *compile_main(void *arg)
         snprintf(s->result_version, sizeof s->result_version, "%s", j->version);
         pthread_mutex_unlock(&s->mu);
         vd_docset_free(&j->ds);
-        free(j);
+        vd_free(j);
         char b = 1;
         ssize_t w;
         do
             w = write(s->pipe_fd[1], &b, 1);
         while (w < 0 && errno == EINTR);
     }
-    free(err);
+    vd_free(err);
     return NULL;
 }
 
@@ -314,13 +315,13 @@ static void on_release(redisAsyncContext *c, void *reply, void *priv)
         goto done;
     }
     size_t nf = r->elements / 2;
-    vd_release_field *f = calloc(nf ? nf : 1, sizeof *f);
-    vd_errors *err = malloc(sizeof *err);
-    compile_job *j = calloc(1, sizeof *j);
+    vd_release_field *f = vd_calloc(nf ? nf : 1, sizeof *f);
+    vd_errors *err = vd_malloc(sizeof *err);
+    compile_job *j = vd_calloc(1, sizeof *j);
     if (!f || !err || !j) {
-        free(f);
-        free(err);
-        free(j);
+        vd_free(f);
+        vd_free(err);
+        vd_free(j);
         vd_error("redis: out of memory reading release %s", version);
         goto done;
     }
@@ -339,21 +340,21 @@ static void on_release(redisAsyncContext *c, void *reply, void *priv)
         vd_errors_addf(err, "release hash holds a non-string field");
     if (bad || vd_release_to_docset(f, nf, &j->ds, err) != 0) {
         reject(s, version, err);
-        free(j);
+        vd_free(j);
     } else {
         snprintf(j->version, sizeof j->version, "%s", version);
         pthread_mutex_lock(&s->mu);
         if (s->job) { /* cannot happen: one job at a time; be safe */
             vd_docset_free(&s->job->ds);
-            free(s->job);
+            vd_free(s->job);
         }
         s->job = j;
         pthread_cond_signal(&s->cv);
         pthread_mutex_unlock(&s->mu);
         s->compiling = true;
     }
-    free(f);
-    free(err);
+    vd_free(f);
+    vd_free(err);
 done:
     if (s->recheck && !s->compiling) {
         s->recheck = false;
@@ -687,7 +688,7 @@ static void load_snapshot(vd_redis_sync *s)
         vd_docset_free(&ds);
         return;
     }
-    vd_errors *err = malloc(sizeof *err);
+    vd_errors *err = vd_malloc(sizeof *err);
     if (!err) {
         vd_docset_free(&ds);
         return;
@@ -699,40 +700,40 @@ static void load_snapshot(vd_redis_sync *s)
         char summary[VD_ERROR_LEN + 32];
         vd_error("snapshot %s rejected by this build's compiler: %s", s->snapshot,
                  vd_errors_summary(err, summary, sizeof summary));
-        free(err);
+        vd_free(err);
         return;
     }
-    free(err);
+    vd_free(err);
     vd_warn("serving the snapshot %s (release %s) until Redis answers", s->snapshot, version);
     vd_live_set(rs, VD_SOURCE_SNAPSHOT);
     snprintf(s->served, sizeof s->served, "%s", version);
 }
 
-vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap)
+vd_redis_sync *vd_redis_sync_new(const vd_redis_sync_options *opt, char *err, size_t cap)
 {
-    vd_redis_sync *s = calloc(1, sizeof *s);
+    vd_redis_sync *s = vd_calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, cap, "out of memory");
         return NULL;
     }
     s->pipe_fd[0] = s->pipe_fd[1] = -1;
     char m[300];
-    if (vd_redis_url_parse(cfg->redis, &s->url, m, sizeof m) != 0) {
+    if (vd_redis_url_parse(opt->url, &s->url, m, sizeof m) != 0) {
         snprintf(err, cap, "redis: %s", m);
-        free(s);
+        vd_free(s);
         return NULL;
     }
-    if (!vd_release_namespace_ok(cfg->redis_namespace)) {
+    if (!vd_release_namespace_ok(opt->namespace_)) {
         snprintf(err, cap, "redis-namespace must be 1..%d printable bytes", VD_RELEASE_MAX_NS);
-        free(s);
+        vd_free(s);
         return NULL;
     }
     vd_redis_url_describe(&s->url, s->desc, sizeof s->desc);
     if (!s->url.is_unix && resolve_host(s, err, cap) != 0) {
-        free(s);
+        vd_free(s);
         return NULL;
     }
-    const char *ns = cfg->redis_namespace;
+    const char *ns = opt->namespace_;
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     char who[320];
@@ -741,16 +742,16 @@ vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap)
     vd_release_key(s->k_channel, sizeof s->k_channel, ns, "events");
     vd_release_key(s->k_release, sizeof s->k_release, ns, "release:");
     vd_release_key(s->k_daemon, sizeof s->k_daemon, ns, who);
-    snprintf(s->listen, sizeof s->listen, "%s", cfg->listen);
+    snprintf(s->listen, sizeof s->listen, "%s", opt->listen);
     for (char *p = s->listen; *p; p++)
         if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
             *p = '?';
-    snprintf(s->snapshot, sizeof s->snapshot, "%s", cfg->snapshot ? cfg->snapshot : "");
-    s->poll_ms = cfg->redis_poll_interval;
-    s->timeout_ms = cfg->redis_timeout;
+    snprintf(s->snapshot, sizeof s->snapshot, "%s", opt->snapshot ? opt->snapshot : "");
+    s->poll_ms = opt->poll_ms;
+    s->timeout_ms = opt->timeout_ms;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->rand_state = (unsigned)getpid() ^ (unsigned)time(NULL);
-    vd_live_store_enable((int)cfg->stale_after);
+    vd_live_store_enable((int)opt->stale_after_s);
     load_snapshot(s);
     return s;
 }
@@ -823,7 +824,7 @@ void vd_redis_sync_free(vd_redis_sync *s)
     }
     if (s->job) {
         vd_docset_free(&s->job->ds);
-        free(s->job);
+        vd_free(s->job);
     }
     bool was_up = s->link == LINK_UP;
     s->link = LINK_DOWN;
@@ -847,5 +848,5 @@ void vd_redis_sync_free(vd_redis_sync *s)
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->cv);
     }
-    free(s);
+    vd_free(s);
 }

@@ -16,15 +16,24 @@
 
 #include <stddef.h>
 
-#include "core/config.h"
-
 struct event_base;
+
+/* What Redis mode needs of the settings (main fills it from the config). */
+typedef struct vd_redis_sync_options {
+    const char *url;              /* redis-... URL (--redis) */
+    const char *namespace_;       /* key prefix (redis-namespace) */
+    const char *listen;           /* decision port, advertised in the daemon's status key */
+    const char *snapshot;         /* last-known-good file; NULL or "" = none */
+    long poll_ms;                 /* redis-poll-interval */
+    long timeout_ms;              /* redis-timeout: connect and command deadline */
+    long stale_after_s;           /* stale-after */
+} vd_redis_sync_options;
 typedef struct vd_redis_sync vd_redis_sync;
 
 /* Parses the URL, resolves a host name once (blocking, start-up only) and
  * loads the snapshot if there is one (compiled and served with source
  * "snapshot"). NULL with a message on a configuration error. */
-vd_redis_sync *vd_redis_sync_new(const vd_config *cfg, char *err, size_t cap);
+vd_redis_sync *vd_redis_sync_new(const vd_redis_sync_options *opt, char *err, size_t cap);
 /* Starts connecting (never blocks). -1 on out of memory. */
 int vd_redis_sync_start(vd_redis_sync *s, struct event_base *base);
 /* fn runs on the event loop after every accepted or rejected release

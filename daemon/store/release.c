@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "rules/build.h"
 #include "rules/ruleset.h"
 #include "store/files.h"
@@ -82,7 +83,7 @@ int vd_release_to_docset(const vd_release_field *f, size_t n, vd_docset *out, vd
                        VD_RELEASE_MAX_DOCS);
         return -1;
     }
-    field_ref *refs = calloc(n ? n : 1, sizeof *refs);
+    field_ref *refs = vd_calloc(n ? n : 1, sizeof *refs);
     if (!refs) {
         vd_errors_addf(err, "out of memory");
         return -1;
@@ -134,7 +135,7 @@ int vd_release_to_docset(const vd_release_field *f, size_t n, vd_docset *out, vd
             }
         }
     }
-    free(refs);
+    vd_free(refs);
     if (rc != 0)
         vd_docset_free(out);
     return rc;
@@ -328,8 +329,8 @@ int vd_release_publish(struct redisContext *c, const char *segdir, const char *m
     /* HSET key meta M name1 text1 ... in one command, inside MULTI with the
      * index update: the release appears whole or not at all. */
     size_t argc = 4 + 2 * ds.n;
-    argv = calloc(argc, sizeof *argv);
-    lens = calloc(argc, sizeof *lens);
+    argv = vd_calloc(argc, sizeof *argv);
+    lens = vd_calloc(argc, sizeof *lens);
     if (!argv || !lens) {
         vd_errors_addf(err, "out of memory");
         goto out;
@@ -342,7 +343,7 @@ int vd_release_publish(struct redisContext *c, const char *segdir, const char *m
         const char *prefix = ds.docs[i].kind == VD_DOC_CONTENT_MAP ? "content-map/" : "segments/";
         const char *bn = base_name(ds.docs[i].name);
         size_t need = strlen(prefix) + strlen(bn) + 1;
-        argv[4 + 2 * i] = malloc(need);
+        argv[4 + 2 * i] = vd_malloc(need);
         if (!argv[4 + 2 * i]) {
             vd_errors_addf(err, "out of memory");
             goto out;
@@ -402,10 +403,10 @@ int vd_release_publish(struct redisContext *c, const char *segdir, const char *m
 out:
     if (argv)
         for (size_t i = 0; i < ds.n; i++)
-            free(argv[4 + 2 * i]);
-    free(argv);
-    free(lens);
-    free(meta);
+            vd_free(argv[4 + 2 * i]);
+    vd_free(argv);
+    vd_free(lens);
+    vd_free(meta);
     vd_docset_free(&ds);
     return rc;
 }

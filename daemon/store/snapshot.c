@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/alloc.h"
 #include "core/str.h"
 
 #define FORMAT_NAME "variantd-snapshot"
@@ -89,21 +90,21 @@ int vd_snapshot_write(const char *path, const char *version, const vd_docset *ds
     char tmp[4200];
     int n = snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     if (n < 0 || (size_t)n >= sizeof tmp) {
-        free(text);
+        vd_free(text);
         snprintf(err, cap, "snapshot path too long");
         return -1;
     }
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         snprintf(err, cap, "%s: %s", tmp, strerror(errno));
-        free(text);
+        vd_free(text);
         return -1;
     }
     size_t len = strlen(text);
     int rc = write_all(fd, text, len);
     if (rc == 0)
         rc = write_all(fd, "\n", 1);
-    free(text);
+    vd_free(text);
     if (rc != 0 || fsync(fd) != 0) {
         snprintf(err, cap, "%s: write failed: %s", tmp, strerror(errno));
         close(fd);

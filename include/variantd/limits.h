@@ -21,5 +21,6 @@
 #define VD_MAX_RULE_DEPTH          32      /* nesting of all/any/not within one segment */
 #define VD_MAX_REF_DEPTH           64      /* chain of segment references */
 #define VD_MAX_ID_LEN              128
+#define VD_MAX_WORKERS             256     /* ceiling of workers */
 
 #endif

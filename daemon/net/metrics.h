@@ -6,14 +6,14 @@
  * The snapshot is taken on another thread than the workers': counters are
  * read with relaxed loads, and each worker's per-ruleset arrays under its
  * counts_lock (which the worker takes only when it swaps rulesets). */
-#ifndef VD_RUNTIME_METRICS_H
-#define VD_RUNTIME_METRICS_H
+#ifndef VD_NET_METRICS_H
+#define VD_NET_METRICS_H
 
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "core/stats.h"
-#include "runtime/worker.h"
+#include "decision/decider.h"
 #include "store/live.h"
 
 struct evbuffer;
@@ -43,8 +43,15 @@ typedef struct vd_stats_snap {
     uint64_t *segment_counts;
 } vd_stats_snap;
 
+/* One decision worker as the snapshot reads it: its counters and its
+ * decider's per-ruleset counts. */
+typedef struct vd_stats_source {
+    const vd_stats *stats;
+    vd_decider *decider;
+} vd_stats_source;
+
 /* stp: the stats port's own counters (it runs on the control thread). */
-void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stats *stp,
+void vd_stats_snapshot(const vd_stats_source *workers, unsigned n, const vd_http_stats *stp,
                        int64_t started_at, vd_stats_snap *out);
 void vd_stats_snapshot_done(vd_stats_snap *s);
 

@@ -1,5 +1,5 @@
 /* metrics.c — Prometheus text and JSON from the one table in stats.h. */
-#include "runtime/metrics.h"
+#include "net/metrics.h"
 
 #include <event2/buffer.h>
 #include <inttypes.h>
@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/alloc.h"
 #include "net/json_out.h"
 
 #define LD(p) atomic_load_explicit(&(p), memory_order_relaxed)
@@ -17,22 +18,22 @@ static const uint64_t bounds_ns[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
 
 /* Adds each worker's per-ruleset counts for rs (workers still on an older
  * ruleset have none for this one). */
-static void sum_ruleset_counts(vd_worker *const *workers, unsigned n, vd_stats_snap *s)
+static void sum_ruleset_counts(const vd_stats_source *workers, unsigned n, vd_stats_snap *s)
 {
     const vd_ruleset *rs = s->rs;
     size_t nvar = 0;
     for (uint32_t i = 0; i < vd_ruleset_nslots(rs); i++)
         nvar += vd_ruleset_slot_at(rs, i)->nvariants;
-    s->variant_counts = calloc(nvar + 1, sizeof *s->variant_counts);
-    s->segment_counts = calloc((size_t)vd_ruleset_nsegments(rs) + 1, sizeof *s->segment_counts);
+    s->variant_counts = vd_calloc(nvar + 1, sizeof *s->variant_counts);
+    s->segment_counts = vd_calloc((size_t)vd_ruleset_nsegments(rs) + 1, sizeof *s->segment_counts);
     if (!s->variant_counts || !s->segment_counts) {
-        free(s->variant_counts);
-        free(s->segment_counts);
+        vd_free(s->variant_counts);
+        vd_free(s->segment_counts);
         s->variant_counts = s->segment_counts = NULL;
         return;
     }
     for (unsigned w = 0; w < n; w++) {
-        vd_worker *wk = workers[w];
+        vd_decider *wk = workers[w].decider;
         pthread_mutex_lock(&wk->counts_lock);
         if (wk->rs == rs && wk->variant_counts) {
             for (size_t v = 0; v < nvar; v++)
@@ -44,12 +45,12 @@ static void sum_ruleset_counts(vd_worker *const *workers, unsigned n, vd_stats_s
     }
 }
 
-void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stats *stp,
+void vd_stats_snapshot(const vd_stats_source *workers, unsigned n, const vd_http_stats *stp,
                        int64_t started_at, vd_stats_snap *s)
 {
     memset(s, 0, sizeof *s);
     for (unsigned i = 0; i < n; i++) {
-        const vd_stats *st = &workers[i]->stats;
+        const vd_stats *st = workers[i].stats;
 #define ADD(name, help) s->name += LD(st->name);
 #define ADD_EDGE(name, help) s->edge.name += LD(st->edge.name);
         VD_COUNTERS(ADD)
@@ -88,8 +89,8 @@ void vd_stats_snapshot(vd_worker *const *workers, unsigned n, const vd_http_stat
 
 void vd_stats_snapshot_done(vd_stats_snap *s)
 {
-    free(s->variant_counts);
-    free(s->segment_counts);
+    vd_free(s->variant_counts);
+    vd_free(s->segment_counts);
     s->variant_counts = s->segment_counts = NULL;
     if (s->rs)
         vd_ruleset_release(s->rs);

@@ -1,0 +1,183 @@
+/* decider.c — the one decision function: enrich, decide, count, emit.
+ * The decision port, the edge port and vd-microbench all call
+ * vd_decider_run; nothing else repeats the sequence. */
+#include "decision/decider.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/alloc.h"
+#include "decision/decide.h"
+
+int vd_decider_init(vd_decider *w, const vd_env *env, size_t ua_cache, size_t geo_cache,
+                    vd_stats *stats)
+{
+    memset(w, 0, sizeof *w);
+    w->env = env;
+    w->stats = stats;
+    w->eval = vd_eval_new();
+    if (pthread_mutex_init(&w->counts_lock, NULL) == 0)
+        w->counts_lock_ready = 1;
+    bool want_geo = geo_cache > 0 && env && env->geo;
+    if (ua_cache > 0)
+        w->caches.ua = vd_device_cache_new(ua_cache);
+    if (want_geo)
+        w->caches.geo = vd_geo_cache_new(geo_cache);
+    if (!w->eval || !w->counts_lock_ready || (ua_cache > 0 && !w->caches.ua) ||
+        (want_geo && !w->caches.geo)) {
+        vd_decider_destroy(w);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- per-ruleset counters ---- */
+
+struct vd_slot_ref {
+    const vd_slot *slot;
+    uint32_t index;
+};
+
+static void counts_free(vd_decider *w)
+{
+    vd_free(w->variant_counts);
+    vd_free(w->segment_counts);
+    vd_free(w->slot_base);
+    vd_free(w->slot_refs);
+    w->variant_counts = w->segment_counts = NULL;
+    w->slot_base = NULL;
+    w->slot_refs = NULL;
+    w->nslot_refs = 0;
+}
+
+static int ref_cmp(const void *a, const void *b)
+{
+    const struct vd_slot_ref *x = a, *y = b;
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+static void counts_alloc(vd_decider *w, const vd_ruleset *rs)
+{
+    counts_free(w);
+    if (!rs)
+        return;
+    uint32_t nslots = vd_ruleset_nslots(rs), nseg = vd_ruleset_nsegments(rs);
+    size_t nvar = 0;
+    w->slot_base = vd_calloc(nslots + 1, sizeof *w->slot_base);
+    w->slot_refs = vd_calloc(nslots + 1, sizeof *w->slot_refs);
+    if (!w->slot_base || !w->slot_refs)
+        goto fail;
+    for (uint32_t i = 0; i < nslots; i++) {
+        const vd_slot *sl = vd_ruleset_slot_at(rs, i);
+        w->slot_base[i] = (uint32_t)nvar;
+        w->slot_refs[i] = (struct vd_slot_ref){ sl, i };
+        nvar += sl->nvariants;
+    }
+    qsort(w->slot_refs, nslots, sizeof *w->slot_refs, ref_cmp);
+    w->variant_counts = vd_calloc(nvar + 1, sizeof *w->variant_counts);
+    w->segment_counts = vd_calloc((size_t)nseg + 1, sizeof *w->segment_counts);
+    if (!w->variant_counts || !w->segment_counts)
+        goto fail;
+    w->nslot_refs = nslots;
+    return;
+fail:
+    counts_free(w);
+}
+
+int vd_decider_slot_index(const vd_decider *w, const vd_slot *slot)
+{
+    uint32_t lo = 0, hi = w->nslot_refs;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (w->slot_refs[mid].slot == slot)
+            return (int)w->slot_refs[mid].index;
+        if (w->slot_refs[mid].slot < slot)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static void count_decision(vd_decider *w, const vd_decision *d, uint64_t ns)
+{
+    static const uint64_t bounds[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
+    unsigned b = 0;
+    while (b < VD_LATENCY_NBUCKETS && ns > bounds[b])
+        b++;
+    VD_STAT_INC(w->stats, decide_hist[b]);
+    if (!w->variant_counts)
+        return;
+    for (unsigned i = 0; i < d->nslots; i++) {
+        const vd_slot_choice *c = &d->slots[i];
+        if (!c->slot)
+            continue;
+        int si = vd_decider_slot_index(w, c->slot);
+        if (si >= 0)
+            VD_STAT_INC(w, variant_counts[w->slot_base[si] + (uint32_t)(c->variant - c->slot->variants)]);
+    }
+    for (uint32_t i = 0; i < d->nmatched; i++)
+        VD_STAT_INC(w, segment_counts[d->matched[i]]);
+}
+
+void vd_decider_destroy(vd_decider *w)
+{
+    counts_free(w);
+    if (w->counts_lock_ready)
+        pthread_mutex_destroy(&w->counts_lock);
+    w->counts_lock_ready = 0;
+    if (w->rs)
+        vd_ruleset_release(w->rs);
+    w->rs = NULL;
+    vd_eval_free(w->eval);
+    w->eval = NULL;
+    vd_device_cache_free(w->caches.ua);
+    vd_geo_cache_free(w->caches.geo);
+    w->caches.ua = NULL;
+    w->caches.geo = NULL;
+}
+
+const vd_ruleset *vd_decider_ruleset(vd_decider *w)
+{
+    uint64_t gen = vd_live_generation();
+    if (gen != w->rs_gen) {
+        /* Between requests: the old reference goes, the new one is held
+         * until the next publication. */
+        vd_ruleset *rs = vd_live_acquire();
+        pthread_mutex_lock(&w->counts_lock);
+        vd_ruleset *old = w->rs;
+        w->rs = rs;
+        w->rs_gen = gen;
+        counts_alloc(w, rs);
+        pthread_mutex_unlock(&w->counts_lock);
+        if (old)
+            vd_ruleset_release(old);
+    }
+    return w->rs;
+}
+
+vd_decide_status vd_decider_run(vd_decider *w, const vd_request *req, const vd_emitter *e,
+                                vd_decision *d)
+{
+    const vd_ruleset *rs = vd_decider_ruleset(w);
+    if (!rs)
+        return VD_DECIDE_NOT_READY;
+    uint64_t t0 = vd_now_ns();
+    vd_context ctx;
+    vd_context_init(&ctx, req, w->env, &w->caches, (int64_t)time(NULL));
+    if (vd_decide(rs, w->eval, &ctx, d) != 0)
+        return VD_DECIDE_INTERNAL;
+    uint64_t ns = vd_now_ns() - t0;
+    VD_STAT_ADD(w->stats, decide_ns_total, ns);
+    count_decision(w, d, ns);
+    for (unsigned i = 0; i < d->nslots; i++) {
+        if (d->slots[i].slot)
+            VD_STAT_INC(w->stats, slots_decided);
+        else
+            VD_STAT_INC(w->stats, slots_unknown);
+    }
+    vd_result_emit(e, rs, d, &ctx, w->eval, req->explain);
+    return VD_DECIDE_OK;
+}

@@ -1,0 +1,68 @@
+/* decider.h — the one decision function and the per-thread state it needs:
+ * evaluation scratch, the User-Agent and GeoIP caches, a reference to the
+ * served ruleset and the per-ruleset decision counts. Each decision worker
+ * owns one (so the request path takes no lock); vd-microbench and the tests
+ * make their own. */
+#ifndef VD_DECISION_DECIDER_H
+#define VD_DECISION_DECIDER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "context/context.h"
+#include "core/clock.h"
+#include "core/stats.h"
+#include "decision/result.h"
+#include "rules/eval.h"
+#include "store/live.h"
+
+typedef struct vd_decider {
+    const vd_env *env;
+    vd_eval *eval;
+    vd_context_caches caches;     /* User-Agent and GeoIP caches (NULL = off) */
+    vd_ruleset *rs;               /* this decider's reference; NULL = not ready */
+    uint64_t rs_gen;
+    vd_stats *stats;              /* where decisions are counted (the worker's) */
+    /* Decisions by slot and variant and matches by segment, for the
+     * ruleset in rs: sized when the worker picks a ruleset up (never per
+     * request) and restarted from zero with each new ruleset. NULL if that
+     * allocation failed (then these counts are not kept). */
+    _Atomic uint64_t *variant_counts;     /* slot_base[slot] + variant index */
+    _Atomic uint64_t *segment_counts;     /* by segment index */
+    uint32_t *slot_base;                  /* by slot index (vd_ruleset_slot_at order) */
+    struct vd_slot_ref *slot_refs;        /* slot pointer -> index, sorted by pointer */
+    uint32_t nslot_refs;
+    /* Held by this worker only while it swaps rs and the arrays above (once
+     * per release), and by a stats reader on another thread while it reads
+     * them: never on the request path. */
+    pthread_mutex_t counts_lock;
+    int counts_lock_ready;
+} vd_decider;
+
+/* Caches of ua_cache / geo_cache entries (0 = off). -1 on out of memory. */
+int vd_decider_init(vd_decider *d, const vd_env *env, size_t ua_cache, size_t geo_cache,
+                    vd_stats *stats);
+void vd_decider_destroy(vd_decider *d);
+
+/* The ruleset for the next request, picking up a newly published one. */
+const vd_ruleset *vd_decider_ruleset(vd_decider *d);
+
+typedef enum vd_decide_status {
+    VD_DECIDE_OK = 0,
+    VD_DECIDE_NOT_READY,          /* no ruleset loaded yet */
+    VD_DECIDE_INTERNAL,           /* out of memory growing the scratch */
+} vd_decide_status;
+
+/* Enriches, decides, counts and emits the result of one request, handing
+ * the decision back in *out (valid until the next request on this decider)
+ * for front ends that need more than the emitted result (the edge port's
+ * headers). On an error nothing has been emitted. */
+vd_decide_status vd_decider_run(vd_decider *d, const vd_request *req, const vd_emitter *e,
+                                vd_decision *out);
+
+/* Index (vd_ruleset_slot_at order) of a slot of the decider's ruleset, -1
+ * if not found; the key of variant_counts via slot_base. */
+int vd_decider_slot_index(const vd_decider *d, const vd_slot *slot);
+
+#endif
