@@ -163,6 +163,8 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->check_first);
     vd_free(rs->check);
     vd_free(rs->pred_share);
+    vd_free(rs->slot_tab);
+    rs->slot_tab = NULL;
     rs->pred_share = NULL;
     rs->nshared = 0;
     rs->use_first = rs->check_first = rs->check = NULL;
@@ -339,6 +341,27 @@ static int build_shared_preds(vd_ruleset *rs)
     return 0;
 }
 
+/* A request names its slots: one hash and (almost always) one compare
+ * each, instead of a bisection of string compares. */
+static int build_slot_table(vd_ruleset *rs)
+{
+    uint32_t cap = 8;
+    while (cap < 2 * rs->nslots)
+        cap *= 2;
+    rs->slot_tab = vd_malloc(cap * sizeof *rs->slot_tab);
+    if (!rs->slot_tab)
+        return -1;
+    memset(rs->slot_tab, 0xff, cap * sizeof *rs->slot_tab);
+    rs->slot_mask = cap - 1;
+    for (uint32_t i = 0; i < rs->nslots; i++) {
+        uint32_t h = (uint32_t)vd_hash64(rs->slots[i].name.p, rs->slots[i].name.n) & rs->slot_mask;
+        while (rs->slot_tab[h] != UINT32_MAX)
+            h = (h + 1) & rs->slot_mask;
+        rs->slot_tab[h] = i;
+    }
+    return 0;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
     size_t nt = 0, cap = 0;
@@ -369,7 +392,7 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     vd_free(guards);
     guards = NULL;
-    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0)
+    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_slot_table(rs) < 0)
         goto oom;
     if (nt == 0) {
         vd_free(t);

@@ -157,6 +157,10 @@ struct vd_ruleset {
      * once per request; UINT32_MAX: p is the only one of its kind. */
     uint32_t *pred_share;
     uint32_t nshared;
+    /* Slot names hashed (vd_hash64) into slot indexes, UINT32_MAX empty;
+     * NULL until the index is built (vd_ruleset_find_slot then bisects). */
+    uint32_t *slot_tab;
+    uint32_t slot_mask;
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
 };
