@@ -7,6 +7,7 @@
 #   BENCH_ROUNDS=N  rounds per comparison (default 3; medians are reported)
 #   BENCH_SECONDS=S measured seconds per run (default 5, quick 2)
 #   BENCH_VISITORS=N distinct visitors of the traffic model (default 100000)
+#   BENCH_PIN=0     do not pin servers and load generators to separate CPUs
 #
 # Workloads (issue 13): four generated set shapes (tests/bench/gen_ruleset.py
 # --shape=ours|country|nested|url) at 1,000 and 10,000 segments, pages of 1,
@@ -31,7 +32,7 @@ SECS="${BENCH_SECONDS:-$([ "$QUICK" = 1 ] && echo 2 || echo 5)}"
 CONNS=50
 VISITORS="${BENCH_VISITORS:-100000}"
 SHAPES="ours country nested url"
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     SRV_PIN=(taskset -c 0); CLI_PIN=(taskset -c 1)
 else
     SRV_PIN=(); CLI_PIN=()
@@ -94,24 +95,26 @@ PAGE20="$(seq -f 'slot%02g' 0 19 | paste -sd,)"
 page_slots() { case "$1" in 1) echo "$PAGE1" ;; 5) echo "$PAGE5" ;; *) echo "$PAGE20" ;; esac; }
 
 # ---- 1. TCP decide vs redis GET -------------------------------------------
-# redis GET and variantd in turn, same client count, same pinning; variantd
-# over the traffic model: the reference slot (1 slot), and each shape's
-# 1-slot and 20-slot pages at 1,000 segments.
+# redis GET and variantd in turn, driven by the same client (variantd-bench;
+# --method redis-get sends redis-benchmark -t get -r 100000's GETs), same
+# connection count, same pinning; variantd over the traffic model: the
+# reference slot (1 slot), and each shape's 1-slot and 20-slot pages at
+# 1,000 segments.
 redis_run() { # redis_run ROUND P
-    local r="$1" P="$2" port rpid t0 line n cpu
+    local r="$1" P="$2" port rpid t0 line cpu
     port="$(free_port)"
     "${SRV_PIN[@]}" redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
         --dir "$OUT" --logfile "$OUT/redis.log" &
     rpid=$!; PIDS+=("$rpid"); wait_tcp "$port"
-    n=$(( SECS * (P == 1 ? 60000 : 400000) ))
+    "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$port" --method redis-get -c "$CONNS" -P "$P" -d 1 \
+        --warmup 0 --contexts "$TRAFFIC" --quiet >/dev/null || true
     t0="$(cpu_ticks "$rpid")"
-    line="$(timeout 120 "${CLI_PIN[@]}" redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" -P "$P" -n "$n" -r 100000 \
-             -d 64 -t get --csv 2>/dev/null | sed -n 2p | tr -d '"')"
-    cpu="$(measure_cpu "$rpid" "$t0" "$n")"
+    line="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$port" --method redis-get -c "$CONNS" -P "$P" \
+             -d "$SECS" --warmup 0 --contexts "$TRAFFIC" --quiet | grep BENCH_RESULT)"
+    cpu="$(measure_cpu "$rpid" "$t0" "$(kv requests "$line")")"
     stop "$rpid"
-    IFS=, read -r _ rps _avg _min p50 _p95 p99 mx <<<"$line"
-    row tcp "redis GET -P$P" "$r" "${rps%.*}" "$(awk -v v="$p50" 'BEGIN{print v*1000}')" \
-        "$(awk -v v="$p99" 'BEGIN{print v*1000}')" "$(awk -v v="$mx" 'BEGIN{print v*1000}')" 0 "$cpu" "p999=max"
+    row tcp "redis GET -P$P" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
+        "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" "same client (variantd-bench --method redis-get)"
 }
 vd_run() { # vd_run ROUND P SETDIR SLOTS NAME NOTE
     local r="$1" P="$2" t0 line cpu
