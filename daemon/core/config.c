@@ -29,6 +29,9 @@ static const config_row rows[] = {
     STR("segments", segments, "segments", "segments directory (file mode)"),
     STR("content-map", content_map, "content-map", "content-map directory (file mode)"),
     STR("geoip-db", geoip_db, "", "GeoIP2/GeoLite2/DB-IP .mmdb file (empty = no geo)"),
+    STR("asn-db", asn_db, "", "GeoLite2-ASN .mmdb for net.asn, net.org (empty = off)"),
+    STR("anonymous-ip-db", anonymous_ip_db, "",
+        "GeoIP2-Anonymous-IP .mmdb for net.anonymous, .vpn, .hosting, .tor (empty = off)"),
     STR("zoneinfo", zoneinfo, "/usr/share/zoneinfo", "TZif directory for visitor-local time"),
     STR("redis", redis, "", "redis://host:port/db or unix:/path (empty = file mode)"),
     STR("snapshot", snapshot, "", "last-known-good snapshot file (empty = none)"),
@@ -46,6 +49,8 @@ static const config_row rows[] = {
         "unsent reply bytes per connection before reading from it pauses"),
     INT("workers", workers, 0, 0, VD_MAX_WORKERS, "decision worker threads (0 = one per online CPU)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
+    INT("geoip-check-interval", geoip_check_interval, 60, 0, 86400,
+        "seconds between checks of the geoip-db file's identity; a new file is loaded (0 = only on SIGHUP)"),
     INT("geo-cache", geo_cache, 4096, 0, 1 << 24,
         "decoded GeoIP record cache entries per worker (~200 bytes each; 0 = off)"),
     /* HTTP ports (edge and stats) */

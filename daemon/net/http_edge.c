@@ -1,16 +1,15 @@
 /* http_edge.c — the edge port's handler (see the header). */
 #include "net/http_edge.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <jansson.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "context/ip.h"
 #include "context/url.h"
 #include "core/alloc.h"
 #include "core/log.h"
@@ -23,87 +22,23 @@
 static _Atomic long edge_conns;
 #define SCRATCH 16384             /* decoded query values and the composed URL */
 
-typedef struct cidr {
-    uint8_t family;               /* 4 or 6 */
-    uint8_t addr[16];
-    unsigned prefix;
-} cidr;
-
 struct vd_http_edge {
     const vd_frontend *fe;
     vd_http_server *srv;
     unsigned nproxies;
-    cidr proxies[MAX_PROXIES];
+    vd_ipnet proxies[MAX_PROXIES];
     char scratch[SCRATCH + 1];    /* + 1: vd_url_decode ends what it writes with a NUL */
     size_t used;
-    char ipbuf[64];
     vd_request req;
     vd_decision d;
 };
 
-/* ---- addresses ---- */
+/* ---- addresses (parsed by context/ip.c, the one IP parser) ---- */
 
-/* Parses an IPv4/IPv6 literal (optionally [bracketed], with :port on v4 or
- * after ']'); v4-mapped IPv6 becomes IPv4. */
-static bool parse_ip(vd_str s, uint8_t *family, uint8_t addr[16])
-{
-    char buf[64];
-    s = vd_str_trim(s);
-    if (s.n == 0 || s.n >= sizeof buf)
-        return false;
-    memcpy(buf, s.p, s.n);
-    buf[s.n] = '\0';
-    char *p = buf;
-    if (*p == '[') {
-        char *close = strchr(p, ']');
-        if (!close)
-            return false;
-        *close = '\0';
-        p++;
-    } else {
-        char *colon = strchr(p, ':');
-        if (colon && !strchr(colon + 1, ':'))
-            *colon = '\0';            /* 1.2.3.4:5678 */
-    }
-    char *zone = strchr(p, '%');
-    if (zone)
-        *zone = '\0';
-    memset(addr, 0, 16);
-    if (inet_pton(AF_INET, p, addr) == 1) {
-        *family = 4;
-        return true;
-    }
-    if (inet_pton(AF_INET6, p, addr) == 1) {
-        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        if (memcmp(addr, mapped, 12) == 0) {
-            memmove(addr, addr + 12, 4);
-            memset(addr + 4, 0, 12);
-            *family = 4;
-        } else {
-            *family = 6;
-        }
-        return true;
-    }
-    return false;
-}
-
-static bool in_cidr(const cidr *c, uint8_t family, const uint8_t *addr)
-{
-    if (c->family != family)
-        return false;
-    unsigned full = c->prefix / 8, rest = c->prefix % 8;
-    if (memcmp(c->addr, addr, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
-    return (c->addr[full] & mask) == (addr[full] & mask);
-}
-
-static bool trusted(const vd_http_edge *e, uint8_t family, const uint8_t *addr)
+static bool trusted(const vd_http_edge *e, const vd_ipaddr *ip)
 {
     for (unsigned i = 0; i < e->nproxies; i++)
-        if (in_cidr(&e->proxies[i], family, addr))
+        if (vd_ipnet_contains(&e->proxies[i], ip))
             return true;
     return false;
 }
@@ -123,24 +58,15 @@ static int parse_proxies(vd_http_edge *e, const char *list, char *err, size_t ca
             snprintf(err, cap, "trusted-proxies: more than %d networks", MAX_PROXIES);
             return -1;
         }
-        cidr *c = &e->proxies[e->nproxies];
-        const char *slash = memchr(p, '/', (size_t)(end - p));
-        vd_str ip = vd_str_make(p, (size_t)((slash ? slash : end) - p));
-        if (!parse_ip(ip, &c->family, c->addr)) {
-            snprintf(err, cap, "trusted-proxies: '%.*s' is not an IP address or CIDR network",
-                     (int)(end - p), p);
-            return -1;
-        }
-        unsigned max = c->family == 4 ? 32 : 128;
-        c->prefix = max;
-        if (slash) {
-            char *e2;
-            long n = strtol(slash + 1, &e2, 10);
-            if (e2 != end || n < 0 || n > (long)max) {
+        if (!vd_ipnet_parse(vd_str_make(p, (size_t)(end - p)), true, &e->proxies[e->nproxies])) {
+            const char *slash = memchr(p, '/', (size_t)(end - p));
+            vd_ipnet addr_only;
+            if (slash && vd_ipnet_parse(vd_str_make(p, (size_t)(slash - p)), false, &addr_only))
                 snprintf(err, cap, "trusted-proxies: bad prefix length in '%.*s'", (int)(end - p), p);
-                return -1;
-            }
-            c->prefix = (unsigned)n;
+            else
+                snprintf(err, cap, "trusted-proxies: '%.*s' is not an IP address or CIDR network",
+                         (int)(end - p), p);
+            return -1;
         }
         e->nproxies++;
         p = end;
@@ -148,35 +74,18 @@ static int parse_proxies(vd_http_edge *e, const char *list, char *err, size_t ca
     return 0;
 }
 
-static void format_ip(vd_http_edge *e, uint8_t family, const uint8_t *addr, vd_str *out)
-{
-    if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, e->ipbuf, sizeof e->ipbuf)) {
-        *out = VD_STR_NULL;
-        return;
-    }
-    *out = vd_str_cstr(e->ipbuf);
-}
-
 /* The visitor's address: the peer, unless the peer is a trusted proxy; then
  * the right-most X-Forwarded-For entry that is not a trusted proxy, else
- * X-Real-IP. A proxy's own address is never the visitor's. */
-static void client_ip(vd_http_edge *e, const vd_http_req *req, vd_str *out)
+ * X-Real-IP. A proxy's own address is never the visitor's. The address
+ * travels parsed (req->ip_addr): the context does not parse it again. */
+static void client_ip(vd_http_edge *e, const vd_http_req *req, vd_ipaddr *out)
 {
-    uint8_t fam, addr[16];
-    *out = VD_STR_NULL;
-    vd_str peer = VD_STR_NULL;
-    char pbuf[INET6_ADDRSTRLEN];
-    if (req->peer.ss_family == AF_INET &&
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)&req->peer)->sin_addr, pbuf, sizeof pbuf))
-        peer = vd_str_cstr(pbuf);
-    else if (req->peer.ss_family == AF_INET6 &&
-             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&req->peer)->sin6_addr, pbuf,
-                       sizeof pbuf))
-        peer = vd_str_cstr(pbuf);
-    if (!parse_ip(peer, &fam, addr))
+    vd_ipaddr a;
+    memset(out, 0, sizeof *out);
+    if (!vd_ip_from_sockaddr((const struct sockaddr *)&req->peer, &a))
         return;
-    if (!trusted(e, fam, addr)) {
-        format_ip(e, fam, addr, out);
+    if (!trusted(e, &a)) {
+        *out = a;
         return;
     }
     /* Every X-Forwarded-For line, right to left: the last line holds the
@@ -194,17 +103,17 @@ static void client_ip(vd_http_edge *e, const vd_http_req *req, vd_str *out)
             end = start > 0 ? start - 1 : 0;
             if (item.n == 0)
                 continue;
-            if (!parse_ip(item, &fam, addr))
+            if (!vd_ip_parse_hostport(item, &a))
                 return;           /* garbage in the chain: believe nothing beyond it */
-            if (!trusted(e, fam, addr)) {
-                format_ip(e, fam, addr, out);
+            if (!trusted(e, &a)) {
+                *out = a;
                 return;
             }
         }
     }
-    vd_str real = vd_http_header_get(req, "X-Real-IP");
-    if (real.n && parse_ip(real, &fam, addr) && !trusted(e, fam, addr))
-        format_ip(e, fam, addr, out);
+    vd_str real = vd_str_trim(vd_http_header_get(req, "X-Real-IP"));
+    if (real.n && vd_ip_parse_hostport(real, &a) && !trusted(e, &a))
+        *out = a;
 }
 
 /* ---- query strings ---- */
@@ -219,28 +128,6 @@ static bool decode(vd_http_edge *e, vd_str s, vd_str *out)
     e->used += n;
     *out = vd_str_make(dst, n);
     return true;
-}
-
-static bool query_next(vd_str q, size_t *pos, vd_str *k, vd_str *v)
-{
-    while (*pos < q.n) {
-        size_t start = *pos, end = start;
-        while (end < q.n && q.p[end] != '&' && q.p[end] != ';')
-            end++;
-        *pos = end + 1;
-        if (end == start)
-            continue;
-        const char *eq = memchr(q.p + start, '=', end - start);
-        if (eq) {
-            *k = vd_str_make(q.p + start, (size_t)(eq - q.p - start));
-            *v = vd_str_make(eq + 1, (size_t)(q.p + end - eq - 1));
-        } else {
-            *k = vd_str_make(q.p + start, end - start);
-            *v = VD_STR_NULL;
-        }
-        return true;
-    }
-    return false;
 }
 
 /* The value of cookie `name` in a Cookie header. */
@@ -284,7 +171,7 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     size_t pos = 0;
     vd_str k, v, url = VD_STR_NULL;
     bool have_url = false;
-    while (query_next(hr->query, &pos, &k, &v)) {
+    while (vd_url_query_next(hr->query, &pos, &k, &v)) {
         vd_str dv;
         if (vd_str_eq(k, VD_STR_LIT("slot"))) {
             if (req->nslots == max_slots) {
@@ -349,10 +236,14 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
         }
     }
     req->url = url;
-    client_ip(e, hr, &req->ip);
+    client_ip(e, hr, &req->ip_addr);
     req->ua = vd_http_header_get(hr, "User-Agent");
     req->referer = vd_http_header_get(hr, "Referer");
     req->lang = vd_http_header_get(hr, "Accept-Language");
+    req->hints.ua = vd_http_header_get(hr, "Sec-CH-UA");
+    req->hints.mobile = vd_http_header_get(hr, "Sec-CH-UA-Mobile");
+    req->hints.platform = vd_http_header_get(hr, "Sec-CH-UA-Platform");
+    req->hints.model = vd_http_header_get(hr, "Sec-CH-UA-Model");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
             req->vid = cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);

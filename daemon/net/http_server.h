@@ -1,4 +1,5 @@
-/* http_server.h — a small HTTP/1.1 server on libevent bufferevents, shared by
+/* http_server.h — a small HTTP/1.1 server on plain libevent events with
+ * direct socket reads and writes (net/sockio.c), shared by
  * the edge port and the stats port. Parsing is libhttp-parser's; this module
  * adds what evhttp lacks: hard limits and slow-client defences.
  *

@@ -173,15 +173,8 @@ static bool str_in(const vd_pred *p, vd_str s)
 static bool ip_in(const vd_pred *p, const vd_ipaddr *ip)
 {
     for (uint32_t i = 0; i < p->nnets; i++) {
-        const vd_ipnet *n = &p->nets[i];
-        if (n->addr.family != ip->family)
-            continue;
-        unsigned full = n->plen / 8, rest = n->plen % 8;
-        if (memcmp(n->addr.addr, ip->addr, full) != 0)
-            continue;
-        if (rest && ((ip->addr[full] ^ n->addr.addr[full]) & (uint8_t)(0xff00u >> rest)))
-            continue;
-        return true;
+        if (vd_ipnet_contains(&p->nets[i], ip))
+            return true;
     }
     return false;
 }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "context/attrs.h"
+#include "context/ip.h"
 #include "core/value.h"
 #include "rules/arena.h"
 #include "rules/ruleset.h"
@@ -55,11 +56,6 @@ enum vd_test {
     VD_T_WITHIN,      /* haversine distance <= km */
     VD_T_BITS,        /* hour / minute / weekday bitmap */
 };
-
-typedef struct vd_ipnet {
-    vd_ipaddr addr;           /* host bits masked off */
-    uint8_t plen;
-} vd_ipnet;
 
 typedef struct vd_pred {
     vd_attr_ref attr;         /* sub interned in the arena */
