@@ -230,6 +230,9 @@ int main(int argc, char **argv)
     uint64_t dt = now_ns() - t0;
     CALLGRIND_STOP_INSTRUMENTATION;
     unsigned long allocs = vd_alloc_count() - allocs0;
+    uint64_t ua_hits, ua_misses, geo_hits, geo_misses;   /* of the measured decisions */
+    vd_device_cache_stats(dec.caches.ua, &ua_hits, &ua_misses);
+    vd_geo_cache_stats(dec.caches.geo, &geo_hits, &geo_misses);
     /* The device classification alone, each call timed: the median is what
      * one request's User-Agent costs (uncached with --ua-cache 0). */
     enum { MAX_CLS = 1 << 15 };
@@ -270,9 +273,6 @@ int main(int argc, char **argv)
     qsort(cls_ns, ncls, sizeof cls_ns[0], cmp_u64);
     printf("vd-microbench: %u segments, %u slots (%u per request), %zu contexts, compile %.1f ms\n",
            vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs), nslots, nrows, (double)t_compile / 1e6);
-    uint64_t ua_hits, ua_misses, geo_hits, geo_misses;
-    vd_device_cache_stats(dec.caches.ua, &ua_hits, &ua_misses);
-    vd_geo_cache_stats(dec.caches.geo, &geo_hits, &geo_misses);
     ua_hits -= ua_hits0;
     ua_misses -= ua_misses0;
     geo_hits -= geo_hits0;
