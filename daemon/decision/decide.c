@@ -6,6 +6,8 @@
  * cannot change the answer. */
 #include "decision/decide.h"
 
+#include <string.h>
+
 #include "rules/index.h"
 
 #define SPLIT_BUCKETS 10000u
@@ -60,8 +62,21 @@ static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const
             sgen[si[i]] = gen;
             pos[si[i]] = i;      /* a slot asked twice: its first position */
         }
+    /* Only the index attributes the requested slots' segments are filed
+     * under: a 1-slot request keyed on the country does not compute the
+     * traffic source for the other slots' campaign segments. */
+    uint8_t want[64];
+    const uint8_t *wantp = NULL;
+    if (rs->index_slot && rs->nindex <= sizeof want) {
+        memset(want, 0, rs->nindex);
+        for (unsigned i = 0; i < n; i++)
+            if (si[i] != UINT32_MAX && pos[si[i]] == i)
+                for (uint32_t a = 0; a < rs->nindex; a++)
+                    want[a] |= rs->index_slot[(size_t)a * rs->nslots + si[i]];
+        wantp = want;
+    }
     const vd_index_entry *const *hits;
-    uint32_t nh = vd_eval_candidates(ev, &hits);
+    uint32_t nh = vd_eval_candidates(ev, wantp, &hits);
     for (uint32_t h = 0; h < nh; h++) {
         const uint32_t *segs = rs->index_segs + hits[h]->first;
         for (uint32_t j = 0; j < hits[h]->n; j++) {

@@ -8,7 +8,13 @@
 #include "context/ip.h"
 #include "store/live.h"
 
-#define EMIT_LIT(e, lit) (e)->str((e)->arg, (lit), sizeof(lit) - 1)
+#define EMIT_LIT(e, lit) ((e)->ascii ? (e)->ascii : (e)->str)((e)->arg, (lit), sizeof(lit) - 1)
+
+/* An id of the ruleset (segment, slot, variant): validated ASCII. */
+static void emit_id(const vd_emitter *e, vd_str s)
+{
+    (e->ascii ? e->ascii : e->str)(e->arg, s.p ? s.p : "", s.n);
+}
 
 static void emit_cstr(const vd_emitter *e, const char *s)
 {
@@ -177,14 +183,14 @@ static void emit_trace(const vd_emitter *e, const vd_ruleset *rs, const vd_decis
             const vd_rule *rule = &c->slot->rules[r];
             e->map(e->arg, 4);
             EMIT_LIT(e, "segment");
-            emit_vstr(e, vd_ruleset_segment_id(rs, rule->segment));
+            emit_id(e, vd_ruleset_segment_id(rs, rule->segment));
             EMIT_LIT(e, "variant");
             if (rule->nsplit) {
                 e->array(e->arg, rule->nsplit);
                 for (uint32_t s = 0; s < rule->nsplit; s++)
-                    emit_vstr(e, c->slot->variants[rule->split[s].variant].id);
+                    emit_id(e, c->slot->variants[rule->split[s].variant].id);
             } else {
-                emit_vstr(e, c->slot->variants[rule->variant].id);
+                emit_id(e, c->slot->variants[rule->variant].id);
             }
             EMIT_LIT(e, "matched");
             int v = vd_eval_verdict(ev, rule->segment);
@@ -250,7 +256,10 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
         const vd_slot_choice *c = &d->slots[i];
         if (dups[i])
             continue;
-        emit_vstr(e, c->name);
+        if (c->slot)
+            emit_id(e, c->slot->name);   /* the same bytes as asked */
+        else
+            emit_vstr(e, c->name);
         if (!c->slot) {
             e->map(e->arg, 1);
             EMIT_LIT(e, "error");
@@ -259,12 +268,12 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
         }
         e->map(e->arg, 3);
         EMIT_LIT(e, "variant");
-        emit_vstr(e, c->variant->id);
+        emit_id(e, c->variant->id);
         EMIT_LIT(e, "payload");
         e->payload(e->arg, c->variant);
         EMIT_LIT(e, "segment");
         if (c->segment >= 0)
-            emit_vstr(e, vd_ruleset_segment_id(rs, (uint32_t)c->segment));
+            emit_id(e, vd_ruleset_segment_id(rs, (uint32_t)c->segment));
         else
             e->nil(e->arg);
     }
@@ -273,7 +282,7 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
         EMIT_LIT(e, "segments");
         e->array(e->arg, d->nmatched);
         for (uint32_t i = 0; i < d->nmatched; i++)
-            emit_vstr(e, vd_ruleset_segment_id(rs, d->matched[i]));
+            emit_id(e, vd_ruleset_segment_id(rs, d->matched[i]));
     }
 
     EMIT_LIT(e, "valid_until");

@@ -502,12 +502,14 @@ static int cmp_u32(const void *a, const void *b)
 /* Every index entry (string key) the request's values reach, without
  * evaluating anything. Collected first because evaluating may reuse the
  * context's scratch that a value points into. */
-static uint32_t index_probe(vd_eval *ev)
+static uint32_t index_probe(vd_eval *ev, const uint8_t *want)
 {
     const vd_ruleset *rs = ev->rs;
     uint32_t nh = 0;
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];
+        if (want && !want[a])
+            continue;
         vd_value v;
         vd_context_get(ev->ctx, &ia->attr, &v);
         if (v.kind != VD_VAL_STR)
@@ -547,12 +549,12 @@ static void mark_candidates(vd_eval *ev, uint32_t nh)
     }
 }
 
-uint32_t vd_eval_candidates(vd_eval *ev, const vd_index_entry *const **out)
+uint32_t vd_eval_candidates(vd_eval *ev, const uint8_t *want, const vd_index_entry *const **out)
 {
     *out = ev->hits;
     if (!ev->rs)
         return 0;
-    uint32_t nh = index_probe(ev);
+    uint32_t nh = index_probe(ev, want);
     mark_candidates(ev, nh);
     return nh;
 }
@@ -590,7 +592,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
     if (!rs)
         return 0;
     eval_list(ev, rs->unguarded, rs->nunguarded, false);
-    uint32_t nh = index_probe(ev);
+    uint32_t nh = index_probe(ev, NULL);
     mark_candidates(ev, nh);
     for (uint32_t i = 0; i < nh; i++)
         eval_list(ev, rs->index_segs + ev->hits[i]->first, ev->hits[i]->n, true);

@@ -164,7 +164,9 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->check);
     vd_free(rs->pred_share);
     vd_free(rs->slot_tab);
+    vd_free(rs->index_slot);
     rs->slot_tab = NULL;
+    rs->index_slot = NULL;
     rs->pred_share = NULL;
     rs->nshared = 0;
     rs->use_first = rs->check_first = rs->check = NULL;
@@ -443,6 +445,23 @@ int vd_index_build(vd_ruleset *rs)
         i = j;
     }
     vd_free(t);
+    t = NULL;
+    rs->index_slot = vd_calloc((size_t)rs->nindex * rs->nslots + 1, 1);
+    if (!rs->index_slot)
+        goto oom;
+    for (uint32_t a = 0; a < rs->nindex; a++) {
+        const vd_index_attr *ia = &rs->index[a];
+        for (uint32_t e = 0; e <= ia->mask; e++) {
+            if (!ia->tab[e].key.p)
+                continue;
+            for (uint32_t k = 0; k < ia->tab[e].n; k++) {
+                uint32_t nu, seg = rs->index_segs[ia->tab[e].first + k];
+                const vd_seg_use *u = vd_index_uses(rs, seg, &nu);
+                for (uint32_t x = 0; x < nu; x++)
+                    rs->index_slot[(size_t)a * rs->nslots + u[x].slot] = 1;
+            }
+        }
+    }
     return 0;
 oom:
     vd_free(guards);

@@ -157,6 +157,10 @@ struct vd_ruleset {
      * NULL until the index is built (vd_ruleset_find_slot then bisects). */
     uint32_t *slot_tab;
     uint32_t slot_mask;
+    /* index_slot[a * nslots + s]: a segment filed under index attribute a
+     * is used by a rule of slot s. A decision probes only the attributes
+     * its slots use (and so computes only their context families). */
+    uint8_t *index_slot;
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
 };
