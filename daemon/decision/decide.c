@@ -77,20 +77,32 @@ static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const
     }
     const vd_index_entry *const *hits;
     uint32_t nh = vd_eval_candidates(ev, wantp, &hits);
+    /* Per entry, the rules using its segments sorted by (slot, rule): each
+     * requested slot walks its own candidate rules in order and stops at
+     * the first match or at its best so far. */
     for (uint32_t h = 0; h < nh; h++) {
-        const uint32_t *segs = rs->index_segs + hits[h]->first;
-        for (uint32_t j = 0; j < hits[h]->n; j++) {
-            uint32_t nu;
-            const vd_seg_use *uses = vd_index_uses(rs, segs[j], &nu);
-            bool wanted = false;
-            for (uint32_t k = 0; k < nu && !wanted; k++)
-                wanted = sgen[uses[k].slot] == gen && uses[k].rule < best[pos[uses[k].slot]];
-            int64_t u;
-            if (!wanted || !vd_eval_candidate(ev, segs[j], &u))
+        const vd_seg_use *uses = rs->entry_uses + hits[h]->ufirst;
+        uint32_t nu = hits[h]->un;
+        for (unsigned i = 0; i < n; i++) {
+            uint32_t s = si[i];
+            if (s == UINT32_MAX || pos[s] != i)
                 continue;
-            for (uint32_t k = 0; k < nu; k++)
-                if (sgen[uses[k].slot] == gen && uses[k].rule < best[pos[uses[k].slot]])
-                    best[pos[uses[k].slot]] = uses[k].rule;
+            uint32_t lo = 0, hi = nu;   /* first use of slot s */
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (uses[mid].slot < s)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            const vd_slot *slot = &rs->slots[s];
+            for (uint32_t k = lo; k < nu && uses[k].slot == s && uses[k].rule < best[i]; k++) {
+                int64_t u;
+                if (vd_eval_candidate(ev, slot->rules[uses[k].rule].segment, &u)) {
+                    best[i] = uses[k].rule;
+                    break;
+                }
+            }
         }
     }
     for (unsigned i = 0; i < n; i++)

@@ -165,6 +165,8 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->pred_share);
     vd_free(rs->slot_tab);
     vd_free(rs->index_slot);
+    vd_free(rs->entry_uses);
+    rs->entry_uses = NULL;
     rs->slot_tab = NULL;
     rs->index_slot = NULL;
     rs->pred_share = NULL;
@@ -343,6 +345,47 @@ static int build_shared_preds(vd_ruleset *rs)
     return 0;
 }
 
+static int use_cmp(const void *a, const void *b)
+{
+    const vd_seg_use *x = a, *y = b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+static int build_entry_uses(vd_ruleset *rs)
+{
+    size_t total = 0;
+    for (uint32_t a = 0; a < rs->nindex; a++)
+        for (uint32_t e = 0; e <= rs->index[a].mask; e++)
+            for (uint32_t k = 0; rs->index[a].tab[e].key.p && k < rs->index[a].tab[e].n; k++) {
+                uint32_t seg = rs->index_segs[rs->index[a].tab[e].first + k];
+                total += rs->use_first[seg + 1] - rs->use_first[seg];
+            }
+    if (total >= UINT32_MAX)
+        return -1;
+    rs->entry_uses = vd_malloc((total + 1) * sizeof *rs->entry_uses);
+    if (!rs->entry_uses)
+        return -1;
+    uint32_t fill = 0;
+    for (uint32_t a = 0; a < rs->nindex; a++)
+        for (uint32_t e = 0; e <= rs->index[a].mask; e++) {
+            vd_index_entry *ent = &rs->index[a].tab[e];
+            if (!ent->key.p)
+                continue;
+            ent->ufirst = fill;
+            for (uint32_t k = 0; k < ent->n; k++) {
+                uint32_t nu, seg = rs->index_segs[ent->first + k];
+                const vd_seg_use *u = vd_index_uses(rs, seg, &nu);
+                memcpy(rs->entry_uses + fill, u, nu * sizeof *u);
+                fill += nu;
+            }
+            ent->un = fill - ent->ufirst;
+            qsort(rs->entry_uses + ent->ufirst, ent->un, sizeof *rs->entry_uses, use_cmp);
+        }
+    return 0;
+}
+
 /* A request names its slots: one hash and (almost always) one compare
  * each, instead of a bisection of string compares. */
 static int build_slot_table(vd_ruleset *rs)
@@ -439,7 +482,7 @@ int vd_index_build(vd_ruleset *rs)
             uint32_t slot = (uint32_t)h & ia->mask;
             while (ia->tab[slot].key.p)
                 slot = (slot + 1) & ia->mask;
-            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k) };
+            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0 };
             k = e;
         }
         i = j;
@@ -447,7 +490,7 @@ int vd_index_build(vd_ruleset *rs)
     vd_free(t);
     t = NULL;
     rs->index_slot = vd_calloc((size_t)rs->nindex * rs->nslots + 1, 1);
-    if (!rs->index_slot)
+    if (!rs->index_slot || build_entry_uses(rs) < 0)
         goto oom;
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];

@@ -108,6 +108,8 @@ typedef struct vd_index_entry {
     vd_str key;               /* lower case */
     uint64_t hash;            /* vd_hash64_ci(key) */
     uint32_t first, n;        /* into vd_ruleset.index_segs */
+    uint32_t ufirst, un;      /* into vd_ruleset.entry_uses: the rules using those
+                               * segments, sorted by (slot, rule) */
 } vd_index_entry;
 
 /* Where a segment is used: rule `rule` of slot `slot` (slot order of rs->slots). */
@@ -161,6 +163,9 @@ struct vd_ruleset {
      * is used by a rule of slot s. A decision probes only the attributes
      * its slots use (and so computes only their context families). */
     uint8_t *index_slot;
+    vd_seg_use *entry_uses;   /* per index entry (ufirst, un): a decision walks a
+                               * requested slot's candidate rules in rule order
+                               * and stops at the first that matches */
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
 };
