@@ -263,6 +263,9 @@ shapes_round() {
 
 # ---- 4. live swap of a 10,000-segment set under load ------------------------
 swap_round() {
+    # The daemon runs unpinned here, with its default workers: the swap is
+    # compiled by the control thread next to busy workers, as in production.
+    local -a SRV_PIN=()
     local r="$1" live="$OUT/swap-live"
     rm -rf "$live"; mkdir -p "$live"
     cp -r "$OUT/set-1000/segments" "$OUT/set-1000/content-map" "$live/"
