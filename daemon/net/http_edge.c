@@ -198,6 +198,8 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
             have_url = true;
         } else if (vd_str_eq(k, VD_STR_LIT("explain"))) {
             req->explain = truthy(v);
+        } else if (vd_str_eq(k, VD_STR_LIT("segments"))) {
+            req->segments = truthy(v);
         } else if (k.n > 5 && memcmp(k.p, "attr.", 5) == 0) {
             vd_str dk;
             if (req->nattrs == VD_MAX_ATTRS_PER_REQUEST) {

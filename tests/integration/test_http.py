@@ -84,6 +84,20 @@ def test_get_result_equals_decide_on_the_decision_port(edge):
     assert rpc["slots"]["banner"]["variant"] == "banner-de"
 
 
+def test_segments_list_is_opt_in_on_the_edge(edge):
+    st, _, body = edge.http("GET", "/v1/decide?slot=home.hero", headers={"User-Agent": IPHONE})
+    assert st == 200 and "segments" not in json.loads(body)
+    st, _, body = edge.http("GET", "/v1/decide?slot=home.hero&segments=1", headers={"User-Agent": IPHONE})
+    assert st == 200 and "mobile" in json.loads(body)["segments"]
+    st, _, body = edge.http("POST", "/v1/decide", body=json.dumps({"slots": ["home.hero"], "ua": IPHONE,
+                                                                  "segments": True}),
+                            headers={"Content-Type": "application/json"})
+    assert st == 200 and "mobile" in json.loads(body)["segments"]
+    st, _, body = edge.http("POST", "/v1/decide", body=json.dumps({"slots": ["home.hero"], "segments": 1}),
+                            headers={"Content-Type": "application/json"})
+    assert st == 400 and b"segments must be a boolean" in body
+
+
 def explain_context(d, headers, query="slot=home.hero"):
     st, _, body = d.http("GET", "/v1/decide?" + query + "&explain=1", headers=headers)
     assert st == 200, body
