@@ -217,7 +217,7 @@ install: all
 	install -m 0644 README.md docs/*.md docs/*.conf docs/*.vcl $(DESTDIR)$(DOCDIR)/
 	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
 
-# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min), then
+# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~5 min), then
 # variantd-sim: bandit vs even split and counted vs truth over two daemons.
 bench:
 	@scripts/deps.sh bench

@@ -59,10 +59,17 @@ static int parse_proxies(vd_http_edge *e, const char *list, char *err, size_t ca
             snprintf(err, cap, "trusted-proxies: more than %d networks", MAX_PROXIES);
             return -1;
         }
-        if (!vd_ipnet_parse(vd_str_make(p, (size_t)(end - p)), true, &e->proxies[e->nproxies])) {
-            const char *slash = memchr(p, '/', (size_t)(end - p));
+        /* "[::1]" and "[::1]/128" as well as "::1/128": brackets are how
+         * many configurations write IPv6. */
+        char net[96];
+        size_t nl = 0;
+        for (const char *q = p; q < end && nl < sizeof net - 1; q++)
+            if (*q != '[' && *q != ']')
+                net[nl++] = *q;
+        if (!vd_ipnet_parse(vd_str_make(net, nl), true, &e->proxies[e->nproxies])) {
+            const char *slash = memchr(net, '/', nl);
             vd_ipnet addr_only;
-            if (slash && vd_ipnet_parse(vd_str_make(p, (size_t)(slash - p)), false, &addr_only))
+            if (slash && vd_ipnet_parse(vd_str_make(net, (size_t)(slash - net)), false, &addr_only))
                 snprintf(err, cap, "trusted-proxies: bad prefix length in '%.*s'", (int)(end - p), p);
             else
                 snprintf(err, cap, "trusted-proxies: '%.*s' is not an IP address or CIDR network",
@@ -192,6 +199,8 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
             have_url = true;
         } else if (vd_str_eq(k, VD_STR_LIT("explain"))) {
             req->explain = truthy(v);
+        } else if (vd_str_eq(k, VD_STR_LIT("segments"))) {
+            req->segments = truthy(v);
         } else if (k.n > 5 && memcmp(k.p, "attr.", 5) == 0) {
             vd_str dk;
             if (req->nattrs == VD_MAX_ATTRS_PER_REQUEST) {
@@ -328,6 +337,18 @@ static void variant_headers(vd_http_resp *r, const vd_decision *d)
     }
 }
 
+/* Compact JSON in a vd_malloc'd, NUL-terminated buffer (NULL on failure). */
+static char *dump_json(const json_t *j)
+{
+    size_t n = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) : 0;
+    char *b = n ? vd_malloc(n + 1) : NULL;
+    if (b) {
+        json_dumpb(j, b, n, JSON_COMPACT);
+        b[n] = 0;
+    }
+    return b;
+}
+
 /* GET /v1/report[?slot=S] or POST /v1/report {slot?}: the `report` method
  * as JSON, from the learner's latest reading (learn/snapshot.h). */
 static void handle_report(const vd_http_req *hr, vd_http_resp *r, vd_http_stats *st)
@@ -373,7 +394,7 @@ static void handle_report(const vd_http_req *hr, vd_http_resp *r, vd_http_stats 
                             snap && snap->as_of ? json_integer(snap->as_of) : json_null(), "available",
                             snap && snap->available);
     vd_learn_snapshot_release(snap);
-    char *txt = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    char *txt = dump_json(out);
     json_decref(out);
     if (!txt) {
         vd_http_resp_error(r, 500, "internal", "out of memory");
@@ -381,7 +402,7 @@ static void handle_report(const vd_http_req *hr, vd_http_resp *r, vd_http_stats 
     }
     vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("no-store"));
     vd_http_resp_body(r, 200, "application/json", txt, strlen(txt));
-    free(txt);
+    vd_free(txt);
 }
 
 static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
