@@ -4,6 +4,7 @@
  * definitions in file mode); once serving, nothing a client or a reload does
  * stops the daemon or loses the ruleset being served. */
 #include <errno.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <pthread.h>
@@ -121,6 +122,14 @@ static void log_errors(const char *what, const vd_errors *err)
         vd_error("%s: ... and %zu more errors", what, err->dropped);
 }
 
+/* A compile parses every document on the reload thread, whose malloc arena
+ * glibc does not shrink by itself: a rejected 100,001-segment set left RSS
+ * at ~130 MB. After each reload the freed memory goes back to the system. */
+static void give_back_memory(void)
+{
+    malloc_trim(0);
+}
+
 /* File mode: compile both folders; swap in only a fully valid set. */
 static int reload_files(daemon_state *d, int at_start)
 {
@@ -133,7 +142,7 @@ static int reload_files(daemon_state *d, int at_start)
     vd_ruleset *rs = vd_files_compile_keep(d->cfg.segments, d->cfg.content_map, err, &parsed);
     if (!rs && vd_ruleset_compiles_cancelled()) {
         vd_info("reload cancelled: shutting down");
-        free(err);
+        vd_free(err);
         return -1;
     }
     if (!rs) {
@@ -141,6 +150,7 @@ static int reload_files(daemon_state *d, int at_start)
         log_errors(at_start ? "definitions rejected" : "reload rejected, still serving the previous ruleset", err);
         vd_live_failed(vd_errors_summary(err, summary, sizeof summary));
         vd_free(err);
+        give_back_memory();
         return -1;
     }
     vd_free(err);
@@ -149,6 +159,7 @@ static int reload_files(daemon_state *d, int at_start)
             vd_ruleset_nslots(rs), (double)(vd_now_ns() - t0) / 1e6);
     vd_live_set(rs, VD_SOURCE_FILES);
     vd_parsed_free(parsed);       /* after the swap: not on the path to serving it */
+    give_back_memory();
     return 0;
 }
 
