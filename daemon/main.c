@@ -18,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "context/bots.h"
 #include "context/geo.h"
+#include "context/netdb.h"
 #include "context/tz.h"
 #include "core/alloc.h"
 #include "core/errors.h"
@@ -40,6 +42,7 @@ typedef struct daemon_state {
     vd_config cfg;
     vd_env env;
     vd_geo_db *geo;
+    vd_netdb *asn, *anon;          /* --asn-db, --anonymous-ip-db; NULL = off */
     vd_tzdb *tzdb;
     struct event_base *base;       /* control loop: signals, reloads, stores */
     vd_pool *pool;                 /* decision workers, one event loop each */
@@ -128,6 +131,23 @@ static void log_errors(const char *what, const vd_errors *err)
 static void give_back_memory(void)
 {
     malloc_trim(0);
+}
+
+/* An optional network database; a wrong type or an unreadable file stops
+ * start-up. */
+static int open_netdb(const char *flag, const char *path, vd_netdb_kind kind, vd_netdb **out)
+{
+    char err[512];
+    *out = NULL;
+    if (!path || !path[0])
+        return 0;
+    *out = vd_netdb_open(path, kind, err, sizeof err);
+    if (!*out) {
+        vd_error("%s: %s", flag, err);
+        return -1;
+    }
+    vd_info("%s %s: %s", flag, path, vd_netdb_describe(*out));
+    return 0;
 }
 
 /* File mode: compile both folders; swap in only a fully valid set. */
@@ -491,8 +511,18 @@ int main(int argc, char **argv)
     } else {
         vd_warn("no geoip-db: geo.* attributes are missing, time.* uses UTC unless the request gives tz");
     }
+    if (open_netdb("asn-db", d.cfg.asn_db, VD_NETDB_ASN, &d.asn) != 0 ||
+        open_netdb("anonymous-ip-db", d.cfg.anonymous_ip_db, VD_NETDB_ANONYMOUS, &d.anon) != 0)
+        return 1;
+    if (vd_bots_init(err, sizeof err) != 0) {
+        vd_error("bot pattern list: %s", err);
+        return 1;
+    }
+    vd_info("bot patterns: %s", vd_bots_describe());
     d.env.geo = d.geo;
     d.env.tzdb = d.tzdb;
+    d.env.asn = d.asn;
+    d.env.anon = d.anon;
 
     /* Before loading definitions: a taken port fails start-up at once, and
      * Redis registration advertises the resolved address. */
@@ -529,6 +559,8 @@ int main(int argc, char **argv)
         vd_info("check: configuration and definitions are valid");
         vd_live_clear();
         vd_geo_close(d.geo);
+        vd_netdb_close(d.asn);
+        vd_netdb_close(d.anon);
         vd_tzdb_close(d.tzdb);
         vd_config_free(&d.cfg);
         return 0;
@@ -550,12 +582,22 @@ int main(int argc, char **argv)
         vd_error("out of memory at start-up");
         return 1;
     }
+    if (reloader_start(&d) != 0) {
+        vd_error("cannot start the reload thread");
+        return 1;
+    }
     d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
     d.sig_term = evsignal_new(d.base, SIGTERM, on_term, &d);
     d.sig_int = evsignal_new(d.base, SIGINT, on_term, &d);
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
+        struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
+        d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
+        if (d.geo_timer)
+            event_add(d.geo_timer, &every);
+    }
     d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
     if (!d.pool) {
         vd_error("decision port: %s", err);
@@ -566,16 +608,6 @@ int main(int argc, char **argv)
     if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
         vd_error("redis: cannot start the sync (out of memory or threads)");
         return 1;
-    }
-    if (reloader_start(&d) != 0) {
-        vd_error("cannot start the reload thread");
-        return 1;
-    }
-    if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
-        struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
-        d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
-        if (d.geo_timer)
-            event_add(d.geo_timer, &every);
     }
     if (d.cfg.stats_listen[0]) {
         vd_stats_source src[VD_MAX_WORKERS];
@@ -630,6 +662,8 @@ int main(int argc, char **argv)
     event_base_free(d.base);
     vd_live_clear();
     vd_live_geo_clear();   /* the last reference: the workers are gone */
+    vd_netdb_close(d.asn);
+    vd_netdb_close(d.anon);
     vd_tzdb_close(d.tzdb);
     vd_config_free(&d.cfg);
     return 0;

@@ -17,6 +17,8 @@ typedef struct vd_config {
     char *segments;           /* segments directory (file mode) */
     char *content_map;        /* content-map directory (file mode) */
     char *geoip_db;           /* MaxMind / DB-IP .mmdb, "" = no geo */
+    char *asn_db;             /* GeoLite2-ASN .mmdb, "" = no net.asn/net.org */
+    char *anonymous_ip_db;    /* GeoIP2-Anonymous-IP .mmdb, "" = no net.anonymous/... */
     char *zoneinfo;           /* TZif directory */
     char *redis;              /* redis://host:port/db or unix:/path, "" = file mode */
     char *snapshot;           /* last-known-good snapshot file, "" = none */

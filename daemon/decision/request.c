@@ -61,6 +61,41 @@ static int read_attrs(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
     return 0;
 }
 
+/* hints: {"sec-ch-ua": "...", "sec-ch-ua-mobile": "?1", ...}: the Client
+ * Hint headers by their lower-case names, as received; other names are
+ * ignored (browsers have more hints than the device needs). */
+static int read_hints(const vd_reqcodec *c, const vd_reqval *m, vd_request *req, char *err,
+                      size_t cap)
+{
+    if (m->kind == VD_RV_NIL)
+        return 0;
+    if (m->kind != VD_RV_MAP) {
+        snprintf(err, cap, "hints must be a map of Client Hint headers");
+        return -1;
+    }
+    uintptr_t it = 0;
+    vd_reqval k, v;
+    while (c->next(m->node, &it, &k, &v)) {
+        if (k.kind != VD_RV_STR) {
+            snprintf(err, cap, "hints keys must be strings");
+            return -1;
+        }
+        vd_str *field = NULL;
+        if (key_is(&k, "sec-ch-ua")) field = &req->hints.ua;
+        else if (key_is(&k, "sec-ch-ua-mobile")) field = &req->hints.mobile;
+        else if (key_is(&k, "sec-ch-ua-platform")) field = &req->hints.platform;
+        else if (key_is(&k, "sec-ch-ua-model")) field = &req->hints.model;
+        if (!field || v.kind == VD_RV_NIL)
+            continue;
+        if (v.kind != VD_RV_STR) {
+            snprintf(err, cap, "hints.%.*s must be a string", (int)k.s.n, k.s.p);
+            return -1;
+        }
+        *field = v.s;
+    }
+    return 0;
+}
+
 static int read_slots(const vd_reqcodec *c, const vd_reqval *v, unsigned max_slots,
                       vd_request *req, char *err, size_t cap)
 {
@@ -151,6 +186,9 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
             req->explain = req->explain || v.b;
         } else if (key_is(&k, "attrs")) {
             if (read_attrs(c, &v, req, err, cap) != 0)
+                return -1;
+        } else if (key_is(&k, "hints")) {
+            if (read_hints(c, &v, req, err, cap) != 0)
                 return -1;
         }
         /* Unknown keys are ignored: newer clients may send more. */

@@ -238,6 +238,10 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     req->ua = vd_http_header_get(hr, "User-Agent");
     req->referer = vd_http_header_get(hr, "Referer");
     req->lang = vd_http_header_get(hr, "Accept-Language");
+    req->hints.ua = vd_http_header_get(hr, "Sec-CH-UA");
+    req->hints.mobile = vd_http_header_get(hr, "Sec-CH-UA-Mobile");
+    req->hints.platform = vd_http_header_get(hr, "Sec-CH-UA-Platform");
+    req->hints.model = vd_http_header_get(hr, "Sec-CH-UA-Model");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
             req->vid = cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
