@@ -9,6 +9,7 @@
  * NUL-terminated: they are copied with their length. */
 #include "context/netdb.h"
 
+#include "context/geo.h"
 #include "core/alloc.h"
 
 #include <netinet/in.h>
@@ -47,9 +48,10 @@ vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t 
         return NULL;
     }
     db->kind = kind;
-    int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
-    if (rc != MMDB_SUCCESS) {
-        snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
+    /* A private copy, like the geo database: overwriting the file in place
+     * cannot SIGBUS the daemon. */
+    vd_geo_file_id id;
+    if (vd_mmdb_open_copy(path, &db->mmdb, &id, err, errcap) != 0) {
         vd_free(db);
         return NULL;
     }

@@ -438,3 +438,23 @@ def test_geoip_db_overwritten_in_place_does_not_kill_the_daemon(tmp_path, start_
     for i in range(50):
         assert hero(d) == "hero-berlin"
     assert d.proc.poll() is None
+
+
+def test_asn_db_overwritten_in_place_does_not_kill_the_daemon(tmp_path, start_daemon):
+    seg = [{"id": "everyone", "match": {"all": []}},
+           {"id": "telstra", "match": {"attr": "net.asn", "op": "in", "value": [1221]}}]
+    cm = [{"slot": "hero", "rules": [{"segment": "telstra", "variant": "t"}], "default": "g",
+           "variants": {"t": {}, "g": {}}}]
+    s, c = write_defs(tmp_path, seg, cm)
+    live = tmp_path / "asn.mmdb"
+    live.write_bytes(shared_mmdb("GeoLite2-ASN-Test.mmdb").read_bytes())
+    d = start_daemon("--asn-db", str(live), segments=s, content_map=c)
+
+    def pick():
+        return d.client().decide(slots=["hero"], ip="1.128.0.1")["slots"]["hero"]["variant"]
+    assert pick() == "t"
+    with open(live, "r+b") as f:
+        f.truncate(0)
+    for _ in range(20):
+        assert pick() == "t"
+    assert d.proc.poll() is None
