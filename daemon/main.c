@@ -4,9 +4,9 @@
  * definitions in file mode); once serving, nothing a client or a reload does
  * stops the daemon or loses the ruleset being served. */
 #include <errno.h>
-#include <malloc.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -227,15 +227,15 @@ static void fit_fd_limit(vd_config *cfg)
         cfg->max_connections = r < old_rpc ? r : old_rpc;
         cfg->http_max_connections = h < old_http ? h : old_http;
         vd_warn("max-connections %ld and http-max-connections %ld need %ld file descriptors "
-                "with the %ld kept for the stats port, reloads and Redis, but the limit "
+                "with %ld kept in reserve (stats HTTP port, reloads, Redis), but the limit "
                 "(RLIMIT_NOFILE, LimitNOFILE=) is %llu: lowered to %ld and %ld",
                 old_rpc, old_http, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
                 cfg->max_connections, cfg->http_max_connections);
     } else {
         cfg->max_connections = avail < old_rpc ? avail : old_rpc;
-        vd_warn("max-connections %ld needs %ld file descriptors with the %ld kept for the "
-                "stats port, reloads and Redis, but the limit (RLIMIT_NOFILE, LimitNOFILE=) "
-                "is %llu: lowered to %ld",
+        vd_warn("max-connections %ld needs %ld file descriptors with %ld kept in reserve "
+                "(stats HTTP port, reloads, Redis), but the limit (RLIMIT_NOFILE, "
+                "LimitNOFILE=) is %llu: lowered to %ld",
                 old_rpc, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
                 cfg->max_connections);
     }
