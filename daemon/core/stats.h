@@ -20,6 +20,7 @@
     X(rpc_notifications) \
     X(slots_decided) \
     X(slots_unknown) \
+    X(splits_no_vid) \
     X(err_parse) \
     X(err_too_large) \
     X(err_too_deep) \
@@ -166,6 +167,9 @@ typedef struct vd_stats {
     X("slots.decided", counter, "slots_total", "result=\"decided\"",                       \
       "Requested slots, by result (decided, unknown)", s->slots_decided)                   \
     X("slots.unknown", counter, "slots_total", "result=\"unknown\"", "", s->slots_unknown) \
+    X("splits.no_vid", counter, "splits_without_vid_total", "",                            \
+      "Slots decided by a weighted split for a request without vid: all such visitors get the same arm", \
+      s->splits_no_vid)                                                                    \
     X("errors.rpc.parse", counter, "protocol_errors_total", "interface=\"rpc\",kind=\"parse\"", \
       "Bad requests, by interface and kind", s->err_parse)                                 \
     X("errors.rpc.too_large", counter, "protocol_errors_total", "interface=\"rpc\",kind=\"too_large\"", "", s->err_too_large) \

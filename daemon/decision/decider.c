@@ -193,10 +193,16 @@ vd_decide_status vd_decider_run(vd_decider *w, const vd_request *req, const vd_e
     VD_STAT_ADD(w->stats, decide_ns_total, ns);
     count_decision(w, d, ns);
     for (unsigned i = 0; i < d->nslots; i++) {
-        if (d->slots[i].slot)
-            VD_STAT_INC(w->stats, slots_decided);
-        else
+        const vd_slot_choice *c = &d->slots[i];
+        if (!c->slot) {
             VD_STAT_INC(w->stats, slots_unknown);
+            continue;
+        }
+        VD_STAT_INC(w->stats, slots_decided);
+        /* Without vid every visitor hashes to one bucket: the split's
+         * other arms are never shown (the dashboard warns). */
+        if (c->rule >= 0 && c->slot->rules[c->rule].nsplit && !req->vid.n)
+            VD_STAT_INC(w->stats, splits_no_vid);
     }
     vd_result_emit(e, rs, d, &ctx, w->eval, req->explain);
     return VD_DECIDE_OK;

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "net/json_out.h"
 #include "net/listener.h"
+#include "net/recent_errors.h"
 #include "net/sockio.h"
 
 #define LINGER_SECONDS 2
@@ -179,6 +180,9 @@ void vd_http_resp_error(vd_http_resp *r, int status, const char *code, const cha
 {
     r->status = status;
     r->content_type = "application/json";
+    /* A JSON parser's message quotes the body: not for the panel. */
+    vd_recent_error_add(r->iface, r->port, code,
+                        strcmp(code, "bad_json") == 0 ? "invalid JSON body" : msg);
     evbuffer_drain(r->body, evbuffer_get_length(r->body));
     evbuffer_add(r->body, "{\"error\":{\"code\":", 17);
     vd_json_quote(r->body, code, strlen(code));
@@ -782,6 +786,14 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
     set_reading(c, true);
 }
 
+void vd_http_server_adopt(vd_http_server *s, int fd)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = AF_UNSPEC;
+    accept_cb(fd, (struct sockaddr *)&ss, (int)sizeof ss, s);
+}
+
 vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap)
@@ -805,6 +817,8 @@ vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
         return NULL;
     }
     s->port = vd_listener_port(s->listener);
+    s->resp.iface = lim->name ? lim->name : "http";
+    s->resp.port = s->port;
     return s;
 }
 

@@ -11,6 +11,36 @@
 
 /* ---- request: msgpack-c objects as the validator sees them ---- */
 
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 static void mp_val(const msgpack_object *o, vd_reqval *out)
 {
     memset(out, 0, sizeof *out);
@@ -28,6 +58,12 @@ static void mp_val(const msgpack_object *o, vd_reqval *out)
     case MSGPACK_OBJECT_STR:
         out->kind = VD_RV_STR;
         out->s = vd_str_make(o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        /* bin holding UTF-8 is a string (Python bytes, ASGI headers). */
+        out->kind = utf8_valid((const unsigned char *)o->via.bin.ptr, o->via.bin.size)
+                        ? VD_RV_STR : VD_RV_BADSTR;
+        out->s = vd_str_make(o->via.bin.ptr, o->via.bin.size);
         break;
     case MSGPACK_OBJECT_ARRAY: out->kind = VD_RV_ARRAY; out->n = o->via.array.size; break;
     case MSGPACK_OBJECT_MAP: out->kind = VD_RV_MAP; out->n = o->via.map.size; break;

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "net/listener.h"
 #include "net/msgpack_scan.h"
+#include "net/recent_errors.h"
 #include "net/sockio.h"
 #include "net/rpc_codec.h"
 
@@ -46,6 +47,7 @@ static _Atomic long open_conns;
 struct vd_rpc_server {
     const vd_frontend *fe;
     vd_listener *listener;
+    int port;                     /* bound port (for the recent-errors panel) */
     rpc_conn *conns;
     size_t nconns;
     int draining;
@@ -150,6 +152,7 @@ static void queue_reply(rpc_conn *c)
 
 static void reply_error(rpc_conn *c, uint32_t msgid, const char *code, const char *msg)
 {
+    vd_recent_error_add("rpc", c->srv->port, code, msg);
     vd_rpc_pack_error(&c->srv->pk, msgid, code, msg);
     queue_reply(c);
 }
@@ -289,7 +292,9 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
         reply_error(c, msgid, "invalid_request", "a request is [0, msgid, method, params]");
         return true;
     }
-    if (a[2].type != MSGPACK_OBJECT_STR) {
+    /* A method sent as bin (Python bytes) is read like a str: method_is
+     * compares bytes, so bin that is not UTF-8 is simply not a method. */
+    if (a[2].type != MSGPACK_OBJECT_STR && a[2].type != MSGPACK_OBJECT_BIN) {
         VD_STAT_INC(fe->stats, err_invalid_request);
         reply_error(c, msgid, "invalid_request", "method must be a string");
         return true;
@@ -317,6 +322,8 @@ static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char 
     uint32_t msgid;
     if (vd_msgpack_peek_msgid(buf, len, &msgid))
         reply_error(c, msgid, code, msg);
+    else
+        vd_recent_error_add("rpc", c->srv->port, code, msg);
     VD_STAT_INC(c->srv->fe->stats, conn_closed_error);
     vd_debug("%s: %s: %s; closing", c->peer, code, msg);
     conn_close_after_flush(c);
@@ -382,6 +389,9 @@ static int process_input(rpc_conn *c)
         msgpack_zone_clear(&s->zone);
         evbuffer_drain(in, flen);
         if (!keep) {
+            vd_recent_error_add("rpc", s->port, "invalid_request",
+                                "frame is not a MessagePack-RPC request [type, msgid, ...]; "
+                                "connection closed");
             VD_STAT_INC(fe->stats, conn_closed_error);
             conn_close_after_flush(c);
             return -1;
@@ -538,6 +548,7 @@ vd_rpc_server *vd_rpc_server_start(const vd_frontend *fe, const char *listen_add
         vd_rpc_server_free(s);
         return NULL;
     }
+    s->port = vd_listener_port(s->listener);
     return s;
 }
 

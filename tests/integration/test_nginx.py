@@ -69,6 +69,7 @@ def get(port, headers):
     try:
         c.request("GET", "/", headers=headers)
         r = c.getresponse()
+        get.last_headers = {k.lower(): v for k, v in r.getheaders()}
         return r.status, r.getheader("X-Variant"), r.read().decode()
     finally:
         c.close()
@@ -116,6 +117,9 @@ def test_nginx_routes_visitors_to_their_variant(tmp_path, site, start_daemon):
             assert st == 200, (headers, st, body)
             assert variant == want, (headers, variant)
             assert body == f"<h1>page {want}</h1>\n"
+            # The page may be kept by the browser for the decision's lifetime
+            # (X-Variant-Max-Age: http-max-age here), never by a shared cache.
+            assert get.last_headers["cache-control"] == "private, max-age=60"
         # Every page view was one edge decision, counted by variant.
         m = d.metrics()
         assert m['variantd_slot_decisions_total{slot="home.hero",variant="hero-berlin"}'] == 2
@@ -140,6 +144,7 @@ def test_nginx_routes_visitors_to_their_variant(tmp_path, site, start_daemon):
         st, variant, body = get(port, {"X-Forwarded-For": "1.0.0.7"})
         assert st == 200 and body == "<h1>page hero-generic</h1>\n"
         assert variant.startswith("hero-generic")
+        assert get.last_headers["cache-control"] == "no-store"
     finally:
         proc.send_signal(signal.SIGQUIT)
         try:
