@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import RawHttp, write_defs
+from conftest import RawHttp, wait_for, write_defs
 
 SEGMENTS = [
     {"id": "everyone", "match": {"all": []}},
@@ -319,6 +319,9 @@ def test_too_many_connections_get_503_then_close(defs, start_daemon):
     seg, cm = defs
     d = start_daemon("--http-max-connections", "5", segments=seg, content_map=cm, http=True,
                      stats=True)
+    # The harness's readiness probe connected to the edge port too: wait until
+    # the daemon has seen it close, or it still counts against the five.
+    assert wait_for(lambda: d.metrics()['variantd_connections{interface="edge"}'] == 0)
     held = [RawHttp(d.http_port) for _ in range(5)]
     for c in held:   # all five are really accepted and served
         c.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\n\r\n")
