@@ -607,7 +607,7 @@ static void fill_id(const struct stat *st, vd_geo_file_id *id)
  * a file that changes while it is read is refused (try again later). */
 #define VD_GEO_MAX_BYTES (4LL << 30)
 
-static int copy_to_memfd(const char *path, vd_geo_file_id *id, char *err, size_t errcap)
+int vd_geo_file_copy(const char *path, vd_geo_file_id *id, char *err, size_t errcap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
@@ -676,23 +676,6 @@ fail:
     return -1;
 }
 
-int vd_mmdb_open_copy(const char *path, MMDB_s *mmdb, vd_geo_file_id *id, char *err,
-                      size_t errcap)
-{
-    int memfd = copy_to_memfd(path, id, err, errcap);
-    if (memfd < 0)
-        return -1;
-    char mpath[64];
-    snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
-    int rc = MMDB_open(mpath, MMDB_MODE_MMAP, mmdb);
-    close(memfd);             /* the mapping keeps the copy alive */
-    if (rc != MMDB_SUCCESS) {
-        snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
-        return -1;
-    }
-    return 0;
-}
-
 vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
 {
     if (!path || !*path) {
@@ -712,7 +695,17 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
      * kills the daemon with SIGBUS (truncated) or feeds lookups torn bytes.
      * So the file is copied once into a sealed memfd we own and that copy is
      * mapped: nothing outside can change or shrink it. */
-    if (vd_mmdb_open_copy(path, &db->mmdb, &db->file, err, errcap) != 0) {
+    char mpath[64];
+    int memfd = vd_geo_file_copy(path, &db->file, err, errcap);
+    if (memfd < 0) {
+        vd_free(db);
+        return NULL;
+    }
+    snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
+    int rc = MMDB_open(mpath, MMDB_MODE_MMAP, &db->mmdb);
+    close(memfd);             /* the mapping keeps the copy alive */
+    if (rc != MMDB_SUCCESS) {
+        snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
         vd_free(db);
         return NULL;
     }
