@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -152,6 +153,14 @@ static void log_errors(const char *what, const vd_errors *err)
         vd_error("%s: ... and %zu more errors", what, err->dropped);
 }
 
+/* A compile parses every document on the reload thread, whose malloc arena
+ * glibc does not shrink by itself: a rejected 100,001-segment set left RSS
+ * at ~130 MB. After each reload the freed memory goes back to the system. */
+static void give_back_memory(void)
+{
+    malloc_trim(0);
+}
+
 /* An optional network database; a wrong type or an unreadable file stops
  * start-up. */
 static int open_netdb(const char *flag, const char *path, vd_netdb_kind kind, vd_netdb **out,
@@ -191,6 +200,7 @@ static int reload_files(daemon_state *d, int at_start)
         log_errors(at_start ? "definitions rejected" : "reload rejected, still serving the previous ruleset", err);
         vd_live_failed(vd_errors_summary(err, summary, sizeof summary));
         vd_free(err);
+        give_back_memory();
         return -1;
     }
     vd_free(err);
@@ -199,6 +209,7 @@ static int reload_files(daemon_state *d, int at_start)
             vd_ruleset_nslots(rs), (double)(vd_now_ns() - t0) / 1e6);
     vd_live_set(rs, VD_SOURCE_FILES);
     vd_parsed_free(parsed);       /* after the swap: not on the path to serving it */
+    give_back_memory();
     return 0;
 }
 
@@ -246,15 +257,15 @@ static void fit_fd_limit(vd_config *cfg)
         cfg->max_connections = r < old_rpc ? r : old_rpc;
         cfg->http_max_connections = h < old_http ? h : old_http;
         vd_warn("max-connections %ld and http-max-connections %ld need %ld file descriptors "
-                "with the %ld kept for the stats port, reloads and Redis, but the limit "
+                "with %ld kept in reserve (stats HTTP port, reloads, Redis), but the limit "
                 "(RLIMIT_NOFILE, LimitNOFILE=) is %llu: lowered to %ld and %ld",
                 old_rpc, old_http, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
                 cfg->max_connections, cfg->http_max_connections);
     } else {
         cfg->max_connections = avail < old_rpc ? avail : old_rpc;
-        vd_warn("max-connections %ld needs %ld file descriptors with the %ld kept for the "
-                "stats port, reloads and Redis, but the limit (RLIMIT_NOFILE, LimitNOFILE=) "
-                "is %llu: lowered to %ld",
+        vd_warn("max-connections %ld needs %ld file descriptors with %ld kept in reserve "
+                "(stats HTTP port, reloads, Redis), but the limit (RLIMIT_NOFILE, "
+                "LimitNOFILE=) is %llu: lowered to %ld",
                 old_rpc, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
                 cfg->max_connections);
     }

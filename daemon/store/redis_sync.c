@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -170,6 +171,7 @@ static void *compile_main(void *arg)
         pthread_mutex_unlock(&s->mu);
         vd_docset_free(&j->ds);
         vd_free(j);
+        malloc_trim(0);   /* the compile's memory back to the system (thread arena) */
         char b = 1;
         ssize_t w;
         do

@@ -55,12 +55,14 @@ async function startDaemon({ port, statsPort, args = [] } = {}) {
   running.add(proc);
   const exited = new Promise((resolve) => proc.once('exit', (code) => { running.delete(proc); resolve(code); }));
   const deadline = Date.now() + 15000;
+  const listening = (p) => new Promise((resolve) => {
+    const s = net.connect(p, '127.0.0.1');
+    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('error', () => resolve(false));
+  });
   for (;;) {
-    const ok = await new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
+    // Both ports: the stats port opens a moment after the decision port.
+    const ok = await listening(port) && await listening(statsPort);
     if (ok) break;
     assert.ok(Date.now() < deadline, 'variantd did not listen');
     assert.equal(proc.exitCode, null, fs.readFileSync(path.join(tmp, `variantd-${port}.log`), 'utf8'));
