@@ -32,6 +32,7 @@ typedef struct vd_config {
     long workers;             /* decision worker threads, 0 = online CPUs */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
     long geo_cache;           /* decoded GeoIP record cache entries per worker */
+    long geoip_check_interval;/* seconds between geoip-db identity checks (0 = off) */
     /* HTTP ports (edge and stats) */
     long http_max_header;     /* bytes of a request line + headers (431 beyond) */
     long http_max_body;       /* bytes of a request body (413 beyond) */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/str.h"
 #include "decision/request.h"
 
 /* ---- request: msgpack-c objects as the validator sees them ---- */
@@ -178,15 +179,23 @@ static void e_str(void *a, const char *s, size_t n)
 {
     vd_msgpack_out *o = a;
     msgpack_sbuffer *sb = o->sb;
-    if (n > UINT32_MAX)
-        n = UINT32_MAX;
-    unsigned char *p = room(o, 5 + n);
+    if (n > UINT32_MAX / 3)
+        n = UINT32_MAX / 3;
+    /* A str is UTF-8 by the MessagePack spec: echoed client bytes that are
+     * not become U+FFFD, as on the edge port, so a strict decoder reads the
+     * whole reply. */
+    size_t fixed = vd_utf8_fixed_len(s, n);
+    unsigned char *p = room(o, 5 + fixed);
     if (!p)
         return;
-    size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
-    if (n)
-        memcpy(p + h, s, n);
-    sb->size += h + n;
+    size_t h = put_len(p, (uint32_t)fixed, 0xa0, 32, 0xd9, 0xda);
+    if (fixed == n) {
+        if (n)
+            memcpy(p + h, s, n);
+    } else {
+        vd_utf8_fix((char *)p + h, s, n);
+    }
+    sb->size += h + fixed;
 }
 
 static void e_byte(void *a, unsigned char b)
@@ -269,8 +278,20 @@ void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, con
     const char *s[4] = { "code", code, "message", message };
     for (int i = 0; i < 4; i++) {
         size_t n = strlen(s[i]);
-        msgpack_pack_str(pk, n);
-        msgpack_pack_str_body(pk, s[i], n);
+        size_t fixed = vd_utf8_fixed_len(s[i], n);
+        if (fixed == n) {
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, s[i], n);
+        } else {
+            /* Messages quote client bytes: U+FFFD for what is not UTF-8. */
+            char buf[3 * 512];
+            if (n > 512)
+                n = 512;
+            fixed = vd_utf8_fixed_len(s[i], n);
+            vd_utf8_fix(buf, s[i], n);
+            msgpack_pack_str(pk, fixed);
+            msgpack_pack_str_body(pk, buf, fixed);
+        }
     }
     msgpack_pack_nil(pk);
 }

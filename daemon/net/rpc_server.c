@@ -34,6 +34,8 @@ typedef struct rpc_conn {
     int reading;                  /* rev is armed (0 while backpressure pauses it) */
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
+    int half_closed;              /* our side shut down: discarding input until EOF */
+    int peer_eof;                 /* the client shut its side down */
     vd_scan_state scan;           /* progress through a frame that arrives in pieces */
     char peer[64];
 } rpc_conn;
@@ -85,6 +87,28 @@ static void pause_reading(rpc_conn *c)
     }
 }
 
+/* After the last reply: close only our side (FIN), then read and drop what
+ * the client still sends until its EOF or LINGER_SECONDS. Closing a socket
+ * with unread input would send a reset instead, which also destroys the
+ * replies the client has not read yet (nginx's lingering close). */
+#define LINGER_SECONDS 2
+
+static void start_linger(rpc_conn *c)
+{
+    if (c->peer_eof) {
+        conn_free(c);
+        return;
+    }
+    c->half_closed = 1;
+    shutdown(c->fd, SHUT_WR);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    if (c->reading)
+        event_del(c->rev);
+    struct timeval tv = { .tv_sec = LINGER_SECONDS, .tv_usec = 0 };
+    event_add(c->rev, &tv);
+    c->reading = 1;
+}
+
 /* Writes what the kernel takes now; arms the write event (with the idle
  * timeout: a peer that stops reading is dropped) for the rest. Returns -1
  * if the connection was freed. */
@@ -103,9 +127,10 @@ static int conn_flush(rpc_conn *c)
     }
     if (event_pending(c->wev, EV_WRITE, NULL))
         event_del(c->wev);
-    if (c->closing) {
-        conn_free(c);
-        return -1;
+    if (c->closing && !c->half_closed) {
+        int freed = c->peer_eof;
+        start_linger(c);          /* frees c if the client already closed its side */
+        return freed ? -1 : 0;
     }
     return 0;
 }
@@ -381,19 +406,42 @@ static int process_input(rpc_conn *c)
     return 0;
 }
 
+/* The client shut its side down: answer what it sent, then close. */
+static void on_peer_eof(rpc_conn *c)
+{
+    c->peer_eof = 1;
+    pause_reading(c);
+    if (process_input(c) == 0)
+        conn_close_after_flush(c);
+}
+
 static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
     rpc_conn *c = arg;
     if (what & EV_TIMEOUT) {
-        VD_STAT_INC(c->srv->fe->stats, conn_closed_idle);
+        if (!c->half_closed)
+            VD_STAT_INC(c->srv->fe->stats, conn_closed_idle);
         conn_free(c);
+        return;
+    }
+    if (c->half_closed) {
+        char sink[4096];
+        ssize_t n;
+        while ((n = recv(fd, sink, sizeof sink, 0)) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            conn_free(c);         /* EOF (or an error): the lingering close is over */
         return;
     }
     ssize_t n = vd_sock_read(c->in, fd);
     if (n == VD_SOCK_AGAIN)
         return;
-    if (n <= 0) {
-        conn_free(c);             /* peer closed or reset */
+    if (n == 0) {
+        on_peer_eof(c);
+        return;
+    }
+    if (n < 0) {
+        conn_free(c);             /* reset */
         return;
     }
     if (process_input(c) == 0)
@@ -412,11 +460,6 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     }
     if (conn_flush(c) < 0)
         return;
-    if (c->srv->draining) {
-        if (evbuffer_get_length(c->out) == 0)
-            conn_free(c);
-        return;
-    }
     /* Drained below half of max-output: read again, and answer what
      * arrived meanwhile. */
     if (!c->reading && !c->closing &&
@@ -511,9 +554,49 @@ vd_rpc_server *vd_rpc_server_start(const vd_frontend *fe, const char *listen_add
 
 void vd_rpc_server_stop_accepting(vd_rpc_server *s)
 {
+    /* Connections already queued are taken (and drained), not reset. */
+    vd_listener_accept_queued(s->listener, 4096);
     s->draining = 1;
     vd_listener_free(s->listener);
     s->listener = NULL;
+}
+
+/* One connection at shutdown, as Redis and nginx do: read what the kernel
+ * holds, answer every complete frame, and once the client has nothing more
+ * queued and every reply is out, half-close and linger (start_linger). A
+ * frame still arriving, or replies the client has not read yet, wait for
+ * the next tick, up to the grace period. */
+static void drain_one(rpc_conn *c)
+{
+    if (c->closing || c->half_closed)
+        return;
+    bool more = false;
+    for (int i = 0; c->reading && !c->closing; i++) {
+        if (i == 16) {
+            more = true;          /* still arriving: look again next tick */
+            break;
+        }
+        ssize_t n = vd_sock_read(c->in, c->fd);
+        if (n == VD_SOCK_AGAIN)
+            break;
+        if (n == 0) {
+            on_peer_eof(c);
+            return;
+        }
+        if (n < 0) {
+            conn_free(c);
+            return;
+        }
+        if (process_input(c) != 0)
+            return;
+    }
+    if (c->closing)
+        return;                   /* conn_close_after_flush is under way */
+    if (conn_flush(c) != 0)
+        return;
+    if (!more && c->reading && evbuffer_get_length(c->out) == 0 &&
+        evbuffer_get_length(c->in) == 0)
+        conn_close_after_flush(c);
 }
 
 size_t vd_rpc_server_drain(vd_rpc_server *s)
@@ -522,12 +605,7 @@ size_t vd_rpc_server_drain(vd_rpc_server *s)
     rpc_conn *c = s->conns;
     while (c) {
         rpc_conn *next = c->next;
-        /* Requests already read were answered synchronously, so what is
-         * left is output: close those with nothing left to send. */
-        if (evbuffer_get_length(c->out) == 0)
-            conn_free(c);
-        else
-            pause_reading(c);
+        drain_one(c);             /* may free c */
         c = next;
     }
     return s->nconns;

@@ -27,6 +27,8 @@ typedef struct vd_compiler {
     size_t plen;
     size_t nerr;              /* errors reported (also beyond what err keeps) */
     bool oom;
+    bool halt;                /* cancelled, or over a whole-set limit: stop early */
+    bool too_many;            /* "more than VD_MAX_SEGMENTS" already reported */
 } vd_compiler;
 
 /* "doc: what: path: message" (parts left out when empty). */
