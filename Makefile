@@ -3,7 +3,10 @@
 #   make            build variantd, variantctl and tools into build/
 #   make run        install missing packages, build, run on the example definitions
 #   make test       install test packages, check the layering, run unit + accuracy +
-#                   integration tests, then unit + integration again under ASan+UBSan
+#                   integration tests and a 2-minute soak, then unit + integration again
+#                   under ASan+UBSan (a 1-minute soak)
+#   make soak       30-minute soak (SOAK_MINUTES=N): mixed load, publishes, Redis restarts
+#   make fuzz       libFuzzer campaigns (FUZZ_SECONDS=N per target; clang-14)
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
 #   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
@@ -58,22 +61,23 @@ LAYERS   := core context rules store decision net api runtime
 .SECONDARY:
 
 .PHONY: all deps deps-test run test unit integration php-client clients-test test-asan accuracy fuzz \
-        bench clean help install check-layering update-isbot
+        bench clean help install check-layering update-isbot soak soak-quick
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,11p' Makefile
 
 deps:
 	@scripts/deps.sh build
-# npm packages the tests run (pinned by the package-lock.json files): fetched
-# here, once, so the test run itself needs no network.
-NPM_DIRS := tests/integration clients/node
 
 # Re-fetch isbot's pattern list (the version pinned in the script) into
 # data/bots/ with npm pack; the committed copy builds without the network.
 update-isbot:
 	scripts/fetch-isbot.sh data/bots/isbot-patterns.txt
+
+# npm packages the tests run (pinned by the package-lock.json files): fetched
+# here, once, so the test run itself needs no network.
+NPM_DIRS := tests/integration clients/node
 deps-test:
 	@scripts/deps.sh test
 	@set -e; for d in $(NPM_DIRS); do \
@@ -184,11 +188,26 @@ check-layering: $(LIB_OBJS)
 	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client clients-test
+	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client clients-test \
+	    soak-quick
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration php-client clients-test
+	@$(MAKE) --no-print-directory SANITIZE=1 SOAK_QUICK_MINUTES=1 all unit integration php-client \
+	    clients-test soak-quick
+
+# Soak (tests/soak/soak.py): decision, edge and stats load, clients that
+# disconnect mid-reply, a publish every 10 s, Redis restarted every 2 minutes,
+# SIGHUPs; one line a minute (RSS, fds, p99, errors); fails on any error or on
+# growth. make test runs a short one with a Redis restart every 40 s (2 minutes;
+# 1 minute under ASan+UBSan, where everything is ~5x slower).
+SOAK_MINUTES       ?= 30
+SOAK_QUICK_MINUTES ?= 2
+soak: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --minutes $(SOAK_MINUTES)
+
+soak-quick: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --minutes $(SOAK_QUICK_MINUTES) --redis-restart 40
 
 # make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
 # (with the installed paths), the example config (kept if one exists) and docs.

@@ -571,22 +571,12 @@ int main(int argc, char **argv)
         vd_error("out of memory at start-up");
         return 1;
     }
-    if (reloader_start(&d) != 0) {
-        vd_error("cannot start the reload thread");
-        return 1;
-    }
     d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
     d.sig_term = evsignal_new(d.base, SIGTERM, on_term, &d);
     d.sig_int = evsignal_new(d.base, SIGINT, on_term, &d);
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
-    if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
-        struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
-        d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
-        if (d.geo_timer)
-            event_add(d.geo_timer, &every);
-    }
     d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
     if (!d.pool) {
         vd_error("decision port: %s", err);
@@ -597,6 +587,16 @@ int main(int argc, char **argv)
     if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
         vd_error("redis: cannot start the sync (out of memory or threads)");
         return 1;
+    }
+    if (reloader_start(&d) != 0) {
+        vd_error("cannot start the reload thread");
+        return 1;
+    }
+    if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
+        struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
+        d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
+        if (d.geo_timer)
+            event_add(d.geo_timer, &every);
     }
     if (d.cfg.stats_listen[0]) {
         vd_stats_source src[VD_MAX_WORKERS];

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* data/bots/isbot-patterns.txt, embedded (NUL-terminated). */
 __asm__(".section .rodata\n"
@@ -292,8 +293,16 @@ static void md_free(void *p)
     pcre2_match_data_free(p);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static void init_once(void)
 {
+    double t0 = now_ms();
     size_t len = strlen(vd_isbot_patterns_txt);
     g.texts = vd_malloc(len + 1);
     g.pats = vd_calloc(MAX_PATTERNS, sizeof *g.pats);
@@ -411,8 +420,8 @@ static void init_once(void)
     }
     char rel[32] = "";
     pcre2_config(PCRE2_CONFIG_VERSION, rel);
-    snprintf(g.desc, sizeof g.desc, "isbot %s: %u patterns (PCRE2 %s%s)", version, g.n, rel,
-             jit ? ", JIT" : ", interpreted");
+    snprintf(g.desc, sizeof g.desc, "isbot %s: %u patterns (PCRE2 %s%s), compiled in %.1f ms",
+             version, g.n, rel, jit ? ", JIT" : ", interpreted", now_ms() - t0);
     g.rc = 0;
 }
 

@@ -28,11 +28,16 @@ const char *vd_bots_describe(void);
  * bit tests. */
 #define VD_TRI_BITS 4096u
 
+/* The hash of the 3 bytes at p[i] (12 bits). A macro as well, so tables of
+ * string literals get their hashes at compile time. */
+#define VD_TRI_HASH(p, i)                                                          \
+    ((unsigned)((((uint32_t)(unsigned char)(p)[i] |                                \
+                  (uint32_t)(unsigned char)(p)[(i) + 1] << 8 |                      \
+                  (uint32_t)(unsigned char)(p)[(i) + 2] << 16) * 2654435761u) >> 20))
+
 static inline unsigned vd_tri_hash(const char *p)
 {
-    uint32_t v = (uint32_t)(unsigned char)p[0] | (uint32_t)(unsigned char)p[1] << 8 |
-                 (uint32_t)(unsigned char)p[2] << 16;
-    return (unsigned)((v * 2654435761u) >> 20);     /* 12 bits */
+    return VD_TRI_HASH(p, 0);
 }
 
 /* Tests a lower-cased UA (with its window set tri, VD_TRI_BITS bits)

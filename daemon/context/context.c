@@ -85,7 +85,8 @@ static void need_url(vd_context *ctx)
 {
     if (ctx->done & VD_FAM_URL)
         return;
-    ctx->has_url = ctx->req->url.n > 0 && vd_url_parse(ctx->req->url, &ctx->url);
+    ctx->has_url = ctx->req->url.n > 0 && ctx->req->url.n <= VD_MAX_URL_BYTES &&
+                   vd_url_parse(ctx->req->url, &ctx->url);
     ctx->done |= VD_FAM_URL;
 }
 
@@ -94,7 +95,8 @@ static void need_source(vd_context *ctx)
     if (ctx->done & VD_FAM_SOURCE)
         return;
     need_url(ctx);
-    vd_source_classify_parsed(ctx->req->referer, ctx->has_url ? &ctx->url : NULL, &ctx->source);
+    vd_str ref = ctx->req->referer.n <= VD_MAX_URL_BYTES ? ctx->req->referer : VD_STR_NULL;
+    vd_source_classify_parsed(ref, ctx->has_url ? &ctx->url : NULL, &ctx->source);
     ctx->done |= VD_FAM_SOURCE;
 }
 
@@ -271,7 +273,9 @@ void vd_context_get(vd_context *ctx, const vd_attr_ref *attr, vd_value *out)
     case VD_ATTR_ATTR:
         for (unsigned i = 0; i < ctx->req->nattrs; i++)
             if (vd_str_eq(ctx->req->attrs[i].key, attr->sub)) {
-                *out = ctx->req->attrs[i].val;
+                const vd_value *v = &ctx->req->attrs[i].val;
+                if (v->kind != VD_VAL_STR || v->u.s.n <= VD_MAX_ATTR_STR_BYTES)
+                    *out = *v;
                 break;
             }
         break;

@@ -19,12 +19,15 @@
  *                     variants, diagonal-coded generic models "MT0739D");
  *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
  *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
- *   7. tool words   — HTTP libraries, monitors, URLs: bots unless a device
- *                     platform matched above;
+ *   7. tool words   — HTTP libraries, monitors, URLs, and isbot's maintained
+ *                     pattern list (bots.c): bots unless a device platform
+ *                     matched above;
  *   8. desktops     — Windows, Mac, X11, Chrome OS...;
  *   9. leftovers    — a UA naming no platform at all is a tool: bot.
  * OS and browser families come from two more ordered tables (family names in
  * device-detector's vocabulary, NULL when unknown; none for bots).
+ * User-Agent Client Hints, where a request has them, decide type and OS
+ * before the UA (vd_device_classify_hints).
  *
  * The cache is a 2-way set-associative table of verdicts keyed by a 64-bit
  * hash and verified against the UA bytes stored inline in one slab allocated
@@ -41,12 +44,17 @@
 
 /* ---------------------------------------------------------------- tokens */
 
+/* A token with the window hashes of its first and last 3 bytes, computed
+ * by the compiler (0 for tokens shorter than 3). */
 typedef struct tok {
     const char *s;
     uint8_t n;
+    uint16_t h_first, h_last;
 } tok;
 
-#define T(lit) { (lit), (uint8_t)(sizeof(lit) - 1) }
+#define TRI_FIRST(lit) (sizeof(lit) > 3 ? VD_TRI_HASH(lit, 0) : 0u)
+#define TRI_LAST(lit) (sizeof(lit) > 3 ? VD_TRI_HASH(lit, sizeof(lit) > 3 ? sizeof(lit) - 4 : 0) : 0u)
+#define T(lit) { (lit), (uint8_t)(sizeof(lit) - 1), TRI_FIRST(lit), TRI_LAST(lit) }
 
 /* The lower-cased UA plus a 4096-bit set of its hashed 3-byte windows. Most
  * of the few hundred tokens tested are absent; two bit tests (first and last
@@ -71,21 +79,56 @@ static bool tri_maybe(const ua_buf *u, const char *p)
     return (u->tri[h / 64] >> (h % 64)) & 1u;
 }
 
+/* memmem for the short needles and haystacks here: memchr finds the
+ * candidates, memcmp confirms (glibc's memmem spends longer setting up its
+ * search than this takes on a User-Agent). */
+static const char *find(const char *h, size_t hn, const char *s, size_t n)
+{
+    if (n == 0)
+        return h;
+    if (n > hn)
+        return NULL;
+    for (const char *p = h, *last = h + hn - n; p <= last; p++) {
+        p = memchr(p, s[0], (size_t)(last - p) + 1);
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, s + 1, n - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 static bool has(const ua_buf *u, const char *s, size_t n)
 {
     if (n > u->n)
         return false;
     if (n >= 3 && (!tri_maybe(u, s) || !tri_maybe(u, s + n - 3)))
         return false;
-    return memmem(u->s, u->n, s, n) != NULL;
+    return find(u->s, u->n, s, n) != NULL;
 }
 
 #define HAS(u, lit) has((u), (lit), sizeof(lit) - 1)
 
+static inline bool tri_bit(const ua_buf *u, unsigned h)
+{
+    return (u->tri[h / 64] >> (h % 64)) & 1u;
+}
+
+/* has() with the token's hashes precomputed. */
+static inline bool has_h(const ua_buf *u, const char *s, uint8_t n, unsigned h_first,
+                         unsigned h_last)
+{
+    if (n > u->n)
+        return false;
+    if (n >= 3 && (!tri_bit(u, h_first) || !tri_bit(u, h_last)))
+        return false;
+    return find(u->s, u->n, s, n) != NULL;
+}
+
 static bool has_any(const ua_buf *u, const tok *t, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (has(u, t[i].s, t[i].n))
+        if (has_h(u, t[i].s, t[i].n, t[i].h_first, t[i].h_last))
             return true;
     return false;
 }
@@ -251,7 +294,7 @@ static bool is_digit(char c) { return c >= '0' && c <= '9'; }
  * there is none. */
 static vd_str android_model(const ua_buf *u)
 {
-    const char *a = memmem(u->s, u->n, "android", 7);
+    const char *a = find(u->s, u->n, "android", 7);
     if (!a)
         return VD_STR_NULL;
     const char *end = u->s + u->n;
@@ -311,7 +354,7 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
 {
     size_t n = strlen(w);
     for (const char *p = m.p, *end = m.p + m.n; p + n <= end; p++) {
-        p = memmem(p, (size_t)(end - p), w, n);
+        p = find(p, (size_t)(end - p), w, n);
         if (!p)
             return false;
         char before = p > m.p ? p[-1] : ' ', after = p + n < end ? p[n] : ' ';
@@ -330,7 +373,7 @@ static bool model_family(vd_str m, const char *w)
 {
     size_t n = strlen(w);
     for (const char *p = m.p, *end = m.p + m.n; p + n <= end; p++) {
-        p = memmem(p, (size_t)(end - p), w, n);
+        p = find(p, (size_t)(end - p), w, n);
         if (!p)
             return false;
         bool start = p == m.p || p[-1] == ' ' || p[-1] == '_' || p[-1] == '-';
@@ -616,10 +659,11 @@ static bool model_is_tablet(vd_str m)
 typedef struct fam_rule {
     const char *tok;
     uint8_t n;
+    uint16_t h_first, h_last;
     const char *family;
 } fam_rule;
 
-#define F(lit, fam) { (lit), (uint8_t)(sizeof(lit) - 1), (fam) }
+#define F(lit, fam) { (lit), (uint8_t)(sizeof(lit) - 1), TRI_FIRST(lit), TRI_LAST(lit), (fam) }
 
 /* OS families in device-detector's vocabulary. Order matters: Windows Phone
  * before Windows, Android before Linux, iOS ("like Mac OS X") before Mac. */
@@ -695,7 +739,7 @@ static const fam_rule browser_rules[] = {
 static const fam_rule *family(const ua_buf *u, const fam_rule *r, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (has(u, r[i].tok, r[i].n))
+        if (has_h(u, r[i].tok, r[i].n, r[i].h_first, r[i].h_last))
             return &r[i];
     return NULL;
 }
@@ -728,7 +772,7 @@ static bool has_bot_word(const ua_buf *u)
         return false;
     const char *end = u->s + u->n;
     for (const char *p = u->s; p + 3 <= end; p += 3) {
-        p = memmem(p, (size_t)(end - p), "bot", 3);
+        p = find(p, (size_t)(end - p), "bot", 3);
         if (!p)
             return false;
         const char *q = p + 3;

@@ -33,7 +33,7 @@ static const config_row rows[] = {
     STR("anonymous-ip-db", anonymous_ip_db, "",
         "GeoIP2-Anonymous-IP .mmdb for net.anonymous, .vpn, .hosting, .tor (empty = off)"),
     STR("zoneinfo", zoneinfo, "/usr/share/zoneinfo", "TZif directory for visitor-local time"),
-    STR("redis", redis, "", "redis://host:port/db or unix:/path (empty = file mode)"),
+    STR("redis", redis, "", "redis://host:port/db, unix:/path or redis-sentinel://h1:26379,h2/master (empty = file mode)"),
     STR("snapshot", snapshot, "", "last-known-good snapshot file (empty = none)"),
     STR("log-level", log_level, "info", "debug, info, warn or error"),
     INT("max-frame", max_frame, VD_DEFAULT_MAX_FRAME, 64, VD_MAX_FRAME_CEILING,

@@ -87,17 +87,6 @@ static int read_attrs(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
     return 0;
 }
 
-static int read_slot(const vd_reqval *so, uint32_t s, vd_request *req, char *err, size_t cap)
-{
-    if (so->kind != VD_RV_STR || so->s.n == 0) {
-        snprintf(err, cap, so->kind == VD_RV_BADSTR ? "slots[%u] is binary that is not UTF-8"
-                                                    : "slots[%u] must be a non-empty string", s);
-        return -1;
-    }
-    req->slots[req->nslots++] = so->s;
-    return 0;
-}
-
 /* hints: {"sec-ch-ua": "...", "sec-ch-ua-mobile": "?1", ...}: the Client
  * Hint headers by their lower-case names, as received; other names are
  * ignored (browsers have more hints than the device needs). */
@@ -132,6 +121,17 @@ static int read_hints(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
         }
         *field = v.s;
     }
+    return 0;
+}
+
+static int read_slot(const vd_reqval *so, uint32_t s, vd_request *req, char *err, size_t cap)
+{
+    if (so->kind != VD_RV_STR || so->s.n == 0) {
+        snprintf(err, cap, so->kind == VD_RV_BADSTR ? "slots[%u] is binary that is not UTF-8"
+                                                    : "slots[%u] must be a non-empty string", s);
+        return -1;
+    }
+    req->slots[req->nslots++] = so->s;
     return 0;
 }
 

@@ -130,8 +130,7 @@ static bool decode(vd_http_edge *e, vd_str s, vd_str *out)
     return true;
 }
 
-/* The value of cookie `name` in a Cookie header. */
-static vd_str cookie_get(vd_str hdr, const char *name)
+vd_str vd_edge_cookie_get(vd_str hdr, const char *name)
 {
     size_t nlen = strlen(name);
     size_t i = 0;
@@ -244,7 +243,7 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     req->hints.model = vd_http_header_get(hr, "Sec-CH-UA-Model");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
-            req->vid = cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
+            req->vid = vd_edge_cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
     return 0;
 }
 

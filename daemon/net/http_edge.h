@@ -24,6 +24,7 @@
 #ifndef VD_NET_HTTP_EDGE_H
 #define VD_NET_HTTP_EDGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "net/http_server.h"
@@ -36,6 +37,10 @@ typedef struct vd_http_edge vd_http_edge;
 vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap);
 vd_http_server *vd_http_edge_server(vd_http_edge *e);
 void vd_http_edge_free(vd_http_edge *e);
+
+/* The value of cookie `name` in a Cookie header (trimmed, one pair of
+ * double quotes removed), a slice of hdr; empty if absent. */
+vd_str vd_edge_cookie_get(vd_str hdr, const char *name);
 
 /* The http-* limits of the config, shared by the edge and stats ports. */
 void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out);

@@ -786,6 +786,14 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
     set_reading(c, true);
 }
 
+void vd_http_server_adopt(vd_http_server *s, int fd)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = AF_UNSPEC;
+    accept_cb(fd, (struct sockaddr *)&ss, (int)sizeof ss, s);
+}
+
 vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap)

@@ -89,6 +89,9 @@ typedef struct vd_http_server vd_http_server;
 vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap);
+/* Serves an already connected socket as if just accepted (the peer address
+ * unknown); the server owns fd from then on. For the fuzz harness. */
+void vd_http_server_adopt(vd_http_server *s, int fd);
 /* Stops accepting; requests being received are still answered (with
  * Connection: close), idle connections close. */
 void vd_http_server_stop_accepting(vd_http_server *s);

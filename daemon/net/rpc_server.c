@@ -425,11 +425,11 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->half_closed) {
-        char sink[4096];
-        ssize_t n;
-        while ((n = recv(fd, sink, sizeof sink, 0)) > 0)
-            ;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        char sink[16384];
+        ssize_t n = 1;
+        for (int i = 0; i < 16 && n > 0; i++)   /* bounded: the loop serves others too */
+            n = recv(fd, sink, sizeof sink, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
             conn_free(c);         /* EOF (or an error): the lingering close is over */
         return;
     }

@@ -432,6 +432,11 @@ static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, 
         qsort(strs, p->nstrs, sizeof *strs, str_cmp);
         p->sorted = true;
     }
+    if (ok && !c->oom && p->test == VD_T_CONTAINS && p->nstrs >= VD_ACM_MIN_TERMS) {
+        p->acm = vd_acm_build(&c->rs->arena, strs, p->nstrs, VD_ACM_DENSE_BUDGET);
+        if (!p->acm)
+            c->oom = true;
+    }
     return ok;
 }
 

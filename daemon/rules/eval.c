@@ -199,6 +199,8 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
     case VD_T_CONTAINS:
         if (v->kind != VD_VAL_STR)
             return false;
+        if (p->acm)
+            return vd_acm_any(p->acm, v->u.s);
         for (uint32_t i = 0; i < p->nstrs; i++) {
             bool m = p->test == VD_T_PREFIX   ? vd_str_prefix_ci(v->u.s, p->strs[i])
                      : p->test == VD_T_SUFFIX ? vd_str_suffix_ci(v->u.s, p->strs[i])

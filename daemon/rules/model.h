@@ -16,6 +16,7 @@
 #include "context/attrs.h"
 #include "context/ip.h"
 #include "core/value.h"
+#include "rules/acmatch.h"
 #include "rules/arena.h"
 #include "rules/ruleset.h"
 
@@ -57,6 +58,10 @@ enum vd_test {
     VD_T_BITS,        /* hour / minute / weekday bitmap */
 };
 
+/* From this many `contains` terms on, one Aho–Corasick pass replaces the
+ * term-by-term scan (rules/acmatch.h). */
+#define VD_ACM_MIN_TERMS 4
+
 typedef struct vd_pred {
     vd_attr_ref attr;         /* sub interned in the arena */
     uint8_t type;             /* vd_attr_type of the attribute */
@@ -72,6 +77,7 @@ typedef struct vd_pred {
     const double *nums;
     const vd_ipnet *nets;
     const uint64_t *bits;     /* nbits bits: 24 hours, 1440 minutes, 7 weekdays */
+    const vd_acm *acm;        /* CONTAINS with VD_ACM_MIN_TERMS+ strs: all of them at once */
     double lo, hi;            /* RANGE; +-INFINITY for open ends */
     double lat, lon, km;      /* WITHIN */
 } vd_pred;

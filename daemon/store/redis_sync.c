@@ -29,6 +29,7 @@
 #include "store/live.h"
 #include "store/redis_url.h"
 #include "store/release.h"
+#include "store/sentinel.h"
 #include "store/snapshot.h"
 #include "variantd/limits.h"
 
@@ -47,7 +48,9 @@ typedef struct compile_job {
 struct vd_redis_sync {
     struct event_base *base;
     vd_redis_url url;
-    char connect_host[256];       /* numeric address actually dialled */
+    char connect_host[256];       /* numeric address actually dialled ("" = master not known yet) */
+    vd_sentinel *sentinel;        /* redis-sentinel:// URLs: where the master is */
+    bool await_master;            /* link_start waits for the sentinel's first answer */
     char desc[1400];
     char snapshot[4096];
     char k_current[128], k_channel[128], k_release[128], k_daemon[512];
@@ -254,7 +257,10 @@ static void link_ok(vd_redis_sync *s)
     if (s->link == LINK_CONNECTING) {
         s->link = LINK_UP;
         s->backoff_ms = BACKOFF_MIN_MS;
-        vd_info("redis: connected to %s", s->desc);
+        if (s->sentinel)
+            vd_info("redis: connected to %s (master at %s:%d)", s->desc, s->connect_host, s->url.port);
+        else
+            vd_info("redis: connected to %s", s->desc);
     }
 }
 
@@ -659,6 +665,22 @@ static redisAsyncContext *open_ctx(vd_redis_sync *s, char *why, size_t cap)
     return c;
 }
 
+/* Sentinel mode: the server we reached must still be the master (during a
+ * failover the old one answers as a replica for a while). */
+static void on_role(redisAsyncContext *c, void *reply, void *priv)
+{
+    vd_redis_sync *s = priv;
+    redisReply *r = reply;
+    if (!got_reply(s, c, r, true))
+        return;
+    bool master = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                  r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
+    if (!master) {
+        vd_sentinel_refresh(s->sentinel);
+        link_fail(s, r->type == REDIS_REPLY_ERROR ? "ROLE refused" : "it is not the master (any more)");
+    }
+}
+
 static void setup_cmds(vd_redis_sync *s, redisAsyncContext *c)
 {
     if (s->url.has_password) {
@@ -669,10 +691,16 @@ static void setup_cmds(vd_redis_sync *s, redisAsyncContext *c)
     }
     if (s->url.db)
         send_cmd(s, c, on_setup_reply, "SELECT %d", s->url.db);
+    if (s->sentinel && c == s->cmd)
+        send_cmd(s, c, on_role, "ROLE");
 }
 
 static void link_start(vd_redis_sync *s)
 {
+    if (s->sentinel && !s->connect_host[0]) {
+        s->await_master = true;   /* on_master starts the link */
+        return;
+    }
     s->link = LINK_CONNECTING;
     s->pending = 0;
     char why[300] = "";
@@ -730,6 +758,8 @@ static void link_fail(vd_redis_sync *s, const char *why)
 {
     if (s->link == LINK_DOWN)
         return;
+    /* The master may have moved: ask before the next attempt. */
+    vd_sentinel_refresh(s->sentinel);
     bool first = !s->fail_logged;
     s->fail_logged = true;
     s->link = LINK_DOWN;
@@ -758,6 +788,25 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         return;
     check(s);
     register_self(s);
+}
+
+/* The sentinel named a (new) master: reconnect there at once. */
+static void on_master(void *arg, const char *host, int port)
+{
+    vd_redis_sync *s = arg;
+    snprintf(s->connect_host, sizeof s->connect_host, "%s", host);
+    s->url.port = port;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    if (s->await_master) {
+        s->await_master = false;
+        link_start(s);
+    } else if (s->link != LINK_DOWN) {
+        link_fail(s, "the master moved");
+    } else if (event_pending(s->retry_timer, EV_TIMEOUT, NULL)) {
+        struct timeval zero = { 0, 0 };
+        event_del(s->retry_timer);
+        event_add(s->retry_timer, &zero);
+    }
 }
 
 /* ---- public ---- */
@@ -852,7 +901,14 @@ vd_redis_sync *vd_redis_sync_new(const vd_redis_sync_options *opt, char *err, si
         return NULL;
     }
     vd_redis_url_describe(&s->url, s->desc, sizeof s->desc);
-    if (!s->url.is_unix && resolve_host(s, err, cap) != 0) {
+    if (s->url.is_sentinel) {
+        s->sentinel = vd_sentinel_new(&s->url, opt->timeout_ms, opt->poll_ms, m, sizeof m);
+        if (!s->sentinel) {
+            snprintf(err, cap, "redis: %s", m);
+            vd_free(s);
+            return NULL;
+        }
+    } else if (!s->url.is_unix && resolve_host(s, err, cap) != 0) {
         vd_free(s);
         return NULL;
     }
@@ -895,6 +951,8 @@ int vd_redis_sync_start(vd_redis_sync *s, struct event_base *base)
         return -1;
     if (pthread_create(&s->thread, NULL, compile_main, s) != 0)
         return -1;
+    if (s->sentinel && vd_sentinel_start(s->sentinel, base, on_master, s) != 0)
+        return -1;
     s->thread_started = true;
     event_add(s->pipe_ev, NULL);
     struct timeval tv = { s->poll_ms / 1000, (s->poll_ms % 1000) * 1000 };
@@ -924,6 +982,7 @@ static void unregister_self(vd_redis_sync *s)
 {
     vd_redis_url u = s->url;
     snprintf(u.host, sizeof u.host, "%s", s->connect_host);
+    u.is_sentinel = false;    /* the master we were connected to */
     char err[256];
     struct redisContext *c = vd_release_connect(&u, (int)s->timeout_ms, err, sizeof err);
     if (!c)
@@ -951,6 +1010,8 @@ void vd_redis_sync_free(vd_redis_sync *s)
     }
     bool was_up = s->link == LINK_UP;
     s->link = LINK_DOWN;
+    vd_sentinel_free(s->sentinel);
+    s->sentinel = NULL;
     redisAsyncContext *a = s->cmd, *b = s->sub;
     s->cmd = s->sub = NULL;
     if (a)

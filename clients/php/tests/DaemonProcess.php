@@ -81,9 +81,16 @@ final class DaemonProcess
             if (!proc_get_status($this->proc)['running']) {
                 throw new \RuntimeException("variantd exited:\n" . $this->logText());
             }
-            $s = @stream_socket_client("tcp://127.0.0.1:{$this->port}", $errno, $errstr, 0.2);
-            if ($s !== false) {
-                fclose($s);
+            // The decision port opens before the stats port: wait for both.
+            $up = 0;
+            foreach ([$this->port, $this->statsPort] as $port) {
+                $s = @stream_socket_client("tcp://127.0.0.1:$port", $errno, $errstr, 0.2);
+                if ($s !== false) {
+                    fclose($s);
+                    $up++;
+                }
+            }
+            if ($up === 2) {
                 return $this;
             }
             usleep(50000);
