@@ -198,7 +198,7 @@ static int build_buckets(vd_ruleset *rs, const vd_pred **guards, int kind, unsig
                     first[b + 1]++;
     for (unsigned b = 0; b < nb; b++)
         first[b + 1] += first[b];
-    *out = malloc((first[nb] + 1) * sizeof **out);
+    *out = vd_malloc((first[nb] + 1) * sizeof **out);
     if (!*out)
         return -1;
     uint32_t fill[25];

@@ -112,6 +112,16 @@ def test_client_ip_is_rightmost_untrusted_forwarded_address(defs, start_daemon):
     assert "ip" not in explain_context(d, {})
     # Garbage in the chain: nothing beyond it is believed.
     assert "ip" not in explain_context(d, {"X-Forwarded-For": "1.0.0.7, not-an-ip, 10.0.0.1"})
+    # Forms proxies write: ports, brackets around IPv4 too, a zone.
+    for xff in ("1.0.0.7:51234", "[1.0.0.7]", "[1.0.0.7]:80", "1.0.0.7%eth0"):
+        assert explain_context(d, {"X-Forwarded-For": xff + ", 10.1.2.3"})["ip"] == "1.0.0.7", xff
+
+
+def test_trusted_proxies_take_bracketed_ipv6(defs, start_daemon):
+    seg, cm = defs
+    d = start_daemon("--trusted-proxies", "[::1],[fd00::]/8,127.0.0.1", segments=seg,
+                     content_map=cm, http=True)
+    assert explain_context(d, {"X-Forwarded-For": "2.0.0.1"})["ip"] == "2.0.0.1"
 
 
 def test_untrusted_peer_is_the_visitor(defs, start_daemon):
