@@ -11,33 +11,12 @@
 
 /* ---- request: msgpack-c objects as the validator sees them ---- */
 
-/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+/* Well-formed UTF-8, by the one definition of core/str.h. */
 static bool utf8_valid(const unsigned char *p, size_t n)
 {
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        uint32_t cp, min;
-        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
-        else return false;
-        if (n - i < len)
+    for (size_t i = 0, k; i < n; i += k)
+        if ((k = vd_utf8_seq_len(p + i, n - i)) == 0)
             return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-    }
     return true;
 }
 
