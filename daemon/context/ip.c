@@ -55,6 +55,38 @@ static bool zone_ok(const char *p, size_t n)
     return true;
 }
 
+/* IPv6 text without brackets or zone into 16 bytes; inet_pton would stop
+ * at a NUL, so anything outside the alphabet is refused first. */
+static bool parse_v6(const char *p, size_t n, uint8_t out[16])
+{
+    char buf[IP_TEXT_MAX + 1];
+    if (n > IP_TEXT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+              c == ':' || c == '.'))
+            return false;
+        buf[i] = c;
+    }
+    buf[n] = '\0';
+    return inet_pton(AF_INET6, buf, out) == 1;
+}
+
+static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* Stores 16 IPv6 bytes, a v4-mapped address as IPv4. */
+static void set_v6(const uint8_t a[16], vd_ipaddr *out)
+{
+    if (memcmp(a, v4_mapped, sizeof v4_mapped) == 0) {
+        memcpy(out->addr, a + 12, 4);
+        out->family = 4;
+    } else {
+        memcpy(out->addr, a, 16);
+        out->family = 6;
+    }
+}
+
 bool vd_ip_parse(vd_str s, vd_ipaddr *out)
 {
     memset(out, 0, sizeof *out);
@@ -87,27 +119,10 @@ bool vd_ip_parse(vd_str s, vd_ipaddr *out)
         out->family = 4;
         return true;
     }
-    char buf[IP_TEXT_MAX + 1];
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        /* inet_pton would stop at a NUL; reject anything outside the alphabet. */
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-              c == ':' || c == '.'))
-            return false;
-        buf[i] = c;
-    }
-    buf[n] = '\0';
     uint8_t a[16];
-    if (inet_pton(AF_INET6, buf, a) != 1)
+    if (!parse_v6(p, n, a))
         return false;
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    if (memcmp(a, mapped, sizeof mapped) == 0) {
-        memcpy(out->addr, a + 12, 4);
-        out->family = 4;
-    } else {
-        memcpy(out->addr, a, 16);
-        out->family = 6;
-    }
+    set_v6(a, out);
     return true;
 }
 
@@ -147,7 +162,6 @@ bool vd_ip_parse_hostport(vd_str s, vd_ipaddr *out)
 
 bool vd_ip_from_sockaddr(const struct sockaddr *sa, vd_ipaddr *out)
 {
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
     memset(out, 0, sizeof *out);
     if (sa->sa_family == AF_INET) {
         memcpy(out->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
@@ -155,14 +169,7 @@ bool vd_ip_from_sockaddr(const struct sockaddr *sa, vd_ipaddr *out)
         return true;
     }
     if (sa->sa_family == AF_INET6) {
-        const uint8_t *a = ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
-        if (memcmp(a, mapped, sizeof mapped) == 0) {
-            memcpy(out->addr, a + 12, 4);
-            out->family = 4;
-        } else {
-            memcpy(out->addr, a, 16);
-            out->family = 6;
-        }
+        set_v6(((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, out);
         return true;
     }
     return false;
@@ -200,23 +207,11 @@ bool vd_ipnet_parse(vd_str s, bool allow_prefix, vd_ipnet *out)
         out->addr.family = 4;
         out->plen = (uint8_t)(plen < 0 ? 32 : plen);
     } else {
-        char buf[IP_TEXT_MAX + 1];
-        if (alen > IP_TEXT_MAX)
-            return false;
-        for (size_t i = 0; i < alen; i++) {
-            char c = p[i];
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-                  c == ':' || c == '.'))
-                return false;
-            buf[i] = c;
-        }
-        buf[alen] = '\0';
-        if (inet_pton(AF_INET6, buf, out->addr.addr) != 1 || plen > 128)
+        if (!parse_v6(p, alen, out->addr.addr) || plen > 128)
             return false;
         out->addr.family = 6;
         out->plen = (uint8_t)(plen < 0 ? 128 : plen);
-        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        if (memcmp(out->addr.addr, mapped, 12) == 0 && out->plen >= 96) {
+        if (memcmp(out->addr.addr, v4_mapped, 12) == 0 && out->plen >= 96) {
             memmove(out->addr.addr, out->addr.addr + 12, 4);
             memset(out->addr.addr + 4, 0, 12);
             out->addr.family = 4;

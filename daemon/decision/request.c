@@ -13,11 +13,32 @@ static bool key_is(const vd_reqval *k, const char *name)
     return k->s.n == n && memcmp(k->s.p, name, n) == 0;
 }
 
+/* PHP's empty array is a list: [] stands for {}. */
+static bool empty_list(const vd_reqval *v)
+{
+    return v->kind == VD_RV_ARRAY && v->n == 0;
+}
+
+/* A PHP list index: a non-negative integer, or its decimal string (JSON). */
+static bool list_index(const vd_reqval *k)
+{
+    if (k->kind == VD_RV_NUM)
+        return k->num >= 0 && k->num == floor(k->num);
+    if (k->kind != VD_RV_STR || k->s.n == 0 || k->s.n > 10)
+        return false;
+    for (size_t i = 0; i < k->s.n; i++)
+        if (k->s.p[i] < '0' || k->s.p[i] > '9')
+            return false;
+    return true;
+}
+
 static int read_attrs(const vd_reqcodec *c, const vd_reqval *m, vd_request *req, char *err,
                       size_t cap)
 {
-    if (m->kind == VD_RV_NIL)
+    if (m->kind == VD_RV_NIL || empty_list(m)) {
+        req->nattrs = 0;
         return 0;
+    }
     if (m->kind != VD_RV_MAP) {
         snprintf(err, cap, "attrs must be a map");
         return -1;
@@ -31,7 +52,8 @@ static int read_attrs(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
     vd_reqval k, v;
     while (req->nattrs < VD_MAX_ATTRS_PER_REQUEST && c->next(m->node, &it, &k, &v)) {
         if (k.kind != VD_RV_STR || k.s.n == 0) {
-            snprintf(err, cap, "attrs keys must be non-empty strings");
+            snprintf(err, cap, k.kind == VD_RV_BADSTR ? "attrs keys must be non-empty strings (UTF-8)"
+                                                      : "attrs keys must be non-empty strings");
             return -1;
         }
         vd_kv *kv = &req->attrs[req->nattrs];
@@ -51,6 +73,10 @@ static int read_attrs(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
             kv->val.kind = VD_VAL_NUM;
             kv->val.u.num = v.num;
             break;
+        case VD_RV_BADSTR:
+            snprintf(err, cap, "attrs.%.*s is binary that is not UTF-8",
+                     (int)(k.s.n > 64 ? 64 : k.s.n), k.s.p);
+            return -1;
         default:
             snprintf(err, cap, "attrs.%.*s must be a string, number or boolean",
                      (int)(k.s.n > 64 ? 64 : k.s.n), k.s.p);
@@ -61,10 +87,58 @@ static int read_attrs(const vd_reqcodec *c, const vd_reqval *m, vd_request *req,
     return 0;
 }
 
+/* hints: {"sec-ch-ua": "...", "sec-ch-ua-mobile": "?1", ...}: the Client
+ * Hint headers by their lower-case names, as received; other names are
+ * ignored (browsers have more hints than the device needs). */
+static int read_hints(const vd_reqcodec *c, const vd_reqval *m, vd_request *req, char *err,
+                      size_t cap)
+{
+    if (m->kind == VD_RV_NIL || empty_list(m))
+        return 0;
+    if (m->kind != VD_RV_MAP) {
+        snprintf(err, cap, "hints must be a map of Client Hint headers");
+        return -1;
+    }
+    uintptr_t it = 0;
+    vd_reqval k, v;
+    while (c->next(m->node, &it, &k, &v)) {
+        if (k.kind != VD_RV_STR) {
+            snprintf(err, cap, "hints keys must be strings");
+            return -1;
+        }
+        vd_str *field = NULL;
+        if (key_is(&k, "sec-ch-ua")) field = &req->hints.ua;
+        else if (key_is(&k, "sec-ch-ua-mobile")) field = &req->hints.mobile;
+        else if (key_is(&k, "sec-ch-ua-platform")) field = &req->hints.platform;
+        else if (key_is(&k, "sec-ch-ua-model")) field = &req->hints.model;
+        if (!field || v.kind == VD_RV_NIL)
+            continue;
+        if (v.kind != VD_RV_STR) {
+            snprintf(err, cap, v.kind == VD_RV_BADSTR ? "hints.%.*s is binary that is not UTF-8"
+                                                      : "hints.%.*s must be a string",
+                     (int)k.s.n, k.s.p);
+            return -1;
+        }
+        *field = v.s;
+    }
+    return 0;
+}
+
+static int read_slot(const vd_reqval *so, uint32_t s, vd_request *req, char *err, size_t cap)
+{
+    if (so->kind != VD_RV_STR || so->s.n == 0) {
+        snprintf(err, cap, so->kind == VD_RV_BADSTR ? "slots[%u] is binary that is not UTF-8"
+                                                    : "slots[%u] must be a non-empty string", s);
+        return -1;
+    }
+    req->slots[req->nslots++] = so->s;
+    return 0;
+}
+
 static int read_slots(const vd_reqcodec *c, const vd_reqval *v, unsigned max_slots,
                       vd_request *req, char *err, size_t cap)
 {
-    if (v->kind != VD_RV_ARRAY) {
+    if (v->kind != VD_RV_ARRAY && v->kind != VD_RV_MAP) {
         snprintf(err, cap, "slots must be an array of slot names");
         return -1;
     }
@@ -73,14 +147,26 @@ static int read_slots(const vd_reqcodec *c, const vd_reqval *v, unsigned max_slo
         return -1;
     }
     req->nslots = 0;   /* a repeated key replaces, never overflows */
+    if (v->kind == VD_RV_MAP) {
+        /* A PHP list with gaps (after unset or array_filter). */
+        uintptr_t it = 0;
+        vd_reqval k, so;
+        for (uint32_t s = 0; req->nslots < max_slots && c->next(v->node, &it, &k, &so); s++) {
+            if (!list_index(&k)) {
+                snprintf(err, cap, "slots must be an array of slot names (a map only with "
+                                   "integer keys, as a PHP list with gaps)");
+                return -1;
+            }
+            if (read_slot(&so, s, req, err, cap) != 0)
+                return -1;
+        }
+        return 0;
+    }
     for (uint32_t s = 0; s < v->n; s++) {
         vd_reqval so;
         c->at(v->node, s, &so);
-        if (so.kind != VD_RV_STR || so.s.n == 0) {
-            snprintf(err, cap, "slots[%u] must be a non-empty string", s);
+        if (read_slot(&so, s, req, err, cap) != 0)
             return -1;
-        }
-        req->slots[req->nslots++] = so.s;
     }
     return 0;
 }
@@ -92,7 +178,7 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
     req->nslots = 0;
     req->nattrs = 0;
     vd_reqval m = *params;
-    if (m.kind == VD_RV_ARRAY) {
+    if (m.kind == VD_RV_ARRAY && m.n > 0) {
         if (m.n != 1) {
             snprintf(err, cap, "params must be [ {request map} ]");
             return -1;
@@ -101,16 +187,20 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
         c->at(m.node, 0, &first);
         m = first;
     }
-    if (m.kind != VD_RV_MAP) {
+    /* PHP's [] and [[]]: an empty request map (refused below for its
+     * missing slots). */
+    bool empty = empty_list(&m);
+    if (m.kind != VD_RV_MAP && !empty) {
         snprintf(err, cap, "params must be a map or an array holding one map");
         return -1;
     }
     bool have_slots = false;
     uintptr_t it = 0;
     vd_reqval k, v;
-    while (c->next(m.node, &it, &k, &v)) {
+    while (!empty && c->next(m.node, &it, &k, &v)) {
         if (k.kind != VD_RV_STR) {
-            snprintf(err, cap, "request keys must be strings");
+            snprintf(err, cap, k.kind == VD_RV_BADSTR ? "request keys must be strings (UTF-8)"
+                                                      : "request keys must be strings");
             return -1;
         }
         vd_str *field = NULL;
@@ -125,7 +215,9 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
             if (v.kind == VD_RV_NIL)
                 continue;
             if (v.kind != VD_RV_STR) {
-                snprintf(err, cap, "%.*s must be a string", (int)k.s.n, k.s.p);
+                snprintf(err, cap, v.kind == VD_RV_BADSTR ? "%.*s is binary that is not UTF-8"
+                                                          : "%.*s must be a string",
+                         (int)k.s.n, k.s.p);
                 return -1;
             }
             *field = v.s;
@@ -151,6 +243,9 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
             req->explain = req->explain || v.b;
         } else if (key_is(&k, "attrs")) {
             if (read_attrs(c, &v, req, err, cap) != 0)
+                return -1;
+        } else if (key_is(&k, "hints")) {
+            if (read_hints(c, &v, req, err, cap) != 0)
                 return -1;
         }
         /* Unknown keys are ignored: newer clients may send more. */

@@ -24,6 +24,7 @@ typedef enum vd_reqval_kind {
     VD_RV_ARRAY,
     VD_RV_MAP,
     VD_RV_OTHER,              /* anything else: a non-finite float, an extension type, ... */
+    VD_RV_BADSTR,             /* bytes offered as a string that are not UTF-8 (MessagePack bin) */
 } vd_reqval_kind;
 
 /* A decoded value as the validator sees it. */
@@ -49,7 +50,11 @@ typedef struct vd_reqcodec {
 
 /* Fills req from params (an array holding one map, or a bare map). Unknown
  * keys are ignored (newer clients may send more); a repeated key replaces
- * the earlier one. Returns 0, or -1 with a message for the client in err. */
+ * the earlier one. What PHP clients send is read as meant: an empty array
+ * where a map is expected (params, attrs) is an empty map, and `slots` may be
+ * a map whose keys are all non-negative integers (or strings of digits, as
+ * json_encode writes them): a PHP list with gaps, read as its values in the
+ * order sent. Returns 0, or -1 with a message for the client in err. */
 int vd_request_read(const vd_reqcodec *codec, const vd_reqval *params, unsigned max_slots,
                     vd_request *req, char *err, size_t cap);
 

@@ -237,6 +237,10 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     req->ua = vd_http_header_get(hr, "User-Agent");
     req->referer = vd_http_header_get(hr, "Referer");
     req->lang = vd_http_header_get(hr, "Accept-Language");
+    req->hints.ua = vd_http_header_get(hr, "Sec-CH-UA");
+    req->hints.mobile = vd_http_header_get(hr, "Sec-CH-UA-Mobile");
+    req->hints.platform = vd_http_header_get(hr, "Sec-CH-UA-Platform");
+    req->hints.model = vd_http_header_get(hr, "Sec-CH-UA-Model");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
             req->vid = vd_edge_cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
@@ -395,9 +399,13 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
         if (left < max_age)
             max_age = left < 0 ? 0 : left;
     }
-    char cc[40];
-    int n = snprintf(cc, sizeof cc, "max-age=%lld", (long long)max_age);
-    vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), vd_str_make(cc, (size_t)n));
+    /* The decision is this visitor's: no shared cache may keep it (a
+     * Varnish or CDN that did served one visitor's variant to the next).
+     * What a sidecar may cache is the page per variant, for this long. */
+    vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("private, no-store"));
+    char ttl[24];
+    int n = snprintf(ttl, sizeof ttl, "%lld", (long long)max_age);
+    vd_http_resp_header(r, VD_STR_LIT("X-Variant-Max-Age"), vd_str_make(ttl, (size_t)n));
     const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
     if (rs)
         vd_http_resp_header(r, VD_STR_LIT("X-Ruleset-Version"), vd_str_cstr(vd_ruleset_version(rs)));
@@ -414,6 +422,7 @@ void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out)
     out->keepalive_timeout = cfg->http_idle_timeout;
     out->write_timeout = cfg->idle_timeout;
     out->shared_conns = NULL;
+    out->name = "edge";
 }
 
 vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap)

@@ -14,10 +14,13 @@
  *
  * 200: the decide result as JSON, one `X-Variant-<slot>: <variant>` header
  * per known slot (slot names outside [A-Za-z0-9] become '-', so `home.hero`
- * is X-Variant-home-hero, nginx's $upstream_http_x_variant_home_hero), and
- * `Cache-Control: max-age=N` with N = valid_until - now, at most http-max-age
- * (http-max-age when valid_until is null). Errors: {"error": {code, message}}
- * with 400/404/405/413/431/503. */
+ * is X-Variant-home-hero, nginx's $upstream_http_x_variant_home_hero),
+ * `Cache-Control: private, no-store` (the decision is one visitor's: never
+ * for a shared cache) and `X-Variant-Max-Age: N`, how long a page built from
+ * these variants may be cached: N = valid_until - now, at most http-max-age
+ * (http-max-age when valid_until is null). POST reads the visitor only from
+ * the JSON body: X-Forwarded-For, User-Agent and the other headers are not
+ * used. Errors: {"error": {code, message}} with 400/404/405/413/431/503. */
 #ifndef VD_NET_HTTP_EDGE_H
 #define VD_NET_HTTP_EDGE_H
 

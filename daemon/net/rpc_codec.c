@@ -6,9 +6,40 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/str.h"
 #include "decision/request.h"
 
 /* ---- request: msgpack-c objects as the validator sees them ---- */
+
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}
 
 static void mp_val(const msgpack_object *o, vd_reqval *out)
 {
@@ -27,6 +58,12 @@ static void mp_val(const msgpack_object *o, vd_reqval *out)
     case MSGPACK_OBJECT_STR:
         out->kind = VD_RV_STR;
         out->s = vd_str_make(o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        /* bin holding UTF-8 is a string (Python bytes, ASGI headers). */
+        out->kind = utf8_valid((const unsigned char *)o->via.bin.ptr, o->via.bin.size)
+                        ? VD_RV_STR : VD_RV_BADSTR;
+        out->s = vd_str_make(o->via.bin.ptr, o->via.bin.size);
         break;
     case MSGPACK_OBJECT_ARRAY: out->kind = VD_RV_ARRAY; out->n = o->via.array.size; break;
     case MSGPACK_OBJECT_MAP: out->kind = VD_RV_MAP; out->n = o->via.map.size; break;
@@ -142,15 +179,23 @@ static void e_str(void *a, const char *s, size_t n)
 {
     vd_msgpack_out *o = a;
     msgpack_sbuffer *sb = o->sb;
-    if (n > UINT32_MAX)
-        n = UINT32_MAX;
-    unsigned char *p = room(o, 5 + n);
+    if (n > UINT32_MAX / 3)
+        n = UINT32_MAX / 3;
+    /* A str is UTF-8 by the MessagePack spec: echoed client bytes that are
+     * not become U+FFFD, as on the edge port, so a strict decoder reads the
+     * whole reply. */
+    size_t fixed = vd_utf8_fixed_len(s, n);
+    unsigned char *p = room(o, 5 + fixed);
     if (!p)
         return;
-    size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
-    if (n)
-        memcpy(p + h, s, n);
-    sb->size += h + n;
+    size_t h = put_len(p, (uint32_t)fixed, 0xa0, 32, 0xd9, 0xda);
+    if (fixed == n) {
+        if (n)
+            memcpy(p + h, s, n);
+    } else {
+        vd_utf8_fix((char *)p + h, s, n);
+    }
+    sb->size += h + fixed;
 }
 
 static void e_byte(void *a, unsigned char b)
@@ -233,8 +278,20 @@ void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, con
     const char *s[4] = { "code", code, "message", message };
     for (int i = 0; i < 4; i++) {
         size_t n = strlen(s[i]);
-        msgpack_pack_str(pk, n);
-        msgpack_pack_str_body(pk, s[i], n);
+        size_t fixed = vd_utf8_fixed_len(s[i], n);
+        if (fixed == n) {
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, s[i], n);
+        } else {
+            /* Messages quote client bytes: U+FFFD for what is not UTF-8. */
+            char buf[3 * 512];
+            if (n > 512)
+                n = 512;
+            fixed = vd_utf8_fixed_len(s[i], n);
+            vd_utf8_fix(buf, s[i], n);
+            msgpack_pack_str(pk, fixed);
+            msgpack_pack_str_body(pk, buf, fixed);
+        }
     }
     msgpack_pack_nil(pk);
 }

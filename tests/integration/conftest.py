@@ -72,7 +72,10 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise AssertionError(f"variantd exited with {self.proc.returncode}:\n{self.read_log()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                # The decision port opens before the stats port: wait for every port.
+                for port in (self.port, self.http_port, self.stats_port):
+                    if port:
+                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return self
             except OSError:
                 time.sleep(0.05)
