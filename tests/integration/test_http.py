@@ -319,6 +319,11 @@ def test_too_many_connections_get_503_then_close(defs, start_daemon):
     seg, cm = defs
     d = start_daemon("--http-max-connections", "5", segments=seg, content_map=cm, http=True,
                      stats=True)
+    # The harness's readiness probe was a connection too: wait until the
+    # daemon has seen it close, so all five slots are free.
+    deadline = time.time() + 10
+    while d.metrics()['variantd_connections{interface="edge"}'] != 0 and time.time() < deadline:
+        time.sleep(0.05)
     held = [RawHttp(d.http_port) for _ in range(5)]
     for c in held:   # all five are really accepted and served
         c.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -330,7 +335,11 @@ def test_too_many_connections_get_503_then_close(defs, start_daemon):
     assert h["retry-after"] == "1"
     assert extra.closed()
     held.pop().close()
-    time.sleep(0.2)
+    # The daemon frees the slot when it sees the close: wait for that (a
+    # loaded machine may take longer than any fixed sleep), then connect.
+    deadline = time.time() + 10
+    while d.metrics()['variantd_connections{interface="edge"}'] != 4 and time.time() < deadline:
+        time.sleep(0.05)
     again = RawHttp(d.http_port)
     again.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\n\r\n")
     assert again.response()[0] == 200
