@@ -80,6 +80,8 @@ def workdir(tmp_path):
     d = tmp_path / "defs"
     shutil.copytree(ROOT / "segments", d / "segments")
     shutil.copytree(ROOT / "content-map", d / "content-map")
+    if (ROOT / "scores").is_dir():      # found beside segments/, as in the repository
+        shutil.copytree(ROOT / "scores", d / "scores")
     return d
 
 
