@@ -7,6 +7,7 @@
 #                   under ASan+UBSan (a 1-minute soak)
 #   make soak       30-minute soak (SOAK_MINUTES=N): mixed load, publishes, Redis restarts
 #   make fuzz       libFuzzer campaigns (FUZZ_SECONDS=N per target; clang-14)
+#   make alloc-fail every Nth allocation fails, N swept over the integration workload
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
 #   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
@@ -61,11 +62,11 @@ LAYERS   := core context rules learn store profile decision net api runtime
 .SECONDARY:
 
 .PHONY: all deps deps-test run test unit integration php-client clients-test test-asan accuracy fuzz \
-        bench clean help install check-layering update-isbot soak soak-quick
+        bench clean help install check-layering update-isbot soak soak-quick alloc-fail
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,11p' Makefile
+	@sed -n '1,12p' Makefile
 
 deps:
 	@scripts/deps.sh build
@@ -195,6 +196,15 @@ soak: all
 
 soak-quick: all
 	$(PYTHON) tests/soak/soak.py --build $(BUILD) --minutes $(SOAK_QUICK_MINUTES) --redis-restart 40
+
+# Allocation-failure injection (tests/integration/test_alloc_fail.py): every
+# Nth allocation fails (VD_ALLOC_FAIL_EVERY), N swept over ~250 values from 1
+# up; error exits, error replies or refused reloads, never a crash, a leak or a
+# wrong answer. make integration runs 16 values of N; this runs them all
+# (SANITIZE=1 for the ASan+UBSan build).
+alloc-fail: all
+	VD_ALLOC_SWEEP=full VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider \
+	    tests/integration/test_alloc_fail.py
 
 # make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
 # (with the installed paths), the example config (kept if one exists) and docs.

@@ -573,6 +573,10 @@ int main(int argc, char **argv)
 {
     static daemon_state d;
     bool check_only;
+    /* A SIGHUP before the reload handler exists (the workers already accept
+     * while main is still starting) must not kill the daemon: the
+     * definitions are being loaded right now anyway. */
+    signal(SIGHUP, SIG_IGN);
     /* Failure injection for tests (VD_ALLOC_FAIL_EVERY=N): off unless set. */
     vd_alloc_init_from_env();
     d.started_at = (int64_t)time(NULL);

@@ -391,14 +391,20 @@ static void init_once(void)
     for (unsigned i = 0; i < g.n; i++)
         if (g.pats[i].anchored && !g.pats[i].prefix_n) {
             srcs[i] = to_pcre2(g.pats[i].text);
-            if (!srcs[i]) {
-                snprintf(g.err, sizeof g.err, "out of memory");
-                return;
-            }
+            if (!srcs[i])
+                break;
             cap += strlen(srcs[i]) + 5;
         }
     char *alt = vd_malloc(cap);
-    if (!alt) {
+    bool oom = !alt;
+    for (unsigned i = 0; i < g.n && !oom; i++)
+        oom = g.pats[i].anchored && !g.pats[i].prefix_n && !srcs[i];
+    if (oom) {
+        /* Out of memory (tests/integration/test_alloc_fail.py): free what
+         * was converted, the error fails start-up. */
+        for (unsigned i = 0; i < g.n; i++)
+            vd_free(srcs[i]);
+        vd_free(alt);
         snprintf(g.err, sizeof g.err, "out of memory");
         return;
     }

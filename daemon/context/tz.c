@@ -77,6 +77,7 @@ struct vd_tzdb {
     const vd_tz *utc;
     size_t mem;
     size_t skipped;
+    bool oom;                   /* an allocation failed: the database is incomplete */
 };
 
 /* "UTC" even when the directory has no such file. */
@@ -564,15 +565,19 @@ static bool add_zone(vd_tzdb *db, const char *name, const tz_data *d)
     if (db->nzones == db->capzones) {
         size_t cap = db->capzones ? db->capzones * 2 : 512;
         vd_tz *z = vd_realloc(db->zones, cap * sizeof *z);
-        if (!z)
+        if (!z) {
+            db->oom = true;
             return false;
+        }
         db->zones = z;
         db->capzones = cap;
     }
     size_t n = strlen(name) + 1;
     char *copy = track_alloc(db, n);
-    if (!copy)
+    if (!copy) {
+        db->oom = true;
         return false;
+    }
     memcpy(copy, name, n);
     db->zones[db->nzones++] = (vd_tz){ copy, d };
     return true;
@@ -604,7 +609,11 @@ static void load_file(vd_tzdb *db, const char *path, const char *rel, const stru
         got += (size_t)r;
     }
     close(fd);
-    if (!buf || got < 4 || memcmp(buf, "TZif", 4) != 0) {
+    if (!buf) {
+        db->oom = true;
+        return;
+    }
+    if (got < 4 || memcmp(buf, "TZif", 4) != 0) {
         vd_free(buf);  /* zone.tab, tzdata.zi, leapseconds, ...: not a zone */
         return;
     }
@@ -628,7 +637,12 @@ static void load_file(vd_tzdb *db, const char *path, const char *rel, const stru
         }
     }
     if (why) {
-        vd_warn("tz: %s: %s, skipped", path, why);
+        /* Out of memory is not a bad file: the whole database is refused
+         * below (a daemon missing a zone would answer wrongly). */
+        if (strcmp(why, "out of memory") == 0)
+            db->oom = true;
+        else
+            vd_warn("tz: %s: %s, skipped", path, why);
         db->skipped++;
         if (z) {
             vd_free(z->trans);
@@ -795,6 +809,11 @@ vd_tzdb *vd_tzdb_open(const char *dir, char *err, size_t errcap)
     }
     db->utc = &k_utc;
     walk(db, dir, "", 0);
+    if (db->oom) {
+        snprintf(err, errcap, "%s: out of memory loading the time zones", dir);
+        vd_tzdb_close(db);
+        return NULL;
+    }
     if (db->nzones == 0) {
         snprintf(err, errcap, "%s: no usable TZif files", dir);
         vd_tzdb_close(db);

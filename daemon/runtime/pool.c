@@ -138,6 +138,9 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         pool_slot *s = &p->slots[i];
         struct event_base *base = event_base_new();
         if (!base || vd_worker_init(&s->w, i, base, cfg, env) != 0) {
+            /* The worker keeps base even when its init fails: freed once,
+             * here, and forgotten so slot_destroy does not free it again
+             * (found by tests/integration/test_alloc_fail.py). */
             if (base)
                 event_base_free(base);
             s->w.base = NULL;     /* vd_worker_init kept it: slot_destroy must not free it again */

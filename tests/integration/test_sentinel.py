@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from conftest import RedisServer, free_port, publish, variantctl, wait_for
+from conftest import Daemon, RedisServer, free_port, publish, variantctl, wait_for
 from test_redis import Stream, defs, serving
 
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
@@ -155,3 +155,16 @@ def test_sentinels_all_down_then_back(tmp_path, start_daemon, ha):
     assert wait_for(serving(d2, v1), 10), d2.read_log()
     assert "trying the next sentinel" in d2.read_log()
     assert d.stop() == 0
+
+
+def test_profiles_refuse_a_sentinel_address(tmp_path):
+    """--profiles does not follow failovers yet: a Sentinel address is
+    refused at start-up with a clear message instead of dialling nothing."""
+    d = Daemon(tmp_path, args=["--profiles", "redis-sentinel://127.0.0.1:26379/mymaster",
+                               "--profile-key-secret", "0123456789abcdef0123456789abcdef"])
+    d.start(expect_ready=False)
+    try:
+        assert d.proc.wait(15) == 2
+    finally:
+        d.log.close()
+    assert "redis-sentinel:// is not supported for profiles yet" in d.read_log()
