@@ -79,9 +79,11 @@ class Daemon:
                 except OSError:
                     time.sleep(0.05)
                     continue
-            # The stats port opens after the decision port; its start-up line
-            # says it is bound (a probe connection would count in its stats).
-            if not self.stats_port or "stats port " in self.read_log():
+            # The decision port opens before the daemon handles SIGTERM and
+            # before the stats port is bound: its start-up lines say when both
+            # are done (a probe connection would count in the port's stats).
+            log = self.read_log()
+            if "(MessagePack-RPC: " in log and (not self.stats_port or "stats port " in log):
                 return self
             time.sleep(0.02)
         raise AssertionError(f"variantd did not listen within {timeout}s:\n{self.read_log()}")
