@@ -2,13 +2,16 @@
 #
 #   make            build variantd, variantctl and tools into build/
 #   make run        install missing packages, build, run on the example definitions
-#   make test       install test packages, check the layering, run unit + integration
-#                   tests, then the same suite again under ASan+UBSan
+#   make test       install test packages, check the layering, run unit + accuracy +
+#                   integration tests and a 2-minute soak, then unit + integration again
+#                   under ASan+UBSan (a 1-minute soak)
+#   make soak       30-minute soak (SOAK_MINUTES=N): mixed load, publishes, Redis restarts
+#   make fuzz       libFuzzer campaigns (FUZZ_SECONDS=N per target; clang-14)
 #   make SANITIZE=1 build everything with ASan+UBSan into build-asan/
 #   make install    binaries, systemd unit, example config, docs (PREFIX=/usr/local DESTDIR=)
 
 CC       ?= cc
-PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd
+PKGS     := libevent libevent_pthreads hiredis msgpack libmaxminddb jansson libpsl libsystemd libpcre2-8
 CSTD     := -std=c11 -D_GNU_SOURCE
 WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-align -Wstrict-prototypes \
             -Wmissing-prototypes -Wwrite-strings -Wformat=2 -Wvla -Wundef
@@ -52,22 +55,34 @@ PYTHON   := /usr/bin/python3
 # (include, or call into) its own floor and those below; include/variantd/
 # lies under them all and daemon/main.c on top. `make check-layering` holds
 # the code to this, for includes and for the symbols the objects link.
-LAYERS   := core context rules store decision net runtime
+LAYERS   := core context rules store decision net api runtime
 
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
 
-.PHONY: all deps deps-test run test unit integration php-client test-asan accuracy fuzz bench clean help install \
-        check-layering
+.PHONY: all deps deps-test run test unit integration php-client clients-test test-asan accuracy fuzz \
+        bench clean help install check-layering update-isbot soak soak-quick
 all: $(BUILD)/variantd $(TOOL_BINS) $(DEMO_DB)
 
 help:
-	@sed -n '1,10p' Makefile
+	@sed -n '1,11p' Makefile
 
 deps:
 	@scripts/deps.sh build
+
+# Re-fetch isbot's pattern list (the version pinned in the script) into
+# data/bots/ with npm pack; the committed copy builds without the network.
+update-isbot:
+	scripts/fetch-isbot.sh data/bots/isbot-patterns.txt
+
+# npm packages the tests run (pinned by the package-lock.json files): fetched
+# here, once, so the test run itself needs no network.
+NPM_DIRS := tests/integration clients/node
 deps-test:
 	@scripts/deps.sh test
+	@set -e; for d in $(NPM_DIRS); do \
+	    [ $$d/node_modules/.package-lock.json -nt $$d/package-lock.json ] || \
+	    (cd $$d && npm ci --no-audit --no-fund --loglevel=error); done
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -76,6 +91,8 @@ $(BUILD)/%.o: %.c
 # The dashboard page is embedded by .incbin (net/dashboard.c): rebuild it
 # when the HTML changes.
 $(BUILD)/daemon/net/dashboard.o: daemon/net/dashboard.html
+# The isbot pattern list is embedded the same way (context/bots.c).
+$(BUILD)/daemon/context/bots.o: data/bots/isbot-patterns.txt
 
 $(LIB): $(LIB_OBJS)
 	@rm -f $@
@@ -100,15 +117,29 @@ $(DEMO_DB): data/geo/demo-city.tsv scripts/make-demo-mmdb.pl
 	@mkdir -p $(dir $@)
 	perl scripts/make-demo-mmdb.pl data/geo/demo-city.tsv $@
 
+# The three interfaces on loopback: decision (MessagePack-RPC), edge (HTTP
+# /v1/decide) and stats (dashboard, /metrics). RUN_PORT=N moves them to N, N+1, N+2.
+RUN_PORT ?= 7700
+RUN_EDGE  = $(shell echo $$(($(RUN_PORT) + 1)))
+RUN_STATS = $(shell echo $$(($(RUN_PORT) + 2)))
 run: deps
 	@$(MAKE) --no-print-directory all
 	@echo ""
-	@echo "variantd: decision port 127.0.0.1:7700 (Ctrl-C stops it). In another terminal, try:"
-	@echo "  $(BUILD)/variantctl explain --ip 1.0.0.7 --referer https://www.google.com/ \\"
-	@echo "    --ua 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1' \\"
-	@echo "    --slot home.hero --slot home.banner"
+	@echo "variantd (Ctrl-C stops it):"
+	@echo "  decision port  127.0.0.1:$(RUN_PORT)   MessagePack-RPC (docs/PROTOCOL.md)"
+	@echo "  edge port      127.0.0.1:$(RUN_EDGE)   HTTP GET/POST /v1/decide"
+	@echo "  stats port     127.0.0.1:$(RUN_STATS)   dashboard: http://127.0.0.1:$(RUN_STATS)/   (/metrics, /stats)"
 	@echo ""
-	$(BUILD)/variantd --listen 127.0.0.1:7700 --segments segments --content-map content-map \
+	@echo "In another terminal, try (1.0.0.x is Berlin, 2.0.0.x New York in the demo GeoIP database):"
+	@echo "  UA='Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1'"
+	@echo "  curl -i 'http://127.0.0.1:$(RUN_EDGE)/v1/decide?slot=home.hero&slot=home.banner' -A \"\$$UA\" -H 'X-Forwarded-For: 1.0.0.7'"
+	@echo "  curl -s -X POST http://127.0.0.1:$(RUN_EDGE)/v1/decide -d '{\"slots\": [\"home.hero\"], \"ip\": \"2.0.0.1\", \"vid\": \"visitor-1\"}'"
+	@echo "  $(BUILD)/variantctl explain --connect 127.0.0.1:$(RUN_PORT) --ip 1.0.0.7 --ua \"\$$UA\" \\"
+	@echo "    --referer https://www.google.com/ --slot home.hero --slot home.banner"
+	@echo "  open http://127.0.0.1:$(RUN_STATS)/ for the dashboard"
+	@echo ""
+	$(BUILD)/variantd --listen 127.0.0.1:$(RUN_PORT) --http-listen 127.0.0.1:$(RUN_EDGE) \
+	    --stats-listen 127.0.0.1:$(RUN_STATS) --segments segments --content-map content-map \
 	    --geoip-db $(DEMO_DB)
 
 unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
@@ -118,24 +149,65 @@ unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 integration: all
 	VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
+# The Node and Python client libraries, each by its language's own test
+# runner, against this build's daemon.
+clients-test: all
+	cd clients/node && VARIANTD_BUILD=$(CURDIR)/$(BUILD) node --test test/
+	cd clients/python && VARIANTD_BUILD=$(CURDIR)/$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
 # The PHP client (clients/php) with Debian's PHPUnit, against this build's daemon.
 php-client: all
 	VARIANTD_BUILD=$(BUILD) phpunit --configuration clients/php/phpunit.xml
 
-# Classifier accuracy on the labelled corpora in ../shared/data (skipped if absent).
+# Classifier accuracy on the labelled public 30 % corpora in ../shared/data
+# (skipped if absent), with floors a little under today's figures: part of
+# `make test`, so a change that loses accuracy fails the suite. Percent.
+# The goals of issue 14 (printed by the tools) are for unseen rows; these
+# floors only guard against regressions on the rows the rules were tuned on.
+UA_CORPUS     := ../shared/data/ua/device_detector_ua.tsv
+HINTS_CORPUS  := ../shared/data/ua/device_detector_clienthints.tsv
+FLOOR_MACRO   := 93.0
+FLOOR_BOT     := 99.5
+FLOOR_HINTS   := 78.0
+FLOOR_SOURCE  := 99
 accuracy: all
-	$(BUILD)/vd-accuracy-ua
-	$(BUILD)/vd-accuracy-source
+	@echo "== accuracy: device type from User-Agents"
+	@$(BUILD)/vd-accuracy-ua $(UA_CORPUS) --min-macro $(FLOOR_MACRO) --min-bot $(FLOOR_BOT) \
+	    >$(BUILD)/accuracy-ua.txt || { cat $(BUILD)/accuracy-ua.txt; exit 1; }
+	@tail -3 $(BUILD)/accuracy-ua.txt
+	@echo "== accuracy: device type from requests with Client Hints"
+	@$(BUILD)/vd-accuracy-ua $(HINTS_CORPUS) --min-macro $(FLOOR_HINTS) \
+	    >$(BUILD)/accuracy-hints.txt || { cat $(BUILD)/accuracy-hints.txt; exit 1; }
+	@tail -3 $(BUILD)/accuracy-hints.txt
+	@echo "== accuracy: traffic-source medium"
+	@$(BUILD)/vd-accuracy-source --min $(FLOOR_SOURCE) \
+	    >$(BUILD)/accuracy-source.txt || { cat $(BUILD)/accuracy-source.txt; exit 1; }
+	@tail -2 $(BUILD)/accuracy-source.txt
 
 check-layering: $(LIB_OBJS)
-	$(PYTHON) scripts/check-layering.py --objects $(BUILD) $(LAYERS)
+	$(PYTHON) scripts/check-layering.py $(if $(GRAPH),--graph) --objects $(BUILD) $(LAYERS)
 
 test: deps-test
-	@$(MAKE) --no-print-directory all check-layering unit integration php-client
+	@$(MAKE) --no-print-directory all check-layering unit accuracy integration php-client clients-test \
+	    soak-quick
 	@$(MAKE) --no-print-directory test-asan
 
 test-asan:
-	@$(MAKE) --no-print-directory SANITIZE=1 all unit integration php-client
+	@$(MAKE) --no-print-directory SANITIZE=1 SOAK_QUICK_MINUTES=1 all unit integration php-client \
+	    clients-test soak-quick
+
+# Soak (tests/soak/soak.py): decision, edge and stats load, clients that
+# disconnect mid-reply, a publish every 10 s, Redis restarted every 2 minutes,
+# SIGHUPs; one line a minute (RSS, fds, p99, errors); fails on any error or on
+# growth. make test runs a short one with a Redis restart every 40 s (2 minutes;
+# 1 minute under ASan+UBSan, where everything is ~5x slower).
+SOAK_MINUTES       ?= 30
+SOAK_QUICK_MINUTES ?= 2
+soak: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --minutes $(SOAK_MINUTES)
+
+soak-quick: all
+	$(PYTHON) tests/soak/soak.py --build $(BUILD) --minutes $(SOAK_QUICK_MINUTES) --redis-restart 40
 
 # make install [PREFIX=/usr/local] [DESTDIR=] — binaries, the systemd unit
 # (with the installed paths), the example config (kept if one exists) and docs.
@@ -155,7 +227,7 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/variantd.service
 	test -e $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf || \
 	    install -m 0644 systemd/variantd.conf $(DESTDIR)$(SYSCONFDIR)/variantd/variantd.conf
-	install -m 0644 README.md docs/*.md docs/*.conf $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md docs/*.md docs/*.conf docs/*.vcl $(DESTDIR)$(DOCDIR)/
 	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
 
 # Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).

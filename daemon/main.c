@@ -3,17 +3,23 @@
  * Start-up may fail loudly (bad config, unreadable database, invalid
  * definitions in file mode); once serving, nothing a client or a reload does
  * stops the daemon or loses the ruleset being served. */
+#include <errno.h>
 #include <event2/event.h>
+#include <event2/thread.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "context/bots.h"
 #include "context/geo.h"
+#include "context/netdb.h"
 #include "context/tz.h"
 #include "core/alloc.h"
 #include "core/errors.h"
@@ -35,6 +41,7 @@ typedef struct daemon_state {
     vd_config cfg;
     vd_env env;
     vd_geo_db *geo;
+    vd_netdb *asn, *anon;          /* --asn-db, --anonymous-ip-db; NULL = off */
     vd_tzdb *tzdb;
     struct event_base *base;       /* control loop: signals, reloads, stores */
     vd_pool *pool;                 /* decision workers, one event loop each */
@@ -47,6 +54,22 @@ typedef struct daemon_state {
     bool wd_withheld;              /* keep-alives withheld for a stuck worker */
     int stop_ticks;
     int64_t started_at;
+    /* File mode: reloads run on their own thread, one at a time, with at
+     * most one more pending however many SIGHUPs arrive (the control loop,
+     * its stats port and SIGTERM never wait for a compile). */
+    pthread_t reloader;
+    bool reloader_started;
+    pthread_mutex_t reload_mu;
+    pthread_cond_t reload_cv;
+    bool reload_pending, reload_running, reload_quit;
+    unsigned long reload_coalesced;
+    /* GeoIP reloads, on the same thread: SIGHUP and a periodic check of the
+     * file's identity (geoip-check-interval) ask for one. */
+    bool geo_pending;
+    vd_geo_file_id geo_id;        /* of the database served (under reload_mu) */
+    vd_geo_file_id geo_bad_id;    /* of a file refused: not retried until it changes */
+    bool geo_bad;
+    struct event *geo_timer;
 } daemon_state;
 
 /* ---- systemd (sd_notify is a no-op without NOTIFY_SOCKET) ---- */
@@ -101,6 +124,23 @@ static void log_errors(const char *what, const vd_errors *err)
         vd_error("%s: ... and %zu more errors", what, err->dropped);
 }
 
+/* An optional network database; a wrong type or an unreadable file stops
+ * start-up. */
+static int open_netdb(const char *flag, const char *path, vd_netdb_kind kind, vd_netdb **out)
+{
+    char err[512];
+    *out = NULL;
+    if (!path || !path[0])
+        return 0;
+    *out = vd_netdb_open(path, kind, err, sizeof err);
+    if (!*out) {
+        vd_error("%s: %s", flag, err);
+        return -1;
+    }
+    vd_info("%s %s: %s", flag, path, vd_netdb_describe(*out));
+    return 0;
+}
+
 /* File mode: compile both folders; swap in only a fully valid set. */
 static int reload_files(daemon_state *d, int at_start)
 {
@@ -111,6 +151,11 @@ static int reload_files(daemon_state *d, int at_start)
     uint64_t t0 = vd_now_ns();
     vd_parsed *parsed = NULL;
     vd_ruleset *rs = vd_files_compile_keep(d->cfg.segments, d->cfg.content_map, err, &parsed);
+    if (!rs && vd_ruleset_compiles_cancelled()) {
+        vd_info("reload cancelled: shutting down");
+        free(err);
+        return -1;
+    }
     if (!rs) {
         char summary[VD_ERROR_LEN + 32];
         log_errors(at_start ? "definitions rejected" : "reload rejected, still serving the previous ruleset", err);
@@ -125,6 +170,64 @@ static int reload_files(daemon_state *d, int at_start)
     vd_live_set(rs, VD_SOURCE_FILES);
     vd_parsed_free(parsed);       /* after the swap: not on the path to serving it */
     return 0;
+}
+
+/* File descriptors kept out of max-connections / http-max-connections:
+ * the stats port (up to its 256 connections, but a few always), reloads
+ * (definition files, the snapshot, GeoIP), Redis links, listeners, each
+ * worker's event-loop fds and the log. Like Redis's maxclients, the
+ * connection limits are lowered to what the fd limit leaves after this, so
+ * clients holding every allowed connection never starve those. */
+#define FD_RESERVE_BASE 96
+#define FD_RESERVE_PER_WORKER 8
+
+static void fit_fd_limit(vd_config *cfg)
+{
+    long workers = cfg->workers > 0 ? cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+    if (workers < 1)
+        workers = 1;
+    long reserve = FD_RESERVE_BASE + FD_RESERVE_PER_WORKER * workers;
+    long conns = cfg->max_connections + (cfg->http_listen[0] ? cfg->http_max_connections : 0);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)(conns + reserve);
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        /* Raise the soft limit as far as the hard one allows. */
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    long avail = (long)rl.rlim_cur - reserve;
+    if (avail < 2)
+        avail = 2;
+    long old_rpc = cfg->max_connections, old_http = cfg->http_max_connections;
+    if (cfg->http_listen[0]) {
+        /* Both ports: each keeps its share of what is left. */
+        long r = (long)((double)avail * (double)old_rpc / (double)conns);
+        if (r < 1)
+            r = 1;
+        long h = avail - r;
+        if (h < 1)
+            h = 1;
+        cfg->max_connections = r < old_rpc ? r : old_rpc;
+        cfg->http_max_connections = h < old_http ? h : old_http;
+        vd_warn("max-connections %ld and http-max-connections %ld need %ld file descriptors "
+                "with the %ld kept for the stats port, reloads and Redis, but the limit "
+                "(RLIMIT_NOFILE, LimitNOFILE=) is %llu: lowered to %ld and %ld",
+                old_rpc, old_http, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
+                cfg->max_connections, cfg->http_max_connections);
+    } else {
+        cfg->max_connections = avail < old_rpc ? avail : old_rpc;
+        vd_warn("max-connections %ld needs %ld file descriptors with the %ld kept for the "
+                "stats port, reloads and Redis, but the limit (RLIMIT_NOFILE, LimitNOFILE=) "
+                "is %llu: lowered to %ld",
+                old_rpc, conns + reserve, reserve, (unsigned long long)rl.rlim_cur,
+                cfg->max_connections);
+    }
 }
 
 /* Every port is checked free before the workers bind it with SO_REUSEPORT
@@ -175,20 +278,152 @@ static void release_ports(int held[3])
         }
 }
 
+/* A new GeoIP database, if the file's identity changed: read into memory
+ * we own, validated with the start-up checks, swapped in for every worker
+ * at once (each moves between requests; the old copy is unmapped by the
+ * last of them). On any error the database served stays. Reload thread. */
+static void reload_geo(daemon_state *d)
+{
+    vd_geo_file_id now;
+    if (vd_geo_file_stat(d->cfg.geoip_db, &now) != 0) {
+        vd_warn("geoip-db %s: cannot stat it (%s); still serving the database loaded before",
+                d->cfg.geoip_db, strerror(errno));
+        return;
+    }
+    pthread_mutex_lock(&d->reload_mu);
+    bool same = vd_geo_file_same(&now, &d->geo_id) ||
+                (d->geo_bad && vd_geo_file_same(&now, &d->geo_bad_id));
+    pthread_mutex_unlock(&d->reload_mu);
+    if (same)
+        return;
+    char err[600];
+    uint64_t t0 = vd_now_ns();
+    vd_geo_db *db = vd_geo_open(d->cfg.geoip_db, err, sizeof err);
+    if (!db) {
+        vd_error("geoip-db reload rejected, still serving the database loaded before: %s", err);
+        /* A file caught being written is retried at the next check; a bad
+         * one only once it changes again. */
+        pthread_mutex_lock(&d->reload_mu);
+        d->geo_bad = !strstr(err, "changed while being read");
+        d->geo_bad_id = now;
+        pthread_mutex_unlock(&d->reload_mu);
+        return;
+    }
+    pthread_mutex_lock(&d->reload_mu);
+    d->geo_id = *vd_geo_file(db);
+    d->geo_bad = false;
+    pthread_mutex_unlock(&d->reload_mu);
+    vd_info("geoip-db %s reloaded in %.1f ms: %s", d->cfg.geoip_db,
+            (double)(vd_now_ns() - t0) / 1e6, vd_geo_describe(db));
+    vd_live_geo_set(db);
+}
+
+static void *reloader_main(void *arg)
+{
+    daemon_state *d = arg;
+    pthread_setname_np(pthread_self(), "vd-reload");
+    pthread_mutex_lock(&d->reload_mu);
+    for (;;) {
+        while (!d->reload_pending && !d->geo_pending && !d->reload_quit)
+            pthread_cond_wait(&d->reload_cv, &d->reload_mu);
+        if (d->reload_quit)
+            break;
+        bool defs = d->reload_pending, geo = d->geo_pending;
+        d->reload_pending = false;
+        d->geo_pending = false;
+        d->reload_running = true;
+        pthread_mutex_unlock(&d->reload_mu);
+        if (geo)
+            reload_geo(d);
+        if (defs) {
+            sd_notify(0, "RELOADING=1");
+            reload_files(d, 0);
+            notify_status();
+        }
+        pthread_mutex_lock(&d->reload_mu);
+        d->reload_running = false;
+    }
+    pthread_mutex_unlock(&d->reload_mu);
+    return NULL;
+}
+
+/* Control loop, every geoip-check-interval: one stat(), like nginx geoip2's
+ * auto_reload. A changed identity (device, inode, size, mtime: a rename or
+ * an overwrite) asks the reload thread for a reload. */
+static void on_geo_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    daemon_state *d = arg;
+    vd_geo_file_id now;
+    if (d->stopping || vd_geo_file_stat(d->cfg.geoip_db, &now) != 0)
+        return;
+    pthread_mutex_lock(&d->reload_mu);
+    if (!vd_geo_file_same(&now, &d->geo_id) &&
+        !(d->geo_bad && vd_geo_file_same(&now, &d->geo_bad_id))) {
+        d->geo_pending = true;
+        pthread_cond_signal(&d->reload_cv);
+    }
+    pthread_mutex_unlock(&d->reload_mu);
+}
+
+static int reloader_start(daemon_state *d)
+{
+    pthread_mutex_init(&d->reload_mu, NULL);
+    pthread_cond_init(&d->reload_cv, NULL);
+    if (pthread_create(&d->reloader, NULL, reloader_main, d) != 0)
+        return -1;
+    d->reloader_started = true;
+    return 0;
+}
+
+/* At shutdown: a compile in progress is cancelled (vd_ruleset_cancel_compiles
+ * was called by on_term), a pending one dropped. */
+static void reloader_stop(daemon_state *d)
+{
+    if (!d->reloader_started)
+        return;
+    pthread_mutex_lock(&d->reload_mu);
+    d->reload_quit = true;
+    d->reload_pending = false;
+    pthread_cond_signal(&d->reload_cv);
+    pthread_mutex_unlock(&d->reload_mu);
+    pthread_join(d->reloader, NULL);
+    d->reloader_started = false;
+}
+
 static void on_hup(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     daemon_state *d = arg;
+    if (d->stopping)
+        return;
+    if (d->cfg.geoip_db[0]) {
+        /* Loaded if the file changed (reload thread). */
+        pthread_mutex_lock(&d->reload_mu);
+        d->geo_pending = true;
+        pthread_cond_signal(&d->reload_cv);
+        pthread_mutex_unlock(&d->reload_mu);
+    }
     if (d->redis) {
         vd_info("SIGHUP: checking the current release in Redis");
         vd_redis_sync_check_now(d->redis);
         return;
     }
-    vd_info("SIGHUP: reloading definitions");
-    sd_notify(0, "RELOADING=1");
-    reload_files(d, 0);
-    notify_status();
+    /* libevent calls this once per signal caught: a storm of SIGHUPs is one
+     * compile running and at most one pending. */
+    pthread_mutex_lock(&d->reload_mu);
+    bool busy = d->reload_running, already = d->reload_pending;
+    d->reload_pending = true;
+    if (already)
+        d->reload_coalesced++;
+    pthread_cond_signal(&d->reload_cv);
+    pthread_mutex_unlock(&d->reload_mu);
+    if (already)
+        vd_debug("SIGHUP: a reload is already pending; coalesced");
+    else
+        vd_info("SIGHUP: reloading definitions%s", busy ? " after the one in progress" : "");
 }
 
 /* Replies already computed get this long to reach slow readers at shutdown. */
@@ -215,6 +450,9 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
         return;
     }
     d->stopping = 1;
+    /* Next in line and prompt: a compile in progress (file reload or Redis
+     * release) stops at its next segment. */
+    vd_ruleset_cancel_compiles();
     vd_info("%s: draining (no new connections, replies in flight are sent)",
             fd == SIGINT ? "SIGINT" : "SIGTERM");
     sd_notify(0, "STOPPING=1\nSTATUS=draining connections");
@@ -262,11 +500,22 @@ int main(int argc, char **argv)
     } else {
         vd_warn("no geoip-db: geo.* attributes are missing, time.* uses UTC unless the request gives tz");
     }
+    if (open_netdb("asn-db", d.cfg.asn_db, VD_NETDB_ASN, &d.asn) != 0 ||
+        open_netdb("anonymous-ip-db", d.cfg.anonymous_ip_db, VD_NETDB_ANONYMOUS, &d.anon) != 0)
+        return 1;
+    if (vd_bots_init(err, sizeof err) != 0) {
+        vd_error("bot pattern list: %s", err);
+        return 1;
+    }
+    vd_info("bot patterns: %s", vd_bots_describe());
     d.env.geo = d.geo;
     d.env.tzdb = d.tzdb;
+    d.env.asn = d.asn;
+    d.env.anon = d.anon;
 
     /* Before loading definitions: a taken port fails start-up at once, and
      * Redis registration advertises the resolved address. */
+    fit_fd_limit(&d.cfg);
     int held[3] = { -1, -1, -1 };
     if (!check_only && claim_ports(&d.cfg, held) != 0)
         return 1;
@@ -299,27 +548,27 @@ int main(int argc, char **argv)
         vd_info("check: configuration and definitions are valid");
         vd_live_clear();
         vd_geo_close(d.geo);
+        vd_netdb_close(d.asn);
+        vd_netdb_close(d.anon);
         vd_tzdb_close(d.tzdb);
         vd_config_free(&d.cfg);
         return 0;
     }
 
     release_ports(held);
-    signal(SIGPIPE, SIG_IGN);
-    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
-    if (!d.pool) {
-        vd_error("decision port: %s", err);
-        return 1;
+    if (d.geo) {
+        /* The holder takes main's reference: reloads swap it from now on. */
+        d.geo_id = *vd_geo_file(d.geo);
+        vd_live_geo_set(d.geo);
     }
+    signal(SIGPIPE, SIG_IGN);
+    /* Signals are caught before any port accepts: a client that sees the
+     * port open may stop us at once, and must get a drain, not a kill.
+     * libevent must know about threads before the first base exists. */
+    evthread_use_pthreads();
     d.base = event_base_new();
     if (!d.base) {
         vd_error("out of memory at start-up");
-        return 1;
-    }
-    if (d.redis)
-        vd_redis_sync_on_change(d.redis, notify_status);
-    if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
-        vd_error("redis: cannot start the sync (out of memory or threads)");
         return 1;
     }
     d.sig_hup = evsignal_new(d.base, SIGHUP, on_hup, &d);
@@ -328,6 +577,27 @@ int main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
+    if (!d.pool) {
+        vd_error("decision port: %s", err);
+        return 1;
+    }
+    if (d.redis)
+        vd_redis_sync_on_change(d.redis, notify_status);
+    if (d.redis && vd_redis_sync_start(d.redis, d.base) != 0) {
+        vd_error("redis: cannot start the sync (out of memory or threads)");
+        return 1;
+    }
+    if (reloader_start(&d) != 0) {
+        vd_error("cannot start the reload thread");
+        return 1;
+    }
+    if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
+        struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
+        d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
+        if (d.geo_timer)
+            event_add(d.geo_timer, &every);
+    }
     if (d.cfg.stats_listen[0]) {
         vd_stats_source src[VD_MAX_WORKERS];
         unsigned nsrc = vd_pool_stats_sources(d.pool, src, VD_MAX_WORKERS);
@@ -364,6 +634,7 @@ int main(int argc, char **argv)
     notify_status();
     event_base_dispatch(d.base);
 
+    reloader_stop(&d);
     vd_pool_free(d.pool);
     vd_stats_port_free(d.stats);
     if (d.watchdog)
@@ -372,12 +643,16 @@ int main(int argc, char **argv)
     vd_redis_sync_free(d.redis);
     if (d.stop_timer)
         event_free(d.stop_timer);
+    if (d.geo_timer)
+        event_free(d.geo_timer);
     event_free(d.sig_hup);
     event_free(d.sig_term);
     event_free(d.sig_int);
     event_base_free(d.base);
     vd_live_clear();
-    vd_geo_close(d.geo);
+    vd_live_geo_clear();   /* the last reference: the workers are gone */
+    vd_netdb_close(d.asn);
+    vd_netdb_close(d.anon);
     vd_tzdb_close(d.tzdb);
     vd_config_free(&d.cfg);
     return 0;

@@ -3,8 +3,8 @@
 # usage: scripts/deps.sh build|test|bench
 # The machine may have only gcc, make and apt: every other tool comes from here.
 set -eu
-BUILD="make gcc pkg-config libhttp-parser-dev libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev tzdata libmaxmind-db-writer-perl perl"
-TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nginx mmdb-bin libclang-rt-14-dev clang-14 systemd chromium nodejs php-cli php-msgpack phpunit php-fpm php-mysql mariadb-server wordpress"
+BUILD="make gcc pkg-config libhttp-parser-dev libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev libpcre2-dev tzdata libmaxmind-db-writer-perl perl"
+TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nginx varnish mmdb-bin libclang-rt-14-dev clang-14 systemd chromium nodejs php-cli php-msgpack phpunit php-fpm php-mysql mariadb-server wordpress redis-sentinel"
 BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs curl"
 case "${1:-build}" in
   build) want="$BUILD" ;;

@@ -47,7 +47,8 @@ static void usage(FILE *out)
             "                  current or previous)\n"
             "\n"
             "redis options (Redis mode, see docs/OPERATIONS.md):\n"
-            "  --redis URL           redis://[user:pass@]host:port/db or unix:/path\n"
+            "  --redis URL           redis://[user:pass@]host:port/db, unix:/path or\n"
+            "                        redis-sentinel://h1:26379,h2:26379/master[/db]\n"
             "                        (default $VARIANTD_REDIS or redis://127.0.0.1:6379/0)\n"
             "  --namespace NS        key prefix (default variantd)\n"
             "  --author NAME         recorded with a publish (default $USER)\n"
@@ -63,6 +64,7 @@ static void usage(FILE *out)
             "  --tz ZONE             visitor time zone override (IANA)\n"
             "  --vid ID              visitor id (sticky splits)\n"
             "  --attr KEY=VALUE      caller attribute attr.KEY (numbers and true/false are typed)\n"
+            "  --hint NAME=VALUE     a Client Hint as received, e.g. sec-ch-ua-model='\"SM-T870\"'\n"
             "  --json                print the daemon's answer as JSON\n");
 }
 
@@ -349,8 +351,8 @@ static int cmd_request(const char *method, int argc, char **argv)
     const char *fields[7] = { 0 };   /* ip ua referer url lang tz vid */
     static const char *const names[7] = { "ip", "ua", "referer", "url", "lang", "tz", "vid" };
     const char *slots[VD_MAX_SLOTS_PER_REQUEST];
-    const char *attrs[MAX_ATTRS];
-    unsigned nslots = 0, nattrs = 0;
+    const char *attrs[MAX_ATTRS], *hints[8];
+    unsigned nslots = 0, nattrs = 0, nhints = 0;
     int json = 0, have_ts = 0;
     int64_t ts = 0;
     int is_ping = strcmp(method, "ping") == 0;
@@ -396,6 +398,16 @@ static int cmd_request(const char *method, int argc, char **argv)
                 return 2;
             }
             attrs[nattrs++] = v;
+        } else if (strcmp(a, "--hint") == 0) {
+            if (!strchr(v, '=') || v[0] == '=') {
+                fprintf(stderr, "variantctl: --hint wants NAME=VALUE, got '%s'\n", v);
+                return 2;
+            }
+            if (nhints == sizeof hints / sizeof hints[0]) {
+                fprintf(stderr, "variantctl: at most %zu hints\n", sizeof hints / sizeof hints[0]);
+                return 2;
+            }
+            hints[nhints++] = v;
         } else if (strcmp(a, "--ts") == 0) {
             if (parse_ts(v, &ts) != 0) {
                 fprintf(stderr, "variantctl: --ts wants unix seconds or YYYY-MM-DDTHH:MM:SSZ\n");
@@ -422,7 +434,7 @@ static int cmd_request(const char *method, int argc, char **argv)
     pack_cstr(&pk, method);
     msgpack_pack_array(&pk, is_ping ? 0 : 1);
     if (!is_ping) {
-        uint32_t n = 1 + (nattrs > 0) + have_ts;
+        uint32_t n = 1 + (nattrs > 0) + (nhints > 0) + have_ts;
         for (int f = 0; f < 7; f++)
             n += fields[f] != NULL;
         msgpack_pack_map(&pk, n);
@@ -447,6 +459,16 @@ static int cmd_request(const char *method, int argc, char **argv)
                 msgpack_pack_str(&pk, (size_t)(eq - attrs[i]));
                 msgpack_pack_str_body(&pk, attrs[i], (size_t)(eq - attrs[i]));
                 pack_attr_value(&pk, eq + 1);
+            }
+        }
+        if (nhints) {
+            pack_cstr(&pk, "hints");
+            msgpack_pack_map(&pk, nhints);
+            for (unsigned i = 0; i < nhints; i++) {
+                const char *eq = strchr(hints[i], '=');
+                msgpack_pack_str(&pk, (size_t)(eq - hints[i]));
+                msgpack_pack_str_body(&pk, hints[i], (size_t)(eq - hints[i]));
+                pack_cstr(&pk, eq + 1);
             }
         }
     }

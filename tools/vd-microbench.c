@@ -4,6 +4,7 @@
  *
  *   vd-microbench SEGMENTS_DIR CONTENT_MAP_DIR [--contexts FILE] [--geoip-db FILE]
  *                 [--slots a,b,c | --slot-count K] [-n DECISIONS] [--warm N]
+ *                 [--ua-cache N] [--geo-cache N] [--ua-file TSV]
  *
  * It calls the decision function the workers call (vd_decider_run: context,
  * decision, counts, result encoding into a reused buffer) over the
@@ -11,6 +12,10 @@
  * through the allocator seam (core/alloc.h; under ASan too): the figure
  * printed is per decision.
  *   MICRO_RESULT decisions=… ns_per_decision=… allocs_per_decision=… segments=… slots=…
+ * Then it times the device classification alone, call by call, over the
+ * contexts' User-Agents (or every UA of --ua-file, a corpus whose first
+ * column is the UA), through the per-worker cache (--ua-cache 0: none):
+ *   MICRO_UA ua_cache=off classify_ns_median=… classify_ns_p90=… calls=…
  */
 #include <msgpack.h>
 #include <stdio.h>
@@ -73,15 +78,21 @@ static size_t load_rows(const char *path, row *rows)
     return n;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: vd-microbench SEGMENTS_DIR CONTENT_MAP_DIR [--contexts FILE] "
                         "[--geoip-db FILE] [--slots a,b | --slot-count K] [-n N] [--warm N] "
-                        "[--ua-cache N] [--geo-cache N]\n");
+                        "[--ua-cache N] [--geo-cache N] [--ua-file TSV]\n");
         return 2;
     }
-    const char *ctx_path = "tests/bench/contexts.tsv", *geo_path = NULL;
+    const char *ctx_path = "tests/bench/contexts.tsv", *geo_path = NULL, *ua_file = NULL;
     char *slot_list = NULL;
     long n = 200000, warm = 20000, slot_count = 4;
     long ua_entries = 16384, geo_entries = 4096;   /* the daemon's defaults; 0 = off */
@@ -94,6 +105,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--warm")) warm = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--ua-cache")) ua_entries = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--geo-cache")) geo_entries = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ua-file")) ua_file = argv[i + 1];
         else {
             fprintf(stderr, "vd-microbench: unknown option %s\n", argv[i]);
             return 2;
@@ -176,6 +188,44 @@ int main(int argc, char **argv)
     }
     uint64_t dt = now_ns() - t0;
     unsigned long allocs = vd_alloc_count() - allocs0;
+    /* The device classification alone, each call timed: the median is what
+     * one request's User-Agent costs (uncached with --ua-cache 0). */
+    enum { MAX_CLS = 1 << 15 };
+    static uint64_t cls_ns[MAX_CLS];
+    size_t ncls = 0;
+    if (ua_file) {            /* first column of a UA corpus (header skipped) */
+        FILE *uf = fopen(ua_file, "r");
+        if (!uf) {
+            perror(ua_file);
+            return 2;
+        }
+        char *line = NULL;
+        size_t lcap = 0;
+        ssize_t len;
+        bool first = true;
+        while (ncls < MAX_CLS && (len = getline(&line, &lcap, uf)) > 0) {
+            if (first) {
+                first = false;
+                continue;
+            }
+            size_t un = strcspn(line, "\t\n");
+            vd_device dv;
+            uint64_t c0 = now_ns();
+            vd_device_lookup(dec.caches.ua, vd_str_make(line, un), NULL, &dv);
+            cls_ns[ncls++] = now_ns() - c0;
+        }
+        free(line);
+        fclose(uf);
+    } else {
+        for (int pass = 0; pass < 4; pass++)
+            for (size_t i = 0; i < nrows && ncls < MAX_CLS; i++) {
+                vd_device dv;
+                uint64_t c0 = now_ns();
+                vd_device_lookup(dec.caches.ua, reqs[i].ua, &reqs[i].hints, &dv);
+                cls_ns[ncls++] = now_ns() - c0;
+            }
+    }
+    qsort(cls_ns, ncls, sizeof cls_ns[0], cmp_u64);
     printf("vd-microbench: %u segments, %u slots (%u per request), %zu contexts, compile %.1f ms\n",
            vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs), nslots, nrows, (double)t_compile / 1e6);
     uint64_t ua_hits, ua_misses, geo_hits, geo_misses;
@@ -189,6 +239,11 @@ int main(int argc, char **argv)
            "matched_per_decision=%.2f segments=%u slots=%u\n",
            n, (double)dt / (double)n, (double)allocs / (double)n, (double)matched / (double)(warm + n),
            vd_ruleset_nsegments(rs), nslots);
+    printf("MICRO_UA ua_cache=%s classify_ns_median=%llu classify_ns_p90=%llu calls=%zu "
+           "(goal: median <= 2000 ns uncached: %s)\n", dec.caches.ua ? "on" : "off",
+           (unsigned long long)(ncls ? cls_ns[ncls / 2] : 0),
+           (unsigned long long)(ncls ? cls_ns[ncls * 9 / 10] : 0), ncls,
+           dec.caches.ua ? "n/a" : ncls && cls_ns[ncls / 2] <= 2000 ? "met" : "NOT met");
     msgpack_sbuffer_destroy(&sb);
     vd_decider_destroy(&dec);
     vd_ruleset_release(rs);

@@ -1,4 +1,4 @@
-/* attrs.h — the attribute catalogue of the contract (v1), one table.
+/* attrs.h — the attribute catalogue of the contract (v1, and v2's net.*), one table.
  * The rules compiler resolves names here; the context computes values by id;
  * explain output and docs list them in this order. */
 #ifndef VD_CONTEXT_ATTRS_H
@@ -34,6 +34,7 @@ typedef enum vd_attr_family {
     VD_FAM_SOURCE = 1u << 4,
     VD_FAM_URL  = 1u << 5,
     VD_FAM_LANG = 1u << 6,
+    VD_FAM_NET  = 1u << 7,
 } vd_attr_family;
 
 #define VD_ATTR_LIST(X)                                             \
@@ -64,6 +65,12 @@ typedef enum vd_attr_family {
     X(URL_PATH,       "url.path",       VD_AT_STRING,   VD_FAM_URL)    \
     X(URL_QUERY,      "url.query.",     VD_AT_STRING,   VD_FAM_URL)    \
     X(LANG,           "lang",           VD_AT_STRING,   VD_FAM_LANG)   \
+    X(NET_ASN,        "net.asn",        VD_AT_NUMBER,   VD_FAM_NET)    \
+    X(NET_ORG,        "net.org",        VD_AT_STRING,   VD_FAM_NET)    \
+    X(NET_ANONYMOUS,  "net.anonymous",  VD_AT_BOOL,     VD_FAM_NET)    \
+    X(NET_VPN,        "net.vpn",        VD_AT_BOOL,     VD_FAM_NET)    \
+    X(NET_HOSTING,    "net.hosting",    VD_AT_BOOL,     VD_FAM_NET)    \
+    X(NET_TOR,        "net.tor",        VD_AT_BOOL,     VD_FAM_NET)    \
     X(ATTR,           "attr.",          VD_AT_ANY,      VD_FAM_NONE)
 
 typedef enum vd_attr_id {

@@ -25,7 +25,9 @@ static void need_ip(vd_context *ctx)
 {
     if (ctx->done & VD_FAM_IP)
         return;
-    if (!vd_ip_parse(ctx->req->ip, &ctx->ip))
+    if (ctx->req->ip_addr.family)
+        ctx->ip = ctx->req->ip_addr;          /* parsed once, at the front end */
+    else if (!vd_ip_parse(ctx->req->ip, &ctx->ip))
         ctx->ip.family = 0;
     ctx->done |= VD_FAM_IP;
 }
@@ -73,9 +75,9 @@ static void need_device(vd_context *ctx)
 {
     if (ctx->done & VD_FAM_DEVICE)
         return;
-    ctx->has_device = ctx->req->ua.n > 0;
+    ctx->has_device = ctx->req->ua.n > 0 || vd_ua_hints_any(&ctx->req->hints);
     if (ctx->has_device)
-        vd_device_lookup(ctx->ua_cache, ctx->req->ua, &ctx->device);
+        vd_device_lookup(ctx->ua_cache, ctx->req->ua, &ctx->req->hints, &ctx->device);
     ctx->done |= VD_FAM_DEVICE;
 }
 
@@ -83,7 +85,8 @@ static void need_url(vd_context *ctx)
 {
     if (ctx->done & VD_FAM_URL)
         return;
-    ctx->has_url = ctx->req->url.n > 0 && vd_url_parse(ctx->req->url, &ctx->url);
+    ctx->has_url = ctx->req->url.n > 0 && ctx->req->url.n <= VD_MAX_URL_BYTES &&
+                   vd_url_parse(ctx->req->url, &ctx->url);
     ctx->done |= VD_FAM_URL;
 }
 
@@ -92,8 +95,25 @@ static void need_source(vd_context *ctx)
     if (ctx->done & VD_FAM_SOURCE)
         return;
     need_url(ctx);
-    vd_source_classify_parsed(ctx->req->referer, ctx->has_url ? &ctx->url : NULL, &ctx->source);
+    vd_str ref = ctx->req->referer.n <= VD_MAX_URL_BYTES ? ctx->req->referer : VD_STR_NULL;
+    vd_source_classify_parsed(ref, ctx->has_url ? &ctx->url : NULL, &ctx->source);
     ctx->done |= VD_FAM_SOURCE;
+}
+
+static void need_net(vd_context *ctx)
+{
+    if (ctx->done & VD_FAM_NET)
+        return;
+    need_ip(ctx);
+    vd_net_lookup(ctx->env ? ctx->env->asn : NULL, ctx->env ? ctx->env->anon : NULL,
+                  ctx->ip.family ? &ctx->ip : NULL, &ctx->net);
+    ctx->done |= VD_FAM_NET;
+}
+
+static void set_bool(vd_value *out, bool v)
+{
+    out->kind = VD_VAL_BOOL;
+    out->u.b = v;
 }
 
 static void need_lang(vd_context *ctx)
@@ -236,10 +256,26 @@ void vd_context_get(vd_context *ctx, const vd_attr_ref *attr, vd_value *out)
         need_lang(ctx);
         set_str(out, ctx->lang);
         break;
+    case VD_ATTR_NET_ASN:
+        need_net(ctx);
+        if (ctx->net.has_asn)
+            set_num(out, ctx->net.asn);
+        break;
+    case VD_ATTR_NET_ORG:
+        need_net(ctx);
+        if (ctx->net.has_asn)
+            set_str(out, ctx->net.org);
+        break;
+    case VD_ATTR_NET_ANONYMOUS: need_net(ctx); if (ctx->net.has_anon) set_bool(out, ctx->net.anonymous); break;
+    case VD_ATTR_NET_VPN:       need_net(ctx); if (ctx->net.has_anon) set_bool(out, ctx->net.vpn); break;
+    case VD_ATTR_NET_HOSTING:   need_net(ctx); if (ctx->net.has_anon) set_bool(out, ctx->net.hosting); break;
+    case VD_ATTR_NET_TOR:       need_net(ctx); if (ctx->net.has_anon) set_bool(out, ctx->net.tor); break;
     case VD_ATTR_ATTR:
         for (unsigned i = 0; i < ctx->req->nattrs; i++)
             if (vd_str_eq(ctx->req->attrs[i].key, attr->sub)) {
-                *out = ctx->req->attrs[i].val;
+                const vd_value *v = &ctx->req->attrs[i].val;
+                if (v->kind != VD_VAL_STR || v->u.s.n <= VD_MAX_ATTR_STR_BYTES)
+                    *out = *v;
                 break;
             }
         break;

@@ -13,6 +13,7 @@
 #include "context/attrs.h"
 #include "context/device.h"
 #include "context/geo.h"
+#include "context/netdb.h"
 #include "context/source.h"
 #include "context/tz.h"
 #include "context/url.h"
@@ -29,6 +30,9 @@ typedef struct vd_kv {
 typedef struct vd_request {
     vd_str ip, ua, referer, url, lang, vid;
     vd_str tz;                /* optional IANA zone overriding the geo one */
+    vd_ipaddr ip_addr;        /* family != 0: the client IP already parsed by the
+                               * front end (the edge port); ip is then unused */
+    vd_ua_hints hints;        /* User-Agent Client Hints (Sec-CH-UA*) */
     int64_t ts;               /* unix seconds; used when has_ts */
     bool has_ts;
     bool explain;
@@ -42,6 +46,8 @@ typedef struct vd_request {
 typedef struct vd_env {
     const vd_geo_db *geo;
     const vd_tzdb *tzdb;
+    const vd_netdb *asn;             /* --asn-db: net.asn, net.org */
+    const vd_netdb *anon;            /* --anonymous-ip-db: net.anonymous, .vpn, .hosting, .tor */
 } vd_env;
 
 /* Per-worker caches of derived verdicts; any may be NULL. */
@@ -64,6 +70,7 @@ typedef struct vd_context {
     vd_localtime local;              /* valid when tz != NULL */
     vd_device device;
     bool has_device;
+    vd_net net;
     vd_source source;
     vd_url url;
     bool has_url;

@@ -19,12 +19,15 @@
  *                     variants, diagonal-coded generic models "MT0739D");
  *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
  *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
- *   7. tool words   — HTTP libraries, monitors, URLs: bots unless a device
- *                     platform matched above;
+ *   7. tool words   — HTTP libraries, monitors, URLs, and isbot's maintained
+ *                     pattern list (bots.c): bots unless a device platform
+ *                     matched above;
  *   8. desktops     — Windows, Mac, X11, Chrome OS...;
  *   9. leftovers    — a UA naming no platform at all is a tool: bot.
  * OS and browser families come from two more ordered tables (family names in
  * device-detector's vocabulary, NULL when unknown; none for bots).
+ * User-Agent Client Hints, where a request has them, decide type and OS
+ * before the UA (vd_device_classify_hints).
  *
  * The cache is a 2-way set-associative table of verdicts keyed by a 64-bit
  * hash and verified against the UA bytes stored inline in one slab allocated
@@ -32,24 +35,32 @@
 #include "context/device.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "context/bots.h"
 #include "core/alloc.h"
 
 /* ---------------------------------------------------------------- tokens */
 
+/* A token with the window hashes of its first and last 3 bytes, computed
+ * by the compiler (0 for tokens shorter than 3). */
 typedef struct tok {
     const char *s;
     uint8_t n;
+    uint16_t h_first, h_last;
 } tok;
 
-#define T(lit) { (lit), (uint8_t)(sizeof(lit) - 1) }
+#define TRI_FIRST(lit) (sizeof(lit) > 3 ? VD_TRI_HASH(lit, 0) : 0u)
+#define TRI_LAST(lit) (sizeof(lit) > 3 ? VD_TRI_HASH(lit, sizeof(lit) > 3 ? sizeof(lit) - 4 : 0) : 0u)
+#define T(lit) { (lit), (uint8_t)(sizeof(lit) - 1), TRI_FIRST(lit), TRI_LAST(lit) }
 
 /* The lower-cased UA plus a 4096-bit set of its hashed 3-byte windows. Most
  * of the few hundred tokens tested are absent; two bit tests (first and last
- * 3 bytes of the token) rule them out without scanning the UA. */
-#define TRI_BITS 4096u
+ * 3 bytes of the token) rule them out without scanning the UA. The bot
+ * pattern list (bots.c) uses the same set. */
+#define TRI_BITS VD_TRI_BITS
 
 typedef struct ua_buf {
     char s[VD_UA_MAX];
@@ -59,9 +70,7 @@ typedef struct ua_buf {
 
 static unsigned tri_hash(const char *p)
 {
-    uint32_t v = (uint32_t)(unsigned char)p[0] | (uint32_t)(unsigned char)p[1] << 8 |
-                 (uint32_t)(unsigned char)p[2] << 16;
-    return (unsigned)((v * 2654435761u) >> 20);     /* 12 bits */
+    return vd_tri_hash(p);
 }
 
 static bool tri_maybe(const ua_buf *u, const char *p)
@@ -70,21 +79,56 @@ static bool tri_maybe(const ua_buf *u, const char *p)
     return (u->tri[h / 64] >> (h % 64)) & 1u;
 }
 
+/* memmem for the short needles and haystacks here: memchr finds the
+ * candidates, memcmp confirms (glibc's memmem spends longer setting up its
+ * search than this takes on a User-Agent). */
+static const char *find(const char *h, size_t hn, const char *s, size_t n)
+{
+    if (n == 0)
+        return h;
+    if (n > hn)
+        return NULL;
+    for (const char *p = h, *last = h + hn - n; p <= last; p++) {
+        p = memchr(p, s[0], (size_t)(last - p) + 1);
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, s + 1, n - 1) == 0)
+            return p;
+    }
+    return NULL;
+}
+
 static bool has(const ua_buf *u, const char *s, size_t n)
 {
     if (n > u->n)
         return false;
     if (n >= 3 && (!tri_maybe(u, s) || !tri_maybe(u, s + n - 3)))
         return false;
-    return memmem(u->s, u->n, s, n) != NULL;
+    return find(u->s, u->n, s, n) != NULL;
 }
 
 #define HAS(u, lit) has((u), (lit), sizeof(lit) - 1)
 
+static inline bool tri_bit(const ua_buf *u, unsigned h)
+{
+    return (u->tri[h / 64] >> (h % 64)) & 1u;
+}
+
+/* has() with the token's hashes precomputed. */
+static inline bool has_h(const ua_buf *u, const char *s, uint8_t n, unsigned h_first,
+                         unsigned h_last)
+{
+    if (n > u->n)
+        return false;
+    if (n >= 3 && (!tri_bit(u, h_first) || !tri_bit(u, h_last)))
+        return false;
+    return find(u->s, u->n, s, n) != NULL;
+}
+
 static bool has_any(const ua_buf *u, const tok *t, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (has(u, t[i].s, t[i].n))
+        if (has_h(u, t[i].s, t[i].n, t[i].h_first, t[i].h_last))
             return true;
     return false;
 }
@@ -250,7 +294,7 @@ static bool is_digit(char c) { return c >= '0' && c <= '9'; }
  * there is none. */
 static vd_str android_model(const ua_buf *u)
 {
-    const char *a = memmem(u->s, u->n, "android", 7);
+    const char *a = find(u->s, u->n, "android", 7);
     if (!a)
         return VD_STR_NULL;
     const char *end = u->s + u->n;
@@ -310,7 +354,7 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
 {
     size_t n = strlen(w);
     for (const char *p = m.p, *end = m.p + m.n; p + n <= end; p++) {
-        p = memmem(p, (size_t)(end - p), w, n);
+        p = find(p, (size_t)(end - p), w, n);
         if (!p)
             return false;
         char before = p > m.p ? p[-1] : ' ', after = p + n < end ? p[n] : ' ';
@@ -329,7 +373,7 @@ static bool model_family(vd_str m, const char *w)
 {
     size_t n = strlen(w);
     for (const char *p = m.p, *end = m.p + m.n; p + n <= end; p++) {
-        p = memmem(p, (size_t)(end - p), w, n);
+        p = find(p, (size_t)(end - p), w, n);
         if (!p)
             return false;
         bool start = p == m.p || p[-1] == ' ' || p[-1] == '_' || p[-1] == '-';
@@ -615,10 +659,11 @@ static bool model_is_tablet(vd_str m)
 typedef struct fam_rule {
     const char *tok;
     uint8_t n;
+    uint16_t h_first, h_last;
     const char *family;
 } fam_rule;
 
-#define F(lit, fam) { (lit), (uint8_t)(sizeof(lit) - 1), (fam) }
+#define F(lit, fam) { (lit), (uint8_t)(sizeof(lit) - 1), TRI_FIRST(lit), TRI_LAST(lit), (fam) }
 
 /* OS families in device-detector's vocabulary. Order matters: Windows Phone
  * before Windows, Android before Linux, iOS ("like Mac OS X") before Mac. */
@@ -694,7 +739,7 @@ static const fam_rule browser_rules[] = {
 static const fam_rule *family(const ua_buf *u, const fam_rule *r, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        if (has(u, r[i].tok, r[i].n))
+        if (has_h(u, r[i].tok, r[i].n, r[i].h_first, r[i].h_last))
             return &r[i];
     return NULL;
 }
@@ -727,7 +772,7 @@ static bool has_bot_word(const ua_buf *u)
         return false;
     const char *end = u->s + u->n;
     for (const char *p = u->s; p + 3 <= end; p += 3) {
-        p = memmem(p, (size_t)(end - p), "bot", 3);
+        p = find(p, (size_t)(end - p), "bot", 3);
         if (!p)
             return false;
         const char *q = p + 3;
@@ -779,35 +824,152 @@ static uint8_t type_of(const ua_buf *u)
      * browser UA follows it; app and Dalvik UAs are phones far more often. */
     if (HAS(u, "android") || HAS(u, "adr "))
         return HAS(u, "safari") ? VD_DEVICE_TABLET : VD_DEVICE_MOBILE;
-    if (HAS_ANY(u, weak_bot_tokens))
+    if (HAS_ANY(u, weak_bot_tokens) || vd_bots_match(u->s, u->n, u->tri) >= 0)
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, desktop_tokens))
         return VD_DEVICE_DESKTOP;
     return VD_DEVICE_BOT;             /* names no platform: a tool */
 }
 
-void vd_device_classify(vd_str ua, vd_device *out)
+static void fill_buf(ua_buf *u, const char *p, size_t n)
 {
-    ua_buf u;
-    u.n = ua.p ? (ua.n < VD_UA_MAX ? ua.n : VD_UA_MAX) : 0;
-    for (size_t i = 0; i < u.n; i++) {
-        unsigned char c = (unsigned char)ua.p[i];
-        u.s[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+    u->n = p ? (n < VD_UA_MAX ? n : VD_UA_MAX) : 0;
+    for (size_t i = 0; i < u->n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        u->s[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
     }
-    memset(u.tri, 0, sizeof u.tri);
-    for (size_t i = 0; i + 3 <= u.n; i++) {
-        unsigned h = tri_hash(u.s + i);
-        u.tri[h / 64] |= (uint64_t)1 << (h % 64);
+    memset(u->tri, 0, sizeof u->tri);
+    for (size_t i = 0; i + 3 <= u->n; i++) {
+        unsigned h = tri_hash(u->s + i);
+        u->tri[h / 64] |= (uint64_t)1 << (h % 64);
     }
-    out->type = type_of(&u);
-    if (out->type == VD_DEVICE_BOT || u.n == 0) {
+}
+
+static void classify_buf(const ua_buf *u, vd_device *out)
+{
+    out->type = type_of(u);
+    if (out->type == VD_DEVICE_BOT || u->n == 0) {
         out->os = NULL;
         out->browser = NULL;
         return;
     }
-    const fam_rule *os = family(&u, os_rules, sizeof os_rules / sizeof os_rules[0]);
+    const fam_rule *os = family(u, os_rules, sizeof os_rules / sizeof os_rules[0]);
     out->os = os ? os->family : NULL;
-    out->browser = browser_of(&u, out->os);
+    out->browser = browser_of(u, out->os);
+}
+
+void vd_device_classify(vd_str ua, vd_device *out)
+{
+    ua_buf u;
+    fill_buf(&u, ua.p, ua.n);
+    classify_buf(&u, out);
+}
+
+/* ---------------------------------------------------------- client hints */
+
+/* A structured-header string ("\"Android\"") or a bare token, trimmed. */
+static vd_str hint_value(vd_str s)
+{
+    while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
+        s.p++;
+        s.n--;
+    }
+    while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
+        s.n--;
+    if (s.n >= 2 && s.p[0] == '"' && s.p[s.n - 1] == '"') {
+        s.p++;
+        s.n -= 2;
+    }
+    return s;
+}
+
+/* Sec-CH-UA-Platform values (the spec's list) in device-detector's OS
+ * vocabulary; NULL for "Unknown" and anything else. */
+static const char *platform_os(vd_str p)
+{
+    static const struct { const char *name, *os; } map[] = {
+        { "Android", "Android" }, { "Windows", "Windows" }, { "macOS", "Mac" },
+        { "iOS", "iOS" }, { "Chrome OS", "Chrome OS" }, { "ChromeOS", "Chrome OS" },
+        { "Chromium OS", "Chrome OS" }, { "Linux", "GNU/Linux" }, { "Fuchsia", "Fuchsia" },
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (vd_str_eq_ci(p, vd_str_cstr(map[i].name)))
+            return map[i].os;
+    return NULL;
+}
+
+static bool ci_contains(vd_str hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= hay.n; i++)
+        if (vd_str_eq_ci(vd_str_make(hay.p + i, n), vd_str_make(needle, n)))
+            return true;
+    return false;
+}
+
+/* Hints decide what a reduced UA no longer says. A UA that names a robot
+ * (or the Sec-CH-UA brand list a headless browser) stays a bot, and one
+ * that names a TV, console or car stays other: those UAs are not reduced.
+ * On Android, the UA Chromium would have sent before the reduction is
+ * rebuilt from the hints ("Android 10; MODEL", "Mobile" from
+ * Sec-CH-UA-Mobile) and read by the same rules, so the model tables that
+ * tell tablets and TVs from phones serve both. */
+void vd_device_classify_hints(vd_str ua, const vd_ua_hints *h, vd_device *out)
+{
+    ua_buf u;
+    fill_buf(&u, ua.p, ua.n);
+    classify_buf(&u, out);
+    if (!vd_ua_hints_any(h) || out->type == VD_DEVICE_BOT)
+        return;
+    if (h->ua.n && ci_contains(h->ua, "headless")) {
+        out->type = VD_DEVICE_BOT;
+        out->os = out->browser = NULL;
+        return;
+    }
+    vd_str mob = hint_value(h->mobile), plat = hint_value(h->platform), model = hint_value(h->model);
+    int mobile = vd_str_eq(mob, VD_STR_LIT("?1")) ? 1 : vd_str_eq(mob, VD_STR_LIT("?0")) ? 0 : -1;
+    const char *os = platform_os(plat);
+    if (os)
+        out->os = os;
+    if (out->type == VD_DEVICE_OTHER && u.n)
+        return;
+    bool android = os ? strcmp(os, "Android") == 0 : (model.n && out->os && strcmp(out->os, "Android") == 0);
+    if (android) {
+        /* No model hint: the UA's own model, unless it is the reduced "K". */
+        vd_str m = model;
+        char own[64];
+        if (!m.n) {
+            vd_str um = android_model(&u);
+            if (um.n && !(um.n == 1 && um.p[0] == 'k') && um.n < sizeof own) {
+                memcpy(own, um.p, um.n);
+                m = vd_str_make(own, um.n);
+            }
+        }
+        if (mobile < 0)
+            mobile = out->type == VD_DEVICE_MOBILE;
+        char buf[200];
+        int n = snprintf(buf, sizeof buf,
+                         "Mozilla/5.0 (Linux; Android 10; %.*s) AppleWebKit/537.36 (KHTML, like "
+                         "Gecko) Chrome/120.0.0.0 %sSafari/537.36",
+                         (int)(m.n < 64 ? m.n : 64), m.n ? m.p : "K", mobile ? "Mobile " : "");
+        ua_buf r;
+        fill_buf(&r, buf, n > 0 ? (size_t)n : 0);
+        uint8_t t = type_of(&r);
+        if (t != VD_DEVICE_BOT)          /* a model name is no evidence of a robot */
+            out->type = t;
+        out->os = "Android";
+        return;
+    }
+    if (os && (strcmp(os, "Windows") == 0 || strcmp(os, "Mac") == 0 ||
+               strcmp(os, "GNU/Linux") == 0 || strcmp(os, "Chrome OS") == 0)) {
+        if (mobile == 1)
+            out->type = VD_DEVICE_MOBILE;
+        else if (out->type != VD_DEVICE_TABLET)
+            out->type = VD_DEVICE_DESKTOP;
+        return;
+    }
+    if (mobile == 1 && out->type == VD_DEVICE_DESKTOP)
+        out->type = VD_DEVICE_MOBILE;
 }
 
 const char *vd_device_type_name(unsigned type)
@@ -874,20 +1036,50 @@ void vd_device_cache_free(vd_device_cache *c)
     vd_free(c);
 }
 
-void vd_device_lookup(vd_device_cache *c, vd_str ua, vd_device *out)
+/* The key: the UA, then each hint present after a NUL (which no header
+ * value holds), so a hinted request never reuses an unhinted verdict. */
+static size_t cache_key(vd_str ua, const vd_ua_hints *h, char *key)
+{
+    if (!vd_ua_hints_any(h))
+        return 0;
+    const vd_str parts[4] = { h->mobile, h->platform, h->model, h->ua };
+    size_t n = ua.n;
+    for (int i = 0; i < 4; i++)
+        n += 1 + parts[i].n;
+    if (n > UA_CACHE_KEY_MAX)
+        return SIZE_MAX;
+    memcpy(key, ua.p, ua.n);
+    n = ua.n;
+    for (int i = 0; i < 4; i++) {
+        key[n++] = '\0';
+        if (parts[i].n)
+            memcpy(key + n, parts[i].p, parts[i].n);
+        n += parts[i].n;
+    }
+    return n;
+}
+
+void vd_device_lookup(vd_device_cache *c, vd_str ua, const vd_ua_hints *hints, vd_device *out)
 {
     if (!c || !ua.p || ua.n == 0 || ua.n > UA_CACHE_KEY_MAX) {
-        vd_device_classify(ua, out);
+        vd_device_classify_hints(ua, hints, out);
         return;
     }
-    uint64_t h = vd_hash_mem(ua.p, ua.n);
+    char kbuf[UA_CACHE_KEY_MAX];
+    size_t kn = cache_key(ua, hints, kbuf);
+    if (kn == SIZE_MAX) {
+        vd_device_classify_hints(ua, hints, out);
+        return;
+    }
+    vd_str key = kn ? vd_str_make(kbuf, kn) : ua;
+    uint64_t h = vd_hash_mem(key.p, key.n);
     size_t set = (size_t)(h ^ (h >> 32)) & c->set_mask;
     for (unsigned way = 0; way < 2; way++) {
         size_t i = set * 2 + way;
         slot *s = &c->slots[i];
         /* The hash only finds the candidate; the stored bytes decide. */
-        if (s->len == ua.n && s->hash == h &&
-            memcmp(c->keys + i * UA_CACHE_KEY_MAX, ua.p, ua.n) == 0) {
+        if (s->len == key.n && s->hash == h &&
+            memcmp(c->keys + i * UA_CACHE_KEY_MAX, key.p, key.n) == 0) {
             c->hits++;
             c->lru[set] = (uint8_t)(way ^ 1u);
             *out = s->verdict;
@@ -895,13 +1087,13 @@ void vd_device_lookup(vd_device_cache *c, vd_str ua, vd_device *out)
         }
     }
     c->misses++;
-    vd_device_classify(ua, out);
+    vd_device_classify_hints(ua, hints, out);
     unsigned way = c->lru[set];
     size_t i = set * 2 + way;
     c->slots[i].hash = h;
-    c->slots[i].len = (uint16_t)ua.n;
+    c->slots[i].len = (uint16_t)key.n;
     c->slots[i].verdict = *out;
-    memcpy(c->keys + i * UA_CACHE_KEY_MAX, ua.p, ua.n);
+    memcpy(c->keys + i * UA_CACHE_KEY_MAX, key.p, key.n);
     c->lru[set] = (uint8_t)(way ^ 1u);
 }
 

@@ -13,14 +13,20 @@
  * postal, time zone) that do not fit their field are dropped, not cut. */
 #include "context/geo.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <maxminddb.h>
 
@@ -38,6 +44,9 @@ struct vd_geo_db {
     MMDB_s mmdb;
     enum geo_layout layout;
     uint32_t id;              /* unique per open: cache keys never outlive a db */
+    _Atomic long refs;        /* the holder's and each worker's reference */
+    vd_geo_file_id file;      /* identity of the file this copy was read from */
+    bool no_geo;              /* records, but none with country, city or time zone */
     char desc[192];
 };
 
@@ -436,7 +445,7 @@ static bool has_key(MMDB_entry_s *e, const char *const *path)
 #define WALK_MAX_NODES 100000
 #define WALK_MAX_DATA 5000
 
-static const char *tree_walk(vd_geo_db *db, int *nested, int *flat)
+static const char *tree_walk(vd_geo_db *db, int *nested, int *flat, long *records)
 {
     struct { uint32_t node; uint16_t depth; } stack[300];
     int sp = 0;
@@ -495,6 +504,7 @@ static const char *tree_walk(vd_geo_db *db, int *nested, int *flat)
             }
         }
     }
+    *records = data;
     return NULL;
 }
 
@@ -504,9 +514,28 @@ static bool sanity_probe(vd_geo_db *db, char *err, size_t errcap)
 {
     int nested = 0, flat = 0;
     char txt[64];
-    const char *why = tree_walk(db, &nested, &flat);
+    long walk_records = 0;
+    const char *why = tree_walk(db, &nested, &flat, &walk_records);
     if (why) {
         snprintf(err, errcap, "corrupt database: %s", why);
+        return false;
+    }
+    /* A MaxMind or DB-IP database of another kind (ASN, ISP, Anonymous-IP,
+     * ...) has records, but none with a country, city or time zone: every
+     * geo.* would be missing. Refused by its type; a database of an unknown
+     * type without such records is only described as such (lookup tests). */
+    static const char *const non_geo[] = { "ASN", "Anonymous", "ISP", "Domain", "Connection-Type",
+                                           "IP-Risk", "Static-IP", "User-Count", "Densit" };
+    const char *type = db->mmdb.metadata.database_type ? db->mmdb.metadata.database_type : "";
+    bool other_kind = false;
+    for (size_t i = 0; i < sizeof non_geo / sizeof non_geo[0]; i++)
+        if (strcasestr(type, non_geo[i]))
+            other_kind = true;
+    db->no_geo = walk_records > 0 && nested == 0 && flat == 0;
+    if (other_kind && (db->no_geo || !(strcasestr(type, "City") || strcasestr(type, "Country")))) {
+        snprintf(err, errcap, "a \"%.64s\" database has no country or city data: give a City or "
+                 "Country database (GeoIP2/GeoLite2-City or -Country, DB-IP city or country)",
+                 db->mmdb.metadata.database_type ? db->mmdb.metadata.database_type : "?");
         return false;
     }
     for (unsigned i = 0; i < 512; i++) {
@@ -535,7 +564,6 @@ static bool sanity_probe(vd_geo_db *db, char *err, size_t errcap)
                  has_key(&r.entry, F_TZ))
             flat++;
     }
-    const char *type = db->mmdb.metadata.database_type ? db->mmdb.metadata.database_type : "";
     if (nested && !flat)
         db->layout = LAYOUT_NESTED;
     else if (flat && !nested)
@@ -546,6 +574,106 @@ static bool sanity_probe(vd_geo_db *db, char *err, size_t errcap)
     else
         db->layout = LAYOUT_UNKNOWN;
     return true;
+}
+
+int vd_geo_file_stat(const char *path, vd_geo_file_id *id)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return -1;
+    id->dev = (uint64_t)st.st_dev;
+    id->ino = (uint64_t)st.st_ino;
+    id->size = (int64_t)st.st_size;
+    id->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+    return 0;
+}
+
+bool vd_geo_file_same(const vd_geo_file_id *a, const vd_geo_file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime_ns == b->mtime_ns;
+}
+
+static void fill_id(const struct stat *st, vd_geo_file_id *id)
+{
+    id->dev = (uint64_t)st->st_dev;
+    id->ino = (uint64_t)st->st_ino;
+    id->size = (int64_t)st->st_size;
+    id->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
+
+/* The database file, read into a sealed memfd: the fd, or -1 with a
+ * message. Opened without blocking (a FIFO is refused, not waited on), and
+ * a file that changes while it is read is refused (try again later). */
+#define VD_GEO_MAX_BYTES (4LL << 30)
+
+static int copy_to_memfd(const char *path, vd_geo_file_id *id, char *err, size_t errcap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        snprintf(err, errcap, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, errcap, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (st.st_size <= 0 || st.st_size > VD_GEO_MAX_BYTES) {
+        snprintf(err, errcap, "%s: %lld bytes is not a MaxMind DB", path, (long long)st.st_size);
+        close(fd);
+        return -1;
+    }
+    int mfd = memfd_create("variantd-geoip", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0) {
+        snprintf(err, errcap, "%s: memfd_create: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    char buf[1 << 16];
+    long long got = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, errcap, "%s: read: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(mfd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                snprintf(err, errcap, "%s: copying into memory: %s", path,
+                         w < 0 ? strerror(errno) : "short write");
+                goto fail;
+            }
+            off += w;
+        }
+        got += n;
+        if (got > VD_GEO_MAX_BYTES) {
+            snprintf(err, errcap, "%s: grows while being read", path);
+            goto fail;
+        }
+    }
+    struct stat st2;
+    if (fstat(fd, &st2) != 0 || got != st.st_size || st2.st_size != st.st_size ||
+        st2.st_mtim.tv_sec != st.st_mtim.tv_sec || st2.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+        snprintf(err, errcap, "%s: changed while being read (being written?): not used", path);
+        goto fail;
+    }
+    close(fd);
+    fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+    fill_id(&st, id);
+    return mfd;
+fail:
+    close(fd);
+    close(mfd);
+    return -1;
 }
 
 vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
@@ -561,7 +689,21 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
     }
     static _Atomic uint32_t next_id = 1;
     db->id = next_id++;
-    int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
+    atomic_init(&db->refs, 1);
+    /* libmaxminddb 1.7.1 only maps the file it is given (MMDB_MODE_MMAP):
+     * mapping the operator's file itself means a file written over in place
+     * kills the daemon with SIGBUS (truncated) or feeds lookups torn bytes.
+     * So the file is copied once into a sealed memfd we own and that copy is
+     * mapped: nothing outside can change or shrink it. */
+    char mpath[64];
+    int memfd = copy_to_memfd(path, &db->file, err, errcap);
+    if (memfd < 0) {
+        vd_free(db);
+        return NULL;
+    }
+    snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
+    int rc = MMDB_open(mpath, MMDB_MODE_MMAP, &db->mmdb);
+    close(memfd);             /* the mapping keeps the copy alive */
     if (rc != MMDB_SUCCESS) {
         snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
         vd_free(db);
@@ -583,7 +725,7 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
         vd_free(db);
         return NULL;
     }
-    char perr[160];
+    char perr[400];
     if (!sanity_probe(db, perr, sizeof perr)) {
         snprintf(err, errcap, "%s: %s", path, perr);
         MMDB_close(&db->mmdb);
@@ -595,20 +737,38 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
     struct tm tm;
     if (gmtime_r(&t, &tm))
         strftime(date, sizeof date, "%Y-%m-%d", &tm);
-    snprintf(db->desc, sizeof db->desc, "%.64s, built %s, %u nodes, IPv%u, %s layout",
+    snprintf(db->desc, sizeof db->desc, "%.64s, built %s, %u nodes, IPv%u, %s layout%s",
              m->database_type, date, m->node_count, (unsigned)m->ip_version,
              db->layout == LAYOUT_NESTED ? "GeoIP2"
              : db->layout == LAYOUT_FLAT ? "flat"
-                                         : "mixed");
+                                         : "mixed",
+             db->no_geo ? ", NO country or city data found" : "");
     return db;
+}
+
+void vd_geo_retain(const vd_geo_db *db)
+{
+    if (db)
+        atomic_fetch_add_explicit(&((vd_geo_db *)db)->refs, 1, memory_order_relaxed);
+}
+
+void vd_geo_release(const vd_geo_db *db)
+{
+    vd_geo_db *d = (vd_geo_db *)db;
+    if (d && atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1) {
+        MMDB_close(&d->mmdb);
+        vd_free(d);
+    }
 }
 
 void vd_geo_close(vd_geo_db *db)
 {
-    if (!db)
-        return;
-    MMDB_close(&db->mmdb);
-    vd_free(db);
+    vd_geo_release(db);
+}
+
+const vd_geo_file_id *vd_geo_file(const vd_geo_db *db)
+{
+    return &db->file;
 }
 
 const char *vd_geo_describe(const vd_geo_db *db)

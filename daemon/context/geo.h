@@ -34,10 +34,30 @@ typedef struct vd_geo {
     int8_t eu;                /* 1 in the EU, 0 not, -1 unknown */
 } vd_geo;
 
-/* NULL on error, with a message in err (file missing, not an MMDB, corrupt
- * metadata, or a search tree that fails a sanity probe). */
+/* NULL on error, with a message in err (file missing or not a regular file,
+ * not an MMDB, corrupt metadata, a search tree that fails a sanity probe, a
+ * database with no country or city data such as an ASN or Anonymous-IP one,
+ * or a file that changed while it was read). The file is read once into
+ * memory the daemon owns (a sealed memfd), so replacing or overwriting the
+ * file later never affects an open database. */
 vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap);
+/* Reference counted, so a reload can swap databases while workers still
+ * read the old one: vd_geo_open gives one reference, vd_geo_close drops it
+ * (= vd_geo_release); the last release unmaps. */
+void vd_geo_retain(const vd_geo_db *db);
+void vd_geo_release(const vd_geo_db *db);
 void vd_geo_close(vd_geo_db *db);
+
+/* A database file's identity, for a cheap "did it change?" check (like
+ * nginx geoip2's auto_reload): device, inode, size, modification time. */
+typedef struct vd_geo_file_id {
+    uint64_t dev, ino;
+    int64_t size, mtime_ns;
+} vd_geo_file_id;
+int vd_geo_file_stat(const char *path, vd_geo_file_id *id);   /* -1: stat failed */
+bool vd_geo_file_same(const vd_geo_file_id *a, const vd_geo_file_id *b);
+/* The identity of the file as it was when this database was read. */
+const vd_geo_file_id *vd_geo_file(const vd_geo_db *db);
 /* "GeoIP2-City, built 2024-01-02, 1234 nodes" — for logs and /stats. */
 const char *vd_geo_describe(const vd_geo_db *db);
 

@@ -11,6 +11,8 @@
 #include "context/ip.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -53,6 +55,38 @@ static bool zone_ok(const char *p, size_t n)
     return true;
 }
 
+/* IPv6 text without brackets or zone into 16 bytes; inet_pton would stop
+ * at a NUL, so anything outside the alphabet is refused first. */
+static bool parse_v6(const char *p, size_t n, uint8_t out[16])
+{
+    char buf[IP_TEXT_MAX + 1];
+    if (n > IP_TEXT_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+              c == ':' || c == '.'))
+            return false;
+        buf[i] = c;
+    }
+    buf[n] = '\0';
+    return inet_pton(AF_INET6, buf, out) == 1;
+}
+
+static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+/* Stores 16 IPv6 bytes, a v4-mapped address as IPv4. */
+static void set_v6(const uint8_t a[16], vd_ipaddr *out)
+{
+    if (memcmp(a, v4_mapped, sizeof v4_mapped) == 0) {
+        memcpy(out->addr, a + 12, 4);
+        out->family = 4;
+    } else {
+        memcpy(out->addr, a, 16);
+        out->family = 6;
+    }
+}
+
 bool vd_ip_parse(vd_str s, vd_ipaddr *out)
 {
     memset(out, 0, sizeof *out);
@@ -85,27 +119,10 @@ bool vd_ip_parse(vd_str s, vd_ipaddr *out)
         out->family = 4;
         return true;
     }
-    char buf[IP_TEXT_MAX + 1];
-    for (size_t i = 0; i < n; i++) {
-        char c = p[i];
-        /* inet_pton would stop at a NUL; reject anything outside the alphabet. */
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
-              c == ':' || c == '.'))
-            return false;
-        buf[i] = c;
-    }
-    buf[n] = '\0';
     uint8_t a[16];
-    if (inet_pton(AF_INET6, buf, a) != 1)
+    if (!parse_v6(p, n, a))
         return false;
-    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-    if (memcmp(a, mapped, sizeof mapped) == 0) {
-        memcpy(out->addr, a + 12, 4);
-        out->family = 4;
-    } else {
-        memcpy(out->addr, a, 16);
-        out->family = 6;
-    }
+    set_v6(a, out);
     return true;
 }
 
@@ -124,18 +141,88 @@ const char *vd_ip_format(const vd_ipaddr *ip, char *buf, size_t cap)
     return buf;
 }
 
-bool vd_ip_in_prefix(const vd_ipaddr *ip, const vd_ipaddr *net, unsigned prefix)
+bool vd_ip_parse_hostport(vd_str s, vd_ipaddr *out)
 {
-    if (!ip || !net || ip->family == 0 || ip->family != net->family)
-        return false;
-    unsigned bits = ip->family == 4 ? 32 : 128;
-    if (prefix > bits)
-        return false;
-    unsigned whole = prefix / 8, rest = prefix % 8;
-    if (memcmp(ip->addr, net->addr, whole) != 0)
-        return false;
-    if (rest == 0)
+    if (vd_ip_parse(s, out))
         return true;
-    uint8_t mask = (uint8_t)(0xff << (8 - rest));
-    return (ip->addr[whole] & mask) == (net->addr[whole] & mask);
+    if (!s.p || s.n < 3)
+        return false;
+    /* Strip ":digits" at the end: after ']' for IPv6, after a dotted quad
+     * (no other ':') for IPv4. */
+    size_t i = s.n;
+    while (i > 0 && s.p[i - 1] >= '0' && s.p[i - 1] <= '9')
+        i--;
+    if (i == s.n || i < 2 || s.p[i - 1] != ':' || s.n - i > 5)
+        return false;
+    vd_str host = vd_str_make(s.p, i - 1);
+    if (host.p[0] == '[')
+        return host.p[host.n - 1] == ']' && vd_ip_parse(host, out) && out->family == 6;
+    return !memchr(host.p, ':', host.n) && vd_ip_parse(host, out);
+}
+
+bool vd_ip_from_sockaddr(const struct sockaddr *sa, vd_ipaddr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (sa->sa_family == AF_INET) {
+        memcpy(out->addr, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+        out->family = 4;
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        set_v6(((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr, out);
+        return true;
+    }
+    return false;
+}
+
+bool vd_ipnet_parse(vd_str s, bool allow_prefix, vd_ipnet *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s.p || s.n == 0 || s.n > IP_TEXT_MAX + 4)
+        return false;
+    const char *slash = memchr(s.p, '/', s.n);
+    size_t alen = slash ? (size_t)(slash - s.p) : s.n;
+    if (alen == 0 || s.p[0] == '[' || memchr(s.p, '%', alen))
+        return false;
+    long plen = -1;
+    if (slash) {
+        size_t dn = s.n - alen - 1;
+        if (!allow_prefix)
+            return false;
+        if (dn == 0 || dn > 3)
+            return false;
+        plen = 0;
+        for (size_t i = 0; i < dn; i++) {
+            char c = slash[1 + i];
+            if (c < '0' || c > '9')
+                return false;
+            plen = plen * 10 + (c - '0');
+        }
+    }
+    /* Parse the address without folding v4-mapped (the prefix decides). */
+    const char *p = s.p;
+    if (!memchr(p, ':', alen)) {
+        if (!parse_v4(p, alen, out->addr.addr) || plen > 32)
+            return false;
+        out->addr.family = 4;
+        out->plen = (uint8_t)(plen < 0 ? 32 : plen);
+    } else {
+        if (!parse_v6(p, alen, out->addr.addr) || plen > 128)
+            return false;
+        out->addr.family = 6;
+        out->plen = (uint8_t)(plen < 0 ? 128 : plen);
+        if (memcmp(out->addr.addr, v4_mapped, 12) == 0 && out->plen >= 96) {
+            memmove(out->addr.addr, out->addr.addr + 12, 4);
+            memset(out->addr.addr + 4, 0, 12);
+            out->addr.family = 4;
+            out->plen = (uint8_t)(out->plen - 96);
+        }
+    }
+    unsigned bytes = out->addr.family == 4 ? 4 : 16;
+    for (unsigned b = 0; b < bytes; b++) {
+        unsigned keep = out->plen > b * 8 ? out->plen - b * 8 : 0;
+        if (keep < 8)
+            out->addr.addr[b] &= (uint8_t)(0xff00u >> keep);
+    }
+    return true;
 }

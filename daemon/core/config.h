@@ -17,6 +17,8 @@ typedef struct vd_config {
     char *segments;           /* segments directory (file mode) */
     char *content_map;        /* content-map directory (file mode) */
     char *geoip_db;           /* MaxMind / DB-IP .mmdb, "" = no geo */
+    char *asn_db;             /* GeoLite2-ASN .mmdb, "" = no net.asn/net.org */
+    char *anonymous_ip_db;    /* GeoIP2-Anonymous-IP .mmdb, "" = no net.anonymous/... */
     char *zoneinfo;           /* TZif directory */
     char *redis;              /* redis://host:port/db or unix:/path, "" = file mode */
     char *snapshot;           /* last-known-good snapshot file, "" = none */
@@ -30,6 +32,7 @@ typedef struct vd_config {
     long workers;             /* decision worker threads, 0 = online CPUs */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
     long geo_cache;           /* decoded GeoIP record cache entries per worker */
+    long geoip_check_interval;/* seconds between geoip-db identity checks (0 = off) */
     /* HTTP ports (edge and stats) */
     long http_max_header;     /* bytes of a request line + headers (431 beyond) */
     long http_max_body;       /* bytes of a request body (413 beyond) */

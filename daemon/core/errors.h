@@ -1,7 +1,18 @@
-/* errors.h — an error list that travels with a compile or load.
- * Convention for the whole codebase: functions return 0 / a pointer on
- * success, -1 / NULL on failure, and put human-readable messages here
- * (file, segment id and JSON path for definition errors). */
+/* errors.h — an error list that travels with a compile or load; and the
+ * error convention of the codebase, as the code follows it:
+ *   - int functions return 0 on success and -1 on failure; functions that
+ *     make something return it, or NULL on failure;
+ *   - the reason travels with the failure, phrased for whoever reads it:
+ *       a compile or load that can find many errors fills a vd_errors list
+ *       (file, segment id and JSON path for definition errors);
+ *       start-up, I/O and request-validation functions that fail for one
+ *       reason write it into the caller's buffer (`char *err, size_t cap`):
+ *       for the operator at start-up, for the client on a request;
+ *   - parsers of one value (vd_ip_parse, vd_url_parse, vd_ipnet_parse)
+ *     return bool and zero their output on false: "not valid" is an
+ *     answer, not an error;
+ *   - on the request path a failure becomes an error reply and a counter,
+ *     never a log line above debug level, and never ends the process. */
 #ifndef VD_CORE_ERRORS_H
 #define VD_CORE_ERRORS_H
 

@@ -1,67 +1,71 @@
-/* stats.h — counters, defined once in a table. Each worker owns one
+/* stats.h — counters and the one metric table. Each worker owns one
  * vd_stats and is its only writer (relaxed atomics: no lock, no shared
  * cache line written on the request path); readers sum over workers.
- * The same table names the metrics for logs and the stats port. */
+ * VD_METRICS is the only place a metric is named, typed and explained:
+ * /metrics (Prometheus), /stats (JSON, with "help") and the dashboard all
+ * read it, and docs/OPERATIONS.md lists it (a test compares). */
 #ifndef VD_CORE_STATS_H
 #define VD_CORE_STATS_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-/* X(field, help) */
+/* X(field): the struct fields. What each one means, and how it is shown,
+ * is said once, in VD_METRICS below. */
 #define VD_COUNTERS(X)                                                              \
-    X(rpc_requests,          "MessagePack-RPC requests answered (all methods)")    \
-    X(rpc_decide,            "decide requests answered")                           \
-    X(rpc_explain,           "explain requests answered")                          \
-    X(rpc_ping,              "ping requests answered")                             \
-    X(rpc_notifications,     "notifications received (no reply)")                  \
-    X(slots_decided,         "slots answered with a variant")                      \
-    X(slots_unknown,         "slots answered with an unknown-slot error")          \
-    X(err_parse,             "frames that were not valid MessagePack")             \
-    X(err_too_large,         "frames over max-frame")                              \
-    X(err_too_deep,          "frames nested deeper than max-depth")                \
-    X(err_invalid_request,   "frames that were not a MessagePack-RPC request")     \
-    X(err_method,            "requests naming an unknown method")                  \
-    X(err_params,            "requests with invalid params")                       \
-    X(err_not_ready,         "requests refused because no ruleset is loaded")      \
-    X(err_internal,          "requests failed by an internal error (out of memory)") \
-    X(conn_accepted,         "connections accepted on the decision port")          \
-    X(conn_rejected,         "connections closed at accept: max-connections")      \
-    X(conn_closed_error,     "connections closed after a protocol error")          \
-    X(conn_closed_idle,      "connections closed by idle-timeout")                 \
-    X(decide_ns_total,       "server-side decision time, nanoseconds summed")
+    X(rpc_requests) \
+    X(rpc_decide) \
+    X(rpc_explain) \
+    X(rpc_ping) \
+    X(rpc_notifications) \
+    X(slots_decided) \
+    X(slots_unknown) \
+    X(splits_no_vid) \
+    X(err_parse) \
+    X(err_too_large) \
+    X(err_too_deep) \
+    X(err_invalid_request) \
+    X(err_method) \
+    X(err_params) \
+    X(err_not_ready) \
+    X(err_internal) \
+    X(conn_accepted) \
+    X(conn_rejected) \
+    X(conn_closed_error) \
+    X(conn_closed_idle) \
+    X(decide_ns_total)
 
 /* ---- HTTP ports (edge, stats): one block of these per interface ---- */
 
-/* X(field, help) */
+/* X(field), shown by VD_HTTP_*_ROWS below. */
 #define VD_HTTP_COUNTERS(X)                                                         \
-    X(requests,              "HTTP requests answered")                             \
-    X(s200,                  "answers 200")                                        \
-    X(s400,                  "answers 400 Bad Request")                            \
-    X(s404,                  "answers 404 Not Found")                              \
-    X(s405,                  "answers 405 Method Not Allowed")                     \
-    X(s408,                  "answers 408 Request Timeout")                        \
-    X(s413,                  "answers 413 Content Too Large")                      \
-    X(s431,                  "answers 431 Request Header Fields Too Large")        \
-    X(s500,                  "answers 500 Internal Server Error")                  \
-    X(s503,                  "answers 503 Service Unavailable")                    \
-    X(sother,                "answers with any other status")                      \
-    X(err_parse,             "requests that were not valid HTTP/1.x")              \
-    X(err_invalid_request,   "requests with bad parameters or JSON")               \
-    X(err_header_too_large,  "request heads over http-max-header")                 \
-    X(err_body_too_large,    "request bodies over http-max-body")                  \
-    X(err_timeout,           "requests not received within http-header-timeout")   \
-    X(err_method,            "requests with a method the path does not take")      \
-    X(err_not_found,         "requests for an unknown path")                       \
-    X(err_not_ready,         "requests refused because no ruleset is loaded")      \
-    X(err_internal,          "requests failed by an internal error")               \
-    X(conn_accepted,         "connections accepted")                               \
-    X(conn_rejected,         "connections refused with 503: http-max-connections") \
-    X(conn_closed_idle,      "keep-alive connections closed by idle timeout")      \
-    X(conn_closed_error,     "connections closed after a protocol error")
+    X(requests) \
+    X(s200) \
+    X(s400) \
+    X(s404) \
+    X(s405) \
+    X(s408) \
+    X(s413) \
+    X(s431) \
+    X(s500) \
+    X(s503) \
+    X(sother) \
+    X(err_parse) \
+    X(err_invalid_request) \
+    X(err_header_too_large) \
+    X(err_body_too_large) \
+    X(err_timeout) \
+    X(err_method) \
+    X(err_not_found) \
+    X(err_not_ready) \
+    X(err_internal) \
+    X(conn_accepted) \
+    X(conn_rejected) \
+    X(conn_closed_idle) \
+    X(conn_closed_error)
 
 typedef struct vd_http_stats {
-#define VD_STATS_FIELD(name, help) _Atomic uint64_t name;
+#define VD_STATS_FIELD(name) _Atomic uint64_t name;
     VD_HTTP_COUNTERS(VD_STATS_FIELD)
 #undef VD_STATS_FIELD
     _Atomic int64_t connections;      /* open now (gauge) */
@@ -75,7 +79,7 @@ typedef struct vd_http_stats {
 #define VD_LATENCY_NBUCKETS 12          /* plus +Inf */
 
 typedef struct vd_stats {
-#define VD_STATS_FIELD(name, help) _Atomic uint64_t name;
+#define VD_STATS_FIELD(name) _Atomic uint64_t name;
     VD_COUNTERS(VD_STATS_FIELD)
 #undef VD_STATS_FIELD
     _Atomic int64_t connections;      /* open now (gauge) */
@@ -163,6 +167,9 @@ typedef struct vd_stats {
     X("slots.decided", counter, "slots_total", "result=\"decided\"",                       \
       "Requested slots, by result (decided, unknown)", s->slots_decided)                   \
     X("slots.unknown", counter, "slots_total", "result=\"unknown\"", "", s->slots_unknown) \
+    X("splits.no_vid", counter, "splits_without_vid_total", "",                            \
+      "Slots decided by a weighted split for a request without vid: all such visitors get the same arm", \
+      s->splits_no_vid)                                                                    \
     X("errors.rpc.parse", counter, "protocol_errors_total", "interface=\"rpc\",kind=\"parse\"", \
       "Bad requests, by interface and kind", s->err_parse)                                 \
     X("errors.rpc.too_large", counter, "protocol_errors_total", "interface=\"rpc\",kind=\"too_large\"", "", s->err_too_large) \

@@ -151,3 +151,74 @@ unsigned long long vd_hash64_ci(const void *p, size_t n)
     }
     return h;
 }
+
+size_t vd_utf8_seq_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
+
+size_t vd_utf8_fixed_len(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t out = 0;
+    for (size_t i = 0; i < n;) {
+        if (p[i] < 0x80) {
+            i++;
+            out++;
+            continue;
+        }
+        size_t len = vd_utf8_seq_len(p + i, n - i);
+        if (len == 0) {
+            i++;
+            out += 3;
+        } else {
+            i += len;
+            out += len;
+        }
+    }
+    return out;
+}
+
+void vd_utf8_fix(char *dst, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t len = p[i] < 0x80 ? 1 : vd_utf8_seq_len(p + i, n - i);
+        if (len == 0) {
+            memcpy(dst, VD_UTF8_REPLACEMENT, 3);
+            dst += 3;
+            i++;
+        } else {
+            memcpy(dst, p + i, len);
+            dst += len;
+            i += len;
+        }
+    }
+}

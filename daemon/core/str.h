@@ -41,4 +41,15 @@ unsigned long long vd_hash64(const void *p, size_t n);
 unsigned long long vd_hash_mem(const void *p, size_t n);
 unsigned long long vd_hash64_ci(const void *p, size_t n);
 
+/* UTF-8, the one definition every port uses for the strings it emits.
+ * vd_utf8_seq_len: length of the valid sequence at p (n bytes left), 0 if
+ * the byte at p does not start one (overlong forms, surrogates and values
+ * past U+10FFFF are invalid). vd_utf8_fixed_len: the length of s once each
+ * invalid byte is replaced by U+FFFD (EF BF BD); equal to n iff s is valid.
+ * vd_utf8_fix writes that replacement into dst (vd_utf8_fixed_len bytes). */
+#define VD_UTF8_REPLACEMENT "\xEF\xBF\xBD"
+size_t vd_utf8_seq_len(const unsigned char *p, size_t n);
+size_t vd_utf8_fixed_len(const char *s, size_t n);
+void vd_utf8_fix(char *dst, const char *s, size_t n);
+
 #endif

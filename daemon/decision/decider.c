@@ -16,6 +16,8 @@ int vd_decider_init(vd_decider *w, const vd_env *env, size_t ua_cache, size_t ge
 {
     memset(w, 0, sizeof *w);
     w->env = env;
+    if (env)
+        w->env_now = *env;
     w->stats = stats;
     w->eval = vd_eval_new();
     if (pthread_mutex_init(&w->counts_lock, NULL) == 0)
@@ -131,6 +133,8 @@ void vd_decider_destroy(vd_decider *w)
     if (w->rs)
         vd_ruleset_release(w->rs);
     w->rs = NULL;
+    vd_geo_release(w->geo);
+    w->geo = NULL;
     vd_eval_free(w->eval);
     w->eval = NULL;
     vd_device_cache_free(w->caches.ua);
@@ -139,8 +143,24 @@ void vd_decider_destroy(vd_decider *w)
     w->caches.geo = NULL;
 }
 
+/* A reloaded GeoIP database: like the ruleset, picked up between requests
+ * (one atomic load per request), the old reference dropped after. */
+static void pick_up_geo(vd_decider *w)
+{
+    uint64_t gen = vd_live_geo_generation();
+    if (gen == w->geo_gen)
+        return;
+    vd_geo_db *db = vd_live_geo_acquire();
+    vd_geo_db *old = w->geo;
+    w->geo = db;
+    w->env_now.geo = db;
+    w->geo_gen = gen;
+    vd_geo_release(old);
+}
+
 const vd_ruleset *vd_decider_ruleset(vd_decider *w)
 {
+    pick_up_geo(w);
     uint64_t gen = vd_live_generation();
     if (gen != w->rs_gen) {
         /* Between requests: the old reference goes, the new one is held
@@ -166,17 +186,23 @@ vd_decide_status vd_decider_run(vd_decider *w, const vd_request *req, const vd_e
         return VD_DECIDE_NOT_READY;
     uint64_t t0 = vd_now_ns();
     vd_context ctx;
-    vd_context_init(&ctx, req, w->env, &w->caches, (int64_t)time(NULL));
+    vd_context_init(&ctx, req, w->env ? &w->env_now : NULL, &w->caches, (int64_t)time(NULL));
     if (vd_decide(rs, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
     uint64_t ns = vd_now_ns() - t0;
     VD_STAT_ADD(w->stats, decide_ns_total, ns);
     count_decision(w, d, ns);
     for (unsigned i = 0; i < d->nslots; i++) {
-        if (d->slots[i].slot)
-            VD_STAT_INC(w->stats, slots_decided);
-        else
+        const vd_slot_choice *c = &d->slots[i];
+        if (!c->slot) {
             VD_STAT_INC(w->stats, slots_unknown);
+            continue;
+        }
+        VD_STAT_INC(w->stats, slots_decided);
+        /* Without vid every visitor hashes to one bucket: the split's
+         * other arms are never shown (the dashboard warns). */
+        if (c->rule >= 0 && c->slot->rules[c->rule].nsplit && !req->vid.n)
+            VD_STAT_INC(w->stats, splits_no_vid);
     }
     vd_result_emit(e, rs, d, &ctx, w->eval, req->explain);
     return VD_DECIDE_OK;

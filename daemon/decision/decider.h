@@ -18,7 +18,10 @@
 #include "store/live.h"
 
 typedef struct vd_decider {
-    const vd_env *env;
+    const vd_env *env;            /* as given; env_now.geo follows GeoIP reloads */
+    vd_env env_now;
+    vd_geo_db *geo;               /* this decider's reference to env_now.geo, if live */
+    uint64_t geo_gen;
     vd_eval *eval;
     vd_context_caches caches;     /* User-Agent and GeoIP caches (NULL = off) */
     vd_ruleset *rs;               /* this decider's reference; NULL = not ready */

@@ -1,19 +1,19 @@
 /* http_edge.c — the edge port's handler (see the header). */
 #include "net/http_edge.h"
 
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <jansson.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "context/ip.h"
 #include "context/url.h"
 #include "core/alloc.h"
 #include "core/log.h"
+#include "decision/request.h"
 #include "net/json_out.h"
 
 #define MAX_PROXIES 64
@@ -22,87 +22,23 @@
 static _Atomic long edge_conns;
 #define SCRATCH 16384             /* decoded query values and the composed URL */
 
-typedef struct cidr {
-    uint8_t family;               /* 4 or 6 */
-    uint8_t addr[16];
-    unsigned prefix;
-} cidr;
-
 struct vd_http_edge {
     const vd_frontend *fe;
     vd_http_server *srv;
     unsigned nproxies;
-    cidr proxies[MAX_PROXIES];
+    vd_ipnet proxies[MAX_PROXIES];
     char scratch[SCRATCH + 1];    /* + 1: vd_url_decode ends what it writes with a NUL */
     size_t used;
-    char ipbuf[64];
     vd_request req;
     vd_decision d;
 };
 
-/* ---- addresses ---- */
+/* ---- addresses (parsed by context/ip.c, the one IP parser) ---- */
 
-/* Parses an IPv4/IPv6 literal (optionally [bracketed], with :port on v4 or
- * after ']'); v4-mapped IPv6 becomes IPv4. */
-static bool parse_ip(vd_str s, uint8_t *family, uint8_t addr[16])
-{
-    char buf[64];
-    s = vd_str_trim(s);
-    if (s.n == 0 || s.n >= sizeof buf)
-        return false;
-    memcpy(buf, s.p, s.n);
-    buf[s.n] = '\0';
-    char *p = buf;
-    if (*p == '[') {
-        char *close = strchr(p, ']');
-        if (!close)
-            return false;
-        *close = '\0';
-        p++;
-    } else {
-        char *colon = strchr(p, ':');
-        if (colon && !strchr(colon + 1, ':'))
-            *colon = '\0';            /* 1.2.3.4:5678 */
-    }
-    char *zone = strchr(p, '%');
-    if (zone)
-        *zone = '\0';
-    memset(addr, 0, 16);
-    if (inet_pton(AF_INET, p, addr) == 1) {
-        *family = 4;
-        return true;
-    }
-    if (inet_pton(AF_INET6, p, addr) == 1) {
-        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        if (memcmp(addr, mapped, 12) == 0) {
-            memmove(addr, addr + 12, 4);
-            memset(addr + 4, 0, 12);
-            *family = 4;
-        } else {
-            *family = 6;
-        }
-        return true;
-    }
-    return false;
-}
-
-static bool in_cidr(const cidr *c, uint8_t family, const uint8_t *addr)
-{
-    if (c->family != family)
-        return false;
-    unsigned full = c->prefix / 8, rest = c->prefix % 8;
-    if (memcmp(c->addr, addr, full) != 0)
-        return false;
-    if (rest == 0)
-        return true;
-    uint8_t mask = (uint8_t)(0xFF << (8 - rest));
-    return (c->addr[full] & mask) == (addr[full] & mask);
-}
-
-static bool trusted(const vd_http_edge *e, uint8_t family, const uint8_t *addr)
+static bool trusted(const vd_http_edge *e, const vd_ipaddr *ip)
 {
     for (unsigned i = 0; i < e->nproxies; i++)
-        if (in_cidr(&e->proxies[i], family, addr))
+        if (vd_ipnet_contains(&e->proxies[i], ip))
             return true;
     return false;
 }
@@ -122,24 +58,15 @@ static int parse_proxies(vd_http_edge *e, const char *list, char *err, size_t ca
             snprintf(err, cap, "trusted-proxies: more than %d networks", MAX_PROXIES);
             return -1;
         }
-        cidr *c = &e->proxies[e->nproxies];
-        const char *slash = memchr(p, '/', (size_t)(end - p));
-        vd_str ip = vd_str_make(p, (size_t)((slash ? slash : end) - p));
-        if (!parse_ip(ip, &c->family, c->addr)) {
-            snprintf(err, cap, "trusted-proxies: '%.*s' is not an IP address or CIDR network",
-                     (int)(end - p), p);
-            return -1;
-        }
-        unsigned max = c->family == 4 ? 32 : 128;
-        c->prefix = max;
-        if (slash) {
-            char *e2;
-            long n = strtol(slash + 1, &e2, 10);
-            if (e2 != end || n < 0 || n > (long)max) {
+        if (!vd_ipnet_parse(vd_str_make(p, (size_t)(end - p)), true, &e->proxies[e->nproxies])) {
+            const char *slash = memchr(p, '/', (size_t)(end - p));
+            vd_ipnet addr_only;
+            if (slash && vd_ipnet_parse(vd_str_make(p, (size_t)(slash - p)), false, &addr_only))
                 snprintf(err, cap, "trusted-proxies: bad prefix length in '%.*s'", (int)(end - p), p);
-                return -1;
-            }
-            c->prefix = (unsigned)n;
+            else
+                snprintf(err, cap, "trusted-proxies: '%.*s' is not an IP address or CIDR network",
+                         (int)(end - p), p);
+            return -1;
         }
         e->nproxies++;
         p = end;
@@ -147,35 +74,18 @@ static int parse_proxies(vd_http_edge *e, const char *list, char *err, size_t ca
     return 0;
 }
 
-static void format_ip(vd_http_edge *e, uint8_t family, const uint8_t *addr, vd_str *out)
-{
-    if (!inet_ntop(family == 4 ? AF_INET : AF_INET6, addr, e->ipbuf, sizeof e->ipbuf)) {
-        *out = VD_STR_NULL;
-        return;
-    }
-    *out = vd_str_cstr(e->ipbuf);
-}
-
 /* The visitor's address: the peer, unless the peer is a trusted proxy; then
  * the right-most X-Forwarded-For entry that is not a trusted proxy, else
- * X-Real-IP. A proxy's own address is never the visitor's. */
-static void client_ip(vd_http_edge *e, const vd_http_req *req, vd_str *out)
+ * X-Real-IP. A proxy's own address is never the visitor's. The address
+ * travels parsed (req->ip_addr): the context does not parse it again. */
+static void client_ip(vd_http_edge *e, const vd_http_req *req, vd_ipaddr *out)
 {
-    uint8_t fam, addr[16];
-    *out = VD_STR_NULL;
-    vd_str peer = VD_STR_NULL;
-    char pbuf[INET6_ADDRSTRLEN];
-    if (req->peer.ss_family == AF_INET &&
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)&req->peer)->sin_addr, pbuf, sizeof pbuf))
-        peer = vd_str_cstr(pbuf);
-    else if (req->peer.ss_family == AF_INET6 &&
-             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&req->peer)->sin6_addr, pbuf,
-                       sizeof pbuf))
-        peer = vd_str_cstr(pbuf);
-    if (!parse_ip(peer, &fam, addr))
+    vd_ipaddr a;
+    memset(out, 0, sizeof *out);
+    if (!vd_ip_from_sockaddr((const struct sockaddr *)&req->peer, &a))
         return;
-    if (!trusted(e, fam, addr)) {
-        format_ip(e, fam, addr, out);
+    if (!trusted(e, &a)) {
+        *out = a;
         return;
     }
     /* Every X-Forwarded-For line, right to left: the last line holds the
@@ -193,17 +103,17 @@ static void client_ip(vd_http_edge *e, const vd_http_req *req, vd_str *out)
             end = start > 0 ? start - 1 : 0;
             if (item.n == 0)
                 continue;
-            if (!parse_ip(item, &fam, addr))
+            if (!vd_ip_parse_hostport(item, &a))
                 return;           /* garbage in the chain: believe nothing beyond it */
-            if (!trusted(e, fam, addr)) {
-                format_ip(e, fam, addr, out);
+            if (!trusted(e, &a)) {
+                *out = a;
                 return;
             }
         }
     }
-    vd_str real = vd_http_header_get(req, "X-Real-IP");
-    if (real.n && parse_ip(real, &fam, addr) && !trusted(e, fam, addr))
-        format_ip(e, fam, addr, out);
+    vd_str real = vd_str_trim(vd_http_header_get(req, "X-Real-IP"));
+    if (real.n && vd_ip_parse_hostport(real, &a) && !trusted(e, &a))
+        *out = a;
 }
 
 /* ---- query strings ---- */
@@ -220,30 +130,7 @@ static bool decode(vd_http_edge *e, vd_str s, vd_str *out)
     return true;
 }
 
-static bool query_next(vd_str q, size_t *pos, vd_str *k, vd_str *v)
-{
-    while (*pos < q.n) {
-        size_t start = *pos, end = start;
-        while (end < q.n && q.p[end] != '&' && q.p[end] != ';')
-            end++;
-        *pos = end + 1;
-        if (end == start)
-            continue;
-        const char *eq = memchr(q.p + start, '=', end - start);
-        if (eq) {
-            *k = vd_str_make(q.p + start, (size_t)(eq - q.p - start));
-            *v = vd_str_make(eq + 1, (size_t)(q.p + end - eq - 1));
-        } else {
-            *k = vd_str_make(q.p + start, end - start);
-            *v = VD_STR_NULL;
-        }
-        return true;
-    }
-    return false;
-}
-
-/* The value of cookie `name` in a Cookie header. */
-static vd_str cookie_get(vd_str hdr, const char *name)
+vd_str vd_edge_cookie_get(vd_str hdr, const char *name)
 {
     size_t nlen = strlen(name);
     size_t i = 0;
@@ -283,7 +170,7 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     size_t pos = 0;
     vd_str k, v, url = VD_STR_NULL;
     bool have_url = false;
-    while (query_next(hr->query, &pos, &k, &v)) {
+    while (vd_url_query_next(hr->query, &pos, &k, &v)) {
         vd_str dv;
         if (vd_str_eq(k, VD_STR_LIT("slot"))) {
             if (req->nslots == max_slots) {
@@ -346,141 +233,72 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
         }
     }
     req->url = url;
-    client_ip(e, hr, &req->ip);
+    client_ip(e, hr, &req->ip_addr);
     req->ua = vd_http_header_get(hr, "User-Agent");
     req->referer = vd_http_header_get(hr, "Referer");
     req->lang = vd_http_header_get(hr, "Accept-Language");
+    req->hints.ua = vd_http_header_get(hr, "Sec-CH-UA");
+    req->hints.mobile = vd_http_header_get(hr, "Sec-CH-UA-Mobile");
+    req->hints.platform = vd_http_header_get(hr, "Sec-CH-UA-Platform");
+    req->hints.model = vd_http_header_get(hr, "Sec-CH-UA-Model");
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
-            req->vid = cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
+            req->vid = vd_edge_cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
     return 0;
 }
 
-/* ---- POST: the contract's request map as JSON, validated like the
- * MessagePack codec (same rules, same messages). ---- */
+/* ---- POST: the contract's request map as JSON, validated by the same
+ * validator as the MessagePack codec (decision/request.c). ---- */
 
-#define TS_MIN (-62135596800LL)
-#define TS_MAX 253402300799LL
-
-static vd_str jstr(const json_t *j)
+static void js_val(const json_t *j, vd_reqval *out)
 {
-    return vd_str_make(json_string_value(j), json_string_length(j));
+    memset(out, 0, sizeof *out);
+    out->node = j;
+    switch (json_typeof(j)) {
+    case JSON_NULL: out->kind = VD_RV_NIL; break;
+    case JSON_TRUE: out->kind = VD_RV_BOOL; out->b = true; break;
+    case JSON_FALSE: out->kind = VD_RV_BOOL; out->b = false; break;
+    case JSON_INTEGER:
+    case JSON_REAL: out->kind = VD_RV_NUM; out->num = json_number_value(j); break;
+    case JSON_STRING:
+        out->kind = VD_RV_STR;
+        out->s = vd_str_make(json_string_value(j), json_string_length(j));
+        break;
+    case JSON_ARRAY: out->kind = VD_RV_ARRAY; out->n = (uint32_t)json_array_size(j); break;
+    case JSON_OBJECT: out->kind = VD_RV_MAP; out->n = (uint32_t)json_object_size(j); break;
+    default: out->kind = VD_RV_OTHER; break;
+    }
 }
 
-static int read_json_attrs(const json_t *m, vd_request *req, char *err, size_t cap)
+static void js_at(const void *node, uint32_t i, vd_reqval *out)
 {
-    if (json_is_null(m))
-        return 0;
-    if (!json_is_object(m)) {
-        snprintf(err, cap, "attrs must be a map");
-        return -1;
-    }
-    if (json_object_size(m) > VD_MAX_ATTRS_PER_REQUEST) {
-        snprintf(err, cap, "attrs has %zu entries, the limit is %d", json_object_size(m),
-                 VD_MAX_ATTRS_PER_REQUEST);
-        return -1;
-    }
-    req->nattrs = 0;
-    const char *key;
-    json_t *v;
-    json_object_foreach((json_t *)m, key, v) {
-        if (!key[0]) {
-            snprintf(err, cap, "attrs keys must be non-empty strings");
-            return -1;
-        }
-        vd_kv *kv = &req->attrs[req->nattrs];
-        kv->key = vd_str_cstr(key);
-        if (json_is_null(v))
-            continue;
-        if (json_is_string(v)) {
-            kv->val.kind = VD_VAL_STR;
-            kv->val.u.s = jstr(v);
-        } else if (json_is_boolean(v)) {
-            kv->val.kind = VD_VAL_BOOL;
-            kv->val.u.b = json_is_true(v);
-        } else if (json_is_number(v)) {
-            kv->val.kind = VD_VAL_NUM;
-            kv->val.u.num = json_number_value(v);
-        } else {
-            snprintf(err, cap, "attrs.%.64s must be a string, number or boolean", key);
-            return -1;
-        }
-        req->nattrs++;
-    }
-    return 0;
+    js_val(json_array_get((const json_t *)node, i), out);
 }
+
+/* *it holds jansson's iterator, biased by one so 0 means "not started". */
+static bool js_next(const void *node, uintptr_t *it, vd_reqval *k, vd_reqval *v)
+{
+    json_t *m = (json_t *)node;
+    void *i = *it ? json_object_iter_next(m, (void *)(*it - 1)) : json_object_iter(m);
+    if (!i)
+        return false;
+    *it = (uintptr_t)i + 1;
+    const char *key = json_object_iter_key(i);
+    memset(k, 0, sizeof *k);
+    k->kind = VD_RV_STR;
+    k->s = vd_str_make(key, json_object_iter_key_len(i));
+    js_val(json_object_iter_value(i), v);
+    return true;
+}
+
+static const vd_reqcodec js_codec = { js_at, js_next };
 
 static int request_from_json(vd_http_edge *e, const json_t *root, vd_request *req, char *err,
                              size_t cap)
 {
-    unsigned max_slots = (unsigned)e->fe->cfg->max_slots;
-    const json_t *m = root;
-    if (json_is_array(m)) {
-        if (json_array_size(m) != 1) {
-            snprintf(err, cap, "params must be [ {request map} ]");
-            return -1;
-        }
-        m = json_array_get(m, 0);
-    }
-    if (!json_is_object(m)) {
-        snprintf(err, cap, "params must be a map or an array holding one map");
-        return -1;
-    }
-    static const char *const fields[] = { "ip", "ua", "referer", "url", "lang", "vid", "tz" };
-    vd_str *slots[] = { &req->ip, &req->ua, &req->referer, &req->url, &req->lang, &req->vid, &req->tz };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        const json_t *v = json_object_get(m, fields[i]);
-        if (!v || json_is_null(v))
-            continue;
-        if (!json_is_string(v)) {
-            snprintf(err, cap, "%s must be a string", fields[i]);
-            return -1;
-        }
-        *slots[i] = jstr(v);
-    }
-    const json_t *sl = json_object_get(m, "slots");
-    if (!sl) {
-        snprintf(err, cap, "slots is required (an array of slot names)");
-        return -1;
-    }
-    if (!json_is_array(sl)) {
-        snprintf(err, cap, "slots must be an array of slot names");
-        return -1;
-    }
-    if (json_array_size(sl) > max_slots) {
-        snprintf(err, cap, "%zu slots requested, the limit is %u", json_array_size(sl), max_slots);
-        return -1;
-    }
-    for (size_t s = 0; s < json_array_size(sl); s++) {
-        const json_t *so = json_array_get(sl, s);
-        if (!json_is_string(so) || json_string_length(so) == 0) {
-            snprintf(err, cap, "slots[%zu] must be a non-empty string", s);
-            return -1;
-        }
-        req->slots[req->nslots++] = jstr(so);
-    }
-    const json_t *ts = json_object_get(m, "ts");
-    if (ts && !json_is_null(ts)) {
-        double t = json_is_number(ts) ? json_number_value(ts) : NAN;
-        if (!isfinite(t) || t < (double)TS_MIN || t > (double)TS_MAX) {
-            snprintf(err, cap, "ts must be unix seconds between years 1 and 9999");
-            return -1;
-        }
-        req->ts = (int64_t)floor(t);
-        req->has_ts = true;
-    }
-    const json_t *ex = json_object_get(m, "explain");
-    if (ex) {
-        if (!json_is_boolean(ex)) {
-            snprintf(err, cap, "explain must be a boolean");
-            return -1;
-        }
-        req->explain = json_is_true(ex);
-    }
-    const json_t *attrs = json_object_get(m, "attrs");
-    if (attrs && read_json_attrs(attrs, req, err, cap) != 0)
-        return -1;
-    return 0;
+    vd_reqval v;
+    js_val(root, &v);
+    return vd_request_read(&js_codec, &v, (unsigned)e->fe->cfg->max_slots, req, err, cap);
 }
 
 /* ---- the answer ---- */
@@ -581,9 +399,13 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
         if (left < max_age)
             max_age = left < 0 ? 0 : left;
     }
-    char cc[40];
-    int n = snprintf(cc, sizeof cc, "max-age=%lld", (long long)max_age);
-    vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), vd_str_make(cc, (size_t)n));
+    /* The decision is this visitor's: no shared cache may keep it (a
+     * Varnish or CDN that did served one visitor's variant to the next).
+     * What a sidecar may cache is the page per variant, for this long. */
+    vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("private, no-store"));
+    char ttl[24];
+    int n = snprintf(ttl, sizeof ttl, "%lld", (long long)max_age);
+    vd_http_resp_header(r, VD_STR_LIT("X-Variant-Max-Age"), vd_str_make(ttl, (size_t)n));
     const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
     if (rs)
         vd_http_resp_header(r, VD_STR_LIT("X-Ruleset-Version"), vd_str_cstr(vd_ruleset_version(rs)));
@@ -600,6 +422,7 @@ void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out)
     out->keepalive_timeout = cfg->http_idle_timeout;
     out->write_timeout = cfg->idle_timeout;
     out->shared_conns = NULL;
+    out->name = "edge";
 }
 
 vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap)

@@ -14,13 +14,17 @@
  *
  * 200: the decide result as JSON, one `X-Variant-<slot>: <variant>` header
  * per known slot (slot names outside [A-Za-z0-9] become '-', so `home.hero`
- * is X-Variant-home-hero, nginx's $upstream_http_x_variant_home_hero), and
- * `Cache-Control: max-age=N` with N = valid_until - now, at most http-max-age
- * (http-max-age when valid_until is null). Errors: {"error": {code, message}}
- * with 400/404/405/413/431/503. */
+ * is X-Variant-home-hero, nginx's $upstream_http_x_variant_home_hero),
+ * `Cache-Control: private, no-store` (the decision is one visitor's: never
+ * for a shared cache) and `X-Variant-Max-Age: N`, how long a page built from
+ * these variants may be cached: N = valid_until - now, at most http-max-age
+ * (http-max-age when valid_until is null). POST reads the visitor only from
+ * the JSON body: X-Forwarded-For, User-Agent and the other headers are not
+ * used. Errors: {"error": {code, message}} with 400/404/405/413/431/503. */
 #ifndef VD_NET_HTTP_EDGE_H
 #define VD_NET_HTTP_EDGE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "net/http_server.h"
@@ -33,6 +37,10 @@ typedef struct vd_http_edge vd_http_edge;
 vd_http_edge *vd_http_edge_start(const vd_frontend *fe, const char *addr, char *err, size_t cap);
 vd_http_server *vd_http_edge_server(vd_http_edge *e);
 void vd_http_edge_free(vd_http_edge *e);
+
+/* The value of cookie `name` in a Cookie header (trimmed, one pair of
+ * double quotes removed), a slice of hdr; empty if absent. */
+vd_str vd_edge_cookie_get(vd_str hdr, const char *name);
 
 /* The http-* limits of the config, shared by the edge and stats ports. */
 void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out);

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "net/json_out.h"
 #include "net/listener.h"
+#include "net/recent_errors.h"
 #include "net/sockio.h"
 
 #define LINGER_SECONDS 2
@@ -61,6 +62,9 @@ typedef struct http_conn {
     hdr_off h[VD_HTTP_MAX_HEADERS];
     char *body;
     size_t blen, bcap;
+    const char *chunk_end;        /* end of the bytes the parser is given now */
+    const char *seen_end;         /* end of the last piece a callback saw */
+    bool more_buffered;           /* input beyond that chunk */
     struct sockaddr_storage peer;
 } http_conn;
 
@@ -176,6 +180,9 @@ void vd_http_resp_error(vd_http_resp *r, int status, const char *code, const cha
 {
     r->status = status;
     r->content_type = "application/json";
+    /* A JSON parser's message quotes the body: not for the panel. */
+    vd_recent_error_add(r->iface, r->port, code,
+                        strcmp(code, "bad_json") == 0 ? "invalid JSON body" : msg);
     evbuffer_drain(r->body, evbuffer_get_length(r->body));
     evbuffer_add(r->body, "{\"error\":{\"code\":", 17);
     vd_json_quote(r->body, code, strlen(code));
@@ -270,7 +277,7 @@ static void process_input(http_conn *c);
 /* Writes what the kernel takes now and arms the write event (with
  * write-timeout) only for the rest: a response costs one write and no
  * epoll_ctl. Then does what a drained output allows: linger after the last
- * answer, resume a paused reader, close an idle connection while draining.
+ * answer, resume a paused reader.
  * Returns -1 if the connection was freed. */
 static int flush(http_conn *c)
 {
@@ -298,10 +305,7 @@ static int flush(http_conn *c)
         process_input(c);
         return flush(c);
     }
-    if (c->srv->draining && c->state == ST_IDLE && left == 0 && evbuffer_get_length(c->in) == 0) {
-        conn_free(c);
-        return -1;
-    }
+    /* Draining, an idle connection is half-closed by the next drain tick. */
     return 0;
 }
 
@@ -361,6 +365,7 @@ static void fail(http_conn *c, int status, const char *code, const char *msg)
 
 static int append_head(http_conn *c, const char *at, size_t len)
 {
+    c->seen_end = at + len;
     if (c->hlen + len > c->srv->lim.max_header) {
         c->err_status = 431;
         return -1;
@@ -455,6 +460,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     http_conn *c = p->data;
     size_t max = c->srv->lim.max_body;
+    c->seen_end = at + len;
     if (c->blen + len > max) {
         c->err_status = 413;
         return -1;
@@ -529,7 +535,19 @@ static int on_message_complete(http_parser *p)
     resp_reset(r);
     r->head_only = req->method == VD_HTTP_HEAD;
     s->handler(s->arg, req, r);
-    bool keep = !r->close && !s->draining && http_should_keep_alive(p);
+    /* Draining: pipelined requests already here are all answered; the
+     * last one buffered gets "Connection: close". More than a head's final
+     * CRLFCRLF after what the parser saw last, or bytes in the kernel we
+     * have not read, mean another request follows (a false "yes" costs
+     * nothing: the drain half-closes the connection once it is idle). */
+    bool follows = false;
+    if (s->draining) {
+        char b;
+        follows = c->more_buffered ||
+                  (c->seen_end && c->chunk_end && c->chunk_end - c->seen_end > 4) ||
+                  recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;   /* not read yet */
+    }
+    bool keep = !r->close && (!s->draining || follows) && http_should_keep_alive(p);
     send_response(c, r, keep, p->http_minor);
 
     if (!keep) {
@@ -577,6 +595,9 @@ static void process_input(http_conn *c)
             c->state = ST_HEAD;
             arm_timer(c, c->srv->lim.header_timeout);
         }
+        c->chunk_end = p + n;
+        c->seen_end = NULL;
+        c->more_buffered = len > n;
         size_t done = http_parser_execute(&c->parser, &settings, p, n);
         enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
         if (c->state >= ST_CLOSING) {
@@ -765,6 +786,14 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
     set_reading(c, true);
 }
 
+void vd_http_server_adopt(vd_http_server *s, int fd)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = AF_UNSPEC;
+    accept_cb(fd, (struct sockaddr *)&ss, (int)sizeof ss, s);
+}
+
 vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap)
@@ -788,14 +817,43 @@ vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
         return NULL;
     }
     s->port = vd_listener_port(s->listener);
+    s->resp.iface = lim->name ? lim->name : "http";
+    s->resp.port = s->port;
     return s;
 }
 
 void vd_http_server_stop_accepting(vd_http_server *s)
 {
+    /* Connections already queued are taken (and drained), not reset. */
+    vd_listener_accept_queued(s->listener, 4096);
     s->draining = 1;
     vd_listener_free(s->listener);
     s->listener = NULL;
+}
+
+/* One connection at shutdown: requests being received are still answered
+ * (the last with "Connection: close"). One that waits for a next request
+ * first reads what the kernel already holds (a request that arrived but
+ * was not read yet is answered, not reset), and with nothing there is
+ * half-closed and lingers (FIN, then input dropped until EOF), so closing
+ * it never sends a reset. */
+static void drain_one(http_conn *c)
+{
+    if ((c->state != ST_NEW && c->state != ST_IDLE) || c->read_paused ||
+        evbuffer_get_length(c->out) > 0 || evbuffer_get_length(c->in) > 0)
+        return;
+    ssize_t n = vd_sock_read(c->in, c->fd);
+    if (n == VD_SOCK_AGAIN) {
+        set_reading(c, false);
+        start_linger(c);
+        return;
+    }
+    if (n <= 0) {
+        conn_free(c);
+        return;
+    }
+    process_input(c);
+    flush(c);
 }
 
 size_t vd_http_server_drain(vd_http_server *s)
@@ -804,11 +862,7 @@ size_t vd_http_server_drain(vd_http_server *s)
     http_conn *c = s->conns;
     while (c) {
         http_conn *next = c->next;
-        /* Requests being received are still answered (then closed); what
-         * waits for a next request has nothing in flight. */
-        if ((c->state == ST_NEW || c->state == ST_IDLE) &&
-            evbuffer_get_length(c->out) == 0 && evbuffer_get_length(c->in) == 0)
-            conn_free(c);
+        drain_one(c);             /* may free c */
         c = next;
     }
     return s->nconns + s->nrejecting;

@@ -1,4 +1,5 @@
-/* http_server.h — a small HTTP/1.1 server on libevent bufferevents, shared by
+/* http_server.h — a small HTTP/1.1 server on plain libevent events with
+ * direct socket reads and writes (net/sockio.c), shared by
  * the edge port and the stats port. Parsing is libhttp-parser's; this module
  * adds what evhttp lacks: hard limits and slow-client defences.
  *
@@ -61,6 +62,8 @@ typedef struct vd_http_resp {
     struct evbuffer *body;                /* reused; the handler appends to it */
     bool close;                           /* close the connection after this answer */
     bool head_only;                       /* HEAD: send the headers only */
+    const char *iface;                    /* limits.name, for the recent-errors panel */
+    int port;                             /* the bound port, likewise */
 } vd_http_resp;
 
 typedef void (*vd_http_handler)(void *arg, const vd_http_req *req, vd_http_resp *resp);
@@ -76,6 +79,7 @@ typedef struct vd_http_limits {
     /* Open connections counted across every server sharing this counter
      * (one port served by several worker threads); NULL = this server alone. */
     _Atomic long *shared_conns;
+    const char *name;                     /* interface name: "edge", "stats" */
 } vd_http_limits;
 
 typedef struct vd_http_server vd_http_server;
@@ -85,6 +89,9 @@ typedef struct vd_http_server vd_http_server;
 vd_http_server *vd_http_server_start(struct event_base *base, const char *addr,
                                      const vd_http_limits *lim, vd_http_stats *st,
                                      vd_http_handler h, void *arg, char *err, size_t cap);
+/* Serves an already connected socket as if just accepted (the peer address
+ * unknown); the server owns fd from then on. For the fuzz harness. */
+void vd_http_server_adopt(vd_http_server *s, int fd);
 /* Stops accepting; requests being received are still answered (with
  * Connection: close), idle connections close. */
 void vd_http_server_stop_accepting(vd_http_server *s);
@@ -102,7 +109,8 @@ vd_str vd_http_header_get(const vd_http_req *req, const char *name);
 void vd_http_resp_header(vd_http_resp *r, vd_str name, vd_str value);
 /* A body of len bytes with a content type. */
 void vd_http_resp_body(vd_http_resp *r, int status, const char *type, const char *p, size_t len);
-/* {"error": {"code": code, "message": msg}} with the status. */
+/* {"error": {"code": code, "message": msg}} with the status; the error is
+ * also kept among the recent errors (net/recent_errors.h). */
 void vd_http_resp_error(vd_http_resp *r, int status, const char *code, const char *msg);
 const char *vd_http_reason(int status);
 

@@ -11,6 +11,7 @@
 #include "net/http_edge.h"
 #include "net/json_out.h"
 #include "net/metrics.h"
+#include "net/recent_errors.h"
 #include "variantd/limits.h"
 
 #define MAX_WORKERS VD_MAX_WORKERS
@@ -25,10 +26,24 @@ struct vd_stats_port {
     vd_stats_snap snap;
 };
 
+/* A setting whose name says it holds a secret shows only whether it is set. */
+static bool secret_key(const char *key)
+{
+    static const char *const words[] = { "password", "secret", "token", "auth", "credential" };
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        if (strstr(key, words[i]))
+            return true;
+    return false;
+}
+
 static void dump_config(void *arg, const char *key, const char *val)
 {
     vd_json *j = arg;
     vd_json_key(j, key);
+    if (secret_key(key)) {
+        vd_json_cstr(j, val && val[0] ? "***" : "");
+        return;
+    }
     /* A URL's user:password@ (a Redis password) is not for a dashboard. */
     const char *scheme = strstr(val, "://");
     const char *at = scheme ? strchr(scheme + 3, '@') : NULL;
@@ -39,6 +54,34 @@ static void dump_config(void *arg, const char *key, const char *val)
         return;
     }
     vd_json_cstr(j, val);
+}
+
+/* "recent_errors": [{time (unix s, ms precision), interface, port, code,
+ * message}], newest first; "recent_errors_total": all since start. */
+static void recent_errors_json(vd_json *j)
+{
+    static vd_recent_error errs[VD_RECENT_ERRORS];   /* the control thread only */
+    uint64_t total = 0;
+    unsigned n = vd_recent_errors_get(errs, &total);
+    vd_json_key(j, "recent_errors_total");
+    vd_json_u64(j, total);
+    vd_json_key(j, "recent_errors");
+    vd_json_arr(j);
+    for (unsigned i = 0; i < n; i++) {
+        vd_json_obj(j);
+        vd_json_key(j, "time");
+        vd_json_f64(j, (double)errs[i].time_ms / 1000.0);
+        vd_json_key(j, "interface");
+        vd_json_cstr(j, errs[i].iface);
+        vd_json_key(j, "port");
+        vd_json_i64(j, errs[i].port);
+        vd_json_key(j, "code");
+        vd_json_cstr(j, errs[i].code);
+        vd_json_key(j, "message");
+        vd_json_cstr(j, errs[i].message);
+        vd_json_end(j);
+    }
+    vd_json_end(j);
 }
 
 static void stats_json(vd_stats_port *p, vd_http_resp *r)
@@ -95,6 +138,7 @@ static void stats_json(vd_stats_port *p, vd_http_resp *r)
     vd_json_obj(&j);
     vd_config_dump(p->cfg, dump_config, &j);
     vd_json_end(&j);
+    recent_errors_json(&j);
     vd_json_end(&j);
     evbuffer_add(r->body, "\n", 1);
     r->content_type = "application/json";
@@ -176,6 +220,7 @@ vd_stats_port *vd_stats_port_start(struct event_base *base, const vd_stats_sourc
     if (lim.max_conns > 256)
         lim.max_conns = 256;
     lim.max_body = 1024;     /* nothing takes a body: enough to answer 405 */
+    lim.name = "stats";
     p->srv = vd_http_server_start(base, addr, &lim, &p->st, handle, p, err, cap);
     if (!p->srv) {
         vd_free(p);

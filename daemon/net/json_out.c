@@ -1,6 +1,8 @@
 /* json_out.c — streaming JSON writer (see the header). */
 #include "net/json_out.h"
 
+#include "core/str.h"
+
 #include <event2/buffer.h>
 #include <inttypes.h>
 #include <math.h>
@@ -13,40 +15,6 @@ void vd_json_init(vd_json *j, struct evbuffer *out)
     j->out = out;
     j->depth = 0;
     j->skipped = 0;
-}
-
-/* Length of a valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-    unsigned char c = p[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return len;
 }
 
 void vd_json_quote(struct evbuffer *out, const char *s, size_t n)
@@ -89,7 +57,7 @@ void vd_json_quote(struct evbuffer *out, const char *s, size_t n)
             i++;
             continue;
         }
-        size_t len = utf8_len(p + i, n - i);
+        size_t len = vd_utf8_seq_len(p + i, n - i);
         if (len == 0) {
             memcpy(buf + b, "\\ufffd", 6);
             b += 6;

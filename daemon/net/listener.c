@@ -249,6 +249,27 @@ uint16_t vd_listener_port(const vd_listener *l)
     return sockaddr_port(&bound);
 }
 
+size_t vd_listener_accept_queued(vd_listener *l, size_t max)
+{
+    if (!l || !l->lev)
+        return 0;
+    evutil_socket_t lfd = evconnlistener_get_fd(l->lev);
+    size_t n = 0;
+    while (n < max) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            break;                /* EAGAIN: the queue is empty (or out of fds) */
+        }
+        l->fn(fd, (struct sockaddr *)&ss, (int)len, l->arg);
+        n++;
+    }
+    return n;
+}
+
 void vd_listener_free(vd_listener *l)
 {
     if (!l)

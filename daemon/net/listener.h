@@ -45,6 +45,11 @@ vd_listener *vd_listener_start(struct event_base *base, const char *addr, const 
                                vd_accept_fn fn, void *arg, char *err, size_t cap);
 /* The port actually bound (useful with port 0). */
 uint16_t vd_listener_port(const vd_listener *l);
+/* At shutdown, before vd_listener_free: accepts (up to max) connections the
+ * kernel completed but we had not accepted yet, handing them to the accept
+ * function, so their requests are answered: closing a listener resets the
+ * connections still in its queue. Returns how many. */
+size_t vd_listener_accept_queued(vd_listener *l, size_t max);
 void vd_listener_free(vd_listener *l);
 
 #endif

@@ -51,8 +51,8 @@ void vd_stats_snapshot(const vd_stats_source *workers, unsigned n, const vd_http
     memset(s, 0, sizeof *s);
     for (unsigned i = 0; i < n; i++) {
         const vd_stats *st = workers[i].stats;
-#define ADD(name, help) s->name += LD(st->name);
-#define ADD_EDGE(name, help) s->edge.name += LD(st->edge.name);
+#define ADD(name) s->name += LD(st->name);
+#define ADD_EDGE(name) s->edge.name += LD(st->edge.name);
         VD_COUNTERS(ADD)
         VD_HTTP_COUNTERS(ADD_EDGE)
 #undef ADD
@@ -63,7 +63,7 @@ void vd_stats_snapshot(const vd_stats_source *workers, unsigned n, const vd_http
             s->hist[b] += LD(st->decide_hist[b]);
     }
     if (stp) {
-#define ADD_STP(name, help) s->stp.name = LD(stp->name);
+#define ADD_STP(name) s->stp.name = LD(stp->name);
         VD_HTTP_COUNTERS(ADD_STP)
 #undef ADD_STP
         s->stp.connections = LD(stp->connections);
@@ -188,8 +188,34 @@ void vd_metrics_prometheus(struct evbuffer *out, const vd_stats_snap *s)
     }
 }
 
+/* Each row's family help: rows after a family's first carry "" in the
+ * table and share the first one's. */
+typedef struct metric_row {
+    const char *key, *family, *help;
+} metric_row;
+
+static const metric_row metric_rows[] = {
+#define ROW(key, type, family, labels, help, value) { key, family, help },
+    VD_METRICS(ROW)
+#undef ROW
+};
+
 void vd_metrics_json(vd_json *j, const vd_stats_snap *s)
 {
+    /* "help": {key: what it counts}, from the same rows as the numbers, so
+     * the dashboard explains each figure with the words /metrics uses. */
+    vd_json_key(j, "help");
+    vd_json_obj(j);
+    for (size_t i = 0; i < sizeof metric_rows / sizeof metric_rows[0]; i++) {
+        const char *help = metric_rows[i].help;
+        for (size_t k = i; !help[0] && k-- > 0;)
+            if (!strcmp(metric_rows[k].family, metric_rows[i].family) && metric_rows[k].help[0])
+                help = metric_rows[k].help;
+        vd_json_key(j, metric_rows[i].key);
+        vd_json_cstr(j, help);
+    }
+    vd_json_end(j);
+
     vd_json_key(j, "metrics");
     vd_json_obj(j);
 #define JS(key, type, family, labels, help, value) \

@@ -20,7 +20,7 @@ struct evbuffer;
 struct vd_json;
 
 typedef struct vd_stats_snap {
-#define VD_SNAP_FIELD(name, help) uint64_t name;
+#define VD_SNAP_FIELD(name) uint64_t name;
     VD_COUNTERS(VD_SNAP_FIELD)
     int64_t connections;
     struct {

@@ -6,172 +6,95 @@
 #include <string.h>
 
 #include "core/alloc.h"
+#include "core/str.h"
+#include "decision/request.h"
 
-static vd_str obj_str(const msgpack_object *o)
+/* ---- request: msgpack-c objects as the validator sees them ---- */
+
+/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
+static bool utf8_valid(const unsigned char *p, size_t n)
 {
-    return vd_str_make(o->via.str.ptr, o->via.str.size);
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp, min;
+        if ((c & 0xE0) == 0xC0) { len = 2; cp = c & 0x1F; min = 0x80; }
+        else if ((c & 0xF0) == 0xE0) { len = 3; cp = c & 0x0F; min = 0x800; }
+        else if ((c & 0xF8) == 0xF0) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return false;
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
 }
 
-static bool key_is(const msgpack_object *k, const char *name)
+static void mp_val(const msgpack_object *o, vd_reqval *out)
 {
-    size_t n = strlen(name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-/* Unix seconds within years 0001..9999: anything else is a client error. */
-#define TS_MIN (-62135596800LL)
-#define TS_MAX 253402300799LL
-
-static int read_number(const msgpack_object *o, double *out)
-{
+    memset(out, 0, sizeof *out);
+    out->node = o;
     switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)o->via.u64; return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)o->via.i64; return 0;
+    case MSGPACK_OBJECT_NIL: out->kind = VD_RV_NIL; break;
+    case MSGPACK_OBJECT_BOOLEAN: out->kind = VD_RV_BOOL; out->b = o->via.boolean; break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: out->kind = VD_RV_NUM; out->num = (double)o->via.u64; break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: out->kind = VD_RV_NUM; out->num = (double)o->via.i64; break;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
-        if (!isfinite(o->via.f64))
-            return -1;
-        *out = o->via.f64;
-        return 0;
-    default: return -1;
+        out->kind = isfinite(o->via.f64) ? VD_RV_NUM : VD_RV_OTHER;
+        out->num = o->via.f64;
+        break;
+    case MSGPACK_OBJECT_STR:
+        out->kind = VD_RV_STR;
+        out->s = vd_str_make(o->via.str.ptr, o->via.str.size);
+        break;
+    case MSGPACK_OBJECT_BIN:
+        /* bin holding UTF-8 is a string (Python bytes, ASGI headers). */
+        out->kind = utf8_valid((const unsigned char *)o->via.bin.ptr, o->via.bin.size)
+                        ? VD_RV_STR : VD_RV_BADSTR;
+        out->s = vd_str_make(o->via.bin.ptr, o->via.bin.size);
+        break;
+    case MSGPACK_OBJECT_ARRAY: out->kind = VD_RV_ARRAY; out->n = o->via.array.size; break;
+    case MSGPACK_OBJECT_MAP: out->kind = VD_RV_MAP; out->n = o->via.map.size; break;
+    default: out->kind = VD_RV_OTHER; break;
     }
 }
 
-static int read_attrs(const msgpack_object *m, vd_request *req, char *err, size_t cap)
+static void mp_at(const void *node, uint32_t i, vd_reqval *out)
 {
-    if (m->type == MSGPACK_OBJECT_NIL)
-        return 0;
-    if (m->type != MSGPACK_OBJECT_MAP) {
-        snprintf(err, cap, "attrs must be a map");
-        return -1;
-    }
-    if (m->via.map.size > VD_MAX_ATTRS_PER_REQUEST) {
-        snprintf(err, cap, "attrs has %u entries, the limit is %d", m->via.map.size,
-                 VD_MAX_ATTRS_PER_REQUEST);
-        return -1;
-    }
-    req->nattrs = 0;   /* a repeated key replaces, never overflows */
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0) {
-            snprintf(err, cap, "attrs keys must be non-empty strings");
-            return -1;
-        }
-        vd_kv *kv = &req->attrs[req->nattrs];
-        kv->key = obj_str(k);
-        switch (v->type) {
-        case MSGPACK_OBJECT_NIL:
-            continue;                      /* nil = not given */
-        case MSGPACK_OBJECT_STR:
-            kv->val.kind = VD_VAL_STR;
-            kv->val.u.s = obj_str(v);
-            break;
-        case MSGPACK_OBJECT_BOOLEAN:
-            kv->val.kind = VD_VAL_BOOL;
-            kv->val.u.b = v->via.boolean;
-            break;
-        default:
-            kv->val.kind = VD_VAL_NUM;
-            if (read_number(v, &kv->val.u.num) != 0) {
-                snprintf(err, cap, "attrs.%.*s must be a string, number or boolean",
-                         (int)(k->via.str.size > 64 ? 64 : k->via.str.size), k->via.str.ptr);
-                return -1;
-            }
-        }
-        req->nattrs++;
-    }
-    return 0;
+    mp_val(&((const msgpack_object *)node)->via.array.ptr[i], out);
 }
+
+static bool mp_next(const void *node, uintptr_t *it, vd_reqval *k, vd_reqval *v)
+{
+    const msgpack_object *m = node;
+    if (*it >= m->via.map.size)
+        return false;
+    mp_val(&m->via.map.ptr[*it].key, k);
+    mp_val(&m->via.map.ptr[*it].val, v);
+    (*it)++;
+    return true;
+}
+
+static const vd_reqcodec mp_codec = { mp_at, mp_next };
 
 int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_request *req,
                        char *err, size_t cap)
 {
-    memset(req, 0, offsetof(vd_request, slots));
-    req->nslots = 0;
-    req->nattrs = 0;
-    const msgpack_object *m = params;
-    if (m->type == MSGPACK_OBJECT_ARRAY) {
-        if (m->via.array.size != 1) {
-            snprintf(err, cap, "params must be [ {request map} ]");
-            return -1;
-        }
-        m = &m->via.array.ptr[0];
-    }
-    if (m->type != MSGPACK_OBJECT_MAP) {
-        snprintf(err, cap, "params must be a map or an array holding one map");
-        return -1;
-    }
-    bool have_slots = false;
-    for (uint32_t i = 0; i < m->via.map.size; i++) {
-        const msgpack_object *k = &m->via.map.ptr[i].key, *v = &m->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR) {
-            snprintf(err, cap, "request keys must be strings");
-            return -1;
-        }
-        vd_str *field = NULL;
-        if (key_is(k, "ip")) field = &req->ip;
-        else if (key_is(k, "ua")) field = &req->ua;
-        else if (key_is(k, "referer")) field = &req->referer;
-        else if (key_is(k, "url")) field = &req->url;
-        else if (key_is(k, "lang")) field = &req->lang;
-        else if (key_is(k, "vid")) field = &req->vid;
-        else if (key_is(k, "tz")) field = &req->tz;
-        if (field) {
-            if (v->type == MSGPACK_OBJECT_NIL)
-                continue;
-            if (v->type != MSGPACK_OBJECT_STR) {
-                snprintf(err, cap, "%.*s must be a string", (int)k->via.str.size, k->via.str.ptr);
-                return -1;
-            }
-            *field = obj_str(v);
-        } else if (key_is(k, "slots")) {
-            if (v->type != MSGPACK_OBJECT_ARRAY) {
-                snprintf(err, cap, "slots must be an array of slot names");
-                return -1;
-            }
-            if (v->via.array.size > max_slots) {
-                snprintf(err, cap, "%u slots requested, the limit is %u", v->via.array.size,
-                         max_slots);
-                return -1;
-            }
-            req->nslots = 0;   /* a repeated key replaces, never overflows */
-            for (uint32_t s = 0; s < v->via.array.size; s++) {
-                const msgpack_object *so = &v->via.array.ptr[s];
-                if (so->type != MSGPACK_OBJECT_STR || so->via.str.size == 0) {
-                    snprintf(err, cap, "slots[%u] must be a non-empty string", s);
-                    return -1;
-                }
-                req->slots[req->nslots++] = obj_str(so);
-            }
-            have_slots = true;
-        } else if (key_is(k, "ts")) {
-            double ts;
-            if (v->type == MSGPACK_OBJECT_NIL)
-                continue;
-            if (read_number(v, &ts) != 0 || ts < (double)TS_MIN || ts > (double)TS_MAX) {
-                snprintf(err, cap, "ts must be unix seconds between years 1 and 9999");
-                return -1;
-            }
-            req->ts = (int64_t)floor(ts);
-            req->has_ts = true;
-        } else if (key_is(k, "explain")) {
-            if (v->type != MSGPACK_OBJECT_BOOLEAN) {
-                snprintf(err, cap, "explain must be a boolean");
-                return -1;
-            }
-            req->explain = req->explain || v->via.boolean;
-        } else if (key_is(k, "attrs")) {
-            if (read_attrs(v, req, err, cap) != 0)
-                return -1;
-        }
-        /* Unknown keys are ignored: newer clients may send more. */
-    }
-    if (!have_slots) {
-        snprintf(err, cap, "slots is required (an array of slot names)");
-        return -1;
-    }
-    return 0;
+    vd_reqval v;
+    mp_val(params, &v);
+    return vd_request_read(&mp_codec, &v, max_slots, req, err, cap);
 }
 
 /* ---- emitter ---- */
@@ -256,15 +179,23 @@ static void e_str(void *a, const char *s, size_t n)
 {
     vd_msgpack_out *o = a;
     msgpack_sbuffer *sb = o->sb;
-    if (n > UINT32_MAX)
-        n = UINT32_MAX;
-    unsigned char *p = room(o, 5 + n);
+    if (n > UINT32_MAX / 3)
+        n = UINT32_MAX / 3;
+    /* A str is UTF-8 by the MessagePack spec: echoed client bytes that are
+     * not become U+FFFD, as on the edge port, so a strict decoder reads the
+     * whole reply. */
+    size_t fixed = vd_utf8_fixed_len(s, n);
+    unsigned char *p = room(o, 5 + fixed);
     if (!p)
         return;
-    size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
-    if (n)
-        memcpy(p + h, s, n);
-    sb->size += h + n;
+    size_t h = put_len(p, (uint32_t)fixed, 0xa0, 32, 0xd9, 0xda);
+    if (fixed == n) {
+        if (n)
+            memcpy(p + h, s, n);
+    } else {
+        vd_utf8_fix((char *)p + h, s, n);
+    }
+    sb->size += h + fixed;
 }
 
 static void e_byte(void *a, unsigned char b)
@@ -347,8 +278,20 @@ void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, con
     const char *s[4] = { "code", code, "message", message };
     for (int i = 0; i < 4; i++) {
         size_t n = strlen(s[i]);
-        msgpack_pack_str(pk, n);
-        msgpack_pack_str_body(pk, s[i], n);
+        size_t fixed = vd_utf8_fixed_len(s[i], n);
+        if (fixed == n) {
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, s[i], n);
+        } else {
+            /* Messages quote client bytes: U+FFFD for what is not UTF-8. */
+            char buf[3 * 512];
+            if (n > 512)
+                n = 512;
+            fixed = vd_utf8_fixed_len(s[i], n);
+            vd_utf8_fix(buf, s[i], n);
+            msgpack_pack_str(pk, fixed);
+            msgpack_pack_str_body(pk, buf, fixed);
+        }
     }
     msgpack_pack_nil(pk);
 }

@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "net/listener.h"
 #include "net/msgpack_scan.h"
+#include "net/recent_errors.h"
 #include "net/sockio.h"
 #include "net/rpc_codec.h"
 
@@ -33,6 +34,8 @@ typedef struct rpc_conn {
     int reading;                  /* rev is armed (0 while backpressure pauses it) */
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
+    int half_closed;              /* our side shut down: discarding input until EOF */
+    int peer_eof;                 /* the client shut its side down */
     vd_scan_state scan;           /* progress through a frame that arrives in pieces */
     char peer[64];
 } rpc_conn;
@@ -44,6 +47,7 @@ static _Atomic long open_conns;
 struct vd_rpc_server {
     const vd_frontend *fe;
     vd_listener *listener;
+    int port;                     /* bound port (for the recent-errors panel) */
     rpc_conn *conns;
     size_t nconns;
     int draining;
@@ -83,6 +87,28 @@ static void pause_reading(rpc_conn *c)
     }
 }
 
+/* After the last reply: close only our side (FIN), then read and drop what
+ * the client still sends until its EOF or LINGER_SECONDS. Closing a socket
+ * with unread input would send a reset instead, which also destroys the
+ * replies the client has not read yet (nginx's lingering close). */
+#define LINGER_SECONDS 2
+
+static void start_linger(rpc_conn *c)
+{
+    if (c->peer_eof) {
+        conn_free(c);
+        return;
+    }
+    c->half_closed = 1;
+    shutdown(c->fd, SHUT_WR);
+    evbuffer_drain(c->in, evbuffer_get_length(c->in));
+    if (c->reading)
+        event_del(c->rev);
+    struct timeval tv = { .tv_sec = LINGER_SECONDS, .tv_usec = 0 };
+    event_add(c->rev, &tv);
+    c->reading = 1;
+}
+
 /* Writes what the kernel takes now; arms the write event (with the idle
  * timeout: a peer that stops reading is dropped) for the rest. Returns -1
  * if the connection was freed. */
@@ -101,9 +127,10 @@ static int conn_flush(rpc_conn *c)
     }
     if (event_pending(c->wev, EV_WRITE, NULL))
         event_del(c->wev);
-    if (c->closing) {
-        conn_free(c);
-        return -1;
+    if (c->closing && !c->half_closed) {
+        int freed = c->peer_eof;
+        start_linger(c);          /* frees c if the client already closed its side */
+        return freed ? -1 : 0;
     }
     return 0;
 }
@@ -125,6 +152,7 @@ static void queue_reply(rpc_conn *c)
 
 static void reply_error(rpc_conn *c, uint32_t msgid, const char *code, const char *msg)
 {
+    vd_recent_error_add("rpc", c->srv->port, code, msg);
     vd_rpc_pack_error(&c->srv->pk, msgid, code, msg);
     queue_reply(c);
 }
@@ -264,7 +292,9 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
         reply_error(c, msgid, "invalid_request", "a request is [0, msgid, method, params]");
         return true;
     }
-    if (a[2].type != MSGPACK_OBJECT_STR) {
+    /* A method sent as bin (Python bytes) is read like a str: method_is
+     * compares bytes, so bin that is not UTF-8 is simply not a method. */
+    if (a[2].type != MSGPACK_OBJECT_STR && a[2].type != MSGPACK_OBJECT_BIN) {
         VD_STAT_INC(fe->stats, err_invalid_request);
         reply_error(c, msgid, "invalid_request", "method must be a string");
         return true;
@@ -292,6 +322,8 @@ static void fail_stream(rpc_conn *c, const uint8_t *buf, size_t len, const char 
     uint32_t msgid;
     if (vd_msgpack_peek_msgid(buf, len, &msgid))
         reply_error(c, msgid, code, msg);
+    else
+        vd_recent_error_add("rpc", c->srv->port, code, msg);
     VD_STAT_INC(c->srv->fe->stats, conn_closed_error);
     vd_debug("%s: %s: %s; closing", c->peer, code, msg);
     conn_close_after_flush(c);
@@ -357,6 +389,9 @@ static int process_input(rpc_conn *c)
         msgpack_zone_clear(&s->zone);
         evbuffer_drain(in, flen);
         if (!keep) {
+            vd_recent_error_add("rpc", s->port, "invalid_request",
+                                "frame is not a MessagePack-RPC request [type, msgid, ...]; "
+                                "connection closed");
             VD_STAT_INC(fe->stats, conn_closed_error);
             conn_close_after_flush(c);
             return -1;
@@ -371,19 +406,42 @@ static int process_input(rpc_conn *c)
     return 0;
 }
 
+/* The client shut its side down: answer what it sent, then close. */
+static void on_peer_eof(rpc_conn *c)
+{
+    c->peer_eof = 1;
+    pause_reading(c);
+    if (process_input(c) == 0)
+        conn_close_after_flush(c);
+}
+
 static void conn_readable(evutil_socket_t fd, short what, void *arg)
 {
     rpc_conn *c = arg;
     if (what & EV_TIMEOUT) {
-        VD_STAT_INC(c->srv->fe->stats, conn_closed_idle);
+        if (!c->half_closed)
+            VD_STAT_INC(c->srv->fe->stats, conn_closed_idle);
         conn_free(c);
+        return;
+    }
+    if (c->half_closed) {
+        char sink[16384];
+        ssize_t n = 1;
+        for (int i = 0; i < 16 && n > 0; i++)   /* bounded: the loop serves others too */
+            n = recv(fd, sink, sizeof sink, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            conn_free(c);         /* EOF (or an error): the lingering close is over */
         return;
     }
     ssize_t n = vd_sock_read(c->in, fd);
     if (n == VD_SOCK_AGAIN)
         return;
-    if (n <= 0) {
-        conn_free(c);             /* peer closed or reset */
+    if (n == 0) {
+        on_peer_eof(c);
+        return;
+    }
+    if (n < 0) {
+        conn_free(c);             /* reset */
         return;
     }
     if (process_input(c) == 0)
@@ -402,11 +460,6 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     }
     if (conn_flush(c) < 0)
         return;
-    if (c->srv->draining) {
-        if (evbuffer_get_length(c->out) == 0)
-            conn_free(c);
-        return;
-    }
     /* Drained below half of max-output: read again, and answer what
      * arrived meanwhile. */
     if (!c->reading && !c->closing &&
@@ -495,14 +548,55 @@ vd_rpc_server *vd_rpc_server_start(const vd_frontend *fe, const char *listen_add
         vd_rpc_server_free(s);
         return NULL;
     }
+    s->port = vd_listener_port(s->listener);
     return s;
 }
 
 void vd_rpc_server_stop_accepting(vd_rpc_server *s)
 {
+    /* Connections already queued are taken (and drained), not reset. */
+    vd_listener_accept_queued(s->listener, 4096);
     s->draining = 1;
     vd_listener_free(s->listener);
     s->listener = NULL;
+}
+
+/* One connection at shutdown, as Redis and nginx do: read what the kernel
+ * holds, answer every complete frame, and once the client has nothing more
+ * queued and every reply is out, half-close and linger (start_linger). A
+ * frame still arriving, or replies the client has not read yet, wait for
+ * the next tick, up to the grace period. */
+static void drain_one(rpc_conn *c)
+{
+    if (c->closing || c->half_closed)
+        return;
+    bool more = false;
+    for (int i = 0; c->reading && !c->closing; i++) {
+        if (i == 16) {
+            more = true;          /* still arriving: look again next tick */
+            break;
+        }
+        ssize_t n = vd_sock_read(c->in, c->fd);
+        if (n == VD_SOCK_AGAIN)
+            break;
+        if (n == 0) {
+            on_peer_eof(c);
+            return;
+        }
+        if (n < 0) {
+            conn_free(c);
+            return;
+        }
+        if (process_input(c) != 0)
+            return;
+    }
+    if (c->closing)
+        return;                   /* conn_close_after_flush is under way */
+    if (conn_flush(c) != 0)
+        return;
+    if (!more && c->reading && evbuffer_get_length(c->out) == 0 &&
+        evbuffer_get_length(c->in) == 0)
+        conn_close_after_flush(c);
 }
 
 size_t vd_rpc_server_drain(vd_rpc_server *s)
@@ -511,12 +605,7 @@ size_t vd_rpc_server_drain(vd_rpc_server *s)
     rpc_conn *c = s->conns;
     while (c) {
         rpc_conn *next = c->next;
-        /* Requests already read were answered synchronously, so what is
-         * left is output: close those with nothing left to send. */
-        if (evbuffer_get_length(c->out) == 0)
-            conn_free(c);
-        else
-            pause_reading(c);
+        drain_one(c);             /* may free c */
         c = next;
     }
     return s->nconns;

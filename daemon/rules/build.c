@@ -6,15 +6,38 @@
  * documents are compiled against the finished segment index. */
 #include "rules/build.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/alloc.h"
 #include "rules/compile.h"
+#include "rules/compile_slot.h"
 #include "rules/index.h"
 #include "rules/model.h"
 #include "variantd/limits.h"
+
+static atomic_bool compile_cancelled;
+
+void vd_ruleset_cancel_compiles(void)
+{
+    atomic_store(&compile_cancelled, true);
+}
+
+bool vd_ruleset_compiles_cancelled(void)
+{
+    return atomic_load(&compile_cancelled);
+}
+
+/* Checked between segments and documents: true once the compile must stop
+ * (cancelled at shutdown, out of memory, or a whole-set limit exceeded). */
+static bool stop_now(vd_compiler *c)
+{
+    if (!c->halt && atomic_load_explicit(&compile_cancelled, memory_order_relaxed))
+        c->halt = true;
+    return c->halt || c->oom;
+}
 
 typedef struct seg_src {
     json_t *obj;              /* the segment object (borrowed from its doc's root) */
@@ -100,7 +123,12 @@ static bool add_segment(vd_compiler *c, json_t *obj, uint32_t doc, uint32_t pos,
     if (!ok)
         return false;
     if (rs->nsegs >= VD_MAX_SEGMENTS) {
-        vd_cerr(c, "more than %d segments", VD_MAX_SEGMENTS);
+        /* Reported once; the set is rejected, so nothing more is compiled
+         * (no 100,000 match trees built only to be thrown away). */
+        if (!c->too_many)
+            vd_cerr(c, "more than %d segments: the set is rejected", VD_MAX_SEGMENTS);
+        c->too_many = true;
+        c->halt = true;
         return false;
     }
     if (rs->nsegs == rs->cap_segs) {
@@ -406,39 +434,43 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
         c.oom = true;
 
     /* Pass 1: parse every document, collect segment ids. */
-    for (size_t i = 0; i < docs->n && !c.oom; i++) {
+    for (size_t i = 0; i < docs->n && !stop_now(&c); i++) {
         roots[i] = parse_doc(&c, &docs->docs[i]);
         if (!roots[i] || docs->docs[i].kind != VD_DOC_SEGMENTS)
             continue;
         json_t *r = roots[i];
         if (json_is_array(r)) {
-            for (size_t k = 0; k < json_array_size(r) && !c.oom; k++)
+            for (size_t k = 0; k < json_array_size(r) && !stop_now(&c); k++)
                 add_segment(&c, json_array_get(r, k), (uint32_t)i, (uint32_t)k, &srcs);
         } else {
             add_segment(&c, r, (uint32_t)i, UINT32_MAX, &srcs);
         }
     }
-    if (!c.oom)
+    if (!stop_now(&c))
         build_id_index(&c, srcs, docs);
     /* Pass 2: match trees. */
-    for (uint32_t s = 0; s < rs->nsegs && !c.oom; s++) {
+    for (uint32_t s = 0; s < rs->nsegs && !stop_now(&c); s++) {
         c.doc = docs->docs[srcs[s].doc].name;
         compile_segment(&c, s, &srcs[s]);
     }
-    if (!c.oom)
+    if (!stop_now(&c))
         check_cycles(&c, srcs, docs);
     /* Content maps, against the segment index. */
-    for (size_t i = 0; i < docs->n && !c.oom; i++)
+    for (size_t i = 0; i < docs->n && !stop_now(&c); i++)
         if (roots[i] && docs->docs[i].kind == VD_DOC_CONTENT_MAP)
             compile_slots(&c, roots[i], (uint32_t)i, docs, &slot_docs);
-    if (!c.oom && rs->nslots > 1)
+    if (!stop_now(&c) && rs->nslots > 1)
         sort_slots(&c, slot_docs, docs);
-    if (!c.oom && c.nerr == 0 && vd_index_build(rs) < 0)
+    if (!stop_now(&c) && c.nerr == 0 && vd_index_build(rs) < 0)
         c.oom = true;
     if (c.oom)
         vd_errors_addf(err, "out of memory compiling the ruleset");
+    else if (c.halt && !c.too_many) {
+        vd_errors_addf(err, "compile cancelled: shutting down");
+        c.nerr++;
+    }
 
-    bool ok = !c.oom && !c.nerr;
+    bool ok = !c.oom && !c.halt && !c.nerr;
     vd_parsed *keep = ok && parsed && roots ? vd_malloc(sizeof *keep) : NULL;
     if (keep) {
         keep->roots = roots;
@@ -453,7 +485,7 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
     vd_free(srcs);
     vd_free(slot_docs);
     vd_intern_free(&c.in);
-    if (c.oom || c.nerr) {
+    if (!ok) {
         vd_ruleset_destroy(rs);
         return NULL;
     }

@@ -30,4 +30,9 @@ typedef struct vd_parsed vd_parsed;
 vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, vd_errors *err,
                                     vd_parsed **parsed);
 void vd_parsed_free(vd_parsed *p);
+/* At shutdown: every compile in progress (any thread) stops at its next
+ * segment and fails with "cancelled", and later ones fail at once, so
+ * SIGTERM never waits for a 100,000-segment compile. One-way. */
+void vd_ruleset_cancel_compiles(void);
+bool vd_ruleset_compiles_cancelled(void);
 #endif

@@ -1,6 +1,7 @@
-/* compile.h — the compiler's working state and its pieces: segment nodes
- * and predicates (compile_segment.c), content-map slots (compile_slot.c).
- * build.c drives them over the documents. Private to daemon/rules. */
+/* compile.h — the compiler's working state (errors with their JSON path,
+ * ids) and the segment compiler (compile_segment.c); the slot compiler has
+ * compile_slot.h. build.c drives both over the documents. Private to
+ * daemon/rules. */
 #ifndef VD_RULES_COMPILE_H
 #define VD_RULES_COMPILE_H
 
@@ -26,6 +27,8 @@ typedef struct vd_compiler {
     size_t plen;
     size_t nerr;              /* errors reported (also beyond what err keeps) */
     bool oom;
+    bool halt;                /* cancelled, or over a whole-set limit: stop early */
+    bool too_many;            /* "more than VD_MAX_SEGMENTS" already reported */
 } vd_compiler;
 
 /* "doc: what: path: message" (parts left out when empty). */
@@ -44,8 +47,5 @@ uint32_t vd_node_alloc(vd_compiler *c, uint32_t count);
 /* Compiles j into node idx (already allocated). Errors are reported and
  * the node becomes an empty all; compilation goes on to find the rest. */
 void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth);
-
-/* Compiles one content-map slot object into *out (contentmap.c). */
-bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out);
 
 #endif

@@ -1,17 +1,17 @@
-/* compile.c — segment nodes and predicates, JSON -> flat compiled form.
+/* compile_segment.c — segment nodes and predicates, JSON -> flat compiled form.
  * Every check of the language (contract v1, docs/RULES.md) lives here;
  * errors carry document, segment and JSON path and never stop the walk. */
-#include "core/alloc.h"
 #include "rules/compile.h"
 
-#include <arpa/inet.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "context/ip.h"
 #include "context/tz.h"
+#include "core/alloc.h"
 #include "variantd/limits.h"
 
 /* ---- errors and paths ---------------------------------------------------- */
@@ -376,57 +376,6 @@ static bool parse_instant(const char *s, size_t n, int64_t *out)
     return true;
 }
 
-/* "10.0.0.0/8", "2001:db8::/32", or a bare address when !need_prefix
- * (full-length prefix). Host bits are masked off. */
-static bool parse_net(const char *s, size_t n, bool allow_prefix, vd_ipnet *out)
-{
-    char buf[64];
-    if (n == 0 || n >= sizeof buf)
-        return false;
-    memcpy(buf, s, n);
-    buf[n] = '\0';
-    char *slash = strchr(buf, '/');
-    long plen = -1;
-    if (slash) {
-        if (!allow_prefix || !slash[1] || strlen(slash + 1) > 3)
-            return false;
-        char *end;
-        plen = strtol(slash + 1, &end, 10);
-        if (*end || slash[1] < '0' || slash[1] > '9')
-            return false;
-        *slash = '\0';
-    }
-    memset(out, 0, sizeof *out);
-    if (inet_pton(AF_INET, buf, out->addr.addr) == 1) {
-        out->addr.family = 4;
-        if (plen > 32)
-            return false;
-        out->plen = (uint8_t)(plen < 0 ? 32 : plen);
-    } else if (inet_pton(AF_INET6, buf, out->addr.addr) == 1) {
-        out->addr.family = 6;
-        if (plen > 128)
-            return false;
-        out->plen = (uint8_t)(plen < 0 ? 128 : plen);
-        static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-        if (memcmp(out->addr.addr, mapped, 12) == 0 && out->plen >= 96) {
-            /* The context stores v4-mapped IPv6 as IPv4; do the same. */
-            memmove(out->addr.addr, out->addr.addr + 12, 4);
-            memset(out->addr.addr + 4, 0, 12);
-            out->addr.family = 4;
-            out->plen = (uint8_t)(out->plen - 96);
-        }
-    } else {
-        return false;
-    }
-    unsigned bytes = out->addr.family == 4 ? 4 : 16;
-    for (unsigned b = 0; b < bytes; b++) {
-        unsigned keep = out->plen > b * 8 ? out->plen - b * 8 : 0;
-        if (keep < 8)
-            out->addr.addr[b] &= (uint8_t)(0xff00u >> keep);
-    }
-    return true;
-}
-
 static int net_cmp(const void *a, const void *b)
 {
     const vd_ipnet *x = a, *y = b;
@@ -482,6 +431,11 @@ static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, 
     if (p->nstrs > 8) {
         qsort(strs, p->nstrs, sizeof *strs, str_cmp);
         p->sorted = true;
+    }
+    if (ok && !c->oom && p->test == VD_T_CONTAINS && p->nstrs >= VD_ACM_MIN_TERMS) {
+        p->acm = vd_acm_build(&c->rs->arena, strs, p->nstrs, VD_ACM_DENSE_BUDGET);
+        if (!p->acm)
+            c->oom = true;
     }
     return ok;
 }
@@ -730,7 +684,7 @@ static bool compile_nets(vd_compiler *c, vd_pred *p, json_t *v)
     for (size_t i = 0; i < l.n; i++) {
         json_t *e = vl_at(&l, i);
         size_t saved = push_elem(c, &l, i);
-        if (!json_is_string(e) || !parse_net(json_string_value(e), json_string_length(e), prefix, &nets[p->nnets])) {
+        if (!json_is_string(e) || !vd_ipnet_parse(vd_str_make(json_string_value(e), json_string_length(e)), prefix, &nets[p->nnets])) {
             vd_cerr(c, prefix ? "needs an IPv4/IPv6 network like \"10.0.0.0/8\" or \"2001:db8::/32\""
                               : "needs an IPv4/IPv6 address");
             ok = false;

@@ -1,6 +1,8 @@
 /* compile_slot.c — compiles one content-map slot: its variants (payloads
  * pre-encoded once as compact JSON and as MessagePack, so answering costs a
  * memcpy), its default and its ordered rules, including weighted splits. */
+#include "rules/compile_slot.h"
+
 #include <msgpack.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -111,15 +111,8 @@ static bool str_in(const vd_pred *p, vd_str s)
 static bool ip_in(const vd_pred *p, const vd_ipaddr *ip)
 {
     for (uint32_t i = 0; i < p->nnets; i++) {
-        const vd_ipnet *n = &p->nets[i];
-        if (n->addr.family != ip->family)
-            continue;
-        unsigned full = n->plen / 8, rest = n->plen % 8;
-        if (memcmp(n->addr.addr, ip->addr, full) != 0)
-            continue;
-        if (rest && ((ip->addr[full] ^ n->addr.addr[full]) & (uint8_t)(0xff00u >> rest)))
-            continue;
-        return true;
+        if (vd_ipnet_contains(&p->nets[i], ip))
+            return true;
     }
     return false;
 }
@@ -206,6 +199,8 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
     case VD_T_CONTAINS:
         if (v->kind != VD_VAL_STR)
             return false;
+        if (p->acm)
+            return vd_acm_any(p->acm, v->u.s);
         for (uint32_t i = 0; i < p->nstrs; i++) {
             bool m = p->test == VD_T_PREFIX   ? vd_str_prefix_ci(v->u.s, p->strs[i])
                      : p->test == VD_T_SUFFIX ? vd_str_suffix_ci(v->u.s, p->strs[i])

@@ -14,7 +14,9 @@
 #include <stdint.h>
 
 #include "context/attrs.h"
+#include "context/ip.h"
 #include "core/value.h"
+#include "rules/acmatch.h"
 #include "rules/arena.h"
 #include "rules/ruleset.h"
 
@@ -56,10 +58,9 @@ enum vd_test {
     VD_T_BITS,        /* hour / minute / weekday bitmap */
 };
 
-typedef struct vd_ipnet {
-    vd_ipaddr addr;           /* host bits masked off */
-    uint8_t plen;
-} vd_ipnet;
+/* From this many `contains` terms on, one Aho–Corasick pass replaces the
+ * term-by-term scan (rules/acmatch.h). */
+#define VD_ACM_MIN_TERMS 4
 
 typedef struct vd_pred {
     vd_attr_ref attr;         /* sub interned in the arena */
@@ -76,6 +77,7 @@ typedef struct vd_pred {
     const double *nums;
     const vd_ipnet *nets;
     const uint64_t *bits;     /* nbits bits: 24 hours, 1440 minutes, 7 weekdays */
+    const vd_acm *acm;        /* CONTAINS with VD_ACM_MIN_TERMS+ strs: all of them at once */
     double lo, hi;            /* RANGE; +-INFINITY for open ends */
     double lat, lon, km;      /* WITHIN */
 } vd_pred;

@@ -21,14 +21,18 @@ static int name_cmp(const void *a, const void *b)
 
 static int read_file(const char *path, char **text, size_t *len, vd_errors *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a device) named *.json must not wait
+     * for a writer and hang the control thread; it is refused just below.
+     * On a regular file the flag changes nothing. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         vd_errors_addf(err, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        vd_errors_addf(err, "%s: not a regular file", path);
+        vd_errors_addf(err, "%s: not a regular file (a FIFO, device or socket is never read)",
+                       path);
         close(fd);
         return -1;
     }

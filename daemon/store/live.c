@@ -130,3 +130,42 @@ void vd_live_clear(void)
     if (old)
         vd_ruleset_release(old);
 }
+
+/* ---- GeoIP database ---- */
+
+static pthread_mutex_t geo_lock = PTHREAD_MUTEX_INITIALIZER;
+static vd_geo_db *live_geo;
+static _Atomic uint64_t geo_gen;
+
+void vd_live_geo_set(vd_geo_db *db)
+{
+    pthread_mutex_lock(&geo_lock);
+    vd_geo_db *old = live_geo;
+    live_geo = db;
+    atomic_fetch_add_explicit(&geo_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&geo_lock);
+    vd_geo_release(old);
+}
+
+vd_geo_db *vd_live_geo_acquire(void)
+{
+    pthread_mutex_lock(&geo_lock);
+    vd_geo_db *db = live_geo;
+    vd_geo_retain(db);
+    pthread_mutex_unlock(&geo_lock);
+    return db;
+}
+
+uint64_t vd_live_geo_generation(void)
+{
+    return atomic_load_explicit(&geo_gen, memory_order_acquire);
+}
+
+void vd_live_geo_clear(void)
+{
+    pthread_mutex_lock(&geo_lock);
+    vd_geo_db *old = live_geo;
+    live_geo = NULL;
+    pthread_mutex_unlock(&geo_lock);
+    vd_geo_release(old);
+}

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "context/geo.h"
 #include "rules/ruleset.h"
 
 typedef enum vd_rules_source {
@@ -53,6 +54,18 @@ void vd_live_store_reconnect(void);
 /* If the served ruleset has this version, relabel its source (a snapshot
  * confirmed by Redis becomes "redis") and return true. */
 bool vd_live_confirm(const char *version, int source);
+
+/* The GeoIP database being served, swapped the same way: a reload opens
+ * and validates the new one, vd_live_geo_set publishes it (taking over the
+ * caller's reference, dropping the holder's reference to the old one), and
+ * each worker moves its own reference between requests when the geo
+ * generation moved. The old database is unmapped by the last release, never
+ * while a worker may still read it. Generation 0: never set (a decider then
+ * uses the geo of its vd_env as given). */
+void vd_live_geo_set(vd_geo_db *db);
+vd_geo_db *vd_live_geo_acquire(void);      /* +1 reference, NULL if none */
+uint64_t vd_live_geo_generation(void);
+void vd_live_geo_clear(void);
 
 /* Drops the current ruleset (at shutdown). */
 void vd_live_clear(void);

@@ -29,7 +29,9 @@
 #include "store/live.h"
 #include "store/redis_url.h"
 #include "store/release.h"
+#include "store/sentinel.h"
 #include "store/snapshot.h"
+#include "variantd/limits.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -46,7 +48,9 @@ typedef struct compile_job {
 struct vd_redis_sync {
     struct event_base *base;
     vd_redis_url url;
-    char connect_host[256];       /* numeric address actually dialled */
+    char connect_host[256];       /* numeric address actually dialled ("" = master not known yet) */
+    vd_sentinel *sentinel;        /* redis-sentinel:// URLs: where the master is */
+    bool await_master;            /* link_start waits for the sentinel's first answer */
     char desc[1400];
     char snapshot[4096];
     char k_current[128], k_channel[128], k_release[128], k_daemon[512];
@@ -69,6 +73,7 @@ struct vd_redis_sync {
     char served[VLEN];            /* accepted (or snapshot) version */
     char rejected[VLEN];          /* last version rejected: not fetched again */
     char missing[VLEN];           /* current points to a missing release (logged once) */
+    char broken[256];             /* last broken-key complaint logged: once per change */
     char inflight[VLEN];
     void (*on_change)(void);
 
@@ -87,6 +92,24 @@ struct vd_redis_sync {
 
 static void link_fail(vd_redis_sync *s, const char *why);
 static void check(vd_redis_sync *s);
+
+/* A key holding what it should not (the wrong type, an absurd size) is a
+ * state, not an event: logged when it appears or changes, not on every
+ * poll. A good read clears it, so the same fault coming back is logged
+ * again. */
+static void broken_key(vd_redis_sync *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void broken_key(vd_redis_sync *s, const char *fmt, ...)
+{
+    char msg[sizeof s->broken];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (strcmp(msg, s->broken) == 0)
+        return;
+    memcpy(s->broken, msg, sizeof msg);
+    vd_warn("%s; still serving %s", msg, s->served[0] ? s->served : "nothing (not ready)");
+}
 
 /* ---- compile thread ---- */
 
@@ -126,6 +149,8 @@ static void *compile_main(void *arg)
                     if (vd_snapshot_write(s->snapshot, j->version, &j->ds, m, sizeof m) != 0)
                         vd_warn("snapshot not written: %s", m);
                 }
+            } else if (vd_ruleset_compiles_cancelled()) {
+                vd_info("release %s: compile cancelled: shutting down", j->version);
             } else {
                 char what[200], summary[VD_ERROR_LEN + 32];
                 snprintf(what, sizeof what, "release %s rejected, still serving the previous ruleset",
@@ -232,7 +257,10 @@ static void link_ok(vd_redis_sync *s)
     if (s->link == LINK_CONNECTING) {
         s->link = LINK_UP;
         s->backoff_ms = BACKOFF_MIN_MS;
-        vd_info("redis: connected to %s", s->desc);
+        if (s->sentinel)
+            vd_info("redis: connected to %s (master at %s:%d)", s->desc, s->connect_host, s->url.port);
+        else
+            vd_info("redis: connected to %s", s->desc);
     }
 }
 
@@ -362,6 +390,73 @@ done:
     }
 }
 
+/* {fields, total bytes of names and values, largest value} of a hash. */
+#define RELEASE_SIZE_LUA                                                                    \
+    "local n, t, m = 0, 0, 0 "                                                            \
+    "for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do "                                   \
+    "local l = redis.call('HSTRLEN', KEYS[1], f) "                                           \
+    "n = n + 1 t = t + l + #f if l > m then m = l end end "                                  \
+    "return {n, t, m}"
+
+static void on_release_size(redisAsyncContext *c, void *reply, void *priv)
+{
+    vd_redis_sync *s = priv;
+    redisReply *r = reply;
+    if (!got_reply(s, c, r, true))
+        return;
+    char version[VLEN];
+    snprintf(version, sizeof version, "%s", s->inflight);
+    if (r->type == REDIS_REPLY_ERROR || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_INTEGER) {
+        s->fetching = false;
+        if (r->type == REDIS_REPLY_ERROR && strstr(r->str, "WRONGTYPE")) {
+            link_ok(s);
+            vd_errors e1;
+            vd_errors_init(&e1);
+            vd_errors_addf(&e1, "%s%s is not a hash", s->k_release, version);
+            reject(s, version, &e1);
+        } else {
+            /* Scripting refused (a managed Redis without EVAL): fetch. */
+            if (r->type == REDIS_REPLY_ERROR)
+                vd_debug("redis: size check not available (%.100s); fetching", r->str);
+            char key[VLEN + 160];
+            snprintf(key, sizeof key, "%s%s", s->k_release, version);
+            if (send_cmd(s, s->cmd, on_release, "HGETALL %s", key) == 0)
+                s->fetching = true;
+        }
+        goto done;
+    }
+    link_ok(s);
+    long long n = r->element[0]->integer, total = r->element[1]->integer,
+              big = r->element[2]->integer;
+    vd_errors e1;
+    vd_errors_init(&e1);
+    if (n > VD_RELEASE_MAX_DOCS + 1)
+        vd_errors_addf(&e1, "%lld fields, more than %d documents: not fetched", n,
+                       VD_RELEASE_MAX_DOCS);
+    else if (total > (long long)VD_RELEASE_MAX_BYTES)
+        vd_errors_addf(&e1, "%lld bytes, more than the limit of %ld: not fetched", total,
+                       (long)VD_RELEASE_MAX_BYTES);
+    else if (big > VD_MAX_DEF_FILE_BYTES)
+        vd_errors_addf(&e1, "a document of %lld bytes, more than the limit of %d: not fetched",
+                       big, VD_MAX_DEF_FILE_BYTES);
+    if (e1.n) {
+        s->fetching = false;
+        reject(s, version, &e1);
+        goto done;
+    }
+    char key[VLEN + 160];
+    snprintf(key, sizeof key, "%s%s", s->k_release, version);
+    if (send_cmd(s, s->cmd, on_release, "HGETALL %s", key) == 0)
+        return;                   /* still fetching */
+    s->fetching = false;
+done:
+    if (s->recheck && !s->fetching && !s->compiling) {
+        s->recheck = false;
+        check(s);
+    }
+}
+
 static void handle_current(vd_redis_sync *s, redisReply *r)
 {
     if (r->type == REDIS_REPLY_NIL) {
@@ -377,7 +472,8 @@ static void handle_current(vd_redis_sync *s, redisReply *r)
     }
     s->empty_logged = false;
     if (r->type != REDIS_REPLY_STRING) {
-        vd_warn("redis: GET current: %s", r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
+        broken_key(s, "redis: %s: %.160s", s->k_current,
+                   r->type == REDIS_REPLY_ERROR ? r->str : "not a string");
         return;
     }
     char version[VLEN];
@@ -392,6 +488,7 @@ static void handle_current(vd_redis_sync *s, redisReply *r)
         return;
     }
     snprintf(version, sizeof version, "%.*s", (int)r->len, r->str);
+    s->broken[0] = '\0';
     if (strcmp(version, s->served) == 0) {
         vd_live_confirm(version, VD_SOURCE_REDIS);
         return;
@@ -401,7 +498,10 @@ static void handle_current(vd_redis_sync *s, redisReply *r)
     char key[VLEN + 160];
     snprintf(key, sizeof key, "%s%s", s->k_release, version);
     snprintf(s->inflight, sizeof s->inflight, "%s", version);
-    if (send_cmd(s, s->cmd, on_release, "HGETALL %s", key) == 0)
+    /* Sizes first, computed in Redis (HLEN, HSTRLEN of every field): a
+     * release too large to accept is refused without being fetched (a
+     * 300 MB HGETALL timed out and was fetched again, in a loop). */
+    if (send_cmd(s, s->cmd, on_release_size, "EVAL %s 1 %s", RELEASE_SIZE_LUA, key) == 0)
         s->fetching = true;
 }
 
@@ -423,6 +523,35 @@ static void on_current(redisAsyncContext *c, void *reply, void *priv)
     }
 }
 
+/* STRLEN before GET: a "current" of 100 MB is refused from its size, not
+ * fetched on every poll. */
+static void on_current_len(redisAsyncContext *c, void *reply, void *priv)
+{
+    vd_redis_sync *s = priv;
+    redisReply *r = reply;
+    if (!got_reply(s, c, r, true))
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        s->fetching = false;
+        broken_key(s, "redis: %s: %.160s", s->k_current, r->str);
+    } else if (r->type == REDIS_REPLY_INTEGER && r->integer > VD_RELEASE_MAX_VERSION) {
+        s->fetching = false;
+        link_ok(s);
+        broken_key(s, "redis: %s holds %lld bytes, more than a release version (%d bytes): "
+                   "not fetched", s->k_current, r->integer, VD_RELEASE_MAX_VERSION);
+    } else {
+        link_ok(s);
+        /* 0 is a missing key (or an empty string): GET tells which. */
+        if (send_cmd(s, s->cmd, on_current, "GET %s", s->k_current) == 0)
+            return;               /* still fetching */
+        s->fetching = false;
+    }
+    if (s->recheck && !s->fetching && !s->compiling) {
+        s->recheck = false;
+        check(s);
+    }
+}
+
 static void check(vd_redis_sync *s)
 {
     if (s->link != LINK_UP && s->link != LINK_CONNECTING)
@@ -431,7 +560,7 @@ static void check(vd_redis_sync *s)
         s->recheck = true;
         return;
     }
-    if (send_cmd(s, s->cmd, on_current, "GET %s", s->k_current) == 0)
+    if (send_cmd(s, s->cmd, on_current_len, "STRLEN %s", s->k_current) == 0)
         s->fetching = true;
 }
 
@@ -536,6 +665,22 @@ static redisAsyncContext *open_ctx(vd_redis_sync *s, char *why, size_t cap)
     return c;
 }
 
+/* Sentinel mode: the server we reached must still be the master (during a
+ * failover the old one answers as a replica for a while). */
+static void on_role(redisAsyncContext *c, void *reply, void *priv)
+{
+    vd_redis_sync *s = priv;
+    redisReply *r = reply;
+    if (!got_reply(s, c, r, true))
+        return;
+    bool master = r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                  r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") == 0;
+    if (!master) {
+        vd_sentinel_refresh(s->sentinel);
+        link_fail(s, r->type == REDIS_REPLY_ERROR ? "ROLE refused" : "it is not the master (any more)");
+    }
+}
+
 static void setup_cmds(vd_redis_sync *s, redisAsyncContext *c)
 {
     if (s->url.has_password) {
@@ -546,10 +691,16 @@ static void setup_cmds(vd_redis_sync *s, redisAsyncContext *c)
     }
     if (s->url.db)
         send_cmd(s, c, on_setup_reply, "SELECT %d", s->url.db);
+    if (s->sentinel && c == s->cmd)
+        send_cmd(s, c, on_role, "ROLE");
 }
 
 static void link_start(vd_redis_sync *s)
 {
+    if (s->sentinel && !s->connect_host[0]) {
+        s->await_master = true;   /* on_master starts the link */
+        return;
+    }
     s->link = LINK_CONNECTING;
     s->pending = 0;
     char why[300] = "";
@@ -607,6 +758,8 @@ static void link_fail(vd_redis_sync *s, const char *why)
 {
     if (s->link == LINK_DOWN)
         return;
+    /* The master may have moved: ask before the next attempt. */
+    vd_sentinel_refresh(s->sentinel);
     bool first = !s->fail_logged;
     s->fail_logged = true;
     s->link = LINK_DOWN;
@@ -635,6 +788,25 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         return;
     check(s);
     register_self(s);
+}
+
+/* The sentinel named a (new) master: reconnect there at once. */
+static void on_master(void *arg, const char *host, int port)
+{
+    vd_redis_sync *s = arg;
+    snprintf(s->connect_host, sizeof s->connect_host, "%s", host);
+    s->url.port = port;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    if (s->await_master) {
+        s->await_master = false;
+        link_start(s);
+    } else if (s->link != LINK_DOWN) {
+        link_fail(s, "the master moved");
+    } else if (event_pending(s->retry_timer, EV_TIMEOUT, NULL)) {
+        struct timeval zero = { 0, 0 };
+        event_del(s->retry_timer);
+        event_add(s->retry_timer, &zero);
+    }
 }
 
 /* ---- public ---- */
@@ -729,7 +901,14 @@ vd_redis_sync *vd_redis_sync_new(const vd_redis_sync_options *opt, char *err, si
         return NULL;
     }
     vd_redis_url_describe(&s->url, s->desc, sizeof s->desc);
-    if (!s->url.is_unix && resolve_host(s, err, cap) != 0) {
+    if (s->url.is_sentinel) {
+        s->sentinel = vd_sentinel_new(&s->url, opt->timeout_ms, opt->poll_ms, m, sizeof m);
+        if (!s->sentinel) {
+            snprintf(err, cap, "redis: %s", m);
+            vd_free(s);
+            return NULL;
+        }
+    } else if (!s->url.is_unix && resolve_host(s, err, cap) != 0) {
         vd_free(s);
         return NULL;
     }
@@ -772,6 +951,8 @@ int vd_redis_sync_start(vd_redis_sync *s, struct event_base *base)
         return -1;
     if (pthread_create(&s->thread, NULL, compile_main, s) != 0)
         return -1;
+    if (s->sentinel && vd_sentinel_start(s->sentinel, base, on_master, s) != 0)
+        return -1;
     s->thread_started = true;
     event_add(s->pipe_ev, NULL);
     struct timeval tv = { s->poll_ms / 1000, (s->poll_ms % 1000) * 1000 };
@@ -801,6 +982,7 @@ static void unregister_self(vd_redis_sync *s)
 {
     vd_redis_url u = s->url;
     snprintf(u.host, sizeof u.host, "%s", s->connect_host);
+    u.is_sentinel = false;    /* the master we were connected to */
     char err[256];
     struct redisContext *c = vd_release_connect(&u, (int)s->timeout_ms, err, sizeof err);
     if (!c)
@@ -828,6 +1010,8 @@ void vd_redis_sync_free(vd_redis_sync *s)
     }
     bool was_up = s->link == LINK_UP;
     s->link = LINK_DOWN;
+    vd_sentinel_free(s->sentinel);
+    s->sentinel = NULL;
     redisAsyncContext *a = s->cmd, *b = s->sub;
     s->cmd = s->sub = NULL;
     if (a)

@@ -116,6 +116,75 @@ static int parse_unix(const char *s, vd_redis_url *u, char *err, size_t cap)
     return 0;
 }
 
+/* HOST[:PORT] or [V6][:PORT] in [s, end). */
+static int parse_hostport(const char *s, const char *end, char *host, size_t hcap, int *port_out,
+                          char *err, size_t cap)
+{
+    const char *hend;
+    const char *port = NULL;
+    if (*s == '[') {
+        const char *rb = memchr(s, ']', (size_t)(end - s));
+        if (!rb) {
+            snprintf(err, cap, "unclosed [ in the Redis host");
+            return -1;
+        }
+        if ((size_t)(rb - s - 1) >= hcap || rb == s + 1) {
+            snprintf(err, cap, "bad IPv6 host");
+            return -1;
+        }
+        memcpy(host, s + 1, (size_t)(rb - s - 1));
+        host[rb - s - 1] = '\0';
+        hend = rb + 1;
+        if (hend < end) {
+            if (*hend != ':') {
+                snprintf(err, cap, "junk after ] in the Redis host");
+                return -1;
+            }
+            port = hend + 1;
+        }
+    } else {
+        const char *colon = memchr(s, ':', (size_t)(end - s));
+        hend = colon ? colon : end;
+        if ((size_t)(hend - s) >= hcap) {
+            snprintf(err, cap, "Redis host too long");
+            return -1;
+        }
+        memcpy(host, s, (size_t)(hend - s));
+        host[hend - s] = '\0';
+        if (colon)
+            port = colon + 1;
+    }
+    if (!host[0]) {
+        snprintf(err, cap, "Redis URL has no host");
+        return -1;
+    }
+    for (const char *h = host; *h; h++)
+        if ((unsigned char)*h <= ' ' || *h == '@' || *h == '%' || *h == ',') {
+            snprintf(err, cap, "bad character in the Redis host");
+            return -1;
+        }
+    if (port) {
+        long p = 0;
+        if (port == end) {
+            snprintf(err, cap, "empty port in the Redis URL");
+            return -1;
+        }
+        for (const char *c = port; c < end; c++) {
+            if (*c < '0' || *c > '9' || p > 65535) {
+                snprintf(err, cap, "bad port in the Redis URL");
+                return -1;
+            }
+            p = p * 10 + (*c - '0');
+        }
+        if (p < 1 || p > 65535) {
+            snprintf(err, cap, "port must be 1..65535");
+            return -1;
+        }
+        *port_out = (int)p;
+    }
+    return 0;
+}
+
 int vd_redis_url_parse(const char *url, vd_redis_url *u, char *err, size_t cap)
 {
     memset(u, 0, sizeof *u);
@@ -134,11 +203,13 @@ int vd_redis_url_parse(const char *url, vd_redis_url *u, char *err, size_t cap)
         snprintf(err, cap, "rediss:// (TLS) is not supported: use a local TLS proxy or unix:");
         return -1;
     }
-    if (strncmp(url, "redis://", 8) != 0) {
-        snprintf(err, cap, "Redis URL must start with redis:// or unix:");
+    bool sentinel = strncmp(url, "redis-sentinel://", 17) == 0;
+    if (!sentinel && strncmp(url, "redis://", 8) != 0) {
+        snprintf(err, cap, "Redis URL must start with redis://, redis-sentinel:// or unix:");
         return -1;
     }
-    const char *s = url + 8;
+    const char *s = url + (sentinel ? 17 : 8);
+    u->is_sentinel = sentinel;
     const char *end = s + strcspn(s, "/?#");
     /* Userinfo: the last '@' before the path, so a password may hold '@'
      * only percent-encoded but a stray one still parses predictably. */
@@ -163,67 +234,52 @@ int vd_redis_url_parse(const char *url, vd_redis_url *u, char *err, size_t cap)
         }
         s = at + 1;
     }
-    const char *hend;
-    const char *port = NULL;
-    if (*s == '[') {
-        const char *rb = memchr(s, ']', (size_t)(end - s));
-        if (!rb) {
-            snprintf(err, cap, "unclosed [ in the Redis host");
+    if (!sentinel) {
+        if (parse_hostport(s, end, u->host, sizeof u->host, &u->port, err, cap) != 0)
             return -1;
-        }
-        if ((size_t)(rb - s - 1) >= sizeof u->host || rb == s + 1) {
-            snprintf(err, cap, "bad IPv6 host");
-            return -1;
-        }
-        memcpy(u->host, s + 1, (size_t)(rb - s - 1));
-        u->host[rb - s - 1] = '\0';
-        hend = rb + 1;
-        if (hend < end) {
-            if (*hend != ':') {
-                snprintf(err, cap, "junk after ] in the Redis host");
-                return -1;
-            }
-            port = hend + 1;
-        }
     } else {
-        const char *colon = memchr(s, ':', (size_t)(end - s));
-        hend = colon ? colon : end;
-        if ((size_t)(hend - s) >= sizeof u->host) {
-            snprintf(err, cap, "Redis host too long");
-            return -1;
-        }
-        memcpy(u->host, s, (size_t)(hend - s));
-        u->host[hend - s] = '\0';
-        if (colon)
-            port = colon + 1;
-    }
-    if (!u->host[0]) {
-        snprintf(err, cap, "Redis URL has no host");
-        return -1;
-    }
-    for (const char *h = u->host; *h; h++)
-        if ((unsigned char)*h <= ' ' || *h == '@' || *h == '%') {
-            snprintf(err, cap, "bad character in the Redis host");
-            return -1;
-        }
-    if (port) {
-        long p = 0;
-        if (port == end) {
-            snprintf(err, cap, "empty port in the Redis URL");
-            return -1;
-        }
-        for (const char *c = port; c < end; c++) {
-            if (*c < '0' || *c > '9' || p > 65535) {
-                snprintf(err, cap, "bad port in the Redis URL");
+        /* h1[:p1],h2[:p2],.../MASTER[/DB] */
+        while (s < end) {
+            const char *comma = memchr(s, ',', (size_t)(end - s));
+            const char *e = comma ? comma : end;
+            if (u->nsentinels == VD_SENTINEL_MAX) {
+                snprintf(err, cap, "at most %d sentinels", VD_SENTINEL_MAX);
                 return -1;
             }
-            p = p * 10 + (*c - '0');
+            vd_redis_hostport *h = &u->sentinels[u->nsentinels++];
+            h->port = VD_SENTINEL_DEFAULT_PORT;
+            if (parse_hostport(s, e, h->host, sizeof h->host, &h->port, err, cap) != 0)
+                return -1;
+            s = comma ? comma + 1 : end;
+            if (comma && s == end) {
+                snprintf(err, cap, "empty sentinel address after ','");
+                return -1;
+            }
         }
-        if (p < 1 || p > 65535) {
-            snprintf(err, cap, "port must be 1..65535");
+        if (u->nsentinels == 0) {
+            snprintf(err, cap, "Redis URL has no host");
             return -1;
         }
-        u->port = (int)p;
+        if (*end != '/' || end[1] == '\0' || end[1] == '/' || end[1] == '?' || end[1] == '#') {
+            snprintf(err, cap, "redis-sentinel:// needs the master name: redis-sentinel://HOST:26379/MASTER");
+            return -1;
+        }
+        const char *m = end + 1;
+        size_t mn = strcspn(m, "/?#");
+        if (mn >= sizeof u->master) {
+            snprintf(err, cap, "master name too long");
+            return -1;
+        }
+        for (size_t i = 0; i < mn; i++)
+            if ((unsigned char)m[i] <= ' ' || (unsigned char)m[i] >= 0x7f || m[i] == '%') {
+                snprintf(err, cap, "bad character in the master name");
+                return -1;
+            }
+        memcpy(u->master, m, mn);
+        u->master[mn] = '\0';
+        end = m + mn;
+        /* The data connections go to whatever master Sentinel names. */
+        u->host[0] = '\0';
     }
     if (*end == '/') {
         const char *db = end + 1;
@@ -243,6 +299,18 @@ int vd_redis_url_parse(const char *url, vd_redis_url *u, char *err, size_t cap)
 void vd_redis_url_describe(const vd_redis_url *u, char *buf, size_t cap)
 {
     const char *auth = u->has_password ? (u->user[0] ? ":***@" : "***@") : "";
+    if (u->is_sentinel && !u->host[0]) {
+        size_t o = (size_t)snprintf(buf, cap, "redis-sentinel://%s%s", u->user, auth);
+        for (unsigned i = 0; i < u->nsentinels && o < cap; i++) {
+            const vd_redis_hostport *h = &u->sentinels[i];
+            bool v6 = strchr(h->host, ':') != NULL;
+            o += (size_t)snprintf(buf + o, cap - o, "%s%s%s%s:%d", i ? "," : "", v6 ? "[" : "", h->host,
+                                  v6 ? "]" : "", h->port);
+        }
+        if (o < cap)
+            snprintf(buf + o, cap - o, "/%s/%d", u->master, u->db);
+        return;
+    }
     if (u->is_unix)
         snprintf(buf, cap, "unix:%s?db=%d%s", u->path, u->db, u->has_password ? "&password=***" : "");
     else if (strchr(u->host, ':'))

@@ -3,6 +3,11 @@
  *   redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]
  *   rediss:// is refused (no TLS in hiredis 0.14)
  *   unix:/PATH[?db=N&user=U&password=P]    unix:///PATH?... is the same
+ *   redis-sentinel://[[USER]:PASSWORD@]H1[:P1],H2[:P2],.../MASTER[/DB]
+ *       up to VD_SENTINEL_MAX sentinels (port 26379 by default) asked for
+ *       the address of MASTER (store/sentinel.h); the credentials and DB are
+ *       for the master, sentinels are asked without AUTH. host/port stay
+ *       empty until a sentinel has answered.
  *
  * HOST may be an IPv4 address, [IPv6] or a name (resolved by the caller,
  * see redis_sync.c). USER and PASSWORD are percent-decoded. A password
@@ -15,6 +20,13 @@
 #include <stddef.h>
 
 #define VD_REDIS_DEFAULT_PORT 6379
+#define VD_SENTINEL_DEFAULT_PORT 26379
+#define VD_SENTINEL_MAX 8
+
+typedef struct vd_redis_hostport {
+    char host[256];
+    int port;
+} vd_redis_hostport;
 
 typedef struct vd_redis_url {
     bool is_unix;
@@ -25,6 +37,10 @@ typedef struct vd_redis_url {
     char password[512];       /* "" = none */
     bool has_password;        /* an empty password is still sent when given */
     int db;                   /* SELECT db, 0 = default */
+    bool is_sentinel;
+    char master[128];         /* sentinel: the monitored master's name */
+    unsigned nsentinels;
+    vd_redis_hostport sentinels[VD_SENTINEL_MAX];
 } vd_redis_url;
 
 /* 0 on success; -1 with a message in err. Never reads past the NUL. */

@@ -1,4 +1,5 @@
 #include "store/release.h"
+#include "store/sentinel.h"
 
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -156,8 +157,18 @@ static int reply_fail(redisContext *c, redisReply *r, const char *what, char *er
     return -1;
 }
 
-struct redisContext *vd_release_connect(const vd_redis_url *u, int timeout_ms, char *err, size_t cap)
+struct redisContext *vd_release_connect(const vd_redis_url *u_in, int timeout_ms, char *err, size_t cap)
 {
+    vd_redis_url resolved;
+    const vd_redis_url *u = u_in;
+    if (u_in->is_sentinel) {
+        /* Ask the sentinels where the master is, then talk to it. */
+        resolved = *u_in;
+        if (vd_sentinel_resolve(&resolved, timeout_ms, err, cap) != 0)
+            return NULL;
+        resolved.is_sentinel = false;
+        u = &resolved;
+    }
     struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
     redisContext *c = u->is_unix ? redisConnectUnixWithTimeout(u->path, tv)
                                  : redisConnectWithTimeout(u->host, u->port, tv);

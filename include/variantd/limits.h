@@ -15,6 +15,11 @@
 #define VD_DEFAULT_MAX_CONNS       10000
 #define VD_DEFAULT_IDLE_TIMEOUT_S  300
 #define VD_DEFAULT_MAX_OUTPUT      (4 * 1024 * 1024)  /* unsent reply bytes before we stop reading */
+/* Request fields longer than these are treated as not given (the attributes
+ * they feed are missing; the request is still answered), so no string
+ * operator ever scans more than this much of one value. */
+#define VD_MAX_URL_BYTES           (16 * 1024)        /* url and referer */
+#define VD_MAX_ATTR_STR_BYTES      (16 * 1024)        /* a string in attrs */
 
 #define VD_MAX_DEF_FILE_BYTES      (16 * 1024 * 1024)
 #define VD_MAX_SEGMENTS            100000

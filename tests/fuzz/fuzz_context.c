@@ -30,7 +30,10 @@
  *   - vd_lang_primary gives 2-8 lower-case letters when true, "" when false;
  *   - vd_device_classify gives type < VD_DEVICE__COUNT with names, and the
  *     per-worker cache answers the same as the classifier; a UA longer than
- *     VD_UA_MAX is classified as its first VD_UA_MAX bytes. */
+ *     VD_UA_MAX is classified as its first VD_UA_MAX bytes;
+ *   - with Client Hints taken from the other fields (model = url, platform =
+ *     accept-language, sec-ch-ua = referer, mobile = query-param-name), the
+ *     same holds for vd_device_classify_hints and the cache keyed by hints. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,7 +95,10 @@ static void check_ip(vd_str s)
     free(copy);
     CHECK(ip2.family == ip.family);
     CHECK(memcmp(ip2.addr, ip.addr, ip.family == 4 ? 4 : 16) == 0);
-    CHECK(vd_ip_in_prefix(&ip, &ip2, ip.family == 4 ? 32 : 128));
+    /* The address is its own full-length network. */
+    vd_ipnet self;
+    CHECK(vd_ipnet_parse(vd_str_cstr(buf), false, &self));
+    CHECK(vd_ipnet_contains(&self, &ip));
     /* A tiny buffer is cut, still terminated. */
     char small[5];
     vd_ip_format(&ip, small, sizeof small);
@@ -190,6 +196,20 @@ static void check_lang(vd_str al)
         CHECK(out[i] >= 'a' && out[i] <= 'z');
 }
 
+/* Client Hints from the other fields: any bytes in any hint. */
+static void check_hints(vd_str ua, const vd_ua_hints *h)
+{
+    vd_device d, d2;
+    vd_device_classify_hints(ua, h, &d);
+    CHECK(d.type < VD_DEVICE__COUNT);
+    CHECK(!d.os || strlen(d.os) > 0);
+    CHECK(!d.browser || strlen(d.browser) > 0);
+    for (int i = 0; i < 2; i++) {            /* the cache keys by UA and hints */
+        vd_device_lookup(cache, ua, h, &d2);
+        CHECK(d2.type == d.type && d2.os == d.os && d2.browser == d.browser);
+    }
+}
+
 static void check_device(vd_str ua)
 {
     vd_device d, d2;
@@ -205,7 +225,7 @@ static void check_device(vd_str ua)
     if (!cache)
         cache = vd_device_cache_new(64);
     for (int i = 0; i < 2; i++) {            /* a miss, then a hit */
-        vd_device_lookup(cache, ua, &d2);
+        vd_device_lookup(cache, ua, NULL, &d2);
         CHECK(d2.type == d.type && d2.os == d.os && d2.browser == d.browser);
     }
 }
@@ -235,6 +255,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_source(f[2], f[1]);
     check_lang(f[3]);
     check_device(f[4]);
+    vd_ua_hints h = { .ua = f[2], .mobile = f[5], .platform = f[3], .model = f[1] };
+    check_hints(f[4], &h);
     /* Fields as the wrong kind of input, too. */
     check_ip(f[1]);
     check_lang(f[4]);

@@ -12,7 +12,7 @@ async function main() {
     headless: true,
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-    viewport: { width: 1280, height: 900 },
+    viewport: { width: 1400, height: 1000 },
   });
   try {
     const page = context.pages()[0] || (await context.newPage());
@@ -41,9 +41,41 @@ async function main() {
         p50: text("p50"), p99: text("p99"),
         errors: Number(document.getElementById("errors-total").dataset.value),
         variants, segments, status: text("status"),
+        recentErrors: [...document.querySelectorAll("#recent-errors tr")].map((tr) =>
+          [...tr.cells].map((td) => td.textContent)),
+        config: Object.fromEntries([...document.querySelectorAll("[data-config]")].map((td) =>
+          [td.dataset.config, td.textContent])),
+        legends: [...document.querySelectorAll(".legend")].map((l) => l.textContent.trim()),
+        warnVid: document.getElementById("warn-vid").hidden ? null : document.getElementById("warn-vid").textContent,
+        folds: [...document.querySelectorAll("tr.fold")].map((tr) => [tr.dataset.fold, tr.textContent.trim()]),
+        hiddenRows: document.querySelectorAll("tr[hidden]").length,
+        pageHeight: document.documentElement.scrollHeight,
       };
     });
-    await page.screenshot({ path: shot, fullPage: true });
+    // The axes are drawn on the canvas: count non-background pixels left of
+    // the plot (the y labels) and under it (the x labels).
+    shown.axisInk = await page.evaluate(() => {
+      const c = document.getElementById("chart-rate");
+      const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+      let left = 0, bottom = 0;
+      for (let y = 0; y < c.height; y++)
+        for (let x = 0; x < c.width; x++) {
+          if (d[(y * c.width + x) * 4 + 3] === 0) continue;
+          if (x < 44) left++;
+          if (y > c.height - 14) bottom++;
+        }
+      return { left, bottom };
+    });
+    // Unfold the zero segments once: the rows appear.
+    const fold = 'tr.fold[data-fold="segments"]';
+    if (await page.$(fold)) {
+      await page.click(fold);
+      shown.hiddenAfterUnfold = await page.evaluate(() =>
+        document.querySelectorAll('#segments tr[hidden]').length);
+      await page.click(fold);
+    }
+    await page.screenshot({ path: shot, fullPage: false });
+    await page.screenshot({ path: shot.replace(/\.png$/, "-full.png"), fullPage: true });
     shown.external = external;
     shown.pageErrors = errors;
     process.stdout.write(JSON.stringify(shown) + "\n");

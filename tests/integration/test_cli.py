@@ -54,6 +54,15 @@ def test_decide_and_explain_against_daemon(daemon):
     assert out["context"]["geo.city"] == "Berlin" and "home.hero" in out["trace"]
     r = ctl("explain", "--connect", daemon.addr, "--ip", "1.0.0.7", "--slot", "home.hero")
     assert "context:" in r.stdout and "geo.city" in r.stdout and "trace" in r.stdout
+    # Client Hints: a reduced Android UA with a tablet model is a tablet.
+    reduced = ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/124.0.0.0 Mobile Safari/537.36")
+    r = ctl("explain", "--connect", daemon.addr, "--ua", reduced, "--slot", "home.hero", "--json")
+    assert json.loads(r.stdout)["context"]["device.type"] == "mobile"
+    r = ctl("explain", "--connect", daemon.addr, "--ua", reduced, "--slot", "home.hero", "--json",
+            "--hint", "sec-ch-ua-mobile=?0", "--hint", 'sec-ch-ua-model="SM-T870"')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["context"]["device.type"] == "tablet"
 
 
 def test_cli_errors():
@@ -63,3 +72,5 @@ def test_cli_errors():
     assert r.returncode == 2 and "--slot" in r.stderr
     r = ctl("frob")
     assert r.returncode == 2
+    r = ctl("decide", "--slot", "x", "--hint", "sec-ch-ua-model")
+    assert r.returncode == 2 and "--hint wants NAME=VALUE" in r.stderr

@@ -70,7 +70,9 @@ def test_get_answers_json_headers_and_cache_control(edge):
     assert h["x-variant-banner"] == "banner-none"
     assert not any(k.startswith("x-variant-nope") for k in h)
     # valid_until null: the configured ceiling (http-max-age, 60 by default).
-    assert h["cache-control"] == "max-age=60"
+    assert h["x-variant-max-age"] == "60"
+    # The decision is this visitor's: no shared cache may keep it.
+    assert h["cache-control"] == "private, no-store"
 
 
 def test_get_result_equals_decide_on_the_decision_port(edge):
@@ -167,7 +169,8 @@ def test_cache_control_follows_valid_until(tmp_path, start_daemon):
     res = json.loads(body)
     assert res["valid_until"] is not None
     left = res["valid_until"] - time.time()
-    max_age = int(h["cache-control"].removeprefix("max-age="))
+    assert h["cache-control"] == "private, no-store"
+    max_age = int(h["x-variant-max-age"])
     assert 0 <= max_age <= 3600
     assert abs(max_age - left) <= 2
 

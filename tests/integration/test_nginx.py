@@ -18,6 +18,8 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/60
           "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1")
 DESKTOP = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
            "Chrome/124.0.0.0 Safari/537.36")
+REDUCED = ("Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/124.0.0.0 Mobile Safari/537.36")
 VARIANTS = ["hero-berlin", "hero-mobile", "hero-newyork", "hero-generic"]
 
 
@@ -67,6 +69,7 @@ def get(port, headers):
     try:
         c.request("GET", "/", headers=headers)
         r = c.getresponse()
+        get.last_headers = {k.lower(): v for k, v in r.getheaders()}
         return r.status, r.getheader("X-Variant"), r.read().decode()
     finally:
         c.close()
@@ -114,16 +117,34 @@ def test_nginx_routes_visitors_to_their_variant(tmp_path, site, start_daemon):
             assert st == 200, (headers, st, body)
             assert variant == want, (headers, variant)
             assert body == f"<h1>page {want}</h1>\n"
+            # The page may be kept by the browser for the decision's lifetime
+            # (X-Variant-Max-Age: http-max-age here), never by a shared cache.
+            assert get.last_headers["cache-control"] == "private, max-age=60"
         # Every page view was one edge decision, counted by variant.
         m = d.metrics()
         assert m['variantd_slot_decisions_total{slot="home.hero",variant="hero-berlin"}'] == 2
         assert m['variantd_slot_decisions_total{slot="home.hero",variant="hero-mobile"}'] == 1
         assert m['variantd_requests_total{interface="edge",outcome="ok"}'] >= 6
+        # Client Hints pass through auth_request to the edge port: a reduced
+        # Android UA is a phone, until the hints name a tablet model.
+        reduced = {"X-Forwarded-For": "9.9.9.9", "User-Agent": REDUCED}
+        assert get(port, reduced)[1] == "hero-mobile"
+        hinted = dict(reduced, **{"Sec-CH-UA-Mobile": "?0", "Sec-CH-UA-Platform": '"Android"',
+                                  "Sec-CH-UA-Model": '"SM-T870"'})
+        assert get(port, hinted)[1] == "hero-generic"
+        # The page asks browsers for the model (docs: Accept-CH).
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        c.request("GET", "/")
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert "Sec-CH-UA-Model" in (r.getheader("Accept-CH") or "")
         # variantd gone: nginx falls back to the default page instead of failing.
         d.stop()
         st, variant, body = get(port, {"X-Forwarded-For": "1.0.0.7"})
         assert st == 200 and body == "<h1>page hero-generic</h1>\n"
         assert variant.startswith("hero-generic")
+        assert get.last_headers["cache-control"] == "no-store"
     finally:
         proc.send_signal(signal.SIGQUIT)
         try:

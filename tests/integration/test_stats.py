@@ -120,6 +120,14 @@ def test_stats_json_has_the_same_numbers_plus_config_and_uptime(d):
     # scrape itself happened after /stats: only the stats port's own
     # request counters may differ).
     assert len(s["metrics"]) >= 80
+    # One table names, types and explains every metric: each JSON key has
+    # the help text its /metrics family carries.
+    assert set(s["help"]) == set(s["metrics"])
+    assert all(s["help"].values()), [k for k, v in s["help"].items() if not v]
+    assert s["help"]["errors.edge.invalid_request"] == "Bad requests, by interface and kind"
+    prom_help = {l.split(" ", 3)[2]: l.split(" ", 3)[3] for l in d.stats_get("/metrics")[2].decode().splitlines()
+                 if l.startswith("# HELP ")}
+    assert prom_help["variantd_protocol_errors_total"] == s["help"]["errors.edge.invalid_request"]
     assert s["metrics"]["decisions"] == m["variantd_decisions_total"] == 3
     assert s["metrics"]["requests.edge.ok"] == m['variantd_requests_total{interface="edge",outcome="ok"}'] == 3
     assert s["metrics"]["errors.edge.invalid_request"] == 1

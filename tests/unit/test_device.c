@@ -275,9 +275,12 @@ static void test_model_evidence(void **state)
           VD_DEVICE_DESKTOP },
         { "Mozilla/5.0 (compatible; ExampleBot/1.0)", VD_DEVICE_BOT },
         { "examplebots-fetch 2.0", VD_DEVICE_BOT },
-        { "SomeTool Win Upd 2.1", VD_DEVICE_DESKTOP },
-        { "SomeTool Darwin Upd 2.1", VD_DEVICE_DESKTOP },
-        { "SomeTool Upd 2.1", VD_DEVICE_BOT },
+        { "SomeTool Win Upd 2.1;", VD_DEVICE_DESKTOP },
+        { "SomeTool Darwin Upd 2.1;", VD_DEVICE_DESKTOP },
+        { "SomeTool Upd 2.1;", VD_DEVICE_BOT },
+        /* Bare words and a version are a tool in isbot's list, whatever
+         * platform word they hold. */
+        { "SomeTool Win Upd 2.1", VD_DEVICE_BOT },
     };
     check_types(cases, sizeof cases / sizeof cases[0]);
 }
@@ -400,7 +403,7 @@ static void test_cache_hit_miss(void **state)
     vd_str ua = vd_str_cstr(cache_uas[0]);
     vd_device_classify(ua, &want);
 
-    vd_device_lookup(c, ua, &got);
+    vd_device_lookup(c, ua, NULL, &got);
     assert_same(&got, &want);
     vd_device_cache_stats(c, &hits, &misses);
     assert_int_equal(hits, 0);
@@ -409,7 +412,7 @@ static void test_cache_hit_miss(void **state)
     /* Same bytes from another buffer: a hit. */
     char copy[256];
     strcpy(copy, cache_uas[0]);
-    vd_device_lookup(c, vd_str_cstr(copy), &got);
+    vd_device_lookup(c, vd_str_cstr(copy), NULL, &got);
     assert_same(&got, &want);
     vd_device_cache_stats(c, &hits, &misses);
     assert_int_equal(hits, 1);
@@ -417,7 +420,7 @@ static void test_cache_hit_miss(void **state)
 
     /* One byte different: a miss, and its own verdict. */
     copy[strlen(copy) - 1] = '2';
-    vd_device_lookup(c, vd_str_cstr(copy), &got);
+    vd_device_lookup(c, vd_str_cstr(copy), NULL, &got);
     vd_device_cache_stats(c, &hits, &misses);
     assert_int_equal(misses, 2);
     vd_device_cache_free(c);
@@ -441,9 +444,9 @@ static void test_cache_collisions(void **state)
         for (unsigned i = 0; i < NCACHE_UAS; i++) {
             unsigned k = (i * 3 + round) % NCACHE_UAS;
             vd_device got;
-            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), &got);
+            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), NULL, &got);
             assert_same(&got, &want[k]);
-            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), &got);   /* now a hit */
+            vd_device_lookup(c, vd_str_cstr(cache_uas[k]), NULL, &got);   /* now a hit */
             assert_same(&got, &want[k]);
         }
     uint64_t hits, misses;
@@ -454,12 +457,12 @@ static void test_cache_collisions(void **state)
     /* Two ways: two UAs alternating both stay cached. */
     uint64_t h0 = hits;
     vd_device got;
-    vd_device_lookup(c, vd_str_cstr(cache_uas[0]), &got);
-    vd_device_lookup(c, vd_str_cstr(cache_uas[1]), &got);
+    vd_device_lookup(c, vd_str_cstr(cache_uas[0]), NULL, &got);
+    vd_device_lookup(c, vd_str_cstr(cache_uas[1]), NULL, &got);
     for (int i = 0; i < 10; i++) {
-        vd_device_lookup(c, vd_str_cstr(cache_uas[0]), &got);
+        vd_device_lookup(c, vd_str_cstr(cache_uas[0]), NULL, &got);
         assert_same(&got, &want[0]);
-        vd_device_lookup(c, vd_str_cstr(cache_uas[1]), &got);
+        vd_device_lookup(c, vd_str_cstr(cache_uas[1]), NULL, &got);
         assert_same(&got, &want[1]);
     }
     vd_device_cache_stats(c, &hits, &misses);
@@ -478,12 +481,12 @@ static void test_cache_bypass(void **state)
     memcpy(long_ua, "Mozilla/5.0 (iPhone; ", 21);
     vd_device got, want;
     vd_device_classify(vd_str_make(long_ua, sizeof long_ua), &want);
-    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), &got);
-    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), &got);
+    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), NULL, &got);
+    vd_device_lookup(c, vd_str_make(long_ua, sizeof long_ua), NULL, &got);
     assert_same(&got, &want);
     assert_int_equal(got.type, VD_DEVICE_MOBILE);
     /* Empty UA: not cached either. */
-    vd_device_lookup(c, VD_STR_NULL, &got);
+    vd_device_lookup(c, VD_STR_NULL, NULL, &got);
     assert_int_equal(got.type, VD_DEVICE_OTHER);
     uint64_t hits, misses;
     vd_device_cache_stats(c, &hits, &misses);
@@ -492,7 +495,7 @@ static void test_cache_bypass(void **state)
     vd_device_cache_free(c);
 
     /* No cache at all. */
-    vd_device_lookup(NULL, vd_str_cstr(cache_uas[3]), &got);
+    vd_device_lookup(NULL, vd_str_cstr(cache_uas[3]), NULL, &got);
     assert_int_equal(got.type, VD_DEVICE_BOT);
     vd_device_cache_stats(NULL, &hits, &misses);
     assert_int_equal(hits + misses, 0);
@@ -556,6 +559,111 @@ static void test_corpus_accuracy(void **state)
     assert_true(bot >= BOT_MIN);
 }
 
+/* ---- Client Hints ---- */
+
+#define REDUCED_MOBILE "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36"
+#define REDUCED_TABLET "Mozilla/5.0 (Linux; Android 10; K) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+#define WINDOWS_CHROME "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+
+typedef struct hint_case {
+    const char *ua, *ch_ua, *mobile, *platform, *model;
+    unsigned type;
+    const char *os;
+} hint_case;
+
+static void test_client_hints(void **state)
+{
+    (void)state;
+    static const hint_case cases[] = {
+        /* The reduced UA says phone; the model says tablet (Galaxy Tab S7). */
+        { REDUCED_MOBILE, NULL, "?1", "\"Android\"", "\"SM-T870\"", VD_DEVICE_TABLET, "Android" },
+        /* ?0 on Android without a telling model: Google's rule, a tablet. */
+        { REDUCED_MOBILE, NULL, "?0", "\"Android\"", "\"ZKEMPLER PLUS\"", VD_DEVICE_TABLET, "Android" },
+        /* A phone model with ?1 stays a phone; bare (unquoted) values too. */
+        { REDUCED_TABLET, NULL, "?1", "Android", "Pixel 8", VD_DEVICE_MOBILE, "Android" },
+        /* A tablet word in the model beats ?1. */
+        { REDUCED_MOBILE, NULL, "?1", "\"Android\"", "\"LECT-TAB1011H\"", VD_DEVICE_TABLET, "Android" },
+        /* A TV box model: other. */
+        { REDUCED_TABLET, NULL, "?0", "\"Android\"", "\"MiBOX4\"", VD_DEVICE_OTHER, "Android" },
+        /* Desktop platforms name the OS; ?1 on them means a phone. */
+        { WINDOWS_CHROME, NULL, "?0", "\"macOS\"", NULL, VD_DEVICE_DESKTOP, "Mac" },
+        { WINDOWS_CHROME, NULL, "?0", "\"Linux\"", "\"\"", VD_DEVICE_DESKTOP, "GNU/Linux" },
+        { WINDOWS_CHROME, NULL, "?0", "\"Chrome OS\"", NULL, VD_DEVICE_DESKTOP, "Chrome OS" },
+        /* Robots stay robots, whatever the hints; a headless brand is one. */
+        { "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", NULL, "?1",
+          "\"Android\"", "\"Pixel 8\"", VD_DEVICE_BOT, NULL },
+        { WINDOWS_CHROME, "\"HeadlessChrome\";v=\"124\", \"Chromium\";v=\"124\"", "?0",
+          "\"Windows\"", NULL, VD_DEVICE_BOT, NULL },
+        /* A TV UA keeps its verdict. */
+        { "Mozilla/5.0 (Linux; NetCast; U) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/94.0.4606.128 Safari/537.36 SmartTV/10.0",
+          NULL, "?0", "\"Linux\"", NULL, VD_DEVICE_OTHER, "GNU/Linux" },
+        /* Only the mobile hint: a desktop UA that says ?1 is a phone. */
+        { WINDOWS_CHROME, NULL, "?1", NULL, NULL, VD_DEVICE_MOBILE, "Windows" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const hint_case *c = &cases[i];
+        vd_ua_hints h = {
+            .ua = c->ch_ua ? vd_str_cstr(c->ch_ua) : VD_STR_NULL,
+            .mobile = c->mobile ? vd_str_cstr(c->mobile) : VD_STR_NULL,
+            .platform = c->platform ? vd_str_cstr(c->platform) : VD_STR_NULL,
+            .model = c->model ? vd_str_cstr(c->model) : VD_STR_NULL,
+        };
+        vd_device d;
+        vd_device_classify_hints(vd_str_cstr(c->ua), &h, &d);
+        if (d.type != c->type)
+            fail_msg("case %zu (%s): type %s, expected %s", i, c->model ? c->model : "-",
+                     vd_device_type_name(d.type), vd_device_type_name(c->type));
+        if ((c->os == NULL) != (d.os == NULL) || (c->os && strcmp(c->os, d.os) != 0))
+            fail_msg("case %zu: os %s, expected %s", i, d.os ? d.os : "-", c->os ? c->os : "-");
+    }
+    /* Without hints (or NULL), the same as vd_device_classify. */
+    vd_device a, b;
+    vd_ua_hints none = { 0 };
+    vd_device_classify(vd_str_cstr(REDUCED_MOBILE), &a);
+    vd_device_classify_hints(vd_str_cstr(REDUCED_MOBILE), &none, &b);
+    assert_int_equal(a.type, b.type);
+    vd_device_classify_hints(vd_str_cstr(REDUCED_MOBILE), NULL, &b);
+    assert_int_equal(a.type, VD_DEVICE_MOBILE);
+    assert_int_equal(b.type, VD_DEVICE_MOBILE);
+}
+
+/* The cache key holds the hints: one UA, hinted and not, two verdicts. */
+static void test_cache_keys_hints(void **state)
+{
+    (void)state;
+    vd_device_cache *c = vd_device_cache_new(64);
+    assert_non_null(c);
+    vd_ua_hints tab = { .mobile = VD_STR_LIT("?0"), .platform = VD_STR_LIT("\"Android\""),
+                        .model = VD_STR_LIT("\"SM-T870\"") };
+    vd_ua_hints phone = { .mobile = VD_STR_LIT("?1"), .platform = VD_STR_LIT("\"Android\""),
+                          .model = VD_STR_LIT("\"Pixel 8\"") };
+    vd_str ua = vd_str_cstr(REDUCED_MOBILE);
+    vd_device d;
+    for (int round = 0; round < 2; round++) {      /* the second round hits */
+        vd_device_lookup(c, ua, NULL, &d);
+        assert_int_equal(d.type, VD_DEVICE_MOBILE);
+        vd_device_lookup(c, ua, &tab, &d);
+        assert_int_equal(d.type, VD_DEVICE_TABLET);
+        vd_device_lookup(c, ua, &phone, &d);
+        assert_int_equal(d.type, VD_DEVICE_MOBILE);
+    }
+    uint64_t hits, misses;
+    vd_device_cache_stats(c, &hits, &misses);
+    assert_int_equal(misses, 3);
+    assert_int_equal(hits, 3);
+    /* Hints too long for a key: classified, not cached, still right. */
+    char big[600];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    vd_ua_hints huge = tab;
+    huge.ua = vd_str_cstr(big);
+    vd_device_lookup(c, ua, &huge, &d);
+    assert_int_equal(d.type, VD_DEVICE_TABLET);
+    vd_device_cache_stats(c, &hits, &misses);
+    assert_int_equal(misses, 3);
+    vd_device_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -574,6 +682,8 @@ int main(void)
         cmocka_unit_test(test_cache_collisions),
         cmocka_unit_test(test_cache_bypass),
         cmocka_unit_test(test_corpus_accuracy),
+        cmocka_unit_test(test_client_hints),
+        cmocka_unit_test(test_cache_keys_hints),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -207,10 +207,20 @@ static void test_other_good_dbs(void **state)
     assert_string_equal(g.country, "");
     vd_geo_close(db);
 
-    /* Every good test database opens, whatever its record type. */
+    /* Every good city or country test database opens (and the lookup-test
+     * databases of type "Test"); an ASN or Anonymous-IP database has no
+     * country or city data and is refused with a message saying so. */
+    static const char *other_kind[] = { "GeoIP2-Anonymous-IP-Test.mmdb", "GeoLite2-ASN-Test.mmdb" };
+    for (size_t i = 0; i < sizeof other_kind / sizeof other_kind[0]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "data/mmdb/%s", other_kind[i]);
+        VD_NEED_SHARED(path, rel);
+        assert_null(vd_geo_open(path, err, sizeof err));
+        assert_non_null(strstr(err, "no country or city data"));
+    }
     static const char *good[] = {
-        "GeoIP2-Anonymous-IP-Test.mmdb", "GeoIP2-City-Test.mmdb", "GeoIP2-Country-Test.mmdb",
-        "GeoLite2-ASN-Test.mmdb", "GeoLite2-City-Test.mmdb", "GeoLite2-Country-Test.mmdb",
+        "GeoIP2-City-Test.mmdb", "GeoIP2-Country-Test.mmdb",
+        "GeoLite2-City-Test.mmdb", "GeoLite2-Country-Test.mmdb",
         "MaxMind-DB-no-ipv4-search-tree.mmdb", "MaxMind-DB-test-ipv4-24.mmdb",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {

@@ -6,7 +6,10 @@
 #include <cmocka.h>
 
 #include <stdlib.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "context/ip.h"
 
@@ -88,37 +91,98 @@ static void test_invalid(void **state)
     free(big);
 }
 
-static void test_prefix(void **state)
+static bool net(const char *s, bool allow_prefix, vd_ipnet *out)
+{
+    return vd_ipnet_parse(vd_str_cstr(s), allow_prefix, out);
+}
+
+static void test_networks(void **state)
 {
     (void)state;
-    vd_ipaddr ip, net, ip6, net6;
+    vd_ipnet n;
+    vd_ipaddr ip, ip6;
     assert_true(parse("192.168.1.77", &ip));
-    assert_true(parse("192.168.0.0", &net));
-    assert_true(vd_ip_in_prefix(&ip, &net, 16));
-    assert_true(vd_ip_in_prefix(&ip, &net, 23));
-    assert_false(vd_ip_in_prefix(&ip, &net, 24));
-    assert_true(vd_ip_in_prefix(&ip, &net, 0));
-    assert_false(vd_ip_in_prefix(&ip, &net, 33));
-    assert_true(vd_ip_in_prefix(&ip, &ip, 32));
+    assert_true(net("192.168.0.0/16", true, &n));
+    assert_true(vd_ipnet_contains(&n, &ip));
+    assert_true(net("192.168.0.0/23", true, &n));
+    assert_true(vd_ipnet_contains(&n, &ip));
+    assert_true(net("192.168.0.0/24", true, &n));
+    assert_false(vd_ipnet_contains(&n, &ip));
+    assert_true(net("0.0.0.0/0", true, &n));
+    assert_true(vd_ipnet_contains(&n, &ip));
+    /* Host bits are masked off; a bare address is the full-length prefix. */
+    assert_true(net("192.168.1.255/24", true, &n));
+    assert_int_equal(n.addr.addr[3], 0);
+    assert_true(vd_ipnet_contains(&n, &ip));
+    assert_true(net("192.168.1.77", false, &n));
+    assert_int_equal(n.plen, 32);
+    assert_true(vd_ipnet_contains(&n, &ip));
+    /* No prefix where none is allowed; bad prefixes, brackets, zones, ports. */
+    assert_false(net("192.168.0.0/16", false, &n));
+    assert_false(net("192.168.0.0/33", true, &n));
+    assert_false(net("192.168.0.0/", true, &n));
+    assert_false(net("192.168.0.0/1x", true, &n));
+    assert_false(net("[2001:db8::]/32", true, &n));
+    assert_false(net("fe80::1%eth0", true, &n));
+    assert_false(net("1.2.3.4:80", true, &n));
+    assert_false(net("010.0.0.0/8", true, &n));
     assert_true(parse("2001:db8:abcd::1", &ip6));
-    assert_true(parse("2001:db8::", &net6));
-    assert_true(vd_ip_in_prefix(&ip6, &net6, 32));
-    assert_false(vd_ip_in_prefix(&ip6, &net6, 33)); /* third group 0xabcd starts with a 1 bit */
-    assert_true(parse("2001:db8:8000::", &net6));
-    assert_true(vd_ip_in_prefix(&ip6, &net6, 34)); /* 0xab = 10 1..., 0x80 = 10 0... */
-    assert_false(vd_ip_in_prefix(&ip6, &net6, 35));
-    assert_false(vd_ip_in_prefix(&ip6, &net6, 129));
-    /* Families never mix; a v4-mapped address is IPv4. */
-    assert_false(vd_ip_in_prefix(&ip, &net6, 0));
+    assert_true(net("2001:db8::/32", true, &n));
+    assert_true(vd_ipnet_contains(&n, &ip6));
+    assert_true(net("2001:db8::/33", true, &n));
+    assert_false(vd_ipnet_contains(&n, &ip6)); /* third group 0xabcd starts with a 1 bit */
+    assert_true(net("2001:db8:8000::/34", true, &n));
+    assert_true(vd_ipnet_contains(&n, &ip6)); /* 0xab = 10 1..., 0x80 = 10 0... */
+    assert_true(net("2001:db8:8000::/35", true, &n));
+    assert_false(vd_ipnet_contains(&n, &ip6));
+    assert_false(net("2001:db8::/129", true, &n));
+    /* Families never mix; v4-mapped networks and addresses are IPv4. */
+    assert_true(net("::/0", true, &n));
+    assert_false(vd_ipnet_contains(&n, &ip));
+    assert_true(net("::ffff:192.168.0.0/112", true, &n));
+    assert_int_equal(n.addr.family, 4);
+    assert_int_equal(n.plen, 16);
     vd_ipaddr mapped;
     assert_true(parse("::ffff:192.168.1.1", &mapped));
-    assert_true(vd_ip_in_prefix(&mapped, &net, 16));
+    assert_true(vd_ipnet_contains(&n, &mapped));
     vd_ipaddr none = { 0 };
-    assert_false(vd_ip_in_prefix(&none, &none, 0));
+    assert_false(vd_ipnet_contains(&n, &none));
     char buf[8];
     assert_string_equal(vd_ip_format(&none, buf, sizeof buf), "");
     /* Truncating buffer stays NUL-terminated. */
     assert_int_equal(strlen(vd_ip_format(&ip6, buf, sizeof buf)), 7);
+}
+
+static void test_hostport_and_sockaddr(void **state)
+{
+    (void)state;
+    vd_ipaddr a;
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4:8080"), &a));
+    assert_int_equal(a.family, 4);
+    assert_int_equal(a.addr[3], 4);
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("[2001:db8::1]:443"), &a));
+    assert_int_equal(a.family, 6);
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("2001:db8::1"), &a));   /* no port */
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4"), &a));
+    assert_false(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4:"), &a));
+    assert_false(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4:123456"), &a));
+    assert_false(vd_ip_parse_hostport(vd_str_cstr("[1.2.3.4]:80"), &a));
+    assert_false(vd_ip_parse_hostport(vd_str_cstr("example.com:80"), &a));
+    struct sockaddr_in6 s6;
+    memset(&s6, 0, sizeof s6);
+    s6.sin6_family = AF_INET6;
+    inet_pton(AF_INET6, "::ffff:10.1.2.3", &s6.sin6_addr);
+    assert_true(vd_ip_from_sockaddr((const struct sockaddr *)&s6, &a));
+    assert_int_equal(a.family, 4);
+    assert_int_equal(a.addr[0], 10);
+    struct sockaddr_in s4;
+    memset(&s4, 0, sizeof s4);
+    s4.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.9", &s4.sin_addr);
+    assert_true(vd_ip_from_sockaddr((const struct sockaddr *)&s4, &a));
+    assert_int_equal(a.addr[3], 9);
+    struct sockaddr un = { .sa_family = AF_UNIX };
+    assert_false(vd_ip_from_sockaddr(&un, &a));
 }
 
 int main(void)
@@ -126,7 +190,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_invalid),
-        cmocka_unit_test(test_prefix),
+        cmocka_unit_test(test_networks),
+        cmocka_unit_test(test_hostport_and_sockaddr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

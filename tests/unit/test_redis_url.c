@@ -94,6 +94,43 @@ static void test_unix_forms(void **st)
     assert_true(u.has_password);
 }
 
+static void test_sentinel_forms(void **st)
+{
+    (void)st;
+    vd_redis_url u = parse_ok("redis-sentinel://10.0.0.1:26380,[::1],h3/mymaster");
+    assert_true(u.is_sentinel);
+    assert_false(u.is_unix);
+    assert_int_equal(u.nsentinels, 3);
+    assert_string_equal(u.sentinels[0].host, "10.0.0.1");
+    assert_int_equal(u.sentinels[0].port, 26380);
+    assert_string_equal(u.sentinels[1].host, "::1");
+    assert_int_equal(u.sentinels[1].port, 26379);
+    assert_string_equal(u.sentinels[2].host, "h3");
+    assert_int_equal(u.sentinels[2].port, 26379);
+    assert_string_equal(u.master, "mymaster");
+    assert_string_equal(u.host, "");
+    assert_int_equal(u.db, 0);
+
+    u = parse_ok("redis-sentinel://app:s%40cret@h1:1/cache-1/4");
+    assert_string_equal(u.user, "app");
+    assert_string_equal(u.password, "s@cret");
+    assert_string_equal(u.master, "cache-1");
+    assert_int_equal(u.db, 4);
+    char d[2000];
+    vd_redis_url_describe(&u, d, sizeof d);
+    assert_string_equal(d, "redis-sentinel://app:***@h1:1/cache-1/4");
+
+    parse_bad("redis-sentinel://h1:26379", "master name");
+    parse_bad("redis-sentinel://h1:26379/", "master name");
+    parse_bad("redis-sentinel://h1,/m", "empty sentinel");
+    parse_bad("redis-sentinel://h1,,h2/m", "no host");
+    parse_bad("redis-sentinel:///m", "no host");
+    parse_bad("redis-sentinel://h1:0/m", "port");
+    parse_bad("redis-sentinel://a,b,c,d,e,f,g,h,i/m", "at most 8");
+    parse_bad("redis-sentinel://h1/m%20x", "master name");
+    parse_bad("redis-sentinel://h1/m/x", "database");
+}
+
 static void test_rejected(void **st)
 {
     (void)st;
@@ -143,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_tcp_forms),
         cmocka_unit_test(test_auth_forms),
         cmocka_unit_test(test_unix_forms),
+        cmocka_unit_test(test_sentinel_forms),
         cmocka_unit_test(test_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

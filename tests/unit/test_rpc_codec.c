@@ -1,5 +1,7 @@
 /* test_rpc_codec.c — the MessagePack emitter writes exactly what msgpack-c's
- * packer writes, at every size boundary of every type it emits. */
+ * packer writes, at every size boundary of every type it emits; the request
+ * reader takes bin that is UTF-8 as a string (and refuses bin that is not),
+ * PHP's empty array as an empty map and a PHP list with gaps as slots. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -99,11 +101,158 @@ static void test_containers_strings_and_scalars_match_msgpack_c(void **state)
     free(text);
 }
 
+
+/* ---- request reading ---- */
+
+typedef struct packed {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_zone zone;
+    msgpack_object obj;
+} packed;
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+static void pk_bin(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_bin(pk, n);
+    msgpack_pack_bin_body(pk, s, n);
+}
+
+static void begin(packed *p)
+{
+    msgpack_sbuffer_init(&p->sb);
+    msgpack_packer_init(&p->pk, &p->sb, msgpack_sbuffer_write);
+}
+
+static int finish(packed *p, vd_request *req, char *err, size_t cap)
+{
+    msgpack_zone_init(&p->zone, 1024);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack(p->sb.data, p->sb.size, &off, &p->zone, &p->obj),
+                     MSGPACK_UNPACK_SUCCESS);
+    err[0] = '\0';
+    return vd_rpc_read_params(&p->obj, 32, req, err, cap);
+}
+
+static void done(packed *p)
+{
+    msgpack_zone_destroy(&p->zone);
+    msgpack_sbuffer_destroy(&p->sb);
+}
+
+/* {"slots": ["s"], "ua": <bin bytes>} */
+static int ua_as_bin(const char *bytes, size_t n, vd_request *req, char *err, size_t cap, packed *p)
+{
+    begin(p);
+    msgpack_pack_map(&p->pk, 2);
+    pk_str(&p->pk, "slots");
+    msgpack_pack_array(&p->pk, 1);
+    pk_str(&p->pk, "s");
+    pk_bin(&p->pk, "ua", 2);
+    pk_bin(&p->pk, bytes, n);
+    return finish(p, req, err, cap);
+}
+
+static void test_bin_is_a_string_when_utf8(void **state)
+{
+    (void)state;
+    static const struct { const char *bytes; size_t n; int ok; } cases[] = {
+        { "Mozilla/5.0", 11, 1 },
+        { "", 0, 1 },
+        { "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14, 1 },   /* 2, 3 and 4 bytes */
+        { "\xc0\xaf", 2, 0 },                       /* overlong '/' */
+        { "\xe0\x80\xaf", 3, 0 },                   /* overlong, 3 bytes */
+        { "\xed\xa0\x80", 3, 0 },                   /* a surrogate */
+        { "\xf4\x90\x80\x80", 4, 0 },               /* above U+10FFFF */
+        { "ab\xe2\x82", 4, 0 },                     /* cut short */
+        { "\x80", 1, 0 },                           /* a lone continuation byte */
+        { "\xff", 1, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        packed p;
+        vd_request req;
+        char err[256];
+        int rc = ua_as_bin(cases[i].bytes, cases[i].n, &req, err, sizeof err, &p);
+        if (cases[i].ok) {
+            assert_int_equal(rc, 0);
+            assert_int_equal(req.ua.n, cases[i].n);
+            assert_memory_equal(req.ua.p, cases[i].bytes, cases[i].n);
+            assert_int_equal(req.nslots, 1);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_string_equal(err, "ua is binary that is not UTF-8");
+        }
+        done(&p);
+    }
+}
+
+static void test_php_empty_arrays_and_gappy_lists(void **state)
+{
+    (void)state;
+    packed p;
+    vd_request req;
+    char err[256];
+    /* [{"slots": {0: "a", 2: "b"}, "attrs": []}] */
+    begin(&p);
+    msgpack_pack_array(&p.pk, 1);
+    msgpack_pack_map(&p.pk, 2);
+    pk_str(&p.pk, "slots");
+    msgpack_pack_map(&p.pk, 2);
+    msgpack_pack_uint32(&p.pk, 0);
+    pk_str(&p.pk, "a");
+    msgpack_pack_uint32(&p.pk, 2);
+    pk_str(&p.pk, "b");
+    pk_str(&p.pk, "attrs");
+    msgpack_pack_array(&p.pk, 0);
+    assert_int_equal(finish(&p, &req, err, sizeof err), 0);
+    assert_int_equal(req.nslots, 2);
+    assert_memory_equal(req.slots[0].p, "a", 1);
+    assert_memory_equal(req.slots[1].p, "b", 1);
+    assert_int_equal(req.nattrs, 0);
+    done(&p);
+    /* [[]] and []: an empty request map, refused for its missing slots. */
+    for (int nested = 0; nested < 2; nested++) {
+        begin(&p);
+        msgpack_pack_array(&p.pk, nested ? 1 : 0);
+        if (nested)
+            msgpack_pack_array(&p.pk, 0);
+        assert_int_equal(finish(&p, &req, err, sizeof err), -1);
+        assert_string_equal(err, "slots is required (an array of slot names)");
+        done(&p);
+    }
+    /* A slots map with a string key is no list. */
+    begin(&p);
+    msgpack_pack_map(&p.pk, 1);
+    pk_str(&p.pk, "slots");
+    msgpack_pack_map(&p.pk, 1);
+    pk_str(&p.pk, "x");
+    pk_str(&p.pk, "a");
+    assert_int_equal(finish(&p, &req, err, sizeof err), -1);
+    assert_non_null(strstr(err, "integer keys"));
+    done(&p);
+    /* A negative key is not a list index either. */
+    begin(&p);
+    msgpack_pack_map(&p.pk, 1);
+    pk_str(&p.pk, "slots");
+    msgpack_pack_map(&p.pk, 1);
+    msgpack_pack_int(&p.pk, -1);
+    pk_str(&p.pk, "a");
+    assert_int_equal(finish(&p, &req, err, sizeof err), -1);
+    done(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ints_match_msgpack_c),
         cmocka_unit_test(test_containers_strings_and_scalars_match_msgpack_c),
+        cmocka_unit_test(test_bin_is_a_string_when_utf8),
+        cmocka_unit_test(test_php_empty_arrays_and_gappy_lists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
