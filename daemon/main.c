@@ -70,7 +70,32 @@ typedef struct daemon_state {
     vd_geo_file_id geo_bad_id;    /* of a file refused: not retried until it changes */
     bool geo_bad;
     struct event *geo_timer;
+    /* The network databases reload with it (same triggers, same thread):
+     * [0] asn-db, [1] anonymous-ip-db; ids under reload_mu. */
+    struct net_file {
+        vd_geo_file_id id, bad_id;
+        bool bad;
+    } nets[2];
 } daemon_state;
+
+static const struct {
+    const char *flag;
+    vd_netdb_kind kind;
+} net_kinds[2] = {
+    { "asn-db", VD_NETDB_ASN },
+    { "anonymous-ip-db", VD_NETDB_ANONYMOUS },
+};
+
+static const char *net_path(const daemon_state *d, int i)
+{
+    const char *p = i == 0 ? d->cfg.asn_db : d->cfg.anonymous_ip_db;
+    return p ? p : "";
+}
+
+static bool have_net(const daemon_state *d)
+{
+    return net_path(d, 0)[0] || net_path(d, 1)[0];
+}
 
 /* ---- systemd (sd_notify is a no-op without NOTIFY_SOCKET) ---- */
 
@@ -126,7 +151,8 @@ static void log_errors(const char *what, const vd_errors *err)
 
 /* An optional network database; a wrong type or an unreadable file stops
  * start-up. */
-static int open_netdb(const char *flag, const char *path, vd_netdb_kind kind, vd_netdb **out)
+static int open_netdb(const char *flag, const char *path, vd_netdb_kind kind, vd_netdb **out,
+                      vd_geo_file_id *id)
 {
     char err[512];
     *out = NULL;
@@ -137,6 +163,7 @@ static int open_netdb(const char *flag, const char *path, vd_netdb_kind kind, vd
         vd_error("%s: %s", flag, err);
         return -1;
     }
+    *id = *vd_netdb_file(*out);
     vd_info("%s %s: %s", flag, path, vd_netdb_describe(*out));
     return 0;
 }
@@ -318,6 +345,61 @@ static void reload_geo(daemon_state *d)
     vd_live_geo_set(db);
 }
 
+/* The network databases whose file's identity changed, reopened and checked
+ * as at start-up, then swapped in for every worker as a pair. A database
+ * that fails keeps the one served. Reload thread. */
+static void reload_net(daemon_state *d)
+{
+    vd_netdb *cur[2];
+    vd_live_net_acquire(&cur[0], &cur[1]);
+    bool changed = false;
+    for (int i = 0; i < 2; i++) {
+        const char *path = net_path(d, i);
+        struct net_file *nf = &d->nets[i];
+        vd_geo_file_id now;
+        if (!path[0])
+            continue;
+        if (vd_geo_file_stat(path, &now) != 0) {
+            vd_warn("%s %s: cannot stat it (%s); still serving the database loaded before",
+                    net_kinds[i].flag, path, strerror(errno));
+            continue;
+        }
+        pthread_mutex_lock(&d->reload_mu);
+        bool same = vd_geo_file_same(&now, &nf->id) || (nf->bad && vd_geo_file_same(&now, &nf->bad_id));
+        pthread_mutex_unlock(&d->reload_mu);
+        if (same)
+            continue;
+        char err[600];
+        vd_netdb *db = vd_netdb_open(path, net_kinds[i].kind, err, sizeof err);
+        pthread_mutex_lock(&d->reload_mu);
+        if (db) {
+            nf->id = *vd_netdb_file(db);
+            nf->bad = false;
+        } else {
+            /* A file caught being written is retried at the next check; a
+             * bad one only once it changes again. */
+            nf->bad = !strstr(err, "changed while being read");
+            nf->bad_id = now;
+        }
+        pthread_mutex_unlock(&d->reload_mu);
+        if (!db) {
+            vd_error("%s reload rejected, still serving the database loaded before: %s",
+                     net_kinds[i].flag, err);
+            continue;
+        }
+        vd_info("%s %s reloaded: %s", net_kinds[i].flag, path, vd_netdb_describe(db));
+        vd_netdb_release(cur[i]);
+        cur[i] = db;
+        changed = true;
+    }
+    if (changed) {
+        vd_live_net_set(cur[0], cur[1]);
+    } else {
+        vd_netdb_release(cur[0]);
+        vd_netdb_release(cur[1]);
+    }
+}
+
 static void *reloader_main(void *arg)
 {
     daemon_state *d = arg;
@@ -333,8 +415,10 @@ static void *reloader_main(void *arg)
         d->geo_pending = false;
         d->reload_running = true;
         pthread_mutex_unlock(&d->reload_mu);
-        if (geo)
+        if (geo && d->cfg.geoip_db[0])
             reload_geo(d);
+        if (geo)
+            reload_net(d);
         if (defs) {
             sd_notify(0, "RELOADING=1");
             reload_files(d, 0);
@@ -347,20 +431,27 @@ static void *reloader_main(void *arg)
     return NULL;
 }
 
-/* Control loop, every geoip-check-interval: one stat(), like nginx geoip2's
- * auto_reload. A changed identity (device, inode, size, mtime: a rename or
- * an overwrite) asks the reload thread for a reload. */
+/* Control loop, every geoip-check-interval: one stat() per database file
+ * (geoip-db, asn-db, anonymous-ip-db), like nginx geoip2's auto_reload. A
+ * changed identity (device, inode, size, mtime: a rename or an overwrite)
+ * asks the reload thread for a reload. */
 static void on_geo_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     daemon_state *d = arg;
     vd_geo_file_id now;
-    if (d->stopping || vd_geo_file_stat(d->cfg.geoip_db, &now) != 0)
+    if (d->stopping)
         return;
     pthread_mutex_lock(&d->reload_mu);
-    if (!vd_geo_file_same(&now, &d->geo_id) &&
-        !(d->geo_bad && vd_geo_file_same(&now, &d->geo_bad_id))) {
+    bool changed = d->cfg.geoip_db[0] && vd_geo_file_stat(d->cfg.geoip_db, &now) == 0 &&
+                   !vd_geo_file_same(&now, &d->geo_id) &&
+                   !(d->geo_bad && vd_geo_file_same(&now, &d->geo_bad_id));
+    for (int i = 0; i < 2 && !changed; i++)      /* the network databases too */
+        changed = net_path(d, i)[0] && vd_geo_file_stat(net_path(d, i), &now) == 0 &&
+                  !vd_geo_file_same(&now, &d->nets[i].id) &&
+                  !(d->nets[i].bad && vd_geo_file_same(&now, &d->nets[i].bad_id));
+    if (changed) {
         d->geo_pending = true;
         pthread_cond_signal(&d->reload_cv);
     }
@@ -399,8 +490,8 @@ static void on_hup(evutil_socket_t fd, short what, void *arg)
     daemon_state *d = arg;
     if (d->stopping)
         return;
-    if (d->cfg.geoip_db[0]) {
-        /* Loaded if the file changed (reload thread). */
+    if (d->cfg.geoip_db[0] || have_net(d)) {
+        /* Loaded if a database file changed (reload thread). */
         pthread_mutex_lock(&d->reload_mu);
         d->geo_pending = true;
         pthread_cond_signal(&d->reload_cv);
@@ -500,8 +591,9 @@ int main(int argc, char **argv)
     } else {
         vd_warn("no geoip-db: geo.* attributes are missing, time.* uses UTC unless the request gives tz");
     }
-    if (open_netdb("asn-db", d.cfg.asn_db, VD_NETDB_ASN, &d.asn) != 0 ||
-        open_netdb("anonymous-ip-db", d.cfg.anonymous_ip_db, VD_NETDB_ANONYMOUS, &d.anon) != 0)
+    if (open_netdb("asn-db", d.cfg.asn_db, VD_NETDB_ASN, &d.asn, &d.nets[0].id) != 0 ||
+        open_netdb("anonymous-ip-db", d.cfg.anonymous_ip_db, VD_NETDB_ANONYMOUS, &d.anon,
+                   &d.nets[1].id) != 0)
         return 1;
     if (vd_bots_init(err, sizeof err) != 0) {
         vd_error("bot pattern list: %s", err);
@@ -561,6 +653,11 @@ int main(int argc, char **argv)
         d.geo_id = *vd_geo_file(d.geo);
         vd_live_geo_set(d.geo);
     }
+    if (d.asn || d.anon) {
+        /* Likewise for the network databases. */
+        vd_live_net_set(d.asn, d.anon);
+        d.asn = d.anon = NULL;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* Signals are caught before any port accepts: a client that sees the
      * port open may stop us at once, and must get a drain, not a kill.
@@ -592,7 +689,7 @@ int main(int argc, char **argv)
         vd_error("cannot start the reload thread");
         return 1;
     }
-    if (d.cfg.geoip_db[0] && d.cfg.geoip_check_interval > 0) {
+    if ((d.cfg.geoip_db[0] || have_net(&d)) && d.cfg.geoip_check_interval > 0) {
         struct timeval every = { .tv_sec = d.cfg.geoip_check_interval, .tv_usec = 0 };
         d.geo_timer = event_new(d.base, -1, EV_PERSIST, on_geo_timer, &d);
         if (d.geo_timer)
@@ -651,6 +748,7 @@ int main(int argc, char **argv)
     event_base_free(d.base);
     vd_live_clear();
     vd_live_geo_clear();   /* the last reference: the workers are gone */
+    vd_live_net_clear();
     vd_netdb_close(d.asn);
     vd_netdb_close(d.anon);
     vd_tzdb_close(d.tzdb);

@@ -3,13 +3,24 @@
  * The list is written for JavaScript's RegExp with the "i" flag. PCRE2 reads
  * it with two adjustments: PCRE2_DOLLAR_ENDONLY (JS "$" never matches before
  * a final newline), and a '-' right after a class escape inside [...]
- * ("[\w\d-.]") escaped, which JS takes literally and PCRE2 refuses.
+ * ("[\w\d-.]") escaped, which JS takes literally and PCRE2 refuses. The UA is
+ * matched lower-cased, as bytes (PCRE2_CASELESS, no UTF mode).
  *
  * One alternation of all 206 patterns costs ~15 us per UA under the JIT (it
- * is tried at every offset), so each pattern is compiled alone and guarded
- * by its longest required literal (a run of plain characters outside groups
- * and optional parts, at least 3 bytes): the pattern runs only when the UA
- * contains that literal. Patterns with no such literal run always. */
+ * is tried at every offset), so each pattern is compiled alone and runs only
+ * when the UA can match it:
+ *   - an anchored pattern that starts with plain characters ("^python",
+ *     "^ad muncher") when the UA starts with them (patterns filed by their
+ *     first byte);
+ *   - the anchored patterns without such a prefix, as one alternation (tried
+ *     at offset 0 only); one by one only when that matches;
+ *   - any other pattern when the UA holds its longest required literal (a
+ *     run of plain characters outside groups and optional parts: "crawl",
+ *     "/1.0;"), first tested with two bits of the UA's window set;
+ *   - the rest (no literal of 3+ bytes) after a memchr for what literal
+ *     they have.
+ * vd_bots_match_all runs every pattern unguarded: tests check on the corpora
+ * that both agree. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "context/bots.h"
 
@@ -476,6 +487,21 @@ static bool literal_present(const bot_pat *bp, const char *s, size_t n, const ui
         if (bp->lit_n == 1 || (p + 1 < end && p[1] == bp->lit[1]))
             return true;
     return false;
+}
+
+int vd_bots_match_all(const char *s, size_t n)
+{
+    if (vd_bots_init(NULL, 0) != 0 || n == 0)
+        return -1;
+    pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+    if (!md)
+        return -1;
+    int found = -1;
+    for (unsigned i = 0; i < g.n && found < 0; i++)
+        if (run(g.pats[i].re, g.pats[i].jit, s, n, md) >= 0)
+            found = (int)i;
+    pcre2_match_data_free(md);
+    return found;
 }
 
 int vd_bots_match(const char *s, size_t n, const uint64_t *tri)

@@ -44,6 +44,9 @@ static inline unsigned vd_tri_hash(const char *p)
  * against the list. Returns the index of the first matching pattern, or -1
  * (also when the list could not be compiled). */
 int vd_bots_match(const char *lower, size_t n, const uint64_t *tri);
+/* The same without the guards: every pattern tried in order (slow; for
+ * tests, which check that both give the same answer). */
+int vd_bots_match_all(const char *lower, size_t n);
 /* The pattern text of index i (as in the list), or NULL. */
 const char *vd_bots_pattern(int i);
 unsigned vd_bots_count(void);

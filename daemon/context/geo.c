@@ -607,7 +607,7 @@ static void fill_id(const struct stat *st, vd_geo_file_id *id)
  * a file that changes while it is read is refused (try again later). */
 #define VD_GEO_MAX_BYTES (4LL << 30)
 
-static int copy_to_memfd(const char *path, vd_geo_file_id *id, char *err, size_t errcap)
+int vd_geo_file_copy(const char *path, vd_geo_file_id *id, char *err, size_t errcap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
@@ -696,7 +696,7 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
      * So the file is copied once into a sealed memfd we own and that copy is
      * mapped: nothing outside can change or shrink it. */
     char mpath[64];
-    int memfd = copy_to_memfd(path, &db->file, err, errcap);
+    int memfd = vd_geo_file_copy(path, &db->file, err, errcap);
     if (memfd < 0) {
         vd_free(db);
         return NULL;

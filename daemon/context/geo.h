@@ -56,6 +56,10 @@ typedef struct vd_geo_file_id {
 } vd_geo_file_id;
 int vd_geo_file_stat(const char *path, vd_geo_file_id *id);   /* -1: stat failed */
 bool vd_geo_file_same(const vd_geo_file_id *a, const vd_geo_file_id *b);
+/* An .mmdb file read into a sealed memfd (what vd_geo_open maps, and the
+ * network databases too): the fd, with the identity of the file read, or -1
+ * with a message (not a regular file, too large, changed while read). */
+int vd_geo_file_copy(const char *path, vd_geo_file_id *id, char *err, size_t errcap);
 /* The identity of the file as it was when this database was read. */
 const vd_geo_file_id *vd_geo_file(const vd_geo_db *db);
 /* "GeoIP2-City, built 2024-01-02, 1234 nodes" — for logs and /stats. */

@@ -12,15 +12,19 @@
 #include "core/alloc.h"
 
 #include <netinet/in.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <maxminddb.h>
 
 struct vd_netdb {
+    _Atomic unsigned refs;
+    vd_geo_file_id file;      /* identity of the file read */
     MMDB_s mmdb;
     vd_netdb_kind kind;
     char desc[192];
@@ -47,7 +51,18 @@ vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t 
         return NULL;
     }
     db->kind = kind;
-    int rc = MMDB_open(path, MMDB_MODE_MMAP, &db->mmdb);
+    atomic_init(&db->refs, 1);
+    /* Like the GeoIP database: a private sealed copy is mapped, never the
+     * operator's file, so an overwrite in place cannot SIGBUS a lookup. */
+    int memfd = vd_geo_file_copy(path, &db->file, err, errcap);
+    if (memfd < 0) {
+        vd_free(db);
+        return NULL;
+    }
+    char mpath[64];
+    snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
+    int rc = MMDB_open(mpath, MMDB_MODE_MMAP, &db->mmdb);
+    close(memfd);             /* the mapping keeps the copy alive */
     if (rc != MMDB_SUCCESS) {
         snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
         vd_free(db);
@@ -84,12 +99,29 @@ vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t 
     return db;
 }
 
+void vd_netdb_retain(const vd_netdb *db)
+{
+    if (db)
+        atomic_fetch_add_explicit(&((vd_netdb *)db)->refs, 1, memory_order_relaxed);
+}
+
+void vd_netdb_release(const vd_netdb *db)
+{
+    vd_netdb *d = (vd_netdb *)db;
+    if (!d || atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    MMDB_close(&d->mmdb);
+    vd_free(d);
+}
+
 void vd_netdb_close(vd_netdb *db)
 {
-    if (!db)
-        return;
-    MMDB_close(&db->mmdb);
-    vd_free(db);
+    vd_netdb_release(db);
+}
+
+const vd_geo_file_id *vd_netdb_file(const vd_netdb *db)
+{
+    return &db->file;
 }
 
 const char *vd_netdb_describe(const vd_netdb *db)

@@ -2,9 +2,10 @@
  * layout) and anonymizer flags (GeoIP2-Anonymous-IP layout), from two
  * optional MaxMind databases read through libmaxminddb.
  *
- * Each database is opened once, checked for its type (an ASN database where
- * an Anonymous-IP one is expected is refused with a clear error) and read
- * only afterwards: lookups are thread-safe and allocate nothing. */
+ * Each database is opened (at start-up, and again when its file changes: see
+ * main.c), checked for its type (an ASN database where an Anonymous-IP one
+ * is expected is refused with a clear error) and read only afterwards:
+ * lookups are thread-safe and allocate nothing. */
 #ifndef VD_CONTEXT_NETDB_H
 #define VD_CONTEXT_NETDB_H
 
@@ -12,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "context/geo.h"
 #include "core/value.h"
 
 typedef enum vd_netdb_kind {
@@ -24,8 +26,15 @@ typedef struct vd_netdb vd_netdb;
 /* NULL with a message in err: file missing, not an MMDB, bad metadata, or a
  * database_type that is not of this kind. */
 vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t errcap);
+/* Reference counted like the GeoIP database, so a reload swaps databases
+ * while workers still read the old one: vd_netdb_open gives one reference,
+ * vd_netdb_close drops it (= vd_netdb_release); the last release unmaps.
+ * NULL is accepted by all three. */
+void vd_netdb_retain(const vd_netdb *db);
+void vd_netdb_release(const vd_netdb *db);
 void vd_netdb_close(vd_netdb *db);
 const char *vd_netdb_describe(const vd_netdb *db);   /* for the start-up log */
+const vd_geo_file_id *vd_netdb_file(const vd_netdb *db);   /* the file read, for reloads */
 
 typedef struct vd_net {
     bool has_asn;             /* net.asn / net.org: in the ASN database */

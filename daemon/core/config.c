@@ -50,7 +50,7 @@ static const config_row rows[] = {
     INT("workers", workers, 0, 0, VD_MAX_WORKERS, "decision worker threads (0 = one per online CPU)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
     INT("geoip-check-interval", geoip_check_interval, 60, 0, 86400,
-        "seconds between checks of the geoip-db file's identity; a new file is loaded (0 = only on SIGHUP)"),
+        "seconds between checks of the geoip-db, asn-db and anonymous-ip-db files' identity; a new file is loaded (0 = only on SIGHUP)"),
     INT("geo-cache", geo_cache, 4096, 0, 1 << 24,
         "decoded GeoIP record cache entries per worker (~200 bytes each; 0 = off)"),
     /* HTTP ports (edge and stats) */

@@ -135,6 +135,9 @@ void vd_decider_destroy(vd_decider *w)
     w->rs = NULL;
     vd_geo_release(w->geo);
     w->geo = NULL;
+    vd_netdb_release(w->asn);
+    vd_netdb_release(w->anon);
+    w->asn = w->anon = NULL;
     vd_eval_free(w->eval);
     w->eval = NULL;
     vd_device_cache_free(w->caches.ua);
@@ -158,9 +161,27 @@ static void pick_up_geo(vd_decider *w)
     vd_geo_release(old);
 }
 
+/* Reloaded network databases, the same way. */
+static void pick_up_net(vd_decider *w)
+{
+    uint64_t gen = vd_live_net_generation();
+    if (gen == w->net_gen)
+        return;
+    vd_netdb *asn, *anon, *old_asn = w->asn, *old_anon = w->anon;
+    vd_live_net_acquire(&asn, &anon);
+    w->asn = asn;
+    w->anon = anon;
+    w->env_now.asn = asn;
+    w->env_now.anon = anon;
+    w->net_gen = gen;
+    vd_netdb_release(old_asn);
+    vd_netdb_release(old_anon);
+}
+
 const vd_ruleset *vd_decider_ruleset(vd_decider *w)
 {
     pick_up_geo(w);
+    pick_up_net(w);
     uint64_t gen = vd_live_generation();
     if (gen != w->rs_gen) {
         /* Between requests: the old reference goes, the new one is held

@@ -22,6 +22,8 @@ typedef struct vd_decider {
     vd_env env_now;
     vd_geo_db *geo;               /* this decider's reference to env_now.geo, if live */
     uint64_t geo_gen;
+    vd_netdb *asn, *anon;         /* its references to env_now.asn/.anon, if live */
+    uint64_t net_gen;
     vd_eval *eval;
     vd_context_caches caches;     /* User-Agent and GeoIP caches (NULL = off) */
     vd_ruleset *rs;               /* this decider's reference; NULL = not ready */

@@ -169,3 +169,41 @@ void vd_live_geo_clear(void)
     pthread_mutex_unlock(&geo_lock);
     vd_geo_release(old);
 }
+
+/* ---- network databases ---- */
+
+static pthread_mutex_t net_lock = PTHREAD_MUTEX_INITIALIZER;
+static vd_netdb *live_asn, *live_anon;
+static _Atomic uint64_t net_gen;
+
+void vd_live_net_set(vd_netdb *asn, vd_netdb *anon)
+{
+    pthread_mutex_lock(&net_lock);
+    vd_netdb *old_asn = live_asn, *old_anon = live_anon;
+    live_asn = asn;
+    live_anon = anon;
+    atomic_fetch_add_explicit(&net_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&net_lock);
+    vd_netdb_release(old_asn);
+    vd_netdb_release(old_anon);
+}
+
+void vd_live_net_acquire(vd_netdb **asn, vd_netdb **anon)
+{
+    pthread_mutex_lock(&net_lock);
+    *asn = live_asn;
+    *anon = live_anon;
+    vd_netdb_retain(*asn);
+    vd_netdb_retain(*anon);
+    pthread_mutex_unlock(&net_lock);
+}
+
+uint64_t vd_live_net_generation(void)
+{
+    return atomic_load_explicit(&net_gen, memory_order_acquire);
+}
+
+void vd_live_net_clear(void)
+{
+    vd_live_net_set(NULL, NULL);
+}

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "context/geo.h"
+#include "context/netdb.h"
 #include "rules/ruleset.h"
 
 typedef enum vd_rules_source {
@@ -66,6 +67,15 @@ void vd_live_geo_set(vd_geo_db *db);
 vd_geo_db *vd_live_geo_acquire(void);      /* +1 reference, NULL if none */
 uint64_t vd_live_geo_generation(void);
 void vd_live_geo_clear(void);
+
+/* The network databases (--asn-db, --anonymous-ip-db), swapped as a pair the
+ * same way: vd_live_net_set takes over the caller's reference to each
+ * non-NULL one and drops the holder's to the old ones; acquire gives +1 on
+ * each (NULL where none). Generation 0: never set. */
+void vd_live_net_set(vd_netdb *asn, vd_netdb *anon);
+void vd_live_net_acquire(vd_netdb **asn, vd_netdb **anon);
+uint64_t vd_live_net_generation(void);
+void vd_live_net_clear(void);
 
 /* Drops the current ruleset (at shutdown). */
 void vd_live_clear(void);

@@ -3,11 +3,14 @@ of decide, the Sec-CH-UA* headers of the edge port), net.* from the ASN and
 Anonymous-IP test databases, and start-up refusing a database of the wrong
 type."""
 import json
+import os
+import shutil
+import signal
 import subprocess
 
 import pytest
 
-from conftest import SHARED, VARIANTD, free_port, write_defs
+from conftest import ROOT, SHARED, VARIANTD, free_port, wait_for, write_defs
 
 MMDB = SHARED / "data" / "mmdb"
 ASN_DB = MMDB / "GeoLite2-ASN-Test.mmdb"
@@ -134,3 +137,46 @@ def test_start_up_log_names_the_bot_list(ctx2):
     log = ctx2.read_log()
     assert "bot patterns: isbot 5.2.4:" in log
     assert "asn-db " in log and "GeoLite2-ASN" in log
+
+
+def _make_asn(path, entry):
+    subprocess.run(["perl", str(ROOT / "scripts" / "make-asn-mmdb.pl"), str(path), entry],
+                   check=True, timeout=60)
+
+
+def test_network_databases_reload_with_the_geoip_database(tmp_path, defs, start_daemon):
+    """A renamed-over ASN file is picked up by the periodic check (no
+    restart); a file of the wrong type is refused and the one served stays."""
+    seg, cm = defs
+    live_asn = tmp_path / "asn.mmdb"
+    live_anon = tmp_path / "anon.mmdb"
+    shutil.copy(ASN_DB, live_asn)
+    shutil.copy(ANON_DB, live_anon)
+    d = start_daemon("--asn-db", str(live_asn), "--anonymous-ip-db", str(live_anon),
+                     "--geoip-check-interval", "1", segments=seg, content_map=cm)
+    c = d.client()
+
+    def asn():
+        return c.decide(slots=["net"], ip="1.128.0.1", explain=True)["context"].get("net.asn")
+
+    assert asn() == 1221
+    new = tmp_path / "asn.new"
+    _make_asn(new, "1.128.0.0/11=64500:Example Net")
+    os.rename(new, live_asn)
+    assert wait_for(lambda: asn() == 64500, timeout=10), d.read_log()[-2000:]
+    ctx = c.decide(slots=["net"], ip="1.128.0.1", explain=True)["context"]
+    assert ctx["net.org"] == "Example Net"
+    assert "asn-db " in d.read_log() and "reloaded" in d.read_log()
+    # The wrong kind of database: refused, the Anonymous-IP one still served.
+    wrong = tmp_path / "anon.new"
+    shutil.copy(ASN_DB, wrong)
+    os.rename(wrong, live_anon)
+    assert wait_for(lambda: "anonymous-ip-db reload rejected" in d.read_log(), timeout=10)
+    ctx = c.decide(slots=["net"], ip="81.2.69.1", explain=True)["context"]
+    assert ctx["net.vpn"] is True
+    # SIGHUP asks for the same check at once.
+    new = tmp_path / "asn.new"
+    _make_asn(new, "1.128.0.0/11=64501:Other Net")
+    os.rename(new, live_asn)
+    d.signal(signal.SIGHUP)
+    assert wait_for(lambda: asn() == 64501, timeout=10)

@@ -13,6 +13,7 @@
 
 #include "context/bots.h"
 #include "context/device.h"
+#include "testutil.h"
 
 /* Lower-cases into buf and runs the matcher; the pattern text or NULL. */
 static const char *match(const char *ua, char *buf, size_t cap)
@@ -93,6 +94,53 @@ static void test_device_uses_list(void **state)
     assert_int_equal(d.type, VD_DEVICE_DESKTOP);
 }
 
+/* The guards never lose a match: on every User-Agent of the labelled
+ * corpora, the guarded matcher names the same first pattern as running all
+ * 206 patterns one by one. */
+static void test_guards_agree_with_every_pattern(void **state)
+{
+    (void)state;
+    static const char *const files[] = { "data/ua/device_detector_ua.tsv",
+                                         "data/ua/device_detector_clienthints.tsv",
+                                         "data/ua/uap_core_browser.tsv", "data/ua/uap_core_device.tsv",
+                                         "data/ua/uap_core_os.tsv" };
+    unsigned rows = 0, bots = 0, files_seen = 0;
+    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+        char pbuf[4096];
+        const char *path = vd_test_shared(files[k], pbuf, sizeof pbuf);
+        if (!path)
+            continue;
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        files_seen++;
+        char line[8192], low[8192];
+        assert_non_null(fgets(line, sizeof line, f));      /* header */
+        while (fgets(line, sizeof line, f)) {
+            size_t n = strcspn(line, "\t\n");
+            for (size_t i = 0; i < n; i++)
+                low[i] = (char)(line[i] >= 'A' && line[i] <= 'Z' ? line[i] + 32 : line[i]);
+            low[n] = '\0';
+            uint64_t tri[VD_TRI_BITS / 64] = { 0 };
+            for (size_t i = 0; i + 3 <= n; i++) {
+                unsigned h = vd_tri_hash(low + i);
+                tri[h / 64] |= (uint64_t)1 << (h % 64);
+            }
+            int a = vd_bots_match(low, n, tri), b = vd_bots_match_all(low, n);
+            if (a != b)
+                fail_msg("guarded %d (%s), all patterns %d (%s): %s", a,
+                         a >= 0 ? vd_bots_pattern(a) : "-", b, b >= 0 ? vd_bots_pattern(b) : "-", low);
+            bots += a >= 0;
+            rows++;
+        }
+        fclose(f);
+    }
+    if (!files_seen) {
+        printf("skipped: corpus not present\n");
+        skip();
+    }
+    assert_true(rows > 1000 && bots > 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -100,6 +148,7 @@ int main(void)
         cmocka_unit_test(test_patterns_match),
         cmocka_unit_test(test_browsers_do_not_match),
         cmocka_unit_test(test_device_uses_list),
+        cmocka_unit_test(test_guards_agree_with_every_pattern),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
