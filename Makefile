@@ -55,7 +55,7 @@ PYTHON   := /usr/bin/python3
 # (include, or call into) its own floor and those below; include/variantd/
 # lies under them all and daemon/main.c on top. `make check-layering` holds
 # the code to this, for includes and for the symbols the objects link.
-LAYERS   := core context rules store decision net api runtime
+LAYERS   := core context rules store profile decision net api runtime
 
 # Keep objects that pattern rules would treat as intermediate.
 .SECONDARY:
@@ -119,28 +119,13 @@ $(DEMO_DB): data/geo/demo-city.tsv scripts/make-demo-mmdb.pl
 
 # The three interfaces on loopback: decision (MessagePack-RPC), edge (HTTP
 # /v1/decide) and stats (dashboard, /metrics). RUN_PORT=N moves them to N, N+1, N+2.
+# With redis-server installed (deps.sh run installs it) a private one holds
+# visitor profiles (scripts/run-demo.sh).
 RUN_PORT ?= 7700
-RUN_EDGE  = $(shell echo $$(($(RUN_PORT) + 1)))
-RUN_STATS = $(shell echo $$(($(RUN_PORT) + 2)))
-run: deps
+run:
+	@scripts/deps.sh run
 	@$(MAKE) --no-print-directory all
-	@echo ""
-	@echo "variantd (Ctrl-C stops it):"
-	@echo "  decision port  127.0.0.1:$(RUN_PORT)   MessagePack-RPC (docs/PROTOCOL.md)"
-	@echo "  edge port      127.0.0.1:$(RUN_EDGE)   HTTP GET/POST /v1/decide"
-	@echo "  stats port     127.0.0.1:$(RUN_STATS)   dashboard: http://127.0.0.1:$(RUN_STATS)/   (/metrics, /stats)"
-	@echo ""
-	@echo "In another terminal, try (1.0.0.x is Berlin, 2.0.0.x New York in the demo GeoIP database):"
-	@echo "  UA='Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1'"
-	@echo "  curl -i 'http://127.0.0.1:$(RUN_EDGE)/v1/decide?slot=home.hero&slot=home.banner' -A \"\$$UA\" -H 'X-Forwarded-For: 1.0.0.7'"
-	@echo "  curl -s -X POST http://127.0.0.1:$(RUN_EDGE)/v1/decide -d '{\"slots\": [\"home.hero\"], \"ip\": \"2.0.0.1\", \"vid\": \"visitor-1\"}'"
-	@echo "  $(BUILD)/variantctl explain --connect 127.0.0.1:$(RUN_PORT) --ip 1.0.0.7 --ua \"\$$UA\" \\"
-	@echo "    --referer https://www.google.com/ --slot home.hero --slot home.banner"
-	@echo "  open http://127.0.0.1:$(RUN_STATS)/ for the dashboard"
-	@echo ""
-	$(BUILD)/variantd --listen 127.0.0.1:$(RUN_PORT) --http-listen 127.0.0.1:$(RUN_EDGE) \
-	    --stats-listen 127.0.0.1:$(RUN_STATS) --segments segments --content-map content-map \
-	    --geoip-db $(DEMO_DB)
+	@scripts/run-demo.sh $(BUILD) $(DEMO_DB) $(RUN_PORT)
 
 unit: $(UNIT_BINS) $(REPLAY_BINS) $(DEMO_DB)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -177,7 +177,7 @@ static int reload_files(daemon_state *d, int at_start)
     vd_errors_init(err);
     uint64_t t0 = vd_now_ns();
     vd_parsed *parsed = NULL;
-    vd_ruleset *rs = vd_files_compile_keep(d->cfg.segments, d->cfg.content_map, err, &parsed);
+    vd_ruleset *rs = vd_files_compile_all(d->cfg.segments, d->cfg.content_map, d->cfg.scores, err, &parsed);
     if (!rs && vd_ruleset_compiles_cancelled()) {
         vd_info("reload cancelled: shutting down");
         free(err);
@@ -576,6 +576,21 @@ int main(int argc, char **argv)
     vd_log_level = lvl;
 
     char err[512];
+    vd_consent consent;
+    if (!vd_consent_parse(vd_str_cstr(d.cfg.consent_default), &consent)) {
+        fprintf(stderr, "variantd: consent-default must be none or personalization\n");
+        return 2;
+    }
+    if (d.cfg.profiles[0]) {
+        vd_profile_config pc;
+        if (vd_worker_profile_config(&d.cfg, &pc, err, sizeof err) != 0) {
+            fprintf(stderr, "variantd: %s\n", err);
+            return 2;
+        }
+        vd_info("profiles on: store %s, timeout %ld ms, ttl %ld days, session gap %ld min, consent "
+                "default %s", pc.is_unix ? pc.path : pc.host, d.cfg.profile_timeout, d.cfg.profile_ttl,
+                d.cfg.session_gap, d.cfg.consent_default);
+    }
     d.tzdb = vd_tzdb_open(d.cfg.zoneinfo, err, sizeof err);
     if (!d.tzdb) {
         vd_error("time zones: %s", err);

@@ -1,20 +1,22 @@
 #!/bin/sh
 # Installs the Debian packages a target needs, only those missing.
-# usage: scripts/deps.sh build|test|bench
+# usage: scripts/deps.sh build|run|test|bench
 # The machine may have only gcc, make and apt: every other tool comes from here.
 set -eu
 BUILD="make gcc pkg-config libhttp-parser-dev libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev libpcre2-dev tzdata libmaxmind-db-writer-perl perl"
-TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nginx varnish mmdb-bin libclang-rt-14-dev clang-14 systemd chromium nodejs php-cli php-msgpack phpunit php-fpm php-mysql mariadb-server wordpress redis-sentinel"
+RUN="$BUILD redis-server redis-tools"
+TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nutcracker nginx varnish mmdb-bin libclang-rt-14-dev clang-14 systemd chromium nodejs php-cli php-msgpack phpunit php-fpm php-mysql mariadb-server wordpress redis-sentinel"
 BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs curl"
 case "${1:-build}" in
   build) want="$BUILD" ;;
+  run)   want="$RUN" ;;
   test)  want="$TEST" ;;
   bench) want="$BENCH" ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 build|run|test|bench" >&2; exit 2 ;;
 esac
 # The dashboard test drives Chromium with playwright-core from npm. A NodeSource
 # nodejs ships its own npm and conflicts with Debian's: add npm only if absent.
-if [ "${1:-build}" != build ] && ! command -v npm >/dev/null 2>&1; then
+if [ "${1:-build}" != build ] && [ "${1:-build}" != run ] && ! command -v npm >/dev/null 2>&1; then
   want="$want npm"
 fi
 missing=""

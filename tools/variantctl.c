@@ -37,10 +37,15 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage:\n"
-            "  variantctl validate SEGMENTS_DIR CONTENT_MAP_DIR\n"
+            "  variantctl validate SEGMENTS_DIR CONTENT_MAP_DIR [SCORES_DIR]\n"
             "  variantctl decide  [options] --slot SLOT [--slot SLOT ...]\n"
             "  variantctl explain [options] --slot SLOT [--slot SLOT ...]\n"
             "  variantctl ping    [--connect HOST:PORT] [--json]\n"
+            "  variantctl track EVENT (--vid ID | --uid ID) [--category C] [--value N] [--ts T]\n"
+            "                  [--consent personalization|none] [--connect HOST:PORT]\n"
+            "  variantctl profile show|forget (--vid ID | --uid ID) [--connect HOST:PORT]\n"
+            "  variantctl profile flag NAME (--vid ID | --uid ID) [--ttl SECONDS] [--clear]\n"
+            "  variantctl secret  (prints a new 32-hex-digit profile-key-secret)\n"
             "  variantctl publish SEGMENTS_DIR CONTENT_MAP_DIR [--message M] [--keep N] [redis]\n"
             "  variantctl rollback [--to VERSION] [redis]   (default: the release before current)\n"
             "  variantctl list [redis] | status [redis] | diff A B [redis]   (A, B: version,\n"
@@ -62,7 +67,9 @@ static void usage(FILE *out)
             "  --lang VALUE          Accept-Language value (lang)\n"
             "  --ts UNIX|ISO8601     request time (default now)\n"
             "  --tz ZONE             visitor time zone override (IANA)\n"
-            "  --vid ID              visitor id (sticky splits)\n"
+            "  --vid ID              visitor id (sticky splits; the anonymous profile)\n"
+            "  --uid ID              known customer id (profiles)\n"
+            "  --consent C           personalization or none (profiles; default: consent-default)\n"
             "  --attr KEY=VALUE      caller attribute attr.KEY (numbers and true/false are typed)\n"
             "  --hint NAME=VALUE     a Client Hint as received, e.g. sec-ch-ua-model='\"SM-T870\"'\n"
             "  --json                print the daemon's answer as JSON\n");
@@ -72,7 +79,7 @@ static void usage(FILE *out)
 
 static int cmd_validate(int argc, char **argv)
 {
-    if (argc != 2) {
+    if (argc != 2 && argc != 3) {
         usage(stderr);
         return 2;
     }
@@ -80,7 +87,8 @@ static int cmd_validate(int argc, char **argv)
     if (!err)
         return 1;
     vd_errors_init(err);
-    vd_ruleset *rs = vd_files_compile(argv[0], argv[1], err);
+    /* Scores: the third folder, else the scores folder beside the segments. */
+    vd_ruleset *rs = vd_files_compile_all(argv[0], argv[1], argc == 3 ? argv[2] : NULL, err, NULL);
     if (!rs) {
         for (size_t i = 0; i < err->n; i++)
             fprintf(stderr, "error: %s\n", err->msg[i]);
@@ -242,6 +250,12 @@ static void print_decision(const msgpack_object *res, int explain)
     } else {
         printf("never (time alone does not change this answer)\n");
     }
+    const msgpack_object *profile = map_get(res, "profile");
+    if (profile) {
+        printf("profile      ");
+        print_scalar(profile);
+        printf("\n");
+    }
     const msgpack_object *slots = map_get(res, "slots");
     printf("\n%-28s %-28s %s\n", "SLOT", "VARIANT", "CHOSEN BY");
     for (uint32_t i = 0; slots && slots->type == MSGPACK_OBJECT_MAP && i < slots->via.map.size; i++) {
@@ -348,8 +362,10 @@ static void pack_attr_value(msgpack_packer *pk, const char *v)
 static int cmd_request(const char *method, int argc, char **argv)
 {
     const char *connect_to = "127.0.0.1:7700";
-    const char *fields[7] = { 0 };   /* ip ua referer url lang tz vid */
-    static const char *const names[7] = { "ip", "ua", "referer", "url", "lang", "tz", "vid" };
+    enum { NF = 9 };
+    const char *fields[NF] = { 0 };   /* ip ua referer url lang tz vid uid consent */
+    static const char *const names[NF] = { "ip", "ua", "referer", "url", "lang", "tz", "vid", "uid",
+                                           "consent" };
     const char *slots[VD_MAX_SLOTS_PER_REQUEST];
     const char *attrs[MAX_ATTRS], *hints[8];
     unsigned nslots = 0, nattrs = 0, nhints = 0;
@@ -373,7 +389,7 @@ static int cmd_request(const char *method, int argc, char **argv)
         }
         i++;
         int known = 0;
-        for (int f = 0; f < 7; f++)
+        for (int f = 0; f < NF; f++)
             if (strncmp(a, "--", 2) == 0 && strcmp(a + 2, names[f]) == 0) {
                 fields[f] = v;
                 known = 1;
@@ -435,14 +451,14 @@ static int cmd_request(const char *method, int argc, char **argv)
     msgpack_pack_array(&pk, is_ping ? 0 : 1);
     if (!is_ping) {
         uint32_t n = 1 + (nattrs > 0) + (nhints > 0) + have_ts;
-        for (int f = 0; f < 7; f++)
+        for (int f = 0; f < NF; f++)
             n += fields[f] != NULL;
         msgpack_pack_map(&pk, n);
         pack_cstr(&pk, "slots");
         msgpack_pack_array(&pk, nslots);
         for (unsigned i = 0; i < nslots; i++)
             pack_cstr(&pk, slots[i]);
-        for (int f = 0; f < 7; f++)
+        for (int f = 0; f < NF; f++)
             if (fields[f]) {
                 pack_cstr(&pk, names[f]);
                 pack_cstr(&pk, fields[f]);
@@ -503,6 +519,137 @@ static int cmd_request(const char *method, int argc, char **argv)
     msgpack_unpacker_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+/* ---- profiles: track, profile show|forget|flag, secret ---- */
+
+/* variantctl track EVENT (--vid ID | --uid ID) [--category C] [--value N] [--ts T] [--consent C]
+ * variantctl profile show|forget (--vid ID | --uid ID)
+ * variantctl profile flag NAME (--vid ID | --uid ID) [--ttl SECONDS] [--clear]
+ * Prints the daemon's answer as JSON. */
+static int cmd_profile(const char *method, const char *name, int argc, char **argv)
+{
+    const char *connect_to = "127.0.0.1:7700";
+    const char *vid = NULL, *uid = NULL, *category = NULL, *consent = NULL;
+    double value = 0, ttl = 0;
+    int have_value = 0, have_ttl = 0, clear = 0, have_ts = 0;
+    int64_t ts = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--clear") == 0) {
+            clear = 1;
+            continue;
+        }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "variantctl: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        char *end = NULL;
+        if (strcmp(a, "--connect") == 0) connect_to = v;
+        else if (strcmp(a, "--vid") == 0) vid = v;
+        else if (strcmp(a, "--uid") == 0) uid = v;
+        else if (strcmp(a, "--category") == 0) category = v;
+        else if (strcmp(a, "--consent") == 0) consent = v;
+        else if (strcmp(a, "--value") == 0) {
+            value = strtod(v, &end);
+            have_value = 1;
+        } else if (strcmp(a, "--ttl") == 0) {
+            ttl = strtod(v, &end);
+            have_ttl = 1;
+        } else if (strcmp(a, "--ts") == 0) {
+            if (parse_ts(v, &ts) != 0) {
+                fprintf(stderr, "variantctl: --ts wants unix seconds or YYYY-MM-DDTHH:MM:SSZ\n");
+                return 2;
+            }
+            have_ts = 1;
+        } else {
+            fprintf(stderr, "variantctl: unknown option %s\n", a);
+            return 2;
+        }
+        if (end && *end) {
+            fprintf(stderr, "variantctl: %s wants a number, got '%s'\n", a, v);
+            return 2;
+        }
+    }
+    if (!vid && !uid) {
+        fprintf(stderr, "variantctl: %s needs --vid or --uid\n", method);
+        return 2;
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 0);
+    msgpack_pack_uint32(&pk, 1);
+    pack_cstr(&pk, method);
+    msgpack_pack_array(&pk, 1);
+    int track = strcmp(method, "track") == 0, flag = strcmp(method, "flag") == 0;
+    uint32_t n = (vid != NULL) + (uid != NULL) + (name != NULL);
+    if (track)
+        n += (category != NULL) + (consent != NULL) + have_value + have_ts;
+    if (flag)
+        n += have_ttl + clear;
+    msgpack_pack_map(&pk, n);
+    if (vid) { pack_cstr(&pk, "vid"); pack_cstr(&pk, vid); }
+    if (uid) { pack_cstr(&pk, "uid"); pack_cstr(&pk, uid); }
+    if (name) { pack_cstr(&pk, track ? "event" : "flag"); pack_cstr(&pk, name); }
+    if (track) {
+        if (category) { pack_cstr(&pk, "category"); pack_cstr(&pk, category); }
+        if (consent) { pack_cstr(&pk, "consent"); pack_cstr(&pk, consent); }
+        if (have_value) { pack_cstr(&pk, "value"); msgpack_pack_double(&pk, value); }
+        if (have_ts) { pack_cstr(&pk, "ts"); msgpack_pack_int64(&pk, ts); }
+    }
+    if (flag) {
+        if (have_ttl) { pack_cstr(&pk, "ttl"); msgpack_pack_double(&pk, ttl); }
+        if (clear) { pack_cstr(&pk, "clear"); msgpack_pack_true(&pk); }
+    }
+    msgpack_unpacker up;
+    msgpack_unpacked reply;
+    msgpack_unpacker_init(&up, 65536);
+    msgpack_unpacked_init(&reply);
+    int rc = 1;
+    if (roundtrip(connect_to, &sb, &up, &reply) == 0) {
+        const msgpack_object *o = &reply.data;
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4) {
+            fprintf(stderr, "variantctl: unexpected reply\n");
+        } else {
+            int err = o->via.array.ptr[2].type != MSGPACK_OBJECT_NIL;
+            json_t *j = to_json(&o->via.array.ptr[err ? 2 : 3]);
+            char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            if (err)
+                fprintf(stderr, "variantctl: daemon answered error %s\n", s ? s : "?");
+            else
+                printf("%s\n", s ? s : "null");
+            free(s);
+            json_decref(j);
+            rc = err;
+        }
+    }
+    msgpack_unpacked_destroy(&reply);
+    msgpack_unpacker_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* A new profile-key-secret: 128 bits from the kernel's CSPRNG, as hex. */
+static int cmd_secret(void)
+{
+    unsigned char k[16];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(k, 1, sizeof k, f) != sizeof k) {
+        fprintf(stderr, "variantctl: cannot read /dev/urandom\n");
+        if (f)
+            fclose(f);
+        return 1;
+    }
+    fclose(f);
+    for (int i = 0; i < 16; i++)
+        printf("%02x", k[i]);
+    printf("\n");
+    return 0;
 }
 
 /* ---- Redis releases ---- */
@@ -621,6 +768,25 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (strcmp(cmd, "track") == 0) {
+        if (argc < 3 || argv[2][0] == '-') {
+            fprintf(stderr, "variantctl: track EVENT (--vid ID | --uid ID) [...]\n");
+            return 2;
+        }
+        return cmd_profile("track", argv[2], argc - 3, argv + 3);
+    }
+    if (strcmp(cmd, "profile") == 0) {
+        const char *sub = argc > 2 ? argv[2] : "";
+        if (strcmp(sub, "show") == 0 || strcmp(sub, "forget") == 0)
+            return cmd_profile(strcmp(sub, "show") == 0 ? "profile" : "forget", NULL, argc - 3, argv + 3);
+        if (strcmp(sub, "flag") == 0 && argc > 3 && argv[3][0] != '-')
+            return cmd_profile("flag", argv[3], argc - 4, argv + 4);
+        fprintf(stderr, "variantctl: profile show|forget (--vid ID | --uid ID), or profile flag NAME "
+                        "(--vid ID | --uid ID) [--ttl S] [--clear]\n");
+        return 2;
+    }
+    if (strcmp(cmd, "secret") == 0)
+        return cmd_secret();
     if (strcmp(cmd, "validate") == 0)
         return cmd_validate(argc - 2, argv + 2);
     if (strcmp(cmd, "decide") == 0 || strcmp(cmd, "explain") == 0 || strcmp(cmd, "ping") == 0)

@@ -2,7 +2,7 @@
  *
  *   variantd-bench [--connect HOST:PORT] [-c CONNS] [-P DEPTH] [-d SECONDS | -n REQUESTS]
  *                  [--contexts FILE] [--slots a,b,c] [--method decide|explain|ping]
- *                  [--warmup SECONDS] [--rate REQ_PER_S] [--quiet]
+ *                  [--warmup SECONDS] [--rate REQ_PER_S] [--visitors N] [--quiet]
  *
  * CONNS connections each keep DEPTH requests in flight (pipelining). Requests
  * rotate over realistic contexts read from FILE (TSV: ip, ua, referer, url,
@@ -10,7 +10,8 @@
  * right msgid in order, no error, every slot answered with a variant, and the
  * expected variant where the file names one — a wrong or failed decision is
  * an error, not a success. Latency is measured per request from send to
- * reply. --rate paces sends to a fixed total rate (open loop within the
+ * reply. --visitors N adds a vid (one of N, by context row) and consent
+ * "personalization" to every request (profiles). --rate paces sends to a fixed total rate (open loop within the
  * connections' pipeline depth), for latency at a given load. The last line
  * is machine-readable:
  *   BENCH_RESULT requests=… errors=… rps=… p50_us=… p90_us=… p99_us=… p999_us=… max_us=…
@@ -58,6 +59,7 @@ struct bench {
     struct sockaddr_storage ss;
     int sslen;
     int nconns, depth;
+    int visitors;           /* > 0: vid (one of N) + consent on every request */
     double duration, warmup;
     long long limit;        /* -n: total requests (0 = by time) */
     const char *method;
@@ -146,7 +148,8 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
         msgpack_pack_array(&pk, 0);
     } else {
         static const char *const keys[] = { "ip", "ua", "referer", "url", "lang" };
-        int n = 1;
+        static unsigned row_no;
+        int n = 1 + (b->visitors > 0 ? 2 : 0);
         for (int i = 0; i < 5 && i < nf; i++)
             n += f[i][0] != '\0';
         msgpack_pack_array(&pk, 1);
@@ -160,6 +163,14 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
                 pack_str(&pk, keys[i]);
                 pack_str(&pk, f[i]);
             }
+        if (b->visitors > 0) {
+            char vid[32];
+            snprintf(vid, sizeof vid, "bench-%u", row_no++ % (unsigned)b->visitors);
+            pack_str(&pk, "vid");
+            pack_str(&pk, vid);
+            pack_str(&pk, "consent");
+            pack_str(&pk, "personalization");
+        }
     }
     row->req = (uint8_t *)sb.data;   /* ownership moves to the row */
     row->len = sb.size;
@@ -414,7 +425,7 @@ static int parse_addr(bench *b, const char *addr)
 static void usage(void)
 {
     fprintf(stderr, "usage: variantd-bench [--connect HOST:PORT] [-c CONNS] [-P DEPTH] "
-                    "[-d SECONDS | -n REQUESTS] [--contexts FILE] [--slots a,b] "
+                    "[-d SECONDS | -n REQUESTS] [--contexts FILE] [--slots a,b] [--visitors N] "
                     "[--method decide|explain|ping] [--warmup SECONDS] [--rate REQ_PER_S] [--quiet]\n");
 }
 
@@ -449,6 +460,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--method") == 0) b.method = v;
         else if (strcmp(a, "--warmup") == 0) b.warmup = atof(v);
         else if (strcmp(a, "--rate") == 0) b.rate = atof(v);
+        else if (strcmp(a, "--visitors") == 0) b.visitors = atoi(v);
         else {
             usage();
             return 2;

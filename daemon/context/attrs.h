@@ -1,4 +1,4 @@
-/* attrs.h — the attribute catalogue of the contract (v1, and v2's net.*), one table.
+/* attrs.h — the attribute catalogue of the contract (v1, and v2's net.* and visitor.*), one table.
  * The rules compiler resolves names here; the context computes values by id;
  * explain output and docs list them in this order. */
 #ifndef VD_CONTEXT_ATTRS_H
@@ -35,6 +35,7 @@ typedef enum vd_attr_family {
     VD_FAM_URL  = 1u << 5,
     VD_FAM_LANG = 1u << 6,
     VD_FAM_NET  = 1u << 7,
+    VD_FAM_VISITOR = 1u << 8,  /* needs the visitor's profile (context/visitor.h) */
 } vd_attr_family;
 
 #define VD_ATTR_LIST(X)                                             \
@@ -71,7 +72,17 @@ typedef enum vd_attr_family {
     X(NET_VPN,        "net.vpn",        VD_AT_BOOL,     VD_FAM_NET)    \
     X(NET_HOSTING,    "net.hosting",    VD_AT_BOOL,     VD_FAM_NET)    \
     X(NET_TOR,        "net.tor",        VD_AT_BOOL,     VD_FAM_NET)    \
-    X(ATTR,           "attr.",          VD_AT_ANY,      VD_FAM_NONE)
+    X(ATTR,           "attr.",          VD_AT_ANY,      VD_FAM_NONE)   \
+    X(VISITOR_KNOWN,  "visitor.known",  VD_AT_BOOL,     VD_FAM_VISITOR) \
+    X(VISITOR_VISITS, "visitor.visits", VD_AT_NUMBER,   VD_FAM_VISITOR) \
+    X(VISITOR_NEW,    "visitor.new",    VD_AT_BOOL,     VD_FAM_VISITOR) \
+    X(VISITOR_DAYS_SINCE_LAST, "visitor.days_since_last_visit", VD_AT_NUMBER, VD_FAM_VISITOR) \
+    X(VISITOR_FIRST_SEEN, "visitor.first_seen", VD_AT_INSTANT, VD_FAM_VISITOR) \
+    X(VISITOR_SCORE,  "visitor.score.", VD_AT_NUMBER,   VD_FAM_VISITOR) \
+    X(VISITOR_PEAK,   "visitor.peak.",  VD_AT_NUMBER,   VD_FAM_VISITOR) \
+    X(VISITOR_DECLINE,"visitor.decline.", VD_AT_NUMBER, VD_FAM_VISITOR) \
+    X(VISITOR_EVENTS, "visitor.events.", VD_AT_NUMBER,  VD_FAM_VISITOR) \
+    X(VISITOR_FLAG,   "visitor.flag.",  VD_AT_BOOL,     VD_FAM_VISITOR)
 
 typedef enum vd_attr_id {
 #define VD_ATTR_ENUM(id, name, type, fam) VD_ATTR_##id,
@@ -83,7 +94,7 @@ typedef enum vd_attr_id {
 typedef struct vd_attr_info {
     const char *name;         /* names ending in '.' are prefixes: url.query.NAME, attr.NAME */
     uint8_t type;             /* vd_attr_type */
-    uint8_t family;           /* vd_attr_family bits */
+    uint16_t family;          /* vd_attr_family bits */
 } vd_attr_info;
 
 /* A resolved attribute reference, as compiled into a predicate. */

@@ -1,5 +1,6 @@
 #include "context/context.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "context/ip.h"
@@ -16,9 +17,23 @@ void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
     ctx->geo_cache = caches ? caches->geo : NULL;
     ctx->now = req->has_ts ? req->ts : now;
     ctx->done = 0;
+    ctx->visitor = NULL;
     ctx->tz = NULL;
     ctx->has_device = false;
     ctx->has_url = false;
+}
+
+int vd_request_check_ids(const vd_request *req, char *err, size_t cap)
+{
+    vd_consent c;
+    if (req->consent.n && !vd_consent_parse(req->consent, &c)) {
+        snprintf(err, cap, "consent must be \"none\" or \"personalization\"");
+        return -1;
+    }
+    /* A vid or uid too long to key a profile is not an error here (hostile
+     * values still get an answer; splits take any vid): the profile step
+     * treats it as no id. */
+    return 0;
 }
 
 static void need_ip(vd_context *ctx)
@@ -145,6 +160,75 @@ static void set_num(vd_value *out, double v)
 {
     out->kind = VD_VAL_NUM;
     out->u.num = v;
+}
+
+static const vd_visitor_score *find_score(const vd_visitor *v, vd_str id)
+{
+    for (uint32_t i = 0; i < v->nscores; i++)
+        if (vd_str_eq(v->scores[i].id, id))
+            return &v->scores[i];
+    return NULL;
+}
+
+static void get_visitor(const vd_context *ctx, const vd_attr_ref *attr, vd_value *out)
+{
+    const vd_visitor *v = ctx->visitor;
+    if (!v)
+        return;
+    const vd_visitor_score *sc;
+    int64_t days;
+    double d;
+    switch ((vd_attr_id)attr->id) {
+    case VD_ATTR_VISITOR_KNOWN:
+        out->kind = VD_VAL_BOOL;
+        out->u.b = v->known;
+        break;
+    case VD_ATTR_VISITOR_VISITS: set_num(out, v->visit.visits); break;
+    case VD_ATTR_VISITOR_NEW:
+        out->kind = VD_VAL_BOOL;
+        out->u.b = v->visit.visits <= 1;
+        break;
+    case VD_ATTR_VISITOR_DAYS_SINCE_LAST:
+        if (vd_visit_days_since_last(&v->visit, &days))
+            set_num(out, (double)days);
+        break;
+    case VD_ATTR_VISITOR_FIRST_SEEN:
+        if (v->visit.visits)
+            set_num(out, (double)v->visit.first_seen);
+        break;
+    case VD_ATTR_VISITOR_SCORE:
+        if ((sc = find_score(v, attr->sub)))
+            set_num(out, vd_score_value_at(&sc->st, ctx->now, sc->half_life_s));
+        break;
+    case VD_ATTR_VISITOR_PEAK:
+        if ((sc = find_score(v, attr->sub)))
+            set_num(out, sc->st.peak);
+        break;
+    case VD_ATTR_VISITOR_DECLINE:
+        if ((sc = find_score(v, attr->sub)) && vd_score_decline(&sc->st, ctx->now, sc->half_life_s, &d))
+            set_num(out, d);
+        break;
+    case VD_ATTR_VISITOR_EVENTS:
+        set_num(out, 0);   /* a type never tracked was tracked 0 times */
+        for (uint32_t i = 0; i < v->nevents; i++)
+            if (vd_str_eq(v->events[i].name, attr->sub)) {
+                set_num(out, v->events[i].n);
+                break;
+            }
+        break;
+    case VD_ATTR_VISITOR_FLAG:
+        for (uint32_t i = 0; i < v->nflags; i++)
+            if (vd_str_eq(v->flags[i].name, attr->sub)) {
+                if (v->flags[i].expires == 0 || v->flags[i].expires > ctx->now) {
+                    out->kind = VD_VAL_BOOL;
+                    out->u.b = true;
+                }
+                break;
+            }
+        break;
+    default:
+        break;
+    }
 }
 
 void vd_context_get(vd_context *ctx, const vd_attr_ref *attr, vd_value *out)
@@ -278,6 +362,18 @@ void vd_context_get(vd_context *ctx, const vd_attr_ref *attr, vd_value *out)
                     *out = *v;
                 break;
             }
+        break;
+    case VD_ATTR_VISITOR_KNOWN:
+    case VD_ATTR_VISITOR_VISITS:
+    case VD_ATTR_VISITOR_NEW:
+    case VD_ATTR_VISITOR_DAYS_SINCE_LAST:
+    case VD_ATTR_VISITOR_FIRST_SEEN:
+    case VD_ATTR_VISITOR_SCORE:
+    case VD_ATTR_VISITOR_PEAK:
+    case VD_ATTR_VISITOR_DECLINE:
+    case VD_ATTR_VISITOR_EVENTS:
+    case VD_ATTR_VISITOR_FLAG:
+        get_visitor(ctx, attr, out);
         break;
     case VD_ATTR__COUNT:
         break;

@@ -17,6 +17,7 @@
 #include "context/source.h"
 #include "context/tz.h"
 #include "context/url.h"
+#include "context/visitor.h"
 #include "core/str.h"
 #include "core/value.h"
 #include "variantd/limits.h"
@@ -29,6 +30,8 @@ typedef struct vd_kv {
 /* What the client sent. Empty slices mean "not given". */
 typedef struct vd_request {
     vd_str ip, ua, referer, url, lang, vid;
+    vd_str uid;               /* the known customer's id (contract v2) */
+    vd_str consent;           /* "none" | "personalization"; empty: consent-default */
     vd_str tz;                /* optional IANA zone overriding the geo one */
     vd_ipaddr ip_addr;        /* family != 0: the client IP already parsed by the
                                * front end (the edge port); ip is then unused */
@@ -61,6 +64,7 @@ typedef struct vd_context {
     const vd_env *env;
     vd_device_cache *ua_cache;       /* per worker; may be NULL */
     vd_geo_cache *geo_cache;         /* per worker; may be NULL */
+    const vd_visitor *visitor;       /* the decoded profile; NULL: visitor.* missing */
     int64_t now;                     /* request time, unix seconds */
     unsigned done;                   /* vd_attr_family bits already computed */
 
@@ -82,6 +86,18 @@ typedef struct vd_context {
  * be NULL (every verdict computed afresh). */
 void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
                      const vd_context_caches *caches, int64_t now);
+
+/* The v2 identity fields of a parsed request: consent is "none" or
+ * "personalization". Both codecs call it so the messages are the same. -1
+ * with a message. */
+int vd_request_check_ids(const vd_request *req, char *err, size_t cap);
+
+/* Hands the context the visitor's profile (NULL: none, every visitor.*
+ * attribute is missing). Set before the first vd_context_get. */
+static inline void vd_context_set_visitor(vd_context *ctx, const vd_visitor *v)
+{
+    ctx->visitor = v;
+}
 
 /* The value of one attribute; VD_VAL_MISSING if the request cannot give it.
  * String values stay valid until the next vd_context_get on this context. */

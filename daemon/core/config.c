@@ -76,6 +76,21 @@ static const config_row rows[] = {
         "milliseconds a Redis connect or command may take before the link is reset"),
     INT("stale-after", stale_after, 30, 1, 86400,
         "seconds Redis may be unreachable before ping reports the ruleset stale"),
+    /* Profiles (contract v2, docs/PROFILES.md) */
+    STR("scores", scores, "", "scores directory (file mode; empty = the scores folder beside segments, if any)"),
+    STR("profiles", profiles, "", "profile store redis://host:port/db or unix:/path (empty = off)"),
+    STR("profile-key-secret", profile_key_secret, "",
+        "32 hex digits keying the profile ids' hash; required with profiles (variantctl secret)"),
+    STR("consent-default", consent_default, "none",
+        "consent of a request that sends none: none or personalization"),
+    INT("profile-timeout", profile_timeout, VD_DEFAULT_PROFILE_TIMEOUT_MS, 1, 10000,
+        "milliseconds a decision waits for its profile; then it decides without it"),
+    INT("profile-ttl", profile_ttl, VD_DEFAULT_PROFILE_TTL_DAYS, 1, 3650,
+        "days a profile is kept without a visit"),
+    INT("session-gap", session_gap, VD_DEFAULT_SESSION_GAP_MIN, 1, 10080,
+        "minutes of inactivity after which the next decide or track starts a visit"),
+    INT("profile-queue", profile_queue, 10000, 16, 1000000,
+        "profile store commands in flight per worker; at 3/4 a client connection waits, when full work is refused and counted"),
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 

@@ -47,6 +47,15 @@ typedef struct vd_config {
     long redis_poll_interval; /* ms between version polls */
     long redis_timeout;       /* ms a Redis connect/command may take */
     long stale_after;         /* s of Redis unreachable before ping says stale */
+    /* Profiles (profile/, docs/PROFILES.md) */
+    char *scores;             /* scores directory (file mode), "" = none */
+    char *profiles;           /* profile store URL, "" = off */
+    char *profile_key_secret; /* 32 hex digits */
+    char *consent_default;    /* none | personalization */
+    long profile_timeout;     /* ms */
+    long profile_ttl;         /* days */
+    long session_gap;         /* minutes */
+    long profile_queue;       /* pending writes per worker */
 } vd_config;
 
 void vd_config_defaults(vd_config *c);

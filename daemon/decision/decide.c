@@ -52,6 +52,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
     /* Candidates first: the index evaluates exactly the segments that can
      * match this request. */
     out->nmatched = vd_eval_matching(ev, &out->matched);
+    out->profile = 0;
     unsigned n = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
     out->nslots = n;
     out->valid_until = INT64_MAX;

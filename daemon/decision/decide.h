@@ -24,6 +24,7 @@ typedef struct vd_decision {
     int64_t valid_until;          /* INT64_MAX: time alone never changes it */
     uint32_t nmatched;            /* every matching segment of the ruleset */
     const uint32_t *matched;      /* segment indexes, ascending; owned by the vd_eval */
+    uint8_t profile;              /* vd_profile_status for the result's `profile` (0: off, absent) */
 } vd_decision;
 
 /* -1 only on vd_eval_begin failure (out of memory on a new ruleset). */

@@ -199,8 +199,70 @@ const vd_ruleset *vd_decider_ruleset(vd_decider *w)
     return w->rs;
 }
 
+void vd_decider_profile_plan(vd_decider *w, const vd_ruleset *rs, const vd_request *req,
+                             vd_profile_plan *p)
+{
+    p->read = false;
+    p->ids.vid = req->vid;
+    p->ids.uid = req->uid;
+    p->ts = req->has_ts ? req->ts : (int64_t)time(NULL);
+    if (!w->profiles) {
+        p->status = VD_PROFILE_OFF;
+        return;
+    }
+    vd_consent c = w->consent_default;
+    if (req->consent.n)
+        vd_consent_parse(req->consent, &c);   /* validated by the request reader */
+    /* An id too long to key a profile counts as none. */
+    if (p->ids.vid.n > VD_MAX_VISITOR_ID_LEN)
+        p->ids.vid = VD_STR_NULL;
+    if (p->ids.uid.n > VD_MAX_VISITOR_ID_LEN)
+        p->ids.uid = VD_STR_NULL;
+    p->status = vd_profile_gate(true, c, p->ids.vid.n || p->ids.uid.n);
+    if (p->status == VD_PROFILE_NO_CONSENT) {
+        VD_STAT_INC(w->pstats, consent_none);
+        return;
+    }
+    VD_STAT_INC(w->pstats, consent_personalization);
+    if (p->status == VD_PROFILE_NO_ID) {
+        VD_STAT_INC(w->pstats, profile_no_id);
+        return;
+    }
+    for (unsigned i = 0; i < req->nslots && !p->read; i++) {
+        const vd_slot *s = vd_ruleset_find_slot(rs, req->slots[i]);
+        p->read = s && s->uses_profile;
+    }
+    if (p->read)
+        return;               /* the caller reads it (and so counts the visit) */
+    if (!vd_profile_store_up(w->profiles))
+        p->status = VD_PROFILE_UNAVAILABLE;
+    vd_profile_visit(w->profiles, rs, &p->ids, p->ts, false, NULL, NULL);
+}
+
 vd_decide_status vd_decider_run(vd_decider *w, const vd_request *req, const vd_emitter *e,
                                 vd_decision *d)
+{
+    vd_profile_status st = VD_PROFILE_OFF;
+    if (w->profiles) {
+        const vd_ruleset *rs = vd_decider_ruleset(w);
+        if (!rs)
+            return VD_DECIDE_NOT_READY;
+        vd_profile_plan plan;
+        vd_decider_profile_plan(w, rs, req, &plan);
+        st = plan.status;
+        if (plan.read) {
+            /* This caller cannot wait: count the visit, decide without it. */
+            vd_profile_visit(w->profiles, rs, &plan.ids, plan.ts, false, NULL, NULL);
+            VD_STAT_INC(w->pstats, profile_unavailable);
+            st = VD_PROFILE_UNAVAILABLE;
+        }
+    }
+    return vd_decider_run_with(w, req, e, d, st, NULL);
+}
+
+vd_decide_status vd_decider_run_with(vd_decider *w, const vd_request *req, const vd_emitter *e,
+                                     vd_decision *d, vd_profile_status status,
+                                     const vd_visitor *visitor)
 {
     const vd_ruleset *rs = vd_decider_ruleset(w);
     if (!rs)
@@ -208,8 +270,11 @@ vd_decide_status vd_decider_run(vd_decider *w, const vd_request *req, const vd_e
     uint64_t t0 = vd_now_ns();
     vd_context ctx;
     vd_context_init(&ctx, req, w->env ? &w->env_now : NULL, &w->caches, (int64_t)time(NULL));
+    if (visitor && status == VD_PROFILE_OK)
+        vd_context_set_visitor(&ctx, visitor);
     if (vd_decide(rs, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
+    d->profile = (uint8_t)status;
     uint64_t ns = vd_now_ns() - t0;
     VD_STAT_ADD(w->stats, decide_ns_total, ns);
     count_decision(w, d, ns);

@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/stats.h"
 #include "decision/result.h"
+#include "profile/store.h"
 #include "rules/eval.h"
 #include "store/live.h"
 
@@ -43,6 +44,11 @@ typedef struct vd_decider {
      * them: never on the request path. */
     pthread_mutex_t counts_lock;
     int counts_lock_ready;
+    /* Profiles (contract v2): set by the worker; profiles NULL = off. */
+    vd_profile_store *profiles;
+    vd_profile_stats *pstats;
+    vd_track_types *track_types;
+    vd_consent consent_default;
 } vd_decider;
 
 /* Caches of ua_cache / geo_cache entries (0 = off). -1 on out of memory. */
@@ -65,6 +71,27 @@ typedef enum vd_decide_status {
  * headers). On an error nothing has been emitted. */
 vd_decide_status vd_decider_run(vd_decider *d, const vd_request *req, const vd_emitter *e,
                                 vd_decision *out);
+
+/* The profile step of a request: consent and ids checked (and counted),
+ * and whether a requested slot's rules reach a visitor.* attribute. When
+ * profiles are on, consent is given and there is an id but nothing needs
+ * the profile, the visit is counted here, fire-and-forget, and the request
+ * is decided at once; when `read` comes back true the caller reads the
+ * profile (vd_profile_visit, which counts the visit) and decides with
+ * vd_decider_run_with when it arrives. vd_decider_run (the synchronous
+ * path) decides such a request without its profile ("unavailable"). */
+typedef struct vd_profile_plan {
+    vd_profile_status status;     /* OFF, NO_CONSENT, NO_ID, OK or UNAVAILABLE */
+    bool read;                    /* status OK and the profile must be read first */
+    vd_profile_ids ids;
+    int64_t ts;
+} vd_profile_plan;
+void vd_decider_profile_plan(vd_decider *d, const vd_ruleset *rs, const vd_request *req,
+                             vd_profile_plan *plan);
+/* vd_decider_run with what the profile step gave (visitor NULL: none). */
+vd_decide_status vd_decider_run_with(vd_decider *d, const vd_request *req, const vd_emitter *e,
+                                     vd_decision *out, vd_profile_status status,
+                                     const vd_visitor *visitor);
 
 /* Index (vd_ruleset_slot_at order) of a slot of the decider's ruleset, -1
  * if not found; the key of variant_counts via slot_base. */

@@ -211,6 +211,8 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
         else if (key_is(&k, "lang")) field = &req->lang;
         else if (key_is(&k, "vid")) field = &req->vid;
         else if (key_is(&k, "tz")) field = &req->tz;
+        else if (key_is(&k, "uid")) field = &req->uid;
+        else if (key_is(&k, "consent")) field = &req->consent;
         if (field) {
             if (v.kind == VD_RV_NIL)
                 continue;
@@ -252,6 +254,104 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
     }
     if (!have_slots) {
         snprintf(err, cap, "slots is required (an array of slot names)");
+        return -1;
+    }
+    return vd_request_check_ids(req, err, cap);
+}
+
+bool vd_profile_name_ok(vd_str s)
+{
+    if (s.n == 0 || s.n > 128)
+        return false;
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '.' || ch == '_' || ch == ':' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+int vd_profile_params_read(const vd_reqcodec *c, const vd_reqval *params, vd_profile_params *p,
+                           char *err, size_t cap)
+{
+    memset(p, 0, sizeof *p);
+    vd_reqval m = *params;
+    if (m.kind == VD_RV_ARRAY && m.n == 1)
+        c->at(m.node, 0, &m);
+    if (m.kind != VD_RV_MAP) {
+        snprintf(err, cap, "params must be a map or an array holding one map");
+        return -1;
+    }
+    uintptr_t it = 0;
+    vd_reqval k, v;
+    while (c->next(m.node, &it, &k, &v)) {
+        if (k.kind != VD_RV_STR) {
+            snprintf(err, cap, "request keys must be strings");
+            return -1;
+        }
+        if (v.kind == VD_RV_NIL)
+            continue;
+        vd_str *field = NULL;
+        if (key_is(&k, "vid")) field = &p->ids.vid;
+        else if (key_is(&k, "uid")) field = &p->ids.uid;
+        else if (key_is(&k, "event")) field = &p->event;
+        else if (key_is(&k, "category")) field = &p->category;
+        else if (key_is(&k, "consent")) field = &p->consent;
+        else if (key_is(&k, "flag")) field = &p->flag;
+        if (field) {
+            if (v.kind != VD_RV_STR) {
+                snprintf(err, cap, "%.*s must be a string", (int)k.s.n, k.s.p);
+                return -1;
+            }
+            *field = v.s;
+        } else if (key_is(&k, "ts") || key_is(&k, "ttl") || key_is(&k, "value")) {
+            if (v.kind != VD_RV_NUM) {
+                snprintf(err, cap, "%.*s must be a number", (int)k.s.n, k.s.p);
+                return -1;
+            }
+            double d = v.num;
+            if (key_is(&k, "value")) {
+                p->value = d;
+                p->has_value = true;
+            } else if (key_is(&k, "ts")) {
+                if (d < (double)VD_REQUEST_TS_MIN || d > (double)VD_REQUEST_TS_MAX) {
+                    snprintf(err, cap, "ts must be unix seconds between years 1 and 9999");
+                    return -1;
+                }
+                p->ts = (int64_t)floor(d);
+                p->has_ts = true;
+            } else {
+                if (d <= 0 || d > 10.0 * 365 * 86400) {
+                    snprintf(err, cap, "ttl must be seconds > 0 (at most ten years)");
+                    return -1;
+                }
+                p->ttl = (int64_t)ceil(d);
+                p->has_ttl = true;
+            }
+        } else if (key_is(&k, "clear")) {
+            if (v.kind != VD_RV_BOOL) {
+                snprintf(err, cap, "clear must be a boolean");
+                return -1;
+            }
+            p->clear = v.b;
+        }
+    }
+    vd_consent cs;
+    if (p->consent.n && !vd_consent_parse(p->consent, &cs)) {
+        snprintf(err, cap, "consent must be \"none\" or \"personalization\"");
+        return -1;
+    }
+    if (p->ids.vid.n > VD_MAX_VISITOR_ID_LEN || p->ids.uid.n > VD_MAX_VISITOR_ID_LEN) {
+        snprintf(err, cap, "vid and uid must be at most %d bytes", VD_MAX_VISITOR_ID_LEN);
+        return -1;
+    }
+    if (!p->ids.vid.n && !p->ids.uid.n) {
+        snprintf(err, cap, "vid or uid is required");
+        return -1;
+    }
+    if (p->category.n > 128) {
+        snprintf(err, cap, "category must be at most 128 bytes");
         return -1;
     }
     return 0;

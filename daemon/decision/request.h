@@ -15,6 +15,7 @@
 
 #include "context/context.h"
 #include "core/str.h"
+#include "profile/store.h"
 
 typedef enum vd_reqval_kind {
     VD_RV_NIL = 0,
@@ -57,5 +58,25 @@ typedef struct vd_reqcodec {
  * order sent. Returns 0, or -1 with a message for the client in err. */
 int vd_request_read(const vd_reqcodec *codec, const vd_reqval *params, unsigned max_slots,
                     vd_request *req, char *err, size_t cap);
+
+/* The params of track, profile, flag and forget (one map, or an array
+ * holding one): {event, vid, uid, ts, category, value, consent, flag, ttl,
+ * clear}. Types, consent, id lengths and "vid or uid" are checked here;
+ * what else a method requires is its own business. 0, or -1 with a message. */
+typedef struct vd_profile_params {
+    vd_profile_ids ids;
+    vd_str event, category, consent, flag;
+    double value;
+    bool has_value;
+    int64_t ts;
+    bool has_ts;
+    int64_t ttl;
+    bool has_ttl;
+    bool clear;
+} vd_profile_params;
+int vd_profile_params_read(const vd_reqcodec *codec, const vd_reqval *params, vd_profile_params *p,
+                           char *err, size_t cap);
+/* Names of events and flags: 1..128 of [A-Za-z0-9._:-]. */
+bool vd_profile_name_ok(vd_str s);
 
 #endif

@@ -68,6 +68,45 @@ static void emit_value(const vd_emitter *e, unsigned attr, const vd_value *v)
     }
 }
 
+/* The visitor.NAME.SUB entries of the profile: every score's value, peak
+ * and decline, every event counter and every live flag, with the values the
+ * rules see. Counts them with e NULL. */
+static uint32_t emit_visitor(const vd_emitter *e, vd_context *ctx)
+{
+    const vd_visitor *v = ctx->visitor;
+    if (!v)
+        return 0;
+    uint32_t n = 0;
+    static const struct { uint8_t id; const char *prefix; } fams[] = {
+        { VD_ATTR_VISITOR_SCORE, "visitor.score." },
+        { VD_ATTR_VISITOR_PEAK, "visitor.peak." },
+        { VD_ATTR_VISITOR_DECLINE, "visitor.decline." },
+        { VD_ATTR_VISITOR_EVENTS, "visitor.events." },
+        { VD_ATTR_VISITOR_FLAG, "visitor.flag." },
+    };
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        uint32_t count = fams[f].id == VD_ATTR_VISITOR_EVENTS ? v->nevents
+                       : fams[f].id == VD_ATTR_VISITOR_FLAG ? v->nflags : v->nscores;
+        for (uint32_t i = 0; i < count; i++) {
+            vd_str sub = fams[f].id == VD_ATTR_VISITOR_EVENTS ? v->events[i].name
+                       : fams[f].id == VD_ATTR_VISITOR_FLAG ? v->flags[i].name : v->scores[i].id;
+            vd_attr_ref ref = { .id = fams[f].id, .sub = sub };
+            vd_value val;
+            vd_context_get(ctx, &ref, &val);
+            if (val.kind == VD_VAL_MISSING)
+                continue;
+            n++;
+            if (!e)
+                continue;
+            char key[192];
+            int len = snprintf(key, sizeof key, "%s%.*s", fams[f].prefix, (int)sub.n, sub.p);
+            e->str(e->arg, key, (size_t)(len < (int)sizeof key ? len : (int)sizeof key - 1));
+            emit_value(e, fams[f].id, &val);
+        }
+    }
+    return n;
+}
+
 /* Counts, then emits, so map headers (MessagePack needs them first) are right. */
 void vd_result_emit_context(const vd_emitter *e, vd_context *ctx)
 {
@@ -76,7 +115,8 @@ void vd_result_emit_context(const vd_emitter *e, vd_context *ctx)
     uint32_t n = 0;
     for (unsigned id = 0; id < VD_ATTR__COUNT; id++) {
         vals[id].kind = VD_VAL_MISSING;
-        if (id == VD_ATTR_URL_QUERY || id == VD_ATTR_ATTR)
+        const char *name = vd_attr_info_get(id)->name;
+        if (name[strlen(name) - 1] == '.')   /* url.query., attr., visitor.score. ...: below */
             continue;
         vd_attr_ref ref = { .id = (uint8_t)id, .sub = VD_STR_NULL };
         vd_context_get(ctx, &ref, &vals[id]);
@@ -120,7 +160,8 @@ void vd_result_emit_context(const vd_emitter *e, vd_context *ctx)
             dup = vd_str_eq(req->attrs[j].key, req->attrs[i].key);
         na += !dup;
     }
-    e->map(e->arg, n + nq + na);
+    uint32_t nv = emit_visitor(NULL, ctx);
+    e->map(e->arg, n + nq + na + nv);
     for (unsigned id = 0; id < VD_ATTR__COUNT; id++) {
         if (vals[id].kind == VD_VAL_MISSING)
             continue;
@@ -157,6 +198,7 @@ void vd_result_emit_context(const vd_emitter *e, vd_context *ctx)
         e->str(e->arg, key, (size_t)(len < (int)sizeof key ? len : (int)sizeof key - 1));
         emit_value(e, VD_ATTR_ATTR, &req->attrs[i].val);
     }
+    emit_visitor(e, ctx);
 }
 
 static void emit_trace(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
@@ -224,7 +266,12 @@ static void emit_ruleset_state(const vd_emitter *e, const vd_ruleset *rs)
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,
                     vd_context *ctx, const vd_eval *ev, bool explain)
 {
-    e->map(e->arg, explain ? 7 : 4);
+    const char *pst = vd_profile_status_name((vd_profile_status)d->profile);
+    e->map(e->arg, (explain ? 7 : 4) + (pst ? 1 : 0));
+    if (pst) {
+        EMIT_LIT(e, "profile");
+        emit_cstr(e, pst);
+    }
     EMIT_LIT(e, "version");
     emit_cstr(e, vd_ruleset_version(rs));
 

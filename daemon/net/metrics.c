@@ -45,6 +45,49 @@ static void sum_ruleset_counts(const vd_stats_source *workers, unsigned n, vd_st
     }
 }
 
+/* Profile counters and tracked event types (by name across workers; the
+ * types past VD_TRACK_TYPES distinct names fold into "other"). */
+static void sum_profiles(const vd_stats_source *workers, unsigned n, vd_stats_snap *s)
+{
+    uint64_t other = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const vd_decider *d = workers[i].decider;
+        if (!d || !d->profiles || !d->pstats)
+            continue;
+        s->profiles_on = true;
+        const vd_profile_stats *p = d->pstats;
+#define PADD(name, help) s->prof.name += LD(p->name);
+        VD_PROFILE_COUNTERS(PADD)
+#undef PADD
+        s->prof.inflight += LD(p->inflight);
+        s->prof.connected += LD(p->connected);
+        const vd_track_types *t = d->track_types;
+        if (!t)
+            continue;
+        uint32_t nt = LD(t->n);
+        other += LD(t->count[VD_TRACK_TYPES]);
+        for (uint32_t k = 0; k < nt && k < VD_TRACK_TYPES; k++) {
+            uint64_t c = LD(t->count[k]);
+            uint32_t j = 0;
+            while (j < s->ntypes && strcmp(s->type_name[j], t->name[k]) != 0)
+                j++;
+            if (j == s->ntypes) {
+                if (s->ntypes == VD_TRACK_TYPES) {
+                    other += c;
+                    continue;
+                }
+                snprintf(s->type_name[j], sizeof s->type_name[j], "%s", t->name[k]);
+                s->ntypes++;
+            }
+            s->type_count[j] += c;
+        }
+    }
+    if (other) {
+        snprintf(s->type_name[s->ntypes], sizeof s->type_name[0], "other");
+        s->type_count[s->ntypes++] = other;
+    }
+}
+
 void vd_stats_snapshot(const vd_stats_source *workers, unsigned n, const vd_http_stats *stp,
                        int64_t started_at, vd_stats_snap *s)
 {
@@ -85,6 +128,7 @@ void vd_stats_snapshot(const vd_stats_source *workers, unsigned n, const vd_http
     s->redis_connected = s->live.store_connected;   /* always false in file mode */
     if (s->rs)
         sum_ruleset_counts(workers, n, s);
+    sum_profiles(workers, n, s);
 }
 
 void vd_stats_snapshot_done(vd_stats_snap *s)
@@ -177,6 +221,26 @@ void vd_metrics_prometheus(struct evbuffer *out, const vd_stats_snap *s)
             }
         }
     }
+    if (s->profiles_on) {
+#define PPROM(name, help)                                                                  \
+        family_head(out, #name "_total", "counter", help);                                \
+        evbuffer_add_printf(out, "variantd_" #name "_total %" PRIu64 "\n", s->prof.name);
+        VD_PROFILE_COUNTERS(PPROM)
+#undef PPROM
+        family_head(out, "profile_queue_depth", "gauge",
+                    "Profile store commands sent and not yet answered (all workers)");
+        evbuffer_add_printf(out, "variantd_profile_queue_depth %" PRId64 "\n", s->prof.inflight);
+        family_head(out, "profile_store_connected", "gauge",
+                    "Workers whose profile store connection is up");
+        evbuffer_add_printf(out, "variantd_profile_store_connected %" PRId64 "\n", s->prof.connected);
+        family_head(out, "tracked_events_total", "counter",
+                    "Tracked events received, by type (the first 32 types; then other)");
+        for (uint32_t i = 0; i < s->ntypes; i++) {
+            evbuffer_add(out, "variantd_tracked_events_total{type=\"", 36);
+            label_value(out, s->type_name[i], strlen(s->type_name[i]));
+            evbuffer_add_printf(out, "\"} %" PRIu64 "\n", s->type_count[i]);
+        }
+    }
     family_head(out, "segment_matches_total", "counter", dyn_help("segment_matches_total"));
     if (rs) {
         for (uint32_t i = 0; i < vd_ruleset_nsegments(rs); i++) {
@@ -266,6 +330,29 @@ void vd_metrics_json(vd_json *j, const vd_stats_snap *s)
         }
     }
     vd_json_end(j);
+    vd_json_key(j, "profiles");
+    if (s->profiles_on) {
+        vd_json_obj(j);
+#define PJS(name, help)            \
+        vd_json_key(j, #name);     \
+        vd_json_u64(j, s->prof.name);
+        VD_PROFILE_COUNTERS(PJS)
+#undef PJS
+        vd_json_key(j, "queue_depth");
+        vd_json_f64(j, (double)s->prof.inflight);
+        vd_json_key(j, "connected");
+        vd_json_f64(j, (double)s->prof.connected);
+        vd_json_key(j, "events");
+        vd_json_obj(j);
+        for (uint32_t i = 0; i < s->ntypes; i++) {
+            vd_json_key(j, s->type_name[i]);
+            vd_json_u64(j, s->type_count[i]);
+        }
+        vd_json_end(j);
+        vd_json_end(j);
+    } else {
+        vd_json_null(j);
+    }
     vd_json_key(j, "segments");
     vd_json_obj(j);
     if (rs) {

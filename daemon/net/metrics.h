@@ -41,6 +41,18 @@ typedef struct vd_stats_snap {
     vd_ruleset *rs;
     uint64_t *variant_counts;                   /* slot by slot, variants in order */
     uint64_t *segment_counts;
+    /* Profiles (profile/store.h), summed over the workers; profiles_on
+     * false when no worker has a store. */
+    bool profiles_on;
+    struct {
+#define VD_SNAP_PFIELD(name, help) uint64_t name;
+        VD_PROFILE_COUNTERS(VD_SNAP_PFIELD)
+#undef VD_SNAP_PFIELD
+        int64_t inflight, connected;
+    } prof;
+    uint32_t ntypes;                            /* tracked event types, summed by name */
+    char type_name[VD_TRACK_TYPES + 1][48];     /* the last one: "other" */
+    uint64_t type_count[VD_TRACK_TYPES + 1];
 } vd_stats_snap;
 
 /* One decision worker as the snapshot reads it: its counters and its

@@ -97,6 +97,14 @@ int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_requ
     return vd_request_read(&mp_codec, &v, max_slots, req, err, cap);
 }
 
+int vd_rpc_read_profile_params(const msgpack_object *params, vd_profile_params *p, char *err,
+                               size_t cap)
+{
+    vd_reqval v;
+    mp_val(params, &v);
+    return vd_profile_params_read(&mp_codec, &v, p, err, cap);
+}
+
 /* ---- emitter ---- */
 
 /* Room for need more bytes (grown as msgpack_sbuffer_write grows it), or

@@ -9,11 +9,16 @@
 
 #include "decision/result.h"
 #include "context/context.h"
+#include "decision/request.h"
 
 /* Fills req from `params` (an array holding one map, or a bare map).
  * Returns 0, or -1 with a message for the client in err. */
 int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_request *req,
                        char *err, size_t cap);
+
+/* The params of track, profile, flag and forget (decision/request.h). */
+int vd_rpc_read_profile_params(const msgpack_object *params, vd_profile_params *p, char *err,
+                               size_t cap);
 
 /* An emitter that appends MessagePack to sb (payloads pre-encoded), byte for
  * byte what msgpack_pack_* would write. It writes into the buffer directly:

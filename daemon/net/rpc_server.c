@@ -26,14 +26,21 @@
  * Redis: read, answer every complete frame, then write the replies at once.
  * The write event is armed only when the kernel did not take everything, so
  * a request costs a read and a write system call, with no epoll_ctl churn. */
+struct rpc_pending;
+
 typedef struct rpc_conn {
     vd_rpc_server *srv;
+    struct rpc_pending *pend;     /* a request waiting for the profile store: later
+                                   * frames wait in `in`, so replies stay in order */
+    const uint8_t *frame;         /* the frame being handled, and its length */
+    size_t frame_len;
     evutil_socket_t fd;
     struct event *rev, *wev;      /* rev: EV_READ|EV_PERSIST with the idle timeout */
     struct evbuffer *in, *out;
     int reading;                  /* rev is armed (0 while backpressure pauses it) */
     struct rpc_conn *prev, *next;
     int closing;                  /* close once the output is flushed */
+    struct event *busy_ev;        /* retries reading once the profile store has room */
     int half_closed;              /* our side shut down: discarding input until EOF */
     int peer_eof;                 /* the client shut its side down */
     vd_scan_state scan;           /* progress through a frame that arrives in pieces */
@@ -57,11 +64,31 @@ struct vd_rpc_server {
     vd_scan_limits limits;
 };
 
+/* A request answered when the profile store replies (or its deadline
+ * passes). A decide keeps a copy of its frame and is parsed again then: the
+ * input buffer moves on meanwhile. Only requests that need the store
+ * allocate one; every other request is answered synchronously. */
+enum { PM_DECIDE, PM_TRACK, PM_PROFILE, PM_FLAG, PM_FORGET };
+typedef struct rpc_pending {
+    rpc_conn *c;
+    uint32_t msgid;
+    int method;
+    bool explain;
+    vd_profile_op *op;
+    size_t len;
+    uint8_t frame[];
+} rpc_pending;
+
 /* ---- connections ---- */
 
 static void conn_free(rpc_conn *c)
 {
     vd_rpc_server *s = c->srv;
+    if (c->pend) {
+        vd_profile_cancel(c->pend->op);
+        free(c->pend);
+        c->pend = NULL;
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -73,6 +100,8 @@ static void conn_free(rpc_conn *c)
     VD_STAT_ADD(s->fe->stats, connections, -1);
     event_free(c->rev);
     event_free(c->wev);
+    if (c->busy_ev)
+        event_free(c->busy_ev);
     evbuffer_free(c->in);
     evbuffer_free(c->out);
     evutil_closesocket(c->fd);
@@ -204,19 +233,11 @@ static void handle_ping(rpc_conn *c, uint32_t msgid)
     VD_STAT_INC(fe->stats, rpc_ping);
 }
 
-static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *params,
-                          bool explain)
+static void answer_decide(rpc_conn *c, uint32_t msgid, const vd_request *reqp, bool explain,
+                          vd_profile_status pst, const vd_visitor *visitor)
 {
     const vd_frontend *fe = c->srv->fe;
     msgpack_packer *pk = &c->srv->pk;
-    vd_request req;
-    char err[256];
-    if (vd_rpc_read_params(params, (unsigned)fe->cfg->max_slots, &req, err, sizeof err) != 0) {
-        VD_STAT_INC(fe->stats, err_params);
-        reply_error(c, msgid, "invalid_params", err);
-        return;
-    }
-    req.explain = req.explain || explain;
     msgpack_pack_array(pk, 4);
     msgpack_pack_int(pk, 1);
     msgpack_pack_uint32(pk, msgid);
@@ -226,7 +247,7 @@ static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *par
     vd_msgpack_out mo = { .sb = &c->srv->out };
     vd_msgpack_emitter(&mo, &e);
     vd_decision d;
-    vd_decide_status st = vd_decider_run(fe->decider, &req, &e, &d);
+    vd_decide_status st = vd_decider_run_with(fe->decider, reqp, &e, &d, pst, visitor);
     if (st == VD_DECIDE_OK && mo.failed)
         st = VD_DECIDE_INTERNAL;     /* the reply buffer could not grow */
     if (st != VD_DECIDE_OK) {
@@ -246,6 +267,343 @@ static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *par
         VD_STAT_INC(fe->stats, rpc_explain);
     else
         VD_STAT_INC(fe->stats, rpc_decide);
+}
+
+static void on_store_reply(void *arg, const vd_profile_result *res);
+
+/* Waits for the store: reading pauses until the answer is queued. */
+static bool start_pending(rpc_conn *c, uint32_t msgid, int method, bool explain, bool keep_frame,
+                          rpc_pending **out)
+{
+    size_t len = keep_frame ? c->frame_len : 0;
+    rpc_pending *p = malloc(sizeof *p + len);
+    if (!p)
+        return false;
+    p->c = c;
+    p->msgid = msgid;
+    p->method = method;
+    p->explain = explain;
+    p->op = NULL;
+    p->len = len;
+    if (len)
+        memcpy(p->frame, c->frame, len);
+    *out = p;
+    return true;
+}
+
+static void wait_for(rpc_conn *c, rpc_pending *p, vd_profile_op *op)
+{
+    p->op = op;
+    c->pend = p;
+    pause_reading(c);
+}
+
+static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *params,
+                          bool explain)
+{
+    const vd_frontend *fe = c->srv->fe;
+    vd_request req;
+    char err[256];
+    if (vd_rpc_read_params(params, (unsigned)fe->cfg->max_slots, &req, err, sizeof err) != 0) {
+        VD_STAT_INC(fe->stats, err_params);
+        reply_error(c, msgid, "invalid_params", err);
+        return;
+    }
+    req.explain = req.explain || explain;
+    vd_profile_status pst = VD_PROFILE_OFF;
+    const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
+    if (rs && fe->decider->profiles) {
+        vd_profile_plan plan;
+        vd_decider_profile_plan(fe->decider, rs, &req, &plan);
+        pst = plan.status;
+        if (plan.read) {
+            rpc_pending *p;
+            if (start_pending(c, msgid, PM_DECIDE, explain, true, &p)) {
+                vd_profile_op *op = vd_profile_visit(fe->decider->profiles, rs, &plan.ids, plan.ts, true,
+                                                     on_store_reply, p);
+                if (op) {
+                    wait_for(c, p, op);
+                    return;
+                }
+                free(p);
+            }
+            VD_STAT_INC(fe->decider->pstats, profile_unavailable);
+            pst = VD_PROFILE_UNAVAILABLE;
+        }
+    }
+    answer_decide(c, msgid, &req, explain, pst, NULL);
+}
+
+/* ---- track, profile, flag, forget ---- */
+
+static void pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = strlen(s);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_vstr(msgpack_packer *pk, vd_str s)
+{
+    msgpack_pack_str(pk, s.n);
+    msgpack_pack_str_body(pk, s.p ? s.p : "", s.n);
+}
+
+static void reply_head(rpc_conn *c, uint32_t msgid)
+{
+    msgpack_packer *pk = &c->srv->pk;
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, 1);
+    msgpack_pack_uint32(pk, msgid);
+    msgpack_pack_nil(pk);
+}
+
+static void reply_ok(rpc_conn *c, uint32_t msgid, const char *extra_key, const char *extra_val)
+{
+    msgpack_packer *pk = &c->srv->pk;
+    reply_head(c, msgid);
+    msgpack_pack_map(pk, extra_key ? 2 : 1);
+    pack_cstr(pk, "ok");
+    msgpack_pack_true(pk);
+    if (extra_key) {
+        pack_cstr(pk, extra_key);
+        pack_cstr(pk, extra_val);
+    }
+    queue_reply(c);
+}
+
+static void pack_profile(rpc_conn *c, uint32_t msgid, const vd_profile_result *res)
+{
+    msgpack_packer *pk = &c->srv->pk;
+    const vd_visitor *v = res->visitor;
+    int64_t now = (int64_t)time(NULL);
+    reply_head(c, msgid);
+    msgpack_pack_map(pk, 9);
+    pack_cstr(pk, "found");
+    if (res->found) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    pack_cstr(pk, "known");
+    if (v && v->known) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    pack_cstr(pk, "visits");
+    msgpack_pack_uint32(pk, v ? v->visit.visits : 0);
+    pack_cstr(pk, "first_seen");
+    if (v && v->visit.visits) msgpack_pack_int64(pk, v->visit.first_seen); else msgpack_pack_nil(pk);
+    pack_cstr(pk, "last_seen");
+    if (v && v->visit.visits) msgpack_pack_int64(pk, v->visit.last_seen); else msgpack_pack_nil(pk);
+    uint32_t ns = 0;
+    for (uint32_t i = 0; v && i < v->nscores; i++)
+        ns += v->scores[i].st.t != 0 || v->scores[i].st.peak != 0;
+    pack_cstr(pk, "scores");
+    msgpack_pack_map(pk, ns);
+    for (uint32_t i = 0; v && i < v->nscores; i++) {
+        const vd_visitor_score *sc = &v->scores[i];
+        if (sc->st.t == 0 && sc->st.peak == 0)
+            continue;
+        pack_vstr(pk, sc->id);
+        msgpack_pack_map(pk, 2);
+        pack_cstr(pk, "value");
+        msgpack_pack_double(pk, vd_score_value_at(&sc->st, now, sc->half_life_s));
+        pack_cstr(pk, "peak");
+        msgpack_pack_double(pk, sc->st.peak);
+    }
+    pack_cstr(pk, "events");
+    msgpack_pack_map(pk, v ? v->nevents : 0);
+    for (uint32_t i = 0; v && i < v->nevents; i++) {
+        pack_vstr(pk, v->events[i].name);
+        msgpack_pack_int64(pk, (int64_t)v->events[i].n);
+    }
+    uint32_t nf = 0;
+    for (uint32_t i = 0; v && i < v->nflags; i++)
+        nf += v->flags[i].expires == 0 || v->flags[i].expires > now;
+    pack_cstr(pk, "flags");
+    msgpack_pack_map(pk, nf);
+    for (uint32_t i = 0; v && i < v->nflags; i++) {
+        if (!(v->flags[i].expires == 0 || v->flags[i].expires > now))
+            continue;
+        pack_vstr(pk, v->flags[i].name);
+        if (v->flags[i].expires) msgpack_pack_int64(pk, v->flags[i].expires); else msgpack_pack_nil(pk);
+    }
+    pack_cstr(pk, "exposures");
+    msgpack_pack_map(pk, 0);
+    queue_reply(c);
+}
+
+static void answer_store(rpc_conn *c, rpc_pending *p, const vd_profile_result *res)
+{
+    vd_rpc_server *s = c->srv;
+    const vd_frontend *fe = s->fe;
+    if (p->method == PM_DECIDE) {
+        msgpack_object obj;
+        size_t off = 0;
+        vd_request req;
+        char err[256];
+        msgpack_unpack_return ur = msgpack_unpack((const char *)p->frame, p->len, &off, &s->zone, &obj);
+        if ((ur == MSGPACK_UNPACK_SUCCESS || ur == MSGPACK_UNPACK_EXTRA_BYTES) &&
+            obj.type == MSGPACK_OBJECT_ARRAY && obj.via.array.size == 4 &&
+            vd_rpc_read_params(&obj.via.array.ptr[3], (unsigned)fe->cfg->max_slots, &req, err,
+                               sizeof err) == 0) {
+            req.explain = req.explain || p->explain;
+            if (res->status == VD_PROFILE_UNAVAILABLE)
+                VD_STAT_INC(fe->decider->pstats, profile_unavailable);
+            answer_decide(c, p->msgid, &req, p->explain, res->status, res->visitor);
+        } else {
+            VD_STAT_INC(fe->stats, err_internal);
+            reply_error(c, p->msgid, "internal", "request copy unreadable");
+        }
+        msgpack_zone_clear(&s->zone);
+        return;
+    }
+    if (res->status != VD_PROFILE_OK) {
+        reply_error(c, p->msgid, "unavailable",
+                    res->status == VD_PROFILE_TIMEOUT ? "profile store did not answer in time"
+                                                      : "profile store unavailable");
+        return;
+    }
+    switch (p->method) {
+    case PM_TRACK:
+    case PM_FLAG:
+        reply_ok(c, p->msgid, NULL, NULL);
+        break;
+    case PM_PROFILE:
+        pack_profile(c, p->msgid, res);
+        break;
+    case PM_FORGET:
+        reply_head(c, p->msgid);
+        msgpack_pack_map(&s->pk, 1);
+        pack_cstr(&s->pk, "deleted");
+        if (res->deleted) msgpack_pack_true(&s->pk); else msgpack_pack_false(&s->pk);
+        queue_reply(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static int process_input(rpc_conn *c);
+
+static void on_store_reply(void *arg, const vd_profile_result *res)
+{
+    rpc_pending *p = arg;
+    rpc_conn *c = p->c;
+    vd_rpc_server *s = c->srv;
+    c->pend = NULL;
+    answer_store(c, p, res);
+    free(p);
+    /* Read again and answer what waited behind it. */
+    if (!c->closing && !c->half_closed && !c->reading &&
+        evbuffer_get_length(c->out) <= (size_t)s->fe->cfg->max_output / 2) {
+        struct timeval idle = { .tv_sec = s->fe->cfg->idle_timeout, .tv_usec = 0 };
+        event_add(c->rev, &idle);
+        c->reading = 1;       /* while draining too: drain_one reads what is left */
+    }
+    if (!c->closing && process_input(c) < 0)
+        return;
+    conn_flush(c);
+}
+
+/* What the profile methods share: profiles on, params readable. */
+static bool profile_params(rpc_conn *c, uint32_t msgid, const msgpack_object *params,
+                           vd_profile_params *pp, bool notify)
+{
+    const vd_frontend *fe = c->srv->fe;
+    char err[256];
+    if (!fe->decider->profiles) {
+        if (!notify)
+            reply_error(c, msgid, "profiles_off", "profiles are not configured (--profiles)");
+        return false;
+    }
+    if (vd_rpc_read_profile_params(params, pp, err, sizeof err) != 0) {
+        VD_STAT_INC(fe->stats, err_params);
+        if (!notify)
+            reply_error(c, msgid, "invalid_params", err);
+        return false;
+    }
+    return true;
+}
+
+static void handle_track(rpc_conn *c, uint32_t msgid, const msgpack_object *params, bool notify)
+{
+    const vd_frontend *fe = c->srv->fe;
+    vd_profile_params pp;
+    if (!profile_params(c, msgid, params, &pp, notify)) {
+        if (notify)
+            VD_STAT_INC(fe->decider->pstats, track_lost);
+        return;
+    }
+    const char *bad = NULL;
+    int64_t now = (int64_t)time(NULL);
+    if (!vd_profile_name_ok(pp.event))
+        bad = "event is required: 1 to 128 characters of [A-Za-z0-9._:-]";
+    else if (pp.has_ts && pp.ts > now + VD_MAX_EVENT_FUTURE_S)
+        bad = "ts is more than 300 s in the future";
+    if (bad) {
+        VD_STAT_INC(fe->stats, err_params);
+        if (notify)
+            VD_STAT_INC(fe->decider->pstats, track_lost);
+        else
+            reply_error(c, msgid, "invalid_params", bad);
+        return;
+    }
+    vd_consent consent = fe->decider->consent_default;
+    if (pp.consent.n)
+        vd_consent_parse(pp.consent, &consent);
+    if (consent != VD_CONSENT_PERSONALIZATION) {
+        /* Nothing about the visitor is kept. */
+        if (!notify)
+            reply_ok(c, msgid, "profile", "no_consent");
+        return;
+    }
+    const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
+    vd_profile_event ev = { .type = pp.event, .category = pp.category, .value = pp.value,
+                            .has_value = pp.has_value };
+    int64_t ts = pp.has_ts ? pp.ts : now;
+    if (notify) {
+        vd_profile_track(fe->decider->profiles, rs, &pp.ids, ts, &ev, false, NULL, NULL);
+        return;
+    }
+    rpc_pending *p;
+    if (!start_pending(c, msgid, PM_TRACK, false, false, &p)) {
+        reply_error(c, msgid, "internal", "out of memory");
+        return;
+    }
+    vd_profile_op *op = vd_profile_track(fe->decider->profiles, rs, &pp.ids, ts, &ev, false, on_store_reply, p);
+    if (!op) {
+        free(p);
+        reply_error(c, msgid, "unavailable", "profile store unavailable");
+        return;
+    }
+    wait_for(c, p, op);
+}
+
+static void handle_profile_method(rpc_conn *c, uint32_t msgid, const msgpack_object *params, int method)
+{
+    const vd_frontend *fe = c->srv->fe;
+    vd_profile_params pp;
+    if (!profile_params(c, msgid, params, &pp, false))
+        return;
+    if (method == PM_FLAG && !vd_profile_name_ok(pp.flag)) {
+        VD_STAT_INC(fe->stats, err_params);
+        reply_error(c, msgid, "invalid_params", "flag is required: 1 to 128 characters of [A-Za-z0-9._:-]");
+        return;
+    }
+    rpc_pending *p;
+    if (!start_pending(c, msgid, method, false, false, &p)) {
+        reply_error(c, msgid, "internal", "out of memory");
+        return;
+    }
+    vd_profile_op *op = NULL;
+    if (method == PM_PROFILE)
+        op = vd_profile_show(fe->decider->profiles, vd_decider_ruleset(fe->decider), &pp.ids, on_store_reply, p);
+    else if (method == PM_FORGET)
+        op = vd_profile_forget(fe->decider->profiles, &pp.ids, on_store_reply, p);
+    else
+        op = vd_profile_flag(fe->decider->profiles, &pp.ids, pp.flag,
+                             pp.has_ttl ? (int64_t)time(NULL) + pp.ttl : 0, pp.clear, on_store_reply, p);
+    if (!op) {
+        free(p);
+        reply_error(c, msgid, "unavailable", "profile store unavailable");
+        return;
+    }
+    wait_for(c, p, op);
 }
 
 static bool read_msgid(const msgpack_object *o, uint32_t *msgid)
@@ -276,8 +634,10 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
     const msgpack_object *a = o->via.array.ptr;
     uint32_t n = o->via.array.size;
     if (a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[0].via.u64 == 2 && n == 3) {
-        /* Notifications get no reply by definition; none is defined yet. */
+        /* Notifications get no reply by definition: track is the one defined. */
         VD_STAT_INC(fe->stats, rpc_notifications);
+        if (a[1].type == MSGPACK_OBJECT_STR && method_is(&a[1], "track"))
+            handle_track(c, 0, &a[2], true);
         return true;
     }
     if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != 0 || n < 2 ||
@@ -305,10 +665,18 @@ static bool handle_object(rpc_conn *c, const msgpack_object *o)
         handle_decide(c, msgid, &a[3], true);
     else if (method_is(&a[2], "ping"))
         handle_ping(c, msgid);
+    else if (method_is(&a[2], "track"))
+        handle_track(c, msgid, &a[3], false);
+    else if (method_is(&a[2], "profile"))
+        handle_profile_method(c, msgid, &a[3], PM_PROFILE);
+    else if (method_is(&a[2], "flag"))
+        handle_profile_method(c, msgid, &a[3], PM_FLAG);
+    else if (method_is(&a[2], "forget"))
+        handle_profile_method(c, msgid, &a[3], PM_FORGET);
     else {
         VD_STAT_INC(fe->stats, err_method);
         char msg[160];
-        snprintf(msg, sizeof msg, "unknown method '%.*s' (decide, explain, ping)",
+        snprintf(msg, sizeof msg, "unknown method '%.*s' (decide, explain, ping, track, profile, flag, forget)",
                  (int)(a[2].via.str.size > 64 ? 64 : a[2].via.str.size), a[2].via.str.ptr);
         reply_error(c, msgid, "method_not_found", msg);
     }
@@ -337,7 +705,14 @@ static int process_input(rpc_conn *c)
     const vd_frontend *fe = s->fe;
     struct evbuffer *in = c->in;
     size_t max_frame = s->limits.max_bytes;
-    while (!c->closing) {
+    while (!c->closing && !c->pend) {
+        if (c->busy_ev && vd_profile_store_busy(fe->decider->profiles)) {
+            /* The store is behind: wait (TCP backpressure), don't drop. */
+            pause_reading(c);
+            struct timeval tv = { 0, 1000 };
+            event_add(c->busy_ev, &tv);
+            break;
+        }
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             break;
@@ -385,7 +760,10 @@ static int process_input(rpc_conn *c)
             fail_stream(c, buf, flen, "parse_error", "not valid MessagePack");
             return -1;
         }
+        c->frame = buf;
+        c->frame_len = flen;
         bool keep = handle_object(c, &obj);
+        c->frame = NULL;
         msgpack_zone_clear(&s->zone);
         evbuffer_drain(in, flen);
         if (!keep) {
@@ -472,6 +850,25 @@ static void conn_writable(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* The profile store had no room: try the waiting input again. */
+static void conn_busy_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rpc_conn *c = arg;
+    vd_rpc_server *s = c->srv;
+    if (c->closing || c->pend)
+        return;
+    if (!c->reading && !s->draining &&
+        evbuffer_get_length(c->out) <= (size_t)s->fe->cfg->max_output / 2) {
+        struct timeval idle = { .tv_sec = s->fe->cfg->idle_timeout, .tv_usec = 0 };
+        event_add(c->rev, &idle);
+        c->reading = 1;
+    }
+    if (process_input(c) == 0)
+        conn_flush(c);
+}
+
 static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
     (void)salen;
@@ -490,6 +887,8 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
     if (c) {
         c->rev = event_new(fe->base, fd, EV_READ | EV_PERSIST, conn_readable, c);
         c->wev = event_new(fe->base, fd, EV_WRITE | EV_PERSIST, conn_writable, c);
+        if (fe->decider->profiles)
+            c->busy_ev = evtimer_new(fe->base, conn_busy_retry, c);
         c->in = evbuffer_new();
         c->out = evbuffer_new();
     }
@@ -497,6 +896,7 @@ static void accept_cb(evutil_socket_t fd, struct sockaddr *sa, int salen, void *
         if (c) {
             if (c->rev) event_free(c->rev);
             if (c->wev) event_free(c->wev);
+            if (c->busy_ev) event_free(c->busy_ev);
             if (c->in) evbuffer_free(c->in);
             if (c->out) evbuffer_free(c->out);
             vd_free(c);
@@ -568,8 +968,8 @@ void vd_rpc_server_stop_accepting(vd_rpc_server *s)
  * the next tick, up to the grace period. */
 static void drain_one(rpc_conn *c)
 {
-    if (c->closing || c->half_closed)
-        return;
+    if (c->closing || c->half_closed || c->pend)
+        return;                   /* a request waiting for the profile store: next tick */
     bool more = false;
     for (int i = 0; c->reading && !c->closing; i++) {
         if (i == 16) {

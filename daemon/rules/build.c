@@ -446,6 +446,14 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
             add_segment(&c, r, (uint32_t)i, UINT32_MAX, &srcs);
         }
     }
+    /* Scores, so predicates on visitor.score.ID can name only real ones. */
+    for (size_t i = 0; i < docs->n && !c.oom; i++)
+        if (roots[i] && docs->docs[i].kind == VD_DOC_SCORES) {
+            c.doc = docs->docs[i].name;
+            vd_compile_scores(&c, roots[i]);
+        }
+    if (!c.oom)
+        vd_scores_finish(&c);
     if (!stop_now(&c))
         build_id_index(&c, srcs, docs);
     /* Pass 2: match trees. */
@@ -462,6 +470,8 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
     if (!stop_now(&c) && rs->nslots > 1)
         sort_slots(&c, slot_docs, docs);
     if (!stop_now(&c) && c.nerr == 0 && vd_index_build(rs) < 0)
+        c.oom = true;
+    if (!c.oom && c.nerr == 0 && vd_slots_mark_profile(rs) < 0)
         c.oom = true;
     if (c.oom)
         vd_errors_addf(err, "out of memory compiling the ruleset");

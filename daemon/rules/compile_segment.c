@@ -833,6 +833,13 @@ static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
         ok = false;
         ja = NULL;
     }
+    if (ok && ja && (ref.id == VD_ATTR_VISITOR_SCORE || ref.id == VD_ATTR_VISITOR_PEAK ||
+                     ref.id == VD_ATTR_VISITOR_DECLINE) &&
+        !vd_ruleset_find_score(c->rs, ref.sub)) {
+        vd_cerr(c, "unknown score \"%.*s\" in %s (define it in scores/)",
+                (int)(ref.sub.n > 64 ? 64 : ref.sub.n), ref.sub.p, json_string_value(ja));
+        ok = false;
+    }
     vd_cpath_pop(c, saved);
     int op = -1;
     saved = vd_cpath_push(c, ".op");

@@ -9,6 +9,7 @@
 typedef enum vd_doc_kind {
     VD_DOC_SEGMENTS = 0,      /* one segment object or an array of them */
     VD_DOC_CONTENT_MAP,       /* one slot object or an array of them */
+    VD_DOC_SCORES,            /* one score object or an array of them (contract v2) */
 } vd_doc_kind;
 
 typedef struct vd_doc {

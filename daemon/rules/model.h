@@ -156,6 +156,8 @@ struct vd_ruleset {
     uint32_t *check;          /* rule indexes whose segment has no string guard, ascending */
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
+    vd_score_def *scores;     /* sorted by id (rules/scores.c) */
+    uint32_t nscores, cap_scores;
 };
 
 /* Frees a ruleset whose last reference is gone (or a failed build's). */

@@ -22,6 +22,7 @@ void vd_ruleset_destroy(vd_ruleset *rs)
     vd_free(rs->seg_by_id);
     vd_index_free(rs);
     vd_free(rs->slots);
+    free(rs->scores);
     vd_free(rs);
 }
 

@@ -6,6 +6,7 @@
 #ifndef VD_RULES_RULESET_H
 #define VD_RULES_RULESET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,7 +43,23 @@ typedef struct vd_slot {
     uint32_t default_variant;     /* index into variants */
     uint32_t nvariants;
     const vd_variant *variants;
+    bool uses_profile;            /* a rule can reach a visitor.* attribute: fetch the profile */
 } vd_slot;
+
+/* A score definition (a scores/ document). */
+typedef struct vd_score_event {
+    vd_str type;
+    double points;                /* > 0 */
+} vd_score_event;
+
+typedef struct vd_score_def {
+    vd_str id;
+    double half_life_s;           /* half_life_days x 86400 */
+    uint32_t nevents;
+    const vd_score_event *events;
+    uint32_t ncategories;         /* 0: every category counts */
+    const vd_str *categories;
+} vd_score_def;
 
 void vd_ruleset_retain(vd_ruleset *rs);
 void vd_ruleset_release(vd_ruleset *rs);
@@ -54,5 +71,11 @@ int32_t vd_ruleset_find_segment(const vd_ruleset *rs, vd_str id);     /* -1 if n
 uint32_t vd_ruleset_nslots(const vd_ruleset *rs);
 const vd_slot *vd_ruleset_slot_at(const vd_ruleset *rs, uint32_t i);
 const vd_slot *vd_ruleset_find_slot(const vd_ruleset *rs, vd_str name);  /* NULL if none */
+uint32_t vd_ruleset_nscores(const vd_ruleset *rs);
+const vd_score_def *vd_ruleset_score_at(const vd_ruleset *rs, uint32_t i);   /* sorted by id */
+const vd_score_def *vd_ruleset_find_score(const vd_ruleset *rs, vd_str id);  /* NULL if none */
+/* Whether an event of this type (and category, compared ignoring ASCII case)
+ * counts for the score, and for how many points. */
+bool vd_score_counts(const vd_score_def *d, vd_str type, vd_str category, double *points);
 
 #endif

@@ -22,4 +22,16 @@ struct vd_parsed;
 struct vd_ruleset *vd_files_compile_keep(const char *segments_dir, const char *content_map_dir,
                                          vd_errors *err, struct vd_parsed **parsed);
 
+/* The score definitions of a scores directory (contract v2); a NULL or
+ * empty dir adds nothing. */
+int vd_files_load_scores(const char *scores_dir, vd_docset *out, vd_errors *err);
+/* The folder "scores" beside a segments folder (segments -> scores,
+ * defs/segments/ -> defs/scores) in buf, or NULL if there is none. */
+const char *vd_files_scores_beside(const char *segments_dir, char *buf, size_t cap);
+/* All three folders. scores_dir NULL or "": the scores folder beside the
+ * segments folder when there is one (so does vd_files_compile). */
+struct vd_ruleset *vd_files_compile_all(const char *segments_dir, const char *content_map_dir,
+                                        const char *scores_dir, vd_errors *err,
+                                        struct vd_parsed **parsed);
+
 #endif

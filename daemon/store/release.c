@@ -100,8 +100,10 @@ int vd_release_to_docset(const vd_release_field *f, size_t n, vd_docset *out, vd
             kind = VD_DOC_SEGMENTS;
         else if (has_prefix(x, "content-map/"))
             kind = VD_DOC_CONTENT_MAP;
+        else if (has_prefix(x, "scores/"))
+            kind = VD_DOC_SCORES;     /* since profiles; older releases have none */
         else {
-            vd_errors_addf(err, "release field '%.*s' is neither meta, segments/NAME nor content-map/NAME",
+            vd_errors_addf(err, "release field '%.*s' is neither meta, segments/NAME, content-map/NAME nor scores/NAME",
                            (int)(x->name_len > 100 ? 100 : x->name_len), x->name);
             rc = -1;
             continue;
@@ -290,7 +292,10 @@ int vd_release_publish(struct redisContext *c, const char *segdir, const char *m
 {
     vd_docset ds;
     vd_docset_init(&ds);
-    if (vd_files_load(segdir, mapdir, &ds, err) != 0) {
+    /* The scores folder beside the segments folder, when there is one. */
+    char beside[4096];
+    int sc = vd_files_load_scores(vd_files_scores_beside(segdir, beside, sizeof beside), &ds, err);
+    if (vd_files_load(segdir, mapdir, &ds, err) != 0 || sc != 0) {
         vd_docset_free(&ds);
         return -1;
     }
@@ -351,7 +356,9 @@ int vd_release_publish(struct redisContext *c, const char *segdir, const char *m
     argv[2] = (char *)"meta";
     argv[3] = meta;
     for (size_t i = 0; i < ds.n; i++) {
-        const char *prefix = ds.docs[i].kind == VD_DOC_CONTENT_MAP ? "content-map/" : "segments/";
+        const char *prefix = ds.docs[i].kind == VD_DOC_CONTENT_MAP ? "content-map/"
+                             : ds.docs[i].kind == VD_DOC_SCORES    ? "scores/"
+                                                                   : "segments/";
         const char *bn = base_name(ds.docs[i].name);
         size_t need = strlen(prefix) + strlen(bn) + 1;
         argv[4 + 2 * i] = vd_malloc(need);

@@ -18,7 +18,7 @@
 
 static const char *kind_name(int kind)
 {
-    return kind == VD_DOC_CONTENT_MAP ? "content-map" : "segments";
+    return kind == VD_DOC_CONTENT_MAP ? "content-map" : kind == VD_DOC_SCORES ? "scores" : "segments";
 }
 
 void vd_snapshot_checksum(const vd_docset *ds, char out[17])
@@ -196,6 +196,8 @@ int vd_snapshot_read(const char *path, char *version, size_t vcap, vd_docset *ou
             k = VD_DOC_SEGMENTS;
         else if (kind && strcmp(kind, "content-map") == 0)
             k = VD_DOC_CONTENT_MAP;
+        else if (kind && strcmp(kind, "scores") == 0)
+            k = VD_DOC_SCORES;
         else {
             fail(err, cap, path, "document with a bad kind");
             goto out;

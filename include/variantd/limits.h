@@ -28,4 +28,17 @@
 #define VD_MAX_ID_LEN              128
 #define VD_MAX_WORKERS             256     /* ceiling of workers */
 
+/* Profiles (docs/PROFILES.md). A decoded profile keeps at most this many
+ * scores, event counters and flags; the store never writes more (the Lua
+ * scripts refuse a new name past the cap, counted as a store error). */
+#define VD_MAX_SCORES              256     /* score definitions in a ruleset */
+#define VD_MAX_PROFILE_SCORES      64
+#define VD_MAX_PROFILE_EVENTS      64
+#define VD_MAX_PROFILE_FLAGS       32
+#define VD_MAX_VISITOR_ID_LEN      256     /* bytes of a vid or uid */
+#define VD_MAX_EVENT_FUTURE_S      300     /* a tracked ts further ahead is an error */
+#define VD_DEFAULT_PROFILE_TIMEOUT_MS 2
+#define VD_DEFAULT_PROFILE_TTL_DAYS   390
+#define VD_DEFAULT_SESSION_GAP_MIN    30
+
 #endif

@@ -34,13 +34,16 @@ async function main() {
       }
       const segments = {};
       for (const td of document.querySelectorAll("td[data-segment]")) segments[td.dataset.segment] = Number(td.textContent);
+      const profiles = {}, events = {};
+      for (const td of document.querySelectorAll("td[data-profile]")) profiles[td.dataset.profile] = Number(td.textContent.replace(/,/g, ""));
+      for (const td of document.querySelectorAll("td[data-event]")) events[td.dataset.event] = Number(td.textContent.replace(/,/g, ""));
       return {
         version: text("ruleset-version"), source: text("ruleset-source"), sync: text("sync"),
         reloads: text("ruleset-reloads"), decisions: Number(document.getElementById("decisions-total").dataset.value),
         decisionsText: text("decisions-total"), rate: text("decisions-rate"),
         p50: text("p50"), p99: text("p99"),
         errors: Number(document.getElementById("errors-total").dataset.value),
-        variants, segments, status: text("status"),
+        variants, segments, status: text("status"), profiles, events,
         recentErrors: [...document.querySelectorAll("#recent-errors tr")].map((tr) =>
           [...tr.cells].map((td) => td.textContent)),
         config: Object.fromEntries([...document.querySelectorAll("[data-config]")].map((td) =>

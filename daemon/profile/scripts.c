@@ -1,0 +1,186 @@
+/* scripts.c — the Lua scripts that read and change profiles in Redis
+ * (layout 1, docs/PROFILES.md). Each touches only its KEYS[1], so they run
+ * on a plain Redis, through a nutcracker/twemproxy pool or on a Cluster.
+ * The arithmetic is the one of context/visitor.c, line for line. */
+#include "profile/scripts.h"
+
+#include "core/sha1.h"
+
+/* Shared prologue: the visit bookkeeping of vd_visit_touch. */
+#define TOUCH                                                                              \
+    "local function touch(k, ts, gap)\n"                                                   \
+    "  local h = redis.call('HMGET', k, 'v', 'fs', 'ls', 'vs', 'pe')\n"                     \
+    "  local v = tonumber(h[1]) or 0\n"                                                    \
+    "  local fs, ls = tonumber(h[2]) or 0, tonumber(h[3]) or 0\n"                          \
+    "  local vs, pe = tonumber(h[4]) or 0, tonumber(h[5]) or 0\n"                          \
+    "  local began = 0\n"                                                                  \
+    "  if v == 0 then v = 1; fs = ts; ls = ts; vs = ts; pe = 0; began = 1\n"               \
+    "  else\n"                                                                             \
+    "    if ts < fs then fs = ts end\n"                                                    \
+    "    if ts - ls > gap then v = v + 1; pe = ls; vs = ts; ls = ts; began = 1\n"          \
+    "    elseif ts > ls then ls = ts end\n"                                                \
+    "  end\n"                                                                              \
+    "  redis.call('HMSET', k, 'v', v, 'fs', string.format('%d', fs), 'ls', string.format('%d', ls),\n" \
+    "             'vs', string.format('%d', vs), 'pe', string.format('%d', pe))\n"         \
+    "  return v, began\n"                                                                  \
+    "end\n"
+
+/* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known (0/1), read (0/1).
+ * -> {"alias", uid_hash} | {"ok", visits, began, [HGETALL]} */
+static const char visit_lua[] =
+    TOUCH
+    "local k = KEYS[1]\n"
+    "local a = redis.call('HGET', k, 'a')\n"
+    "if a then return {'alias', a} end\n"
+    "local v, began = touch(k, tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
+    "if ARGV[4] == '1' then redis.call('HSET', k, 'k', '1') end\n"
+    "redis.call('EXPIRE', k, tonumber(ARGV[3]))\n"
+    "if ARGV[5] == '1' then return {'ok', v, began, redis.call('HGETALL', k)} end\n"
+    "return {'ok', v, began}\n";
+
+/* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known, type, count (0/1), then
+ * (score id, points, half_life_s) triples. vd_score_add per score.
+ * -> {"alias", uid_hash} | {"ok", visits, began} */
+static const char event_lua[] =
+    TOUCH
+    "local k = KEYS[1]\n"
+    "local a = redis.call('HGET', k, 'a')\n"
+    "if a then return {'alias', a} end\n"
+    "local ts = tonumber(ARGV[1])\n"
+    "local v, began = touch(k, ts, tonumber(ARGV[2]))\n"
+    "if ARGV[4] == '1' then redis.call('HSET', k, 'k', '1') end\n"
+    "if ARGV[6] == '1' then redis.call('HINCRBY', k, 'e:' .. ARGV[5], 1) end\n"
+    "for i = 7, #ARGV - 2, 3 do\n"
+    "  local f = 's:' .. ARGV[i]\n"
+    "  local p, hl = tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])\n"
+    "  local val, t, pk, pt = 0, 0, 0, 0\n"
+    "  local cur = redis.call('HGET', k, f)\n"
+    "  if cur then\n"
+    "    local a1, a2, a3, a4 = string.match(cur, '(%S+) (%S+) (%S+) (%S+)')\n"
+    "    val, t, pk, pt = tonumber(a1) or 0, tonumber(a2) or 0, tonumber(a3) or 0, tonumber(a4) or 0\n"
+    "  end\n"
+    "  if val == 0 and t == 0 then val = p; t = ts\n"
+    "  elseif ts >= t then val = val * 2 ^ (-(ts - t) / hl) + p; t = ts\n"
+    "  else val = val + p * 2 ^ (-(t - ts) / hl) end\n"
+    "  if pk > 0 and ts <= pt then pk = pk + p * 2 ^ (-(pt - ts) / hl) end\n"
+    "  if val >= pk then pk = val; pt = t end\n"
+    "  redis.call('HSET', k, f, string.format('%.17g %d %.17g %d', val, t, pk, pt))\n"
+    "end\n"
+    "redis.call('EXPIRE', k, tonumber(ARGV[3]))\n"
+    "return {'ok', v, began}\n";
+
+/* KEYS[1] profile; ARGV: flag, expires_at (0 = until cleared), clear (0/1), ttl_s.
+ * -> {"alias", uid_hash} | {"ok"} */
+static const char flag_lua[] =
+    "local k = KEYS[1]\n"
+    "local a = redis.call('HGET', k, 'a')\n"
+    "if a then return {'alias', a} end\n"
+    "if ARGV[3] == '1' then redis.call('HDEL', k, 'f:' .. ARGV[1])\n"
+    "else\n"
+    "  redis.call('HSET', k, 'f:' .. ARGV[1], ARGV[2])\n"
+    "  redis.call('EXPIRE', k, tonumber(ARGV[4]))\n"
+    "end\n"
+    "return {'ok'}\n";
+
+/* KEYS[1] profile. -> {"alias", uid_hash} | {"ok", 0, 0, [HGETALL]} */
+static const char show_lua[] =
+    "local k = KEYS[1]\n"
+    "local a = redis.call('HGET', k, 'a')\n"
+    "if a then return {'alias', a} end\n"
+    "return {'ok', 0, 0, redis.call('HGETALL', k)}\n";
+
+/* KEYS[1] profile. -> {"ok", deleted (0/1), alias or false} */
+static const char forget_lua[] =
+    "local k = KEYS[1]\n"
+    "local a = redis.call('HGET', k, 'a')\n"
+    "local n = redis.call('DEL', k)\n"
+    "return {'ok', n, a or false}\n";
+
+/* KEYS[1] the vid's profile; ARGV: uid hash, ttl_s. Once per vid: hands
+ * its fields over and leaves an alias to the uid's profile.
+ * -> [HGETALL] (maybe empty) | nil when already merged */
+static const char claim_lua[] =
+    "local k = KEYS[1]\n"
+    "if redis.call('HGET', k, 'a') then return false end\n"
+    "local all = redis.call('HGETALL', k)\n"
+    "redis.call('DEL', k)\n"
+    "redis.call('HSET', k, 'a', ARGV[1])\n"
+    "redis.call('EXPIRE', k, tonumber(ARGV[2]))\n"
+    "return all\n";
+
+/* KEYS[1] the uid's profile; ARGV: ttl_s, n, n (score id, half_life_s)
+ * pairs, then the claimed field/value pairs. vd_visit_merge and
+ * vd_score_merge; events added; flags united (the later expiry wins,
+ * 0 = until cleared wins over any). -> 1 */
+static const char merge_lua[] =
+    "local k = KEYS[1]\n"
+    "local n = tonumber(ARGV[2])\n"
+    "local hl = {}\n"
+    "for i = 0, n - 1 do hl[ARGV[3 + 2 * i]] = tonumber(ARGV[4 + 2 * i]) end\n"
+    "local src = {}\n"
+    "for i = 3 + 2 * n, #ARGV - 1, 2 do src[ARGV[i]] = ARGV[i + 1] end\n"
+    "local sv = tonumber(src['v']) or 0\n"
+    "if sv > 0 then\n"
+    "  local h = redis.call('HMGET', k, 'v', 'fs', 'ls', 'vs', 'pe')\n"
+    "  local v = tonumber(h[1]) or 0\n"
+    "  local sfs, sls = tonumber(src['fs']) or 0, tonumber(src['ls']) or 0\n"
+    "  local svs, spe = tonumber(src['vs']) or 0, tonumber(src['pe']) or 0\n"
+    "  if v == 0 then\n"
+    "    redis.call('HMSET', k, 'v', sv, 'fs', src['fs'], 'ls', src['ls'], 'vs', src['vs'], 'pe', src['pe'])\n"
+    "  else\n"
+    "    local fs, ls = tonumber(h[2]) or 0, tonumber(h[3]) or 0\n"
+    "    if sfs < fs then fs = sfs end\n"
+    "    if sls > ls then redis.call('HMSET', k, 'ls', src['ls'], 'vs', src['vs'], 'pe', src['pe']) end\n"
+    "    redis.call('HMSET', k, 'v', v + sv, 'fs', string.format('%d', fs))\n"
+    "  end\n"
+    "end\n"
+    "for f, val in pairs(src) do\n"
+    "  local p = string.sub(f, 1, 2)\n"
+    "  if p == 'e:' then redis.call('HINCRBY', k, f, tonumber(val) or 0)\n"
+    "  elseif p == 'f:' then\n"
+    "    local d = redis.call('HGET', k, f)\n"
+    "    if not d or (d ~= '0' and (val == '0' or (tonumber(val) or 0) > (tonumber(d) or 0))) then\n"
+    "      redis.call('HSET', k, f, val) end\n"
+    "  elseif p == 's:' then\n"
+    "    local d = redis.call('HGET', k, f)\n"
+    "    local h2 = hl[string.sub(f, 3)]\n"
+    "    if not d then redis.call('HSET', k, f, val)\n"
+    "    elseif h2 then\n"
+    "      local a1, a2, a3, a4 = string.match(d, '(%S+) (%S+) (%S+) (%S+)')\n"
+    "      local b1, b2, b3, b4 = string.match(val, '(%S+) (%S+) (%S+) (%S+)')\n"
+    "      local dv, dt, dp, dpt = tonumber(a1) or 0, tonumber(a2) or 0, tonumber(a3) or 0, tonumber(a4) or 0\n"
+    "      local sv2, st, sp, spt = tonumber(b1) or 0, tonumber(b2) or 0, tonumber(b3) or 0, tonumber(b4) or 0\n"
+    "      local t = dt\n"
+    "      if st > t then t = st end\n"
+    "      local nv = dv * 2 ^ (-(t - dt) / h2) + sv2 * 2 ^ (-(t - st) / h2)\n"
+    "      if sp > dp then dp = sp; dpt = spt end\n"
+    "      if nv >= dp then dp = nv; dpt = t end\n"
+    "      redis.call('HSET', k, f, string.format('%.17g %d %.17g %d', nv, t, dp, dpt))\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('HSET', k, 'k', '1')\n"
+    "redis.call('EXPIRE', k, tonumber(ARGV[1]))\n"
+    "return 1\n";
+
+static vd_script scripts[VD_SCRIPT__COUNT] = {
+    [VD_SCRIPT_VISIT] = { "visit", visit_lua, sizeof visit_lua - 1, "" },
+    [VD_SCRIPT_EVENT] = { "event", event_lua, sizeof event_lua - 1, "" },
+    [VD_SCRIPT_FLAG] = { "flag", flag_lua, sizeof flag_lua - 1, "" },
+    [VD_SCRIPT_SHOW] = { "show", show_lua, sizeof show_lua - 1, "" },
+    [VD_SCRIPT_FORGET] = { "forget", forget_lua, sizeof forget_lua - 1, "" },
+    [VD_SCRIPT_CLAIM] = { "claim", claim_lua, sizeof claim_lua - 1, "" },
+    [VD_SCRIPT_MERGE] = { "merge", merge_lua, sizeof merge_lua - 1, "" },
+};
+
+void vd_scripts_init(void)
+{
+    for (int i = 0; i < VD_SCRIPT__COUNT; i++)
+        if (!scripts[i].sha[0])
+            vd_sha1_hex(scripts[i].body, scripts[i].len, scripts[i].sha);
+}
+
+const vd_script *vd_script_get(int id)
+{
+    return id >= 0 && id < VD_SCRIPT__COUNT ? &scripts[id] : 0;
+}

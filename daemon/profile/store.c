@@ -1,0 +1,977 @@
+/* store.c — one worker's profile store connection (store.h). */
+#include "profile/store.h"
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/adapters/libevent.h>
+
+#include "core/log.h"
+#include "profile/scripts.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define STALL_MS 2000          /* no reply for this long with commands in flight: reconnect */
+#define MERGE_CACHE 4096       /* vids recently claimed, direct-mapped */
+#define VISIT_CACHE 16384      /* profiles recently written by a visit, direct-mapped */
+#define MAX_REDIRECTS 2
+
+typedef struct visit_seen {
+    uint64_t h;               /* key hash | 1; 0 = empty */
+    int64_t ts;               /* the request ts of the last write */
+} visit_seen;
+
+enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW };
+
+struct vd_profile_op {
+    vd_profile_store *s;
+    int kind;
+    int script;
+    vd_profile_cb cb;
+    vd_profile_raw_cb raw_cb;
+    void *arg;
+    bool answered;            /* deadline passed or cancelled: the callback is done with */
+    bool timer_armed;
+    int redirects;
+    struct event timer;
+    vd_ruleset *rs;           /* retained while in flight (reads, tracks, claims) */
+    /* The command, kept for a NOSCRIPT re-send and alias redirects:
+     * argv[0] EVALSHA/EVAL, [1] sha/body, [2] "1", [3] key, [4..] args. */
+    int argc;
+    const char **argv;
+    size_t *argvlen;
+    int cap_argv;
+    char *buf;                /* the bytes argv points into */
+    size_t used, cap;
+    char key[VD_PROFILE_KEY_LEN];
+    char aux[VD_PROFILE_KEY_LEN];   /* claim: the uid's key to merge into */
+    uint64_t claim_h;               /* claim: the vid's slot in the merged cache */
+    vd_profile_op *next_free;
+};
+
+struct vd_profile_store {
+    struct event_base *base;
+    vd_profile_config cfg;
+    vd_profile_stats *stats;
+    vd_track_types *types;
+    redisAsyncContext *ctx;   /* NULL while down */
+    bool connected;
+    long backoff_ms;
+    struct event *retry_ev, *watch_ev, *teardown_ev;
+    uint64_t last_progress_ns;
+    vd_profile_op *free_ops;
+    uint64_t merged[MERGE_CACHE];
+    visit_seen seen[VISIT_CACHE];
+    vd_visitor visitor;       /* decoding scratch, one callback at a time */
+    vd_profile_hook on_visit, on_track;
+    void *hook_arg;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+#define STAT_INC(s, f) atomic_fetch_add_explicit(&(s)->stats->f, 1, memory_order_relaxed)
+
+/* ---- ops ------------------------------------------------------------------ */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
+{
+    vd_profile_op *op = s->free_ops;
+    if (op) {
+        s->free_ops = op->next_free;
+    } else {
+        op = calloc(1, sizeof *op);
+        if (!op)
+            return NULL;
+    }
+    op->s = s;
+    op->kind = kind;
+    op->script = script;
+    op->cb = NULL;
+    op->raw_cb = NULL;
+    op->arg = NULL;
+    op->answered = false;
+    op->timer_armed = false;
+    op->redirects = 0;
+    op->rs = NULL;
+    op->argc = 0;
+    op->used = 0;
+    op->key[0] = op->aux[0] = '\0';
+    op->next_free = NULL;
+    return op;
+}
+
+static void op_release(vd_profile_op *op)
+{
+    vd_profile_store *s = op->s;
+    if (op->timer_armed) {
+        evtimer_del(&op->timer);
+        op->timer_armed = false;
+    }
+    if (op->rs) {
+        vd_ruleset_release(op->rs);
+        op->rs = NULL;
+    }
+    op->next_free = s->free_ops;
+    s->free_ops = op;
+}
+
+/* Appends one argument (copied). Pointers are fixed up at send time, since
+ * buf may move while growing. */
+static int op_arg(vd_profile_op *op, const char *p, size_t n)
+{
+    if (op->argc == op->cap_argv) {
+        int cap = op->cap_argv ? op->cap_argv * 2 : 32;
+        const char **a = realloc(op->argv, (size_t)cap * sizeof *a);
+        if (!a)
+            return -1;
+        op->argv = a;
+        size_t *l = realloc(op->argvlen, (size_t)cap * sizeof *l);
+        if (!l)
+            return -1;
+        op->argvlen = l;
+        op->cap_argv = cap;
+    }
+    if (op->used + n + 1 > op->cap) {
+        size_t cap = op->cap ? op->cap * 2 : 512;
+        while (cap < op->used + n + 1)
+            cap *= 2;
+        char *b = realloc(op->buf, cap);
+        if (!b)
+            return -1;
+        op->buf = b;
+        op->cap = cap;
+    }
+    memcpy(op->buf + op->used, p, n);
+    op->buf[op->used + n] = '\0';
+    op->argv[op->argc] = (const char *)(uintptr_t)op->used;   /* offset until send */
+    op->argvlen[op->argc] = n;
+    op->argc++;
+    op->used += n + 1;
+    return 0;
+}
+
+static int op_argd(vd_profile_op *op, double v)
+{
+    char b[64];
+    int n = snprintf(b, sizeof b, "%.17g", v);
+    return op_arg(op, b, (size_t)n);
+}
+
+static int op_argi(vd_profile_op *op, int64_t v)
+{
+    char b[32];
+    int n = snprintf(b, sizeof b, "%lld", (long long)v);
+    return op_arg(op, b, (size_t)n);
+}
+
+/* Starts the EVALSHA argv: name, sha, numkeys, key. */
+static int op_begin(vd_profile_op *op, const char *key)
+{
+    const vd_script *sc = vd_script_get(op->script);
+    snprintf(op->key, sizeof op->key, "%s", key);
+    return op_arg(op, "EVALSHA", 7) | op_arg(op, sc->sha, 40) | op_arg(op, "1", 1) |
+           op_arg(op, key, strlen(key));
+}
+
+static void on_reply(redisAsyncContext *c, void *reply, void *priv);
+
+/* Sends op's command; `eval` sends the script body instead of its SHA. */
+static int op_send(vd_profile_op *op, bool eval)
+{
+    vd_profile_store *s = op->s;
+    if (!s->ctx)
+        return -1;
+    /* Most commands are short: their argv lives on the stack. */
+    const char *small[32];
+    const char **av = op->argc <= 32 ? small : malloc((size_t)op->argc * sizeof *av);
+    if (!av)
+        return -1;
+    for (int i = 0; i < op->argc; i++)
+        av[i] = op->buf + (uintptr_t)op->argv[i];
+    size_t len0 = op->argvlen[0], len1 = op->argvlen[1];
+    if (op->kind != OP_RAW && eval) {
+        const vd_script *sc = vd_script_get(op->script);
+        av[0] = "EVAL";
+        op->argvlen[0] = 4;
+        av[1] = sc->body;
+        op->argvlen[1] = sc->len;
+    }
+    int rc = redisAsyncCommandArgv(s->ctx, on_reply, op, op->argc, av, op->argvlen);
+    op->argvlen[0] = len0;
+    op->argvlen[1] = len1;
+    if (av != small)
+        free(av);
+    if (rc != REDIS_OK)
+        return -1;
+    if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
+        s->last_progress_ns = now_ns();
+    return 0;
+}
+
+bool vd_profile_store_busy(const vd_profile_store *s)
+{
+    return s && s->ctx &&
+           atomic_load_explicit(&s->stats->inflight, memory_order_relaxed) >= s->cfg.queue_max * 3 / 4;
+}
+
+static bool room(vd_profile_store *s)
+{
+    if (!s->ctx)
+        return false;
+    return atomic_load_explicit(&s->stats->inflight, memory_order_relaxed) < s->cfg.queue_max;
+}
+
+static void op_finish(vd_profile_op *op, const vd_profile_result *res)
+{
+    if (!op->answered && op->cb) {
+        op->answered = true;
+        op->cb(op->arg, res);
+    }
+    op_release(op);
+}
+
+static void finish_status(vd_profile_op *op, vd_profile_status st, const char *error)
+{
+    vd_profile_result res = { .status = st, .error = error };
+    op_finish(op, &res);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    vd_profile_op *op = arg;
+    op->timer_armed = false;
+    if (op->answered)
+        return;
+    op->answered = true;
+    STAT_INC(op->s, profile_timeouts);
+    if (op->cb) {
+        vd_profile_result res = { .status = VD_PROFILE_TIMEOUT };
+        op->cb(op->arg, &res);
+    }
+    /* The op stays in flight until its reply (or the connection's end). */
+}
+
+static void arm_deadline(vd_profile_op *op)
+{
+    vd_profile_store *s = op->s;
+    evtimer_assign(&op->timer, s->base, on_deadline, op);
+    struct timeval tv = { s->cfg.timeout_ms / 1000, (s->cfg.timeout_ms % 1000) * 1000 };
+    evtimer_add(&op->timer, &tv);
+    op->timer_armed = true;
+}
+
+/* Queues op (and its deadline when someone waits). On refusal, counts it
+ * and releases op; returns NULL. */
+static vd_profile_op *op_start(vd_profile_op *op, bool deadline)
+{
+    vd_profile_store *s = op->s;
+    if (!room(s) || op_send(op, false) != 0) {
+        STAT_INC(s, profile_overflow);
+        op->cb = NULL;
+        op_release(op);
+        return NULL;
+    }
+    if (deadline && op->cb)
+        arm_deadline(op);
+    return op->cb ? op : NULL;
+}
+
+void vd_profile_cancel(vd_profile_op *op)
+{
+    if (!op)
+        return;
+    op->answered = true;
+    if (op->timer_armed) {
+        evtimer_del(&op->timer);
+        op->timer_armed = false;
+    }
+}
+
+/* ---- decoding --------------------------------------------------------------- */
+
+static double num(vd_str s)
+{
+    char b[64];
+    vd_str_copy(b, sizeof b, s);
+    return strtod(b, NULL);
+}
+
+void vd_profile_decode(const vd_ruleset *rs, const vd_str *fields, const vd_str *values, size_t n,
+                       vd_visitor *v)
+{
+    v->known = false;
+    memset(&v->visit, 0, sizeof v->visit);
+    v->nscores = v->nevents = v->nflags = 0;
+    uint32_t ns = rs ? vd_ruleset_nscores(rs) : 0;
+    for (uint32_t i = 0; i < ns && i < VD_MAX_SCORES; i++) {
+        const vd_score_def *d = vd_ruleset_score_at(rs, i);
+        v->scores[i].id = d->id;
+        v->scores[i].half_life_s = d->half_life_s;
+        memset(&v->scores[i].st, 0, sizeof v->scores[i].st);
+        v->nscores++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        vd_str f = fields[i], val = values[i];
+        if (f.n == 1) {
+            switch (f.p[0]) {
+            case 'k': v->known = val.n == 1 && val.p[0] == '1'; break;
+            case 'v': v->visit.visits = (uint32_t)num(val); break;
+            default: break;
+            }
+        } else if (f.n == 2 && f.p[0] == 'f' && f.p[1] == 's') {
+            v->visit.first_seen = (int64_t)num(val);
+        } else if (f.n == 2 && f.p[0] == 'l' && f.p[1] == 's') {
+            v->visit.last_seen = (int64_t)num(val);
+        } else if (f.n == 2 && f.p[0] == 'v' && f.p[1] == 's') {
+            v->visit.visit_start = (int64_t)num(val);
+        } else if (f.n == 2 && f.p[0] == 'p' && f.p[1] == 'e') {
+            v->visit.prev_end = (int64_t)num(val);
+        } else if (f.n > 2 && f.p[1] == ':') {
+            vd_str name = vd_str_make(f.p + 2, f.n - 2);
+            if (f.p[0] == 's') {
+                for (uint32_t k = 0; k < v->nscores; k++) {
+                    if (!vd_str_eq(v->scores[k].id, name))
+                        continue;
+                    char b[160];
+                    vd_str_copy(b, sizeof b, val);
+                    double a, c;
+                    long long t, pt;
+                    if (sscanf(b, "%lf %lld %lf %lld", &a, &t, &c, &pt) == 4)
+                        v->scores[k].st = (vd_score_state){ a, t, c, pt };
+                    break;
+                }
+            } else if (f.p[0] == 'e' && v->nevents < VD_MAX_PROFILE_EVENTS) {
+                v->events[v->nevents++] = (vd_visitor_count){ name, num(val) };
+            } else if (f.p[0] == 'f' && v->nflags < VD_MAX_PROFILE_FLAGS) {
+                v->flags[v->nflags++] = (vd_visitor_flag){ name, (int64_t)num(val) };
+            }
+        }
+    }
+}
+
+static const vd_visitor *decode_reply(vd_profile_store *s, const vd_ruleset *rs, const redisReply *h)
+{
+    enum { MAXF = 2 * (VD_MAX_SCORES + VD_MAX_PROFILE_EVENTS + VD_MAX_PROFILE_FLAGS + 64) };
+    static _Thread_local vd_str fields[MAXF / 2], values[MAXF / 2];
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < h->elements && n < MAXF / 2; i += 2) {
+        const redisReply *f = h->element[i], *v = h->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        fields[n] = vd_str_make(f->str, (size_t)f->len);
+        values[n] = vd_str_make(v->str, (size_t)v->len);
+        n++;
+    }
+    vd_profile_decode(rs, fields, values, n, &s->visitor);
+    return &s->visitor;
+}
+
+/* ---- replies ------------------------------------------------------------------- */
+
+static bool is_str(const redisReply *r, const char *s)
+{
+    return r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) &&
+           (size_t)r->len == strlen(s) && memcmp(r->str, s, (size_t)r->len) == 0;
+}
+
+static long long int_of(const redisReply *r)
+{
+    if (!r)
+        return 0;
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+static void send_merge(vd_profile_store *s, vd_profile_op *claim, const redisReply *dump);
+static void send_forget_key(vd_profile_store *s, const char *key);
+
+/* Follows an alias left by a merge: the same command on the uid's key. */
+static bool redirect(vd_profile_op *op, const redisReply *alias)
+{
+    if (op->redirects >= MAX_REDIRECTS || !alias || alias->type != REDIS_REPLY_STRING || alias->len > 64)
+        return false;
+    op->redirects++;
+    char key[VD_PROFILE_KEY_LEN];
+    snprintf(key, sizeof key, "vdp1:{%.*s}", (int)alias->len, alias->str);
+    /* argv[3] is the key: rewrite it in place (same length: 32 hex digits). */
+    if (strlen(key) != op->argvlen[3])
+        return false;
+    memcpy(op->buf + (uintptr_t)op->argv[3], key, op->argvlen[3]);
+    snprintf(op->key, sizeof op->key, "%s", key);
+    return op_send(op, false) == 0;
+}
+
+static void on_reply(redisAsyncContext *c, void *reply, void *priv)
+{
+    (void)c;
+    vd_profile_op *op = priv;
+    vd_profile_store *s = op->s;
+    redisReply *r = reply;
+    atomic_fetch_sub_explicit(&s->stats->inflight, 1, memory_order_relaxed);
+    s->last_progress_ns = now_ns();
+    if (op->kind == OP_RAW) {
+        if (op->raw_cb)
+            op->raw_cb(op->arg, r);
+        op_release(op);
+        return;
+    }
+    if (!r) {
+        if (op->kind == OP_EVENT && !op->cb)
+            STAT_INC(s, track_lost);
+        finish_status(op, VD_PROFILE_UNAVAILABLE, "profile store connection lost");
+        return;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "NOSCRIPT", 8) == 0 && op_send(op, true) == 0)
+            return;            /* sent again with the body; Redis caches it from now on */
+        STAT_INC(s, profile_errors);
+        vd_debug("profile store: %s", r->str);
+        if (op->kind == OP_EVENT && !op->cb)
+            STAT_INC(s, track_lost);
+        finish_status(op, VD_PROFILE_UNAVAILABLE, r->str);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && is_str(r->element[0], "alias") &&
+        op->kind != OP_FORGET) {
+        if (redirect(op, r->element[1]))
+            return;
+        STAT_INC(s, profile_errors);
+        finish_status(op, VD_PROFILE_UNAVAILABLE, "alias chain too long");
+        return;
+    }
+    vd_profile_result res = { .status = VD_PROFILE_OK };
+    switch (op->kind) {
+    case OP_VISIT:
+    case OP_SHOW:
+    case OP_EVENT:
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+            long long visits = int_of(r->element[1]), began = int_of(r->element[2]);
+            if (visits == 1 && began)
+                STAT_INC(s, profile_new);
+            res.found = !(visits == 1 && began) && op->kind != OP_SHOW;
+            if (r->elements >= 4 && r->element[3]->type == REDIS_REPLY_ARRAY) {
+                res.visitor = decode_reply(s, op->rs, r->element[3]);
+                if (op->kind == OP_SHOW)
+                    res.found = r->element[3]->elements > 0;
+                else if (res.found)
+                    STAT_INC(s, profile_hits);
+            }
+        }
+        if (op->kind == OP_EVENT)
+            STAT_INC(s, track_events);
+        break;
+    case OP_FORGET:
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+            res.deleted = int_of(r->element[1]) > 0;
+            if (r->element[2]->type == REDIS_REPLY_STRING && r->element[2]->len <= 64) {
+                char key[VD_PROFILE_KEY_LEN];
+                snprintf(key, sizeof key, "vdp1:{%.*s}", (int)r->element[2]->len, r->element[2]->str);
+                send_forget_key(s, key);
+                res.deleted = true;
+            }
+        }
+        if (res.deleted)
+            STAT_INC(s, profile_forgets);
+        break;
+    case OP_CLAIM:
+        /* Claimed now or before: either way this vid needs no more claims.
+         * (A claim lost with its connection is tried again later.) */
+        s->merged[op->claim_h % MERGE_CACHE] = op->claim_h;
+        if (r->type == REDIS_REPLY_ARRAY && r->elements > 0)
+            send_merge(s, op, r);
+        break;
+    case OP_MERGE:
+        STAT_INC(s, profile_merges);
+        break;
+    default:
+        break;
+    }
+    op_finish(op, &res);
+}
+
+/* ---- connection ----------------------------------------------------------------- */
+
+static void link_down(vd_profile_store *s, const char *why);
+
+static void on_connect(const redisAsyncContext *c, int status)
+{
+    vd_profile_store *s = c->data;
+    if (c != s->ctx)
+        return;
+    if (status != REDIS_OK) {
+        s->ctx = NULL;        /* hiredis frees c after this callback */
+        link_down(s, c->errstr);
+        return;
+    }
+    s->connected = true;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    atomic_store(&s->stats->connected, 1);
+}
+
+static void on_disconnect(const redisAsyncContext *c, int status)
+{
+    (void)status;
+    vd_profile_store *s = c->data;
+    if (c != s->ctx)
+        return;               /* our own teardown */
+    s->ctx = NULL;
+    link_down(s, c->err ? c->errstr : "closed by the server");
+}
+
+static void link_down(vd_profile_store *s, const char *why)
+{
+    if (s->connected)
+        vd_warn("profile store: connection lost (%s); decisions go on without profiles", why);
+    s->connected = false;
+    atomic_store(&s->stats->connected, 0);
+    STAT_INC(s, profile_errors);
+    long d = s->backoff_ms;
+    s->backoff_ms = d * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d * 2;
+    struct timeval tv = { d / 1000, (d % 1000) * 1000 };
+    evtimer_add(s->retry_ev, &tv);
+}
+
+static void raw_setup(vd_profile_store *s, const char **argv, int argc)
+{
+    size_t lens[4];
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    vd_profile_send(s, argc, argv, lens, NULL, NULL);
+}
+
+static void link_start(vd_profile_store *s)
+{
+    redisAsyncContext *c = s->cfg.is_unix ? redisAsyncConnectUnix(s->cfg.path)
+                                          : redisAsyncConnect(s->cfg.host, s->cfg.port);
+    if (!c || c->err) {
+        const char *why = c ? c->errstr : "out of memory";
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", why);
+        if (c)
+            redisAsyncFree(c);
+        link_down(s, buf);
+        return;
+    }
+    c->data = s;
+    redisLibeventAttach(c, s->base);
+    redisAsyncSetConnectCallback(c, on_connect);
+    redisAsyncSetDisconnectCallback(c, on_disconnect);
+    s->ctx = c;
+    if (s->cfg.has_password) {
+        if (s->cfg.user[0])
+            raw_setup(s, (const char *[]){ "AUTH", s->cfg.user, s->cfg.password }, 3);
+        else
+            raw_setup(s, (const char *[]){ "AUTH", s->cfg.password }, 2);
+    }
+    if (s->cfg.db) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", s->cfg.db);
+        raw_setup(s, (const char *[]){ "SELECT", db }, 2);
+    }
+    /* No SCRIPT LOAD here: twemproxy closes a connection that sends it.
+     * The first EVALSHA of each script on each server answers NOSCRIPT and
+     * is sent again as EVAL (on_reply); Redis caches the body from then on. */
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_start(arg);
+}
+
+/* Runs from its own event, never inside a hiredis callback. */
+static void on_teardown(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    vd_profile_store *s = arg;
+    redisAsyncContext *c = s->ctx;
+    if (!c)
+        return;
+    s->ctx = NULL;            /* callbacks fired by the free see a stale context */
+    redisAsyncFree(c);        /* every op in flight gets a NULL reply */
+    link_down(s, "no reply in time");
+}
+
+/* A stopped or wedged server: commands in flight and no reply for STALL_MS. */
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    vd_profile_store *s = arg;
+    if (s->ctx && atomic_load(&s->stats->inflight) > 0 && now_ns() - s->last_progress_ns > STALL_MS * 1000000ULL)
+        event_active(s->teardown_ev, EV_TIMEOUT, 0);
+}
+
+vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile_config *cfg,
+                                       vd_profile_stats *stats, vd_track_types *types)
+{
+    vd_scripts_init();
+    vd_profile_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->base = base;
+    s->cfg = *cfg;
+    s->stats = stats;
+    s->types = types;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    s->retry_ev = evtimer_new(base, on_retry, s);
+    s->teardown_ev = evtimer_new(base, on_teardown, s);
+    s->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, s);
+    if (!s->retry_ev || !s->teardown_ev || !s->watch_ev) {
+        vd_profile_store_free(s);
+        return NULL;
+    }
+    struct timeval tv = { 0, 500000 };
+    event_add(s->watch_ev, &tv);
+    link_start(s);
+    return s;
+}
+
+void vd_profile_store_free(vd_profile_store *s)
+{
+    if (!s)
+        return;
+    if (s->ctx) {
+        redisAsyncContext *c = s->ctx;
+        s->ctx = NULL;
+        redisAsyncFree(c);
+    }
+    if (s->retry_ev)
+        event_free(s->retry_ev);
+    if (s->teardown_ev)
+        event_free(s->teardown_ev);
+    if (s->watch_ev)
+        event_free(s->watch_ev);
+    while (s->free_ops) {
+        vd_profile_op *op = s->free_ops;
+        s->free_ops = op->next_free;
+        free(op->argv);
+        free(op->argvlen);
+        free(op->buf);
+        free(op);
+    }
+    free(s);
+}
+
+bool vd_profile_store_up(const vd_profile_store *s)
+{
+    return s && s->ctx && s->connected;
+}
+
+/* ---- operations ---------------------------------------------------------------- */
+
+static bool hash_of(const vd_profile_store *s, vd_str id, bool known, char out[VD_PROFILE_KEY_LEN],
+                    char hex[VD_ID_HASH_HEX])
+{
+    if (!id.n)
+        return false;
+    vd_id_hash(s->cfg.key, known, id, hex);
+    snprintf(out, VD_PROFILE_KEY_LEN, "vdp1:{%s}", hex);
+    return true;
+}
+
+bool vd_profile_key(const vd_profile_store *s, const vd_profile_ids *ids, char out[VD_PROFILE_KEY_LEN])
+{
+    char hex[VD_ID_HASH_HEX];
+    if (ids->uid.n)
+        return hash_of(s, ids->uid, true, out, hex);
+    return hash_of(s, ids->vid, false, out, hex);
+}
+
+int vd_profile_send(vd_profile_store *s, int argc, const char **argv, const size_t *argvlen,
+                    vd_profile_raw_cb raw_cb, void *arg)
+{
+    if (!room(s)) {
+        STAT_INC(s, profile_overflow);
+        return -1;
+    }
+    vd_profile_op *op = op_new(s, OP_RAW, 0);
+    if (!op)
+        return -1;
+    int bad = 0;
+    for (int i = 0; i < argc; i++)
+        bad |= op_arg(op, argv[i], argvlen[i]);
+    op->raw_cb = raw_cb;
+    op->arg = arg;
+    if (bad || op_send(op, false) != 0) {
+        op_release(op);
+        STAT_INC(s, profile_overflow);
+        return -1;
+    }
+    return 0;
+}
+
+void vd_profile_set_hooks(vd_profile_store *s, vd_profile_hook on_visit, vd_profile_hook on_track,
+                          void *hook_arg)
+{
+    s->on_visit = on_visit;
+    s->on_track = on_track;
+    s->hook_arg = hook_arg;
+}
+
+/* Merge, step 1 (once per vid; a recently claimed vid is remembered). */
+static void maybe_claim(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids)
+{
+    if (!ids->vid.n || !ids->uid.n)
+        return;
+    char vkey[VD_PROFILE_KEY_LEN], ukey[VD_PROFILE_KEY_LEN], vhex[VD_ID_HASH_HEX], uhex[VD_ID_HASH_HEX];
+    hash_of(s, ids->vid, false, vkey, vhex);
+    hash_of(s, ids->uid, true, ukey, uhex);
+    uint64_t h = strtoull(vhex + 16, NULL, 16) | 1;
+    uint64_t *slot = &s->merged[h % MERGE_CACHE];
+    if (*slot == h)
+        return;
+    vd_profile_op *op = op_new(s, OP_CLAIM, VD_SCRIPT_CLAIM);
+    if (!op)
+        return;
+    if (op_begin(op, vkey) | op_arg(op, uhex, 32) | op_argi(op, s->cfg.ttl_s)) {
+        op_release(op);
+        return;
+    }
+    snprintf(op->aux, sizeof op->aux, "%s", ukey);
+    op->claim_h = h;
+    vd_ruleset_retain((vd_ruleset *)rs);
+    op->rs = (vd_ruleset *)rs;
+    op_start(op, false);      /* the cache is set when Redis answered */
+}
+
+static void send_merge(vd_profile_store *s, vd_profile_op *claim, const redisReply *dump)
+{
+    vd_profile_op *op = op_new(s, OP_MERGE, VD_SCRIPT_MERGE);
+    if (!op)
+        return;
+    uint32_t ns = claim->rs ? vd_ruleset_nscores(claim->rs) : 0;
+    int bad = op_begin(op, claim->aux) | op_argi(op, s->cfg.ttl_s) | op_argi(op, ns);
+    for (uint32_t i = 0; i < ns; i++) {
+        const vd_score_def *d = vd_ruleset_score_at(claim->rs, i);
+        bad |= op_arg(op, d->id.p, d->id.n) | op_argd(op, d->half_life_s);
+    }
+    for (size_t i = 0; i < dump->elements; i++) {
+        const redisReply *e = dump->element[i];
+        bad |= e->type == REDIS_REPLY_STRING ? op_arg(op, e->str, (size_t)e->len) : op_arg(op, "", 0);
+    }
+    if (bad) {
+        op_release(op);
+        return;
+    }
+    op_start(op, false);
+}
+
+static void send_forget_key(vd_profile_store *s, const char *key)
+{
+    vd_profile_op *op = op_new(s, OP_FORGET, VD_SCRIPT_FORGET);
+    if (!op)
+        return;
+    if (op_begin(op, key)) {
+        op_release(op);
+        return;
+    }
+    op_start(op, false);
+}
+
+static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, const vd_profile_ids *ids,
+                                   vd_profile_cb cb, void *arg, char key[VD_PROFILE_KEY_LEN])
+{
+    if (!vd_profile_key(s, ids, key))
+        return NULL;
+    if (!room(s)) {
+        STAT_INC(s, profile_overflow);
+        return NULL;
+    }
+    vd_profile_op *op = op_new(s, kind, script);
+    if (!op)
+        return NULL;
+    op->cb = cb;
+    op->arg = arg;
+    if (op_begin(op, key)) {
+        op_release(op);
+        return NULL;
+    }
+    return op;
+}
+
+static uint64_t key_hash(const char *key)
+{
+    return (uint64_t)vd_hash64(key, strlen(key)) | 1;
+}
+
+/* A visit of a profile this worker wrote less than session-gap/30 before
+ * (one minute at the default 30) changes nothing but last_seen by less than
+ * that: the write is skipped. Visits, visit starts and days between visits
+ * stay exact to that precision; reads and tracks always go to Redis. */
+static bool visit_coalesced(vd_profile_store *s, const char *key, int64_t ts, bool read)
+{
+    uint64_t h = key_hash(key);
+    int64_t window = s->cfg.gap_s / 30;
+    visit_seen *e = &s->seen[h % VISIT_CACHE];
+    if (!read && window > 0 && e->h == h && ts >= e->ts && ts - e->ts < window)
+        return true;
+    e->h = h;
+    e->ts = ts;
+    return false;
+}
+
+vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
+                                int64_t ts, bool read, vd_profile_cb cb, void *arg)
+{
+    char key[VD_PROFILE_KEY_LEN];
+    maybe_claim(s, rs, ids);
+    if (vd_profile_key(s, ids, key) && s->ctx && visit_coalesced(s, key, ts, read)) {
+        STAT_INC(s, profile_visits_coalesced);
+        if (s->on_visit)
+            s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
+        return NULL;
+    }
+    vd_profile_op *op = start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, read ? cb : NULL, arg, key);
+    if (!op)
+        return NULL;
+    if (op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
+        op_arg(op, ids->uid.n ? "1" : "0", 1) | op_arg(op, read ? "1" : "0", 1)) {
+        op_release(op);
+        return NULL;
+    }
+    if (read) {
+        vd_ruleset_retain((vd_ruleset *)rs);
+        op->rs = (vd_ruleset *)rs;
+        STAT_INC(s, profile_reads);
+    } else {
+        STAT_INC(s, profile_visits);
+    }
+    vd_profile_op *r = op_start(op, read);
+    if (s->on_visit && s->ctx)
+        s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
+    return r;
+}
+
+static void count_type(vd_profile_store *s, vd_str type)
+{
+    vd_track_types *t = s->types;
+    if (!t)
+        return;
+    uint32_t n = atomic_load_explicit(&t->n, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        if (strlen(t->name[i]) == type.n && memcmp(t->name[i], type.p, type.n) == 0) {
+            atomic_fetch_add_explicit(&t->count[i], 1, memory_order_relaxed);
+            return;
+        }
+    if (n < VD_TRACK_TYPES && type.n < sizeof t->name[0]) {
+        vd_str_copy(t->name[n], sizeof t->name[n], type);
+        atomic_fetch_add_explicit(&t->count[n], 1, memory_order_relaxed);
+        atomic_store_explicit(&t->n, n + 1, memory_order_release);
+        return;
+    }
+    atomic_fetch_add_explicit(&t->count[VD_TRACK_TYPES], 1, memory_order_relaxed);
+}
+
+vd_profile_op *vd_profile_track(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
+                                int64_t ts, const vd_profile_event *ev, bool count,
+                                vd_profile_cb cb, void *arg)
+{
+    vd_str type = ev->type, category = ev->category;
+    char key[VD_PROFILE_KEY_LEN];
+    maybe_claim(s, rs, ids);
+    count_type(s, type);
+    vd_profile_op *op = start_common(s, OP_EVENT, VD_SCRIPT_EVENT, ids, cb, arg, key);
+    if (!op) {
+        if (!cb)
+            STAT_INC(s, track_lost);
+        return NULL;
+    }
+    uint32_t ns = rs ? vd_ruleset_nscores(rs) : 0;
+    int bad = 0;
+    for (uint32_t i = 0; i < ns && !count; i++) {
+        const vd_score_def *d = vd_ruleset_score_at(rs, i);
+        for (uint32_t k = 0; k < d->nevents && !count; k++)
+            count = vd_str_eq(d->events[k].type, type);
+    }
+    bad |= op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
+           op_arg(op, ids->uid.n ? "1" : "0", 1) | op_arg(op, type.p, type.n) |
+           op_arg(op, count ? "1" : "0", 1);
+    for (uint32_t i = 0; i < ns; i++) {
+        const vd_score_def *d = vd_ruleset_score_at(rs, i);
+        double pts;
+        if (vd_score_counts(d, type, category, &pts))
+            bad |= op_arg(op, d->id.p, d->id.n) | op_argd(op, pts) |
+                   op_argd(op, d->half_life_s);
+    }
+    if (bad) {
+        op_release(op);
+        if (!cb)
+            STAT_INC(s, track_lost);
+        return NULL;
+    }
+    vd_profile_op *r = op_start(op, false);
+    if (!r && !cb && !s->ctx)
+        STAT_INC(s, track_lost);
+    if (s->on_track && s->ctx)
+        s->on_track(s->hook_arg, s, rs, key, ids, ts, ev);
+    return r;
+}
+
+vd_profile_op *vd_profile_show(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
+                               vd_profile_cb cb, void *arg)
+{
+    char key[VD_PROFILE_KEY_LEN];
+    vd_profile_op *op = start_common(s, OP_SHOW, VD_SCRIPT_SHOW, ids, cb, arg, key);
+    if (!op)
+        return NULL;
+    if (rs) {
+        vd_ruleset_retain((vd_ruleset *)rs);
+        op->rs = (vd_ruleset *)rs;
+    }
+    STAT_INC(s, profile_shows);
+    return op_start(op, false);
+}
+
+vd_profile_op *vd_profile_flag(vd_profile_store *s, const vd_profile_ids *ids, vd_str flag,
+                               int64_t expires_at, bool clear, vd_profile_cb cb, void *arg)
+{
+    char key[VD_PROFILE_KEY_LEN];
+    vd_profile_op *op = start_common(s, OP_FLAG, VD_SCRIPT_FLAG, ids, cb, arg, key);
+    if (!op)
+        return NULL;
+    if (op_arg(op, flag.p, flag.n) | op_argi(op, expires_at) | op_arg(op, clear ? "1" : "0", 1) |
+        op_argi(op, s->cfg.ttl_s)) {
+        op_release(op);
+        return NULL;
+    }
+    STAT_INC(s, profile_flags);
+    return op_start(op, false);
+}
+
+vd_profile_op *vd_profile_forget(vd_profile_store *s, const vd_profile_ids *ids, vd_profile_cb cb,
+                                 void *arg)
+{
+    char key[VD_PROFILE_KEY_LEN];
+    vd_profile_op *op = start_common(s, OP_FORGET, VD_SCRIPT_FORGET, ids, cb, arg, key);
+    if (!op)
+        return NULL;
+    s->seen[key_hash(key) % VISIT_CACHE].h = 0;   /* the next visit writes again */
+    /* A forgotten vid+uid pair: both keys. */
+    if (ids->uid.n && ids->vid.n) {
+        char vkey[VD_PROFILE_KEY_LEN], vhex[VD_ID_HASH_HEX];
+        hash_of(s, ids->vid, false, vkey, vhex);
+        send_forget_key(s, vkey);
+    }
+    return op_start(op, false);
+}

@@ -1,0 +1,472 @@
+"""Profiles (contract v2) against a real redis-server: every visitor.* row of
+the contract through decide + explain, flags with TTL, the vid->uid merge,
+forget, consent, track notifications under load, the store stopped, killed
+and restarted empty, a nutcracker pool over two redis-servers, and a scan of
+Redis for anything that identifies a visitor."""
+import json
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import ROOT, Daemon, free_port, variantctl, wait_for
+
+SECRET = "00112233445566778899aabbccddeeff"
+DAY = 86400
+T0 = 1767225600          # 2026-01-01T00:00:00Z
+
+SCORES = [
+    {"id": "sneakers", "half_life_days": 14, "events": {"product_view": 1, "add_to_cart": 5},
+     "categories": ["sneakers"]},
+    {"id": "engagement", "half_life_days": 0.5, "events": {"page_view": 1}},
+]
+
+# One slot per contract row: variant "yes" when the row's segment matches.
+ROWS = {
+    "known": {"attr": "visitor.known", "op": "eq", "value": True},
+    "visits": {"attr": "visitor.visits", "op": "gte", "value": 2},
+    "new": {"attr": "visitor.new", "op": "eq", "value": True},
+    "days": {"attr": "visitor.days_since_last_visit", "op": "gte", "value": 3},
+    "first": {"attr": "visitor.first_seen", "op": "lt", "value": T0 + 1},
+    "score": {"attr": "visitor.score.sneakers", "op": "gte", "value": 5},
+    "peak": {"attr": "visitor.peak.sneakers", "op": "gte", "value": 10},
+    "decline": {"attr": "visitor.decline.sneakers", "op": "gte", "value": 0.5},
+    "events": {"attr": "visitor.events.add_to_cart", "op": "eq", "value": 2},
+    "flag": {"attr": "visitor.flag.critical_ticket", "op": "exists"},
+}
+
+
+def write_profile_defs(tmp_path):
+    segs = [{"id": f"row-{k}", "match": m} for k, m in ROWS.items()]
+    segs.append({"id": "de", "match": {"attr": "geo.country", "op": "eq", "value": "DE"}})
+    cmap = [{"slot": k, "rules": [{"segment": f"row-{k}", "variant": "yes"}], "default": "no",
+             "variants": {"yes": None, "no": None}} for k in ROWS]
+    cmap.append({"slot": "plain", "rules": [{"segment": "de", "variant": "de"}], "default": "x",
+                 "variants": {"de": None, "x": None}})
+    base = tmp_path / "pdefs"
+    for sub in ("segments", "content-map", "scores"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "segments" / "all.json").write_text(json.dumps(segs))
+    (base / "content-map" / "all.json").write_text(json.dumps(cmap))
+    (base / "scores" / "all.json").write_text(json.dumps(SCORES))
+    return base / "segments", base / "content-map"
+
+
+@pytest.fixture
+def store(redis_server):
+    return redis_server()
+
+
+@pytest.fixture
+def pd(tmp_path, start_daemon, store):
+    """A daemon with profiles on the store, consent default none."""
+    segs, cmap = write_profile_defs(tmp_path)
+    return start_daemon("--profiles", store.url, "--profile-key-secret", SECRET, "--workers", "1",
+                        "--profile-timeout", "50", segments=segs, content_map=cmap, stats=True)
+
+
+def P(**kw):
+    kw.setdefault("consent", "personalization")
+    return kw
+
+
+def variant(res, slot):
+    return res["slots"][slot]["variant"]
+
+
+def test_profiles_need_a_valid_secret(tmp_path, store):
+    for extra, msg in (((), "profile-key-secret is not set"),
+                       (("--profile-key-secret", "abc"), "exactly 32 hex digits"),
+                       (("--profile-key-secret", SECRET, "--consent-default", "yes"), "consent-default")):
+        d = Daemon(tmp_path, args=("--profiles", store.url, *extra)).start(expect_ready=False)
+        assert d.proc.wait(10) == 2
+        d.log.close()
+        assert msg in d.read_log()
+    _, out, _ = variantctl("secret")
+    assert len(out.strip()) == 32 and int(out, 16) >= 0
+
+
+def test_every_visitor_row(pd, store):
+    c = pd.client()
+    slots = list(ROWS)
+    # First visit at T0: new, nothing else.
+    r = c.decide(slots=slots, vid="row-v", ts=T0, **P())
+    assert r["profile"] == "ok"
+    assert {s: variant(r, s) for s in slots} == {**{s: "no" for s in slots}, "new": "yes", "first": "yes"}
+    # Two carts at T0 (sneakers): 10 points, peak 10; events 2.
+    for _ in range(2):
+        err, res = c.call("track", [P(event="add_to_cart", category="sneakers", vid="row-v", ts=T0)])
+        assert err is None and res == {"ok": True}
+    # 14 days later (one half-life): score 5, peak 10, decline 0.5; a new visit
+    # 14 days after the last one.
+    err, r = c.call("explain", [P(slots=slots, vid="row-v", ts=T0 + 14 * DAY)])
+    assert err is None, err
+    ctx = r["context"]
+    assert ctx["visitor.visits"] == 2 and ctx["visitor.new"] is False
+    assert ctx["visitor.days_since_last_visit"] == 14
+    assert ctx["visitor.first_seen"] == T0
+    assert ctx["visitor.known"] is False
+    assert abs(ctx["visitor.score.sneakers"] - 5) < 1e-9
+    assert ctx["visitor.peak.sneakers"] == 10
+    assert abs(ctx["visitor.decline.sneakers"] - 0.5) < 1e-9
+    assert ctx["visitor.events.add_to_cart"] == 2
+    assert "visitor.decline.engagement" not in ctx          # peak 0: missing
+    assert "visitor.flag.critical_ticket" not in ctx
+    got = {s: variant(r, s) for s in slots}
+    assert got == {"known": "no", "visits": "yes", "new": "no", "days": "yes", "first": "yes",
+                   "score": "yes", "peak": "yes", "decline": "yes", "events": "yes", "flag": "no"}
+    # A flag with a TTL: set, seen, expired.
+    err, res = c.call("flag", [{"vid": "row-v", "flag": "critical_ticket", "ttl": 1}])
+    assert err is None and res == {"ok": True}
+    r = c.decide(slots=["flag"], vid="row-v", **P())
+    assert variant(r, "flag") == "yes"
+    time.sleep(1.6)
+    r = c.decide(slots=["flag"], vid="row-v", **P())
+    assert variant(r, "flag") == "no"
+    # Set without TTL, then cleared.
+    c.call("flag", [{"vid": "row-v", "flag": "critical_ticket"}])
+    assert variant(c.decide(slots=["flag"], vid="row-v", **P()), "flag") == "yes"
+    c.call("flag", [{"vid": "row-v", "flag": "critical_ticket", "clear": True}])
+    assert variant(c.decide(slots=["flag"], vid="row-v", **P()), "flag") == "no"
+    # known: a uid's profile.
+    r = c.decide(slots=["known"], uid="cust-1", **P())
+    assert variant(r, "known") == "yes"
+
+
+def test_consent_and_ids(pd, store):
+    c = pd.client()
+    r = c.decide(slots=["visits"], vid="nc-v")                      # consent-default none
+    assert r["profile"] == "no_consent"
+    err, r = c.call("explain", [{"slots": ["visits"], "vid": "nc-v", "consent": "none"}])
+    assert r["profile"] == "no_consent"
+    assert not [k for k in r["context"] if k.startswith("visitor.")]
+    assert c.decide(slots=["visits"], **P())["profile"] == "no_id"
+    err, res = c.call("track", [{"event": "page_view", "vid": "nc-v"}])
+    assert err is None and res == {"ok": True, "profile": "no_consent"}
+    assert store.client().dbsize() == 0                              # nothing stored
+    err, _ = c.call("decide", [{"slots": ["visits"], "vid": "v", "consent": "yes"}])
+    assert err["code"] == "invalid_params" and "consent" in err["message"]
+    err, _ = c.call("track", [P(vid="v")])
+    assert err["code"] == "invalid_params" and "event" in err["message"]
+    err, _ = c.call("track", [P(event="page_view")])
+    assert err["code"] == "invalid_params" and "vid or uid" in err["message"]
+    err, _ = c.call("track", [P(event="page_view", vid="v", ts=int(time.time()) + 3600)])
+    assert err["code"] == "invalid_params" and "future" in err["message"]
+    err, _ = c.call("flag", [{"vid": "v"}])
+    assert err["code"] == "invalid_params"
+    # An id too long to key a profile: answered, as without an id.
+    assert c.decide(slots=["visits"], vid="x" * 300, **P())["profile"] == "no_id"
+    err, _ = c.call("track", [P(event="page_view", vid="x" * 300)])
+    assert err["code"] == "invalid_params" and "256 bytes" in err["message"]
+    m = pd.metrics()
+    assert m["variantd_consent_none_total"] >= 2
+    assert m["variantd_profile_no_id_total"] == 2
+
+
+def test_profile_methods_need_profiles(daemon):
+    err, _ = daemon.client().call("track", [{"event": "x", "vid": "v"}])
+    assert err["code"] == "profiles_off"
+    r = daemon.client().decide(slots=["home.hero"], vid="v", consent="personalization")
+    assert "profile" not in r                                        # profiles off: absent
+
+
+def test_merge_and_forget(pd, store):
+    c = pd.client()
+    c.decide(slots=["visits"], vid="anon-7", ts=T0, **P())
+    c.call("track", [P(event="add_to_cart", category="sneakers", vid="anon-7", ts=T0)])
+    c.call("flag", [{"vid": "anon-7", "flag": "vip", "ttl": 3600}])
+    c.decide(slots=["visits"], uid="cust-7", ts=T0 + 2 * DAY, **P())
+    # The first request with both ids merges (off the reply path).
+    c.decide(slots=["visits"], vid="anon-7", uid="cust-7", ts=T0 + 2 * DAY + 60, **P())
+
+    def merged():
+        err, p = c.call("profile", [{"uid": "cust-7"}])
+        return p if p["events"].get("add_to_cart") == 1 else None
+    p = wait_for(merged, timeout=5)
+    assert p, c.call("profile", [{"uid": "cust-7"}])
+    assert p["known"] is True and p["visits"] == 2 and p["first_seen"] == T0
+    assert "vip" in p["flags"]
+    assert abs(p["scores"]["sneakers"]["peak"] - 5) < 1e-6
+    # From now on the vid leads to the uid's profile.
+    err, r = c.call("explain", [P(slots=["known"], vid="anon-7", ts=T0 + 2 * DAY + 120)])
+    assert r["context"]["visitor.known"] is True and variant(r, "known") == "yes"
+    assert wait_for(lambda: pd.metrics()["variantd_profile_merges_total"] == 1)
+    # A second request with both ids merges nothing more.
+    c.decide(slots=["visits"], vid="anon-7", uid="cust-7", **P())
+    time.sleep(0.2)
+    err, p2 = c.call("profile", [{"uid": "cust-7"}])
+    assert p2["events"] == {"add_to_cart": 1}
+    # forget erases it; the profile is gone.
+    err, res = c.call("forget", [{"uid": "cust-7"}])
+    assert err is None and res == {"deleted": True}
+    err, p3 = c.call("profile", [{"uid": "cust-7"}])
+    assert p3["found"] is False and p3["visits"] == 0
+    err, res = c.call("forget", [{"uid": "nobody"}])
+    assert res == {"deleted": False}
+    assert pd.metrics()["variantd_profile_forgets_total"] == 1
+
+
+def test_redis_holds_no_identifying_data(pd, store):
+    c = pd.client()
+    secrets = ["visitor-abc-123", "customer-42@example.com", "203.0.113.9", "Mozilla/5.0 TestAgent",
+               "https://shop.example/p/secret-page", "https://referrer.example/"]
+    c.decide(slots=list(ROWS), vid=secrets[0], uid=secrets[1], ip=secrets[2], ua=secrets[3],
+             url=secrets[4], referer=secrets[5], **P())
+    c.decide(slots=list(ROWS), vid=secrets[0], ip=secrets[2], ua=secrets[3], url=secrets[4], **P())
+    c.call("track", [P(event="product_view", category="sneakers", vid=secrets[0])])
+    c.call("flag", [{"uid": secrets[1], "flag": "critical_ticket"}])
+    time.sleep(0.3)
+    r = store.client()
+    keys = r.keys("*")
+    assert keys and all(k.startswith("vdp1:{") for k in keys)
+    dump = []
+    for k in keys:
+        dump.append(k)
+        for f, v in r.hgetall(k).items():
+            dump += [f, v]
+    blob = "\n".join(dump)
+    for s in secrets + ["secret-page", "TestAgent", "203.0.113", "customer-42"]:
+        assert s not in blob, s
+    for k in keys:
+        assert 0 < r.ttl(k) <= 390 * DAY
+    log = pd.read_log()
+    for s in secrets:
+        assert s not in log
+
+
+def test_track_notifications_under_load(pd, store):
+    c = pd.client()
+    n, vids = 20000, 50
+    batch = bytearray()
+    for i in range(n):
+        batch += c.packer.pack([2, "track", [P(event="page_view", vid=f"load-{i % vids}")]])
+    t = time.time()
+    c.send_raw(bytes(batch))
+    # A request after them on the same connection is answered after the
+    # store had every one of them (one connection, in order).
+    err, res = c.call("track", [P(event="page_view", vid="load-0")])
+    assert err is None, err
+    elapsed = time.time() - t
+    total = 0
+    for v in range(vids):
+        err, p = c.call("profile", [{"vid": f"load-{v}"}])
+        total += p["events"].get("page_view", 0)
+    assert total == n + 1
+    m = pd.metrics()
+    assert m["variantd_track_lost_total"] == 0
+    assert m['variantd_tracked_events_total{type="page_view"}'] == n + 1
+    print(f"\n{n} track notifications stored in {elapsed:.2f} s ({n / elapsed:,.0f}/s)")
+
+
+def test_no_profile_slots_wait_for_no_reply(pd, store):
+    c = pd.client()
+    c.decide(slots=["plain"], vid="np", **P())
+    store.pause()
+    try:
+        t = time.time()
+        for _ in range(20):
+            r = c.decide(slots=["plain"], vid="np", **P())
+            assert r["profile"] == "ok" and variant(r, "plain") == "x"
+        assert time.time() - t < 2
+    finally:
+        store.resume()
+    m = pd.metrics()
+    assert m["variantd_profile_reads_total"] == 0
+    # One write for the first decide; the same visitor within a minute is coalesced.
+    assert m["variantd_profile_visits_total"] == 1
+    assert m["variantd_profile_visits_coalesced_total"] == 20
+
+
+def test_store_stopped_killed_restarted(tmp_path, start_daemon, redis_server):
+    store = redis_server()
+    segs, cmap = write_profile_defs(tmp_path)
+    d = start_daemon("--profiles", store.url, "--profile-key-secret", SECRET, "--workers", "1",
+                     segments=segs, content_map=cmap, stats=True)      # default 2 ms budget
+    c = d.client()
+    assert wait_for(lambda: c.decide(slots=["visits"], vid="s1", **P())["profile"] == "ok", timeout=5)
+    # Stopped: decisions answer within the budget, without the profile.
+    store.pause()
+    try:
+        worst = 0
+        for _ in range(20):
+            t = time.time()
+            r = c.decide(slots=["visits", "plain"], vid="s1", **P())
+            worst = max(worst, time.time() - t)
+            assert r["profile"] == "timeout" and variant(r, "visits") == "no"
+        # The 2 ms deadline answers, not the 2 s stall watchdog (generous for
+        # a loaded machine; the figure is printed).
+        assert worst < 0.5, worst
+        print(f"\nworst decide with the store stopped: {worst * 1000:.1f} ms")
+        assert d.metrics()["variantd_profile_timeouts_total"] >= 20
+    finally:
+        store.resume()
+    assert wait_for(lambda: c.decide(slots=["visits"], vid="s1", **P())["profile"] == "ok")
+    # Killed: unavailable (or timeout while the loss is noticed), never an error.
+    store.kill()
+    seen = set()
+    for _ in range(30):
+        r = c.decide(slots=["visits"], vid="s1", **P())
+        seen.add(r["profile"])
+        time.sleep(0.02)
+    assert seen <= {"timeout", "unavailable"} and "unavailable" in seen
+    err, _ = c.call("track", [P(event="page_view", vid="s1")])
+    assert err["code"] == "unavailable"
+    # Restarted empty on the same port: reconnects; the visitor is new again.
+    store.start()
+    assert wait_for(lambda: c.decide(slots=["visits"], vid="s1", **P())["profile"] == "ok", timeout=10)
+    err, r = c.call("explain", [P(slots=["new"], vid="s1")])
+    assert r["context"]["visitor.visits"] == 1
+    assert d.metrics()["variantd_profile_errors_total"] >= 1
+
+
+def test_pipelined_replies_stay_in_order(pd, store):
+    c = pd.client()
+    ids = []
+    ids.append(c.request("decide", [P(slots=["visits"], vid="o1")]))
+    ids.append(c.request("ping", []))
+    ids.append(c.request("decide", [P(slots=["plain"], vid="o1")]))
+    ids.append(c.request("decide", [P(slots=["visits"], vid="o2")]))
+    ids.append(c.request("decide", [{"slots": ["plain"]}]))
+    got = [c.recv()[1] for _ in ids]
+    assert got == ids
+
+
+def test_stats_and_cli(pd, store):
+    addr = pd.addr
+    _, out, _ = variantctl("track", "add_to_cart", "--vid", "cli-1", "--category", "sneakers",
+                           "--consent", "personalization", "--connect", addr)
+    assert json.loads(out) == {"ok": True}
+    _, out, _ = variantctl("profile", "flag", "critical_ticket", "--vid", "cli-1", "--ttl", "60",
+                           "--connect", addr)
+    _, out, _ = variantctl("profile", "show", "--vid", "cli-1", "--connect", addr)
+    p = json.loads(out)
+    assert p["events"] == {"add_to_cart": 1} and "critical_ticket" in p["flags"]
+    _, out, _ = variantctl("decide", "--vid", "cli-1", "--consent", "personalization", "--slot", "flag",
+                           "--connect", addr)
+    assert "profile      ok" in out and "yes" in out
+    _, out, _ = variantctl("profile", "forget", "--vid", "cli-1", "--connect", addr)
+    assert json.loads(out) == {"deleted": True}
+    m = pd.metrics()
+    for fam in ("profile_reads_total", "profile_hits_total", "profile_new_total", "track_events_total",
+                "profile_flags_total", "profile_forgets_total", "profile_queue_depth",
+                "profile_store_connected"):
+        assert f"variantd_{fam}" in m, fam
+    assert m["variantd_profile_store_connected"] == 1
+    _, _, body = pd.stats_get("/stats")
+    st = json.loads(body)
+    assert st["profiles"]["track_events"] >= 1
+
+
+def test_example_definitions_show_it(tmp_path, start_daemon, store):
+    """The shipped examples: a track that changes a decide (make run's story)."""
+    d = start_daemon("--profiles", store.url, "--profile-key-secret", SECRET,
+                     "--scores", str(ROOT / "scores"))
+    c = d.client()
+    assert variant(c.decide(slots=["home.promo"], vid="demo", **P()), "home.promo") == "promo-newcomer"
+    for _ in range(2):
+        c.call("track", [P(event="add_to_cart", category="sneakers", vid="demo")])
+    assert variant(c.decide(slots=["home.promo"], vid="demo", **P()), "home.promo") == "promo-sneakers"
+    c.call("flag", [{"vid": "demo", "flag": "critical_ticket"}])
+    assert variant(c.decide(slots=["home.promo"], vid="demo", **P()), "home.promo") == "promo-none"
+    assert variant(c.decide(slots=["home.promo"], uid="cust", **P()), "home.promo") == "promo-member"
+
+
+NUTCRACKER = shutil.which("nutcracker") or "/usr/sbin/nutcracker"
+
+
+def test_nutcracker_pool(tmp_path, start_daemon, redis_server):
+    import os
+    if not os.path.exists(NUTCRACKER):
+        pytest.skip("nutcracker not installed (scripts/deps.sh test installs it)")
+    a, b = redis_server(), redis_server()
+    port = free_port()
+    conf = tmp_path / "nutcracker.yml"
+    conf.write_text(f"""profiles:
+  listen: 127.0.0.1:{port}
+  hash: fnv1a_64
+  distribution: ketama
+  redis: true
+  timeout: 1000
+  auto_eject_hosts: false
+  servers:
+   - 127.0.0.1:{a.port}:1 a
+   - 127.0.0.1:{b.port}:1 b
+""")
+    log = open(tmp_path / "nutcracker.log", "wb")
+    nc = subprocess.Popen([NUTCRACKER, "-c", str(conf), "-s", str(free_port())], stdout=log,
+                          stderr=subprocess.STDOUT)
+    try:
+        import redis
+        assert wait_for(lambda: _ping(port), timeout=10)
+        segs, cmap = write_profile_defs(tmp_path)
+        d = start_daemon("--profiles", f"redis://127.0.0.1:{port}/0", "--profile-key-secret", SECRET,
+                         "--profile-timeout", "100", segments=segs, content_map=cmap)
+        c = d.client()
+        for i in range(40):
+            c.call("track", [P(event="add_to_cart", category="sneakers", vid=f"nc-{i}", ts=T0)])
+        for i in range(40):
+            err, r = c.call("explain", [P(slots=["events"], vid=f"nc-{i}", ts=T0 + 60)])
+            assert r["profile"] == "ok", r["profile"]
+            assert r["context"]["visitor.events.add_to_cart"] == 1
+        na, nb = a.client().dbsize(), b.client().dbsize()
+        assert na + nb == 40 and na > 0 and nb > 0, (na, nb)
+        err, res = c.call("forget", [{"vid": "nc-3"}])
+        assert res == {"deleted": True}
+    finally:
+        nc.send_signal(signal.SIGTERM)
+        nc.wait(10)
+        log.close()
+
+
+def _ping(port):
+    import redis
+    try:
+        return redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping()
+    except Exception:
+        return False
+
+
+def test_release_carries_scores(tmp_path, start_daemon, redis_server):
+    """variantctl publish takes the scores folder beside the segments; a
+    daemon in Redis mode compiles them with the release."""
+    from conftest import publish
+    defs = redis_server()
+    store = redis_server()
+    segs, cmap = write_profile_defs(tmp_path)
+    version = publish(defs.url, segs, cmap)
+    fields = defs.client().hkeys(f"variantd:release:{version}")
+    assert any(f.startswith("scores/") for f in fields), fields
+    d = start_daemon("--redis", defs.url, "--profiles", store.url, "--profile-key-secret", SECRET,
+                     "--profile-timeout", "50", segments=tmp_path / "none", content_map=tmp_path / "none")
+    c = d.client()
+    assert wait_for(lambda: c.call("ping", [])[1]["ready"], timeout=10)
+    c.call("track", [P(event="add_to_cart", category="sneakers", vid="rel", ts=T0)])
+    err, r = c.call("explain", [P(slots=["score"], vid="rel", ts=T0)])
+    assert r["context"]["visitor.score.sneakers"] == 5 and variant(r, "score") == "yes"
+
+
+def test_dashboard_shows_profiles(tmp_path, pd, store):
+    import test_dashboard
+    why = test_dashboard.playwright_ready()
+    if why:
+        pytest.skip(why)
+    c = pd.client()
+    for i in range(3):
+        c.call("track", [P(event="add_to_cart", category="sneakers", vid=f"dash-{i}")])
+    c.call("track", [P(event="page_view", vid="dash-0")])
+    c.decide(slots=["visits"], vid="dash-0", **P())
+    shot = tmp_path / "dashboard-profiles.png"
+    r = subprocess.run(["node", str(test_dashboard.HERE / "dashboard_check.js"),
+                        f"http://127.0.0.1:{pd.stats_port}/", str(shot), str(tmp_path / "chromium")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    shown = json.loads(r.stdout.strip().splitlines()[-1])
+    _, _, body = pd.stats_get("/stats")
+    prof = json.loads(body)["profiles"]
+    assert shown["pageErrors"] == []
+    assert shown["events"] == prof["events"] == {"add_to_cart": 3, "page_view": 1}
+    assert shown["profiles"]["tracked"] == prof["track_events"] == 4
+    assert shown["profiles"]["profile reads"] == prof["profile_reads"] == 1
+    assert shown["profiles"]["store connected (workers)"] == 1
