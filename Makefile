@@ -215,7 +215,7 @@ install: all
 	install -m 0644 README.md docs/*.md docs/*.conf docs/*.vcl $(DESTDIR)$(DOCDIR)/
 	install -m 0644 systemd/variantd.conf $(DESTDIR)$(DOCDIR)/variantd.conf.example
 
-# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~1 min).
+# Side-by-side benchmark against the reference systems (BENCH_QUICK=1: ~5 min).
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory all

@@ -180,7 +180,7 @@ static int reload_files(daemon_state *d, int at_start)
     vd_ruleset *rs = vd_files_compile_all(d->cfg.segments, d->cfg.content_map, d->cfg.scores, err, &parsed);
     if (!rs && vd_ruleset_compiles_cancelled()) {
         vd_info("reload cancelled: shutting down");
-        free(err);
+        vd_free(err);
         return -1;
     }
     if (!rs) {
@@ -562,7 +562,11 @@ int main(int argc, char **argv)
     /* Failure injection for tests (VD_ALLOC_FAIL_EVERY=N): off unless set. */
     vd_alloc_init_from_env();
     d.started_at = (int64_t)time(NULL);
-    vd_config_defaults(&d.cfg);
+    if (vd_config_defaults(&d.cfg) != 0) {
+        fprintf(stderr, "variantd: out of memory at start-up\n");
+        vd_config_free(&d.cfg);
+        return 1;
+    }
     int rc = vd_config_from_args(&d.cfg, argc, argv, &check_only);
     if (rc != 0) {
         vd_config_free(&d.cfg);

@@ -4,19 +4,23 @@ its own, when two files include each other in a circle, or when a tool
 includes the daemon's runtime. The floors come from the Makefile (LAYERS),
 bottom first; include/variantd/ is the public API and lies under them all.
 
-usage: check-layering.py [--graph] [--objects DIR] FLOOR...
+usage: check-layering.py [--graph] [--objects DIR [--objlist FILE]] FLOOR...
   --graph        also print the include graph's size: files, arrows, cycles.
   --objects DIR  also check calls, not only includes: every symbol an object
                  file of DIR/daemon takes from another (nm) must be defined on
                  its own floor or below (a function declared low and defined
-                 high is a loop that includes alone do not show).
+                 high is a loop that includes alone do not show). Only objects
+                 of sources that exist are read (a stale object of a removed
+                 folder is not a floor).
 """
 import subprocess
 import os
 import re
 import sys
 
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+INCLUDE = re.compile(r'^\s*#\s*include\s+["<]([^">]+)[">]', re.M)
+# Daemon code allocates through core/alloc.h (counting, failure injection).
+RAW_ALLOC = re.compile(r'(?<![\w.>])(malloc|calloc|realloc|free|strdup|strndup)\s*\(')
 
 
 def sources(root):
@@ -39,18 +43,32 @@ def floor_of(path, floors):
     return parts[0] if parts[0] in floors else None
 
 
-def resolve(inc, root):
-    for base in ("daemon", "include"):
-        p = os.path.join(base, inc)
-        if os.path.exists(os.path.join(root, p)):
+def resolve(inc, src, root):
+    """The project file an include names: beside the including file first
+    (as the compiler looks for quoted includes), then -Idaemon, -Iinclude.
+    Angle brackets count too: <net/x.h> resolves through -Idaemon."""
+    for base in (os.path.dirname(src), "daemon", "include"):
+        p = os.path.normpath(os.path.join(base, inc))
+        if not p.startswith("..") and os.path.isfile(os.path.join(root, p)):
             return p
     return None
+
+
+def code_only(text):
+    """The text without comments and string literals (for the allocator lint)."""
+    text = re.sub(r'/\*.*?\*/', ' ', text, flags=re.S)
+    text = re.sub(r'//[^\n]*', ' ', text)
+    return re.sub(r'"(?:\\.|[^"\\\n])*"', '""', text)
 
 
 def check_calls(objdir, floors, rank):
     objs = []
     for d, _, files in os.walk(os.path.join(objdir, "daemon")):
-        objs += [os.path.join(d, f) for f in files if f.endswith(".o")]
+        for f in files:
+            o = os.path.join(d, f)
+            src = os.path.relpath(o, objdir)[:-2] + ".c"
+            if f.endswith(".o") and os.path.isfile(src):
+                objs.append(o)
     if not objs:
         return [f"no object files under {objdir}/daemon: build first"]
     out = subprocess.run(["nm", "-A", "--defined-only", "-g"] + sorted(objs),
@@ -101,8 +119,12 @@ def main():
         if mine is None:
             errors.append(f"{src}: folder is not a floor: add it to LAYERS in the Makefile")
             continue
+        if src.startswith("daemon/") and src.endswith(".c") and src != "daemon/core/alloc.c":
+            for m in RAW_ALLOC.finditer(code_only(text)):
+                errors.append(f"{src}: calls {m.group(1)}() directly: daemon code allocates through "
+                              "core/alloc.h (vd_malloc, vd_free, ...)")
         for inc in INCLUDE.findall(text):
-            target = resolve(inc, root)
+            target = resolve(inc, src, root)
             if target is None:
                 continue                     # a system header in quotes, or generated
             edges.setdefault(src, set()).add(target)

@@ -1,7 +1,7 @@
 /* variantd-bench — a load generator for the decision port.
  *
  *   variantd-bench [--connect HOST:PORT] [-c CONNS] [-P DEPTH] [-d SECONDS | -n REQUESTS]
- *                  [--contexts FILE] [--slots a,b,c] [--method decide|explain|ping]
+ *                  [--contexts FILE] [--slots a,b,c] [--method decide|explain|ping|redis-get]
  *                  [--warmup SECONDS] [--rate REQ_PER_S] [--visitors N] [--quiet]
  *
  * CONNS connections each keep DEPTH requests in flight (pipelining). Requests
@@ -13,7 +13,9 @@
  * reply. --visitors N adds a vid (one of N, by context row) and consent
  * "personalization" to every request (profiles). --rate paces sends to a fixed total rate (open loop within the
  * connections' pipeline depth), for latency at a given load. The last line
- * is machine-readable:
+ * is machine-readable. --method redis-get drives a Redis server instead with
+ * GET key:NNNNNNNNNNNN over 100,000 keys (redis-benchmark -t get -r 100000's
+ * requests), so a decision and a GET are compared with the same client:
  *   BENCH_RESULT requests=… errors=… rps=… p50_us=… p90_us=… p99_us=… p999_us=… max_us=…
  */
 #include <arpa/inet.h>
@@ -37,7 +39,8 @@
 typedef struct ctx_row {
     uint8_t *req;           /* pre-packed request; msgid patched at offset 3 */
     size_t len;
-    char *expect[MAX_SLOTS];  /* expected variant per slot or NULL */
+    char **expect;          /* expected variant per slot (NULL each), or NULL: none
+                             * (a traffic model has 100,000s of rows) */
 } ctx_row;
 
 typedef struct bench bench;
@@ -58,6 +61,7 @@ struct bench {
     struct event_base *base;
     struct sockaddr_storage ss;
     int sslen;
+    int redis;              /* --method redis-get */
     int nconns, depth;
     int visitors;           /* > 0: vid (one of N) + consent on every request */
     double duration, warmup;
@@ -142,9 +146,18 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
     /* [0, uint32 msgid, method, params]: the msgid is always 5 bytes so it
      * can be patched in place. */
     static const char head[] = { (char)0x94, 0x00, (char)0xce, 0, 0, 0, 0 };
-    msgpack_sbuffer_write(&sb, head, sizeof head);
-    pack_str(&pk, b->method);
-    if (strcmp(b->method, "ping") == 0) {
+    if (b->redis) {
+        char cmd[96];
+        static unsigned key;
+        int n = snprintf(cmd, sizeof cmd, "*2\r\n$3\r\nGET\r\n$16\r\nkey:%012u\r\n", key++ % 100000);
+        msgpack_sbuffer_write(&sb, cmd, (size_t)n);
+    } else {
+        msgpack_sbuffer_write(&sb, head, sizeof head);
+        pack_str(&pk, b->method);
+    }
+    if (b->redis) {
+        /* the GET above */
+    } else if (strcmp(b->method, "ping") == 0) {
         msgpack_pack_array(&pk, 0);
     } else {
         static const char *const keys[] = { "ip", "ua", "referer", "url", "lang" };
@@ -172,9 +185,12 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
             pack_str(&pk, "personalization");
         }
     }
-    row->req = (uint8_t *)sb.data;   /* ownership moves to the row */
+    /* Ownership moves to the row, trimmed: the sbuffer starts at 8 KB and
+     * a traffic model has 100,000s of rows. */
+    uint8_t *trimmed = realloc(sb.data, sb.size);
+    row->req = trimmed ? trimmed : (uint8_t *)sb.data;
     row->len = sb.size;
-    memset(row->expect, 0, sizeof row->expect);
+    row->expect = NULL;
     if (nf > 5 && f[5][0]) {
         /* expected: slot=variant;slot=variant */
         char *save, *tok = strtok_r(f[5], ";", &save);
@@ -185,7 +201,8 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
             *eq = '\0';
             for (int s = 0; s < b->nslots; s++)
                 if (strcmp(b->slots[s], tok) == 0)
-                    row->expect[s] = strdup(eq + 1);
+                    if (row->expect || (row->expect = calloc(MAX_SLOTS, sizeof *row->expect)))
+                        row->expect[s] = strdup(eq + 1);
         }
     }
     return 0;
@@ -258,7 +275,8 @@ static void send_more(conn *c)
         ctx_row *row = &b->ctx[i];
         uint32_t id = c->next_id++;
         uint8_t be[4] = { (uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id };
-        memcpy(row->req + 3, be, 4);
+        if (!b->redis)
+            memcpy(row->req + 3, be, 4);
         evbuffer_add(out, row->req, row->len);
         unsigned slot = id % (unsigned)b->depth;
         c->sent_ns[slot] = now_ns();
@@ -319,7 +337,7 @@ static void check_reply(conn *c, const msgpack_object *o)
                 count_error(b, E_SLOT);
                 return;
             }
-            if (row->expect[s] && (strlen(row->expect[s]) != v->via.str.size ||
+            if (row->expect && row->expect[s] && (strlen(row->expect[s]) != v->via.str.size ||
                                    memcmp(row->expect[s], v->via.str.ptr, v->via.str.size))) {
                 count_error(b, E_WRONG);
                 return;
@@ -334,11 +352,56 @@ static void check_reply(conn *c, const msgpack_object *o)
     }
 }
 
+/* One RESP reply per GET, in order: "$-1\r\n", "$N\r\n<N bytes>\r\n", or an
+ * error line. */
+static void redis_read(conn *c, struct evbuffer *in)
+{
+    bench *b = c->b;
+    for (;;) {
+        size_t eol_len;
+        struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF_STRICT);
+        if (eol.pos < 0)
+            return;
+        char line[32];
+        size_t ll = (size_t)eol.pos < sizeof line - 1 ? (size_t)eol.pos : sizeof line - 1;
+        evbuffer_copyout(in, line, ll);
+        line[ll] = '\0';
+        size_t total = (size_t)eol.pos + eol_len;
+        long blen = line[0] == '$' ? atol(line + 1) : -1;
+        if (blen >= 0)
+            total += (size_t)blen + 2;
+        if (evbuffer_get_length(in) < total)
+            return;
+        evbuffer_drain(in, total);
+        unsigned slot = c->next_reply++ % (unsigned)b->depth;
+        uint64_t lat = now_ns() - c->sent_ns[slot];
+        c->inflight--;
+        b->done++;
+        if (line[0] != '$' && line[0] != '+') {
+            count_error(b, E_RPC);
+            continue;
+        }
+        if (b->measuring) {
+            b->measured++;
+            b->hist[hist_index(lat)]++;
+            if (lat > b->max_ns)
+                b->max_ns = lat;
+        }
+    }
+}
+
 static void conn_read(struct bufferevent *bev, void *arg)
 {
     conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
     size_t len;
+    if (c->b->redis) {
+        redis_read(c, in);
+        send_more(c);
+        if (c->b->limit && c->b->done >= c->b->limit)
+            event_base_loopbreak(c->b->base);
+        return;
+    }
     while ((len = evbuffer_get_length(in)) > 0) {
         if (!msgpack_unpacker_reserve_buffer(&c->up, len))
             break;
@@ -426,7 +489,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: variantd-bench [--connect HOST:PORT] [-c CONNS] [-P DEPTH] "
                     "[-d SECONDS | -n REQUESTS] [--contexts FILE] [--slots a,b] [--visitors N] "
-                    "[--method decide|explain|ping] [--warmup SECONDS] [--rate REQ_PER_S] [--quiet]\n");
+                    "[--method decide|explain|ping|redis-get] [--warmup SECONDS] [--rate REQ_PER_S] [--quiet]\n");
 }
 
 int main(int argc, char **argv)
@@ -473,6 +536,7 @@ int main(int argc, char **argv)
     }
     if (b.limit)
         b.warmup = 0;
+    b.redis = strcmp(b.method, "redis-get") == 0;
     char *save, *tok = strtok_r(slots_buf, ",", &save);
     for (; tok && b.nslots < MAX_SLOTS; tok = strtok_r(NULL, ",", &save))
         b.slots[b.nslots++] = tok;
@@ -541,8 +605,9 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; i < b.nctx; i++) {
         free(b.ctx[i].req);
-        for (int s = 0; s < MAX_SLOTS; s++)
+        for (int s = 0; b.ctx[i].expect && s < MAX_SLOTS; s++)
             free(b.ctx[i].expect[s]);
+        free(b.ctx[i].expect);
     }
     free(b.ctx);
     free(b.conns);

@@ -6,6 +6,16 @@
  *                 [--slots a,b,c | --slot-count K] [-n DECISIONS] [--warm N]
  *                 [--ua-cache N] [--geo-cache N] [--ua-file TSV]
  *
+ * FILE is a TSV of ip, ua, referer, url, lang (tests/bench/contexts.tsv, or
+ * the traffic model of tests/bench/gen_traffic.py: any number of rows). The
+ * requests are sent in file order, wrapping around; the cache hit rates
+ * printed are those of the measured decisions only.
+ *
+ * Under `valgrind --tool=callgrind --instr-atstart=no` only the measured
+ * loop is instrumented (client requests, when the valgrind headers exist at
+ * build time), so the "Collected" instruction count divided by -n is the
+ * cost of one decision, warm-up and start-up excluded.
+ *
  * It calls the decision function the workers call (vd_decider_run: context,
  * decision, counts, result encoding into a reused buffer) over the
  * contexts, and counts the daemon's allocations during the measured loop
@@ -32,7 +42,15 @@
 #include "store/files.h"
 #include "store/live.h"
 
-#define MAX_CTX 4096
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#endif
+#endif
+#ifndef CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_START_INSTRUMENTATION
+#define CALLGRIND_STOP_INSTRUMENTATION
+#endif
 
 typedef struct row {
     char *f[5];   /* ip ua referer url lang */
@@ -45,8 +63,10 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static size_t load_rows(const char *path, row *rows)
+static size_t load_rows(const char *path, row **rowsp)
 {
+    row *rows = NULL;
+    size_t rcap = 0;
     FILE *fp = fopen(path, "r");
     if (!fp) {
         perror(path);
@@ -55,11 +75,19 @@ static size_t load_rows(const char *path, row *rows)
     char *line = NULL;
     size_t cap = 0, n = 0;
     ssize_t len;
-    while (n < MAX_CTX && (len = getline(&line, &cap, fp)) > 0) {
+    while ((len = getline(&line, &cap, fp)) > 0) {
         if (line[len - 1] == '\n')
             line[--len] = '\0';
         if (!len || line[0] == '#')
             continue;
+        if (n == rcap) {
+            rcap = rcap ? rcap * 2 : 1024;
+            rows = realloc(rows, rcap * sizeof *rows);
+            if (!rows) {
+                perror("realloc");
+                exit(2);
+            }
+        }
         char *p = strdup(line);
         for (int i = 0; i < 5; i++) {
             rows[n].f[i] = p ? p : (char *)"";
@@ -75,6 +103,11 @@ static size_t load_rows(const char *path, row *rows)
     }
     free(line);
     fclose(fp);
+    if (!n) {
+        fprintf(stderr, "%s: no contexts\n", path);
+        exit(2);
+    }
+    *rowsp = rows;
     return n;
 }
 
@@ -132,9 +165,13 @@ int main(int argc, char **argv)
     env.tzdb = tzdb;
     env.geo = geo;
 
-    static row rows[MAX_CTX];
-    size_t nrows = load_rows(ctx_path, rows);
-    static vd_request reqs[MAX_CTX];
+    row *rows = NULL;
+    size_t nrows = load_rows(ctx_path, &rows);
+    vd_request *reqs = calloc(nrows, sizeof *reqs);
+    if (!reqs) {
+        perror("calloc");
+        return 2;
+    }
     vd_str slots[VD_MAX_SLOTS_PER_REQUEST];
     unsigned nslots = 0;
     if (slot_list) {
@@ -174,9 +211,13 @@ int main(int argc, char **argv)
     vd_msgpack_out mo = { .sb = &sb };
     vd_msgpack_emitter(&mo, &em);
     unsigned long matched = 0, allocs0 = 0;
+    uint64_t ua_hits0 = 0, ua_misses0 = 0, geo_hits0 = 0, geo_misses0 = 0;
     for (long i = 0; i < warm + n; i++) {
         if (i == warm) {
+            vd_device_cache_stats(dec.caches.ua, &ua_hits0, &ua_misses0);
+            vd_geo_cache_stats(dec.caches.geo, &geo_hits0, &geo_misses0);
             allocs0 = vd_alloc_count();
+            CALLGRIND_START_INSTRUMENTATION;
             t0 = now_ns();
         }
         const vd_request *r = &reqs[(size_t)i % nrows];
@@ -187,7 +228,11 @@ int main(int argc, char **argv)
         matched += d.nmatched;
     }
     uint64_t dt = now_ns() - t0;
+    CALLGRIND_STOP_INSTRUMENTATION;
     unsigned long allocs = vd_alloc_count() - allocs0;
+    uint64_t ua_hits, ua_misses, geo_hits, geo_misses;   /* of the measured decisions */
+    vd_device_cache_stats(dec.caches.ua, &ua_hits, &ua_misses);
+    vd_geo_cache_stats(dec.caches.geo, &geo_hits, &geo_misses);
     /* The device classification alone, each call timed: the median is what
      * one request's User-Agent costs (uncached with --ua-cache 0). */
     enum { MAX_CLS = 1 << 15 };
@@ -228,17 +273,21 @@ int main(int argc, char **argv)
     qsort(cls_ns, ncls, sizeof cls_ns[0], cmp_u64);
     printf("vd-microbench: %u segments, %u slots (%u per request), %zu contexts, compile %.1f ms\n",
            vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs), nslots, nrows, (double)t_compile / 1e6);
-    uint64_t ua_hits, ua_misses, geo_hits, geo_misses;
-    vd_device_cache_stats(dec.caches.ua, &ua_hits, &ua_misses);
-    vd_geo_cache_stats(dec.caches.geo, &geo_hits, &geo_misses);
-    printf("vd-microbench: caches: user-agent %s (%llu hits, %llu misses), geo %s (%llu hits, %llu misses)\n",
-           dec.caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses,
-           dec.caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses);
+    ua_hits -= ua_hits0;
+    ua_misses -= ua_misses0;
+    geo_hits -= geo_hits0;
+    geo_misses -= geo_misses0;
+    double ua_rate = ua_hits + ua_misses ? (double)ua_hits / (double)(ua_hits + ua_misses) : 0;
+    double geo_rate = geo_hits + geo_misses ? (double)geo_hits / (double)(geo_hits + geo_misses) : 0;
+    printf("vd-microbench: caches over the measured decisions: user-agent %s (%llu hits, %llu misses, %.1f %%), "
+           "geo %s (%llu hits, %llu misses, %.1f %%)\n",
+           dec.caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses, 100 * ua_rate,
+           dec.caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses, 100 * geo_rate);
     fflush(stderr);
     printf("MICRO_RESULT decisions=%ld ns_per_decision=%.0f allocs_per_decision=%.4f "
-           "matched_per_decision=%.2f segments=%u slots=%u\n",
+           "matched_per_decision=%.2f segments=%u slots=%u contexts=%zu ua_hit_rate=%.4f geo_hit_rate=%.4f\n",
            n, (double)dt / (double)n, (double)allocs / (double)n, (double)matched / (double)(warm + n),
-           vd_ruleset_nsegments(rs), nslots);
+           vd_ruleset_nsegments(rs), nslots, nrows, ua_rate, geo_rate);
     printf("MICRO_UA ua_cache=%s classify_ns_median=%llu classify_ns_p90=%llu calls=%zu "
            "(goal: median <= 2000 ns uncached: %s)\n", dec.caches.ua ? "on" : "off",
            (unsigned long long)(ncls ? cls_ns[ncls / 2] : 0),
@@ -249,5 +298,7 @@ int main(int argc, char **argv)
     vd_ruleset_release(rs);
     vd_geo_close(geo);
     vd_tzdb_close(tzdb);
+    free(rows);   /* the rows' strings live until exit */
+    free(reqs);
     return 0;
 }

@@ -32,6 +32,7 @@ struct variantd {
     msgpack_sbuffer out;
     vd_request req;
     char version[128];
+    int published;            /* this handle's ruleset is the live one */
 };
 
 variantd *variantd_open(const variantd_options *opt, char *err, size_t cap)
@@ -60,13 +61,17 @@ variantd *variantd_open(const variantd_options *opt, char *err, size_t cap)
     if (!rs)
         goto fail;
     snprintf(v->version, sizeof v->version, "%s", vd_ruleset_version(rs));
-    v->tzdb = vd_tzdb_open(opt->zoneinfo_dir, err, cap);
+    if (!(v->tzdb = vd_tzdb_open(opt->zoneinfo_dir, err, cap))) {
+        vd_ruleset_release(rs);
+        goto fail;
+    }
     if (opt->geoip_db && !(v->geo = vd_geo_open(opt->geoip_db, err, cap))) {
         vd_ruleset_release(rs);
         goto fail;
     }
     v->env = (vd_env){ .geo = v->geo, .tzdb = v->tzdb };
     vd_live_set(rs, VD_SOURCE_FILES);          /* takes our reference */
+    v->published = 1;
     if (vd_decider_init(&v->decider, &v->env, opt->ua_cache ? opt->ua_cache : DEFAULT_UA_CACHE,
                         opt->geo_cache ? opt->geo_cache : DEFAULT_GEO_CACHE, &v->stats) != 0) {
         snprintf(err, cap, "out of memory");
@@ -142,6 +147,8 @@ void variantd_close(variantd *v)
         return;
     if (v->decider_ready)
         vd_decider_destroy(&v->decider);
+    if (v->published)
+        vd_live_clear();      /* the ruleset goes with the handle */
     vd_geo_close(v->geo);
     vd_tzdb_close(v->tzdb);
     msgpack_sbuffer_destroy(&v->out);

@@ -39,6 +39,7 @@ typedef struct vd_request {
     int64_t ts;               /* unix seconds; used when has_ts */
     bool has_ts;
     bool explain;
+    bool segments;            /* list every matching segment (forces evaluating all) */
     unsigned nslots;
     vd_str slots[VD_MAX_SLOTS_PER_REQUEST];
     unsigned nattrs;

@@ -1,4 +1,7 @@
-/* ip.c — client IP literal parsing.
+/* ip.c — the one parser of IP addresses and networks (see ip.h). What
+ * follows is the rule for client IP literals (vd_ip_parse); the host:port
+ * form of proxy headers, socket addresses and networks are read by the
+ * functions further down with the same address parsers.
  *
  * Accepted: IPv4 dotted quad (four decimal parts 0-255, no leading zeros, so
  * "010.1.1.1" is not silently read as octal or decimal), any RFC 4291 IPv6
@@ -145,19 +148,26 @@ bool vd_ip_parse_hostport(vd_str s, vd_ipaddr *out)
 {
     if (vd_ip_parse(s, out))
         return true;
-    if (!s.p || s.n < 3)
+    if (!s.p || s.n < 3 || s.n > IP_TEXT_MAX + 8)
         return false;
-    /* Strip ":digits" at the end: after ']' for IPv6, after a dotted quad
-     * (no other ':') for IPv4. */
-    size_t i = s.n;
+    /* What proxies write beside an address: a port (":8080", or ":" with
+     * none), brackets around IPv4 as well as IPv6, a %zone after IPv4. */
+    size_t n = s.n;
+    size_t i = n;
     while (i > 0 && s.p[i - 1] >= '0' && s.p[i - 1] <= '9')
         i--;
-    if (i == s.n || i < 2 || s.p[i - 1] != ':' || s.n - i > 5)
-        return false;
-    vd_str host = vd_str_make(s.p, i - 1);
-    if (host.p[0] == '[')
-        return host.p[host.n - 1] == ']' && vd_ip_parse(host, out) && out->family == 6;
-    return !memchr(host.p, ':', host.n) && vd_ip_parse(host, out);
+    if (i > 0 && s.p[i - 1] == ':' && n - i <= 5 &&
+        (s.p[0] == '[' ? s.p[i - 2] == ']' : !memchr(s.p, ':', i - 1)))
+        n = i - 1;                                     /* drop ":port" */
+    vd_str host = vd_str_make(s.p, n);
+    if (host.n > 2 && host.p[0] == '[' && host.p[host.n - 1] == ']')
+        host = vd_str_make(host.p + 1, host.n - 2);
+    if (vd_ip_parse(host, out))
+        return true;
+    const char *pct = memchr(host.p, '%', host.n);
+    if (pct && !memchr(host.p, ':', (size_t)(pct - host.p)))
+        return vd_ip_parse(vd_str_make(host.p, (size_t)(pct - host.p)), out) && out->family == 4;
+    return false;
 }
 
 bool vd_ip_from_sockaddr(const struct sockaddr *sa, vd_ipaddr *out)

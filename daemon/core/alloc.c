@@ -16,8 +16,11 @@ static _Atomic unsigned long fail_base;   /* count when fail_every was set */
 static int tick(void)
 {
     unsigned long n = atomic_fetch_add_explicit(&count, 1, memory_order_relaxed) + 1;
-    unsigned long every = atomic_load_explicit(&fail_every, memory_order_relaxed);
-    if (every && (n - atomic_load_explicit(&fail_base, memory_order_relaxed)) % every == 0) {
+    /* every is published after base (release/acquire): a thread that sees
+     * the new every sees its base; counts taken before the call are skipped. */
+    unsigned long every = atomic_load_explicit(&fail_every, memory_order_acquire);
+    unsigned long base = atomic_load_explicit(&fail_base, memory_order_relaxed);
+    if (every && n > base && (n - base) % every == 0) {
         atomic_fetch_add_explicit(&injected, 1, memory_order_relaxed);
         return 1;
     }
@@ -72,9 +75,9 @@ unsigned long vd_alloc_injected(void)
 
 void vd_alloc_fail_every(unsigned long n)
 {
-    atomic_store_explicit(&fail_every, 0, memory_order_relaxed);
+    atomic_store_explicit(&fail_every, 0, memory_order_release);
     atomic_store_explicit(&fail_base, vd_alloc_count(), memory_order_relaxed);
-    atomic_store_explicit(&fail_every, n, memory_order_relaxed);
+    atomic_store_explicit(&fail_every, n, memory_order_release);
 }
 
 void vd_alloc_init_from_env(void)

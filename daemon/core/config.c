@@ -97,15 +97,19 @@ static const config_row rows[] = {
 static char **str_at(vd_config *c, const config_row *r) { return (char **)((char *)c + r->offset); }
 static long *int_at(vd_config *c, const config_row *r) { return (long *)((char *)c + r->offset); }
 
-void vd_config_defaults(vd_config *c)
+int vd_config_defaults(vd_config *c)
 {
     memset(c, 0, sizeof *c);
+    int rc = 0;
     for (size_t i = 0; i < NROWS; i++) {
-        if (rows[i].type == CT_STR)
-            *str_at(c, &rows[i]) = strdup(rows[i].def_str);
-        else
+        if (rows[i].type == CT_STR) {
+            if (!(*str_at(c, &rows[i]) = vd_strdup(rows[i].def_str)))
+                rc = -1;
+        } else {
             *int_at(c, &rows[i]) = rows[i].def_int;
+        }
     }
+    return rc;
 }
 
 void vd_config_free(vd_config *c)

@@ -58,7 +58,8 @@ typedef struct vd_config {
     long profile_queue;       /* pending writes per worker */
 } vd_config;
 
-void vd_config_defaults(vd_config *c);
+/* -1 on out of memory (start-up: the caller stops). */
+int vd_config_defaults(vd_config *c);
 void vd_config_free(vd_config *c);
 /* Parses argv (with -c FILE loaded first, then flags on top). Returns 0 to
  * run, 1 when it printed help/version (exit 0), -1 on error (printed). */

@@ -6,6 +6,8 @@
  * cannot change the answer. */
 #include "decision/decide.h"
 
+#include <string.h>
+
 #include "rules/index.h"
 
 #define SPLIT_BUCKETS 10000u
@@ -43,15 +45,81 @@ static uint32_t pick_arm(const vd_rule *r, vd_str vid)
  * ones evaluated are exactly the candidates, reached through each
  * segment's use list in one pass over the evaluated segments; the rest are
  * false whatever the time. Only the rules without a string guard are walked
- * in order. */
+ * in order.
+ *
+ * Unless the request asks for every matching segment (`segments`, or
+ * explain), nothing else is evaluated: a candidate segment only when one
+ * of its rules in a requested slot comes before that slot's best so far,
+ * and the unguarded rules in order up to the winner (first match first).
+ * Every candidate rule before the final winner was evaluated (the best
+ * only moves down), so valid_until is the same as on the full path. */
+static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint32_t *si, uint32_t *best)
+{
+    uint32_t *pos, gen;
+    uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX && sgen[si[i]] != gen) {
+            sgen[si[i]] = gen;
+            pos[si[i]] = i;      /* a slot asked twice: its first position */
+        }
+    /* Only the index attributes the requested slots' segments are filed
+     * under: a 1-slot request keyed on the country does not compute the
+     * traffic source for the other slots' campaign segments. */
+    uint8_t want[64];
+    const uint8_t *wantp = NULL;
+    if (rs->index_slot && rs->nindex <= sizeof want) {
+        memset(want, 0, rs->nindex);
+        for (unsigned i = 0; i < n; i++)
+            if (si[i] != UINT32_MAX && pos[si[i]] == i)
+                for (uint32_t a = 0; a < rs->nindex; a++)
+                    want[a] |= rs->index_slot[(size_t)a * rs->nslots + si[i]];
+        wantp = want;
+    }
+    const vd_index_entry *const *hits;
+    uint32_t nh = vd_eval_candidates(ev, wantp, &hits);
+    /* Per entry, the rules using its segments sorted by (slot, rule): each
+     * requested slot walks its own candidate rules in order and stops at
+     * the first match or at its best so far. */
+    for (uint32_t h = 0; h < nh; h++) {
+        const vd_seg_use *uses = rs->entry_uses + hits[h]->ufirst;
+        uint32_t nu = hits[h]->un;
+        for (unsigned i = 0; i < n; i++) {
+            uint32_t s = si[i];
+            if (s == UINT32_MAX || pos[s] != i)
+                continue;
+            uint32_t lo = 0, hi = nu;   /* first use of slot s */
+            while (lo < hi) {
+                uint32_t mid = lo + (hi - lo) / 2;
+                if (uses[mid].slot < s)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            const vd_slot *slot = &rs->slots[s];
+            for (uint32_t k = lo; k < nu && uses[k].slot == s && uses[k].rule < best[i]; k++) {
+                int64_t u;
+                if (vd_eval_candidate(ev, slot->rules[uses[k].rule].segment, &u)) {
+                    best[i] = uses[k].rule;
+                    break;
+                }
+            }
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX)
+            best[i] = best[pos[si[i]]];
+}
+
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
-    /* Candidates first: the index evaluates exactly the segments that can
-     * match this request. */
-    out->nmatched = vd_eval_matching(ev, &out->matched);
+    /* Full path: the index evaluates exactly the segments that can match
+     * this request, all of them. */
+    bool full = req->segments || req->explain;
+    out->complete = full;
+    out->nmatched = full ? vd_eval_matching(ev, &out->matched) : 0;
     out->profile = 0;
     unsigned n = req->nslots < VD_MAX_SLOTS_PER_REQUEST ? req->nslots : VD_MAX_SLOTS_PER_REQUEST;
     out->nslots = n;
@@ -71,7 +139,9 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         until[i] = INT64_MAX;
     }
     const uint32_t *evd;
-    uint32_t nev = vd_eval_evaluated(ev, &evd);
+    uint32_t nev = full ? vd_eval_evaluated(ev, &evd) : 0;
+    if (!full)
+        lazy_candidates(rs, ev, n, si, best);
     for (uint32_t e = 0; e < nev; e++) {
         int64_t u;
         if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
@@ -104,11 +174,14 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
         }
     }
     /* Evaluated string-guarded rules up to the winner may flip with time
-     * (a campaign segment with an hour window, say). */
+     * (a campaign segment with an hour window, say) — unless the string
+     * guard fails: one evaluated through a reference may have stopped at a
+     * time condition before reaching its guard, but it is false for good. */
     nev = vd_eval_evaluated(ev, &evd);
     for (uint32_t e = 0; e < nev; e++) {
         int64_t u;
-        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX)
+        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX ||
+            vd_eval_guard_failed(ev, evd[e]))
             continue;
         uint32_t nu;
         const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
@@ -135,5 +208,7 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
     }
     /* A rule walk may have evaluated a time-guarded segment the buckets
      * skipped (to learn its until); it is false, so `matched` is complete. */
+    if (!full)
+        out->nmatched = vd_eval_matched_so_far(ev, &out->matched);
     return 0;
 }

@@ -22,8 +22,13 @@ typedef struct vd_decision {
     unsigned nslots;
     vd_slot_choice slots[VD_MAX_SLOTS_PER_REQUEST];
     int64_t valid_until;          /* INT64_MAX: time alone never changes it */
-    uint32_t nmatched;            /* every matching segment of the ruleset */
-    const uint32_t *matched;      /* segment indexes, ascending; owned by the vd_eval */
+    /* complete (the request asked for `segments`, or explain): every
+     * matching segment of the ruleset, ascending. Otherwise only the
+     * matching segments the requested slots' rules reached, in evaluation
+     * order (they feed the per-segment counters). Owned by the vd_eval. */
+    bool complete;
+    uint32_t nmatched;
+    const uint32_t *matched;
     uint8_t profile;              /* vd_profile_status for the result's `profile` (0: off, absent) */
 } vd_decision;
 

@@ -88,6 +88,19 @@ fail:
     counts_free(w);
 }
 
+void vd_decider_add_counts(vd_decider *w, const vd_ruleset *rs, uint64_t *variant_counts,
+                           size_t nvar, uint64_t *segment_counts)
+{
+    pthread_mutex_lock(&w->counts_lock);
+    if (w->rs == rs && w->variant_counts) {
+        for (size_t v = 0; v < nvar; v++)
+            variant_counts[v] += atomic_load_explicit(&w->variant_counts[v], memory_order_relaxed);
+        for (uint32_t g = 0; g < vd_ruleset_nsegments(rs); g++)
+            segment_counts[g] += atomic_load_explicit(&w->segment_counts[g], memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&w->counts_lock);
+}
+
 int vd_decider_slot_index(const vd_decider *w, const vd_slot *slot)
 {
     uint32_t lo = 0, hi = w->nslot_refs;

@@ -93,6 +93,14 @@ vd_decide_status vd_decider_run_with(vd_decider *d, const vd_request *req, const
                                      vd_decision *out, vd_profile_status status,
                                      const vd_visitor *visitor);
 
+/* Adds this decider's per-ruleset counts to variant_counts (nvar entries,
+ * slot by slot in vd_ruleset_slot_at order, variants in order) and
+ * segment_counts (one per segment of rs), if it serves rs (a decider still
+ * on another ruleset has none for it). Safe from another thread: the
+ * decider's lock is taken here, never on its request path. */
+void vd_decider_add_counts(vd_decider *d, const vd_ruleset *rs, uint64_t *variant_counts,
+                           size_t nvar, uint64_t *segment_counts);
+
 /* Index (vd_ruleset_slot_at order) of a slot of the decider's ruleset, -1
  * if not found; the key of variant_counts via slot_base. */
 int vd_decider_slot_index(const vd_decider *d, const vd_slot *slot);

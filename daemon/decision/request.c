@@ -243,6 +243,12 @@ int vd_request_read(const vd_reqcodec *c, const vd_reqval *params, unsigned max_
                 return -1;
             }
             req->explain = req->explain || v.b;
+        } else if (key_is(&k, "segments")) {
+            if (v.kind != VD_RV_BOOL) {
+                snprintf(err, cap, "segments must be a boolean");
+                return -1;
+            }
+            req->segments = v.b;
         } else if (key_is(&k, "attrs")) {
             if (read_attrs(c, &v, req, err, cap) != 0)
                 return -1;

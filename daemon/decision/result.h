@@ -22,6 +22,11 @@ typedef struct vd_emitter {
     void (*nil)(void *arg);
     void (*payload)(void *arg, const vd_variant *v);   /* the pre-encoded payload */
     void *arg;
+    /* Optional: a string known to be valid UTF-8 that needs no escaping (the
+     * result's own keys; segment, slot and variant ids, which are ASCII
+     * [A-Za-z0-9._:-]); NULL: str. Skips the UTF-8 check that client bytes
+     * need (~45 instructions a string, ~6,500 for a 20-slot page). */
+    void (*ascii)(void *arg, const char *p, size_t n);
 } vd_emitter;
 
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,

@@ -58,10 +58,17 @@ static int parse_proxies(vd_http_edge *e, const char *list, char *err, size_t ca
             snprintf(err, cap, "trusted-proxies: more than %d networks", MAX_PROXIES);
             return -1;
         }
-        if (!vd_ipnet_parse(vd_str_make(p, (size_t)(end - p)), true, &e->proxies[e->nproxies])) {
-            const char *slash = memchr(p, '/', (size_t)(end - p));
+        /* "[::1]" and "[::1]/128" as well as "::1/128": brackets are how
+         * many configurations write IPv6. */
+        char net[96];
+        size_t nl = 0;
+        for (const char *q = p; q < end && nl < sizeof net - 1; q++)
+            if (*q != '[' && *q != ']')
+                net[nl++] = *q;
+        if (!vd_ipnet_parse(vd_str_make(net, nl), true, &e->proxies[e->nproxies])) {
+            const char *slash = memchr(net, '/', nl);
             vd_ipnet addr_only;
-            if (slash && vd_ipnet_parse(vd_str_make(p, (size_t)(slash - p)), false, &addr_only))
+            if (slash && vd_ipnet_parse(vd_str_make(net, (size_t)(slash - net)), false, &addr_only))
                 snprintf(err, cap, "trusted-proxies: bad prefix length in '%.*s'", (int)(end - p), p);
             else
                 snprintf(err, cap, "trusted-proxies: '%.*s' is not an IP address or CIDR network",
@@ -191,6 +198,8 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
             have_url = true;
         } else if (vd_str_eq(k, VD_STR_LIT("explain"))) {
             req->explain = truthy(v);
+        } else if (vd_str_eq(k, VD_STR_LIT("segments"))) {
+            req->segments = truthy(v);
         } else if (k.n > 5 && memcmp(k.p, "attr.", 5) == 0) {
             vd_str dk;
             if (req->nattrs == VD_MAX_ATTRS_PER_REQUEST) {

@@ -206,5 +206,5 @@ static void e_payload(void *a, const vd_variant *v)
 
 void vd_json_emitter(vd_json *j, vd_emitter *out)
 {
-    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, j };
+    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, j, NULL };
 }

@@ -32,17 +32,8 @@ static void sum_ruleset_counts(const vd_stats_source *workers, unsigned n, vd_st
         s->variant_counts = s->segment_counts = NULL;
         return;
     }
-    for (unsigned w = 0; w < n; w++) {
-        vd_decider *wk = workers[w].decider;
-        pthread_mutex_lock(&wk->counts_lock);
-        if (wk->rs == rs && wk->variant_counts) {
-            for (size_t v = 0; v < nvar; v++)
-                s->variant_counts[v] += LD(wk->variant_counts[v]);
-            for (uint32_t g = 0; g < vd_ruleset_nsegments(rs); g++)
-                s->segment_counts[g] += LD(wk->segment_counts[g]);
-        }
-        pthread_mutex_unlock(&wk->counts_lock);
-    }
+    for (unsigned w = 0; w < n; w++)
+        vd_decider_add_counts(workers[w].decider, rs, s->variant_counts, nvar, s->segment_counts);
 }
 
 /* Profile counters and tracked event types (by name across workers; the

@@ -183,6 +183,20 @@ static void e_array(void *a, uint32_t n)
         sb->size += put_len(p, n, 0x90, 16, 0, 0xdc);
 }
 
+/* Keys and ruleset ids: valid UTF-8 by construction, no check. */
+static void e_ascii(void *a, const char *s, size_t n)
+{
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    unsigned char *p = room(o, 5 + n);
+    if (!p)
+        return;
+    size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
+    if (n)
+        memcpy(p + h, s, n);
+    sb->size += h + n;
+}
+
 static void e_str(void *a, const char *s, size_t n)
 {
     vd_msgpack_out *o = a;
@@ -274,7 +288,7 @@ static void e_payload(void *a, const vd_variant *v)
 void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
 {
     o->failed = false;
-    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o };
+    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii };
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)

@@ -86,7 +86,7 @@ static void conn_free(rpc_conn *c)
     vd_rpc_server *s = c->srv;
     if (c->pend) {
         vd_profile_cancel(c->pend->op);
-        free(c->pend);
+        vd_free(c->pend);
         c->pend = NULL;
     }
     if (c->prev)
@@ -276,7 +276,7 @@ static bool start_pending(rpc_conn *c, uint32_t msgid, int method, bool explain,
                           rpc_pending **out)
 {
     size_t len = keep_frame ? c->frame_len : 0;
-    rpc_pending *p = malloc(sizeof *p + len);
+    rpc_pending *p = vd_malloc(sizeof *p + len);
     if (!p)
         return false;
     p->c = c;
@@ -325,7 +325,7 @@ static void handle_decide(rpc_conn *c, uint32_t msgid, const msgpack_object *par
                     wait_for(c, p, op);
                     return;
                 }
-                free(p);
+                vd_free(p);
             }
             VD_STAT_INC(fe->decider->pstats, profile_unavailable);
             pst = VD_PROFILE_UNAVAILABLE;
@@ -487,7 +487,7 @@ static void on_store_reply(void *arg, const vd_profile_result *res)
     vd_rpc_server *s = c->srv;
     c->pend = NULL;
     answer_store(c, p, res);
-    free(p);
+    vd_free(p);
     /* Read again and answer what waited behind it. */
     if (!c->closing && !c->half_closed && !c->reading &&
         evbuffer_get_length(c->out) <= (size_t)s->fe->cfg->max_output / 2) {
@@ -567,7 +567,7 @@ static void handle_track(rpc_conn *c, uint32_t msgid, const msgpack_object *para
     }
     vd_profile_op *op = vd_profile_track(fe->decider->profiles, rs, &pp.ids, ts, &ev, false, on_store_reply, p);
     if (!op) {
-        free(p);
+        vd_free(p);
         reply_error(c, msgid, "unavailable", "profile store unavailable");
         return;
     }
@@ -599,7 +599,7 @@ static void handle_profile_method(rpc_conn *c, uint32_t msgid, const msgpack_obj
         op = vd_profile_flag(fe->decider->profiles, &pp.ids, pp.flag,
                              pp.has_ttl ? (int64_t)time(NULL) + pp.ttl : 0, pp.clear, on_store_reply, p);
     if (!op) {
-        free(p);
+        vd_free(p);
         reply_error(c, msgid, "unavailable", "profile store unavailable");
         return;
     }

@@ -12,6 +12,7 @@
 
 #include <hiredis/adapters/libevent.h>
 
+#include "core/alloc.h"
 #include "core/log.h"
 #include "profile/scripts.h"
 
@@ -92,7 +93,7 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
     if (op) {
         s->free_ops = op->next_free;
     } else {
-        op = calloc(1, sizeof *op);
+        op = vd_calloc(1, sizeof *op);
         if (!op)
             return NULL;
     }
@@ -134,11 +135,11 @@ static int op_arg(vd_profile_op *op, const char *p, size_t n)
 {
     if (op->argc == op->cap_argv) {
         int cap = op->cap_argv ? op->cap_argv * 2 : 32;
-        const char **a = realloc(op->argv, (size_t)cap * sizeof *a);
+        const char **a = vd_realloc(op->argv, (size_t)cap * sizeof *a);
         if (!a)
             return -1;
         op->argv = a;
-        size_t *l = realloc(op->argvlen, (size_t)cap * sizeof *l);
+        size_t *l = vd_realloc(op->argvlen, (size_t)cap * sizeof *l);
         if (!l)
             return -1;
         op->argvlen = l;
@@ -148,7 +149,7 @@ static int op_arg(vd_profile_op *op, const char *p, size_t n)
         size_t cap = op->cap ? op->cap * 2 : 512;
         while (cap < op->used + n + 1)
             cap *= 2;
-        char *b = realloc(op->buf, cap);
+        char *b = vd_realloc(op->buf, cap);
         if (!b)
             return -1;
         op->buf = b;
@@ -196,7 +197,7 @@ static int op_send(vd_profile_op *op, bool eval)
         return -1;
     /* Most commands are short: their argv lives on the stack. */
     const char *small[32];
-    const char **av = op->argc <= 32 ? small : malloc((size_t)op->argc * sizeof *av);
+    const char **av = op->argc <= 32 ? small : vd_malloc((size_t)op->argc * sizeof *av);
     if (!av)
         return -1;
     for (int i = 0; i < op->argc; i++)
@@ -213,7 +214,7 @@ static int op_send(vd_profile_op *op, bool eval)
     op->argvlen[0] = len0;
     op->argvlen[1] = len1;
     if (av != small)
-        free(av);
+        vd_free(av);
     if (rc != REDIS_OK)
         return -1;
     if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
@@ -626,7 +627,7 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
                                        vd_profile_stats *stats, vd_track_types *types)
 {
     vd_scripts_init();
-    vd_profile_store *s = calloc(1, sizeof *s);
+    vd_profile_store *s = vd_calloc(1, sizeof *s);
     if (!s)
         return NULL;
     s->base = base;
@@ -665,12 +666,12 @@ void vd_profile_store_free(vd_profile_store *s)
     while (s->free_ops) {
         vd_profile_op *op = s->free_ops;
         s->free_ops = op->next_free;
-        free(op->argv);
-        free(op->argvlen);
-        free(op->buf);
-        free(op);
+        vd_free(op->argv);
+        vd_free(op->argvlen);
+        vd_free(op->buf);
+        vd_free(op);
     }
-    free(s);
+    vd_free(s);
 }
 
 bool vd_profile_store_up(const vd_profile_store *s)

@@ -16,12 +16,21 @@
 
 typedef struct memo {
     uint32_t gen;
+    uint32_t cand_gen;        /* == gen: filed under an index key this request reaches */
     uint8_t verdict;
     int64_t until;
 } memo;
 
+typedef struct pmemo {
+    uint32_t gen;
+    uint8_t verdict;
+    int64_t until;
+} pmemo;
+
 struct vd_eval {
     const vd_ruleset *rs;
+    pmemo *pmemo;             /* shared predicates' verdicts (rs->pred_share) */
+    uint32_t pcap;
     vd_context *ctx;
     uint32_t gen;
     uint32_t cap;
@@ -31,6 +40,10 @@ struct vd_eval {
     uint32_t *evald;          /* every segment evaluated in this request, in order */
     uint32_t nevald;
     bool scanned;             /* vd_eval_matching ran: unevaluated = not a candidate */
+    const vd_index_entry **hits;  /* index entries the request's values reach */
+    uint32_t hitcap;
+    uint32_t *slotgen, *slotpos;  /* requested position of a slot, valid when slotgen == gen */
+    uint32_t slotcap;
 };
 
 vd_eval *vd_eval_new(void)
@@ -45,6 +58,10 @@ void vd_eval_free(vd_eval *ev)
     vd_free(ev->memo);
     vd_free(ev->matched);
     vd_free(ev->evald);
+    vd_free(ev->hits);
+    vd_free(ev->pmemo);
+    vd_free(ev->slotgen);
+    vd_free(ev->slotpos);
     vd_free(ev);
 }
 
@@ -70,6 +87,47 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->cap = cap;
         ev->gen = 0;
     }
+    /* The index probe keeps at most 64 prefix hits per attribute. */
+    uint32_t hitcap = rs->nindex * 64 + 1;
+    if (hitcap > ev->hitcap) {
+        const vd_index_entry **h = vd_malloc(hitcap * sizeof *h);
+        if (!h)
+            return -1;
+        vd_free(ev->hits);
+        ev->hits = h;
+        ev->hitcap = hitcap;
+    }
+    if (rs->nshared > ev->pcap) {
+        pmemo *pm = vd_calloc(rs->nshared, sizeof *pm);
+        if (!pm)
+            return -1;
+        vd_free(ev->pmemo);
+        ev->pmemo = pm;
+        ev->pcap = rs->nshared;
+        ev->gen = 0;
+        if (ev->memo)
+            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+        if (ev->slotgen)
+            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+    }
+    if (rs->nslots > ev->slotcap) {
+        uint32_t *g = vd_calloc(rs->nslots, sizeof *g), *p = vd_malloc(rs->nslots * sizeof *p);
+        if (!g || !p) {
+            vd_free(g);
+            vd_free(p);
+            return -1;
+        }
+        vd_free(ev->slotgen);
+        vd_free(ev->slotpos);
+        ev->slotgen = g;
+        ev->slotpos = p;
+        ev->slotcap = rs->nslots;
+        ev->gen = 0;
+        if (ev->memo)
+            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+        if (ev->pmemo)
+            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+    }
     ev->rs = rs;
     ev->ctx = ctx;
     ev->nmatched = 0;
@@ -79,6 +137,10 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     if (++ev->gen == 0) {
         if (ev->memo)
             memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+        if (ev->slotgen)
+            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+        if (ev->pmemo)
+            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
         ev->gen = 1;
     }
     return 0;
@@ -267,7 +329,7 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
     }
 }
 
-static bool eval_pred(vd_eval *ev, const vd_pred *p, int64_t *until)
+static bool eval_pred_now(vd_eval *ev, const vd_pred *p, int64_t *until)
 {
     vd_value v;
     vd_context_get(ev->ctx, &p->attr, &v);
@@ -280,6 +342,24 @@ static bool eval_pred(vd_eval *ev, const vd_pred *p, int64_t *until)
     return r != p->negate;
 }
 
+/* A predicate shared by several segments is tested once per request. */
+static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
+{
+    uint32_t sh = ev->rs->pred_share ? ev->rs->pred_share[pi] : UINT32_MAX;
+    if (sh == UINT32_MAX)
+        return eval_pred_now(ev, &ev->rs->preds[pi], until);
+    pmemo *m = &ev->pmemo[sh];
+    if (m->gen != ev->gen) {
+        int64_t u = INT64_MAX;
+        m->verdict = eval_pred_now(ev, &ev->rs->preds[pi], &u);
+        m->until = u;
+        m->gen = ev->gen;
+    }
+    if (m->until < *until)
+        *until = m->until;
+    return m->verdict;
+}
+
 static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until);
 
 static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
@@ -287,21 +367,37 @@ static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
     const vd_node *n = &ev->rs->nodes[idx];
     switch (n->kind) {
     case VD_N_ALL:
-        for (uint32_t i = 0; i < n->n; i++)
-            if (!eval_node(ev, n->a + i, until))
-                return false;
-        return true;
-    case VD_N_ANY:
-        for (uint32_t i = 0; i < n->n; i++)
-            if (eval_node(ev, n->a + i, until))
-                return true;
-        return false;
+    case VD_N_ANY: {
+        /* A child that settles the node (false under all, true under any)
+         * and does not depend on time settles it for good: the bounds of
+         * the children before it no longer matter. So a segment whose
+         * string condition fails has no time bound, however it was reached
+         * (through the index or a reference), and valid_until does not
+         * depend on the order of the children. */
+        bool settle = n->kind == VD_N_ANY;
+        int64_t u = INT64_MAX;
+        for (uint32_t i = 0; i < n->n; i++) {
+            int64_t cu = INT64_MAX;
+            if (eval_node(ev, n->a + i, &cu) == settle) {
+                if (cu != INT64_MAX && u < cu)
+                    cu = u;
+                if (cu < *until)
+                    *until = cu;
+                return settle;
+            }
+            if (cu < u)
+                u = cu;
+        }
+        if (u < *until)
+            *until = u;
+        return !settle;
+    }
     case VD_N_NOT:
         return !eval_node(ev, n->a, until);
     case VD_N_REF:
         return eval_ref(ev, n->a, until);
     case VD_N_PRED:
-        return eval_pred(ev, &ev->rs->preds[n->a], until);
+        return eval_pred(ev, n->a, until);
     default:
         return false;
     }
@@ -316,9 +412,23 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
     if (s->guard_node == s->root)
         return true;
     const vd_node *n = &ev->rs->nodes[s->root];
-    for (uint32_t i = 0; i < n->n; i++)
-        if (n->a + i != s->guard_node && !eval_node(ev, n->a + i, until))
+    int64_t u = INT64_MAX;
+    for (uint32_t i = 0; i < n->n; i++) {
+        if (n->a + i == s->guard_node)
+            continue;
+        int64_t cu = INT64_MAX;
+        if (!eval_node(ev, n->a + i, &cu)) {
+            if (cu != INT64_MAX && u < cu)
+                cu = u;
+            if (cu < *until)
+                *until = cu;
             return false;
+        }
+        if (cu < u)
+            u = cu;
+    }
+    if (u < *until)
+        *until = u;
     return true;
 }
 
@@ -391,15 +501,17 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
+/* Every index entry (string key) the request's values reach, without
+ * evaluating anything. Collected first because evaluating may reuse the
+ * context's scratch that a value points into. */
+static uint32_t index_probe(vd_eval *ev, const uint8_t *want)
 {
     const vd_ruleset *rs = ev->rs;
-    *out = ev->matched;
-    if (!rs)
-        return 0;
-    eval_list(ev, rs->unguarded, rs->nunguarded, false);
+    uint32_t nh = 0;
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];
+        if (want && !want[a])
+            continue;
         vd_value v;
         vd_context_get(ev->ctx, &ia->attr, &v);
         if (v.kind != VD_VAL_STR)
@@ -407,16 +519,13 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
         if (!ia->prefix) {
             const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
             if (e)
-                eval_list(ev, rs->index_segs + e->first, e->n, true);
+                ev->hits[nh++] = e;
             continue;
         }
         /* Every prefix of the value that is a key: FNV-1a is incremental,
-         * so each prefix length costs one step and one probe. The hits are
-         * collected first because evaluating may reuse the context's
-         * scratch that v points into. */
+         * so each prefix length costs one step and one probe. */
         uint64_t h = 1469598103934665603ULL;
         size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
-        const vd_index_entry *hits[64];
         unsigned nhits = 0;
         for (size_t l = 0; l < lim; l++) {
             unsigned char c = (unsigned char)v.u.s.p[l];
@@ -424,12 +533,71 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
                 c = (unsigned char)(c + 32);
             h = (h ^ c) * 1099511628211ULL;
             const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
-            if (e && nhits < 64)
-                hits[nhits++] = e;
+            if (e && nhits < 64) {
+                ev->hits[nh++] = e;
+                nhits++;
+            }
         }
-        for (unsigned i = 0; i < nhits; i++)
-            eval_list(ev, rs->index_segs + hits[i]->first, hits[i]->n, true);
     }
+    return nh;
+}
+
+static void mark_candidates(vd_eval *ev, uint32_t nh)
+{
+    for (uint32_t i = 0; i < nh; i++) {
+        const uint32_t *segs = ev->rs->index_segs + ev->hits[i]->first;
+        for (uint32_t j = 0; j < ev->hits[i]->n; j++)
+            ev->memo[segs[j]].cand_gen = ev->gen;
+    }
+}
+
+uint32_t vd_eval_candidates(vd_eval *ev, const uint8_t *want, const vd_index_entry *const **out)
+{
+    *out = ev->hits;
+    if (!ev->rs)
+        return 0;
+    uint32_t nh = index_probe(ev, want);
+    mark_candidates(ev, nh);
+    return nh;
+}
+
+bool vd_eval_guard_failed(const vd_eval *ev, uint32_t seg)
+{
+    return vd_string_guarded(ev->rs, seg) && ev->memo[seg].cand_gen != ev->gen;
+}
+
+int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    int64_t u = INT64_MAX;
+    bool r = eval_seg(ev, seg, &u, true);
+    *until = u;
+    return r;
+}
+
+uint32_t vd_eval_matched_so_far(const vd_eval *ev, const uint32_t **out)
+{
+    *out = ev->matched;
+    return ev->nmatched;
+}
+
+uint32_t *vd_eval_slot_map(vd_eval *ev, uint32_t **pos, uint32_t *gen)
+{
+    *pos = ev->slotpos;
+    *gen = ev->gen;
+    return ev->slotgen;
+}
+
+uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
+{
+    const vd_ruleset *rs = ev->rs;
+    *out = ev->matched;
+    if (!rs)
+        return 0;
+    eval_list(ev, rs->unguarded, rs->nunguarded, false);
+    uint32_t nh = index_probe(ev, NULL);
+    mark_candidates(ev, nh);
+    for (uint32_t i = 0; i < nh; i++)
+        eval_list(ev, rs->index_segs + ev->hits[i]->first, ev->hits[i]->n, true);
     if (rs->hour_first[24] || rs->wday_first[7]) {
         vd_context *ctx = ev->ctx;
         if (vd_context_tz(ctx)) {

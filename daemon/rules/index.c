@@ -162,6 +162,15 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->uses);
     vd_free(rs->check_first);
     vd_free(rs->check);
+    vd_free(rs->pred_share);
+    vd_free(rs->slot_tab);
+    vd_free(rs->index_slot);
+    vd_free(rs->entry_uses);
+    rs->entry_uses = NULL;
+    rs->slot_tab = NULL;
+    rs->index_slot = NULL;
+    rs->pred_share = NULL;
+    rs->nshared = 0;
     rs->use_first = rs->check_first = rs->check = NULL;
     rs->uses = NULL;
     rs->index = NULL;
@@ -198,7 +207,7 @@ static int build_buckets(vd_ruleset *rs, const vd_pred **guards, int kind, unsig
                     first[b + 1]++;
     for (unsigned b = 0; b < nb; b++)
         first[b + 1] += first[b];
-    *out = malloc((first[nb] + 1) * sizeof **out);
+    *out = vd_malloc((first[nb] + 1) * sizeof **out);
     if (!*out)
         return -1;
     uint32_t fill[25];
@@ -249,6 +258,155 @@ static int build_uses(vd_ruleset *rs)
     return 0;
 }
 
+/* ---- identical predicates ------------------------------------------------
+ * Sets of any shape repeat conditions ("device is mobile", "path contains
+ * sale", "medium is paid or social") across many segments; each distinct
+ * one is tested at most once per request. Two predicates are identical when
+ * every field the test reads is equal (the op is only for explain). */
+static uint64_t mix(uint64_t h, const void *p, size_t n)
+{
+    return (h ^ vd_hash64(p, n)) * 0x100000001b3ULL;
+}
+
+static uint64_t pred_hash(const vd_pred *p)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    uint8_t head[8] = { p->attr.id, p->type, p->test, p->negate, p->if_missing, p->lo_incl, p->hi_incl, p->bools };
+    h = mix(h, head, sizeof head);
+    h = mix(h, p->attr.sub.p, p->attr.sub.n);
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        h = mix(h, p->strs[i].p, p->strs[i].n);
+    h = mix(h, p->nums, p->nnums * sizeof *p->nums);
+    h = mix(h, &p->lo, sizeof p->lo);
+    h = mix(h, &p->hi, sizeof p->hi);
+    return h;
+}
+
+static bool pred_same(const vd_pred *a, const vd_pred *b)
+{
+    if (a->attr.id != b->attr.id || a->type != b->type || a->test != b->test || a->negate != b->negate ||
+        a->if_missing != b->if_missing || a->lo_incl != b->lo_incl || a->hi_incl != b->hi_incl ||
+        a->bools != b->bools || a->sorted != b->sorted || a->nstrs != b->nstrs || a->nnums != b->nnums ||
+        a->nnets != b->nnets || a->nbits != b->nbits || !vd_str_eq(a->attr.sub, b->attr.sub) ||
+        memcmp(&a->lo, &b->lo, sizeof a->lo) || memcmp(&a->hi, &b->hi, sizeof a->hi) ||
+        memcmp(&a->lat, &b->lat, sizeof a->lat) || memcmp(&a->lon, &b->lon, sizeof a->lon) ||
+        memcmp(&a->km, &b->km, sizeof a->km))
+        return false;
+    for (uint32_t i = 0; i < a->nstrs; i++)
+        if (!vd_str_eq(a->strs[i], b->strs[i]))
+            return false;
+    if (a->nnums && memcmp(a->nums, b->nums, a->nnums * sizeof *a->nums))
+        return false;
+    if (a->nnets && memcmp(a->nets, b->nets, a->nnets * sizeof *a->nets))
+        return false;
+    if (a->nbits && memcmp(a->bits, b->bits, (a->nbits + 63) / 64 * sizeof *a->bits))
+        return false;
+    return true;
+}
+
+static int build_shared_preds(vd_ruleset *rs)
+{
+    uint32_t n = rs->npreds, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *tab = vd_malloc(cap * sizeof *tab), *first = vd_malloc((n + 1) * sizeof *first);
+    rs->pred_share = vd_malloc((n + 1) * sizeof *rs->pred_share);
+    if (!tab || !first || !rs->pred_share) {
+        vd_free(tab);
+        vd_free(first);
+        return -1;
+    }
+    memset(tab, 0xff, cap * sizeof *tab);
+    /* first[p]: the first predicate identical to p. */
+    for (uint32_t p = 0; p < n; p++) {
+        uint32_t slot = (uint32_t)pred_hash(&rs->preds[p]) & (cap - 1);
+        first[p] = p;
+        for (; tab[slot] != UINT32_MAX; slot = (slot + 1) & (cap - 1))
+            if (pred_same(&rs->preds[tab[slot]], &rs->preds[p])) {
+                first[p] = tab[slot];
+                break;
+            }
+        if (first[p] == p)
+            tab[slot] = p;
+    }
+    for (uint32_t p = 0; p < n; p++)
+        rs->pred_share[p] = UINT32_MAX;
+    rs->nshared = 0;
+    for (uint32_t p = 0; p < n; p++) {
+        uint32_t f = first[p];
+        if (f == p)
+            continue;
+        if (rs->pred_share[f] == UINT32_MAX)
+            rs->pred_share[f] = rs->nshared++;
+        rs->pred_share[p] = rs->pred_share[f];
+    }
+    vd_free(tab);
+    vd_free(first);
+    return 0;
+}
+
+static int use_cmp(const void *a, const void *b)
+{
+    const vd_seg_use *x = a, *y = b;
+    if (x->slot != y->slot)
+        return x->slot < y->slot ? -1 : 1;
+    return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+static int build_entry_uses(vd_ruleset *rs)
+{
+    size_t total = 0;
+    for (uint32_t a = 0; a < rs->nindex; a++)
+        for (uint32_t e = 0; e <= rs->index[a].mask; e++)
+            for (uint32_t k = 0; rs->index[a].tab[e].key.p && k < rs->index[a].tab[e].n; k++) {
+                uint32_t seg = rs->index_segs[rs->index[a].tab[e].first + k];
+                total += rs->use_first[seg + 1] - rs->use_first[seg];
+            }
+    if (total >= UINT32_MAX)
+        return -1;
+    rs->entry_uses = vd_malloc((total + 1) * sizeof *rs->entry_uses);
+    if (!rs->entry_uses)
+        return -1;
+    uint32_t fill = 0;
+    for (uint32_t a = 0; a < rs->nindex; a++)
+        for (uint32_t e = 0; e <= rs->index[a].mask; e++) {
+            vd_index_entry *ent = &rs->index[a].tab[e];
+            if (!ent->key.p)
+                continue;
+            ent->ufirst = fill;
+            for (uint32_t k = 0; k < ent->n; k++) {
+                uint32_t nu, seg = rs->index_segs[ent->first + k];
+                const vd_seg_use *u = vd_index_uses(rs, seg, &nu);
+                memcpy(rs->entry_uses + fill, u, nu * sizeof *u);
+                fill += nu;
+            }
+            ent->un = fill - ent->ufirst;
+            qsort(rs->entry_uses + ent->ufirst, ent->un, sizeof *rs->entry_uses, use_cmp);
+        }
+    return 0;
+}
+
+/* A request names its slots: one hash and (almost always) one compare
+ * each, instead of a bisection of string compares. */
+static int build_slot_table(vd_ruleset *rs)
+{
+    uint32_t cap = 8;
+    while (cap < 2 * rs->nslots)
+        cap *= 2;
+    rs->slot_tab = vd_malloc(cap * sizeof *rs->slot_tab);
+    if (!rs->slot_tab)
+        return -1;
+    memset(rs->slot_tab, 0xff, cap * sizeof *rs->slot_tab);
+    rs->slot_mask = cap - 1;
+    for (uint32_t i = 0; i < rs->nslots; i++) {
+        uint32_t h = (uint32_t)vd_hash64(rs->slots[i].name.p, rs->slots[i].name.n) & rs->slot_mask;
+        while (rs->slot_tab[h] != UINT32_MAX)
+            h = (h + 1) & rs->slot_mask;
+        rs->slot_tab[h] = i;
+    }
+    return 0;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
     size_t nt = 0, cap = 0;
@@ -279,7 +437,7 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     vd_free(guards);
     guards = NULL;
-    if (build_uses(rs) < 0)
+    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_slot_table(rs) < 0)
         goto oom;
     if (nt == 0) {
         vd_free(t);
@@ -324,12 +482,29 @@ int vd_index_build(vd_ruleset *rs)
             uint32_t slot = (uint32_t)h & ia->mask;
             while (ia->tab[slot].key.p)
                 slot = (slot + 1) & ia->mask;
-            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k) };
+            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0 };
             k = e;
         }
         i = j;
     }
     vd_free(t);
+    t = NULL;
+    rs->index_slot = vd_calloc((size_t)rs->nindex * rs->nslots + 1, 1);
+    if (!rs->index_slot || build_entry_uses(rs) < 0)
+        goto oom;
+    for (uint32_t a = 0; a < rs->nindex; a++) {
+        const vd_index_attr *ia = &rs->index[a];
+        for (uint32_t e = 0; e <= ia->mask; e++) {
+            if (!ia->tab[e].key.p)
+                continue;
+            for (uint32_t k = 0; k < ia->tab[e].n; k++) {
+                uint32_t nu, seg = rs->index_segs[ia->tab[e].first + k];
+                const vd_seg_use *u = vd_index_uses(rs, seg, &nu);
+                for (uint32_t x = 0; x < nu; x++)
+                    rs->index_slot[(size_t)a * rs->nslots + u[x].slot] = 1;
+            }
+        }
+    }
     return 0;
 oom:
     vd_free(guards);

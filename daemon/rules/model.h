@@ -114,6 +114,8 @@ typedef struct vd_index_entry {
     vd_str key;               /* lower case */
     uint64_t hash;            /* vd_hash64_ci(key) */
     uint32_t first, n;        /* into vd_ruleset.index_segs */
+    uint32_t ufirst, un;      /* into vd_ruleset.entry_uses: the rules using those
+                               * segments, sorted by (slot, rule) */
 } vd_index_entry;
 
 /* Where a segment is used: rule `rule` of slot `slot` (slot order of rs->slots). */
@@ -154,6 +156,22 @@ struct vd_ruleset {
     vd_seg_use *uses;
     uint32_t *check_first;    /* slot i: check[check_first[i] .. check_first[i+1]) */
     uint32_t *check;          /* rule indexes whose segment has no string guard, ascending */
+    /* Predicate p's verdict is shared with identical predicates of other
+     * segments: pred_share[p] is the group's id (0..nshared-1), memoized
+     * once per request; UINT32_MAX: p is the only one of its kind. */
+    uint32_t *pred_share;
+    uint32_t nshared;
+    /* Slot names hashed (vd_hash64) into slot indexes, UINT32_MAX empty;
+     * NULL until the index is built (vd_ruleset_find_slot then bisects). */
+    uint32_t *slot_tab;
+    uint32_t slot_mask;
+    /* index_slot[a * nslots + s]: a segment filed under index attribute a
+     * is used by a rule of slot s. A decision probes only the attributes
+     * its slots use (and so computes only their context families). */
+    uint8_t *index_slot;
+    vd_seg_use *entry_uses;   /* per index entry (ufirst, un): a decision walks a
+                               * requested slot's candidate rules in rule order
+                               * and stops at the first that matches */
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
     vd_score_def *scores;     /* sorted by id (rules/scores.c) */

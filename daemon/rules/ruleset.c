@@ -22,7 +22,7 @@ void vd_ruleset_destroy(vd_ruleset *rs)
     vd_free(rs->seg_by_id);
     vd_index_free(rs);
     vd_free(rs->slots);
-    free(rs->scores);
+    vd_free(rs->scores);
     vd_free(rs);
 }
 
@@ -83,6 +83,13 @@ const vd_slot *vd_ruleset_slot_at(const vd_ruleset *rs, uint32_t i)
 
 const vd_slot *vd_ruleset_find_slot(const vd_ruleset *rs, vd_str name)
 {
+    if (rs->slot_tab) {
+        for (uint32_t h = (uint32_t)vd_hash64(name.p, name.n) & rs->slot_mask; rs->slot_tab[h] != UINT32_MAX;
+             h = (h + 1) & rs->slot_mask)
+            if (vd_str_eq(rs->slots[rs->slot_tab[h]].name, name))
+                return &rs->slots[rs->slot_tab[h]];
+        return NULL;
+    }
     uint32_t lo = 0, hi = rs->nslots;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "rules/compile.h"
+#include "core/alloc.h"
 #include "rules/model.h"
 
 static bool add_score(vd_compiler *c, json_t *obj)
@@ -101,7 +102,7 @@ static bool add_score(vd_compiler *c, json_t *obj)
     }
     if (rs->nscores == rs->cap_scores) {
         uint32_t cap = rs->cap_scores ? rs->cap_scores * 2 : 8;
-        vd_score_def *s = realloc(rs->scores, cap * sizeof *s);
+        vd_score_def *s = vd_realloc(rs->scores, cap * sizeof *s);
         if (!s) {
             c->oom = true;
             return false;
@@ -242,7 +243,7 @@ static bool seg_uses_visitor(const vd_ruleset *rs, uint32_t s, uint8_t *memo)
 
 int vd_slots_mark_profile(vd_ruleset *rs)
 {
-    uint8_t *memo = calloc(rs->nsegs + 1, 1);
+    uint8_t *memo = vd_calloc(rs->nsegs + 1, 1);
     if (!memo)
         return -1;
     for (uint32_t i = 0; i < rs->nslots; i++) {
@@ -250,6 +251,6 @@ int vd_slots_mark_profile(vd_ruleset *rs)
         for (uint32_t r = 0; r < s->nrules && !s->uses_profile; r++)
             s->uses_profile = seg_uses_visitor(rs, s->rules[r].segment, memo);
     }
-    free(memo);
+    vd_free(memo);
     return 0;
 }

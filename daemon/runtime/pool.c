@@ -140,6 +140,7 @@ vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char
         if (!base || vd_worker_init(&s->w, i, base, cfg, env) != 0) {
             if (base)
                 event_base_free(base);
+            s->w.base = NULL;     /* vd_worker_init kept it: slot_destroy must not free it again */
             snprintf(err, cap, "out of memory creating worker %u", i);
             goto fail;
         }
@@ -198,11 +199,6 @@ int vd_pool_stalled(const vd_pool *p, unsigned max_age_ms, unsigned *age_ms)
 unsigned vd_pool_size(const vd_pool *p)
 {
     return p->n;
-}
-
-vd_worker *vd_pool_worker(vd_pool *p, unsigned i)
-{
-    return i < p->n ? &p->slots[i].w : NULL;
 }
 
 unsigned vd_pool_stats_sources(vd_pool *p, vd_stats_source *out, unsigned cap)

@@ -20,7 +20,6 @@ typedef struct vd_pool vd_pool;
 vd_pool *vd_pool_start(const vd_config *cfg, const vd_env *env, unsigned n, char *err,
                        size_t cap);
 unsigned vd_pool_size(const vd_pool *p);
-vd_worker *vd_pool_worker(vd_pool *p, unsigned i);
 /* Each worker's counters and decider, for the stats port (at most cap). */
 unsigned vd_pool_stats_sources(vd_pool *p, vd_stats_source *out, unsigned cap);
 /* Asks every worker to stop accepting and drain (replies in flight are sent,

@@ -2,8 +2,24 @@
 """Generates a synthetic but realistic definition set for scale benchmarks:
 N segments over S slots, each slot with rules over its share of segments.
 
-usage: gen_ruleset.py OUTDIR N_SEGMENTS [N_SLOTS=20] [--reference]
+usage: gen_ruleset.py OUTDIR N_SEGMENTS [N_SLOTS=20] [--reference] [--shape=SHAPE]
 writes OUTDIR/segments/gen.json and OUTDIR/content-map/gen.json.
+
+Shapes (issue 13: rule sets a user would bring, not only the one the index
+was tuned on); every shape has N_SLOTS slots, so pages of 1, 5 and 20 slots
+can be asked of each:
+  ours     (default) a specific anchor (campaign, path, city, attr, query)
+           plus 0-2 broad conditions per segment; each slot's rules use its
+           own share of the segments
+  country  each segment keyed on 1-4 countries, most adding a device type,
+           a medium, an hour window or a path prefix; long rule lists: every
+           slot has ~3 x N/N_SLOTS rules over all segments (shared)
+  nested   deeply nested any/all/not with references to earlier segments,
+           leaves on URL, query, campaign and language; no top-level guard
+  url      dominated by url.path prefix/contains and url.query.NAME rules
+The traffic model (gen_traffic.py) draws its paths, campaigns and query
+values from the same vocabularies (VOCAB_SPACE), so each shape matches a
+realistic share of visitors at 1,000 and at 10,000 segments.
 --reference adds slot "hero" with the decision that ../shared/bench's
 reference systems (nginx geoip2+maps, node) implement (7 segments; the
 generated ones fill up to N_SEGMENTS over the other slots)."""
@@ -55,6 +71,91 @@ def anchor(r, space):
     return {"attr": "url.query.ref", "op": "eq", "value": f"partner-{k}"}
 
 
+VOCAB_SPACE = 2500          # campaigns, categories, partners: shared with gen_traffic.py
+PATH_WORDS = ["sale", "new", "outlet", "gift", "bikes", "shoes", "kids", "home", "garden", "sport"]
+QUERY_NAMES = ["ref", "promo", "color", "size", "sort", "q"]
+
+
+def country_segment(r, i, space):
+    preds = [{"attr": "geo.country", "op": "in", "value": r.sample(COUNTRIES[:12], r.randint(1, 4))}]
+    kind = r.randrange(5)
+    if kind == 0:
+        preds.append({"attr": "device.type", "op": "in", "value": r.sample(DEVICES[:3], r.randint(1, 2))})
+    elif kind == 1:
+        preds.append({"attr": "source.medium", "op": "eq", "value": r.choice(MEDIA)})
+    elif kind == 2:
+        a = r.randrange(24)
+        preds.append({"attr": "time.hour", "op": "between", "value": [a, (a + r.randint(2, 8)) % 24]})
+    elif kind == 3:
+        preds.append({"attr": "url.path", "op": "prefix", "value": f"/c/{r.randrange(space)}/"})
+    if r.random() < 0.3:
+        preds.append({"attr": "lang", "op": "in", "value": r.sample(LANGS, 2)})
+    return {"all": preds}
+
+
+def nested_leaf(r, space):
+    kind = r.randrange(7)
+    if kind == 0:
+        return {"attr": "url.path", "op": "prefix", "value": f"/c/{r.randrange(space)}/"}
+    if kind == 1:
+        return {"attr": "url.path", "op": "contains", "value": r.choice(PATH_WORDS)}
+    if kind == 2:
+        return {"attr": f"url.query.{r.choice(QUERY_NAMES)}", "op": "exists"}
+    if kind == 3:
+        return {"attr": "source.campaign", "op": "prefix", "value": f"camp-{r.randrange(10)}"}
+    if kind == 4:
+        return {"attr": "lang", "op": "in", "value": r.sample(LANGS, r.randint(1, 3))}
+    if kind == 5:
+        return {"attr": "source.medium", "op": "in", "value": r.sample(MEDIA, r.randint(1, 3))}
+    return {"attr": "device.type", "op": "eq", "value": r.choice(DEVICES)}
+
+
+def nested_node(r, i, space, depth, refs):
+    if depth == 0 or r.random() < 0.3:
+        if i > 10 and r.random() < 0.25:
+            ref = r.randrange(max(0, i - 200), i)
+            if REF_DEPTH[ref] < 6:     # chains stay well inside VD_MAX_REF_DEPTH
+                refs.append(ref)
+                return {"segment": f"seg-{ref:05d}"}
+        return nested_leaf(r, space)
+    kind = r.randrange(5)
+    if kind == 0:
+        return {"not": nested_node(r, i, space, depth - 1, refs)}
+    op = "all" if kind in (1, 2) else "any"
+    return {op: [nested_node(r, i, space, depth - 1, refs) for _ in range(r.randint(2, 3))]}
+
+
+REF_DEPTH = []
+
+
+def nested_segment(r, i, space):
+    refs = []
+    node = {r.choice(["any", "all"]): [nested_node(r, i, space, 3, refs) for _ in range(r.randint(2, 3))]}
+    REF_DEPTH.append(1 + max((REF_DEPTH[x] for x in refs), default=0))
+    return node
+
+
+def url_segment(r, i, space):
+    k = r.randrange(space)
+    kind = r.randrange(6)
+    if kind == 0:
+        first = {"attr": "url.path", "op": "prefix", "value": f"/c/{k}/"}
+    elif kind == 1:
+        first = {"attr": "url.path", "op": "contains", "value": f"{r.choice(PATH_WORDS)}-{k % 50}"}
+    elif kind == 2:
+        first = {"attr": f"url.query.{r.choice(QUERY_NAMES[:3])}", "op": "eq", "value": f"partner-{k}"}
+    elif kind == 3:
+        first = {"attr": "url.path", "op": "prefix", "value": [f"/p/{k}", f"/c/{k}/{r.choice(PATH_WORDS)}"]}
+    elif kind == 4:
+        first = {"attr": "url.query.q", "op": "contains", "value": r.choice(PATH_WORDS)}
+    else:
+        first = {"attr": "url.path", "op": "contains", "value": r.choice(PATH_WORDS)}
+    preds = [first]
+    if r.random() < 0.4:
+        preds.append(broad(r))
+    return {"all": preds}
+
+
 def predicates(r, i, space):
     # Most segments pair a specific anchor with broad conditions; a few
     # dozen are broad only (site-wide audiences), as in real sets.
@@ -98,6 +199,9 @@ REFERENCE_SLOT = {
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     reference = "--reference" in sys.argv
+    shape = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--shape=")), "ours")
+    if shape not in ("ours", "country", "nested", "url"):
+        sys.exit(f"gen_ruleset.py: unknown shape {shape}")
     out = Path(args[0])
     n = int(args[1])
     slots = int(args[2]) if len(args) > 2 else 20
@@ -108,16 +212,25 @@ def main():
     segs = []
     space = max(20, n // 4)
     for i in range(n):
-        preds = predicates(r, i, space)
-        segs.append({"id": f"seg-{i:05d}", "description": "generated", "match": {"all": preds}})
+        if shape == "country":
+            match = country_segment(r, i, space)
+        elif shape == "nested":
+            match = nested_segment(r, i, space)
+        elif shape == "url":
+            match = url_segment(r, i, space)
+        else:
+            match = {"all": predicates(r, i, space)}
+        segs.append({"id": f"seg-{i:05d}", "description": f"generated ({shape})", "match": match})
     cms = []
     per_slot = max(1, n // slots)
     for s in range(slots):
         rules = []
-        for k in range(per_slot):
-            seg = s * per_slot + k
-            if seg >= n:
-                break
+        if shape == "country":
+            # Long lists over shared segments: each slot ranks 3x its share.
+            picks = sorted(r.sample(range(n), min(n, 3 * per_slot)))
+        else:
+            picks = [s * per_slot + k for k in range(per_slot) if s * per_slot + k < n]
+        for k, seg in enumerate(picks):
             rules.append({"segment": f"seg-{seg:05d}", "variant": f"v{k % 8}"})
         variants = {f"v{k}": {"template": f"slot{s}/v{k}.html"} for k in range(8)}
         variants["default"] = {"template": f"slot{s}/default.html"}

@@ -6,6 +6,18 @@
 #   BENCH_QUICK=1   one short round of everything (about a minute)
 #   BENCH_ROUNDS=N  rounds per comparison (default 3; medians are reported)
 #   BENCH_SECONDS=S measured seconds per run (default 5, quick 2)
+#   BENCH_VISITORS=N distinct visitors of the traffic model (default 100000)
+#   BENCH_PIN=0     do not pin servers and load generators to separate CPUs
+#
+# Workloads (issue 13): four generated set shapes (tests/bench/gen_ruleset.py
+# --shape=ours|country|nested|url) at 1,000 and 10,000 segments, pages of 1,
+# 5 and 20 slots, and a traffic model (tests/bench/gen_traffic.py: distinct
+# visitors, Zipf-like User-Agents from ../shared/data, IPs over the GeoIP
+# networks, referrers and landings by medium) generated here at bench time.
+# Each goal is a ratio of two systems measured back to back in the same
+# round; summarize.py prints the median ratio and its spread over rounds.
+# Where the machine has two or more CPUs, servers run on CPU 0 and load
+# generators on CPU 1 (taskset), so latency is not the client's queueing.
 #
 # Writes build/bench/results.tsv (one row per measured run) and
 # build/bench/summary.md (the median table), and prints the table.
@@ -18,6 +30,13 @@ QUICK="${BENCH_QUICK:-0}"
 ROUNDS="${BENCH_ROUNDS:-$([ "$QUICK" = 1 ] && echo 1 || echo 3)}"
 SECS="${BENCH_SECONDS:-$([ "$QUICK" = 1 ] && echo 2 || echo 5)}"
 CONNS=50
+VISITORS="${BENCH_VISITORS:-100000}"
+SHAPES="ours country nested url"
+if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+    SRV_PIN=(taskset -c 0); CLI_PIN=(taskset -c 1)
+else
+    SRV_PIN=(); CLI_PIN=()
+fi
 CLK_TCK="$(getconf CLK_TCK)"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
@@ -37,7 +56,7 @@ kv() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -1; }
 
 start_variantd() { # start_variantd SEGDIR MAPDIR extra-args... -> VD_PID VD_PORT
     VD_PORT="$(free_port)"
-    "$BUILD/variantd" --listen "127.0.0.1:$VD_PORT" --segments "$1" --content-map "$2" \
+    "${SRV_PIN[@]}" "$BUILD/variantd" --listen "127.0.0.1:$VD_PORT" --segments "$1" --content-map "$2" \
         --geoip-db "$BUILD/demo-city.mmdb" --log-level warn "${@:3}" >>"$OUT/variantd.log" 2>&1 &
     VD_PID=$!
     PIDS+=("$VD_PID")
@@ -57,38 +76,69 @@ make -C "$ROOT" --no-print-directory all >/dev/null
 log "generating rulesets"
 for n in 100 1000 10000; do /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-$n" "$n" 20; done
 /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-ref" 1000 20 --reference
+for shape in $SHAPES; do
+    for n in 1000 10000; do
+        /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/shape-$shape-$n" "$n" 20 "--shape=$shape"
+    done
+done
 CTX="$ROOT/tests/bench/contexts.tsv"
+# The traffic model; without ../shared/data (User-Agents, referrers) the 20
+# fixed contexts stand in, and the summary says so.
+TRAFFIC="$OUT/traffic.tsv"
+if ! /usr/bin/python3 "$ROOT/tests/bench/gen_traffic.py" "$TRAFFIC" --visitors "$VISITORS" --data "$SHARED/data"; then
+    log "no traffic model (../shared/data missing?): using $CTX"
+    TRAFFIC="$CTX"
+fi
+PAGE1="slot00"
+PAGE5="slot00,slot01,slot02,slot03,slot04"
+PAGE20="$(seq -f 'slot%02g' 0 19 | paste -sd,)"
+page_slots() { case "$1" in 1) echo "$PAGE1" ;; 5) echo "$PAGE5" ;; *) echo "$PAGE20" ;; esac; }
 
 # ---- 1. TCP decide vs redis GET -------------------------------------------
+# redis GET and variantd in turn, driven by the same client (variantd-bench;
+# --method redis-get sends redis-benchmark -t get -r 100000's GETs), same
+# connection count, same pinning; variantd over the traffic model: the
+# reference slot (1 slot), and each shape's 1-slot and 20-slot pages at
+# 1,000 segments.
+redis_run() { # redis_run ROUND P
+    local r="$1" P="$2" port rpid t0 line cpu
+    port="$(free_port)"
+    "${SRV_PIN[@]}" redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
+        --dir "$OUT" --logfile "$OUT/redis.log" &
+    rpid=$!; PIDS+=("$rpid"); wait_tcp "$port"
+    "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$port" --method redis-get -c "$CONNS" -P "$P" -d 1 \
+        --warmup 0 --contexts "$TRAFFIC" --quiet >/dev/null || true
+    t0="$(cpu_ticks "$rpid")"
+    line="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$port" --method redis-get -c "$CONNS" -P "$P" \
+             -d "$SECS" --warmup 0 --contexts "$TRAFFIC" --quiet | grep BENCH_RESULT)"
+    cpu="$(measure_cpu "$rpid" "$t0" "$(kv requests "$line")")"
+    stop "$rpid"
+    row tcp "redis GET -P$P" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
+        "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" "same client (variantd-bench --method redis-get)"
+}
+vd_run() { # vd_run ROUND P SETDIR SLOTS NAME NOTE
+    local r="$1" P="$2" t0 line cpu
+    start_variantd "$3/segments" "$3/content-map" --workers 1
+    "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -P "$P" -d 1 --warmup 0 \
+        --contexts "$TRAFFIC" --slots "$4" --quiet >/dev/null || true
+    t0="$(cpu_ticks "$VD_PID")"
+    line="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -P "$P" -d "$SECS" \
+             --warmup 0 --contexts "$TRAFFIC" --slots "$4" --quiet | grep BENCH_RESULT)"
+    cpu="$(measure_cpu "$VD_PID" "$t0" "$(kv requests "$line")")"
+    stop "$VD_PID"
+    row tcp "$5" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
+        "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" "$6"
+}
 tcp_round() {
-    local r="$1" P
-    for P in 1 16; do
-        local port rpid t0 line n
-        port="$(free_port)"
-        redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize no \
-            --dir "$OUT" --logfile "$OUT/redis.log" &
-        rpid=$!; PIDS+=("$rpid"); wait_tcp "$port"
-        n=$(( SECS * (P == 1 ? 60000 : 400000) ))
-        t0="$(cpu_ticks "$rpid")"
-        line="$(timeout 120 redis-benchmark -h 127.0.0.1 -p "$port" -c "$CONNS" -P "$P" -n "$n" -r 100000 \
-                 -d 64 -t get --csv 2>/dev/null | sed -n 2p | tr -d '"')"
-        local cpu; cpu="$(measure_cpu "$rpid" "$t0" "$n")"
-        stop "$rpid"
-        IFS=, read -r _ rps _avg _min p50 _p95 p99 mx <<<"$line"
-        row tcp "redis GET -P$P" "$r" "${rps%.*}" "$(awk -v v="$p50" 'BEGIN{print v*1000}')" \
-            "$(awk -v v="$p99" 'BEGIN{print v*1000}')" "$(awk -v v="$mx" 'BEGIN{print v*1000}')" 0 "$cpu" "p999=max"
-
-        start_variantd "$OUT/set-ref/segments" "$OUT/set-ref/content-map" --workers 1
-        "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -P "$P" -d 1 --warmup 0 \
-            --contexts "$CTX" --slots hero --quiet >/dev/null || true
-        t0="$(cpu_ticks "$VD_PID")"
-        line="$("$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -P "$P" -d "$SECS" \
-                 --warmup 0 --contexts "$CTX" --slots hero --quiet | grep BENCH_RESULT)"
-        cpu="$(measure_cpu "$VD_PID" "$t0" "$(kv requests "$line")")"
-        stop "$VD_PID"
-        row tcp "variantd decide -P$P" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
-            "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" "1000 segments, 1 worker"
+    local r="$1" shape
+    redis_run "$r" 1
+    vd_run "$r" 1 "$OUT/set-ref" hero "variantd decide -P1" "1000 segments, 1 worker, traffic model"
+    for shape in $SHAPES; do
+        vd_run "$r" 1 "$OUT/shape-$shape-1000" "$PAGE1" "variantd $shape 1-slot -P1" "1000 segments"
+        vd_run "$r" 1 "$OUT/shape-$shape-1000" "$PAGE20" "variantd $shape 20-slot -P1" "1000 segments"
     done
+    redis_run "$r" 16
+    vd_run "$r" 16 "$OUT/set-ref" hero "variantd decide -P16" "1000 segments, 1 worker, traffic model"
 }
 
 # ---- 2. HTTP edge vs nginx geoip2+maps -------------------------------------
@@ -141,11 +191,11 @@ scale_round() {
     for n in 100 1000 10000; do
         local sport; sport="$(free_port)"
         start_variantd "$OUT/set-$n/segments" "$OUT/set-$n/content-map" --workers 1 --stats-listen "127.0.0.1:$sport"
-        "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d 1 --warmup 0 --contexts "$CTX" \
+        "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d 1 --warmup 0 --contexts "$TRAFFIC" \
             --slots slot00,slot01,slot02,slot03 --quiet >/dev/null || true
         t0="$(cpu_ticks "$VD_PID")"
-        line="$("$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0 \
-                 --contexts "$CTX" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
+        line="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0 \
+                 --contexts "$TRAFFIC" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
         cpu="$(measure_cpu "$VD_PID" "$t0" "$(kv requests "$line")")"
         local rss; rss="$(rss_kb "$VD_PID")"
         # Server-side decision time: p99 bucket bound of the daemon's own histogram.
@@ -157,8 +207,8 @@ total = b[-1][1] if b else 0
 print(next((f"{le * 1e6:.0f}" for le, c in b if total and c >= 0.99 * total), "nan"))')"
         # End-to-end latency at half the peak rate just measured.
         local half; half="$(awk -v r="$(kv rps "$line")" 'BEGIN{printf "%d", r / 2}')"
-        local hl; hl="$("$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0.5 \
-                 --rate "$half" --contexts "$CTX" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
+        local hl; hl="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0.5 \
+                 --rate "$half" --contexts "$TRAFFIC" --slots slot00,slot01,slot02,slot03 --quiet | grep BENCH_RESULT)"
         stop "$VD_PID"
         local micro; micro="$("$BUILD/vd-microbench" "$OUT/set-$n/segments" "$OUT/set-$n/content-map" \
                   --geoip-db "$BUILD/demo-city.mmdb" --contexts "$CTX" --slot-count 4 -n 20000 --warm 2000 2>/dev/null | grep MICRO_RESULT)"
@@ -179,14 +229,49 @@ print(next((f"{le * 1e6:.0f}" for le, c in b if total and c >= 0.99 * total), "n
     done
 }
 
+# ---- 3b. shapes x pages in process: instructions (callgrind) and time ------
+# Only the measured decisions are instrumented (vd-microbench's client
+# requests); instructions are exact and repeat, so they are taken once.
+# The traffic model is sent in order from its start: every cache sees
+# visitors it has not seen before at its true rate.
+micro_instr() { # micro_instr SETDIR SLOTS -> instructions per decision
+    local n=2000
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null "$BUILD/vd-microbench" \
+        "$1/segments" "$1/content-map" --geoip-db "$BUILD/demo-city.mmdb" --contexts "$TRAFFIC" --slots "$2" \
+        -n "$n" --warm 3000 2>&1 | sed -n 's/.*Collected : \([0-9]*\).*/\1/p' |
+        awk -v n="$n" '{ printf "%.0f", $1 / n }'
+}
+shapes_round() {
+    local r="$1" shape n page line ir
+    for shape in $SHAPES; do
+        for n in 1000 10000; do
+            [ "$QUICK" = 1 ] && [ "$n" = 10000 ] && continue
+            for page in 1 5 20; do
+                line="$("$BUILD/vd-microbench" "$OUT/shape-$shape-$n/segments" "$OUT/shape-$shape-$n/content-map" \
+                        --geoip-db "$BUILD/demo-city.mmdb" --contexts "$TRAFFIC" --slots "$(page_slots "$page")" \
+                        -n 20000 --warm 2000 2>/dev/null | grep MICRO_RESULT)"
+                ir="nan"
+                if [ "$r" = 1 ] && command -v valgrind >/dev/null; then
+                    ir="$(micro_instr "$OUT/shape-$shape-$n" "$(page_slots "$page")")"
+                fi
+                row shape "$shape $n segments $page-slot" "$r" nan nan nan nan 0 nan \
+                    "decide_ns=$(kv ns_per_decision "$line") instr=${ir:-nan} matched=$(kv matched_per_decision "$line") ua_hit=$(kv ua_hit_rate "$line") geo_hit=$(kv geo_hit_rate "$line") allocs=$(kv allocs_per_decision "$line")"
+            done
+        done
+    done
+}
+
 # ---- 4. live swap of a 10,000-segment set under load ------------------------
 swap_round() {
+    # The daemon runs unpinned here, with its default workers: the swap is
+    # compiled by the control thread next to busy workers, as in production.
+    local -a SRV_PIN=()
     local r="$1" live="$OUT/swap-live"
     rm -rf "$live"; mkdir -p "$live"
     cp -r "$OUT/set-1000/segments" "$OUT/set-1000/content-map" "$live/"
     start_variantd "$live/segments" "$live/content-map"
     local v0; v0="$("$BUILD/variantctl" ping --connect "127.0.0.1:$VD_PORT" | sed -n 's/.*"version": "\(.*\)".*/\1/p')"
-    "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d $((SECS + 2)) --warmup 0 --contexts "$CTX" \
+    "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d $((SECS + 2)) --warmup 0 --contexts "$TRAFFIC" \
         --slots slot00,slot01 --quiet >"$OUT/swap-bench.txt" &
     local bpid=$!
     sleep 1
@@ -234,6 +319,7 @@ for r in $(seq 1 "$ROUNDS"); do
     log "round $r/$ROUNDS: TCP vs redis";  tcp_round "$r"
     log "round $r/$ROUNDS: HTTP vs nginx"; http_round "$r"
     log "round $r/$ROUNDS: scale";         scale_round "$r"
+    log "round $r/$ROUNDS: shapes x pages"; shapes_round "$r"
     log "round $r/$ROUNDS: live swap";     swap_round "$r"
 done
 /usr/bin/python3 "$ROOT/tests/bench/summarize.py" "$RESULTS" | tee "$OUT/summary.md"

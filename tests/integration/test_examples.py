@@ -25,7 +25,8 @@ def variants(res):
 def test_berlin_evening_iphone(daemon):
     c = daemon.client()
     # Monday 2026-11-23, 19:30 in Berlin (UTC+1).
-    res = c.decide(slots=ALL_SLOTS, ip="1.0.0.7", ua=IPHONE, ts=ts("2026-11-23T19:30:00+01:00"))
+    res = c.decide(slots=ALL_SLOTS, ip="1.0.0.7", ua=IPHONE, ts=ts("2026-11-23T19:30:00+01:00"),
+                   segments=True)
     hero = res["slots"]["home.hero"]
     assert hero["variant"] == "hero-berlin-night" and hero["segment"] == "berlin-evening-mobile"
     assert hero["payload"]  # the payload object from the content map
@@ -44,7 +45,7 @@ def test_berlin_evening_iphone(daemon):
 
 def test_bots_get_defaults_and_no_time_dependence(daemon):
     res = daemon.client().decide(slots=ALL_SLOTS, ip="1.0.0.7", ua=GOOGLEBOT,
-                                 ts=ts("2026-11-23T19:30:00+01:00"))
+                                 ts=ts("2026-11-23T19:30:00+01:00"), segments=True)
     v = variants(res)
     assert v["home.hero"] == "hero-generic" and res["slots"]["home.hero"]["segment"] == "bots"
     assert v["nav.promo"] == "nav-none" and v["pdp.recommendation"] == "reco-bestsellers"

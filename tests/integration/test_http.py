@@ -84,6 +84,20 @@ def test_get_result_equals_decide_on_the_decision_port(edge):
     assert rpc["slots"]["banner"]["variant"] == "banner-de"
 
 
+def test_segments_list_is_opt_in_on_the_edge(edge):
+    st, _, body = edge.http("GET", "/v1/decide?slot=home.hero", headers={"User-Agent": IPHONE})
+    assert st == 200 and "segments" not in json.loads(body)
+    st, _, body = edge.http("GET", "/v1/decide?slot=home.hero&segments=1", headers={"User-Agent": IPHONE})
+    assert st == 200 and "mobile" in json.loads(body)["segments"]
+    st, _, body = edge.http("POST", "/v1/decide", body=json.dumps({"slots": ["home.hero"], "ua": IPHONE,
+                                                                  "segments": True}),
+                            headers={"Content-Type": "application/json"})
+    assert st == 200 and "mobile" in json.loads(body)["segments"]
+    st, _, body = edge.http("POST", "/v1/decide", body=json.dumps({"slots": ["home.hero"], "segments": 1}),
+                            headers={"Content-Type": "application/json"})
+    assert st == 400 and b"segments must be a boolean" in body
+
+
 def explain_context(d, headers, query="slot=home.hero"):
     st, _, body = d.http("GET", "/v1/decide?" + query + "&explain=1", headers=headers)
     assert st == 200, body
@@ -112,6 +126,16 @@ def test_client_ip_is_rightmost_untrusted_forwarded_address(defs, start_daemon):
     assert "ip" not in explain_context(d, {})
     # Garbage in the chain: nothing beyond it is believed.
     assert "ip" not in explain_context(d, {"X-Forwarded-For": "1.0.0.7, not-an-ip, 10.0.0.1"})
+    # Forms proxies write: ports, brackets around IPv4 too, a zone.
+    for xff in ("1.0.0.7:51234", "[1.0.0.7]", "[1.0.0.7]:80", "1.0.0.7%eth0"):
+        assert explain_context(d, {"X-Forwarded-For": xff + ", 10.1.2.3"})["ip"] == "1.0.0.7", xff
+
+
+def test_trusted_proxies_take_bracketed_ipv6(defs, start_daemon):
+    seg, cm = defs
+    d = start_daemon("--trusted-proxies", "[::1],[fd00::]/8,127.0.0.1", segments=seg,
+                     content_map=cm, http=True)
+    assert explain_context(d, {"X-Forwarded-For": "2.0.0.1"})["ip"] == "2.0.0.1"
 
 
 def test_untrusted_peer_is_the_visitor(defs, start_daemon):
@@ -319,6 +343,11 @@ def test_too_many_connections_get_503_then_close(defs, start_daemon):
     seg, cm = defs
     d = start_daemon("--http-max-connections", "5", segments=seg, content_map=cm, http=True,
                      stats=True)
+    # The harness's readiness probe was a connection too: wait until the
+    # daemon has seen it close, so all five slots are free.
+    deadline = time.time() + 10
+    while d.metrics()['variantd_connections{interface="edge"}'] != 0 and time.time() < deadline:
+        time.sleep(0.05)
     held = [RawHttp(d.http_port) for _ in range(5)]
     for c in held:   # all five are really accepted and served
         c.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -330,7 +359,11 @@ def test_too_many_connections_get_503_then_close(defs, start_daemon):
     assert h["retry-after"] == "1"
     assert extra.closed()
     held.pop().close()
-    time.sleep(0.2)
+    # The daemon frees the slot when it sees the close: wait for that (a
+    # loaded machine may take longer than any fixed sleep), then connect.
+    deadline = time.time() + 10
+    while d.metrics()['variantd_connections{interface="edge"}'] != 4 and time.time() < deadline:
+        time.sleep(0.05)
     again = RawHttp(d.http_port)
     again.send("GET /v1/decide?slot=banner HTTP/1.1\r\nHost: x\r\n\r\n")
     assert again.response()[0] == 200

@@ -41,7 +41,7 @@ def test_ping_reports_ruleset(small):
 
 def test_decide_answers_each_slot_and_unknown_slot_alone(small):
     c = small.client()
-    res = c.decide(slots=["hero", "nope", "banner"], ip="1.0.0.7", ua=IPHONE)
+    res = c.decide(slots=["hero", "nope", "banner"], ip="1.0.0.7", ua=IPHONE, segments=True)
     assert res["slots"]["hero"] == {"variant": "hero-berlin", "payload": {"t": "berlin", "n": 1},
                                     "segment": "berlin"}
     assert res["slots"]["banner"]["variant"] == "banner-all"
@@ -263,3 +263,21 @@ def test_explain_lists_repeated_names_once_with_the_value_rules_see(small):
     ctx = res["context"]
     assert ctx["url.query.a"] == "1" and ctx["url.query.utm_source"] == "x" and ctx["url.query.b"] == ""
     assert ctx["attr.tier"] == "gold"
+
+
+def test_segments_list_is_opt_in(small):
+    """Without "segments": true (or explain) the result has no `segments`
+    key: a decision evaluates only what the requested slots' rules reach.
+    The chosen variants and valid_until are the same either way."""
+    c = small.client()
+    lean = c.decide(slots=["hero", "banner"], ip="1.0.0.7", ua=IPHONE)
+    full = c.decide(slots=["hero", "banner"], ip="1.0.0.7", ua=IPHONE, segments=True)
+    assert "segments" not in lean and sorted(full["segments"]) == ["berlin", "everyone", "mobile"]
+    assert lean["slots"] == full["slots"] and lean["valid_until"] == full["valid_until"]
+    assert set(lean) == {"version", "slots", "valid_until"}
+    off = c.decide(slots=["hero"], ip="1.0.0.7", ua=IPHONE, segments=False)
+    assert "segments" not in off
+    err, ex = c.call("explain", [{"slots": ["hero"], "ip": "1.0.0.7", "ua": IPHONE}])
+    assert err is None and "segments" in ex
+    err, _ = c.call("decide", [{"slots": ["hero"], "segments": "yes"}])
+    assert err and "segments must be a boolean" in str(err)

@@ -60,7 +60,10 @@ def test_metrics_count_decisions_by_slot_variant_and_segment(d):
     assert m['variantd_slot_decisions_total{slot="home.hero",variant="hero-generic"}'] == 1
     assert m['variantd_slot_decisions_total{slot="banner",variant="banner-all"}'] == 2
     assert m['variantd_slot_decisions_total{slot="banner",variant="banner-none"}'] == 0
-    assert m['variantd_segment_matches_total{segment="everyone"}'] == 4
+    # Segments count where a decision evaluated them and they matched: the
+    # two requests for banner reach its rule "everyone"; the hero-only ones
+    # stop at hero's first match and never look at it.
+    assert m['variantd_segment_matches_total{segment="everyone"}'] == 2
     assert m['variantd_segment_matches_total{segment="mobile"}'] == 2
     assert m['variantd_segment_matches_total{segment="berlin"}'] == 1
     assert m["variantd_decisions_total"] == 4

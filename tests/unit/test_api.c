@@ -116,6 +116,12 @@ static void test_open_reports_definition_errors(void **state)
     variantd_options o = { .segments_dir = "no-such-dir", .content_map_dir = "content-map" };
     assert_null(variantd_open(&o, err, sizeof err));
     assert_non_null(strstr(err, "no-such-dir"));
+    /* A time-zone folder that does not open is an error, not a handle
+     * that silently has no local time. */
+    variantd_options badtz = { .segments_dir = "segments", .content_map_dir = "content-map",
+                               .zoneinfo_dir = "/nonexistent-zoneinfo" };
+    assert_null(variantd_open(&badtz, err, sizeof err));
+    assert_non_null(strstr(err, "nonexistent-zoneinfo"));
     variantd_options none = { 0 };
     assert_null(variantd_open(&none, err, sizeof err));
     assert_string_equal(err, "segments_dir and content_map_dir are required");

@@ -176,7 +176,16 @@ static void test_valid_until(void **state)
     ask("hero");                  /* no time predicates */
     decide();
     assert_int_equal(dec.valid_until, INT64_MAX);
-    /* evening was evaluated for `matched` but is not a rule of a chosen slot */
+    /* Only what hero's rules reach is evaluated ... */
+    assert_false(dec.complete);
+    assert_int_equal(vd_eval_verdict(ev, (uint32_t)seg("evening")), -1);
+    /* ... unless every matching segment is asked for: evening is then
+     * evaluated for `matched`, but it is not a rule of a chosen slot. */
+    req.segments = true;
+    decide();
+    req.segments = false;
+    assert_true(dec.complete);
+    assert_int_equal(dec.valid_until, INT64_MAX);
     assert_int_equal(vd_eval_verdict(ev, (uint32_t)seg("evening")), 1);
 
     ask("banner");
@@ -212,7 +221,9 @@ static void test_matched(void **state)
     (void)state;
     fresh(19, 0, 0, "Berlin");
     ask("hero");
+    req.segments = true;      /* the full list; without it only what hero's rules reach */
     decide();
+    req.segments = false;
     const char *want[] = { "berlin", "evening", "everyone", "berlin-evening" };
     assert_int_equal(dec.nmatched, 4);
     for (uint32_t i = 0; i < dec.nmatched; i++) {
@@ -225,7 +236,9 @@ static void test_matched(void **state)
     }
     fresh(12, 0, 0, "Paris");
     ask("hero");
+    req.segments = true;
     decide();
+    req.segments = false;
     assert_int_equal(dec.nmatched, 1);
     assert_int_equal(dec.matched[0], (uint32_t)seg("everyone"));
 }
@@ -313,7 +326,9 @@ static void test_index_equals_brute_force(void **state)
         vd_context_init(&ctx, &req, NULL, NULL, 0);
         ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
         ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+        req.segments = true;
         assert_int_equal(vd_decide(r2, ev, &ctx, &dec), 0);
+        req.segments = false;
         uint32_t got[16], ngot = dec.nmatched;
         memcpy(got, dec.matched, ngot * sizeof *got);
         assert_int_equal(vd_eval_begin(ev, r2, &ctx), 0);

@@ -9,11 +9,13 @@
 #include <cmocka.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rules/build.h"
 #include "decision/decide.h"
 #include "context/tz.h"
+#include "rules/index.h"
 #include "rules/model.h"
 
 static const char *const SEGS = "["
@@ -40,6 +42,103 @@ static const char *const CMAP = "["
     "  {\"segment\":\"noon\",\"variant\":\"n\"},{\"segment\":\"not-night\",\"variant\":\"nn\"}],"
     " \"default\":\"d\",\"variants\":{\"mm\":1,\"h\":2,\"n\":3,\"nn\":4,\"d\":5}}"
     "]";
+
+static int64_t last_until;
+
+/* The segment's string guard (a top-level set or prefix predicate) fails
+ * for this request, tested here without the index: then the segment is
+ * false whatever the time, and its rule bounds valid_until by nothing even
+ * if a time condition before the guard was evaluated. */
+static bool guard_fails(const vd_ruleset *rs, uint32_t seg, vd_context *ctx)
+{
+    if (!vd_string_guarded(rs, seg))
+        return false;
+    const vd_pred *p = &rs->preds[rs->nodes[rs->segs[seg].guard_node].a];
+    vd_value v;
+    vd_context_get(ctx, &p->attr, &v);
+    if (v.kind != VD_VAL_STR)
+        return true;
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        if (p->test == VD_T_PREFIX ? vd_str_prefix_ci(v.u.s, p->strs[i]) : vd_str_eq_ci(v.u.s, p->strs[i]))
+            return false;
+    return true;
+}
+
+/* One request through both paths of vd_decide (every matching segment
+ * listed, and only what the slots' rules reach) against a brute-force
+ * evaluation of every rule in order and every segment. Returns the number
+ * of matching segments. */
+static unsigned check_request(const vd_ruleset *rs, vd_request *req, const vd_env *env, vd_eval *ev,
+                              vd_eval *brute, int64_t t)
+{
+    vd_context bctx;
+    vd_context_init(&bctx, req, env, NULL, t);
+    /* The brute force tests every predicate itself: no verdicts shared
+     * between identical predicates of different segments. */
+    vd_ruleset *mrs = (vd_ruleset *)(uintptr_t)rs;
+    uint32_t *share = mrs->pred_share;
+    mrs->pred_share = NULL;
+    assert_int_equal(vd_eval_begin(brute, rs, &bctx), 0);
+    int64_t want_until = INT64_MAX;
+    int32_t want_rule[VD_MAX_SLOTS_PER_REQUEST];
+    for (unsigned s = 0; s < req->nslots; s++) {
+        const vd_slot *slot = vd_ruleset_find_slot(rs, req->slots[s]);
+        want_rule[s] = -1;
+        for (uint32_t k = 0; slot && k < slot->nrules; k++) {
+            int64_t ru;
+            int m = vd_eval_segment(brute, slot->rules[k].segment, &ru);
+            if (ru < want_until && !guard_fails(rs, slot->rules[k].segment, &bctx))
+                want_until = ru;
+            if (m) {
+                want_rule[s] = (int32_t)k;
+                break;
+            }
+        }
+    }
+    uint32_t nbrute_match = 0;
+    for (uint32_t sg = 0; sg < vd_ruleset_nsegments(rs); sg++)
+        nbrute_match += vd_eval_segment(brute, sg, NULL) == 1;
+    mrs->pred_share = share;
+    last_until = want_until;
+    unsigned nwant_total = 0;
+    for (int full = 1; full >= 0; full--) {
+        req->segments = full;
+        vd_context ctx;
+        vd_context_init(&ctx, req, env, NULL, t);
+        vd_decision d;
+        assert_int_equal(vd_decide(rs, ev, &ctx, &d), 0);
+        assert_int_equal(d.complete, full);
+        for (unsigned s = 0; s < req->nslots; s++)
+            assert_int_equal(d.slots[s].rule, want_rule[s]);
+        if (d.valid_until != want_until) {
+            fprintf(stderr, "full=%d until %lld want %lld slots", full, (long long)d.valid_until, (long long)want_until);
+            for (unsigned s = 0; s < req->nslots; s++)
+                fprintf(stderr, " %.*s:%d", (int)req->slots[s].n, req->slots[s].p, want_rule[s]);
+            fprintf(stderr, " url=%.*s\n", (int)req->url.n, req->url.p);
+        }
+        assert_true(d.valid_until == want_until);
+        if (full) {
+            uint32_t nwant = 0;
+            for (uint32_t sg = 0; sg < vd_ruleset_nsegments(rs); sg++)
+                if (vd_eval_segment(brute, sg, NULL)) {
+                    assert_true(nwant < d.nmatched);
+                    assert_int_equal(d.matched[nwant], sg);
+                    nwant++;
+                }
+            assert_int_equal(nwant, d.nmatched);
+            nwant_total = nwant;
+        } else {
+            /* Only matching segments, each once. */
+            for (uint32_t i = 0; i < d.nmatched; i++) {
+                assert_int_equal(vd_eval_segment(brute, d.matched[i], NULL), 1);
+                for (uint32_t j = 0; j < i; j++)
+                    assert_true(d.matched[j] != d.matched[i]);
+            }
+        }
+    }
+    req->segments = false;
+    return nwant_total;
+}
 
 static void test_index_kinds_equal_brute_force(void **state)
 {
@@ -85,45 +184,15 @@ static void test_index_kinds_equal_brute_force(void **state)
             req.has_ts = true;
             req.url = vd_str_cstr(urls[u]);
             req.tz = vd_str_cstr(zones[(t / 2220 + u) % 4]);
-            req.nslots = 2;
-            req.slots[0] = VD_STR_LIT("a");
+            /* Both slots, one of them, or one asked twice. */
+            unsigned pick = (unsigned)(t / 2220 + u) % 3;
+            req.nslots = pick == 0 ? 2 : pick == 1 ? 1 : 3;
+            req.slots[0] = pick == 1 ? VD_STR_LIT("b") : VD_STR_LIT("a");
             req.slots[1] = VD_STR_LIT("b");
-            vd_context ctx;
-            vd_context_init(&ctx, &req, &env, NULL, t);
-            vd_decision d;
-            assert_int_equal(vd_decide(rs, ev, &ctx, &d), 0);
-
-            /* Brute force on a fresh context: every rule in order, every segment. */
-            vd_context bctx;
-            vd_context_init(&bctx, &req, &env, NULL, t);
-            assert_int_equal(vd_eval_begin(brute, rs, &bctx), 0);
-            int64_t want_until = INT64_MAX;
-            for (unsigned s = 0; s < 2; s++) {
-                const vd_slot *slot = vd_ruleset_find_slot(rs, req.slots[s]);
-                int32_t want_rule = -1;
-                for (uint32_t k = 0; k < slot->nrules; k++) {
-                    int64_t ru;
-                    int m = vd_eval_segment(brute, slot->rules[k].segment, &ru);
-                    if (ru < want_until)
-                        want_until = ru;
-                    if (m) {
-                        want_rule = (int32_t)k;
-                        break;
-                    }
-                }
-                assert_int_equal(d.slots[s].rule, want_rule);
-            }
-            assert_true(d.valid_until == want_until);
-            timed += want_until != INT64_MAX;
-            uint32_t nwant = 0;
-            for (uint32_t sg = 0; sg < vd_ruleset_nsegments(rs); sg++)
-                if (vd_eval_segment(brute, sg, NULL)) {
-                    assert_true(nwant < d.nmatched);
-                    assert_int_equal(d.matched[nwant], sg);
-                    nwant++;
-                }
-            assert_int_equal(nwant, d.nmatched);
-            matched_any += d.nmatched > 0;
+            req.slots[2] = VD_STR_LIT("a");
+            unsigned nm = check_request(rs, &req, &env, ev, brute, t);
+            matched_any += nm > 0;
+            timed += last_until != INT64_MAX;
             checked++;
         }
     }
@@ -182,11 +251,207 @@ static void test_guard_prefers_rare_keys(void **state)
     vd_ruleset_release(rs);
 }
 
+/* ---- randomized equivalence over the bench's set shapes -------------------
+ * Sets in the shapes of tests/bench/gen_ruleset.py (country-keyed with long
+ * rule lists, nested any/all/not with segment references, URL prefix /
+ * contains / query dominated, anchors plus broad conditions), small enough
+ * for a brute-force check of every request, with random requests: both
+ * decision paths must equal the brute force. */
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+static unsigned rnd(unsigned n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static void put(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if ((size_t)k < b->cap - b->n) {
+            b->n += (size_t)k;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)k + 64;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+}
+
+static const char *const CC[] = { "DE", "US", "FR", "GB", "JP" };
+static const char *const WORDS[] = { "sale", "new", "bikes", "kids" };
+static const char *const MEDIA[] = { "direct", "organic", "paid", "social", "referral" };
+static const char *const LANGS[] = { "de", "en", "fr" };
+
+static void leaf(sbuf *b, unsigned shape, int i)
+{
+    unsigned k = rnd(8);
+    switch (shape == 0 ? rnd(3) : shape == 2 ? 3 + rnd(4) : rnd(9)) {
+    case 0:
+        put(b, "{\"attr\":\"attr.country\",\"op\":\"in\",\"value\":[\"%s\",\"%s\"]}", CC[rnd(5)], CC[rnd(5)]);
+        break;
+    case 1:
+        put(b, "{\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[%u,%u]}", rnd(24), rnd(24));
+        break;
+    case 2:
+        put(b, "{\"attr\":\"source.medium\",\"op\":\"eq\",\"value\":\"%s\"}", MEDIA[rnd(5)]);
+        break;
+    case 3:
+        put(b, "{\"attr\":\"url.path\",\"op\":\"prefix\",\"value\":\"/c/%u/\"}", k);
+        break;
+    case 4:
+        put(b, "{\"attr\":\"url.path\",\"op\":\"contains\",\"value\":\"%s\"}", WORDS[rnd(4)]);
+        break;
+    case 5:
+        put(b, "{\"attr\":\"url.query.ref\",\"op\":\"eq\",\"value\":\"p%u\"}", k);
+        break;
+    case 6:
+        put(b, "{\"attr\":\"lang\",\"op\":\"in\",\"value\":[\"%s\"]}", LANGS[rnd(3)]);
+        break;
+    case 7:
+        if (i > 0) {
+            put(b, "{\"segment\":\"s%d\"}", (int)rnd((unsigned)i));
+            break;
+        }
+        /* fall through */
+    default:
+        put(b, "{\"attr\":\"time.weekday\",\"op\":\"in\",\"value\":[\"sat\",\"sun\"]}");
+        break;
+    }
+}
+
+static void node(sbuf *b, unsigned shape, int i, int depth)
+{
+    if (depth == 0 || rnd(3) == 0) {
+        leaf(b, shape, i);
+        return;
+    }
+    unsigned kind = rnd(4);
+    if (kind == 0) {
+        put(b, "{\"not\":");
+        node(b, shape, i, depth - 1);
+        put(b, "}");
+        return;
+    }
+    put(b, "{\"%s\":[", kind == 1 ? "any" : "all");
+    unsigned n = 1 + rnd(3);
+    for (unsigned c = 0; c < n; c++) {
+        if (c)
+            put(b, ",");
+        node(b, shape, i, depth - 1);
+    }
+    put(b, "]}");
+}
+
+static void test_random_shapes_equal_brute_force(void **state)
+{
+    (void)state;
+    char msg[256];
+    vd_tzdb *tzdb = vd_tzdb_open(NULL, msg, sizeof msg);
+    assert_non_null(tzdb);
+    vd_env env = { .geo = NULL, .tzdb = tzdb };
+    vd_eval *ev = vd_eval_new(), *brute = vd_eval_new();
+    unsigned checked = 0, matched = 0;
+    for (unsigned set = 0; set < 16; set++) {
+        unsigned shape = set % 4;   /* 0 country, 1 nested, 2 url, 3 mixed anchors */
+        int nseg = 40 + (int)rnd(80), nslot = 6;
+        sbuf sg = { 0 }, cm = { 0 };
+        put(&sg, "[");
+        for (int i = 0; i < nseg; i++) {
+            put(&sg, "%s{\"id\":\"s%d\",\"match\":", i ? "," : "", i);
+            if (shape == 1) {
+                node(&sg, shape, i, 4);
+            } else {
+                /* A top-level all: a string key first (the index files it),
+                 * then zero to two more conditions. */
+                put(&sg, "{\"all\":[");
+                leaf(&sg, shape == 3 ? 2 : shape, 0);
+                unsigned more = rnd(3);
+                for (unsigned m = 0; m < more; m++) {
+                    put(&sg, ",");
+                    leaf(&sg, 1, i);
+                }
+                put(&sg, "]}");
+            }
+            put(&sg, "}");
+        }
+        put(&sg, "]");
+        put(&cm, "[");
+        for (int s = 0; s < nslot; s++) {
+            put(&cm, "%s{\"slot\":\"t%d\",\"rules\":[", s ? "," : "", s);
+            unsigned nr = 1 + rnd((unsigned)nseg);   /* long lists, shared segments */
+            for (unsigned r = 0; r < nr; r++)
+                put(&cm, "%s{\"segment\":\"s%u\",\"variant\":\"v%u\"}", r ? "," : "", rnd((unsigned)nseg), r % 3);
+            put(&cm, "],\"default\":\"d\",\"variants\":{\"v0\":0,\"v1\":1,\"v2\":2,\"d\":3}}");
+        }
+        put(&cm, "]");
+        vd_docset ds;
+        static vd_errors err;
+        vd_docset_init(&ds);
+        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/r.json", sg.p, sg.n);
+        vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/r.json", cm.p, cm.n);
+        vd_errors_init(&err);
+        vd_ruleset *rs = vd_ruleset_compile(&ds, "r", &err);
+        vd_docset_free(&ds);
+        for (size_t i = 0; i < err.n; i++)
+            fprintf(stderr, "err: %s\n", err.msg[i]);
+        assert_non_null(rs);
+        for (unsigned q = 0; q < 400; q++) {
+            char url[128], ctry[8];
+            unsigned k = rnd(10);
+            snprintf(url, sizeof url, "https://shop.example/%s%u/%s?ref=p%u", rnd(2) ? "c/" : "p/", k,
+                     WORDS[rnd(4)], rnd(10));
+            snprintf(ctry, sizeof ctry, "%s", CC[rnd(5)]);
+            static const char *const refs[] = { "", "https://www.google.com/", "https://www.facebook.com/",
+                                                "https://blog.example.org/x" };
+            vd_request req;
+            memset(&req, 0, sizeof req);
+            req.ts = 1795392000 + (int64_t)rnd(14 * 86400);
+            req.has_ts = true;
+            req.url = vd_str_cstr(url);
+            req.referer = vd_str_cstr(refs[rnd(4)]);
+            req.lang = vd_str_cstr(LANGS[rnd(3)]);
+            req.tz = VD_STR_LIT("Europe/Berlin");
+            req.nattrs = 1;
+            req.attrs[0].key = VD_STR_LIT("country");
+            req.attrs[0].val.kind = VD_VAL_STR;
+            req.attrs[0].val.u.s = vd_str_cstr(ctry);
+            static char names[VD_MAX_SLOTS_PER_REQUEST][8];
+            req.nslots = 1 + rnd(7);
+            for (unsigned s = 0; s < req.nslots; s++) {
+                snprintf(names[s], sizeof names[s], "t%u", rnd((unsigned)nslot + 1));   /* t6: unknown */
+                req.slots[s] = vd_str_cstr(names[s]);
+            }
+            matched += check_request(rs, &req, &env, ev, brute, req.ts) > 0;
+            checked++;
+        }
+        vd_ruleset_release(rs);
+        free(sg.p);
+        free(cm.p);
+    }
+    printf("random shapes vs brute force: %u requests, %u with matches\n", checked, matched);
+    assert_true(matched > checked / 4);
+    vd_eval_free(ev);
+    vd_eval_free(brute);
+    vd_tzdb_close(tzdb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_kinds_equal_brute_force),
         cmocka_unit_test(test_guard_prefers_rare_keys),
+        cmocka_unit_test(test_random_shapes_equal_brute_force),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,10 +164,20 @@ static void test_hostport_and_sockaddr(void **state)
     assert_int_equal(a.family, 6);
     assert_true(vd_ip_parse_hostport(vd_str_cstr("2001:db8::1"), &a));   /* no port */
     assert_true(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4"), &a));
-    assert_false(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4:"), &a));
+    /* Forms proxies write that the edge port has always read. */
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4:"), &a));
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("[203.0.113.9]"), &a));
+    assert_int_equal(a.family, 4);
+    assert_int_equal(a.addr[3], 9);
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("[203.0.113.9]:80"), &a));
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("203.0.113.9%eth0"), &a));
+    assert_int_equal(a.family, 4);
+    assert_true(vd_ip_parse_hostport(vd_str_cstr("[fe80::1%eth0]:443"), &a));
+    assert_int_equal(a.family, 6);
     assert_false(vd_ip_parse_hostport(vd_str_cstr("1.2.3.4:123456"), &a));
-    assert_false(vd_ip_parse_hostport(vd_str_cstr("[1.2.3.4]:80"), &a));
+    assert_false(vd_ip_parse_hostport(vd_str_cstr("2001:db8::1:80x"), &a));
     assert_false(vd_ip_parse_hostport(vd_str_cstr("example.com:80"), &a));
+    assert_false(vd_ip_parse_hostport(vd_str_cstr("[]:80"), &a));
     struct sockaddr_in6 s6;
     memset(&s6, 0, sizeof s6);
     s6.sin6_family = AF_INET6;
