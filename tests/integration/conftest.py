@@ -68,17 +68,24 @@ class Daemon:
         if not expect_ready:
             return self
         deadline = time.time() + timeout
+        listening = False
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"variantd exited with {self.proc.returncode}:\n{self.read_log()}")
-            try:
-                # The decision port opens before the stats port: wait for every port.
-                for port in (self.port, self.http_port, self.stats_port):
-                    if port:
-                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            if not listening:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    listening = True
+                except OSError:
+                    time.sleep(0.05)
+                    continue
+            # The decision port opens before the daemon handles SIGTERM and
+            # before the stats port is bound: its start-up lines say when both
+            # are done (a probe connection would count in the port's stats).
+            log = self.read_log()
+            if "(MessagePack-RPC: " in log and (not self.stats_port or "stats port " in log):
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.02)
         raise AssertionError(f"variantd did not listen within {timeout}s:\n{self.read_log()}")
 
     def read_log(self):

@@ -77,12 +77,14 @@ def test_three_ports_zero_get_three_ports(start_daemon):
     cannot hand two of our ports the same number."""
     d = start_daemon("--workers", "2", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
                      "--stats-listen", "127.0.0.1:0", expect_ready=False)
+    # Until the three start-up lines are complete (a line may be read half-written).
+    pattern = {what: re.compile(rf"{what} port 127\.0\.0\.1:(\d+) ") for what in ("decision", "edge", "stats")}
     deadline = time.time() + 15
-    while time.time() < deadline and "stats port" not in d.read_log():
+    while time.time() < deadline and not all(p.search(d.read_log()) for p in pattern.values()):
         time.sleep(0.05)
     log = d.read_log()
-    ports = [int(re.search(rf"{what} port 127\.0\.0\.1:(\d+) ", log).group(1))
-             for what in ("decision", "edge", "stats")]
+    assert all(p.search(log) for p in pattern.values()), log
+    ports = [int(pattern[what].search(log).group(1)) for what in ("decision", "edge", "stats")]
     assert len(set(ports)) == 3 and 0 not in ports, ports
     from conftest import Client, http_request
     err, res = Client(ports[0]).call("ping", [])

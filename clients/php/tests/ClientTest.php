@@ -20,6 +20,8 @@ final class ClientTest extends TestCase
     private DaemonProcess $daemon;
     /** @var list<DaemonProcess> */
     private array $started = [];
+    /** @var list<Client> */
+    private array $clients = [];
 
     protected function setUp(): void
     {
@@ -45,6 +47,11 @@ final class ClientTest extends TestCase
 
     protected function tearDown(): void
     {
+        // Closed first: the daemon lingers up to 2 s on a connection whose
+        // client keeps it open at SIGTERM.
+        foreach ($this->clients as $c) {
+            $c->close();
+        }
         foreach ($this->started as $d) {
             $rc = $d->stop();
             $this->assertSame(0, $rc, "variantd exited with $rc:\n" . substr($d->logText(), -4000));
@@ -52,9 +59,9 @@ final class ClientTest extends TestCase
         exec('rm -rf ' . escapeshellarg($this->defs));
     }
 
-    private function startDaemon(int $port): DaemonProcess
+    private function startDaemon(int $port, array $args = []): DaemonProcess
     {
-        $d = new DaemonProcess($port, $this->defs);
+        $d = new DaemonProcess($port, $this->defs, $args);
         $this->started[] = $d;
         return $d->start();
     }
@@ -63,7 +70,8 @@ final class ClientTest extends TestCase
      *  get a generous one: the ASan daemon on a busy 2-core machine is slow. */
     private function client(array $options = []): Client
     {
-        return new Client($options + ['address' => "127.0.0.1:{$this->daemon->port}", 'budget_ms' => 3000]);
+        return $this->clients[] = new Client($options + ['address' => "127.0.0.1:{$this->daemon->port}",
+                                                         'budget_ms' => 3000]);
     }
 
     public function testBerlinVisitorGetsTheBerlinVariant(): void
@@ -164,6 +172,21 @@ final class ClientTest extends TestCase
                           $c->stats());
         // and the new connection is the one kept
         $c->decide(['home.hero']);
+        $this->assertSame(2, $c->stats()['connects']);
+    }
+
+    public function testAConnectionClosedByIdleTimeoutIsRetriedOnce(): void
+    {
+        $this->assertSame(0, $this->daemon->stop());   // no client yet: no linger
+        $this->daemon = $this->startDaemon($this->daemon->port, ['--idle-timeout', '1']);
+        $c = $this->client();
+        $this->assertTrue($c->decide(['home.hero'])->ok());
+        // The daemon closes a connection silent for idle-timeout (checked every second).
+        usleep(2600000);
+        $d = $c->decide(['home.hero'], ['ip' => '1.0.0.7']);
+        $this->assertTrue($d->ok(), (string) $d->error);
+        $this->assertSame('hero-berlin', $d->variant('home.hero'));
+        $this->assertSame(1, $c->stats()['retries']);
         $this->assertSame(2, $c->stats()['connects']);
     }
 

@@ -20,7 +20,8 @@ final class DaemonProcess
     private $proc = null;
     private string $log;
 
-    public function __construct(public readonly int $port, private string $defs)
+    /** @param list<string> $args extra flags, e.g. ['--idle-timeout', '1'] */
+    public function __construct(public readonly int $port, private string $defs, private array $args = [])
     {
         $this->root = dirname(__DIR__, 3);
         $this->statsPort = self::freePort();
@@ -68,7 +69,7 @@ final class DaemonProcess
         $cmd = ["$build/variantd", '--listen', "127.0.0.1:{$this->port}",
                 '--stats-listen', "127.0.0.1:{$this->statsPort}",
                 '--segments', "{$this->defs}/segments", '--content-map', "{$this->defs}/content-map",
-                '--geoip-db', "$build/demo-city.mmdb"];
+                '--geoip-db', "$build/demo-city.mmdb", ...$this->args];
         $env = getenv();
         $env['ASAN_OPTIONS'] = $env['ASAN_OPTIONS'] ?? 'detect_leaks=1:abort_on_error=0';
         $this->proc = proc_open($cmd, [0 => ['file', '/dev/null', 'r'], 1 => ['file', $this->log, 'a'],
