@@ -61,8 +61,10 @@ static bool add_score(vd_compiler *c, json_t *obj)
             size_t s2 = vd_cpath_push(c, ".%s", key);
             if (!vd_check_id(c, key, strlen(key), "event type"))
                 ok = false;
-            else if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
-                vd_cerr(c, "points must be a number > 0");
+            else if (!json_is_number(v) || !(json_number_value(v) > 0) ||
+                     !(json_number_value(v) <= VD_MAX_SCORE_POINTS)) {
+                /* Bounded so no sum of events can overflow to infinity. */
+                vd_cerr(c, "points must be a number > 0 and at most %g", VD_MAX_SCORE_POINTS);
                 ok = false;
             }
             vd_cpath_pop(c, s2);
@@ -96,6 +98,16 @@ static bool add_score(vd_compiler *c, json_t *obj)
     }
     if (!ok)
         return false;
+    /* Duplicates are found here, while the document is known, so the error
+     * names the file like every other one (at most VD_MAX_SCORES to scan). */
+    for (uint32_t i = 0; i < rs->nscores; i++)
+        if (rs->scores[i].id.n == json_string_length(jid) &&
+            memcmp(rs->scores[i].id.p, json_string_value(jid), rs->scores[i].id.n) == 0) {
+            size_t s3 = vd_cpath_push(c, ".id");
+            vd_cerr(c, "duplicate score id");
+            vd_cpath_pop(c, s3);
+            return false;
+        }
     if (rs->nscores >= VD_MAX_SCORES) {
         vd_cerr(c, "more than %d scores", VD_MAX_SCORES);
         return false;
@@ -166,14 +178,6 @@ void vd_scores_finish(vd_compiler *c)
     vd_ruleset *rs = c->rs;
     if (rs->nscores > 1)
         qsort(rs->scores, rs->nscores, sizeof *rs->scores, score_cmp);
-    for (uint32_t i = 1; i < rs->nscores; i++)
-        if (score_cmp(&rs->scores[i - 1], &rs->scores[i]) == 0) {
-            c->doc = "scores";
-            snprintf(c->what, sizeof c->what, "score \"%.*s\"", (int)rs->scores[i].id.n, rs->scores[i].id.p);
-            vd_cpath_reset(c);
-            vd_cpath_push(c, ".id");
-            vd_cerr(c, "duplicate score id");
-        }
 }
 
 const vd_score_def *vd_ruleset_find_score(const vd_ruleset *rs, vd_str id)

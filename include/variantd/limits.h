@@ -33,6 +33,7 @@
  * scores, event counters and flags; the store never writes more (the Lua
  * scripts refuse a new name past the cap, counted as a store error). */
 #define VD_MAX_SCORES              256     /* score definitions in a ruleset */
+#define VD_MAX_SCORE_POINTS        1e9     /* points of one event type */
 #define VD_MAX_PROFILE_SCORES      64
 #define VD_MAX_PROFILE_EVENTS      64
 #define VD_MAX_PROFILE_FLAGS       32

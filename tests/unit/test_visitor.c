@@ -321,7 +321,10 @@ static void test_scores_errors(void **state)
     assert_true(has_error("scores/t.json: ", "$.id: ", "missing"));
     assert_null(compile3("[{\"id\":\"s\",\"half_life_days\":1,\"events\":{\"a\":1}},"
                          "{\"id\":\"s\",\"half_life_days\":2,\"events\":{\"b\":1}}]", NULL, NULL));
-    assert_true(has_error("score \"s\"", "duplicate score id", ""));
+    assert_true(has_error("scores/t.json: ", "score \"s\"", "$[1].id: duplicate score id"));
+    /* Points are bounded: no sum of events may overflow to infinity. */
+    assert_null(compile3("{\"id\":\"s\",\"half_life_days\":1,\"events\":{\"a\":1e308}}", NULL, NULL));
+    assert_true(has_error("score \"s\"", "$.events.a: ", "at most 1e+09"));
     /* A predicate on a score that does not exist. */
     assert_null(compile3(SCORES, "{\"id\":\"p\",\"match\":{\"attr\":\"visitor.score.hats\",\"op\":\"gt\",\"value\":1}}",
                          NULL));
