@@ -28,6 +28,7 @@
 #include "net/http_stats.h"
 #include "net/listener.h"
 #include "net/rpc_server.h"
+#include "profile/master.h"
 #include "runtime/learner.h"
 #include "runtime/pool.h"
 #include "rules/build.h"
@@ -37,6 +38,7 @@
 #include "store/files.h"
 #include "store/live.h"
 #include "store/redis_sync.h"
+#include "store/sentinel.h"
 #include "variantd/limits.h"
 
 typedef struct daemon_state {
@@ -80,6 +82,7 @@ typedef struct daemon_state {
         vd_geo_file_id id, bad_id;
         bool bad;
     } nets[2];
+    vd_sentinel *profile_sentinel;   /* --profiles redis-sentinel://: follows the master */
 } daemon_state;
 
 static const struct {
@@ -569,6 +572,45 @@ static void on_term(evutil_socket_t fd, short what, void *arg)
     event_add(d->stop_timer, &tv);
 }
 
+/* The sentinel watcher for the profile store: publishes the master's
+ * address for the workers (profile/master.h). */
+static void on_profile_master(void *arg, const char *host, int port)
+{
+    (void)arg;
+    char old[256];
+    int old_port = 0;
+    if (vd_profile_master_get(old, sizeof old, &old_port) && (old_port != port || strcmp(old, host)))
+        vd_warn("profiles: the sentinels name a new master %s:%d (was %s:%d): workers reconnect",
+                host, port, old, old_port);
+    vd_profile_master_set(host, port);
+}
+
+/* --profiles redis-sentinel://: resolve the master once (blocking, so the
+ * workers connect at once), then follow it from the control thread. */
+static int start_profile_sentinel(daemon_state *d)
+{
+    vd_redis_url u;
+    char err[512];
+    if (vd_redis_url_parse(d->cfg.profiles, &u, err, sizeof err) != 0 || !u.is_sentinel)
+        return 0;              /* validated earlier; not a sentinel URL */
+    vd_redis_url m = u;
+    if (vd_sentinel_resolve(&m, (int)d->cfg.redis_timeout, err, sizeof err) == 0)
+        vd_profile_master_set(m.host, m.port);
+    else
+        vd_warn("profiles: %s; decisions go on without profiles until a sentinel answers", err);
+    d->profile_sentinel = vd_sentinel_new(&u, d->cfg.redis_timeout, d->cfg.redis_poll_interval, err,
+                                          sizeof err);
+    if (!d->profile_sentinel) {
+        vd_error("profiles: %s", err);
+        return -1;
+    }
+    if (vd_sentinel_start(d->profile_sentinel, d->base, on_profile_master, NULL) != 0) {
+        vd_error("profiles: cannot start the sentinel watcher (out of memory)");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static daemon_state d;
@@ -719,6 +761,8 @@ int main(int argc, char **argv)
     event_add(d.sig_hup, NULL);
     event_add(d.sig_term, NULL);
     event_add(d.sig_int, NULL);
+    if (d.cfg.profiles[0] && start_profile_sentinel(&d) != 0)
+        return 1;
     d.pool = vd_pool_start(&d.cfg, &d.env, (unsigned)d.cfg.workers, err, sizeof err);
     if (!d.pool) {
         vd_error("decision port: %s", err);
@@ -799,6 +843,7 @@ int main(int argc, char **argv)
         event_free(d.watchdog);
     vd_info("stopped");
     vd_redis_sync_free(d.redis);
+    vd_sentinel_free(d.profile_sentinel);
     if (d.stop_timer)
         event_free(d.stop_timer);
     if (d.geo_timer)

@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "profile/master.h"
 #include "profile/scripts.h"
 
 #define BACKOFF_MIN_MS 100
@@ -65,6 +66,8 @@ struct vd_profile_store {
     bool connected;
     long backoff_ms;
     struct event *retry_ev, *watch_ev, *teardown_ev;
+    const char *teardown_why; /* why on_teardown drops the link */
+    uint64_t link_gen;        /* follow_master: the master generation ctx was made to */
     uint64_t last_progress_ns;
     vd_profile_op *free_ops;
     uint64_t merged[MERGE_CACHE];
@@ -82,6 +85,19 @@ static uint64_t now_ns(void)
 }
 
 #define STAT_INC(s, f) atomic_fetch_add_explicit(&(s)->stats->f, 1, memory_order_relaxed)
+
+/* Drops the link from a deferred event (never inside a hiredis callback). */
+static void request_teardown(vd_profile_store *s, const char *why)
+{
+    s->teardown_why = why;
+    event_active(s->teardown_ev, EV_TIMEOUT, 0);
+}
+
+/* Sentinel: a failover published a new master since our link was made. */
+static bool master_moved(const vd_profile_store *s)
+{
+    return s->cfg.follow_master && s->ctx && vd_profile_master_gen() != s->link_gen;
+}
 
 /* ---- ops ------------------------------------------------------------------ */
 
@@ -281,6 +297,8 @@ static void arm_deadline(vd_profile_op *op)
 static vd_profile_op *op_start(vd_profile_op *op, bool deadline)
 {
     vd_profile_store *s = op->s;
+    if (master_moved(s))
+        request_teardown(s, "the master moved (sentinel failover)");
     if (!room(s) || op_send(op, false) != 0) {
         STAT_INC(s, profile_overflow);
         op->cb = NULL;
@@ -448,6 +466,10 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
             return;            /* sent again with the body; Redis caches it from now on */
         STAT_INC(s, profile_errors);
         vd_debug("profile store: %s", r->str);
+        /* A replica (a failover demoted the server we reached): reconnect
+         * to the master the sentinels name. Scripts wrap the error. */
+        if (s->cfg.follow_master && (strncmp(r->str, "READONLY", 8) == 0 || strstr(r->str, "-READONLY")))
+            request_teardown(s, "the server is a replica (READONLY)");
         if (op->kind == OP_EVENT && !op->cb)
             STAT_INC(s, track_lost);
         finish_status(op, VD_PROFILE_UNAVAILABLE, r->str);
@@ -563,6 +585,14 @@ static void raw_setup(vd_profile_store *s, const char **argv, int argc)
 
 static void link_start(vd_profile_store *s)
 {
+    if (s->cfg.follow_master) {
+        /* Sentinel: the master main.c's watcher published last. */
+        s->link_gen = vd_profile_master_get(s->cfg.host, sizeof s->cfg.host, &s->cfg.port);
+        if (!s->link_gen) {
+            link_down(s, "no master known yet (sentinels not answering)");
+            return;
+        }
+    }
     redisAsyncContext *c = s->cfg.is_unix ? redisAsyncConnectUnix(s->cfg.path)
                                           : redisAsyncConnect(s->cfg.host, s->cfg.port);
     if (!c || c->err) {
@@ -613,7 +643,8 @@ static void on_teardown(evutil_socket_t fd, short what, void *arg)
         return;
     s->ctx = NULL;            /* callbacks fired by the free see a stale context */
     redisAsyncFree(c);        /* every op in flight gets a NULL reply */
-    link_down(s, "no reply in time");
+    link_down(s, s->teardown_why ? s->teardown_why : "no reply in time");
+    s->teardown_why = NULL;
 }
 
 /* A stopped or wedged server: commands in flight and no reply for STALL_MS. */
@@ -623,7 +654,9 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
     (void)what;
     vd_profile_store *s = arg;
     if (s->ctx && atomic_load(&s->stats->inflight) > 0 && now_ns() - s->last_progress_ns > STALL_MS * 1000000ULL)
-        event_active(s->teardown_ev, EV_TIMEOUT, 0);
+        request_teardown(s, "no reply in time");
+    else if (master_moved(s))
+        request_teardown(s, "the master moved (sentinel failover)");
 }
 
 vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile_config *cfg,

@@ -76,6 +76,7 @@ typedef struct vd_profile_config {
     char user[256], password[512];
     bool has_password;
     int db;
+    bool follow_master;            /* redis-sentinel://: host/port come from profile/master.h */
     uint8_t key[16];               /* profile-key-secret */
     long timeout_ms;               /* profile-timeout */
     long ttl_s;                    /* profile-ttl in seconds */

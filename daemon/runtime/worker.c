@@ -51,12 +51,10 @@ int vd_worker_profile_config(const vd_config *cfg, vd_profile_config *pc, char *
         return -1;
     }
     if (u.is_sentinel) {
-        /* The profile store keeps one connection per worker; following a
-         * failover there (store/sentinel.h) is not wired yet: refuse
-         * rather than dial an empty host forever. */
-        snprintf(err, cap, "profiles: redis-sentinel:// is not supported for profiles yet "
-                           "(give the master as redis://HOST:PORT or unix:)");
-        return -1;
+        /* The workers follow the master main.c's sentinel watcher
+         * publishes (profile/master.h); the address here is a label. */
+        pc->follow_master = true;
+        snprintf(u.host, sizeof u.host, "sentinel master %s", u.master);
     }
     if (!cfg->profile_key_secret || !cfg->profile_key_secret[0]) {
         snprintf(err, cap, "profiles are on but profile-key-secret is not set: every daemon sharing "

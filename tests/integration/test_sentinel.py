@@ -3,12 +3,14 @@ asks the sentinels for the master, follows `+switch-master` and keeps
 syncing releases from the new master. Real Debian redis-sentinel processes,
 a master and a replica, all started here on free loopback ports."""
 import subprocess
+import threading
 import time
 
 import pytest
 import redis
 
 from conftest import Daemon, RedisServer, free_port, publish, variantctl, wait_for
+from test_profiles import P, SECRET, write_profile_defs
 from test_redis import Stream, defs, serving
 
 REDIS_SENTINEL = "/usr/bin/redis-sentinel"
@@ -157,14 +159,81 @@ def test_sentinels_all_down_then_back(tmp_path, start_daemon, ha):
     assert d.stop() == 0
 
 
-def test_profiles_refuse_a_sentinel_address(tmp_path):
-    """--profiles does not follow failovers yet: a Sentinel address is
-    refused at start-up with a clear message instead of dialling nothing."""
-    d = Daemon(tmp_path, args=["--profiles", "redis-sentinel://127.0.0.1:26379/mymaster",
-                               "--profile-key-secret", "0123456789abcdef0123456789abcdef"])
+def test_profiles_follow_a_failover(tmp_path, start_daemon, ha):
+    """--profiles redis-sentinel://: the workers connect to the master the
+    sentinels name, follow +switch-master, and the profiles (written before
+    the failover, replicated) continue on the new master. Decisions never
+    fail meanwhile: at worst they go without their profile for a moment."""
+    master, replica, sentinels = ha
+    url = (f"redis-sentinel://127.0.0.1:{sentinels[0].port},127.0.0.1:{sentinels[1].port}"
+           f"/{MASTER}")
+    segs, cmap = write_profile_defs(tmp_path)
+    d = start_daemon("--profiles", url, "--profile-key-secret", SECRET, "--workers", "1",
+                     "--profile-timeout", "500", "--redis-timeout", "500",
+                     "--redis-poll-interval", "200", segments=segs, content_map=cmap, stats=True,
+                     geo=False)
+    c = d.client()
+
+    def events(vid):
+        err, r = c.call("explain", [P(slots=["events"], vid=vid)])
+        assert err is None, err
+        return r["profile"], r["context"].get("visitor.events.add_to_cart")
+
+    assert wait_for(lambda: c.decide(slots=["visits"], vid="ha-v", **P())["profile"] == "ok", 10), \
+        d.read_log()
+    for _ in range(2):
+        err, res = c.call("track", [P(event="add_to_cart", category="sneakers", vid="ha-v")])
+        assert err is None and res == {"ok": True}, err
+    assert events("ha-v") == ("ok", 2)
+    assert master.client().dbsize() > 0          # written on the master
+    assert master.client().execute_command("WAIT", 1, 5000) >= 1   # and replicated
+
+    # Decisions the whole time on their own connection: none fails.
+    seen, errors, stop = [], [], threading.Event()
+
+    def load():
+        lc = d.client()
+        while not stop.is_set():
+            err, r = lc.call("decide", [P(slots=["visits", "plain"], vid="load-v")])
+            if err is not None:
+                errors.append(err)
+            else:
+                seen.append(r.get("profile"))
+            time.sleep(0.01)
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        time.sleep(0.3)
+        sentinels[1].client().execute_command("SENTINEL", "FAILOVER", MASTER)
+        assert wait_for(lambda: all(x.master_port() == replica.port for x in sentinels), 30, 0.1)
+        assert wait_for(lambda: role(replica.port) == "master", 30, 0.1)
+        # The daemon follows: profiles work again, on the new master.
+        assert wait_for(lambda: c.decide(slots=["visits"], vid="ha-v", **P())["profile"] == "ok",
+                        20, 0.1), d.read_log()
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        t.join(10)
+    assert not errors, errors[:5]
+    assert len(seen) > 20 and set(seen) <= {"ok", "timeout", "unavailable"}, set(seen)
+    assert seen[-1] == "ok"
+    # The count continues from the events written before the failover.
+    err, res = c.call("track", [P(event="add_to_cart", category="sneakers", vid="ha-v")])
+    assert err is None and res == {"ok": True}, err
+    assert events("ha-v") == ("ok", 3)
+    new = redis.Redis(host="127.0.0.1", port=replica.port, decode_responses=True)
+    assert [new.hget(k, "e:add_to_cart") for k in new.scan_iter("vdp1:*")].count("3") == 1
+    assert f"new master 127.0.0.1:{replica.port}" in d.read_log(), d.read_log()
+
+
+def test_profiles_malformed_sentinel_address(tmp_path):
+    """A Sentinel URL without the master's name is refused with a clear error."""
+    d = Daemon(tmp_path, args=["--profiles", "redis-sentinel://127.0.0.1:26379",
+                               "--profile-key-secret", SECRET])
     d.start(expect_ready=False)
     try:
         assert d.proc.wait(15) == 2
     finally:
         d.log.close()
-    assert "redis-sentinel:// is not supported for profiles yet" in d.read_log()
+    assert "profiles: " in d.read_log()
