@@ -236,4 +236,4 @@ def test_profiles_malformed_sentinel_address(tmp_path):
         assert d.proc.wait(15) == 2
     finally:
         d.log.close()
-    assert "profiles: " in d.read_log()
+    assert "profiles: redis-sentinel:// needs the master name" in d.read_log()
