@@ -25,12 +25,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <maxminddb.h>
 
 #include "context/geo_countries.h"
+#include "context/mmdb.h"
 #include "context/ip.h"
 #include "core/alloc.h"
 
@@ -690,38 +690,7 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
     static _Atomic uint32_t next_id = 1;
     db->id = next_id++;
     atomic_init(&db->refs, 1);
-    /* libmaxminddb 1.7.1 only maps the file it is given (MMDB_MODE_MMAP):
-     * mapping the operator's file itself means a file written over in place
-     * kills the daemon with SIGBUS (truncated) or feeds lookups torn bytes.
-     * So the file is copied once into a sealed memfd we own and that copy is
-     * mapped: nothing outside can change or shrink it. */
-    char mpath[64];
-    int memfd = vd_geo_file_copy(path, &db->file, err, errcap);
-    if (memfd < 0) {
-        vd_free(db);
-        return NULL;
-    }
-    snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
-    int rc = MMDB_open(mpath, MMDB_MODE_MMAP, &db->mmdb);
-    close(memfd);             /* the mapping keeps the copy alive */
-    if (rc != MMDB_SUCCESS) {
-        snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
-        vd_free(db);
-        return NULL;
-    }
-    const MMDB_metadata_s *m = &db->mmdb.metadata;
-    const char *why = NULL;
-    if (m->ip_version != 4 && m->ip_version != 6)
-        why = "bad ip_version in metadata";
-    else if (m->record_size != 24 && m->record_size != 28 && m->record_size != 32)
-        why = "bad record_size in metadata";
-    else if (m->node_count == 0)
-        why = "empty search tree";
-    else if (!m->database_type)
-        why = "no database_type in metadata";
-    if (why) {
-        snprintf(err, errcap, "%s: %s", path, why);
-        MMDB_close(&db->mmdb);
+    if (vd_mmdb_open_copy(path, &db->mmdb, &db->file, err, errcap) != 0) {
         vd_free(db);
         return NULL;
     }
@@ -732,13 +701,9 @@ vd_geo_db *vd_geo_open(const char *path, char *err, size_t errcap)
         vd_free(db);
         return NULL;
     }
-    char date[16] = "?";
-    time_t t = (time_t)m->build_epoch;
-    struct tm tm;
-    if (gmtime_r(&t, &tm))
-        strftime(date, sizeof date, "%Y-%m-%d", &tm);
-    snprintf(db->desc, sizeof db->desc, "%.64s, built %s, %u nodes, IPv%u, %s layout%s",
-             m->database_type, date, m->node_count, (unsigned)m->ip_version,
+    char what[160];
+    vd_mmdb_describe(&db->mmdb, what, sizeof what);
+    snprintf(db->desc, sizeof db->desc, "%.140s, %s layout%s", what,
              db->layout == LAYOUT_NESTED ? "GeoIP2"
              : db->layout == LAYOUT_FLAT ? "flat"
                                          : "mixed",

@@ -9,6 +9,7 @@
  * NUL-terminated: they are copied with their length. */
 #include "context/netdb.h"
 
+#include "context/mmdb.h"
 #include "core/alloc.h"
 
 #include <netinet/in.h>
@@ -17,8 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <maxminddb.h>
 
@@ -52,50 +51,19 @@ vd_netdb *vd_netdb_open(const char *path, vd_netdb_kind kind, char *err, size_t 
     }
     db->kind = kind;
     atomic_init(&db->refs, 1);
-    /* Like the GeoIP database: a private sealed copy is mapped, never the
-     * operator's file, so an overwrite in place cannot SIGBUS a lookup. */
-    int memfd = vd_geo_file_copy(path, &db->file, err, errcap);
-    if (memfd < 0) {
+    /* Like the GeoIP database: a private sealed copy is mapped (mmdb.h). */
+    if (vd_mmdb_open_copy(path, &db->mmdb, &db->file, err, errcap) != 0) {
         vd_free(db);
         return NULL;
     }
-    char mpath[64];
-    snprintf(mpath, sizeof mpath, "/proc/self/fd/%d", memfd);
-    int rc = MMDB_open(mpath, MMDB_MODE_MMAP, &db->mmdb);
-    close(memfd);             /* the mapping keeps the copy alive */
-    if (rc != MMDB_SUCCESS) {
-        snprintf(err, errcap, "%s: %s", path, MMDB_strerror(rc));
-        vd_free(db);
-        return NULL;
-    }
-    const MMDB_metadata_s *m = &db->mmdb.metadata;
-    const char *why = NULL;
-    if (m->ip_version != 4 && m->ip_version != 6)
-        why = "bad ip_version in metadata";
-    else if (m->record_size != 24 && m->record_size != 28 && m->record_size != 32)
-        why = "bad record_size in metadata";
-    else if (m->node_count == 0)
-        why = "empty search tree";
-    else if (!m->database_type)
-        why = "no database_type in metadata";
-    if (why) {
-        snprintf(err, errcap, "%s: %s", path, why);
-    } else if (!type_ok(m->database_type, kind)) {
-        snprintf(err, errcap, "%s: database type \"%.64s\" is not %s", path, m->database_type, want);
-        why = "type";
-    }
-    if (why) {
+    const char *type = db->mmdb.metadata.database_type;
+    if (!type_ok(type, kind)) {
+        snprintf(err, errcap, "%s: database type \"%.64s\" is not %s", path, type, want);
         MMDB_close(&db->mmdb);
         vd_free(db);
         return NULL;
     }
-    char date[16] = "?";
-    time_t t = (time_t)m->build_epoch;
-    struct tm tm;
-    if (gmtime_r(&t, &tm))
-        strftime(date, sizeof date, "%Y-%m-%d", &tm);
-    snprintf(db->desc, sizeof db->desc, "%.64s, built %s, %u nodes, IPv%u", m->database_type,
-             date, m->node_count, (unsigned)m->ip_version);
+    vd_mmdb_describe(&db->mmdb, db->desc, sizeof db->desc);
     return db;
 }
 
