@@ -18,8 +18,7 @@
 
 static bool is_alpha(unsigned char c) { return (c | 32) >= 'a' && (c | 32) <= 'z'; }
 static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static bool is_hex(unsigned char c) { return is_digit(c) || ((c | 32) >= 'a' && (c | 32) <= 'f'); }
-static int hex_val(unsigned char c) { return is_digit(c) ? c - '0' : (c | 32) - 'a' + 10; }
+static bool is_hex(unsigned char c) { return vd_hex_value((char)c) >= 0; }
 
 static bool is_host_char(unsigned char c)
 {
@@ -199,8 +198,8 @@ size_t vd_url_decode(vd_str s, char *buf, size_t cap)
             c = ' ';
         } else if (c == '%' && i + 2 < s.n && is_hex((unsigned char)s.p[i + 1]) &&
                    is_hex((unsigned char)s.p[i + 2])) {
-            c = (unsigned char)(hex_val((unsigned char)s.p[i + 1]) * 16 +
-                                hex_val((unsigned char)s.p[i + 2]));
+            c = (unsigned char)(vd_hex_value((char)s.p[i + 1]) * 16 +
+                                vd_hex_value((char)s.p[i + 2]));
             i += 2;
         }
         buf[o++] = (char)c;
@@ -222,8 +221,8 @@ static bool key_eq_decoded(vd_str k, vd_str name)
             c = ' ';
         } else if (c == '%' && i + 2 < k.n && is_hex((unsigned char)k.p[i + 1]) &&
                    is_hex((unsigned char)k.p[i + 2])) {
-            c = (unsigned char)(hex_val((unsigned char)k.p[i + 1]) * 16 +
-                                hex_val((unsigned char)k.p[i + 2]));
+            c = (unsigned char)(vd_hex_value((char)k.p[i + 1]) * 16 +
+                                vd_hex_value((char)k.p[i + 2]));
             i += 2;
         }
         if (j >= name.n)

@@ -180,23 +180,12 @@ void vd_id_hash(const uint8_t key[16], bool known, vd_str id, char out[VD_ID_HAS
     out[32] = '\0';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 bool vd_secret_parse(const char *s, uint8_t key[16])
 {
     if (!s || strlen(s) != 32)
         return false;
     for (int i = 0; i < 16; i++) {
-        int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+        int hi = vd_hex_value(s[2 * i]), lo = vd_hex_value(s[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return false;
         key[i] = (uint8_t)(hi << 4 | lo);

@@ -17,6 +17,15 @@ typedef struct vd_str {
 static inline vd_str vd_str_make(const char *p, size_t n) { return (vd_str){ p, n }; }
 vd_str vd_str_cstr(const char *s);              /* NULL -> empty */
 static inline bool vd_str_empty(vd_str s) { return s.n == 0; }
+/* 0..15 for a hex digit (either case), -1 for anything else. */
+static inline int vd_hex_value(char c)
+{
+    unsigned char u = (unsigned char)c;
+    if (u >= '0' && u <= '9')
+        return u - '0';
+    u |= 32;
+    return u >= 'a' && u <= 'f' ? u - 'a' + 10 : -1;
+}
 
 /* ASCII case-insensitive comparisons: the contract says string ops ignore case. */
 bool vd_str_eq(vd_str a, vd_str b);             /* exact bytes */

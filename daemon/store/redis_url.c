@@ -4,16 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "core/str.h"
 
 /* Percent-decodes [p, p+n) into out (cap bytes with the NUL). */
 static int decode(const char *p, size_t n, char *out, size_t cap, const char *what, char *err,
@@ -23,11 +14,11 @@ static int decode(const char *p, size_t n, char *out, size_t cap, const char *wh
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
         if (c == '%') {
-            if (i + 2 >= n || hexval(p[i + 1]) < 0 || hexval(p[i + 2]) < 0) {
+            if (i + 2 >= n || vd_hex_value(p[i + 1]) < 0 || vd_hex_value(p[i + 2]) < 0) {
                 snprintf(err, ecap, "bad %%-escape in the %s", what);
                 return -1;
             }
-            c = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
+            c = (char)(vd_hex_value(p[i + 1]) * 16 + vd_hex_value(p[i + 2]));
             i += 2;
             if (c == '\0') {
                 snprintf(err, ecap, "%%00 in the %s", what);
