@@ -51,4 +51,14 @@ uint32_t vd_split_bucket(vd_str vid, vd_str salt);
  * holdout percent x 100). Without a vid nobody is held out. */
 bool vd_holdout_member(vd_str vid, vd_str slot, uint32_t holdout);
 
+/* True when request slot i names a known slot already asked for earlier in
+ * the same request: such a slot is answered, counted and exposed once. */
+static inline bool vd_decision_repeats_slot(const vd_decision *d, unsigned i)
+{
+    for (unsigned j = 0; j < i; j++)
+        if (d->slots[j].slot == d->slots[i].slot)
+            return true;
+    return false;
+}
+
 #endif

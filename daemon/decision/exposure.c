@@ -101,10 +101,7 @@ unsigned vd_exposure_record(vd_profile_store *s, const vd_learn_opts *o, const v
         const vd_slot_choice *c = &d->slots[i];
         if (!c->slot || !c->slot->ngoals || !c->variant)
             continue;
-        bool dup = false;
-        for (unsigned j = 0; j < i && !dup; j++)
-            dup = d->slots[j].slot == c->slot;
-        if (dup)
+        if (vd_decision_repeats_slot(d, i))
             continue;
         if (!have_key && !(have_key = vd_profile_key(s, ids, key)))
             return 0;

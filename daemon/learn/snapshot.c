@@ -55,3 +55,14 @@ void vd_learn_snapshot_clear(void)
     pthread_mutex_unlock(&lock);
     vd_learn_snapshot_release(old);
 }
+
+char *vd_learn_json_text(const json_t *j)
+{
+    size_t n = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) : 0;
+    char *b = n ? vd_malloc(n + 1) : NULL;
+    if (b) {
+        json_dumpb(j, b, n, JSON_COMPACT);
+        b[n] = 0;
+    }
+    return b;
+}

@@ -21,6 +21,10 @@ typedef struct vd_learn_snapshot {
 } vd_learn_snapshot;
 
 /* Takes ownership of report and stats_json. */
+/* Compact JSON text of j in a vd_malloc'd, NUL-terminated buffer (NULL on
+ * failure): how the report and the stats are kept and served. */
+char *vd_learn_json_text(const json_t *j);
+
 void vd_learn_snapshot_publish(json_t *report, char *stats_json, int64_t as_of, int available);
 vd_learn_snapshot *vd_learn_snapshot_acquire(void);    /* NULL before the first */
 void vd_learn_snapshot_release(vd_learn_snapshot *s);

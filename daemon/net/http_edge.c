@@ -321,10 +321,7 @@ static void variant_headers(vd_http_resp *r, const vd_decision *d)
         const vd_slot_choice *c = &d->slots[i];
         if (!c->slot)
             continue;
-        bool dup = false;
-        for (unsigned j = 0; j < i && !dup; j++)
-            dup = d->slots[j].slot == c->slot;
-        if (dup)
+        if (vd_decision_repeats_slot(d, i))
             continue;
         char name[96] = "X-Variant-";
         size_t n = 10;
@@ -335,18 +332,6 @@ static void variant_headers(vd_http_resp *r, const vd_decision *d)
         }
         vd_http_resp_header(r, vd_str_make(name, n), c->variant->id);
     }
-}
-
-/* Compact JSON in a vd_malloc'd, NUL-terminated buffer (NULL on failure). */
-static char *dump_json(const json_t *j)
-{
-    size_t n = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) : 0;
-    char *b = n ? vd_malloc(n + 1) : NULL;
-    if (b) {
-        json_dumpb(j, b, n, JSON_COMPACT);
-        b[n] = 0;
-    }
-    return b;
 }
 
 /* GET /v1/report[?slot=S] or POST /v1/report {slot?}: the `report` method
@@ -394,7 +379,7 @@ static void handle_report(const vd_http_req *hr, vd_http_resp *r, vd_http_stats 
                             snap && snap->as_of ? json_integer(snap->as_of) : json_null(), "available",
                             snap && snap->available);
     vd_learn_snapshot_release(snap);
-    char *txt = dump_json(out);
+    char *txt = vd_learn_json_text(out);
     json_decref(out);
     if (!txt) {
         vd_http_resp_error(r, 500, "internal", "out of memory");

@@ -60,18 +60,6 @@ static int counts_of(void *arg, vd_str slot, vd_str rule, vd_str variant, vd_arm
     return 0;
 }
 
-/* Compact JSON in a vd_malloc'd, NUL-terminated buffer (NULL on failure). */
-static char *dump_json(const json_t *j)
-{
-    size_t n = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) : 0;
-    char *b = n ? vd_malloc(n + 1) : NULL;
-    if (b) {
-        json_dumpb(j, b, n, JSON_COMPACT);
-        b[n] = 0;
-    }
-    return b;
-}
-
 static json_t *str_json(vd_str s)
 {
     return json_stringn(s.p, s.n);
@@ -231,7 +219,7 @@ static bool tick(vd_learner *l, bool compute, const vd_bandit_params *bp, int64_
     json_t *stats = json_pack("{s:b,s:I,s:I,s:O,s:o,s:O}", "available", ok, "as_of", (json_int_t)as_of,
                               "interval", (json_int_t)l->o.interval_s, "report", report, "bandit", bandit,
                               "history", l->history);
-    char *owned = dump_json(stats);
+    char *owned = vd_learn_json_text(stats);
     json_decref(stats);
     vd_learn_snapshot_publish(report, owned, as_of, ok);
     for (unsigned i = 0; i < t.n; i++)
