@@ -346,6 +346,16 @@ static void pack_cstr(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
+/* [0, 1, method, params] up to the params array of nparams items. */
+static void pack_request(msgpack_packer *pk, const char *method, uint32_t nparams)
+{
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, 0);
+    msgpack_pack_uint32(pk, 1);
+    pack_cstr(pk, method);
+    msgpack_pack_array(pk, nparams);
+}
+
 static void pack_attr_value(msgpack_packer *pk, const char *v)
 {
     char *end;
@@ -450,11 +460,7 @@ static int cmd_request(const char *method, int argc, char **argv)
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_int(&pk, 0);
-    msgpack_pack_uint32(&pk, 1);
-    pack_cstr(&pk, method);
-    msgpack_pack_array(&pk, is_ping ? 0 : 1);
+    pack_request(&pk, method, is_ping ? 0 : 1);
     if (!is_ping) {
         uint32_t n = 1 + (nattrs > 0) + (nhints > 0) + have_ts;
         for (int f = 0; f < NF; f++)
@@ -587,11 +593,7 @@ static int cmd_profile(const char *method, const char *name, int argc, char **ar
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_int(&pk, 0);
-    msgpack_pack_uint32(&pk, 1);
-    pack_cstr(&pk, method);
-    msgpack_pack_array(&pk, 1);
+    pack_request(&pk, method, 1);
     int track = strcmp(method, "track") == 0, flag = strcmp(method, "flag") == 0;
     uint32_t n = (vid != NULL) + (uid != NULL) + (name != NULL);
     if (track)
