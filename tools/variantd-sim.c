@@ -200,6 +200,33 @@ static void copy_str(char *dst, size_t cap, const msgpack_object *o)
     }
 }
 
+/* Sends the request in sb (and frees it), reads one reply into res: 0 when
+ * it is [1, msgid, nil, result], -1 on an error reply or a broken link. */
+static int call(int fd, msgpack_unpacker *up, msgpack_sbuffer *sb, msgpack_unpacked *res)
+{
+    ssize_t w = write(fd, sb->data, sb->size);
+    msgpack_sbuffer_destroy(sb);
+    if (w < 0)
+        return -1;
+    for (;;) {
+        msgpack_unpack_return ur = msgpack_unpacker_next(up, res);
+        if (ur == MSGPACK_UNPACK_SUCCESS)
+            break;
+        if (ur != MSGPACK_UNPACK_CONTINUE)
+            return -1;
+        msgpack_unpacker_reserve_buffer(up, 65536);
+        ssize_t n = read(fd, msgpack_unpacker_buffer(up), msgpack_unpacker_buffer_capacity(up));
+        if (n <= 0)
+            return -1;
+        msgpack_unpacker_buffer_consumed(up, (size_t)n);
+    }
+    const msgpack_object *o = &res->data;
+    return o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4 &&
+                   o->via.array.ptr[2].type == MSGPACK_OBJECT_NIL
+               ? 0
+               : -1;
+}
+
 /* decide → variant and rule key ("default", "holdout" or the segment). */
 static int decide(int fd, msgpack_unpacker *up, const char *vid, const char *seg, char *variant, char *rule)
 {
@@ -224,28 +251,12 @@ static int decide(int fd, msgpack_unpacker *up, const char *vid, const char *seg
     msgpack_pack_map(&pk, 1);
     pk_str(&pk, "seg");
     pk_str(&pk, seg);
-    ssize_t w = write(fd, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    if (w < 0)
-        return -1;
     msgpack_unpacked res;
     msgpack_unpacked_init(&res);
     int rc = -1;
-    for (;;) {
-        msgpack_unpack_return ur = msgpack_unpacker_next(up, &res);
-        if (ur == MSGPACK_UNPACK_SUCCESS)
-            break;
-        if (ur != MSGPACK_UNPACK_CONTINUE)
-            goto out;
-        msgpack_unpacker_reserve_buffer(up, 65536);
-        ssize_t n = read(fd, msgpack_unpacker_buffer(up), msgpack_unpacker_buffer_capacity(up));
-        if (n <= 0)
-            goto out;
-        msgpack_unpacker_buffer_consumed(up, (size_t)n);
-    }
-    const msgpack_object *o = &res.data;
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4 || o->via.array.ptr[2].type != MSGPACK_OBJECT_NIL)
+    if (call(fd, up, &sb, &res) != 0)
         goto out;
+    const msgpack_object *o = &res.data;
     const msgpack_object *c = get(get(get(&o->via.array.ptr[3], "slots"), opt.slot), "variant");
     const msgpack_object *sl = get(get(&o->via.array.ptr[3], "slots"), opt.slot);
     copy_str(variant, 64, c);
@@ -284,30 +295,9 @@ static int track(int fd, msgpack_unpacker *up, const char *vid)
     pk_str(&pk, "personalization");
     pk_str(&pk, "value");
     msgpack_pack_double(&pk, 1.0);
-    ssize_t w = write(fd, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    if (w < 0)
-        return -1;
     msgpack_unpacked res;
     msgpack_unpacked_init(&res);
-    int rc = -1;
-    for (;;) {
-        msgpack_unpack_return ur = msgpack_unpacker_next(up, &res);
-        if (ur == MSGPACK_UNPACK_SUCCESS)
-            break;
-        if (ur != MSGPACK_UNPACK_CONTINUE)
-            goto out;
-        msgpack_unpacker_reserve_buffer(up, 65536);
-        ssize_t n = read(fd, msgpack_unpacker_buffer(up), msgpack_unpacker_buffer_capacity(up));
-        if (n <= 0)
-            goto out;
-        msgpack_unpacker_buffer_consumed(up, (size_t)n);
-    }
-    const msgpack_object *o = &res.data;
-    rc = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4 && o->via.array.ptr[2].type == MSGPACK_OBJECT_NIL
-             ? 0
-             : -1;
-out:
+    int rc = call(fd, up, &sb, &res);
     msgpack_unpacked_destroy(&res);
     return rc;
 }
