@@ -91,8 +91,6 @@ static const config_row rows[] = {
         "minutes of inactivity after which the next decide or track starts a visit"),
     INT("profile-queue", profile_queue, 10000, 16, 1000000,
         "profile store commands in flight per worker; at 3/4 a client connection waits, when full work is refused and counted"),
-    INT("profile-edge", profile_edge, 0, 0, 1,
-        "1 = serve /v1/track, /v1/profile, /v1/flag, /v1/forget on the edge port (not for the open internet)"),
     /* learning: goals, exposures, conversions, bandit (docs/LEARNING.md) */
     INT("attribution-window", attribution_window, 7, 1, 365,
         "days after an exposure in which a goal event converts it"),

@@ -56,7 +56,6 @@ typedef struct vd_config {
     long profile_ttl;         /* days */
     long session_gap;         /* minutes */
     long profile_queue;       /* pending writes per worker */
-    long profile_edge;        /* 1 = profile methods on the edge port */
     /* Learning (docs/LEARNING.md) */
     long attribution_window;  /* days an exposure can convert */
     long bandit_interval;     /* s between bandit weight computations */
