@@ -17,7 +17,15 @@
  * GET key:NNNNNNNNNNNN over 100,000 keys (redis-benchmark -t get -r 100000's
  * requests), so a decision and a GET are compared with the same client:
  *   BENCH_RESULT requests=… errors=… rps=… p50_us=… p90_us=… p99_us=… p999_us=… max_us=…
+ * --method track sends -n track notifications ([2, "track", [map]], vid one
+ * of --visitors, consent personalization, --event TYPE[:CATEGORY]) spread
+ * over the connections as fast as the daemon reads them, then one track
+ * request per connection; the daemon answers it once the store applied
+ * everything before it on that connection, so rps is notifications applied
+ * per second (losses: the daemon's variantd_track_lost_total).
  */
+#include <poll.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -485,17 +493,142 @@ static int parse_addr(bench *b, const char *addr)
     return 0;
 }
 
+/* ---- --method track: notifications as fast as they are read ---- */
+
+static void pack_track(msgpack_packer *pk, int notify, uint32_t msgid, const char *type, const char *cat,
+                       const char *vid)
+{
+    msgpack_pack_array(pk, notify ? 3 : 4);
+    msgpack_pack_int(pk, notify ? 2 : 0);
+    if (!notify)
+        msgpack_pack_uint32(pk, msgid);
+    pack_str(pk, "track");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, cat ? 4 : 3);
+    pack_str(pk, "event");
+    pack_str(pk, type);
+    pack_str(pk, "vid");
+    pack_str(pk, vid);
+    pack_str(pk, "consent");
+    pack_str(pk, "personalization");
+    if (cat) {
+        pack_str(pk, "category");
+        pack_str(pk, cat);
+    }
+}
+
+static int run_track(bench *b, const char *event_arg)
+{
+    long long n = b->limit ? b->limit : 100000;
+    int nc = b->nconns, visitors = b->visitors > 0 ? b->visitors : 1000;
+    char type[128], *cat;
+    snprintf(type, sizeof type, "%s", event_arg);
+    cat = strchr(type, ':');
+    if (cat)
+        *cat++ = '\0';
+    msgpack_sbuffer *buf = calloc((size_t)nc, sizeof *buf);
+    size_t *off = calloc((size_t)nc, sizeof *off);
+    int *fd = calloc((size_t)nc, sizeof *fd);
+    struct pollfd *pf = calloc((size_t)nc, sizeof *pf);
+    if (!buf || !off || !fd || !pf)
+        return 1;
+    for (int i = 0; i < nc; i++) {
+        msgpack_sbuffer_init(&buf[i]);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &buf[i], msgpack_sbuffer_write);
+        char vid[32];
+        for (long long k = i; k < n; k += nc) {
+            snprintf(vid, sizeof vid, "bench-%lld", k % visitors);
+            pack_track(&pk, 1, 0, type, cat, vid);
+        }
+        pack_track(&pk, 0, 1, type, cat, "bench-last");
+        fd[i] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd[i] < 0 || connect(fd[i], (struct sockaddr *)&b->ss, (socklen_t)b->sslen) != 0) {
+            fprintf(stderr, "variantd-bench: cannot connect\n");
+            return 1;
+        }
+        int one = 1;
+        setsockopt(fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    uint64_t t0 = now_ns();
+    int left = nc, errors = 0;
+    int *done = calloc((size_t)nc, sizeof *done);
+    msgpack_unpacker *up = calloc((size_t)nc, sizeof *up);
+    for (int i = 0; i < nc; i++)
+        msgpack_unpacker_init(&up[i], 4096);
+    while (left > 0) {
+        for (int i = 0; i < nc; i++) {
+            pf[i].fd = done[i] ? -1 : fd[i];
+            pf[i].events = POLLIN | (off[i] < buf[i].size ? POLLOUT : 0);
+        }
+        if (poll(pf, (nfds_t)nc, 30000) <= 0) {
+            fprintf(stderr, "variantd-bench: no progress for 30 s\n");
+            errors += left;
+            break;
+        }
+        for (int i = 0; i < nc; i++) {
+            if (pf[i].revents & POLLOUT) {
+                ssize_t w = send(fd[i], buf[i].data + off[i], buf[i].size - off[i], MSG_NOSIGNAL);
+                if (w > 0)
+                    off[i] += (size_t)w;
+            }
+            if (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+                msgpack_unpacker_reserve_buffer(&up[i], 4096);
+                ssize_t r = recv(fd[i], msgpack_unpacker_buffer(&up[i]), 4096, 0);
+                if (r <= 0) {
+                    errors++;
+                    done[i] = 1;
+                    left--;
+                    continue;
+                }
+                msgpack_unpacker_buffer_consumed(&up[i], (size_t)r);
+                msgpack_unpacked m;
+                msgpack_unpacked_init(&m);
+                if (msgpack_unpacker_next(&up[i], &m) == MSGPACK_UNPACK_SUCCESS) {
+                    const msgpack_object *o = &m.data;
+                    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4 ||
+                        o->via.array.ptr[2].type != MSGPACK_OBJECT_NIL)
+                        errors++;
+                    done[i] = 1;
+                    left--;
+                }
+                msgpack_unpacked_destroy(&m);
+            }
+        }
+    }
+    double secs = (double)(now_ns() - t0) / 1e9;
+    double rps = secs > 0 ? (double)n / secs : 0;
+    if (!b->quiet)
+        printf("variantd-bench: track notifications, %d connections, %lld sent, %d errors, %.3f s, %.0f/s\n", nc, n,
+               errors, secs, rps);
+    printf("BENCH_RESULT requests=%lld errors=%d rps=%.0f p50_us=nan p90_us=nan p99_us=nan p999_us=nan max_us=nan "
+           "conns=%d pipeline=0 seconds=%.3f\n", n, errors, rps, nc, secs);
+    for (int i = 0; i < nc; i++) {
+        close(fd[i]);
+        msgpack_sbuffer_destroy(&buf[i]);
+        msgpack_unpacker_destroy(&up[i]);
+    }
+    free(buf);
+    free(off);
+    free(fd);
+    free(pf);
+    free(done);
+    free(up);
+    return errors ? 1 : 0;
+}
+
 static void usage(void)
 {
     fprintf(stderr, "usage: variantd-bench [--connect HOST:PORT] [-c CONNS] [-P DEPTH] "
                     "[-d SECONDS | -n REQUESTS] [--contexts FILE] [--slots a,b] [--visitors N] "
-                    "[--method decide|explain|ping|redis-get] [--warmup SECONDS] [--rate REQ_PER_S] [--quiet]\n");
+                    "[--method decide|explain|ping|redis-get|track] [--event TYPE[:CATEGORY]] [--warmup SECONDS] "
+                    "[--rate REQ_PER_S] [--quiet]\n");
 }
 
 int main(int argc, char **argv)
 {
     static bench b;
-    const char *addr = "127.0.0.1:7700", *ctx_path = NULL;
+    const char *addr = "127.0.0.1:7700", *ctx_path = NULL, *event_arg = "product_view:sneakers";
     char slots_buf[4096] = "home.hero";
     b.nconns = 50;
     b.depth = 1;
@@ -524,6 +657,7 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--warmup") == 0) b.warmup = atof(v);
         else if (strcmp(a, "--rate") == 0) b.rate = atof(v);
         else if (strcmp(a, "--visitors") == 0) b.visitors = atoi(v);
+        else if (strcmp(a, "--event") == 0) event_arg = v;
         else {
             usage();
             return 2;
@@ -536,6 +670,13 @@ int main(int argc, char **argv)
     }
     if (b.limit)
         b.warmup = 0;
+    if (strcmp(b.method, "track") == 0) {
+        if (parse_addr(&b, addr) != 0) {
+            fprintf(stderr, "variantd-bench: --connect wants IPv4:PORT\n");
+            return 2;
+        }
+        return run_track(&b, event_arg);
+    }
     b.redis = strcmp(b.method, "redis-get") == 0;
     char *save, *tok = strtok_r(slots_buf, ",", &save);
     for (; tok && b.nslots < MAX_SLOTS; tok = strtok_r(NULL, ",", &save))

@@ -91,6 +91,8 @@ static const config_row rows[] = {
         "minutes of inactivity after which the next decide or track starts a visit"),
     INT("profile-queue", profile_queue, 10000, 16, 1000000,
         "profile store commands in flight per worker; at 3/4 a client connection waits, when full work is refused and counted"),
+    INT("profile-batch-keys", profile_batch_keys, 1, 1, 256,
+        "profiles one track batch script may write: 1 through a nutcracker/twemproxy pool; up to 256 on one Redis server"),
     /* learning: goals, exposures, conversions, bandit (docs/LEARNING.md) */
     INT("attribution-window", attribution_window, 7, 1, 365,
         "days after an exposure in which a goal event converts it"),

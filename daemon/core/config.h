@@ -56,6 +56,7 @@ typedef struct vd_config {
     long profile_ttl;         /* days */
     long session_gap;         /* minutes */
     long profile_queue;       /* pending writes per worker */
+    long profile_batch_keys;  /* profiles per track batch script (1: one per profile, proxies) */
     /* Learning (docs/LEARNING.md) */
     long attribution_window;  /* days an exposure can convert */
     long bandit_interval;     /* s between bandit weight computations */

@@ -1,6 +1,7 @@
 /* scripts.c — the Lua scripts that read and change profiles in Redis
- * (layout 1, docs/PROFILES.md). Each touches only its KEYS[1], so they run
- * on a plain Redis, through a nutcracker/twemproxy pool or on a Cluster.
+ * (layout 1, docs/PROFILES.md). Each touches only its KEYS[1] (the track
+ * batch: its KEYS, one per command through a proxy), so they run on a plain
+ * Redis, through a nutcracker/twemproxy pool or on a Cluster.
  * The arithmetic is the one of context/visitor.c, line for line. */
 #include "profile/scripts.h"
 
@@ -163,6 +164,121 @@ static const char merge_lua[] =
     "redis.call('EXPIRE', k, tonumber(ARGV[1]))\n"
     "return 1\n";
 
+/* The track path (store.c batches a worker's events of one event-loop turn).
+ * KEYS: profiles; ARGV: gap_s, ttl_s, then for each key in KEYS order: n,
+ * expire (0/1), then n events in arrival order, each: ts, known (0/1),
+ * count (0/1), type, m, then m (score id, points, half_life_s) triples.
+ * Per profile: one HMGET of everything the events touch, the events applied
+ * in order in memory (touch, event counters, vd_score_add: the arithmetic of
+ * event_lua, event by event), one HSET of what changed, and the EXPIRE
+ * unless the daemon set this key's TTL less than session-gap/30 ago (a new
+ * key always gets it). A key holding an alias
+ * (a merged vid) is left alone: its events are re-sent to the uid's profile.
+ * -> one element per key: 1 a new profile, 0 an existing one, or the uid
+ *    hash of an alias */
+static const char track_batch_lua[] =
+    "local gap = tonumber(ARGV[1])\n"
+    "local fmt = string.format\n"
+    "local out = {}\n"
+    "local i = 3\n"
+    "for j = 1, #KEYS do\n"
+    "  local k = KEYS[j]\n"
+    "  local n, x = tonumber(ARGV[i]), ARGV[i + 1]\n"
+    "  local first = i + 2\n"
+    "  local fields = {'a', 'v', 'fs', 'ls', 'vs', 'pe'}\n"
+    "  local idx = {}\n"
+    "  local p = first\n"
+    "  for e = 1, n do\n"
+    "    if ARGV[p + 2] == '1' then\n"
+    "      local f = 'e:' .. ARGV[p + 3]\n"
+    "      if not idx[f] then fields[#fields + 1] = f; idx[f] = #fields end\n"
+    "    end\n"
+    "    local m = tonumber(ARGV[p + 4])\n"
+    "    p = p + 5\n"
+    "    for s = 1, m do\n"
+    "      local f = 's:' .. ARGV[p]\n"
+    "      if not idx[f] then fields[#fields + 1] = f; idx[f] = #fields end\n"
+    "      p = p + 3\n"
+    "    end\n"
+    "  end\n"
+    "  i = p\n"
+    "  local h = redis.call('HMGET', k, unpack(fields))\n"
+    "  if h[1] then\n"
+    "    out[j] = h[1]\n"
+    "  else\n"
+    "    local v = tonumber(h[2]) or 0\n"
+    "    local fs, ls = tonumber(h[3]) or 0, tonumber(h[4]) or 0\n"
+    "    local vs, pe = tonumber(h[5]) or 0, tonumber(h[6]) or 0\n"
+    "    local v0, fs0, ls0 = v, fs, ls\n"
+    "    local new, known = 0, false\n"
+    "    local cur = {}\n"
+    "    p = first\n"
+    "    for e = 1, n do\n"
+    "      local ts = tonumber(ARGV[p])\n"
+    "      if ARGV[p + 1] == '1' then known = true end\n"
+    "      if v == 0 then v = 1; fs = ts; ls = ts; vs = ts; pe = 0; new = 1\n"
+    "      else\n"
+    "        if ts < fs then fs = ts end\n"
+    "        if ts - ls > gap then v = v + 1; pe = ls; vs = ts; ls = ts\n"
+    "        elseif ts > ls then ls = ts end\n"
+    "      end\n"
+    "      if ARGV[p + 2] == '1' then\n"
+    "        local x = idx['e:' .. ARGV[p + 3]]\n"
+    "        cur[x] = (cur[x] or tonumber(h[x]) or 0) + 1\n"
+    "      end\n"
+    "      local m = tonumber(ARGV[p + 4])\n"
+    "      p = p + 5\n"
+    "      for s = 1, m do\n"
+    "        local x = idx['s:' .. ARGV[p]]\n"
+    "        local pts, hl = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])\n"
+    "        local st = cur[x]\n"
+    "        if not st then\n"
+    "          st = {0, 0, 0, 0}\n"
+    "          if h[x] then\n"
+    "            local a1, a2, a3, a4 = string.match(h[x], '(%S+) (%S+) (%S+) (%S+)')\n"
+    "            st = {tonumber(a1) or 0, tonumber(a2) or 0, tonumber(a3) or 0, tonumber(a4) or 0, a3, a4}\n"
+    "          end\n"
+    "          cur[x] = st\n"
+    "        end\n"
+    "        local val, t, pk, pt = st[1], st[2], st[3], st[4]\n"
+    "        if val == 0 and t == 0 then val = pts; t = ts\n"
+    "        elseif ts >= t then val = val * 2 ^ (-(ts - t) / hl) + pts; t = ts\n"
+    "        else val = val + pts * 2 ^ (-(t - ts) / hl) end\n"
+    "        if pk > 0 and ts <= pt then pk = pk + pts * 2 ^ (-(pt - ts) / hl) end\n"
+    "        if val >= pk then pk = val; pt = t end\n"
+    "        if pk ~= st[3] or pt ~= st[4] then st[5] = nil end\n"
+    "        st[1], st[2], st[3], st[4] = val, t, pk, pt\n"
+    "        p = p + 3\n"
+    "      end\n"
+    "    end\n"
+    /* Only what changed is written: within a visit that is ls alone. */
+    "    local w = {}\n"
+    "    if v ~= v0 then\n"
+    "      w = {'v', fmt('%d', v), 'vs', fmt('%d', vs), 'pe', fmt('%d', pe)}\n"
+    "    end\n"
+    "    if fs ~= fs0 or v0 == 0 then w[#w + 1] = 'fs'; w[#w + 1] = fmt('%d', fs) end\n"
+    "    if ls ~= ls0 or v0 == 0 then w[#w + 1] = 'ls'; w[#w + 1] = fmt('%d', ls) end\n"
+    "    if known then w[#w + 1] = 'k'; w[#w + 1] = '1' end\n"
+    "    for x, st in pairs(cur) do\n"
+    "      w[#w + 1] = fields[x]\n"
+    "      if type(st) ~= 'table' then\n"
+    "        w[#w + 1] = fmt('%d', st)\n"
+    "      elseif st[5] then\n"       /* the peak as it was: its text as read */
+    "        w[#w + 1] = fmt('%.17g %d ', st[1], st[2]) .. st[5] .. ' ' .. st[6]\n"
+    "      elseif st[3] == st[1] and st[4] == st[2] then\n"
+    "        local a = fmt('%.17g %d', st[1], st[2])\n"
+    "        w[#w + 1] = a .. ' ' .. a\n"
+    "      else\n"
+    "        w[#w + 1] = fmt('%.17g %d %.17g %d', st[1], st[2], st[3], st[4])\n"
+    "      end\n"
+    "    end\n"
+    "    if #w > 0 then redis.call('HSET', k, unpack(w)) end\n"
+    "    if x == '1' or v0 == 0 then redis.call('EXPIRE', k, ARGV[2]) end\n"
+    "    out[j] = new\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
 static vd_script scripts[VD_SCRIPT__COUNT] = {
     [VD_SCRIPT_VISIT] = { "visit", visit_lua, sizeof visit_lua - 1, "" },
     [VD_SCRIPT_EVENT] = { "event", event_lua, sizeof event_lua - 1, "" },
@@ -171,6 +287,7 @@ static vd_script scripts[VD_SCRIPT__COUNT] = {
     [VD_SCRIPT_FORGET] = { "forget", forget_lua, sizeof forget_lua - 1, "" },
     [VD_SCRIPT_CLAIM] = { "claim", claim_lua, sizeof claim_lua - 1, "" },
     [VD_SCRIPT_MERGE] = { "merge", merge_lua, sizeof merge_lua - 1, "" },
+    [VD_SCRIPT_TRACK_BATCH] = { "track_batch", track_batch_lua, sizeof track_batch_lua - 1, "" },
 };
 
 void vd_scripts_init(void)

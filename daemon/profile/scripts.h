@@ -1,5 +1,6 @@
 /* scripts.h — the profile store's Lua scripts (layout 1) and their SHA-1
- * names for EVALSHA. Every script touches its KEYS[1] only. */
+ * names for EVALSHA. Every script touches its KEYS only (all but the track
+ * batch: KEYS[1] only). */
 #ifndef VD_PROFILE_SCRIPTS_H
 #define VD_PROFILE_SCRIPTS_H
 
@@ -13,6 +14,7 @@ enum {
     VD_SCRIPT_FORGET,         /* erase a profile */
     VD_SCRIPT_CLAIM,          /* merge, step 1: take the vid's profile, leave an alias */
     VD_SCRIPT_MERGE,          /* merge, step 2: add it into the uid's profile */
+    VD_SCRIPT_TRACK_BATCH,    /* track: many events for one or more profiles at once */
     VD_SCRIPT__COUNT
 };
 

@@ -22,14 +22,17 @@
 #define STALL_MS 2000          /* no reply for this long with commands in flight: reconnect */
 #define MERGE_CACHE 4096       /* vids recently claimed, direct-mapped */
 #define VISIT_CACHE 16384      /* profiles recently written by a visit, direct-mapped */
+#define TTL_CACHE 8192         /* profiles whose TTL a track batch set recently, direct-mapped */
 #define MAX_REDIRECTS 2
+#define BATCH_MAX 256          /* track events per batch (one flush) */
+#define BATCH_SLOTS 512        /* the flush's key table: a power of two > BATCH_MAX */
 
 typedef struct visit_seen {
     uint64_t h;               /* key hash | 1; 0 = empty */
     int64_t ts;               /* the request ts of the last write */
 } visit_seen;
 
-enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW };
+enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW, OP_BATCH };
 
 struct vd_profile_op {
     vd_profile_store *s;
@@ -54,6 +57,13 @@ struct vd_profile_op {
     char key[VD_PROFILE_KEY_LEN];
     char aux[VD_PROFILE_KEY_LEN];   /* claim: the uid's key to merge into */
     uint64_t claim_h;               /* claim: the vid's slot in the merged cache */
+    /* Track batches: an OP_EVENT waiting in the batch keeps its own argv
+     * (event_lua's, for an alias re-send); the OP_BATCH sent for it lists
+     * its members in argument order. */
+    uint64_t kh;                    /* event: hash of key | 1 */
+    vd_profile_op *group_next;      /* event: the next event of the same key in a flush */
+    vd_profile_op **members;        /* batch: the events it carries */
+    int nmembers, cap_members;
     vd_profile_op *next_free;
 };
 
@@ -75,6 +85,13 @@ struct vd_profile_store {
     vd_visitor visitor;       /* decoding scratch, one callback at a time */
     vd_profile_hook on_visit, on_track;
     void *hook_arg;
+    /* Track events of this event-loop turn, sent as one batch script when
+     * the turn ends, when BATCH_MAX are waiting, or before any other
+     * command (the pipeline keeps the order of the calls). */
+    vd_profile_op *batch[BATCH_MAX];
+    int nbatch;
+    visit_seen ttl_set[TTL_CACHE];   /* h, and when (time(NULL)) the batch set its TTL */
+    struct event *flush_ev;
 };
 
 static uint64_t now_ns(void)
@@ -126,6 +143,9 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
     op->argc = 0;
     op->used = 0;
     op->key[0] = op->aux[0] = '\0';
+    op->kh = 0;
+    op->group_next = NULL;
+    op->nmembers = 0;
     op->next_free = NULL;
     return op;
 }
@@ -292,11 +312,14 @@ static void arm_deadline(vd_profile_op *op)
     op->timer_armed = true;
 }
 
+static void flush_batch(vd_profile_store *s);
+
 /* Queues op (and its deadline when someone waits). On refusal, counts it
  * and releases op; returns NULL. */
 static vd_profile_op *op_start(vd_profile_op *op, bool deadline)
 {
     vd_profile_store *s = op->s;
+    flush_batch(s);           /* the track events called before go first */
     if (master_moved(s))
         request_teardown(s, "the master moved (sentinel failover)");
     if (!room(s) || op_send(op, false) != 0) {
@@ -441,6 +464,204 @@ static bool redirect(vd_profile_op *op, const redisReply *alias)
     return op_send(op, false) == 0;
 }
 
+/* ---- track batches --------------------------------------------------------------- */
+
+static void inflight_add(vd_profile_store *s)
+{
+    if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
+        s->last_progress_ns = now_ns();
+}
+
+static void inflight_sub(vd_profile_store *s)
+{
+    atomic_fetch_sub_explicit(&s->stats->inflight, 1, memory_order_relaxed);
+}
+
+/* An event of a batch that will not be applied. */
+static void event_fail(vd_profile_op *ev, const char *why)
+{
+    if (!ev->cb)
+        STAT_INC(ev->s, track_lost);
+    finish_status(ev, VD_PROFILE_UNAVAILABLE, why);
+}
+
+static int batch_member(vd_profile_op *b, vd_profile_op *ev)
+{
+    if (b->nmembers == b->cap_members) {
+        int cap = b->cap_members ? b->cap_members * 2 : 64;
+        vd_profile_op **m = vd_realloc(b->members, (size_t)cap * sizeof *m);
+        if (!m)
+            return -1;
+        b->members = m;
+        b->cap_members = cap;
+    }
+    b->members[b->nmembers++] = ev;
+    return 0;
+}
+
+/* An event's arguments in the batch script's layout, from its own event_lua
+ * argv: [4] ts, [7] known, [9] count, [8] type, then its score triples. */
+static int batch_event_args(vd_profile_op *b, const vd_profile_op *ev)
+{
+    static const int order[4] = { 4, 7, 9, 8 };
+    int bad = 0;
+    for (int i = 0; i < 4; i++)
+        bad |= op_arg(b, ev->buf + (uintptr_t)ev->argv[order[i]], ev->argvlen[order[i]]);
+    bad |= op_argi(b, (ev->argc - 10) / 3);
+    for (int i = 10; i < ev->argc; i++)
+        bad |= op_arg(b, ev->buf + (uintptr_t)ev->argv[i], ev->argvlen[i]);
+    return bad;
+}
+
+/* Sends the waiting track events: grouped by profile (each profile's events
+ * in the order they came), at most batch-keys profiles per command (1
+ * through a proxy that routes a script by its first key). */
+static void flush_batch(vd_profile_store *s)
+{
+    int n = s->nbatch;
+    if (!n)
+        return;
+    s->nbatch = 0;
+    int16_t table[BATCH_SLOTS];
+    struct group { vd_profile_op *head, *tail; int n; } groups[BATCH_MAX];
+    int ng = 0;
+    memset(table, 0xff, sizeof table);
+    for (int i = 0; i < n; i++) {
+        vd_profile_op *ev = s->batch[i];
+        ev->group_next = NULL;
+        size_t slot = (size_t)ev->kh & (BATCH_SLOTS - 1);
+        while (table[slot] >= 0 && strcmp(groups[table[slot]].head->key, ev->key) != 0)
+            slot = (slot + 1) & (BATCH_SLOTS - 1);
+        if (table[slot] < 0) {
+            table[slot] = (int16_t)ng;
+            groups[ng++] = (struct group){ ev, ev, 1 };
+        } else {
+            struct group *g = &groups[table[slot]];
+            g->tail->group_next = ev;
+            g->tail = ev;
+            g->n++;
+        }
+    }
+    int per = s->cfg.batch_keys > 0 ? (int)s->cfg.batch_keys : 1;
+    for (int g0 = 0; g0 < ng; g0 += per) {
+        int g1 = g0 + per < ng ? g0 + per : ng;
+        vd_profile_op *b = s->ctx ? op_new(s, OP_BATCH, VD_SCRIPT_TRACK_BATCH) : NULL;
+        int bad = !b;
+        if (b) {
+            const vd_script *sc = vd_script_get(VD_SCRIPT_TRACK_BATCH);
+            bad |= op_arg(b, "EVALSHA", 7) | op_arg(b, sc->sha, 40) | op_argi(b, g1 - g0);
+            for (int g = g0; g < g1; g++)
+                bad |= op_arg(b, groups[g].head->key, strlen(groups[g].head->key));
+            bad |= op_argi(b, s->cfg.gap_s) | op_argi(b, s->cfg.ttl_s);
+            int64_t now = (int64_t)time(NULL), window = s->cfg.gap_s / 30;
+            for (int g = g0; g < g1 && !bad; g++) {
+                /* The TTL is set again at most session-gap/30 late (the
+                 * precision of coalesced visits); a new key always gets it. */
+                uint64_t h = groups[g].head->kh;
+                visit_seen *e = &s->ttl_set[h % TTL_CACHE];
+                bool expire = !(e->h == h && now >= e->ts && now - e->ts < window);
+                if (expire)
+                    *e = (visit_seen){ h, now };
+                bad |= op_argi(b, groups[g].n) | op_arg(b, expire ? "1" : "0", 1);
+                for (vd_profile_op *ev = groups[g].head; ev && !bad; ev = ev->group_next)
+                    bad |= batch_event_args(b, ev) | batch_member(b, ev);
+            }
+        }
+        if (!bad && op_send(b, false) == 0)
+            continue;
+        /* Not sent (store down, out of memory): every event of it is lost. */
+        if (b)
+            op_release(b);
+        for (int g = g0; g < g1; g++)
+            for (vd_profile_op *ev = groups[g].head, *next; ev; ev = next) {
+                next = ev->group_next;
+                inflight_sub(s);
+                STAT_INC(s, profile_overflow);
+                event_fail(ev, "profile store unavailable");
+            }
+    }
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flush_batch(arg);
+}
+
+/* Queues a track event for this turn's batch. false when refused (store
+ * down or queue full: counted, op released). */
+static bool batch_add(vd_profile_op *op)
+{
+    vd_profile_store *s = op->s;
+    if (master_moved(s))
+        request_teardown(s, "the master moved (sentinel failover)");
+    if (!room(s)) {
+        STAT_INC(s, profile_overflow);
+        op->cb = NULL;
+        op_release(op);
+        return false;
+    }
+    op->kh = (uint64_t)vd_hash64(op->key, strlen(op->key)) | 1;
+    s->batch[s->nbatch++] = op;
+    inflight_add(s);
+    if (s->nbatch == 1)
+        event_active(s->flush_ev, EV_TIMEOUT, 0);
+    if (s->nbatch == BATCH_MAX)
+        flush_batch(s);
+    return true;
+}
+
+static bool redirect(vd_profile_op *op, const redisReply *alias);
+
+/* A batch's reply: one element per key, in KEYS order (the members are
+ * grouped by key in that order). */
+static void batch_reply(vd_profile_store *s, vd_profile_op *b, const redisReply *r)
+{
+    const char *why = "profile store connection lost";
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "NOSCRIPT", 8) == 0 && op_send(b, true) == 0)
+            return;            /* sent again with the body; Redis caches it from now on */
+        STAT_INC(s, profile_errors);
+        vd_debug("profile store: %s", r->str);
+        if (s->cfg.follow_master && (strncmp(r->str, "READONLY", 8) == 0 || strstr(r->str, "-READONLY")))
+            request_teardown(s, "the server is a replica (READONLY)");
+        why = r->str;
+    }
+    bool ok = r && r->type == REDIS_REPLY_ARRAY;
+    /* Where each key's events begin, before a redirect renames a key. */
+    bool first[BATCH_MAX];
+    for (int i = 0; i < b->nmembers; i++)
+        first[i] = i == 0 || strcmp(b->members[i - 1]->key, b->members[i]->key) != 0;
+    size_t k = 0;
+    for (int i = 0; i < b->nmembers; i++) {
+        vd_profile_op *ev = b->members[i];
+        if (i > 0 && first[i])
+            k++;
+        inflight_sub(s);
+        const redisReply *e = ok && k < r->elements ? r->element[k] : NULL;
+        if (!e) {
+            event_fail(ev, why);
+            continue;
+        }
+        if (e->type == REDIS_REPLY_STRING) {
+            /* A merged vid: this event goes to the uid's profile on its own. */
+            if (redirect(ev, e))
+                continue;
+            STAT_INC(s, profile_errors);
+            event_fail(ev, "alias chain too long");
+            continue;
+        }
+        if (first[i] && int_of(e) == 1)
+            STAT_INC(s, profile_new);
+        STAT_INC(s, track_events);
+        vd_profile_result res = { .status = VD_PROFILE_OK };
+        op_finish(ev, &res);
+    }
+    b->nmembers = 0;
+    op_release(b);
+}
+
 static void on_reply(redisAsyncContext *c, void *reply, void *priv)
 {
     (void)c;
@@ -453,6 +674,10 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
         if (op->raw_cb)
             op->raw_cb(op->arg, r);
         op_release(op);
+        return;
+    }
+    if (op->kind == OP_BATCH) {
+        batch_reply(s, op, r);
         return;
     }
     if (!r) {
@@ -674,7 +899,8 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
     s->retry_ev = evtimer_new(base, on_retry, s);
     s->teardown_ev = evtimer_new(base, on_teardown, s);
     s->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, s);
-    if (!s->retry_ev || !s->teardown_ev || !s->watch_ev) {
+    s->flush_ev = event_new(base, -1, 0, on_flush, s);
+    if (!s->retry_ev || !s->teardown_ev || !s->watch_ev || !s->flush_ev) {
         vd_profile_store_free(s);
         return NULL;
     }
@@ -688,6 +914,11 @@ void vd_profile_store_free(vd_profile_store *s)
 {
     if (!s)
         return;
+    for (int i = 0; i < s->nbatch; i++) {
+        inflight_sub(s);
+        event_fail(s->batch[i], "profile store closed");
+    }
+    s->nbatch = 0;
     if (s->ctx) {
         redisAsyncContext *c = s->ctx;
         s->ctx = NULL;
@@ -699,12 +930,15 @@ void vd_profile_store_free(vd_profile_store *s)
         event_free(s->teardown_ev);
     if (s->watch_ev)
         event_free(s->watch_ev);
+    if (s->flush_ev)
+        event_free(s->flush_ev);
     while (s->free_ops) {
         vd_profile_op *op = s->free_ops;
         s->free_ops = op->next_free;
         vd_free(op->argv);
         vd_free(op->argvlen);
         vd_free(op->buf);
+        vd_free(op->members);
         vd_free(op);
     }
     vd_free(s);
@@ -738,6 +972,7 @@ bool vd_profile_key(const vd_profile_store *s, const vd_profile_ids *ids, char o
 int vd_profile_send(vd_profile_store *s, int argc, const char **argv, const size_t *argvlen,
                     vd_profile_raw_cb raw_cb, void *arg)
 {
+    flush_batch(s);           /* the track events called before go first */
     if (!room(s)) {
         STAT_INC(s, profile_overflow);
         return -1;
@@ -928,6 +1163,8 @@ vd_profile_op *vd_profile_track(vd_profile_store *s, const vd_ruleset *rs, const
     char key[VD_PROFILE_KEY_LEN];
     maybe_claim(s, rs, ids);
     count_type(s, type);
+    /* Kept in event_lua's layout: the batch takes its arguments from it, and
+     * an event for a merged vid is re-sent with it to the uid's profile. */
     vd_profile_op *op = start_common(s, OP_EVENT, VD_SCRIPT_EVENT, ids, cb, arg, key);
     if (!op) {
         if (!cb)
@@ -957,9 +1194,12 @@ vd_profile_op *vd_profile_track(vd_profile_store *s, const vd_ruleset *rs, const
             STAT_INC(s, track_lost);
         return NULL;
     }
-    vd_profile_op *r = op_start(op, false);
-    if (!r && !cb && !s->ctx)
-        STAT_INC(s, track_lost);
+    if (!batch_add(op)) {
+        if (!cb)
+            STAT_INC(s, track_lost);
+        return NULL;
+    }
+    vd_profile_op *r = cb ? op : NULL;
     if (s->on_track && s->ctx)
         s->on_track(s->hook_arg, s, rs, key, ids, ts, ev);
     return r;
@@ -1004,6 +1244,7 @@ vd_profile_op *vd_profile_forget(vd_profile_store *s, const vd_profile_ids *ids,
     if (!op)
         return NULL;
     s->seen[key_hash(key) % VISIT_CACHE].h = 0;   /* the next visit writes again */
+    s->ttl_set[key_hash(key) % TTL_CACHE].h = 0;
     /* A forgotten vid+uid pair: both keys. */
     if (ids->uid.n && ids->vid.n) {
         char vkey[VD_PROFILE_KEY_LEN], vhex[VD_ID_HASH_HEX];

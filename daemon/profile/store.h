@@ -82,6 +82,7 @@ typedef struct vd_profile_config {
     long ttl_s;                    /* profile-ttl in seconds */
     long gap_s;                    /* session-gap in seconds */
     long queue_max;                /* profile-queue */
+    long batch_keys;               /* profile-batch-keys: profiles per track batch command */
 } vd_profile_config;
 
 typedef struct vd_profile_store vd_profile_store;

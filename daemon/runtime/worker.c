@@ -84,6 +84,7 @@ int vd_worker_profile_config(const vd_config *cfg, vd_profile_config *pc, char *
     pc->ttl_s = cfg->profile_ttl * 86400;
     pc->gap_s = cfg->session_gap * 60;
     pc->queue_max = cfg->profile_queue;
+    pc->batch_keys = cfg->profile_batch_keys;
     return 0;
 }
 

@@ -402,7 +402,7 @@ def test_nutcracker_pool(tmp_path, start_daemon, redis_server):
         assert wait_for(lambda: _ping(port), timeout=10)
         segs, cmap = write_profile_defs(tmp_path)
         d = start_daemon("--profiles", f"redis://127.0.0.1:{port}/0", "--profile-key-secret", SECRET,
-                         "--profile-timeout", "100", segments=segs, content_map=cmap)
+                         "--profile-timeout", "100", segments=segs, content_map=cmap, stats=True)
         c = d.client()
         for i in range(40):
             c.call("track", [P(event="add_to_cart", category="sneakers", vid=f"nc-{i}", ts=T0)])
@@ -412,6 +412,18 @@ def test_nutcracker_pool(tmp_path, start_daemon, redis_server):
             assert r["context"]["visitor.events.add_to_cart"] == 1
         na, nb = a.client().dbsize(), b.client().dbsize()
         assert na + nb == 40 and na > 0 and nb > 0, (na, nb)
+        # Notifications batch per profile there (profile-batch-keys 1): one
+        # key per script, so the pool routes each to its server.
+        frames = b"".join(c.packer.pack([2, "track", [P(event="page_view", vid=f"nc-{i % 40}", ts=T0 + 5)]])
+                          for i in range(400))
+        c.send_raw(frames)
+        err, _ = c.call("track", [P(event="page_view", vid="nc-0", ts=T0 + 5)])
+        assert err is None, err
+        for i in range(40):
+            err, p = c.call("profile", [{"vid": f"nc-{i}"}])
+            assert p["events"]["page_view"] == 10 + (i == 0), (i, p["events"])
+        assert a.client().dbsize() + b.client().dbsize() == 40
+        assert d.metrics()["variantd_track_lost_total"] == 0
         err, res = c.call("forget", [{"vid": "nc-3"}])
         assert res == {"deleted": True}
     finally:
@@ -470,3 +482,79 @@ def test_dashboard_shows_profiles(tmp_path, pd, store):
     assert shown["profiles"]["tracked"] == prof["track_events"] == 4
     assert shown["profiles"]["profile reads"] == prof["profile_reads"] == 1
     assert shown["profiles"]["store connected (workers)"] == 1
+
+
+def test_track_batches_apply_every_event_once(tmp_path, start_daemon, store):
+    """Notifications from several connections for many visitors, their ts out
+    of order, go out as batch scripts (up to 64 profiles per EVALSHA): every
+    event is applied exactly once, scores decay exactly whatever the order,
+    a merged vid's events reach the uid's profile, and every key keeps its
+    TTL. The per-event EVALSHA of before would need one call per event."""
+    import random
+    segs, cmap = write_profile_defs(tmp_path)
+    d = start_daemon("--profiles", store.url, "--profile-key-secret", SECRET, "--workers", "2",
+                     "--profile-batch-keys", "64", "--profile-timeout", "200",
+                     segments=segs, content_map=cmap, stats=True)
+    c = d.client()
+    # A merged vid: its key holds only an alias to the uid's profile.
+    c.decide(slots=["plain"], vid="m-vid", **P())
+    c.decide(slots=["plain"], vid="m-vid", uid="m-uid", **P())
+    assert wait_for(lambda: d.metrics()["variantd_profile_merges_total"] == 1, timeout=5)
+    store.client().config_resetstat()
+    rng = random.Random(7)
+    now = int(time.time())
+    vids = [f"b-{i}" for i in range(300)] + ["m-vid"]
+    events = {v: [] for v in vids}
+    frames = [bytearray() for _ in range(3)]
+    n = 0
+    for i in range(24000):
+        v = vids[rng.randrange(len(vids))]
+        kind = rng.choice(("product_view", "add_to_cart", "page_view"))
+        ts = now + 100 + rng.randrange(60)          # out of order, one visit
+        events[v].append((kind, ts))
+        frames[n % 3] += c.packer.pack([2, "track", [P(event=kind, vid=v, category="sneakers", ts=ts)]])
+        n += 1
+    clients = [d.client() for _ in range(3)]
+    for cl, f in zip(clients, frames):
+        cl.send_raw(bytes(f))
+    for cl in clients:   # answered once everything before it on that connection is stored
+        err, res = cl.call("track", [P(event="ping_event", vid="b-last")])
+        assert err is None, err
+    m = d.metrics()
+    assert m["variantd_track_lost_total"] == 0
+    assert m["variantd_track_events_total"] == n + 3
+    points = {"product_view": 1, "add_to_cart": 5}
+    for v in vids:
+        who = {"uid": "m-uid"} if v == "m-vid" else {"vid": v}
+        err, p = c.call("profile", [who])
+        evs = events[v]
+        if not evs:
+            continue
+        counts = {}
+        for kind, _ in evs:
+            counts[kind] = counts.get(kind, 0) + 1
+        for kind in ("product_view", "add_to_cart", "page_view"):
+            assert p["events"].get(kind, 0) == counts.get(kind, 0), (v, kind, p["events"])
+        assert p["visits"] == 1 + (v == "m-vid"), (v, p["visits"])   # merged: visits added
+        for sid, hl, pts in (("sneakers", 14 * DAY, points), ("engagement", DAY / 2, {"page_view": 1})):
+            counted = [(k, ts) for k, ts in evs if k in pts]
+            if not counted:
+                assert sid not in p["scores"]
+                continue
+            # The score's time is its latest event's; the profile shows the
+            # value there (these ts are ahead of the clock).
+            tmax = max(ts for _, ts in counted)
+            want = sum(pts[k] * 2 ** (-(tmax - ts) / hl) for k, ts in counted)
+            got = p["scores"][sid]
+            assert got["value"] == pytest.approx(want, rel=1e-12), (v, sid)
+            assert got["peak"] >= got["value"] * (1 - 1e-12)
+    # The merged vid's key still holds only its alias.
+    r = store.client()
+    aliased = [k for k in r.keys("vdp1:*") if r.hget(k, "a")]
+    assert len(aliased) == 1 and set(r.hkeys(aliased[0])) == {"a"}
+    for k in r.keys("vdp1:*"):
+        assert 0 < r.ttl(k) <= 390 * DAY
+    stats = r.info("commandstats")
+    calls = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
+    assert calls < n / 4, calls
+    print(f"\n{n} notifications in {calls} script calls")
