@@ -3,7 +3,14 @@
 N segments over S slots, each slot with rules over its share of segments.
 
 usage: gen_ruleset.py OUTDIR N_SEGMENTS [N_SLOTS=20] [--reference] [--shape=SHAPE]
+                     [--profile-slots=K]
 writes OUTDIR/segments/gen.json and OUTDIR/content-map/gen.json.
+
+--profile-slots=K (issue 9's profile benchmark) also writes
+OUTDIR/scores/gen.json (three decayed interest scores) and gives every
+second segment of the first K slots a visitor.* condition (returning
+visitor, known customer, an interest score, a win-back decline, a support
+flag), so those slots read the profile and the others never do.
 
 Shapes (issue 13: rule sets a user would bring, not only the one the index
 was tuned on); every shape has N_SLOTS slots, so pages of 1, 5 and 20 slots
@@ -196,8 +203,35 @@ REFERENCE_SLOT = {
 }
 
 
+SCORES = [
+    {"id": "sneakers", "half_life_days": 14, "events": {"product_view": 1, "add_to_cart": 5, "purchase": 20},
+     "categories": ["sneakers", "running"]},
+    {"id": "outdoor", "half_life_days": 21, "events": {"product_view": 1, "add_to_cart": 5, "purchase": 20},
+     "categories": ["tents", "jackets", "boots", "outdoor"]},
+    {"id": "engagement", "half_life_days": 30,
+     "events": {"page_view": 1, "product_view": 2, "add_to_cart": 5, "purchase": 10}},
+]
+
+
+def visitor_condition(r):
+    kind = r.randrange(6)
+    if kind == 0:
+        return {"attr": "visitor.visits", "op": "gte", "value": r.randint(2, 5)}
+    if kind == 1:
+        return {"attr": "visitor.known", "op": "eq", "value": True}
+    if kind == 2:
+        return {"attr": f"visitor.score.{r.choice(['sneakers', 'outdoor'])}", "op": "gte", "value": r.randint(3, 20)}
+    if kind == 3:
+        return {"all": [{"attr": "visitor.peak.engagement", "op": "gte", "value": 50},
+                        {"attr": "visitor.decline.engagement", "op": "gte", "value": 0.7}]}
+    if kind == 4:
+        return {"not": {"attr": "visitor.flag.critical_ticket", "op": "exists"}}
+    return {"attr": "visitor.new", "op": "eq", "value": True}
+
+
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    profile_slots = int(next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--profile-slots=")), 0))
     reference = "--reference" in sys.argv
     shape = next((a.split("=", 1)[1] for a in sys.argv if a.startswith("--shape=")), "ours")
     if shape not in ("ours", "country", "nested", "url"):
@@ -235,6 +269,11 @@ def main():
         variants = {f"v{k}": {"template": f"slot{s}/v{k}.html"} for k in range(8)}
         variants["default"] = {"template": f"slot{s}/default.html"}
         cms.append({"slot": f"slot{s:02d}", "rules": rules, "default": "default", "variants": variants})
+        if s < profile_slots:
+            for k, seg in enumerate(picks):
+                if k % 2 == 0:
+                    m = segs[seg]["match"]
+                    segs[seg]["match"] = {"all": [m, visitor_condition(r)]}
     if reference:
         segs = REFERENCE_SEGMENTS + segs
         cms = [REFERENCE_SLOT] + cms
@@ -242,6 +281,9 @@ def main():
     (out / "content-map").mkdir(parents=True, exist_ok=True)
     (out / "segments" / "gen.json").write_text(json.dumps(segs))
     (out / "content-map" / "gen.json").write_text(json.dumps(cms))
+    if profile_slots:
+        (out / "scores").mkdir(parents=True, exist_ok=True)
+        (out / "scores" / "gen.json").write_text(json.dumps(SCORES))
 
 
 if __name__ == "__main__":

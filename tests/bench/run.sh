@@ -8,6 +8,10 @@
 #   BENCH_SECONDS=S measured seconds per run (default 5, quick 2)
 #   BENCH_VISITORS=N distinct visitors of the traffic model (default 100000)
 #   BENCH_PIN=0     do not pin servers and load generators to separate CPUs
+#   BENCH_ONLY=S    only these sections (space-separated: tcp http scale shapes swap
+#                   profiles), e.g. BENCH_ONLY=profiles BENCH_QUICK=1 (~1 minute)
+#   BENCH_TRACKS=N  track notifications per profiles round (default 100000, quick 20000)
+#   BENCH_STORE_CPU=N the CPU of the profiles section's redis-server (default 1)
 #
 # Workloads (issue 13): four generated set shapes (tests/bench/gen_ruleset.py
 # --shape=ours|country|nested|url) at 1,000 and 10,000 segments, pages of 1,
@@ -18,6 +22,14 @@
 # round; summarize.py prints the median ratio and its spread over rounds.
 # Where the machine has two or more CPUs, servers run on CPU 0 and load
 # generators on CPU 1 (taskset), so latency is not the client's queueing.
+#
+# Section 5 (issue 9) measures profiles against a redis-server started here:
+# a 5-slot decide (2 slots with visitor.* rules) with and without profiles,
+# its p99 at half its peak rate, a decide whose slots use no visitor.*
+# (Redis commands it causes, profile reads: none), and track notifications
+# (applied ones counted in Redis itself); Redis commands per decision and per
+# track come from Redis' own INFO commandstats. The daemon is pinned like the
+# others (CPU 0); the store runs on CPU 1, beside the load generator.
 #
 # Writes build/bench/results.tsv (one row per measured run) and
 # build/bench/summary.md (the median table), and prints the table.
@@ -32,11 +44,14 @@ SECS="${BENCH_SECONDS:-$([ "$QUICK" = 1 ] && echo 2 || echo 5)}"
 CONNS=50
 VISITORS="${BENCH_VISITORS:-100000}"
 SHAPES="ours country nested url"
+ONLY="${BENCH_ONLY:-tcp http scale shapes swap profiles}"
+TRACKS="${BENCH_TRACKS:-$([ "$QUICK" = 1 ] && echo 20000 || echo 100000)}"
 if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-    SRV_PIN=(taskset -c 0); CLI_PIN=(taskset -c 1)
+    SRV_PIN=(taskset -c 0); CLI_PIN=(taskset -c 1); STORE_PIN=(taskset -c "${BENCH_STORE_CPU:-1}")
 else
-    SRV_PIN=(); CLI_PIN=()
+    SRV_PIN=(); CLI_PIN=(); STORE_PIN=()
 fi
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 CLK_TCK="$(getconf CLK_TCK)"
 mkdir -p "$OUT"
 RESULTS="$OUT/results.tsv"
@@ -74,13 +89,16 @@ make -C "$ROOT" --no-print-directory all >/dev/null
 "$ROOT/scripts/deps.sh" bench
 
 log "generating rulesets"
-for n in 100 1000 10000; do /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-$n" "$n" 20; done
-/usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-ref" 1000 20 --reference
-for shape in $SHAPES; do
-    for n in 1000 10000; do
-        /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/shape-$shape-$n" "$n" 20 "--shape=$shape"
+if [ "$ONLY" != profiles ]; then
+    for n in 100 1000 10000; do /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-$n" "$n" 20; done
+    /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-ref" 1000 20 --reference
+    for shape in $SHAPES; do
+        for n in 1000 10000; do
+            /usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/shape-$shape-$n" "$n" 20 "--shape=$shape"
+        done
     done
-done
+fi
+/usr/bin/python3 "$ROOT/tests/bench/gen_ruleset.py" "$OUT/set-profiles" 1000 5 --profile-slots=2
 CTX="$ROOT/tests/bench/contexts.tsv"
 # The traffic model; without ../shared/data (User-Agents, referrers) the 20
 # fixed contexts stand in, and the summary says so.
@@ -315,11 +333,117 @@ PY
         "swap_ms=$swap_ms rss_kb_10000=$rss"
 }
 
+# ---- 5. profiles (issue 9): a local redis-server as the store ---------------
+PSET="$OUT/set-profiles"
+PSECRET=000102030405060708090a0b0c0d0e0f
+PVISITORS=1000
+PAGE_P5="slot00,slot01,slot02,slot03,slot04"   # slot00, slot01 use visitor.*
+PAGE_P3="slot02,slot03,slot04"                 # no visitor.* at all
+metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'; }
+# Commands Redis executed since the last CONFIG RESETSTAT, from its INFO
+# commandstats (INFO and CONFIG excluded): "SENT INSIDE" — the commands the
+# daemon sent (its scripts: EVALSHA, EVAL after NOSCRIPT) and those its
+# scripts ran (HMGET, HSET, ...; Redis counts both).
+redis_cmds() {
+    redis-cli -p "$1" info commandstats | tr -d '\r' |
+        awk -F'[:,=]' '/^cmdstat_/ && $1 != "cmdstat_info" && $1 != "cmdstat_config" {
+            if ($1 == "cmdstat_evalsha" || $1 == "cmdstat_eval") s += $3; else i += $3 }
+            END { print s + 0, i + 0 }'
+}
+per() { awk -v a="$1" -v n="$2" -v d="$3" 'BEGIN { printf "%.*f", d, (n > 0 ? a / n : 0) }'; }
+# Events of TYPE applied to the profiles, summed in Redis.
+redis_events() {
+    redis-cli -p "$1" eval "local t = 0 for _, k in ipairs(redis.call('KEYS', 'vdp1:*')) do
+        t = t + (tonumber(redis.call('HGET', k, 'e:' .. ARGV[1])) or 0) end return t" 0 "$2"
+}
+prof_run() { # prof_run ROUND NAME SLOTS ON(0/1) REDIS_PORT HALF(0/1)
+    local r="$1" name="$2" slots="$3" on="$4" rport="$5" sport t0 line cpu n cmds="nan" reads hl="nan"
+    local -a pargs=()
+    [ "$on" = 1 ] && pargs=(--profiles "redis://127.0.0.1:$rport/0" --profile-key-secret "$PSECRET"
+                            --profile-batch-keys 64)
+    sport="$(free_port)"
+    start_variantd "$PSET/segments" "$PSET/content-map" --scores "$PSET/scores" --workers 1 \
+        --stats-listen "127.0.0.1:$sport" "${pargs[@]}"
+    "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d 1 --warmup 0 \
+        --contexts "$TRAFFIC" --slots "$slots" --visitors "$PVISITORS" --quiet >/dev/null || true
+    redis-cli -p "$rport" config resetstat >/dev/null
+    reads="$(metric "$sport" variantd_profile_reads_total)"
+    t0="$(cpu_ticks "$VD_PID")"
+    line="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" --warmup 0 \
+             --contexts "$TRAFFIC" --slots "$slots" --visitors "$PVISITORS" --quiet | grep BENCH_RESULT)"
+    n="$(kv requests "$line")"
+    cpu="$(measure_cpu "$VD_PID" "$t0" "$n")"
+    local inner="nan"
+    if [ "$on" = 1 ]; then
+        read -r cmds inner <<<"$(redis_cmds "$rport")"
+        cmds="$(per "$cmds" "$n" 3)"; inner="$(per "$inner" "$n" 2)"
+    fi
+    reads="$(awk -v a="$reads" -v b="$(metric "$sport" variantd_profile_reads_total)" -v n="$n" \
+             'BEGIN { printf "%.3f", (n > 0 ? (b - a) / n : 0) }')"
+    if [ "$6" = 1 ]; then
+        local half; half="$(awk -v r="$(kv rps "$line")" 'BEGIN{printf "%d", r / 2}')"
+        hl="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d "$SECS" \
+               --warmup 0.5 --rate "$half" --contexts "$TRAFFIC" --slots "$slots" --visitors "$PVISITORS" --quiet |
+               grep BENCH_RESULT)"
+        hl="$(kv p99_us "$hl")"
+    fi
+    stop "$VD_PID"
+    row profiles "$name" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
+        "$(kv p999_us "$line")" "$(kv errors "$line")" "$cpu" \
+        "redis_cmds_per_req=$cmds redis_inner_per_req=$inner profile_reads_per_req=$reads half_rate_p99_us=${hl:-nan}"
+}
+track_run() { # track_run ROUND REDIS_PORT
+    local r="$1" rport="$2" sport t0 line cpu n lost0 lost1 ev0 ev1 cmds conns=4
+    sport="$(free_port)"
+    start_variantd "$PSET/segments" "$PSET/content-map" --scores "$PSET/scores" --workers 1 \
+        --stats-listen "127.0.0.1:$sport" --profiles "redis://127.0.0.1:$rport/0" --profile-key-secret "$PSECRET" \
+        --profile-batch-keys 64
+    "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" --method track -c "$conns" -n 5000 \
+        --visitors "$PVISITORS" --event product_view:sneakers --quiet >/dev/null || true
+    redis-cli -p "$rport" config resetstat >/dev/null
+    lost0="$(metric "$sport" variantd_track_lost_total)"
+    ev0="$(redis_events "$rport" product_view)"
+    t0="$(cpu_ticks "$VD_PID")"
+    line="$("${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" --method track -c "$conns" \
+             -n "$TRACKS" --visitors "$PVISITORS" --event product_view:sneakers --quiet | grep BENCH_RESULT)" || true
+    n="$(kv requests "$line")"
+    cpu="$(measure_cpu "$VD_PID" "$t0" "$n")"
+    local inner
+    read -r cmds inner <<<"$(redis_cmds "$rport")"
+    cmds="$(per "$cmds" "$((n + conns))" 4)"; inner="$(per "$inner" "$((n + conns))" 2)"
+    lost1="$(metric "$sport" variantd_track_lost_total)"
+    ev1="$(redis_events "$rport" product_view)"
+    stop "$VD_PID"
+    # Applied = counted in the profiles by Redis; the conns track requests
+    # that close the run are events too.
+    local applied=$((ev1 - ev0 - conns))
+    row profiles "track notifications" "$r" "$(kv rps "$line")" nan nan nan "$(kv errors "$line")" "$cpu" \
+        "sent=$n applied=$applied lost=$((n - applied)) lost_counted=$(awk -v a="$lost0" -v b="$lost1" 'BEGIN{print b - a}') redis_cmds_per_track=$cmds redis_inner_per_track=$inner visitors=$PVISITORS"
+}
+profiles_round() {
+    local r="$1" rport rpid
+    if ! command -v redis-server >/dev/null; then
+        log "skipped: no redis-server (profiles)"
+        return 0
+    fi
+    rport="$(free_port)"
+    "${STORE_PIN[@]}" redis-server --bind 127.0.0.1 --port "$rport" --save '' --appendonly no --daemonize no \
+        --dir "$OUT" --logfile "$OUT/redis-profiles.log" &
+    rpid=$!; PIDS+=("$rpid"); wait_tcp "$rport"
+    prof_run "$r" "decide 5 slots, profiles off" "$PAGE_P5" 0 "$rport" 0
+    prof_run "$r" "decide 5 slots (2 visitor.*), profiles on" "$PAGE_P5" 1 "$rport" 1
+    prof_run "$r" "decide 3 slots, profiles off" "$PAGE_P3" 0 "$rport" 0
+    prof_run "$r" "decide 3 slots (no visitor.*), profiles on" "$PAGE_P3" 1 "$rport" 0
+    track_run "$r" "$rport"
+    stop "$rpid"
+}
+
 for r in $(seq 1 "$ROUNDS"); do
-    log "round $r/$ROUNDS: TCP vs redis";  tcp_round "$r"
-    log "round $r/$ROUNDS: HTTP vs nginx"; http_round "$r"
-    log "round $r/$ROUNDS: scale";         scale_round "$r"
-    log "round $r/$ROUNDS: shapes x pages"; shapes_round "$r"
-    log "round $r/$ROUNDS: live swap";     swap_round "$r"
+    if want tcp; then log "round $r/$ROUNDS: TCP vs redis"; tcp_round "$r"; fi
+    if want http; then log "round $r/$ROUNDS: HTTP vs nginx"; http_round "$r"; fi
+    if want scale; then log "round $r/$ROUNDS: scale"; scale_round "$r"; fi
+    if want shapes; then log "round $r/$ROUNDS: shapes x pages"; shapes_round "$r"; fi
+    if want swap; then log "round $r/$ROUNDS: live swap"; swap_round "$r"; fi
+    if want profiles; then log "round $r/$ROUNDS: profiles"; profiles_round "$r"; fi
 done
 /usr/bin/python3 "$ROOT/tests/bench/summarize.py" "$RESULTS" | tee "$OUT/summary.md"

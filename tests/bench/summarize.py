@@ -147,6 +147,59 @@ def main():
         rss = sw["extra"].get("rss_kb_10000")
         if rss:
             out.append(f"| RSS with 10,000 segments | {rss / 1024:.1f} MB | ≤ 64 MB |")
+    # Profiles (issue 9): a local redis-server as the store.
+    P = "profiles"
+    on5, off5 = (P, "decide 5 slots (2 visitor.*), profiles on"), (P, "decide 5 slots, profiles off")
+    on3, off3 = (P, "decide 3 slots (no visitor.*), profiles on"), (P, "decide 3 slots, profiles off")
+    trk = (P, "track notifications")
+
+    def spread(key, col=None, extra=None):
+        vals = []
+        for r in rows:
+            if (r["section"], r["system"]) != key:
+                continue
+            if col:
+                vals.append(num(r[col]))
+            else:
+                vals += [num(p.split("=", 1)[1]) for p in r["extra"].split() if p.startswith(extra + "=")]
+        vals = [v for v in vals if v is not None]
+        return vals
+
+    def med_spread(vals, scale=1.0, digits=0):
+        if not vals:
+            return "–"
+        m = statistics.median(vals) / scale
+        sp = f" ({min(vals) / scale:,.{digits}f}–{max(vals) / scale:,.{digits}f})" if len(vals) > 1 else ""
+        return f"{m:,.{digits}f}{sp}"
+
+    if on5 in agg:
+        out.append(f"| profiles: decide 5 slots (2 use visitor.*) req/s, profiles on vs off (1,000 segments, "
+                   f"{fmt(agg[on5]['rps'])} vs {fmt(agg.get(off5, {}).get('rps'))}) | "
+                   f"{fmt_ratio(ratio(on5, off5, 'rps'))} | ≥ 0.6× |")
+        out.append(f"| profiles: end-to-end p99 at half the peak rate, profiles on | "
+                   f"{med_spread(spread(on5, extra='half_rate_p99_us'), 1000, 2)} ms | ≤ 1 ms |")
+        out.append(f"| profiles: Redis commands per decision (5 slots, reads; INFO commandstats) | "
+                   f"{med_spread(spread(on5, extra='redis_cmds_per_req'), 1, 3)} sent "
+                   f"(scripts ran {med_spread(spread(on5, extra='redis_inner_per_req'), 1, 2)} inside) | printed |")
+    if on3 in agg:
+        reads = spread(on3, extra="profile_reads_per_req")
+        out.append(f"| profiles: decide whose slots use no visitor.*: profile reads (waits) per decision | "
+                   f"{med_spread(reads, 1, 3)} | 0 |")
+        out.append(f"| profiles: same decide, Redis commands per decision (pipelined visit writes, coalesced) | "
+                   f"{med_spread(spread(on3, extra='redis_cmds_per_req'), 1, 3)} sent "
+                   f"(scripts ran {med_spread(spread(on3, extra='redis_inner_per_req'), 1, 2)} inside) | ≤ 1 |")
+        out.append(f"| profiles: same decide req/s, profiles on vs off | {fmt_ratio(ratio(on3, off3, 'rps'))} | printed |")
+    if trk in agg:
+        lost = sum(spread(trk, extra="lost"))
+        counted = sum(spread(trk, extra="lost_counted"))
+        sent = sum(spread(trk, extra="sent"))
+        vis = agg[trk]["extra"].get("visitors")
+        out.append(f"| profiles: track notifications/s into one daemon (1 worker, {fmt(vis)} visitors; "
+                   f"applied = counted in Redis) | {med_spread(spread(trk, col='rps'))}/s; "
+                   f"{fmt(lost)} of {fmt(sent)} not applied, {fmt(counted)} counted lost | ≥ 100,000/s, 0 lost |")
+        out.append(f"| profiles: Redis commands per track (INFO commandstats; batched scripts) | "
+                   f"{med_spread(spread(trk, extra='redis_cmds_per_track'), 1, 4)} sent "
+                   f"(scripts ran {med_spread(spread(trk, extra='redis_inner_per_track'), 1, 2)} inside) | printed |")
     print("\n".join(out))
 
 
