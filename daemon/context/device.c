@@ -375,8 +375,7 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
         if (before == 'd' && w[0] == 't')
             continue;                  /* "DTV": a phone or tablet with a TV tuner */
         if (digit_after ? is_digit(after)
-                        : (!is_alpha(before) || after == ' ' || after == '-' || after == '_' ||
-                           p + n == end))
+                        : (!is_alpha(before) || after == ' ' || after == '-' || p + n == end))
             return true;
     }
     return false;

@@ -256,8 +256,8 @@ static void test_model_evidence(void **state)
         { CHROME_NOMOBILE("Maker STB"), VD_DEVICE_OTHER },
         { CHROME_MOBILE("ZETA_7MRC"), VD_DEVICE_TABLET },
         { CHROME_MOBILE("ZETA_77"), VD_DEVICE_MOBILE },
-        /* "box" ending a name before "_"; not inside a phone's name. */
-        { CHROME_NOMOBILE("Quickbox_X20"), VD_DEVICE_OTHER },
+        /* "box" inside a phone's name is no box ("TurboX_Ray"). */
+        { CHROME_MOBILE("Quickbox_Ray"), VD_DEVICE_MOBILE },
         { CHROME_MOBILE("Quickbox6"), VD_DEVICE_MOBILE },
         /* A panel size, then "Smart": a TV. */
         { CHROME_NOMOBILE("QLED-43SMART"), VD_DEVICE_OTHER },
@@ -524,7 +524,7 @@ static void test_cache_bypass(void **state)
 
 /* Measured with build/vd-accuracy-ua on the public split; the test allows
  * 0.5 points of slack so harmless rule edits do not break it. */
-#define MACRO_REACHED 93.98
+#define MACRO_REACHED 93.97
 #define BOT_MIN 99.0
 
 static void test_corpus_accuracy(void **state)
