@@ -19,6 +19,9 @@
  *                     variants, diagonal-coded generic models "MT0739D");
  *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
  *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
+ *   6b. programs    — desktop programs that name a GNU build target
+ *                     ("x86_64-pc-linux-gnu") or say "RSS Reader", unless an
+ *                     HTTP library names itself;
  *   7. tool words   — HTTP libraries, monitors, URLs, and isbot's maintained
  *                     pattern list (bots.c): bots unless a device platform
  *                     matched above;
