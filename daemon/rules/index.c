@@ -166,7 +166,9 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->slot_tab);
     vd_free(rs->index_slot);
     vd_free(rs->entry_uses);
+    vd_free(rs->entry_runs);
     rs->entry_uses = NULL;
+    rs->entry_runs = NULL;
     rs->slot_tab = NULL;
     rs->index_slot = NULL;
     rs->pred_share = NULL;
@@ -383,6 +385,26 @@ static int build_entry_uses(vd_ruleset *rs)
             ent->un = fill - ent->ufirst;
             qsort(rs->entry_uses + ent->ufirst, ent->un, sizeof *rs->entry_uses, use_cmp);
         }
+    /* Runs: per entry, one (slot, first, n) per slot using it, so a
+     * request visits each slot's candidates without searching for them. */
+    rs->entry_runs = vd_malloc((total + 1) * sizeof *rs->entry_runs);
+    if (!rs->entry_runs)
+        return -1;
+    uint32_t nr = 0;
+    for (uint32_t a = 0; a < rs->nindex; a++)
+        for (uint32_t e = 0; e <= rs->index[a].mask; e++) {
+            vd_index_entry *ent = &rs->index[a].tab[e];
+            if (!ent->key.p)
+                continue;
+            ent->rfirst = nr;
+            for (uint32_t k = 0; k < ent->un; k++) {
+                const vd_seg_use *u = &rs->entry_uses[ent->ufirst + k];
+                if (nr == ent->rfirst || rs->entry_runs[nr - 1].slot != u->slot)
+                    rs->entry_runs[nr++] = (vd_slot_run){ u->slot, ent->ufirst + k, 0 };
+                rs->entry_runs[nr - 1].n++;
+            }
+            ent->rn = nr - ent->rfirst;
+        }
     return 0;
 }
 
@@ -482,7 +504,7 @@ int vd_index_build(vd_ruleset *rs)
             uint32_t slot = (uint32_t)h & ia->mask;
             while (ia->tab[slot].key.p)
                 slot = (slot + 1) & ia->mask;
-            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0 };
+            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0, 0, 0 };
             k = e;
         }
         i = j;

@@ -116,7 +116,13 @@ typedef struct vd_index_entry {
     uint32_t first, n;        /* into vd_ruleset.index_segs */
     uint32_t ufirst, un;      /* into vd_ruleset.entry_uses: the rules using those
                                * segments, sorted by (slot, rule) */
+    uint32_t rfirst, rn;      /* into vd_ruleset.entry_runs: one run per slot */
 } vd_index_entry;
+
+/* The uses of one index entry by one slot: entry_uses[first .. first + n). */
+typedef struct vd_slot_run {
+    uint32_t slot, first, n;
+} vd_slot_run;
 
 /* Where a segment is used: rule `rule` of slot `slot` (slot order of rs->slots). */
 typedef struct vd_seg_use {
@@ -172,6 +178,7 @@ struct vd_ruleset {
     vd_seg_use *entry_uses;   /* per index entry (ufirst, un): a decision walks a
                                * requested slot's candidate rules in rule order
                                * and stops at the first that matches */
+    vd_slot_run *entry_runs;  /* per index entry (rfirst, rn), by slot */
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
     vd_score_def *scores;     /* sorted by id (rules/scores.c) */
