@@ -87,8 +87,8 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->cap = cap;
         ev->gen = 0;
     }
-    /* The index probe keeps at most 64 prefix hits per attribute. */
-    uint32_t hitcap = rs->nindex * 64 + 1;
+    /* Every entry one request can reach (index.c counts them). */
+    uint32_t hitcap = rs->max_hits + 1;
     if (hitcap > ev->hitcap) {
         const vd_index_entry **h = vd_malloc(hitcap * sizeof *h);
         if (!h)
@@ -501,6 +501,22 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+typedef struct acm_hits {
+    const vd_index_entry **hits;
+    uint32_t first, n;        /* this table's hits: hits[first .. n) */
+    const vd_index_attr *ia;
+} acm_hits;
+
+static void acm_hit(void *arg, uint32_t id)
+{
+    acm_hits *ah = arg;
+    const vd_index_entry *e = &ah->ia->tab[ah->ia->term_slot[id]];
+    for (uint32_t i = ah->first; i < ah->n; i++)
+        if (ah->hits[i] == e)
+            return;           /* found twice in the value */
+    ah->hits[ah->n++] = e;
+}
+
 /* Every index entry (string key) the request's values reach, without
  * evaluating anything. Collected first because evaluating may reuse the
  * context's scratch that a value points into. */
@@ -516,27 +532,32 @@ static uint32_t index_probe(vd_eval *ev, const uint8_t *want)
         vd_context_get(ev->ctx, &ia->attr, &v);
         if (v.kind != VD_VAL_STR)
             continue;     /* missing: no guarded segment can match */
-        if (!ia->prefix) {
+        if (ia->mode == VD_IX_EXACT) {
             const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
             if (e)
                 ev->hits[nh++] = e;
+            continue;
+        }
+        if (ia->mode != VD_IX_PREFIX) {
+            /* Every key found in (contains) or ending (suffix) the value,
+             * in one pass of the table's automaton; each entry once. */
+            acm_hits ah = { ev->hits, nh, nh, ia };
+            vd_acm_each(ia->acm, v.u.s, ia->mode == VD_IX_SUFFIX, acm_hit, &ah);
+            nh = ah.n;
             continue;
         }
         /* Every prefix of the value that is a key: FNV-1a is incremental,
          * so each prefix length costs one step and one probe. */
         uint64_t h = 1469598103934665603ULL;
         size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
-        unsigned nhits = 0;
         for (size_t l = 0; l < lim; l++) {
             unsigned char c = (unsigned char)v.u.s.p[l];
             if (c >= 'A' && c <= 'Z')
                 c = (unsigned char)(c + 32);
             h = (h ^ c) * 1099511628211ULL;
             const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
-            if (e && nhits < 64) {
+            if (e)
                 ev->hits[nh++] = e;
-                nhits++;
-            }
         }
     }
     return nh;

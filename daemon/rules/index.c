@@ -9,7 +9,7 @@
 
 typedef struct triple {
     uint8_t attr;
-    uint8_t prefix;
+    uint8_t mode;             /* vd_index_mode */
     vd_str sub;               /* NAME of url.query.NAME / attr.NAME */
     vd_str key;
     uint32_t seg;
@@ -47,6 +47,17 @@ static unsigned prefix_cost(const vd_pred *p)
     return c * key_cost(p);
 }
 
+/* A needle found anywhere in the value: short ones ("-", "sale") are met
+ * by many paths, long ones by few. Suffixes are rarer than the same
+ * needle anywhere. */
+static unsigned contains_cost(const vd_pred *p, bool suffix)
+{
+    unsigned c = 0;
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        c += p->strs[i].n <= 2 ? 180 : p->strs[i].n <= 4 ? (suffix ? 10 : 12) : p->strs[i].n <= 6 ? 6 : 3;
+    return c * key_cost(p);
+}
+
 /* A predicate that is false whenever the request does not pass it, and the
  * cost of filing under it (lower = fewer requests reach the segment). */
 static int guard_kind(const vd_pred *p, unsigned *cost)
@@ -65,6 +76,13 @@ static int guard_kind(const vd_pred *p, unsigned *cost)
         if (p->test == VD_T_PREFIX) {
             *cost = prefix_cost(p);   /* prefixes match more values than keys do */
             return VD_G_PREFIX;
+        }
+        if (p->test == VD_T_CONTAINS || p->test == VD_T_SUFFIX) {
+            for (uint32_t i = 0; i < p->nstrs; i++)
+                if (p->strs[i].n == 0)
+                    return VD_G_NONE;     /* met by every value */
+            *cost = contains_cost(p, p->test == VD_T_SUFFIX);
+            return p->test == VD_T_SUFFIX ? VD_G_SUFFIX : VD_G_CONTAINS;
         }
     }
     if (p->test == VD_T_BITS && (p->attr.id == VD_ATTR_TIME_HOUR || p->attr.id == VD_ATTR_TIME_WEEKDAY)) {
@@ -122,8 +140,8 @@ static int str_cmp(vd_str a, vd_str b)
 static int triple_cmp(const void *a, const void *b)
 {
     const triple *x = a, *y = b;
-    if (x->prefix != y->prefix)
-        return x->prefix < y->prefix ? -1 : 1;
+    if (x->mode != y->mode)
+        return x->mode < y->mode ? -1 : 1;
     if (x->attr != y->attr)
         return x->attr < y->attr ? -1 : 1;
     int ds = str_cmp(x->sub, y->sub);
@@ -140,7 +158,7 @@ static int triple_cmp(const void *a, const void *b)
 
 static bool same_table(const triple *a, const triple *b)
 {
-    return a->prefix == b->prefix && a->attr == b->attr && str_cmp(a->sub, b->sub) == 0;
+    return a->mode == b->mode && a->attr == b->attr && str_cmp(a->sub, b->sub) == 0;
 }
 
 static bool same_key(const triple *a, const triple *b)
@@ -150,8 +168,11 @@ static bool same_key(const triple *a, const triple *b)
 
 void vd_index_free(vd_ruleset *rs)
 {
-    for (uint32_t i = 0; i < rs->nindex; i++)
+    for (uint32_t i = 0; i < rs->nindex; i++) {
         vd_free(rs->index[i].tab);
+        vd_free(rs->index[i].term_slot);
+    }
+    rs->max_hits = 0;
     vd_free(rs->index);
     vd_free(rs->index_segs);
     vd_free(rs->unguarded);
@@ -443,15 +464,18 @@ int vd_index_build(vd_ruleset *rs)
         uint32_t node = VD_NO_NODE;
         const vd_pred *g = find_guard(rs, &rs->segs[s], &kind, &node);
         guards[s] = g;
-        rs->segs[s].guard_node = g && (kind == VD_G_SET || kind == VD_G_PREFIX) ? node : VD_NO_NODE;
+        bool str_guard = kind == VD_G_SET || kind == VD_G_PREFIX || kind == VD_G_CONTAINS || kind == VD_G_SUFFIX;
+        rs->segs[s].guard_node = g && str_guard ? node : VD_NO_NODE;
         rs->guard[s] = (uint8_t)(g ? kind : VD_G_NONE);
         if (!g) {
             rs->unguarded[rs->nunguarded++] = s;
             continue;
         }
-        if (kind == VD_G_SET || kind == VD_G_PREFIX)
+        uint8_t mode = kind == VD_G_PREFIX ? VD_IX_PREFIX : kind == VD_G_CONTAINS ? VD_IX_CONTAINS
+                     : kind == VD_G_SUFFIX ? VD_IX_SUFFIX : VD_IX_EXACT;
+        if (str_guard)
             for (uint32_t k = 0; k < g->nstrs; k++)
-                if (push(&t, &nt, &cap, (triple){ g->attr.id, kind == VD_G_PREFIX, g->attr.sub, g->strs[k], s }) < 0)
+                if (push(&t, &nt, &cap, (triple){ g->attr.id, mode, g->attr.sub, g->strs[k], s }) < 0)
                     goto oom;
     }
     if (build_buckets(rs, guards, VD_G_HOUR, 24, rs->hour_first, &rs->hour_segs) < 0 ||
@@ -490,7 +514,8 @@ int vd_index_build(vd_ruleset *rs)
         vd_index_attr *ia = &rs->index[rs->nindex++];
         ia->attr.id = t[i].attr;
         ia->attr.sub = t[i].sub;
-        ia->prefix = t[i].prefix;
+        ia->mode = t[i].mode;
+        ia->nkeys = (uint32_t)distinct;
         ia->maxlen = maxlen;
         ia->mask = size - 1;
         ia->tab = vd_calloc(size, sizeof *ia->tab);
@@ -507,6 +532,31 @@ int vd_index_build(vd_ruleset *rs)
             ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0, 0, 0 };
             k = e;
         }
+        if (ia->mode == VD_IX_CONTAINS || ia->mode == VD_IX_SUFFIX) {
+            /* One automaton over the table's keys: term k is the key of
+             * tab[term_slot[k]]. */
+            ia->term_slot = vd_malloc((distinct + 1) * sizeof *ia->term_slot);
+            vd_str *terms = vd_malloc((distinct + 1) * sizeof *terms);
+            if (!ia->term_slot || !terms) {
+                vd_free(terms);
+                goto oom;
+            }
+            uint32_t nk = 0;
+            for (uint32_t e = 0; e <= ia->mask; e++)
+                if (ia->tab[e].key.p) {
+                    ia->term_slot[nk] = e;
+                    terms[nk++] = ia->tab[e].key;
+                }
+            ia->acm = vd_acm_build_ids(&rs->arena, terms, nk, VD_ACM_DENSE_BUDGET);
+            vd_free(terms);
+            if (!ia->acm)
+                goto oom;
+        }
+        /* A request reaches one exact key, at most maxlen prefixes, at
+         * most every key of a contains / suffix table. */
+        rs->max_hits += ia->mode == VD_IX_EXACT ? 1
+                      : ia->mode == VD_IX_PREFIX ? (ia->maxlen < distinct ? ia->maxlen : (uint32_t)distinct)
+                                                 : (uint32_t)distinct;
         i = j;
     }
     vd_free(t);

@@ -87,7 +87,8 @@ typedef struct vd_segment {
     vd_str description;
     uint32_t root;            /* node index */
     uint32_t node_first, node_end;  /* this segment's nodes, contiguous */
-    /* The node of its string guard (VD_G_SET / VD_G_PREFIX), else
+    /* The node of its string guard (VD_G_SET / _PREFIX / _CONTAINS /
+     * _SUFFIX), else
      * VD_NO_NODE: reached through that guard's index bucket, the guard is
      * known to hold and is not tested again. */
     uint32_t guard_node;
@@ -109,6 +110,16 @@ enum vd_guard_kind {
     VD_G_PREFIX,
     VD_G_HOUR,
     VD_G_WEEKDAY,
+    VD_G_CONTAINS,            /* keys are found in the request value (Aho–Corasick) */
+    VD_G_SUFFIX,              /* keys end the request value (the same automaton) */
+};
+
+/* How the keys of an index table meet a request value. */
+enum vd_index_mode {
+    VD_IX_EXACT = 0,
+    VD_IX_PREFIX,
+    VD_IX_CONTAINS,
+    VD_IX_SUFFIX,
 };
 typedef struct vd_index_entry {
     vd_str key;               /* lower case */
@@ -131,10 +142,15 @@ typedef struct vd_seg_use {
 
 typedef struct vd_index_attr {
     vd_attr_ref attr;
-    uint8_t prefix;           /* keys are prefixes of the request value */
+    uint8_t mode;             /* vd_index_mode */
     uint32_t maxlen;          /* longest key (prefix tables) */
+    uint32_t nkeys;           /* distinct keys */
     uint32_t mask;            /* table size - 1 (power of two) */
     vd_index_entry *tab;      /* key.p == NULL: empty */
+    /* contains / suffix: every key in one automaton; term id k is the key
+     * of tab[term_slot[k]] */
+    const vd_acm *acm;
+    uint32_t *term_slot;
 } vd_index_attr;
 
 struct vd_ruleset {
@@ -150,6 +166,7 @@ struct vd_ruleset {
     uint32_t *seg_by_id;      /* segment indexes sorted by id (bytes) */
     vd_index_attr *index;     /* one per indexed attribute */
     uint32_t nindex;
+    uint32_t max_hits;        /* most index entries one request can reach */
     uint32_t *index_segs;     /* segment lists of the index entries */
     uint32_t *unguarded;      /* segments that must always be evaluated */
     uint32_t nunguarded;

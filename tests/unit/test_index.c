@@ -31,7 +31,10 @@ static const char *const SEGS = "["
     "{\"id\":\"host\",\"match\":{\"attr\":\"url.host\",\"op\":\"in\",\"value\":[\"shop.example.de\",\"shop.example.fr\"]}},"
     "{\"id\":\"not-night\",\"match\":{\"not\":{\"segment\":\"night\"}}},"
     "{\"id\":\"bikes-at-night\",\"match\":{\"all\":[{\"segment\":\"bikes\"},{\"segment\":\"night\"}]}},"
-    "{\"id\":\"noon\",\"match\":{\"attr\":\"time.minute\",\"op\":\"between\",\"value\":[720,780]}}"
+    "{\"id\":\"noon\",\"match\":{\"attr\":\"time.minute\",\"op\":\"between\",\"value\":[720,780]}},"
+    "{\"id\":\"gravel\",\"match\":{\"all\":[{\"attr\":\"url.path\",\"op\":\"contains\",\"value\":[\"gravel\",\"winter\"]},"
+    "  {\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[6,18]}]}},"
+    "{\"id\":\"dot-fr\",\"match\":{\"attr\":\"url.host\",\"op\":\"suffix\",\"value\":\".example.fr\"}}"
     "]";
 
 static const char *const CMAP = "["
@@ -39,7 +42,8 @@ static const char *const CMAP = "["
     "  {\"segment\":\"bikes\",\"variant\":\"b\"},{\"segment\":\"weekend\",\"variant\":\"w\"}],"
     " \"default\":\"d\",\"variants\":{\"bn\":1,\"s\":2,\"b\":3,\"w\":4,\"d\":5}},"
     "{\"slot\":\"b\",\"rules\":[{\"segment\":\"monday-morning\",\"variant\":\"mm\"},{\"segment\":\"host\",\"variant\":\"h\"},"
-    "  {\"segment\":\"noon\",\"variant\":\"n\"},{\"segment\":\"not-night\",\"variant\":\"nn\"}],"
+    "  {\"segment\":\"noon\",\"variant\":\"n\"},{\"segment\":\"gravel\",\"variant\":\"h\"},"
+    "  {\"segment\":\"dot-fr\",\"variant\":\"h\"},{\"segment\":\"not-night\",\"variant\":\"nn\"}],"
     " \"default\":\"d\",\"variants\":{\"mm\":1,\"h\":2,\"n\":3,\"nn\":4,\"d\":5}}"
     "]";
 
@@ -59,7 +63,10 @@ static bool guard_fails(const vd_ruleset *rs, uint32_t seg, vd_context *ctx)
     if (v.kind != VD_VAL_STR)
         return true;
     for (uint32_t i = 0; i < p->nstrs; i++)
-        if (p->test == VD_T_PREFIX ? vd_str_prefix_ci(v.u.s, p->strs[i]) : vd_str_eq_ci(v.u.s, p->strs[i]))
+        if (p->test == VD_T_PREFIX     ? vd_str_prefix_ci(v.u.s, p->strs[i])
+            : p->test == VD_T_CONTAINS ? vd_str_contains_ci(v.u.s, p->strs[i])
+            : p->test == VD_T_SUFFIX   ? vd_str_suffix_ci(v.u.s, p->strs[i])
+                                       : vd_str_eq_ci(v.u.s, p->strs[i]))
             return false;
     return true;
 }
@@ -162,6 +169,8 @@ static void test_index_kinds_equal_brute_force(void **state)
     assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("weekend"))], VD_G_WEEKDAY);
     assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("host"))], VD_G_SET);
     assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("not-night"))], VD_G_NONE);
+    assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("gravel"))], VD_G_CONTAINS);
+    assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("dot-fr"))], VD_G_SUFFIX);
 
     char msg[256];
     vd_tzdb *tzdb = vd_tzdb_open(NULL, msg, sizeof msg);
@@ -316,6 +325,15 @@ static void leaf(sbuf *b, unsigned shape, int i)
         put(b, "{\"attr\":\"url.query.ref\",\"op\":\"eq\",\"value\":\"p%u\"}", k);
         break;
     case 6:
+        if (shape == 2 && rnd(2)) {
+            /* contains / suffix on the path or a query value: the index
+             * finds them with one automaton per attribute */
+            static const char *const ops[] = { "contains", "suffix" };
+            static const char *const attrs[] = { "url.path", "url.query.ref" };
+            put(b, "{\"attr\":\"%s\",\"op\":\"%s\",\"value\":[\"%s\",\"%u\"]}", attrs[rnd(2)], ops[rnd(2)],
+                WORDS[rnd(4)], k);
+            break;
+        }
         put(b, "{\"attr\":\"lang\",\"op\":\"in\",\"value\":[\"%s\"]}", LANGS[rnd(3)]);
         break;
     case 7:
