@@ -362,8 +362,37 @@ static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
 
 static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until);
 
+/* A timeless subtree: plain booleans, no time bounds to carry. */
+static bool eval_bool(vd_eval *ev, uint32_t idx)
+{
+    const vd_node *n = &ev->rs->nodes[idx];
+    int64_t none = INT64_MAX;
+    switch (n->kind) {
+    case VD_N_ALL:
+        for (uint32_t i = 0; i < n->n; i++)
+            if (!eval_bool(ev, n->a + i))
+                return false;
+        return true;
+    case VD_N_ANY:
+        for (uint32_t i = 0; i < n->n; i++)
+            if (eval_bool(ev, n->a + i))
+                return true;
+        return false;
+    case VD_N_NOT:
+        return !eval_bool(ev, n->a);
+    case VD_N_REF:
+        return eval_ref(ev, n->a, &none);
+    case VD_N_PRED:
+        return eval_pred(ev, n->a, &none);
+    default:
+        return false;
+    }
+}
+
 static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
 {
+    if (ev->rs->timeless && ev->rs->timeless[idx])
+        return eval_bool(ev, idx);
     const vd_node *n = &ev->rs->nodes[idx];
     switch (n->kind) {
     case VD_N_ALL:

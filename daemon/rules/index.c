@@ -188,6 +188,8 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->index_slot);
     vd_free(rs->entry_uses);
     vd_free(rs->entry_runs);
+    vd_free(rs->timeless);
+    rs->timeless = NULL;
     rs->entry_uses = NULL;
     rs->entry_runs = NULL;
     rs->slot_tab = NULL;
@@ -450,8 +452,110 @@ static int build_slot_table(vd_ruleset *rs)
     return 0;
 }
 
+/* ---- timeless subtrees ----------------------------------------------------
+ * A subtree without time predicates (references followed) never bounds
+ * valid_until: the evaluator tests it as plain booleans, and the children
+ * of its all/any nodes are reordered cheapest first (a predicate before a
+ * reference before a nested tree), which cannot change its verdict, so
+ * short-circuiting skips the costly ones more often. Each segment's nodes
+ * are contiguous with children after their parent, so one backward pass
+ * per segment sees children first. */
+typedef struct tl_state {
+    vd_ruleset *rs;
+    uint32_t *cost;           /* per node: rough evaluation cost */
+    uint8_t *done;            /* per segment */
+} tl_state;
+
+typedef struct tl_child {
+    vd_node node;
+    uint32_t cost;
+    uint8_t timeless;
+} tl_child;
+
+static int tl_child_cmp(const void *a, const void *b)
+{
+    const tl_child *x = a, *y = b;
+    return x->cost < y->cost ? -1 : x->cost > y->cost;
+}
+
+static void tl_segment(tl_state *st, uint32_t s, int depth)
+{
+    vd_ruleset *rs = st->rs;
+    if (st->done[s] || depth > VD_MAX_REF_DEPTH + 1)
+        return;
+    st->done[s] = 1;
+    const vd_segment *seg = &rs->segs[s];
+    for (uint32_t i = seg->node_end; i-- > seg->node_first;) {
+        vd_node *n = &rs->nodes[i];
+        uint8_t tl = 1;
+        uint32_t cost = 1;
+        switch (n->kind) {
+        case VD_N_PRED:
+            tl = !vd_pred_timed(rs->preds[n->a].test, rs->preds[n->a].type);
+            break;
+        case VD_N_REF:
+            tl_segment(st, n->a, depth + 1);
+            tl = rs->timeless[rs->segs[n->a].root];
+            cost = 8;     /* memoized, but a first visit walks a whole segment */
+            break;
+        case VD_N_NOT:
+            tl = rs->timeless[n->a];
+            cost = st->cost[n->a] + 1;
+            break;
+        default: {        /* all / any */
+            for (uint32_t k = 0; k < n->n; k++) {
+                tl &= rs->timeless[n->a + k];
+                cost += st->cost[n->a + k];
+            }
+            if (tl && n->n > 1) {
+                tl_child ch[16];
+                if (n->n <= 16) {
+                    for (uint32_t k = 0; k < n->n; k++)
+                        ch[k] = (tl_child){ rs->nodes[n->a + k], st->cost[n->a + k], rs->timeless[n->a + k] };
+                    /* Insertion sort: stable, and n is small. */
+                    for (uint32_t k = 1; k < n->n; k++) {
+                        tl_child v = ch[k];
+                        uint32_t j = k;
+                        for (; j > 0 && tl_child_cmp(&ch[j - 1], &v) > 0; j--)
+                            ch[j] = ch[j - 1];
+                        ch[j] = v;
+                    }
+                    for (uint32_t k = 0; k < n->n; k++) {
+                        rs->nodes[n->a + k] = ch[k].node;
+                        st->cost[n->a + k] = ch[k].cost;
+                        rs->timeless[n->a + k] = ch[k].timeless;
+                    }
+                }
+            }
+            break;
+        }
+        }
+        rs->timeless[i] = tl;
+        st->cost[i] = cost;
+    }
+}
+
+static int build_timeless(vd_ruleset *rs)
+{
+    rs->timeless = vd_calloc(rs->nnodes + 1, 1);
+    tl_state st = { rs, vd_calloc(rs->nnodes + 1, sizeof *st.cost), vd_calloc(rs->nsegs + 1, 1) };
+    if (!rs->timeless || !st.cost || !st.done) {
+        vd_free(st.cost);
+        vd_free(st.done);
+        return -1;
+    }
+    for (uint32_t s = 0; s < rs->nsegs; s++)
+        tl_segment(&st, s, 0);
+    vd_free(st.cost);
+    vd_free(st.done);
+    return 0;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
+    if (build_timeless(rs) < 0)
+        return -1;
+
     size_t nt = 0, cap = 0;
     triple *t = NULL;
     const vd_pred **guards = vd_calloc(rs->nsegs + 1, sizeof *guards);

@@ -58,6 +58,13 @@ enum vd_test {
     VD_T_BITS,        /* hour / minute / weekday bitmap */
 };
 
+/* A predicate whose verdict time alone can change (it bounds `until`):
+ * hour / minute / weekday bitmaps, ranges on dates and instants. */
+static inline bool vd_pred_timed(uint8_t test, uint8_t type)
+{
+    return test == VD_T_BITS || (test == VD_T_RANGE && (type == VD_AT_INSTANT || type == VD_AT_DATE));
+}
+
 /* From this many `contains` terms on, one Aho–Corasick pass replaces the
  * term-by-term scan (rules/acmatch.h). */
 #define VD_ACM_MIN_TERMS 4
@@ -164,6 +171,10 @@ struct vd_ruleset {
     vd_segment *segs;
     uint32_t nsegs, cap_segs;
     uint32_t *seg_by_id;      /* segment indexes sorted by id (bytes) */
+    /* timeless[node]: no predicate below it (references followed) depends
+     * on time, so its `until` is always INT64_MAX and the evaluator skips
+     * the bookkeeping (index.c; NULL until the index is built). */
+    uint8_t *timeless;
     vd_index_attr *index;     /* one per indexed attribute */
     uint32_t nindex;
     uint32_t max_hits;        /* most index entries one request can reach */
