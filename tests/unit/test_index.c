@@ -464,12 +464,173 @@ static void test_random_shapes_equal_brute_force(void **state)
     vd_tzdb_close(tzdb);
 }
 
+/* ---- reordered trees against a reference walk -----------------------------
+ * The index build reorders the children of timeless all/any nodes and the
+ * evaluator walks them as plain booleans; the brute force above shares
+ * that evaluator, so here the trees are walked by the test itself: random
+ * nested segments are kept as test-side trees whose leaves are also
+ * compiled as one-predicate segments (nothing to reorder), and each
+ * compiled segment must equal the walk of its tree. */
+typedef struct rnode {
+    int kind;                 /* 0 all, 1 any, 2 not, 3 ref, 4 leaf */
+    int n, first;             /* children: rkids[first .. first + n) */
+    int arg;                  /* ref: segment; leaf: leaf segment index */
+} rnode;
+
+enum { RMAX = 4096 };
+static rnode rnodes[RMAX];
+static int rkids[RMAX], nrnodes, nrkids, nleaves;
+static int rroot[64];
+
+static int rtree(sbuf *leaves, int seg, int depth)
+{
+    int me = nrnodes++;
+    assert_true(me < RMAX);
+    unsigned k = depth == 0 ? 4 : rnd(6);
+    if (k == 3 && seg == 0)
+        k = 4;
+    if (k >= 4) {
+        rnodes[me] = (rnode){ 4, 0, 0, nleaves };
+        put(leaves, ",{\"id\":\"leaf%d\",\"match\":", nleaves++);
+        leaf(leaves, 1, 0);   /* nested-shape leaves, time ones included; no refs */
+        put(leaves, "}");
+        return me;
+    }
+    if (k == 3) {
+        rnodes[me] = (rnode){ 3, 0, 0, (int)rnd((unsigned)seg) };
+        return me;
+    }
+    int n = k == 2 ? 1 : 2 + (int)rnd(3);
+    int kids[8];
+    for (int c = 0; c < n; c++)
+        kids[c] = rtree(leaves, seg, depth - 1);
+    rnodes[me] = (rnode){ (int)(k < 2 ? k : 2), n, nrkids, 0 };
+    for (int c = 0; c < n; c++)
+        rkids[nrkids++] = kids[c];
+    return me;
+}
+
+static void rjson(sbuf *b, int i)
+{
+    const rnode *r = &rnodes[i];
+    if (r->kind == 4) {
+        put(b, "{\"segment\":\"leaf%d\"}", r->arg);
+        return;
+    }
+    if (r->kind == 3) {
+        put(b, "{\"segment\":\"n%d\"}", r->arg);
+        return;
+    }
+    put(b, r->kind == 2 ? "{\"not\":" : r->kind == 0 ? "{\"all\":[" : "{\"any\":[");
+    for (int c = 0; c < r->n; c++) {
+        if (c)
+            put(b, ",");
+        rjson(b, rkids[r->first + c]);
+    }
+    put(b, r->kind == 2 ? "}" : "]}");
+}
+
+static bool rwalk(vd_eval *ev, const vd_ruleset *rs, int i)
+{
+    const rnode *r = &rnodes[i];
+    char id[16];
+    switch (r->kind) {
+    case 0:
+        for (int c = 0; c < r->n; c++)
+            if (!rwalk(ev, rs, rkids[r->first + c]))
+                return false;
+        return true;
+    case 1:
+        for (int c = 0; c < r->n; c++)
+            if (rwalk(ev, rs, rkids[r->first + c]))
+                return true;
+        return false;
+    case 2:
+        return !rwalk(ev, rs, rkids[r->first]);
+    case 3:
+        return rwalk(ev, rs, rroot[r->arg]);
+    default:
+        snprintf(id, sizeof id, "leaf%d", r->arg);
+        return vd_eval_segment(ev, vd_ruleset_find_segment(rs, vd_str_cstr(id)), NULL) == 1;
+    }
+}
+
+static void test_reordered_trees_equal_reference(void **state)
+{
+    (void)state;
+    char msg[256];
+    vd_tzdb *tzdb = vd_tzdb_open(NULL, msg, sizeof msg);
+    assert_non_null(tzdb);
+    vd_env env = { .geo = NULL, .tzdb = tzdb };
+    vd_eval *ev = vd_eval_new();
+    unsigned checked = 0, trues = 0;
+    for (unsigned set = 0; set < 8; set++) {
+        nrnodes = nrkids = nleaves = 0;
+        sbuf sg = { 0 }, leaves = { 0 };
+        int nseg = 20 + (int)rnd(30);
+        for (int i = 0; i < nseg; i++)
+            rroot[i] = rtree(&leaves, i, 4);
+        put(&sg, "[");
+        for (int i = 0; i < nseg; i++) {
+            put(&sg, "%s{\"id\":\"n%d\",\"match\":", i ? "," : "", i);
+            rjson(&sg, rroot[i]);
+            put(&sg, "}");
+        }
+        put(&sg, "%.*s]", (int)leaves.n, leaves.p);
+        static const char cmap[] = "[{\"slot\":\"a\",\"rules\":[{\"segment\":\"n0\",\"variant\":\"x\"}],"
+                                   "\"default\":\"x\",\"variants\":{\"x\":1}}]";
+        vd_docset ds;
+        static vd_errors err;
+        vd_docset_init(&ds);
+        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/n.json", sg.p, sg.n);
+        vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/n.json", cmap, strlen(cmap));
+        vd_errors_init(&err);
+        vd_ruleset *rs = vd_ruleset_compile(&ds, "n", &err);
+        vd_docset_free(&ds);
+        for (size_t i = 0; i < err.n; i++)
+            fprintf(stderr, "err: %s\n", err.msg[i]);
+        assert_non_null(rs);
+        for (unsigned q = 0; q < 200; q++) {
+            char url[128];
+            snprintf(url, sizeof url, "https://shop.example/c/%u/%s?ref=p%u", rnd(10), WORDS[rnd(4)], rnd(10));
+            static const char *const refs[] = { "", "https://www.google.com/", "https://www.facebook.com/" };
+            vd_request req;
+            memset(&req, 0, sizeof req);
+            req.ts = 1795392000 + (int64_t)rnd(14 * 86400);
+            req.has_ts = true;
+            req.url = vd_str_cstr(url);
+            req.referer = vd_str_cstr(refs[rnd(3)]);
+            req.lang = vd_str_cstr(LANGS[rnd(3)]);
+            req.tz = VD_STR_LIT("Europe/Berlin");
+            vd_context ctx;
+            vd_context_init(&ctx, &req, &env, NULL, req.ts);
+            assert_int_equal(vd_eval_begin(ev, rs, &ctx), 0);
+            for (int i = 0; i < nseg; i++) {
+                char id[16];
+                snprintf(id, sizeof id, "n%d", i);
+                int got = vd_eval_segment(ev, vd_ruleset_find_segment(rs, vd_str_cstr(id)), NULL);
+                assert_int_equal(got, rwalk(ev, rs, rroot[i]));
+                trues += got == 1;
+                checked++;
+            }
+        }
+        vd_ruleset_release(rs);
+        free(sg.p);
+        free(leaves.p);
+    }
+    printf("reordered trees vs reference walk: %u verdicts, %u true\n", checked, trues);
+    assert_true(trues > checked / 10 && trues < checked - checked / 10);
+    vd_eval_free(ev);
+    vd_tzdb_close(tzdb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_kinds_equal_brute_force),
         cmocka_unit_test(test_guard_prefers_rare_keys),
         cmocka_unit_test(test_random_shapes_equal_brute_force),
+        cmocka_unit_test(test_reordered_trees_equal_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
