@@ -461,14 +461,31 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
     return true;
 }
 
+/* A timeless segment's branching program from pc (index.c). */
+static bool run_prog(vd_eval *ev, uint32_t pc)
+{
+    const vd_ins *prog = ev->rs->prog;
+    while (pc < VD_PC_FALSE) {
+        const vd_ins *in = &prog[pc];
+        int64_t none = INT64_MAX;
+        bool v = in->op & VD_INS_REF ? eval_ref(ev, in->op & ~VD_INS_REF, &none) : eval_pred(ev, in->op, &none);
+        pc = v ? in->t : in->f;
+    }
+    return pc == VD_PC_TRUE;
+}
+
 static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
 {
     memo *m = &ev->memo[seg];
     if (m->gen != ev->gen) {
         int64_t u = INT64_MAX;
         const vd_segment *s = &ev->rs->segs[seg];
-        m->verdict = guard_holds && s->guard_node != VD_NO_NODE ? eval_past_guard(ev, s, &u)
-                                                                : eval_node(ev, s->root, &u);
+        bool past = guard_holds && s->guard_node != VD_NO_NODE;
+        uint32_t pc = !ev->rs->prog_entry ? VD_PC_NONE : past ? ev->rs->prog_past[seg] : ev->rs->prog_entry[seg];
+        if (pc != VD_PC_NONE)
+            m->verdict = run_prog(ev, pc);
+        else
+            m->verdict = past ? eval_past_guard(ev, s, &u) : eval_node(ev, s->root, &u);
         m->until = u;
         m->gen = ev->gen;
         /* Each segment is evaluated once per request, so no duplicates. */

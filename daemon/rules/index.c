@@ -189,6 +189,12 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->entry_uses);
     vd_free(rs->entry_runs);
     vd_free(rs->timeless);
+    vd_free(rs->prog);
+    vd_free(rs->prog_entry);
+    vd_free(rs->prog_past);
+    rs->prog = NULL;
+    rs->prog_entry = rs->prog_past = NULL;
+    rs->nprog = 0;
     rs->timeless = NULL;
     rs->entry_uses = NULL;
     rs->entry_runs = NULL;
@@ -551,6 +557,85 @@ static int build_timeless(vd_ruleset *rs)
     return 0;
 }
 
+/* ---- branching programs for timeless segments ---------------------------
+ * Compiled backwards with the continuations known: a child of an `all`
+ * goes on to its next sibling when true and to the node's false exit when
+ * false, a child of an `any` the other way round, `not` swaps the exits.
+ * Every leaf is emitted once, so the program is as long as the tree has
+ * leaves; children keep the order build_timeless gave them. */
+typedef struct prog_b {
+    vd_ruleset *rs;
+    vd_ins *ins;
+    uint32_t n, cap;
+    bool oom;
+} prog_b;
+
+static uint32_t prog_emit(prog_b *b, uint32_t op, uint32_t t, uint32_t f)
+{
+    if (b->n == b->cap) {
+        uint32_t cap = b->cap ? b->cap * 2 : 1024;
+        vd_ins *ni = cap < b->cap ? NULL : vd_realloc(b->ins, (size_t)cap * sizeof *ni);
+        if (!ni || b->n >= VD_PC_FALSE - 1) {
+            b->oom = true;
+            return VD_PC_FALSE;
+        }
+        b->ins = ni;
+        b->cap = cap;
+    }
+    b->ins[b->n] = (vd_ins){ op, t, f };
+    return b->n++;
+}
+
+/* Entry pc of node's program with exits t and f; skip: a child of the root
+ * taken as true (the string guard), or VD_NO_NODE. */
+static uint32_t prog_node(prog_b *b, uint32_t node, uint32_t skip, uint32_t t, uint32_t f)
+{
+    const vd_node *n = &b->rs->nodes[node];
+    uint32_t e;
+    switch (n->kind) {
+    case VD_N_ALL:
+        e = t;
+        for (uint32_t i = n->n; i-- > 0;)
+            if (n->a + i != skip)
+                e = prog_node(b, n->a + i, VD_NO_NODE, e, f);
+        return e;
+    case VD_N_ANY:
+        e = f;
+        for (uint32_t i = n->n; i-- > 0;)
+            e = prog_node(b, n->a + i, VD_NO_NODE, t, e);
+        return e;
+    case VD_N_NOT:
+        return prog_node(b, n->a, VD_NO_NODE, f, t);
+    case VD_N_REF:
+        return prog_emit(b, VD_INS_REF | n->a, t, f);
+    default:
+        return prog_emit(b, n->a, t, f);
+    }
+}
+
+static int build_programs(vd_ruleset *rs)
+{
+    prog_b b = { rs, NULL, 0, 0, false };
+    rs->prog_entry = vd_malloc((rs->nsegs + 1) * sizeof *rs->prog_entry);
+    rs->prog_past = vd_malloc((rs->nsegs + 1) * sizeof *rs->prog_past);
+    if (!rs->prog_entry || !rs->prog_past)
+        return -1;
+    for (uint32_t s = 0; s < rs->nsegs; s++) {
+        const vd_segment *seg = &rs->segs[s];
+        rs->prog_entry[s] = rs->prog_past[s] = VD_PC_NONE;
+        if (!rs->timeless[seg->root])
+            continue;
+        rs->prog_entry[s] = prog_node(&b, seg->root, VD_NO_NODE, VD_PC_TRUE, VD_PC_FALSE);
+        if (seg->guard_node != VD_NO_NODE)
+            rs->prog_past[s] = seg->guard_node == seg->root
+                                   ? VD_PC_TRUE
+                                   : prog_node(&b, seg->root, seg->guard_node, VD_PC_TRUE, VD_PC_FALSE);
+    }
+    rs->prog = b.ins;
+    rs->nprog = b.n;
+    return b.oom ? -1 : 0;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
     if (build_timeless(rs) < 0)
@@ -587,7 +672,8 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     vd_free(guards);
     guards = NULL;
-    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_slot_table(rs) < 0)
+    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_slot_table(rs) < 0 ||
+        build_programs(rs) < 0)
         goto oom;
     if (nt == 0) {
         vd_free(t);

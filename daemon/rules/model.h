@@ -89,6 +89,18 @@ typedef struct vd_pred {
     double lat, lon, km;      /* WITHIN */
 } vd_pred;
 
+/* One instruction of a segment's branching program: test predicate op
+ * (or, with VD_INS_REF, the verdict of segment op & ~VD_INS_REF), then go
+ * to t or f; pcs from VD_PC_FALSE up are final. */
+typedef struct vd_ins {
+    uint32_t op, t, f;
+} vd_ins;
+
+#define VD_INS_REF 0x80000000u
+#define VD_PC_NONE UINT32_MAX
+#define VD_PC_TRUE (UINT32_MAX - 1)
+#define VD_PC_FALSE (UINT32_MAX - 2)
+
 typedef struct vd_segment {
     vd_str id;
     vd_str description;
@@ -175,6 +187,15 @@ struct vd_ruleset {
      * on time, so its `until` is always INT64_MAX and the evaluator skips
      * the bookkeeping (index.c; NULL until the index is built). */
     uint8_t *timeless;
+    /* Timeless segments as branching programs (index.c): each predicate
+     * or reference of the tree is one instruction with the next pc for
+     * true and for false, so a test walks leaves only, no all/any/not
+     * nodes. prog_entry[seg]: the whole tree; prog_past[seg]: the tree
+     * with its string guard taken as true (reached through the guard's
+     * index bucket); VD_PC_NONE: no program (a time predicate inside). */
+    vd_ins *prog;
+    uint32_t nprog;
+    uint32_t *prog_entry, *prog_past;
     vd_index_attr *index;     /* one per indexed attribute */
     uint32_t nindex;
     uint32_t max_hits;        /* most index entries one request can reach */

@@ -465,8 +465,9 @@ static void test_random_shapes_equal_brute_force(void **state)
 }
 
 /* ---- reordered trees against a reference walk -----------------------------
- * The index build reorders the children of timeless all/any nodes and the
- * evaluator walks them as plain booleans; the brute force above shares
+ * The index build reorders the children of timeless all/any nodes and
+ * compiles timeless segments to branching programs (the evaluator walks
+ * timeless subtrees of the others as plain booleans); the brute force above shares
  * that evaluator, so here the trees are walked by the test itself: random
  * nested segments are kept as test-side trees whose leaves are also
  * compiled as one-predicate segments (nothing to reorder), and each
