@@ -460,28 +460,51 @@ static int build_slot_table(vd_ruleset *rs)
 
 /* ---- timeless subtrees ----------------------------------------------------
  * A subtree without time predicates (references followed) never bounds
- * valid_until: the evaluator tests it as plain booleans, and the children
- * of its all/any nodes are reordered cheapest first (a predicate before a
- * reference before a nested tree), which cannot change its verdict, so
- * short-circuiting skips the costly ones more often. Each segment's nodes
- * are contiguous with children after their parent, so one backward pass
- * per segment sees children first. */
+ * valid_until: the evaluator tests it as plain booleans (or as a branching
+ * program, below), and the children of its all/any nodes are reordered,
+ * which cannot change its verdict: an `all` tests first the child most
+ * likely to be false per unit of cost, an `any` the one most likely to be
+ * true, so short-circuiting settles the node early (the classic order for
+ * independent tests: ascending cost / P(settle)). Costs and probabilities
+ * are rough a priori figures (key_cost's traffic shares), not traffic.
+ * Each segment's nodes are contiguous with children after their parent,
+ * so one backward pass per segment sees children first. */
 typedef struct tl_state {
     vd_ruleset *rs;
-    uint32_t *cost;           /* per node: rough evaluation cost */
+    double *cost;             /* per node: expected evaluation cost */
+    double *prob;             /* per node: rough P(true) */
     uint8_t *done;            /* per segment */
 } tl_state;
 
 typedef struct tl_child {
     vd_node node;
-    uint32_t cost;
+    double cost, prob, key;
     uint8_t timeless;
 } tl_child;
 
-static int tl_child_cmp(const void *a, const void *b)
+/* Rough share of requests for which a predicate holds. */
+static double pred_prob(const vd_pred *p)
 {
-    const tl_child *x = a, *y = b;
-    return x->cost < y->cost ? -1 : x->cost > y->cost;
+    double q = 0.5;
+    unsigned c = 0;
+    switch (p->test) {
+    case VD_T_SET:
+        if (p->nstrs)
+            c = p->nstrs * key_cost(p);
+        break;
+    case VD_T_PREFIX:
+        c = prefix_cost(p);
+        break;
+    case VD_T_CONTAINS:
+    case VD_T_SUFFIX:
+        c = contains_cost(p, p->test == VD_T_SUFFIX);
+        break;
+    default:
+        break;
+    }
+    if (c)
+        q = c * 0.005 < 0.95 ? c * 0.005 : 0.95;
+    return p->negate ? 1 - q : q;
 }
 
 static void tl_segment(tl_state *st, uint32_t s, int depth)
@@ -494,67 +517,89 @@ static void tl_segment(tl_state *st, uint32_t s, int depth)
     for (uint32_t i = seg->node_end; i-- > seg->node_first;) {
         vd_node *n = &rs->nodes[i];
         uint8_t tl = 1;
-        uint32_t cost = 1;
+        double cost = 1, prob = 0.5;
         switch (n->kind) {
         case VD_N_PRED:
             tl = !vd_pred_timed(rs->preds[n->a].test, rs->preds[n->a].type);
+            prob = pred_prob(&rs->preds[n->a]);
             break;
-        case VD_N_REF:
+        case VD_N_REF: {
+            uint32_t root = rs->segs[n->a].root;
             tl_segment(st, n->a, depth + 1);
-            tl = rs->timeless[rs->segs[n->a].root];
-            cost = 8;     /* memoized, but a first visit walks a whole segment */
+            tl = rs->timeless[root];
+            prob = st->prob[root];
+            cost = 2 + (st->cost[root] < 6 ? st->cost[root] : 6);   /* memoized after a first walk */
             break;
+        }
         case VD_N_NOT:
             tl = rs->timeless[n->a];
-            cost = st->cost[n->a] + 1;
+            cost = st->cost[n->a];
+            prob = 1 - st->prob[n->a];
             break;
         default: {        /* all / any */
+            bool any = n->kind == VD_N_ANY;
+            tl_child ch[16];
+            bool sort = n->n > 1 && n->n <= 16;
             for (uint32_t k = 0; k < n->n; k++) {
                 tl &= rs->timeless[n->a + k];
-                cost += st->cost[n->a + k];
-            }
-            if (tl && n->n > 1) {
-                tl_child ch[16];
-                if (n->n <= 16) {
-                    for (uint32_t k = 0; k < n->n; k++)
-                        ch[k] = (tl_child){ rs->nodes[n->a + k], st->cost[n->a + k], rs->timeless[n->a + k] };
-                    /* Insertion sort: stable, and n is small. */
-                    for (uint32_t k = 1; k < n->n; k++) {
-                        tl_child v = ch[k];
-                        uint32_t j = k;
-                        for (; j > 0 && tl_child_cmp(&ch[j - 1], &v) > 0; j--)
-                            ch[j] = ch[j - 1];
-                        ch[j] = v;
-                    }
-                    for (uint32_t k = 0; k < n->n; k++) {
-                        rs->nodes[n->a + k] = ch[k].node;
-                        st->cost[n->a + k] = ch[k].cost;
-                        rs->timeless[n->a + k] = ch[k].timeless;
-                    }
+                if (sort) {
+                    double c = st->cost[n->a + k], q = st->prob[n->a + k];
+                    double settle = any ? q : 1 - q;
+                    ch[k] = (tl_child){ rs->nodes[n->a + k], c, q, c / (settle > 1e-6 ? settle : 1e-6),
+                                        rs->timeless[n->a + k] };
                 }
             }
+            if (tl && sort) {
+                /* Insertion sort: stable, and n is small. */
+                for (uint32_t k = 1; k < n->n; k++) {
+                    tl_child v = ch[k];
+                    uint32_t j = k;
+                    for (; j > 0 && ch[j - 1].key > v.key; j--)
+                        ch[j] = ch[j - 1];
+                    ch[j] = v;
+                }
+                for (uint32_t k = 0; k < n->n; k++) {
+                    rs->nodes[n->a + k] = ch[k].node;
+                    st->cost[n->a + k] = ch[k].cost;
+                    st->prob[n->a + k] = ch[k].prob;
+                    rs->timeless[n->a + k] = ch[k].timeless;
+                }
+            }
+            /* Expected cost in the (new) order; P(all) = product, P(any) =
+             * 1 - product of the complements. */
+            double reach = 1, all_p = 1, none_p = 1;
+            cost = 0;
+            for (uint32_t k = 0; k < n->n; k++) {
+                double q = st->prob[n->a + k];
+                cost += reach * st->cost[n->a + k];
+                reach *= any ? 1 - q : q;
+                all_p *= q;
+                none_p *= 1 - q;
+            }
+            prob = any ? 1 - none_p : all_p;
             break;
         }
         }
         rs->timeless[i] = tl;
         st->cost[i] = cost;
+        st->prob[i] = prob;
     }
 }
 
 static int build_timeless(vd_ruleset *rs)
 {
     rs->timeless = vd_calloc(rs->nnodes + 1, 1);
-    tl_state st = { rs, vd_calloc(rs->nnodes + 1, sizeof *st.cost), vd_calloc(rs->nsegs + 1, 1) };
-    if (!rs->timeless || !st.cost || !st.done) {
-        vd_free(st.cost);
-        vd_free(st.done);
-        return -1;
-    }
-    for (uint32_t s = 0; s < rs->nsegs; s++)
+    tl_state st = { rs, vd_calloc(rs->nnodes + 1, sizeof *st.cost), vd_calloc(rs->nnodes + 1, sizeof *st.prob),
+                    vd_calloc(rs->nsegs + 1, 1) };
+    int rc = 0;
+    if (!rs->timeless || !st.cost || !st.prob || !st.done)
+        rc = -1;
+    for (uint32_t s = 0; rc == 0 && s < rs->nsegs; s++)
         tl_segment(&st, s, 0);
     vd_free(st.cost);
+    vd_free(st.prob);
     vd_free(st.done);
-    return 0;
+    return rc;
 }
 
 /* ---- branching programs for timeless segments ---------------------------
