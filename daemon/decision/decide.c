@@ -93,18 +93,12 @@ static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const
     /* Only the index attributes the requested slots' segments are filed
      * under: a 1-slot request keyed on the country does not compute the
      * traffic source for the other slots' campaign segments. */
-    uint8_t want[64];
-    const uint8_t *wantp = NULL;
-    if (rs->index_slot && rs->nindex <= sizeof want) {
-        memset(want, 0, rs->nindex);
-        for (unsigned i = 0; i < n; i++)
-            if (si[i] != UINT32_MAX && pos[si[i]] == i)
-                for (uint32_t a = 0; a < rs->nindex; a++)
-                    want[a] |= rs->index_slot[(size_t)a * rs->nslots + si[i]];
-        wantp = want;
-    }
+    uint64_t want = rs->slot_want ? 0 : ~0ULL;
+    for (unsigned i = 0; i < n && rs->slot_want; i++)
+        if (si[i] != UINT32_MAX)
+            want |= rs->slot_want[si[i]];
     const vd_index_entry *const *hits;
-    uint32_t nh = vd_eval_candidates(ev, wantp, &hits);
+    uint32_t nh = vd_eval_candidates(ev, want, &hits);
     /* Per entry, one run of rules per slot using its segments, in rule
      * order: each requested slot walks its own run and stops at the first
      * match or at its best so far. */

@@ -21,6 +21,11 @@ typedef struct memo {
     int64_t until;
 } memo;
 
+typedef struct vmemo {
+    uint32_t gen;
+    vd_value v;
+} vmemo;
+
 typedef struct pmemo {
     uint32_t gen;
     uint8_t verdict;
@@ -44,6 +49,10 @@ struct vd_eval {
     uint32_t hitcap;
     uint32_t *slotgen, *slotpos;  /* requested position of a slot, valid when slotgen == gen */
     uint32_t slotcap;
+    vmemo *vmemo;             /* request values by rs->pred_aslot */
+    uint32_t vcap;
+    size_t vused;             /* url.query values copied out of the context's scratch */
+    char vbuf[2048];
 };
 
 vd_eval *vd_eval_new(void)
@@ -62,7 +71,24 @@ void vd_eval_free(vd_eval *ev)
     vd_free(ev->pmemo);
     vd_free(ev->slotgen);
     vd_free(ev->slotpos);
+    vd_free(ev->vmemo);
     vd_free(ev);
+}
+
+/* Every memo back to generation 0 (marks nothing): after a memo is
+ * replaced the generation restarts, and no other memo may keep a mark of
+ * an earlier request under a generation about to be reused. */
+static void clear_memos(vd_eval *ev)
+{
+    if (ev->memo)
+        memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+    if (ev->slotgen)
+        memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+    if (ev->pmemo)
+        memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+    if (ev->vmemo)
+        memset(ev->vmemo, 0, ev->vcap * sizeof *ev->vmemo);
+    ev->gen = 0;
 }
 
 int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
@@ -85,7 +111,7 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->matched = mt;
         ev->evald = ed;
         ev->cap = cap;
-        ev->gen = 0;
+        clear_memos(ev);
     }
     /* Every entry one request can reach (index.c counts them). */
     uint32_t hitcap = rs->max_hits + 1;
@@ -104,11 +130,7 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         vd_free(ev->pmemo);
         ev->pmemo = pm;
         ev->pcap = rs->nshared;
-        ev->gen = 0;
-        if (ev->memo)
-            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
-        if (ev->slotgen)
-            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+        clear_memos(ev);
     }
     if (rs->nslots > ev->slotcap) {
         uint32_t *g = vd_calloc(rs->nslots, sizeof *g), *p = vd_malloc(rs->nslots * sizeof *p);
@@ -122,25 +144,26 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->slotgen = g;
         ev->slotpos = p;
         ev->slotcap = rs->nslots;
-        ev->gen = 0;
-        if (ev->memo)
-            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
-        if (ev->pmemo)
-            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+        clear_memos(ev);
+    }
+    if (rs->naslots > ev->vcap) {
+        vmemo *vm = vd_calloc(rs->naslots, sizeof *vm);
+        if (!vm)
+            return -1;
+        vd_free(ev->vmemo);
+        ev->vmemo = vm;
+        ev->vcap = rs->naslots;
+        /* A fresh memo holds generation 0, which never marks an entry. */
     }
     ev->rs = rs;
     ev->ctx = ctx;
+    ev->vused = 0;
     ev->nmatched = 0;
     ev->nevald = 0;
     ev->scanned = false;
     /* Generation 0 never marks an entry; on wrap clear the memo once. */
     if (++ev->gen == 0) {
-        if (ev->memo)
-            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
-        if (ev->slotgen)
-            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
-        if (ev->pmemo)
-            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+        clear_memos(ev);
         ev->gen = 1;
     }
     return 0;
@@ -329,10 +352,39 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
     }
 }
 
-static bool eval_pred_now(vd_eval *ev, const vd_pred *p, int64_t *until)
+/* The request value predicate pi reads, fetched from the context once per
+ * request and attribute. url.query values live in the context's scratch
+ * (the next query lookup overwrites it): they are copied while vbuf has
+ * room, else fetched each time. */
+static void pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd_value *v)
 {
+    uint32_t a = ev->rs->pred_aslot ? ev->rs->pred_aslot[pi] : UINT32_MAX;
+    if (a == UINT32_MAX) {
+        vd_context_get(ev->ctx, &p->attr, v);
+        return;
+    }
+    vmemo *m = &ev->vmemo[a];
+    if (m->gen != ev->gen) {
+        vd_context_get(ev->ctx, &p->attr, &m->v);
+        if (p->attr.id == VD_ATTR_URL_QUERY && m->v.kind == VD_VAL_STR && m->v.u.s.n) {
+            if (m->v.u.s.n > sizeof ev->vbuf - ev->vused) {
+                *v = m->v;
+                return;
+            }
+            memcpy(ev->vbuf + ev->vused, m->v.u.s.p, m->v.u.s.n);
+            m->v.u.s.p = ev->vbuf + ev->vused;
+            ev->vused += m->v.u.s.n;
+        }
+        m->gen = ev->gen;
+    }
+    *v = m->v;
+}
+
+static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
+{
+    const vd_pred *p = &ev->rs->preds[pi];
     vd_value v;
-    vd_context_get(ev->ctx, &p->attr, &v);
+    pred_value(ev, pi, p, &v);
     if (v.kind == VD_VAL_MISSING)
         return p->if_missing;
     int64_t u = INT64_MAX;
@@ -347,11 +399,11 @@ static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
 {
     uint32_t sh = ev->rs->pred_share ? ev->rs->pred_share[pi] : UINT32_MAX;
     if (sh == UINT32_MAX)
-        return eval_pred_now(ev, &ev->rs->preds[pi], until);
+        return eval_pred_now(ev, pi, until);
     pmemo *m = &ev->pmemo[sh];
     if (m->gen != ev->gen) {
         int64_t u = INT64_MAX;
-        m->verdict = eval_pred_now(ev, &ev->rs->preds[pi], &u);
+        m->verdict = eval_pred_now(ev, pi, &u);
         m->until = u;
         m->gen = ev->gen;
     }
@@ -566,13 +618,13 @@ static void acm_hit(void *arg, uint32_t id)
 /* Every index entry (string key) the request's values reach, without
  * evaluating anything. Collected first because evaluating may reuse the
  * context's scratch that a value points into. */
-static uint32_t index_probe(vd_eval *ev, const uint8_t *want)
+static uint32_t index_probe(vd_eval *ev, uint64_t want)
 {
     const vd_ruleset *rs = ev->rs;
     uint32_t nh = 0;
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];
-        if (want && !want[a])
+        if (a < 64 && !(want >> a & 1))
             continue;
         vd_value v;
         vd_context_get(ev->ctx, &ia->attr, &v);
@@ -618,7 +670,7 @@ static void mark_candidates(vd_eval *ev, uint32_t nh)
     }
 }
 
-uint32_t vd_eval_candidates(vd_eval *ev, const uint8_t *want, const vd_index_entry *const **out)
+uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *const **out)
 {
     *out = ev->hits;
     if (!ev->rs)
@@ -661,7 +713,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
     if (!rs)
         return 0;
     eval_list(ev, rs->unguarded, rs->nunguarded, false);
-    uint32_t nh = index_probe(ev, NULL);
+    uint32_t nh = index_probe(ev, ~0ULL);
     mark_candidates(ev, nh);
     for (uint32_t i = 0; i < nh; i++)
         eval_list(ev, rs->index_segs + ev->hits[i]->first, ev->hits[i]->n, true);

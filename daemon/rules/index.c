@@ -186,6 +186,11 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->pred_share);
     vd_free(rs->slot_tab);
     vd_free(rs->index_slot);
+    vd_free(rs->slot_want);
+    vd_free(rs->pred_aslot);
+    rs->slot_want = NULL;
+    rs->pred_aslot = NULL;
+    rs->naslots = 0;
     vd_free(rs->entry_uses);
     vd_free(rs->entry_runs);
     vd_free(rs->timeless);
@@ -335,6 +340,39 @@ static bool pred_same(const vd_pred *a, const vd_pred *b)
     return true;
 }
 
+/* One id per distinct (attribute, NAME) the predicates read. */
+static int build_aslots(vd_ruleset *rs)
+{
+    uint32_t n = rs->npreds, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *tab = vd_malloc(cap * sizeof *tab);
+    rs->pred_aslot = vd_malloc((n + 1) * sizeof *rs->pred_aslot);
+    if (!tab || !rs->pred_aslot) {
+        vd_free(tab);
+        return -1;
+    }
+    memset(tab, 0xff, cap * sizeof *tab);
+    rs->naslots = 0;
+    for (uint32_t p = 0; p < n; p++) {
+        const vd_attr_ref *a = &rs->preds[p].attr;
+        uint32_t slot = (uint32_t)mix(a->id, a->sub.p, a->sub.n) & (cap - 1);
+        for (; tab[slot] != UINT32_MAX; slot = (slot + 1) & (cap - 1)) {
+            const vd_attr_ref *b = &rs->preds[tab[slot]].attr;
+            if (a->id == b->id && vd_str_eq(a->sub, b->sub))
+                break;
+        }
+        if (tab[slot] == UINT32_MAX) {
+            tab[slot] = p;
+            rs->pred_aslot[p] = rs->naslots++;
+        } else {
+            rs->pred_aslot[p] = rs->pred_aslot[tab[slot]];
+        }
+    }
+    vd_free(tab);
+    return 0;
+}
+
 static int build_shared_preds(vd_ruleset *rs)
 {
     uint32_t n = rs->npreds, cap = 16;
@@ -450,7 +488,7 @@ static int build_slot_table(vd_ruleset *rs)
     memset(rs->slot_tab, 0xff, cap * sizeof *rs->slot_tab);
     rs->slot_mask = cap - 1;
     for (uint32_t i = 0; i < rs->nslots; i++) {
-        uint32_t h = (uint32_t)vd_hash64(rs->slots[i].name.p, rs->slots[i].name.n) & rs->slot_mask;
+        uint32_t h = vd_slot_hash(rs->slots[i].name.p, rs->slots[i].name.n) & rs->slot_mask;
         while (rs->slot_tab[h] != UINT32_MAX)
             h = (h + 1) & rs->slot_mask;
         rs->slot_tab[h] = i;
@@ -717,7 +755,7 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     vd_free(guards);
     guards = NULL;
-    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_slot_table(rs) < 0 ||
+    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_aslots(rs) < 0 || build_slot_table(rs) < 0 ||
         build_programs(rs) < 0)
         goto oom;
     if (nt == 0) {
@@ -812,6 +850,13 @@ int vd_index_build(vd_ruleset *rs)
             }
         }
     }
+    rs->slot_want = vd_calloc(rs->nslots + 1, sizeof *rs->slot_want);
+    if (!rs->slot_want)
+        goto oom;
+    for (uint32_t sl = 0; sl < rs->nslots; sl++)
+        for (uint32_t a = 0; a < rs->nindex; a++)
+            if (rs->nindex > 64 || rs->index_slot[(size_t)a * rs->nslots + sl])
+                rs->slot_want[sl] |= rs->nindex > 64 ? ~0ULL : 1ULL << a;
     return 0;
 oom:
     vd_free(guards);

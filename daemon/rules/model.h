@@ -224,6 +224,13 @@ struct vd_ruleset {
      * is used by a rule of slot s. A decision probes only the attributes
      * its slots use (and so computes only their context families). */
     uint8_t *index_slot;
+    /* slot_want[s]: bit a set when index_slot[a * nslots + s] (all ones
+     * when there are more than 64 index attributes). */
+    uint64_t *slot_want;
+    /* pred_aslot[p]: the request value predicate p reads, memoized once
+     * per request (one id per distinct attribute and NAME); naslots ids. */
+    uint32_t *pred_aslot;
+    uint32_t naslots;
     vd_seg_use *entry_uses;   /* per index entry (ufirst, un): a decision walks a
                                * requested slot's candidate rules in rule order
                                * and stops at the first that matches */
@@ -233,6 +240,17 @@ struct vd_ruleset {
     vd_score_def *scores;     /* sorted by id (rules/scores.c) */
     uint32_t nscores, cap_scores;
 };
+
+/* The hash of rs->slot_tab: FNV-1a over a slot name (ids are short, a
+ * request names up to 20 slots; the general vd_hash64 cost more than the
+ * rest of the lookup). */
+static inline uint32_t vd_slot_hash(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h ^ (h >> 15);
+}
 
 /* Frees a ruleset whose last reference is gone (or a failed build's). */
 void vd_ruleset_destroy(vd_ruleset *rs);

@@ -322,7 +322,12 @@ static void leaf(sbuf *b, unsigned shape, int i)
         put(b, "{\"attr\":\"url.path\",\"op\":\"contains\",\"value\":\"%s\"}", WORDS[rnd(4)]);
         break;
     case 5:
-        put(b, "{\"attr\":\"url.query.ref\",\"op\":\"eq\",\"value\":\"p%u\"}", k);
+        /* two query names read in turn: each value is memoized per
+         * request while the context decodes the other into its scratch */
+        if (rnd(2))
+            put(b, "{\"attr\":\"url.query.ref\",\"op\":\"eq\",\"value\":\"p%u\"}", k);
+        else
+            put(b, "{\"attr\":\"url.query.q\",\"op\":\"in\",\"value\":[\"%s\",\"p%u\"]}", WORDS[rnd(4)], k);
         break;
     case 6:
         if (shape == 2 && rnd(2)) {
@@ -427,8 +432,8 @@ static void test_random_shapes_equal_brute_force(void **state)
         for (unsigned q = 0; q < 400; q++) {
             char url[128], ctry[8];
             unsigned k = rnd(10);
-            snprintf(url, sizeof url, "https://shop.example/%s%u/%s?ref=p%u", rnd(2) ? "c/" : "p/", k,
-                     WORDS[rnd(4)], rnd(10));
+            snprintf(url, sizeof url, "https://shop.example/%s%u/%s?ref=p%u&q=%s", rnd(2) ? "c/" : "p/", k,
+                     WORDS[rnd(4)], rnd(10), WORDS[rnd(4)]);
             snprintf(ctry, sizeof ctry, "%s", CC[rnd(5)]);
             static const char *const refs[] = { "", "https://www.google.com/", "https://www.facebook.com/",
                                                 "https://blog.example.org/x" };
