@@ -23,6 +23,8 @@ typedef struct memo {
 
 typedef struct vmemo {
     uint32_t gen;
+    bool hashed;              /* h is vd_hash64_ci of v (a string) */
+    uint64_t h;
     vd_value v;
 } vmemo;
 
@@ -261,15 +263,29 @@ static int64_t local_cap(const vd_context *ctx, int64_t t)
     return min64(t, ctx->local.next_transition);
 }
 
-/* The test on a present value, and its `until` for time attributes. */
-static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *v, int64_t *until)
+/* A small string set against a value whose hash is memoized in vm. */
+static bool str_in_hashed(const vd_pred *p, vd_str s, vmemo *vm)
+{
+    if (!vm->hashed) {
+        vm->h = vd_hash64_ci(s.p, s.n);
+        vm->hashed = true;
+    }
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        if (p->hashes[i] == vm->h && vd_str_eq_ci(s, p->strs[i]))
+            return true;
+    return false;
+}
+
+/* The test on a present value, and its `until` for time attributes. vm:
+ * the value's memo entry, or NULL. */
+static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *v, vmemo *vm, int64_t *until)
 {
     switch (p->test) {
     case VD_T_EXISTS:
         return true;
     case VD_T_SET:
         if (v->kind == VD_VAL_STR)
-            return str_in(p, v->u.s);
+            return p->hashes && vm ? str_in_hashed(p, v->u.s, vm) : str_in(p, v->u.s);
         if (v->kind == VD_VAL_NUM) {
             for (uint32_t i = 0; i < p->nnums; i++)
                 if (p->nums[i] == v->u.num)
@@ -356,39 +372,41 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
  * request and attribute. url.query values live in the context's scratch
  * (the next query lookup overwrites it): they are copied while vbuf has
  * room, else fetched each time. */
-static void pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd_value *v)
+static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd_value *tmp, vmemo **vm)
 {
     uint32_t a = ev->rs->pred_aslot ? ev->rs->pred_aslot[pi] : UINT32_MAX;
+    *vm = NULL;
     if (a == UINT32_MAX) {
-        vd_context_get(ev->ctx, &p->attr, v);
-        return;
+        vd_context_get(ev->ctx, &p->attr, tmp);
+        return tmp;
     }
     vmemo *m = &ev->vmemo[a];
     if (m->gen != ev->gen) {
         vd_context_get(ev->ctx, &p->attr, &m->v);
+        m->hashed = false;
         if (p->attr.id == VD_ATTR_URL_QUERY && m->v.kind == VD_VAL_STR && m->v.u.s.n) {
-            if (m->v.u.s.n > sizeof ev->vbuf - ev->vused) {
-                *v = m->v;
-                return;
-            }
+            if (m->v.u.s.n > sizeof ev->vbuf - ev->vused)
+                return &m->v;     /* not kept: fetched again next time */
             memcpy(ev->vbuf + ev->vused, m->v.u.s.p, m->v.u.s.n);
             m->v.u.s.p = ev->vbuf + ev->vused;
             ev->vused += m->v.u.s.n;
         }
         m->gen = ev->gen;
     }
-    *v = m->v;
+    *vm = m;
+    return &m->v;
 }
 
 static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
 {
     const vd_pred *p = &ev->rs->preds[pi];
-    vd_value v;
-    pred_value(ev, pi, p, &v);
-    if (v.kind == VD_VAL_MISSING)
+    vd_value tmp;
+    vmemo *vm;
+    const vd_value *v = pred_value(ev, pi, p, &tmp, &vm);
+    if (v->kind == VD_VAL_MISSING)
         return p->if_missing;
     int64_t u = INT64_MAX;
-    bool r = test_value(p, ev->ctx, &v, &u);
+    bool r = test_value(p, ev->ctx, v, vm, &u);
     if (u < *until)
         *until = u;
     return r != p->negate;

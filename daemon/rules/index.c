@@ -340,6 +340,24 @@ static bool pred_same(const vd_pred *a, const vd_pred *b)
     return true;
 }
 
+/* Small string sets: the hash of each member, so a test compares one hash
+ * of the request value (memoized) with each before any bytes. */
+static int build_set_hashes(vd_ruleset *rs)
+{
+    for (uint32_t p = 0; p < rs->npreds; p++) {
+        vd_pred *pr = &rs->preds[p];
+        if (pr->test != VD_T_SET || pr->nstrs == 0 || pr->nstrs > VD_SET_HASHED)
+            continue;
+        uint64_t *h = vd_arena_alloc(&rs->arena, pr->nstrs * sizeof *h);
+        if (!h)
+            return -1;
+        for (uint32_t i = 0; i < pr->nstrs; i++)
+            h[i] = vd_hash64_ci(pr->strs[i].p, pr->strs[i].n);
+        pr->hashes = h;
+    }
+    return 0;
+}
+
 /* One id per distinct (attribute, NAME) the predicates read. */
 static int build_aslots(vd_ruleset *rs)
 {
@@ -756,7 +774,7 @@ int vd_index_build(vd_ruleset *rs)
     vd_free(guards);
     guards = NULL;
     if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_aslots(rs) < 0 || build_slot_table(rs) < 0 ||
-        build_programs(rs) < 0)
+        build_programs(rs) < 0 || build_set_hashes(rs) < 0)
         goto oom;
     if (nt == 0) {
         vd_free(t);

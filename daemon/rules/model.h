@@ -65,6 +65,10 @@ static inline bool vd_pred_timed(uint8_t test, uint8_t type)
     return test == VD_T_BITS || (test == VD_T_RANGE && (type == VD_AT_INSTANT || type == VD_AT_DATE));
 }
 
+/* String sets up to this size are tested by hash (one per request value)
+ * then bytes; larger sorted sets by bisection. */
+#define VD_SET_HASHED 16
+
 /* From this many `contains` terms on, one Aho–Corasick pass replaces the
  * term-by-term scan (rules/acmatch.h). */
 #define VD_ACM_MIN_TERMS 4
@@ -85,6 +89,9 @@ typedef struct vd_pred {
     const vd_ipnet *nets;
     const uint64_t *bits;     /* nbits bits: 24 hours, 1440 minutes, 7 weekdays */
     const vd_acm *acm;        /* CONTAINS with VD_ACM_MIN_TERMS+ strs: all of them at once */
+    /* SET with at most VD_SET_HASHED strs: vd_hash64_ci of each (index.c),
+     * compared with the request value's hash before its bytes */
+    const uint64_t *hashes;
     double lo, hi;            /* RANGE; +-INFINITY for open ends */
     double lat, lon, km;      /* WITHIN */
 } vd_pred;
