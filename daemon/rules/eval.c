@@ -16,7 +16,6 @@
 
 typedef struct memo {
     uint32_t gen;
-    uint32_t cand_gen;        /* == gen: filed under an index key this request reaches */
     uint8_t verdict;
     int64_t until;
 } memo;
@@ -679,28 +678,24 @@ static uint32_t index_probe(vd_eval *ev, uint64_t want)
     return nh;
 }
 
-static void mark_candidates(vd_eval *ev, uint32_t nh)
-{
-    for (uint32_t i = 0; i < nh; i++) {
-        const uint32_t *segs = ev->rs->index_segs + ev->hits[i]->first;
-        for (uint32_t j = 0; j < ev->hits[i]->n; j++)
-            ev->memo[segs[j]].cand_gen = ev->gen;
-    }
-}
-
 uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *const **out)
 {
     *out = ev->hits;
     if (!ev->rs)
         return 0;
-    uint32_t nh = index_probe(ev, want);
-    mark_candidates(ev, nh);
-    return nh;
+    return index_probe(ev, want);
 }
 
-bool vd_eval_guard_failed(const vd_eval *ev, uint32_t seg)
+bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg)
 {
-    return vd_string_guarded(ev->rs, seg) && ev->memo[seg].cand_gen != ev->gen;
+    /* The guard predicate itself (memoized like any other): the index
+     * files a segment under exactly the values that pass it, and marking
+     * every segment of every bucket reached cost more than this test of
+     * the few segments asked about. */
+    if (!vd_string_guarded(ev->rs, seg))
+        return false;
+    int64_t none = INT64_MAX;
+    return !eval_pred(ev, ev->rs->nodes[ev->rs->segs[seg].guard_node].a, &none);
 }
 
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until)
@@ -732,7 +727,6 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
         return 0;
     eval_list(ev, rs->unguarded, rs->nunguarded, false);
     uint32_t nh = index_probe(ev, ~0ULL);
-    mark_candidates(ev, nh);
     for (uint32_t i = 0; i < nh; i++)
         eval_list(ev, rs->index_segs + ev->hits[i]->first, ev->hits[i]->n, true);
     if (rs->hour_first[24] || rs->wday_first[7]) {

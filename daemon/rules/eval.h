@@ -56,7 +56,7 @@ uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *co
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until);
 /* After vd_eval_candidates or vd_eval_matching: seg has a string guard that
  * fails for this request, so it is false whatever the time. */
-bool vd_eval_guard_failed(const vd_eval *ev, uint32_t seg);
+bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg);
 /* The matching segments evaluated so far, in evaluation order. */
 uint32_t vd_eval_matched_so_far(const vd_eval *ev, const uint32_t **out);
 /* Per-request scratch map slot position -> requested position: an entry
