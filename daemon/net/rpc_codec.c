@@ -264,10 +264,29 @@ static void e_payload(void *a, const vd_variant *v)
     }
 }
 
+static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
+{
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    if (!v->entry_mp_len)
+        return false;
+    unsigned char *p = room(o, v->entry_mp_len + 5 + (segment ? segment->n : 0));
+    if (!p)
+        return true;               /* failed: the reply is dropped anyway */
+    memcpy(p, v->entry_mp, v->entry_mp_len);
+    sb->size += v->entry_mp_len;
+    if (segment)
+        e_ascii(a, segment->p ? segment->p : "", segment->n);
+    else
+        e_nil(a);
+    return true;
+}
+
 void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
 {
     o->failed = false;
-    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii };
+    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii,
+                         e_slot_entry };
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)
