@@ -524,7 +524,7 @@ typedef struct qfields {
 
 static void scan_query(vd_str q, qfields *f)
 {
-    memset(f, 0, sizeof *f);
+    memset(f->has, 0, sizeof f->has);     /* v[i] is read only when has[i] */
     size_t pos = 0;
     vd_str k, v;
     char kbuf[32];
@@ -559,7 +559,7 @@ static bool qvalue(const qfields *f, int i, char *buf, size_t cap)
 
 static void read_utm(vd_str q, utm *u, qfields *f)
 {
-    memset(u, 0, sizeof *u);
+    u->any = false;               /* each field is written by qvalue (at least its NUL) */
     scan_query(q, f);
     u->any |= qvalue(f, Q_SOURCE, u->source, sizeof u->source);
     u->any |= qvalue(f, Q_MEDIUM, u->medium, sizeof u->medium);
