@@ -40,7 +40,7 @@ static bool stop_now(vd_compiler *c)
 }
 
 typedef struct seg_src {
-    json_t *obj;              /* the segment object (borrowed from its doc's root) */
+    const vd_json *obj;              /* the segment object (borrowed from its doc's root) */
     uint32_t doc;
     uint32_t pos;             /* index in the doc's array, or UINT32_MAX for a single object */
 } seg_src;
@@ -60,7 +60,8 @@ static void path_for_item(vd_compiler *c, uint32_t pos)
         vd_cpath_push(c, "[%u]", pos);
 }
 
-static json_t *parse_doc(vd_compiler *c, const vd_doc *d)
+/* Parses document d into *out; the root, or NULL after reporting why. */
+static const vd_json *parse_doc(vd_compiler *c, const vd_doc *d, vd_json_doc *out)
 {
     c->doc = d->name;
     c->what[0] = '\0';
@@ -70,18 +71,17 @@ static json_t *parse_doc(vd_compiler *c, const vd_doc *d)
         vd_cerr(c, "document is %zu bytes, more than the limit of %d", d->len, VD_MAX_DEF_FILE_BYTES);
         return NULL;
     }
-    json_error_t je;
-    json_t *root = json_loadb(d->text, d->len, JSON_REJECT_DUPLICATES, &je);
-    if (!root) {
+    vd_json_error je;
+    int rc = vd_json_parse(d->text, d->len, out, &je);
+    if (rc == -2) {
+        c->oom = true;
+        return NULL;
+    }
+    if (rc != 0) {
         vd_cerr(c, "invalid JSON at line %d column %d: %s", je.line, je.column, je.text);
         return NULL;
     }
-    if (!json_is_object(root) && !json_is_array(root)) {
-        vd_cerr(c, "a definition document must be an object or an array of objects");
-        json_decref(root);
-        return NULL;
-    }
-    return root;
+    return &out->root;
 }
 
 typedef struct id_entry {
@@ -102,23 +102,23 @@ static int id_entry_cmp(const void *a, const void *b)
 }
 
 /* Pass 1 for one segment object: id and description. */
-static bool add_segment(vd_compiler *c, json_t *obj, uint32_t doc, uint32_t pos, seg_src **srcs)
+static bool add_segment(vd_compiler *c, const vd_json *obj, uint32_t doc, uint32_t pos, seg_src **srcs)
 {
     vd_ruleset *rs = c->rs;
     path_for_item(c, pos);
     c->what[0] = '\0';
-    if (!json_is_object(obj)) {
+    if (!vd_json_is_object(obj)) {
         vd_cerr(c, "a segment must be an object {\"id\", \"match\"}");
         return false;
     }
-    json_t *jid = json_object_get(obj, "id");
+    const vd_json *jid = vd_json_get(obj, "id");
     size_t saved = vd_cpath_push(c, ".id");
-    if (!json_is_string(jid)) {
+    if (!vd_json_is_string(jid)) {
         vd_cerr(c, "missing or not a string");
         vd_cpath_pop(c, saved);
         return false;
     }
-    bool ok = vd_check_id(c, json_string_value(jid), json_string_length(jid), "segment id");
+    bool ok = vd_check_id(c, vd_json_str(jid), vd_json_strlen(jid), "segment id");
     vd_cpath_pop(c, saved);
     if (!ok)
         return false;
@@ -147,10 +147,10 @@ static bool add_segment(vd_compiler *c, json_t *obj, uint32_t doc, uint32_t pos,
     }
     vd_segment *seg = &rs->segs[rs->nsegs];
     memset(seg, 0, sizeof *seg);
-    seg->id = vd_intern_str(&c->in, json_string_value(jid), json_string_length(jid), 0);
-    json_t *jd = json_object_get(obj, "description");
-    if (json_is_string(jd))
-        seg->description = vd_arena_strdup(&rs->arena, json_string_value(jd), json_string_length(jd), 0);
+    seg->id = vd_intern_str(&c->in, vd_json_str(jid), vd_json_strlen(jid), 0);
+    const vd_json *jd = vd_json_get(obj, "description");
+    if (vd_json_is_string(jd))
+        seg->description = vd_arena_strdup(&rs->arena, vd_json_str(jd), vd_json_strlen(jd), 0);
     if (!seg->id.p)
         c->oom = true;
     (*srcs)[rs->nsegs] = (seg_src){ obj, doc, pos };
@@ -165,12 +165,12 @@ static void compile_segment(vd_compiler *c, uint32_t s, const seg_src *src)
     set_what(c, "segment", seg->id);
     /* Inside a segment the path is relative to the segment object. */
     vd_cpath_reset(c);
-    const char *key;
-    json_t *v;
-    json_object_foreach(src->obj, key, v) {
+    vd_json_foreach(src->obj, m) {
+        const char *key = m->key;
+        const vd_json *v = &m->val;
         if (strcmp(key, "id") && strcmp(key, "description") && strcmp(key, "match"))
             vd_cerr(c, "unknown key \"%s\" (expected id, description, match)", key);
-        else if (!strcmp(key, "description") && !json_is_string(v)) {
+        else if (!strcmp(key, "description") && !vd_json_is_string(v)) {
             size_t saved = vd_cpath_push(c, ".description");
             vd_cerr(c, "needs a string");
             vd_cpath_pop(c, saved);
@@ -181,7 +181,7 @@ static void compile_segment(vd_compiler *c, uint32_t s, const seg_src *src)
     if (root == VD_NODE_NONE)
         return;
     seg->root = root;
-    json_t *m = json_object_get(src->obj, "match");
+    const vd_json *m = vd_json_get(src->obj, "match");
     size_t saved = vd_cpath_push(c, ".match");
     if (!m)
         vd_cerr(c, "missing (every segment needs a match node)");
@@ -295,16 +295,16 @@ static void check_cycles(vd_compiler *c, const seg_src *srcs, const vd_docset *d
 
 /* ---- slots ---------------------------------------------------------------- */
 
-static void compile_slots(vd_compiler *c, json_t *root, uint32_t doc, const vd_docset *docs,
+static void compile_slots(vd_compiler *c, const vd_json *root, uint32_t doc, const vd_docset *docs,
                           uint32_t **slot_docs)
 {
     vd_ruleset *rs = c->rs;
-    size_t n = json_is_array(root) ? json_array_size(root) : 1;
+    size_t n = vd_json_is_array(root) ? vd_json_size(root) : 1;
     for (size_t i = 0; i < n; i++) {
-        json_t *obj = json_is_array(root) ? json_array_get(root, i) : root;
+        const vd_json *obj = vd_json_is_array(root) ? vd_json_at(root, i) : root;
         c->doc = docs->docs[doc].name;
         c->what[0] = '\0';
-        path_for_item(c, json_is_array(root) ? (uint32_t)i : UINT32_MAX);
+        path_for_item(c, vd_json_is_array(root) ? (uint32_t)i : UINT32_MAX);
         if (rs->nslots == rs->cap_slots) {
             uint32_t cap = rs->cap_slots ? rs->cap_slots * 2 : 16;
             vd_slot *s = vd_realloc(rs->slots, cap * sizeof *s);
@@ -392,7 +392,7 @@ static bool build_id_index(vd_compiler *c, const seg_src *srcs, const vd_docset 
 }
 
 struct vd_parsed {
-    json_t **roots;
+    vd_json_doc *docs;
     size_t n;
 };
 
@@ -401,9 +401,8 @@ void vd_parsed_free(vd_parsed *p)
     if (!p)
         return;
     for (size_t i = 0; i < p->n; i++)
-        if (p->roots[i])
-            json_decref(p->roots[i]);
-    vd_free(p->roots);
+        vd_json_doc_free(&p->docs[i]);
+    vd_free(p->docs);
     vd_free(p);
 }
 
@@ -427,21 +426,22 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
     rs->version = vd_strdup(version ? version : "");
     vd_compiler c = { .rs = rs, .err = err };
     vd_intern_init(&c.in, &rs->arena);
-    json_t **roots = vd_calloc(docs->n + 1, sizeof *roots);
+    const vd_json **roots = vd_calloc(docs->n + 1, sizeof *roots);
+    vd_json_doc *jdocs = vd_calloc(docs->n + 1, sizeof *jdocs);
     seg_src *srcs = NULL;
     uint32_t *slot_docs = NULL;
-    if (!rs->version || !roots)
+    if (!rs->version || !roots || !jdocs)
         c.oom = true;
 
     /* Pass 1: parse every document, collect segment ids. */
     for (size_t i = 0; i < docs->n && !stop_now(&c); i++) {
-        roots[i] = parse_doc(&c, &docs->docs[i]);
+        roots[i] = parse_doc(&c, &docs->docs[i], &jdocs[i]);
         if (!roots[i] || docs->docs[i].kind != VD_DOC_SEGMENTS)
             continue;
-        json_t *r = roots[i];
-        if (json_is_array(r)) {
-            for (size_t k = 0; k < json_array_size(r) && !stop_now(&c); k++)
-                add_segment(&c, json_array_get(r, k), (uint32_t)i, (uint32_t)k, &srcs);
+        const vd_json *r = roots[i];
+        if (vd_json_is_array(r)) {
+            for (size_t k = 0; k < vd_json_size(r) && !stop_now(&c); k++)
+                add_segment(&c, vd_json_at(r, k), (uint32_t)i, (uint32_t)k, &srcs);
         } else {
             add_segment(&c, r, (uint32_t)i, UINT32_MAX, &srcs);
         }
@@ -481,17 +481,17 @@ vd_ruleset *vd_ruleset_compile_keep(const vd_docset *docs, const char *version, 
     }
 
     bool ok = !c.oom && !c.halt && !c.nerr;
-    vd_parsed *keep = ok && parsed && roots ? vd_malloc(sizeof *keep) : NULL;
+    vd_parsed *keep = ok && parsed && jdocs ? vd_malloc(sizeof *keep) : NULL;
     if (keep) {
-        keep->roots = roots;
+        keep->docs = jdocs;
         keep->n = docs->n;
         *parsed = keep;
     } else {
-        for (size_t i = 0; roots && i < docs->n; i++)
-            if (roots[i])
-                json_decref(roots[i]);
-        vd_free(roots);
+        for (size_t i = 0; jdocs && i < docs->n; i++)
+            vd_json_doc_free(&jdocs[i]);
+        vd_free(jdocs);
     }
+    vd_free(roots);
     vd_free(srcs);
     vd_free(slot_docs);
     vd_intern_free(&c.in);

@@ -5,7 +5,7 @@
 #ifndef VD_RULES_COMPILE_H
 #define VD_RULES_COMPILE_H
 
-#include <jansson.h>
+#include "core/json.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -46,11 +46,11 @@ bool vd_check_id(vd_compiler *c, const char *s, size_t n, const char *kind);
 uint32_t vd_node_alloc(vd_compiler *c, uint32_t count);
 /* Compiles j into node idx (already allocated). Errors are reported and
  * the node becomes an empty all; compilation goes on to find the rest. */
-void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth);
+void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth);
 
 /* Score definitions (scores.c): each document, then finish (sort, duplicate
  * ids), before the segments so visitor.score.ID can be checked. */
-void vd_compile_scores(vd_compiler *c, json_t *root);
+void vd_compile_scores(vd_compiler *c, const vd_json *root);
 void vd_scores_finish(vd_compiler *c);
 /* Sets vd_slot.uses_profile on every slot; -1 on out of memory. */
 int vd_slots_mark_profile(vd_ruleset *rs);

@@ -234,21 +234,21 @@ static void valid_ops(uint32_t mask, char *buf, size_t cap)
 /* The elements of a value that may be one item or a list: arrays as they
  * are; a scalar counts as a list of one when `scalar_ok`. */
 typedef struct vlist {
-    json_t *v;
+    const vd_json *v;
     size_t n;
     bool is_array;
 } vlist;
 
-static json_t *vl_at(const vlist *l, size_t i)
+static const vd_json *vl_at(const vlist *l, size_t i)
 {
-    return l->is_array ? json_array_get(l->v, i) : l->v;
+    return l->is_array ? vd_json_at(l->v, i) : l->v;
 }
 
-static bool get_list(vd_compiler *c, json_t *v, bool scalar_ok, vlist *out)
+static bool get_list(vd_compiler *c, const vd_json *v, bool scalar_ok, vlist *out)
 {
     out->v = v;
-    out->is_array = json_is_array(v);
-    out->n = out->is_array ? json_array_size(v) : 1;
+    out->is_array = vd_json_is_array(v);
+    out->n = out->is_array ? vd_json_size(v) : 1;
     if (!out->is_array && !scalar_ok) {
         vd_cerr(c, "needs an array");
         return false;
@@ -265,13 +265,13 @@ static size_t push_elem(vd_compiler *c, const vlist *l, size_t i)
     return l->is_array ? vd_cpath_push(c, "[%zu]", i) : c->plen;
 }
 
-static bool get_int(json_t *v, long long lo, long long hi, long long *out)
+static bool get_int(const vd_json *v, long long lo, long long hi, long long *out)
 {
     double d;
-    if (json_is_integer(v))
-        d = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        d = json_real_value(v);
+    if (vd_json_is_integer(v))
+        d = (double)vd_json_int(v);
+    else if (vd_json_is_real(v))
+        d = vd_json_real(v);
     else
         return false;
     if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
@@ -280,12 +280,12 @@ static bool get_int(json_t *v, long long lo, long long hi, long long *out)
     return true;
 }
 
-static bool get_num(json_t *v, double *out)
+static bool get_num(const vd_json *v, double *out)
 {
-    if (json_is_integer(v))
-        *out = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        *out = json_real_value(v);
+    if (vd_json_is_integer(v))
+        *out = (double)vd_json_int(v);
+    else if (vd_json_is_real(v))
+        *out = vd_json_real(v);
     else
         return false;
     return isfinite(*out);
@@ -394,7 +394,7 @@ static int str_cmp(const void *a, const void *b)
 
 /* Strings (lower-cased, interned). For ANY attributes, numbers and bools
  * may sit in the same list (allow_other). */
-static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, bool allow_other)
+static bool compile_strs(vd_compiler *c, vd_pred *p, const vd_json *v, bool scalar_ok, bool allow_other)
 {
     vlist l;
     if (!get_list(c, v, scalar_ok, &l))
@@ -405,21 +405,21 @@ static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, 
         return false;
     bool ok = true;
     for (size_t i = 0; i < l.n; i++) {
-        json_t *e = vl_at(&l, i);
+        const vd_json *e = vl_at(&l, i);
         size_t saved = push_elem(c, &l, i);
-        if (json_is_string(e)) {
-            vd_str s = vd_intern_str(&c->in, json_string_value(e), json_string_length(e), 1);
+        if (vd_json_is_string(e)) {
+            vd_str s = vd_intern_str(&c->in, vd_json_str(e), vd_json_strlen(e), 1);
             if (!s.p)
                 c->oom = true;
             strs[p->nstrs++] = s;
-        } else if (allow_other && (json_is_integer(e) || json_is_real(e))) {
+        } else if (allow_other && (vd_json_is_integer(e) || vd_json_is_real(e))) {
             if (!get_num(e, &nums[p->nnums])) {
                 vd_cerr(c, "number out of range");
                 ok = false;
             }
             p->nnums++;
-        } else if (allow_other && json_is_boolean(e)) {
-            p->bools |= json_is_true(e) ? 2 : 1;
+        } else if (allow_other && vd_json_is_boolean(e)) {
+            p->bools |= vd_json_is_true(e) ? 2 : 1;
         } else {
             vd_cerr(c, allow_other ? "needs a string, number or bool" : "needs a string");
             ok = false;
@@ -440,7 +440,7 @@ static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, 
     return ok;
 }
 
-static bool compile_nums(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok)
+static bool compile_nums(vd_compiler *c, vd_pred *p, const vd_json *v, bool scalar_ok)
 {
     vlist l;
     if (!get_list(c, v, scalar_ok, &l))
@@ -462,15 +462,15 @@ static bool compile_nums(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok)
 }
 
 /* lt/lte/gt/gte with one number, between with [from, to] (from <= to). */
-static bool compile_range(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_range(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     double a, b;
     p->lo = -INFINITY;
     p->hi = INFINITY;
     p->lo_incl = p->hi_incl = true;
     if (p->op == VD_OP_BETWEEN) {
-        if (!json_is_array(v) || json_array_size(v) != 2 || !get_num(json_array_get(v, 0), &a) ||
-            !get_num(json_array_get(v, 1), &b)) {
+        if (!vd_json_is_array(v) || vd_json_size(v) != 2 || !get_num(vd_json_at(v, 0), &a) ||
+            !get_num(vd_json_at(v, 1), &b)) {
             vd_cerr(c, "between needs [from, to] with two numbers");
             return false;
         }
@@ -497,18 +497,18 @@ static bool compile_range(vd_compiler *c, vd_pred *p, json_t *v)
 
 /* Dates and instants: whole numbers (days / seconds); the bounds are
  * stored inclusive so eval can find the next flip exactly. */
-static bool time_value(vd_compiler *c, vd_pred *p, json_t *v, int64_t *out)
+static bool time_value(vd_compiler *c, vd_pred *p, const vd_json *v, int64_t *out)
 {
     if (p->type == VD_AT_DATE) {
-        if (!json_is_string(v) || !parse_date(json_string_value(v), json_string_length(v), out)) {
+        if (!vd_json_is_string(v) || !parse_date(vd_json_str(v), vd_json_strlen(v), out)) {
             vd_cerr(c, "needs a date \"YYYY-MM-DD\"");
             return false;
         }
         return true;
     }
     long long secs;
-    if (json_is_string(v)) {
-        if (!parse_instant(json_string_value(v), json_string_length(v), out)) {
+    if (vd_json_is_string(v)) {
+        if (!parse_instant(vd_json_str(v), vd_json_strlen(v), out)) {
             vd_cerr(c, "needs an ISO-8601 instant with an offset (\"2026-11-27T00:00:00Z\", "
                        "\"...+01:00\") or unix seconds");
             return false;
@@ -523,22 +523,22 @@ static bool time_value(vd_compiler *c, vd_pred *p, json_t *v, int64_t *out)
     return true;
 }
 
-static bool compile_timerange(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_timerange(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     int64_t a = 0, b = 0;
     p->lo = -INFINITY;
     p->hi = INFINITY;
     p->lo_incl = p->hi_incl = true;
     if (p->op == VD_OP_BETWEEN) {
-        if (!json_is_array(v) || json_array_size(v) != 2) {
+        if (!vd_json_is_array(v) || vd_json_size(v) != 2) {
             vd_cerr(c, "between needs [from, to]");
             return false;
         }
         size_t saved = vd_cpath_push(c, "[0]");
-        bool ok = time_value(c, p, json_array_get(v, 0), &a);
+        bool ok = time_value(c, p, vd_json_at(v, 0), &a);
         vd_cpath_pop(c, saved);
         saved = vd_cpath_push(c, "[1]");
-        ok = time_value(c, p, json_array_get(v, 1), &b) && ok;
+        ok = time_value(c, p, vd_json_at(v, 1), &b) && ok;
         vd_cpath_pop(c, saved);
         if (!ok)
             return false;
@@ -570,7 +570,7 @@ static void bit_set(uint64_t *w, uint32_t i)
 /* Hours, minutes and weekdays become a bitmap over their cycle; a
  * wrapping between is just more bits, and eval finds the next flip by
  * scanning it. */
-static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_bits(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     uint32_t nbits = p->type == VD_AT_HOUR ? 24 : p->type == VD_AT_MINUTE ? 1440 : 7;
     uint64_t *w = arena_alloc(c, ((nbits + 63) / 64) * sizeof *w);
@@ -587,9 +587,9 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
             return false;
         bool ok = true;
         for (size_t i = 0; i < l.n; i++) {
-            json_t *e = vl_at(&l, i);
+            const vd_json *e = vl_at(&l, i);
             size_t saved = push_elem(c, &l, i);
-            int d = json_is_string(e) ? weekday_index(json_string_value(e), json_string_length(e)) : -1;
+            int d = vd_json_is_string(e) ? weekday_index(vd_json_str(e), vd_json_strlen(e)) : -1;
             if (d < 0) {
                 vd_cerr(c, "needs a weekday: mon tue wed thu fri sat sun");
                 ok = false;
@@ -606,7 +606,7 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_OP_EQ: case VD_OP_NE: case VD_OP_IN: case VD_OP_NOT_IN: {
         vlist l;
         bool list = p->op == VD_OP_IN || p->op == VD_OP_NOT_IN;
-        if (list && !json_is_array(v)) {
+        if (list && !vd_json_is_array(v)) {
             vd_cerr(c, "%s needs an array", op_names[p->op]);
             return false;
         }
@@ -626,8 +626,8 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
         return ok;
     }
     case VD_OP_BETWEEN:
-        if (!json_is_array(v) || json_array_size(v) != 2 || !get_int(json_array_get(v, 0), 0, max, &a) ||
-            !get_int(json_array_get(v, 1), 0, max, &b)) {
+        if (!vd_json_is_array(v) || vd_json_size(v) != 2 || !get_int(vd_json_at(v, 0), 0, max, &a) ||
+            !get_int(vd_json_at(v, 1), 0, max, &b)) {
             vd_cerr(c, "between needs [from, to] with 0 <= %s <= %lld", unit, max);
             return false;
         }
@@ -662,16 +662,16 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
     return true;
 }
 
-static bool compile_nets(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_nets(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     bool prefix = p->op == VD_OP_CIDR;
     bool list = p->op != VD_OP_EQ && p->op != VD_OP_NE;
     vlist l;
-    if (list && p->op != VD_OP_CIDR && !json_is_array(v)) {
+    if (list && p->op != VD_OP_CIDR && !vd_json_is_array(v)) {
         vd_cerr(c, "%s needs an array of addresses", op_names[p->op]);
         return false;
     }
-    if (!list && !json_is_string(v)) {
+    if (!list && !vd_json_is_string(v)) {
         vd_cerr(c, "needs an IP address string");
         return false;
     }
@@ -682,9 +682,9 @@ static bool compile_nets(vd_compiler *c, vd_pred *p, json_t *v)
         return false;
     bool ok = true;
     for (size_t i = 0; i < l.n; i++) {
-        json_t *e = vl_at(&l, i);
+        const vd_json *e = vl_at(&l, i);
         size_t saved = push_elem(c, &l, i);
-        if (!json_is_string(e) || !vd_ipnet_parse(vd_str_make(json_string_value(e), json_string_length(e)), prefix, &nets[p->nnets])) {
+        if (!vd_json_is_string(e) || !vd_ipnet_parse(vd_str_make(vd_json_str(e), vd_json_strlen(e)), prefix, &nets[p->nnets])) {
             vd_cerr(c, prefix ? "needs an IPv4/IPv6 network like \"10.0.0.0/8\" or \"2001:db8::/32\""
                               : "needs an IPv4/IPv6 address");
             ok = false;
@@ -698,30 +698,29 @@ static bool compile_nets(vd_compiler *c, vd_pred *p, json_t *v)
     return ok;
 }
 
-static bool compile_within(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_within(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
-    if (!json_is_object(v)) {
+    if (!vd_json_is_object(v)) {
         vd_cerr(c, "within needs {\"lat\", \"lon\", \"km\"}");
         return false;
     }
-    const char *key;
-    json_t *e;
     bool ok = true;
-    json_object_foreach(v, key, e) {
+    vd_json_foreach(v, m) {
+        const char *key = m->key;
         if (strcmp(key, "lat") && strcmp(key, "lon") && strcmp(key, "km")) {
             vd_cerr(c, "within: unknown key \"%s\" (expected lat, lon, km)", key);
             ok = false;
         }
     }
-    if (!get_num(json_object_get(v, "lat"), &p->lat) || p->lat < -90 || p->lat > 90) {
+    if (!get_num(vd_json_get(v, "lat"), &p->lat) || p->lat < -90 || p->lat > 90) {
         vd_cerr(c, "within needs lat, -90 <= lat <= 90");
         ok = false;
     }
-    if (!get_num(json_object_get(v, "lon"), &p->lon) || p->lon < -180 || p->lon > 180) {
+    if (!get_num(vd_json_get(v, "lon"), &p->lon) || p->lon < -180 || p->lon > 180) {
         vd_cerr(c, "within needs lon, -180 <= lon <= 180");
         ok = false;
     }
-    if (!get_num(json_object_get(v, "km"), &p->km) || p->km <= 0 || p->km > 20038) {
+    if (!get_num(vd_json_get(v, "km"), &p->km) || p->km <= 0 || p->km > 20038) {
         vd_cerr(c, "within needs km, 0 < km <= 20038");
         ok = false;
     }
@@ -729,16 +728,16 @@ static bool compile_within(vd_compiler *c, vd_pred *p, json_t *v)
 }
 
 /* The value, by attribute type and op; the path points at "value". */
-static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_value(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     int op = p->op;
     bool list = op == VD_OP_IN || op == VD_OP_NOT_IN;
     bool eqs = op == VD_OP_EQ || op == VD_OP_NE || list;
-    if ((op == VD_OP_EQ || op == VD_OP_NE) && json_is_array(v)) {
+    if ((op == VD_OP_EQ || op == VD_OP_NE) && vd_json_is_array(v)) {
         vd_cerr(c, "%s needs a single value (use %s for a list)", op_names[op], op == VD_OP_EQ ? "in" : "not_in");
         return false;
     }
-    if (list && !json_is_array(v) && p->type != VD_AT_WEEKDAY && p->type != VD_AT_HOUR &&
+    if (list && !vd_json_is_array(v) && p->type != VD_AT_WEEKDAY && p->type != VD_AT_HOUR &&
         p->type != VD_AT_MINUTE && p->type != VD_AT_IP) {
         vd_cerr(c, "%s needs an array", op_names[op]);
         return false;
@@ -747,7 +746,7 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_AT_STRING:
         if (eqs) {
             p->test = VD_T_SET;
-            if (!list && !json_is_string(v)) {
+            if (!list && !vd_json_is_string(v)) {
                 vd_cerr(c, "%s needs a string", op_names[op]);
                 return false;
             }
@@ -758,7 +757,7 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_AT_ANY:
         if (eqs) {
             p->test = VD_T_SET;
-            if (!list && !json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
+            if (!list && !vd_json_is_string(v) && !vd_json_is_number(v) && !vd_json_is_boolean(v)) {
                 vd_cerr(c, "%s needs a string, number or bool", op_names[op]);
                 return false;
             }
@@ -773,7 +772,7 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_AT_NUMBER:
         if (eqs) {
             p->test = VD_T_SET;
-            if (!list && !json_is_number(v)) {
+            if (!list && !vd_json_is_number(v)) {
                 vd_cerr(c, "%s needs a number", op_names[op]);
                 return false;
             }
@@ -782,12 +781,12 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
         p->test = VD_T_RANGE;
         return compile_range(c, p, v);
     case VD_AT_BOOL:
-        if (!json_is_boolean(v)) {
+        if (!vd_json_is_boolean(v)) {
             vd_cerr(c, "%s needs true or false", op_names[op]);
             return false;
         }
         p->test = VD_T_SET;
-        p->bools = json_is_true(v) ? 2 : 1;
+        p->bools = vd_json_is_true(v) ? 2 : 1;
         return true;
     case VD_AT_IP:
         p->test = VD_T_IPNET;
@@ -810,13 +809,12 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     }
 }
 
-static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
+static void compile_pred(vd_compiler *c, const vd_json *j, uint32_t idx)
 {
-    json_t *ja = json_object_get(j, "attr"), *jo = json_object_get(j, "op"), *jv = json_object_get(j, "value");
-    const char *key;
-    json_t *e;
+    const vd_json *ja = vd_json_get(j, "attr"), *jo = vd_json_get(j, "op"), *jv = vd_json_get(j, "value");
     bool ok = true;
-    json_object_foreach(j, key, e) {
+    vd_json_foreach(j, m) {
+        const char *key = m->key;
         if (strcmp(key, "attr") && strcmp(key, "op") && strcmp(key, "value")) {
             vd_cerr(c, "unknown key \"%s\" in a predicate (expected attr, op, value)", key);
             ok = false;
@@ -824,12 +822,12 @@ static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
     }
     vd_attr_ref ref = { 0 };
     size_t saved = vd_cpath_push(c, ".attr");
-    if (!json_is_string(ja)) {
+    if (!vd_json_is_string(ja)) {
         vd_cerr(c, "needs an attribute name string");
         ok = false;
-    } else if (!vd_attr_resolve(vd_str_make(json_string_value(ja), json_string_length(ja)), &ref)) {
-        vd_cerr(c, "unknown attribute \"%.*s\"", (int)(json_string_length(ja) > 64 ? 64 : json_string_length(ja)),
-                json_string_value(ja));
+    } else if (!vd_attr_resolve(vd_str_make(vd_json_str(ja), vd_json_strlen(ja)), &ref)) {
+        vd_cerr(c, "unknown attribute \"%.*s\"", (int)(vd_json_strlen(ja) > 64 ? 64 : vd_json_strlen(ja)),
+                vd_json_str(ja));
         ok = false;
         ja = NULL;
     }
@@ -837,25 +835,25 @@ static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
                      ref.id == VD_ATTR_VISITOR_DECLINE) &&
         !vd_ruleset_find_score(c->rs, ref.sub)) {
         vd_cerr(c, "unknown score \"%.*s\" in %s (define it in scores/)",
-                (int)(ref.sub.n > 64 ? 64 : ref.sub.n), ref.sub.p, json_string_value(ja));
+                (int)(ref.sub.n > 64 ? 64 : ref.sub.n), ref.sub.p, vd_json_str(ja));
         ok = false;
     }
     vd_cpath_pop(c, saved);
     int op = -1;
     saved = vd_cpath_push(c, ".op");
-    if (!json_is_string(jo)) {
+    if (!vd_json_is_string(jo)) {
         vd_cerr(c, "needs an op string");
         ok = false;
-    } else if ((op = op_lookup(json_string_value(jo))) < 0) {
-        vd_cerr(c, "unknown op \"%.*s\"", (int)(json_string_length(jo) > 32 ? 32 : json_string_length(jo)),
-                json_string_value(jo));
+    } else if ((op = op_lookup(vd_json_str(jo))) < 0) {
+        vd_cerr(c, "unknown op \"%.*s\"", (int)(vd_json_strlen(jo) > 32 ? 32 : vd_json_strlen(jo)),
+                vd_json_str(jo));
         ok = false;
-    } else if (json_is_string(ja)) {
+    } else if (vd_json_is_string(ja)) {
         const vd_attr_info *info = vd_attr_info_get(ref.id);
         if (!(type_ops[info->type] & (1u << op))) {
             char buf[160];
             valid_ops(type_ops[info->type], buf, sizeof buf);
-            vd_cerr(c, "op \"%s\" is not valid for %s (%s); valid: %s", op_names[op], json_string_value(ja),
+            vd_cerr(c, "op \"%s\" is not valid for %s (%s); valid: %s", op_names[op], vd_json_str(ja),
                     type_names[info->type], buf);
             ok = false;
         }
@@ -882,11 +880,11 @@ static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
     saved = vd_cpath_push(c, ".value");
     if (op == VD_OP_EXISTS) {
         bool want = true;
-        if (jv && !json_is_boolean(jv)) {
+        if (jv && !vd_json_is_boolean(jv)) {
             vd_cerr(c, "exists takes no value, or true/false");
             ok = false;
         } else if (jv) {
-            want = json_is_true(jv);
+            want = vd_json_is_true(jv);
         }
         p->test = VD_T_EXISTS;
         p->negate = !want;
@@ -912,7 +910,7 @@ static int32_t find_segment(vd_compiler *c, const char *id, size_t n)
     return vd_ruleset_find_segment(c->rs, vd_str_make(id, n));
 }
 
-void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
+void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
 {
     if (c->oom)
         return;
@@ -920,7 +918,7 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
         vd_cerr(c, "nested deeper than %d levels", VD_MAX_RULE_DEPTH);
         return;
     }
-    if (!json_is_object(j)) {
+    if (!vd_json_is_object(j)) {
         vd_cerr(c, "a node must be an object: {\"all\"}, {\"any\"}, {\"not\"}, {\"segment\"} or "
                    "{\"attr\", \"op\", \"value\"}");
         return;
@@ -928,7 +926,7 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
     static const char *const kinds[] = { "all", "any", "not", "segment" };
     int kind = -1;
     for (int k = 0; k < 4; k++)
-        if (json_object_get(j, kinds[k])) {
+        if (vd_json_get(j, kinds[k])) {
             if (kind >= 0) {
                 vd_cerr(c, "a node has both \"%s\" and \"%s\"", kinds[kind], kinds[k]);
                 return;
@@ -936,38 +934,37 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
             kind = k;
         }
     if (kind < 0) {
-        if (json_object_get(j, "attr") || json_object_get(j, "op")) {
+        if (vd_json_get(j, "attr") || vd_json_get(j, "op")) {
             compile_pred(c, j, idx);
             return;
         }
-        const char *key = json_object_size(j) ? json_object_iter_key(json_object_iter(j)) : NULL;
+        const char *key = vd_json_size(j) ? j->u.members[0].key : NULL;
         if (key)
             vd_cerr(c, "unknown key \"%s\" (expected all, any, not, segment or attr/op/value)", key);
         else
             vd_cerr(c, "empty node (expected all, any, not, segment or attr/op/value)");
         return;
     }
-    if (json_object_size(j) != 1) {
-        const char *key;
-        json_t *e;
-        json_object_foreach(j, key, e) {
+    if (vd_json_size(j) != 1) {
+        vd_json_foreach(j, m) {
+            const char *key = m->key;
             if (strcmp(key, kinds[kind]))
                 vd_cerr(c, "unknown key \"%s\" next to \"%s\"", key, kinds[kind]);
         }
         return;
     }
-    json_t *v = json_object_get(j, kinds[kind]);
+    const vd_json *v = vd_json_get(j, kinds[kind]);
     size_t saved = vd_cpath_push(c, ".%s", kinds[kind]);
     if (kind <= 1) {
-        if (!json_is_array(v)) {
+        if (!vd_json_is_array(v)) {
             vd_cerr(c, "needs an array of nodes");
         } else {
-            uint32_t n = (uint32_t)json_array_size(v);
+            uint32_t n = (uint32_t)vd_json_size(v);
             uint32_t first = vd_node_alloc(c, n);
             if (first != VD_NODE_NONE) {
                 for (uint32_t i = 0; i < n; i++) {
                     size_t s2 = vd_cpath_push(c, "[%u]", i);
-                    vd_compile_node(c, json_array_get(v, i), first + i, depth + 1);
+                    vd_compile_node(c, vd_json_at(v, i), first + i, depth + 1);
                     vd_cpath_pop(c, s2);
                 }
                 c->rs->nodes[idx] = (vd_node){ kind == 0 ? VD_N_ALL : VD_N_ANY, first, n };
@@ -981,11 +978,11 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
         }
     } else {
         int32_t seg = -1;
-        if (!json_is_string(v))
+        if (!vd_json_is_string(v))
             vd_cerr(c, "needs a segment id string");
-        else if ((seg = find_segment(c, json_string_value(v), json_string_length(v))) < 0)
-            vd_cerr(c, "unknown segment \"%.*s\"", (int)(json_string_length(v) > 128 ? 128 : json_string_length(v)),
-                    json_string_value(v));
+        else if ((seg = find_segment(c, vd_json_str(v), vd_json_strlen(v))) < 0)
+            vd_cerr(c, "unknown segment \"%.*s\"", (int)(vd_json_strlen(v) > 128 ? 128 : vd_json_strlen(v)),
+                    vd_json_str(v));
         else
             c->rs->nodes[idx] = (vd_node){ VD_N_REF, (uint32_t)seg, 0 };
     }
