@@ -31,7 +31,10 @@
  * reload does (files read, parsed, compiled, indexed; the parsed documents
  * freed after, untimed, as the daemon frees them after publishing), and
  * prints the wall time of each compile's median, minimum and maximum:
- *   MICRO_COMPILE compiles=… ms_median=… ms_min=… ms_max=… free_ms_median=… segments=… slots=…
+ *   MICRO_COMPILE compiles=… ms_median=… ms_min=… ms_max=… free_ms_median=… destroy_ms_median=…
+ *                 segments=… slots=…
+ * (free: the parsed documents; destroy: the ruleset, as the last worker to
+ * let go of it does)
  * Under callgrind --instr-atstart=no only those compiles are counted
  * ("Collected" / N: instructions per compile).
  */
@@ -130,7 +133,8 @@ static int cmp_u64(const void *a, const void *b)
 static int compile_loop(const char *segdir, const char *mapdir, vd_ruleset *first, long n)
 {
     uint64_t *ms = calloc((size_t)n, sizeof *ms), *fr = calloc((size_t)n, sizeof *fr);
-    if (!ms || !fr)
+    uint64_t *ds = calloc((size_t)n, sizeof *ds);
+    if (!ms || !fr || !ds)
         return 1;
     printf("MICRO_COMPILE_FIRST segments=%u slots=%u\n", vd_ruleset_nsegments(first), vd_ruleset_nslots(first));
     for (long i = 0; i < n; i++) {
@@ -148,18 +152,23 @@ static int compile_loop(const char *segdir, const char *mapdir, vd_ruleset *firs
             fprintf(stderr, "vd-microbench: compile %ld failed\n", i);
             return 1;
         }
+        uint64_t t3 = now_ns();
         vd_ruleset_release(rs);
         ms[i] = t1 - t0;
         fr[i] = t2 - t1;
+        ds[i] = now_ns() - t3;
     }
     qsort(ms, (size_t)n, sizeof *ms, cmp_u64);
     qsort(fr, (size_t)n, sizeof *fr, cmp_u64);
-    printf("MICRO_COMPILE compiles=%ld ms_median=%.1f ms_min=%.1f ms_max=%.1f free_ms_median=%.2f segments=%u "
-           "slots=%u\n", n, (double)ms[n / 2] / 1e6, (double)ms[0] / 1e6, (double)ms[n - 1] / 1e6,
-           (double)fr[n / 2] / 1e6, vd_ruleset_nsegments(first), vd_ruleset_nslots(first));
+    qsort(ds, (size_t)n, sizeof *ds, cmp_u64);
+    printf("MICRO_COMPILE compiles=%ld ms_median=%.1f ms_min=%.1f ms_max=%.1f free_ms_median=%.2f "
+           "destroy_ms_median=%.2f segments=%u slots=%u\n", n, (double)ms[n / 2] / 1e6, (double)ms[0] / 1e6,
+           (double)ms[n - 1] / 1e6, (double)fr[n / 2] / 1e6, (double)ds[n / 2] / 1e6,
+           vd_ruleset_nsegments(first), vd_ruleset_nslots(first));
     vd_ruleset_release(first);
     free(ms);
     free(fr);
+    free(ds);
     return 0;
 }
 

@@ -191,6 +191,8 @@ static int fail(parser *ps, const unsigned char *at, const char *fmt, ...)
 static inline void skip_ws(parser *ps)
 {
     const unsigned char *p = ps->p, *end = ps->end;
+    if (p < end && *p > ' ')
+        return;
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     ps->p = p;
@@ -208,6 +210,18 @@ static const unsigned char str_stop[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
+
+/* A flag (the byte's top bit) on each byte of w, read little-endian, that
+ * str_stop marks: '"', '\\', below 0x20, 0x80 and up. Bytes after the
+ * first flagged one may be flagged wrongly (borrows); only the first is
+ * used. */
+static inline uint64_t stop_bytes(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    uint64_t t = ((w - ones * 0x20) & ~w) | w | ((q - ones) & ~q) | ((b - ones) & ~b);
+    return t & highs;
+}
 
 /* Length of the valid UTF-8 sequence at p (RFC 3629: no overlong forms,
  * no surrogates, at most U+10FFFF), 0 if invalid. */
@@ -283,12 +297,29 @@ static int lex_string(parser *ps, const char **out, uint32_t *outlen)
     const unsigned char *p = ps->p + 1, *end = ps->end;
     char *start = ps->sp, *d = start;
     for (;;) {
-        const unsigned char *q = p;
-        while (q < end && !str_stop[*q])
-            q++;
-        memcpy(d, p, (size_t)(q - p));
-        d += q - p;
-        p = q;
+        /* Eight bytes at a time while eight are left: copied whole (the
+         * buffer has room: what is written never passes what is read),
+         * then the first byte that ends the run is found by its flag. */
+        while (end - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            memcpy(d, &w, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+            w = __builtin_bswap64(w);
+#endif
+            uint64_t m = stop_bytes(w);
+            if (m) {
+                size_t k = (size_t)__builtin_ctzll(m) / 8;
+                p += k;
+                d += k;
+                goto stop;
+            }
+            p += 8;
+            d += 8;
+        }
+        while (p < end && !str_stop[*p])
+            *d++ = (char)*p++;
+    stop:
         if (p == end)
             return fail(ps, end, "premature end of input");
         unsigned c = *p;

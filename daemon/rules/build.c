@@ -66,7 +66,6 @@ static const vd_json *parse_doc(vd_compiler *c, const vd_doc *d, vd_json_doc *ou
     c->doc = d->name;
     c->what[0] = '\0';
     c->plen = 0;
-    c->path[0] = '\0';
     if (d->len > VD_MAX_DEF_FILE_BYTES) {
         vd_cerr(c, "document is %zu bytes, more than the limit of %d", d->len, VD_MAX_DEF_FILE_BYTES);
         return NULL;
@@ -361,33 +360,39 @@ static void sort_slots(vd_compiler *c, const uint32_t *slot_docs, const vd_docse
 
 /* ---- the driver ----------------------------------------------------------- */
 
+/* The id -> segment hash table; a second segment with an id already in
+ * it is reported (naming where the first one is) and left out. */
 static bool build_id_index(vd_compiler *c, const seg_src *srcs, const vd_docset *docs)
 {
     vd_ruleset *rs = c->rs;
-    id_entry *tmp = vd_malloc((rs->nsegs + 1) * sizeof *tmp);
-    rs->seg_by_id = vd_malloc((rs->nsegs + 1) * sizeof *rs->seg_by_id);
-    if (!tmp || !rs->seg_by_id) {
-        vd_free(tmp);
+    uint32_t cap = 16;
+    while (cap < 2 * rs->nsegs + 2)
+        cap *= 2;
+    rs->seg_by_id = vd_malloc((size_t)cap * sizeof *rs->seg_by_id);
+    if (!rs->seg_by_id) {
         c->oom = true;
         return false;
     }
-    for (uint32_t s = 0; s < rs->nsegs; s++)
-        tmp[s] = (id_entry){ rs->segs[s].id, s };
-    qsort(tmp, rs->nsegs, sizeof *tmp, id_entry_cmp);
+    memset(rs->seg_by_id, 0xff, (size_t)cap * sizeof *rs->seg_by_id);
+    rs->seg_by_id_mask = cap - 1;
     bool ok = true;
-    for (uint32_t i = 0; i < rs->nsegs; i++) {
-        rs->seg_by_id[i] = tmp[i].seg;
-        if (i > 0 && vd_str_cmp(tmp[i].id, tmp[i - 1].id) == 0) {
-            uint32_t s = tmp[i].seg, first = tmp[i - 1].seg;
-            c->doc = docs->docs[srcs[s].doc].name;
-            set_what(c, "segment", rs->segs[s].id);
-            path_for_item(c, srcs[s].pos);
-            vd_cpath_push(c, ".id");
-            vd_cerr(c, "duplicate segment id (first defined in %s)", docs->docs[srcs[first].doc].name);
-            ok = false;
+    for (uint32_t s = 0; s < rs->nsegs; s++) {
+        vd_str id = rs->segs[s].id;
+        uint32_t h = (uint32_t)vd_hash_mem(id.p, id.n) & rs->seg_by_id_mask;
+        while (rs->seg_by_id[h] != UINT32_MAX && !vd_str_eq(rs->segs[rs->seg_by_id[h]].id, id))
+            h = (h + 1) & rs->seg_by_id_mask;
+        if (rs->seg_by_id[h] == UINT32_MAX) {
+            rs->seg_by_id[h] = s;
+            continue;
         }
+        uint32_t first = rs->seg_by_id[h];
+        c->doc = docs->docs[srcs[s].doc].name;
+        set_what(c, "segment", id);
+        path_for_item(c, srcs[s].pos);
+        vd_cpath_push(c, ".id");
+        vd_cerr(c, "duplicate segment id (first defined in %s)", docs->docs[srcs[first].doc].name);
+        ok = false;
     }
-    vd_free(tmp);
     return ok;
 }
 

@@ -16,6 +16,8 @@
 #include "variantd/limits.h"
 
 #define VD_NODE_NONE UINT32_MAX
+#define VD_CPATH_PARTS 256
+#define VD_ATTR_MEMO 256      /* a power of two */
 
 typedef struct vd_compiler {
     vd_ruleset *rs;
@@ -23,8 +25,23 @@ typedef struct vd_compiler {
     vd_errors *err;
     const char *doc;          /* current document name */
     char what[VD_MAX_ID_LEN + 32];  /* `segment "x"` / `slot "y"` / "" */
-    char path[512];           /* JSON path inside the current object: "$.match.all[1]" */
-    size_t plen;
+    /* JSON path inside the current object ("$.match.all[1]"), kept as the
+     * pushed parts and written out only for an error message: a compile
+     * pushes and pops a part for every node and value. 0 parts: no path. */
+    struct vd_cpath_part {
+        const char *fmt;      /* "$", ".attr", ".%s", "[%u]", "[%zu]" */
+        const char *s;        /* the %s argument */
+        size_t u;             /* the %u / %zu argument */
+    } parts[VD_CPATH_PARTS];
+    size_t plen;              /* parts pushed (beyond VD_CPATH_PARTS: counted, not kept) */
+    /* Attribute names already resolved (a set names a few dozen distinct
+     * ones, in every predicate): name -> id and the offset of its NAME
+     * part ("attr.NAME"), 0 if none. */
+    struct vd_attr_memo {
+        const char *p;        /* the name as first seen (lives as long as the parse) */
+        uint32_t n, sub_off;
+        uint8_t id;
+    } attr_memo[VD_ATTR_MEMO];
     size_t nerr;              /* errors reported (also beyond what err keeps) */
     bool oom;
     bool halt;                /* cancelled, or over a whole-set limit: stop early */
@@ -33,7 +50,10 @@ typedef struct vd_compiler {
 
 /* "doc: what: path: message" (parts left out when empty). */
 void vd_cerr(vd_compiler *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends to the path; returns the length to restore with vd_cpath_pop. */
+/* Appends to the path one of the forms ".name", "[0]", ".%s", "[%u]",
+ * "[%zu]" (an argument only right after the first character; a %s string
+ * must stay valid until popped); returns the length to restore with
+ * vd_cpath_pop. */
 size_t vd_cpath_push(vd_compiler *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vd_cpath_pop(vd_compiler *c, size_t len);
 void vd_cpath_reset(vd_compiler *c);

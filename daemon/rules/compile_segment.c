@@ -16,6 +16,30 @@
 
 /* ---- errors and paths ---------------------------------------------------- */
 
+/* The path of the parts pushed so far: "$.match.all[1]". */
+static void cpath_format(const vd_compiler *c, char *buf, size_t cap)
+{
+    size_t len = 0, n = c->plen < VD_CPATH_PARTS ? c->plen : VD_CPATH_PARTS;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len + 1 < cap; i++) {
+        const struct vd_cpath_part *p = &c->parts[i];
+        const char *pct = p->fmt[0] && p->fmt[1] == '%' ? p->fmt + 1 : NULL;
+        int w;
+        if (!pct)
+            w = snprintf(buf + len, cap - len, "%s", p->fmt);
+        else if (pct[1] == 's')
+            w = snprintf(buf + len, cap - len, "%.*s%s%s", (int)(pct - p->fmt), p->fmt, p->s, pct + 2);
+        else
+            w = snprintf(buf + len, cap - len, "%.*s%zu%s", (int)(pct - p->fmt), p->fmt, p->u,
+                         pct + (pct[1] == 'u' ? 2 : 3));
+        if (w < 0)
+            break;
+        len += (size_t)w;
+        if (len >= cap)
+            len = cap - 1;
+    }
+}
+
 void vd_cerr(vd_compiler *c, const char *fmt, ...)
 {
     char msg[VD_ERROR_LEN];
@@ -24,79 +48,55 @@ void vd_cerr(vd_compiler *c, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     c->nerr++;
+    char path[512];
+    cpath_format(c, path, sizeof path);
     const char *sep1 = c->what[0] ? ": " : "";
     const char *sep2 = c->plen ? ": " : "";
     char line[VD_ERROR_LEN];
     if (snprintf(line, sizeof line, "%s: %s%s%s%s%s", c->doc ? c->doc : "(definitions)",
-                 c->what, sep1, c->plen ? c->path : "", sep2, msg) < 0)
+                 c->what, sep1, path, sep2, msg) < 0)
         line[0] = '\0';                 /* cut at VD_ERROR_LEN like any message */
-    /* Messages quote definition text (ids, attribute names, jansson's
-     * "near '...'" token) and end up in one-line logs: a control byte such
-     * as "\n" in a document must not forge or break a log line. */
+    /* Messages quote definition text (ids, attribute names, the JSON
+     * reader's "near '...'" token) and end up in one-line logs: a control
+     * byte such as "\n" in a document must not forge or break a log line. */
     for (char *q = line; *q; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f)
             *q = '?';
     vd_errors_addf(c->err, "%s", line);
 }
 
-static void cpath_put(vd_compiler *c, const char *p, size_t n)
-{
-    size_t room = sizeof c->path - 1 - c->plen;
-    if (n > room)
-        n = room;
-    memcpy(c->path + c->plen, p, n);
-    c->plen += n;
-    c->path[c->plen] = '\0';
-}
-
-/* Called for every node of every definition, so it formats the few forms
- * it is given (%s, %u, %zu, literal text) itself: vsnprintf here was a
- * tenth of compiling 10,000 segments. */
+/* Called for every node and value of every definition: it only records the
+ * part (the path is written out by vd_cerr); formatting it here was a tenth
+ * of compiling 10,000 segments. */
 size_t vd_cpath_push(vd_compiler *c, const char *fmt, ...)
 {
     size_t old = c->plen;
-    va_list ap;
-    va_start(ap, fmt);
-    for (const char *f = fmt; *f;) {
-        const char *pct = strchr(f, '%');
-        if (!pct) {
-            cpath_put(c, f, strlen(f));
-            break;
-        }
-        cpath_put(c, f, (size_t)(pct - f));
-        char num[24];
-        if (pct[1] == 's') {
-            const char *a = va_arg(ap, const char *);
-            cpath_put(c, a, strlen(a));
-            f = pct + 2;
-        } else if (pct[1] == 'u' || (pct[1] == 'z' && pct[2] == 'u')) {
-            size_t v = pct[1] == 'u' ? va_arg(ap, unsigned) : va_arg(ap, size_t);
-            char *e = num + sizeof num, *q = e;
-            do {
-                *--q = (char)('0' + v % 10);
-                v /= 10;
-            } while (v);
-            cpath_put(c, q, (size_t)(e - q));
-            f = pct + (pct[1] == 'u' ? 2 : 3);
-        } else {
-            cpath_put(c, pct, 1);       /* not a form we use: kept as text */
-            f = pct + 1;
+    if (old < VD_CPATH_PARTS) {
+        struct vd_cpath_part *p = &c->parts[old];
+        p->fmt = fmt;
+        /* The forms with an argument: ".%s", "[%u]", "[%zu]". */
+        if (fmt[0] && fmt[1] == '%') {
+            va_list ap;
+            va_start(ap, fmt);
+            if (fmt[2] == 's')
+                p->s = va_arg(ap, const char *);
+            else
+                p->u = fmt[2] == 'u' ? va_arg(ap, unsigned) : va_arg(ap, size_t);
+            va_end(ap);
         }
     }
-    va_end(ap);
+    c->plen = old + 1;
     return old;
 }
 
 void vd_cpath_pop(vd_compiler *c, size_t len)
 {
     c->plen = len;
-    c->path[len] = '\0';
 }
 
 void vd_cpath_reset(vd_compiler *c)
 {
-    c->path[0] = '$';
-    c->path[1] = '\0';
+    c->parts[0].fmt = "$";
     c->plen = 1;
 }
 
@@ -208,10 +208,10 @@ static const char *const type_names[] = {
     [VD_AT_INSTANT] = "instant", [VD_AT_ANY] = "any",
 };
 
-static int op_lookup(const char *s)
+static int op_lookup(const char *s, size_t n)
 {
     for (int i = 0; i < VD_OP__COUNT; i++)
-        if (strcmp(op_names[i], s) == 0)
+        if (op_names[i][0] == s[0] && strlen(op_names[i]) == n && memcmp(op_names[i], s, n) == 0)
             return i;
     return -1;
 }
@@ -809,15 +809,59 @@ static bool compile_value(vd_compiler *c, vd_pred *p, const vd_json *v)
     }
 }
 
-static void compile_pred(vd_compiler *c, const vd_json *j, uint32_t idx)
+/* vd_attr_resolve through the compiler's memo: it compares the name
+ * with every attribute of the table in turn. */
+static bool attr_resolve(vd_compiler *c, vd_str name, vd_attr_ref *ref)
 {
-    const vd_json *ja = vd_json_get(j, "attr"), *jo = vd_json_get(j, "op"), *jv = vd_json_get(j, "value");
+    uint32_t h = (uint32_t)vd_hash_mem(name.p, name.n);
+    for (uint32_t k = 0; k < 8; k++) {
+        struct vd_attr_memo *m = &c->attr_memo[(h + k) & (VD_ATTR_MEMO - 1)];
+        if (!m->p) {
+            if (!vd_attr_resolve(name, ref))
+                return false;
+            *m = (struct vd_attr_memo){ name.p, (uint32_t)name.n, ref->sub.n ? (uint32_t)(name.n - ref->sub.n) : 0,
+                                        ref->id };
+            return true;
+        }
+        if (m->n == name.n && memcmp(m->p, name.p, name.n) == 0) {
+            ref->id = m->id;
+            ref->sub = m->sub_off ? vd_str_make(name.p + m->sub_off, name.n - m->sub_off) : VD_STR_NULL;
+            return true;
+        }
+    }
+    return vd_attr_resolve(name, ref);
+}
+
+/* The keys a node may have, found in one pass over its members (a node
+ * used to be looked up by name eight times). */
+enum { K_ALL, K_ANY, K_NOT, K_SEGMENT, K_ATTR, K_OP, K_VALUE, K__COUNT, K_OTHER = K__COUNT };
+
+static int node_key(const vd_json_member *m)
+{
+    const char *k = m->key;
+    switch (m->klen) {
+    case 2: return memcmp(k, "op", 2) ? K_OTHER : K_OP;
+    case 3: return !memcmp(k, "all", 3) ? K_ALL : !memcmp(k, "any", 3) ? K_ANY : !memcmp(k, "not", 3) ? K_NOT : K_OTHER;
+    case 4: return memcmp(k, "attr", 4) ? K_OTHER : K_ATTR;
+    case 5: return memcmp(k, "value", 5) ? K_OTHER : K_VALUE;
+    case 7: return memcmp(k, "segment", 7) ? K_OTHER : K_SEGMENT;
+    default: return K_OTHER;
+    }
+}
+
+/* A predicate node j; at[K_ATTR], at[K_OP], at[K_VALUE] are its members
+ * (NULL if absent). */
+static void compile_pred(vd_compiler *c, const vd_json *j, const vd_json *const *at, uint32_t idx)
+{
+    const vd_json *ja = at[K_ATTR], *jo = at[K_OP], *jv = at[K_VALUE];
     bool ok = true;
-    vd_json_foreach(j, m) {
-        const char *key = m->key;
-        if (strcmp(key, "attr") && strcmp(key, "op") && strcmp(key, "value")) {
-            vd_cerr(c, "unknown key \"%s\" in a predicate (expected attr, op, value)", key);
-            ok = false;
+    if (vd_json_size(j) > (size_t)(!!ja + !!jo + !!jv)) {
+        vd_json_foreach(j, m) {
+            int k = node_key(m);
+            if (k != K_ATTR && k != K_OP && k != K_VALUE) {
+                vd_cerr(c, "unknown key \"%s\" in a predicate (expected attr, op, value)", m->key);
+                ok = false;
+            }
         }
     }
     vd_attr_ref ref = { 0 };
@@ -825,7 +869,7 @@ static void compile_pred(vd_compiler *c, const vd_json *j, uint32_t idx)
     if (!vd_json_is_string(ja)) {
         vd_cerr(c, "needs an attribute name string");
         ok = false;
-    } else if (!vd_attr_resolve(vd_str_make(vd_json_str(ja), vd_json_strlen(ja)), &ref)) {
+    } else if (!attr_resolve(c, vd_str_make(vd_json_str(ja), vd_json_strlen(ja)), &ref)) {
         vd_cerr(c, "unknown attribute \"%.*s\"", (int)(vd_json_strlen(ja) > 64 ? 64 : vd_json_strlen(ja)),
                 vd_json_str(ja));
         ok = false;
@@ -844,7 +888,7 @@ static void compile_pred(vd_compiler *c, const vd_json *j, uint32_t idx)
     if (!vd_json_is_string(jo)) {
         vd_cerr(c, "needs an op string");
         ok = false;
-    } else if ((op = op_lookup(vd_json_str(jo))) < 0) {
+    } else if ((op = op_lookup(vd_json_str(jo), vd_json_strlen(jo))) < 0) {
         vd_cerr(c, "unknown op \"%.*s\"", (int)(vd_json_strlen(jo) > 32 ? 32 : vd_json_strlen(jo)),
                 vd_json_str(jo));
         ok = false;
@@ -924,9 +968,15 @@ void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
         return;
     }
     static const char *const kinds[] = { "all", "any", "not", "segment" };
+    const vd_json *at[K__COUNT] = { 0 };
+    vd_json_foreach(j, m) {
+        int k = node_key(m);
+        if (k != K_OTHER)
+            at[k] = &m->val;
+    }
     int kind = -1;
     for (int k = 0; k < 4; k++)
-        if (vd_json_get(j, kinds[k])) {
+        if (at[k]) {
             if (kind >= 0) {
                 vd_cerr(c, "a node has both \"%s\" and \"%s\"", kinds[kind], kinds[k]);
                 return;
@@ -934,8 +984,8 @@ void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
             kind = k;
         }
     if (kind < 0) {
-        if (vd_json_get(j, "attr") || vd_json_get(j, "op")) {
-            compile_pred(c, j, idx);
+        if (at[K_ATTR] || at[K_OP]) {
+            compile_pred(c, j, at, idx);
             return;
         }
         const char *key = vd_json_size(j) ? j->u.members[0].key : NULL;
@@ -953,7 +1003,7 @@ void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
         }
         return;
     }
-    const vd_json *v = vd_json_get(j, kinds[kind]);
+    const vd_json *v = at[kind];
     size_t saved = vd_cpath_push(c, ".%s", kinds[kind]);
     if (kind <= 1) {
         if (!vd_json_is_array(v)) {

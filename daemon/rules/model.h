@@ -141,7 +141,8 @@ struct vd_ruleset {
     uint32_t npreds, cap_preds;
     vd_segment *segs;
     uint32_t nsegs, cap_segs;
-    uint32_t *seg_by_id;      /* segment indexes sorted by id (bytes) */
+    uint32_t *seg_by_id;      /* hash table of segment indexes by id (UINT32_MAX: empty) */
+    uint32_t seg_by_id_mask;  /* its size - 1 (a power of two, over twice nsegs) */
     vd_index_attr *index;     /* one per indexed attribute */
     uint32_t nindex;
     uint32_t *index_segs;     /* segment lists of the index entries */
