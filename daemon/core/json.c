@@ -97,10 +97,8 @@ static void *block_alloc(parser *ps, size_t size)
     return nb->data;
 }
 
-static bool grow(void **arr, size_t *cap, size_t elem, size_t need)
+static __attribute__((noinline)) bool grow_slow(void **arr, size_t *cap, size_t elem, size_t need)
 {
-    if (need <= *cap)
-        return true;
     size_t n = *cap ? *cap : 64;
     while (n < need)
         n *= 2;
@@ -110,6 +108,11 @@ static bool grow(void **arr, size_t *cap, size_t elem, size_t need)
     *arr = a;
     *cap = n;
     return true;
+}
+
+static inline bool grow(void **arr, size_t *cap, size_t elem, size_t need)
+{
+    return need <= *cap || grow_slow(arr, cap, elem, need);
 }
 
 void vd_json_doc_free(vd_json_doc *doc)
@@ -290,36 +293,17 @@ static char *put_utf8(char *d, unsigned cp)
     return d;
 }
 
-/* A string at ps->p (on its opening quote): decoded into the string
- * buffer, NUL-terminated. */
-static int lex_string(parser *ps, const char **out, uint32_t *outlen)
+/* The rest of a string from p (source) and d (output) on, when the fast
+ * path met an escape, a control byte, a multi-byte character or the last
+ * seven bytes of the input. */
+static __attribute__((noinline)) int lex_string_slow(parser *ps, const unsigned char *p, char *d,
+                                                     const char **out, uint32_t *outlen)
 {
-    const unsigned char *p = ps->p + 1, *end = ps->end;
-    char *start = ps->sp, *d = start;
+    const unsigned char *end = ps->end;
+    char *start = ps->sp;
     for (;;) {
-        /* Eight bytes at a time while eight are left: copied whole (the
-         * buffer has room: what is written never passes what is read),
-         * then the first byte that ends the run is found by its flag. */
-        while (end - p >= 8) {
-            uint64_t w;
-            memcpy(&w, p, 8);
-            memcpy(d, &w, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-            w = __builtin_bswap64(w);
-#endif
-            uint64_t m = stop_bytes(w);
-            if (m) {
-                size_t k = (size_t)__builtin_ctzll(m) / 8;
-                p += k;
-                d += k;
-                goto stop;
-            }
-            p += 8;
-            d += 8;
-        }
         while (p < end && !str_stop[*p])
             *d++ = (char)*p++;
-    stop:
         if (p == end)
             return fail(ps, end, "premature end of input");
         unsigned c = *p;
@@ -369,14 +353,48 @@ static int lex_string(parser *ps, const char **out, uint32_t *outlen)
         d += n;
         p += n;
     }
-    *d++ = '\0';
-    if ((size_t)(d - start - 1) > UINT32_MAX)
-        return fail(ps, ps->p, "string too long");
+    *d = '\0';
     *out = start;
-    *outlen = (uint32_t)(d - start - 1);
-    ps->sp = d;
+    *outlen = (uint32_t)(d - start);   /* < VD_JSON_MAX_BYTES */
+    ps->sp = d + 1;
     ps->p = p;
     return 0;
+}
+
+/* A string at ps->p (on its opening quote), decoded into the string
+ * buffer, NUL-terminated. The usual string (no escape, ASCII, not at the
+ * very end) goes eight bytes at a time: copied whole (the buffer has
+ * room: what is written never passes what is read), then the first byte
+ * that ends the run is found by its flag. */
+static inline int lex_string(parser *ps, const char **out, uint32_t *outlen)
+{
+    const unsigned char *p = ps->p + 1, *end = ps->end;
+    char *start = ps->sp, *d = start;
+    while (end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        memcpy(d, &w, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t m = stop_bytes(w);
+        if (m) {
+            size_t k = (size_t)__builtin_ctzll(m) / 8;
+            p += k;
+            d += k;
+            if (*p != '"')
+                break;
+            *d = '\0';
+            *out = start;
+            *outlen = (uint32_t)(d - start);
+            ps->sp = d + 1;
+            ps->p = p + 1;
+            return 0;
+        }
+        p += 8;
+        d += 8;
+    }
+    return lex_string_slow(ps, p, d, out, outlen);
 }
 
 static inline bool is_digit(unsigned c)
@@ -522,7 +540,7 @@ static int has_key(parser *ps, frame *f, const char *k, uint32_t n)
 
 /* ---- the parser ---- */
 
-static int push_frame(parser *ps, bool is_obj)
+static inline int push_frame(parser *ps, bool is_obj)
 {
     if (!grow((void **)&ps->frames, &ps->capframes, sizeof *ps->frames, ps->depth + 1)) {
         ps->oom = true;
