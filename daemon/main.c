@@ -191,8 +191,7 @@ static int reload_files(daemon_state *d, int at_start)
         return -1;
     vd_errors_init(err);
     uint64_t t0 = vd_now_ns();
-    vd_parsed *parsed = NULL;
-    vd_ruleset *rs = vd_files_compile_all(d->cfg.segments, d->cfg.content_map, d->cfg.scores, err, &parsed);
+    vd_ruleset *rs = vd_files_compile_all(d->cfg.segments, d->cfg.content_map, d->cfg.scores, err);
     if (!rs && vd_ruleset_compiles_cancelled()) {
         vd_info("reload cancelled: shutting down");
         vd_free(err);
@@ -211,7 +210,6 @@ static int reload_files(daemon_state *d, int at_start)
             vd_ruleset_version(rs), d->cfg.segments, d->cfg.content_map, vd_ruleset_nsegments(rs),
             vd_ruleset_nslots(rs), (double)(vd_now_ns() - t0) / 1e6);
     vd_live_set(rs, VD_SOURCE_FILES);
-    vd_parsed_free(parsed);       /* after the swap: not on the path to serving it */
     give_back_memory();
     return 0;
 }

@@ -28,13 +28,11 @@
  *   MICRO_UA ua_cache=off classify_ns_median=… classify_ns_p90=… calls=…
  *
  * With --compile N it instead compiles the two folders N more times, as a
- * reload does (files read, parsed, compiled, indexed; the parsed documents
- * freed after, untimed, as the daemon frees them after publishing), and
- * prints the wall time of each compile's median, minimum and maximum:
- *   MICRO_COMPILE compiles=… ms_median=… ms_min=… ms_max=… free_ms_median=… destroy_ms_median=…
+ * reload does (files read, parsed, compiled, indexed), and prints the wall
+ * time of each compile's median, minimum and maximum:
+ *   MICRO_COMPILE compiles=… ms_median=… ms_min=… ms_max=… destroy_ms_median=…
  *                 segments=… slots=…
- * (free: the parsed documents; destroy: the ruleset, as the last worker to
- * let go of it does)
+ * (destroy: freeing the ruleset, as the last worker to let go of it does)
  * Under callgrind --instr-atstart=no only those compiles are counted
  * ("Collected" / N: instructions per compile).
  */
@@ -50,7 +48,6 @@
 #include "core/errors.h"
 #include "decision/decider.h"
 #include "net/rpc_codec.h"
-#include "rules/build.h"
 #include "store/files.h"
 #include "store/live.h"
 
@@ -132,21 +129,17 @@ static int cmp_u64(const void *a, const void *b)
 /* --compile N: N reloads' worth of compiles of the same folders. */
 static int compile_loop(const char *segdir, const char *mapdir, vd_ruleset *first, long n)
 {
-    uint64_t *ms = calloc((size_t)n, sizeof *ms), *fr = calloc((size_t)n, sizeof *fr);
-    uint64_t *ds = calloc((size_t)n, sizeof *ds);
-    if (!ms || !fr || !ds)
+    uint64_t *ms = calloc((size_t)n, sizeof *ms), *ds = calloc((size_t)n, sizeof *ds);
+    if (!ms || !ds)
         return 1;
     printf("MICRO_COMPILE_FIRST segments=%u slots=%u\n", vd_ruleset_nsegments(first), vd_ruleset_nslots(first));
     for (long i = 0; i < n; i++) {
         static vd_errors err;
         vd_errors_init(&err);
-        vd_parsed *parsed = NULL;
         CALLGRIND_START_INSTRUMENTATION;
         uint64_t t0 = now_ns();
-        vd_ruleset *rs = vd_files_compile_keep(segdir, mapdir, &err, &parsed);
+        vd_ruleset *rs = vd_files_compile(segdir, mapdir, &err);
         uint64_t t1 = now_ns();
-        vd_parsed_free(parsed);
-        uint64_t t2 = now_ns();
         CALLGRIND_STOP_INSTRUMENTATION;
         if (!rs) {
             fprintf(stderr, "vd-microbench: compile %ld failed\n", i);
@@ -155,19 +148,16 @@ static int compile_loop(const char *segdir, const char *mapdir, vd_ruleset *firs
         uint64_t t3 = now_ns();
         vd_ruleset_release(rs);
         ms[i] = t1 - t0;
-        fr[i] = t2 - t1;
         ds[i] = now_ns() - t3;
     }
     qsort(ms, (size_t)n, sizeof *ms, cmp_u64);
-    qsort(fr, (size_t)n, sizeof *fr, cmp_u64);
     qsort(ds, (size_t)n, sizeof *ds, cmp_u64);
-    printf("MICRO_COMPILE compiles=%ld ms_median=%.1f ms_min=%.1f ms_max=%.1f free_ms_median=%.2f "
+    printf("MICRO_COMPILE compiles=%ld ms_median=%.1f ms_min=%.1f ms_max=%.1f "
            "destroy_ms_median=%.2f segments=%u slots=%u\n", n, (double)ms[n / 2] / 1e6, (double)ms[0] / 1e6,
-           (double)ms[n - 1] / 1e6, (double)fr[n / 2] / 1e6, (double)ds[n / 2] / 1e6,
+           (double)ms[n - 1] / 1e6, (double)ds[n / 2] / 1e6,
            vd_ruleset_nsegments(first), vd_ruleset_nslots(first));
     vd_ruleset_release(first);
     free(ms);
-    free(fr);
     free(ds);
     return 0;
 }

@@ -59,6 +59,17 @@ typedef struct parser {
     uint32_t serial;
     vd_json_error *err;
     bool oom;
+    bool err_before;          /* the error is placed before `at`, not on it */
+    /* vd_json_parse_each: the callback, the next item's index, and where
+     * the blocks and the string buffer stood before the first item (each
+     * item's memory is taken back to there once it is handed over; blocks
+     * opened for it wait in `spare` for the next one). */
+    vd_json_each_fn each;
+    void *ctx;
+    size_t index;
+    vd_json_block *mark, *spare;
+    size_t mark_used;
+    char *mark_sp;
 } parser;
 
 /* ---- memory ---- */
@@ -72,28 +83,28 @@ static void *block_alloc(parser *ps, size_t size)
         b->used += size;
         return r;
     }
-    /* Blocks double up to 4 MB: a small document stays small, a large one
-     * takes few allocations. A request larger than a block gets its own,
-     * filed behind the current one. */
-    size_t cap = ps->block_size;
-    if (ps->block_size < 4u * 1024 * 1024)
-        ps->block_size *= 2;
-    if (size > cap)
-        cap = size;
-    vd_json_block *nb = vd_malloc(sizeof *nb + cap);
-    if (!nb) {
-        ps->oom = true;
-        return NULL;
-    }
-    nb->cap = cap;
-    nb->used = size;
-    if (b && size == cap) {
-        nb->next = b->next;
-        b->next = nb;
+    vd_json_block *nb = ps->spare;
+    if (nb && nb->cap >= size) {
+        ps->spare = nb->next;
     } else {
-        nb->next = b;
-        ps->doc->blocks = nb;
+        /* Blocks double up to 4 MB: a small document stays small, a
+         * large one takes few allocations. A request larger than a block
+         * gets one of its own size. */
+        size_t cap = ps->block_size;
+        if (ps->block_size < 4u * 1024 * 1024)
+            ps->block_size *= 2;
+        if (size > cap)
+            cap = size;
+        nb = vd_malloc(sizeof *nb + cap);
+        if (!nb) {
+            ps->oom = true;
+            return NULL;
+        }
+        nb->cap = cap;
     }
+    nb->used = size;
+    nb->next = b;
+    ps->doc->blocks = nb;
     return nb->data;
 }
 
@@ -171,9 +182,10 @@ static int fail(parser *ps, const unsigned char *at, const char *fmt, ...)
         snprintf(e->text, sizeof e->text, "%s near end of file", msg);
     else
         snprintf(e->text, sizeof e->text, "%s near '%.*s'", msg, (int)tl, (const char *)at);
-    /* Line and column of the offending byte, columns in characters (a
-     * UTF-8 continuation byte does not start one), as jansson counts. */
-    const unsigned char *stop = at < ps->end ? at + 1 : ps->end;
+    /* Line and column of the offending byte (or of the byte before it, for
+     * a control byte in a string, as jansson reports those), columns in
+     * characters (a UTF-8 continuation byte does not start one). */
+    const unsigned char *stop = at < ps->end && !ps->err_before ? at + 1 : at;
     int line = 1, col = 0;
     for (const unsigned char *q = ps->base; q < stop; q++) {
         if (*q == '\n') {
@@ -327,8 +339,12 @@ static __attribute__((noinline)) int lex_string_slow(parser *ps, const unsigned 
                 return fail(ps, p + 1, "invalid escape");
             }
             int cp = hex4(p + 2, end);
-            if (cp < 0)
-                return fail(ps, p, "invalid escape");
+            if (cp < 0) {
+                const unsigned char *bad = p + 2;
+                while (bad < end && bad < p + 6 && vd_hex_value((char)*bad) >= 0)
+                    bad++;
+                return fail(ps, bad, "invalid escape");
+            }
             p += 6;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 int lo = end - p >= 2 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2, end) : -1;
@@ -344,8 +360,12 @@ static __attribute__((noinline)) int lex_string_slow(parser *ps, const unsigned 
             d = put_utf8(d, (unsigned)cp);
             continue;
         }
-        if (c < 0x20)
+        if (c < 0x20) {
+            ps->err_before = true;
+            if (c == '\n')
+                return fail(ps, p, "unexpected newline in a string");
             return fail(ps, p, "control character 0x%x in a string", c);
+        }
         size_t n = utf8_len(p, end);
         if (!n)
             return fail(ps, p, "unable to decode byte 0x%x", c);
@@ -554,6 +574,20 @@ static inline int push_frame(parser *ps, bool is_obj)
     return 0;
 }
 
+/* Takes back the memory of the item just handed over. */
+static void rewind_items(parser *ps)
+{
+    while (ps->doc->blocks != ps->mark) {
+        vd_json_block *b = ps->doc->blocks;
+        ps->doc->blocks = b->next;
+        b->next = ps->spare;
+        ps->spare = b;
+    }
+    if (ps->mark)
+        ps->mark->used = ps->mark_used;
+    ps->sp = ps->mark_sp;
+}
+
 static int parse(parser *ps)
 {
     vd_json cur;
@@ -561,6 +595,9 @@ static int parse(parser *ps)
     skip_ws(ps);
     if (ps->p == ps->end || (*ps->p != '[' && *ps->p != '{'))
         return fail(ps, ps->p, "'[' or '{' expected");
+    ps->mark = ps->doc->blocks;
+    ps->mark_used = ps->mark ? ps->mark->used : 0;
+    ps->mark_sp = ps->sp;
 
 value:
     /* Every value counts one level, scalars too (as jansson counts). */
@@ -663,6 +700,8 @@ done:
         skip_ws(ps);
         if (ps->p != ps->end)
             return fail(ps, ps->p, "end of file expected");
+        if (ps->each && cur.type == VD_JSON_OBJECT && ps->each(ps->ctx, &cur, SIZE_MAX) != 0)
+            return 1;
         return 0;
     }
     {
@@ -686,11 +725,19 @@ done:
             ps->nmems = f->start;
             cur = (vd_json){ .type = VD_JSON_OBJECT, .n = (uint32_t)n, .u.members = m };
         } else {
-            if (!grow((void **)&ps->vals, &ps->capvals, sizeof *ps->vals, ps->nvals + 1)) {
-                ps->oom = true;
-                return -2;
+            if (ps->each && ps->depth == 1) {
+                /* An item of the top-level array: handed over, then its
+                 * memory is taken back. */
+                if (ps->each(ps->ctx, &cur, ps->index++) != 0)
+                    return 1;
+                rewind_items(ps);
+            } else {
+                if (!grow((void **)&ps->vals, &ps->capvals, sizeof *ps->vals, ps->nvals + 1)) {
+                    ps->oom = true;
+                    return -2;
+                }
+                ps->vals[ps->nvals++] = cur;
             }
-            ps->vals[ps->nvals++] = cur;
             skip_ws(ps);
             if (ps->p < ps->end && *ps->p == ',') {
                 ps->p++;
@@ -713,7 +760,8 @@ done:
     }
 }
 
-int vd_json_parse(const char *text, size_t len, vd_json_doc *doc, vd_json_error *err)
+static int run(const char *text, size_t len, vd_json_doc *doc, vd_json_error *err, vd_json_each_fn each,
+               void *ctx)
 {
     memset(doc, 0, sizeof *doc);
     memset(err, 0, sizeof *err);
@@ -724,6 +772,8 @@ int vd_json_parse(const char *text, size_t len, vd_json_doc *doc, vd_json_error 
         .doc = doc,
         .block_size = 64 * 1024,
         .err = err,
+        .each = each,
+        .ctx = ctx,
     };
     if (len > VD_JSON_MAX_BYTES) {
         snprintf(err->text, sizeof err->text, "document of %zu bytes, over the limit of %u", len,
@@ -741,7 +791,12 @@ int vd_json_parse(const char *text, size_t len, vd_json_doc *doc, vd_json_error 
     vd_free(ps.mems);
     vd_free(ps.frames);
     vd_free(ps.keys);
-    if (rc != 0) {
+    while (ps.spare) {
+        vd_json_block *b = ps.spare;
+        ps.spare = b->next;
+        vd_free(b);
+    }
+    if (rc != 0 || each) {
         vd_json_doc_free(doc);
         if (rc == -2) {
             snprintf(err->text, sizeof err->text, "out of memory");
@@ -749,6 +804,17 @@ int vd_json_parse(const char *text, size_t len, vd_json_doc *doc, vd_json_error 
         }
     }
     return rc;
+}
+
+int vd_json_parse(const char *text, size_t len, vd_json_doc *doc, vd_json_error *err)
+{
+    return run(text, len, doc, err, NULL, NULL);
+}
+
+int vd_json_parse_each(const char *text, size_t len, vd_json_each_fn each, void *ctx, vd_json_error *err)
+{
+    vd_json_doc doc;
+    return run(text, len, &doc, err, each, ctx);
 }
 
 /* ---- compact output ---- */

@@ -79,6 +79,19 @@ typedef struct vd_json_error {
 int vd_json_parse(const char *text, size_t len, vd_json_doc *doc, vd_json_error *err);
 void vd_json_doc_free(vd_json_doc *doc);
 
+/* The same document read item by item: each item of a top-level array is
+ * handed to each() as soon as it is read (index from 0), and its memory is
+ * reused for the next one once each() returns, so a 10,000-segment
+ * document needs the memory of its largest item, not of all of them (and
+ * they are compiled while still in cache). A top-level object is handed
+ * over whole (index SIZE_MAX) once the document is read. each() returns 0
+ * to go on; anything else stops the reading and vd_json_parse_each returns
+ * 1. Otherwise as vd_json_parse: 0 when the whole document was read and
+ * valid, -1 on a syntax error or a limit (items before it were handed
+ * over already), -2 out of memory. Nothing of the tree outlives each(). */
+typedef int (*vd_json_each_fn)(void *ctx, const vd_json *item, size_t index);
+int vd_json_parse_each(const char *text, size_t len, vd_json_each_fn each, void *ctx, vd_json_error *err);
+
 /* Compact JSON of v, as jansson's json_dumps(v, JSON_COMPACT |
  * JSON_ENCODE_ANY) writes it: members in order, "," and ":" without spaces,
  * `"` `\` and control bytes escaped (\b \f \n \r \t, else \u00XX), other

@@ -38,7 +38,7 @@ typedef struct vd_compiler {
      * ones, in every predicate): name -> id and the offset of its NAME
      * part ("attr.NAME"), 0 if none. */
     struct vd_attr_memo {
-        const char *p;        /* the name as first seen (lives as long as the parse) */
+        const char *p;        /* the name, interned */
         uint32_t n, sub_off;
         uint8_t id;
     } attr_memo[VD_ATTR_MEMO];
@@ -46,6 +46,20 @@ typedef struct vd_compiler {
     bool oom;
     bool halt;                /* cancelled, or over a whole-set limit: stop early */
     bool too_many;            /* "more than VD_MAX_SEGMENTS" already reported */
+    const struct vd_docset *docs;
+    uint32_t cur_seg;         /* the segment being compiled */
+    /* References to segments not read yet (documents are compiled as they
+     * are read), with what their message needs if they stay unknown. */
+    struct vd_pending_ref {
+        uint32_t node, owner; /* the node to make a reference; its segment */
+        vd_str id;            /* interned */
+        const char *doc;
+        uint32_t part_first, nparts;
+        size_t plen;
+    } *refs;
+    size_t nrefs, cap_refs;
+    struct vd_cpath_part *ref_parts;
+    size_t nref_parts, cap_ref_parts;
 } vd_compiler;
 
 /* "doc: what: path: message" (parts left out when empty). */
@@ -61,6 +75,17 @@ void vd_cpath_reset(vd_compiler *c);
 /* Ids of segments, slots and variants: 1..VD_MAX_ID_LEN of [A-Za-z0-9._:-].
  * Reports at the current path and returns false if bad. `kind` names it. */
 bool vd_check_id(vd_compiler *c, const char *s, size_t n, const char *kind);
+
+/* Node idx becomes a reference to segment id: at once if that segment was
+ * read already, else once all segments are (build.c reports it unknown
+ * then, at the path it had here). */
+void vd_compile_ref(vd_compiler *c, const char *id, size_t n, uint32_t idx);
+
+/* Room for this many more nodes and predicates, taken at once (a guess
+ * from a document's size; growing by doubling instead copied the
+ * 15 MB predicate table of the nested 10,000-segment set several times).
+ * Best effort: on out of memory the tables grow as they fill. */
+void vd_compile_reserve(vd_compiler *c, size_t nodes, size_t preds);
 
 /* Appends a node to rs->nodes; VD_NODE_NONE on out of memory. */
 uint32_t vd_node_alloc(vd_compiler *c, uint32_t count);

@@ -146,6 +146,29 @@ uint32_t vd_node_alloc(vd_compiler *c, uint32_t count)
     return first;
 }
 
+void vd_compile_reserve(vd_compiler *c, size_t nodes, size_t preds)
+{
+    vd_ruleset *rs = c->rs;
+    if (nodes > UINT32_MAX / 4)
+        nodes = UINT32_MAX / 4;
+    if (preds > UINT32_MAX / 4)
+        preds = UINT32_MAX / 4;
+    if (rs->nnodes + nodes > rs->cap_nodes) {
+        vd_node *n = vd_realloc(rs->nodes, (rs->nnodes + nodes) * sizeof *n);
+        if (n) {
+            rs->nodes = n;
+            rs->cap_nodes = (uint32_t)(rs->nnodes + nodes);
+        }
+    }
+    if (rs->npreds + preds > rs->cap_preds) {
+        vd_pred *p = vd_realloc(rs->preds, (rs->npreds + preds) * sizeof *p);
+        if (p) {
+            rs->preds = p;
+            rs->cap_preds = (uint32_t)(rs->npreds + preds);
+        }
+    }
+}
+
 static vd_pred *pred_alloc(vd_compiler *c, uint32_t *idx)
 {
     vd_ruleset *rs = c->rs;
@@ -819,8 +842,11 @@ static bool attr_resolve(vd_compiler *c, vd_str name, vd_attr_ref *ref)
         if (!m->p) {
             if (!vd_attr_resolve(name, ref))
                 return false;
-            *m = (struct vd_attr_memo){ name.p, (uint32_t)name.n, ref->sub.n ? (uint32_t)(name.n - ref->sub.n) : 0,
-                                        ref->id };
+            /* A copy: the name's JSON is gone once its segment is compiled. */
+            vd_str key = vd_intern_str(&c->in, name.p, name.n, 0);
+            if (key.p)
+                *m = (struct vd_attr_memo){ key.p, (uint32_t)key.n, ref->sub.n ? (uint32_t)(key.n - ref->sub.n) : 0,
+                                            ref->id };
             return true;
         }
         if (m->n == name.n && memcmp(m->p, name.p, name.n) == 0) {
@@ -949,9 +975,49 @@ static void compile_pred(vd_compiler *c, const vd_json *j, const vd_json *const 
 
 /* ---- nodes ---------------------------------------------------------------- */
 
-static int32_t find_segment(vd_compiler *c, const char *id, size_t n)
+void vd_compile_ref(vd_compiler *c, const char *id, size_t n, uint32_t idx)
 {
-    return vd_ruleset_find_segment(c->rs, vd_str_make(id, n));
+    int32_t seg = vd_ruleset_find_segment(c->rs, vd_str_make(id, n));
+    if (seg >= 0) {
+        c->rs->nodes[idx] = (vd_node){ VD_N_REF, (uint32_t)seg, 0 };
+        return;
+    }
+    /* The parts of a match tree's path are literals, the node kinds
+     * (static) and numbers: they can be kept past the JSON. */
+    size_t np = c->plen < VD_CPATH_PARTS ? c->plen : VD_CPATH_PARTS;
+    if (c->nrefs == c->cap_refs) {
+        size_t cap = c->cap_refs ? c->cap_refs * 2 : 64;
+        struct vd_pending_ref *r = vd_realloc(c->refs, cap * sizeof *r);
+        if (!r) {
+            c->oom = true;
+            return;
+        }
+        c->refs = r;
+        c->cap_refs = cap;
+    }
+    if (c->nref_parts + np > c->cap_ref_parts) {
+        size_t cap = c->cap_ref_parts ? c->cap_ref_parts : 256;
+        while (cap < c->nref_parts + np)
+            cap *= 2;
+        struct vd_cpath_part *p = vd_realloc(c->ref_parts, cap * sizeof *p);
+        if (!p) {
+            c->oom = true;
+            return;
+        }
+        c->ref_parts = p;
+        c->cap_ref_parts = cap;
+    }
+    vd_str s = vd_intern_str(&c->in, id, n, 0);
+    if (!s.p) {
+        c->oom = true;
+        return;
+    }
+    memcpy(c->ref_parts + c->nref_parts, c->parts, np * sizeof *c->parts);
+    c->refs[c->nrefs++] = (struct vd_pending_ref){
+        .node = idx, .owner = c->cur_seg, .id = s, .doc = c->doc,
+        .part_first = (uint32_t)c->nref_parts, .nparts = (uint32_t)np, .plen = c->plen,
+    };
+    c->nref_parts += np;
 }
 
 void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
@@ -1027,14 +1093,10 @@ void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
             c->rs->nodes[idx] = (vd_node){ VD_N_NOT, child, 1 };
         }
     } else {
-        int32_t seg = -1;
         if (!vd_json_is_string(v))
             vd_cerr(c, "needs a segment id string");
-        else if ((seg = find_segment(c, vd_json_str(v), vd_json_strlen(v))) < 0)
-            vd_cerr(c, "unknown segment \"%.*s\"", (int)(vd_json_strlen(v) > 128 ? 128 : vd_json_strlen(v)),
-                    vd_json_str(v));
         else
-            c->rs->nodes[idx] = (vd_node){ VD_N_REF, (uint32_t)seg, 0 };
+            vd_compile_ref(c, vd_json_str(v), vd_json_strlen(v), idx);
     }
     vd_cpath_pop(c, saved);
 }

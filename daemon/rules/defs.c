@@ -36,6 +36,27 @@ int vd_docset_add(vd_docset *ds, int kind, const char *name, const char *text, s
     return 0;
 }
 
+int vd_docset_add_owned(vd_docset *ds, int kind, const char *name, char *text, size_t len)
+{
+    if (ds->n == ds->cap) {
+        size_t cap = ds->cap ? ds->cap * 2 : 16;
+        vd_doc *d = vd_realloc(ds->docs, cap * sizeof *d);
+        if (!d) {
+            vd_free(text);
+            return -1;
+        }
+        ds->docs = d;
+        ds->cap = cap;
+    }
+    char *n = vd_strdup(name);
+    if (!n) {
+        vd_free(text);
+        return -1;
+    }
+    ds->docs[ds->n++] = (vd_doc){ .kind = kind, .name = n, .text = text, .len = len };
+    return 0;
+}
+
 void vd_docset_free(vd_docset *ds)
 {
     for (size_t i = 0; i < ds->n; i++) {

@@ -137,13 +137,11 @@ static void *compile_main(void *arg)
         bool ok = false;
         if (err) {
             vd_errors_init(err);
-            vd_parsed *parsed = NULL;
-            vd_ruleset *rs = vd_ruleset_compile_keep(&j->ds, j->version, err, &parsed);
+            vd_ruleset *rs = vd_ruleset_compile(&j->ds, j->version, err);
             if (rs) {
                 vd_info("ruleset %s loaded from Redis: %u segments, %u slots", j->version,
                         vd_ruleset_nsegments(rs), vd_ruleset_nslots(rs));
                 vd_live_set(rs, VD_SOURCE_REDIS);
-                vd_parsed_free(parsed);   /* after the swap: not on the path to serving it */
                 ok = true;
                 if (s->snapshot[0]) {
                     char m[600];

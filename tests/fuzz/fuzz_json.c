@@ -18,7 +18,11 @@
  *   - every string of the tree is NUL-terminated at its length, holds no
  *     NUL and is valid UTF-8; lookups find every member;
  *   - a rejected document has a message, a line >= 1 and an offset within
- *     the input, and its line is jansson's.
+ *     the input, and its line is jansson's;
+ *   - vd_json_parse_each accepts and rejects the same, with the same error,
+ *     and hands over the items of a top-level array in order (or the
+ *     top-level object), each dumping to what jansson writes for it; an
+ *     each() that stops at item k stops the reading there.
  * Replayed over tests/fuzz/corpus/json by `make unit` (replay_json). */
 #include <jansson.h>
 #include <stdint.h>
@@ -104,6 +108,51 @@ static void walk(const vd_json *v)
     }
 }
 
+static bool same_dump(const vd_json *v, const json_t *j)
+{
+    size_t n = vd_json_dump_len(v);
+    char *mine = malloc(n + 1);
+    CHECK(mine);
+    CHECK(vd_json_dump(v, mine) == mine + n);
+    mine[n] = '\0';
+    char *theirs = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    CHECK(theirs);
+    bool same = strlen(theirs) == n && memcmp(mine, theirs, n) == 0;
+    free(mine);
+    free(theirs);
+    return same;
+}
+
+/* Items of a document jansson rejects: only those before the error. */
+static int reject_item(void *arg, const vd_json *item, size_t index)
+{
+    (void)arg;
+    (void)index;
+    walk(item);
+    return 0;
+}
+
+typedef struct each_ctx {
+    const json_t *root;       /* jansson's tree */
+    size_t seen, stop_at;
+} each_ctx;
+
+static int each_item(void *arg, const vd_json *item, size_t index)
+{
+    each_ctx *e = arg;
+    walk(item);
+    if (index == SIZE_MAX) {
+        CHECK(json_is_object(e->root) && e->seen == 0);
+        CHECK(same_dump(item, e->root));
+    } else {
+        CHECK(index == e->seen);
+        CHECK(json_is_array(e->root) && index < json_array_size(e->root));
+        CHECK(same_dump(item, json_array_get(e->root, index)));
+    }
+    e->seen++;
+    return e->seen == e->stop_at;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     vd_json_doc doc;
@@ -134,7 +183,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(err.line == je.line);
         CHECK(doc.blocks == NULL);
     }
-    if (j)
+    /* Item by item: the whole document, then stopped after the first item. */
+    if (j) {
+        each_ctx e = { .root = j, .stop_at = SIZE_MAX };
+        vd_json_error err2;
+        CHECK(vd_json_parse_each((const char *)data, size, each_item, &e, &err2) == 0);
+        CHECK(e.seen == (json_is_array(j) ? json_array_size(j) : 1));
+        if (json_is_array(j) && json_array_size(j) > 1) {
+            each_ctx one = { .root = j, .stop_at = 1 };
+            CHECK(vd_json_parse_each((const char *)data, size, each_item, &one, &err2) == 1 && one.seen == 1);
+        }
         json_decref(j);
+    } else {
+        vd_json_error err2;
+        CHECK(vd_json_parse_each((const char *)data, size, reject_item, NULL, &err2) == -1);
+        CHECK(err2.line == err.line && err2.column == err.column && err2.offset == err.offset);
+        CHECK(strcmp(err2.text, err.text) == 0);
+    }
     return 0;
 }
