@@ -208,6 +208,11 @@ static inline void skip_ws(parser *ps)
     const unsigned char *p = ps->p, *end = ps->end;
     if (p < end && *p > ' ')
         return;
+    /* ", " and ": ": one space, then the token. */
+    if (end - p >= 2 && *p == ' ' && p[1] > ' ') {
+        ps->p = p + 1;
+        return;
+    }
     while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     ps->p = p;

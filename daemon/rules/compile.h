@@ -70,6 +70,26 @@ void vd_cerr(vd_compiler *c, const char *fmt, ...) __attribute__((format(printf,
  * vd_cpath_pop. */
 size_t vd_cpath_push(vd_compiler *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void vd_cpath_pop(vd_compiler *c, size_t len);
+/* vd_cpath_push(c, name) and vd_cpath_push(c, "[%zu]", i) inline, for the
+ * parts pushed for every node and value. */
+static inline size_t vd_cpath_name(vd_compiler *c, const char *literal)
+{
+    size_t old = c->plen;
+    if (old < VD_CPATH_PARTS)
+        c->parts[old].fmt = literal;
+    c->plen = old + 1;
+    return old;
+}
+static inline size_t vd_cpath_index(vd_compiler *c, size_t i)
+{
+    size_t old = c->plen;
+    if (old < VD_CPATH_PARTS) {
+        c->parts[old].fmt = "[%zu]";
+        c->parts[old].u = i;
+    }
+    c->plen = old + 1;
+    return old;
+}
 void vd_cpath_reset(vd_compiler *c);
 
 /* Ids of segments, slots and variants: 1..VD_MAX_ID_LEN of [A-Za-z0-9._:-].

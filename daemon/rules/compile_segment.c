@@ -285,7 +285,7 @@ static bool get_list(vd_compiler *c, const vd_json *v, bool scalar_ok, vlist *ou
 
 static size_t push_elem(vd_compiler *c, const vlist *l, size_t i)
 {
-    return l->is_array ? vd_cpath_push(c, "[%zu]", i) : c->plen;
+    return l->is_array ? vd_cpath_index(c, i) : c->plen;
 }
 
 static bool get_int(const vd_json *v, long long lo, long long hi, long long *out)
@@ -891,7 +891,7 @@ static void compile_pred(vd_compiler *c, const vd_json *j, const vd_json *const 
         }
     }
     vd_attr_ref ref = { 0 };
-    size_t saved = vd_cpath_push(c, ".attr");
+    size_t saved = vd_cpath_name(c, ".attr");
     if (!vd_json_is_string(ja)) {
         vd_cerr(c, "needs an attribute name string");
         ok = false;
@@ -910,7 +910,7 @@ static void compile_pred(vd_compiler *c, const vd_json *j, const vd_json *const 
     }
     vd_cpath_pop(c, saved);
     int op = -1;
-    saved = vd_cpath_push(c, ".op");
+    saved = vd_cpath_name(c, ".op");
     if (!vd_json_is_string(jo)) {
         vd_cerr(c, "needs an op string");
         ok = false;
@@ -947,7 +947,7 @@ static void compile_pred(vd_compiler *c, const vd_json *j, const vd_json *const 
     p->negate = op == VD_OP_NE || op == VD_OP_NOT_IN;
     p->if_missing = p->negate;
 
-    saved = vd_cpath_push(c, ".value");
+    saved = vd_cpath_name(c, ".value");
     if (op == VD_OP_EXISTS) {
         bool want = true;
         if (jv && !vd_json_is_boolean(jv)) {
@@ -1070,7 +1070,8 @@ void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
         return;
     }
     const vd_json *v = at[kind];
-    size_t saved = vd_cpath_push(c, ".%s", kinds[kind]);
+    static const char *const kind_parts[] = { ".all", ".any", ".not", ".segment" };
+    size_t saved = vd_cpath_name(c, kind_parts[kind]);
     if (kind <= 1) {
         if (!vd_json_is_array(v)) {
             vd_cerr(c, "needs an array of nodes");
@@ -1079,7 +1080,7 @@ void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
             uint32_t first = vd_node_alloc(c, n);
             if (first != VD_NODE_NONE) {
                 for (uint32_t i = 0; i < n; i++) {
-                    size_t s2 = vd_cpath_push(c, "[%u]", i);
+                    size_t s2 = vd_cpath_index(c, i);
                     vd_compile_node(c, vd_json_at(v, i), first + i, depth + 1);
                     vd_cpath_pop(c, s2);
                 }

@@ -8,9 +8,9 @@
 # (unpinned, default workers: the control thread compiles next to busy
 # workers, as in production) serves FROM_SET while variantd-bench drives 50
 # connections over the TRAFFIC model; TO_SET's files are renamed into place
-# and a poller sends SIGHUP itself, then opens 16 fresh connections (spread
-# over the workers by SO_REUSEPORT) until all of them answer `ping` with a new
-# version. Prints one line:
+# and a poller (swap_poll.py) sends SIGHUP itself, then opens 16 fresh
+# connections at once (spread over the workers by SO_REUSEPORT), round after
+# round, until all of them answer `ping` with a new version. Prints one line:
 #
 #   SWAP swap_ms=… compile_ms=… errors=… rps=… p99_us=… p999_us=… rss_kb=…
 #
