@@ -752,11 +752,13 @@ done:
             if (ps->p == ps->end || *ps->p != ']')
                 return fail(ps, ps->p, "']' expected");
             ps->p++;
+            /* n is 0 for the top-level array read item by item. */
             size_t n = ps->nvals - f->start;
-            vd_json *items = block_alloc(ps, n * sizeof *items);
-            if (!items)
+            vd_json *items = n ? block_alloc(ps, n * sizeof *items) : NULL;
+            if (n && !items)
                 return -2;
-            memcpy(items, ps->vals + f->start, n * sizeof *items);
+            if (n)
+                memcpy(items, ps->vals + f->start, n * sizeof *items);
             ps->nvals = f->start;
             cur = (vd_json){ .type = VD_JSON_ARRAY, .n = (uint32_t)n, .u.items = items };
         }
