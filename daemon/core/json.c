@@ -203,21 +203,6 @@ static int fail(parser *ps, const unsigned char *at, const char *fmt, ...)
 
 /* ---- lexing ---- */
 
-static inline void skip_ws(parser *ps)
-{
-    const unsigned char *p = ps->p, *end = ps->end;
-    if (p < end && *p > ' ')
-        return;
-    /* ", " and ": ": one space, then the token. */
-    if (end - p >= 2 && *p == ' ' && p[1] > ' ') {
-        ps->p = p + 1;
-        return;
-    }
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    ps->p = p;
-}
-
 /* Bytes that end a run of plain string bytes: '"', '\\', controls, and
  * the lead of a multi-byte character (validated separately). */
 static const unsigned char str_stop[256] = {
@@ -384,42 +369,6 @@ static __attribute__((noinline)) int lex_string_slow(parser *ps, const unsigned 
     ps->sp = d + 1;
     ps->p = p;
     return 0;
-}
-
-/* A string at ps->p (on its opening quote), decoded into the string
- * buffer, NUL-terminated. The usual string (no escape, ASCII, not at the
- * very end) goes eight bytes at a time: copied whole (the buffer has
- * room: what is written never passes what is read), then the first byte
- * that ends the run is found by its flag. */
-static inline int lex_string(parser *ps, const char **out, uint32_t *outlen)
-{
-    const unsigned char *p = ps->p + 1, *end = ps->end;
-    char *start = ps->sp, *d = start;
-    while (end - p >= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        memcpy(d, &w, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-        w = __builtin_bswap64(w);
-#endif
-        uint64_t m = stop_bytes(w);
-        if (m) {
-            size_t k = (size_t)__builtin_ctzll(m) / 8;
-            p += k;
-            d += k;
-            if (*p != '"')
-                break;
-            *d = '\0';
-            *out = start;
-            *outlen = (uint32_t)(d - start);
-            ps->sp = d + 1;
-            ps->p = p + 1;
-            return 0;
-        }
-        p += 8;
-        d += 8;
-    }
-    return lex_string_slow(ps, p, d, out, outlen);
 }
 
 static inline bool is_digit(unsigned c)
@@ -593,108 +542,180 @@ static void rewind_items(parser *ps)
     ps->sp = ps->mark_sp;
 }
 
+/* The usual string at p (its opening quote): no escape, ASCII, and not
+ * within eight bytes of the end; decoded at *sp. Returns the byte after the
+ * closing quote, or NULL (nothing done) for lex_string_slow. */
+static inline const unsigned char *str_fast(const unsigned char *p, const unsigned char *end, char **sp,
+                                            const char **s, uint32_t *n)
+{
+    const unsigned char *q = p + 1;
+    char *start = *sp, *d = start;
+    while (end - q >= 8) {
+        uint64_t w;
+        memcpy(&w, q, 8);
+        memcpy(d, &w, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        uint64_t m = stop_bytes(w);
+        if (m) {
+            size_t k = (size_t)__builtin_ctzll(m) / 8;
+            q += k;
+            d += k;
+            if (*q != '"')
+                return NULL;
+            *d = '\0';
+            *s = start;
+            *n = (uint32_t)(d - start);
+            *sp = d + 1;
+            return q + 1;
+        }
+        q += 8;
+        d += 8;
+    }
+    return NULL;
+}
+
+#define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
+
+/* The parser proper. The cursor (p) and the string buffer's (sp) live in
+ * registers; ps->p and ps->sp are brought up to date around the calls that
+ * use them (SYNC / LOAD). */
 static int parse(parser *ps)
 {
+    const unsigned char *p = ps->p;
+    const unsigned char *const end = ps->end;
+    char *sp = ps->sp;
     vd_json cur;
     int rc;
-    skip_ws(ps);
-    if (ps->p == ps->end || (*ps->p != '[' && *ps->p != '{'))
-        return fail(ps, ps->p, "'[' or '{' expected");
+#define SYNC() (ps->p = p, ps->sp = sp)
+#define LOAD() (p = ps->p, sp = ps->sp)
+#define WS()                                                                                                   \
+    do {                                                                                                       \
+        if (p < end && *p <= ' ') {                                                                            \
+            while (p < end && IS_WS(*p))                                                                       \
+                p++;                                                                                           \
+        }                                                                                                      \
+    } while (0)
+#define FAIL(at, ...) (SYNC(), fail(ps, (at), __VA_ARGS__))
+
+    WS();
+    if (p == end || (*p != '[' && *p != '{'))
+        return FAIL(p, "'[' or '{' expected");
     ps->mark = ps->doc->blocks;
     ps->mark_used = ps->mark ? ps->mark->used : 0;
-    ps->mark_sp = ps->sp;
+    ps->mark_sp = sp;
 
 value:
     /* Every value counts one level, scalars too (as jansson counts). */
     if (ps->depth >= VD_JSON_MAX_DEPTH)
-        return fail(ps, ps->p, "maximum parsing depth reached");
-    if (ps->p == ps->end)
-        return fail(ps, ps->end, "unexpected end of input");
-    switch (*ps->p) {
+        return FAIL(p, "maximum parsing depth reached");
+    if (p == end)
+        return FAIL(end, "unexpected end of input");
+    switch (*p) {
+    case '"': {
+        const unsigned char *q = str_fast(p, end, &sp, &cur.u.s, &cur.n);
+        cur.type = VD_JSON_STRING;
+        if (q) {
+            p = q;
+        } else {
+            SYNC();
+            if ((rc = lex_string_slow(ps, p + 1, sp, &cur.u.s, &cur.n)) != 0)
+                return rc;
+            LOAD();
+        }
+        goto done;
+    }
     case '{':
+        SYNC();
         if ((rc = push_frame(ps, true)) != 0)
             return rc;
-        ps->p++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
+        p++;
+        WS();
+        if (p < end && *p == '}') {
+            p++;
             ps->depth--;
             cur = (vd_json){ .type = VD_JSON_OBJECT, .n = 0, .u.members = NULL };
             goto done;
         }
         goto key;
     case '[':
+        SYNC();
         if ((rc = push_frame(ps, false)) != 0)
             return rc;
-        ps->p++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ']') {
-            ps->p++;
+        p++;
+        WS();
+        if (p < end && *p == ']') {
+            p++;
             ps->depth--;
             cur = (vd_json){ .type = VD_JSON_ARRAY, .n = 0, .u.items = NULL };
             goto done;
         }
         goto value;
-    case '"':
-        cur.type = VD_JSON_STRING;
-        if ((rc = lex_string(ps, &cur.u.s, &cur.n)) != 0)
-            return rc;
-        goto done;
     case 't':
     case 'f':
     case 'n': {
         static const char *const lit[3] = { "true", "false", "null" };
         static const uint32_t type[3] = { VD_JSON_TRUE, VD_JSON_FALSE, VD_JSON_NULL };
-        int k = *ps->p == 't' ? 0 : *ps->p == 'f' ? 1 : 2;
-        size_t n = strlen(lit[k]);
-        const unsigned char *q = ps->p + n;
-        if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, lit[k], n) != 0 ||
-            (q < ps->end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z'))))
-            return fail(ps, ps->p, "invalid token");
-        ps->p = q;
+        int k = *p == 't' ? 0 : *p == 'f' ? 1 : 2;
+        size_t n = k == 1 ? 5 : 4;
+        const unsigned char *q = p + n;
+        if ((size_t)(end - p) < n || memcmp(p, lit[k], n) != 0 ||
+            (q < end && ((*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z'))))
+            return FAIL(p, "invalid token");
+        p = q;
         cur = (vd_json){ .type = type[k], .n = 0, .u.i = 0 };
         goto done;
     }
     default:
-        if (*ps->p == '-' || is_digit(*ps->p)) {
+        if (*p == '-' || is_digit(*p)) {
+            SYNC();
             if ((rc = lex_number(ps, &cur)) != 0)
                 return rc;
+            LOAD();
             goto done;
         }
-        if (*ps->p == ']' || *ps->p == '}' || *ps->p == ',' || *ps->p == ':')
-            return fail(ps, ps->p, "unexpected token");
-        if (*ps->p >= 0x80 && !utf8_len(ps->p, ps->end))
-            return fail(ps, ps->p, "unable to decode byte 0x%x", *ps->p);
-        return fail(ps, ps->p, "invalid token");
+        if (*p == ']' || *p == '}' || *p == ',' || *p == ':')
+            return FAIL(p, "unexpected token");
+        if (*p >= 0x80 && !utf8_len(p, end))
+            return FAIL(p, "unable to decode byte 0x%x", *p);
+        return FAIL(p, "invalid token");
     }
 
 key: {
         /* In an object, after '{' or ',' (whitespace skipped). */
-        if (ps->p == ps->end || *ps->p != '"')
-            return fail(ps, ps->p, "string or '}' expected");
-        const unsigned char *at = ps->p;
+        if (p == end || *p != '"')
+            return FAIL(p, "string or '}' expected");
+        const unsigned char *at = p;
         const char *k;
         uint32_t kn;
-        if ((rc = lex_string(ps, &k, &kn)) != 0)
-            return rc;
+        const unsigned char *q = str_fast(p, end, &sp, &k, &kn);
+        if (q) {
+            p = q;
+        } else {
+            SYNC();
+            if ((rc = lex_string_slow(ps, p + 1, sp, &k, &kn)) != 0)
+                return rc;
+            LOAD();
+        }
         frame *f = &ps->frames[ps->depth - 1];
         if ((rc = has_key(ps, f, k, kn)) != 0) {
             if (rc < 0) {
                 ps->oom = true;
                 return -2;
             }
-            return fail(ps, at, "duplicate object key");
+            return FAIL(at, "duplicate object key");
         }
         if (!grow((void **)&ps->mems, &ps->capmems, sizeof *ps->mems, ps->nmems + 1)) {
             ps->oom = true;
             return -2;
         }
         ps->mems[ps->nmems++] = (vd_json_member){ .key = k, .klen = kn };
-        skip_ws(ps);
-        if (ps->p == ps->end || *ps->p != ':')
-            return fail(ps, ps->p, "':' expected");
-        ps->p++;
-        skip_ws(ps);
+        WS();
+        if (p == end || *p != ':')
+            return FAIL(p, "':' expected");
+        p++;
+        WS();
         goto value;
     }
 
@@ -702,9 +723,10 @@ done:
     /* cur is a complete value: file it in its container. */
     if (ps->depth == 0) {
         ps->doc->root = cur;
-        skip_ws(ps);
-        if (ps->p != ps->end)
-            return fail(ps, ps->p, "end of file expected");
+        WS();
+        if (p != end)
+            return FAIL(p, "end of file expected");
+        SYNC();
         if (ps->each && cur.type == VD_JSON_OBJECT && ps->each(ps->ctx, &cur, SIZE_MAX) != 0)
             return 1;
         return 0;
@@ -713,15 +735,15 @@ done:
         frame *f = &ps->frames[ps->depth - 1];
         if (f->is_obj) {
             ps->mems[ps->nmems - 1].val = cur;
-            skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                skip_ws(ps);
+            WS();
+            if (p < end && *p == ',') {
+                p++;
+                WS();
                 goto key;
             }
-            if (ps->p == ps->end || *ps->p != '}')
-                return fail(ps, ps->p, "'}' expected");
-            ps->p++;
+            if (p == end || *p != '}')
+                return FAIL(p, "'}' expected");
+            p++;
             size_t n = ps->nmems - f->start;
             vd_json_member *m = block_alloc(ps, n * sizeof *m);
             if (!m)
@@ -733,9 +755,11 @@ done:
             if (ps->each && ps->depth == 1) {
                 /* An item of the top-level array: handed over, then its
                  * memory is taken back. */
+                SYNC();
                 if (ps->each(ps->ctx, &cur, ps->index++) != 0)
                     return 1;
                 rewind_items(ps);
+                LOAD();
             } else {
                 if (!grow((void **)&ps->vals, &ps->capvals, sizeof *ps->vals, ps->nvals + 1)) {
                     ps->oom = true;
@@ -743,15 +767,15 @@ done:
                 }
                 ps->vals[ps->nvals++] = cur;
             }
-            skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                skip_ws(ps);
+            WS();
+            if (p < end && *p == ',') {
+                p++;
+                WS();
                 goto value;
             }
-            if (ps->p == ps->end || *ps->p != ']')
-                return fail(ps, ps->p, "']' expected");
-            ps->p++;
+            if (p == end || *p != ']')
+                return FAIL(p, "']' expected");
+            p++;
             /* n is 0 for the top-level array read item by item. */
             size_t n = ps->nvals - f->start;
             vd_json *items = n ? block_alloc(ps, n * sizeof *items) : NULL;
@@ -765,6 +789,10 @@ done:
         ps->depth--;
         goto done;
     }
+#undef SYNC
+#undef LOAD
+#undef WS
+#undef FAIL
 }
 
 static int run(const char *text, size_t len, vd_json_doc *doc, vd_json_error *err, vd_json_each_fn each,
