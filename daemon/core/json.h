@@ -7,10 +7,12 @@
  * makes one code point, a lone surrogate or \u0000 is an error), duplicate
  * keys in one object rejected. Integers are 64-bit (out of range is an
  * error, as in jansson), numbers with a fraction or an exponent are doubles
- * (an overflow to infinity is an error). Nesting deeper than
- * VD_JSON_MAX_DEPTH arrays/objects and documents over VD_JSON_MAX_BYTES are
- * refused. What it accepts and rejects is jansson's (json_loadb with
- * JSON_REJECT_DUPLICATES), which tests/fuzz/fuzz_json.c checks.
+ * (an overflow to infinity is an error). A value inside VD_JSON_MAX_DEPTH
+ * arrays/objects (jansson's limit, counted as jansson does) and documents
+ * over VD_JSON_MAX_BYTES are refused. What it accepts and rejects is jansson's (json_loadb with
+ * JSON_REJECT_DUPLICATES), which tests/fuzz/fuzz_json.c checks, but for a
+ * NUL byte right after a number or literal: jansson 2.14 skips it, this
+ * reader rejects it.
  *
  * The tree lives in a few large blocks owned by the document (freed at
  * once); every string is NUL-terminated (it cannot hold a NUL), object

@@ -10,7 +10,9 @@
  * that:
  *   - vd_json_parse accepts exactly what jansson's json_loadb accepts with
  *     JSON_REJECT_DUPLICATES (the reader replaced it for definitions, so a
- *     document valid or invalid before stays so);
+ *     document valid or invalid before stays so), but for one jansson bug:
+ *     it skips a NUL byte right after a number or a literal ("[1\0]"),
+ *     which this reader rejects as RFC 8259 says;
  *   - an accepted document dumps (vd_json_dump, compact) to the very bytes
  *     jansson's json_dumps(JSON_COMPACT | JSON_ENCODE_ANY) writes for its
  *     own tree: same values, same member order, same escapes and numbers;
@@ -161,6 +163,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_error_t je;
     json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
     CHECK(rc == 0 || rc == -1);
+    if (rc != 0 && j) {
+        /* jansson 2.14 loses a NUL byte right after a number or a literal
+         * (its lexer "ungets" the NUL, which its stream buffer then takes
+         * for empty) and so accepts "[1\0]"; RFC 8259 does not. That is the
+         * one difference allowed: without its NUL bytes, the input must
+         * read as jansson read it. */
+        CHECK(memchr(data, 0, size) != NULL);
+        uint8_t *stripped = malloc(size);
+        CHECK(stripped);
+        size_t n = 0;
+        for (size_t i = 0; i < size; i++)
+            if (data[i])
+                stripped[n++] = data[i];
+        vd_json_doc d2;
+        vd_json_error e2;
+        CHECK(vd_json_parse((const char *)stripped, n, &d2, &e2) == 0);
+        CHECK(same_dump(&d2.root, j));
+        vd_json_doc_free(&d2);
+        free(stripped);
+        json_decref(j);
+        return 0;
+    }
     CHECK((rc == 0) == (j != NULL));
     if (rc == 0) {
         CHECK(doc.root.type == VD_JSON_OBJECT || doc.root.type == VD_JSON_ARRAY);
