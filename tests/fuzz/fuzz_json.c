@@ -204,7 +204,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         CHECK(err.text[0] != '\0');
         CHECK(err.line >= 1 && err.offset <= size);
-        CHECK(err.line == je.line);
+        /* (jansson may have skipped a NUL and failed further on) */
+        CHECK(err.line == je.line || memchr(data, 0, size));
         CHECK(doc.blocks == NULL);
     }
     /* Item by item: the whole document, then stopped after the first item. */
