@@ -600,8 +600,21 @@ static int parse(parser *ps)
 #define FAIL(at, ...) (SYNC(), fail(ps, (at), __VA_ARGS__))
 
     WS();
-    if (p == end || (*p != '[' && *p != '{'))
+    if (p == end || (*p != '[' && *p != '{')) {
+        /* A string or a number at the top is read first, so an error
+         * inside it is the one reported (as jansson does). */
+        vd_json tok;
+        if (p < end && *p == '"') {
+            SYNC();
+            if ((rc = lex_string_slow(ps, p + 1, sp, &tok.u.s, &tok.n)) != 0)
+                return rc;
+        } else if (p < end && (*p == '-' || is_digit(*p))) {
+            SYNC();
+            if ((rc = lex_number(ps, &tok)) != 0)
+                return rc;
+        }
         return FAIL(p, "'[' or '{' expected");
+    }
     ps->mark = ps->doc->blocks;
     ps->mark_used = ps->mark ? ps->mark->used : 0;
     ps->mark_sp = sp;
