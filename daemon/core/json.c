@@ -303,6 +303,11 @@ static __attribute__((noinline)) int lex_string_slow(parser *ps, const unsigned 
 {
     const unsigned char *end = ps->end;
     char *start = ps->sp;
+    /* A bad code point (lone surrogate, \u0000) is reported only once the
+     * string is otherwise well-formed: a syntax error later in it wins (as
+     * in jansson, which checks a string's syntax before decoding it). */
+    const unsigned char *bad_cp = NULL;
+    unsigned bad_val = 0;
     for (;;) {
         while (p < end && !str_stop[*p])
             *d++ = (char)*p++;
@@ -311,6 +316,10 @@ static __attribute__((noinline)) int lex_string_slow(parser *ps, const unsigned 
         unsigned c = *p;
         if (c == '"') {
             p++;
+            if (bad_cp && bad_val == 0)
+                return fail(ps, bad_cp, "\\u0000 is not allowed in a string");
+            if (bad_cp)
+                return fail(ps, bad_cp, "invalid Unicode '\\u%04X'", bad_val);
             break;
         }
         if (c == '\\') {
@@ -338,14 +347,22 @@ static __attribute__((noinline)) int lex_string_slow(parser *ps, const unsigned 
             p += 6;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
                 int lo = end - p >= 2 && p[0] == '\\' && p[1] == 'u' ? hex4(p + 2, end) : -1;
-                if (lo < 0xDC00 || lo > 0xDFFF)
-                    return fail(ps, p - 6, "invalid Unicode '\\u%04X'", (unsigned)cp);
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                p += 6;
-            } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
-                return fail(ps, p - 6, "invalid Unicode '\\u%04X'", (unsigned)cp);
-            } else if (cp == 0) {
-                return fail(ps, p - 6, "\\u0000 is not allowed in a string");
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                } else if (!bad_cp) {
+                    bad_cp = p - 6;
+                    bad_val = (unsigned)cp;
+                    continue;
+                } else {
+                    continue;
+                }
+            } else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0) {
+                if (!bad_cp) {
+                    bad_cp = p - 6;
+                    bad_val = (unsigned)cp;
+                }
+                continue;
             }
             d = put_utf8(d, (unsigned)cp);
             continue;
