@@ -593,6 +593,24 @@ static inline const unsigned char *str_fast(const unsigned char *p, const unsign
     return NULL;
 }
 
+/* "X expected" at p. A string or a number there is read first, so an
+ * error inside it is the one reported (jansson reads the whole next token
+ * before its parser looks at it). */
+static int fail_expected(parser *ps, const unsigned char *p, const char *msg)
+{
+    vd_json tok;
+    int rc;
+    if (p < ps->end && *p == '"') {
+        if ((rc = lex_string_slow(ps, p + 1, ps->sp, &tok.u.s, &tok.n)) != 0)
+            return rc;
+    } else if (p < ps->end && (*p == '-' || is_digit(*p))) {
+        ps->p = p;
+        if ((rc = lex_number(ps, &tok)) != 0)
+            return rc;
+    }
+    return fail(ps, p, "%s", msg);
+}
+
 #define IS_WS(c) ((c) == ' ' || (c) == '\n' || (c) == '\r' || (c) == '\t')
 
 /* The parser proper. The cursor (p) and the string buffer's (sp) live in
@@ -615,23 +633,11 @@ static int parse(parser *ps)
         }                                                                                                      \
     } while (0)
 #define FAIL(at, ...) (SYNC(), fail(ps, (at), __VA_ARGS__))
+#define EXPECTED(at, msg) (SYNC(), fail_expected(ps, (at), (msg)))
 
     WS();
-    if (p == end || (*p != '[' && *p != '{')) {
-        /* A string or a number at the top is read first, so an error
-         * inside it is the one reported (as jansson does). */
-        vd_json tok;
-        if (p < end && *p == '"') {
-            SYNC();
-            if ((rc = lex_string_slow(ps, p + 1, sp, &tok.u.s, &tok.n)) != 0)
-                return rc;
-        } else if (p < end && (*p == '-' || is_digit(*p))) {
-            SYNC();
-            if ((rc = lex_number(ps, &tok)) != 0)
-                return rc;
-        }
-        return FAIL(p, "'[' or '{' expected");
-    }
+    if (p == end || (*p != '[' && *p != '{'))
+        return EXPECTED(p, "'[' or '{' expected");
     ps->mark = ps->doc->blocks;
     ps->mark_used = ps->mark ? ps->mark->used : 0;
     ps->mark_sp = sp;
@@ -715,7 +721,7 @@ value:
 key: {
         /* In an object, after '{' or ',' (whitespace skipped). */
         if (p == end || *p != '"')
-            return FAIL(p, "string or '}' expected");
+            return EXPECTED(p, "string or '}' expected");
         const unsigned char *at = p;
         const char *k;
         uint32_t kn;
@@ -743,7 +749,7 @@ key: {
         ps->mems[ps->nmems++] = (vd_json_member){ .key = k, .klen = kn };
         WS();
         if (p == end || *p != ':')
-            return FAIL(p, "':' expected");
+            return EXPECTED(p, "':' expected");
         p++;
         WS();
         goto value;
@@ -755,7 +761,7 @@ done:
         ps->doc->root = cur;
         WS();
         if (p != end)
-            return FAIL(p, "end of file expected");
+            return EXPECTED(p, "end of file expected");
         SYNC();
         if (ps->each && cur.type == VD_JSON_OBJECT && ps->each(ps->ctx, &cur, SIZE_MAX) != 0)
             return 1;
@@ -772,7 +778,7 @@ done:
                 goto key;
             }
             if (p == end || *p != '}')
-                return FAIL(p, "'}' expected");
+                return EXPECTED(p, "'}' expected");
             p++;
             size_t n = ps->nmems - f->start;
             vd_json_member *m = block_alloc(ps, n * sizeof *m);
@@ -804,7 +810,7 @@ done:
                 goto value;
             }
             if (p == end || *p != ']')
-                return FAIL(p, "']' expected");
+                return EXPECTED(p, "']' expected");
             p++;
             /* n is 0 for the top-level array read item by item. */
             size_t n = ps->nvals - f->start;
@@ -823,6 +829,7 @@ done:
 #undef LOAD
 #undef WS
 #undef FAIL
+#undef EXPECTED
 }
 
 static int run(const char *text, size_t len, vd_json_doc *doc, vd_json_error *err, vd_json_each_fn each,
