@@ -17,7 +17,8 @@
 # swap_ms: SIGHUP to every worker serving the new set; compile_ms: the
 # daemon's own "compiled in" figure for the reload (files read + compile);
 # errors: failed decisions of the load during the whole run. Loopback only;
-# every process started here is stopped by its pid.
+# every process started here is stopped by its pid. SWAP_ARGS adds daemon
+# flags (say SWAP_ARGS="--compile-nice 0" to compare priorities).
 set -euo pipefail
 FROM="$1" TO="$2" TRAFFIC="$3"
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -43,7 +44,7 @@ PORT="$(free_port)"
 geo=()
 [ -f "$BUILD/demo-city.mmdb" ] && geo=(--geoip-db "$BUILD/demo-city.mmdb")
 "$BUILD/variantd" --listen "127.0.0.1:$PORT" --segments "$WORK/live/segments" \
-    --content-map "$WORK/live/content-map" "${geo[@]}" --log-level info >"$WORK/variantd.log" 2>&1 &
+    --content-map "$WORK/live/content-map" "${geo[@]}" ${SWAP_ARGS:-} --log-level info >"$WORK/variantd.log" 2>&1 &
 VD_PID=$!
 wait_tcp "$PORT"
 v0="$("$BUILD/variantctl" ping --connect "127.0.0.1:$PORT" | sed -n 's/.*"version": "\(.*\)".*/\1/p')"
