@@ -437,6 +437,8 @@ static int read_decide(vd_http_edge *e, const vd_http_req *hr, vd_http_resp *r, 
     if (rc != 0) {
         VD_STAT_INC(st, err_invalid_request);
         vd_http_resp_error(r, 400, "invalid_params", err);
+        json_decref(*root);
+        *root = NULL;
         return -1;
     }
     return 0;
