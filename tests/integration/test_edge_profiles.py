@@ -236,6 +236,48 @@ def test_client_closes_while_parked(tmp_path, start_daemon, store):
     assert d.stop() == 0, d.read_log()[-3000:]
 
 
+def test_input_behind_a_parked_request_is_bounded(tmp_path, start_daemon, store):
+    """While a request waits, the connection reads at most max-header +
+    max-body more bytes: a client streaming behind it meets TCP
+    backpressure instead of growing the daemon's memory."""
+    import select
+    d = edge_daemon(tmp_path, start_daemon, store, "--http-max-body", "1024", timeout="1500")
+    assert post(d, "/v1/decide", P(slots=["visits"], vid="b-1"))[2]["profile"] == "ok"
+    store.pause()
+    try:
+        s = socket.create_connection(("127.0.0.1", d.http_port))
+        s.sendall(raw_request("POST", "/v1/decide", P(slots=["visits"], vid="b-1")))
+        time.sleep(0.1)
+        s.setblocking(False)
+        chunk, sent, limit = b"x" * 65536, 0, 48 << 20
+        last = time.time()
+        while sent < limit and time.time() - last < 0.3:
+            _, w, _ = select.select([], [s], [], 0.05)
+            if w:
+                try:
+                    n = s.send(chunk)
+                except BlockingIOError:
+                    continue
+                sent += n
+                last = time.time()
+        # What the kernel buffers on both sides (a few MB), not 48 MB.
+        assert sent < limit, sent
+        print(f"\nbytes accepted behind a parked request: {sent:,}")
+        s.setblocking(True)
+        c = RawHttp(d.http_port)
+        c.sock.close()
+        c.sock = s
+        st, _, body = c.response(timeout=10)
+        assert st == 200 and json.loads(body)["profile"] == "timeout"
+        # Then the garbage behind it is what it is: a 400, and the end.
+        st, _, body = c.response(timeout=10)
+        assert st == 400 and json.loads(body)["error"]["code"] == "bad_request"
+        s.close()
+    finally:
+        store.resume()
+    assert post(d, "/v1/decide", P(slots=["visits"], vid="b-1"))[2]["profile"] == "ok"
+
+
 def test_sigterm_answers_parked_requests(tmp_path, start_daemon, store):
     d = edge_daemon(tmp_path, start_daemon, store, timeout="1000")
     assert post(d, "/v1/decide", P(slots=["visits"], vid="s-1"))[2]["profile"] == "ok"
