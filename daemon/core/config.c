@@ -96,6 +96,8 @@ static const config_row rows[] = {
         "profile store commands in flight per worker; at 3/4 a client connection waits, when full work is refused and counted"),
     INT("profile-batch-keys", profile_batch_keys, 1, 1, 256,
         "profiles one track batch script may write: 1 through a nutcracker/twemproxy pool; up to 256 on one Redis server"),
+    INT("profile-edge", profile_edge, 0, 0, 1,
+        "1 = serve /v1/track, /v1/profile, /v1/flag, /v1/forget on the edge port: anyone reaching them reads, flags or erases any profile, so only on an internal address or behind auth"),
     /* learning: goals, exposures, conversions, bandit (docs/LEARNING.md) */
     INT("attribution-window", attribution_window, 7, 1, 365,
         "days after an exposure in which a goal event converts it"),

@@ -58,6 +58,7 @@ typedef struct vd_config {
     long session_gap;         /* minutes */
     long profile_queue;       /* pending writes per worker */
     long profile_batch_keys;  /* profiles per track batch script (1: one per profile, proxies) */
+    long profile_edge;        /* 1 = /v1/track, /v1/profile, /v1/flag, /v1/forget on the edge port */
     /* Learning (docs/LEARNING.md) */
     long attribution_window;  /* days an exposure can convert */
     long bandit_interval;     /* s between bandit weight computations */

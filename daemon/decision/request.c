@@ -362,3 +362,21 @@ int vd_profile_params_read(const vd_reqcodec *c, const vd_reqval *params, vd_pro
     }
     return 0;
 }
+
+int vd_profile_params_check(vd_profile_method m, const vd_profile_params *p, int64_t now,
+                            char *err, size_t cap)
+{
+    if (m == VD_PM_TRACK && !vd_profile_name_ok(p->event)) {
+        snprintf(err, cap, "event is required: 1 to 128 characters of [A-Za-z0-9._:-]");
+        return -1;
+    }
+    if (m == VD_PM_TRACK && p->has_ts && p->ts > now + VD_MAX_EVENT_FUTURE_S) {
+        snprintf(err, cap, "ts is more than %d s in the future", VD_MAX_EVENT_FUTURE_S);
+        return -1;
+    }
+    if (m == VD_PM_FLAG && !vd_profile_name_ok(p->flag)) {
+        snprintf(err, cap, "flag is required: 1 to 128 characters of [A-Za-z0-9._:-]");
+        return -1;
+    }
+    return 0;
+}

@@ -79,4 +79,17 @@ int vd_profile_params_read(const vd_reqcodec *codec, const vd_reqval *params, vd
 /* Names of events and flags: 1..128 of [A-Za-z0-9._:-]. */
 bool vd_profile_name_ok(vd_str s);
 
+/* What each method needs beyond vd_profile_params_read, with the same
+ * messages on every port: track an event name and a ts at most
+ * VD_MAX_EVENT_FUTURE_S ahead of now, flag a flag name. 0, or -1 with a
+ * message. */
+typedef enum vd_profile_method {
+    VD_PM_TRACK,
+    VD_PM_PROFILE,
+    VD_PM_FLAG,
+    VD_PM_FORGET,
+} vd_profile_method;
+int vd_profile_params_check(vd_profile_method m, const vd_profile_params *p, int64_t now,
+                            char *err, size_t cap);
+
 #endif

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "context/ip.h"
+#include "profile/store.h"
 #include "store/live.h"
 
 #define EMIT_LIT(e, lit) ((e)->ascii ? (e)->ascii : (e)->str)((e)->arg, (lit), sizeof(lit) - 1)
@@ -373,5 +374,78 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
         emit_trace(e, rs, d, ev);
         EMIT_LIT(e, "ruleset");
         emit_ruleset_state(e, rs);
+    }
+}
+
+void vd_result_emit_profile(const vd_emitter *e, const vd_profile_result *res, int64_t now)
+{
+    const vd_visitor *v = res->visitor;
+    e->map(e->arg, 9);
+    EMIT_LIT(e, "found");
+    e->boolean(e->arg, res->found);
+    EMIT_LIT(e, "known");
+    e->boolean(e->arg, v && v->known);
+    EMIT_LIT(e, "visits");
+    e->i64(e->arg, v ? (int64_t)v->visit.visits : 0);
+    EMIT_LIT(e, "first_seen");
+    if (v && v->visit.visits)
+        e->i64(e->arg, v->visit.first_seen);
+    else
+        e->nil(e->arg);
+    EMIT_LIT(e, "last_seen");
+    if (v && v->visit.visits)
+        e->i64(e->arg, v->visit.last_seen);
+    else
+        e->nil(e->arg);
+    uint32_t ns = 0;
+    for (uint32_t i = 0; v && i < v->nscores; i++)
+        ns += v->scores[i].st.t != 0 || v->scores[i].st.peak != 0;
+    EMIT_LIT(e, "scores");
+    e->map(e->arg, ns);
+    for (uint32_t i = 0; v && i < v->nscores; i++) {
+        const vd_visitor_score *sc = &v->scores[i];
+        if (sc->st.t == 0 && sc->st.peak == 0)
+            continue;
+        emit_id(e, sc->id);
+        e->map(e->arg, 2);
+        EMIT_LIT(e, "value");
+        e->f64(e->arg, vd_score_value_at(&sc->st, now, sc->half_life_s));
+        EMIT_LIT(e, "peak");
+        e->f64(e->arg, sc->st.peak);
+    }
+    EMIT_LIT(e, "events");
+    e->map(e->arg, v ? v->nevents : 0);
+    for (uint32_t i = 0; v && i < v->nevents; i++) {
+        emit_vstr(e, v->events[i].name);
+        e->i64(e->arg, (int64_t)v->events[i].n);
+    }
+    uint32_t nf = 0;
+    for (uint32_t i = 0; v && i < v->nflags; i++)
+        nf += v->flags[i].expires == 0 || v->flags[i].expires > now;
+    EMIT_LIT(e, "flags");
+    e->map(e->arg, nf);
+    for (uint32_t i = 0; v && i < v->nflags; i++) {
+        if (!(v->flags[i].expires == 0 || v->flags[i].expires > now))
+            continue;
+        emit_vstr(e, v->flags[i].name);
+        if (v->flags[i].expires)
+            e->i64(e->arg, v->flags[i].expires);
+        else
+            e->nil(e->arg);
+    }
+    EMIT_LIT(e, "exposures");
+    e->map(e->arg, v ? v->nexposures : 0);
+    for (uint32_t i = 0; v && i < v->nexposures; i++) {
+        const vd_visitor_exposure *x = &v->exposures[i];
+        emit_vstr(e, x->slot);
+        e->map(e->arg, 4);
+        EMIT_LIT(e, "variant");
+        emit_vstr(e, x->variant);
+        EMIT_LIT(e, "rule");
+        emit_vstr(e, x->rule);
+        EMIT_LIT(e, "ts");
+        e->i64(e->arg, x->ts);
+        EMIT_LIT(e, "converted");
+        e->boolean(e->arg, x->converted);
     }
 }

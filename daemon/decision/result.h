@@ -41,4 +41,12 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
 /* The explain `context` map alone: every attribute this request can give. */
 void vd_result_emit_context(const vd_emitter *e, vd_context *ctx);
 
+/* The result of the `profile` method (decision port and edge port alike):
+ *   {found, known, visits, first_seen, last_seen, scores: {ID: {value, peak}},
+ *    events: {TYPE: n}, flags: {NAME: expires_at | nil},
+ *    exposures: {SLOT: {variant, rule, ts, converted}}}
+ * scores valued at now; expired flags and never-scored scores left out. */
+struct vd_profile_result;
+void vd_result_emit_profile(const vd_emitter *e, const struct vd_profile_result *res, int64_t now);
+
 #endif

@@ -197,6 +197,13 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
                 return -1;
             }
             have_url = true;
+        } else if (vd_str_eq(k, VD_STR_LIT("consent"))) {
+            /* The visitor's consent, as the proxy read it from the site's
+             * consent cookie (docs/PROFILES.md, "The edge port"). */
+            if (!decode(e, v, &req->consent)) {
+                snprintf(err, cap, "query too long");
+                return -1;
+            }
         } else if (vd_str_eq(k, VD_STR_LIT("explain"))) {
             req->explain = truthy(v);
         } else if (vd_str_eq(k, VD_STR_LIT("segments"))) {
@@ -254,7 +261,7 @@ static int request_from_get(vd_http_edge *e, const vd_http_req *hr, vd_request *
     for (unsigned i = 0; i < hr->nheaders && !req->vid.n; i++)
         if (vd_str_eq_ci(hr->headers[i].name, VD_STR_LIT("Cookie")))
             req->vid = vd_edge_cookie_get(hr->headers[i].value, e->fe->cfg->vid_cookie);
-    return 0;
+    return vd_request_check_ids(req, err, cap);
 }
 
 /* ---- POST: the contract's request map as JSON, validated by the same
@@ -390,60 +397,64 @@ static void handle_report(const vd_http_req *hr, vd_http_resp *r, vd_http_stats 
     vd_free(txt);
 }
 
-static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
+/* ---- decide ---- */
+
+/* The decide request of hr into e->req (POST: *root is the JSON tree its
+ * strings point into; the caller frees it). 0, or -1 with the error
+ * answered. */
+static int read_decide(vd_http_edge *e, const vd_http_req *hr, vd_http_resp *r, json_t **root)
 {
-    vd_http_edge *e = arg;
-    const vd_frontend *fe = e->fe;
-    vd_http_stats *st = &fe->stats->edge;
-    if (vd_str_eq(hr->path, VD_STR_LIT("/v1/report"))) {
-        handle_report(hr, r, st);
-        return;
-    }
-    if (!vd_str_eq(hr->path, VD_STR_LIT("/v1/decide"))) {
-        VD_STAT_INC(st, err_not_found);
-        vd_http_resp_error(r, 404, "not_found", "no such path; the edge port serves /v1/decide and /v1/report");
-        return;
-    }
+    vd_http_stats *st = &e->fe->stats->edge;
     vd_request *req = &e->req;
     memset(req, 0, offsetof(vd_request, slots));
     req->nslots = 0;
     req->nattrs = 0;
     e->used = 0;
+    *root = NULL;
     char err[256];
-    json_t *root = NULL;
     int rc;
     if (hr->method == VD_HTTP_GET || hr->method == VD_HTTP_HEAD) {
         rc = request_from_get(e, hr, req, err, sizeof err);
     } else if (hr->method == VD_HTTP_POST) {
         json_error_t jerr;
-        root = json_loadb(hr->body.p ? hr->body.p : "", hr->body.n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-        if (!root) {
+        *root = json_loadb(hr->body.p ? hr->body.p : "", hr->body.n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+        if (!*root) {
             VD_STAT_INC(st, err_invalid_request);
             snprintf(err, sizeof err, "invalid JSON: %s (line %d, column %d)", jerr.text,
                      jerr.line, jerr.column);
             vd_http_resp_error(r, 400, "bad_json", err);
-            return;
+            return -1;
         }
-        rc = request_from_json(e, root, req, err, sizeof err);
+        rc = request_from_json(e, *root, req, err, sizeof err);
     } else {
         VD_STAT_INC(st, err_method);
         vd_http_resp_header(r, VD_STR_LIT("Allow"), VD_STR_LIT("GET, HEAD, POST"));
         char msg[96];
         snprintf(msg, sizeof msg, "method %.16s not allowed: GET, HEAD or POST", hr->method_name.p);
         vd_http_resp_error(r, 405, "method_not_allowed", msg);
-        return;
+        return -1;
     }
     if (rc != 0) {
         VD_STAT_INC(st, err_invalid_request);
         vd_http_resp_error(r, 400, "invalid_params", err);
-        json_decref(root);
-        return;
+        json_decref(*root);
+        *root = NULL;
+        return -1;
     }
+    return 0;
+}
+
+/* Decides e->req with what the profile step gave and writes the answer. */
+static void write_decision(vd_http_edge *e, vd_http_resp *r, vd_profile_status pst,
+                           const vd_visitor *visitor)
+{
+    const vd_frontend *fe = e->fe;
+    vd_http_stats *st = &fe->stats->edge;
     vd_json j;
     vd_json_init(&j, r->body);
     vd_emitter em;
     vd_json_emitter(&j, &em);
-    vd_decide_status ds = vd_decider_run(fe->decider, req, &em, &e->d);
+    vd_decide_status ds = vd_decider_run_with(fe->decider, &e->req, &em, &e->d, pst, visitor);
     if (ds != VD_DECIDE_OK) {
         if (ds == VD_DECIDE_NOT_READY) {
             VD_STAT_INC(st, err_not_ready);
@@ -453,7 +464,6 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
             VD_STAT_INC(st, err_internal);
             vd_http_resp_error(r, 500, "internal", "out of memory");
         }
-        json_decref(root);
         return;
     }
     evbuffer_add(r->body, "\n", 1);
@@ -476,7 +486,313 @@ static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
     const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
     if (rs)
         vd_http_resp_header(r, VD_STR_LIT("X-Ruleset-Version"), vd_str_cstr(vd_ruleset_version(rs)));
+}
+
+/* ---- waiting for the profile store ----
+ *
+ * A request that needs the store (a decide whose slots reach visitor.*, and
+ * the profile methods) is parked on its connection (vd_http_park: later
+ * pipelined requests wait behind it) and answered when the store's callback
+ * runs: the reply, our profile-timeout deadline, or the store's loss. The
+ * request is read again from the connection's buffers then (like the
+ * decision port re-reads its frame): nothing of it is copied meanwhile. */
+enum { EW_DECIDE = -1 };      /* else a vd_profile_method */
+
+typedef struct edge_wait {
+    vd_http_edge *e;
+    int method;                   /* EW_DECIDE or a vd_profile_method */
+    vd_profile_op *op;
+    vd_http_parked *park;
+    const vd_profile_result *res; /* while resuming */
+} edge_wait;
+
+static void on_store_reply(void *arg, const vd_profile_result *res);
+
+static edge_wait *wait_new(vd_http_edge *e, int method)
+{
+    edge_wait *w = vd_calloc(1, sizeof *w);
+    if (w) {
+        w->e = e;
+        w->method = method;
+    }
+    return w;
+}
+
+/* The connection closed first: the answer is not wanted any more. */
+static void wait_cancel(void *arg)
+{
+    edge_wait *w = arg;
+    vd_profile_cancel(w->op);
+    vd_free(w);
+}
+
+/* Parks the request until op answers; false (w freed) if op was refused. */
+static bool wait_park(edge_wait *w, vd_profile_op *op, vd_http_resp *r)
+{
+    if (!op) {
+        vd_free(w);
+        return false;
+    }
+    w->op = op;
+    w->park = vd_http_park(r, wait_cancel, w);
+    if (!w->park) {
+        vd_profile_cancel(op);
+        vd_free(w);
+        return false;
+    }
+    return true;
+}
+
+static void handle_decide(vd_http_edge *e, const vd_http_req *hr, vd_http_resp *r)
+{
+    const vd_frontend *fe = e->fe;
+    json_t *root;
+    if (read_decide(e, hr, r, &root) != 0)
+        return;
+    vd_profile_status pst = VD_PROFILE_OFF;
+    const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
+    if (rs && fe->decider->profiles) {
+        vd_profile_plan plan;
+        vd_decider_profile_plan(fe->decider, rs, &e->req, &plan);
+        pst = plan.status;
+        if (plan.read) {
+            /* One EVALSHA counts the visit and reads the profile. */
+            edge_wait *w = wait_new(e, EW_DECIDE);
+            if (w && wait_park(w, vd_profile_visit(fe->decider->profiles, rs, &plan.ids, plan.ts,
+                                                   true, on_store_reply, w), r)) {
+                json_decref(root);
+                return;
+            }
+            VD_STAT_INC(fe->decider->pstats, profile_unavailable);
+            pst = VD_PROFILE_UNAVAILABLE;
+        }
+    }
+    write_decision(e, r, pst, NULL);
     json_decref(root);
+}
+
+/* ---- track, profile, flag, forget (setting profile-edge) ---- */
+
+static const char *const method_names[] = { "track", "profile", "flag", "forget" };
+
+static void json_answer(vd_http_resp *r, const char *text)
+{
+    vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("no-store"));
+    vd_http_resp_body(r, 200, "application/json", text, strlen(text));
+}
+
+static void store_error(vd_http_resp *r, const char *msg)
+{
+    vd_http_resp_header(r, VD_STR_LIT("Retry-After"), VD_STR_LIT("1"));
+    vd_http_resp_error(r, 503, "unavailable", msg);
+}
+
+/* GET /v1/profile?vid=V&uid=U: the query as the map {vid, uid} (other
+ * parameters ignored, a repeated one replaces), for the one validator. */
+static json_t *query_map(vd_http_edge *e, vd_str query, char *err, size_t cap)
+{
+    json_t *m = json_object();
+    size_t pos = 0;
+    vd_str k, v, dv;
+    e->used = 0;
+    while (m && vd_url_query_next(query, &pos, &k, &v)) {
+        if (!vd_str_eq(k, VD_STR_LIT("vid")) && !vd_str_eq(k, VD_STR_LIT("uid")))
+            continue;
+        if (!decode(e, v, &dv)) {
+            snprintf(err, cap, "query too long");
+            json_decref(m);
+            return NULL;
+        }
+        char key[4];
+        vd_str_copy(key, sizeof key, k);
+        json_object_set_new(m, key, json_stringn_nocheck(dv.p ? dv.p : "", dv.n));
+    }
+    if (!m)
+        snprintf(err, cap, "out of memory");
+    return m;
+}
+
+static void handle_method(vd_http_edge *e, const vd_http_req *hr, vd_http_resp *r, vd_profile_method m)
+{
+    const vd_frontend *fe = e->fe;
+    vd_http_stats *st = &fe->stats->edge;
+    bool get = hr->method == VD_HTTP_GET || hr->method == VD_HTTP_HEAD;
+    char err[256];
+    if (hr->method != VD_HTTP_POST && !(m == VD_PM_PROFILE && get)) {
+        /* Only reading a profile may be a GET: the others change it. */
+        VD_STAT_INC(st, err_method);
+        bool show = m == VD_PM_PROFILE;
+        vd_http_resp_header(r, VD_STR_LIT("Allow"), show ? VD_STR_LIT("GET, HEAD, POST") : VD_STR_LIT("POST"));
+        snprintf(err, sizeof err, "method %.16s not allowed: %s", hr->method_name.p,
+                 show ? "GET, HEAD or POST" : "POST");
+        vd_http_resp_error(r, 405, "method_not_allowed", err);
+        return;
+    }
+    if (!fe->decider->profiles) {
+        VD_STAT_INC(st, err_not_found);
+        vd_http_resp_error(r, 404, "profiles_off", "profiles are not configured (--profiles)");
+        return;
+    }
+    json_t *root;
+    if (get) {
+        root = query_map(e, hr->query, err, sizeof err);
+        if (!root) {
+            VD_STAT_INC(st, err_invalid_request);
+            vd_http_resp_error(r, 400, "invalid_params", err);
+            return;
+        }
+    } else {
+        json_error_t jerr;
+        root = json_loadb(hr->body.p ? hr->body.p : "", hr->body.n, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+        if (!root) {
+            VD_STAT_INC(st, err_invalid_request);
+            snprintf(err, sizeof err, "invalid JSON: %s (line %d, column %d)", jerr.text,
+                     jerr.line, jerr.column);
+            vd_http_resp_error(r, 400, "bad_json", err);
+            return;
+        }
+    }
+    /* The one validator of these maps (decision/request.c), as on the
+     * decision port. */
+    vd_profile_params pp;
+    vd_reqval v;
+    js_val(root, &v);
+    int64_t now = (int64_t)time(NULL);
+    if (vd_profile_params_read(&js_codec, &v, &pp, err, sizeof err) != 0 ||
+        vd_profile_params_check(m, &pp, now, err, sizeof err) != 0) {
+        VD_STAT_INC(st, err_invalid_request);
+        vd_http_resp_error(r, 400, "invalid_params", err);
+        json_decref(root);
+        return;
+    }
+    vd_profile_store *ps = fe->decider->profiles;
+    const vd_ruleset *rs = vd_decider_ruleset(fe->decider);
+    if (m == VD_PM_TRACK) {
+        vd_consent consent = fe->decider->consent_default;
+        if (pp.consent.n)
+            vd_consent_parse(pp.consent, &consent);
+        if (consent != VD_CONSENT_PERSONALIZATION) {
+            /* Nothing about the visitor is kept. */
+            json_answer(r, "{\"ok\":true,\"profile\":\"no_consent\"}\n");
+            json_decref(root);
+            return;
+        }
+    }
+    edge_wait *w = wait_new(e, (int)m);
+    if (!w) {
+        VD_STAT_INC(st, err_internal);
+        vd_http_resp_error(r, 500, "internal", "out of memory");
+        json_decref(root);
+        return;
+    }
+    vd_profile_op *op = NULL;
+    switch (m) {
+    case VD_PM_TRACK: {
+        vd_profile_event ev = { .type = pp.event, .category = pp.category, .value = pp.value,
+                                .has_value = pp.has_value };
+        op = vd_profile_track(ps, rs, &pp.ids, pp.has_ts ? pp.ts : now, &ev,
+                              vd_ruleset_is_goal(rs, pp.event), on_store_reply, w);
+        break;
+    }
+    case VD_PM_PROFILE:
+        op = vd_profile_show(ps, rs, &pp.ids, on_store_reply, w);
+        break;
+    case VD_PM_FLAG:
+        op = vd_profile_flag(ps, &pp.ids, pp.flag, pp.has_ttl ? now + pp.ttl : 0, pp.clear,
+                             on_store_reply, w);
+        break;
+    case VD_PM_FORGET:
+        op = vd_profile_forget(ps, &pp.ids, on_store_reply, w);
+        break;
+    }
+    /* The store copied what it sends: the JSON tree can go. */
+    json_decref(root);
+    if (!wait_park(w, op, r))
+        store_error(r, "profile store unavailable");
+}
+
+/* The store answered a parked request (runs inside vd_http_resume). */
+static void resume_cb(void *arg, const vd_http_req *hr, vd_http_resp *r)
+{
+    edge_wait *w = arg;
+    vd_http_edge *e = w->e;
+    const vd_profile_result *res = w->res;
+    if (w->method == EW_DECIDE) {
+        json_t *root;
+        if (read_decide(e, hr, r, &root) == 0) {
+            if (res->status == VD_PROFILE_UNAVAILABLE)
+                VD_STAT_INC(e->fe->decider->pstats, profile_unavailable);
+            write_decision(e, r, res->status, res->visitor);
+        }
+        json_decref(root);
+        return;
+    }
+    if (res->status != VD_PROFILE_OK) {
+        store_error(r, res->status == VD_PROFILE_TIMEOUT ? "profile store did not answer in time"
+                                                         : "profile store unavailable");
+        return;
+    }
+    switch ((vd_profile_method)w->method) {
+    case VD_PM_TRACK:
+    case VD_PM_FLAG:
+        json_answer(r, "{\"ok\":true}\n");
+        break;
+    case VD_PM_FORGET:
+        json_answer(r, res->deleted ? "{\"deleted\":true}\n" : "{\"deleted\":false}\n");
+        break;
+    case VD_PM_PROFILE: {
+        vd_json j;
+        vd_json_init(&j, r->body);
+        vd_emitter em;
+        vd_json_emitter(&j, &em);
+        vd_result_emit_profile(&em, res, (int64_t)time(NULL));
+        evbuffer_add(r->body, "\n", 1);
+        r->status = 200;
+        r->content_type = "application/json";
+        vd_http_resp_header(r, VD_STR_LIT("Cache-Control"), VD_STR_LIT("no-store"));
+        break;
+    }
+    }
+}
+
+static void on_store_reply(void *arg, const vd_profile_result *res)
+{
+    edge_wait *w = arg;
+    w->res = res;
+    vd_http_resume(w->park, resume_cb, w);
+    vd_free(w);
+}
+
+static void handle(void *arg, const vd_http_req *hr, vd_http_resp *r)
+{
+    vd_http_edge *e = arg;
+    const vd_frontend *fe = e->fe;
+    vd_http_stats *st = &fe->stats->edge;
+    if (vd_str_eq(hr->path, VD_STR_LIT("/v1/decide"))) {
+        handle_decide(e, hr, r);
+        return;
+    }
+    if (vd_str_eq(hr->path, VD_STR_LIT("/v1/report"))) {
+        handle_report(hr, r, st);
+        return;
+    }
+    /* The profile methods only when profile-edge is set: anyone who can
+     * reach them can read, flag or erase any visitor's profile by id. Off,
+     * they are unknown paths like any other (404): a scan learns nothing. */
+    if (fe->cfg->profile_edge && hr->path.n > 4 && memcmp(hr->path.p, "/v1/", 4) == 0) {
+        vd_str name = vd_str_make(hr->path.p + 4, hr->path.n - 4);
+        for (unsigned m = 0; m < sizeof method_names / sizeof method_names[0]; m++)
+            if (vd_str_eq(name, vd_str_cstr(method_names[m]))) {
+                handle_method(e, hr, r, (vd_profile_method)m);
+                return;
+            }
+    }
+    VD_STAT_INC(st, err_not_found);
+    vd_http_resp_error(r, 404, "not_found",
+                       fe->cfg->profile_edge
+                           ? "no such path; the edge port serves /v1/decide, /v1/report, /v1/track, "
+                             "/v1/profile, /v1/flag and /v1/forget"
+                           : "no such path; the edge port serves /v1/decide and /v1/report");
 }
 
 void vd_http_limits_from_config(const vd_config *cfg, vd_http_limits *out)

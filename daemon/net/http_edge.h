@@ -10,7 +10,17 @@
  *                      completed with X-Forwarded-Proto and Host)
  *          lang        Accept-Language
  *          vid         the cookie named by `vid-cookie`
+ *          consent     the `consent` parameter (profiles)
  *   POST /v1/decide   body: the contract's request map as JSON
+ *   GET|POST /v1/report   the learner's report
+ *   with profile-edge 1 (404 otherwise: not for the open internet):
+ *   POST /v1/track, GET|POST /v1/profile, POST /v1/flag, POST /v1/forget
+ *        the decision port's maps as JSON (GET /v1/profile?vid=|uid=)
+ *
+ * A decide whose slots reach visitor.* and the profile methods wait for the
+ * profile store: the request is parked on its connection (vd_http_park,
+ * pipelined requests wait behind it) and answered from the store's callback
+ * (its reply, profile-timeout, or its loss), like on the decision port.
  *
  * 200: the decide result as JSON, one `X-Variant-<slot>: <variant>` header
  * per known slot (slot names outside [A-Za-z0-9] become '-', so `home.hero`

@@ -3,9 +3,10 @@
  *
  * Connection states: NEW (accepted, nothing read yet), HEAD/BODY (a request
  * is arriving: the request timer runs), IDLE (between keep-alive requests),
- * CLOSING (last answer queued, waiting for it to flush), LINGER (our side
- * shut down, discarding what the client still sends until EOF or a short
- * timer). One timer per connection serves every state. */
+ * WAIT (a request parked by its handler: nothing more is parsed until it is
+ * answered), CLOSING (last answer queued, waiting for it to flush), LINGER
+ * (our side shut down, discarding what the client still sends until EOF or
+ * a short timer). One timer per connection serves every state. */
 #include "net/http_server.h"
 
 #include <arpa/inet.h>
@@ -33,7 +34,7 @@
 #define LINGER_SECONDS 2
 #define MAX_REJECTING 256         /* 503-then-close connections lingering at once */
 
-enum { ST_NEW, ST_HEAD, ST_BODY, ST_IDLE, ST_CLOSING, ST_LINGER };
+enum { ST_NEW, ST_HEAD, ST_BODY, ST_IDLE, ST_WAIT, ST_CLOSING, ST_LINGER };
 enum { LAST_NONE, LAST_FIELD, LAST_VALUE };
 
 typedef struct hdr_off {
@@ -66,6 +67,13 @@ typedef struct http_conn {
     const char *seen_end;         /* end of the last piece a callback saw */
     bool more_buffered;           /* input beyond that chunk */
     struct sockaddr_storage peer;
+    /* A parked request (ST_WAIT): what its answer needs from the parser,
+     * and who to tell if the connection goes first. */
+    void (*park_cancel)(void *arg);
+    void *park_arg;
+    unsigned park_method;
+    int park_minor;
+    bool park_keep;
 } http_conn;
 
 struct vd_http_server {
@@ -218,6 +226,13 @@ static void arm_timer(http_conn *c, long seconds)
 static void conn_free(http_conn *c)
 {
     vd_http_server *s = c->srv;
+    if (c->park_cancel) {
+        /* Closed while a request waits: its handler drops the wait (and so
+         * never resumes a freed connection). */
+        void (*cancel)(void *) = c->park_cancel;
+        c->park_cancel = NULL;
+        cancel(c->park_arg);
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -494,13 +509,11 @@ static int method_of(unsigned m)
     }
 }
 
-static int on_message_complete(http_parser *p)
+/* The request the connection's buffers hold, as the handler sees it. */
+static void build_req(http_conn *c, vd_http_req *req, unsigned method, int http_minor)
 {
-    http_conn *c = p->data;
-    vd_http_server *s = c->srv;
-    vd_http_req *req = &s->req;
-    req->method = method_of(p->method);
-    req->method_name = vd_str_cstr(http_method_str((enum http_method)p->method));
+    req->method = method_of(method);
+    req->method_name = vd_str_cstr(http_method_str((enum http_method)method));
     req->target = vd_str_make(c->head + c->url_off, c->url_len);
     /* Origin-form "/path?query"; an absolute-form target keeps its path too. */
     vd_str t = req->target;
@@ -529,12 +542,62 @@ static int on_message_complete(http_parser *p)
     }
     req->body = vd_str_make(c->body, c->blen);
     req->peer = c->peer;
-    req->http_minor = p->http_minor;
+    req->http_minor = http_minor;
+}
+
+/* Sends the handler's answer and sets the connection up for what follows:
+ * the next request, or closing. in_parser: called from the parser's
+ * callback (which must then be paused to stop). */
+static void answer(http_conn *c, vd_http_resp *r, bool keep_alive, int http_minor, bool follows,
+                   bool in_parser)
+{
+    vd_http_server *s = c->srv;
+    bool keep = !r->close && (!s->draining || follows) && keep_alive;
+    send_response(c, r, keep, http_minor);
+
+    if (!keep) {
+        if (in_parser)
+            http_parser_pause(&c->parser, 1);
+        set_reading(c, false);
+        close_after_flush(c);
+        return;
+    }
+    c->state = ST_IDLE;
+    arm_timer(c, s->lim.keepalive_timeout);
+    /* Backpressure: a client that does not read its answers stops being
+     * read (its pipelined requests wait in the input buffer). */
+    if (evbuffer_get_length(c->out) > s->lim.max_output) {
+        c->read_paused = true;
+        set_reading(c, false);
+        if (in_parser)
+            http_parser_pause(&c->parser, 1);
+    }
+}
+
+static int on_message_complete(http_parser *p)
+{
+    http_conn *c = p->data;
+    vd_http_server *s = c->srv;
+    vd_http_req *req = &s->req;
+    build_req(c, req, p->method, p->http_minor);
 
     vd_http_resp *r = &s->resp;
     resp_reset(r);
     r->head_only = req->method == VD_HTTP_HEAD;
+    r->conn = c;
     s->handler(s->arg, req, r);
+    r->conn = NULL;
+    if (c->park_cancel) {
+        /* Parked: answered by vd_http_resume. The parser stops here; what
+         * follows stays in c->in. */
+        c->park_method = p->method;
+        c->park_minor = p->http_minor;
+        c->park_keep = http_should_keep_alive(p);
+        c->state = ST_WAIT;
+        arm_timer(c, s->lim.write_timeout);       /* a safety net: the waiter has its own deadline */
+        http_parser_pause(p, 1);
+        return 0;
+    }
     /* Draining: pipelined requests already here are all answered; the
      * last one buffered gets "Connection: close". More than a head's final
      * CRLFCRLF after what the parser saw last, or bytes in the kernel we
@@ -547,24 +610,7 @@ static int on_message_complete(http_parser *p)
                   (c->seen_end && c->chunk_end && c->chunk_end - c->seen_end > 4) ||
                   recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;   /* not read yet */
     }
-    bool keep = !r->close && (!s->draining || follows) && http_should_keep_alive(p);
-    send_response(c, r, keep, p->http_minor);
-
-    if (!keep) {
-        http_parser_pause(p, 1);
-        set_reading(c, false);
-        close_after_flush(c);
-        return 0;
-    }
-    c->state = ST_IDLE;
-    arm_timer(c, s->lim.keepalive_timeout);
-    /* Backpressure: a client that does not read its answers stops being
-     * read (its pipelined requests wait in the input buffer). */
-    if (evbuffer_get_length(c->out) > s->lim.max_output) {
-        c->read_paused = true;
-        set_reading(c, false);
-        http_parser_pause(p, 1);
-    }
+    answer(c, r, http_should_keep_alive(p), p->http_minor, follows, true);
     return 0;
 }
 
@@ -583,7 +629,7 @@ static const http_parser_settings settings = {
 static void process_input(http_conn *c)
 {
     struct evbuffer *in = c->in;
-    while (c->state < ST_CLOSING && !c->read_paused) {
+    while (c->state < ST_CLOSING && !c->read_paused && c->state != ST_WAIT) {
         size_t len = evbuffer_get_length(in);
         if (len == 0)
             break;
@@ -644,6 +690,18 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
     ssize_t n = vd_sock_read(c->in, fd);
     if (n == VD_SOCK_AGAIN)
         return;
+    if (c->state == ST_WAIT) {
+        /* A request is parked: only watch. A reset frees the connection
+         * (cancelling the wait); an EOF stops reading, the answer still goes
+         * out and the EOF is seen again afterwards; pipelined input is kept,
+         * up to a bound. */
+        if (n < 0)
+            conn_free(c);
+        else if (n == 0 ||
+                 evbuffer_get_length(c->in) > c->srv->lim.max_header + c->srv->lim.max_body)
+            set_reading(c, false);
+        return;
+    }
     if (n <= 0) {
         /* A client that sent its request and then shut its side down still
          * gets the answer: flush, then close. */
@@ -888,4 +946,40 @@ void vd_http_server_free(vd_http_server *s)
     if (s->resp.body)
         evbuffer_free(s->resp.body);
     vd_free(s);
+}
+
+/* ---- answering later ---- */
+
+vd_http_parked *vd_http_park(vd_http_resp *resp, void (*cancel)(void *arg), void *arg)
+{
+    http_conn *c = resp->conn;
+    if (!c || !cancel)
+        return NULL;
+    c->park_cancel = cancel;
+    c->park_arg = arg;
+    return (vd_http_parked *)c;
+}
+
+void vd_http_resume(vd_http_parked *p, vd_http_handler h, void *arg)
+{
+    http_conn *c = (http_conn *)p;
+    vd_http_server *s = c->srv;
+    c->park_cancel = NULL;
+    c->park_arg = NULL;
+    vd_http_req *req = &s->req;
+    build_req(c, req, c->park_method, c->park_minor);
+    vd_http_resp *r = &s->resp;
+    resp_reset(r);
+    r->head_only = req->method == VD_HTTP_HEAD;
+    h(arg, req, r);
+    char b;
+    bool follows = s->draining && (evbuffer_get_length(c->in) > 0 ||
+                                   recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0);
+    answer(c, r, c->park_keep, c->park_minor, follows, false);
+    if (c->state < ST_CLOSING && !c->read_paused) {
+        /* What waited behind it: the buffered requests, then the socket. */
+        set_reading(c, true);
+        process_input(c);
+    }
+    flush(c);                 /* may free c */
 }

@@ -13,7 +13,8 @@
  *     bytes are queued, and is closed after write_timeout s
  *
  * Keep-alive and pipelining: requests on one connection are answered in the
- * order received (the handler runs synchronously). Every connection owns a
+ * order received (the handler runs synchronously, or parks the request and
+ * answers it later: see vd_http_park). Every connection owns a
  * head buffer of max_header bytes and a body buffer that grows up to
  * max_body once; nothing is allocated per request. Errors that leave the
  * stream untrustworthy answer, then close with a lingering close (the
@@ -64,6 +65,7 @@ typedef struct vd_http_resp {
     bool head_only;                       /* HEAD: send the headers only */
     const char *iface;                    /* limits.name, for the recent-errors panel */
     int port;                             /* the bound port, likewise */
+    void *conn;                           /* internal: the connection a handler answers */
 } vd_http_resp;
 
 typedef void (*vd_http_handler)(void *arg, const vd_http_req *req, vd_http_resp *resp);
@@ -113,5 +115,29 @@ void vd_http_resp_body(vd_http_resp *r, int status, const char *type, const char
  * also kept among the recent errors (net/recent_errors.h). */
 void vd_http_resp_error(vd_http_resp *r, int status, const char *code, const char *msg);
 const char *vd_http_reason(int status);
+
+/* Answering later. A handler that must wait for something (the edge port's
+ * decide waiting for the visitor's profile) parks its request instead of
+ * filling resp: nothing is sent for it now. The connection then parses
+ * nothing further, so pipelined requests wait in its input buffer and the
+ * answers stay in order; it keeps only watching the socket (a client that
+ * shuts its sending side down still gets the answer; input beyond
+ * max_header + max_body is not read until the answer is out). The
+ * request's head and body stay in the connection's buffers, untouched, until
+ * the request is resumed; at shutdown the server waits for it like for any
+ * request being answered.
+ *
+ * cancel(arg) runs, exactly once and instead of any resume, when the
+ * connection is closed first (a reset, a write error, a server being freed):
+ * the handler then drops what it waits for. Never NULL for a handler's resp
+ * (the handle is the connection); a resumed handler must not park again. */
+typedef struct vd_http_parked vd_http_parked;
+vd_http_parked *vd_http_park(vd_http_resp *resp, void (*cancel)(void *arg), void *arg);
+/* Answers a parked request: h runs with the request as it was parked (read
+ * again from the connection's buffers) and a fresh resp, exactly like a
+ * handler, then the connection goes on with what waited behind it. p is
+ * invalid afterwards (the connection may be closed by then). Not from
+ * inside a handler of the same server. */
+void vd_http_resume(vd_http_parked *p, vd_http_handler h, void *arg);
 
 #endif

@@ -349,12 +349,6 @@ static void pack_cstr(msgpack_packer *pk, const char *s)
     msgpack_pack_str_body(pk, s, n);
 }
 
-static void pack_vstr(msgpack_packer *pk, vd_str s)
-{
-    msgpack_pack_str(pk, s.n);
-    msgpack_pack_str_body(pk, s.p ? s.p : "", s.n);
-}
-
 static void reply_head(rpc_conn *c, uint32_t msgid)
 {
     msgpack_packer *pk = &c->srv->pk;
@@ -378,71 +372,14 @@ static void reply_ok(rpc_conn *c, uint32_t msgid, const char *extra_key, const c
     queue_reply(c);
 }
 
+/* The profile result, written once for every wire format (decision/result.c). */
 static void pack_profile(rpc_conn *c, uint32_t msgid, const vd_profile_result *res)
 {
-    msgpack_packer *pk = &c->srv->pk;
-    const vd_visitor *v = res->visitor;
-    int64_t now = (int64_t)time(NULL);
     reply_head(c, msgid);
-    msgpack_pack_map(pk, 9);
-    pack_cstr(pk, "found");
-    if (res->found) msgpack_pack_true(pk); else msgpack_pack_false(pk);
-    pack_cstr(pk, "known");
-    if (v && v->known) msgpack_pack_true(pk); else msgpack_pack_false(pk);
-    pack_cstr(pk, "visits");
-    msgpack_pack_uint32(pk, v ? v->visit.visits : 0);
-    pack_cstr(pk, "first_seen");
-    if (v && v->visit.visits) msgpack_pack_int64(pk, v->visit.first_seen); else msgpack_pack_nil(pk);
-    pack_cstr(pk, "last_seen");
-    if (v && v->visit.visits) msgpack_pack_int64(pk, v->visit.last_seen); else msgpack_pack_nil(pk);
-    uint32_t ns = 0;
-    for (uint32_t i = 0; v && i < v->nscores; i++)
-        ns += v->scores[i].st.t != 0 || v->scores[i].st.peak != 0;
-    pack_cstr(pk, "scores");
-    msgpack_pack_map(pk, ns);
-    for (uint32_t i = 0; v && i < v->nscores; i++) {
-        const vd_visitor_score *sc = &v->scores[i];
-        if (sc->st.t == 0 && sc->st.peak == 0)
-            continue;
-        pack_vstr(pk, sc->id);
-        msgpack_pack_map(pk, 2);
-        pack_cstr(pk, "value");
-        msgpack_pack_double(pk, vd_score_value_at(&sc->st, now, sc->half_life_s));
-        pack_cstr(pk, "peak");
-        msgpack_pack_double(pk, sc->st.peak);
-    }
-    pack_cstr(pk, "events");
-    msgpack_pack_map(pk, v ? v->nevents : 0);
-    for (uint32_t i = 0; v && i < v->nevents; i++) {
-        pack_vstr(pk, v->events[i].name);
-        msgpack_pack_int64(pk, (int64_t)v->events[i].n);
-    }
-    uint32_t nf = 0;
-    for (uint32_t i = 0; v && i < v->nflags; i++)
-        nf += v->flags[i].expires == 0 || v->flags[i].expires > now;
-    pack_cstr(pk, "flags");
-    msgpack_pack_map(pk, nf);
-    for (uint32_t i = 0; v && i < v->nflags; i++) {
-        if (!(v->flags[i].expires == 0 || v->flags[i].expires > now))
-            continue;
-        pack_vstr(pk, v->flags[i].name);
-        if (v->flags[i].expires) msgpack_pack_int64(pk, v->flags[i].expires); else msgpack_pack_nil(pk);
-    }
-    pack_cstr(pk, "exposures");
-    msgpack_pack_map(pk, v ? v->nexposures : 0);
-    for (uint32_t i = 0; v && i < v->nexposures; i++) {
-        const vd_visitor_exposure *x = &v->exposures[i];
-        pack_vstr(pk, x->slot);
-        msgpack_pack_map(pk, 4);
-        pack_cstr(pk, "variant");
-        pack_vstr(pk, x->variant);
-        pack_cstr(pk, "rule");
-        pack_vstr(pk, x->rule);
-        pack_cstr(pk, "ts");
-        msgpack_pack_int64(pk, x->ts);
-        pack_cstr(pk, "converted");
-        if (x->converted) msgpack_pack_true(pk); else msgpack_pack_false(pk);
-    }
+    vd_emitter e;
+    vd_msgpack_out mo = { .sb = &c->srv->out };
+    vd_msgpack_emitter(&mo, &e);
+    vd_result_emit_profile(&e, res, (int64_t)time(NULL));
     queue_reply(c);
 }
 
@@ -548,13 +485,9 @@ static void handle_track(rpc_conn *c, uint32_t msgid, const msgpack_object *para
             VD_STAT_INC(fe->decider->pstats, track_lost);
         return;
     }
-    const char *bad = NULL;
     int64_t now = (int64_t)time(NULL);
-    if (!vd_profile_name_ok(pp.event))
-        bad = "event is required: 1 to 128 characters of [A-Za-z0-9._:-]";
-    else if (pp.has_ts && pp.ts > now + VD_MAX_EVENT_FUTURE_S)
-        bad = "ts is more than 300 s in the future";
-    if (bad) {
+    char bad[160];
+    if (vd_profile_params_check(VD_PM_TRACK, &pp, now, bad, sizeof bad) != 0) {
         VD_STAT_INC(fe->stats, err_params);
         if (notify)
             VD_STAT_INC(fe->decider->pstats, track_lost);
@@ -601,9 +534,10 @@ static void handle_profile_method(rpc_conn *c, uint32_t msgid, const msgpack_obj
     vd_profile_params pp;
     if (!profile_params(c, msgid, params, &pp, false))
         return;
-    if (method == PM_FLAG && !vd_profile_name_ok(pp.flag)) {
+    char bad[160];
+    if (method == PM_FLAG && vd_profile_params_check(VD_PM_FLAG, &pp, 0, bad, sizeof bad) != 0) {
         VD_STAT_INC(fe->stats, err_params);
-        reply_error(c, msgid, "invalid_params", "flag is required: 1 to 128 characters of [A-Za-z0-9._:-]");
+        reply_error(c, msgid, "invalid_params", bad);
         return;
     }
     rpc_pending *p;
