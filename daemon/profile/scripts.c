@@ -6,36 +6,45 @@
 
 #include "core/sha1.h"
 
-/* Shared prologue: the visit bookkeeping of vd_visit_touch. */
+/* Shared prologue: the visit bookkeeping of vd_visit_touch, lean: one
+ * HMGET (the alias, the visit fields, the known mark), one HSET of what
+ * changed (nothing for a repeat view that does not move last_seen), no
+ * number formatting (the times are written as the daemon sent them).
+ * Returns nil, alias on a merged vid's key. */
 #define TOUCH                                                                              \
-    "local function touch(k, ts, gap)\n"                                                   \
-    "  local h = redis.call('HMGET', k, 'v', 'fs', 'ls', 'vs', 'pe')\n"                     \
-    "  local v = tonumber(h[1]) or 0\n"                                                    \
-    "  local fs, ls = tonumber(h[2]) or 0, tonumber(h[3]) or 0\n"                          \
-    "  local vs, pe = tonumber(h[4]) or 0, tonumber(h[5]) or 0\n"                          \
+    "local function touch(k, ts, gap, known)\n"                                            \
+    "  local h = redis.call('HMGET', k, 'a', 'v', 'fs', 'ls', 'k')\n"                       \
+    "  if h[1] then return nil, h[1] end\n"                                                \
+    "  local v, fs, ls = tonumber(h[2]) or 0, tonumber(h[3]) or 0, tonumber(h[4]) or 0\n"   \
+    "  local t = ARGV[1]\n"                                                                \
+    "  local w = {}\n"                                                                     \
     "  local began = 0\n"                                                                  \
-    "  if v == 0 then v = 1; fs = ts; ls = ts; vs = ts; pe = 0; began = 1\n"               \
+    "  if v == 0 then v = 1; began = 1; w = {'v', 1, 'fs', t, 'ls', t, 'vs', t, 'pe', 0}\n"  \
     "  else\n"                                                                             \
-    "    if ts < fs then fs = ts end\n"                                                    \
-    "    if ts - ls > gap then v = v + 1; pe = ls; vs = ts; ls = ts; began = 1\n"          \
-    "    elseif ts > ls then ls = ts end\n"                                                \
+    "    if ts < fs then w[#w + 1] = 'fs'; w[#w + 1] = t end\n"                              \
+    "    if ts - ls > gap then\n"                                                          \
+    "      v = v + 1; began = 1\n"                                                         \
+    "      w[#w + 1] = 'v'; w[#w + 1] = v; w[#w + 1] = 'pe'; w[#w + 1] = h[4]\n"              \
+    "      w[#w + 1] = 'vs'; w[#w + 1] = t; w[#w + 1] = 'ls'; w[#w + 1] = t\n"                \
+    "    elseif ts > ls then w[#w + 1] = 'ls'; w[#w + 1] = t end\n"                          \
     "  end\n"                                                                              \
-    "  redis.call('HMSET', k, 'v', v, 'fs', string.format('%d', fs), 'ls', string.format('%d', ls),\n" \
-    "             'vs', string.format('%d', vs), 'pe', string.format('%d', pe))\n"         \
+    "  if known and h[5] ~= '1' then w[#w + 1] = 'k'; w[#w + 1] = '1' end\n"                 \
+    "  if #w > 0 then redis.call('HSET', k, unpack(w)) end\n"                               \
     "  return v, began\n"                                                                  \
     "end\n"
 
-/* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known (0/1), read (0/1).
- * -> {"alias", uid_hash} | {"ok", visits, began, [HGETALL]} */
+/* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known (0/1). The TTL is set when
+ * a visit begins (a repeat view within the visit leaves it), so "profile-ttl
+ * without a visit". A decision that reads the profile pipelines an HGETALL
+ * right behind this (store.c): one round trip, and Redis converts no hash
+ * to Lua and back.
+ * -> {"alias", uid_hash} | {"ok", visits, began} */
 static const char visit_lua[] =
     TOUCH
     "local k = KEYS[1]\n"
-    "local a = redis.call('HGET', k, 'a')\n"
-    "if a then return {'alias', a} end\n"
-    "local v, began = touch(k, tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
-    "if ARGV[4] == '1' then redis.call('HSET', k, 'k', '1') end\n"
-    "redis.call('EXPIRE', k, tonumber(ARGV[3]))\n"
-    "if ARGV[5] == '1' then return {'ok', v, began, redis.call('HGETALL', k)} end\n"
+    "local v, began = touch(k, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4] == '1')\n"
+    "if not v then return {'alias', began} end\n"
+    "if began == 1 then redis.call('EXPIRE', k, ARGV[3]) end\n"
     "return {'ok', v, began}\n";
 
 /* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known, type, count (0/1), then
@@ -44,11 +53,9 @@ static const char visit_lua[] =
 static const char event_lua[] =
     TOUCH
     "local k = KEYS[1]\n"
-    "local a = redis.call('HGET', k, 'a')\n"
-    "if a then return {'alias', a} end\n"
     "local ts = tonumber(ARGV[1])\n"
-    "local v, began = touch(k, ts, tonumber(ARGV[2]))\n"
-    "if ARGV[4] == '1' then redis.call('HSET', k, 'k', '1') end\n"
+    "local v, began = touch(k, ts, tonumber(ARGV[2]), ARGV[4] == '1')\n"
+    "if not v then return {'alias', began} end\n"
     "if ARGV[6] == '1' then redis.call('HINCRBY', k, 'e:' .. ARGV[5], 1) end\n"
     "for i = 7, #ARGV - 2, 3 do\n"
     "  local f = 's:' .. ARGV[i]\n"
