@@ -4,7 +4,10 @@
  * The arithmetic is the one of context/visitor.c, line for line. */
 #include "profile/scripts.h"
 
+#include <string.h>
+
 #include "core/sha1.h"
+#include "learn/counters.h"
 
 /* Shared prologue: the visit bookkeeping of vd_visit_touch, lean: one
  * HMGET (the alias, the visit fields, the known mark), one HSET of what
@@ -170,6 +173,40 @@ static const char merge_lua[] =
     "redis.call('EXPIRE', k, tonumber(ARGV[1]))\n"
     "return 1\n";
 
+/* decide: a decision's exposures (slots with a goal) and, unless it read
+ * the profile already, its visit, in one command. Built at start-up: the
+ * visit's TOUCH, the expose() function of learn/expose.lua (the text above
+ * its "-- standalone" line), and this driver. Touches the counter keys as
+ * expose.lua does (docs/LEARNING.md: counting needs a single Redis).
+ * KEYS[1] profile; ARGV: 1 ts, 2 gap_s, 3 ttl_s, 4 known, 5 visit (0/1),
+ * 6 namespace, 7 window_s, 8 UTC day, 9 stream, 10 stream MAXLEN, 11 the
+ * decision's time in microseconds, 12 the profile TTL the exposure sets (0:
+ * none), then (slot, rule key, variant, "bandit"|"") per exposure.
+ * -> {"alias", uid_hash} | {"ok", visits, began, {status, ts, ...}} (ts:
+ * that of the exposure the profile holds for the pair; -1 if another) */
+static const char decide_driver[] =
+    "local k = KEYS[1]\n"
+    "local v, began = 0, 0\n"
+    "if ARGV[5] == '1' then\n"
+    "  v, began = touch(k, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4] == '1')\n"
+    "  if not v then return {'alias', began} end\n"
+    "  if began == 1 then redis.call('EXPIRE', k, ARGV[3]) end\n"
+    "else\n"
+    "  local a = redis.call('HGET', k, 'a')\n"
+    "  if a then return {'alias', a} end\n"
+    "end\n"
+    "local out = {}\n"
+    "local window = tonumber(ARGV[7])\n"
+    "for i = 13, #ARGV - 3, 4 do\n"
+    "  local st, _, t = expose(k, ARGV[6], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[1], window, ARGV[8],\n"
+    "                          ARGV[12], ARGV[9], ARGV[10], ARGV[i + 3], ARGV[11])\n"
+    "  out[#out + 1] = st\n"
+    "  out[#out + 1] = t\n"
+    "end\n"
+    "return {'ok', v, began, out}\n";
+
+static char decide_lua[8192];
+
 static vd_script scripts[VD_SCRIPT__COUNT] = {
     [VD_SCRIPT_VISIT] = { "visit", visit_lua, sizeof visit_lua - 1, "" },
     [VD_SCRIPT_EVENT] = { "event", event_lua, sizeof event_lua - 1, "" },
@@ -178,10 +215,28 @@ static vd_script scripts[VD_SCRIPT__COUNT] = {
     [VD_SCRIPT_FORGET] = { "forget", forget_lua, sizeof forget_lua - 1, "" },
     [VD_SCRIPT_CLAIM] = { "claim", claim_lua, sizeof claim_lua - 1, "" },
     [VD_SCRIPT_MERGE] = { "merge", merge_lua, sizeof merge_lua - 1, "" },
+    [VD_SCRIPT_DECIDE] = { "decide", decide_lua, 0, "" },
 };
+
+static void build_decide(void)
+{
+    static const char touch[] = TOUCH;
+    vd_str x = vd_learn_expose_script();
+    const char *end = strstr(x.p, "\n-- standalone\n");
+    size_t xn = end ? (size_t)(end - x.p) + 1 : 0;
+    size_t n = sizeof touch - 1, d = sizeof decide_driver - 1;
+    if (!xn || n + xn + d >= sizeof decide_lua)
+        return;               /* cannot happen with the shipped texts (test_learn_counters) */
+    memcpy(decide_lua, touch, n);
+    memcpy(decide_lua + n, x.p, xn);
+    memcpy(decide_lua + n + xn, decide_driver, d + 1);
+    scripts[VD_SCRIPT_DECIDE].len = n + xn + d;
+}
 
 void vd_scripts_init(void)
 {
+    if (!scripts[VD_SCRIPT_DECIDE].len)
+        build_decide();
     for (int i = 0; i < VD_SCRIPT__COUNT; i++)
         if (!scripts[i].sha[0])
             vd_sha1_hex(scripts[i].body, scripts[i].len, scripts[i].sha);

@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "learn/snapshot.h"
 #include "profile/master.h"
 #include "profile/scripts.h"
 
@@ -23,12 +24,22 @@
 #define VISIT_WAYS 4           /* ... 4-way set-associative: two busy visitors never evict each other */
 #define MAX_REDIRECTS 2
 
+#define EXPOSE_CACHE 8192      /* exposures recently recorded, 4-way like the visits' */
+#define EXPOSE_BATCH 16        /* exposures per decide command */
+
+typedef struct expose_seen {
+    uint64_t h;               /* hash of (profile key, slot, rule key, variant) | 1; 0 = empty */
+    int64_t t;                /* the ts of the exposure the profile holds for the pair */
+    int64_t at;               /* the request ts it was recorded at */
+    uint64_t gen;             /* vd_learn_epochs() then */
+} expose_seen;
+
 typedef struct visit_seen {
     uint64_t h;               /* key hash | 1; 0 = empty */
     int64_t ts;               /* the request ts of the last write */
 } visit_seen;
 
-enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW };
+enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW, OP_DECIDE };
 
 struct vd_profile_op {
     vd_profile_store *s;
@@ -64,6 +75,11 @@ struct vd_profile_op {
     long long visits, began;
     char alias[65];                 /* the visit part answered "alias" */
     char err[128];                  /* the visit part's error reply */
+    /* decide: the exposures sent, to remember when Redis answers */
+    unsigned nx;
+    uint64_t xh[EXPOSE_BATCH];
+    int64_t ts;
+    uint64_t gen;
     vd_profile_op *next_free;
 };
 
@@ -83,6 +99,7 @@ struct vd_profile_store {
     vd_profile_op *free_ops;
     uint64_t merged[MERGE_CACHE];
     visit_seen seen[VISIT_CACHE];
+    expose_seen exposed[EXPOSE_CACHE];
     vd_visitor visitor;       /* decoding scratch, one callback at a time */
     vd_profile_hook on_visit, on_track;
     void *hook_arg;
@@ -142,6 +159,7 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
     op->have_visit = op->lost = false;
     op->visits = op->began = 0;
     op->alias[0] = op->err[0] = '\0';
+    op->nx = 0;
     op->next_free = NULL;
     return op;
 }
@@ -219,6 +237,7 @@ static int op_begin(vd_profile_op *op, const char *key)
            op_arg(op, key, strlen(key));
 }
 
+static void exposed_note(vd_profile_store *s, uint64_t h, long long t, int64_t at, uint64_t gen);
 static void on_reply(redisAsyncContext *c, void *reply, void *priv);
 static void on_visit_part(redisAsyncContext *c, void *reply, void *priv);
 static void on_read_part(redisAsyncContext *c, void *reply, void *priv);
@@ -585,6 +604,15 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
         break;
     case OP_MERGE:
         STAT_INC(s, profile_merges);
+        break;
+    case OP_DECIDE:
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 4) {
+            if (int_of(r->element[1]) == 1 && int_of(r->element[2]))
+                STAT_INC(s, profile_new);
+            const redisReply *x = r->element[3];
+            for (unsigned i = 0; x->type == REDIS_REPLY_ARRAY && i < op->nx && 2 * i + 1 < x->elements; i++)
+                exposed_note(s, op->xh[i], int_of(x->element[2 * i + 1]), op->ts, op->gen);
+        }
         break;
     default:
         break;
@@ -1270,6 +1298,162 @@ vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const
     if (s->on_visit && s->ctx)
         s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
     return r;
+}
+
+/* ---- exposures ---------------------------------------------------------------- */
+
+static uint64_t exposure_hash(const char *key, const vd_profile_exposure *x)
+{
+    char b[VD_PROFILE_KEY_LEN + 3 * (VD_MAX_ID_LEN + 1) + 8];
+    size_t n = strlen(key);
+    if (n + x->slot.n + x->rule.n + x->variant.n + 3 > sizeof b)
+        return 0;
+    memcpy(b, key, n);
+    b[n++] = '\0';
+    memcpy(b + n, x->slot.p, x->slot.n);
+    n += x->slot.n;
+    b[n++] = '\0';
+    memcpy(b + n, x->rule.p, x->rule.n);
+    n += x->rule.n;
+    b[n++] = '\0';
+    memcpy(b + n, x->variant.p, x->variant.n);
+    n += x->variant.n;
+    return (uint64_t)vd_hash64(b, n) | 1;
+}
+
+static expose_seen *exposed_set(vd_profile_store *s, uint64_t h)
+{
+    return &s->exposed[(h / 2) % (EXPOSE_CACHE / VISIT_WAYS) * VISIT_WAYS];
+}
+
+/* Redis answered an exposure: the profile holds the pair at t (-1: it
+ * holds another). */
+static void exposed_note(vd_profile_store *s, uint64_t h, long long t, int64_t at, uint64_t gen)
+{
+    if (!h)
+        return;
+    expose_seen *set = exposed_set(s, h), *e = NULL;
+    for (int i = 0; i < VISIT_WAYS && !e; i++)
+        if (set[i].h == h)
+            e = &set[i];
+    if (t < 0) {
+        if (e)
+            e->h = 0;
+        return;
+    }
+    if (!e) {
+        e = &set[0];
+        for (int i = 1; i < VISIT_WAYS && e->h; i++)
+            if (!set[i].h || set[i].at < e->at)
+                e = &set[i];
+    }
+    *e = (expose_seen){ h, (int64_t)t, at, gen };
+}
+
+/* The script would answer "already exposed" (as far as this worker can
+ * know: within session-gap/30 of its last word from Redis on the pair). */
+static bool exposed_fresh(vd_profile_store *s, uint64_t h, int64_t ts, int64_t window, uint64_t gen)
+{
+    int64_t horizon = s->cfg.gap_s / 30;
+    if (!h || horizon <= 0)
+        return false;
+    expose_seen *set = exposed_set(s, h);
+    for (int i = 0; i < VISIT_WAYS; i++)
+        if (set[i].h == h)
+            return set[i].gen == gen && ts >= set[i].at && ts - set[i].at < horizon &&
+                   (ts > set[i].t ? ts - set[i].t : set[i].t - ts) < window;
+    return false;
+}
+
+static unsigned expose_batch(vd_profile_store *s, const vd_profile_ids *ids, const char *key, int64_t ts,
+                             bool touch, const vd_learn_opts *o, const vd_profile_exposure *x,
+                             const uint64_t *xh, unsigned n, uint64_t gen)
+{
+    vd_profile_op *op = start_common(s, OP_DECIDE, VD_SCRIPT_DECIDE, ids, NULL, NULL, (char *)key);
+    if (!op)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    char day[9];
+    vd_learn_day(ts, day);
+    const char *stream = o->stream ? o->stream : "";
+    int bad = op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
+              op_arg(op, ids->uid.n ? "1" : "0", 1) | op_arg(op, touch ? "1" : "0", 1) |
+              op_arg(op, o->ns, strlen(o->ns)) | op_argi(op, o->window_s) | op_arg(op, day, 8) |
+              op_arg(op, stream, strlen(stream)) | op_argi(op, o->stream_maxlen) | op_argi(op, us) |
+              op_argi(op, o->ttl_s);
+    for (unsigned i = 0; i < n; i++) {
+        bad |= op_arg(op, x[i].slot.p, x[i].slot.n) | op_arg(op, x[i].rule.p, x[i].rule.n) |
+               op_arg(op, x[i].variant.p, x[i].variant.n) |
+               op_arg(op, x[i].bandit ? "bandit" : "", x[i].bandit ? 6 : 0);
+        op->xh[i] = xh[i];
+    }
+    if (bad) {
+        op_release(op);
+        return 0;
+    }
+    op->nx = n;
+    op->ts = ts;
+    op->gen = gen;
+    op_start(op, false);
+    return n;
+}
+
+unsigned vd_profile_expose(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids, int64_t ts,
+                           bool visit, const vd_learn_opts *o, const vd_profile_exposure *x, unsigned n)
+{
+    char key[VD_PROFILE_KEY_LEN];
+    if (!vd_profile_key(s, ids, key))
+        return 0;
+    uint64_t gen = vd_learn_epochs();
+    vd_profile_exposure keep[EXPOSE_BATCH];
+    uint64_t kh[EXPOSE_BATCH];
+    unsigned nk = 0, sent = 0;
+    bool touch = visit;
+    if (visit) {
+        maybe_claim(s, rs, ids);
+        if (s->ctx && visit_coalesced(s, key, ts)) {
+            touch = false;
+            STAT_INC(s, profile_visits_coalesced);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t h = exposure_hash(key, &x[i]);
+        if (exposed_fresh(s, h, ts, o->window_s, gen)) {
+            STAT_INC(s, profile_exposures_coalesced);
+            continue;
+        }
+        keep[nk] = x[i];
+        kh[nk++] = h;
+        if (nk == EXPOSE_BATCH || i + 1 == n) {
+            sent += expose_batch(s, ids, key, ts, touch, o, keep, kh, nk, gen);
+            if (touch)
+                STAT_INC(s, profile_visits);
+            touch = false;
+            nk = 0;
+        }
+    }
+    if (nk) {
+        sent += expose_batch(s, ids, key, ts, touch, o, keep, kh, nk, gen);
+        if (touch)
+            STAT_INC(s, profile_visits);
+        touch = false;
+    }
+    if (touch) {
+        /* Every exposure was known: the visit alone. */
+        vd_profile_op *op = start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, NULL, NULL, key);
+        if (op && (op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
+                   op_arg(op, ids->uid.n ? "1" : "0", 1))) {
+            op_release(op);
+            op = NULL;
+        }
+        if (op) {
+            STAT_INC(s, profile_visits);
+            op_start(op, false);
+        }
+    }
+    return sent;
 }
 
 static void count_type(vd_profile_store *s, vd_str type)
