@@ -20,11 +20,11 @@
 #define BACKOFF_MAX_MS 5000
 #define STALL_MS 2000          /* no reply for this long with commands in flight: reconnect */
 #define MERGE_CACHE 4096       /* vids recently claimed, direct-mapped */
-#define VISIT_CACHE 16384      /* profiles recently written by a visit */
-#define VISIT_WAYS 4           /* ... 4-way set-associative: two busy visitors never evict each other */
+#define VISIT_CACHE 32768      /* profiles recently written by a visit */
+#define VISIT_WAYS 8           /* ... 8-way set-associative: busy visitors do not evict each other */
 #define MAX_REDIRECTS 2
 
-#define EXPOSE_CACHE 8192      /* exposures recently recorded, 4-way like the visits' */
+#define EXPOSE_CACHE 16384     /* exposures recently recorded, 8-way like the visits' */
 #define EXPOSE_BATCH 16        /* exposures per decide command */
 
 typedef struct expose_seen {
@@ -67,6 +67,7 @@ struct vd_profile_op {
     /* A decision's read (OP_VISIT with a callback): the visit script, then
      * a plain HGETALL pipelined behind it; or, when the visit is coalesced,
      * the HGETALL alone (`plain`). */
+    bool waited;                    /* counted in waiters: someone waits for the reply */
     bool reads;
     bool plain;
     int parts;                      /* its commands not answered yet: released at 0 */
@@ -96,6 +97,8 @@ struct vd_profile_store {
     uint64_t link_gen;        /* follow_master: the master generation ctx was made to */
     uint64_t last_progress_ns;
     bool flushing;            /* inside redisAsyncHandleWrite (link_events) */
+    struct link_events *link; /* ctx's events */
+    long waiters;             /* commands in flight someone waits for */
     vd_profile_op *free_ops;
     uint64_t merged[MERGE_CACHE];
     visit_seen seen[VISIT_CACHE];
@@ -154,7 +157,7 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
     op->argc = 0;
     op->used = 0;
     op->key[0] = op->aux[0] = '\0';
-    op->reads = op->plain = false;
+    op->waited = op->reads = op->plain = false;
     op->parts = op->skip_reads = 0;
     op->have_visit = op->lost = false;
     op->visits = op->began = 0;
@@ -167,6 +170,10 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
 static void op_release(vd_profile_op *op)
 {
     vd_profile_store *s = op->s;
+    if (op->waited) {
+        op->waited = false;
+        s->waiters--;
+    }
     if (op->timer_armed) {
         evtimer_del(&op->timer);
         op->timer_armed = false;
@@ -369,6 +376,8 @@ static void arm_deadline(vd_profile_op *op)
     op->timer_armed = true;
 }
 
+static void link_want_read(vd_profile_store *s);
+
 /* Queues op (and its deadline when someone waits). On refusal, counts it
  * and releases op; returns NULL. */
 static vd_profile_op *op_start(vd_profile_op *op, bool deadline)
@@ -385,6 +394,11 @@ static vd_profile_op *op_start(vd_profile_op *op, bool deadline)
     }
     if (deadline && op->cb)
         arm_deadline(op);
+    if (op->cb) {
+        op->waited = true;
+        if (s->waiters++ == 0)
+            link_want_read(s);
+    }
     return op->cb ? op : NULL;
 }
 
@@ -823,27 +837,52 @@ static void link_down(vd_profile_store *s, const char *why)
     evtimer_add(s->retry_ev, &tv);
 }
 
-/* The connection's events. Like hiredis' libevent adapter, with two
- * differences that count at tens of thousands of commands a second: the
- * read event stays armed (no epoll_ctl per reply), and the commands queued
- * during one turn of the event loop (every decision of every connection
- * that was readable) go out together at its end, in one write(2): hiredis
- * asks for the write event on each command, and we answer by activating an
- * event that runs after the callbacks already due, instead of arming
- * EPOLLOUT and waiting a turn. The write event itself is armed only while
- * the connection is being made and when the kernel took less than all. */
+/* The connection's events. Like hiredis' libevent adapter, with three
+ * differences that count at tens of thousands of commands a second:
+ * - the commands queued during one turn of the event loop (every decision
+ *   of every connection that was readable) go out together at its end, in
+ *   one write(2): hiredis asks for the write event on each command, and we
+ *   answer by activating an event that runs after the callbacks already
+ *   due, instead of arming EPOLLOUT and waiting a turn (the write event is
+ *   armed only while connecting and when the kernel took less than all);
+ * - the read event stays armed while someone waits for a reply (no
+ *   epoll_ctl per reply);
+ * - while nobody waits (visits, exposures, track notifications: writes
+ *   nobody waits for) replies are not read as they come, which would wake
+ *   the worker once more per batch, but every DRAIN_MS, a few hundred at a
+ *   time. Errors, NOSCRIPT re-sends and the stall watchdog see them then. */
+#define DRAIN_MS 1
+
 typedef struct link_events {
     vd_profile_store *s;
     redisAsyncContext *ac;
-    struct event *rev, *wev, *flush;
-    bool flush_due;
+    struct event *rev, *wev, *flush, *drain;
+    bool flush_due, reading;
 } link_events;
+
+static bool link_should_read(const link_events *e)
+{
+    const vd_profile_store *s = e->s;
+    return !(e->ac->c.flags & REDIS_CONNECTED) || s->waiters > 0 ||
+           atomic_load_explicit(&s->stats->inflight, memory_order_relaxed) > s->cfg.queue_max / 4;
+}
+
+static void link_arm_drain(link_events *e)
+{
+    if (!e->reading && !evtimer_pending(e->drain, NULL) &&
+        atomic_load_explicit(&e->s->stats->inflight, memory_order_relaxed) > 0) {
+        struct timeval tv = { 0, DRAIN_MS * 1000 };
+        evtimer_add(e->drain, &tv);
+    }
+}
 
 static void link_handle_write(vd_profile_store *s, redisAsyncContext *ac)
 {
     s->flushing = true;
     redisAsyncHandleWrite(ac);    /* may free ac and its link_events */
     s->flushing = false;
+    if (s->ctx == ac && s->link)
+        link_arm_drain(s->link);
 }
 
 static void link_on_read(evutil_socket_t fd, short what, void *arg)
@@ -851,7 +890,31 @@ static void link_on_read(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     link_events *e = arg;
-    redisAsyncHandleRead(e->ac);
+    vd_profile_store *s = e->s;
+    redisAsyncContext *ac = e->ac;
+    redisAsyncHandleRead(ac);     /* may free ac and its link_events */
+    if (s->ctx == ac && s->link)
+        link_arm_drain(s->link);
+}
+
+/* DRAIN_MS passed: read what came (hiredis reads 16 KB a go: a few more
+ * while replies keep coming). */
+static void link_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_events *e = arg;
+    vd_profile_store *s = e->s;
+    redisAsyncContext *ac = e->ac;
+    for (int i = 0; i < 16; i++) {
+        int64_t before = atomic_load_explicit(&s->stats->inflight, memory_order_relaxed);
+        redisAsyncHandleRead(ac);     /* may free ac and its link_events */
+        if (s->ctx != ac || !s->link ||
+            atomic_load_explicit(&s->stats->inflight, memory_order_relaxed) >= before)
+            break;
+    }
+    if (s->ctx == ac && s->link)
+        link_arm_drain(s->link);
 }
 
 static void link_on_write(evutil_socket_t fd, short what, void *arg)
@@ -874,14 +937,33 @@ static void link_on_flush(evutil_socket_t fd, short what, void *arg)
 static void link_add_read(void *p)
 {
     link_events *e = p;
-    if (!event_pending(e->rev, EV_READ, NULL))
+    if (!link_should_read(e)) {
+        if (e->reading) {     /* nobody waits any more */
+            event_del(e->rev);
+            e->reading = false;
+        }
+        return;
+    }
+    if (!e->reading) {
         event_add(e->rev, NULL);
+        e->reading = true;
+    }
 }
 
 static void link_del_read(void *p)
 {
     link_events *e = p;
     event_del(e->rev);
+    e->reading = false;
+}
+
+/* A command someone waits for was queued: read as replies come. */
+static void link_want_read(vd_profile_store *s)
+{
+    if (s->ctx && s->link && !s->link->reading) {
+        event_add(s->link->rev, NULL);
+        s->link->reading = true;
+    }
 }
 
 static void link_add_write(void *p)
@@ -907,9 +989,12 @@ static void link_del_write(void *p)
 static void link_cleanup(void *p)
 {
     link_events *e = p;
+    if (e->s->link == e)
+        e->s->link = NULL;
     event_free(e->rev);
     event_free(e->wev);
     event_free(e->flush);
+    event_free(e->drain);
     vd_free(e);
 }
 
@@ -923,10 +1008,12 @@ static int link_attach(vd_profile_store *s, redisAsyncContext *ac)
     e->rev = event_new(s->base, ac->c.fd, EV_READ | EV_PERSIST, link_on_read, e);
     e->wev = event_new(s->base, ac->c.fd, EV_WRITE, link_on_write, e);
     e->flush = event_new(s->base, -1, 0, link_on_flush, e);
-    if (!e->rev || !e->wev || !e->flush) {
+    e->drain = evtimer_new(s->base, link_on_drain, e);
+    if (!e->rev || !e->wev || !e->flush || !e->drain) {
         if (e->rev) event_free(e->rev);
         if (e->wev) event_free(e->wev);
         if (e->flush) event_free(e->flush);
+        if (e->drain) event_free(e->drain);
         vd_free(e);
         return -1;
     }
@@ -936,7 +1023,9 @@ static int link_attach(vd_profile_store *s, redisAsyncContext *ac)
     ac->ev.delWrite = link_del_write;
     ac->ev.cleanup = link_cleanup;
     ac->ev.data = e;
+    s->link = e;
     event_add(e->rev, NULL);
+    e->reading = true;
     event_add(e->wev, NULL);      /* writable: the connection is made */
     return 0;
 }
