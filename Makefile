@@ -152,11 +152,14 @@ php-client: all
 # `make test`, so a change that loses accuracy fails the suite. Percent.
 # The goals of issue 14 (printed by the tools) are for unseen rows; these
 # floors only guard against regressions on the rows the rules were tuned on.
+# FLOOR_HINTS is the whole client-hints file, FLOOR_HINTED its rows that carry
+# Client Hints (the goal's measure; README, "make accuracy").
 UA_CORPUS     := ../shared/data/ua/device_detector_ua.tsv
 HINTS_CORPUS  := ../shared/data/ua/device_detector_clienthints.tsv
-FLOOR_MACRO   := 93.0
+FLOOR_MACRO   := 93.8
 FLOOR_BOT     := 99.5
-FLOOR_HINTS   := 78.0
+FLOOR_HINTS   := 83.5
+FLOOR_HINTED  := 85.5
 FLOOR_SOURCE  := 99
 accuracy: all
 	@echo "== accuracy: device type from User-Agents"
@@ -164,8 +167,9 @@ accuracy: all
 	    >$(BUILD)/accuracy-ua.txt || { cat $(BUILD)/accuracy-ua.txt; exit 1; }
 	@tail -3 $(BUILD)/accuracy-ua.txt
 	@echo "== accuracy: device type from requests with Client Hints"
-	@$(BUILD)/vd-accuracy-ua $(HINTS_CORPUS) --min-macro $(FLOOR_HINTS) \
+	@$(BUILD)/vd-accuracy-ua $(HINTS_CORPUS) --min-macro $(FLOOR_HINTS) --min-hinted $(FLOOR_HINTED) \
 	    >$(BUILD)/accuracy-hints.txt || { cat $(BUILD)/accuracy-hints.txt; exit 1; }
+	@grep -E '^macro, rows with Client' $(BUILD)/accuracy-hints.txt
 	@tail -3 $(BUILD)/accuracy-hints.txt
 	@echo "== accuracy: traffic-source medium"
 	@$(BUILD)/vd-accuracy-source --min $(FLOOR_SOURCE) \

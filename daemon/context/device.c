@@ -19,6 +19,9 @@
  *                     variants, diagonal-coded generic models "MT0739D");
  *   5. mobiles      — iPhone, "Mobile", feature phones, phone model prefixes;
  *   6. Android      — Google's rule: phones say "Mobile", tablets do not;
+ *   6b. programs    — desktop programs that name a GNU build target
+ *                     ("x86_64-pc-linux-gnu") or say "RSS Reader", unless an
+ *                     HTTP library names itself;
  *   7. tool words   — HTTP libraries, monitors, URLs, and isbot's maintained
  *                     pattern list (bots.c): bots unless a device platform
  *                     matched above;
@@ -174,6 +177,20 @@ static const tok weak_bot_tokens[] = {
     T("(unknown;"),      /* a platform nobody admits to */
     T("http"), T("www."), T(".com"), T(".org"), T(".io"), T(".ai"),
     T("@"),              /* a contact address */
+};
+
+/* Desktop programs that name what they are: a GNU build target
+ * ("x86_64-pc-linux-gnu", "x86_64-apple-darwin22.1.0") or a reader app
+ * ("RSS Reader"). They win over the weak tool words below (a URL, the
+ * maintained list) unless an HTTP library or tool names itself. */
+static const tok desktop_app_tokens[] = {
+    T("-pc-linux-gnu"), T("-apple-darwin"), T("-w64-mingw32"), T("-pc-windows"),
+    T("rss reader"), T("feed reader"),
+};
+
+static const tok tool_tokens[] = {
+    T("curl"), T("wget"), T("python"), T("java/"), T("go-http"), T("httpclient"),
+    T("libwww"), T("perl"), T("php/"), T("ruby"), T("node-fetch"), T("axios"), T("okhttp"),
 };
 
 /* Phone models and apps whose names contain a bot word. */
@@ -367,6 +384,20 @@ static bool model_word(vd_str m, const char *w, bool digit_after)
     return false;
 }
 
+/* "STB" (set-top box) not at the end of a longer word: "Ematic STB",
+ * "stb_x", but not a tablet's "DG101HSTB". */
+static bool model_stb(vd_str m)
+{
+    for (const char *p = m.p, *end = m.p + m.n; p + 3 <= end; p++) {
+        p = find(p, (size_t)(end - p), "stb", 3);
+        if (!p)
+            return false;
+        if (p == m.p || !is_alpha(p[-1]))
+            return true;
+    }
+    return false;
+}
+
 /* A product family name at the start of a word and not followed by more
  * digits: "H96 Max", "XGODY_X96", "pendoo T95" but not "LG-H968". */
 static bool model_family(vd_str m, const char *w)
@@ -423,6 +454,8 @@ static bool panel_at(vd_str m, size_t i)
     bool digits = false;
     for (size_t k = 0; k < tail.n; k++)
         digits |= is_digit(tail.p[k]);
+    if (!digits && tail.n >= 5 && memcmp(tail.p, "smart", 5) == 0)
+        digits = true;             /* "ELED-32SMART": a size, then "Smart" (TV) */
     if (!digits || model_has(tail, "4g") || model_has(tail, "5g") || model_has(tail, "lte") ||
         model_has(tail, "tab") || model_has(tail, "pad"))
         return false;
@@ -455,7 +488,7 @@ static bool model_is_tv(vd_str m)
 {
     if (model_has(m, "letv"))          /* LeTV, a phone brand */
         return false;
-    if (model_word(m, "tv", false) || model_word(m, "box", false) || model_word(m, "stb", false) ||
+    if (model_word(m, "tv", false) || model_word(m, "box", false) || model_stb(m) ||
         model_word(m, "stb", true) ||
         model_word(m, "led", true))   /* "LED32": a panel size */
         return true;
@@ -549,6 +582,10 @@ static bool model_size_code(vd_str m, bool later)
     if (letters >= 2 && letters <= 3 && i == letters && digits == 4 && a == '1' &&
         (b == '0' || b == '1') && i + 4 < m.n && is_alpha(m.p[i + 4]))
         return true;
+    /* "DG101HSTB": 101 for a 10.1" screen, then series letters. */
+    if (letters >= 2 && letters <= 3 && digits == 3 && a == '1' && b == '0' && m.p[i + 2] == '1' &&
+        i + 3 < m.n && is_alpha(m.p[i + 3]))
+        return true;
     /* "BQ-7008G", "TM-7026", "MID-783G", "AP-727G": maker, dash, then a
      * 7xx/8xx model number (7" and 8" screens). Phones of the same makers
      * start at 4-6 ("BQ-5515"), bigger brands put a series letter after the
@@ -622,6 +659,18 @@ static bool model_diagonal_first(vd_str m)
     return i == m.n;
 }
 
+/* "ALFA_7MRC", "Element_8V2": the diagonal (7 or 8 inches) right after a
+ * separator and followed by series letters, as in model_diagonal_first but
+ * as a later word. */
+static bool model_diagonal_later(vd_str m)
+{
+    for (size_t i = 1; i + 1 < m.n; i++)
+        if ((m.p[i - 1] == '_' || m.p[i - 1] == '-') && (m.p[i] == '7' || m.p[i] == '8') &&
+            is_alpha(m.p[i + 1]))
+            return true;
+    return false;
+}
+
 static bool model_is_tablet(vd_str m)
 {
     if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
@@ -644,7 +693,7 @@ static bool model_is_tablet(vd_str m)
         return true;
     if (model_has(m, "kids") || model_word(m, "kid", false))   /* children's tablets */
         return true;
-    if (model_diagonal_first(m) || model_huawei_wifi(m) || model_digma_code(m) || model_vendor_code(m))
+    if (model_diagonal_first(m) || model_diagonal_later(m) || model_huawei_wifi(m) || model_digma_code(m) || model_vendor_code(m))
         return true;
     /* Size codes also as a later word: "Nomi_C080014", "Optima 1027N". */
     for (size_t k = 0; k < m.n; k++)
@@ -824,6 +873,8 @@ static uint8_t type_of(const ua_buf *u)
      * browser UA follows it; app and Dalvik UAs are phones far more often. */
     if (HAS(u, "android") || HAS(u, "adr "))
         return HAS(u, "safari") ? VD_DEVICE_TABLET : VD_DEVICE_MOBILE;
+    if (HAS_ANY(u, desktop_app_tokens) && !HAS_ANY(u, tool_tokens))
+        return VD_DEVICE_DESKTOP;
     if (HAS_ANY(u, weak_bot_tokens) || vd_bots_match(u->s, u->n, u->tri) >= 0)
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, desktop_tokens))

@@ -251,6 +251,24 @@ static void test_model_evidence(void **state)
         { CHROME_MOBILE("OPD9999"), VD_DEVICE_TABLET },
         { CHROME_MOBILE("29999RP99G"), VD_DEVICE_TABLET },
         { CHROME_MOBILE("2999999RG"), VD_DEVICE_MOBILE },
+        /* 10.1" codes; 7"/8" after a separator; "STB" only as a word. */
+        { CHROME_MOBILE("QX101HSTB"), VD_DEVICE_TABLET },
+        { CHROME_NOMOBILE("Maker STB"), VD_DEVICE_OTHER },
+        { CHROME_MOBILE("ZETA_7MRC"), VD_DEVICE_TABLET },
+        { CHROME_MOBILE("ZETA_77"), VD_DEVICE_MOBILE },
+        /* "box" inside a phone's name is no box ("TurboX_Ray"). */
+        { CHROME_MOBILE("Quickbox_Ray"), VD_DEVICE_MOBILE },
+        { CHROME_MOBILE("Quickbox6"), VD_DEVICE_MOBILE },
+        /* A panel size, then "Smart": a TV. */
+        { CHROME_NOMOBILE("QLED-43SMART"), VD_DEVICE_OTHER },
+        /* Desktop programs that name a build target or say they are a
+         * reader; an HTTP tool naming its build target stays a tool. */
+        { "SomeEditor/29.1 (TTY; x86_64-pc-linux-gnu)", VD_DEVICE_DESKTOP },
+        { "URL/SomeEditor SomeEditor/29.1 (OpenStep; aarch64-apple-darwin23.1.0)",
+          VD_DEVICE_DESKTOP },
+        { "curl/8.5.0 (x86_64-pc-linux-gnu) libcurl/8.5.0", VD_DEVICE_BOT },
+        { "FeedWire (macOS; RSS Reader; https://example.org/feedwire/)", VD_DEVICE_DESKTOP },
+        { "FeedWire (https://example.org/feedwire/)", VD_DEVICE_BOT },
         /* TV panel sizes as any word of the name; pixel sizes of head units. */
         { CHROME_NOMOBILE("Maker 55QX1234S"), VD_DEVICE_OTHER },
         { CHROME_NOMOBILE("Maker_43QX701"), VD_DEVICE_OTHER },
@@ -506,7 +524,7 @@ static void test_cache_bypass(void **state)
 
 /* Measured with build/vd-accuracy-ua on the public split; the test allows
  * 0.5 points of slack so harmless rule edits do not break it. */
-#define MACRO_REACHED 94.01
+#define MACRO_REACHED 93.97
 #define BOT_MIN 99.0
 
 static void test_corpus_accuracy(void **state)

@@ -44,20 +44,22 @@ class Daemon:
         self.stats_port = stats_port or free_port()
         self.log_path = tmp / f"variantd-{self.port}.log"
         self.log = open(self.log_path, "ab")
+        start = self.log.tell()   # a restart on the same port appends to the same log
         self.proc = subprocess.Popen(
             [str(BUILD / "variantd"), "--listen", f"127.0.0.1:{self.port}",
              "--stats-listen", f"127.0.0.1:{self.stats_port}",
              "--segments", str(tmp / "segments"), "--content-map", str(tmp / "content-map"), *args],
             stdout=self.log, stderr=subprocess.STDOUT)
+        # The decision port opens before the stats port is bound and before
+        # SIGTERM is handled: the start-up lines say when both are done.
         deadline = time.time() + 15
         while True:
             assert self.proc.poll() is None, self.log_path.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+            log = self.log_path.read_bytes()[start:].decode(errors="replace")
+            if "(MessagePack-RPC: " in log and "stats port " in log:
                 break
-            except OSError:
-                assert time.time() < deadline, "variantd did not listen"
-                time.sleep(0.05)
+            assert time.time() < deadline, "variantd did not listen:\n" + log
+            time.sleep(0.02)
 
     def stop(self):
         if self.proc.poll() is None:
