@@ -97,8 +97,9 @@ unsigned vd_exposure_record(vd_profile_store *s, const vd_learn_opts *o, const v
             continue;
         if (vd_decision_repeats_slot(d, i))
             continue;
-        x[n++] = (vd_profile_exposure){ c->slot->name, rule_key(rs, c), c->variant->id,
-                                        c->rule >= 0 && c->slot->rules[c->rule].bandit };
+        bool bandit = c->rule >= 0 && c->slot->rules[c->rule].bandit;
+        x[n++] = (vd_profile_exposure){ c->slot->name, rule_key(rs, c), c->variant->id, bandit,
+                                        !bandit && !c->slot->uses_profile };
         if (n == sizeof x / sizeof x[0]) {
             sent += vd_profile_expose(s, rs, ids, ts, visit, o, x, n);
             visit = false;

@@ -99,6 +99,8 @@ struct vd_profile_store {
     bool flushing;            /* inside redisAsyncHandleWrite (link_events) */
     struct link_events *link; /* ctx's events */
     long waiters;             /* commands in flight someone waits for */
+    int64_t day_of;           /* decide: ts / 86400 of day[] */
+    char day[9];
     vd_profile_op *free_ops;
     uint64_t merged[MERGE_CACHE];
     visit_seen seen[VISIT_CACHE];
@@ -230,9 +232,16 @@ static int op_argd(vd_profile_op *op, double v)
 
 static int op_argi(vd_profile_op *op, int64_t v)
 {
-    char b[32];
-    int n = snprintf(b, sizeof b, "%lld", (long long)v);
-    return op_arg(op, b, (size_t)n);
+    /* Decimal by hand: a decision formats several of these. */
+    char b[24], *p = b + sizeof b;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return op_arg(op, p, (size_t)(b + sizeof b - p));
 }
 
 /* Starts the EVALSHA argv: name, sha, numkeys, key. */
@@ -1130,6 +1139,7 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
     s->stats = stats;
     s->types = types;
     s->backoff_ms = BACKOFF_MIN_MS;
+    s->day_of = INT64_MIN;
     s->retry_ev = evtimer_new(base, on_retry, s);
     s->teardown_ev = evtimer_new(base, on_teardown, s);
     s->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, s);
@@ -1285,11 +1295,10 @@ static void send_forget_key(vd_profile_store *s, const char *key)
     op_start(op, false);
 }
 
-static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, const vd_profile_ids *ids,
-                                   vd_profile_cb cb, void *arg, char key[VD_PROFILE_KEY_LEN])
+/* start_common with the key already named. */
+static vd_profile_op *start_keyed(vd_profile_store *s, int kind, int script, vd_profile_cb cb, void *arg,
+                                  const char *key)
 {
-    if (!vd_profile_key(s, ids, key))
-        return NULL;
     if (!room(s)) {
         STAT_INC(s, profile_overflow);
         return NULL;
@@ -1304,6 +1313,14 @@ static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, co
         return NULL;
     }
     return op;
+}
+
+static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, const vd_profile_ids *ids,
+                                   vd_profile_cb cb, void *arg, char key[VD_PROFILE_KEY_LEN])
+{
+    if (!vd_profile_key(s, ids, key))
+        return NULL;
+    return start_keyed(s, kind, script, cb, arg, key);
 }
 
 static uint64_t key_hash(const char *key)
@@ -1354,7 +1371,7 @@ static bool visit_coalesced(vd_profile_store *s, const char *key, int64_t ts)
 vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
                                 int64_t ts, bool read, vd_profile_cb cb, void *arg)
 {
-    char key[VD_PROFILE_KEY_LEN];
+    char key[VD_PROFILE_KEY_LEN] = "";
     maybe_claim(s, rs, ids);
     bool coalesced = vd_profile_key(s, ids, key) && s->ctx && visit_coalesced(s, key, ts);
     if (coalesced && !(read && cb)) {
@@ -1364,7 +1381,8 @@ vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const
         return NULL;
     }
     read = read && cb;
-    vd_profile_op *op = start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, read ? cb : NULL, arg, key);
+    vd_profile_op *op = key[0] ? start_keyed(s, OP_VISIT, VD_SCRIPT_VISIT, read ? cb : NULL, arg, key)
+                               : start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, read ? cb : NULL, arg, key);
     if (!op)
         return NULL;
     if (op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
@@ -1458,14 +1476,18 @@ static unsigned expose_batch(vd_profile_store *s, const vd_profile_ids *ids, con
                              bool touch, const vd_learn_opts *o, const vd_profile_exposure *x,
                              const uint64_t *xh, unsigned n, uint64_t gen)
 {
-    vd_profile_op *op = start_common(s, OP_DECIDE, VD_SCRIPT_DECIDE, ids, NULL, NULL, (char *)key);
+    vd_profile_op *op = start_keyed(s, OP_DECIDE, VD_SCRIPT_DECIDE, NULL, NULL, key);
     if (!op)
         return 0;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
-    char day[9];
-    vd_learn_day(ts, day);
+    int64_t dn = (ts >= 0 ? ts : ts - 86399) / 86400;
+    if (dn != s->day_of) {    /* the UTC day changes once a day */
+        vd_learn_day(ts, s->day);
+        s->day_of = dn;
+    }
+    const char *day = s->day;
     const char *stream = o->stream ? o->stream : "";
     int bad = op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
               op_arg(op, ids->uid.n ? "1" : "0", 1) | op_arg(op, touch ? "1" : "0", 1) |
@@ -1508,7 +1530,7 @@ unsigned vd_profile_expose(vd_profile_store *s, const vd_ruleset *rs, const vd_p
         }
     }
     for (unsigned i = 0; i < n; i++) {
-        uint64_t h = exposure_hash(key, &x[i]);
+        uint64_t h = x[i].stable ? exposure_hash(key, &x[i]) : 0;
         if (exposed_fresh(s, h, ts, o->window_s, gen)) {
             STAT_INC(s, profile_exposures_coalesced);
             continue;
@@ -1531,7 +1553,7 @@ unsigned vd_profile_expose(vd_profile_store *s, const vd_ruleset *rs, const vd_p
     }
     if (touch) {
         /* Every exposure was known: the visit alone. */
-        vd_profile_op *op = start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, NULL, NULL, key);
+        vd_profile_op *op = start_keyed(s, OP_VISIT, VD_SCRIPT_VISIT, NULL, NULL, key);
         if (op && (op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
                    op_arg(op, ids->uid.n ? "1" : "0", 1))) {
             op_release(op);

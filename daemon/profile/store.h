@@ -155,6 +155,8 @@ vd_profile_op *vd_profile_forget(vd_profile_store *s, const vd_profile_ids *ids,
 typedef struct vd_profile_exposure {
     vd_str slot, rule, variant;
     bool bandit;
+    bool stable;       /* the variant does not depend on the profile (no visitor.*, no
+                        * bandit): only such exposures are skipped as above */
 } vd_profile_exposure;
 unsigned vd_profile_expose(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids, int64_t ts,
                            bool visit, const vd_learn_opts *o, const vd_profile_exposure *x, unsigned n);

@@ -11,9 +11,10 @@
 #   decide with profiles off (A) and on (B), back to back. Goal: B/A >= 0.6.
 # goal (issue 10): one worker, profiles on, every decide with a vid and
 #   consent; slot "hero" without a goal (p) and with one (g, one exposure per
-#   decision), --visitors 5000 (returning visitors) and 1000000 (nearly
-#   every decision a new visitor). Goal: daemon CPU per decision of g within
-#   10 % of p.
+#   decision), --visitors 5000 (returning visitors: the worker's caches
+#   skip most writes) and 1000000 (visitors rotate past the worker's caches:
+#   every decision sends its script). Goal: daemon CPU per decision of g
+#   within 10 % of p.
 #
 # Per run it prints req/s, p50/p99, the daemon's and redis-server's CPU per
 # decision (utime+stime from /proc), and Redis' own calls per decision and
