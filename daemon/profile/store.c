@@ -99,6 +99,8 @@ struct vd_profile_store {
     bool flushing;            /* inside redisAsyncHandleWrite (link_events) */
     struct link_events *link; /* ctx's events */
     long waiters;             /* commands in flight someone waits for */
+    char *fmt;                /* a command's RESP, built by hand (format_resp) */
+    size_t fmt_cap;
     int64_t day_of;           /* decide: ts / 86400 of day[] */
     char day[9];
     vd_profile_op *free_ops;
@@ -265,6 +267,55 @@ static void count_sent(vd_profile_store *s)
 }
 
 /* Sends op's command; `eval` sends the script body instead of its SHA. */
+static char *put_len(char *p, size_t v)
+{
+    char b[24], *q = b + sizeof b;
+    do {
+        *--q = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t n = (size_t)(b + sizeof b - q);
+    memcpy(p, q, n);
+    return p + n;
+}
+
+/* The command's RESP into s->fmt, for redisAsyncFormattedCommand: hiredis'
+ * own formatting (sdscatfmt per argument) cost more instructions than the
+ * rest of a decision's exposure step. */
+static int format_resp(vd_profile_store *s, int argc, const char *const *av, const size_t *lens, size_t *out)
+{
+    size_t need = 32;
+    for (int i = 0; i < argc; i++)
+        need += lens[i] + 32;
+    if (need > s->fmt_cap) {
+        size_t cap = s->fmt_cap ? s->fmt_cap : 1024;
+        while (cap < need)
+            cap *= 2;
+        char *b = vd_realloc(s->fmt, cap);
+        if (!b)
+            return -1;
+        s->fmt = b;
+        s->fmt_cap = cap;
+    }
+    char *p = s->fmt;
+    *p++ = '*';
+    p = put_len(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = put_len(p, lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, av[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *out = (size_t)(p - s->fmt);
+    return 0;
+}
+
 static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
 {
     vd_profile_store *s = op->s;
@@ -285,7 +336,10 @@ static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
         av[1] = sc->body;
         op->argvlen[1] = sc->len;
     }
-    int rc = redisAsyncCommandArgv(s->ctx, fn, op, op->argc, av, op->argvlen);
+    size_t n;
+    int rc = format_resp(s, op->argc, av, op->argvlen, &n) != 0
+                 ? REDIS_ERR
+                 : redisAsyncFormattedCommand(s->ctx, fn, op, s->fmt, n);
     op->argvlen[0] = len0;
     op->argvlen[1] = len1;
     if (av != small)
@@ -305,8 +359,9 @@ static int send_hgetall(vd_profile_op *op)
 {
     vd_profile_store *s = op->s;
     const char *av[2] = { "HGETALL", op->key };
-    size_t lens[2] = { 7, strlen(op->key) };
-    if (!s->ctx || redisAsyncCommandArgv(s->ctx, on_read_part, op, 2, av, lens) != REDIS_OK)
+    size_t lens[2] = { 7, strlen(op->key) }, n;
+    if (!s->ctx || format_resp(s, 2, av, lens, &n) != 0 ||
+        redisAsyncFormattedCommand(s->ctx, on_read_part, op, s->fmt, n) != REDIS_OK)
         return -1;
     count_sent(s);
     return 0;
@@ -1168,6 +1223,7 @@ void vd_profile_store_free(vd_profile_store *s)
         event_free(s->teardown_ev);
     if (s->watch_ev)
         event_free(s->watch_ev);
+    vd_free(s->fmt);
     while (s->free_ops) {
         vd_profile_op *op = s->free_ops;
         s->free_ops = op->next_free;
