@@ -479,7 +479,27 @@ void vd_profile_cancel(vd_profile_op *op)
 
 /* ---- decoding --------------------------------------------------------------- */
 
+static double num_slow(vd_str s);
+
+/* The fields are integers but for scores: decimal digits by hand, strtod
+ * for anything else (strtod was a tenth of a profile read's instructions). */
 static double num(vd_str s)
+{
+    size_t i = 0;
+    bool neg = s.n > 0 && s.p[0] == '-';
+    i = neg;
+    if (i == s.n || s.n - i > 18)
+        return num_slow(s);
+    int64_t v = 0;
+    for (; i < s.n; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9')
+            return num_slow(s);
+        v = v * 10 + (s.p[i] - '0');
+    }
+    return (double)(neg ? -v : v);
+}
+
+static double num_slow(vd_str s)
 {
     char b[64];
     vd_str_copy(b, sizeof b, s);
