@@ -87,61 +87,40 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
  * and the unguarded rules in order up to the winner (first match first).
  * Every candidate rule before the final winner was evaluated (the best
  * only moves down), so valid_until is the same as on the full path. */
-static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint32_t *si, uint32_t *best)
+static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint32_t *si,
+                            const uint32_t *sgen, const uint32_t *pos, uint32_t gen, uint32_t *best)
 {
-    uint32_t *pos, gen;
-    uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && sgen[si[i]] != gen) {
-            sgen[si[i]] = gen;
-            pos[si[i]] = i;      /* a slot asked twice: its first position */
-        }
     /* Only the index attributes the requested slots' segments are filed
      * under: a 1-slot request keyed on the country does not compute the
      * traffic source for the other slots' campaign segments. */
-    uint8_t want[64];
-    const uint8_t *wantp = NULL;
-    if (rs->index_slot && rs->nindex <= sizeof want) {
-        memset(want, 0, rs->nindex);
-        for (unsigned i = 0; i < n; i++)
-            if (si[i] != UINT32_MAX && pos[si[i]] == i)
-                for (uint32_t a = 0; a < rs->nindex; a++)
-                    want[a] |= rs->index_slot[(size_t)a * rs->nslots + si[i]];
-        wantp = want;
-    }
+    uint64_t want = rs->slot_want ? 0 : ~0ULL;
+    for (unsigned i = 0; i < n && rs->slot_want; i++)
+        if (si[i] != UINT32_MAX)
+            want |= rs->slot_want[si[i]];
     const vd_index_entry *const *hits;
-    uint32_t nh = vd_eval_candidates(ev, wantp, &hits);
-    /* Per entry, the rules using its segments sorted by (slot, rule): each
-     * requested slot walks its own candidate rules in order and stops at
-     * the first match or at its best so far. */
+    uint32_t nh = vd_eval_candidates(ev, want, &hits);
+    /* Per entry, one run of rules per slot using its segments, in rule
+     * order: each requested slot walks its own run and stops at the first
+     * match or at its best so far. */
     for (uint32_t h = 0; h < nh; h++) {
-        const vd_seg_use *uses = rs->entry_uses + hits[h]->ufirst;
-        uint32_t nu = hits[h]->un;
-        for (unsigned i = 0; i < n; i++) {
-            uint32_t s = si[i];
-            if (s == UINT32_MAX || pos[s] != i)
+        const vd_slot_run *runs = rs->entry_runs + hits[h]->rfirst;
+        uint32_t nr = hits[h]->rn;
+        for (uint32_t r = 0; r < nr; r++) {
+            uint32_t s = runs[r].slot;
+            if (sgen[s] != gen)
                 continue;
-            uint32_t lo = 0, hi = nu;   /* first use of slot s */
-            while (lo < hi) {
-                uint32_t mid = lo + (hi - lo) / 2;
-                if (uses[mid].slot < s)
-                    lo = mid + 1;
-                else
-                    hi = mid;
-            }
-            const vd_slot *slot = &rs->slots[s];
-            for (uint32_t k = lo; k < nu && uses[k].slot == s && uses[k].rule < best[i]; k++) {
+            uint32_t *b = &best[pos[s]];
+            const vd_seg_use *uses = rs->entry_uses + runs[r].first;
+            const vd_rule *rules = rs->slots[s].rules;
+            for (uint32_t k = 0; k < runs[r].n && uses[k].rule < *b; k++) {
                 int64_t u;
-                if (vd_eval_candidate(ev, slot->rules[uses[k].rule].segment, &u)) {
-                    best[i] = uses[k].rule;
+                if (vd_eval_candidate(ev, rules[uses[k].rule].segment, &u)) {
+                    *b = uses[k].rule;
                     break;
                 }
             }
         }
     }
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX)
-            best[i] = best[pos[si[i]]];
 }
 
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
@@ -180,10 +159,19 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         best[i] = UINT32_MAX;
         until[i] = INT64_MAX;
     }
+    /* Requested position of each slot index (a slot asked twice: its
+     * first position; the repeats copy its answer below). */
+    uint32_t *pos, gen;
+    uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX && sgen[si[i]] != gen) {
+            sgen[si[i]] = gen;
+            pos[si[i]] = i;
+        }
     const uint32_t *evd;
     uint32_t nev = full ? vd_eval_evaluated(ev, &evd) : 0;
     if (!full)
-        lazy_candidates(rs, ev, n, si, best);
+        lazy_candidates(rs, ev, n, si, sgen, pos, gen, best);
     for (uint32_t e = 0; e < nev; e++) {
         int64_t u;
         if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
@@ -191,12 +179,11 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         uint32_t nu;
         const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
         for (uint32_t k = 0; k < nu; k++)
-            for (unsigned i = 0; i < n; i++)
-                if (uses[k].slot == si[i] && uses[k].rule < best[i])
-                    best[i] = uses[k].rule;
+            if (sgen[uses[k].slot] == gen && uses[k].rule < best[pos[uses[k].slot]])
+                best[pos[uses[k].slot]] = uses[k].rule;
     }
     for (unsigned i = 0; i < n; i++) {
-        if (si[i] == UINT32_MAX)
+        if (si[i] == UINT32_MAX || pos[si[i]] != i)
             continue;
         const vd_slot *s = out->slots[i].slot;
         uint32_t nc;
@@ -227,11 +214,19 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
             continue;
         uint32_t nu;
         const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
-        for (uint32_t k = 0; k < nu; k++)
-            for (unsigned i = 0; i < n; i++)
-                if (uses[k].slot == si[i] && uses[k].rule <= best[i] && u < until[i])
-                    until[i] = u;
+        for (uint32_t k = 0; k < nu; k++) {
+            if (sgen[uses[k].slot] != gen)
+                continue;
+            uint32_t i = pos[uses[k].slot];
+            if (uses[k].rule <= best[i] && u < until[i])
+                until[i] = u;
+        }
     }
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX && pos[si[i]] != i) {
+            best[i] = best[pos[si[i]]];
+            until[i] = until[pos[si[i]]];
+        }
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
         if (!c->slot)

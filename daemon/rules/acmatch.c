@@ -15,6 +15,7 @@ struct vd_acm {
     uint32_t nstates;
     bool always;                /* an empty term: every value matches */
     bool dense;
+    bool ids;                   /* built by vd_acm_build_ids: no MATCH shortcut */
     /* dense: delta[s * nclasses + c], MATCH when the target accepts */
     const uint32_t *delta;
     /* sparse: edges of state s are ecls/eto[first[s] .. first[s+1]), by class */
@@ -24,6 +25,10 @@ struct vd_acm {
     const uint32_t *fail;
     const uint8_t *acc;         /* accepting (a term ends here or on its fail chain) */
     const uint32_t *root;       /* root's target per class (0: stay) */
+    /* ids: the term ending at s (NONE: none), and the nearest state on s's
+     * fail chain where a term ends (0: none) */
+    const uint32_t *term;
+    const uint32_t *dict;
 };
 
 static inline uint8_t fold(uint8_t c)
@@ -33,7 +38,7 @@ static inline uint8_t fold(uint8_t c)
 
 /* Build-time trie: first-child / next-sibling lists. */
 typedef struct node {
-    uint32_t child, sibling, fail;
+    uint32_t child, sibling, fail, term;
     uint8_t cls;
     uint8_t acc;
 } node;
@@ -53,11 +58,12 @@ static void *arena_array(vd_arena *a, size_t n, size_t size)
     return vd_arena_alloc(a, n * size);
 }
 
-const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t dense_budget)
+static const vd_acm *build(vd_arena *a, const vd_str *terms, size_t n, size_t dense_budget, bool ids)
 {
     vd_acm *m = vd_arena_alloc(a, sizeof *m);
     if (!m)
         return NULL;
+    m->ids = ids;
     /* Classes: one per distinct folded byte of the terms; upper-case
      * letters share their lower-case class. */
     size_t total = 1;
@@ -89,7 +95,7 @@ const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t de
     if (!t || !queue)
         goto oom;
     uint32_t ns = 1;
-    t[0] = (node){ .child = NONE, .sibling = NONE, .fail = 0 };
+    t[0] = (node){ .child = NONE, .sibling = NONE, .fail = 0, .term = NONE };
     for (size_t i = 0; i < n; i++) {
         uint32_t s = 0;
         for (size_t j = 0; j < terms[i].n; j++) {
@@ -97,12 +103,14 @@ const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t de
             uint32_t k = child_of(t, s, c);
             if (k == NONE) {
                 k = ns++;
-                t[k] = (node){ .child = NONE, .sibling = t[s].child, .fail = 0, .cls = c };
+                t[k] = (node){ .child = NONE, .sibling = t[s].child, .fail = 0, .term = NONE, .cls = c };
                 t[s].child = k;
             }
             s = k;
         }
         t[s].acc = 1;
+        if (t[s].term == NONE)
+            t[s].term = (uint32_t)i;
     }
     m->nstates = ns;
 
@@ -131,13 +139,13 @@ const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t de
         /* Rows in BFS order: the root first, then each state copies the
          * row of its fail state for the classes it has no edge on. */
         for (uint32_t k = t[0].child; k != NONE; k = t[k].sibling)
-            delta[t[k].cls] = t[k].acc ? MATCH : k;
+            delta[t[k].cls] = t[k].acc && !ids ? MATCH : k;
         for (uint32_t q = 0; q < qt; q++) {
             uint32_t u = queue[q];
             uint32_t *row = delta + (size_t)u * nc;
             memcpy(row, delta + (size_t)t[u].fail * nc, nc * sizeof *row);
             for (uint32_t k = t[u].child; k != NONE; k = t[k].sibling)
-                row[t[k].cls] = t[k].acc ? MATCH : k;
+                row[t[k].cls] = t[k].acc && !ids ? MATCH : k;
             row[0] = 0;
         }
         delta[0] = 0;
@@ -179,6 +187,25 @@ const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t de
         m->acc = acc;
         m->root = root;
     }
+    if (ids) {
+        uint32_t *term = arena_array(a, ns, sizeof *term), *dict = arena_array(a, ns, sizeof *dict);
+        uint8_t *acc = arena_array(a, ns, 1);
+        if (!term || !dict || !acc)
+            goto oom;
+        term[0] = t[0].term;
+        dict[0] = 0;
+        acc[0] = 0;
+        /* BFS order: a state's fail state is done before it. */
+        for (uint32_t q = 0; q < qt; q++) {
+            uint32_t u = queue[q], f = t[u].fail;
+            term[u] = t[u].term;
+            dict[u] = f != 0 && t[f].term != NONE ? f : dict[f];
+            acc[u] = term[u] != NONE || dict[u] != 0;
+        }
+        m->term = term;
+        m->dict = dict;
+        m->acc = acc;
+    }
     vd_free(t);
     vd_free(queue);
     return m;
@@ -186,6 +213,19 @@ oom:
     vd_free(t);
     vd_free(queue);
     return NULL;
+}
+
+const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t dense_budget)
+{
+    return build(a, terms, n, dense_budget, false);
+}
+
+const vd_acm *vd_acm_build_ids(vd_arena *a, const vd_str *terms, size_t n, size_t dense_budget)
+{
+    for (size_t i = 0; i < n; i++)
+        if (terms[i].n == 0)
+            return NULL;
+    return build(a, terms, n, dense_budget, true);
 }
 
 static uint32_t sparse_step(const vd_acm *m, uint32_t s, uint8_t c)
@@ -232,6 +272,38 @@ bool vd_acm_any(const vd_acm *m, vd_str text)
             return true;
     }
     return false;
+}
+
+static void report(const vd_acm *m, uint32_t s, void (*fn)(void *, uint32_t), void *arg)
+{
+    for (; s != 0; s = m->dict[s])
+        if (m->term[s] != NONE)
+            fn(arg, m->term[s]);
+}
+
+void vd_acm_each(const vd_acm *m, vd_str text, bool at_end, void (*fn)(void *arg, uint32_t id), void *arg)
+{
+    const uint8_t *p = (const uint8_t *)text.p, *end = p + text.n;
+    const uint8_t *acc = m->acc;
+    uint32_t s = 0;
+    if (m->dense) {
+        const uint32_t *delta = m->delta;
+        uint32_t nc = m->nclasses;
+        for (; p < end; p++) {
+            s = delta[(size_t)s * nc + m->cls[*p]];
+            if (!at_end && acc[s])
+                report(m, s, fn, arg);
+        }
+    } else {
+        for (; p < end; p++) {
+            uint8_t c = m->cls[*p];
+            s = c ? sparse_step(m, s, c) : 0;
+            if (!at_end && acc[s])
+                report(m, s, fn, arg);
+        }
+    }
+    if (at_end && acc[s])
+        report(m, s, fn, arg);
 }
 
 bool vd_acm_dense(const vd_acm *m)

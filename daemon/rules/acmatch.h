@@ -22,6 +22,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/str.h"
 #include "rules/arena.h"
@@ -36,6 +37,15 @@ const vd_acm *vd_acm_build(vd_arena *a, const vd_str *terms, size_t n, size_t de
 
 /* Does any term occur in text (ASCII case-insensitive)? */
 bool vd_acm_any(const vd_acm *m, vd_str text);
+
+/* Which terms occur: built with vd_acm_build_ids (distinct, non-empty
+ * terms; term i has id i), fn is called with the id of every occurrence of
+ * a term in text (a term found twice is reported twice), or with at_end
+ * only of those that end the text (a suffix test). The candidate index
+ * files segments under their `contains` / `suffix` terms this way: one
+ * pass over the request value finds every bucket it reaches. */
+const vd_acm *vd_acm_build_ids(vd_arena *a, const vd_str *terms, size_t n, size_t dense_budget);
+void vd_acm_each(const vd_acm *m, vd_str text, bool at_end, void (*fn)(void *arg, uint32_t id), void *arg);
 
 /* True if the automaton was built as a full DFA (for tests and stats). */
 bool vd_acm_dense(const vd_acm *m);

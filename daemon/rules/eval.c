@@ -16,10 +16,16 @@
 
 typedef struct memo {
     uint32_t gen;
-    uint32_t cand_gen;        /* == gen: filed under an index key this request reaches */
     uint8_t verdict;
     int64_t until;
 } memo;
+
+typedef struct vmemo {
+    uint32_t gen;
+    bool hashed;              /* h is vd_hash64_ci of v (a string) */
+    uint64_t h;
+    vd_value v;
+} vmemo;
 
 typedef struct pmemo {
     uint32_t gen;
@@ -44,6 +50,10 @@ struct vd_eval {
     uint32_t hitcap;
     uint32_t *slotgen, *slotpos;  /* requested position of a slot, valid when slotgen == gen */
     uint32_t slotcap;
+    vmemo *vmemo;             /* request values by rs->pred_aslot */
+    uint32_t vcap;
+    size_t vused;             /* url.query values copied out of the context's scratch */
+    char vbuf[2048];
 };
 
 vd_eval *vd_eval_new(void)
@@ -62,7 +72,24 @@ void vd_eval_free(vd_eval *ev)
     vd_free(ev->pmemo);
     vd_free(ev->slotgen);
     vd_free(ev->slotpos);
+    vd_free(ev->vmemo);
     vd_free(ev);
+}
+
+/* Every memo back to generation 0 (marks nothing): after a memo is
+ * replaced the generation restarts, and no other memo may keep a mark of
+ * an earlier request under a generation about to be reused. */
+static void clear_memos(vd_eval *ev)
+{
+    if (ev->memo)
+        memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+    if (ev->slotgen)
+        memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+    if (ev->pmemo)
+        memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+    if (ev->vmemo)
+        memset(ev->vmemo, 0, ev->vcap * sizeof *ev->vmemo);
+    ev->gen = 0;
 }
 
 int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
@@ -85,10 +112,10 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->matched = mt;
         ev->evald = ed;
         ev->cap = cap;
-        ev->gen = 0;
+        clear_memos(ev);
     }
-    /* The index probe keeps at most 64 prefix hits per attribute. */
-    uint32_t hitcap = rs->nindex * 64 + 1;
+    /* Every entry one request can reach (index.c counts them). */
+    uint32_t hitcap = rs->max_hits + 1;
     if (hitcap > ev->hitcap) {
         const vd_index_entry **h = vd_malloc(hitcap * sizeof *h);
         if (!h)
@@ -104,11 +131,7 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         vd_free(ev->pmemo);
         ev->pmemo = pm;
         ev->pcap = rs->nshared;
-        ev->gen = 0;
-        if (ev->memo)
-            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
-        if (ev->slotgen)
-            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
+        clear_memos(ev);
     }
     if (rs->nslots > ev->slotcap) {
         uint32_t *g = vd_calloc(rs->nslots, sizeof *g), *p = vd_malloc(rs->nslots * sizeof *p);
@@ -122,25 +145,26 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->slotgen = g;
         ev->slotpos = p;
         ev->slotcap = rs->nslots;
-        ev->gen = 0;
-        if (ev->memo)
-            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
-        if (ev->pmemo)
-            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+        clear_memos(ev);
+    }
+    if (rs->naslots > ev->vcap) {
+        vmemo *vm = vd_calloc(rs->naslots, sizeof *vm);
+        if (!vm)
+            return -1;
+        vd_free(ev->vmemo);
+        ev->vmemo = vm;
+        ev->vcap = rs->naslots;
+        /* A fresh memo holds generation 0, which never marks an entry. */
     }
     ev->rs = rs;
     ev->ctx = ctx;
+    ev->vused = 0;
     ev->nmatched = 0;
     ev->nevald = 0;
     ev->scanned = false;
     /* Generation 0 never marks an entry; on wrap clear the memo once. */
     if (++ev->gen == 0) {
-        if (ev->memo)
-            memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
-        if (ev->slotgen)
-            memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
-        if (ev->pmemo)
-            memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+        clear_memos(ev);
         ev->gen = 1;
     }
     return 0;
@@ -238,15 +262,29 @@ static int64_t local_cap(const vd_context *ctx, int64_t t)
     return min64(t, ctx->local.next_transition);
 }
 
-/* The test on a present value, and its `until` for time attributes. */
-static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *v, int64_t *until)
+/* A small string set against a value whose hash is memoized in vm. */
+static bool str_in_hashed(const vd_pred *p, vd_str s, vmemo *vm)
+{
+    if (!vm->hashed) {
+        vm->h = vd_hash64_ci(s.p, s.n);
+        vm->hashed = true;
+    }
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        if (p->hashes[i] == vm->h && vd_str_eq_ci(s, p->strs[i]))
+            return true;
+    return false;
+}
+
+/* The test on a present value, and its `until` for time attributes. vm:
+ * the value's memo entry, or NULL. */
+static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *v, vmemo *vm, int64_t *until)
 {
     switch (p->test) {
     case VD_T_EXISTS:
         return true;
     case VD_T_SET:
         if (v->kind == VD_VAL_STR)
-            return str_in(p, v->u.s);
+            return p->hashes && vm ? str_in_hashed(p, v->u.s, vm) : str_in(p, v->u.s);
         if (v->kind == VD_VAL_NUM) {
             for (uint32_t i = 0; i < p->nnums; i++)
                 if (p->nums[i] == v->u.num)
@@ -329,14 +367,45 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
     }
 }
 
-static bool eval_pred_now(vd_eval *ev, const vd_pred *p, int64_t *until)
+/* The request value predicate pi reads, fetched from the context once per
+ * request and attribute. url.query values live in the context's scratch
+ * (the next query lookup overwrites it): they are copied while vbuf has
+ * room, else fetched each time. */
+static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd_value *tmp, vmemo **vm)
 {
-    vd_value v;
-    vd_context_get(ev->ctx, &p->attr, &v);
-    if (v.kind == VD_VAL_MISSING)
+    uint32_t a = ev->rs->pred_aslot ? ev->rs->pred_aslot[pi] : UINT32_MAX;
+    *vm = NULL;
+    if (a == UINT32_MAX) {
+        vd_context_get(ev->ctx, &p->attr, tmp);
+        return tmp;
+    }
+    vmemo *m = &ev->vmemo[a];
+    if (m->gen != ev->gen) {
+        vd_context_get(ev->ctx, &p->attr, &m->v);
+        m->hashed = false;
+        if (p->attr.id == VD_ATTR_URL_QUERY && m->v.kind == VD_VAL_STR && m->v.u.s.n) {
+            if (m->v.u.s.n > sizeof ev->vbuf - ev->vused)
+                return &m->v;     /* not kept: fetched again next time */
+            memcpy(ev->vbuf + ev->vused, m->v.u.s.p, m->v.u.s.n);
+            m->v.u.s.p = ev->vbuf + ev->vused;
+            ev->vused += m->v.u.s.n;
+        }
+        m->gen = ev->gen;
+    }
+    *vm = m;
+    return &m->v;
+}
+
+static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
+{
+    const vd_pred *p = &ev->rs->preds[pi];
+    vd_value tmp;
+    vmemo *vm;
+    const vd_value *v = pred_value(ev, pi, p, &tmp, &vm);
+    if (v->kind == VD_VAL_MISSING)
         return p->if_missing;
     int64_t u = INT64_MAX;
-    bool r = test_value(p, ev->ctx, &v, &u);
+    bool r = test_value(p, ev->ctx, v, vm, &u);
     if (u < *until)
         *until = u;
     return r != p->negate;
@@ -347,11 +416,11 @@ static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
 {
     uint32_t sh = ev->rs->pred_share ? ev->rs->pred_share[pi] : UINT32_MAX;
     if (sh == UINT32_MAX)
-        return eval_pred_now(ev, &ev->rs->preds[pi], until);
+        return eval_pred_now(ev, pi, until);
     pmemo *m = &ev->pmemo[sh];
     if (m->gen != ev->gen) {
         int64_t u = INT64_MAX;
-        m->verdict = eval_pred_now(ev, &ev->rs->preds[pi], &u);
+        m->verdict = eval_pred_now(ev, pi, &u);
         m->until = u;
         m->gen = ev->gen;
     }
@@ -362,8 +431,37 @@ static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
 
 static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until);
 
+/* A timeless subtree: plain booleans, no time bounds to carry. */
+static bool eval_bool(vd_eval *ev, uint32_t idx)
+{
+    const vd_node *n = &ev->rs->nodes[idx];
+    int64_t none = INT64_MAX;
+    switch (n->kind) {
+    case VD_N_ALL:
+        for (uint32_t i = 0; i < n->n; i++)
+            if (!eval_bool(ev, n->a + i))
+                return false;
+        return true;
+    case VD_N_ANY:
+        for (uint32_t i = 0; i < n->n; i++)
+            if (eval_bool(ev, n->a + i))
+                return true;
+        return false;
+    case VD_N_NOT:
+        return !eval_bool(ev, n->a);
+    case VD_N_REF:
+        return eval_ref(ev, n->a, &none);
+    case VD_N_PRED:
+        return eval_pred(ev, n->a, &none);
+    default:
+        return false;
+    }
+}
+
 static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
 {
+    if (ev->rs->timeless && ev->rs->timeless[idx])
+        return eval_bool(ev, idx);
     const vd_node *n = &ev->rs->nodes[idx];
     switch (n->kind) {
     case VD_N_ALL:
@@ -432,14 +530,31 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
     return true;
 }
 
+/* A timeless segment's branching program from pc (index.c). */
+static bool run_prog(vd_eval *ev, uint32_t pc)
+{
+    const vd_ins *prog = ev->rs->prog;
+    while (pc < VD_PC_FALSE) {
+        const vd_ins *in = &prog[pc];
+        int64_t none = INT64_MAX;
+        bool v = in->op & VD_INS_REF ? eval_ref(ev, in->op & ~VD_INS_REF, &none) : eval_pred(ev, in->op, &none);
+        pc = v ? in->t : in->f;
+    }
+    return pc == VD_PC_TRUE;
+}
+
 static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
 {
     memo *m = &ev->memo[seg];
     if (m->gen != ev->gen) {
         int64_t u = INT64_MAX;
         const vd_segment *s = &ev->rs->segs[seg];
-        m->verdict = guard_holds && s->guard_node != VD_NO_NODE ? eval_past_guard(ev, s, &u)
-                                                                : eval_node(ev, s->root, &u);
+        bool past = guard_holds && s->guard_node != VD_NO_NODE;
+        uint32_t pc = !ev->rs->prog_entry ? VD_PC_NONE : past ? ev->rs->prog_past[seg] : ev->rs->prog_entry[seg];
+        if (pc != VD_PC_NONE)
+            m->verdict = run_prog(ev, pc);
+        else
+            m->verdict = past ? eval_past_guard(ev, s, &u) : eval_node(ev, s->root, &u);
         m->until = u;
         m->gen = ev->gen;
         /* Each segment is evaluated once per request, so no duplicates. */
@@ -501,69 +616,86 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+typedef struct acm_hits {
+    const vd_index_entry **hits;
+    uint32_t first, n;        /* this table's hits: hits[first .. n) */
+    const vd_index_attr *ia;
+} acm_hits;
+
+static void acm_hit(void *arg, uint32_t id)
+{
+    acm_hits *ah = arg;
+    const vd_index_entry *e = &ah->ia->tab[ah->ia->term_slot[id]];
+    for (uint32_t i = ah->first; i < ah->n; i++)
+        if (ah->hits[i] == e)
+            return;           /* found twice in the value */
+    ah->hits[ah->n++] = e;
+}
+
 /* Every index entry (string key) the request's values reach, without
  * evaluating anything. Collected first because evaluating may reuse the
  * context's scratch that a value points into. */
-static uint32_t index_probe(vd_eval *ev, const uint8_t *want)
+static uint32_t index_probe(vd_eval *ev, uint64_t want)
 {
     const vd_ruleset *rs = ev->rs;
     uint32_t nh = 0;
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];
-        if (want && !want[a])
+        if (a < 64 && !(want >> a & 1))
             continue;
         vd_value v;
         vd_context_get(ev->ctx, &ia->attr, &v);
         if (v.kind != VD_VAL_STR)
             continue;     /* missing: no guarded segment can match */
-        if (!ia->prefix) {
+        if (ia->mode == VD_IX_EXACT) {
             const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
             if (e)
                 ev->hits[nh++] = e;
+            continue;
+        }
+        if (ia->mode != VD_IX_PREFIX) {
+            /* Every key found in (contains) or ending (suffix) the value,
+             * in one pass of the table's automaton; each entry once. */
+            acm_hits ah = { ev->hits, nh, nh, ia };
+            vd_acm_each(ia->acm, v.u.s, ia->mode == VD_IX_SUFFIX, acm_hit, &ah);
+            nh = ah.n;
             continue;
         }
         /* Every prefix of the value that is a key: FNV-1a is incremental,
          * so each prefix length costs one step and one probe. */
         uint64_t h = 1469598103934665603ULL;
         size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
-        unsigned nhits = 0;
         for (size_t l = 0; l < lim; l++) {
             unsigned char c = (unsigned char)v.u.s.p[l];
             if (c >= 'A' && c <= 'Z')
                 c = (unsigned char)(c + 32);
             h = (h ^ c) * 1099511628211ULL;
             const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
-            if (e && nhits < 64) {
+            if (e)
                 ev->hits[nh++] = e;
-                nhits++;
-            }
         }
     }
     return nh;
 }
 
-static void mark_candidates(vd_eval *ev, uint32_t nh)
-{
-    for (uint32_t i = 0; i < nh; i++) {
-        const uint32_t *segs = ev->rs->index_segs + ev->hits[i]->first;
-        for (uint32_t j = 0; j < ev->hits[i]->n; j++)
-            ev->memo[segs[j]].cand_gen = ev->gen;
-    }
-}
-
-uint32_t vd_eval_candidates(vd_eval *ev, const uint8_t *want, const vd_index_entry *const **out)
+uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *const **out)
 {
     *out = ev->hits;
     if (!ev->rs)
         return 0;
-    uint32_t nh = index_probe(ev, want);
-    mark_candidates(ev, nh);
-    return nh;
+    return index_probe(ev, want);
 }
 
-bool vd_eval_guard_failed(const vd_eval *ev, uint32_t seg)
+bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg)
 {
-    return vd_string_guarded(ev->rs, seg) && ev->memo[seg].cand_gen != ev->gen;
+    /* The guard predicate itself (memoized like any other): the index
+     * files a segment under exactly the values that pass it, and marking
+     * every segment of every bucket reached cost more than this test of
+     * the few segments asked about. */
+    if (!vd_string_guarded(ev->rs, seg))
+        return false;
+    int64_t none = INT64_MAX;
+    return !eval_pred(ev, ev->rs->nodes[ev->rs->segs[seg].guard_node].a, &none);
 }
 
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until)
@@ -594,8 +726,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
     if (!rs)
         return 0;
     eval_list(ev, rs->unguarded, rs->nunguarded, false);
-    uint32_t nh = index_probe(ev, NULL);
-    mark_candidates(ev, nh);
+    uint32_t nh = index_probe(ev, ~0ULL);
     for (uint32_t i = 0; i < nh; i++)
         eval_list(ev, rs->index_segs + ev->hits[i]->first, ev->hits[i]->n, true);
     if (rs->hour_first[24] || rs->wday_first[7]) {

@@ -47,15 +47,16 @@ int vd_eval_memo(const vd_eval *ev, uint32_t seg, int64_t *until);
 /* ---- the lazy path: only what the requested slots' rules reach ----------
  * The index entries (string keys) this request's values reach, evaluating
  * nothing: the segments filed under them (rs->index_segs + first, n) are the
- * only string-guarded ones that can match. want (NULL: all): probe index
- * attribute a only where want[a]. *out is owned by ev. */
-uint32_t vd_eval_candidates(vd_eval *ev, const uint8_t *want, const vd_index_entry *const **out);
+ * only string-guarded ones that can match. want: probe index
+ * attribute a only where bit a is set (a >= 64: always; ~0: all, see
+ * rs->slot_want). *out is owned by ev. */
+uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *const **out);
 /* Evaluates a segment reached through its string guard's entry (the guard
  * holds, so it is not tested again). Memoized like vd_eval_segment. */
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until);
 /* After vd_eval_candidates or vd_eval_matching: seg has a string guard that
  * fails for this request, so it is false whatever the time. */
-bool vd_eval_guard_failed(const vd_eval *ev, uint32_t seg);
+bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg);
 /* The matching segments evaluated so far, in evaluation order. */
 uint32_t vd_eval_matched_so_far(const vd_eval *ev, const uint32_t **out);
 /* Per-request scratch map slot position -> requested position: an entry

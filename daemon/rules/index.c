@@ -9,7 +9,7 @@
 
 typedef struct triple {
     uint8_t attr;
-    uint8_t prefix;
+    uint8_t mode;             /* vd_index_mode */
     vd_str sub;               /* NAME of url.query.NAME / attr.NAME */
     vd_str key;
     uint32_t seg;
@@ -47,6 +47,17 @@ static unsigned prefix_cost(const vd_pred *p)
     return c * key_cost(p);
 }
 
+/* A needle found anywhere in the value: short ones ("-", "sale") are met
+ * by many paths, long ones by few. Suffixes are rarer than the same
+ * needle anywhere. */
+static unsigned contains_cost(const vd_pred *p, bool suffix)
+{
+    unsigned c = 0;
+    for (uint32_t i = 0; i < p->nstrs; i++)
+        c += p->strs[i].n <= 2 ? 180 : p->strs[i].n <= 4 ? (suffix ? 10 : 12) : p->strs[i].n <= 6 ? 6 : 3;
+    return c * key_cost(p);
+}
+
 /* A predicate that is false whenever the request does not pass it, and the
  * cost of filing under it (lower = fewer requests reach the segment). */
 static int guard_kind(const vd_pred *p, unsigned *cost)
@@ -65,6 +76,13 @@ static int guard_kind(const vd_pred *p, unsigned *cost)
         if (p->test == VD_T_PREFIX) {
             *cost = prefix_cost(p);   /* prefixes match more values than keys do */
             return VD_G_PREFIX;
+        }
+        if (p->test == VD_T_CONTAINS || p->test == VD_T_SUFFIX) {
+            for (uint32_t i = 0; i < p->nstrs; i++)
+                if (p->strs[i].n == 0)
+                    return VD_G_NONE;     /* met by every value */
+            *cost = contains_cost(p, p->test == VD_T_SUFFIX);
+            return p->test == VD_T_SUFFIX ? VD_G_SUFFIX : VD_G_CONTAINS;
         }
     }
     if (p->test == VD_T_BITS && (p->attr.id == VD_ATTR_TIME_HOUR || p->attr.id == VD_ATTR_TIME_WEEKDAY)) {
@@ -122,8 +140,8 @@ static int str_cmp(vd_str a, vd_str b)
 static int triple_cmp(const void *a, const void *b)
 {
     const triple *x = a, *y = b;
-    if (x->prefix != y->prefix)
-        return x->prefix < y->prefix ? -1 : 1;
+    if (x->mode != y->mode)
+        return x->mode < y->mode ? -1 : 1;
     if (x->attr != y->attr)
         return x->attr < y->attr ? -1 : 1;
     int ds = str_cmp(x->sub, y->sub);
@@ -140,7 +158,7 @@ static int triple_cmp(const void *a, const void *b)
 
 static bool same_table(const triple *a, const triple *b)
 {
-    return a->prefix == b->prefix && a->attr == b->attr && str_cmp(a->sub, b->sub) == 0;
+    return a->mode == b->mode && a->attr == b->attr && str_cmp(a->sub, b->sub) == 0;
 }
 
 static bool same_key(const triple *a, const triple *b)
@@ -150,8 +168,11 @@ static bool same_key(const triple *a, const triple *b)
 
 void vd_index_free(vd_ruleset *rs)
 {
-    for (uint32_t i = 0; i < rs->nindex; i++)
+    for (uint32_t i = 0; i < rs->nindex; i++) {
         vd_free(rs->index[i].tab);
+        vd_free(rs->index[i].term_slot);
+    }
+    rs->max_hits = 0;
     vd_free(rs->index);
     vd_free(rs->index_segs);
     vd_free(rs->unguarded);
@@ -165,8 +186,23 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->pred_share);
     vd_free(rs->slot_tab);
     vd_free(rs->index_slot);
+    vd_free(rs->slot_want);
+    vd_free(rs->pred_aslot);
+    rs->slot_want = NULL;
+    rs->pred_aslot = NULL;
+    rs->naslots = 0;
     vd_free(rs->entry_uses);
+    vd_free(rs->entry_runs);
+    vd_free(rs->timeless);
+    vd_free(rs->prog);
+    vd_free(rs->prog_entry);
+    vd_free(rs->prog_past);
+    rs->prog = NULL;
+    rs->prog_entry = rs->prog_past = NULL;
+    rs->nprog = 0;
+    rs->timeless = NULL;
     rs->entry_uses = NULL;
+    rs->entry_runs = NULL;
     rs->slot_tab = NULL;
     rs->index_slot = NULL;
     rs->pred_share = NULL;
@@ -304,6 +340,57 @@ static bool pred_same(const vd_pred *a, const vd_pred *b)
     return true;
 }
 
+/* Small string sets: the hash of each member, so a test compares one hash
+ * of the request value (memoized) with each before any bytes. */
+static int build_set_hashes(vd_ruleset *rs)
+{
+    for (uint32_t p = 0; p < rs->npreds; p++) {
+        vd_pred *pr = &rs->preds[p];
+        if (pr->test != VD_T_SET || pr->nstrs == 0 || pr->nstrs > VD_SET_HASHED)
+            continue;
+        uint64_t *h = vd_arena_alloc(&rs->arena, pr->nstrs * sizeof *h);
+        if (!h)
+            return -1;
+        for (uint32_t i = 0; i < pr->nstrs; i++)
+            h[i] = vd_hash64_ci(pr->strs[i].p, pr->strs[i].n);
+        pr->hashes = h;
+    }
+    return 0;
+}
+
+/* One id per distinct (attribute, NAME) the predicates read. */
+static int build_aslots(vd_ruleset *rs)
+{
+    uint32_t n = rs->npreds, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    uint32_t *tab = vd_malloc(cap * sizeof *tab);
+    rs->pred_aslot = vd_malloc((n + 1) * sizeof *rs->pred_aslot);
+    if (!tab || !rs->pred_aslot) {
+        vd_free(tab);
+        return -1;
+    }
+    memset(tab, 0xff, cap * sizeof *tab);
+    rs->naslots = 0;
+    for (uint32_t p = 0; p < n; p++) {
+        const vd_attr_ref *a = &rs->preds[p].attr;
+        uint32_t slot = (uint32_t)mix(a->id, a->sub.p, a->sub.n) & (cap - 1);
+        for (; tab[slot] != UINT32_MAX; slot = (slot + 1) & (cap - 1)) {
+            const vd_attr_ref *b = &rs->preds[tab[slot]].attr;
+            if (a->id == b->id && vd_str_eq(a->sub, b->sub))
+                break;
+        }
+        if (tab[slot] == UINT32_MAX) {
+            tab[slot] = p;
+            rs->pred_aslot[p] = rs->naslots++;
+        } else {
+            rs->pred_aslot[p] = rs->pred_aslot[tab[slot]];
+        }
+    }
+    vd_free(tab);
+    return 0;
+}
+
 static int build_shared_preds(vd_ruleset *rs)
 {
     uint32_t n = rs->npreds, cap = 16;
@@ -383,6 +470,26 @@ static int build_entry_uses(vd_ruleset *rs)
             ent->un = fill - ent->ufirst;
             qsort(rs->entry_uses + ent->ufirst, ent->un, sizeof *rs->entry_uses, use_cmp);
         }
+    /* Runs: per entry, one (slot, first, n) per slot using it, so a
+     * request visits each slot's candidates without searching for them. */
+    rs->entry_runs = vd_malloc((total + 1) * sizeof *rs->entry_runs);
+    if (!rs->entry_runs)
+        return -1;
+    uint32_t nr = 0;
+    for (uint32_t a = 0; a < rs->nindex; a++)
+        for (uint32_t e = 0; e <= rs->index[a].mask; e++) {
+            vd_index_entry *ent = &rs->index[a].tab[e];
+            if (!ent->key.p)
+                continue;
+            ent->rfirst = nr;
+            for (uint32_t k = 0; k < ent->un; k++) {
+                const vd_seg_use *u = &rs->entry_uses[ent->ufirst + k];
+                if (nr == ent->rfirst || rs->entry_runs[nr - 1].slot != u->slot)
+                    rs->entry_runs[nr++] = (vd_slot_run){ u->slot, ent->ufirst + k, 0 };
+                rs->entry_runs[nr - 1].n++;
+            }
+            ent->rn = nr - ent->rfirst;
+        }
     return 0;
 }
 
@@ -399,7 +506,7 @@ static int build_slot_table(vd_ruleset *rs)
     memset(rs->slot_tab, 0xff, cap * sizeof *rs->slot_tab);
     rs->slot_mask = cap - 1;
     for (uint32_t i = 0; i < rs->nslots; i++) {
-        uint32_t h = (uint32_t)vd_hash64(rs->slots[i].name.p, rs->slots[i].name.n) & rs->slot_mask;
+        uint32_t h = vd_slot_hash(rs->slots[i].name.p, rs->slots[i].name.n) & rs->slot_mask;
         while (rs->slot_tab[h] != UINT32_MAX)
             h = (h + 1) & rs->slot_mask;
         rs->slot_tab[h] = i;
@@ -407,8 +514,234 @@ static int build_slot_table(vd_ruleset *rs)
     return 0;
 }
 
+/* ---- timeless subtrees ----------------------------------------------------
+ * A subtree without time predicates (references followed) never bounds
+ * valid_until: the evaluator tests it as plain booleans (or as a branching
+ * program, below), and the children of its all/any nodes are reordered,
+ * which cannot change its verdict: an `all` tests first the child most
+ * likely to be false per unit of cost, an `any` the one most likely to be
+ * true, so short-circuiting settles the node early (the classic order for
+ * independent tests: ascending cost / P(settle)). Costs and probabilities
+ * are rough a priori figures (key_cost's traffic shares), not traffic.
+ * Each segment's nodes are contiguous with children after their parent,
+ * so one backward pass per segment sees children first. */
+typedef struct tl_state {
+    vd_ruleset *rs;
+    double *cost;             /* per node: expected evaluation cost */
+    double *prob;             /* per node: rough P(true) */
+    uint8_t *done;            /* per segment */
+} tl_state;
+
+typedef struct tl_child {
+    vd_node node;
+    double cost, prob, key;
+    uint8_t timeless;
+} tl_child;
+
+/* Rough share of requests for which a predicate holds. */
+static double pred_prob(const vd_pred *p)
+{
+    double q = 0.5;
+    unsigned c = 0;
+    switch (p->test) {
+    case VD_T_SET:
+        if (p->nstrs)
+            c = p->nstrs * key_cost(p);
+        break;
+    case VD_T_PREFIX:
+        c = prefix_cost(p);
+        break;
+    case VD_T_CONTAINS:
+    case VD_T_SUFFIX:
+        c = contains_cost(p, p->test == VD_T_SUFFIX);
+        break;
+    default:
+        break;
+    }
+    if (c)
+        q = c * 0.005 < 0.95 ? c * 0.005 : 0.95;
+    return p->negate ? 1 - q : q;
+}
+
+static void tl_segment(tl_state *st, uint32_t s, int depth)
+{
+    vd_ruleset *rs = st->rs;
+    if (st->done[s] || depth > VD_MAX_REF_DEPTH + 1)
+        return;
+    st->done[s] = 1;
+    const vd_segment *seg = &rs->segs[s];
+    for (uint32_t i = seg->node_end; i-- > seg->node_first;) {
+        vd_node *n = &rs->nodes[i];
+        uint8_t tl = 1;
+        double cost = 1, prob = 0.5;
+        switch (n->kind) {
+        case VD_N_PRED:
+            tl = !vd_pred_timed(rs->preds[n->a].test, rs->preds[n->a].type);
+            prob = pred_prob(&rs->preds[n->a]);
+            break;
+        case VD_N_REF: {
+            uint32_t root = rs->segs[n->a].root;
+            tl_segment(st, n->a, depth + 1);
+            tl = rs->timeless[root];
+            prob = st->prob[root];
+            cost = 2 + (st->cost[root] < 6 ? st->cost[root] : 6);   /* memoized after a first walk */
+            break;
+        }
+        case VD_N_NOT:
+            tl = rs->timeless[n->a];
+            cost = st->cost[n->a];
+            prob = 1 - st->prob[n->a];
+            break;
+        default: {        /* all / any */
+            bool any = n->kind == VD_N_ANY;
+            tl_child ch[16];
+            bool sort = n->n > 1 && n->n <= 16;
+            for (uint32_t k = 0; k < n->n; k++) {
+                tl &= rs->timeless[n->a + k];
+                if (sort) {
+                    double c = st->cost[n->a + k], q = st->prob[n->a + k];
+                    double settle = any ? q : 1 - q;
+                    ch[k] = (tl_child){ rs->nodes[n->a + k], c, q, c / (settle > 1e-6 ? settle : 1e-6),
+                                        rs->timeless[n->a + k] };
+                }
+            }
+            if (tl && sort) {
+                /* Insertion sort: stable, and n is small. */
+                for (uint32_t k = 1; k < n->n; k++) {
+                    tl_child v = ch[k];
+                    uint32_t j = k;
+                    for (; j > 0 && ch[j - 1].key > v.key; j--)
+                        ch[j] = ch[j - 1];
+                    ch[j] = v;
+                }
+                for (uint32_t k = 0; k < n->n; k++) {
+                    rs->nodes[n->a + k] = ch[k].node;
+                    st->cost[n->a + k] = ch[k].cost;
+                    st->prob[n->a + k] = ch[k].prob;
+                    rs->timeless[n->a + k] = ch[k].timeless;
+                }
+            }
+            /* Expected cost in the (new) order; P(all) = product, P(any) =
+             * 1 - product of the complements. */
+            double reach = 1, all_p = 1, none_p = 1;
+            cost = 0;
+            for (uint32_t k = 0; k < n->n; k++) {
+                double q = st->prob[n->a + k];
+                cost += reach * st->cost[n->a + k];
+                reach *= any ? 1 - q : q;
+                all_p *= q;
+                none_p *= 1 - q;
+            }
+            prob = any ? 1 - none_p : all_p;
+            break;
+        }
+        }
+        rs->timeless[i] = tl;
+        st->cost[i] = cost;
+        st->prob[i] = prob;
+    }
+}
+
+static int build_timeless(vd_ruleset *rs)
+{
+    rs->timeless = vd_calloc(rs->nnodes + 1, 1);
+    tl_state st = { rs, vd_calloc(rs->nnodes + 1, sizeof *st.cost), vd_calloc(rs->nnodes + 1, sizeof *st.prob),
+                    vd_calloc(rs->nsegs + 1, 1) };
+    int rc = 0;
+    if (!rs->timeless || !st.cost || !st.prob || !st.done)
+        rc = -1;
+    for (uint32_t s = 0; rc == 0 && s < rs->nsegs; s++)
+        tl_segment(&st, s, 0);
+    vd_free(st.cost);
+    vd_free(st.prob);
+    vd_free(st.done);
+    return rc;
+}
+
+/* ---- branching programs for timeless segments ---------------------------
+ * Compiled backwards with the continuations known: a child of an `all`
+ * goes on to its next sibling when true and to the node's false exit when
+ * false, a child of an `any` the other way round, `not` swaps the exits.
+ * Every leaf is emitted once, so the program is as long as the tree has
+ * leaves; children keep the order build_timeless gave them. */
+typedef struct prog_b {
+    vd_ruleset *rs;
+    vd_ins *ins;
+    uint32_t n, cap;
+    bool oom;
+} prog_b;
+
+static uint32_t prog_emit(prog_b *b, uint32_t op, uint32_t t, uint32_t f)
+{
+    if (b->n == b->cap) {
+        uint32_t cap = b->cap ? b->cap * 2 : 1024;
+        vd_ins *ni = cap < b->cap ? NULL : vd_realloc(b->ins, (size_t)cap * sizeof *ni);
+        if (!ni || b->n >= VD_PC_FALSE - 1) {
+            b->oom = true;
+            return VD_PC_FALSE;
+        }
+        b->ins = ni;
+        b->cap = cap;
+    }
+    b->ins[b->n] = (vd_ins){ op, t, f };
+    return b->n++;
+}
+
+/* Entry pc of node's program with exits t and f; skip: a child of the root
+ * taken as true (the string guard), or VD_NO_NODE. */
+static uint32_t prog_node(prog_b *b, uint32_t node, uint32_t skip, uint32_t t, uint32_t f)
+{
+    const vd_node *n = &b->rs->nodes[node];
+    uint32_t e;
+    switch (n->kind) {
+    case VD_N_ALL:
+        e = t;
+        for (uint32_t i = n->n; i-- > 0;)
+            if (n->a + i != skip)
+                e = prog_node(b, n->a + i, VD_NO_NODE, e, f);
+        return e;
+    case VD_N_ANY:
+        e = f;
+        for (uint32_t i = n->n; i-- > 0;)
+            e = prog_node(b, n->a + i, VD_NO_NODE, t, e);
+        return e;
+    case VD_N_NOT:
+        return prog_node(b, n->a, VD_NO_NODE, f, t);
+    case VD_N_REF:
+        return prog_emit(b, VD_INS_REF | n->a, t, f);
+    default:
+        return prog_emit(b, n->a, t, f);
+    }
+}
+
+static int build_programs(vd_ruleset *rs)
+{
+    prog_b b = { rs, NULL, 0, 0, false };
+    rs->prog_entry = vd_malloc((rs->nsegs + 1) * sizeof *rs->prog_entry);
+    rs->prog_past = vd_malloc((rs->nsegs + 1) * sizeof *rs->prog_past);
+    if (!rs->prog_entry || !rs->prog_past)
+        return -1;
+    for (uint32_t s = 0; s < rs->nsegs; s++) {
+        const vd_segment *seg = &rs->segs[s];
+        rs->prog_entry[s] = rs->prog_past[s] = VD_PC_NONE;
+        if (!rs->timeless[seg->root])
+            continue;
+        rs->prog_entry[s] = prog_node(&b, seg->root, VD_NO_NODE, VD_PC_TRUE, VD_PC_FALSE);
+        if (seg->guard_node != VD_NO_NODE)
+            rs->prog_past[s] = seg->guard_node == seg->root
+                                   ? VD_PC_TRUE
+                                   : prog_node(&b, seg->root, seg->guard_node, VD_PC_TRUE, VD_PC_FALSE);
+    }
+    rs->prog = b.ins;
+    rs->nprog = b.n;
+    return b.oom ? -1 : 0;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
+    if (build_timeless(rs) < 0)
+        return -1;
+
     size_t nt = 0, cap = 0;
     triple *t = NULL;
     const vd_pred **guards = vd_calloc(rs->nsegs + 1, sizeof *guards);
@@ -421,15 +754,18 @@ int vd_index_build(vd_ruleset *rs)
         uint32_t node = VD_NO_NODE;
         const vd_pred *g = find_guard(rs, &rs->segs[s], &kind, &node);
         guards[s] = g;
-        rs->segs[s].guard_node = g && (kind == VD_G_SET || kind == VD_G_PREFIX) ? node : VD_NO_NODE;
+        bool str_guard = kind == VD_G_SET || kind == VD_G_PREFIX || kind == VD_G_CONTAINS || kind == VD_G_SUFFIX;
+        rs->segs[s].guard_node = g && str_guard ? node : VD_NO_NODE;
         rs->guard[s] = (uint8_t)(g ? kind : VD_G_NONE);
         if (!g) {
             rs->unguarded[rs->nunguarded++] = s;
             continue;
         }
-        if (kind == VD_G_SET || kind == VD_G_PREFIX)
+        uint8_t mode = kind == VD_G_PREFIX ? VD_IX_PREFIX : kind == VD_G_CONTAINS ? VD_IX_CONTAINS
+                     : kind == VD_G_SUFFIX ? VD_IX_SUFFIX : VD_IX_EXACT;
+        if (str_guard)
             for (uint32_t k = 0; k < g->nstrs; k++)
-                if (push(&t, &nt, &cap, (triple){ g->attr.id, kind == VD_G_PREFIX, g->attr.sub, g->strs[k], s }) < 0)
+                if (push(&t, &nt, &cap, (triple){ g->attr.id, mode, g->attr.sub, g->strs[k], s }) < 0)
                     goto oom;
     }
     if (build_buckets(rs, guards, VD_G_HOUR, 24, rs->hour_first, &rs->hour_segs) < 0 ||
@@ -437,7 +773,8 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     vd_free(guards);
     guards = NULL;
-    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_slot_table(rs) < 0)
+    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_aslots(rs) < 0 || build_slot_table(rs) < 0 ||
+        build_programs(rs) < 0 || build_set_hashes(rs) < 0)
         goto oom;
     if (nt == 0) {
         vd_free(t);
@@ -468,7 +805,8 @@ int vd_index_build(vd_ruleset *rs)
         vd_index_attr *ia = &rs->index[rs->nindex++];
         ia->attr.id = t[i].attr;
         ia->attr.sub = t[i].sub;
-        ia->prefix = t[i].prefix;
+        ia->mode = t[i].mode;
+        ia->nkeys = (uint32_t)distinct;
         ia->maxlen = maxlen;
         ia->mask = size - 1;
         ia->tab = vd_calloc(size, sizeof *ia->tab);
@@ -482,9 +820,34 @@ int vd_index_build(vd_ruleset *rs)
             uint32_t slot = (uint32_t)h & ia->mask;
             while (ia->tab[slot].key.p)
                 slot = (slot + 1) & ia->mask;
-            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0 };
+            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0, 0, 0 };
             k = e;
         }
+        if (ia->mode == VD_IX_CONTAINS || ia->mode == VD_IX_SUFFIX) {
+            /* One automaton over the table's keys: term k is the key of
+             * tab[term_slot[k]]. */
+            ia->term_slot = vd_malloc((distinct + 1) * sizeof *ia->term_slot);
+            vd_str *terms = vd_malloc((distinct + 1) * sizeof *terms);
+            if (!ia->term_slot || !terms) {
+                vd_free(terms);
+                goto oom;
+            }
+            uint32_t nk = 0;
+            for (uint32_t e = 0; e <= ia->mask; e++)
+                if (ia->tab[e].key.p) {
+                    ia->term_slot[nk] = e;
+                    terms[nk++] = ia->tab[e].key;
+                }
+            ia->acm = vd_acm_build_ids(&rs->arena, terms, nk, VD_ACM_DENSE_BUDGET);
+            vd_free(terms);
+            if (!ia->acm)
+                goto oom;
+        }
+        /* A request reaches one exact key, at most maxlen prefixes, at
+         * most every key of a contains / suffix table. */
+        rs->max_hits += ia->mode == VD_IX_EXACT ? 1
+                      : ia->mode == VD_IX_PREFIX ? (ia->maxlen < distinct ? ia->maxlen : (uint32_t)distinct)
+                                                 : (uint32_t)distinct;
         i = j;
     }
     vd_free(t);
@@ -505,6 +868,13 @@ int vd_index_build(vd_ruleset *rs)
             }
         }
     }
+    rs->slot_want = vd_calloc(rs->nslots + 1, sizeof *rs->slot_want);
+    if (!rs->slot_want)
+        goto oom;
+    for (uint32_t sl = 0; sl < rs->nslots; sl++)
+        for (uint32_t a = 0; a < rs->nindex; a++)
+            if (rs->nindex > 64 || rs->index_slot[(size_t)a * rs->nslots + sl])
+                rs->slot_want[sl] |= rs->nindex > 64 ? ~0ULL : 1ULL << a;
     return 0;
 oom:
     vd_free(guards);

@@ -42,7 +42,8 @@ static inline const uint32_t *vd_index_checks(const vd_ruleset *rs, uint32_t si,
  * reach is false for this request, whatever the time. */
 static inline bool vd_string_guarded(const vd_ruleset *rs, uint32_t seg)
 {
-    return rs->guard[seg] == VD_G_SET || rs->guard[seg] == VD_G_PREFIX;
+    uint8_t g = rs->guard[seg];
+    return g == VD_G_SET || g == VD_G_PREFIX || g == VD_G_CONTAINS || g == VD_G_SUFFIX;
 }
 
 #endif

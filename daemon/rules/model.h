@@ -58,6 +58,17 @@ enum vd_test {
     VD_T_BITS,        /* hour / minute / weekday bitmap */
 };
 
+/* A predicate whose verdict time alone can change (it bounds `until`):
+ * hour / minute / weekday bitmaps, ranges on dates and instants. */
+static inline bool vd_pred_timed(uint8_t test, uint8_t type)
+{
+    return test == VD_T_BITS || (test == VD_T_RANGE && (type == VD_AT_INSTANT || type == VD_AT_DATE));
+}
+
+/* String sets up to this size are tested by hash (one per request value)
+ * then bytes; larger sorted sets by bisection. */
+#define VD_SET_HASHED 16
+
 /* From this many `contains` terms on, one Aho–Corasick pass replaces the
  * term-by-term scan (rules/acmatch.h). */
 #define VD_ACM_MIN_TERMS 4
@@ -78,16 +89,32 @@ typedef struct vd_pred {
     const vd_ipnet *nets;
     const uint64_t *bits;     /* nbits bits: 24 hours, 1440 minutes, 7 weekdays */
     const vd_acm *acm;        /* CONTAINS with VD_ACM_MIN_TERMS+ strs: all of them at once */
+    /* SET with at most VD_SET_HASHED strs: vd_hash64_ci of each (index.c),
+     * compared with the request value's hash before its bytes */
+    const uint64_t *hashes;
     double lo, hi;            /* RANGE; +-INFINITY for open ends */
     double lat, lon, km;      /* WITHIN */
 } vd_pred;
+
+/* One instruction of a segment's branching program: test predicate op
+ * (or, with VD_INS_REF, the verdict of segment op & ~VD_INS_REF), then go
+ * to t or f; pcs from VD_PC_FALSE up are final. */
+typedef struct vd_ins {
+    uint32_t op, t, f;
+} vd_ins;
+
+#define VD_INS_REF 0x80000000u
+#define VD_PC_NONE UINT32_MAX
+#define VD_PC_TRUE (UINT32_MAX - 1)
+#define VD_PC_FALSE (UINT32_MAX - 2)
 
 typedef struct vd_segment {
     vd_str id;
     vd_str description;
     uint32_t root;            /* node index */
     uint32_t node_first, node_end;  /* this segment's nodes, contiguous */
-    /* The node of its string guard (VD_G_SET / VD_G_PREFIX), else
+    /* The node of its string guard (VD_G_SET / _PREFIX / _CONTAINS /
+     * _SUFFIX), else
      * VD_NO_NODE: reached through that guard's index bucket, the guard is
      * known to hold and is not tested again. */
     uint32_t guard_node;
@@ -109,6 +136,16 @@ enum vd_guard_kind {
     VD_G_PREFIX,
     VD_G_HOUR,
     VD_G_WEEKDAY,
+    VD_G_CONTAINS,            /* keys are found in the request value (Aho–Corasick) */
+    VD_G_SUFFIX,              /* keys end the request value (the same automaton) */
+};
+
+/* How the keys of an index table meet a request value. */
+enum vd_index_mode {
+    VD_IX_EXACT = 0,
+    VD_IX_PREFIX,
+    VD_IX_CONTAINS,
+    VD_IX_SUFFIX,
 };
 typedef struct vd_index_entry {
     vd_str key;               /* lower case */
@@ -116,7 +153,13 @@ typedef struct vd_index_entry {
     uint32_t first, n;        /* into vd_ruleset.index_segs */
     uint32_t ufirst, un;      /* into vd_ruleset.entry_uses: the rules using those
                                * segments, sorted by (slot, rule) */
+    uint32_t rfirst, rn;      /* into vd_ruleset.entry_runs: one run per slot */
 } vd_index_entry;
+
+/* The uses of one index entry by one slot: entry_uses[first .. first + n). */
+typedef struct vd_slot_run {
+    uint32_t slot, first, n;
+} vd_slot_run;
 
 /* Where a segment is used: rule `rule` of slot `slot` (slot order of rs->slots). */
 typedef struct vd_seg_use {
@@ -125,10 +168,15 @@ typedef struct vd_seg_use {
 
 typedef struct vd_index_attr {
     vd_attr_ref attr;
-    uint8_t prefix;           /* keys are prefixes of the request value */
+    uint8_t mode;             /* vd_index_mode */
     uint32_t maxlen;          /* longest key (prefix tables) */
+    uint32_t nkeys;           /* distinct keys */
     uint32_t mask;            /* table size - 1 (power of two) */
     vd_index_entry *tab;      /* key.p == NULL: empty */
+    /* contains / suffix: every key in one automaton; term id k is the key
+     * of tab[term_slot[k]] */
+    const vd_acm *acm;
+    uint32_t *term_slot;
 } vd_index_attr;
 
 struct vd_ruleset {
@@ -142,8 +190,22 @@ struct vd_ruleset {
     vd_segment *segs;
     uint32_t nsegs, cap_segs;
     uint32_t *seg_by_id;      /* segment indexes sorted by id (bytes) */
+    /* timeless[node]: no predicate below it (references followed) depends
+     * on time, so its `until` is always INT64_MAX and the evaluator skips
+     * the bookkeeping (index.c; NULL until the index is built). */
+    uint8_t *timeless;
+    /* Timeless segments as branching programs (index.c): each predicate
+     * or reference of the tree is one instruction with the next pc for
+     * true and for false, so a test walks leaves only, no all/any/not
+     * nodes. prog_entry[seg]: the whole tree; prog_past[seg]: the tree
+     * with its string guard taken as true (reached through the guard's
+     * index bucket); VD_PC_NONE: no program (a time predicate inside). */
+    vd_ins *prog;
+    uint32_t nprog;
+    uint32_t *prog_entry, *prog_past;
     vd_index_attr *index;     /* one per indexed attribute */
     uint32_t nindex;
+    uint32_t max_hits;        /* most index entries one request can reach */
     uint32_t *index_segs;     /* segment lists of the index entries */
     uint32_t *unguarded;      /* segments that must always be evaluated */
     uint32_t nunguarded;
@@ -169,14 +231,33 @@ struct vd_ruleset {
      * is used by a rule of slot s. A decision probes only the attributes
      * its slots use (and so computes only their context families). */
     uint8_t *index_slot;
+    /* slot_want[s]: bit a set when index_slot[a * nslots + s] (all ones
+     * when there are more than 64 index attributes). */
+    uint64_t *slot_want;
+    /* pred_aslot[p]: the request value predicate p reads, memoized once
+     * per request (one id per distinct attribute and NAME); naslots ids. */
+    uint32_t *pred_aslot;
+    uint32_t naslots;
     vd_seg_use *entry_uses;   /* per index entry (ufirst, un): a decision walks a
                                * requested slot's candidate rules in rule order
                                * and stops at the first that matches */
+    vd_slot_run *entry_runs;  /* per index entry (rfirst, rn), by slot */
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
     vd_score_def *scores;     /* sorted by id (rules/scores.c) */
     uint32_t nscores, cap_scores;
 };
+
+/* The hash of rs->slot_tab: FNV-1a over a slot name (ids are short, a
+ * request names up to 20 slots; the general vd_hash64 cost more than the
+ * rest of the lookup). */
+static inline uint32_t vd_slot_hash(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h ^ (h >> 15);
+}
 
 /* Frees a ruleset whose last reference is gone (or a failed build's). */
 void vd_ruleset_destroy(vd_ruleset *rs);

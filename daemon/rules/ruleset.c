@@ -93,10 +93,12 @@ bool vd_ruleset_is_goal(const vd_ruleset *rs, vd_str type)
 const vd_slot *vd_ruleset_find_slot(const vd_ruleset *rs, vd_str name)
 {
     if (rs->slot_tab) {
-        for (uint32_t h = (uint32_t)vd_hash64(name.p, name.n) & rs->slot_mask; rs->slot_tab[h] != UINT32_MAX;
-             h = (h + 1) & rs->slot_mask)
-            if (vd_str_eq(rs->slots[rs->slot_tab[h]].name, name))
-                return &rs->slots[rs->slot_tab[h]];
+        for (uint32_t h = vd_slot_hash(name.p, name.n) & rs->slot_mask; rs->slot_tab[h] != UINT32_MAX;
+             h = (h + 1) & rs->slot_mask) {
+            const vd_slot *s = &rs->slots[rs->slot_tab[h]];
+            if (s->name.n == name.n && memcmp(s->name.p, name.p, name.n) == 0)
+                return s;
+        }
         return NULL;
     }
     uint32_t lo = 0, hi = rs->nslots;

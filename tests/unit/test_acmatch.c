@@ -89,6 +89,27 @@ static void fill(char *buf, size_t n, const char *alpha, size_t na)
         buf[i] = alpha ? alpha[rnd((uint32_t)na)] : (char)rnd(256);
 }
 
+static void mark(void *arg, uint32_t id)
+{
+    *(uint64_t *)arg |= 1ULL << id;
+}
+
+/* vd_acm_each reports exactly the terms found in (or ending) the text. */
+static void check_ids(const vd_acm *const m[2], const vd_str *terms, size_t n, vd_str text)
+{
+    for (int at_end = 0; at_end < 2; at_end++) {
+        uint64_t want = 0;
+        for (size_t i = 0; i < n; i++)
+            if (at_end ? vd_str_suffix_ci(text, terms[i]) : vd_str_contains_ci(text, terms[i]))
+                want |= 1ULL << i;
+        for (int k = 0; k < 2; k++) {
+            uint64_t got = 0;
+            vd_acm_each(m[k], text, at_end, mark, &got);
+            assert_true(got == want);
+        }
+    }
+}
+
 static void random_round(const char *alpha, size_t na, size_t maxterm, size_t maxtext)
 {
     vd_arena a;
@@ -105,6 +126,20 @@ static void random_round(const char *alpha, size_t na, size_t maxterm, size_t ma
     const vd_acm *s = vd_acm_build(&a, terms, n, 0);
     assert_non_null(d);
     assert_non_null(s);
+    /* The index's automaton: distinct (ignoring case), non-empty terms. */
+    vd_str uniq[40];
+    size_t nu = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool dup = terms[i].n == 0;
+        for (size_t j = 0; j < nu && !dup; j++)
+            dup = vd_str_eq_ci(uniq[j], terms[i]);
+        if (!dup)
+            uniq[nu++] = terms[i];
+    }
+    const vd_acm *ids[2] = { vd_acm_build_ids(&a, uniq, nu, VD_ACM_DENSE_BUDGET), vd_acm_build_ids(&a, uniq, nu, 0) };
+    assert_non_null(ids[0]);
+    assert_non_null(ids[1]);
+    assert_false(vd_acm_dense(ids[1]));
     char text[512];
     for (int k = 0; k < 40; k++) {
         size_t len = rnd((uint32_t)maxtext + 1);
@@ -125,6 +160,7 @@ static void random_round(const char *alpha, size_t na, size_t maxterm, size_t ma
         bool want = naive(terms, n, tx);
         assert_int_equal(vd_acm_any(d, tx), want);
         assert_int_equal(vd_acm_any(s, tx), want);
+        check_ids(ids, uniq, nu, tx);
     }
     vd_arena_free(&a);
 }

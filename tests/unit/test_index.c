@@ -31,7 +31,10 @@ static const char *const SEGS = "["
     "{\"id\":\"host\",\"match\":{\"attr\":\"url.host\",\"op\":\"in\",\"value\":[\"shop.example.de\",\"shop.example.fr\"]}},"
     "{\"id\":\"not-night\",\"match\":{\"not\":{\"segment\":\"night\"}}},"
     "{\"id\":\"bikes-at-night\",\"match\":{\"all\":[{\"segment\":\"bikes\"},{\"segment\":\"night\"}]}},"
-    "{\"id\":\"noon\",\"match\":{\"attr\":\"time.minute\",\"op\":\"between\",\"value\":[720,780]}}"
+    "{\"id\":\"noon\",\"match\":{\"attr\":\"time.minute\",\"op\":\"between\",\"value\":[720,780]}},"
+    "{\"id\":\"gravel\",\"match\":{\"all\":[{\"attr\":\"url.path\",\"op\":\"contains\",\"value\":[\"gravel\",\"winter\"]},"
+    "  {\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[6,18]}]}},"
+    "{\"id\":\"dot-fr\",\"match\":{\"attr\":\"url.host\",\"op\":\"suffix\",\"value\":\".example.fr\"}}"
     "]";
 
 static const char *const CMAP = "["
@@ -39,7 +42,8 @@ static const char *const CMAP = "["
     "  {\"segment\":\"bikes\",\"variant\":\"b\"},{\"segment\":\"weekend\",\"variant\":\"w\"}],"
     " \"default\":\"d\",\"variants\":{\"bn\":1,\"s\":2,\"b\":3,\"w\":4,\"d\":5}},"
     "{\"slot\":\"b\",\"rules\":[{\"segment\":\"monday-morning\",\"variant\":\"mm\"},{\"segment\":\"host\",\"variant\":\"h\"},"
-    "  {\"segment\":\"noon\",\"variant\":\"n\"},{\"segment\":\"not-night\",\"variant\":\"nn\"}],"
+    "  {\"segment\":\"noon\",\"variant\":\"n\"},{\"segment\":\"gravel\",\"variant\":\"h\"},"
+    "  {\"segment\":\"dot-fr\",\"variant\":\"h\"},{\"segment\":\"not-night\",\"variant\":\"nn\"}],"
     " \"default\":\"d\",\"variants\":{\"mm\":1,\"h\":2,\"n\":3,\"nn\":4,\"d\":5}}"
     "]";
 
@@ -59,7 +63,10 @@ static bool guard_fails(const vd_ruleset *rs, uint32_t seg, vd_context *ctx)
     if (v.kind != VD_VAL_STR)
         return true;
     for (uint32_t i = 0; i < p->nstrs; i++)
-        if (p->test == VD_T_PREFIX ? vd_str_prefix_ci(v.u.s, p->strs[i]) : vd_str_eq_ci(v.u.s, p->strs[i]))
+        if (p->test == VD_T_PREFIX     ? vd_str_prefix_ci(v.u.s, p->strs[i])
+            : p->test == VD_T_CONTAINS ? vd_str_contains_ci(v.u.s, p->strs[i])
+            : p->test == VD_T_SUFFIX   ? vd_str_suffix_ci(v.u.s, p->strs[i])
+                                       : vd_str_eq_ci(v.u.s, p->strs[i]))
             return false;
     return true;
 }
@@ -162,6 +169,8 @@ static void test_index_kinds_equal_brute_force(void **state)
     assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("weekend"))], VD_G_WEEKDAY);
     assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("host"))], VD_G_SET);
     assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("not-night"))], VD_G_NONE);
+    assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("gravel"))], VD_G_CONTAINS);
+    assert_int_equal(rs->guard[vd_ruleset_find_segment(rs, VD_STR_LIT("dot-fr"))], VD_G_SUFFIX);
 
     char msg[256];
     vd_tzdb *tzdb = vd_tzdb_open(NULL, msg, sizeof msg);
@@ -313,9 +322,23 @@ static void leaf(sbuf *b, unsigned shape, int i)
         put(b, "{\"attr\":\"url.path\",\"op\":\"contains\",\"value\":\"%s\"}", WORDS[rnd(4)]);
         break;
     case 5:
-        put(b, "{\"attr\":\"url.query.ref\",\"op\":\"eq\",\"value\":\"p%u\"}", k);
+        /* two query names read in turn: each value is memoized per
+         * request while the context decodes the other into its scratch */
+        if (rnd(2))
+            put(b, "{\"attr\":\"url.query.ref\",\"op\":\"eq\",\"value\":\"p%u\"}", k);
+        else
+            put(b, "{\"attr\":\"url.query.q\",\"op\":\"in\",\"value\":[\"%s\",\"p%u\"]}", WORDS[rnd(4)], k);
         break;
     case 6:
+        if (shape == 2 && rnd(2)) {
+            /* contains / suffix on the path or a query value: the index
+             * finds them with one automaton per attribute */
+            static const char *const ops[] = { "contains", "suffix" };
+            static const char *const attrs[] = { "url.path", "url.query.ref" };
+            put(b, "{\"attr\":\"%s\",\"op\":\"%s\",\"value\":[\"%s\",\"%u\"]}", attrs[rnd(2)], ops[rnd(2)],
+                WORDS[rnd(4)], k);
+            break;
+        }
         put(b, "{\"attr\":\"lang\",\"op\":\"in\",\"value\":[\"%s\"]}", LANGS[rnd(3)]);
         break;
     case 7:
@@ -409,8 +432,8 @@ static void test_random_shapes_equal_brute_force(void **state)
         for (unsigned q = 0; q < 400; q++) {
             char url[128], ctry[8];
             unsigned k = rnd(10);
-            snprintf(url, sizeof url, "https://shop.example/%s%u/%s?ref=p%u", rnd(2) ? "c/" : "p/", k,
-                     WORDS[rnd(4)], rnd(10));
+            snprintf(url, sizeof url, "https://shop.example/%s%u/%s?ref=p%u&q=%s", rnd(2) ? "c/" : "p/", k,
+                     WORDS[rnd(4)], rnd(10), WORDS[rnd(4)]);
             snprintf(ctry, sizeof ctry, "%s", CC[rnd(5)]);
             static const char *const refs[] = { "", "https://www.google.com/", "https://www.facebook.com/",
                                                 "https://blog.example.org/x" };
@@ -446,12 +469,174 @@ static void test_random_shapes_equal_brute_force(void **state)
     vd_tzdb_close(tzdb);
 }
 
+/* ---- reordered trees against a reference walk -----------------------------
+ * The index build reorders the children of timeless all/any nodes and
+ * compiles timeless segments to branching programs (the evaluator walks
+ * timeless subtrees of the others as plain booleans); the brute force above shares
+ * that evaluator, so here the trees are walked by the test itself: random
+ * nested segments are kept as test-side trees whose leaves are also
+ * compiled as one-predicate segments (nothing to reorder), and each
+ * compiled segment must equal the walk of its tree. */
+typedef struct rnode {
+    int kind;                 /* 0 all, 1 any, 2 not, 3 ref, 4 leaf */
+    int n, first;             /* children: rkids[first .. first + n) */
+    int arg;                  /* ref: segment; leaf: leaf segment index */
+} rnode;
+
+enum { RMAX = 4096 };
+static rnode rnodes[RMAX];
+static int rkids[RMAX], nrnodes, nrkids, nleaves;
+static int rroot[64];
+
+static int rtree(sbuf *leaves, int seg, int depth)
+{
+    int me = nrnodes++;
+    assert_true(me < RMAX);
+    unsigned k = depth == 0 ? 4 : rnd(6);
+    if (k == 3 && seg == 0)
+        k = 4;
+    if (k >= 4) {
+        rnodes[me] = (rnode){ 4, 0, 0, nleaves };
+        put(leaves, ",{\"id\":\"leaf%d\",\"match\":", nleaves++);
+        leaf(leaves, 1, 0);   /* nested-shape leaves, time ones included; no refs */
+        put(leaves, "}");
+        return me;
+    }
+    if (k == 3) {
+        rnodes[me] = (rnode){ 3, 0, 0, (int)rnd((unsigned)seg) };
+        return me;
+    }
+    int n = k == 2 ? 1 : 2 + (int)rnd(3);
+    int kids[8];
+    for (int c = 0; c < n; c++)
+        kids[c] = rtree(leaves, seg, depth - 1);
+    rnodes[me] = (rnode){ (int)(k < 2 ? k : 2), n, nrkids, 0 };
+    for (int c = 0; c < n; c++)
+        rkids[nrkids++] = kids[c];
+    return me;
+}
+
+static void rjson(sbuf *b, int i)
+{
+    const rnode *r = &rnodes[i];
+    if (r->kind == 4) {
+        put(b, "{\"segment\":\"leaf%d\"}", r->arg);
+        return;
+    }
+    if (r->kind == 3) {
+        put(b, "{\"segment\":\"n%d\"}", r->arg);
+        return;
+    }
+    put(b, r->kind == 2 ? "{\"not\":" : r->kind == 0 ? "{\"all\":[" : "{\"any\":[");
+    for (int c = 0; c < r->n; c++) {
+        if (c)
+            put(b, ",");
+        rjson(b, rkids[r->first + c]);
+    }
+    put(b, r->kind == 2 ? "}" : "]}");
+}
+
+static bool rwalk(vd_eval *ev, const vd_ruleset *rs, int i)
+{
+    const rnode *r = &rnodes[i];
+    char id[16];
+    switch (r->kind) {
+    case 0:
+        for (int c = 0; c < r->n; c++)
+            if (!rwalk(ev, rs, rkids[r->first + c]))
+                return false;
+        return true;
+    case 1:
+        for (int c = 0; c < r->n; c++)
+            if (rwalk(ev, rs, rkids[r->first + c]))
+                return true;
+        return false;
+    case 2:
+        return !rwalk(ev, rs, rkids[r->first]);
+    case 3:
+        return rwalk(ev, rs, rroot[r->arg]);
+    default:
+        snprintf(id, sizeof id, "leaf%d", r->arg);
+        return vd_eval_segment(ev, vd_ruleset_find_segment(rs, vd_str_cstr(id)), NULL) == 1;
+    }
+}
+
+static void test_reordered_trees_equal_reference(void **state)
+{
+    (void)state;
+    char msg[256];
+    vd_tzdb *tzdb = vd_tzdb_open(NULL, msg, sizeof msg);
+    assert_non_null(tzdb);
+    vd_env env = { .geo = NULL, .tzdb = tzdb };
+    vd_eval *ev = vd_eval_new();
+    unsigned checked = 0, trues = 0;
+    for (unsigned set = 0; set < 8; set++) {
+        nrnodes = nrkids = nleaves = 0;
+        sbuf sg = { 0 }, leaves = { 0 };
+        int nseg = 20 + (int)rnd(30);
+        for (int i = 0; i < nseg; i++)
+            rroot[i] = rtree(&leaves, i, 4);
+        put(&sg, "[");
+        for (int i = 0; i < nseg; i++) {
+            put(&sg, "%s{\"id\":\"n%d\",\"match\":", i ? "," : "", i);
+            rjson(&sg, rroot[i]);
+            put(&sg, "}");
+        }
+        put(&sg, "%.*s]", (int)leaves.n, leaves.p);
+        static const char cmap[] = "[{\"slot\":\"a\",\"rules\":[{\"segment\":\"n0\",\"variant\":\"x\"}],"
+                                   "\"default\":\"x\",\"variants\":{\"x\":1}}]";
+        vd_docset ds;
+        static vd_errors err;
+        vd_docset_init(&ds);
+        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/n.json", sg.p, sg.n);
+        vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/n.json", cmap, strlen(cmap));
+        vd_errors_init(&err);
+        vd_ruleset *rs = vd_ruleset_compile(&ds, "n", &err);
+        vd_docset_free(&ds);
+        for (size_t i = 0; i < err.n; i++)
+            fprintf(stderr, "err: %s\n", err.msg[i]);
+        assert_non_null(rs);
+        for (unsigned q = 0; q < 200; q++) {
+            char url[128];
+            snprintf(url, sizeof url, "https://shop.example/c/%u/%s?ref=p%u", rnd(10), WORDS[rnd(4)], rnd(10));
+            static const char *const refs[] = { "", "https://www.google.com/", "https://www.facebook.com/" };
+            vd_request req;
+            memset(&req, 0, sizeof req);
+            req.ts = 1795392000 + (int64_t)rnd(14 * 86400);
+            req.has_ts = true;
+            req.url = vd_str_cstr(url);
+            req.referer = vd_str_cstr(refs[rnd(3)]);
+            req.lang = vd_str_cstr(LANGS[rnd(3)]);
+            req.tz = VD_STR_LIT("Europe/Berlin");
+            vd_context ctx;
+            vd_context_init(&ctx, &req, &env, NULL, req.ts);
+            assert_int_equal(vd_eval_begin(ev, rs, &ctx), 0);
+            for (int i = 0; i < nseg; i++) {
+                char id[16];
+                snprintf(id, sizeof id, "n%d", i);
+                int got = vd_eval_segment(ev, vd_ruleset_find_segment(rs, vd_str_cstr(id)), NULL);
+                assert_int_equal(got, rwalk(ev, rs, rroot[i]));
+                trues += got == 1;
+                checked++;
+            }
+        }
+        vd_ruleset_release(rs);
+        free(sg.p);
+        free(leaves.p);
+    }
+    printf("reordered trees vs reference walk: %u verdicts, %u true\n", checked, trues);
+    assert_true(trues > checked / 10 && trues < checked - checked / 10);
+    vd_eval_free(ev);
+    vd_tzdb_close(tzdb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index_kinds_equal_brute_force),
         cmocka_unit_test(test_guard_prefers_rare_keys),
         cmocka_unit_test(test_random_shapes_equal_brute_force),
+        cmocka_unit_test(test_reordered_trees_equal_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
