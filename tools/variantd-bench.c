@@ -14,7 +14,9 @@
  * rotate over N visitors (bench-0000000000 …) independently of the rows, so
  * N distinct visitors are seen whatever the number of contexts (consent
  * "personalization", for profiles). --rate paces sends to a fixed total rate (open loop within the
- * connections' pipeline depth), for latency at a given load. The last line
+ * connections' pipeline depth), for latency at a given load: tokens every
+ * 100 us (a timerfd-precise timer), handed to idle connections in turn, so
+ * requests arrive spread out rather than in millisecond bursts. The last line
  * is machine-readable. --method redis-get drives a Redis server instead with
  * GET key:NNNNNNNNNNNN over 100,000 keys (redis-benchmark -t get -r 100000's
  * requests), so a decision and a GET are compared with the same client:
@@ -84,6 +86,7 @@ struct bench {
     uint64_t max_ns;
     struct event *tick, *pace;
     double rate, tokens;      /* --rate: requests per second, tokens available */
+    int pace_next;            /* --rate: the connection the next tick starts with */
     uint64_t pace_last;
 };
 
@@ -469,7 +472,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* --rate: refill tokens every millisecond and let idle connections send. */
+/* --rate: refill tokens every 100 us and let idle connections send (in
+ * turn from where the last tick stopped, so no connection is favoured). */
 static void on_pace(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -477,12 +481,15 @@ static void on_pace(evutil_socket_t fd, short what, void *arg)
     bench *b = arg;
     uint64_t t = now_ns();
     b->tokens += b->rate * (double)(t - b->pace_last) / 1e9;
-    if (b->tokens > b->rate / 100 + 1)
-        b->tokens = b->rate / 100 + 1;    /* at most 10 ms of burst */
+    if (b->tokens > b->rate / 1000 + 1)
+        b->tokens = b->rate / 1000 + 1;   /* at most 1 ms of burst after a stall */
     b->pace_last = t;
-    for (int i = 0; i < b->nconns && b->tokens >= 1; i++)
-        if (b->conns[i].inflight < (unsigned)b->depth)
-            send_more(&b->conns[i]);
+    for (int k = 0; k < b->nconns && b->tokens >= 1; k++) {
+        conn *c = &b->conns[b->pace_next];
+        b->pace_next = (b->pace_next + 1) % b->nconns;
+        if (c->inflight < (unsigned)b->depth)
+            send_more(c);
+    }
 }
 
 static int parse_addr(bench *b, const char *addr)
@@ -564,7 +571,14 @@ int main(int argc, char **argv)
     }
     if (load_contexts(&b, ctx_path) != 0)
         return 2;
-    b.base = event_base_new();
+    /* --rate paces by a 100 us timer: the kernel's timerfd, not epoll's
+     * millisecond timeout, so arrivals are spread, not sent in 1 ms bursts. */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg && b.rate > 0)
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    b.base = ecfg ? event_base_new_with_config(ecfg) : event_base_new();
+    if (ecfg)
+        event_config_free(ecfg);
     b.conns = calloc((size_t)b.nconns, sizeof *b.conns);
     for (int i = 0; i < b.nconns; i++) {
         conn *c = &b.conns[i];
@@ -591,8 +605,8 @@ int main(int argc, char **argv)
     if (b.rate > 0) {
         b.pace_last = now_ns();
         b.pace = event_new(b.base, -1, EV_PERSIST, on_pace, &b);
-        struct timeval ms = { 0, 1000 };
-        event_add(b.pace, &ms);
+        struct timeval tick = { 0, 100 };
+        event_add(b.pace, &tick);
     }
     event_base_dispatch(b.base);
     b.t_end = now_ns();

@@ -211,11 +211,12 @@ int main(int argc, char **argv)
     vd_msgpack_out mo = { .sb = &sb };
     vd_msgpack_emitter(&mo, &em);
     unsigned long matched = 0, allocs0 = 0;
-    uint64_t ua_hits0 = 0, ua_misses0 = 0, geo_hits0 = 0, geo_misses0 = 0;
+    uint64_t ua_hits0 = 0, ua_misses0 = 0, geo_hits0 = 0, geo_misses0 = 0, src_hits0 = 0, src_misses0 = 0;
     for (long i = 0; i < warm + n; i++) {
         if (i == warm) {
             vd_device_cache_stats(dec.caches.ua, &ua_hits0, &ua_misses0);
             vd_geo_cache_stats(dec.caches.geo, &geo_hits0, &geo_misses0);
+            vd_source_cache_stats(dec.caches.src, &src_hits0, &src_misses0);
             allocs0 = vd_alloc_count();
             CALLGRIND_START_INSTRUMENTATION;
             t0 = now_ns();
@@ -230,9 +231,10 @@ int main(int argc, char **argv)
     uint64_t dt = now_ns() - t0;
     CALLGRIND_STOP_INSTRUMENTATION;
     unsigned long allocs = vd_alloc_count() - allocs0;
-    uint64_t ua_hits, ua_misses, geo_hits, geo_misses;   /* of the measured decisions */
+    uint64_t ua_hits, ua_misses, geo_hits, geo_misses, src_hits, src_misses;   /* of the measured decisions */
     vd_device_cache_stats(dec.caches.ua, &ua_hits, &ua_misses);
     vd_geo_cache_stats(dec.caches.geo, &geo_hits, &geo_misses);
+    vd_source_cache_stats(dec.caches.src, &src_hits, &src_misses);
     /* The device classification alone, each call timed: the median is what
      * one request's User-Agent costs (uncached with --ua-cache 0). */
     enum { MAX_CLS = 1 << 15 };
@@ -279,15 +281,20 @@ int main(int argc, char **argv)
     geo_misses -= geo_misses0;
     double ua_rate = ua_hits + ua_misses ? (double)ua_hits / (double)(ua_hits + ua_misses) : 0;
     double geo_rate = geo_hits + geo_misses ? (double)geo_hits / (double)(geo_hits + geo_misses) : 0;
+    src_hits -= src_hits0;
+    src_misses -= src_misses0;
+    double src_rate = src_hits + src_misses ? (double)src_hits / (double)(src_hits + src_misses) : 0;
     printf("vd-microbench: caches over the measured decisions: user-agent %s (%llu hits, %llu misses, %.1f %%), "
-           "geo %s (%llu hits, %llu misses, %.1f %%)\n",
+           "geo %s (%llu hits, %llu misses, %.1f %%), referrer %llu hits, %llu misses, %.1f %%\n",
            dec.caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses, 100 * ua_rate,
-           dec.caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses, 100 * geo_rate);
+           dec.caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses, 100 * geo_rate,
+           (unsigned long long)src_hits, (unsigned long long)src_misses, 100 * src_rate);
     fflush(stderr);
     printf("MICRO_RESULT decisions=%ld ns_per_decision=%.0f allocs_per_decision=%.4f "
-           "matched_per_decision=%.2f segments=%u slots=%u contexts=%zu ua_hit_rate=%.4f geo_hit_rate=%.4f\n",
+           "matched_per_decision=%.2f segments=%u slots=%u contexts=%zu ua_hit_rate=%.4f geo_hit_rate=%.4f "
+           "src_hit_rate=%.4f\n",
            n, (double)dt / (double)n, (double)allocs / (double)n, (double)matched / (double)(warm + n),
-           vd_ruleset_nsegments(rs), nslots, nrows, ua_rate, geo_rate);
+           vd_ruleset_nsegments(rs), nslots, nrows, ua_rate, geo_rate, src_rate);
     printf("MICRO_UA ua_cache=%s classify_ns_median=%llu classify_ns_p90=%llu calls=%zu "
            "(goal: median <= 2000 ns uncached: %s)\n", dec.caches.ua ? "on" : "off",
            (unsigned long long)(ncls ? cls_ns[ncls / 2] : 0),

@@ -15,6 +15,7 @@ void vd_context_init(vd_context *ctx, const vd_request *req, const vd_env *env,
     ctx->env = env;
     ctx->ua_cache = caches ? caches->ua : NULL;
     ctx->geo_cache = caches ? caches->geo : NULL;
+    ctx->src_cache = caches ? caches->src : NULL;
     ctx->now = req->has_ts ? req->ts : now;
     ctx->done = 0;
     ctx->visitor = NULL;
@@ -111,7 +112,7 @@ static void need_source(vd_context *ctx)
         return;
     need_url(ctx);
     vd_str ref = ctx->req->referer.n <= VD_MAX_URL_BYTES ? ctx->req->referer : VD_STR_NULL;
-    vd_source_classify_parsed(ref, ctx->has_url ? &ctx->url : NULL, &ctx->source);
+    vd_source_classify_cached(ctx->src_cache, ref, ctx->has_url ? &ctx->url : NULL, &ctx->source);
     ctx->done |= VD_FAM_SOURCE;
 }
 

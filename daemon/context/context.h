@@ -58,6 +58,7 @@ typedef struct vd_env {
 typedef struct vd_context_caches {
     vd_device_cache *ua;             /* User-Agent -> device */
     vd_geo_cache *geo;               /* MMDB record -> decoded geo */
+    vd_source_cache *src;            /* referring host -> its verdict (context/source.h) */
 } vd_context_caches;
 
 typedef struct vd_context {
@@ -65,6 +66,7 @@ typedef struct vd_context {
     const vd_env *env;
     vd_device_cache *ua_cache;       /* per worker; may be NULL */
     vd_geo_cache *geo_cache;         /* per worker; may be NULL */
+    vd_source_cache *src_cache;      /* per worker; may be NULL */
     const vd_visitor *visitor;       /* the decoded profile; NULL: visitor.* missing */
     int64_t now;                     /* request time, unix seconds */
     unsigned done;                   /* vd_attr_family bits already computed */

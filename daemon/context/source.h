@@ -9,6 +9,7 @@
 #ifndef VD_CONTEXT_SOURCE_H
 #define VD_CONTEXT_SOURCE_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "context/url.h"
@@ -40,5 +41,23 @@ void vd_source_classify(vd_str referer, vd_str page_url, vd_source *out);
  * request parses it once for url.* and source.* together. */
 void vd_source_classify_parsed(vd_str referer, const vd_url *page, vd_source *out);
 const char *vd_medium_name(unsigned medium);   /* "direct", ... */
+
+/* A per-worker cache of what the referring host alone decides (same site as
+ * the landing page, the host table's entry, the heuristic guess): the
+ * Public Suffix List and host-table walks are most of a classification,
+ * and a few hundred hosts send most visits. Exact: keyed by every byte the
+ * verdict depends on (referring host, landing host, and the Referer's path
+ * for the few hosts whose table entries have paths). Fixed size,
+ * direct-mapped, no allocation after creation; one thread at a time.
+ * hits/misses: counters to bump (the worker's stats), or NULL for the
+ * cache's own; every classification of a Referer with a host counts one. */
+typedef struct vd_source_cache vd_source_cache;
+vd_source_cache *vd_source_cache_new(size_t entries, _Atomic uint64_t *hits,
+                                     _Atomic uint64_t *misses);   /* rounded up to a power of 2 */
+void vd_source_cache_free(vd_source_cache *c);
+void vd_source_cache_stats(const vd_source_cache *c, uint64_t *hits, uint64_t *misses);
+/* vd_source_classify_parsed through the cache (NULL: none). */
+void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_url *page,
+                               vd_source *out);
 
 #endif

@@ -33,6 +33,8 @@
     X(conn_rejected) \
     X(conn_closed_error) \
     X(conn_closed_idle) \
+    X(src_cache_hits) \
+    X(src_cache_misses) \
     X(decide_ns_total)
 
 /* ---- HTTP ports (edge, stats): one block of these per interface ---- */
@@ -167,6 +169,11 @@ typedef struct vd_stats {
     X("slots.decided", counter, "slots_total", "result=\"decided\"",                       \
       "Requested slots, by result (decided, unknown)", s->slots_decided)                   \
     X("slots.unknown", counter, "slots_total", "result=\"unknown\"", "", s->slots_unknown) \
+    X("cache.referrer.hit", counter, "cache_lookups_total", "cache=\"referrer\",result=\"hit\"", \
+      "Lookups in the per-worker caches, by cache and result (referrer: the referring host's traffic-source verdict)", \
+      s->src_cache_hits)                                                                   \
+    X("cache.referrer.miss", counter, "cache_lookups_total", "cache=\"referrer\",result=\"miss\"", "", \
+      s->src_cache_misses)                                                                 \
     X("splits.no_vid", counter, "splits_without_vid_total", "",                            \
       "Slots decided by a weighted split for a request without vid: all such visitors get the same arm", \
       s->splits_no_vid)                                                                    \

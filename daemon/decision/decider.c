@@ -29,8 +29,10 @@ int vd_decider_init(vd_decider *w, const vd_env *env, size_t ua_cache, size_t ge
         w->caches.ua = vd_device_cache_new(ua_cache);
     if (want_geo)
         w->caches.geo = vd_geo_cache_new(geo_cache);
+    w->caches.src = vd_source_cache_new(VD_SOURCE_CACHE_ENTRIES, stats ? &stats->src_cache_hits : NULL,
+                                        stats ? &stats->src_cache_misses : NULL);
     if (!w->eval || !w->counts_lock_ready || (ua_cache > 0 && !w->caches.ua) ||
-        (want_geo && !w->caches.geo)) {
+        (want_geo && !w->caches.geo) || !w->caches.src) {
         vd_decider_destroy(w);
         return -1;
     }
@@ -159,8 +161,10 @@ void vd_decider_destroy(vd_decider *w)
     w->eval = NULL;
     vd_device_cache_free(w->caches.ua);
     vd_geo_cache_free(w->caches.geo);
+    vd_source_cache_free(w->caches.src);
     w->caches.ua = NULL;
     w->caches.geo = NULL;
+    w->caches.src = NULL;
 }
 
 /* A reloaded GeoIP database: like the ruleset, picked up between requests

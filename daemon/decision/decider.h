@@ -20,6 +20,11 @@
 #include "rules/eval.h"
 #include "store/live.h"
 
+/* Entries of each worker's referring-host verdict cache (context/source.h):
+ * 120 bytes each, so 480 KB a worker; the bench's traffic model has ~1,150
+ * referring hosts. */
+#define VD_SOURCE_CACHE_ENTRIES 4096
+
 typedef struct vd_decider {
     const vd_env *env;            /* as given; env_now.geo follows GeoIP reloads */
     vd_env env_now;
@@ -28,7 +33,7 @@ typedef struct vd_decider {
     vd_netdb *asn, *anon;         /* its references to env_now.asn/.anon, if live */
     uint64_t net_gen;
     vd_eval *eval;
-    vd_context_caches caches;     /* User-Agent and GeoIP caches (NULL = off) */
+    vd_context_caches caches;     /* User-Agent, GeoIP and referring-host caches (NULL = off) */
     vd_ruleset *rs;               /* this decider's reference; NULL = not ready */
     uint64_t rs_gen;
     vd_alloc *alloc;              /* the bandit's weights (learn/alloc.h); NULL = as written */

@@ -27,6 +27,12 @@ typedef struct vd_emitter {
      * [A-Za-z0-9._:-]); NULL: str. Skips the UTF-8 check that client bytes
      * need (~45 instructions a string, ~6,500 for a 20-slot page). */
     void (*ascii)(void *arg, const char *p, size_t n);
+    /* Optional: one whole entry of the slots map, NAME: {variant, payload,
+     * segment}, from the variant's pre-encoded bytes (rules/ruleset.h:
+     * entry_mp, entry_json) and the segment id (NULL: nil). Returns false
+     * if it wrote nothing (no pre-encoded bytes for this format): the entry
+     * is then emitted item by item. Either way the bytes are the same. */
+    bool (*slot_entry)(void *arg, const vd_variant *v, const vd_str *segment);
 } vd_emitter;
 
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,

@@ -204,7 +204,49 @@ static void e_payload(void *a, const vd_variant *v)
         vd_json_null(a);
 }
 
+/* A whole "NAME":{...} entry of a map: counts as its key and its value. */
+static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
+{
+    vd_json *j = a;
+    if (!v->entry_json_len || j->depth == 0 || j->depth >= VD_JSON_MAX_DEPTH ||
+        !j->st[j->depth - 1].is_map || (j->st[j->depth - 1].index & 1))
+        return false;
+    before_item(j);
+    char buf[512];
+    size_t sn = segment ? segment->n : 0;
+    if (v->entry_json_len + sn + 8 <= sizeof buf) {
+        /* One evbuffer_add: the entry, the segment id and the closing brace. */
+        memcpy(buf, v->entry_json, v->entry_json_len);
+        size_t n = v->entry_json_len;
+        if (segment) {
+            buf[n++] = '"';
+            memcpy(buf + n, segment->p, sn);
+            n += sn;
+            buf[n++] = '"';
+        } else {
+            memcpy(buf + n, "null", 4);
+            n += 4;
+        }
+        buf[n++] = '}';
+        evbuffer_add(j->out, buf, n);
+    } else {
+        evbuffer_add(j->out, v->entry_json, v->entry_json_len);
+        if (segment)
+            vd_json_quote(j->out, segment->p ? segment->p : "", sn);
+        else
+            evbuffer_add(j->out, "null", 4);
+        evbuffer_add(j->out, "}", 1);
+    }
+    vd_json_frame *f = &j->st[j->depth - 1];
+    f->index++;                    /* the key */
+    if (f->counted)
+        f->remaining--;
+    after_item(j);                 /* the value: may close the map */
+    return true;
+}
+
 void vd_json_emitter(vd_json *j, vd_emitter *out)
 {
-    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, j, NULL };
+    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, j, NULL,
+                         e_slot_entry };
 }

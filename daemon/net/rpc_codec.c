@@ -84,6 +84,394 @@ int vd_rpc_read_profile_params(const msgpack_object *params, vd_profile_params *
     return vd_profile_params_read(&mp_codec, &v, p, err, cap);
 }
 
+/* ---- request: straight from the frame's bytes ---- */
+
+/* A frame that passed vd_msgpack_scan is complete and well-formed: every
+ * length and count in it fits inside it. The view below reads it in place
+ * (no msgpack-c objects, no zone): a node is the address of an object's
+ * first byte. Reads are still bounded by the frame's end (raw.end), so a
+ * caller that skipped the scan could only get wrong kinds, never a read
+ * outside the frame. One decode at a time per thread. */
+static _Thread_local struct {
+    const uint8_t *end;
+    const uint8_t *memo_node;     /* at(): the last element found, for i + 1 */
+    uint32_t memo_i;
+    const uint8_t *memo_p;
+} raw;
+
+static uint64_t be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* The header of the object at p: its kind (as the validator sees it), and
+ * for containers the element/entry count and the first child, for the rest
+ * the value and the address after it. NULL if the bytes run out. */
+typedef struct raw_hdr {
+    vd_reqval_kind kind;
+    bool bin;                     /* STR read from a bin: UTF-8 still to check */
+    uint32_t n;
+    const uint8_t *body;          /* str/bin bytes; containers: the first child */
+    const uint8_t *next;          /* after the whole object (scalars, str, bin, ext) */
+    double num;
+    bool b;
+} raw_hdr;
+
+static bool raw_read_rest(const uint8_t *p, raw_hdr *h);
+
+/* Inline for what requests are made of (fixstr, fixmap, fixarray, small
+ * integers, nil, booleans); the rest out of line. */
+static inline bool raw_read(const uint8_t *p, raw_hdr *h)
+{
+    const uint8_t *end = raw.end;
+    if (p >= end)
+        return false;
+    uint8_t c = p[0];
+    h->bin = false;
+    h->num = 0;
+    h->b = false;
+    if (c >= 0xa0 && c <= 0xbf) {
+        h->kind = VD_RV_STR;
+        h->n = c & 0x1fu;
+        if ((size_t)(end - p) < 1u + h->n)
+            return false;
+        h->body = p + 1;
+        h->next = p + 1 + h->n;
+        return true;
+    }
+    if (c >= 0x80 && c <= 0x9f) {
+        h->kind = c <= 0x8f ? VD_RV_MAP : VD_RV_ARRAY;
+        h->n = c & 0x0fu;
+        h->body = p + 1;
+        return true;
+    }
+    if (c <= 0x7f) {
+        h->kind = VD_RV_NUM;
+        h->num = c;
+        h->next = p + 1;
+        return true;
+    }
+    if (c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        h->kind = c == 0xc0 ? VD_RV_NIL : VD_RV_BOOL;
+        h->b = c == 0xc3;
+        h->next = p + 1;
+        return true;
+    }
+    return raw_read_rest(p, h);
+}
+
+static bool raw_read_rest(const uint8_t *p, raw_hdr *h)
+{
+    const uint8_t *end = raw.end;
+    uint8_t c = p[0];
+    size_t avail = (size_t)(end - p);
+    unsigned lenk = 0;            /* bytes of a length field */
+    if (c <= 0x7f) {
+        h->kind = VD_RV_NUM;
+        h->num = c;
+        h->next = p + 1;
+        return true;
+    }
+    if (c >= 0xe0) {
+        h->kind = VD_RV_NUM;
+        h->num = (int8_t)c;
+        h->next = p + 1;
+        return true;
+    }
+    if (c <= 0x8f || (c >= 0x90 && c <= 0x9f)) {
+        h->kind = c <= 0x8f ? VD_RV_MAP : VD_RV_ARRAY;
+        h->n = c & 0x0fu;
+        h->body = p + 1;
+        return true;
+    }
+    if (c <= 0xbf) {
+        h->kind = VD_RV_STR;
+        h->n = c & 0x1fu;
+        if (avail < 1u + h->n)
+            return false;
+        h->body = p + 1;
+        h->next = p + 1 + h->n;
+        return true;
+    }
+    switch (c) {
+    case 0xc0: h->kind = VD_RV_NIL; h->next = p + 1; return true;
+    case 0xc2: case 0xc3: h->kind = VD_RV_BOOL; h->b = c == 0xc3; h->next = p + 1; return true;
+    case 0xc4: case 0xc5: case 0xc6:                       /* bin 8/16/32 */
+    case 0xd9: case 0xda: case 0xdb: {                     /* str 8/16/32 */
+        lenk = c <= 0xc6 ? 1u << (c - 0xc4) : 1u << (c - 0xd9);
+        if (avail < 1u + lenk)
+            return false;
+        uint64_t n = be(p + 1, lenk);
+        if (n > avail - 1 - lenk)
+            return false;
+        h->kind = VD_RV_STR;
+        h->bin = c <= 0xc6;
+        h->n = (uint32_t)n;
+        h->body = p + 1 + lenk;
+        h->next = h->body + n;
+        return true;
+    }
+    case 0xc7: case 0xc8: case 0xc9: {                     /* ext 8/16/32 */
+        lenk = 1u << (c - 0xc7);
+        if (avail < 2u + lenk)
+            return false;
+        uint64_t n = be(p + 1, lenk);
+        if (n > avail - 2 - lenk)
+            return false;
+        h->kind = VD_RV_OTHER;
+        h->next = p + 2 + lenk + n;
+        return true;
+    }
+    case 0xca: case 0xcb: {                                /* float 32/64 */
+        unsigned k = c == 0xca ? 4 : 8;
+        if (avail < 1u + k)
+            return false;
+        double d;
+        if (k == 4) {
+            uint32_t bits = (uint32_t)be(p + 1, 4);
+            float f;
+            memcpy(&f, &bits, sizeof f);
+            d = f;
+        } else {
+            uint64_t bits = be(p + 1, 8);
+            memcpy(&d, &bits, sizeof d);
+        }
+        h->kind = isfinite(d) ? VD_RV_NUM : VD_RV_OTHER;
+        h->num = d;
+        h->next = p + 1 + k;
+        return true;
+    }
+    case 0xcc: case 0xcd: case 0xce: case 0xcf:            /* uint 8..64 */
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: {          /* int 8..64 */
+        unsigned k = 1u << ((c - 0xcc) & 3);
+        if (avail < 1u + k)
+            return false;
+        uint64_t v = be(p + 1, k);
+        if (c >= 0xd0 && (v >> (8 * k - 1)) & 1u)          /* negative: sign-extend */
+            h->num = (double)(int64_t)(k == 8 ? v : v | (~(uint64_t)0 << (8 * k)));
+        else
+            h->num = (double)v;
+        h->kind = VD_RV_NUM;
+        h->next = p + 1 + k;
+        return true;
+    }
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: {   /* fixext 1..16 */
+        unsigned k = 1u << (c - 0xd4);
+        if (avail < 2u + k)
+            return false;
+        h->kind = VD_RV_OTHER;
+        h->next = p + 2 + k;
+        return true;
+    }
+    case 0xdc: case 0xdd: case 0xde: case 0xdf: {          /* array/map 16/32 */
+        lenk = (c & 1) ? 4 : 2;
+        if (avail < 1u + lenk)
+            return false;
+        uint64_t n = be(p + 1, lenk);
+        if (n > avail)                                     /* every item takes a byte */
+            return false;
+        h->kind = c <= 0xdd ? VD_RV_ARRAY : VD_RV_MAP;
+        h->n = (uint32_t)n;
+        h->body = p + 1 + lenk;
+        return true;
+    }
+    default:                                               /* 0xc1 */
+        return false;
+    }
+}
+
+/* The address after the object at p, or NULL. Iterative: a count of the
+ * items still owed, no stack. */
+static const uint8_t *raw_skip(const uint8_t *p)
+{
+    uint64_t pending = 1;
+    while (pending) {
+        raw_hdr h;
+        if (!raw_read(p, &h))
+            return NULL;
+        pending--;
+        if (h.kind == VD_RV_ARRAY || h.kind == VD_RV_MAP) {
+            pending += h.kind == VD_RV_MAP ? 2 * (uint64_t)h.n : h.n;
+            p = h.body;
+        } else {
+            p = h.next;
+        }
+    }
+    return p;
+}
+
+/* The view of an object from its header h (read at p). */
+static void raw_fill(const uint8_t *p, const raw_hdr *h, vd_reqval *out)
+{
+    out->node = p;
+    out->kind = h->kind;
+    out->b = h->b;
+    out->num = h->num;
+    out->n = 0;
+    out->s = VD_STR_NULL;
+    switch (h->kind) {
+    case VD_RV_STR:
+        out->s = vd_str_make((const char *)h->body, h->n);
+        /* bin holding UTF-8 is a string (Python bytes, ASGI headers). */
+        if (h->bin && !utf8_valid(h->body, h->n))
+            out->kind = VD_RV_BADSTR;
+        break;
+    case VD_RV_ARRAY:
+    case VD_RV_MAP:
+        out->n = h->n;
+        break;
+    default:
+        break;
+    }
+}
+
+/* The view of the object at p; an unreadable one (only if the frame was
+ * not scanned) is OTHER, which every field refuses. */
+static void raw_val(const uint8_t *p, vd_reqval *out)
+{
+    raw_hdr h;
+    if (!p || !raw_read(p, &h)) {
+        memset(out, 0, sizeof *out);
+        out->node = p;
+        out->kind = VD_RV_OTHER;
+        return;
+    }
+    raw_fill(p, &h, out);
+}
+
+/* The view of the object at p, and the address after it (NULL: unreadable). */
+static const uint8_t *raw_take(const uint8_t *p, vd_reqval *out)
+{
+    raw_hdr h;
+    if (!raw_read(p, &h))
+        return NULL;
+    raw_fill(p, &h, out);
+    if (h.kind == VD_RV_ARRAY || h.kind == VD_RV_MAP)
+        return raw_skip(p);
+    return h.next;
+}
+
+static void raw_at(const void *node, uint32_t i, vd_reqval *out)
+{
+    const uint8_t *p;
+    raw_hdr h;
+    if (!raw_read(node, &h) || h.kind != VD_RV_ARRAY || i >= h.n) {
+        raw_val(NULL, out);
+        return;
+    }
+    /* The validator walks arrays in order: continue from element i - 1. */
+    if (raw.memo_node == node && raw.memo_p && raw.memo_i + 1 == i) {
+        p = raw_skip(raw.memo_p);
+    } else {
+        p = h.body;
+        for (uint32_t k = 0; k < i && p; k++)
+            p = raw_skip(p);
+    }
+    raw.memo_node = node;
+    raw.memo_i = i;
+    raw.memo_p = p;
+    raw_val(p, out);
+}
+
+/* *it: 0 before the first entry; then the entries still to come in the
+ * high 32 bits and the offset of the next key from the map's first byte in
+ * the low 32 (never 0: the header comes first; frames are far below 4 GB). */
+static bool raw_next(const void *node, uintptr_t *it, vd_reqval *k, vd_reqval *v)
+{
+    const uint8_t *m = node;
+    uint64_t left;
+    const uint8_t *kp;
+    if (*it == 0) {
+        raw_hdr h;
+        if (!raw_read(m, &h) || h.kind != VD_RV_MAP)
+            return false;
+        left = h.n;
+        kp = h.body;
+    } else {
+        left = (uint64_t)*it >> 32;
+        kp = m + (uint32_t)*it;
+    }
+    if (left == 0)
+        return false;
+    const uint8_t *vp = raw_take(kp, k);
+    const uint8_t *np = vp ? raw_take(vp, v) : NULL;
+    if (!np) {
+        *it = (uintptr_t)1;           /* nothing left, offset 1: ends the walk */
+        return false;
+    }
+    *it = (uintptr_t)((left - 1) << 32 | (uint64_t)(np - m));
+    return true;
+}
+
+static const vd_reqcodec raw_codec = { raw_at, raw_next };
+
+static void raw_begin(const uint8_t *end)
+{
+    raw.end = end;
+    raw.memo_node = NULL;
+    raw.memo_p = NULL;
+}
+
+int vd_rpc_read_params_raw(const uint8_t *params, const uint8_t *frame_end, unsigned max_slots,
+                           vd_request *req, char *err, size_t cap)
+{
+    raw_begin(frame_end);
+    vd_reqval v;
+    raw_val(params, &v);
+    return vd_request_read(&raw_codec, &v, max_slots, req, err, cap);
+}
+
+/* An integer of any encoding equal to a non-negative value: msgpack-c's
+ * POSITIVE_INTEGER (signed encodings of values >= 0 included). */
+static bool raw_uint(const uint8_t *p, uint64_t *u, const uint8_t **next)
+{
+    raw_hdr h;
+    if (!raw_read(p, &h) || h.kind != VD_RV_NUM)
+        return false;
+    uint8_t c = p[0];
+    if (c == 0xca || c == 0xcb || c >= 0xe0)
+        return false;                                      /* floats, negative fixints */
+    if (c <= 0x7f) {
+        *u = c;
+    } else {
+        unsigned k = 1u << ((c - 0xcc) & 3);
+        uint64_t v = be(p + 1, k);
+        if (c >= 0xd0 && (v >> (8 * k - 1)) & 1u)
+            return false;                                  /* negative */
+        *u = v;
+    }
+    *next = h.next;
+    return true;
+}
+
+bool vd_rpc_peek_decide(const uint8_t *frame, size_t len, uint32_t *msgid, bool *explain,
+                        const uint8_t **params)
+{
+    raw_begin(frame + len);
+    raw_hdr h;
+    if (!raw_read(frame, &h) || h.kind != VD_RV_ARRAY || h.n != 4)
+        return false;
+    uint64_t type, id;
+    const uint8_t *p;
+    if (!raw_uint(h.body, &type, &p) || type != 0 || !raw_uint(p, &id, &p) || id > UINT32_MAX)
+        return false;
+    raw_hdr m;
+    if (!raw_read(p, &m) || m.kind != VD_RV_STR)           /* str or bin, as method_is reads it */
+        return false;
+    if (m.n == 6 && memcmp(m.body, "decide", 6) == 0)
+        *explain = false;
+    else if (m.n == 7 && memcmp(m.body, "explain", 7) == 0)
+        *explain = true;
+    else
+        return false;
+    *msgid = (uint32_t)id;
+    *params = m.next;
+    return m.next < frame + len;
+}
+
 /* ---- emitter ---- */
 
 /* Room for need more bytes (grown as msgpack_sbuffer_write grows it), or
@@ -264,10 +652,29 @@ static void e_payload(void *a, const vd_variant *v)
     }
 }
 
+static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
+{
+    vd_msgpack_out *o = a;
+    msgpack_sbuffer *sb = o->sb;
+    if (!v->entry_mp_len)
+        return false;
+    unsigned char *p = room(o, v->entry_mp_len + 5 + (segment ? segment->n : 0));
+    if (!p)
+        return true;               /* failed: the reply is dropped anyway */
+    memcpy(p, v->entry_mp, v->entry_mp_len);
+    sb->size += v->entry_mp_len;
+    if (segment)
+        e_ascii(a, segment->p ? segment->p : "", segment->n);
+    else
+        e_nil(a);
+    return true;
+}
+
 void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
 {
     o->failed = false;
-    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii };
+    *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii,
+                         e_slot_entry };
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)

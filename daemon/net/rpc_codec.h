@@ -16,6 +16,21 @@
 int vd_rpc_read_params(const msgpack_object *params, unsigned max_slots, vd_request *req,
                        char *err, size_t cap);
 
+/* The same, read in place from a frame that passed vd_msgpack_scan (no
+ * msgpack-c objects, no allocation): params is the address of the params
+ * object inside the frame, frame_end the frame's end. Same rules, same
+ * messages (decision/request.c is the one validator). */
+int vd_rpc_read_params_raw(const uint8_t *params, const uint8_t *frame_end, unsigned max_slots,
+                           vd_request *req, char *err, size_t cap);
+
+/* True if a scanned frame is [0, msgid, "decide"|"explain", params] exactly
+ * as the general path reads it (any integer encoding of 0 and of a msgid
+ * that fits uint32; the method as str or bin): sets *msgid, *explain and
+ * *params (the address of params in the frame). False for anything else,
+ * which the general path answers. */
+bool vd_rpc_peek_decide(const uint8_t *frame, size_t len, uint32_t *msgid, bool *explain,
+                        const uint8_t **params);
+
 /* The params of track, profile, flag and forget (decision/request.h). */
 int vd_rpc_read_profile_params(const msgpack_object *params, vd_profile_params *p, char *err,
                                size_t cap);

@@ -85,6 +85,90 @@ static bool encode_payload(vd_compiler *c, json_t *v, vd_variant *out)
     return true;
 }
 
+/* A MessagePack str header as msgpack_pack_str writes it (the smallest form). */
+static size_t mp_str_head(uint8_t *p, size_t n)
+{
+    if (n < 32) {
+        p[0] = (uint8_t)(0xa0 | n);
+        return 1;
+    }
+    if (n < 256) {
+        p[0] = 0xd9;
+        p[1] = (uint8_t)n;
+        return 2;
+    }
+    if (n < 65536) {
+        p[0] = 0xda;
+        p[1] = (uint8_t)(n >> 8);
+        p[2] = (uint8_t)n;
+        return 3;
+    }
+    p[0] = 0xdb;
+    for (int i = 0; i < 4; i++)
+        p[1 + i] = (uint8_t)(n >> (24 - 8 * i));
+    return 5;
+}
+
+static size_t mp_str(uint8_t *p, const char *s, size_t n)
+{
+    size_t h = mp_str_head(p, n);
+    memcpy(p + h, s, n);
+    return h + n;
+}
+
+/* JSON needs no escaping for these (ids are [A-Za-z0-9._:-]). */
+static bool json_plain(vd_str s)
+{
+    for (size_t i = 0; i < s.n; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+            return false;
+    }
+    return true;
+}
+
+/* The variant's pre-encoded reply entry (ruleset.h: entry_mp, entry_json). */
+static bool encode_entry(vd_compiler *c, vd_str slot, vd_variant *v)
+{
+    static const char kv[] = "variant", kp[] = "payload", ks[] = "segment";
+    size_t cap = 3 * 5 + slot.n + v->id.n + 3 * 8 + 1 + v->payload_mp_len;
+    uint8_t *mp = vd_arena_alloc(&c->rs->arena, cap);
+    if (!mp) {
+        c->oom = true;
+        return false;
+    }
+    size_t n = mp_str(mp, slot.p, slot.n);
+    mp[n++] = 0x83;
+    n += mp_str(mp + n, kv, sizeof kv - 1);
+    n += mp_str(mp + n, v->id.p, v->id.n);
+    n += mp_str(mp + n, kp, sizeof kp - 1);
+    if (v->payload_mp_len) {
+        memcpy(mp + n, v->payload_mp, v->payload_mp_len);
+        n += v->payload_mp_len;
+    } else {
+        mp[n++] = 0xc0;
+    }
+    n += mp_str(mp + n, ks, sizeof ks - 1);
+    v->entry_mp = mp;
+    v->entry_mp_len = n;
+    if (!json_plain(slot) || !json_plain(v->id) || !v->payload_json || !v->payload_json_len)
+        return true;               /* written item by item */
+    size_t jcap = slot.n + v->id.n + v->payload_json_len + 64;
+    char *js = vd_arena_alloc(&c->rs->arena, jcap);
+    if (!js) {
+        c->oom = true;
+        return false;
+    }
+    int jn = snprintf(js, jcap, "\"%.*s\":{\"variant\":\"%.*s\",\"payload\":%.*s,\"segment\":",
+                      (int)slot.n, slot.p, (int)v->id.n, v->id.p, (int)v->payload_json_len,
+                      v->payload_json);
+    if (jn < 0 || (size_t)jn >= jcap)
+        return true;
+    v->entry_json = js;
+    v->entry_json_len = (size_t)jn;
+    return true;
+}
+
 static int find_variant(const vd_variant *vs, uint32_t n, const char *id, size_t len)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -390,7 +474,7 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
             v->id = vd_intern_str(&c->in, key, strlen(key), 0);
             if (!v->id.p)
                 c->oom = true;
-            if (!encode_payload(c, e, v))
+            if (!encode_payload(c, e, v) || (v->id.p && !encode_entry(c, out->name, v)))
                 return false;
             vd_cpath_pop(c, s2);
         }

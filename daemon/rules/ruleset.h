@@ -21,6 +21,17 @@ typedef struct vd_variant {
     size_t payload_mp_len;
     const char *payload_json;     /* and as compact JSON ("null" if none) */
     size_t payload_json_len;
+    /* The slot's reply entry up to its segment id, pre-encoded once per
+     * ruleset and copied into replies (decision/result.c writes
+     * NAME: {variant: ID, payload: P, segment: SEG}): as MessagePack, the
+     * key, a 3-entry map header, "variant", the id, "payload", the payload
+     * and "segment"; as compact JSON, "NAME":{"variant":"ID","payload":P,"segment":
+     * NULL (and 0) if it could not be built: the reply is then written
+     * item by item, with the same bytes. */
+    const uint8_t *entry_mp;
+    size_t entry_mp_len;
+    const char *entry_json;
+    size_t entry_json_len;
 } vd_variant;
 
 typedef struct vd_split_arm {

@@ -28,7 +28,13 @@
  *     object that msgpack-c unpacks as a map holding "slots" (a map with one
  *     entry per distinct requested slot at most) and "version" — with
  *     explain off and on; in explain's context every url.query.NAME listed
- *     has a string value (the parameter is there, so never nil). */
+ *     has a string value (the parameter is there, so never nil);
+ *   - the in-place reader the decision port uses for decide/explain
+ *     (vd_rpc_peek_decide + vd_rpc_read_params_raw, no msgpack-c objects)
+ *     agrees with msgpack-c + vd_rpc_read_params on every input: the same
+ *     envelope verdict, the same result code and message, the same request
+ *     field by field (strings at the same addresses in the frame) — for the
+ *     whole frame as params, and for element 3 of any 4-element array. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +184,92 @@ static void decide(const vd_request *req, bool explain)
         same_answer_until(req, ctx.now, &d);
 }
 
+/* The address of element i of the array frame buf (scanned), via the
+ * scanner's lengths: independent of the reader under test. */
+static const uint8_t *elem_addr(const uint8_t *buf, size_t len, uint32_t i)
+{
+    size_t pos = buf[0] >= 0x90 && buf[0] <= 0x9f ? 1 : buf[0] == 0xdc ? 3 : 5;
+    vd_scan_limits lim = { VD_DEFAULT_MAX_FRAME, VD_SCAN_MAX_DEPTH };
+    for (uint32_t k = 0; k < i; k++) {
+        size_t n = 0;
+        CHECK(pos < len && vd_msgpack_scan(buf + pos, len - pos, &lim, &n) == VD_SCAN_OK);
+        pos += n;
+    }
+    CHECK(pos < len);
+    return buf + pos;
+}
+
+static bool same_str(vd_str a, vd_str b)
+{
+    return a.n == b.n && (a.n == 0 || a.p == b.p);
+}
+
+/* msgpack-c + vd_rpc_read_params against the in-place reader. */
+static void same_read(const msgpack_object *params, const uint8_t *raw, const uint8_t *end,
+                      unsigned max_slots)
+{
+    static vd_request a, b;
+    char ea[256], eb[256];
+    memset(&a, 0x5a, sizeof a);
+    memset(&b, 0x5a, sizeof b);
+    int ra = vd_rpc_read_params(params, max_slots, &a, ea, sizeof ea);
+    int rb = vd_rpc_read_params_raw(raw, end, max_slots, &b, eb, sizeof eb);
+    CHECK(ra == rb);
+    if (ra != 0) {
+        CHECK(strcmp(ea, eb) == 0);
+        return;
+    }
+    const vd_str *fa[] = { &a.ip, &a.ua, &a.referer, &a.url, &a.lang, &a.vid, &a.uid, &a.consent,
+                           &a.tz, &a.hints.ua, &a.hints.mobile, &a.hints.platform, &a.hints.model };
+    const vd_str *fb[] = { &b.ip, &b.ua, &b.referer, &b.url, &b.lang, &b.vid, &b.uid, &b.consent,
+                           &b.tz, &b.hints.ua, &b.hints.mobile, &b.hints.platform, &b.hints.model };
+    for (size_t i = 0; i < sizeof fa / sizeof fa[0]; i++)
+        CHECK(same_str(*fa[i], *fb[i]));
+    CHECK(a.has_ts == b.has_ts && (!a.has_ts || a.ts == b.ts));
+    CHECK(a.explain == b.explain && a.segments == b.segments);
+    CHECK(a.nslots == b.nslots && a.nattrs == b.nattrs);
+    for (unsigned i = 0; i < a.nslots; i++)
+        CHECK(same_str(a.slots[i], b.slots[i]));
+    for (unsigned i = 0; i < a.nattrs; i++) {
+        const vd_kv *x = &a.attrs[i], *y = &b.attrs[i];
+        CHECK(same_str(x->key, y->key) && x->val.kind == y->val.kind);
+        if (x->val.kind == VD_VAL_STR)
+            CHECK(same_str(x->val.u.s, y->val.u.s));
+        else if (x->val.kind == VD_VAL_NUM)
+            CHECK(memcmp(&x->val.u.num, &y->val.u.num, sizeof x->val.u.num) == 0);
+        else if (x->val.kind == VD_VAL_BOOL)
+            CHECK(x->val.u.b == y->val.u.b);
+    }
+}
+
+static bool is_method(const msgpack_object *m, const char *name)
+{
+    size_t n = strlen(name);
+    return (m->type == MSGPACK_OBJECT_STR || m->type == MSGPACK_OBJECT_BIN) && m->via.str.size == n &&
+           memcmp(m->via.str.ptr, name, n) == 0;
+}
+
+/* The fast path's envelope verdict is the general path's. */
+static void same_envelope(const msgpack_object *obj, const uint8_t *buf, size_t flen,
+                          unsigned max_slots)
+{
+    uint32_t id = 0;
+    bool explain = false;
+    const uint8_t *params = NULL;
+    bool fast = vd_rpc_peek_decide(buf, flen, &id, &explain, &params);
+    const msgpack_object *a = obj->via.array.ptr;
+    bool general = obj->type == MSGPACK_OBJECT_ARRAY && obj->via.array.size == 4 &&
+                   a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[0].via.u64 == 0 &&
+                   a[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[1].via.u64 <= UINT32_MAX &&
+                   (is_method(&a[2], "decide") || is_method(&a[2], "explain"));
+    CHECK(fast == general);
+    if (!fast)
+        return;
+    CHECK(id == a[1].via.u64 && explain == is_method(&a[2], "explain"));
+    CHECK(params == elem_addr(buf, flen, 3));
+    same_read(&a[3], params, buf + flen, max_slots);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* An exact-size copy: ASan sees any read past the frame. */
@@ -206,6 +298,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     /* The daemon's ceiling, or a small configured limit, by the frame's size. */
     unsigned max_slots = flen % 2 ? VD_MAX_SLOTS_PER_REQUEST : VD_DEFAULT_SLOTS_PER_REQUEST;
+    /* The in-place reader agrees with msgpack-c's objects. */
+    same_read(&obj, buf, buf + flen, max_slots);
+    same_envelope(&obj, buf, flen, max_slots);
+    if (obj.type == MSGPACK_OBJECT_ARRAY && obj.via.array.size == 4)
+        same_read(&obj.via.array.ptr[3], elem_addr(buf, flen, 3), buf + flen, max_slots);
     vd_request req;
     memset(&req, 0xa5, sizeof req);     /* read_params must set what it uses */
     char err[256];

@@ -181,3 +181,30 @@ def test_operations_doc_lists_every_metric_family(d):
         assert f"`variantd_{fam}`" in section, f"variantd_{fam} missing from docs/OPERATIONS.md"
     documented = set(re.findall(r"`variantd_([a-z_]+)`", section))
     assert documented <= set(fams), f"documented but not exported: {documented - set(fams)}"
+
+
+def test_referrer_cache_counts_hits_and_misses(tmp_path, start_daemon):
+    """The per-worker referring-host verdict cache: the first request from a
+    host misses, the next ones hit with the same answer; a host whose table
+    entry depends on the path (google.*/maps) answers by the path."""
+    segs = [{"id": "organic", "match": {"attr": "source.medium", "op": "eq", "value": "organic"}},
+            {"id": "social", "match": {"attr": "source.medium", "op": "eq", "value": "social"}}]
+    content = [{"slot": "s", "rules": [{"segment": "organic", "variant": "o"},
+                                       {"segment": "social", "variant": "so"}],
+                "default": "x", "variants": {"o": None, "so": None, "x": None}}]
+    seg, cm = write_defs(tmp_path, segs, content)
+    dd = start_daemon("--workers", "1", segments=seg, content_map=cm, stats=True)
+    c = dd.client()
+    url = "https://shop.example/landing"
+    want = [("https://www.google.com/", "o"), ("https://www.google.com/maps/place/x", "x"),
+            ("https://www.facebook.com/", "so"), ("https://www.google.com/", "o"),
+            ("https://www.google.com/maps/place/x", "x"), ("https://www.facebook.com/", "so"),
+            ("https://www.google.com/?q=a", "o")]        # another query: the same key
+    for ref, variant in want:
+        assert c.decide(slots=["s"], referer=ref, url=url)["slots"]["s"]["variant"] == variant, ref
+    c.decide(slots=["s"], url=url)                        # no Referer: no lookup
+    m = dd.metrics()
+    hit = m['variantd_cache_lookups_total{cache="referrer",result="hit"}']
+    miss = m['variantd_cache_lookups_total{cache="referrer",result="miss"}']
+    assert hit + miss == len(want)
+    assert miss == 3 and hit == 4, (hit, miss)

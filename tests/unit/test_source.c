@@ -388,6 +388,98 @@ static void test_corpus_ga4(void **state)
     assert_true(corpus_accuracy(path, "ga4_channel") >= 0.99);
 }
 
+/* ---- the referring-host verdict cache ------------------------------------ */
+
+static void same_cached(vd_source_cache *c, const char *ref, const char *page)
+{
+    vd_source want, got;
+    vd_source_classify(vd_str_cstr(ref), vd_str_cstr(page), &want);
+    vd_url pu;
+    bool have_page = page[0] && vd_url_parse(vd_str_cstr(page), &pu);
+    memset(&got, 0x5a, sizeof got);
+    vd_source_classify_cached(c, vd_str_cstr(ref), have_page ? &pu : NULL, &got);
+    if (memcmp(&want, &got, sizeof want) != 0)
+        fail_msg("cached verdict differs for referer '%s' page '%s': %s/%s vs %s/%s", ref, page,
+                 vd_medium_name(got.medium), got.name, vd_medium_name(want.medium), want.name);
+}
+
+/* A hit gives what the classification gives, whatever the cache size
+ * (4 entries: every lookup collides), for hosts whose table entries have
+ * paths (google.* with and without "/maps", bing.com with "/chat": the path
+ * is part of the key), the same host under another landing host (same
+ * site or not), hosts too long for a key, and IPs. */
+static void test_cache_exact(void **state)
+{
+    (void)state;
+    static const char *const refs[] = {
+        "https://www.google.com/", "https://www.google.com/maps/place/x", "https://www.google.com/MAPS",
+        "https://www.google.com/search?q=shoes", "https://www.google.de/maps", "https://www.google.de/",
+        "https://www.bing.com/chat", "https://www.bing.com/search?q=x", "https://www.bing.com/",
+        "https://mail.google.com/mail/u/0/", "https://shop.example.co.uk/cart", "https://example.co.uk/",
+        "https://www.facebook.com/", "https://l.facebook.com/l.php?u=x", "https://t.co/abc",
+        "https://webmail.some-isp.example/", "https://search.local-portal.example/?q=x",
+        "https://blog.partner.example/post", "http://192.168.1.1/x", "https://[2001:db8::1]/",
+        "https://orange.fr/webmail/inbox", "https://orange.fr/", "https://www.orange.fr/webmail",
+        "https://a-very-long-subdomain-name-that-goes-on.and-on-and-on.still-more-labels.example-"
+        "long-host-name.co.uk/path",
+        "https://Www.Google.Com./maps", "https://x.example/?utm_source=news&utm_medium=email", "",
+    };
+    static const char *const pages[] = {
+        "https://www.example.co.uk/landing", "https://shop.example.co.uk/", "https://www.google.com/",
+        "https://www.example.com/?gclid=1", "https://www.example.com/?utm_source=fb", "",
+    };
+    size_t sizes[] = { 1, 4, 2048 };
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        vd_source_cache *c = vd_source_cache_new(sizes[z], NULL, NULL);
+        assert_non_null(c);
+        for (int round = 0; round < 3; round++)
+            for (size_t p = 0; p < sizeof pages / sizeof pages[0]; p++)
+                for (size_t r = 0; r < sizeof refs / sizeof refs[0]; r++)
+                    same_cached(c, refs[round == 1 ? sizeof refs / sizeof refs[0] - 1 - r : r], pages[p]);
+        uint64_t hits, misses;
+        vd_source_cache_stats(c, &hits, &misses);
+        /* Every Referer with a host counted once a classification. */
+        assert_int_equal(hits + misses, 3 * (sizeof pages / sizeof pages[0]) * (sizeof refs / sizeof refs[0] - 1));
+        if (sizes[z] == 2048)
+            assert_true(hits > misses);
+        vd_source_cache_free(c);
+    }
+}
+
+/* Over the referer corpora, twice through one cache (the second pass hits):
+ * the same answers as without it. */
+static void test_cache_corpus(void **state)
+{
+    (void)state;
+    VD_NEED_SHARED(path, "data/referer/snowplow_referers_yml_domains.tsv");
+    vd_source_cache *c = vd_source_cache_new(2048, NULL, NULL);
+    assert_non_null(c);
+    static char line[65536];
+    for (int pass = 0; pass < 2; pass++) {
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        while (fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\r\n")] = '\0';
+            char *tab = strchr(line, '\t');
+            if (!tab)
+                continue;
+            *tab = '\0';
+            char *page = tab + 1;
+            char *end = strchr(page, '\t');
+            if (end)
+                *end = '\0';
+            same_cached(c, line, page);
+            same_cached(c, page, line);
+        }
+        fclose(f);
+    }
+    uint64_t hits, misses;
+    vd_source_cache_stats(c, &hits, &misses);
+    printf("    cache: %llu hits, %llu misses\n", (unsigned long long)hits, (unsigned long long)misses);
+    assert_true(hits > 0);
+    vd_source_cache_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +498,8 @@ int main(void)
         cmocka_unit_test(test_corpus_snowplow),
         cmocka_unit_test(test_corpus_domains),
         cmocka_unit_test(test_corpus_ga4),
+        cmocka_unit_test(test_cache_exact),
+        cmocka_unit_test(test_cache_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -48,6 +48,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function startDaemon({ port, statsPort, args = [] } = {}) {
   port = port ?? await freePort();
   statsPort = statsPort ?? await freePort();
+  // Two closed listeners in a row may get the same port back.
+  while (statsPort === port) statsPort = await freePort();
   const log = fs.openSync(path.join(tmp, `variantd-${port}.log`), 'a');
   const proc = spawn(VARIANTD, ['--listen', `127.0.0.1:${port}`, '--stats-listen', `127.0.0.1:${statsPort}`,
     '--segments', path.join(tmp, 'segments'), '--content-map', path.join(tmp, 'content-map'), ...args],
