@@ -94,7 +94,7 @@ static int cmd_validate(int argc, char **argv)
         return 1;
     vd_errors_init(err);
     /* Scores: the third folder, else the scores folder beside the segments. */
-    vd_ruleset *rs = vd_files_compile_all(argv[0], argv[1], argc == 3 ? argv[2] : NULL, err, NULL);
+    vd_ruleset *rs = vd_files_compile_all(argv[0], argv[1], argc == 3 ? argv[2] : NULL, err);
     if (!rs) {
         for (size_t i = 0; i < err->n; i++)
             fprintf(stderr, "error: %s\n", err->msg[i]);

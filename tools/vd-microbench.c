@@ -26,6 +26,15 @@
  * contexts' User-Agents (or every UA of --ua-file, a corpus whose first
  * column is the UA), through the per-worker cache (--ua-cache 0: none):
  *   MICRO_UA ua_cache=off classify_ns_median=… classify_ns_p90=… calls=…
+ *
+ * With --compile N it instead compiles the two folders N more times, as a
+ * reload does (files read, parsed, compiled, indexed), and prints the wall
+ * time of each compile's median, minimum and maximum:
+ *   MICRO_COMPILE compiles=… ms_median=… ms_min=… ms_max=… destroy_ms_median=…
+ *                 segments=… slots=…
+ * (destroy: freeing the ruleset, as the last worker to let go of it does)
+ * Under callgrind --instr-atstart=no only those compiles are counted
+ * ("Collected" / N: instructions per compile).
  */
 #include <msgpack.h>
 #include <stdio.h>
@@ -117,18 +126,55 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* --compile N: N reloads' worth of compiles of the same folders. */
+static int compile_loop(const char *segdir, const char *mapdir, vd_ruleset *first, long n)
+{
+    uint64_t *ms = calloc((size_t)n, sizeof *ms), *ds = calloc((size_t)n, sizeof *ds);
+    if (!ms || !ds)
+        return 1;
+    printf("MICRO_COMPILE_FIRST segments=%u slots=%u\n", vd_ruleset_nsegments(first), vd_ruleset_nslots(first));
+    for (long i = 0; i < n; i++) {
+        static vd_errors err;
+        vd_errors_init(&err);
+        CALLGRIND_START_INSTRUMENTATION;
+        uint64_t t0 = now_ns();
+        vd_ruleset *rs = vd_files_compile(segdir, mapdir, &err);
+        uint64_t t1 = now_ns();
+        CALLGRIND_STOP_INSTRUMENTATION;
+        if (!rs) {
+            fprintf(stderr, "vd-microbench: compile %ld failed\n", i);
+            return 1;
+        }
+        uint64_t t3 = now_ns();
+        vd_ruleset_release(rs);
+        ms[i] = t1 - t0;
+        ds[i] = now_ns() - t3;
+    }
+    qsort(ms, (size_t)n, sizeof *ms, cmp_u64);
+    qsort(ds, (size_t)n, sizeof *ds, cmp_u64);
+    printf("MICRO_COMPILE compiles=%ld ms_median=%.1f ms_min=%.1f ms_max=%.1f "
+           "destroy_ms_median=%.2f segments=%u slots=%u\n", n, (double)ms[n / 2] / 1e6, (double)ms[0] / 1e6,
+           (double)ms[n - 1] / 1e6, (double)ds[n / 2] / 1e6,
+           vd_ruleset_nsegments(first), vd_ruleset_nslots(first));
+    vd_ruleset_release(first);
+    free(ms);
+    free(ds);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: vd-microbench SEGMENTS_DIR CONTENT_MAP_DIR [--contexts FILE] "
                         "[--geoip-db FILE] [--slots a,b | --slot-count K] [-n N] [--warm N] "
-                        "[--ua-cache N] [--geo-cache N] [--ua-file TSV]\n");
+                        "[--ua-cache N] [--geo-cache N] [--ua-file TSV] [--compile N]\n");
         return 2;
     }
     const char *ctx_path = "tests/bench/contexts.tsv", *geo_path = NULL, *ua_file = NULL;
     char *slot_list = NULL;
     long n = 200000, warm = 20000, slot_count = 4;
     long ua_entries = 16384, geo_entries = 4096;   /* the daemon's defaults; 0 = off */
+    long compiles = 0;
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--contexts")) ctx_path = argv[i + 1];
         else if (!strcmp(argv[i], "--geoip-db")) geo_path = argv[i + 1];
@@ -139,6 +185,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ua-cache")) ua_entries = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--geo-cache")) geo_entries = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--ua-file")) ua_file = argv[i + 1];
+        else if (!strcmp(argv[i], "--compile")) compiles = atol(argv[i + 1]);
         else {
             fprintf(stderr, "vd-microbench: unknown option %s\n", argv[i]);
             return 2;
@@ -154,6 +201,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "error: %s\n", err.msg[i]);
         return 1;
     }
+    if (compiles > 0)
+        return compile_loop(argv[1], argv[2], rs, compiles);
     char emsg[256];
     vd_env env = { 0 };
     vd_tzdb *tzdb = vd_tzdb_open(NULL, emsg, sizeof emsg);

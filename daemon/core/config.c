@@ -48,6 +48,9 @@ static const config_row rows[] = {
     INT("max-output", max_output, VD_DEFAULT_MAX_OUTPUT, 4096, 1L << 30,
         "unsent reply bytes per connection before reading from it pauses"),
     INT("workers", workers, 0, 0, VD_MAX_WORKERS, "decision worker threads (0 = one per online CPU)"),
+    INT("compile-nice", compile_nice, -10, -20, 19,
+        "nice value of the threads that compile definitions (reloads, Redis releases), so a swap is not "
+        "starved by busy workers; below 0 needs CAP_SYS_NICE or LimitNICE (else they keep the workers' priority)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
     INT("geoip-check-interval", geoip_check_interval, 60, 0, 86400,
         "seconds between checks of the geoip-db, asn-db and anonymous-ip-db files' identity; a new file is loaded (0 = only on SIGHUP)"),

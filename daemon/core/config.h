@@ -30,6 +30,7 @@ typedef struct vd_config {
     long idle_timeout;        /* seconds a connection may stay silent */
     long max_output;          /* unsent reply bytes before reading pauses */
     long workers;             /* decision worker threads, 0 = online CPUs */
+    long compile_nice;        /* nice value of the threads that compile definitions */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
     long geo_cache;           /* decoded GeoIP record cache entries per worker */
     long geoip_check_interval;/* seconds between geoip-db identity checks (0 = off) */

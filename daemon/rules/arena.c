@@ -97,7 +97,7 @@ static int grow(vd_intern *in)
     for (size_t i = 0; i < in->cap; i++) {
         if (!in->slots[i].p)
             continue;
-        size_t h = (size_t)vd_hash64(in->slots[i].p, in->slots[i].n) & (cap - 1);
+        size_t h = (size_t)vd_hash_mem(in->slots[i].p, in->slots[i].n) & (cap - 1);
         while (s[h].p)
             h = (h + 1) & (cap - 1);
         s[h] = in->slots[i];
@@ -125,7 +125,7 @@ vd_str vd_intern_str(vd_intern *in, const char *p, size_t n, int lower)
     }
     if ((in->n + 1) * 2 > in->cap && grow(in) < 0)
         return VD_STR_NULL;
-    size_t h = (size_t)vd_hash64(key, n) & (in->cap - 1);
+    size_t h = (size_t)vd_hash_mem(key, n) & (in->cap - 1);
     while (in->slots[h].p) {
         if (in->slots[h].n == n && memcmp(in->slots[h].p, key, n) == 0)
             return in->slots[h];

@@ -16,6 +16,30 @@
 
 /* ---- errors and paths ---------------------------------------------------- */
 
+/* The path of the parts pushed so far: "$.match.all[1]". */
+static void cpath_format(const vd_compiler *c, char *buf, size_t cap)
+{
+    size_t len = 0, n = c->plen < VD_CPATH_PARTS ? c->plen : VD_CPATH_PARTS;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && len + 1 < cap; i++) {
+        const struct vd_cpath_part *p = &c->parts[i];
+        const char *pct = p->fmt[0] && p->fmt[1] == '%' ? p->fmt + 1 : NULL;
+        int w;
+        if (!pct)
+            w = snprintf(buf + len, cap - len, "%s", p->fmt);
+        else if (pct[1] == 's')
+            w = snprintf(buf + len, cap - len, "%.*s%s%s", (int)(pct - p->fmt), p->fmt, p->s, pct + 2);
+        else
+            w = snprintf(buf + len, cap - len, "%.*s%zu%s", (int)(pct - p->fmt), p->fmt, p->u,
+                         pct + (pct[1] == 'u' ? 2 : 3));
+        if (w < 0)
+            break;
+        len += (size_t)w;
+        if (len >= cap)
+            len = cap - 1;
+    }
+}
+
 void vd_cerr(vd_compiler *c, const char *fmt, ...)
 {
     char msg[VD_ERROR_LEN];
@@ -24,79 +48,55 @@ void vd_cerr(vd_compiler *c, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     c->nerr++;
+    char path[512];
+    cpath_format(c, path, sizeof path);
     const char *sep1 = c->what[0] ? ": " : "";
     const char *sep2 = c->plen ? ": " : "";
     char line[VD_ERROR_LEN];
     if (snprintf(line, sizeof line, "%s: %s%s%s%s%s", c->doc ? c->doc : "(definitions)",
-                 c->what, sep1, c->plen ? c->path : "", sep2, msg) < 0)
+                 c->what, sep1, path, sep2, msg) < 0)
         line[0] = '\0';                 /* cut at VD_ERROR_LEN like any message */
-    /* Messages quote definition text (ids, attribute names, jansson's
-     * "near '...'" token) and end up in one-line logs: a control byte such
-     * as "\n" in a document must not forge or break a log line. */
+    /* Messages quote definition text (ids, attribute names, the JSON
+     * reader's "near '...'" token) and end up in one-line logs: a control
+     * byte such as "\n" in a document must not forge or break a log line. */
     for (char *q = line; *q; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f)
             *q = '?';
     vd_errors_addf(c->err, "%s", line);
 }
 
-static void cpath_put(vd_compiler *c, const char *p, size_t n)
-{
-    size_t room = sizeof c->path - 1 - c->plen;
-    if (n > room)
-        n = room;
-    memcpy(c->path + c->plen, p, n);
-    c->plen += n;
-    c->path[c->plen] = '\0';
-}
-
-/* Called for every node of every definition, so it formats the few forms
- * it is given (%s, %u, %zu, literal text) itself: vsnprintf here was a
- * tenth of compiling 10,000 segments. */
+/* Called for every node and value of every definition: it only records the
+ * part (the path is written out by vd_cerr); formatting it here was a tenth
+ * of compiling 10,000 segments. */
 size_t vd_cpath_push(vd_compiler *c, const char *fmt, ...)
 {
     size_t old = c->plen;
-    va_list ap;
-    va_start(ap, fmt);
-    for (const char *f = fmt; *f;) {
-        const char *pct = strchr(f, '%');
-        if (!pct) {
-            cpath_put(c, f, strlen(f));
-            break;
-        }
-        cpath_put(c, f, (size_t)(pct - f));
-        char num[24];
-        if (pct[1] == 's') {
-            const char *a = va_arg(ap, const char *);
-            cpath_put(c, a, strlen(a));
-            f = pct + 2;
-        } else if (pct[1] == 'u' || (pct[1] == 'z' && pct[2] == 'u')) {
-            size_t v = pct[1] == 'u' ? va_arg(ap, unsigned) : va_arg(ap, size_t);
-            char *e = num + sizeof num, *q = e;
-            do {
-                *--q = (char)('0' + v % 10);
-                v /= 10;
-            } while (v);
-            cpath_put(c, q, (size_t)(e - q));
-            f = pct + (pct[1] == 'u' ? 2 : 3);
-        } else {
-            cpath_put(c, pct, 1);       /* not a form we use: kept as text */
-            f = pct + 1;
+    if (old < VD_CPATH_PARTS) {
+        struct vd_cpath_part *p = &c->parts[old];
+        p->fmt = fmt;
+        /* The forms with an argument: ".%s", "[%u]", "[%zu]". */
+        if (fmt[0] && fmt[1] == '%') {
+            va_list ap;
+            va_start(ap, fmt);
+            if (fmt[2] == 's')
+                p->s = va_arg(ap, const char *);
+            else
+                p->u = fmt[2] == 'u' ? va_arg(ap, unsigned) : va_arg(ap, size_t);
+            va_end(ap);
         }
     }
-    va_end(ap);
+    c->plen = old + 1;
     return old;
 }
 
 void vd_cpath_pop(vd_compiler *c, size_t len)
 {
     c->plen = len;
-    c->path[len] = '\0';
 }
 
 void vd_cpath_reset(vd_compiler *c)
 {
-    c->path[0] = '$';
-    c->path[1] = '\0';
+    c->parts[0].fmt = "$";
     c->plen = 1;
 }
 
@@ -144,6 +144,29 @@ uint32_t vd_node_alloc(vd_compiler *c, uint32_t count)
         rs->nodes[first + i] = (vd_node){ VD_N_ALL, 0, 0 };
     rs->nnodes += count;
     return first;
+}
+
+void vd_compile_reserve(vd_compiler *c, size_t nodes, size_t preds)
+{
+    vd_ruleset *rs = c->rs;
+    if (nodes > UINT32_MAX / 4)
+        nodes = UINT32_MAX / 4;
+    if (preds > UINT32_MAX / 4)
+        preds = UINT32_MAX / 4;
+    if (rs->nnodes + nodes > rs->cap_nodes) {
+        vd_node *n = vd_realloc(rs->nodes, (rs->nnodes + nodes) * sizeof *n);
+        if (n) {
+            rs->nodes = n;
+            rs->cap_nodes = (uint32_t)(rs->nnodes + nodes);
+        }
+    }
+    if (rs->npreds + preds > rs->cap_preds) {
+        vd_pred *p = vd_realloc(rs->preds, (rs->npreds + preds) * sizeof *p);
+        if (p) {
+            rs->preds = p;
+            rs->cap_preds = (uint32_t)(rs->npreds + preds);
+        }
+    }
 }
 
 static vd_pred *pred_alloc(vd_compiler *c, uint32_t *idx)
@@ -208,10 +231,10 @@ static const char *const type_names[] = {
     [VD_AT_INSTANT] = "instant", [VD_AT_ANY] = "any",
 };
 
-static int op_lookup(const char *s)
+static int op_lookup(const char *s, size_t n)
 {
     for (int i = 0; i < VD_OP__COUNT; i++)
-        if (strcmp(op_names[i], s) == 0)
+        if (op_names[i][0] == s[0] && strlen(op_names[i]) == n && memcmp(op_names[i], s, n) == 0)
             return i;
     return -1;
 }
@@ -234,21 +257,21 @@ static void valid_ops(uint32_t mask, char *buf, size_t cap)
 /* The elements of a value that may be one item or a list: arrays as they
  * are; a scalar counts as a list of one when `scalar_ok`. */
 typedef struct vlist {
-    json_t *v;
+    const vd_json *v;
     size_t n;
     bool is_array;
 } vlist;
 
-static json_t *vl_at(const vlist *l, size_t i)
+static const vd_json *vl_at(const vlist *l, size_t i)
 {
-    return l->is_array ? json_array_get(l->v, i) : l->v;
+    return l->is_array ? vd_json_at(l->v, i) : l->v;
 }
 
-static bool get_list(vd_compiler *c, json_t *v, bool scalar_ok, vlist *out)
+static bool get_list(vd_compiler *c, const vd_json *v, bool scalar_ok, vlist *out)
 {
     out->v = v;
-    out->is_array = json_is_array(v);
-    out->n = out->is_array ? json_array_size(v) : 1;
+    out->is_array = vd_json_is_array(v);
+    out->n = out->is_array ? vd_json_size(v) : 1;
     if (!out->is_array && !scalar_ok) {
         vd_cerr(c, "needs an array");
         return false;
@@ -262,16 +285,16 @@ static bool get_list(vd_compiler *c, json_t *v, bool scalar_ok, vlist *out)
 
 static size_t push_elem(vd_compiler *c, const vlist *l, size_t i)
 {
-    return l->is_array ? vd_cpath_push(c, "[%zu]", i) : c->plen;
+    return l->is_array ? vd_cpath_index(c, i) : c->plen;
 }
 
-static bool get_int(json_t *v, long long lo, long long hi, long long *out)
+static bool get_int(const vd_json *v, long long lo, long long hi, long long *out)
 {
     double d;
-    if (json_is_integer(v))
-        d = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        d = json_real_value(v);
+    if (vd_json_is_integer(v))
+        d = (double)vd_json_int(v);
+    else if (vd_json_is_real(v))
+        d = vd_json_real(v);
     else
         return false;
     if (!(d >= (double)lo && d <= (double)hi) || d != floor(d))
@@ -280,12 +303,12 @@ static bool get_int(json_t *v, long long lo, long long hi, long long *out)
     return true;
 }
 
-static bool get_num(json_t *v, double *out)
+static bool get_num(const vd_json *v, double *out)
 {
-    if (json_is_integer(v))
-        *out = (double)json_integer_value(v);
-    else if (json_is_real(v))
-        *out = json_real_value(v);
+    if (vd_json_is_integer(v))
+        *out = (double)vd_json_int(v);
+    else if (vd_json_is_real(v))
+        *out = vd_json_real(v);
     else
         return false;
     return isfinite(*out);
@@ -394,7 +417,7 @@ static int str_cmp(const void *a, const void *b)
 
 /* Strings (lower-cased, interned). For ANY attributes, numbers and bools
  * may sit in the same list (allow_other). */
-static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, bool allow_other)
+static bool compile_strs(vd_compiler *c, vd_pred *p, const vd_json *v, bool scalar_ok, bool allow_other)
 {
     vlist l;
     if (!get_list(c, v, scalar_ok, &l))
@@ -405,21 +428,21 @@ static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, 
         return false;
     bool ok = true;
     for (size_t i = 0; i < l.n; i++) {
-        json_t *e = vl_at(&l, i);
+        const vd_json *e = vl_at(&l, i);
         size_t saved = push_elem(c, &l, i);
-        if (json_is_string(e)) {
-            vd_str s = vd_intern_str(&c->in, json_string_value(e), json_string_length(e), 1);
+        if (vd_json_is_string(e)) {
+            vd_str s = vd_intern_str(&c->in, vd_json_str(e), vd_json_strlen(e), 1);
             if (!s.p)
                 c->oom = true;
             strs[p->nstrs++] = s;
-        } else if (allow_other && (json_is_integer(e) || json_is_real(e))) {
+        } else if (allow_other && (vd_json_is_integer(e) || vd_json_is_real(e))) {
             if (!get_num(e, &nums[p->nnums])) {
                 vd_cerr(c, "number out of range");
                 ok = false;
             }
             p->nnums++;
-        } else if (allow_other && json_is_boolean(e)) {
-            p->bools |= json_is_true(e) ? 2 : 1;
+        } else if (allow_other && vd_json_is_boolean(e)) {
+            p->bools |= vd_json_is_true(e) ? 2 : 1;
         } else {
             vd_cerr(c, allow_other ? "needs a string, number or bool" : "needs a string");
             ok = false;
@@ -440,7 +463,7 @@ static bool compile_strs(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok, 
     return ok;
 }
 
-static bool compile_nums(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok)
+static bool compile_nums(vd_compiler *c, vd_pred *p, const vd_json *v, bool scalar_ok)
 {
     vlist l;
     if (!get_list(c, v, scalar_ok, &l))
@@ -462,15 +485,15 @@ static bool compile_nums(vd_compiler *c, vd_pred *p, json_t *v, bool scalar_ok)
 }
 
 /* lt/lte/gt/gte with one number, between with [from, to] (from <= to). */
-static bool compile_range(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_range(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     double a, b;
     p->lo = -INFINITY;
     p->hi = INFINITY;
     p->lo_incl = p->hi_incl = true;
     if (p->op == VD_OP_BETWEEN) {
-        if (!json_is_array(v) || json_array_size(v) != 2 || !get_num(json_array_get(v, 0), &a) ||
-            !get_num(json_array_get(v, 1), &b)) {
+        if (!vd_json_is_array(v) || vd_json_size(v) != 2 || !get_num(vd_json_at(v, 0), &a) ||
+            !get_num(vd_json_at(v, 1), &b)) {
             vd_cerr(c, "between needs [from, to] with two numbers");
             return false;
         }
@@ -497,18 +520,18 @@ static bool compile_range(vd_compiler *c, vd_pred *p, json_t *v)
 
 /* Dates and instants: whole numbers (days / seconds); the bounds are
  * stored inclusive so eval can find the next flip exactly. */
-static bool time_value(vd_compiler *c, vd_pred *p, json_t *v, int64_t *out)
+static bool time_value(vd_compiler *c, vd_pred *p, const vd_json *v, int64_t *out)
 {
     if (p->type == VD_AT_DATE) {
-        if (!json_is_string(v) || !parse_date(json_string_value(v), json_string_length(v), out)) {
+        if (!vd_json_is_string(v) || !parse_date(vd_json_str(v), vd_json_strlen(v), out)) {
             vd_cerr(c, "needs a date \"YYYY-MM-DD\"");
             return false;
         }
         return true;
     }
     long long secs;
-    if (json_is_string(v)) {
-        if (!parse_instant(json_string_value(v), json_string_length(v), out)) {
+    if (vd_json_is_string(v)) {
+        if (!parse_instant(vd_json_str(v), vd_json_strlen(v), out)) {
             vd_cerr(c, "needs an ISO-8601 instant with an offset (\"2026-11-27T00:00:00Z\", "
                        "\"...+01:00\") or unix seconds");
             return false;
@@ -523,22 +546,22 @@ static bool time_value(vd_compiler *c, vd_pred *p, json_t *v, int64_t *out)
     return true;
 }
 
-static bool compile_timerange(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_timerange(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     int64_t a = 0, b = 0;
     p->lo = -INFINITY;
     p->hi = INFINITY;
     p->lo_incl = p->hi_incl = true;
     if (p->op == VD_OP_BETWEEN) {
-        if (!json_is_array(v) || json_array_size(v) != 2) {
+        if (!vd_json_is_array(v) || vd_json_size(v) != 2) {
             vd_cerr(c, "between needs [from, to]");
             return false;
         }
         size_t saved = vd_cpath_push(c, "[0]");
-        bool ok = time_value(c, p, json_array_get(v, 0), &a);
+        bool ok = time_value(c, p, vd_json_at(v, 0), &a);
         vd_cpath_pop(c, saved);
         saved = vd_cpath_push(c, "[1]");
-        ok = time_value(c, p, json_array_get(v, 1), &b) && ok;
+        ok = time_value(c, p, vd_json_at(v, 1), &b) && ok;
         vd_cpath_pop(c, saved);
         if (!ok)
             return false;
@@ -570,7 +593,7 @@ static void bit_set(uint64_t *w, uint32_t i)
 /* Hours, minutes and weekdays become a bitmap over their cycle; a
  * wrapping between is just more bits, and eval finds the next flip by
  * scanning it. */
-static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_bits(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     uint32_t nbits = p->type == VD_AT_HOUR ? 24 : p->type == VD_AT_MINUTE ? 1440 : 7;
     uint64_t *w = arena_alloc(c, ((nbits + 63) / 64) * sizeof *w);
@@ -587,9 +610,9 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
             return false;
         bool ok = true;
         for (size_t i = 0; i < l.n; i++) {
-            json_t *e = vl_at(&l, i);
+            const vd_json *e = vl_at(&l, i);
             size_t saved = push_elem(c, &l, i);
-            int d = json_is_string(e) ? weekday_index(json_string_value(e), json_string_length(e)) : -1;
+            int d = vd_json_is_string(e) ? weekday_index(vd_json_str(e), vd_json_strlen(e)) : -1;
             if (d < 0) {
                 vd_cerr(c, "needs a weekday: mon tue wed thu fri sat sun");
                 ok = false;
@@ -606,7 +629,7 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_OP_EQ: case VD_OP_NE: case VD_OP_IN: case VD_OP_NOT_IN: {
         vlist l;
         bool list = p->op == VD_OP_IN || p->op == VD_OP_NOT_IN;
-        if (list && !json_is_array(v)) {
+        if (list && !vd_json_is_array(v)) {
             vd_cerr(c, "%s needs an array", op_names[p->op]);
             return false;
         }
@@ -626,8 +649,8 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
         return ok;
     }
     case VD_OP_BETWEEN:
-        if (!json_is_array(v) || json_array_size(v) != 2 || !get_int(json_array_get(v, 0), 0, max, &a) ||
-            !get_int(json_array_get(v, 1), 0, max, &b)) {
+        if (!vd_json_is_array(v) || vd_json_size(v) != 2 || !get_int(vd_json_at(v, 0), 0, max, &a) ||
+            !get_int(vd_json_at(v, 1), 0, max, &b)) {
             vd_cerr(c, "between needs [from, to] with 0 <= %s <= %lld", unit, max);
             return false;
         }
@@ -662,16 +685,16 @@ static bool compile_bits(vd_compiler *c, vd_pred *p, json_t *v)
     return true;
 }
 
-static bool compile_nets(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_nets(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     bool prefix = p->op == VD_OP_CIDR;
     bool list = p->op != VD_OP_EQ && p->op != VD_OP_NE;
     vlist l;
-    if (list && p->op != VD_OP_CIDR && !json_is_array(v)) {
+    if (list && p->op != VD_OP_CIDR && !vd_json_is_array(v)) {
         vd_cerr(c, "%s needs an array of addresses", op_names[p->op]);
         return false;
     }
-    if (!list && !json_is_string(v)) {
+    if (!list && !vd_json_is_string(v)) {
         vd_cerr(c, "needs an IP address string");
         return false;
     }
@@ -682,9 +705,9 @@ static bool compile_nets(vd_compiler *c, vd_pred *p, json_t *v)
         return false;
     bool ok = true;
     for (size_t i = 0; i < l.n; i++) {
-        json_t *e = vl_at(&l, i);
+        const vd_json *e = vl_at(&l, i);
         size_t saved = push_elem(c, &l, i);
-        if (!json_is_string(e) || !vd_ipnet_parse(vd_str_make(json_string_value(e), json_string_length(e)), prefix, &nets[p->nnets])) {
+        if (!vd_json_is_string(e) || !vd_ipnet_parse(vd_str_make(vd_json_str(e), vd_json_strlen(e)), prefix, &nets[p->nnets])) {
             vd_cerr(c, prefix ? "needs an IPv4/IPv6 network like \"10.0.0.0/8\" or \"2001:db8::/32\""
                               : "needs an IPv4/IPv6 address");
             ok = false;
@@ -698,30 +721,29 @@ static bool compile_nets(vd_compiler *c, vd_pred *p, json_t *v)
     return ok;
 }
 
-static bool compile_within(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_within(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
-    if (!json_is_object(v)) {
+    if (!vd_json_is_object(v)) {
         vd_cerr(c, "within needs {\"lat\", \"lon\", \"km\"}");
         return false;
     }
-    const char *key;
-    json_t *e;
     bool ok = true;
-    json_object_foreach(v, key, e) {
+    vd_json_foreach(v, m) {
+        const char *key = m->key;
         if (strcmp(key, "lat") && strcmp(key, "lon") && strcmp(key, "km")) {
             vd_cerr(c, "within: unknown key \"%s\" (expected lat, lon, km)", key);
             ok = false;
         }
     }
-    if (!get_num(json_object_get(v, "lat"), &p->lat) || p->lat < -90 || p->lat > 90) {
+    if (!get_num(vd_json_get(v, "lat"), &p->lat) || p->lat < -90 || p->lat > 90) {
         vd_cerr(c, "within needs lat, -90 <= lat <= 90");
         ok = false;
     }
-    if (!get_num(json_object_get(v, "lon"), &p->lon) || p->lon < -180 || p->lon > 180) {
+    if (!get_num(vd_json_get(v, "lon"), &p->lon) || p->lon < -180 || p->lon > 180) {
         vd_cerr(c, "within needs lon, -180 <= lon <= 180");
         ok = false;
     }
-    if (!get_num(json_object_get(v, "km"), &p->km) || p->km <= 0 || p->km > 20038) {
+    if (!get_num(vd_json_get(v, "km"), &p->km) || p->km <= 0 || p->km > 20038) {
         vd_cerr(c, "within needs km, 0 < km <= 20038");
         ok = false;
     }
@@ -729,16 +751,16 @@ static bool compile_within(vd_compiler *c, vd_pred *p, json_t *v)
 }
 
 /* The value, by attribute type and op; the path points at "value". */
-static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
+static bool compile_value(vd_compiler *c, vd_pred *p, const vd_json *v)
 {
     int op = p->op;
     bool list = op == VD_OP_IN || op == VD_OP_NOT_IN;
     bool eqs = op == VD_OP_EQ || op == VD_OP_NE || list;
-    if ((op == VD_OP_EQ || op == VD_OP_NE) && json_is_array(v)) {
+    if ((op == VD_OP_EQ || op == VD_OP_NE) && vd_json_is_array(v)) {
         vd_cerr(c, "%s needs a single value (use %s for a list)", op_names[op], op == VD_OP_EQ ? "in" : "not_in");
         return false;
     }
-    if (list && !json_is_array(v) && p->type != VD_AT_WEEKDAY && p->type != VD_AT_HOUR &&
+    if (list && !vd_json_is_array(v) && p->type != VD_AT_WEEKDAY && p->type != VD_AT_HOUR &&
         p->type != VD_AT_MINUTE && p->type != VD_AT_IP) {
         vd_cerr(c, "%s needs an array", op_names[op]);
         return false;
@@ -747,7 +769,7 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_AT_STRING:
         if (eqs) {
             p->test = VD_T_SET;
-            if (!list && !json_is_string(v)) {
+            if (!list && !vd_json_is_string(v)) {
                 vd_cerr(c, "%s needs a string", op_names[op]);
                 return false;
             }
@@ -758,7 +780,7 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_AT_ANY:
         if (eqs) {
             p->test = VD_T_SET;
-            if (!list && !json_is_string(v) && !json_is_number(v) && !json_is_boolean(v)) {
+            if (!list && !vd_json_is_string(v) && !vd_json_is_number(v) && !vd_json_is_boolean(v)) {
                 vd_cerr(c, "%s needs a string, number or bool", op_names[op]);
                 return false;
             }
@@ -773,7 +795,7 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     case VD_AT_NUMBER:
         if (eqs) {
             p->test = VD_T_SET;
-            if (!list && !json_is_number(v)) {
+            if (!list && !vd_json_is_number(v)) {
                 vd_cerr(c, "%s needs a number", op_names[op]);
                 return false;
             }
@@ -782,12 +804,12 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
         p->test = VD_T_RANGE;
         return compile_range(c, p, v);
     case VD_AT_BOOL:
-        if (!json_is_boolean(v)) {
+        if (!vd_json_is_boolean(v)) {
             vd_cerr(c, "%s needs true or false", op_names[op]);
             return false;
         }
         p->test = VD_T_SET;
-        p->bools = json_is_true(v) ? 2 : 1;
+        p->bools = vd_json_is_true(v) ? 2 : 1;
         return true;
     case VD_AT_IP:
         p->test = VD_T_IPNET;
@@ -810,26 +832,72 @@ static bool compile_value(vd_compiler *c, vd_pred *p, json_t *v)
     }
 }
 
-static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
+/* vd_attr_resolve through the compiler's memo: it compares the name
+ * with every attribute of the table in turn. */
+static bool attr_resolve(vd_compiler *c, vd_str name, vd_attr_ref *ref)
 {
-    json_t *ja = json_object_get(j, "attr"), *jo = json_object_get(j, "op"), *jv = json_object_get(j, "value");
-    const char *key;
-    json_t *e;
+    uint32_t h = (uint32_t)vd_hash_mem(name.p, name.n);
+    for (uint32_t k = 0; k < 8; k++) {
+        struct vd_attr_memo *m = &c->attr_memo[(h + k) & (VD_ATTR_MEMO - 1)];
+        if (!m->p) {
+            if (!vd_attr_resolve(name, ref))
+                return false;
+            /* A copy: the name's JSON is gone once its segment is compiled. */
+            vd_str key = vd_intern_str(&c->in, name.p, name.n, 0);
+            if (key.p)
+                *m = (struct vd_attr_memo){ key.p, (uint32_t)key.n, ref->sub.n ? (uint32_t)(key.n - ref->sub.n) : 0,
+                                            ref->id };
+            return true;
+        }
+        if (m->n == name.n && memcmp(m->p, name.p, name.n) == 0) {
+            ref->id = m->id;
+            ref->sub = m->sub_off ? vd_str_make(name.p + m->sub_off, name.n - m->sub_off) : VD_STR_NULL;
+            return true;
+        }
+    }
+    return vd_attr_resolve(name, ref);
+}
+
+/* The keys a node may have, found in one pass over its members (a node
+ * used to be looked up by name eight times). */
+enum { K_ALL, K_ANY, K_NOT, K_SEGMENT, K_ATTR, K_OP, K_VALUE, K__COUNT, K_OTHER = K__COUNT };
+
+static int node_key(const vd_json_member *m)
+{
+    const char *k = m->key;
+    switch (m->klen) {
+    case 2: return memcmp(k, "op", 2) ? K_OTHER : K_OP;
+    case 3: return !memcmp(k, "all", 3) ? K_ALL : !memcmp(k, "any", 3) ? K_ANY : !memcmp(k, "not", 3) ? K_NOT : K_OTHER;
+    case 4: return memcmp(k, "attr", 4) ? K_OTHER : K_ATTR;
+    case 5: return memcmp(k, "value", 5) ? K_OTHER : K_VALUE;
+    case 7: return memcmp(k, "segment", 7) ? K_OTHER : K_SEGMENT;
+    default: return K_OTHER;
+    }
+}
+
+/* A predicate node j; at[K_ATTR], at[K_OP], at[K_VALUE] are its members
+ * (NULL if absent). */
+static void compile_pred(vd_compiler *c, const vd_json *j, const vd_json *const *at, uint32_t idx)
+{
+    const vd_json *ja = at[K_ATTR], *jo = at[K_OP], *jv = at[K_VALUE];
     bool ok = true;
-    json_object_foreach(j, key, e) {
-        if (strcmp(key, "attr") && strcmp(key, "op") && strcmp(key, "value")) {
-            vd_cerr(c, "unknown key \"%s\" in a predicate (expected attr, op, value)", key);
-            ok = false;
+    if (vd_json_size(j) > (size_t)(!!ja + !!jo + !!jv)) {
+        vd_json_foreach(j, m) {
+            int k = node_key(m);
+            if (k != K_ATTR && k != K_OP && k != K_VALUE) {
+                vd_cerr(c, "unknown key \"%s\" in a predicate (expected attr, op, value)", m->key);
+                ok = false;
+            }
         }
     }
     vd_attr_ref ref = { 0 };
-    size_t saved = vd_cpath_push(c, ".attr");
-    if (!json_is_string(ja)) {
+    size_t saved = vd_cpath_name(c, ".attr");
+    if (!vd_json_is_string(ja)) {
         vd_cerr(c, "needs an attribute name string");
         ok = false;
-    } else if (!vd_attr_resolve(vd_str_make(json_string_value(ja), json_string_length(ja)), &ref)) {
-        vd_cerr(c, "unknown attribute \"%.*s\"", (int)(json_string_length(ja) > 64 ? 64 : json_string_length(ja)),
-                json_string_value(ja));
+    } else if (!attr_resolve(c, vd_str_make(vd_json_str(ja), vd_json_strlen(ja)), &ref)) {
+        vd_cerr(c, "unknown attribute \"%.*s\"", (int)(vd_json_strlen(ja) > 64 ? 64 : vd_json_strlen(ja)),
+                vd_json_str(ja));
         ok = false;
         ja = NULL;
     }
@@ -837,25 +905,25 @@ static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
                      ref.id == VD_ATTR_VISITOR_DECLINE) &&
         !vd_ruleset_find_score(c->rs, ref.sub)) {
         vd_cerr(c, "unknown score \"%.*s\" in %s (define it in scores/)",
-                (int)(ref.sub.n > 64 ? 64 : ref.sub.n), ref.sub.p, json_string_value(ja));
+                (int)(ref.sub.n > 64 ? 64 : ref.sub.n), ref.sub.p, vd_json_str(ja));
         ok = false;
     }
     vd_cpath_pop(c, saved);
     int op = -1;
-    saved = vd_cpath_push(c, ".op");
-    if (!json_is_string(jo)) {
+    saved = vd_cpath_name(c, ".op");
+    if (!vd_json_is_string(jo)) {
         vd_cerr(c, "needs an op string");
         ok = false;
-    } else if ((op = op_lookup(json_string_value(jo))) < 0) {
-        vd_cerr(c, "unknown op \"%.*s\"", (int)(json_string_length(jo) > 32 ? 32 : json_string_length(jo)),
-                json_string_value(jo));
+    } else if ((op = op_lookup(vd_json_str(jo), vd_json_strlen(jo))) < 0) {
+        vd_cerr(c, "unknown op \"%.*s\"", (int)(vd_json_strlen(jo) > 32 ? 32 : vd_json_strlen(jo)),
+                vd_json_str(jo));
         ok = false;
-    } else if (json_is_string(ja)) {
+    } else if (vd_json_is_string(ja)) {
         const vd_attr_info *info = vd_attr_info_get(ref.id);
         if (!(type_ops[info->type] & (1u << op))) {
             char buf[160];
             valid_ops(type_ops[info->type], buf, sizeof buf);
-            vd_cerr(c, "op \"%s\" is not valid for %s (%s); valid: %s", op_names[op], json_string_value(ja),
+            vd_cerr(c, "op \"%s\" is not valid for %s (%s); valid: %s", op_names[op], vd_json_str(ja),
                     type_names[info->type], buf);
             ok = false;
         }
@@ -879,14 +947,14 @@ static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
     p->negate = op == VD_OP_NE || op == VD_OP_NOT_IN;
     p->if_missing = p->negate;
 
-    saved = vd_cpath_push(c, ".value");
+    saved = vd_cpath_name(c, ".value");
     if (op == VD_OP_EXISTS) {
         bool want = true;
-        if (jv && !json_is_boolean(jv)) {
+        if (jv && !vd_json_is_boolean(jv)) {
             vd_cerr(c, "exists takes no value, or true/false");
             ok = false;
         } else if (jv) {
-            want = json_is_true(jv);
+            want = vd_json_is_true(jv);
         }
         p->test = VD_T_EXISTS;
         p->negate = !want;
@@ -907,12 +975,52 @@ static void compile_pred(vd_compiler *c, json_t *j, uint32_t idx)
 
 /* ---- nodes ---------------------------------------------------------------- */
 
-static int32_t find_segment(vd_compiler *c, const char *id, size_t n)
+void vd_compile_ref(vd_compiler *c, const char *id, size_t n, uint32_t idx)
 {
-    return vd_ruleset_find_segment(c->rs, vd_str_make(id, n));
+    int32_t seg = vd_ruleset_find_segment(c->rs, vd_str_make(id, n));
+    if (seg >= 0) {
+        c->rs->nodes[idx] = (vd_node){ VD_N_REF, (uint32_t)seg, 0 };
+        return;
+    }
+    /* The parts of a match tree's path are literals, the node kinds
+     * (static) and numbers: they can be kept past the JSON. */
+    size_t np = c->plen < VD_CPATH_PARTS ? c->plen : VD_CPATH_PARTS;
+    if (c->nrefs == c->cap_refs) {
+        size_t cap = c->cap_refs ? c->cap_refs * 2 : 64;
+        struct vd_pending_ref *r = vd_realloc(c->refs, cap * sizeof *r);
+        if (!r) {
+            c->oom = true;
+            return;
+        }
+        c->refs = r;
+        c->cap_refs = cap;
+    }
+    if (c->nref_parts + np > c->cap_ref_parts) {
+        size_t cap = c->cap_ref_parts ? c->cap_ref_parts : 256;
+        while (cap < c->nref_parts + np)
+            cap *= 2;
+        struct vd_cpath_part *p = vd_realloc(c->ref_parts, cap * sizeof *p);
+        if (!p) {
+            c->oom = true;
+            return;
+        }
+        c->ref_parts = p;
+        c->cap_ref_parts = cap;
+    }
+    vd_str s = vd_intern_str(&c->in, id, n, 0);
+    if (!s.p) {
+        c->oom = true;
+        return;
+    }
+    memcpy(c->ref_parts + c->nref_parts, c->parts, np * sizeof *c->parts);
+    c->refs[c->nrefs++] = (struct vd_pending_ref){
+        .node = idx, .owner = c->cur_seg, .id = s, .doc = c->doc,
+        .part_first = (uint32_t)c->nref_parts, .nparts = (uint32_t)np, .plen = c->plen,
+    };
+    c->nref_parts += np;
 }
 
-void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
+void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
 {
     if (c->oom)
         return;
@@ -920,15 +1028,21 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
         vd_cerr(c, "nested deeper than %d levels", VD_MAX_RULE_DEPTH);
         return;
     }
-    if (!json_is_object(j)) {
+    if (!vd_json_is_object(j)) {
         vd_cerr(c, "a node must be an object: {\"all\"}, {\"any\"}, {\"not\"}, {\"segment\"} or "
                    "{\"attr\", \"op\", \"value\"}");
         return;
     }
     static const char *const kinds[] = { "all", "any", "not", "segment" };
+    const vd_json *at[K__COUNT] = { 0 };
+    vd_json_foreach(j, m) {
+        int k = node_key(m);
+        if (k != K_OTHER)
+            at[k] = &m->val;
+    }
     int kind = -1;
     for (int k = 0; k < 4; k++)
-        if (json_object_get(j, kinds[k])) {
+        if (at[k]) {
             if (kind >= 0) {
                 vd_cerr(c, "a node has both \"%s\" and \"%s\"", kinds[kind], kinds[k]);
                 return;
@@ -936,38 +1050,38 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
             kind = k;
         }
     if (kind < 0) {
-        if (json_object_get(j, "attr") || json_object_get(j, "op")) {
-            compile_pred(c, j, idx);
+        if (at[K_ATTR] || at[K_OP]) {
+            compile_pred(c, j, at, idx);
             return;
         }
-        const char *key = json_object_size(j) ? json_object_iter_key(json_object_iter(j)) : NULL;
+        const char *key = vd_json_size(j) ? j->u.members[0].key : NULL;
         if (key)
             vd_cerr(c, "unknown key \"%s\" (expected all, any, not, segment or attr/op/value)", key);
         else
             vd_cerr(c, "empty node (expected all, any, not, segment or attr/op/value)");
         return;
     }
-    if (json_object_size(j) != 1) {
-        const char *key;
-        json_t *e;
-        json_object_foreach(j, key, e) {
+    if (vd_json_size(j) != 1) {
+        vd_json_foreach(j, m) {
+            const char *key = m->key;
             if (strcmp(key, kinds[kind]))
                 vd_cerr(c, "unknown key \"%s\" next to \"%s\"", key, kinds[kind]);
         }
         return;
     }
-    json_t *v = json_object_get(j, kinds[kind]);
-    size_t saved = vd_cpath_push(c, ".%s", kinds[kind]);
+    const vd_json *v = at[kind];
+    static const char *const kind_parts[] = { ".all", ".any", ".not", ".segment" };
+    size_t saved = vd_cpath_name(c, kind_parts[kind]);
     if (kind <= 1) {
-        if (!json_is_array(v)) {
+        if (!vd_json_is_array(v)) {
             vd_cerr(c, "needs an array of nodes");
         } else {
-            uint32_t n = (uint32_t)json_array_size(v);
+            uint32_t n = (uint32_t)vd_json_size(v);
             uint32_t first = vd_node_alloc(c, n);
             if (first != VD_NODE_NONE) {
                 for (uint32_t i = 0; i < n; i++) {
-                    size_t s2 = vd_cpath_push(c, "[%u]", i);
-                    vd_compile_node(c, json_array_get(v, i), first + i, depth + 1);
+                    size_t s2 = vd_cpath_index(c, i);
+                    vd_compile_node(c, vd_json_at(v, i), first + i, depth + 1);
                     vd_cpath_pop(c, s2);
                 }
                 c->rs->nodes[idx] = (vd_node){ kind == 0 ? VD_N_ALL : VD_N_ANY, first, n };
@@ -980,14 +1094,10 @@ void vd_compile_node(vd_compiler *c, json_t *j, uint32_t idx, int depth)
             c->rs->nodes[idx] = (vd_node){ VD_N_NOT, child, 1 };
         }
     } else {
-        int32_t seg = -1;
-        if (!json_is_string(v))
+        if (!vd_json_is_string(v))
             vd_cerr(c, "needs a segment id string");
-        else if ((seg = find_segment(c, json_string_value(v), json_string_length(v))) < 0)
-            vd_cerr(c, "unknown segment \"%.*s\"", (int)(json_string_length(v) > 128 ? 128 : json_string_length(v)),
-                    json_string_value(v));
         else
-            c->rs->nodes[idx] = (vd_node){ VD_N_REF, (uint32_t)seg, 0 };
+            vd_compile_ref(c, vd_json_str(v), vd_json_strlen(v), idx);
     }
     vd_cpath_pop(c, saved);
 }

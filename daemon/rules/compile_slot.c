@@ -16,55 +16,53 @@
 #define SPLIT_BUCKETS 10000u
 #define SPLIT_MAX_WEIGHT 1000000
 
-static int pack_json(msgpack_packer *pk, json_t *v)
+static int pack_json(msgpack_packer *pk, const vd_json *v)
 {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        if (msgpack_pack_map(pk, json_object_size(v)))
+    switch (v->type) {
+    case VD_JSON_OBJECT: {
+        if (msgpack_pack_map(pk, v->n))
             return -1;
-        const char *key;
-        json_t *e;
-        json_object_foreach(v, key, e) {
-            size_t n = strlen(key);
-            if (msgpack_pack_str(pk, n) || msgpack_pack_str_body(pk, key, n) || pack_json(pk, e))
+        vd_json_foreach(v, m) {
+            if (msgpack_pack_str(pk, m->klen) || msgpack_pack_str_body(pk, m->key, m->klen) ||
+                pack_json(pk, &m->val))
                 return -1;
         }
         return 0;
     }
-    case JSON_ARRAY: {
-        if (msgpack_pack_array(pk, json_array_size(v)))
+    case VD_JSON_ARRAY: {
+        if (msgpack_pack_array(pk, v->n))
             return -1;
-        for (size_t i = 0; i < json_array_size(v); i++)
-            if (pack_json(pk, json_array_get(v, i)))
+        for (size_t i = 0; i < v->n; i++)
+            if (pack_json(pk, vd_json_at(v, i)))
                 return -1;
         return 0;
     }
-    case JSON_STRING:
-        return msgpack_pack_str(pk, json_string_length(v)) ||
-               msgpack_pack_str_body(pk, json_string_value(v), json_string_length(v)) ? -1 : 0;
-    case JSON_INTEGER:
-        return msgpack_pack_int64(pk, json_integer_value(v));
-    case JSON_REAL:
-        return msgpack_pack_double(pk, json_real_value(v));
-    case JSON_TRUE:
+    case VD_JSON_STRING:
+        return msgpack_pack_str(pk, v->n) || msgpack_pack_str_body(pk, v->u.s, v->n) ? -1 : 0;
+    case VD_JSON_INTEGER:
+        return msgpack_pack_int64(pk, v->u.i);
+    case VD_JSON_REAL:
+        return msgpack_pack_double(pk, v->u.d);
+    case VD_JSON_TRUE:
         return msgpack_pack_true(pk);
-    case JSON_FALSE:
+    case VD_JSON_FALSE:
         return msgpack_pack_false(pk);
-    case JSON_NULL:
+    case VD_JSON_NULL:
     default:
         return msgpack_pack_nil(pk);
     }
 }
 
-static bool encode_payload(vd_compiler *c, json_t *v, vd_variant *out)
+static bool encode_payload(vd_compiler *c, const vd_json *v, vd_variant *out)
 {
-    char *js = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* Compact JSON, byte for byte what jansson's json_dumps wrote before. */
+    size_t jlen = vd_json_dump_len(v);
+    char *js = vd_arena_alloc(&c->rs->arena, jlen + 1);
     if (!js) {
         c->oom = true;
         return false;
     }
-    vd_str j = vd_arena_strdup(&c->rs->arena, js, strlen(js), 0);
-    vd_free(js);
+    vd_json_dump(v, js)[0] = '\0';
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
@@ -75,12 +73,12 @@ static bool encode_payload(vd_compiler *c, json_t *v, vd_variant *out)
         memcpy(mp, sb.data, sb.size);
     out->payload_mp_len = sb.size;
     msgpack_sbuffer_destroy(&sb);
-    if (!j.p || !mp) {
+    if (!mp) {
         c->oom = true;
         return false;
     }
-    out->payload_json = j.p;
-    out->payload_json_len = j.n;
+    out->payload_json = js;
+    out->payload_json_len = jlen;
     out->payload_mp = mp;
     return true;
 }
@@ -178,26 +176,26 @@ static int find_variant(const vd_variant *vs, uint32_t n, const char *id, size_t
 }
 
 /* A "variant" member naming one of the slot's variants; -1 if bad. */
-static int variant_ref(vd_compiler *c, json_t *v, const vd_slot *slot, bool have_variants)
+static int variant_ref(vd_compiler *c, const vd_json *v, const vd_slot *slot, bool have_variants)
 {
-    if (!json_is_string(v)) {
+    if (!vd_json_is_string(v)) {
         vd_cerr(c, "needs a variant id string");
         return -1;
     }
-    int k = find_variant(slot->variants, slot->nvariants, json_string_value(v), json_string_length(v));
+    int k = find_variant(slot->variants, slot->nvariants, vd_json_str(v), vd_json_strlen(v));
     if (k < 0 && have_variants)
-        vd_cerr(c, "variant \"%.*s\" is not in variants", (int)(json_string_length(v) > 128 ? 128 : json_string_length(v)),
-                json_string_value(v));
+        vd_cerr(c, "variant \"%.*s\" is not in variants", (int)(vd_json_strlen(v) > 128 ? 128 : vd_json_strlen(v)),
+                vd_json_str(v));
     return k;
 }
 
-static bool compile_split(vd_compiler *c, json_t *js, vd_rule *r, const vd_slot *slot, bool have_variants)
+static bool compile_split(vd_compiler *c, const vd_json *js, vd_rule *r, const vd_slot *slot, bool have_variants)
 {
-    if (!json_is_array(js) || json_array_size(js) == 0 || json_array_size(js) > 100) {
+    if (!vd_json_is_array(js) || vd_json_size(js) == 0 || vd_json_size(js) > 100) {
         vd_cerr(c, "needs an array of 1 to 100 {\"variant\", \"weight\"}");
         return false;
     }
-    size_t n = json_array_size(js);
+    size_t n = vd_json_size(js);
     vd_split_arm *arms = vd_arena_alloc(&c->rs->arena, n * sizeof *arms);
     long long *w = vd_calloc(n, sizeof *w);
     if (!arms || !w) {
@@ -208,35 +206,34 @@ static bool compile_split(vd_compiler *c, json_t *js, vd_rule *r, const vd_slot 
     bool ok = true;
     long long total = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *arm = json_array_get(js, i);
+        const vd_json *arm = vd_json_at(js, i);
         size_t saved = vd_cpath_push(c, "[%zu]", i);
-        if (!json_is_object(arm)) {
+        if (!vd_json_is_object(arm)) {
             vd_cerr(c, "needs {\"variant\", \"weight\"}");
             ok = false;
             vd_cpath_pop(c, saved);
             continue;
         }
-        const char *key;
-        json_t *e;
-        json_object_foreach(arm, key, e) {
+        vd_json_foreach(arm, m) {
+            const char *key = m->key;
             if (strcmp(key, "variant") && strcmp(key, "weight")) {
                 vd_cerr(c, "unknown key \"%s\" (expected variant, weight)", key);
                 ok = false;
             }
         }
         size_t s2 = vd_cpath_push(c, ".variant");
-        int k = variant_ref(c, json_object_get(arm, "variant"), slot, have_variants);
+        int k = variant_ref(c, vd_json_get(arm, "variant"), slot, have_variants);
         vd_cpath_pop(c, s2);
         if (k < 0)
             ok = false;
         arms[i].variant = k < 0 ? 0 : (uint32_t)k;
         s2 = vd_cpath_push(c, ".weight");
-        json_t *jw = json_object_get(arm, "weight");
-        if (!json_is_integer(jw) || json_integer_value(jw) <= 0 || json_integer_value(jw) > SPLIT_MAX_WEIGHT) {
+        const vd_json *jw = vd_json_get(arm, "weight");
+        if (!vd_json_is_integer(jw) || vd_json_int(jw) <= 0 || vd_json_int(jw) > SPLIT_MAX_WEIGHT) {
             vd_cerr(c, "needs a whole number 1..%d", SPLIT_MAX_WEIGHT);
             ok = false;
         } else {
-            w[i] = json_integer_value(jw);
+            w[i] = vd_json_int(jw);
             total += w[i];
         }
         vd_cpath_pop(c, s2);
@@ -257,45 +254,51 @@ static bool compile_split(vd_compiler *c, json_t *js, vd_rule *r, const vd_slot 
     return ok;
 }
 
-static bool compile_rule(vd_compiler *c, json_t *j, uint32_t index, vd_rule *r, const vd_slot *slot, bool have_variants)
+static bool compile_rule(vd_compiler *c, const vd_json *j, uint32_t index, vd_rule *r, const vd_slot *slot, bool have_variants)
 {
-    if (!json_is_object(j)) {
+    if (!vd_json_is_object(j)) {
         vd_cerr(c, "a rule must be {\"segment\", \"variant\"} or {\"segment\", \"split\", \"salt\"?}");
         return false;
     }
     bool ok = true;
-    const char *key;
-    json_t *e;
-    json_object_foreach(j, key, e) {
-        if (strcmp(key, "segment") && strcmp(key, "variant") && strcmp(key, "split") && strcmp(key, "salt") &&
-            strcmp(key, "allocate")) {
+    /* One pass over the members (a slot of the country set has ~150
+     * rules, each looked up by name five times before). */
+    const vd_json *js = NULL, *jv = NULL, *jsp = NULL, *jsalt = NULL, *jalloc = NULL;
+    vd_json_foreach(j, m) {
+        const char *key = m->key;
+        const vd_json **slotp = m->klen == 7 && !memcmp(key, "segment", 7)    ? &js
+                                : m->klen == 7 && !memcmp(key, "variant", 7)  ? &jv
+                                : m->klen == 5 && !memcmp(key, "split", 5)    ? &jsp
+                                : m->klen == 4 && !memcmp(key, "salt", 4)     ? &jsalt
+                                : m->klen == 8 && !memcmp(key, "allocate", 8) ? &jalloc
+                                                                              : NULL;
+        if (slotp) {
+            *slotp = &m->val;
+        } else {
             vd_cerr(c, "unknown key \"%s\" (expected segment, variant, split, salt, allocate)", key);
             ok = false;
         }
     }
-    json_t *js = json_object_get(j, "segment");
-    size_t saved = vd_cpath_push(c, ".segment");
+    size_t saved = vd_cpath_name(c, ".segment");
     int32_t seg = -1;
-    if (!json_is_string(js)) {
+    if (!vd_json_is_string(js)) {
         vd_cerr(c, "needs a segment id string");
         ok = false;
-    } else if ((seg = vd_ruleset_find_segment(c->rs, vd_str_make(json_string_value(js), json_string_length(js)))) < 0) {
-        vd_cerr(c, "unknown segment \"%.*s\"", (int)(json_string_length(js) > 128 ? 128 : json_string_length(js)),
-                json_string_value(js));
+    } else if ((seg = vd_ruleset_find_segment(c->rs, vd_str_make(vd_json_str(js), vd_json_strlen(js)))) < 0) {
+        vd_cerr(c, "unknown segment \"%.*s\"", (int)(vd_json_strlen(js) > 128 ? 128 : vd_json_strlen(js)),
+                vd_json_str(js));
         ok = false;
     }
     vd_cpath_pop(c, saved);
     r->segment = seg < 0 ? 0 : (uint32_t)seg;
 
-    json_t *jv = json_object_get(j, "variant"), *jsp = json_object_get(j, "split"), *jsalt = json_object_get(j, "salt");
-    json_t *jalloc = json_object_get(j, "allocate");
     if (jalloc) {
         saved = vd_cpath_push(c, ".allocate");
-        if (!json_is_string(jalloc) ||
-            (strcmp(json_string_value(jalloc), "bandit") && strcmp(json_string_value(jalloc), "fixed"))) {
+        if (!vd_json_is_string(jalloc) ||
+            (strcmp(vd_json_str(jalloc), "bandit") && strcmp(vd_json_str(jalloc), "fixed"))) {
             vd_cerr(c, "needs \"bandit\" or \"fixed\"");
             ok = false;
-        } else if (!strcmp(json_string_value(jalloc), "bandit")) {
+        } else if (!strcmp(vd_json_str(jalloc), "bandit")) {
             r->bandit = true;
             if (!jsp) {
                 vd_cerr(c, "allocate goes with split");
@@ -334,11 +337,11 @@ static bool compile_rule(vd_compiler *c, json_t *j, uint32_t index, vd_rule *r, 
     ok = compile_split(c, jsp, r, slot, have_variants) && ok;
     vd_cpath_pop(c, saved);
     saved = vd_cpath_push(c, ".salt");
-    if (jsalt && (!json_is_string(jsalt) || json_string_length(jsalt) == 0 || json_string_length(jsalt) > 256)) {
+    if (jsalt && (!vd_json_is_string(jsalt) || vd_json_strlen(jsalt) == 0 || vd_json_strlen(jsalt) > 256)) {
         vd_cerr(c, "needs a string of 1 to 256 bytes");
         ok = false;
     } else if (jsalt) {
-        r->salt = vd_intern_str(&c->in, json_string_value(jsalt), json_string_length(jsalt), 0);
+        r->salt = vd_intern_str(&c->in, vd_json_str(jsalt), vd_json_strlen(jsalt), 0);
     } else {
         /* Default salt: "<slot>#<rule index>", stable as long as the rule
          * keeps its place. */
@@ -353,13 +356,13 @@ static bool compile_rule(vd_compiler *c, json_t *j, uint32_t index, vd_rule *r, 
 }
 
 /* "goal": 1..VD_MAX_GOALS distinct event types (id syntax). */
-static bool compile_goal(vd_compiler *c, json_t *jg, vd_slot *out)
+static bool compile_goal(vd_compiler *c, const vd_json *jg, vd_slot *out)
 {
     if (!jg)
         return true;
     size_t saved = vd_cpath_push(c, ".goal");
     bool ok = true;
-    size_t n = json_is_array(jg) ? json_array_size(jg) : 0;
+    size_t n = vd_json_is_array(jg) ? vd_json_size(jg) : 0;
     if (n == 0 || n > VD_MAX_GOALS) {
         vd_cerr(c, "needs an array of 1 to %d event types", VD_MAX_GOALS);
         vd_cpath_pop(c, saved);
@@ -372,15 +375,15 @@ static bool compile_goal(vd_compiler *c, json_t *jg, vd_slot *out)
         return false;
     }
     for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(jg, i);
+        const vd_json *e = vd_json_at(jg, i);
         size_t s2 = vd_cpath_push(c, "[%zu]", i);
-        if (!json_is_string(e)) {
+        if (!vd_json_is_string(e)) {
             vd_cerr(c, "needs an event type string");
             ok = false;
-        } else if (!vd_check_id(c, json_string_value(e), json_string_length(e), "event type")) {
+        } else if (!vd_check_id(c, vd_json_str(e), vd_json_strlen(e), "event type")) {
             ok = false;
         } else {
-            vd_str g = vd_intern_str(&c->in, json_string_value(e), json_string_length(e), 0);
+            vd_str g = vd_intern_str(&c->in, vd_json_str(e), vd_json_strlen(e), 0);
             if (!g.p)
                 c->oom = true;
             for (size_t k = 0; k < i && g.p; k++)
@@ -401,12 +404,12 @@ static bool compile_goal(vd_compiler *c, json_t *jg, vd_slot *out)
 }
 
 /* "holdout": a percentage 0..100 with at most two decimals (buckets of 10000). */
-static bool compile_holdout(vd_compiler *c, json_t *jh, vd_slot *out)
+static bool compile_holdout(vd_compiler *c, const vd_json *jh, vd_slot *out)
 {
     if (!jh)
         return true;
     size_t saved = vd_cpath_push(c, ".holdout");
-    double h = json_is_number(jh) ? json_number_value(jh) : -1.0;
+    double h = vd_json_is_number(jh) ? vd_json_number(jh) : -1.0;
     double b = h * 100.0;
     bool ok = h >= 0.0 && h <= 100.0 && fabs(b - round(b)) < 1e-6;
     if (!ok)
@@ -417,22 +420,22 @@ static bool compile_holdout(vd_compiler *c, json_t *jh, vd_slot *out)
     return ok;
 }
 
-bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
+bool vd_compile_slot(vd_compiler *c, const vd_json *j, vd_slot *out)
 {
-    if (!json_is_object(j)) {
+    if (!vd_json_is_object(j)) {
         vd_cerr(c, "a slot must be an object {\"slot\", \"rules\", \"default\", \"variants\"}");
         return false;
     }
-    json_t *jn = json_object_get(j, "slot");
+    const vd_json *jn = vd_json_get(j, "slot");
     size_t saved = vd_cpath_push(c, ".slot");
-    if (!json_is_string(jn)) {
+    if (!vd_json_is_string(jn)) {
         vd_cerr(c, "missing or not a string");
         return false;
     }
-    if (!vd_check_id(c, json_string_value(jn), json_string_length(jn), "slot name"))
+    if (!vd_check_id(c, vd_json_str(jn), vd_json_strlen(jn), "slot name"))
         return false;
     vd_cpath_pop(c, saved);
-    out->name = vd_intern_str(&c->in, json_string_value(jn), json_string_length(jn), 0);
+    out->name = vd_intern_str(&c->in, vd_json_str(jn), vd_json_strlen(jn), 0);
     if (!out->name.p) {
         c->oom = true;
         return false;
@@ -443,9 +446,8 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
     vd_cpath_reset(c);
 
     bool ok = true;
-    const char *key;
-    json_t *e;
-    json_object_foreach(j, key, e) {
+    vd_json_foreach(j, m) {
+        const char *key = m->key;
         if (strcmp(key, "slot") && strcmp(key, "rules") && strcmp(key, "default") && strcmp(key, "variants") &&
             strcmp(key, "description") && strcmp(key, "goal") && strcmp(key, "holdout")) {
             vd_cerr(c, "unknown key \"%s\" (expected slot, rules, default, variants, goal, holdout)", key);
@@ -453,20 +455,22 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
         }
     }
 
-    json_t *jvars = json_object_get(j, "variants");
-    bool have_variants = json_is_object(jvars) && json_object_size(jvars) > 0;
+    const vd_json *jvars = vd_json_get(j, "variants");
+    bool have_variants = vd_json_is_object(jvars) && vd_json_size(jvars) > 0;
     saved = vd_cpath_push(c, ".variants");
     if (!have_variants) {
         vd_cerr(c, jvars ? "needs a non-empty object {variant id: payload}" : "missing");
         ok = false;
     } else {
-        size_t n = json_object_size(jvars);
+        size_t n = vd_json_size(jvars);
         vd_variant *vs = vd_arena_alloc(&c->rs->arena, n * sizeof *vs);
         if (!vs) {
             c->oom = true;
             return false;
         }
-        json_object_foreach(jvars, key, e) {
+        vd_json_foreach(jvars, m) {
+            const char *key = m->key;
+            const vd_json *e = &m->val;
             size_t s2 = vd_cpath_push(c, ".%s", key);
             if (!vd_check_id(c, key, strlen(key), "variant id"))
                 ok = false;
@@ -483,7 +487,7 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
     vd_cpath_pop(c, saved);
 
     saved = vd_cpath_push(c, ".default");
-    json_t *jd = json_object_get(j, "default");
+    const vd_json *jd = vd_json_get(j, "default");
     if (!jd) {
         vd_cerr(c, "missing (every slot needs a default variant)");
         ok = false;
@@ -496,16 +500,16 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
     }
     vd_cpath_pop(c, saved);
 
-    ok = compile_goal(c, json_object_get(j, "goal"), out) && ok;
-    ok = compile_holdout(c, json_object_get(j, "holdout"), out) && ok;
+    ok = compile_goal(c, vd_json_get(j, "goal"), out) && ok;
+    ok = compile_holdout(c, vd_json_get(j, "holdout"), out) && ok;
 
-    json_t *jr = json_object_get(j, "rules");
+    const vd_json *jr = vd_json_get(j, "rules");
     saved = vd_cpath_push(c, ".rules");
-    if (jr && !json_is_array(jr)) {
+    if (jr && !vd_json_is_array(jr)) {
         vd_cerr(c, "needs an array of rules");
         ok = false;
-    } else if (jr && json_array_size(jr) > 0) {
-        size_t n = json_array_size(jr);
+    } else if (jr && vd_json_size(jr) > 0) {
+        size_t n = vd_json_size(jr);
         vd_rule *rules = vd_arena_alloc(&c->rs->arena, n * sizeof *rules);
         if (!rules) {
             c->oom = true;
@@ -513,7 +517,7 @@ bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out)
         }
         for (size_t i = 0; i < n; i++) {
             size_t s2 = vd_cpath_push(c, "[%zu]", i);
-            ok = compile_rule(c, json_array_get(jr, i), (uint32_t)i, &rules[i], out, have_variants) && ok;
+            ok = compile_rule(c, vd_json_at(jr, i), (uint32_t)i, &rules[i], out, have_variants) && ok;
             vd_cpath_pop(c, s2);
         }
         out->rules = rules;

@@ -4,12 +4,12 @@
 #ifndef VD_RULES_COMPILE_SLOT_H
 #define VD_RULES_COMPILE_SLOT_H
 
-#include <jansson.h>
+#include "core/json.h"
 #include <stdbool.h>
 
 #include "rules/compile.h"
 
 /* Compiles slot object j into *out; false after reporting what is wrong. */
-bool vd_compile_slot(vd_compiler *c, json_t *j, vd_slot *out);
+bool vd_compile_slot(vd_compiler *c, const vd_json *j, vd_slot *out);
 
 #endif

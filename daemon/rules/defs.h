@@ -27,6 +27,9 @@ typedef struct vd_docset {
 void vd_docset_init(vd_docset *ds);
 /* Copies name and text. -1 on out of memory. */
 int vd_docset_add(vd_docset *ds, int kind, const char *name, const char *text, size_t len);
+/* Copies name and takes text (vd_malloc'd, NUL at text[len]): the docset
+ * frees it; on failure (-1) it is freed at once. */
+int vd_docset_add_owned(vd_docset *ds, int kind, const char *name, char *text, size_t len);
 void vd_docset_free(vd_docset *ds);
 /* Content hash over kinds, names and texts in order: a stable version id for
  * file mode ("f-" + 12 hex digits). */

@@ -189,7 +189,8 @@ struct vd_ruleset {
     uint32_t npreds, cap_preds;
     vd_segment *segs;
     uint32_t nsegs, cap_segs;
-    uint32_t *seg_by_id;      /* segment indexes sorted by id (bytes) */
+    uint32_t *seg_by_id;      /* hash table of segment indexes by id (UINT32_MAX: empty) */
+    uint32_t seg_by_id_mask;  /* its size - 1 (a power of two, over twice nsegs) */
     /* timeless[node]: no predicate below it (references followed) depends
      * on time, so its `until` is always INT64_MAX and the evaluator skips
      * the bookkeeping (index.c; NULL until the index is built). */

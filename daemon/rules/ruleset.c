@@ -57,18 +57,16 @@ int32_t vd_ruleset_find_segment(const vd_ruleset *rs, vd_str id)
 {
     if (!rs->seg_by_id)
         return -1;
-    uint32_t lo = 0, hi = rs->nsegs;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        int d = vd_str_cmp(rs->segs[rs->seg_by_id[mid]].id, id);
-        if (d == 0)
-            return (int32_t)rs->seg_by_id[mid];
-        if (d < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    /* Open addressing, linear probing: the compile looks up every
+     * reference and rule this way (a bisection with string compares
+     * was 7 % of a 10,000-segment compile). */
+    for (uint32_t h = (uint32_t)vd_hash_mem(id.p, id.n) & rs->seg_by_id_mask;; h = (h + 1) & rs->seg_by_id_mask) {
+        uint32_t s = rs->seg_by_id[h];
+        if (s == UINT32_MAX)
+            return -1;
+        if (vd_str_eq(rs->segs[s].id, id))
+            return (int32_t)s;
     }
-    return -1;
 }
 
 uint32_t vd_ruleset_nslots(const vd_ruleset *rs)

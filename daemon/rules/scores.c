@@ -6,6 +6,7 @@
  * the segment compiler's. Scores compile before segments so that
  * visitor.score.ID, visitor.peak.ID and visitor.decline.ID can be checked. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,29 +14,28 @@
 #include "core/alloc.h"
 #include "rules/model.h"
 
-static bool add_score(vd_compiler *c, json_t *obj)
+static bool add_score(vd_compiler *c, const vd_json *obj)
 {
     vd_ruleset *rs = c->rs;
     c->what[0] = '\0';
-    if (!json_is_object(obj)) {
+    if (!vd_json_is_object(obj)) {
         vd_cerr(c, "a score must be an object {\"id\", \"half_life_days\", \"events\"}");
         return false;
     }
-    json_t *jid = json_object_get(obj, "id");
+    const vd_json *jid = vd_json_get(obj, "id");
     size_t saved = vd_cpath_push(c, ".id");
-    if (!json_is_string(jid) ||
-        !vd_check_id(c, json_string_value(jid), json_string_length(jid), "score id")) {
-        if (!json_is_string(jid))
+    if (!vd_json_is_string(jid) ||
+        !vd_check_id(c, vd_json_str(jid), vd_json_strlen(jid), "score id")) {
+        if (!vd_json_is_string(jid))
             vd_cerr(c, "missing or not a string");
         vd_cpath_pop(c, saved);
         return false;
     }
     vd_cpath_pop(c, saved);
-    snprintf(c->what, sizeof c->what, "score \"%s\"", json_string_value(jid));
+    snprintf(c->what, sizeof c->what, "score \"%s\"", vd_json_str(jid));
     bool ok = true;
-    const char *key;
-    json_t *v;
-    json_object_foreach(obj, key, v) {
+    vd_json_foreach(obj, m) {
+        const char *key = m->key;
         if (strcmp(key, "id") && strcmp(key, "half_life_days") && strcmp(key, "events") &&
             strcmp(key, "categories") && strcmp(key, "description")) {
             vd_cerr(c, "unknown key \"%s\" (expected id, half_life_days, events, categories, description)",
@@ -43,26 +43,28 @@ static bool add_score(vd_compiler *c, json_t *obj)
             ok = false;
         }
     }
-    json_t *jh = json_object_get(obj, "half_life_days");
+    const vd_json *jh = vd_json_get(obj, "half_life_days");
     saved = vd_cpath_push(c, ".half_life_days");
-    double hl = json_is_number(jh) ? json_number_value(jh) : -1;
-    if (!json_is_number(jh) || !(hl > 0) || !isfinite(hl) || hl > 36500) {
+    double hl = vd_json_is_number(jh) ? vd_json_number(jh) : -1;
+    if (!vd_json_is_number(jh) || !(hl > 0) || !isfinite(hl) || hl > 36500) {
         vd_cerr(c, "needs a number of days > 0 (at most 36500)");
         ok = false;
     }
     vd_cpath_pop(c, saved);
-    json_t *je = json_object_get(obj, "events");
+    const vd_json *je = vd_json_get(obj, "events");
     saved = vd_cpath_push(c, ".events");
-    if (!json_is_object(je) || json_object_size(je) == 0) {
+    if (!vd_json_is_object(je) || vd_json_size(je) == 0) {
         vd_cerr(c, "needs an object of event type -> points (> 0), at least one");
         ok = false;
     } else {
-        json_object_foreach(je, key, v) {
+        vd_json_foreach(je, m) {
+            const char *key = m->key;
+            const vd_json *v = &m->val;
             size_t s2 = vd_cpath_push(c, ".%s", key);
             if (!vd_check_id(c, key, strlen(key), "event type"))
                 ok = false;
-            else if (!json_is_number(v) || !(json_number_value(v) > 0) ||
-                     !(json_number_value(v) <= VD_MAX_SCORE_POINTS)) {
+            else if (!vd_json_is_number(v) || !(vd_json_number(v) > 0) ||
+                     !(vd_json_number(v) <= VD_MAX_SCORE_POINTS)) {
                 /* Bounded so no sum of events can overflow to infinity. */
                 vd_cerr(c, "points must be a number > 0 and at most %g", VD_MAX_SCORE_POINTS);
                 ok = false;
@@ -71,17 +73,16 @@ static bool add_score(vd_compiler *c, json_t *obj)
         }
     }
     vd_cpath_pop(c, saved);
-    json_t *jc = json_object_get(obj, "categories");
+    const vd_json *jc = vd_json_get(obj, "categories");
     saved = vd_cpath_push(c, ".categories");
-    if (jc && !json_is_array(jc)) {
+    if (jc && !vd_json_is_array(jc)) {
         vd_cerr(c, "needs an array of category names");
         ok = false;
     } else if (jc) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(jc, i, e) {
+        for (size_t i = 0; i < vd_json_size(jc); i++) {
+            const vd_json *e = vd_json_at(jc, i);
             size_t s2 = vd_cpath_push(c, "[%zu]", i);
-            if (!json_is_string(e) || json_string_length(e) == 0 || json_string_length(e) > VD_MAX_ID_LEN) {
+            if (!vd_json_is_string(e) || vd_json_strlen(e) == 0 || vd_json_strlen(e) > VD_MAX_ID_LEN) {
                 vd_cerr(c, "needs a category name string (1 to %d bytes)", VD_MAX_ID_LEN);
                 ok = false;
             }
@@ -89,8 +90,8 @@ static bool add_score(vd_compiler *c, json_t *obj)
         }
     }
     vd_cpath_pop(c, saved);
-    json_t *jd = json_object_get(obj, "description");
-    if (jd && !json_is_string(jd)) {
+    const vd_json *jd = vd_json_get(obj, "description");
+    if (jd && !vd_json_is_string(jd)) {
         saved = vd_cpath_push(c, ".description");
         vd_cerr(c, "needs a string");
         vd_cpath_pop(c, saved);
@@ -101,8 +102,8 @@ static bool add_score(vd_compiler *c, json_t *obj)
     /* Duplicates are found here, while the document is known, so the error
      * names the file like every other one (at most VD_MAX_SCORES to scan). */
     for (uint32_t i = 0; i < rs->nscores; i++)
-        if (rs->scores[i].id.n == json_string_length(jid) &&
-            memcmp(rs->scores[i].id.p, json_string_value(jid), rs->scores[i].id.n) == 0) {
+        if (rs->scores[i].id.n == vd_json_strlen(jid) &&
+            memcmp(rs->scores[i].id.p, vd_json_str(jid), rs->scores[i].id.n) == 0) {
             size_t s3 = vd_cpath_push(c, ".id");
             vd_cerr(c, "duplicate score id");
             vd_cpath_pop(c, s3);
@@ -124,27 +125,27 @@ static bool add_score(vd_compiler *c, json_t *obj)
     }
     vd_score_def *d = &rs->scores[rs->nscores];
     memset(d, 0, sizeof *d);
-    d->id = vd_intern_str(&c->in, json_string_value(jid), json_string_length(jid), 0);
+    d->id = vd_intern_str(&c->in, vd_json_str(jid), vd_json_strlen(jid), 0);
     d->half_life_s = hl * 86400.0;
-    d->nevents = (uint32_t)json_object_size(je);
+    d->nevents = (uint32_t)vd_json_size(je);
     vd_score_event *ev = vd_arena_alloc(&rs->arena, d->nevents * sizeof *ev);
-    d->ncategories = jc ? (uint32_t)json_array_size(jc) : 0;
+    d->ncategories = jc ? (uint32_t)vd_json_size(jc) : 0;
     vd_str *cats = d->ncategories ? vd_arena_alloc(&rs->arena, d->ncategories * sizeof *cats) : NULL;
     if (!d->id.p || !ev || (d->ncategories && !cats)) {
         c->oom = true;
         return false;
     }
     uint32_t k = 0;
-    json_object_foreach(je, key, v) {
-        ev[k].type = vd_intern_str(&c->in, key, strlen(key), 0);
-        ev[k].points = json_number_value(v);
+    vd_json_foreach(je, m) {
+        ev[k].type = vd_intern_str(&c->in, m->key, m->klen, 0);
+        ev[k].points = vd_json_number(&m->val);
         if (!ev[k].type.p)
             c->oom = true;
         k++;
     }
     for (uint32_t i = 0; i < d->ncategories; i++) {
-        json_t *e = json_array_get(jc, i);
-        cats[i] = vd_intern_str(&c->in, json_string_value(e), json_string_length(e), 0);
+        const vd_json *e = vd_json_at(jc, i);
+        cats[i] = vd_intern_str(&c->in, vd_json_str(e), vd_json_strlen(e), 0);
         if (!cats[i].p)
             c->oom = true;
     }
@@ -154,14 +155,14 @@ static bool add_score(vd_compiler *c, json_t *obj)
     return true;
 }
 
-void vd_compile_scores(vd_compiler *c, json_t *root)
+void vd_compile_scores(vd_compiler *c, const vd_json *root)
 {
-    size_t n = json_is_array(root) ? json_array_size(root) : 1;
+    size_t n = vd_json_is_array(root) ? vd_json_size(root) : 1;
     for (size_t i = 0; i < n && !c->oom; i++) {
         vd_cpath_reset(c);
-        if (json_is_array(root))
+        if (vd_json_is_array(root))
             vd_cpath_push(c, "[%zu]", i);
-        add_score(c, json_is_array(root) ? json_array_get(root, i) : root);
+        add_score(c, vd_json_is_array(root) ? vd_json_at(root, i) : root);
     }
 }
 

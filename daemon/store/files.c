@@ -112,11 +112,11 @@ static int load_dir(const char *dir, int kind, vd_docset *out, vd_errors *err)
             rc = -1;
             continue;
         }
-        if (vd_docset_add(out, kind, path, text, len) != 0) {
+        /* The docset takes the buffer as it is: no second copy of 10 MB. */
+        if (vd_docset_add_owned(out, kind, path, text, len) != 0) {
             vd_errors_addf(err, "%s: out of memory", path);
             rc = -1;
         }
-        vd_free(text);
     }
     for (size_t i = 0; i < n; i++)
         vd_free(names[i]);
@@ -152,20 +152,12 @@ int vd_files_load_scores(const char *scores_dir, vd_docset *out, vd_errors *err)
     return scores_dir && scores_dir[0] ? load_dir(scores_dir, VD_DOC_SCORES, out, err) : 0;
 }
 
-vd_ruleset *vd_files_compile_keep(const char *segments_dir, const char *content_map_dir,
-                                  vd_errors *err, vd_parsed **parsed)
-{
-    return vd_files_compile_all(segments_dir, content_map_dir, NULL, err, parsed);
-}
-
 vd_ruleset *vd_files_compile_all(const char *segments_dir, const char *content_map_dir,
-                                 const char *scores_dir, vd_errors *err, vd_parsed **parsed)
+                                 const char *scores_dir, vd_errors *err)
 {
     vd_docset ds;
     vd_docset_init(&ds);
     vd_ruleset *rs = NULL;
-    if (parsed)
-        *parsed = NULL;
     char beside[4096];
     if (!scores_dir || !scores_dir[0])
         scores_dir = vd_files_scores_beside(segments_dir, beside, sizeof beside);
@@ -173,7 +165,7 @@ vd_ruleset *vd_files_compile_all(const char *segments_dir, const char *content_m
     if (vd_files_load(segments_dir, content_map_dir, &ds, err) == 0 && sc == 0) {
         char version[32];
         vd_docset_version(&ds, version, sizeof version);
-        rs = vd_ruleset_compile_keep(&ds, version, err, parsed);
+        rs = vd_ruleset_compile(&ds, version, err);
     }
     vd_docset_free(&ds);
     return rs;
@@ -181,5 +173,5 @@ vd_ruleset *vd_files_compile_all(const char *segments_dir, const char *content_m
 
 vd_ruleset *vd_files_compile(const char *segments_dir, const char *content_map_dir, vd_errors *err)
 {
-    return vd_files_compile_keep(segments_dir, content_map_dir, err, NULL);
+    return vd_files_compile_all(segments_dir, content_map_dir, NULL, err);
 }

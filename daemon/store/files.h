@@ -16,11 +16,6 @@ int vd_files_load(const char *segments_dir, const char *content_map_dir, vd_docs
 struct vd_ruleset;
 struct vd_ruleset *vd_files_compile(const char *segments_dir, const char *content_map_dir,
                                     vd_errors *err);
-/* The same, handing the parsed JSON to *parsed for vd_parsed_free after the
- * ruleset is published (see vd_ruleset_compile_keep). */
-struct vd_parsed;
-struct vd_ruleset *vd_files_compile_keep(const char *segments_dir, const char *content_map_dir,
-                                         vd_errors *err, struct vd_parsed **parsed);
 
 /* The score definitions of a scores directory (contract v2); a NULL or
  * empty dir adds nothing. */
@@ -31,7 +26,6 @@ const char *vd_files_scores_beside(const char *segments_dir, char *buf, size_t c
 /* All three folders. scores_dir NULL or "": the scores folder beside the
  * segments folder when there is one (so does vd_files_compile). */
 struct vd_ruleset *vd_files_compile_all(const char *segments_dir, const char *content_map_dir,
-                                        const char *scores_dir, vd_errors *err,
-                                        struct vd_parsed **parsed);
+                                        const char *scores_dir, vd_errors *err);
 
 #endif

@@ -27,6 +27,7 @@ typedef struct vd_redis_sync_options {
     long poll_ms;                 /* redis-poll-interval */
     long timeout_ms;              /* redis-timeout: connect and command deadline */
     long stale_after_s;           /* stale-after */
+    long compile_nice;            /* compile-nice: the compile thread's nice value */
 } vd_redis_sync_options;
 typedef struct vd_redis_sync vd_redis_sync;
 

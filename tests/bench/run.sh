@@ -275,57 +275,21 @@ shapes_round() {
 }
 
 # ---- 4. live swap of a 10,000-segment set under load ------------------------
+# For every set shape: a daemon serving its 1,000-segment set under 50
+# connections of load gets the 10,000-segment set (files renamed into place,
+# SIGHUP); swap_ms is the time until 16 fresh connections at once all answer
+# with the new version (tests/bench/swap.sh, swap_poll.py). The daemon runs
+# unpinned with its default workers: the swap is compiled by the control
+# thread next to busy workers, as in production.
 swap_round() {
-    # The daemon runs unpinned here, with its default workers: the swap is
-    # compiled by the control thread next to busy workers, as in production.
-    local -a SRV_PIN=()
-    local r="$1" live="$OUT/swap-live"
-    rm -rf "$live"; mkdir -p "$live"
-    cp -r "$OUT/set-1000/segments" "$OUT/set-1000/content-map" "$live/"
-    start_variantd "$live/segments" "$live/content-map"
-    local v0; v0="$("$BUILD/variantctl" ping --connect "127.0.0.1:$VD_PORT" | sed -n 's/.*"version": "\(.*\)".*/\1/p')"
-    "${CLI_PIN[@]}" "$BUILD/variantd-bench" --connect "127.0.0.1:$VD_PORT" -c "$CONNS" -d $((SECS + 2)) --warmup 0 --contexts "$TRAFFIC" \
-        --slots slot00,slot01 --quiet >"$OUT/swap-bench.txt" &
-    local bpid=$!
-    sleep 1
-    cp "$OUT/set-10000/segments/gen.json" "$live/segments/gen.json.tmp" && mv "$live/segments/gen.json.tmp" "$live/segments/gen.json"
-    cp "$OUT/set-10000/content-map/gen.json" "$live/content-map/gen.json.tmp" && mv "$live/content-map/gen.json.tmp" "$live/content-map/gen.json"
-    # The poller is started first and sends SIGHUP itself, so its own start-up
-    # (interpreter, imports) is not counted. Every worker serves the new set
-    # once 16 fresh connections (spread over the workers by SO_REUSEPORT) all
-    # answer with a new version.
-    local swap_ms
-    swap_ms="$(/usr/bin/python3 - "$VD_PORT" "$v0" "$VD_PID" <<'PY'
-import os, signal, socket, sys, time, msgpack
-port, old, pid = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-t0 = time.monotonic()
-os.kill(pid, signal.SIGHUP)
-deadline = t0 + 30
-while time.monotonic() < deadline:
-    seen = set()
-    for _ in range(16):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(msgpack.packb([0, 1, "ping", []]))
-        u = msgpack.Unpacker(raw=False)
-        while True:
-            u.feed(s.recv(4096))
-            msg = next(iter(u), None)
-            if msg: break
-        s.close()
-        seen.add(msg[3]["version"])
-    if old not in seen:
-        break
-    time.sleep(0.005)
-print(int((time.monotonic() - t0) * 1000))
-PY
-)"
-    wait "$bpid" || true
-    local line; line="$(grep BENCH_RESULT "$OUT/swap-bench.txt")"
-    local rss; rss="$(rss_kb "$VD_PID")"
-    stop "$VD_PID"
-    row swap "variantd 1,000 -> 10,000 segments" "$r" "$(kv rps "$line")" "$(kv p50_us "$line")" "$(kv p99_us "$line")" \
-        "$(kv p999_us "$line")" "$(kv errors "$line")" "nan" \
-        "swap_ms=$swap_ms rss_kb_10000=$rss"
+    local r="$1" shape line
+    for shape in $SHAPES; do
+        line="$("$ROOT/tests/bench/swap.sh" "$OUT/shape-$shape-1000" "$OUT/shape-$shape-10000" "$TRAFFIC" "$BUILD" \
+            | grep '^SWAP ')" || { log "swap $shape failed"; continue; }
+        row swap "variantd $shape 1,000 -> 10,000 segments" "$r" "$(kv rps "$line")" nan "$(kv p99_us "$line")" \
+            "$(kv p999_us "$line")" "$(kv errors "$line")" "nan" \
+            "swap_ms=$(kv swap_ms "$line") compile_ms=$(kv compile_ms "$line") rss_kb_10000=$(kv rss_kb "$line")"
+    done
 }
 
 for r in $(seq 1 "$ROUNDS"); do

@@ -68,3 +68,32 @@ def test_start_with_invalid_set_fails_with_message(tmp_path, start_daemon):
     log = d.read_log()
     assert "cycle" in log and "all.json" in log
     d.proc = None
+
+
+def thread_nice(pid, name):
+    """Nice value of the daemon's thread called name (/proc/PID/task/TID/stat,
+    field 19), or None."""
+    import os
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = open(f"/proc/{pid}/task/{tid}/stat").read()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        if comm == name:
+            return int(stat[stat.rindex(")") + 2:].split()[16])
+    return None
+
+
+def test_compile_nice_sets_the_reload_threads_priority(tmp_path, start_daemon):
+    # The reload thread compiles at compile-nice; the workers keep nice 0.
+    seg, cm = write_defs(tmp_path, SEG, CM)
+    d = start_daemon("--compile-nice", "7", "--workers", "2", segments=seg, content_map=cm)
+    assert wait_for(lambda: thread_nice(d.proc.pid, "vd-reload") == 7), thread_nice(d.proc.pid, "vd-reload")
+    assert thread_nice(d.proc.pid, "variantd") == 0
+    # A reload still works at that priority.
+    c = d.client()
+    v1 = c.call("ping", [])[1]["version"]
+    (seg / "all.json").write_text(json.dumps(SEG + [{"id": "paris", "match": {"all": []}}]))
+    d.signal(signal.SIGHUP)
+    assert wait_for(lambda: c.call("ping", [])[1]["version"] != v1)

@@ -343,6 +343,59 @@ static void test_depth_and_json(void **state)
     assert_true(has_error("segments/t.json: invalid JSON at line 1", NULL));
 }
 
+/* Documents are compiled item by item as they are read: a document whose
+ * JSON breaks after some items must still count as nothing but its JSON
+ * error (its first segments and their errors taken back), and segments of
+ * other documents referring to its segments are told they are unknown. */
+static void test_invalid_document_leaves_nothing(void **state)
+{
+    (void)state;
+    vd_docset ds;
+    vd_docset_init(&ds);
+    const char *a = "[" SEG("a", "{\"segment\":\"b\"}") "]";
+    const char *b = "[" SEG("b", "{\"all\":[]}") "," SEG("x", "{\"bogus\":1}") "," SEG("a", "{\"all\":[]}") ",";
+    const char *c = "[" SEG("c", "{\"segment\":\"a\"}") "]";
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/a.json", a, strlen(a));
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/b.json", b, strlen(b));
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/c.json", c, strlen(c));
+    vd_errors_init(&err);
+    vd_ruleset *rs = vd_ruleset_compile(&ds, "v", &err);
+    assert_null(rs);
+    assert_true(has_error("segments/b.json: invalid JSON at line 1", NULL));
+    assert_true(has_error("segments/a.json: segment \"a\": $.match.segment: unknown segment \"b\"", NULL));
+    /* b.json's x and its duplicate "a" went with b.json */
+    assert_int_equal(err.n, 2);
+
+    /* the same without the break: every error is there */
+    vd_docset_free(&ds);
+    vd_docset_init(&ds);
+    const char *b2 = "[" SEG("b", "{\"all\":[]}") "," SEG("x", "{\"bogus\":1}") "]";
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/a.json", a, strlen(a));
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/b.json", b2, strlen(b2));
+    vd_errors_init(&err);
+    assert_null(vd_ruleset_compile(&ds, "v", &err));
+    assert_true(has_error("segments/b.json: segment \"x\": $.match: unknown key \"bogus\"", NULL));
+    assert_int_equal(err.n, 1);
+    vd_docset_free(&ds);
+}
+
+/* A reference to a segment read later is resolved at the end, and an
+ * unknown one is reported at its own document, segment and path. */
+static void test_forward_reference_paths(void **state)
+{
+    (void)state;
+    assert_null(compile2("[" SEG("p", "{\"any\":[{\"all\":[]},{\"not\":{\"segment\":\"nope\"}}]}") ","
+                         SEG("q", "{\"segment\":\"r\"}") "," SEG("r", "{\"segment\":\"p\"}") "]",
+                         NULL));
+    assert_true(has_error("segments/t.json: segment \"p\": $.match.any[1].not.segment: unknown segment \"nope\"",
+                          NULL));
+    assert_int_equal(err.n, 1);
+    vd_ruleset *rs = compile2("[" SEG("q", "{\"segment\":\"r\"}") "," SEG("r", "{\"all\":[]}") "]", NULL);
+    assert_non_null(rs);
+    assert_int_equal(vd_ruleset_find_segment(rs, vd_str_make("r", 1)), 1);
+    vd_ruleset_release(rs);
+}
+
 /* Caught by fuzz_rules_compile: a content-map doc starting with a control
  * byte gave "invalid JSON ... near '\x01'" with the raw byte in it, and an
  * attribute name "a\nb" a message spanning two log lines. */
@@ -615,6 +668,8 @@ int main(void)
         cmocka_unit_test(test_id_errors),
         cmocka_unit_test(test_refs_and_cycles),
         cmocka_unit_test(test_depth_and_json),
+        cmocka_unit_test(test_invalid_document_leaves_nothing),
+        cmocka_unit_test(test_forward_reference_paths),
         cmocka_unit_test(test_messages_one_line),
         cmocka_unit_test(test_content_map_errors),
         cmocka_unit_test(test_split_compiled),
