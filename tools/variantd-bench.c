@@ -10,8 +10,10 @@
  * right msgid in order, no error, every slot answered with a variant, and the
  * expected variant where the file names one — a wrong or failed decision is
  * an error, not a success. Latency is measured per request from send to
- * reply. --visitors N adds a vid (one of N, by context row) and consent
- * "personalization" to every request (profiles). --rate paces sends to a fixed total rate (open loop within the
+ * reply. --visitors N adds a vid and consent to every request; the vids
+ * rotate over N visitors (bench-0000000000 …) independently of the rows, so
+ * N distinct visitors are seen whatever the number of contexts (consent
+ * "personalization", for profiles). --rate paces sends to a fixed total rate (open loop within the
  * connections' pipeline depth), for latency at a given load: tokens every
  * 100 us (a timerfd-precise timer), handed to idle connections in turn, so
  * requests arrive spread out rather than in millisecond bursts. The last line
@@ -49,6 +51,7 @@
 typedef struct ctx_row {
     uint8_t *req;           /* pre-packed request; msgid patched at offset 3 */
     size_t len;
+    size_t vid_off;         /* --visitors: offset of the vid's 10 digits (patched per send) */
     char **expect;          /* expected variant per slot (NULL each), or NULL: none
                              * (a traffic model has 100,000s of rows) */
 } ctx_row;
@@ -74,6 +77,7 @@ struct bench {
     int redis;              /* --method redis-get */
     int nconns, depth;
     int visitors;           /* > 0: vid (one of N) + consent on every request */
+    unsigned long long next_visitor;   /* the vid of the next request: this modulo N */
     double duration, warmup;
     long long limit;        /* -n: total requests (0 = by time) */
     const char *method;
@@ -172,7 +176,6 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
         msgpack_pack_array(&pk, 0);
     } else {
         static const char *const keys[] = { "ip", "ua", "referer", "url", "lang" };
-        static unsigned row_no;
         int n = 1 + (b->visitors > 0 ? 2 : 0);
         for (int i = 0; i < 5 && i < nf; i++)
             n += f[i][0] != '\0';
@@ -188,8 +191,11 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
                 pack_str(&pk, f[i]);
             }
         if (b->visitors > 0) {
+            /* Fixed width: the digits are rewritten per send (send_more),
+             * so N visitors rotate over the requests whatever the number
+             * of context rows. */
             char vid[32];
-            snprintf(vid, sizeof vid, "bench-%u", row_no++ % (unsigned)b->visitors);
+            snprintf(vid, sizeof vid, "bench-%010u", 0u);
             pack_str(&pk, "vid");
             pack_str(&pk, vid);
             pack_str(&pk, "consent");
@@ -201,6 +207,13 @@ static int build_request(bench *b, char **f, int nf, ctx_row *row)
     uint8_t *trimmed = realloc(sb.data, sb.size);
     row->req = trimmed ? trimmed : (uint8_t *)sb.data;
     row->len = sb.size;
+    row->vid_off = 0;
+    if (b->visitors > 0)
+        for (size_t i = sb.size; i >= 16; i--)
+            if (memcmp(row->req + i - 16, "bench-", 6) == 0) {
+                row->vid_off = i - 10;
+                break;
+            }
     row->expect = NULL;
     if (nf > 5 && f[5][0]) {
         /* expected: slot=variant;slot=variant */
@@ -288,6 +301,11 @@ static void send_more(conn *c)
         uint8_t be[4] = { (uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id };
         if (!b->redis)
             memcpy(row->req + 3, be, 4);
+        if (row->vid_off) {
+            unsigned v = (unsigned)(b->next_visitor++ % (unsigned)b->visitors);
+            for (int k = 9; k >= 0; k--, v /= 10)
+                row->req[row->vid_off + (size_t)k] = (uint8_t)('0' + v % 10);
+        }
         evbuffer_add(out, row->req, row->len);
         unsigned slot = id % (unsigned)b->depth;
         c->sent_ns[slot] = now_ns();

@@ -249,14 +249,21 @@ void vd_decider_profile_plan(vd_decider *w, const vd_ruleset *rs, const vd_reque
         VD_STAT_INC(w->pstats, profile_no_id);
         return;
     }
+    bool goals = false;
     for (unsigned i = 0; i < req->nslots && !p->read; i++) {
         const vd_slot *s = vd_ruleset_find_slot(rs, req->slots[i]);
         p->read = s && s->uses_profile;
+        goals = goals || (s && s->ngoals);
     }
     if (p->read)
         return;               /* the caller reads it (and so counts the visit) */
     if (!vd_profile_store_up(w->profiles))
         p->status = VD_PROFILE_UNAVAILABLE;
+    if (goals && p->status == VD_PROFILE_OK) {
+        /* Counted with the exposures, after the decision: one command. */
+        w->visit_deferred = true;
+        return;
+    }
     vd_profile_visit(w->profiles, rs, &p->ids, p->ts, false, NULL, NULL);
 }
 
@@ -285,6 +292,8 @@ vd_decide_status vd_decider_run_with(vd_decider *w, const vd_request *req, const
                                      vd_decision *d, vd_profile_status status,
                                      const vd_visitor *visitor)
 {
+    bool visit = w->visit_deferred;   /* set by vd_decider_profile_plan for this request */
+    w->visit_deferred = false;
     const vd_ruleset *rs = vd_decider_ruleset(w);
     if (!rs)
         return VD_DECIDE_NOT_READY;
@@ -304,10 +313,19 @@ vd_decide_status vd_decider_run_with(vd_decider *w, const vd_request *req, const
     if (vd_decide_alloc(rs, w->alloc, w->eval, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
     d->profile = (uint8_t)status;
-    /* Consent and an id: the goal slots' exposures, behind the visit. */
-    if (w->profiles && (status == VD_PROFILE_OK || status == VD_PROFILE_TIMEOUT)) {
+    /* Consent and an id: the goal slots' exposures (and the visit, when the
+     * profile step deferred it), one command. */
+    if (w->profiles && (status == VD_PROFILE_OK || status == VD_PROFILE_TIMEOUT || visit)) {
         vd_profile_ids ids = { req->vid, req->uid };
-        vd_exposure_record(w->profiles, &w->learn, rs, &ids, req->has_ts ? req->ts : (int64_t)time(NULL), d);
+        if (ids.vid.n > VD_MAX_VISITOR_ID_LEN)
+            ids.vid = VD_STR_NULL;
+        if (ids.uid.n > VD_MAX_VISITOR_ID_LEN)
+            ids.uid = VD_STR_NULL;
+        int64_t ts = req->has_ts ? req->ts : (int64_t)time(NULL);
+        if (status == VD_PROFILE_OK || status == VD_PROFILE_TIMEOUT)
+            vd_exposure_record(w->profiles, &w->learn, rs, &ids, ts, d, visit);
+        else
+            vd_profile_visit(w->profiles, rs, &ids, ts, false, NULL, NULL);
     }
     uint64_t ns = vd_now_ns() - t0;
     VD_STAT_ADD(w->stats, decide_ns_total, ns);

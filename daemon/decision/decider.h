@@ -58,6 +58,7 @@ typedef struct vd_decider {
     vd_profile_stats *pstats;
     vd_track_types *track_types;
     vd_consent consent_default;
+    bool visit_deferred;          /* the profile step left this request's visit to its exposures */
     /* Learning (docs/LEARNING.md): exposures go out on the profile connection. */
     vd_learn_opts learn;
 } vd_decider;

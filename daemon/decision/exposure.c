@@ -12,16 +12,15 @@
 #include "core/sha1.h"
 #include "variantd/limits.h"
 
-/* The scripts go out as EVALSHA (a few hundred bytes instead of the 2 KB
+/* The convert script goes out as EVALSHA (a few hundred bytes instead of the 2 KB
  * body); a Redis that does not know them yet (restarted, flushed) answers
  * NOSCRIPT and the command is sent once more as EVAL, which caches it. */
-static char sha_expose[41], sha_convert[41];
+static char sha_convert[41];
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 
 static void sha_init(void)
 {
-    vd_str e = vd_learn_expose_script(), c = vd_learn_convert_script();
-    vd_sha1_hex(e.p, e.n, sha_expose);
+    vd_str c = vd_learn_convert_script();
     vd_sha1_hex(c.p, c.n, sha_convert);
 }
 
@@ -88,32 +87,27 @@ static vd_str rule_key(const vd_ruleset *rs, const vd_slot_choice *c)
 }
 
 unsigned vd_exposure_record(vd_profile_store *s, const vd_learn_opts *o, const vd_ruleset *rs,
-                            const vd_profile_ids *ids, int64_t ts, const vd_decision *d)
+                            const vd_profile_ids *ids, int64_t ts, const vd_decision *d, bool visit)
 {
-    char key[VD_PROFILE_KEY_LEN];
-    bool have_key = false;
-    unsigned sent = 0;
-    pthread_once(&sha_once, sha_init);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    vd_profile_exposure x[64];
+    unsigned n = 0, sent = 0;
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
         if (!c->slot || !c->slot->ngoals || !c->variant)
             continue;
         if (vd_decision_repeats_slot(d, i))
             continue;
-        if (!have_key && !(have_key = vd_profile_key(s, ids, key)))
-            return 0;
         bool bandit = c->rule >= 0 && c->slot->rules[c->rule].bandit;
-        vd_learn_cmd cmd;
-        vd_learn_opts so = *o;
-        so.sha_expose = sha_expose;
-        vd_learn_expose_cmd(&cmd, &so, vd_str_cstr(key), c->slot->name, rule_key(rs, c), c->variant->id, ts, bandit,
-                            us);
-        if (send_script(s, &cmd, vd_learn_expose_script()) == 0)
-            sent++;
+        x[n++] = (vd_profile_exposure){ c->slot->name, rule_key(rs, c), c->variant->id, bandit,
+                                        !bandit && !c->slot->uses_profile };
+        if (n == sizeof x / sizeof x[0]) {
+            sent += vd_profile_expose(s, rs, ids, ts, visit, o, x, n);
+            visit = false;
+            n = 0;
+        }
     }
+    if (n || visit)
+        sent += vd_profile_expose(s, rs, ids, ts, visit, o, x, n);
     return sent;
 }
 

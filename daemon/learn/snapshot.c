@@ -66,3 +66,15 @@ char *vd_learn_json_text(const json_t *j)
     }
     return b;
 }
+
+static _Atomic uint64_t epochs_digest;
+
+void vd_learn_epochs_publish(uint64_t digest)
+{
+    atomic_store_explicit(&epochs_digest, digest, memory_order_release);
+}
+
+uint64_t vd_learn_epochs(void)
+{
+    return atomic_load_explicit(&epochs_digest, memory_order_acquire);
+}

@@ -30,4 +30,11 @@ vd_learn_snapshot *vd_learn_snapshot_acquire(void);    /* NULL before the first 
 void vd_learn_snapshot_release(vd_learn_snapshot *s);
 void vd_learn_snapshot_clear(void);
 
+/* A digest of every goal slot's experiment number (epoch) as the learner
+ * last read them: it changes when `variantctl report --reset` starts a new
+ * experiment, so caches of "already exposed" (profile/store.c) drop what
+ * they knew. 0 before the first reading. */
+void vd_learn_epochs_publish(uint64_t digest);
+uint64_t vd_learn_epochs(void);
+
 #endif

@@ -292,11 +292,13 @@ static bool start_pending(rpc_conn *c, uint32_t msgid, int method, bool explain,
     return true;
 }
 
+/* Reading goes on while a request waits (no epoll_ctl to stop and start
+ * it for each one): what arrives meanwhile waits in `in` (process_input
+ * answers nothing while c->pend), bounded by conn_readable. */
 static void wait_for(rpc_conn *c, rpc_pending *p, vd_profile_op *op)
 {
     p->op = op;
     c->pend = p;
-    pause_reading(c);
 }
 
 /* params: msgpack-c's object, or (NULL) raw: its address in the current
@@ -862,6 +864,8 @@ static void on_peer_eof(rpc_conn *c)
 {
     c->peer_eof = 1;
     pause_reading(c);
+    if (c->pend)
+        return;                   /* its answer re-arms reading, which finds the EOF again */
     if (process_input(c) == 0)
         conn_close_after_flush(c);
 }
@@ -893,6 +897,13 @@ static void conn_readable(evutil_socket_t fd, short what, void *arg)
     }
     if (n < 0) {
         conn_free(c);             /* reset */
+        return;
+    }
+    if (c->pend) {
+        /* Pipelined behind a request that waits for the store: keep at
+         * most a frame's worth, then let TCP hold the rest. */
+        if (evbuffer_get_length(c->in) > c->srv->limits.max_bytes)
+            pause_reading(c);
         return;
     }
     if (process_input(c) == 0)

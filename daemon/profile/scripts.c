@@ -5,38 +5,50 @@
  * The arithmetic is the one of context/visitor.c, line for line. */
 #include "profile/scripts.h"
 
-#include "core/sha1.h"
+#include <string.h>
 
-/* Shared prologue: the visit bookkeeping of vd_visit_touch. */
+#include "core/sha1.h"
+#include "learn/counters.h"
+
+/* Shared prologue: the visit bookkeeping of vd_visit_touch, lean: one
+ * HMGET (the alias, the visit fields, the known mark), one HSET of what
+ * changed (nothing for a repeat view that does not move last_seen), no
+ * number formatting (the times are written as the daemon sent them).
+ * Returns nil, alias on a merged vid's key. */
 #define TOUCH                                                                              \
-    "local function touch(k, ts, gap)\n"                                                   \
-    "  local h = redis.call('HMGET', k, 'v', 'fs', 'ls', 'vs', 'pe')\n"                     \
-    "  local v = tonumber(h[1]) or 0\n"                                                    \
-    "  local fs, ls = tonumber(h[2]) or 0, tonumber(h[3]) or 0\n"                          \
-    "  local vs, pe = tonumber(h[4]) or 0, tonumber(h[5]) or 0\n"                          \
+    "local function touch(k, ts, gap, known)\n"                                            \
+    "  local h = redis.call('HMGET', k, 'a', 'v', 'fs', 'ls', 'k')\n"                       \
+    "  if h[1] then return nil, h[1] end\n"                                                \
+    "  local v, fs, ls = tonumber(h[2]) or 0, tonumber(h[3]) or 0, tonumber(h[4]) or 0\n"   \
+    "  local t = ARGV[1]\n"                                                                \
+    "  local w = {}\n"                                                                     \
     "  local began = 0\n"                                                                  \
-    "  if v == 0 then v = 1; fs = ts; ls = ts; vs = ts; pe = 0; began = 1\n"               \
+    "  if v == 0 then v = 1; began = 1; w = {'v', 1, 'fs', t, 'ls', t, 'vs', t, 'pe', 0}\n"  \
     "  else\n"                                                                             \
-    "    if ts < fs then fs = ts end\n"                                                    \
-    "    if ts - ls > gap then v = v + 1; pe = ls; vs = ts; ls = ts; began = 1\n"          \
-    "    elseif ts > ls then ls = ts end\n"                                                \
+    "    if ts < fs then w[#w + 1] = 'fs'; w[#w + 1] = t end\n"                              \
+    "    if ts - ls > gap then\n"                                                          \
+    "      v = v + 1; began = 1\n"                                                         \
+    "      w[#w + 1] = 'v'; w[#w + 1] = v; w[#w + 1] = 'pe'; w[#w + 1] = h[4]\n"              \
+    "      w[#w + 1] = 'vs'; w[#w + 1] = t; w[#w + 1] = 'ls'; w[#w + 1] = t\n"                \
+    "    elseif ts > ls then w[#w + 1] = 'ls'; w[#w + 1] = t end\n"                          \
     "  end\n"                                                                              \
-    "  redis.call('HMSET', k, 'v', v, 'fs', string.format('%d', fs), 'ls', string.format('%d', ls),\n" \
-    "             'vs', string.format('%d', vs), 'pe', string.format('%d', pe))\n"         \
+    "  if known and h[5] ~= '1' then w[#w + 1] = 'k'; w[#w + 1] = '1' end\n"                 \
+    "  if #w > 0 then redis.call('HSET', k, unpack(w)) end\n"                               \
     "  return v, began\n"                                                                  \
     "end\n"
 
-/* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known (0/1), read (0/1).
- * -> {"alias", uid_hash} | {"ok", visits, began, [HGETALL]} */
+/* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known (0/1). The TTL is set when
+ * a visit begins (a repeat view within the visit leaves it), so "profile-ttl
+ * without a visit". A decision that reads the profile pipelines an HGETALL
+ * right behind this (store.c): one round trip, and Redis converts no hash
+ * to Lua and back.
+ * -> {"alias", uid_hash} | {"ok", visits, began} */
 static const char visit_lua[] =
     TOUCH
     "local k = KEYS[1]\n"
-    "local a = redis.call('HGET', k, 'a')\n"
-    "if a then return {'alias', a} end\n"
-    "local v, began = touch(k, tonumber(ARGV[1]), tonumber(ARGV[2]))\n"
-    "if ARGV[4] == '1' then redis.call('HSET', k, 'k', '1') end\n"
-    "redis.call('EXPIRE', k, tonumber(ARGV[3]))\n"
-    "if ARGV[5] == '1' then return {'ok', v, began, redis.call('HGETALL', k)} end\n"
+    "local v, began = touch(k, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4] == '1')\n"
+    "if not v then return {'alias', began} end\n"
+    "if began == 1 then redis.call('EXPIRE', k, ARGV[3]) end\n"
     "return {'ok', v, began}\n";
 
 /* KEYS[1] profile; ARGV: ts, gap_s, ttl_s, known, type, count (0/1), then
@@ -45,11 +57,9 @@ static const char visit_lua[] =
 static const char event_lua[] =
     TOUCH
     "local k = KEYS[1]\n"
-    "local a = redis.call('HGET', k, 'a')\n"
-    "if a then return {'alias', a} end\n"
     "local ts = tonumber(ARGV[1])\n"
-    "local v, began = touch(k, ts, tonumber(ARGV[2]))\n"
-    "if ARGV[4] == '1' then redis.call('HSET', k, 'k', '1') end\n"
+    "local v, began = touch(k, ts, tonumber(ARGV[2]), ARGV[4] == '1')\n"
+    "if not v then return {'alias', began} end\n"
     "if ARGV[6] == '1' then redis.call('HINCRBY', k, 'e:' .. ARGV[5], 1) end\n"
     "for i = 7, #ARGV - 2, 3 do\n"
     "  local f = 's:' .. ARGV[i]\n"
@@ -278,6 +288,39 @@ static const char track_batch_lua[] =
     "  end\n"
     "end\n"
     "return out\n";
+/* decide: a decision's exposures (slots with a goal) and, unless it read
+ * the profile already, its visit, in one command. Built at start-up: the
+ * visit's TOUCH, the expose() function of learn/expose.lua (the text above
+ * its "-- standalone" line), and this driver. Touches the counter keys as
+ * expose.lua does (docs/LEARNING.md: counting needs a single Redis).
+ * KEYS[1] profile; ARGV: 1 ts, 2 gap_s, 3 ttl_s, 4 known, 5 visit (0/1),
+ * 6 namespace, 7 window_s, 8 UTC day, 9 stream, 10 stream MAXLEN, 11 the
+ * decision's time in microseconds, 12 the profile TTL the exposure sets (0:
+ * none), then (slot, rule key, variant, "bandit"|"") per exposure.
+ * -> {"alias", uid_hash} | {"ok", visits, began, {status, ts, ...}} (ts:
+ * that of the exposure the profile holds for the pair; -1 if another) */
+static const char decide_driver[] =
+    "local k = KEYS[1]\n"
+    "local v, began = 0, 0\n"
+    "if ARGV[5] == '1' then\n"
+    "  v, began = touch(k, tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4] == '1')\n"
+    "  if not v then return {'alias', began} end\n"
+    "  if began == 1 then redis.call('EXPIRE', k, ARGV[3]) end\n"
+    "else\n"
+    "  local a = redis.call('HGET', k, 'a')\n"
+    "  if a then return {'alias', a} end\n"
+    "end\n"
+    "local out = {}\n"
+    "local window = tonumber(ARGV[7])\n"
+    "for i = 13, #ARGV - 3, 4 do\n"
+    "  local st, _, t = expose(k, ARGV[6], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[1], window, ARGV[8],\n"
+    "                          ARGV[12], ARGV[9], ARGV[10], ARGV[i + 3], ARGV[11])\n"
+    "  out[#out + 1] = st\n"
+    "  out[#out + 1] = t\n"
+    "end\n"
+    "return {'ok', v, began, out}\n";
+
+static char decide_lua[8192];
 
 static vd_script scripts[VD_SCRIPT__COUNT] = {
     [VD_SCRIPT_VISIT] = { "visit", visit_lua, sizeof visit_lua - 1, "" },
@@ -288,10 +331,28 @@ static vd_script scripts[VD_SCRIPT__COUNT] = {
     [VD_SCRIPT_CLAIM] = { "claim", claim_lua, sizeof claim_lua - 1, "" },
     [VD_SCRIPT_MERGE] = { "merge", merge_lua, sizeof merge_lua - 1, "" },
     [VD_SCRIPT_TRACK_BATCH] = { "track_batch", track_batch_lua, sizeof track_batch_lua - 1, "" },
+    [VD_SCRIPT_DECIDE] = { "decide", decide_lua, 0, "" },
 };
+
+static void build_decide(void)
+{
+    static const char touch[] = TOUCH;
+    vd_str x = vd_learn_expose_script();
+    const char *end = strstr(x.p, "\n-- standalone\n");
+    size_t xn = end ? (size_t)(end - x.p) + 1 : 0;
+    size_t n = sizeof touch - 1, d = sizeof decide_driver - 1;
+    if (!xn || n + xn + d >= sizeof decide_lua)
+        return;               /* cannot happen with the shipped texts (test_learn_counters) */
+    memcpy(decide_lua, touch, n);
+    memcpy(decide_lua + n, x.p, xn);
+    memcpy(decide_lua + n + xn, decide_driver, d + 1);
+    scripts[VD_SCRIPT_DECIDE].len = n + xn + d;
+}
 
 void vd_scripts_init(void)
 {
+    if (!scripts[VD_SCRIPT_DECIDE].len)
+        build_decide();
     for (int i = 0; i < VD_SCRIPT__COUNT; i++)
         if (!scripts[i].sha[0])
             vd_sha1_hex(scripts[i].body, scripts[i].len, scripts[i].sha);

@@ -15,6 +15,7 @@ enum {
     VD_SCRIPT_CLAIM,          /* merge, step 1: take the vid's profile, leave an alias */
     VD_SCRIPT_MERGE,          /* merge, step 2: add it into the uid's profile */
     VD_SCRIPT_TRACK_BATCH,    /* track: many events for one or more profiles at once */
+    VD_SCRIPT_DECIDE,         /* decide: exposures of slots with a goal (+ the visit) */
     VD_SCRIPT__COUNT
 };
 

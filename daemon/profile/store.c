@@ -10,10 +10,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/adapters/libevent.h>
-
 #include "core/alloc.h"
 #include "core/log.h"
+#include "learn/snapshot.h"
 #include "profile/master.h"
 #include "profile/scripts.h"
 
@@ -21,18 +20,30 @@
 #define BACKOFF_MAX_MS 5000
 #define STALL_MS 2000          /* no reply for this long with commands in flight: reconnect */
 #define MERGE_CACHE 4096       /* vids recently claimed, direct-mapped */
-#define VISIT_CACHE 16384      /* profiles recently written by a visit, direct-mapped */
+#define VISIT_CACHE 32768      /* profiles recently written by a visit */
+#define VISIT_WAYS 8           /* ... 8-way set-associative: busy visitors do not evict each other */
 #define TTL_CACHE 8192         /* profiles whose TTL a track batch set recently, direct-mapped */
 #define MAX_REDIRECTS 2
 #define BATCH_MAX 256          /* track events per batch (one flush) */
 #define BATCH_SLOTS 512        /* the flush's key table: a power of two > BATCH_MAX */
+
+#define EXPOSE_CACHE 16384     /* exposures recently recorded, 8-way like the visits' */
+#define EXPOSE_BATCH 16        /* exposures per decide command */
+
+typedef struct expose_seen {
+    uint64_t h;               /* hash of (profile key, slot, rule key, variant) | 1; 0 = empty */
+    int64_t t;                /* the ts of the exposure the profile holds for the pair */
+    int64_t at;               /* the request ts it was recorded at */
+    uint64_t gen;             /* vd_learn_epochs() then */
+} expose_seen;
 
 typedef struct visit_seen {
     uint64_t h;               /* key hash | 1; 0 = empty */
     int64_t ts;               /* the request ts of the last write */
 } visit_seen;
 
-enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW, OP_BATCH };
+enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW, OP_BATCH,
+                OP_DECIDE };
 
 struct vd_profile_op {
     vd_profile_store *s;
@@ -64,6 +75,23 @@ struct vd_profile_op {
     vd_profile_op *group_next;      /* event: the next event of the same key in a flush */
     vd_profile_op **members;        /* batch: the events it carries */
     int nmembers, cap_members;
+    /* A decision's read (OP_VISIT with a callback): the visit script, then
+     * a plain HGETALL pipelined behind it; or, when the visit is coalesced,
+     * the HGETALL alone (`plain`). */
+    bool waited;                    /* counted in waiters: someone waits for the reply */
+    bool reads;
+    bool plain;
+    int parts;                      /* its commands not answered yet: released at 0 */
+    int skip_reads;                 /* HGETALL replies to drop (a NOSCRIPT re-send) */
+    bool have_visit, lost;
+    long long visits, began;
+    char alias[65];                 /* the visit part answered "alias" */
+    char err[128];                  /* the visit part's error reply */
+    /* decide: the exposures sent, to remember when Redis answers */
+    unsigned nx;
+    uint64_t xh[EXPOSE_BATCH];
+    int64_t ts;
+    uint64_t gen;
     vd_profile_op *next_free;
 };
 
@@ -79,9 +107,17 @@ struct vd_profile_store {
     const char *teardown_why; /* why on_teardown drops the link */
     uint64_t link_gen;        /* follow_master: the master generation ctx was made to */
     uint64_t last_progress_ns;
+    bool flushing;            /* inside redisAsyncHandleWrite (link_events) */
+    struct link_events *link; /* ctx's events */
+    long waiters;             /* commands in flight someone waits for */
+    char *fmt;                /* a command's RESP, built by hand (format_resp) */
+    size_t fmt_cap;
+    int64_t day_of;           /* decide: ts / 86400 of day[] */
+    char day[9];
     vd_profile_op *free_ops;
     uint64_t merged[MERGE_CACHE];
     visit_seen seen[VISIT_CACHE];
+    expose_seen exposed[EXPOSE_CACHE];
     vd_visitor visitor;       /* decoding scratch, one callback at a time */
     vd_profile_hook on_visit, on_track;
     void *hook_arg;
@@ -146,6 +182,12 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
     op->kh = 0;
     op->group_next = NULL;
     op->nmembers = 0;
+    op->waited = op->reads = op->plain = false;
+    op->parts = op->skip_reads = 0;
+    op->have_visit = op->lost = false;
+    op->visits = op->began = 0;
+    op->alias[0] = op->err[0] = '\0';
+    op->nx = 0;
     op->next_free = NULL;
     return op;
 }
@@ -153,6 +195,10 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
 static void op_release(vd_profile_op *op)
 {
     vd_profile_store *s = op->s;
+    if (op->waited) {
+        op->waited = false;
+        s->waiters--;
+    }
     if (op->timer_armed) {
         evtimer_del(&op->timer);
         op->timer_armed = false;
@@ -209,9 +255,16 @@ static int op_argd(vd_profile_op *op, double v)
 
 static int op_argi(vd_profile_op *op, int64_t v)
 {
-    char b[32];
-    int n = snprintf(b, sizeof b, "%lld", (long long)v);
-    return op_arg(op, b, (size_t)n);
+    /* Decimal by hand: a decision formats several of these. */
+    char b[24], *p = b + sizeof b;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    return op_arg(op, p, (size_t)(b + sizeof b - p));
 }
 
 /* Starts the EVALSHA argv: name, sha, numkeys, key. */
@@ -223,10 +276,68 @@ static int op_begin(vd_profile_op *op, const char *key)
            op_arg(op, key, strlen(key));
 }
 
+static void exposed_note(vd_profile_store *s, uint64_t h, long long t, int64_t at, uint64_t gen);
 static void on_reply(redisAsyncContext *c, void *reply, void *priv);
+static void on_visit_part(redisAsyncContext *c, void *reply, void *priv);
+static void on_read_part(redisAsyncContext *c, void *reply, void *priv);
+
+static void count_sent(vd_profile_store *s)
+{
+    if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
+        s->last_progress_ns = now_ns();
+}
 
 /* Sends op's command; `eval` sends the script body instead of its SHA. */
-static int op_send(vd_profile_op *op, bool eval)
+static char *put_len(char *p, size_t v)
+{
+    char b[24], *q = b + sizeof b;
+    do {
+        *--q = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    size_t n = (size_t)(b + sizeof b - q);
+    memcpy(p, q, n);
+    return p + n;
+}
+
+/* The command's RESP into s->fmt, for redisAsyncFormattedCommand: hiredis'
+ * own formatting (sdscatfmt per argument) cost more instructions than the
+ * rest of a decision's exposure step. */
+static int format_resp(vd_profile_store *s, int argc, const char *const *av, const size_t *lens, size_t *out)
+{
+    size_t need = 32;
+    for (int i = 0; i < argc; i++)
+        need += lens[i] + 32;
+    if (need > s->fmt_cap) {
+        size_t cap = s->fmt_cap ? s->fmt_cap : 1024;
+        while (cap < need)
+            cap *= 2;
+        char *b = vd_realloc(s->fmt, cap);
+        if (!b)
+            return -1;
+        s->fmt = b;
+        s->fmt_cap = cap;
+    }
+    char *p = s->fmt;
+    *p++ = '*';
+    p = put_len(p, (size_t)argc);
+    *p++ = '\r';
+    *p++ = '\n';
+    for (int i = 0; i < argc; i++) {
+        *p++ = '$';
+        p = put_len(p, lens[i]);
+        *p++ = '\r';
+        *p++ = '\n';
+        memcpy(p, av[i], lens[i]);
+        p += lens[i];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *out = (size_t)(p - s->fmt);
+    return 0;
+}
+
+static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
 {
     vd_profile_store *s = op->s;
     if (!s->ctx)
@@ -246,15 +357,53 @@ static int op_send(vd_profile_op *op, bool eval)
         av[1] = sc->body;
         op->argvlen[1] = sc->len;
     }
-    int rc = redisAsyncCommandArgv(s->ctx, on_reply, op, op->argc, av, op->argvlen);
+    size_t n;
+    int rc = format_resp(s, op->argc, av, op->argvlen, &n) != 0
+                 ? REDIS_ERR
+                 : redisAsyncFormattedCommand(s->ctx, fn, op, s->fmt, n);
     op->argvlen[0] = len0;
     op->argvlen[1] = len1;
     if (av != small)
         vd_free(av);
     if (rc != REDIS_OK)
         return -1;
-    if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
-        s->last_progress_ns = now_ns();
+    count_sent(s);
+    return 0;
+}
+
+static int op_send(vd_profile_op *op, bool eval)
+{
+    return op_send_cb(op, eval, on_reply);
+}
+
+static int send_hgetall(vd_profile_op *op)
+{
+    vd_profile_store *s = op->s;
+    const char *av[2] = { "HGETALL", op->key };
+    size_t lens[2] = { 7, strlen(op->key) }, n;
+    if (!s->ctx || format_resp(s, 2, av, lens, &n) != 0 ||
+        redisAsyncFormattedCommand(s->ctx, on_read_part, op, s->fmt, n) != REDIS_OK)
+        return -1;
+    count_sent(s);
+    return 0;
+}
+
+/* A decision's read: the visit script (unless coalesced), then HGETALL of
+ * the same key in the same write, so one round trip. */
+static int read_send(vd_profile_op *op)
+{
+    if (!op->plain) {
+        if (op_send_cb(op, false, on_visit_part) != 0)
+            return -1;
+        op->parts++;
+    }
+    if (send_hgetall(op) != 0) {
+        if (op->plain)
+            return -1;
+        op->lost = true;          /* the visit part went: its reply answers (unavailable) */
+        return 0;
+    }
+    op->parts++;
     return 0;
 }
 
@@ -313,6 +462,7 @@ static void arm_deadline(vd_profile_op *op)
 }
 
 static void flush_batch(vd_profile_store *s);
+static void link_want_read(vd_profile_store *s);
 
 /* Queues op (and its deadline when someone waits). On refusal, counts it
  * and releases op; returns NULL. */
@@ -322,14 +472,20 @@ static vd_profile_op *op_start(vd_profile_op *op, bool deadline)
     flush_batch(s);           /* the track events called before go first */
     if (master_moved(s))
         request_teardown(s, "the master moved (sentinel failover)");
-    if (!room(s) || op_send(op, false) != 0) {
+    if (!room(s) || (op->reads ? read_send(op) : op_send(op, false)) != 0) {
         STAT_INC(s, profile_overflow);
         op->cb = NULL;
-        op_release(op);
+        if (!op->parts)
+            op_release(op);
         return NULL;
     }
     if (deadline && op->cb)
         arm_deadline(op);
+    if (op->cb) {
+        op->waited = true;
+        if (s->waiters++ == 0)
+            link_want_read(s);
+    }
     return op->cb ? op : NULL;
 }
 
@@ -346,7 +502,27 @@ void vd_profile_cancel(vd_profile_op *op)
 
 /* ---- decoding --------------------------------------------------------------- */
 
+static double num_slow(vd_str s);
+
+/* The fields are integers but for scores: decimal digits by hand, strtod
+ * for anything else (strtod was a tenth of a profile read's instructions). */
 static double num(vd_str s)
+{
+    size_t i = 0;
+    bool neg = s.n > 0 && s.p[0] == '-';
+    i = neg;
+    if (i == s.n || s.n - i > 18)
+        return num_slow(s);
+    int64_t v = 0;
+    for (; i < s.n; i++) {
+        if (s.p[i] < '0' || s.p[i] > '9')
+            return num_slow(s);
+        v = v * 10 + (s.p[i] - '0');
+    }
+    return (double)(neg ? -v : v);
+}
+
+static double num_slow(vd_str s)
 {
     char b[64];
     vd_str_copy(b, sizeof b, s);
@@ -567,8 +743,18 @@ static void flush_batch(vd_profile_store *s)
                     bad |= batch_event_args(b, ev) | batch_member(b, ev);
             }
         }
-        if (!bad && op_send(b, false) == 0)
+        if (!bad && op_send(b, false) == 0) {
+            /* A track request in it waits for the reply: read it as it comes
+             * (notifications alone are collected by the link's drain). */
+            for (int i = 0; i < b->nmembers; i++)
+                if (b->members[i]->cb) {
+                    b->waited = true;
+                    if (s->waiters++ == 0)
+                        link_want_read(s);
+                    break;
+                }
             continue;
+        }
         /* Not sent (store down, out of memory): every event of it is lost. */
         if (b)
             op_release(b);
@@ -752,10 +938,180 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
     case OP_MERGE:
         STAT_INC(s, profile_merges);
         break;
+    case OP_DECIDE:
+        if (r->type == REDIS_REPLY_ARRAY && r->elements >= 4) {
+            if (int_of(r->element[1]) == 1 && int_of(r->element[2]))
+                STAT_INC(s, profile_new);
+            const redisReply *x = r->element[3];
+            for (unsigned i = 0; x->type == REDIS_REPLY_ARRAY && i < op->nx && 2 * i + 1 < x->elements; i++)
+                exposed_note(s, op->xh[i], int_of(x->element[2 * i + 1]), op->ts, op->gen);
+        }
+        break;
     default:
         break;
     }
     op_finish(op, &res);
+}
+
+/* ---- a decision's read: visit part + HGETALL --------------------------------- */
+
+static uint64_t key_hash(const char *key);
+static void seen_forget(vd_profile_store *s, const char *key);
+
+static void reply_seen(vd_profile_store *s)
+{
+    atomic_fetch_sub_explicit(&s->stats->inflight, 1, memory_order_relaxed);
+    s->last_progress_ns = now_ns();
+}
+
+/* The last reply of a read is in (or the link is gone): answer if nobody
+ * has been, release when no command of it is outstanding. */
+static void read_settle(vd_profile_op *op)
+{
+    if (op->parts > 0)
+        return;
+    if (!op->answered && op->cb) {
+        if (op->err[0])
+            finish_status(op, VD_PROFILE_UNAVAILABLE, op->err);
+        else
+            finish_status(op, VD_PROFILE_UNAVAILABLE, "profile store connection lost");
+        return;
+    }
+    op_release(op);
+}
+
+static void on_visit_part(redisAsyncContext *c, void *reply, void *priv)
+{
+    (void)c;
+    vd_profile_op *op = priv;
+    vd_profile_store *s = op->s;
+    redisReply *r = reply;
+    reply_seen(s);
+    op->parts--;
+    if (!r) {
+        op->lost = true;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        if (strncmp(r->str, "NOSCRIPT", 8) == 0 && !op->lost) {
+            /* Sent again with the body (Redis caches it from now on), and
+             * the HGETALL behind it again, so the read follows the visit;
+             * the first HGETALL's reply is dropped. */
+            if (op_send_cb(op, true, on_visit_part) == 0) {
+                op->parts++;
+                op->skip_reads++;
+                if (send_hgetall(op) == 0)
+                    op->parts++;
+                else
+                    op->lost = true;
+                return;
+            }
+            op->lost = true;
+        } else {
+            STAT_INC(s, profile_errors);
+            vd_debug("profile store: %s", r->str);
+            if (s->cfg.follow_master && (strncmp(r->str, "READONLY", 8) == 0 || strstr(r->str, "-READONLY")))
+                request_teardown(s, "the server is a replica (READONLY)");
+            snprintf(op->err, sizeof op->err, "%s", r->str);
+        }
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 2 && is_str(r->element[0], "alias")) {
+        const redisReply *a = r->element[1];
+        if (a->type == REDIS_REPLY_STRING && a->len > 0 && a->len < (int)sizeof op->alias) {
+            memcpy(op->alias, a->str, (size_t)a->len);
+            op->alias[a->len] = '\0';
+        }
+    } else if (r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+        op->have_visit = true;
+        op->visits = int_of(r->element[1]);
+        op->began = int_of(r->element[2]);
+    }
+    read_settle(op);
+}
+
+/* Sends the read again on the uid's key a merged vid's key names. */
+static bool read_redirect(vd_profile_op *op, const char *h, size_t n)
+{
+    if (op->redirects >= MAX_REDIRECTS || n != 32)
+        return false;
+    op->redirects++;
+    char key[VD_PROFILE_KEY_LEN];
+    snprintf(key, sizeof key, "vdp1:{%.*s}", (int)n, h);
+    if (strlen(key) != op->argvlen[3])
+        return false;
+    memcpy(op->buf + (uintptr_t)op->argv[3], key, op->argvlen[3]);
+    snprintf(op->key, sizeof op->key, "%s", key);
+    op->alias[0] = '\0';
+    op->have_visit = false;
+    return read_send(op) == 0;
+}
+
+static void on_read_part(redisAsyncContext *c, void *reply, void *priv)
+{
+    (void)c;
+    vd_profile_op *op = priv;
+    vd_profile_store *s = op->s;
+    redisReply *r = reply;
+    reply_seen(s);
+    op->parts--;
+    if (op->skip_reads > 0) {
+        op->skip_reads--;
+        read_settle(op);
+        return;
+    }
+    if (!r || op->lost || op->answered || op->err[0]) {
+        if (r && r->type == REDIS_REPLY_ERROR && !op->err[0]) {
+            STAT_INC(s, profile_errors);
+            snprintf(op->err, sizeof op->err, "%s", r->str);
+        }
+        read_settle(op);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        STAT_INC(s, profile_errors);
+        snprintf(op->err, sizeof op->err, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply to HGETALL");
+        read_settle(op);
+        return;
+    }
+    /* A merged vid's key holds only the alias. */
+    const char *alias = op->alias[0] ? op->alias : NULL;
+    size_t alias_n = alias ? strlen(alias) : 0;
+    if (!alias && r->elements == 2 && is_str(r->element[0], "a") && r->element[1]->type == REDIS_REPLY_STRING) {
+        alias = r->element[1]->str;
+        alias_n = (size_t)r->element[1]->len;
+    }
+    if (alias) {
+        if (!read_redirect(op, alias, alias_n)) {
+            STAT_INC(s, profile_errors);
+            snprintf(op->err, sizeof op->err, "alias chain too long");
+        }
+        read_settle(op);
+        return;
+    }
+    if (op->plain && r->elements == 0) {
+        /* Coalesced, but the profile is gone (forgotten through another
+         * worker or daemon, expired, the store flushed): count the visit
+         * after all. */
+        op->plain = false;
+        seen_forget(s, op->key);
+        if (read_send(op) != 0)
+            op->lost = true;
+        read_settle(op);
+        return;
+    }
+    vd_profile_result res = { .status = VD_PROFILE_OK };
+    if (op->plain) {
+        res.found = true;
+    } else if (op->have_visit) {
+        if (op->visits == 1 && op->began)
+            STAT_INC(s, profile_new);
+        res.found = !(op->visits == 1 && op->began);
+    }
+    res.visitor = decode_reply(s, op->rs, r);
+    if (res.found)
+        STAT_INC(s, profile_hits);
+    if (!op->answered && op->cb) {
+        op->answered = true;
+        op->cb(op->arg, &res);
+    }
+    read_settle(op);
 }
 
 /* ---- connection ----------------------------------------------------------------- */
@@ -800,6 +1156,199 @@ static void link_down(vd_profile_store *s, const char *why)
     evtimer_add(s->retry_ev, &tv);
 }
 
+/* The connection's events. Like hiredis' libevent adapter, with three
+ * differences that count at tens of thousands of commands a second:
+ * - the commands queued during one turn of the event loop (every decision
+ *   of every connection that was readable) go out together at its end, in
+ *   one write(2): hiredis asks for the write event on each command, and we
+ *   answer by activating an event that runs after the callbacks already
+ *   due, instead of arming EPOLLOUT and waiting a turn (the write event is
+ *   armed only while connecting and when the kernel took less than all);
+ * - the read event stays armed while someone waits for a reply (no
+ *   epoll_ctl per reply);
+ * - while nobody waits (visits, exposures, track notifications: writes
+ *   nobody waits for) replies are not read as they come, which would wake
+ *   the worker once more per batch, but every DRAIN_MS, a few hundred at a
+ *   time. Errors, NOSCRIPT re-sends and the stall watchdog see them then. */
+#define DRAIN_MS 1
+
+typedef struct link_events {
+    vd_profile_store *s;
+    redisAsyncContext *ac;
+    struct event *rev, *wev, *flush, *drain;
+    bool flush_due, reading;
+} link_events;
+
+static bool link_should_read(const link_events *e)
+{
+    const vd_profile_store *s = e->s;
+    return !(e->ac->c.flags & REDIS_CONNECTED) || s->waiters > 0 ||
+           atomic_load_explicit(&s->stats->inflight, memory_order_relaxed) > s->cfg.queue_max / 4;
+}
+
+static void link_arm_drain(link_events *e)
+{
+    if (!e->reading && !evtimer_pending(e->drain, NULL) &&
+        atomic_load_explicit(&e->s->stats->inflight, memory_order_relaxed) > 0) {
+        struct timeval tv = { 0, DRAIN_MS * 1000 };
+        evtimer_add(e->drain, &tv);
+    }
+}
+
+static void link_handle_write(vd_profile_store *s, redisAsyncContext *ac)
+{
+    s->flushing = true;
+    redisAsyncHandleWrite(ac);    /* may free ac and its link_events */
+    s->flushing = false;
+    if (s->ctx == ac && s->link)
+        link_arm_drain(s->link);
+}
+
+static void link_on_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_events *e = arg;
+    vd_profile_store *s = e->s;
+    redisAsyncContext *ac = e->ac;
+    redisAsyncHandleRead(ac);     /* may free ac and its link_events */
+    if (s->ctx == ac && s->link)
+        link_arm_drain(s->link);
+}
+
+/* DRAIN_MS passed: read what came (hiredis reads 16 KB a go: a few more
+ * while replies keep coming). */
+static void link_on_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_events *e = arg;
+    vd_profile_store *s = e->s;
+    redisAsyncContext *ac = e->ac;
+    for (int i = 0; i < 16; i++) {
+        int64_t before = atomic_load_explicit(&s->stats->inflight, memory_order_relaxed);
+        redisAsyncHandleRead(ac);     /* may free ac and its link_events */
+        if (s->ctx != ac || !s->link ||
+            atomic_load_explicit(&s->stats->inflight, memory_order_relaxed) >= before)
+            break;
+    }
+    if (s->ctx == ac && s->link)
+        link_arm_drain(s->link);
+}
+
+static void link_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_events *e = arg;
+    link_handle_write(e->s, e->ac);
+}
+
+static void link_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    link_events *e = arg;
+    e->flush_due = false;
+    link_handle_write(e->s, e->ac);
+}
+
+static void link_add_read(void *p)
+{
+    link_events *e = p;
+    if (!link_should_read(e)) {
+        if (e->reading) {     /* nobody waits any more */
+            event_del(e->rev);
+            e->reading = false;
+        }
+        return;
+    }
+    if (!e->reading) {
+        event_add(e->rev, NULL);
+        e->reading = true;
+    }
+}
+
+static void link_del_read(void *p)
+{
+    link_events *e = p;
+    event_del(e->rev);
+    e->reading = false;
+}
+
+/* A command someone waits for was queued: read as replies come. */
+static void link_want_read(vd_profile_store *s)
+{
+    if (s->ctx && s->link && !s->link->reading) {
+        event_add(s->link->rev, NULL);
+        s->link->reading = true;
+    }
+}
+
+static void link_add_write(void *p)
+{
+    link_events *e = p;
+    if (e->s->flushing || !(e->ac->c.flags & REDIS_CONNECTED)) {
+        event_add(e->wev, NULL);  /* connecting, or the kernel took less than all */
+        return;
+    }
+    if (!e->flush_due && !event_pending(e->wev, EV_WRITE, NULL)) {
+        e->flush_due = true;
+        event_active(e->flush, EV_TIMEOUT, 1);
+    }
+}
+
+static void link_del_write(void *p)
+{
+    link_events *e = p;
+    if (event_pending(e->wev, EV_WRITE, NULL))
+        event_del(e->wev);
+}
+
+static void link_cleanup(void *p)
+{
+    link_events *e = p;
+    if (e->s->link == e)
+        e->s->link = NULL;
+    event_free(e->rev);
+    event_free(e->wev);
+    event_free(e->flush);
+    event_free(e->drain);
+    vd_free(e);
+}
+
+static int link_attach(vd_profile_store *s, redisAsyncContext *ac)
+{
+    link_events *e = vd_calloc(1, sizeof *e);
+    if (!e)
+        return -1;
+    e->s = s;
+    e->ac = ac;
+    e->rev = event_new(s->base, ac->c.fd, EV_READ | EV_PERSIST, link_on_read, e);
+    e->wev = event_new(s->base, ac->c.fd, EV_WRITE, link_on_write, e);
+    e->flush = event_new(s->base, -1, 0, link_on_flush, e);
+    e->drain = evtimer_new(s->base, link_on_drain, e);
+    if (!e->rev || !e->wev || !e->flush || !e->drain) {
+        if (e->rev) event_free(e->rev);
+        if (e->wev) event_free(e->wev);
+        if (e->flush) event_free(e->flush);
+        if (e->drain) event_free(e->drain);
+        vd_free(e);
+        return -1;
+    }
+    ac->ev.addRead = link_add_read;
+    ac->ev.delRead = link_del_read;
+    ac->ev.addWrite = link_add_write;
+    ac->ev.delWrite = link_del_write;
+    ac->ev.cleanup = link_cleanup;
+    ac->ev.data = e;
+    s->link = e;
+    event_add(e->rev, NULL);
+    e->reading = true;
+    event_add(e->wev, NULL);      /* writable: the connection is made */
+    return 0;
+}
+
 static void raw_setup(vd_profile_store *s, const char **argv, int argc)
 {
     size_t lens[4];
@@ -830,7 +1379,11 @@ static void link_start(vd_profile_store *s)
         return;
     }
     c->data = s;
-    redisLibeventAttach(c, s->base);
+    if (link_attach(s, c) != 0) {
+        redisAsyncFree(c);
+        link_down(s, "out of memory");
+        return;
+    }
     redisAsyncSetConnectCallback(c, on_connect);
     redisAsyncSetDisconnectCallback(c, on_disconnect);
     s->ctx = c;
@@ -896,6 +1449,7 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
     s->stats = stats;
     s->types = types;
     s->backoff_ms = BACKOFF_MIN_MS;
+    s->day_of = INT64_MIN;
     s->retry_ev = evtimer_new(base, on_retry, s);
     s->teardown_ev = evtimer_new(base, on_teardown, s);
     s->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, s);
@@ -932,6 +1486,7 @@ void vd_profile_store_free(vd_profile_store *s)
         event_free(s->watch_ev);
     if (s->flush_ev)
         event_free(s->flush_ev);
+    vd_free(s->fmt);
     while (s->free_ops) {
         vd_profile_op *op = s->free_ops;
         s->free_ops = op->next_free;
@@ -1061,11 +1616,10 @@ static void send_forget_key(vd_profile_store *s, const char *key)
     op_start(op, false);
 }
 
-static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, const vd_profile_ids *ids,
-                                   vd_profile_cb cb, void *arg, char key[VD_PROFILE_KEY_LEN])
+/* start_common with the key already named. */
+static vd_profile_op *start_keyed(vd_profile_store *s, int kind, int script, vd_profile_cb cb, void *arg,
+                                  const char *key)
 {
-    if (!vd_profile_key(s, ids, key))
-        return NULL;
     if (!room(s)) {
         STAT_INC(s, profile_overflow);
         return NULL;
@@ -1082,6 +1636,14 @@ static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, co
     return op;
 }
 
+static vd_profile_op *start_common(vd_profile_store *s, int kind, int script, const vd_profile_ids *ids,
+                                   vd_profile_cb cb, void *arg, char key[VD_PROFILE_KEY_LEN])
+{
+    if (!vd_profile_key(s, ids, key))
+        return NULL;
+    return start_keyed(s, kind, script, cb, arg, key);
+}
+
 static uint64_t key_hash(const char *key)
 {
     return (uint64_t)vd_hash64(key, strlen(key)) | 1;
@@ -1089,15 +1651,39 @@ static uint64_t key_hash(const char *key)
 
 /* A visit of a profile this worker wrote less than session-gap/30 before
  * (one minute at the default 30) changes nothing but last_seen by less than
- * that: the write is skipped. Visits, visit starts and days between visits
- * stay exact to that precision; reads and tracks always go to Redis. */
-static bool visit_coalesced(vd_profile_store *s, const char *key, int64_t ts, bool read)
+ * that: the write is skipped, and a decision that reads the profile reads
+ * it with a plain HGETALL. Visits, visit starts and days between visits
+ * stay exact to that precision; tracks always go to Redis. */
+static visit_seen *seen_set(vd_profile_store *s, uint64_t h)
+{
+    return &s->seen[(h / 2) % (VISIT_CACHE / VISIT_WAYS) * VISIT_WAYS];
+}
+
+static void seen_forget(vd_profile_store *s, const char *key)
+{
+    uint64_t h = key_hash(key);
+    visit_seen *set = seen_set(s, h);
+    for (int i = 0; i < VISIT_WAYS; i++)
+        if (set[i].h == h)
+            set[i].h = 0;
+}
+
+static bool visit_coalesced(vd_profile_store *s, const char *key, int64_t ts)
 {
     uint64_t h = key_hash(key);
     int64_t window = s->cfg.gap_s / 30;
-    visit_seen *e = &s->seen[h % VISIT_CACHE];
-    if (!read && window > 0 && e->h == h && ts >= e->ts && ts - e->ts < window)
+    visit_seen *set = seen_set(s, h), *e = NULL;
+    for (int i = 0; i < VISIT_WAYS && !e; i++)
+        if (set[i].h == h)
+            e = &set[i];
+    if (e && window > 0 && ts >= e->ts && ts - e->ts < window)
         return true;
+    if (!e) {                 /* an empty way, else the one written longest ago */
+        e = &set[0];
+        for (int i = 1; i < VISIT_WAYS && e->h; i++)
+            if (!set[i].h || set[i].ts < e->ts)
+                e = &set[i];
+    }
     e->h = h;
     e->ts = ts;
     return false;
@@ -1106,26 +1692,33 @@ static bool visit_coalesced(vd_profile_store *s, const char *key, int64_t ts, bo
 vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids,
                                 int64_t ts, bool read, vd_profile_cb cb, void *arg)
 {
-    char key[VD_PROFILE_KEY_LEN];
+    char key[VD_PROFILE_KEY_LEN] = "";
     maybe_claim(s, rs, ids);
-    if (vd_profile_key(s, ids, key) && s->ctx && visit_coalesced(s, key, ts, read)) {
+    bool coalesced = vd_profile_key(s, ids, key) && s->ctx && visit_coalesced(s, key, ts);
+    if (coalesced && !(read && cb)) {
         STAT_INC(s, profile_visits_coalesced);
         if (s->on_visit)
             s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
         return NULL;
     }
-    vd_profile_op *op = start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, read ? cb : NULL, arg, key);
+    read = read && cb;
+    vd_profile_op *op = key[0] ? start_keyed(s, OP_VISIT, VD_SCRIPT_VISIT, read ? cb : NULL, arg, key)
+                               : start_common(s, OP_VISIT, VD_SCRIPT_VISIT, ids, read ? cb : NULL, arg, key);
     if (!op)
         return NULL;
     if (op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
-        op_arg(op, ids->uid.n ? "1" : "0", 1) | op_arg(op, read ? "1" : "0", 1)) {
+        op_arg(op, ids->uid.n ? "1" : "0", 1)) {
         op_release(op);
         return NULL;
     }
     if (read) {
         vd_ruleset_retain((vd_ruleset *)rs);
         op->rs = (vd_ruleset *)rs;
+        op->reads = true;
+        op->plain = coalesced;
         STAT_INC(s, profile_reads);
+        if (coalesced)
+            STAT_INC(s, profile_visits_coalesced);
     } else {
         STAT_INC(s, profile_visits);
     }
@@ -1133,6 +1726,166 @@ vd_profile_op *vd_profile_visit(vd_profile_store *s, const vd_ruleset *rs, const
     if (s->on_visit && s->ctx)
         s->on_visit(s->hook_arg, s, rs, key, ids, ts, NULL);
     return r;
+}
+
+/* ---- exposures ---------------------------------------------------------------- */
+
+static uint64_t exposure_hash(const char *key, const vd_profile_exposure *x)
+{
+    char b[VD_PROFILE_KEY_LEN + 3 * (VD_MAX_ID_LEN + 1) + 8];
+    size_t n = strlen(key);
+    if (n + x->slot.n + x->rule.n + x->variant.n + 3 > sizeof b)
+        return 0;
+    memcpy(b, key, n);
+    b[n++] = '\0';
+    memcpy(b + n, x->slot.p, x->slot.n);
+    n += x->slot.n;
+    b[n++] = '\0';
+    memcpy(b + n, x->rule.p, x->rule.n);
+    n += x->rule.n;
+    b[n++] = '\0';
+    memcpy(b + n, x->variant.p, x->variant.n);
+    n += x->variant.n;
+    return (uint64_t)vd_hash64(b, n) | 1;
+}
+
+static expose_seen *exposed_set(vd_profile_store *s, uint64_t h)
+{
+    return &s->exposed[(h / 2) % (EXPOSE_CACHE / VISIT_WAYS) * VISIT_WAYS];
+}
+
+/* Redis answered an exposure: the profile holds the pair at t (-1: it
+ * holds another). */
+static void exposed_note(vd_profile_store *s, uint64_t h, long long t, int64_t at, uint64_t gen)
+{
+    if (!h)
+        return;
+    expose_seen *set = exposed_set(s, h), *e = NULL;
+    for (int i = 0; i < VISIT_WAYS && !e; i++)
+        if (set[i].h == h)
+            e = &set[i];
+    if (t < 0) {
+        if (e)
+            e->h = 0;
+        return;
+    }
+    if (!e) {
+        e = &set[0];
+        for (int i = 1; i < VISIT_WAYS && e->h; i++)
+            if (!set[i].h || set[i].at < e->at)
+                e = &set[i];
+    }
+    *e = (expose_seen){ h, (int64_t)t, at, gen };
+}
+
+/* The script would answer "already exposed" (as far as this worker can
+ * know: within session-gap/30 of its last word from Redis on the pair). */
+static bool exposed_fresh(vd_profile_store *s, uint64_t h, int64_t ts, int64_t window, uint64_t gen)
+{
+    int64_t horizon = s->cfg.gap_s / 30;
+    if (!h || horizon <= 0)
+        return false;
+    expose_seen *set = exposed_set(s, h);
+    for (int i = 0; i < VISIT_WAYS; i++)
+        if (set[i].h == h)
+            return set[i].gen == gen && ts >= set[i].at && ts - set[i].at < horizon &&
+                   (ts > set[i].t ? ts - set[i].t : set[i].t - ts) < window;
+    return false;
+}
+
+static unsigned expose_batch(vd_profile_store *s, const vd_profile_ids *ids, const char *key, int64_t ts,
+                             bool touch, const vd_learn_opts *o, const vd_profile_exposure *x,
+                             const uint64_t *xh, unsigned n, uint64_t gen)
+{
+    vd_profile_op *op = start_keyed(s, OP_DECIDE, VD_SCRIPT_DECIDE, NULL, NULL, key);
+    if (!op)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    int64_t dn = (ts >= 0 ? ts : ts - 86399) / 86400;
+    if (dn != s->day_of) {    /* the UTC day changes once a day */
+        vd_learn_day(ts, s->day);
+        s->day_of = dn;
+    }
+    const char *day = s->day;
+    const char *stream = o->stream ? o->stream : "";
+    int bad = op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
+              op_arg(op, ids->uid.n ? "1" : "0", 1) | op_arg(op, touch ? "1" : "0", 1) |
+              op_arg(op, o->ns, strlen(o->ns)) | op_argi(op, o->window_s) | op_arg(op, day, 8) |
+              op_arg(op, stream, strlen(stream)) | op_argi(op, o->stream_maxlen) | op_argi(op, us) |
+              op_argi(op, o->ttl_s);
+    for (unsigned i = 0; i < n; i++) {
+        bad |= op_arg(op, x[i].slot.p, x[i].slot.n) | op_arg(op, x[i].rule.p, x[i].rule.n) |
+               op_arg(op, x[i].variant.p, x[i].variant.n) |
+               op_arg(op, x[i].bandit ? "bandit" : "", x[i].bandit ? 6 : 0);
+        op->xh[i] = xh[i];
+    }
+    if (bad) {
+        op_release(op);
+        return 0;
+    }
+    op->nx = n;
+    op->ts = ts;
+    op->gen = gen;
+    op_start(op, false);
+    return n;
+}
+
+unsigned vd_profile_expose(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids, int64_t ts,
+                           bool visit, const vd_learn_opts *o, const vd_profile_exposure *x, unsigned n)
+{
+    char key[VD_PROFILE_KEY_LEN];
+    if (!vd_profile_key(s, ids, key))
+        return 0;
+    uint64_t gen = vd_learn_epochs();
+    vd_profile_exposure keep[EXPOSE_BATCH];
+    uint64_t kh[EXPOSE_BATCH];
+    unsigned nk = 0, sent = 0;
+    bool touch = visit;
+    if (visit) {
+        maybe_claim(s, rs, ids);
+        if (s->ctx && visit_coalesced(s, key, ts)) {
+            touch = false;
+            STAT_INC(s, profile_visits_coalesced);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t h = x[i].stable ? exposure_hash(key, &x[i]) : 0;
+        if (exposed_fresh(s, h, ts, o->window_s, gen)) {
+            STAT_INC(s, profile_exposures_coalesced);
+            continue;
+        }
+        keep[nk] = x[i];
+        kh[nk++] = h;
+        if (nk == EXPOSE_BATCH || i + 1 == n) {
+            sent += expose_batch(s, ids, key, ts, touch, o, keep, kh, nk, gen);
+            if (touch)
+                STAT_INC(s, profile_visits);
+            touch = false;
+            nk = 0;
+        }
+    }
+    if (nk) {
+        sent += expose_batch(s, ids, key, ts, touch, o, keep, kh, nk, gen);
+        if (touch)
+            STAT_INC(s, profile_visits);
+        touch = false;
+    }
+    if (touch) {
+        /* Every exposure was known: the visit alone. */
+        vd_profile_op *op = start_keyed(s, OP_VISIT, VD_SCRIPT_VISIT, NULL, NULL, key);
+        if (op && (op_argi(op, ts) | op_argi(op, s->cfg.gap_s) | op_argi(op, s->cfg.ttl_s) |
+                   op_arg(op, ids->uid.n ? "1" : "0", 1))) {
+            op_release(op);
+            op = NULL;
+        }
+        if (op) {
+            STAT_INC(s, profile_visits);
+            op_start(op, false);
+        }
+    }
+    return sent;
 }
 
 static void count_type(vd_profile_store *s, vd_str type)
@@ -1243,7 +1996,7 @@ vd_profile_op *vd_profile_forget(vd_profile_store *s, const vd_profile_ids *ids,
     vd_profile_op *op = start_common(s, OP_FORGET, VD_SCRIPT_FORGET, ids, cb, arg, key);
     if (!op)
         return NULL;
-    s->seen[key_hash(key) % VISIT_CACHE].h = 0;   /* the next visit writes again */
+    seen_forget(s, key);      /* the next visit writes again */
     s->ttl_set[key_hash(key) % TTL_CACHE].h = 0;
     /* A forgotten vid+uid pair: both keys. */
     if (ids->uid.n && ids->vid.n) {

@@ -26,6 +26,7 @@
 
 #include "context/visitor.h"
 #include "core/str.h"
+#include "learn/counters.h"
 #include "rules/ruleset.h"
 
 struct event_base;
@@ -41,6 +42,7 @@ struct event_base;
     X(profile_overflow,    "profile operations refused: profile-queue full or store down") \
     X(profile_visits,      "visits counted without waiting (slots without visitor.*)")   \
     X(profile_visits_coalesced, "visit writes skipped: the same visitor was written within session-gap/30") \
+    X(profile_exposures_coalesced, "exposures not sent: this worker recorded the same one within session-gap/30") \
     X(profile_merges,      "anonymous profiles merged into a known one")                 \
     X(profile_forgets,     "profiles erased by forget")                                  \
     X(profile_flags,       "flags set or cleared")                                       \
@@ -142,6 +144,24 @@ vd_profile_op *vd_profile_flag(vd_profile_store *s, const vd_profile_ids *ids, v
                                int64_t expires_at, bool clear, vd_profile_cb cb, void *arg);
 vd_profile_op *vd_profile_forget(vd_profile_store *s, const vd_profile_ids *ids, vd_profile_cb cb,
                                  void *arg);
+/* decide, after the decision: the exposures of its slots with a goal
+ * (learn/expose.lua's arithmetic) and, when `visit` (a decision that did
+ * not read its profile defers its visit to here), the visit, in one
+ * command nobody waits for. An exposure this worker recorded for the same
+ * visitor and (slot, rule key, variant) less than session-gap/30 before,
+ * still within the attribution window for the profile and with no
+ * experiment reset seen since (vd_learn_epochs), is not sent again: the
+ * script would find it and count nothing. Without exposures left this is
+ * vd_profile_visit (when `visit`). Returns the exposures sent. */
+typedef struct vd_profile_exposure {
+    vd_str slot, rule, variant;
+    bool bandit;
+    bool stable;       /* the variant does not depend on the profile (no visitor.*, no
+                        * bandit): only such exposures are skipped as above */
+} vd_profile_exposure;
+unsigned vd_profile_expose(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids, int64_t ts,
+                           bool visit, const vd_learn_opts *o, const vd_profile_exposure *x, unsigned n);
+
 /* The waiter is gone (its connection closed): the callback will not run. */
 void vd_profile_cancel(vd_profile_op *op);
 

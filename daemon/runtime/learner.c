@@ -11,6 +11,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "learn/alloc.h"
 #include "learn/counters.h"
 #include "learn/snapshot.h"
@@ -187,6 +188,13 @@ static bool tick(vd_learner *l, bool compute, const vd_bandit_params *bp, int64_
                 vd_report_mark_bandit(&t.slots[t.n], key);
             }
         t.n++;
+    }
+    if (ok) {
+        /* Experiment numbers: a reset drops the workers' "already exposed". */
+        uint64_t d = 1;
+        for (unsigned i = 0; i < t.n; i++)
+            d = d * 1000003u ^ (vd_hash64(t.slots[i].slot, strlen(t.slots[i].slot)) + (uint64_t)t.slots[i].epoch);
+        vd_learn_epochs_publish(d);
     }
     vd_alloc *cur = vd_alloc_acquire();
     if (ok && compute) {

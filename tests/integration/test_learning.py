@@ -344,3 +344,42 @@ def test_daemon_windows_no_exposure_other_slot_and_no_consent(tmp_path, start_da
     assert prof["exposures"]["hero"]["converted"] is True
     assert prof["exposures"]["banner"]["variant"] == "x"
     assert prof["events"]["purchase"] == 1 and prof["events"]["signup"] == 1
+
+
+def test_one_command_per_decision_and_exposures_not_sent_twice(tmp_path, start_daemon, redis_server):
+    """A decide of slots with goals that does not read its profile is one
+    decide command (visit + every exposure); the same exposure again within
+    the minute is not sent (the script would count nothing); the counters
+    and the visit stay what they would be; a reset is seen by the next
+    learner reading and exposures count again in the new experiment."""
+    from conftest import wait_for
+    srv = redis_server()
+    r = srv.client()
+    segs, cmap = learning_defs(tmp_path)
+    d = start_daemon("--profiles", srv.url, "--profile-key-secret", SECRET, "--workers", "1",
+                     segments=segs, content_map=cmap, geo=False, stats=True)
+    c = d.client()
+    P = {"consent": "personalization"}
+    now = int(__import__("time").time())
+    call(c, "decide", [{"slots": ["hero", "banner", "plain"], "vid": "one", "ts": now, **P}])
+    assert wait_for(lambda: any(k.startswith(f"{NS}:x:{{banner}}") for k in r.keys("*")), timeout=5)
+    stats = r.info("commandstats")
+    calls = sum(v["calls"] - v["failed_calls"] for k, v in stats.items() if k.startswith("cmdstat_eval"))
+    assert calls == 1, stats           # one script did the visit and both exposures
+    assert wait_for(lambda: d.metrics().get("variantd_profile_new_total") == 1, timeout=5)
+    for i in range(5):
+        res = call(c, "decide", [{"slots": ["hero", "banner"], "vid": "one", "ts": now + 1 + i, **P}])
+    m = d.metrics()
+    assert m["variantd_profile_exposures_coalesced_total"] == 10
+    assert m["variantd_profile_visits_coalesced_total"] == 5
+    hero = res["slots"]["hero"]
+    key = f"{'holdout' if hero.get('holdout') else hero['segment']}|{hero['variant']}"
+    assert totals(r, "hero") == {f"e|{key}": "1"}
+    assert totals(r, "banner") == {"e|everyone|x": "1"}
+    # A reset: once the learner read the new epoch, the exposure counts anew.
+    _, out, _ = variantctl("report", "--reset", "banner", "--redis", srv.url)
+
+    def counted_anew():
+        call(c, "decide", [{"slots": ["banner"], "vid": "one", "ts": now + 10, **P}])
+        return totals(r, "banner", epoch=1) == {"e|everyone|x": "1"}
+    assert wait_for(counted_anew, timeout=10)

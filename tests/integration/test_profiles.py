@@ -558,3 +558,27 @@ def test_track_batches_apply_every_event_once(tmp_path, start_daemon, store):
     calls = sum(stats.get(f"cmdstat_{c}", {}).get("calls", 0) for c in ("evalsha", "eval"))
     assert calls < n / 4, calls
     print(f"\n{n} notifications in {calls} script calls")
+
+
+def test_coalesced_reads_and_a_profile_gone_meanwhile(pd, store):
+    """Within a minute of its visit the worker reads a visitor's profile with a
+    plain HGETALL (no script); if the profile is gone meanwhile (forgotten
+    elsewhere, flushed) the visit is counted again and the decision sees a
+    first visit."""
+    r = store.client()
+    c = pd.client()
+    assert variant(c.decide(slots=["new"], vid="g1", ts=T0, **P()), "new") == "yes"
+    r.execute_command("CONFIG", "RESETSTAT")
+    for i in range(3):
+        res = c.decide(slots=["new", "visits"], vid="g1", ts=T0 + 1 + i, **P())
+        assert res["profile"] == "ok" and variant(res, "new") == "yes"
+    cs = r.info("commandstats")
+    assert "cmdstat_evalsha" not in cs and cs["cmdstat_hgetall"]["calls"] == 3, cs
+    # Gone behind the worker's back: the next read counts a first visit again.
+    r.flushall()
+    res = c.decide(slots=["new", "visits"], vid="g1", ts=T0 + 10, **P())
+    assert res["profile"] == "ok" and variant(res, "new") == "yes"
+    prof = c.call("profile", [{"vid": "g1"}])[1]
+    assert prof["visits"] == 1 and prof["found"] is True
+    m = pd.metrics()
+    assert m["variantd_profile_visits_coalesced_total"] >= 3

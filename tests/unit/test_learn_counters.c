@@ -62,7 +62,8 @@ static void test_commands(void **st)
     assert_int_equal(vd_learn_convert_cmd(&c, &o, VD_STR_LIT("k"), 100, 0, VD_STR_LIT("x"), slots,
                                           VD_LEARN_MAX_GOAL_SLOTS + 1), -1);
     /* the scripts are embedded whole */
-    assert_non_null(strstr(vd_learn_expose_script().p, "return {1, variant}"));
+    assert_non_null(strstr(vd_learn_expose_script().p, "return {status, variant}"));
+    assert_non_null(strstr(vd_learn_expose_script().p, "\n-- standalone\n"));
     assert_non_null(strstr(vd_learn_convert_script().p, "return out"));
 }
 

@@ -494,6 +494,14 @@ static void test_profile_decode(void **state)
     assert_int_equal(vis.nflags, 2);
     assert_int_equal(vis.flags[0].expires, 0);
     assert_int_equal(vis.flags[1].expires, 1800000000);
+    /* Numbers that are not plain decimal integers still decode (strtod). */
+    vd_str f2[3] = { VD_STR_LIT("v"), VD_STR_LIT("fs"), VD_STR_LIT("e:x") };
+    vd_str v2[3] = { VD_STR_LIT("1e1"), VD_STR_LIT("-5"), VD_STR_LIT("2.5") };
+    vd_profile_decode(rs, f2, v2, 3, &vis);
+    assert_int_equal(vis.visit.visits, 10);
+    assert_int_equal(vis.visit.first_seen, -5);
+    assert_int_equal(vis.nevents, 1);
+    assert_near(vis.events[0].n, 2.5);
     vd_ruleset_release(rs);
 }
 
