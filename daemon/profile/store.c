@@ -73,6 +73,7 @@ struct vd_profile_op {
      * its members in argument order. */
     uint64_t kh;                    /* event: hash of key | 1 */
     vd_profile_op *group_next;      /* event: the next event of the same key in a flush */
+    vd_profile_op *fail_next;       /* event: the next on s->failing */
     vd_profile_op **members;        /* batch: the events it carries */
     int nmembers, cap_members;
     /* A decision's read (OP_VISIT with a callback): the visit script, then
@@ -128,6 +129,10 @@ struct vd_profile_store {
     int nbatch;
     visit_seen ttl_set[TTL_CACHE];   /* h, and when (time(NULL)) the batch set its TTL */
     struct event *flush_ev;
+    /* Events of a batch that could not be sent, failed from on_flush: a
+     * flush also runs inside a caller (op_start, vd_profile_send, a full
+     * batch), and callbacks run only from the event loop. */
+    vd_profile_op *failing;
 };
 
 static uint64_t now_ns(void)
@@ -181,6 +186,7 @@ static vd_profile_op *op_new(vd_profile_store *s, int kind, int script)
     op->key[0] = op->aux[0] = '\0';
     op->kh = 0;
     op->group_next = NULL;
+    op->fail_next = NULL;
     op->nmembers = 0;
     op->waited = op->reads = op->plain = false;
     op->parts = op->skip_reads = 0;
@@ -755,7 +761,8 @@ static void flush_batch(vd_profile_store *s)
                 }
             continue;
         }
-        /* Not sent (store down, out of memory): every event of it is lost. */
+        /* Not sent (store down, out of memory): every event of it is lost,
+         * told from the event loop (on_flush). */
         if (b)
             op_release(b);
         for (int g = g0; g < g1; g++)
@@ -763,8 +770,19 @@ static void flush_batch(vd_profile_store *s)
                 next = ev->group_next;
                 inflight_sub(s);
                 STAT_INC(s, profile_overflow);
-                event_fail(ev, "profile store unavailable");
+                ev->fail_next = s->failing;
+                s->failing = ev;
             }
+        event_active(s->flush_ev, EV_TIMEOUT, 0);
+    }
+}
+
+static void fail_deferred(vd_profile_store *s, const char *why)
+{
+    while (s->failing) {
+        vd_profile_op *ev = s->failing;
+        s->failing = ev->fail_next;
+        event_fail(ev, why);
     }
 }
 
@@ -773,6 +791,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     flush_batch(arg);
+    fail_deferred(arg, "profile store unavailable");
 }
 
 /* Queues a track event for this turn's batch. false when refused (store
@@ -1473,6 +1492,7 @@ void vd_profile_store_free(vd_profile_store *s)
         event_fail(s->batch[i], "profile store closed");
     }
     s->nbatch = 0;
+    fail_deferred(s, "profile store closed");
     if (s->ctx) {
         redisAsyncContext *c = s->ctx;
         s->ctx = NULL;
@@ -1559,8 +1579,8 @@ void vd_profile_set_hooks(vd_profile_store *s, vd_profile_hook on_visit, vd_prof
 /* Merge, step 1 (once per vid; a recently claimed vid is remembered). */
 static void maybe_claim(vd_profile_store *s, const vd_ruleset *rs, const vd_profile_ids *ids)
 {
-    if (!ids->vid.n || !ids->uid.n)
-        return;
+    if (!ids->vid.n || !ids->uid.n || !s->ctx)
+        return;               /* the next request with both ids claims it */
     char vkey[VD_PROFILE_KEY_LEN], ukey[VD_PROFILE_KEY_LEN], vhex[VD_ID_HASH_HEX], uhex[VD_ID_HASH_HEX];
     hash_of(s, ids->vid, false, vkey, vhex);
     hash_of(s, ids->uid, true, ukey, uhex);
