@@ -6,7 +6,7 @@
 # read (issue 9): 1,000 generated segments over 5 slots; slots slot00 and
 #   slot01 start with the example profile segments (visitor.visits, .known,
 #   .score, .peak/.decline, .flag), so a decide of all 5 slots reads the
-#   profile. One worker, a local redis-server, variantd-bench -c 8 -P 1
+#   profile. One worker, a local redis-server, variantd-bench -c CONNS (8) -P 1
 #   --contexts tests/bench/contexts.tsv --visitors 1000. Per round: the same
 #   decide with profiles off (A) and on (B), back to back. Goal: B/A >= 0.6.
 # goal (issue 10): one worker, profiles on, every decide with a vid and
@@ -27,6 +27,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 B="${VARIANTD_BUILD:-$ROOT/build}"
 ROUNDS="${ROUNDS:-3}"
 DURATION="${DURATION:-4}"
+CONNS="${CONNS:-8}"
 WHAT="${1:-all}"
 SECRET=00112233445566778899aabbccddeeff
 HZ=$(getconf CLK_TCK)
@@ -77,11 +78,11 @@ run() {
         --workers 1 --log-level warn "${extra[@]}" >"$TMP/daemon.log" 2>&1 &
     DPID=$!
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && break; sleep 0.1; done
-    "$B/variantd-bench" --connect "127.0.0.1:$p" -c 8 -P 1 -d 2 --contexts "$ROOT/tests/bench/contexts.tsv" \
+    "$B/variantd-bench" --connect "127.0.0.1:$p" -c "$CONNS" -P 1 -d 2 --contexts "$ROOT/tests/bench/contexts.tsv" \
         --slots "$slots" --visitors "$visitors" --quiet >/dev/null 2>&1
     rcli config resetstat >/dev/null
     t0=$(cpu_of $DPID); r0=$(cpu_of $RPID)
-    out=$("$B/variantd-bench" --connect "127.0.0.1:$p" -c 8 -P 1 -d "$DURATION" --warmup 0 \
+    out=$("$B/variantd-bench" --connect "127.0.0.1:$p" -c "$CONNS" -P 1 -d "$DURATION" --warmup 0 \
         --contexts "$ROOT/tests/bench/contexts.tsv" --slots "$slots" --visitors "$visitors" 2>&1 | grep BENCH_RESULT)
     t1=$(cpu_of $DPID); r1=$(cpu_of $RPID)
     kill $DPID; wait $DPID 2>/dev/null; DPID=""
