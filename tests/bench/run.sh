@@ -319,12 +319,13 @@ PAGE_P3="slot02,slot03,slot04"                 # no visitor.* at all
 metric() { curl -s "http://127.0.0.1:$1/metrics" | awk -v m="$2" '$1 == m { print $2; f = 1 } END { if (!f) print 0 }'; }
 # Commands Redis executed since the last CONFIG RESETSTAT, from its INFO
 # commandstats (INFO and CONFIG excluded): "SENT INSIDE" — the commands the
-# daemon sent (its scripts: EVALSHA, EVAL after NOSCRIPT) and those its
-# scripts ran (HMGET, HSET, ...; Redis counts both).
+# daemon sent (its scripts: EVALSHA, EVAL after NOSCRIPT; and the plain
+# HGETALL a read pipelines behind its visit script or sends alone) and those
+# its scripts ran (HMGET, HSET, ...; Redis counts both).
 redis_cmds() {
     redis-cli -p "$1" info commandstats | tr -d '\r' |
         awk -F'[:,=]' '/^cmdstat_/ && $1 != "cmdstat_info" && $1 != "cmdstat_config" {
-            if ($1 == "cmdstat_evalsha" || $1 == "cmdstat_eval") s += $3; else i += $3 }
+            if ($1 == "cmdstat_evalsha" || $1 == "cmdstat_eval" || $1 == "cmdstat_hgetall") s += $3; else i += $3 }
             END { print s + 0, i + 0 }'
 }
 per() { awk -v a="$1" -v n="$2" -v d="$3" 'BEGIN { printf "%.*f", d, (n > 0 ? a / n : 0) }'; }
