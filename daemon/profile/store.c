@@ -287,13 +287,18 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv);
 static void on_visit_part(redisAsyncContext *c, void *reply, void *priv);
 static void on_read_part(redisAsyncContext *c, void *reply, void *priv);
 
-static void count_sent(vd_profile_store *s)
+/* Commands sent and track events queued, until their reply: the queue bound
+ * (room) and the stall watchdog read it. */
+static void inflight_add(vd_profile_store *s)
 {
     if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
         s->last_progress_ns = now_ns();
 }
 
-/* Sends op's command; `eval` sends the script body instead of its SHA. */
+static void inflight_sub(vd_profile_store *s)
+{
+    atomic_fetch_sub_explicit(&s->stats->inflight, 1, memory_order_relaxed);
+}
 static char *put_len(char *p, size_t v)
 {
     char b[24], *q = b + sizeof b;
@@ -343,6 +348,7 @@ static int format_resp(vd_profile_store *s, int argc, const char *const *av, con
     return 0;
 }
 
+/* Sends op's command; `eval` sends the script body instead of its SHA. */
 static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
 {
     vd_profile_store *s = op->s;
@@ -373,7 +379,7 @@ static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
         vd_free(av);
     if (rc != REDIS_OK)
         return -1;
-    count_sent(s);
+    inflight_add(s);
     return 0;
 }
 
@@ -390,7 +396,7 @@ static int send_hgetall(vd_profile_op *op)
     if (!s->ctx || format_resp(s, 2, av, lens, &n) != 0 ||
         redisAsyncFormattedCommand(s->ctx, on_read_part, op, s->fmt, n) != REDIS_OK)
         return -1;
-    count_sent(s);
+    inflight_add(s);
     return 0;
 }
 
@@ -648,17 +654,6 @@ static bool redirect(vd_profile_op *op, const redisReply *alias)
 
 /* ---- track batches --------------------------------------------------------------- */
 
-static void inflight_add(vd_profile_store *s)
-{
-    if (atomic_fetch_add_explicit(&s->stats->inflight, 1, memory_order_relaxed) == 0)
-        s->last_progress_ns = now_ns();
-}
-
-static void inflight_sub(vd_profile_store *s)
-{
-    atomic_fetch_sub_explicit(&s->stats->inflight, 1, memory_order_relaxed);
-}
-
 /* An event of a batch that will not be applied. */
 static void event_fail(vd_profile_op *ev, const char *why)
 {
@@ -873,7 +868,7 @@ static void on_reply(redisAsyncContext *c, void *reply, void *priv)
     vd_profile_op *op = priv;
     vd_profile_store *s = op->s;
     redisReply *r = reply;
-    atomic_fetch_sub_explicit(&s->stats->inflight, 1, memory_order_relaxed);
+    inflight_sub(s);
     s->last_progress_ns = now_ns();
     if (op->kind == OP_RAW) {
         if (op->raw_cb)
@@ -979,7 +974,7 @@ static void seen_forget(vd_profile_store *s, const char *key);
 
 static void reply_seen(vd_profile_store *s)
 {
-    atomic_fetch_sub_explicit(&s->stats->inflight, 1, memory_order_relaxed);
+    inflight_sub(s);
     s->last_progress_ns = now_ns();
 }
 
