@@ -227,18 +227,25 @@ static int call(int fd, msgpack_unpacker *up, msgpack_sbuffer *sb, msgpack_unpac
                : -1;
 }
 
+/* A MessagePack-RPC request [0, msgid, method, [params]] up to its params
+ * map, which the caller packs. */
+static void begin_request(msgpack_sbuffer *sb, msgpack_packer *pk, int msgid, const char *method)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(pk, 4);
+    msgpack_pack_int(pk, 0);
+    msgpack_pack_int(pk, msgid);
+    pk_str(pk, method);
+    msgpack_pack_array(pk, 1);
+}
+
 /* decide → variant and rule key ("default", "holdout" or the segment). */
 static int decide(int fd, msgpack_unpacker *up, const char *vid, const char *seg, char *variant, char *rule)
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_int(&pk, 0);
-    msgpack_pack_int(&pk, 1);
-    pk_str(&pk, "decide");
-    msgpack_pack_array(&pk, 1);
+    begin_request(&sb, &pk, 1, "decide");
     msgpack_pack_map(&pk, 4);
     pk_str(&pk, "consent");
     pk_str(&pk, "personalization");
@@ -257,9 +264,8 @@ static int decide(int fd, msgpack_unpacker *up, const char *vid, const char *seg
     if (call(fd, up, &sb, &res) != 0)
         goto out;
     const msgpack_object *o = &res.data;
-    const msgpack_object *c = get(get(get(&o->via.array.ptr[3], "slots"), opt.slot), "variant");
     const msgpack_object *sl = get(get(&o->via.array.ptr[3], "slots"), opt.slot);
-    copy_str(variant, 64, c);
+    copy_str(variant, 64, get(sl, "variant"));
     const msgpack_object *segment = get(sl, "segment"), *held = get(sl, "holdout");
     if (held && held->type == MSGPACK_OBJECT_BOOLEAN && held->via.boolean)
         strcpy(rule, "holdout");
@@ -278,14 +284,8 @@ out:
 static int track(int fd, msgpack_unpacker *up, const char *vid)
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 4);
-    msgpack_pack_int(&pk, 0);
-    msgpack_pack_int(&pk, 2);
-    pk_str(&pk, "track");
-    msgpack_pack_array(&pk, 1);
+    begin_request(&sb, &pk, 2, "track");
     msgpack_pack_map(&pk, 4);
     pk_str(&pk, "event");
     pk_str(&pk, "purchase");
