@@ -503,13 +503,16 @@ static int build_slot_table(vd_ruleset *rs)
     rs->slot_tab = vd_malloc(cap * sizeof *rs->slot_tab);
     if (!rs->slot_tab)
         return -1;
-    memset(rs->slot_tab, 0xff, cap * sizeof *rs->slot_tab);
+    for (uint32_t h = 0; h < cap; h++)
+        rs->slot_tab[h] = (vd_slot_ent){ { 0, 0 }, 0, UINT32_MAX };
     rs->slot_mask = cap - 1;
     for (uint32_t i = 0; i < rs->nslots; i++) {
-        uint32_t h = vd_slot_hash(rs->slots[i].name.p, rs->slots[i].name.n) & rs->slot_mask;
-        while (rs->slot_tab[h] != UINT32_MAX)
+        vd_str name = rs->slots[i].name;
+        vd_slot_key k = vd_slot_key_of(name.p, name.n);
+        uint32_t h = vd_slot_hash(k, name.n) & rs->slot_mask;
+        while (rs->slot_tab[h].slot != UINT32_MAX)
             h = (h + 1) & rs->slot_mask;
-        rs->slot_tab[h] = i;
+        rs->slot_tab[h] = (vd_slot_ent){ k, (uint32_t)name.n, i };
     }
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "context/attrs.h"
 #include "context/ip.h"
@@ -224,9 +225,10 @@ struct vd_ruleset {
      * once per request; UINT32_MAX: p is the only one of its kind. */
     uint32_t *pred_share;
     uint32_t nshared;
-    /* Slot names hashed (vd_hash64) into slot indexes, UINT32_MAX empty;
-     * NULL until the index is built (vd_ruleset_find_slot then bisects). */
-    uint32_t *slot_tab;
+    /* Slot names by their key (vd_slot_key): open addressing, slot ==
+     * UINT32_MAX empty; NULL until the index is built
+     * (vd_ruleset_find_slot then bisects). */
+    struct vd_slot_ent *slot_tab;
     uint32_t slot_mask;
     /* index_slot[a * nslots + s]: a segment filed under index attribute a
      * is used by a rule of slot s. A decision probes only the attributes
@@ -249,15 +251,44 @@ struct vd_ruleset {
     uint32_t nscores, cap_scores;
 };
 
-/* The hash of rs->slot_tab: FNV-1a over a slot name (ids are short, a
- * request names up to 20 slots; the general vd_hash64 cost more than the
- * rest of the lookup). */
-static inline uint32_t vd_slot_hash(const char *p, size_t n)
+/* A slot name as two words: its first and last 8 bytes (overlapping
+ * when shorter than 16; shorter than 8: first and last 4, or the bytes
+ * themselves). Names of up to 16 bytes are equal when their lengths and
+ * keys are; longer ones compare their middle bytes too. Fixed-size loads,
+ * no per-byte loop: a 20-slot page looks up 20 names. */
+typedef struct vd_slot_key {
+    uint64_t a, b;
+} vd_slot_key;
+
+typedef struct vd_slot_ent {
+    vd_slot_key key;
+    uint32_t n;               /* name length */
+    uint32_t slot;            /* index in rs->slots; UINT32_MAX: empty */
+} vd_slot_ent;
+
+static inline vd_slot_key vd_slot_key_of(const char *p, size_t n)
 {
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)p[i]) * 16777619u;
-    return h ^ (h >> 15);
+    vd_slot_key k = { 0, 0 };
+    if (n >= 8) {
+        memcpy(&k.a, p, 8);
+        memcpy(&k.b, p + n - 8, 8);
+    } else if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        k.a = x;
+        k.b = y;
+    } else if (n) {
+        k.a = (uint64_t)(unsigned char)p[0] | (uint64_t)(unsigned char)p[n / 2] << 8 |
+              (uint64_t)(unsigned char)p[n - 1] << 16;
+    }
+    return k;
+}
+
+static inline uint32_t vd_slot_hash(vd_slot_key k, size_t n)
+{
+    uint64_t h = (k.a ^ (uint64_t)n) * 0x9E3779B97F4A7C15ULL ^ k.b * 0xC2B2AE3D27D4EB4FULL;
+    return (uint32_t)(h >> 32) ^ (uint32_t)h;
 }
 
 /* Frees a ruleset whose last reference is gone (or a failed build's). */

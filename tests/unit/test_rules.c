@@ -481,6 +481,68 @@ static void test_split_compiled(void **state)
     vd_ruleset_release(rs);
 }
 
+/* Slot lookup by name key (first and last 8 bytes, length; the middle of
+ * longer names compared too): every name of 1 to 40 bytes is found as
+ * itself, and every name one byte away, one shorter or one longer that is
+ * not a slot is not found; names equal in their first and last 8 bytes
+ * differ by their middle. */
+static void test_slot_names_by_key(void **state)
+{
+    (void)state;
+    static const char alpha[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGH";
+    enum { NL = 40, NM = 4 };
+    char names[NL + NM][64];
+    size_t n = 0;
+    for (size_t len = 1; len <= NL; len++, n++)
+        snprintf(names[n], sizeof names[n], "%.*s", (int)len, alpha);
+    for (int m = 0; m < NM; m++, n++)   /* 25 bytes: only the middle differs */
+        snprintf(names[n], sizeof names[n], "prefix01-mid%c%c-suffix.01", 'a' + m, 'z' - m);
+    char cm[8192];
+    size_t o = (size_t)snprintf(cm, sizeof cm, "[");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(cm + o, sizeof cm - o, "%s{\"slot\":\"%s\",\"rules\":[],\"default\":\"d\","
+                              "\"variants\":{\"d\":1}}", i ? "," : "", names[i]);
+    snprintf(cm + o, sizeof cm - o, "]");
+    vd_ruleset *rs = compile2(NULL, cm);
+    if (!rs)
+        dump_errors();
+    assert_non_null(rs);
+    unsigned misses = 0;
+    for (size_t i = 0; i < n; i++) {
+        vd_str name = vd_str_cstr(names[i]);
+        const vd_slot *s = vd_ruleset_find_slot(rs, name);
+        assert_non_null(s);
+        assert_true(vd_str_eq(s->name, name));
+        char near[72];
+        size_t len = name.n;
+        for (size_t k = 0; k <= len + 1; k++) {
+            /* k < len: byte k changed; k == len: one longer; len + 1: one shorter. */
+            memcpy(near, name.p, len);
+            size_t nl = len;
+            if (k < len)
+                near[k] = near[k] == 'x' ? 'y' : 'x';
+            else if (k == len)
+                near[nl++] = 'x';
+            else
+                nl--;
+            vd_str q = vd_str_make(near, nl);
+            bool is_slot = false;
+            for (size_t j = 0; j < n && !is_slot; j++)
+                is_slot = vd_str_eq(q, vd_str_cstr(names[j]));
+            const vd_slot *f = vd_ruleset_find_slot(rs, q);
+            if (is_slot) {
+                assert_non_null(f);
+                assert_true(vd_str_eq(f->name, q));
+            } else {
+                assert_null(f);
+                misses++;
+            }
+        }
+    }
+    assert_true(misses > 800);
+    vd_ruleset_release(rs);
+}
+
 /* v2: goal, holdout and "allocate": "bandit" compile, and are validated. */
 static void test_goals_holdout_bandit(void **state)
 {
@@ -673,6 +735,7 @@ int main(void)
         cmocka_unit_test(test_messages_one_line),
         cmocka_unit_test(test_content_map_errors),
         cmocka_unit_test(test_split_compiled),
+        cmocka_unit_test(test_slot_names_by_key),
         cmocka_unit_test(test_goals_holdout_bandit),
         cmocka_unit_test(test_collects_all),
         cmocka_unit_test(test_ops_valid),
