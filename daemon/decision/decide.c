@@ -82,43 +82,141 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
  * in order.
  *
  * Unless the request asks for every matching segment (`segments`, or
- * explain), nothing else is evaluated: a candidate segment only when one
- * of its rules in a requested slot comes before that slot's best so far,
- * and the unguarded rules in order up to the winner (first match first).
- * Every candidate rule before the final winner was evaluated (the best
- * only moves down), so valid_until is the same as on the full path. */
-static void lazy_candidates(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint32_t *si,
-                            const uint32_t *sgen, const uint32_t *pos, uint32_t gen, uint32_t *best)
+ * explain), nothing else is evaluated: each requested slot walks, in rule
+ * order, the merge of its candidate rules (from the index entries the
+ * request reaches) and its rules without a string guard, and stops at the
+ * first match (first match first). */
+
+/* Only the index attributes the requested slots' segments are filed under:
+ * a 1-slot request keyed on the country does not compute the traffic
+ * source for the other slots' campaign segments. */
+static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si)
 {
-    /* Only the index attributes the requested slots' segments are filed
-     * under: a 1-slot request keyed on the country does not compute the
-     * traffic source for the other slots' campaign segments. */
     uint64_t want = rs->slot_want ? 0 : ~0ULL;
     for (unsigned i = 0; i < n && rs->slot_want; i++)
         if (si[i] != UINT32_MAX)
             want |= rs->slot_want[si[i]];
-    const vd_index_entry *const *hits;
-    uint32_t nh = vd_eval_candidates(ev, want, &hits);
-    /* Per entry, one run of rules per slot using its segments, in rule
-     * order: each requested slot walks its own run and stops at the first
-     * match or at its best so far. */
-    for (uint32_t h = 0; h < nh; h++) {
-        const vd_slot_run *runs = rs->entry_runs + hits[h]->rfirst;
-        uint32_t nr = hits[h]->rn;
-        for (uint32_t r = 0; r < nr; r++) {
-            uint32_t s = runs[r].slot;
-            if (sgen[s] != gen)
-                continue;
-            uint32_t *b = &best[pos[s]];
-            const vd_seg_use *uses = rs->entry_uses + runs[r].first;
-            const vd_rule *rules = rs->slots[s].rules;
-            for (uint32_t k = 0; k < runs[r].n && uses[k].rule < *b; k++) {
-                int64_t u;
-                if (vd_eval_candidate(ev, rules[uses[k].rule].segment, &u)) {
-                    *b = uses[k].rule;
-                    break;
-                }
+    return want;
+}
+
+/* One requested slot in rule order: the set bits of its bitmap (its rules
+ * without a string guard, and the candidate rules of the index entries the
+ * request reaches), lowest first; the first that matches wins. Every rule
+ * up to the winner was evaluated here, so their bounds are the slot's
+ * `until`: a candidate was reached through its string guard's bucket (the
+ * guard holds), a rule without a string guard may flip with time. */
+static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint64_t *bm, uint32_t *best,
+                      int64_t *until)
+{
+    const vd_rule *rules = rs->slots[s].rules;
+    const uint64_t *check = rs->check_bits + rs->slot_word[s];
+    uint32_t nw = rs->slot_word[s + 1] - rs->slot_word[s];
+    int64_t acc = INT64_MAX;
+    for (uint32_t w = 0; w < nw; w++)
+        for (uint64_t x = bm[w]; x; x &= x - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(x);
+            uint32_t r = w * 64 + b;
+            int64_t u;
+            int m = check[w] >> b & 1 ? vd_eval_rule(ev, rules[r].segment, &u)
+                                      : vd_eval_candidate(ev, rules[r].segment, &u);
+            if (u < acc)
+                acc = u;
+            if (m) {
+                *best = r;
+                *until = acc;
+                return;
             }
+        }
+    *until = acc;
+}
+
+/* Every requested slot in rule order: one bitmap each, from the slot's
+ * unguarded rules and the runs of the entries the request reaches (a rule
+ * filed under two reached keys is one bit). */
+static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entry *const *hits, uint32_t nh,
+                          unsigned n, const uint32_t *si, const uint32_t *sgen, const uint32_t *pos, uint32_t gen,
+                          uint32_t *best, int64_t *until)
+{
+    uint64_t *bits = vd_eval_rule_bits(ev);
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX && pos[si[i]] == i) {
+            uint32_t w0 = rs->slot_word[si[i]], w1 = rs->slot_word[si[i] + 1];
+            for (uint32_t w = w0; w < w1; w++)
+                bits[w] = rs->check_bits[w];
+        }
+    for (uint32_t h = 0; h < nh; h++) {
+        const vd_slot_run *er = rs->entry_runs + hits[h]->rfirst;
+        for (uint32_t r = 0; r < hits[h]->rn; r++) {
+            if (sgen[er[r].slot] != gen)
+                continue;
+            uint64_t *bm = bits + rs->slot_word[er[r].slot];
+            const vd_rule_bits *p = rs->run_bits + er[r].first;
+            for (uint32_t k = 0; k < er[r].n; k++)
+                bm[p[k].word] |= p[k].bits;
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX && pos[si[i]] == i)
+            walk_slot(rs, ev, si[i], bits + rs->slot_word[si[i]], &best[i], &until[i]);
+}
+
+/* The full path (every matching segment already evaluated by the index):
+ * each slot's string-guarded winner from the matching segments' uses, then
+ * its unguarded rules in order up to it, then the bounds of every
+ * evaluated rule up to the winner. */
+static void full_slots(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint32_t *si, const uint32_t *sgen,
+                       const uint32_t *pos, uint32_t gen, uint32_t *best, int64_t *until)
+{
+    const uint32_t *evd;
+    uint32_t nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        int64_t u;
+        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
+            continue;
+        uint32_t nu;
+        const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
+        for (uint32_t k = 0; k < nu; k++)
+            if (sgen[uses[k].slot] == gen && uses[k].rule < best[pos[uses[k].slot]])
+                best[pos[uses[k].slot]] = uses[k].rule;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (si[i] == UINT32_MAX || pos[si[i]] != i)
+            continue;
+        const vd_slot *s = &rs->slots[si[i]];
+        uint32_t nc;
+        const uint32_t *checks = vd_index_checks(rs, si[i], &nc);
+        for (uint32_t k = 0; k < nc; k++) {
+            uint32_t r = checks[k];
+            if (r > best[i])
+                break;
+            int64_t u;
+            int m = vd_eval_rule(ev, s->rules[r].segment, &u);
+            if (u < until[i])
+                until[i] = u;
+            if (m) {
+                best[i] = r;
+                break;
+            }
+        }
+    }
+    /* Evaluated string-guarded rules up to the winner may flip with time
+     * (a campaign segment with an hour window, say) — unless the string
+     * guard fails: one evaluated through a reference may have stopped at a
+     * time condition before reaching its guard, but it is false for good. */
+    nev = vd_eval_evaluated(ev, &evd);
+    for (uint32_t e = 0; e < nev; e++) {
+        int64_t u;
+        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX ||
+            vd_eval_guard_failed(ev, evd[e]))
+            continue;
+        uint32_t nu;
+        const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
+        for (uint32_t k = 0; k < nu; k++) {
+            if (sgen[uses[k].slot] != gen)
+                continue;
+            uint32_t i = pos[uses[k].slot];
+            if (uses[k].rule <= best[i] && u < until[i])
+                until[i] = u;
         }
     }
 }
@@ -155,6 +253,7 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         c->rule = -1;
         c->holdout = false;
         c->bandit = NULL;
+        c->repeat = false;
         si[i] = c->slot ? vd_index_slot_pos(rs, c->slot) : UINT32_MAX;
         best[i] = UINT32_MAX;
         until[i] = INT64_MAX;
@@ -163,64 +262,27 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
      * first position; the repeats copy its answer below). */
     uint32_t *pos, gen;
     uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && sgen[si[i]] != gen) {
+    bool unknown = false;
+    for (unsigned i = 0; i < n; i++) {
+        if (si[i] == UINT32_MAX)
+            unknown = true;
+        else if (sgen[si[i]] != gen) {
             sgen[si[i]] = gen;
             pos[si[i]] = i;
-        }
-    const uint32_t *evd;
-    uint32_t nev = full ? vd_eval_evaluated(ev, &evd) : 0;
-    if (!full)
-        lazy_candidates(rs, ev, n, si, sgen, pos, gen, best);
-    for (uint32_t e = 0; e < nev; e++) {
-        int64_t u;
-        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) != 1)
-            continue;
-        uint32_t nu;
-        const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
-        for (uint32_t k = 0; k < nu; k++)
-            if (sgen[uses[k].slot] == gen && uses[k].rule < best[pos[uses[k].slot]])
-                best[pos[uses[k].slot]] = uses[k].rule;
-    }
-    for (unsigned i = 0; i < n; i++) {
-        if (si[i] == UINT32_MAX || pos[si[i]] != i)
-            continue;
-        const vd_slot *s = out->slots[i].slot;
-        uint32_t nc;
-        const uint32_t *checks = vd_index_checks(rs, si[i], &nc);
-        for (uint32_t k = 0; k < nc; k++) {
-            uint32_t r = checks[k];
-            if (r > best[i])
-                break;
-            int64_t u;
-            int m = vd_eval_rule(ev, s->rules[r].segment, &u);
-            if (u < until[i])
-                until[i] = u;
-            if (m) {
-                best[i] = r;
-                break;
-            }
+        } else {
+            out->slots[i].repeat = true;
         }
     }
-    /* Evaluated string-guarded rules up to the winner may flip with time
-     * (a campaign segment with an hour window, say) — unless the string
-     * guard fails: one evaluated through a reference may have stopped at a
-     * time condition before reaching its guard, but it is false for good. */
-    nev = vd_eval_evaluated(ev, &evd);
-    for (uint32_t e = 0; e < nev; e++) {
-        int64_t u;
-        if (!vd_string_guarded(rs, evd[e]) || vd_eval_memo(ev, evd[e], &u) < 0 || u == INT64_MAX ||
-            vd_eval_guard_failed(ev, evd[e]))
-            continue;
-        uint32_t nu;
-        const vd_seg_use *uses = vd_index_uses(rs, evd[e], &nu);
-        for (uint32_t k = 0; k < nu; k++) {
-            if (sgen[uses[k].slot] != gen)
-                continue;
-            uint32_t i = pos[uses[k].slot];
-            if (uses[k].rule <= best[i] && u < until[i])
-                until[i] = u;
-        }
+    /* Unknown names asked twice (rare: by name, pairwise). */
+    for (unsigned i = 0; unknown && i < n; i++)
+        for (unsigned j = 0; si[i] == UINT32_MAX && j < i && !out->slots[i].repeat; j++)
+            out->slots[i].repeat = si[j] == UINT32_MAX && vd_str_eq(out->slots[j].name, out->slots[i].name);
+    if (full) {
+        full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
+    } else {
+        const vd_index_entry *const *hits;
+        uint32_t nh = vd_eval_candidates(ev, want_of(rs, n, si), &hits);
+        lazy_in_order(rs, ev, hits, nh, n, si, sgen, pos, gen, best, until);
     }
     for (unsigned i = 0; i < n; i++)
         if (si[i] != UINT32_MAX && pos[si[i]] != i) {

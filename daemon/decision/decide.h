@@ -20,6 +20,8 @@ typedef struct vd_slot_choice {
     int32_t rule;                 /* rule index; -1 = default used */
     bool holdout;                 /* in the slot's holdout: the default, whatever the rules say */
     const vd_alloc_rule *bandit;  /* the learnt weights the split used; NULL = as written */
+    bool repeat;                  /* asked earlier in the request (a known slot: the same
+                                   * slot; an unknown one: the same name): answered once */
 } vd_slot_choice;
 
 typedef struct vd_decision {
@@ -55,10 +57,7 @@ bool vd_holdout_member(vd_str vid, vd_str slot, uint32_t holdout);
  * the same request: such a slot is answered, counted and exposed once. */
 static inline bool vd_decision_repeats_slot(const vd_decision *d, unsigned i)
 {
-    for (unsigned j = 0; j < i; j++)
-        if (d->slots[j].slot == d->slots[i].slot)
-            return true;
-    return false;
+    return d->slots[i].slot && d->slots[i].repeat;
 }
 
 #endif

@@ -301,25 +301,16 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
     EMIT_LIT(e, "version");
     emit_cstr(e, vd_ruleset_version(rs));
 
-    /* A slot asked for twice is answered once. Known slots compare by
-     * their slot (one per name), unknown ones by name: a 20-slot page
-     * costs 190 pointer compares, not 190 string compares, twice. */
+    /* A slot asked for twice is answered once (the decision marks the
+     * repeats: a known slot by its slot, an unknown one by name). */
     uint32_t unique = 0;
-    bool dups[VD_MAX_SLOTS_PER_REQUEST];
-    for (unsigned i = 0; i < d->nslots; i++) {
-        const vd_slot_choice *c = &d->slots[i];
-        bool dup = false;
-        for (unsigned j = 0; j < i && !dup; j++)
-            dup = c->slot ? d->slots[j].slot == c->slot
-                          : !d->slots[j].slot && vd_str_eq(d->slots[j].name, c->name);
-        dups[i] = dup;
-        unique += !dup;
-    }
+    for (unsigned i = 0; i < d->nslots; i++)
+        unique += !d->slots[i].repeat;
     EMIT_LIT(e, "slots");
     e->map(e->arg, unique);
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
-        if (dups[i])
+        if (c->repeat)
             continue;
         if (c->slot && !c->holdout && e->slot_entry) {
             /* Name, variant and payload copied in one piece (~400

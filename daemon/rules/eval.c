@@ -50,6 +50,8 @@ struct vd_eval {
     uint32_t hitcap;
     uint32_t *slotgen, *slotpos;  /* requested position of a slot, valid when slotgen == gen */
     uint32_t slotcap;
+    uint64_t *rule_bits;      /* the decision's rule bitmaps (rs->slot_word) */
+    uint32_t rule_bits_cap;
     vmemo *vmemo;             /* request values by rs->pred_aslot */
     uint32_t vcap;
     size_t vused;             /* url.query values copied out of the context's scratch */
@@ -72,6 +74,7 @@ void vd_eval_free(vd_eval *ev)
     vd_free(ev->pmemo);
     vd_free(ev->slotgen);
     vd_free(ev->slotpos);
+    vd_free(ev->rule_bits);
     vd_free(ev->vmemo);
     vd_free(ev);
 }
@@ -146,6 +149,15 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->slotpos = p;
         ev->slotcap = rs->nslots;
         clear_memos(ev);
+    }
+    uint32_t words = rs->slot_word ? rs->slot_word[rs->nslots] : 0;
+    if (words > ev->rule_bits_cap) {
+        uint64_t *b = vd_malloc(words * sizeof *b);
+        if (!b)
+            return -1;
+        vd_free(ev->rule_bits);
+        ev->rule_bits = b;
+        ev->rule_bits_cap = words;
     }
     if (rs->naslots > ev->vcap) {
         vmemo *vm = vd_calloc(rs->naslots, sizeof *vm);
@@ -717,6 +729,11 @@ uint32_t *vd_eval_slot_map(vd_eval *ev, uint32_t **pos, uint32_t *gen)
     *pos = ev->slotpos;
     *gen = ev->gen;
     return ev->slotgen;
+}
+
+uint64_t *vd_eval_rule_bits(vd_eval *ev)
+{
+    return ev->rule_bits;
 }
 
 uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)

@@ -191,8 +191,10 @@ void vd_index_free(vd_ruleset *rs)
     rs->slot_want = NULL;
     rs->pred_aslot = NULL;
     rs->naslots = 0;
-    vd_free(rs->entry_uses);
     vd_free(rs->entry_runs);
+    vd_free(rs->run_bits);
+    vd_free(rs->slot_word);
+    vd_free(rs->check_bits);
     vd_free(rs->timeless);
     vd_free(rs->prog);
     vd_free(rs->prog_entry);
@@ -201,8 +203,10 @@ void vd_index_free(vd_ruleset *rs)
     rs->prog_entry = rs->prog_past = NULL;
     rs->nprog = 0;
     rs->timeless = NULL;
-    rs->entry_uses = NULL;
     rs->entry_runs = NULL;
+    rs->run_bits = NULL;
+    rs->slot_word = NULL;
+    rs->check_bits = NULL;
     rs->slot_tab = NULL;
     rs->index_slot = NULL;
     rs->pred_share = NULL;
@@ -440,8 +444,30 @@ static int use_cmp(const void *a, const void *b)
     return x->rule < y->rule ? -1 : x->rule > y->rule;
 }
 
-static int build_entry_uses(vd_ruleset *rs)
+/* Each slot's rule bitmap layout and its unguarded rules; per index entry,
+ * one run of bitmap pieces per slot using its segments. */
+static int build_entry_runs(vd_ruleset *rs)
 {
+    rs->slot_word = vd_malloc((rs->nslots + 1) * sizeof *rs->slot_word);
+    if (!rs->slot_word)
+        return -1;
+    uint64_t words = 0;
+    for (uint32_t i = 0; i < rs->nslots; i++) {
+        rs->slot_word[i] = (uint32_t)words;
+        words += (rs->slots[i].nrules + 63) / 64;
+    }
+    if (words >= UINT32_MAX)
+        return -1;
+    rs->slot_word[rs->nslots] = (uint32_t)words;
+    rs->check_bits = vd_calloc(words + 1, sizeof *rs->check_bits);
+    if (!rs->check_bits)
+        return -1;
+    for (uint32_t i = 0; i < rs->nslots; i++) {
+        uint32_t nc;
+        const uint32_t *c = vd_index_checks(rs, i, &nc);
+        for (uint32_t k = 0; k < nc; k++)
+            rs->check_bits[rs->slot_word[i] + c[k] / 64] |= 1ULL << (c[k] % 64);
+    }
     size_t total = 0;
     for (uint32_t a = 0; a < rs->nindex; a++)
         for (uint32_t e = 0; e <= rs->index[a].mask; e++)
@@ -451,45 +477,46 @@ static int build_entry_uses(vd_ruleset *rs)
             }
     if (total >= UINT32_MAX)
         return -1;
-    rs->entry_uses = vd_malloc((total + 1) * sizeof *rs->entry_uses);
-    if (!rs->entry_uses)
+    /* One entry's uses sorted by (slot, rule), then cut into runs of
+     * pieces; at most one run and one piece per use. */
+    vd_seg_use *uses = vd_malloc((total + 1) * sizeof *uses);
+    rs->entry_runs = vd_malloc((total + 1) * sizeof *rs->entry_runs);
+    rs->run_bits = vd_malloc((total + 1) * sizeof *rs->run_bits);
+    if (!uses || !rs->entry_runs || !rs->run_bits) {
+        vd_free(uses);
         return -1;
-    uint32_t fill = 0;
+    }
+    uint32_t nr = 0, nb = 0;
     for (uint32_t a = 0; a < rs->nindex; a++)
         for (uint32_t e = 0; e <= rs->index[a].mask; e++) {
             vd_index_entry *ent = &rs->index[a].tab[e];
             if (!ent->key.p)
                 continue;
-            ent->ufirst = fill;
+            uint32_t un = 0;
             for (uint32_t k = 0; k < ent->n; k++) {
                 uint32_t nu, seg = rs->index_segs[ent->first + k];
                 const vd_seg_use *u = vd_index_uses(rs, seg, &nu);
-                memcpy(rs->entry_uses + fill, u, nu * sizeof *u);
-                fill += nu;
+                memcpy(uses + un, u, nu * sizeof *u);
+                un += nu;
             }
-            ent->un = fill - ent->ufirst;
-            qsort(rs->entry_uses + ent->ufirst, ent->un, sizeof *rs->entry_uses, use_cmp);
-        }
-    /* Runs: per entry, one (slot, first, n) per slot using it, so a
-     * request visits each slot's candidates without searching for them. */
-    rs->entry_runs = vd_malloc((total + 1) * sizeof *rs->entry_runs);
-    if (!rs->entry_runs)
-        return -1;
-    uint32_t nr = 0;
-    for (uint32_t a = 0; a < rs->nindex; a++)
-        for (uint32_t e = 0; e <= rs->index[a].mask; e++) {
-            vd_index_entry *ent = &rs->index[a].tab[e];
-            if (!ent->key.p)
-                continue;
+            qsort(uses, un, sizeof *uses, use_cmp);
             ent->rfirst = nr;
-            for (uint32_t k = 0; k < ent->un; k++) {
-                const vd_seg_use *u = &rs->entry_uses[ent->ufirst + k];
-                if (nr == ent->rfirst || rs->entry_runs[nr - 1].slot != u->slot)
-                    rs->entry_runs[nr++] = (vd_slot_run){ u->slot, ent->ufirst + k, 0 };
-                rs->entry_runs[nr - 1].n++;
+            for (uint32_t k = 0; k < un; k++) {
+                uint32_t w = uses[k].rule / 64;
+                uint64_t bit = 1ULL << (uses[k].rule % 64);
+                if (nr == ent->rfirst || rs->entry_runs[nr - 1].slot != uses[k].slot)
+                    rs->entry_runs[nr++] = (vd_slot_run){ uses[k].slot, nb, 0 };
+                vd_slot_run *run = &rs->entry_runs[nr - 1];
+                if (run->n && rs->run_bits[nb - 1].word == w) {
+                    rs->run_bits[nb - 1].bits |= bit;
+                } else {
+                    rs->run_bits[nb++] = (vd_rule_bits){ bit, w };
+                    run->n++;
+                }
             }
             ent->rn = nr - ent->rfirst;
         }
+    vd_free(uses);
     return 0;
 }
 
@@ -823,7 +850,7 @@ int vd_index_build(vd_ruleset *rs)
             uint32_t slot = (uint32_t)h & ia->mask;
             while (ia->tab[slot].key.p)
                 slot = (slot + 1) & ia->mask;
-            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0, 0, 0 };
+            ia->tab[slot] = (vd_index_entry){ t[k].key, h, (uint32_t)k, (uint32_t)(e - k), 0, 0 };
             k = e;
         }
         if (ia->mode == VD_IX_CONTAINS || ia->mode == VD_IX_SUFFIX) {
@@ -856,7 +883,7 @@ int vd_index_build(vd_ruleset *rs)
     vd_free(t);
     t = NULL;
     rs->index_slot = vd_calloc((size_t)rs->nindex * rs->nslots + 1, 1);
-    if (!rs->index_slot || build_entry_uses(rs) < 0)
+    if (!rs->index_slot || build_entry_runs(rs) < 0)
         goto oom;
     for (uint32_t a = 0; a < rs->nindex; a++) {
         const vd_index_attr *ia = &rs->index[a];

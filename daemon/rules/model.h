@@ -152,12 +152,19 @@ typedef struct vd_index_entry {
     vd_str key;               /* lower case */
     uint64_t hash;            /* vd_hash64_ci(key) */
     uint32_t first, n;        /* into vd_ruleset.index_segs */
-    uint32_t ufirst, un;      /* into vd_ruleset.entry_uses: the rules using those
-                               * segments, sorted by (slot, rule) */
-    uint32_t rfirst, rn;      /* into vd_ruleset.entry_runs: one run per slot */
+    uint32_t rfirst, rn;      /* into vd_ruleset.entry_runs: one run per slot using
+                               * those segments */
 } vd_index_entry;
 
-/* The uses of one index entry by one slot: entry_uses[first .. first + n). */
+/* A piece of one slot's rule bitmap: bit b of `bits` is rule 64 * word + b
+ * of the slot. */
+typedef struct vd_rule_bits {
+    uint64_t bits;
+    uint32_t word;
+} vd_rule_bits;
+
+/* The rules of one slot whose segments one index entry files, as bitmap
+ * pieces in ascending word order: run_bits[first .. first + n). */
 typedef struct vd_slot_run {
     uint32_t slot, first, n;
 } vd_slot_run;
@@ -241,10 +248,15 @@ struct vd_ruleset {
      * per request (one id per distinct attribute and NAME); naslots ids. */
     uint32_t *pred_aslot;
     uint32_t naslots;
-    vd_seg_use *entry_uses;   /* per index entry (ufirst, un): a decision walks a
-                               * requested slot's candidate rules in rule order
-                               * and stops at the first that matches */
+    /* A decision builds one bitmap of rules per requested slot: its rules
+     * without a string guard (check_bits) or(ed) with the runs of the index
+     * entries the request reaches, then walks the set bits in rule order
+     * and stops at the first match. Slot s owns words slot_word[s] ..
+     * slot_word[s + 1] of the bitmap (and of check_bits). */
     vd_slot_run *entry_runs;  /* per index entry (rfirst, rn), by slot */
+    vd_rule_bits *run_bits;
+    uint32_t *slot_word;
+    uint64_t *check_bits;
     vd_slot *slots;           /* sorted by name */
     uint32_t nslots, cap_slots;
     vd_score_def *scores;     /* sorted by id (rules/scores.c) */

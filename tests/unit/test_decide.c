@@ -172,6 +172,54 @@ static void test_unknown_slot(void **state)
     assert_string_equal(vid_of(&dec.slots[2]), "night");
 }
 
+/* A slot asked twice is answered once: the decision marks the repeats
+ * (a known slot by its slot, an unknown one by its name), the reply's
+ * slots map lists each once, in the order first asked. */
+static void test_repeated_slots_answered_once(void **state)
+{
+    (void)state;
+    fresh(19, 0, 0, "Berlin");
+    static const char *const asked[] = { "hero", "nope", "banner", "hero", "nope", "nope2", "banner", "nope2", "hero" };
+    static const bool repeat[] = { false, false, false, true, true, false, true, true, true };
+    for (size_t k = 0; k < sizeof asked / sizeof asked[0]; k++)
+        ask(asked[k]);
+    decide();
+    for (unsigned k = 0; k < dec.nslots; k++) {
+        assert_int_equal(dec.slots[k].repeat, repeat[k]);
+        assert_int_equal(vd_decision_repeats_slot(&dec, k), repeat[k] && dec.slots[k].slot != NULL);
+    }
+    assert_string_equal(vid_of(&dec.slots[3]), "berlin");
+    assert_string_equal(vid_of(&dec.slots[6]), "night");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    vd_emitter e;
+    vd_msgpack_out mo = { .sb = &sb };
+    vd_msgpack_emitter(&mo, &e);
+    vd_result_emit(&e, rs, &dec, &ctx, ev, false);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(off, sb.size);
+    const msgpack_object *slots = NULL;
+    for (uint32_t i = 0; i < up.data.via.map.size; i++) {
+        const msgpack_object_kv *kv = &up.data.via.map.ptr[i];
+        if (kv->key.via.str.size == 5 && memcmp(kv->key.via.str.ptr, "slots", 5) == 0)
+            slots = &kv->val;
+    }
+    assert_non_null(slots);
+    assert_int_equal(slots->type, MSGPACK_OBJECT_MAP);
+    static const char *const once[] = { "hero", "nope", "banner", "nope2" };
+    assert_int_equal(slots->via.map.size, 4);
+    for (uint32_t i = 0; i < 4; i++) {
+        const msgpack_object *k = &slots->via.map.ptr[i].key;
+        assert_int_equal(k->via.str.size, strlen(once[i]));
+        assert_memory_equal(k->via.str.ptr, once[i], strlen(once[i]));
+    }
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_valid_until(void **state)
 {
     (void)state;
@@ -535,6 +583,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_match_and_default),
         cmocka_unit_test(test_unknown_slot),
+        cmocka_unit_test(test_repeated_slots_answered_once),
         cmocka_unit_test(test_valid_until),
         cmocka_unit_test(test_matched),
         cmocka_unit_test(test_split),
