@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "decision/decide.h"
+#include "rules/index.h"
 
 int vd_decider_init(vd_decider *w, const vd_env *env, size_t ua_cache, size_t geo_cache,
                     vd_stats *stats)
@@ -41,27 +42,13 @@ int vd_decider_init(vd_decider *w, const vd_env *env, size_t ua_cache, size_t ge
 
 /* ---- per-ruleset counters ---- */
 
-struct vd_slot_ref {
-    const vd_slot *slot;
-    uint32_t index;
-};
-
 static void counts_free(vd_decider *w)
 {
     vd_free(w->variant_counts);
     vd_free(w->segment_counts);
     vd_free(w->slot_base);
-    vd_free(w->slot_refs);
     w->variant_counts = w->segment_counts = NULL;
     w->slot_base = NULL;
-    w->slot_refs = NULL;
-    w->nslot_refs = 0;
-}
-
-static int ref_cmp(const void *a, const void *b)
-{
-    const struct vd_slot_ref *x = a, *y = b;
-    return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
 static void counts_alloc(vd_decider *w, const vd_ruleset *rs)
@@ -72,21 +59,17 @@ static void counts_alloc(vd_decider *w, const vd_ruleset *rs)
     uint32_t nslots = vd_ruleset_nslots(rs), nseg = vd_ruleset_nsegments(rs);
     size_t nvar = 0;
     w->slot_base = vd_calloc(nslots + 1, sizeof *w->slot_base);
-    w->slot_refs = vd_calloc(nslots + 1, sizeof *w->slot_refs);
-    if (!w->slot_base || !w->slot_refs)
+    if (!w->slot_base)
         goto fail;
     for (uint32_t i = 0; i < nslots; i++) {
         const vd_slot *sl = vd_ruleset_slot_at(rs, i);
         w->slot_base[i] = (uint32_t)nvar;
-        w->slot_refs[i] = (struct vd_slot_ref){ sl, i };
         nvar += sl->nvariants;
     }
-    qsort(w->slot_refs, nslots, sizeof *w->slot_refs, ref_cmp);
     w->variant_counts = vd_calloc(nvar + 1, sizeof *w->variant_counts);
     w->segment_counts = vd_calloc((size_t)nseg + 1, sizeof *w->segment_counts);
     if (!w->variant_counts || !w->segment_counts)
         goto fail;
-    w->nslot_refs = nslots;
     return;
 fail:
     counts_free(w);
@@ -105,21 +88,6 @@ void vd_decider_add_counts(vd_decider *w, const vd_ruleset *rs, uint64_t *varian
     pthread_mutex_unlock(&w->counts_lock);
 }
 
-int vd_decider_slot_index(const vd_decider *w, const vd_slot *slot)
-{
-    uint32_t lo = 0, hi = w->nslot_refs;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (w->slot_refs[mid].slot == slot)
-            return (int)w->slot_refs[mid].index;
-        if (w->slot_refs[mid].slot < slot)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
-}
-
 static void count_decision(vd_decider *w, const vd_decision *d, uint64_t ns)
 {
     static const uint64_t bounds[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
@@ -129,13 +97,12 @@ static void count_decision(vd_decider *w, const vd_decision *d, uint64_t ns)
     VD_STAT_INC(w->stats, decide_hist[b]);
     if (!w->variant_counts)
         return;
+    /* d was decided on w->rs, whose slots the counts follow. */
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
-        if (!c->slot)
-            continue;
-        int si = vd_decider_slot_index(w, c->slot);
-        if (si >= 0)
-            VD_STAT_INC(w, variant_counts[w->slot_base[si] + (uint32_t)(c->variant - c->slot->variants)]);
+        if (c->slot)
+            VD_STAT_INC(w, variant_counts[w->slot_base[vd_index_slot_pos(w->rs, c->slot)] +
+                                          (uint32_t)(c->variant - c->slot->variants)]);
     }
     for (uint32_t i = 0; i < d->nmatched; i++)
         VD_STAT_INC(w, segment_counts[d->matched[i]]);

@@ -46,8 +46,6 @@ typedef struct vd_decider {
     _Atomic uint64_t *variant_counts;     /* slot_base[slot] + variant index */
     _Atomic uint64_t *segment_counts;     /* by segment index */
     uint32_t *slot_base;                  /* by slot index (vd_ruleset_slot_at order) */
-    struct vd_slot_ref *slot_refs;        /* slot pointer -> index, sorted by pointer */
-    uint32_t nslot_refs;
     /* Held by this worker only while it swaps rs and the arrays above (once
      * per release), and by a stats reader on another thread while it reads
      * them: never on the request path. */
@@ -112,9 +110,5 @@ vd_decide_status vd_decider_run_with(vd_decider *d, const vd_request *req, const
  * decider's lock is taken here, never on its request path. */
 void vd_decider_add_counts(vd_decider *d, const vd_ruleset *rs, uint64_t *variant_counts,
                            size_t nvar, uint64_t *segment_counts);
-
-/* Index (vd_ruleset_slot_at order) of a slot of the decider's ruleset, -1
- * if not found; the key of variant_counts via slot_base. */
-int vd_decider_slot_index(const vd_decider *d, const vd_slot *slot);
 
 #endif
