@@ -655,18 +655,26 @@ static void e_payload(void *a, const vd_variant *v)
 static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
 {
     vd_msgpack_out *o = a;
-    msgpack_sbuffer *sb = o->sb;
-    if (!v->entry_mp_len)
+    size_t en = v->entry_mp_len, sn = segment ? segment->n : 0;
+    if (!en)
         return false;
-    unsigned char *p = room(o, v->entry_mp_len + 5 + (segment ? segment->n : 0));
+    unsigned char *p = room(o, en + 5 + sn);
     if (!p)
         return true;               /* failed: the reply is dropped anyway */
-    memcpy(p, v->entry_mp, v->entry_mp_len);
-    sb->size += v->entry_mp_len;
-    if (segment)
-        e_ascii(a, segment->p ? segment->p : "", segment->n);
-    else
-        e_nil(a);
+    /* The entry, then the segment id (an ASCII id: no check) or nil, in
+     * one reservation. */
+    memcpy(p, v->entry_mp, en);
+    p += en;
+    size_t h = 1;
+    if (!segment) {
+        p[0] = 0xc0;
+    } else {
+        h = put_len(p, (uint32_t)sn, 0xa0, 32, 0xd9, 0xda);
+        if (sn)
+            memcpy(p + h, segment->p, sn);
+        h += sn;
+    }
+    o->sb->size += en + h;
     return true;
 }
 

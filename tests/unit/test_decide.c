@@ -24,7 +24,8 @@ static const char *const SEGS = "["
     "{\"id\":\"morning\",\"match\":{\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[6,11]}},"
     "{\"id\":\"everyone\",\"match\":{\"all\":[]}},"
     "{\"id\":\"nobody\",\"match\":{\"any\":[]}},"
-    "{\"id\":\"berlin-evening\",\"match\":{\"all\":[{\"segment\":\"berlin\"},{\"segment\":\"evening\"}]}}"
+    "{\"id\":\"berlin-evening\",\"match\":{\"all\":[{\"segment\":\"berlin\"},{\"segment\":\"evening\"}]}},"
+    "{\"id\":\"paid.with-an-id-longer-than-31-bytes\",\"match\":{\"attr\":\"attr.medium\",\"op\":\"eq\",\"value\":\"paid\"}}"
     "]";
 
 static const char *const CMAP = "["
@@ -42,7 +43,9 @@ static const char *const CMAP = "["
     "{\"slot\":\"held\",\"goal\":[\"purchase\"],\"holdout\":12.5,\"rules\":[{\"segment\":\"everyone\",\"variant\":\"p\"}],"
     " \"default\":\"d\",\"variants\":{\"p\":1,\"d\":2}},"
     "{\"slot\":\"test2\",\"rules\":[{\"segment\":\"everyone\",\"split\":[{\"variant\":\"a\",\"weight\":1},{\"variant\":\"b\",\"weight\":1}]}],"
-    " \"default\":\"a\",\"variants\":{\"a\":1,\"b\":2}}"
+    " \"default\":\"a\",\"variants\":{\"a\":1,\"b\":2}},"
+    "{\"slot\":\"long\",\"rules\":[{\"segment\":\"paid.with-an-id-longer-than-31-bytes\",\"variant\":\"a\"}],"
+    " \"default\":\"a\",\"variants\":{\"a\":1}}"
     "]";
 
 static vd_ruleset *rs;
@@ -564,7 +567,7 @@ static void test_preencoded_entries_same_bytes(void **state)
             req.nattrs = 1;
         }
         static const char *const slots[] = { "hero", "banner", "nope", "promo", "promo2", "test",
-                                             "held", "hero", "test2" };
+                                             "held", "hero", "test2", "long" };
         for (size_t k = 0; k < sizeof slots / sizeof slots[0]; k++)
             ask(slots[(k + (size_t)i) % (sizeof slots / sizeof slots[0])]);
         req.segments = i % 3 == 0;
