@@ -88,22 +88,37 @@ void vd_decider_add_counts(vd_decider *w, const vd_ruleset *rs, uint64_t *varian
     pthread_mutex_unlock(&w->counts_lock);
 }
 
-static void count_decision(vd_decider *w, const vd_decision *d, uint64_t ns)
+/* Once per decision: the latency bucket, each slot's variant (the
+ * decision was made on w->rs, whose slots the counters follow) and the
+ * slot totals summed here, then stored once. */
+static void count_decision(vd_decider *w, const vd_request *req, const vd_decision *d, uint64_t ns)
 {
     static const uint64_t bounds[VD_LATENCY_NBUCKETS] = VD_LATENCY_BOUNDS_NS;
     unsigned b = 0;
     while (b < VD_LATENCY_NBUCKETS && ns > bounds[b])
         b++;
     VD_STAT_INC(w->stats, decide_hist[b]);
-    if (!w->variant_counts)
-        return;
-    /* d was decided on w->rs, whose slots the counts follow. */
+    uint64_t decided = 0, no_vid = 0;
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
-        if (c->slot)
+        if (!c->slot)
+            continue;
+        decided++;
+        /* Without vid every visitor hashes to one bucket: the split's
+         * other arms are never shown (the dashboard warns). */
+        if (c->rule >= 0 && c->slot->rules[c->rule].nsplit && !req->vid.n)
+            no_vid++;
+        if (w->variant_counts)
             VD_STAT_INC(w, variant_counts[w->slot_base[vd_index_slot_pos(w->rs, c->slot)] +
                                           (uint32_t)(c->variant - c->slot->variants)]);
     }
+    VD_STAT_ADD(w->stats, slots_decided, decided);
+    if (decided < d->nslots)
+        VD_STAT_ADD(w->stats, slots_unknown, d->nslots - decided);
+    if (no_vid)
+        VD_STAT_ADD(w->stats, splits_no_vid, no_vid);
+    if (!w->variant_counts)
+        return;
     for (uint32_t i = 0; i < d->nmatched; i++)
         VD_STAT_INC(w, segment_counts[d->matched[i]]);
 }
@@ -296,19 +311,7 @@ vd_decide_status vd_decider_run_with(vd_decider *w, const vd_request *req, const
     }
     uint64_t ns = vd_now_ns() - t0;
     VD_STAT_ADD(w->stats, decide_ns_total, ns);
-    count_decision(w, d, ns);
-    for (unsigned i = 0; i < d->nslots; i++) {
-        const vd_slot_choice *c = &d->slots[i];
-        if (!c->slot) {
-            VD_STAT_INC(w->stats, slots_unknown);
-            continue;
-        }
-        VD_STAT_INC(w->stats, slots_decided);
-        /* Without vid every visitor hashes to one bucket: the split's
-         * other arms are never shown (the dashboard warns). */
-        if (c->rule >= 0 && c->slot->rules[c->rule].nsplit && !req->vid.n)
-            VD_STAT_INC(w->stats, splits_no_vid);
-    }
+    count_decision(w, req, d, ns);
     vd_result_emit(e, rs, d, &ctx, w->eval, req->explain);
     return VD_DECIDE_OK;
 }
