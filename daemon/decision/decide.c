@@ -247,7 +247,7 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
         c->name = req->slots[i];
-        c->slot = vd_ruleset_find_slot(rs, c->name);
+        c->slot = vd_index_find_slot(rs, c->name);
         c->variant = NULL;
         c->segment = -1;
         c->rule = -1;
@@ -284,15 +284,20 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         uint32_t nh = vd_eval_candidates(ev, want_of(rs, n, si), &hits);
         lazy_in_order(rs, ev, hits, nh, n, si, sgen, pos, gen, best, until);
     }
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && pos[si[i]] != i) {
-            best[i] = best[pos[si[i]]];
-            until[i] = until[pos[si[i]]];
-        }
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
         if (!c->slot)
             continue;
+        if (c->repeat) {
+            /* The answer of its first position (decided above). */
+            const vd_slot_choice *f = &out->slots[pos[si[i]]];
+            c->variant = f->variant;
+            c->segment = f->segment;
+            c->rule = f->rule;
+            c->holdout = f->holdout;
+            c->bandit = f->bandit;
+            continue;
+        }
         const vd_slot *s = c->slot;
         if (s->holdout && vd_holdout_member(req->vid, s->name, s->holdout)) {
             /* Held out: the default, which time alone never changes. */

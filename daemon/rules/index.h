@@ -15,6 +15,23 @@
 int vd_index_build(vd_ruleset *rs);
 void vd_index_free(vd_ruleset *rs);
 
+/* vd_ruleset_find_slot, inline for the decision step (a page looks up
+ * every name it asks for): the key table of rules/model.h. */
+static inline const vd_slot *vd_index_find_slot(const vd_ruleset *rs, vd_str name)
+{
+    if (!rs->slot_tab)
+        return vd_ruleset_find_slot(rs, name);
+    vd_slot_key k = vd_slot_key_of(name.p, name.n);
+    for (uint32_t h = vd_slot_hash(k, name.n) & rs->slot_mask;; h = (h + 1) & rs->slot_mask) {
+        const vd_slot_ent *e = &rs->slot_tab[h];
+        if (e->slot == UINT32_MAX)
+            return NULL;
+        if (e->n == name.n && e->key.a == k.a && e->key.b == k.b &&
+            (name.n <= 16 || memcmp(rs->slots[e->slot].name.p + 8, name.p + 8, name.n - 16) == 0))
+            return &rs->slots[e->slot];
+    }
+}
+
 /* Position of a slot of rs in its slot table (the key of the two lists
  * below). */
 static inline uint32_t vd_index_slot_pos(const vd_ruleset *rs, const vd_slot *slot)

@@ -90,17 +90,8 @@ bool vd_ruleset_is_goal(const vd_ruleset *rs, vd_str type)
 
 const vd_slot *vd_ruleset_find_slot(const vd_ruleset *rs, vd_str name)
 {
-    if (rs->slot_tab) {
-        vd_slot_key k = vd_slot_key_of(name.p, name.n);
-        for (uint32_t h = vd_slot_hash(k, name.n) & rs->slot_mask;; h = (h + 1) & rs->slot_mask) {
-            const vd_slot_ent *e = &rs->slot_tab[h];
-            if (e->slot == UINT32_MAX)
-                return NULL;
-            if (e->n == name.n && e->key.a == k.a && e->key.b == k.b &&
-                (name.n <= 16 || memcmp(rs->slots[e->slot].name.p + 8, name.p + 8, name.n - 16) == 0))
-                return &rs->slots[e->slot];
-        }
-    }
+    if (rs->slot_tab)
+        return vd_index_find_slot(rs, name);
     uint32_t lo = 0, hi = rs->nslots;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
