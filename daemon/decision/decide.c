@@ -130,6 +130,20 @@ static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint6
     *until = acc;
 }
 
+/* dst |= src, n words (a dense run: at least 4), four at a time. */
+static void or_words(uint64_t *restrict dst, const uint64_t *restrict src, uint32_t n)
+{
+    const uint64_t *end = src + n;
+    for (; end - src >= 4; src += 4, dst += 4) {
+        dst[0] |= src[0];
+        dst[1] |= src[1];
+        dst[2] |= src[2];
+        dst[3] |= src[3];
+    }
+    for (; src < end; src++, dst++)
+        *dst |= *src;
+}
+
 /* Every requested slot in rule order: one bitmap each, from the slot's
  * unguarded rules and the runs of the entries the request reaches (a rule
  * filed under two reached keys is one bit). */
@@ -141,8 +155,7 @@ static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entr
     for (unsigned i = 0; i < n; i++)
         if (si[i] != UINT32_MAX && pos[si[i]] == i) {
             uint32_t w0 = rs->slot_word[si[i]], w1 = rs->slot_word[si[i] + 1];
-            for (uint32_t w = w0; w < w1; w++)
-                bits[w] = rs->check_bits[w];
+            memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
         }
     for (uint32_t h = 0; h < nh; h++) {
         const vd_slot_run *er = rs->entry_runs + hits[h]->rfirst;
@@ -150,6 +163,10 @@ static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entr
             if (sgen[er[r].slot] != gen)
                 continue;
             uint64_t *bm = bits + rs->slot_word[er[r].slot];
+            if (er[r].dense) {
+                or_words(bm, rs->run_words + er[r].first, er[r].n);
+                continue;
+            }
             const vd_rule_bits *p = rs->run_bits + er[r].first;
             for (uint32_t k = 0; k < er[r].n; k++)
                 bm[p[k].word] |= p[k].bits;

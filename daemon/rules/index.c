@@ -193,6 +193,7 @@ void vd_index_free(vd_ruleset *rs)
     rs->naslots = 0;
     vd_free(rs->entry_runs);
     vd_free(rs->run_bits);
+    vd_free(rs->run_words);
     vd_free(rs->slot_word);
     vd_free(rs->check_bits);
     vd_free(rs->timeless);
@@ -205,6 +206,7 @@ void vd_index_free(vd_ruleset *rs)
     rs->timeless = NULL;
     rs->entry_runs = NULL;
     rs->run_bits = NULL;
+    rs->run_words = NULL;
     rs->slot_word = NULL;
     rs->check_bits = NULL;
     rs->slot_tab = NULL;
@@ -444,9 +446,9 @@ static int use_cmp(const void *a, const void *b)
     return x->rule < y->rule ? -1 : x->rule > y->rule;
 }
 
-/* Each slot's rule bitmap layout and its unguarded rules; per index entry,
- * one run of bitmap pieces per slot using its segments. */
-static int build_entry_runs(vd_ruleset *rs)
+/* Each slot's words in a decision's rule bitmaps, and its rules without a
+ * string guard as such a bitmap (every ruleset, keyed or not). */
+static int build_slot_bits(vd_ruleset *rs)
 {
     rs->slot_word = vd_malloc((rs->nslots + 1) * sizeof *rs->slot_word);
     if (!rs->slot_word)
@@ -468,6 +470,13 @@ static int build_entry_runs(vd_ruleset *rs)
         for (uint32_t k = 0; k < nc; k++)
             rs->check_bits[rs->slot_word[i] + c[k] / 64] |= 1ULL << (c[k] % 64);
     }
+    return 0;
+}
+
+/* Per index entry, one run of bitmap pieces (or whole words) per slot
+ * using its segments. */
+static int build_entry_runs(vd_ruleset *rs)
+{
     size_t total = 0;
     for (uint32_t a = 0; a < rs->nindex; a++)
         for (uint32_t e = 0; e <= rs->index[a].mask; e++)
@@ -478,15 +487,17 @@ static int build_entry_runs(vd_ruleset *rs)
     if (total >= UINT32_MAX)
         return -1;
     /* One entry's uses sorted by (slot, rule), then cut into runs of
-     * pieces; at most one run and one piece per use. */
+     * pieces; at most one run and one piece per use, and a dense run has
+     * at most two words per piece it replaces. */
     vd_seg_use *uses = vd_malloc((total + 1) * sizeof *uses);
     rs->entry_runs = vd_malloc((total + 1) * sizeof *rs->entry_runs);
     rs->run_bits = vd_malloc((total + 1) * sizeof *rs->run_bits);
-    if (!uses || !rs->entry_runs || !rs->run_bits) {
+    rs->run_words = vd_calloc(2 * total + 1, sizeof *rs->run_words);
+    if (!uses || !rs->entry_runs || !rs->run_bits || !rs->run_words) {
         vd_free(uses);
         return -1;
     }
-    uint32_t nr = 0, nb = 0;
+    uint32_t nr = 0, nb = 0, nw = 0;
     for (uint32_t a = 0; a < rs->nindex; a++)
         for (uint32_t e = 0; e <= rs->index[a].mask; e++) {
             vd_index_entry *ent = &rs->index[a].tab[e];
@@ -505,13 +516,25 @@ static int build_entry_runs(vd_ruleset *rs)
                 uint32_t w = uses[k].rule / 64;
                 uint64_t bit = 1ULL << (uses[k].rule % 64);
                 if (nr == ent->rfirst || rs->entry_runs[nr - 1].slot != uses[k].slot)
-                    rs->entry_runs[nr++] = (vd_slot_run){ uses[k].slot, nb, 0 };
+                    rs->entry_runs[nr++] = (vd_slot_run){ uses[k].slot, nb, 0, 0 };
                 vd_slot_run *run = &rs->entry_runs[nr - 1];
                 if (run->n && rs->run_bits[nb - 1].word == w) {
                     rs->run_bits[nb - 1].bits |= bit;
                 } else {
                     rs->run_bits[nb++] = (vd_rule_bits){ bit, w };
                     run->n++;
+                }
+                if (k + 1 < un && uses[k + 1].slot == run->slot)
+                    continue;
+                /* The run is complete: as many words as it has pieces
+                 * over two, or more, and it is ORed as whole words. */
+                uint32_t sw = rs->slot_word[run->slot + 1] - rs->slot_word[run->slot];
+                if (sw >= 4 && 2 * run->n >= sw) {
+                    for (uint32_t q = 0; q < run->n; q++)
+                        rs->run_words[nw + rs->run_bits[run->first + q].word] = rs->run_bits[run->first + q].bits;
+                    nb = run->first;
+                    *run = (vd_slot_run){ run->slot, nw, sw, 1 };
+                    nw += sw;
                 }
             }
             ent->rn = nr - ent->rfirst;
@@ -803,7 +826,7 @@ int vd_index_build(vd_ruleset *rs)
         goto oom;
     vd_free(guards);
     guards = NULL;
-    if (build_uses(rs) < 0 || build_shared_preds(rs) < 0 || build_aslots(rs) < 0 || build_slot_table(rs) < 0 ||
+    if (build_uses(rs) < 0 || build_slot_bits(rs) < 0 || build_shared_preds(rs) < 0 || build_aslots(rs) < 0 || build_slot_table(rs) < 0 ||
         build_programs(rs) < 0 || build_set_hashes(rs) < 0)
         goto oom;
     if (nt == 0) {

@@ -163,10 +163,13 @@ typedef struct vd_rule_bits {
     uint32_t word;
 } vd_rule_bits;
 
-/* The rules of one slot whose segments one index entry files, as bitmap
- * pieces in ascending word order: run_bits[first .. first + n). */
+/* The rules of one slot whose segments one index entry files: bitmap
+ * pieces in ascending word order, run_bits[first .. first + n); or, when
+ * they fill at least half the slot's words (dense), the slot's whole
+ * bitmap, run_words[first .. first + n) (n: the slot's words). */
 typedef struct vd_slot_run {
     uint32_t slot, first, n;
+    uint32_t dense;
 } vd_slot_run;
 
 /* Where a segment is used: rule `rule` of slot `slot` (slot order of rs->slots). */
@@ -255,6 +258,7 @@ struct vd_ruleset {
      * slot_word[s + 1] of the bitmap (and of check_bits). */
     vd_slot_run *entry_runs;  /* per index entry (rfirst, rn), by slot */
     vd_rule_bits *run_bits;
+    uint64_t *run_words;
     uint32_t *slot_word;
     uint64_t *check_bits;
     vd_slot *slots;           /* sorted by name */

@@ -384,7 +384,7 @@ static void test_random_shapes_equal_brute_force(void **state)
     assert_non_null(tzdb);
     vd_env env = { .geo = NULL, .tzdb = tzdb };
     vd_eval *ev = vd_eval_new(), *brute = vd_eval_new();
-    unsigned checked = 0, matched = 0;
+    unsigned checked = 0, matched = 0, nruns[2] = { 0, 0 };
     for (unsigned set = 0; set < 16; set++) {
         unsigned shape = set % 4;   /* 0 country, 1 nested, 2 url, 3 mixed anchors */
         int nseg = 40 + (int)rnd(80), nslot = 6;
@@ -408,13 +408,32 @@ static void test_random_shapes_equal_brute_force(void **state)
             }
             put(&sg, "}");
         }
+        /* Decoys: filed and reached like the others (the same keys),
+         * never true. The long slots are mostly decoys, so their winner
+         * is found anywhere in their bitmap, often past the first word. */
+        for (int i = 0; i < 24; i++) {
+            put(&sg, ",{\"id\":\"x%d\",\"match\":{\"all\":[", i);
+            if (shape == 1)
+                node(&sg, shape, nseg, 2);
+            else
+                leaf(&sg, shape == 3 ? 2 : shape, 0);
+            put(&sg, ",{\"not\":{\"all\":[]}}]}}");
+        }
         put(&sg, "]");
         put(&cm, "[");
         for (int s = 0; s < nslot; s++) {
             put(&cm, "%s{\"slot\":\"t%d\",\"rules\":[", s ? "," : "", s);
-            unsigned nr = 1 + rnd((unsigned)nseg);   /* long lists, shared segments */
-            for (unsigned r = 0; r < nr; r++)
-                put(&cm, "%s{\"segment\":\"s%u\",\"variant\":\"v%u\"}", r ? "," : "", rnd((unsigned)nseg), r % 3);
+            /* Long lists, shared segments; the last two slots of 200-700
+             * rules (rule bitmaps of 4-11 words: candidate runs stored as
+             * whole words when dense). */
+            unsigned nr = s < nslot - 2 ? 1 + rnd((unsigned)nseg) : 200 + rnd(500);
+            for (unsigned r = 0; r < nr; r++) {
+                if (s >= nslot - 2 && rnd(32))
+                    put(&cm, "%s{\"segment\":\"x%u\",\"variant\":\"v%u\"}", r ? "," : "", rnd(24), r % 3);
+                else
+                    put(&cm, "%s{\"segment\":\"s%u\",\"variant\":\"v%u\"}", r ? "," : "", rnd((unsigned)nseg),
+                        r % 3);
+            }
             put(&cm, "],\"default\":\"d\",\"variants\":{\"v0\":0,\"v1\":1,\"v2\":2,\"d\":3}}");
         }
         put(&cm, "]");
@@ -429,6 +448,12 @@ static void test_random_shapes_equal_brute_force(void **state)
         for (size_t i = 0; i < err.n; i++)
             fprintf(stderr, "err: %s\n", err.msg[i]);
         assert_non_null(rs);
+        for (uint32_t a = 0; a < rs->nindex; a++)
+            for (uint32_t e = 0; e <= rs->index[a].mask; e++)
+                for (uint32_t r = 0; rs->index[a].tab[e].key.p && r < rs->index[a].tab[e].rn; r++) {
+                    const vd_slot_run *run = &rs->entry_runs[rs->index[a].tab[e].rfirst + r];
+                    nruns[run->dense != 0]++;
+                }
         for (unsigned q = 0; q < 400; q++) {
             char url[128], ctry[8];
             unsigned k = rnd(10);
@@ -462,8 +487,10 @@ static void test_random_shapes_equal_brute_force(void **state)
         free(sg.p);
         free(cm.p);
     }
-    printf("random shapes vs brute force: %u requests, %u with matches\n", checked, matched);
+    printf("random shapes vs brute force: %u requests, %u with matches; candidate runs: %u as pieces, %u dense\n",
+           checked, matched, nruns[0], nruns[1]);
     assert_true(matched > checked / 4);
+    assert_true(nruns[0] > 100 && nruns[1] > 100);
     vd_eval_free(ev);
     vd_eval_free(brute);
     vd_tzdb_close(tzdb);
