@@ -155,7 +155,8 @@ static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entr
     for (unsigned i = 0; i < n; i++)
         if (si[i] != UINT32_MAX && pos[si[i]] == i) {
             uint32_t w0 = rs->slot_word[si[i]], w1 = rs->slot_word[si[i] + 1];
-            memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
+            if (w1 > w0)          /* a slot without rules has no words (bits may be NULL) */
+                memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
         }
     for (uint32_t h = 0; h < nh; h++) {
         const vd_slot_run *er = rs->entry_runs + hits[h]->rfirst;

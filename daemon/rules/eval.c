@@ -150,7 +150,7 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->slotcap = rs->nslots;
         clear_memos(ev);
     }
-    uint32_t words = rs->slot_word ? rs->slot_word[rs->nslots] : 0;
+    uint32_t words = (rs->slot_word ? rs->slot_word[rs->nslots] : 0) + 1;   /* never NULL */
     if (words > ev->rule_bits_cap) {
         uint64_t *b = vd_malloc(words * sizeof *b);
         if (!b)
