@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "learn/snapshot.h"
 #include "profile/master.h"
+#include "profile/reply_pool.h"
 #include "profile/scripts.h"
 
 #define BACKOFF_MIN_MS 100
@@ -141,6 +142,7 @@ struct vd_profile_store {
     int bfields_cap;
     vd_profile_op **bshapes;         /* a batch's event shapes: one event of each */
     int bshapes_cap;
+    vd_reply_pool *replies;          /* the link's reply objects (reply_pool.h) */
     visit_seen ttl_set[TTL_CACHE];   /* h, and when (time(NULL)) the batch set its TTL */
     struct event *flush_ev;
     /* Events of a batch that could not be sent, failed from on_flush: a
@@ -1525,6 +1527,7 @@ static void link_start(vd_profile_store *s)
         return;
     }
     c->data = s;
+    vd_reply_pool_attach(s->replies, c);
     if (link_attach(s, c) != 0) {
         redisAsyncFree(c);
         link_down(s, "out of memory");
@@ -1600,7 +1603,8 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
     s->teardown_ev = evtimer_new(base, on_teardown, s);
     s->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, s);
     s->flush_ev = event_new(base, -1, 0, on_flush, s);
-    if (!s->retry_ev || !s->teardown_ev || !s->watch_ev || !s->flush_ev) {
+    s->replies = vd_reply_pool_new();
+    if (!s->retry_ev || !s->teardown_ev || !s->watch_ev || !s->flush_ev || !s->replies) {
         vd_profile_store_free(s);
         return NULL;
     }
@@ -1636,6 +1640,7 @@ void vd_profile_store_free(vd_profile_store *s)
     vd_free(s->fmt);
     vd_free(s->bfields);
     vd_free(s->bshapes);
+    vd_reply_pool_free(s->replies);
     while (s->free_ops) {
         vd_profile_op *op = s->free_ops;
         s->free_ops = op->next_free;
