@@ -312,6 +312,9 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
         const vd_slot_choice *c = &d->slots[i];
         if (c->repeat)
             continue;
+        if (c->slot && !c->holdout && c->rule >= 0 && e->rule_entry &&
+            e->rule_entry(e->arg, &c->slot->rules[c->rule]))
+            continue;
         if (c->slot && !c->holdout && e->slot_entry) {
             /* Name, variant and payload copied in one piece (~400
              * instructions a slot written item by item). */

@@ -33,6 +33,11 @@ typedef struct vd_emitter {
      * if it wrote nothing (no pre-encoded bytes for this format): the entry
      * is then emitted item by item. Either way the bytes are the same. */
     bool (*slot_entry)(void *arg, const vd_variant *v, const vd_str *segment);
+    /* Optional: one whole entry of the slots map from the winning rule's
+     * pre-encoded bytes (rules/ruleset.h: vd_rule.entry_mp, entry_json),
+     * one copy. false if it wrote nothing (none for this rule or format):
+     * slot_entry, then item by item. The same bytes either way. */
+    bool (*rule_entry)(void *arg, const vd_rule *r);
 } vd_emitter;
 
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,

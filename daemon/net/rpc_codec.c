@@ -678,11 +678,24 @@ static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
     return true;
 }
 
+static bool e_rule_entry(void *a, const vd_rule *r)
+{
+    vd_msgpack_out *o = a;
+    if (!r->entry_mp_len)
+        return false;
+    unsigned char *p = room(o, r->entry_mp_len);
+    if (p) {
+        memcpy(p, r->entry_mp, r->entry_mp_len);
+        o->sb->size += r->entry_mp_len;
+    }
+    return true;                   /* failed: the reply is dropped anyway */
+}
+
 void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
 {
     o->failed = false;
     *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii,
-                         e_slot_entry };
+                         e_slot_entry, e_rule_entry };
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)

@@ -167,6 +167,40 @@ static bool encode_entry(vd_compiler *c, vd_str slot, vd_variant *v)
     return true;
 }
 
+/* A rule's whole pre-encoded reply entry (ruleset.h: vd_rule.entry_mp,
+ * entry_json): its variant's entry and its segment id, when short. */
+static bool encode_rule_entry(vd_compiler *c, vd_rule *r, const vd_slot *slot)
+{
+    const vd_variant *v = &slot->variants[r->variant];
+    vd_str seg = c->rs->segs[r->segment].id;
+    size_t n = v->entry_mp_len + 5 + seg.n;
+    if (v->entry_mp_len && n <= VD_RULE_ENTRY_MAX) {
+        uint8_t *mp = vd_arena_alloc(&c->rs->arena, n);
+        if (!mp) {
+            c->oom = true;
+            return false;
+        }
+        memcpy(mp, v->entry_mp, v->entry_mp_len);
+        r->entry_mp = mp;
+        r->entry_mp_len = v->entry_mp_len + mp_str(mp + v->entry_mp_len, seg.p, seg.n);
+    }
+    size_t jn = v->entry_json_len + seg.n + 3;
+    if (v->entry_json_len && jn <= VD_RULE_ENTRY_MAX && json_plain(seg)) {
+        char *js = vd_arena_alloc(&c->rs->arena, jn);
+        if (!js) {
+            c->oom = true;
+            return false;
+        }
+        memcpy(js, v->entry_json, v->entry_json_len);
+        js[v->entry_json_len] = '"';
+        memcpy(js + v->entry_json_len + 1, seg.p, seg.n);
+        memcpy(js + v->entry_json_len + 1 + seg.n, "\"}", 2);
+        r->entry_json = js;
+        r->entry_json_len = jn;
+    }
+    return true;
+}
+
 static int find_variant(const vd_variant *vs, uint32_t n, const char *id, size_t len)
 {
     for (uint32_t i = 0; i < n; i++)
@@ -327,6 +361,8 @@ static bool compile_rule(vd_compiler *c, const vd_json *j, uint32_t index, vd_ru
             vd_cpath_pop(c, saved);
             return false;
         }
+        if (ok && seg >= 0 && !encode_rule_entry(c, r, slot))
+            return false;
         return ok;
     }
     if (!jsp) {

@@ -28,6 +28,10 @@ static const char *const SEGS = "["
     "{\"id\":\"paid.with-an-id-longer-than-31-bytes\",\"match\":{\"attr\":\"attr.medium\",\"op\":\"eq\",\"value\":\"paid\"}}"
     "]";
 
+/* A payload too long to be copied into every rule's entry (VD_RULE_ENTRY_MAX). */
+#define BIG30 "0123456789abcdefghijklmnopqrst"
+#define BIG300 BIG30 BIG30 BIG30 BIG30 BIG30 BIG30 BIG30 BIG30 BIG30 BIG30
+
 static const char *const CMAP = "["
     "{\"slot\":\"hero\",\"rules\":[{\"segment\":\"paid\",\"variant\":\"offer\"},{\"segment\":\"berlin\",\"variant\":\"berlin\"}],"
     " \"default\":\"generic\",\"variants\":{\"offer\":{\"d\":10},\"berlin\":{\"t\":\"b\"},\"generic\":null}},"
@@ -44,8 +48,9 @@ static const char *const CMAP = "["
     " \"default\":\"d\",\"variants\":{\"p\":1,\"d\":2}},"
     "{\"slot\":\"test2\",\"rules\":[{\"segment\":\"everyone\",\"split\":[{\"variant\":\"a\",\"weight\":1},{\"variant\":\"b\",\"weight\":1}]}],"
     " \"default\":\"a\",\"variants\":{\"a\":1,\"b\":2}},"
-    "{\"slot\":\"long\",\"rules\":[{\"segment\":\"paid.with-an-id-longer-than-31-bytes\",\"variant\":\"a\"}],"
-    " \"default\":\"a\",\"variants\":{\"a\":1}}"
+    "{\"slot\":\"long\",\"rules\":[{\"segment\":\"paid.with-an-id-longer-than-31-bytes\",\"variant\":\"a\"},"
+    "  {\"segment\":\"evening\",\"variant\":\"big\"}],"
+    " \"default\":\"a\",\"variants\":{\"a\":1,\"big\":\"" BIG300 "\"}}"
     "]";
 
 static vd_ruleset *rs;
@@ -509,43 +514,61 @@ static void test_explain_encoded_query_key(void **state)
     msgpack_sbuffer_destroy(&sb);
 }
 
-/* The reply's slot entries copied from bytes pre-encoded per variant
- * (vd_emitter.slot_entry) are byte for byte what the item-by-item path
- * writes, in MessagePack and in JSON: segments or nil, payloads or null,
- * holdouts (never pre-encoded), unknown and repeated slots, explain. */
-static void emit_both(bool explain)
-{
-    msgpack_sbuffer a, b;
-    msgpack_sbuffer_init(&a);
-    msgpack_sbuffer_init(&b);
-    vd_emitter e;
-    vd_msgpack_out ma = { .sb = &a }, mb = { .sb = &b };
-    vd_msgpack_emitter(&ma, &e);
-    assert_non_null(e.slot_entry);
-    vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
-    vd_msgpack_emitter(&mb, &e);
-    e.slot_entry = NULL;
-    vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
-    assert_int_equal(a.size, b.size);
-    assert_memory_equal(a.data, b.data, a.size);
-    msgpack_sbuffer_destroy(&a);
-    msgpack_sbuffer_destroy(&b);
+/* The reply's slot entries copied from bytes pre-encoded per rule
+ * (vd_emitter.rule_entry) or per variant (slot_entry) are byte for byte
+ * what the item-by-item path writes, in MessagePack and in JSON: segments
+ * or nil, payloads or null, holdouts (never pre-encoded), rules whose
+ * entry is too long to keep, unknown and repeated slots, explain. Path 0:
+ * all three; 1: per variant and item by item; 2: item by item. */
+static unsigned rule_entries, long_entries;
 
-    struct evbuffer *ja = evbuffer_new(), *jb = evbuffer_new();
-    vd_json j1, j2;
-    vd_json_init(&j1, ja);
-    vd_json_init(&j2, jb);
-    vd_json_emitter(&j1, &e);
-    assert_non_null(e.slot_entry);
-    vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
-    vd_json_emitter(&j2, &e);
-    e.slot_entry = NULL;
-    vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
-    size_t n = evbuffer_get_length(ja);
-    assert_int_equal(n, evbuffer_get_length(jb));
-    assert_memory_equal(evbuffer_pullup(ja, -1), evbuffer_pullup(jb, -1), n);
-    evbuffer_free(ja);
-    evbuffer_free(jb);
+static void emit_three(bool explain)
+{
+    msgpack_sbuffer mp[3];
+    struct evbuffer *js[3];
+    for (int path = 0; path < 3; path++) {
+        vd_emitter e;
+        msgpack_sbuffer_init(&mp[path]);
+        vd_msgpack_out mo = { .sb = &mp[path] };
+        vd_msgpack_emitter(&mo, &e);
+        assert_non_null(e.slot_entry);
+        assert_non_null(e.rule_entry);
+        if (path >= 1)
+            e.rule_entry = NULL;
+        if (path == 2)
+            e.slot_entry = NULL;
+        vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
+        js[path] = evbuffer_new();
+        vd_json j;
+        vd_json_init(&j, js[path]);
+        vd_json_emitter(&j, &e);
+        assert_non_null(e.slot_entry);
+        assert_non_null(e.rule_entry);
+        if (path >= 1)
+            e.rule_entry = NULL;
+        if (path == 2)
+            e.slot_entry = NULL;
+        vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
+    }
+    for (int path = 1; path < 3; path++) {
+        assert_int_equal(mp[0].size, mp[path].size);
+        assert_memory_equal(mp[0].data, mp[path].data, mp[0].size);
+        size_t n = evbuffer_get_length(js[0]);
+        assert_int_equal(n, evbuffer_get_length(js[path]));
+        assert_memory_equal(evbuffer_pullup(js[0], -1), evbuffer_pullup(js[path], -1), n);
+    }
+    for (int path = 0; path < 3; path++) {
+        msgpack_sbuffer_destroy(&mp[path]);
+        evbuffer_free(js[path]);
+    }
+    for (unsigned k = 0; k < dec.nslots; k++) {
+        const vd_slot_choice *c = &dec.slots[k];
+        if (c->rule < 0 || c->holdout)
+            continue;
+        const vd_rule *r = &c->slot->rules[c->rule];
+        rule_entries += r->entry_mp_len > 0 && r->entry_json_len > 0;
+        long_entries += !r->nsplit && !r->entry_mp_len && !r->entry_json_len;
+    }
 }
 
 static void test_preencoded_entries_same_bytes(void **state)
@@ -574,11 +597,12 @@ static void test_preencoded_entries_same_bytes(void **state)
         decide();
         for (unsigned k = 0; k < dec.nslots; k++)
             held += dec.slots[k].holdout;
-        emit_both(false);
+        emit_three(false);
         if (i % 10 == 0)
-            emit_both(true);
+            emit_three(true);
     }
     assert_true(held > 0);
+    assert_true(rule_entries > 60 && long_entries > 5);
 }
 
 int main(void)
