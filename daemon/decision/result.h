@@ -34,8 +34,8 @@ typedef struct vd_emitter {
      * is then emitted item by item. Either way the bytes are the same. */
     bool (*slot_entry)(void *arg, const vd_variant *v, const vd_str *segment);
     /* Optional: one whole entry of the slots map from the winning rule's
-     * pre-encoded bytes (rules/ruleset.h: vd_rule.entry_mp, entry_json),
-     * one copy. false if it wrote nothing (none for this rule or format):
+     * pre-encoded bytes (rules/ruleset.h: vd_rule.entry_mp; MessagePack
+     * only), one copy. false if it wrote nothing (none for this rule):
      * slot_entry, then item by item. The same bytes either way. */
     bool (*rule_entry)(void *arg, const vd_rule *r);
 } vd_emitter;

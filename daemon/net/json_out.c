@@ -204,39 +204,12 @@ static void e_payload(void *a, const vd_variant *v)
         vd_json_null(a);
 }
 
-/* A whole "NAME":{...} entry fits here: inside a map, at a key. */
-static bool entry_fits(const vd_json *j)
-{
-    return j->depth > 0 && j->depth < VD_JSON_MAX_DEPTH && j->st[j->depth - 1].is_map &&
-           !(j->st[j->depth - 1].index & 1);
-}
-
-/* After a whole entry: it counts as its key and its value. */
-static void entry_done(vd_json *j)
-{
-    vd_json_frame *f = &j->st[j->depth - 1];
-    f->index++;                    /* the key */
-    if (f->counted)
-        f->remaining--;
-    after_item(j);                 /* the value: may close the map */
-}
-
-static bool e_rule_entry(void *a, const vd_rule *r)
-{
-    vd_json *j = a;
-    if (!r->entry_json_len || !entry_fits(j))
-        return false;
-    before_item(j);
-    evbuffer_add(j->out, r->entry_json, r->entry_json_len);
-    entry_done(j);
-    return true;
-}
-
 /* A whole "NAME":{...} entry of a map: counts as its key and its value. */
 static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
 {
     vd_json *j = a;
-    if (!v->entry_json_len || !entry_fits(j))
+    if (!v->entry_json_len || j->depth == 0 || j->depth >= VD_JSON_MAX_DEPTH ||
+        !j->st[j->depth - 1].is_map || (j->st[j->depth - 1].index & 1))
         return false;
     before_item(j);
     char buf[512];
@@ -264,12 +237,16 @@ static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
             evbuffer_add(j->out, "null", 4);
         evbuffer_add(j->out, "}", 1);
     }
-    entry_done(j);
+    vd_json_frame *f = &j->st[j->depth - 1];
+    f->index++;                    /* the key */
+    if (f->counted)
+        f->remaining--;
+    after_item(j);                 /* the value: may close the map */
     return true;
 }
 
 void vd_json_emitter(vd_json *j, vd_emitter *out)
 {
     *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, j, NULL,
-                         e_slot_entry, e_rule_entry };
+                         e_slot_entry, NULL };   /* no per-rule JSON entries (memory) */
 }

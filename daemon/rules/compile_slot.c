@@ -167,8 +167,8 @@ static bool encode_entry(vd_compiler *c, vd_str slot, vd_variant *v)
     return true;
 }
 
-/* A rule's whole pre-encoded reply entry (ruleset.h: vd_rule.entry_mp,
- * entry_json): its variant's entry and its segment id, when short. */
+/* A rule's whole pre-encoded reply entry (ruleset.h: vd_rule.entry_mp):
+ * its variant's entry and its segment id, when short. */
 static bool encode_rule_entry(vd_compiler *c, vd_rule *r, const vd_slot *slot)
 {
     const vd_variant *v = &slot->variants[r->variant];
@@ -183,20 +183,6 @@ static bool encode_rule_entry(vd_compiler *c, vd_rule *r, const vd_slot *slot)
         memcpy(mp, v->entry_mp, v->entry_mp_len);
         r->entry_mp = mp;
         r->entry_mp_len = v->entry_mp_len + mp_str(mp + v->entry_mp_len, seg.p, seg.n);
-    }
-    size_t jn = v->entry_json_len + seg.n + 3;
-    if (v->entry_json_len && jn <= VD_RULE_ENTRY_MAX && json_plain(seg)) {
-        char *js = vd_arena_alloc(&c->rs->arena, jn);
-        if (!js) {
-            c->oom = true;
-            return false;
-        }
-        memcpy(js, v->entry_json, v->entry_json_len);
-        js[v->entry_json_len] = '"';
-        memcpy(js + v->entry_json_len + 1, seg.p, seg.n);
-        memcpy(js + v->entry_json_len + 1 + seg.n, "\"}", 2);
-        r->entry_json = js;
-        r->entry_json_len = jn;
     }
     return true;
 }

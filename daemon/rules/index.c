@@ -540,6 +540,13 @@ static int build_entry_runs(vd_ruleset *rs)
             ent->rn = nr - ent->rfirst;
         }
     vd_free(uses);
+    /* Sized for the worst case above: keep what was used. */
+    vd_slot_run *er = vd_realloc(rs->entry_runs, (nr + 1) * sizeof *er);
+    vd_rule_bits *rb = vd_realloc(rs->run_bits, (nb + 1) * sizeof *rb);
+    uint64_t *rw = vd_realloc(rs->run_words, (nw + 1) * sizeof *rw);
+    rs->entry_runs = er ? er : rs->entry_runs;
+    rs->run_bits = rb ? rb : rs->run_bits;
+    rs->run_words = rw ? rw : rs->run_words;
     return 0;
 }
 
