@@ -114,6 +114,11 @@ struct vd_profile_store {
     vd_track_types *types;
     redisAsyncContext *ctx;   /* NULL while down */
     bool connected;
+    /* Scripts sent as EVAL (with the body) on this link: Redis caches them,
+     * so from then on EVALSHA. Until then EVAL: an EVALSHA answered NOSCRIPT
+     * is sent again after the commands sent meanwhile, which would apply a
+     * profile's track events out of order (test_track_batch_model). */
+    uint32_t evaled;
     long backoff_ms;
     struct event *retry_ev, *watch_ev, *teardown_ev;
     const char *teardown_why; /* why on_teardown drops the link */
@@ -387,6 +392,8 @@ static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
     for (int i = 0; i < op->argc; i++)
         av[i] = op->buf + (uintptr_t)op->argv[i];
     size_t len0 = op->argvlen[0], len1 = op->argvlen[1];
+    if (op->kind != OP_RAW && !(s->evaled & (1u << op->script)))
+        eval = true;          /* the first use of the script on this link */
     if (op->kind != OP_RAW && eval) {
         const vd_script *sc = vd_script_get(op->script);
         av[0] = "EVAL";
@@ -404,6 +411,8 @@ static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
         vd_free(av);
     if (rc != REDIS_OK)
         return -1;
+    if (op->kind != OP_RAW && eval)
+        s->evaled |= 1u << op->script;
     inflight_add(s);
     return 0;
 }
@@ -1536,6 +1545,7 @@ static void link_start(vd_profile_store *s)
     redisAsyncSetConnectCallback(c, on_connect);
     redisAsyncSetDisconnectCallback(c, on_disconnect);
     s->ctx = c;
+    s->evaled = 0;            /* a new connection: maybe a server without the scripts */
     if (s->cfg.has_password) {
         if (s->cfg.user[0])
             raw_setup(s, (const char *[]){ "AUTH", s->cfg.user, s->cfg.password }, 3);
@@ -1548,8 +1558,10 @@ static void link_start(vd_profile_store *s)
         raw_setup(s, (const char *[]){ "SELECT", db }, 2);
     }
     /* No SCRIPT LOAD here: twemproxy closes a connection that sends it.
-     * The first EVALSHA of each script on each server answers NOSCRIPT and
-     * is sent again as EVAL (on_reply); Redis caches the body from then on. */
+     * The first command of each script on this link goes as EVAL (op_send_cb,
+     * s->evaled); Redis caches the body from then on. Through a pool of
+     * servers another server may still answer an EVALSHA with NOSCRIPT: it
+     * is sent again as EVAL (on_reply). */
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)
