@@ -132,3 +132,28 @@ def test_track_batches_match_the_model_bit_for_bit(tmp_path, start_daemon, redis
         got = by_fs[base - 1000 * (i + 1)]
         assert got == want, (w, {f: (got.get(f), want.get(f)) for f in set(got) | set(want)
                                  if got.get(f) != want.get(f)})
+
+
+def test_a_decide_behind_a_track_sees_it_with_the_script_cache_cold(tmp_path, start_daemon,
+                                                                  redis_server):
+    """docs/PROFILES.md: a decide after a track on the same connection sees
+    it. The visit script is cached (a decide ran), the track batch script
+    is not (no track yet since the daemon connected). The track's batch
+    went first as EVALSHA, was answered NOSCRIPT and sent again as EVAL --
+    after the decide's read had run without it."""
+    store = redis_server()
+    segs, cmap = write_profile_defs(tmp_path)
+    d = start_daemon("--profiles", store.url, "--profile-key-secret", SECRET, "--workers", "1",
+                     "--profile-timeout", "500", segments=segs, content_map=cmap, stats=True)
+    c = d.client()
+    now = int(time.time())
+    r = c.decide(slots=["score"], vid="ryw", ts=now, **P())
+    assert r["profile"] == "ok" and r["slots"]["score"]["variant"] == "no"
+    frame = c.packer.pack([2, "track", [P(event="add_to_cart", category="sneakers", vid="ryw",
+                                            ts=now + 1)]])
+    frame += c.packer.pack([0, 77, "decide", [P(slots=["score"], vid="ryw", ts=now + 1)]])
+    c.send_raw(frame)
+    reply = c.recv()
+    assert reply[1] == 77 and reply[2] is None, reply
+    assert reply[3]["profile"] == "ok"
+    assert reply[3]["slots"]["score"]["variant"] == "yes", reply[3]   # 5 points of the cart
