@@ -48,8 +48,6 @@ typedef struct batch_field_t {
     char prefix;
     const char *p;
     size_t n;
-    const char *hl;           /* half_life_s as sent ("0": a counter) */
-    size_t hln;
 } batch_field_t;
 
 enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW, OP_BATCH,
@@ -741,8 +739,7 @@ typedef struct batch_group { vd_profile_op *head, *tail; int n; } batch_group;
 
 /* The field number (1-based) of prefix + name in the batch's field table,
  * added if new; 0 when the table cannot grow. */
-static int batch_field(vd_profile_store *s, int *nf, char prefix, const char *p, size_t n,
-                       const char *hl, size_t hln)
+static int batch_field(vd_profile_store *s, int *nf, char prefix, const char *p, size_t n)
 {
     for (int f = 0; f < *nf; f++) {
         batch_field_t *b = &s->bfields[f];
@@ -757,7 +754,7 @@ static int batch_field(vd_profile_store *s, int *nf, char prefix, const char *p,
         s->bfields = t;
         s->bfields_cap = cap;
     }
-    s->bfields[*nf] = (batch_field_t){ prefix, p, n, hl, hln };
+    s->bfields[*nf] = (batch_field_t){ prefix, p, n };
     return ++*nf;
 }
 
@@ -800,9 +797,9 @@ static int batch_shape_args(vd_profile_store *s, vd_profile_op *b, const batch_g
     for (int k = 0; k < nshapes; k++) {
         const vd_profile_op *ev = s->bshapes[k];
         if (EV_ARG(ev, 9)[0] == '1')
-            bad |= !batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8], "0", 1);
+            bad |= !batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8]);
         for (int a = 10; a + 2 < ev->argc; a += 3)
-            bad |= !batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a], EV_ARG(ev, a + 2), ev->argvlen[a + 2]);
+            bad |= !batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a]);
     }
     if (bad)
         return -1;
@@ -812,16 +809,15 @@ static int batch_shape_args(vd_profile_store *s, vd_profile_op *b, const batch_g
         char pre[2] = { bf->prefix, ':' };
         bad |= op_arg2(b, pre, 2, bf->p, bf->n);
     }
-    for (int f = 0; f < nf; f++)
-        bad |= op_arg(b, s->bfields[f].hl, s->bfields[f].hln);
     bad |= op_argi(b, nshapes);
     for (int k = 0; k < nshapes && !bad; k++) {
         const vd_profile_op *ev = s->bshapes[k];
-        int c = EV_ARG(ev, 9)[0] == '1' ? batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8], "0", 1) : 0;
+        int c = EV_ARG(ev, 9)[0] == '1' ? batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8]) : 0;
         bad |= op_arg(b, EV_ARG(ev, 7), ev->argvlen[7]) | op_argi(b, c) | op_argi(b, (ev->argc - 10) / 3);
         for (int a = 10; a + 2 < ev->argc; a += 3)
-            bad |= op_argi(b, batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a], NULL, 0)) |
-                   op_arg(b, EV_ARG(ev, a + 1), ev->argvlen[a + 1]);
+            bad |= op_argi(b, batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a])) |
+                   op_arg(b, EV_ARG(ev, a + 1), ev->argvlen[a + 1]) |
+                   op_arg(b, EV_ARG(ev, a + 2), ev->argvlen[a + 2]);
     }
     return bad;
 }
