@@ -82,7 +82,10 @@ static bool path_hosts_overflow;         /* more than PATH_HOSTS_MAX: every path
 static size_t path_max;                  /* the longest path of a pattern */
 
 #define Q_COUNT (5 + 12)                     /* utm_* and the click ids (below) */
+#define QKEY_LEN_MAX 12                      /* "utm_campaign"; the shortest is "epik" */
 static size_t qkey_len[Q_COUNT];
+/* The keys of each length, in Q order, -1 after the last. */
+static int8_t qkeys_by_len[QKEY_LEN_MAX + 1][Q_COUNT + 1];
 static const char *qkey_name(int i);
 
 static int cmp_name(const void *a, const void *b)
@@ -139,8 +142,14 @@ static void build_index(void)
         path_hosts[n_path_hosts].p = p;
         path_hosts[n_path_hosts++].n = n;
     }
-    for (int i = 0; i < Q_COUNT; i++)
+    memset(qkeys_by_len, -1, sizeof qkeys_by_len);
+    for (int i = 0; i < Q_COUNT; i++) {
         qkey_len[i] = strlen(qkey_name(i));
+        int8_t *b = qkeys_by_len[qkey_len[i]];
+        while (*b >= 0)
+            b++;
+        *b = (int8_t)i;
+    }
     psl = psl_builtin();
 }
 
@@ -520,11 +529,13 @@ static const char *qkey_name(int i)
 typedef struct qfields {
     vd_str v[Q_COUNT];            /* raw values; first occurrence wins */
     bool has[Q_COUNT];
+    bool any_utm, any_click;      /* has[] of a utm field, of a click id */
 } qfields;
 
 static void scan_query(vd_str q, qfields *f)
 {
     memset(f->has, 0, sizeof f->has);     /* v[i] is read only when has[i] */
+    f->any_utm = f->any_click = false;
     size_t pos = 0;
     vd_str k, v;
     char kbuf[32];
@@ -533,12 +544,17 @@ static void scan_query(vd_str q, qfields *f)
             continue;
         if (memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n))
             k = vd_str_make(kbuf, vd_url_decode(k, kbuf, sizeof kbuf));
-        if (k.n < 4 || k.n > 12)                     /* shortest "epik", longest "utm_campaign" */
+        if (k.n < 4 || k.n > QKEY_LEN_MAX)
             continue;
-        for (int i = 0; i < Q_COUNT; i++) {
-            if (!f->has[i] && k.n == qkey_len[i] && vd_str_eq_ci(k, vd_str_make(qkey_name(i), qkey_len[i]))) {
+        for (const int8_t *b = qkeys_by_len[k.n]; *b >= 0; b++) {
+            int i = *b;
+            if (!f->has[i] && vd_str_eq_ci(k, vd_str_make(qkey_name(i), qkey_len[i]))) {
                 f->has[i] = true;
                 f->v[i] = v;
+                if (i < Q_CLICK_FIRST)
+                    f->any_utm = true;
+                else
+                    f->any_click = true;
                 break;
             }
         }
@@ -561,6 +577,10 @@ static void read_utm(vd_str q, utm *u, qfields *f)
 {
     u->any = false;               /* each field is written by qvalue (at least its NUL) */
     scan_query(q, f);
+    if (!f->any_utm) {            /* what the qvalue calls below would give */
+        u->source[0] = u->medium[0] = u->campaign[0] = u->term[0] = u->content[0] = '\0';
+        return;
+    }
     u->any |= qvalue(f, Q_SOURCE, u->source, sizeof u->source);
     u->any |= qvalue(f, Q_MEDIUM, u->medium, sizeof u->medium);
     u->any |= qvalue(f, Q_CAMPAIGN, u->campaign, sizeof u->campaign);
@@ -577,6 +597,8 @@ static void read_utm(vd_str q, utm *u, qfields *f)
 static const char *click_network(const qfields *f)
 {
     char buf[8];
+    if (!f->any_click)
+        return NULL;
     for (int i = Q_CLICK_FIRST; i < Q_COUNT; i++)
         if (qvalue(f, i, buf, sizeof buf))
             return click_ids[i - Q_CLICK_FIRST].network;
@@ -663,11 +685,10 @@ static vd_medium classify_utm(const utm *u)
     return VD_MEDIUM_REFERRAL;
 }
 
-static void search_term(const vd_src_host *e, vd_str q, vd_source *out)
+/* The same, one query pass per name: for lists longer than TERM_NAMES_MAX
+ * (none of the table's are). */
+static void search_term_each(const char *list, vd_str q, vd_source *out)
 {
-    static const char default_params[] =
-        "q,query,p,text,wd,searchfor,keyword,keywords,qs,kw,search,k,w";
-    const char *list = e && e->params ? e->params : default_params;
     char pname[32];
     char val[256];
     while (*list) {
@@ -684,6 +705,64 @@ static void search_term(const vd_src_host *e, vd_str q, vd_source *out)
         list += n;
         if (*list == ',')
             list++;
+    }
+}
+
+#define TERM_NAMES_MAX 16
+
+/* The search term: the value of the first parameter of the engine's list
+ * (or the default list) that is present with a non-empty value, each name
+ * taking its first occurrence in the query (as get_param does). One pass
+ * over the query finds every name's first occurrence. */
+static void search_term(const vd_src_host *e, vd_str q, vd_source *out)
+{
+    static const char default_params[] =
+        "q,query,p,text,wd,searchfor,keyword,keywords,qs,kw,search,k,w";
+    const char *all = e && e->params ? e->params : default_params;
+    const char *list = all;
+    vd_str names[TERM_NAMES_MAX];
+    size_t nn = 0;
+    while (*list) {
+        const char *comma = strchr(list, ',');
+        size_t n = comma ? (size_t)(comma - list) : strlen(list);
+        if (n < 32) {                 /* longer names were never looked up */
+            if (nn == TERM_NAMES_MAX) {
+                search_term_each(all, q, out);
+                return;
+            }
+            names[nn++] = vd_str_make(list, n);
+        }
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+    vd_str first[TERM_NAMES_MAX];
+    bool seen[TERM_NAMES_MAX] = { false };
+    size_t nseen = 0;
+    size_t pos = 0;
+    vd_str k, v;
+    while (nseen < nn && vd_url_query_next(q, &pos, &k, &v)) {
+        bool encoded = vd_url_key_encoded(k);
+        for (size_t j = 0; j < nn; j++)
+            if (!seen[j] && k.n >= names[j].n && vd_url_key_eq(k, encoded, names[j])) {
+                seen[j] = true;
+                first[j] = v;
+                nseen++;
+            }
+    }
+    for (size_t j = 0; j < nn; j++) {
+        if (!seen[j])
+            continue;
+        char val[256];
+        size_t n = vd_url_decode(first[j], val, sizeof val);
+        if (n == 0)
+            continue;
+        char tmp[256];
+        copy_field(tmp, sizeof tmp, val, n);
+        if (tmp[0]) {
+            copy_field(out->term, sizeof out->term, tmp, strlen(tmp));
+            return;
+        }
     }
 }
 

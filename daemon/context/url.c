@@ -277,6 +277,16 @@ static bool key_eq_decoded(vd_str k, vd_str name)
     return j == name.n;
 }
 
+bool vd_url_key_encoded(vd_str k)
+{
+    return memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n);
+}
+
+bool vd_url_key_eq(vd_str k, bool encoded, vd_str name)
+{
+    return encoded ? key_eq_decoded(k, name) : vd_str_eq_ci(k, name);
+}
+
 bool vd_url_query_get(vd_str query, vd_str name, char *buf, size_t cap, vd_str *out)
 {
     size_t pos = 0;
