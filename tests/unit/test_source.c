@@ -77,6 +77,35 @@ static void test_organic(void **state)
     assert_string_equal(S.term, "x");
 }
 
+/* The search term is the first name of the engine's list (google: q,
+ * query, Keywords) present with a non-empty value, each name taken at its
+ * first occurrence: found in one pass over the query, tried in list order. */
+static void test_search_term_order(void **state)
+{
+    (void)state;
+    classify("https://www.google.com/search?query=a&q=b", PAGE);
+    assert_string_equal(S.term, "b");
+    classify("https://www.google.com/search?q=&query=x", PAGE);
+    assert_string_equal(S.term, "x");
+    classify("https://www.google.com/search?q=%00&query=y", PAGE);   /* cleaned to empty */
+    assert_string_equal(S.term, "y");
+    classify("https://www.google.com/search?q=&q=z&query=w", PAGE);  /* first q is empty */
+    assert_string_equal(S.term, "w");
+    classify("https://www.google.com/search?q=&q=z", PAGE);
+    assert_string_equal(S.term, "");
+    classify("https://www.google.com/search?Q=up&%71=enc&keywords=k", PAGE);
+    assert_string_equal(S.term, "up");
+    classify("https://www.google.com/search?%71=enc&keywords=k", PAGE);
+    assert_string_equal(S.term, "enc");
+    classify("https://www.google.com/search?keywords=k&text=t", PAGE);
+    assert_string_equal(S.term, "k");
+    /* an unknown search host: the default list, text before wd before w */
+    classify("https://search.unknown.example/?w=1&wd=2&text=3", PAGE);
+    assert_string_equal(S.term, "3");
+    classify("https://search.unknown.example/?w=1&wd=2", PAGE);
+    assert_string_equal(S.term, "2");
+}
+
 static void test_search_brand_non_search(void **state)
 {
     (void)state;
@@ -487,6 +516,7 @@ int main(void)
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_organic),
         cmocka_unit_test(test_search_brand_non_search),
+        cmocka_unit_test(test_search_term_order),
         cmocka_unit_test(test_social),
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_paid),
