@@ -194,6 +194,38 @@ static bool is_ipv4(const char *h)
 
 static bool is_ip(const char *h) { return h[0] == '[' || is_ipv4(h); }
 
+/* psl_is_public_suffix2(host + off, ICANN) for a suffix of a host (off >
+ * 0): the same parent domains ("com", "co.uk", "example.com") come back for
+ * every new host, and each libpsl call costs ~3,000 instructions, so the
+ * answers are kept per thread by the suffix's bytes (exact: a pure
+ * function of the string). */
+#define SFX_MEMO_SLOTS 1024
+#define SFX_MEMO_KEY 48
+typedef struct sfx_memo {
+    uint64_t hash;
+    uint8_t len;                  /* 0: empty */
+    bool is_suffix;
+    char key[SFX_MEMO_KEY];
+} sfx_memo;
+static _Thread_local sfx_memo sfx_memos[SFX_MEMO_SLOTS];
+
+static bool icann_suffix(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= SFX_MEMO_KEY)
+        return psl_is_public_suffix2(psl, s, PSL_TYPE_ICANN);
+    uint64_t h = vd_hash_mem(s, n);
+    sfx_memo *m = &sfx_memos[h & (SFX_MEMO_SLOTS - 1)];
+    if (m->len == n && m->hash == h && memcmp(m->key, s, n) == 0)
+        return m->is_suffix;
+    bool r = psl_is_public_suffix2(psl, s, PSL_TYPE_ICANN);
+    m->hash = h;
+    m->len = (uint8_t)n;
+    memcpy(m->key, s, n);
+    m->is_suffix = r;
+    return r;
+}
+
 /* Offset of the ICANN public suffix in host (lower case, NUL-terminated), or
  * 0 when the host is itself a suffix or an IP. Only the last labels are
  * tried: no public suffix has more than a handful of labels. */
@@ -209,7 +241,8 @@ static size_t suffix_offset_uncached(const char *host, size_t n)
             starts[ns++] = i + 1;
     size_t first = ns > 6 ? ns - 6 : 0;
     for (size_t k = first; k < ns; k++) {
-        if (psl ? psl_is_public_suffix2(psl, host + starts[k], PSL_TYPE_ICANN)
+        if (psl ? (starts[k] ? icann_suffix(host + starts[k])
+                             : psl_is_public_suffix2(psl, host, PSL_TYPE_ICANN))
                 : k == ns - 1)
             return starts[k];
     }
@@ -228,20 +261,24 @@ static const char *site_of_uncached(const char *host)
 
 /* libpsl lookups cost microseconds and the same hosts (the site's own, the
  * referrers) come back on most requests: a direct-mapped cache per thread
- * keeps both answers, as offsets into the host. 2,048 entries (~150 KB a
- * thread): with 256, the bench's traffic model (~1,300 referrer hosts)
- * missed on about half its referrers, and the PSL walk was half of a
- * 1-slot decision. */
+ * keeps both answers, as offsets into the host, each computed the first
+ * time it is asked for (a referring host found in the host table needs only
+ * its suffix: whether it is the landing page's site is settled by its
+ * ending, see host_verdict_compute). 2,048 entries (~150 KB a thread):
+ * with 256, the bench's traffic model (~1,300 referrer hosts) missed on
+ * about half its referrers, and the PSL walk was half of a 1-slot
+ * decision. */
 #define PSL_CACHE_SLOTS 2048
 #define PSL_CACHE_HOST 64
 typedef struct psl_entry {
     uint64_t hash;
     uint16_t len, suffix, site;
+    bool has_suffix, has_site;
     char host[PSL_CACHE_HOST];
 } psl_entry;
 static _Thread_local psl_entry psl_cache[PSL_CACHE_SLOTS];
 
-static const psl_entry *psl_lookup(const char *host, size_t n)
+static psl_entry *psl_lookup(const char *host, size_t n)
 {
     if (n == 0 || n >= PSL_CACHE_HOST)
         return NULL;
@@ -253,22 +290,42 @@ static const psl_entry *psl_lookup(const char *host, size_t n)
     e->len = (uint16_t)n;
     memcpy(e->host, host, n);
     e->host[n] = '\0';
-    e->suffix = (uint16_t)suffix_offset_uncached(e->host, n);
-    e->site = (uint16_t)(site_of_uncached(e->host) - e->host);
+    e->has_suffix = e->has_site = false;
     return e;
 }
 
 static size_t suffix_offset(const char *host, size_t n)
 {
-    const psl_entry *e = psl_lookup(host, n);
-    return e ? e->suffix : suffix_offset_uncached(host, n);
+    psl_entry *e = psl_lookup(host, n);
+    if (!e)
+        return suffix_offset_uncached(host, n);
+    if (!e->has_suffix) {
+        e->suffix = (uint16_t)suffix_offset_uncached(e->host, n);
+        e->has_suffix = true;
+    }
+    return e->suffix;
 }
 
 static const char *site_of(const char *host)
 {
     size_t n = strlen(host);
-    const psl_entry *e = psl_lookup(host, n);
-    return e ? host + e->site : site_of_uncached(host);
+    psl_entry *e = psl_lookup(host, n);
+    if (!e)
+        return site_of_uncached(host);
+    if (!e->has_site) {
+        e->site = (uint16_t)(site_of_uncached(e->host) - e->host);
+        e->has_site = true;
+    }
+    return host + e->site;
+}
+
+/* Whether site can be the registrable domain of host: host is site, or
+ * ends with "." + site. site_of(host) is host itself or the part after one
+ * of its dots, so when this is false the two sites differ. */
+static bool may_be_site_of(const char *host, size_t hn, const char *site)
+{
+    size_t sn = strlen(site);
+    return sn <= hn && memcmp(host + hn - sn, site, sn) == 0 && (sn == hn || host[hn - sn - 1] == '.');
 }
 
 static bool has_dot(const char *s) { return strchr(s, '.') != NULL; }
@@ -784,7 +841,11 @@ static void host_verdict_compute(const char *rhost, size_t rn, const char *phost
 {
     hv->e = NULL;
     hv->guess = 0;
-    hv->same_site = pn > 0 && strcmp(site_of(rhost), site_of(phost)) == 0;
+    hv->same_site = false;
+    if (pn > 0) {
+        const char *psite = site_of(phost);
+        hv->same_site = may_be_site_of(rhost, rn, psite) && strcmp(site_of(rhost), psite) == 0;
+    }
     *path_dep = false;
     if (!hv->same_site) {
         hv->e = lookup_host_dep(rhost, rn, path.p, path.n, path_dep);
