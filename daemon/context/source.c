@@ -603,9 +603,14 @@ static void scan_query(vd_str q, qfields *f)
             k = vd_str_make(kbuf, vd_url_decode(k, kbuf, sizeof kbuf));
         if (k.n < 4 || k.n > QKEY_LEN_MAX)
             continue;
+        /* Every name starts with a lower-case letter: a first byte that is
+         * not that letter in either case cannot match (vd_str_eq_ci folds
+         * ASCII letters only). */
+        unsigned char c0 = (unsigned char)(k.p[0] | 0x20);
         for (const int8_t *b = qkeys_by_len[k.n]; *b >= 0; b++) {
             int i = *b;
-            if (!f->has[i] && vd_str_eq_ci(k, vd_str_make(qkey_name(i), qkey_len[i]))) {
+            if (!f->has[i] && c0 == (unsigned char)qkey_name(i)[0] &&
+                vd_str_eq_ci(k, vd_str_make(qkey_name(i), qkey_len[i]))) {
                 f->has[i] = true;
                 f->v[i] = v;
                 if (i < Q_CLICK_FIRST)

@@ -206,8 +206,8 @@ bool vd_url_query_next(vd_str query, size_t *pos, vd_str *key, vd_str *value)
         i = 1;
     while (i < query.n) {
         size_t start = i;
-        while (i < query.n && query.p[i] != '&')
-            i++;
+        const char *amp = memchr(query.p + i, '&', query.n - i);
+        i = amp ? (size_t)(amp - query.p) : query.n;
         size_t end = i;
         if (i < query.n)
             i++;                                          /* skip '&' */
