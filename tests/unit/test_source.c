@@ -225,6 +225,26 @@ static void test_internal(void **state)
     assert_string_equal(S.host, "[::1]");
     /* origin-form landing page: nothing to compare with */
     ASSERT_MEDIUM("https://www.example.com/other", "/landing", "referral", "example.com");
+    /* The referring host's registrable domain is looked up only when the
+     * host ends with the landing page's at a label boundary: a host that
+     * ends with it inside a label, one that holds it further left, and
+     * the suffix itself are other sites; a deeper subdomain, the site
+     * itself and a private-suffix site's own subdomain are the same. */
+    ASSERT_MEDIUM("https://notexample.co.uk/", "https://www.example.co.uk/", "referral", "notexample.co.uk");
+    ASSERT_MEDIUM("https://example.co.uk.evil.example/", "https://www.example.co.uk/", "referral",
+                  "example.co.uk.evil.example");
+    ASSERT_MEDIUM("https://co.uk/", "https://www.example.co.uk/", "referral", "co.uk");
+    ASSERT_MEDIUM("https://a.b.c.example.co.uk/", "https://www.example.co.uk/", "internal",
+                  "a.b.c.example.co.uk");
+    ASSERT_MEDIUM("https://example.co.uk/", "https://www.example.co.uk/", "internal", "example.co.uk");
+    ASSERT_MEDIUM("https://x.alice.github.io/", "https://alice.github.io/", "internal", "x.alice.github.io");
+    ASSERT_MEDIUM("https://github.io/", "https://alice.github.io/", "referral", "github.io");
+    /* the same hosts again, answers now from the per-thread PSL caches */
+    ASSERT_MEDIUM("https://notexample.co.uk/", "https://www.example.co.uk/", "referral", "notexample.co.uk");
+    ASSERT_MEDIUM("https://a.b.c.example.co.uk/", "https://www.example.co.uk/", "internal",
+                  "a.b.c.example.co.uk");
+    ASSERT_MEDIUM("https://shop.example.co.uk/cart", "https://www.example.co.uk/", "internal",
+                  "shop.example.co.uk");
 }
 
 static void test_referral(void **state)
