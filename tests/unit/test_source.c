@@ -312,6 +312,22 @@ static void test_hostile(void **state)
     longutf[l] = '\0';
     classify("", longutf);
     assert_int_equal(strlen(S.campaign) % 2, 0);         /* 126, not 127 */
+    /* DEL and controls past the first eight bytes (the word-at-a-time
+     * check), bytes >= 0x80 kept; a value of exactly 127 bytes whole, one
+     * of 128 cut to 127 */
+    classify("", PAGE "?utm_source=abcdefghij%7Fklm%1Fn%C3%A9&utm_medium=email");
+    assert_string_equal(S.name, "abcdefghijklmn\xc3\xa9");
+    char exact[400] = PAGE "?utm_source=x&utm_medium=email&utm_campaign=";
+    l = strlen(exact);
+    memset(exact + l, 'c', 127);
+    exact[l + 127] = '\0';
+    classify("", exact);
+    assert_int_equal(strlen(S.campaign), 127);
+    exact[l + 127] = 'C';
+    exact[l + 128] = '\0';
+    classify("", exact);
+    assert_int_equal(strlen(S.campaign), 127);
+    assert_int_equal(S.campaign[126], 'c');
 
     /* not NUL-terminated slices */
     char buf[] = "https://t.coXXXX";
