@@ -882,11 +882,28 @@ typedef struct src_entry {
     char key[SRC_KEY_MAX];
 } src_entry;
 
+/* Whole answers for a Referer on a landing page without utm_* or click-id
+ * keys: the classification is then a function of the Referer's bytes and
+ * the landing page's lower-case host alone (everything else it reads
+ * comes from the Referer), so an entry keyed by both, compared in full,
+ * holds the exact vd_source (its bytes, as classify_body wrote them). */
+#define RES_KEY_MAX 192
+typedef struct res_entry {
+    uint64_t hash;
+    uint32_t used;                /* the cache's clock at the last hit or fill */
+    uint16_t rn;                  /* Referer bytes; 0: empty entry */
+    uint8_t pn;                   /* landing host bytes */
+    char key[RES_KEY_MAX];        /* Referer | landing host */
+    vd_source val;
+} res_entry;
+
 struct vd_source_cache {
     size_t mask;                  /* sets - 1 */
     uint32_t clock;
     _Atomic uint64_t own_hits, own_misses;
     _Atomic uint64_t *hits, *misses;   /* own_* or the worker's stats */
+    res_entry *res;               /* (mask + 1) * SRC_WAYS whole answers */
+    uint64_t res_hits, res_misses;
     src_entry entries[];          /* set i: entries[i * SRC_WAYS ...] */
 };
 
@@ -899,6 +916,11 @@ vd_source_cache *vd_source_cache_new(size_t entries, _Atomic uint64_t *hits,
     vd_source_cache *c = vd_calloc(1, sizeof *c + sets * SRC_WAYS * sizeof(src_entry));
     if (!c)
         return NULL;
+    c->res = vd_calloc(sets * SRC_WAYS, sizeof *c->res);
+    if (!c->res) {
+        vd_free(c);
+        return NULL;
+    }
     c->mask = sets - 1;
     c->hits = hits ? hits : &c->own_hits;
     c->misses = misses ? misses : &c->own_misses;
@@ -907,7 +929,15 @@ vd_source_cache *vd_source_cache_new(size_t entries, _Atomic uint64_t *hits,
 
 void vd_source_cache_free(vd_source_cache *c)
 {
+    if (c)
+        vd_free(c->res);
     vd_free(c);
+}
+
+void vd_source_cache_answer_stats(const vd_source_cache *c, uint64_t *hits, uint64_t *misses)
+{
+    *hits = c ? c->res_hits : 0;
+    *misses = c ? c->res_misses : 0;
 }
 
 void vd_source_cache_stats(const vd_source_cache *c, uint64_t *hits, uint64_t *misses)
@@ -1046,10 +1076,11 @@ void vd_source_classify_parsed(vd_str referer, const vd_url *page_in, vd_source 
     vd_source_classify_cached(NULL, referer, page_in, out);
 }
 
-void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_url *page_in,
-                               vd_source *out)
+/* The classification proper, given the landing page's utm fields and
+ * query keys (read_utm on its query, done by the caller). */
+static void classify_body(vd_source_cache *cache, vd_str referer, const vd_url *page_in, utm *up,
+                          const qfields *page_qp, vd_source *out)
 {
-    pthread_once(&index_once, build_index);
     memset(out, 0, sizeof *out);
 
     vd_url ref, page;
@@ -1069,15 +1100,15 @@ void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_
     if (have_ref)
         memcpy(out->host, rhost, rn + 1);
 
-    /* 0. utm fields: landing URL first, else the Referer's query. */
-    utm u;
-    qfields page_q, ref_q;
-    read_utm(have_page ? page.query : VD_STR_NULL, &u, &page_q);
-    if (!u.any && have_ref)
-        read_utm(ref.query, &u, &ref_q);
-    copy_field(out->campaign, sizeof out->campaign, u.campaign, strlen(u.campaign));
-    copy_field(out->term, sizeof out->term, u.term, strlen(u.term));
-    copy_field(out->content, sizeof out->content, u.content, strlen(u.content));
+    /* 0. utm fields: landing URL first (read by the caller), else the
+     * Referer's query. */
+    utm *u = up;
+    qfields ref_q;
+    if (!u->any && have_ref)
+        read_utm(ref.query, u, &ref_q);
+    copy_field(out->campaign, sizeof out->campaign, u->campaign, strlen(u->campaign));
+    copy_field(out->term, sizeof out->term, u->term, strlen(u->term));
+    copy_field(out->content, sizeof out->content, u->content, strlen(u->content));
 
     host_verdict hv = { NULL, 0, false };
     if (have_ref) {
@@ -1097,17 +1128,17 @@ void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_
     const char *ref_name = e && e->name ? e->name : have_ref ? strip_www(rhost) : "";
 
     /* 1. click ids */
-    const char *net = click_network(&page_q);
+    const char *net = click_network(page_qp);
     if (net) {
         out->medium = VD_MEDIUM_PAID;
-        set_name(out, u.source[0] ? u.source : net);
+        set_name(out, u->source[0] ? u->source : net);
         return;
     }
 
     /* 2. utm-tagged */
-    if (u.source[0] || u.medium[0]) {
-        out->medium = (uint8_t)classify_utm(&u);
-        set_name(out, u.source[0] ? u.source : ref_name);
+    if (u->source[0] || u->medium[0]) {
+        out->medium = (uint8_t)classify_utm(u);
+        set_name(out, u->source[0] ? u->source : ref_name);
         if (out->medium == VD_MEDIUM_ORGANIC && !out->term[0] && e && e->kind == 'O')
             search_term(e, ref.query, out);
         return;
@@ -1138,6 +1169,80 @@ void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_
     set_name(out, strip_www(rhost));
     if (guess == 'O' && !out->term[0])
         search_term(NULL, ref.query, out);
+}
+
+static res_entry *res_find(vd_source_cache *c, uint64_t h, vd_str ref, const char *ph, size_t pn)
+{
+    res_entry *set = &c->res[(h & c->mask) * SRC_WAYS];
+    for (int w = 0; w < SRC_WAYS; w++) {
+        res_entry *x = &set[w];
+        if (x->rn == ref.n && x->pn == pn && x->hash == h && memcmp(x->key, ref.p, ref.n) == 0 &&
+            memcmp(x->key + ref.n, ph, pn) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+static void res_put(vd_source_cache *c, uint64_t h, vd_str ref, const char *ph, size_t pn,
+                    const vd_source *val)
+{
+    res_entry *set = &c->res[(h & c->mask) * SRC_WAYS];
+    res_entry *x = &set[0];
+    for (int w = 0; w < SRC_WAYS; w++) {
+        if (set[w].rn == 0) {
+            x = &set[w];
+            break;
+        }
+        if ((uint32_t)(c->clock - set[w].used) > (uint32_t)(c->clock - x->used))
+            x = &set[w];
+    }
+    x->hash = h;
+    x->used = ++c->clock;
+    x->rn = (uint16_t)ref.n;
+    x->pn = (uint8_t)pn;
+    memcpy(x->key, ref.p, ref.n);
+    memcpy(x->key + ref.n, ph, pn);
+    x->val = *val;
+}
+
+void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_url *page_in,
+                               vd_source *out)
+{
+    pthread_once(&index_once, build_index);
+    utm u;
+    qfields page_q;
+    read_utm(page_in ? page_in->query : VD_STR_NULL, &u, &page_q);
+    /* The whole answer from the cache when the landing page has no utm or
+     * click-id key: then only the Referer and the landing host (as
+     * classify_body lower-cases and trims it) decide it. */
+    if (!cache || page_q.any_utm || page_q.any_click || referer.n == 0 || !referer.p) {
+        classify_body(cache, referer, page_in, &u, &page_q, out);
+        return;
+    }
+    char phost[HOST_MAX];
+    size_t pn = 0;
+    if (page_in && page_in->host.n > 0 && page_in->host.n < HOST_MAX) {
+        pn = vd_str_copy_lower(phost, sizeof phost, page_in->host);
+        while (pn > 0 && phost[pn - 1] == '.')
+            pn--;
+    }
+    if (referer.n + pn > RES_KEY_MAX) {
+        classify_body(cache, referer, page_in, &u, &page_q, out);
+        return;
+    }
+    uint64_t h = vd_hash_mem(referer.p, referer.n) ^ (vd_hash_mem(phost, pn) * 0x9E3779B97F4A7C15ULL);
+    res_entry *x = res_find(cache, h, referer, phost, pn);
+    if (x) {
+        x->used = ++cache->clock;
+        cache->res_hits++;
+        *out = x->val;
+        if (out->host[0])          /* a Referer with a host: answered by the cache */
+            count(cache->hits);
+        return;
+    }
+    cache->res_misses++;
+    classify_body(cache, referer, page_in, &u, &page_q, out);
+    res_put(cache, h, referer, phost, pn, out);
 }
 
 const char *vd_medium_name(unsigned m)

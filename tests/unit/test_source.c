@@ -511,6 +511,53 @@ static void test_cache_exact(void **state)
     }
 }
 
+/* Whole answers (a landing page without utm or click ids): Referers that
+ * differ only in a path, a query parameter, a utm value, a search term or
+ * letter case, and the same Referer on other landing hosts (same site or
+ * not, trailing dot, no host) or on pages with utm or click ids (never
+ * answered from an entry), all in one cache, each asked twice in a row
+ * and again after the others: every answer is the uncached one, byte for
+ * byte, and the second asks are entry hits. */
+static void test_answer_cache_exact(void **state)
+{
+    (void)state;
+    static const char *const refs[] = {
+        "https://www.google.com/search?q=red+shoes", "https://www.google.com/search?q=blue+shoes",
+        "https://www.google.com/search?q=red+shoes&utm_source=news",
+        "https://www.google.com/search?q=red+shoes&utm_medium=email",
+        "https://www.google.com/maps", "https://www.google.com/", "https://www.google.com/MAPS",
+        "https://WWW.Google.com/", "https://www.example.co.uk/", "https://shop.example.co.uk/x",
+        "https://blog.partner.example/a?utm_campaign=spring", "https://blog.partner.example/a?utm_campaign=fall",
+        "https://blog.partner.example/a?utm_term=x", "https://blog.partner.example/b",
+        "https://search.unknown.example/?q=a", "https://search.unknown.example/?q=b",
+        "https://mail.yahoo.com/d/folders/1", "not a url", "/relative", "https://t.co/abc",
+        "https://t.co/abd",
+    };
+    static const char *const pages[] = {
+        "https://www.example.co.uk/landing", "https://www.example.co.uk./landing",
+        "https://other.example/landing", "https://WWW.EXAMPLE.CO.UK/x?q=1", "/origin-form",
+        "https://www.example.co.uk/?utm_source=fb", "https://www.example.co.uk/?gclid=1",
+        "https://www.example.co.uk/?utm_campaign=", "",
+    };
+    size_t sizes[] = { 1, 4, 4096 };
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        vd_source_cache *c = vd_source_cache_new(sizes[z], NULL, NULL);
+        assert_non_null(c);
+        for (int round = 0; round < 2; round++)
+            for (size_t p = 0; p < sizeof pages / sizeof pages[0]; p++)
+                for (size_t r = 0; r < sizeof refs / sizeof refs[0]; r++) {
+                    same_cached(c, refs[r], pages[p]);
+                    same_cached(c, refs[r], pages[p]);
+                }
+        uint64_t hits, misses;
+        vd_source_cache_answer_stats(c, &hits, &misses);
+        printf("    %zu entries: %llu answer hits, %llu misses\n", sizes[z], (unsigned long long)hits,
+               (unsigned long long)misses);
+        assert_true(hits >= misses);          /* every immediate repeat hits */
+        vd_source_cache_free(c);
+    }
+}
+
 /* Over the referer corpora, twice through one cache (the second pass hits):
  * the same answers as without it. */
 static void test_cache_corpus(void **state)
@@ -565,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_corpus_domains),
         cmocka_unit_test(test_corpus_ga4),
         cmocka_unit_test(test_cache_exact),
+        cmocka_unit_test(test_answer_cache_exact),
         cmocka_unit_test(test_cache_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
