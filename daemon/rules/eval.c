@@ -14,33 +14,36 @@
 #include "rules/index.h"
 #include "rules/model.h"
 
-typedef struct memo {
-    uint32_t gen;
-    uint8_t verdict;
-    int64_t until;
-} memo;
-
 typedef struct vmemo {
     uint32_t gen;
     bool hashed;              /* h is vd_hash64_ci of v (a string) */
+    uint8_t resolved;         /* bit vd_term_mode: this value's terms of that mode are stamped */
     uint64_t h;
     vd_value v;
 } vmemo;
 
-typedef struct pmemo {
-    uint32_t gen;
-    uint8_t verdict;
-    int64_t until;
-} pmemo;
+/* Verdict stamps: gen << 1 | verdict, valid when the stamp's generation is
+ * the request's (gen stays below 2^31; generation 0 never marks one). */
+#define STAMP_OK(w, stamp) (((w) | 1u) == ((stamp) | 1u))
 
 struct vd_eval {
     const vd_ruleset *rs;
-    pmemo *pmemo;             /* shared predicates' verdicts (rs->pred_share) */
-    uint32_t pcap;
     vd_context *ctx;
-    uint32_t gen;
-    uint32_t cap;
-    memo *memo;
+    uint32_t gen;             /* 1 .. VD_EVAL_GEN_MAX */
+    uint32_t stamp;           /* gen << 1 */
+    uint32_t cap;             /* segments the arrays below hold */
+    uint32_t *sv;             /* per segment: stamp | verdict once evaluated */
+    int64_t *su;              /* per segment: its until */
+    uint32_t pcap;            /* predicates */
+    uint32_t *pv;             /* per canonical predicate: stamp | verdict */
+    int64_t *pu;              /* its until (time predicates) */
+    /* Predicate -> the predicate whose verdict it shares (rs->pred_canon),
+     * or to itself when sharing is off (rs->pred_share NULL: the tests'
+     * brute force). */
+    const uint32_t *canon;
+    bool terms;               /* string tests by term stamps (off with sharing) */
+    uint32_t *tstamp;         /* per term: gen when the request value meets it */
+    uint32_t tcap;
     uint32_t *matched;        /* every matching segment evaluated in this request */
     uint32_t nmatched;
     uint32_t *evald;          /* every segment evaluated in this request, in order */
@@ -56,6 +59,190 @@ struct vd_eval {
     char vbuf[2048];
 };
 
+#define VD_EVAL_GEN_MAX 0x7fffffffu
+
+/* ---- term tables (model.h) ---------------------------------------------- */
+
+typedef struct tkey {
+    uint32_t aslot;
+    uint32_t mode;
+    vd_str s;
+    uint32_t at;              /* its place in rs->pred_terms */
+} tkey;
+
+static int tkey_cmp(const void *a, const void *b)
+{
+    const tkey *x = a, *y = b;
+    if (x->aslot != y->aslot)
+        return x->aslot < y->aslot ? -1 : 1;
+    if (x->mode != y->mode)
+        return x->mode < y->mode ? -1 : 1;
+    size_t n = x->s.n < y->s.n ? x->s.n : y->s.n;
+    int d = n ? memcmp(x->s.p, y->s.p, n) : 0;
+    if (d)
+        return d;
+    if (x->s.n != y->s.n)
+        return x->s.n < y->s.n ? -1 : 1;
+    return x->at < y->at ? -1 : x->at > y->at;
+}
+
+static uint8_t term_mode(const vd_ruleset *rs, uint32_t p)
+{
+    const vd_pred *pr = &rs->preds[p];
+    if (!rs->pred_aslot || pr->nstrs == 0 || pr->nstrs > UINT16_MAX)
+        return VD_TM_NONE;
+    for (uint32_t i = 0; i < pr->nstrs; i++)
+        if (pr->strs[i].n == 0)
+            return VD_TM_NONE;    /* met by every value: test_value knows */
+    switch (pr->test) {
+    case VD_T_SET:      return VD_TM_EXACT;
+    case VD_T_PREFIX:   return VD_TM_PREFIX;
+    case VD_T_CONTAINS: return VD_TM_CONTAINS;
+    case VD_T_SUFFIX:   return VD_TM_SUFFIX;
+    default:            return VD_TM_NONE;
+    }
+}
+
+/* Open addressing over the distinct keys k[0 .. n). */
+static vd_term_slot *term_table(vd_arena *a, const tkey *k, size_t n, const uint32_t *ids, uint32_t *mask)
+{
+    uint32_t size = 8;
+    while (size < 2 * n)
+        size *= 2;
+    vd_term_slot *t = vd_arena_alloc(a, size * sizeof *t);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t h = vd_hash64_ci(k[i].s.p, k[i].s.n);
+        uint32_t slot = (uint32_t)h & (size - 1);
+        while (t[slot].key.p)
+            slot = (slot + 1) & (size - 1);
+        t[slot] = (vd_term_slot){ k[i].s, h, ids[i] };
+    }
+    *mask = size - 1;
+    return t;
+}
+
+static int build_terms(vd_ruleset *rs)
+{
+    uint32_t np = rs->npreds;
+    vd_term_pred *tp = vd_arena_alloc(&rs->arena, (np + 1) * sizeof *tp);
+    vd_term_tab *tt = vd_arena_alloc(&rs->arena, (rs->naslots + 1) * sizeof *tt);
+    if (!tp || !tt)
+        return -1;
+    size_t nk = 0;
+    for (uint32_t p = 0; p < np; p++) {
+        tp[p].mode = rs->pred_canon[p] == p ? term_mode(rs, p) : VD_TM_NONE;
+        if (tp[p].mode) {
+            tp[p].first = (uint32_t)nk;
+            tp[p].n = (uint16_t)rs->preds[p].nstrs;
+            nk += rs->preds[p].nstrs;
+        }
+    }
+    rs->term_pred = tp;
+    rs->term_tab = tt;
+    if (nk == 0 || nk >= UINT32_MAX)
+        return nk == 0 ? 0 : -1;
+    uint32_t *terms = vd_arena_alloc(&rs->arena, nk * sizeof *terms);
+    tkey *k = vd_malloc(nk * sizeof *k);
+    uint32_t *ids = vd_malloc(nk * sizeof *ids);
+    vd_str *strs = vd_malloc(nk * sizeof *strs);
+    int rc = -1;
+    if (!terms || !k || !ids || !strs)
+        goto out;
+    for (uint32_t p = 0; p < np; p++)
+        for (uint32_t i = 0; tp[p].mode && i < tp[p].n; i++)
+            k[tp[p].first + i] = (tkey){ rs->pred_aslot[p], tp[p].mode, rs->preds[p].strs[i], tp[p].first + i };
+    qsort(k, nk, sizeof *k, tkey_cmp);
+    /* Distinct (slot, mode, string) in sorted order: each (slot, mode)
+     * gets consecutive term ids. */
+    uint32_t nt = 0;
+    for (size_t i = 0; i < nk; i++) {
+        if (i && (k[i].aslot != k[i - 1].aslot || k[i].mode != k[i - 1].mode || !vd_str_eq(k[i].s, k[i - 1].s)))
+            nt++;
+        terms[k[i].at] = nt;
+    }
+    nt++;
+    for (size_t i = 0; i < nk;) {
+        size_t j = i, nd = 0;
+        /* The distinct keys of this (slot, mode), compacted into k[i ..). */
+        while (j < nk && k[j].aslot == k[i].aslot && k[j].mode == k[i].mode) {
+            if (j == i || !vd_str_eq(k[j].s, k[j - 1].s)) {
+                ids[nd] = terms[k[j].at];
+                strs[nd] = k[j].s;
+                nd++;
+            }
+            j++;
+        }
+        for (size_t d = 0; d < nd; d++)
+            k[i + d].s = strs[d];
+        vd_term_tab *t = &tt[k[i].aslot];
+        switch (k[i].mode) {
+        case VD_TM_EXACT:
+            if (!(t->exact = term_table(&rs->arena, k + i, nd, ids, &t->exact_mask)))
+                goto out;
+            break;
+        case VD_TM_PREFIX:
+            if (!(t->prefix = term_table(&rs->arena, k + i, nd, ids, &t->prefix_mask)))
+                goto out;
+            for (size_t d = 0; d < nd; d++)
+                if (strs[d].n > t->prefix_maxlen)
+                    t->prefix_maxlen = (uint32_t)strs[d].n;
+            break;
+        default: {
+            const vd_acm *m = vd_acm_build_ids(&rs->arena, strs, nd, VD_ACM_DENSE_BUDGET);
+            if (!m)
+                goto out;
+            if (k[i].mode == VD_TM_CONTAINS) {
+                t->contains = m;
+                t->contains_base = ids[0];
+            } else {
+                t->suffix = m;
+                t->suffix_base = ids[0];
+            }
+            break;
+        }
+        }
+        i = j;
+    }
+    rs->pred_terms = terms;
+    rs->nterms = nt;
+    rc = 0;
+out:
+    vd_free(k);
+    vd_free(ids);
+    vd_free(strs);
+    return rc;
+}
+
+int vd_eval_prepare(vd_ruleset *rs)
+{
+    uint32_t n = rs->npreds;
+    uint32_t *canon = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *canon);
+    uint32_t *ident = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *ident);
+    uint32_t *first = vd_malloc((rs->nshared + 1) * sizeof *first);
+    if (!canon || !ident || !first) {
+        vd_free(first);
+        return -1;
+    }
+    for (uint32_t i = 0; i < rs->nshared; i++)
+        first[i] = UINT32_MAX;
+    for (uint32_t p = 0; p < n; p++) {
+        uint32_t sh = rs->pred_share ? rs->pred_share[p] : UINT32_MAX;
+        ident[p] = p;
+        canon[p] = p;
+        if (sh != UINT32_MAX) {
+            if (first[sh] == UINT32_MAX)
+                first[sh] = p;
+            canon[p] = first[sh];
+        }
+    }
+    vd_free(first);
+    rs->pred_canon = canon;
+    rs->pred_ident = ident;
+    return build_terms(rs);
+}
+
 vd_eval *vd_eval_new(void)
 {
     return vd_calloc(1, sizeof(vd_eval));
@@ -65,11 +252,14 @@ void vd_eval_free(vd_eval *ev)
 {
     if (!ev)
         return;
-    vd_free(ev->memo);
+    vd_free(ev->sv);
+    vd_free(ev->su);
     vd_free(ev->matched);
     vd_free(ev->evald);
     vd_free(ev->hits);
-    vd_free(ev->pmemo);
+    vd_free(ev->pv);
+    vd_free(ev->pu);
+    vd_free(ev->tstamp);
     vd_free(ev->slotgen);
     vd_free(ev->slotpos);
     vd_free(ev->vmemo);
@@ -81,14 +271,16 @@ void vd_eval_free(vd_eval *ev)
  * an earlier request under a generation about to be reused. */
 static void clear_memos(vd_eval *ev)
 {
-    if (ev->memo)
-        memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+    if (ev->sv)
+        memset(ev->sv, 0, ev->cap * sizeof *ev->sv);
     if (ev->slotgen)
         memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
-    if (ev->pmemo)
-        memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+    if (ev->pv)
+        memset(ev->pv, 0, ev->pcap * sizeof *ev->pv);
     if (ev->vmemo)
         memset(ev->vmemo, 0, ev->vcap * sizeof *ev->vmemo);
+    if (ev->tstamp)
+        memset(ev->tstamp, 0, ev->tcap * sizeof *ev->tstamp);
     ev->gen = 0;
 }
 
@@ -96,19 +288,23 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
 {
     if (rs->nsegs > ev->cap) {
         uint32_t cap = rs->nsegs;
-        memo *m = vd_calloc(cap, sizeof *m);
+        uint32_t *sv = vd_calloc(cap, sizeof *sv);
+        int64_t *su = vd_malloc(cap * sizeof *su);
         uint32_t *mt = vd_malloc(cap * sizeof *mt);
         uint32_t *ed = vd_malloc(cap * sizeof *ed);
-        if (!m || !mt || !ed) {
-            vd_free(m);
+        if (!sv || !su || !mt || !ed) {
+            vd_free(sv);
+            vd_free(su);
             vd_free(mt);
             vd_free(ed);
             return -1;
         }
-        vd_free(ev->memo);
+        vd_free(ev->sv);
+        vd_free(ev->su);
         vd_free(ev->matched);
         vd_free(ev->evald);
-        ev->memo = m;
+        ev->sv = sv;
+        ev->su = su;
         ev->matched = mt;
         ev->evald = ed;
         ev->cap = cap;
@@ -124,14 +320,29 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->hits = h;
         ev->hitcap = hitcap;
     }
-    if (rs->nshared > ev->pcap) {
-        pmemo *pm = vd_calloc(rs->nshared, sizeof *pm);
-        if (!pm)
+    if (rs->npreds > ev->pcap) {
+        uint32_t *pv = vd_calloc(rs->npreds, sizeof *pv);
+        int64_t *pu = vd_malloc(rs->npreds * sizeof *pu);
+        if (!pv || !pu) {
+            vd_free(pv);
+            vd_free(pu);
             return -1;
-        vd_free(ev->pmemo);
-        ev->pmemo = pm;
-        ev->pcap = rs->nshared;
+        }
+        vd_free(ev->pv);
+        vd_free(ev->pu);
+        ev->pv = pv;
+        ev->pu = pu;
+        ev->pcap = rs->npreds;
         clear_memos(ev);
+    }
+    if (rs->nterms > ev->tcap) {
+        uint32_t *ts = vd_calloc(rs->nterms, sizeof *ts);
+        if (!ts)
+            return -1;
+        vd_free(ev->tstamp);
+        ev->tstamp = ts;
+        ev->tcap = rs->nterms;
+        /* Fresh stamps hold generation 0, which never marks a term. */
     }
     if (rs->nslots > ev->slotcap) {
         uint32_t *g = vd_calloc(rs->nslots, sizeof *g), *p = vd_malloc(rs->nslots * sizeof *p);
@@ -158,15 +369,18 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     }
     ev->rs = rs;
     ev->ctx = ctx;
+    ev->canon = rs->pred_share ? rs->pred_canon : rs->pred_ident;
+    ev->terms = rs->pred_share && rs->term_pred;
     ev->vused = 0;
     ev->nmatched = 0;
     ev->nevald = 0;
     ev->scanned = false;
-    /* Generation 0 never marks an entry; on wrap clear the memo once. */
-    if (++ev->gen == 0) {
+    /* Generation 0 never marks an entry; on wrap clear the memos once. */
+    if (++ev->gen > VD_EVAL_GEN_MAX) {
         clear_memos(ev);
         ev->gen = 1;
     }
+    ev->stamp = ev->gen << 1;
     return 0;
 }
 
@@ -383,6 +597,7 @@ static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd
     if (m->gen != ev->gen) {
         vd_context_get(ev->ctx, &p->attr, &m->v);
         m->hashed = false;
+        m->resolved = 0;
         if (p->attr.id == VD_ATTR_URL_QUERY && m->v.kind == VD_VAL_STR && m->v.u.s.n) {
             if (m->v.u.s.n > sizeof ev->vbuf - ev->vused)
                 return &m->v;     /* not kept: fetched again next time */
@@ -396,6 +611,70 @@ static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd
     return &m->v;
 }
 
+typedef struct term_hits {
+    uint32_t *tstamp;
+    uint32_t gen, base;
+} term_hits;
+
+static void term_hit(void *arg, uint32_t id)
+{
+    term_hits *th = arg;
+    th->tstamp[th->base + id] = th->gen;
+}
+
+/* Stamps every term of value slot a and this mode that the string value
+ * in vm meets. */
+static void resolve_terms(vd_eval *ev, uint32_t a, vmemo *vm, unsigned mode)
+{
+    const vd_term_tab *t = &ev->rs->term_tab[a];
+    vd_str s = vm->v.u.s;
+    uint32_t gen = ev->gen;
+    switch (mode) {
+    case VD_TM_EXACT:
+        if (!vm->hashed) {
+            vm->h = vd_hash64_ci(s.p, s.n);
+            vm->hashed = true;
+        }
+        for (uint32_t slot = (uint32_t)vm->h & t->exact_mask; t->exact[slot].key.p;
+             slot = (slot + 1) & t->exact_mask)
+            if (t->exact[slot].hash == vm->h && vd_str_eq_ci(t->exact[slot].key, s)) {
+                ev->tstamp[t->exact[slot].term] = gen;
+                break;
+            }
+        break;
+    case VD_TM_PREFIX: {
+        /* Every prefix of the value that is a term: FNV-1a (vd_hash64_ci)
+         * is incremental, one step and one probe per length. */
+        uint64_t h = 1469598103934665603ULL;
+        size_t lim = s.n < t->prefix_maxlen ? s.n : t->prefix_maxlen;
+        for (size_t l = 0; l < lim; l++) {
+            unsigned char c = (unsigned char)s.p[l];
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + 32);
+            h = (h ^ c) * 1099511628211ULL;
+            for (uint32_t slot = (uint32_t)h & t->prefix_mask; t->prefix[slot].key.p;
+                 slot = (slot + 1) & t->prefix_mask)
+                if (t->prefix[slot].hash == h && t->prefix[slot].key.n == l + 1 &&
+                    vd_str_eq_ci(t->prefix[slot].key, vd_str_make(s.p, l + 1))) {
+                    ev->tstamp[t->prefix[slot].term] = gen;
+                    break;
+                }
+        }
+        break;
+    }
+    case VD_TM_CONTAINS:
+    case VD_TM_SUFFIX: {
+        bool suffix = mode == VD_TM_SUFFIX;
+        term_hits th = { ev->tstamp, gen, suffix ? t->suffix_base : t->contains_base };
+        vd_acm_each(suffix ? t->suffix : t->contains, s, suffix, term_hit, &th);
+        break;
+    }
+    default:
+        break;
+    }
+    vm->resolved |= (uint8_t)(1u << mode);
+}
+
 static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
 {
     const vd_pred *p = &ev->rs->preds[pi];
@@ -404,6 +683,18 @@ static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
     const vd_value *v = pred_value(ev, pi, p, &tmp, &vm);
     if (v->kind == VD_VAL_MISSING)
         return p->if_missing;
+    if (ev->terms && vm && v->kind == VD_VAL_STR) {
+        const vd_term_pred *tp = &ev->rs->term_pred[pi];
+        if (tp->mode) {
+            if (!(vm->resolved >> tp->mode & 1))
+                resolve_terms(ev, ev->rs->pred_aslot[pi], vm, tp->mode);
+            const uint32_t *terms = ev->rs->pred_terms + tp->first;
+            bool r = false;
+            for (uint32_t i = 0; i < tp->n && !r; i++)
+                r = ev->tstamp[terms[i]] == ev->gen;
+            return r != p->negate;
+        }
+    }
     int64_t u = INT64_MAX;
     bool r = test_value(p, ev->ctx, v, vm, &u);
     if (u < *until)
@@ -411,25 +702,38 @@ static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
     return r != p->negate;
 }
 
-/* A predicate shared by several segments is tested once per request. */
-static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
+/* A predicate's verdict, computed once per request for all the predicates
+ * identical to it (ev->canon maps each to one of them). */
+static uint32_t pred_slow(vd_eval *ev, uint32_t g)
 {
-    uint32_t sh = ev->rs->pred_share ? ev->rs->pred_share[pi] : UINT32_MAX;
-    if (sh == UINT32_MAX)
-        return eval_pred_now(ev, pi, until);
-    pmemo *m = &ev->pmemo[sh];
-    if (m->gen != ev->gen) {
-        int64_t u = INT64_MAX;
-        m->verdict = eval_pred_now(ev, pi, &u);
-        m->until = u;
-        m->gen = ev->gen;
-    }
-    if (m->until < *until)
-        *until = m->until;
-    return m->verdict;
+    int64_t u = INT64_MAX;
+    uint32_t w = ev->stamp | (uint32_t)eval_pred_now(ev, g, &u);
+    ev->pv[g] = w;
+    ev->pu[g] = u;
+    return w;
 }
 
-static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until);
+static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
+{
+    uint32_t g = ev->canon[pi], w = ev->pv[g];
+    if (!STAMP_OK(w, ev->stamp))
+        w = pred_slow(ev, g);
+    if (ev->pu[g] < *until)
+        *until = ev->pu[g];
+    return w & 1;
+}
+
+static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds);
+
+static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    uint32_t w = ev->sv[seg];
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, false);
+    if (ev->su[seg] < *until)
+        *until = ev->su[seg];
+    return w & 1;
+}
 
 /* A timeless subtree: plain booleans, no time bounds to carry. */
 static bool eval_bool(vd_eval *ev, uint32_t idx)
@@ -530,46 +834,94 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
     return true;
 }
 
-/* A timeless segment's branching program from pc (index.c). */
+/* A predicate's verdict by its terms when this request's value of its slot
+ * is a string already resolved for its mode; -1 otherwise (pred_slow). */
+static inline int term_verdict(const vd_eval *ev, uint32_t g)
+{
+    const vd_ruleset *rs = ev->rs;
+    const vd_term_pred *tp = &rs->term_pred[g];
+    if (!tp->mode)
+        return -1;
+    const vmemo *vm = &ev->vmemo[rs->pred_aslot[g]];
+    if (vm->gen != ev->gen || !(vm->resolved >> tp->mode & 1) || vm->v.kind != VD_VAL_STR)
+        return -1;
+    const uint32_t *terms = rs->pred_terms + tp->first;
+    for (uint32_t i = 0; i < tp->n; i++)
+        if (ev->tstamp[terms[i]] == ev->gen)
+            return !rs->preds[g].negate;
+    return rs->preds[g].negate;
+}
+
+/* A timeless segment's branching program from pc (index.c): every step
+ * reads a memoized verdict stamp, computing it only the first time in the
+ * request (a string test whose value's terms are stamped already, inline). */
 static bool run_prog(vd_eval *ev, uint32_t pc)
 {
     const vd_ins *prog = ev->rs->prog;
+    const uint32_t *canon = ev->canon;
     while (pc < VD_PC_FALSE) {
         const vd_ins *in = &prog[pc];
-        int64_t none = INT64_MAX;
-        bool v = in->op & VD_INS_REF ? eval_ref(ev, in->op & ~VD_INS_REF, &none) : eval_pred(ev, in->op, &none);
-        pc = v ? in->t : in->f;
+        uint32_t op = in->op, w;
+        if (op & VD_INS_REF) {
+            op &= ~VD_INS_REF;
+            w = ev->sv[op];
+            if (!STAMP_OK(w, ev->stamp))
+                w = seg_slow(ev, op, false);
+        } else {
+            op = canon[op];
+            w = ev->pv[op];
+            if (!STAMP_OK(w, ev->stamp)) {
+                int tv = ev->terms ? term_verdict(ev, op) : -1;
+                if (tv >= 0) {
+                    w = ev->stamp | (uint32_t)tv;
+                    ev->pv[op] = w;
+                    ev->pu[op] = INT64_MAX;
+                } else {
+                    w = pred_slow(ev, op);
+                }
+            }
+        }
+        pc = w & 1 ? in->t : in->f;
     }
     return pc == VD_PC_TRUE;
 }
 
-static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
+/* A segment with a time predicate: the node walk, with its bounds. */
+static __attribute__((noinline)) bool seg_walk(vd_eval *ev, const vd_segment *s, bool past, int64_t *until)
 {
-    memo *m = &ev->memo[seg];
-    if (m->gen != ev->gen) {
-        int64_t u = INT64_MAX;
-        const vd_segment *s = &ev->rs->segs[seg];
-        bool past = guard_holds && s->guard_node != VD_NO_NODE;
-        uint32_t pc = !ev->rs->prog_entry ? VD_PC_NONE : past ? ev->rs->prog_past[seg] : ev->rs->prog_entry[seg];
-        if (pc != VD_PC_NONE)
-            m->verdict = run_prog(ev, pc);
-        else
-            m->verdict = past ? eval_past_guard(ev, s, &u) : eval_node(ev, s->root, &u);
-        m->until = u;
-        m->gen = ev->gen;
-        /* Each segment is evaluated once per request, so no duplicates. */
-        ev->evald[ev->nevald++] = seg;
-        if (m->verdict)
-            ev->matched[ev->nmatched++] = seg;
-    }
-    if (m->until < *until)
-        *until = m->until;
-    return m->verdict;
+    return past ? eval_past_guard(ev, s, until) : eval_node(ev, s->root, until);
 }
 
-static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
+/* Evaluates a segment not yet evaluated in this request and memoizes it. */
+static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds)
 {
-    return eval_seg(ev, seg, until, false);
+    int64_t u = INT64_MAX;
+    const vd_ruleset *rs = ev->rs;
+    const vd_segment *s = &rs->segs[seg];
+    bool past = guard_holds && s->guard_node != VD_NO_NODE, v;
+    uint32_t pc = !rs->prog_entry ? VD_PC_NONE : past ? rs->prog_past[seg] : rs->prog_entry[seg];
+    if (pc != VD_PC_NONE)
+        v = run_prog(ev, pc);
+    else
+        v = seg_walk(ev, s, past, &u);
+    uint32_t w = ev->stamp | (uint32_t)v;
+    ev->sv[seg] = w;
+    ev->su[seg] = u;
+    /* Each segment is evaluated once per request, so no duplicates. */
+    ev->evald[ev->nevald++] = seg;
+    if (v)
+        ev->matched[ev->nmatched++] = seg;
+    return w;
+}
+
+static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
+{
+    uint32_t w = ev->sv[seg];
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, guard_holds);
+    if (ev->su[seg] < *until)
+        *until = ev->su[seg];
+    return w & 1;
 }
 
 int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until)
@@ -588,9 +940,9 @@ int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until)
 
 int vd_eval_verdict(const vd_eval *ev, uint32_t seg)
 {
-    if (!ev->rs || seg >= ev->rs->nsegs || ev->memo[seg].gen != ev->gen)
+    if (!ev->rs || seg >= ev->rs->nsegs || !STAMP_OK(ev->sv[seg], ev->stamp))
         return -1;
-    return ev->memo[seg].verdict;
+    return (int)(ev->sv[seg] & 1);
 }
 
 static void eval_list(vd_eval *ev, const uint32_t *segs, uint32_t n, bool guard_holds)
@@ -700,10 +1052,11 @@ bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg)
 
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until)
 {
-    int64_t u = INT64_MAX;
-    bool r = eval_seg(ev, seg, &u, true);
-    *until = u;
-    return r;
+    uint32_t w = ev->sv[seg];
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, true);
+    *until = ev->su[seg];
+    return (int)(w & 1);
 }
 
 uint32_t vd_eval_matched_so_far(const vd_eval *ev, const uint32_t **out)
@@ -759,7 +1112,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
 int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
 {
     const vd_ruleset *rs = ev->rs;
-    if (ev->scanned && seg < rs->nsegs && ev->memo[seg].gen != ev->gen &&
+    if (ev->scanned && seg < rs->nsegs && !STAMP_OK(ev->sv[seg], ev->stamp) &&
         vd_string_guarded(rs, seg)) {
         /* Not a candidate: its string guard fails, and no string attribute
          * changes with time, so it stays false. Time-guarded ones are
@@ -767,7 +1120,15 @@ int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
         *until = INT64_MAX;
         return 0;
     }
-    return vd_eval_segment(ev, seg, until);
+    if (seg >= rs->nsegs) {
+        *until = INT64_MAX;
+        return 0;
+    }
+    uint32_t w = ev->sv[seg];
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, false);
+    *until = ev->su[seg];
+    return (int)(w & 1);
 }
 
 uint32_t vd_eval_evaluated(const vd_eval *ev, const uint32_t **out)
@@ -778,9 +1139,9 @@ uint32_t vd_eval_evaluated(const vd_eval *ev, const uint32_t **out)
 
 int vd_eval_memo(const vd_eval *ev, uint32_t seg, int64_t *until)
 {
-    const memo *m = &ev->memo[seg];
-    if (m->gen != ev->gen)
+    uint32_t w = ev->sv[seg];
+    if (!STAMP_OK(w, ev->stamp))
         return -1;
-    *until = m->until;
-    return m->verdict;
+    *until = ev->su[seg];
+    return (int)(w & 1);
 }
