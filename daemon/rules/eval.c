@@ -18,6 +18,7 @@ typedef struct vmemo {
     uint32_t gen;
     bool hashed;              /* h is vd_hash64_ci of v (a string) */
     uint8_t resolved;         /* bit vd_term_mode: this value's terms of that mode are stamped */
+    int8_t wday;              /* weekday_of(v) + 1, 0: not computed yet */
     uint64_t h;
     vd_value v;
 } vmemo;
@@ -553,7 +554,14 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
         uint32_t cur, step;
         int64_t start;        /* UTC start of the current hour / minute / day */
         if (p->type == VD_AT_WEEKDAY) {
-            int d = v->kind == VD_VAL_STR ? weekday_of(v->u.s) : -1;
+            int d;
+            if (vm) {
+                if (!vm->wday)
+                    vm->wday = (int8_t)((v->kind == VD_VAL_STR ? weekday_of(v->u.s) : -1) + 1);
+                d = vm->wday - 1;
+            } else {
+                d = v->kind == VD_VAL_STR ? weekday_of(v->u.s) : -1;
+            }
             if (d < 0)
                 return false;
             cur = (uint32_t)d;
@@ -598,6 +606,7 @@ static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd
         vd_context_get(ev->ctx, &p->attr, &m->v);
         m->hashed = false;
         m->resolved = 0;
+        m->wday = 0;
         if (p->attr.id == VD_ATTR_URL_QUERY && m->v.kind == VD_VAL_STR && m->v.u.s.n) {
             if (m->v.u.s.n > sizeof ev->vbuf - ev->vused)
                 return &m->v;     /* not kept: fetched again next time */
