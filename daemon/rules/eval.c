@@ -776,6 +776,20 @@ static bool eval_bool(vd_eval *ev, uint32_t idx)
     }
 }
 
+static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until);
+
+/* A child of an all/any: leaves directly (a timeless leaf's until is
+ * INT64_MAX either way), subtrees through eval_node. */
+static inline bool eval_child(vd_eval *ev, uint32_t idx, int64_t *until)
+{
+    const vd_node *n = &ev->rs->nodes[idx];
+    if (n->kind == VD_N_PRED)
+        return eval_pred(ev, n->a, until);
+    if (n->kind == VD_N_REF)
+        return eval_ref(ev, n->a, until);
+    return eval_node(ev, idx, until);
+}
+
 static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
 {
     if (ev->rs->timeless && ev->rs->timeless[idx])
@@ -794,7 +808,7 @@ static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
         int64_t u = INT64_MAX;
         for (uint32_t i = 0; i < n->n; i++) {
             int64_t cu = INT64_MAX;
-            if (eval_node(ev, n->a + i, &cu) == settle) {
+            if (eval_child(ev, n->a + i, &cu) == settle) {
                 if (cu != INT64_MAX && u < cu)
                     cu = u;
                 if (cu < *until)
@@ -833,7 +847,7 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
         if (n->a + i == s->guard_node)
             continue;
         int64_t cu = INT64_MAX;
-        if (!eval_node(ev, n->a + i, &cu)) {
+        if (!eval_child(ev, n->a + i, &cu)) {
             if (cu != INT64_MAX && u < cu)
                 cu = u;
             if (cu < *until)
