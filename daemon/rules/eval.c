@@ -25,6 +25,11 @@ typedef struct vmemo {
 
 /* Verdict stamps: gen << 1 | verdict, valid when the stamp's generation is
  * the request's (gen stays below 2^31; generation 0 never marks one). */
+typedef struct smemo {
+    uint32_t w;               /* stamp | verdict once evaluated in this request */
+    int64_t u;                /* its until */
+} smemo;
+
 #define STAMP_OK(w, stamp) (((w) | 1u) == ((stamp) | 1u))
 
 struct vd_eval {
@@ -33,8 +38,7 @@ struct vd_eval {
     uint32_t gen;             /* 1 .. VD_EVAL_GEN_MAX */
     uint32_t stamp;           /* gen << 1 */
     uint32_t cap;             /* segments the arrays below hold */
-    uint32_t *sv;             /* per segment: stamp | verdict once evaluated */
-    int64_t *su;              /* per segment: its until */
+    smemo *sm;                /* per segment */
     uint32_t pcap;            /* predicates */
     uint32_t *pv;             /* per canonical predicate: stamp | verdict */
     int64_t *pu;              /* its until (time predicates) */
@@ -258,8 +262,7 @@ void vd_eval_free(vd_eval *ev)
 {
     if (!ev)
         return;
-    vd_free(ev->sv);
-    vd_free(ev->su);
+    vd_free(ev->sm);
     vd_free(ev->matched);
     vd_free(ev->evald);
     vd_free(ev->hits);
@@ -277,8 +280,8 @@ void vd_eval_free(vd_eval *ev)
  * an earlier request under a generation about to be reused. */
 static void clear_memos(vd_eval *ev)
 {
-    if (ev->sv)
-        memset(ev->sv, 0, ev->cap * sizeof *ev->sv);
+    if (ev->sm)
+        memset(ev->sm, 0, ev->cap * sizeof *ev->sm);
     if (ev->slotgen)
         memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
     if (ev->pv)
@@ -294,23 +297,19 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
 {
     if (rs->nsegs > ev->cap) {
         uint32_t cap = rs->nsegs;
-        uint32_t *sv = vd_calloc(cap, sizeof *sv);
-        int64_t *su = vd_malloc(cap * sizeof *su);
+        smemo *sm = vd_calloc(cap, sizeof *sm);
         uint32_t *mt = vd_malloc(cap * sizeof *mt);
         uint32_t *ed = vd_malloc(cap * sizeof *ed);
-        if (!sv || !su || !mt || !ed) {
-            vd_free(sv);
-            vd_free(su);
+        if (!sm || !mt || !ed) {
+            vd_free(sm);
             vd_free(mt);
             vd_free(ed);
             return -1;
         }
-        vd_free(ev->sv);
-        vd_free(ev->su);
+        vd_free(ev->sm);
         vd_free(ev->matched);
         vd_free(ev->evald);
-        ev->sv = sv;
-        ev->su = su;
+        ev->sm = sm;
         ev->matched = mt;
         ev->evald = ed;
         ev->cap = cap;
@@ -741,11 +740,11 @@ static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds);
 
 static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
 {
-    uint32_t w = ev->sv[seg];
+    uint32_t w = ev->sm[seg].w;
     if (!STAMP_OK(w, ev->stamp))
         w = seg_slow(ev, seg, false);
-    if (ev->su[seg] < *until)
-        *until = ev->su[seg];
+    if (ev->sm[seg].u < *until)
+        *until = ev->sm[seg].u;
     return w & 1;
 }
 
@@ -892,7 +891,7 @@ static bool run_prog(vd_eval *ev, uint32_t pc)
         uint32_t op = in->op, w;
         if (op & VD_INS_REF) {
             op &= ~VD_INS_REF;
-            w = ev->sv[op];
+            w = ev->sm[op].w;
             if (!STAMP_OK(w, ev->stamp))
                 w = seg_slow(ev, op, false);
         } else {
@@ -914,12 +913,6 @@ static bool run_prog(vd_eval *ev, uint32_t pc)
     return pc == VD_PC_TRUE;
 }
 
-/* A segment with a time predicate: the node walk, with its bounds. */
-static __attribute__((noinline)) bool seg_walk(vd_eval *ev, const vd_segment *s, bool past, int64_t *until)
-{
-    return past ? eval_past_guard(ev, s, until) : eval_node(ev, s->root, until);
-}
-
 /* Evaluates a segment not yet evaluated in this request and memoizes it. */
 static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds)
 {
@@ -931,10 +924,10 @@ static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds)
     if (pc != VD_PC_NONE)
         v = run_prog(ev, pc);
     else
-        v = seg_walk(ev, s, past, &u);
+        v = past ? eval_past_guard(ev, s, &u) : eval_node(ev, s->root, &u);
     uint32_t w = ev->stamp | (uint32_t)v;
-    ev->sv[seg] = w;
-    ev->su[seg] = u;
+    ev->sm[seg].w = w;
+    ev->sm[seg].u = u;
     /* Each segment is evaluated once per request, so no duplicates. */
     ev->evald[ev->nevald++] = seg;
     if (v)
@@ -944,11 +937,11 @@ static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds)
 
 static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
 {
-    uint32_t w = ev->sv[seg];
+    uint32_t w = ev->sm[seg].w;
     if (!STAMP_OK(w, ev->stamp))
         w = seg_slow(ev, seg, guard_holds);
-    if (ev->su[seg] < *until)
-        *until = ev->su[seg];
+    if (ev->sm[seg].u < *until)
+        *until = ev->sm[seg].u;
     return w & 1;
 }
 
@@ -968,9 +961,9 @@ int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until)
 
 int vd_eval_verdict(const vd_eval *ev, uint32_t seg)
 {
-    if (!ev->rs || seg >= ev->rs->nsegs || !STAMP_OK(ev->sv[seg], ev->stamp))
+    if (!ev->rs || seg >= ev->rs->nsegs || !STAMP_OK(ev->sm[seg].w, ev->stamp))
         return -1;
-    return (int)(ev->sv[seg] & 1);
+    return (int)(ev->sm[seg].w & 1);
 }
 
 static void eval_list(vd_eval *ev, const uint32_t *segs, uint32_t n, bool guard_holds)
@@ -1080,10 +1073,10 @@ bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg)
 
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until)
 {
-    uint32_t w = ev->sv[seg];
+    uint32_t w = ev->sm[seg].w;
     if (!STAMP_OK(w, ev->stamp))
         w = seg_slow(ev, seg, true);
-    *until = ev->su[seg];
+    *until = ev->sm[seg].u;
     return (int)(w & 1);
 }
 
@@ -1140,7 +1133,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
 int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
 {
     const vd_ruleset *rs = ev->rs;
-    if (ev->scanned && seg < rs->nsegs && !STAMP_OK(ev->sv[seg], ev->stamp) &&
+    if (ev->scanned && seg < rs->nsegs && !STAMP_OK(ev->sm[seg].w, ev->stamp) &&
         vd_string_guarded(rs, seg)) {
         /* Not a candidate: its string guard fails, and no string attribute
          * changes with time, so it stays false. Time-guarded ones are
@@ -1152,10 +1145,10 @@ int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
         *until = INT64_MAX;
         return 0;
     }
-    uint32_t w = ev->sv[seg];
+    uint32_t w = ev->sm[seg].w;
     if (!STAMP_OK(w, ev->stamp))
         w = seg_slow(ev, seg, false);
-    *until = ev->su[seg];
+    *until = ev->sm[seg].u;
     return (int)(w & 1);
 }
 
@@ -1167,9 +1160,9 @@ uint32_t vd_eval_evaluated(const vd_eval *ev, const uint32_t **out)
 
 int vd_eval_memo(const vd_eval *ev, uint32_t seg, int64_t *until)
 {
-    uint32_t w = ev->sv[seg];
+    uint32_t w = ev->sm[seg].w;
     if (!STAMP_OK(w, ev->stamp))
         return -1;
-    *until = ev->su[seg];
+    *until = ev->sm[seg].u;
     return (int)(w & 1);
 }
