@@ -204,7 +204,8 @@ soak-quick: all
 # Allocation-failure injection (tests/integration/test_alloc_fail.py): every
 # Nth allocation fails (VD_ALLOC_FAIL_EVERY), N swept over ~250 values from 1
 # up; error exits, error replies or refused reloads, never a crash, a leak or a
-# wrong answer. make integration runs 16 values of N; this runs them all
+# wrong answer; with profiles on, failures counted from when the daemon serves
+# (VD_ALLOC_FAIL_EVERY_SERVING). make integration runs a few values of N; this runs them all
 # (SANITIZE=1 for the ASan+UBSan build).
 alloc-fail: all
 	VD_ALLOC_SWEEP=full VARIANTD_BUILD=$(BUILD) $(PYTHON) -m pytest -q -p no:cacheprovider \

@@ -840,6 +840,7 @@ int main(int argc, char **argv)
         vd_info("stats port %s (HTTP: /metrics /stats /healthz /readyz, dashboard at /)",
                 d.cfg.stats_listen);
     notify_status();
+    vd_alloc_init_serving_from_env();
     event_base_dispatch(d.base);
 
     reloader_stop(&d);

@@ -86,3 +86,10 @@ void vd_alloc_init_from_env(void)
     if (v && *v)
         vd_alloc_fail_every(strtoul(v, NULL, 10));
 }
+
+void vd_alloc_init_serving_from_env(void)
+{
+    const char *v = getenv("VD_ALLOC_FAIL_EVERY_SERVING");
+    if (v && *v)
+        vd_alloc_fail_every(strtoul(v, NULL, 10));
+}

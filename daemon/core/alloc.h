@@ -4,7 +4,8 @@
  *   - count allocations (vd-microbench checks the request path makes none;
  *     the count works under ASan too, unlike interposing libc), and
  *   - make allocations fail on purpose (every Nth one, from the setting
- *     VD_ALLOC_FAIL_EVERY in the environment or vd_alloc_fail_every), so
+ *     VD_ALLOC_FAIL_EVERY or VD_ALLOC_FAIL_EVERY_SERVING in the environment
+ *     or vd_alloc_fail_every), so
  *     tests can show that running out of memory fails one request or one
  *     reload, never the process.
  * Memory from these is ordinary libc memory: vd_free and free are
@@ -32,5 +33,9 @@ unsigned long vd_alloc_injected(void);
 void vd_alloc_fail_every(unsigned long n);
 /* Reads VD_ALLOC_FAIL_EVERY from the environment (main calls it once). */
 void vd_alloc_init_from_env(void);
+/* Reads VD_ALLOC_FAIL_EVERY_SERVING: the same, counted from the moment the
+ * daemon starts serving (main calls it then), so a sweep of small N reaches
+ * the request path however many allocations start-up makes. */
+void vd_alloc_init_serving_from_env(void);
 
 #endif

@@ -394,11 +394,24 @@ static void answer_store(rpc_conn *c, rpc_pending *p, const vd_profile_result *r
         size_t off = 0;
         vd_request req;
         char err[256];
-        msgpack_unpack_return ur = msgpack_unpack((const char *)p->frame, p->len, &off, &s->zone, &obj);
-        if ((ur == MSGPACK_UNPACK_SUCCESS || ur == MSGPACK_UNPACK_EXTRA_BYTES) &&
-            obj.type == MSGPACK_OBJECT_ARRAY && obj.via.array.size == 4 &&
-            vd_rpc_read_params(&obj.via.array.ptr[3], (unsigned)fe->cfg->max_slots, &req, err,
-                               sizeof err) == 0) {
+        uint32_t id;
+        bool ex;
+        const uint8_t *raw;
+        unsigned max_slots = (unsigned)fe->cfg->max_slots;
+        /* The copy is the frame that was read (and scanned) before: read
+         * in place, as handle_decide did; msgpack-c only for the frames
+         * that took the general path. */
+        int rc;
+        if (vd_rpc_peek_decide(p->frame, p->len, &id, &ex, &raw)) {
+            rc = vd_rpc_read_params_raw(raw, p->frame + p->len, max_slots, &req, err, sizeof err);
+        } else {
+            msgpack_unpack_return ur = msgpack_unpack((const char *)p->frame, p->len, &off, &s->zone, &obj);
+            rc = (ur == MSGPACK_UNPACK_SUCCESS || ur == MSGPACK_UNPACK_EXTRA_BYTES) &&
+                 obj.type == MSGPACK_OBJECT_ARRAY && obj.via.array.size == 4
+                     ? vd_rpc_read_params(&obj.via.array.ptr[3], max_slots, &req, err, sizeof err)
+                     : -1;
+        }
+        if (rc == 0) {
             req.explain = req.explain || p->explain;
             if (res->status == VD_PROFILE_UNAVAILABLE)
                 VD_STAT_INC(fe->decider->pstats, profile_unavailable);

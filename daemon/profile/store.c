@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "learn/snapshot.h"
 #include "profile/master.h"
+#include "profile/reply_pool.h"
 #include "profile/scripts.h"
 
 #define BACKOFF_MIN_MS 100
@@ -41,6 +42,15 @@ typedef struct visit_seen {
     uint64_t h;               /* key hash | 1; 0 = empty */
     int64_t ts;               /* the request ts of the last write */
 } visit_seen;
+
+/* A field a key's track events touch: "e:" or "s:" + name (track batches). */
+typedef struct batch_field_t {
+    char prefix;
+    const char *p;
+    size_t n;
+    const char *hl;           /* half_life_s as sent ("0": a counter) */
+    size_t hln;
+} batch_field_t;
 
 enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW, OP_BATCH,
                 OP_DECIDE };
@@ -73,6 +83,7 @@ struct vd_profile_op {
      * its members in argument order. */
     uint64_t kh;                    /* event: hash of key | 1 */
     vd_profile_op *group_next;      /* event: the next event of the same key in a flush */
+    int shape;                      /* event: its shape's number in the batch being built */
     vd_profile_op *fail_next;       /* event: the next on s->failing */
     vd_profile_op **members;        /* batch: the events it carries */
     int nmembers, cap_members;
@@ -127,6 +138,11 @@ struct vd_profile_store {
      * command (the pipeline keeps the order of the calls). */
     vd_profile_op *batch[BATCH_MAX];
     int nbatch;
+    batch_field_t *bfields;          /* a batch's fields while it is built */
+    int bfields_cap;
+    vd_profile_op **bshapes;         /* a batch's event shapes: one event of each */
+    int bshapes_cap;
+    vd_reply_pool *replies;          /* the link's reply objects (reply_pool.h) */
     visit_seen ttl_set[TTL_CACHE];   /* h, and when (time(NULL)) the batch set its TTL */
     struct event *flush_ev;
     /* Events of a batch that could not be sent, failed from on_flush: a
@@ -219,7 +235,8 @@ static void op_release(vd_profile_op *op)
 
 /* Appends one argument (copied). Pointers are fixed up at send time, since
  * buf may move while growing. */
-static int op_arg(vd_profile_op *op, const char *p, size_t n)
+/* Appends one argument made of two pieces (a field prefix and a name). */
+static int op_arg2(vd_profile_op *op, const char *p, size_t n, const char *q, size_t qn)
 {
     if (op->argc == op->cap_argv) {
         int cap = op->cap_argv ? op->cap_argv * 2 : 32;
@@ -233,9 +250,10 @@ static int op_arg(vd_profile_op *op, const char *p, size_t n)
         op->argvlen = l;
         op->cap_argv = cap;
     }
-    if (op->used + n + 1 > op->cap) {
+    size_t len = n + qn;
+    if (op->used + len + 1 > op->cap) {
         size_t cap = op->cap ? op->cap * 2 : 512;
-        while (cap < op->used + n + 1)
+        while (cap < op->used + len + 1)
             cap *= 2;
         char *b = vd_realloc(op->buf, cap);
         if (!b)
@@ -244,12 +262,19 @@ static int op_arg(vd_profile_op *op, const char *p, size_t n)
         op->cap = cap;
     }
     memcpy(op->buf + op->used, p, n);
-    op->buf[op->used + n] = '\0';
+    if (qn)
+        memcpy(op->buf + op->used + n, q, qn);
+    op->buf[op->used + len] = '\0';
     op->argv[op->argc] = (const char *)(uintptr_t)op->used;   /* offset until send */
-    op->argvlen[op->argc] = n;
+    op->argvlen[op->argc] = len;
     op->argc++;
-    op->used += n + 1;
+    op->used += len + 1;
     return 0;
+}
+
+static int op_arg(vd_profile_op *op, const char *p, size_t n)
+{
+    return op_arg2(op, p, n, NULL, 0);
 }
 
 static int op_argd(vd_profile_op *op, double v)
@@ -541,6 +566,33 @@ static double num_slow(vd_str s)
     return strtod(b, NULL);
 }
 
+/* A score's value, either encoding (scripts.c, SCORE_IO): 2 is the byte 2
+ * then value, t, peak, peak_t as little-endian doubles; 1 the text
+ * "value t peak peak_t". Anything else leaves the score at 0. */
+static void score_decode(vd_str val, vd_score_state *st)
+{
+    if (val.n == 33 && val.p[0] == 2) {
+        double d[4];
+        for (int i = 0; i < 4; i++) {
+            uint64_t u = 0;
+            for (int b = 7; b >= 0; b--)
+                u = u << 8 | (unsigned char)val.p[1 + 8 * i + b];
+            memcpy(&d[i], &u, sizeof u);
+        }
+        /* Times are whole seconds; a corrupt value must not trap the cast. */
+        if (!(d[1] >= -9e15 && d[1] <= 9e15 && d[3] >= -9e15 && d[3] <= 9e15))
+            return;
+        *st = (vd_score_state){ d[0], (int64_t)d[1], d[2], (int64_t)d[3] };
+        return;
+    }
+    char b[160];
+    vd_str_copy(b, sizeof b, val);
+    double a, c;
+    long long t, pt;
+    if (sscanf(b, "%lf %lld %lf %lld", &a, &t, &c, &pt) == 4)
+        *st = (vd_score_state){ a, t, c, pt };
+}
+
 void vd_profile_decode(const vd_ruleset *rs, const vd_str *fields, const vd_str *values, size_t n,
                        vd_visitor *v)
 {
@@ -577,12 +629,7 @@ void vd_profile_decode(const vd_ruleset *rs, const vd_str *fields, const vd_str 
                 for (uint32_t k = 0; k < v->nscores; k++) {
                     if (!vd_str_eq(v->scores[k].id, name))
                         continue;
-                    char b[160];
-                    vd_str_copy(b, sizeof b, val);
-                    double a, c;
-                    long long t, pt;
-                    if (sscanf(b, "%lf %lld %lf %lld", &a, &t, &c, &pt) == 4)
-                        v->scores[k].st = (vd_score_state){ a, t, c, pt };
+                    score_decode(val, &v->scores[k].st);
                     break;
                 }
             } else if (f.p[0] == 'e' && v->nevents < VD_MAX_PROFILE_EVENTS) {
@@ -676,17 +723,106 @@ static int batch_member(vd_profile_op *b, vd_profile_op *ev)
     return 0;
 }
 
-/* An event's arguments in the batch script's layout, from its own event_lua
- * argv: [4] ts, [7] known, [9] count, [8] type, then its score triples. */
-static int batch_event_args(vd_profile_op *b, const vd_profile_op *ev)
+/* An event's own argv (event_lua's layout, kept for an alias re-send):
+ * [4] ts, [7] known, [8] type, [9] count, then from [10] (score id, points,
+ * half_life_s) triples. */
+#define EV_ARG(ev, i) ((ev)->buf + (uintptr_t)(ev)->argv[i])
+
+typedef struct batch_group { vd_profile_op *head, *tail; int n; } batch_group;
+
+/* The field number (1-based) of prefix + name in the batch's field table,
+ * added if new; 0 when the table cannot grow. */
+static int batch_field(vd_profile_store *s, int *nf, char prefix, const char *p, size_t n,
+                       const char *hl, size_t hln)
 {
-    static const int order[4] = { 4, 7, 9, 8 };
-    int bad = 0;
-    for (int i = 0; i < 4; i++)
-        bad |= op_arg(b, ev->buf + (uintptr_t)ev->argv[order[i]], ev->argvlen[order[i]]);
-    bad |= op_argi(b, (ev->argc - 10) / 3);
-    for (int i = 10; i < ev->argc; i++)
-        bad |= op_arg(b, ev->buf + (uintptr_t)ev->argv[i], ev->argvlen[i]);
+    for (int f = 0; f < *nf; f++) {
+        batch_field_t *b = &s->bfields[f];
+        if (b->prefix == prefix && b->n == n && memcmp(b->p, p, n) == 0)
+            return f + 1;
+    }
+    if (*nf == s->bfields_cap) {
+        int cap = s->bfields_cap ? s->bfields_cap * 2 : 16;
+        batch_field_t *t = vd_realloc(s->bfields, (size_t)cap * sizeof *t);
+        if (!t)
+            return 0;
+        s->bfields = t;
+        s->bfields_cap = cap;
+    }
+    s->bfields[*nf] = (batch_field_t){ prefix, p, n, hl, hln };
+    return ++*nf;
+}
+
+/* Two events of one shape: the same known mark, type, counting and score
+ * (id, points, half-life) list -- everything but the time. */
+static bool same_shape(const vd_profile_op *a, const vd_profile_op *b)
+{
+    if (a->argc != b->argc)
+        return false;
+    for (int i = 7; i < a->argc; i++)
+        if (a->argvlen[i] != b->argvlen[i] || memcmp(EV_ARG(a, i), EV_ARG(b, i), a->argvlen[i]) != 0)
+            return false;
+    return true;
+}
+
+/* The batch-wide part of the script's arguments (scripts.c,
+ * track_batch_lua): the fields its events touch, then their shapes. Most
+ * batches hold one or two shapes, so a key's part is its times alone. */
+static int batch_shape_args(vd_profile_store *s, vd_profile_op *b, const batch_group *gs, int ng)
+{
+    int nshapes = 0, nf = 0, bad = 0;
+    for (int g = 0; g < ng; g++)
+        for (vd_profile_op *ev = gs[g].head; ev; ev = ev->group_next) {
+            int k = 0;
+            while (k < nshapes && !same_shape(s->bshapes[k], ev))
+                k++;
+            if (k == nshapes) {
+                if (nshapes == s->bshapes_cap) {
+                    int cap = s->bshapes_cap ? s->bshapes_cap * 2 : 8;
+                    vd_profile_op **t = vd_realloc(s->bshapes, (size_t)cap * sizeof *t);
+                    if (!t)
+                        return -1;
+                    s->bshapes = t;
+                    s->bshapes_cap = cap;
+                }
+                s->bshapes[nshapes++] = ev;
+            }
+            ev->shape = k + 1;
+        }
+    for (int k = 0; k < nshapes; k++) {
+        const vd_profile_op *ev = s->bshapes[k];
+        if (EV_ARG(ev, 9)[0] == '1')
+            bad |= !batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8], "0", 1);
+        for (int a = 10; a + 2 < ev->argc; a += 3)
+            bad |= !batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a], EV_ARG(ev, a + 2), ev->argvlen[a + 2]);
+    }
+    if (bad)
+        return -1;
+    bad |= op_argi(b, nf);
+    for (int f = 0; f < nf; f++) {
+        const batch_field_t *bf = &s->bfields[f];
+        char pre[2] = { bf->prefix, ':' };
+        bad |= op_arg2(b, pre, 2, bf->p, bf->n);
+    }
+    for (int f = 0; f < nf; f++)
+        bad |= op_arg(b, s->bfields[f].hl, s->bfields[f].hln);
+    bad |= op_argi(b, nshapes);
+    for (int k = 0; k < nshapes && !bad; k++) {
+        const vd_profile_op *ev = s->bshapes[k];
+        int c = EV_ARG(ev, 9)[0] == '1' ? batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8], "0", 1) : 0;
+        bad |= op_arg(b, EV_ARG(ev, 7), ev->argvlen[7]) | op_argi(b, c) | op_argi(b, (ev->argc - 10) / 3);
+        for (int a = 10; a + 2 < ev->argc; a += 3)
+            bad |= op_argi(b, batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a], NULL, 0)) |
+                   op_arg(b, EV_ARG(ev, a + 1), ev->argvlen[a + 1]);
+    }
+    return bad;
+}
+
+/* One key's part: expire (0/1), n, then (ts, shape) per event. */
+static int batch_key_args(vd_profile_op *b, vd_profile_op *head, int n, bool expire)
+{
+    int bad = op_arg(b, expire ? "1" : "0", 1) | op_argi(b, n);
+    for (vd_profile_op *ev = head; ev && !bad; ev = ev->group_next)
+        bad |= op_arg(b, EV_ARG(ev, 4), ev->argvlen[4]) | op_argi(b, ev->shape) | batch_member(b, ev);
     return bad;
 }
 
@@ -700,7 +836,7 @@ static void flush_batch(vd_profile_store *s)
         return;
     s->nbatch = 0;
     int16_t table[BATCH_SLOTS];
-    struct group { vd_profile_op *head, *tail; int n; } groups[BATCH_MAX];
+    batch_group groups[BATCH_MAX];
     int ng = 0;
     memset(table, 0xff, sizeof table);
     for (int i = 0; i < n; i++) {
@@ -711,9 +847,9 @@ static void flush_batch(vd_profile_store *s)
             slot = (slot + 1) & (BATCH_SLOTS - 1);
         if (table[slot] < 0) {
             table[slot] = (int16_t)ng;
-            groups[ng++] = (struct group){ ev, ev, 1 };
+            groups[ng++] = (batch_group){ ev, ev, 1 };
         } else {
-            struct group *g = &groups[table[slot]];
+            batch_group *g = &groups[table[slot]];
             g->tail->group_next = ev;
             g->tail = ev;
             g->n++;
@@ -729,7 +865,7 @@ static void flush_batch(vd_profile_store *s)
             bad |= op_arg(b, "EVALSHA", 7) | op_arg(b, sc->sha, 40) | op_argi(b, g1 - g0);
             for (int g = g0; g < g1; g++)
                 bad |= op_arg(b, groups[g].head->key, strlen(groups[g].head->key));
-            bad |= op_argi(b, s->cfg.gap_s) | op_argi(b, s->cfg.ttl_s);
+            bad |= op_argi(b, s->cfg.gap_s) | op_argi(b, s->cfg.ttl_s) | batch_shape_args(s, b, groups + g0, g1 - g0);
             int64_t now = (int64_t)time(NULL), window = s->cfg.gap_s / 30;
             for (int g = g0; g < g1 && !bad; g++) {
                 /* The TTL is set again at most session-gap/30 late (the
@@ -739,9 +875,7 @@ static void flush_batch(vd_profile_store *s)
                 bool expire = !(e->h == h && now >= e->ts && now - e->ts < window);
                 if (expire)
                     *e = (visit_seen){ h, now };
-                bad |= op_argi(b, groups[g].n) | op_arg(b, expire ? "1" : "0", 1);
-                for (vd_profile_op *ev = groups[g].head; ev && !bad; ev = ev->group_next)
-                    bad |= batch_event_args(b, ev) | batch_member(b, ev);
+                bad |= batch_key_args(b, groups[g].head, groups[g].n, expire);
             }
         }
         if (!bad && op_send(b, false) == 0) {
@@ -1393,6 +1527,7 @@ static void link_start(vd_profile_store *s)
         return;
     }
     c->data = s;
+    vd_reply_pool_attach(s->replies, c);
     if (link_attach(s, c) != 0) {
         redisAsyncFree(c);
         link_down(s, "out of memory");
@@ -1468,7 +1603,8 @@ vd_profile_store *vd_profile_store_new(struct event_base *base, const vd_profile
     s->teardown_ev = evtimer_new(base, on_teardown, s);
     s->watch_ev = event_new(base, -1, EV_PERSIST, on_watch, s);
     s->flush_ev = event_new(base, -1, 0, on_flush, s);
-    if (!s->retry_ev || !s->teardown_ev || !s->watch_ev || !s->flush_ev) {
+    s->replies = vd_reply_pool_new();
+    if (!s->retry_ev || !s->teardown_ev || !s->watch_ev || !s->flush_ev || !s->replies) {
         vd_profile_store_free(s);
         return NULL;
     }
@@ -1502,6 +1638,9 @@ void vd_profile_store_free(vd_profile_store *s)
     if (s->flush_ev)
         event_free(s->flush_ev);
     vd_free(s->fmt);
+    vd_free(s->bfields);
+    vd_free(s->bshapes);
+    vd_reply_pool_free(s->replies);
     while (s->free_ops) {
         vd_profile_op *op = s->free_ops;
         s->free_ops = op->next_free;

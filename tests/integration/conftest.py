@@ -336,9 +336,10 @@ class RedisServer:
                 time.sleep(0.05)
         raise AssertionError("redis-server did not start")
 
-    def client(self):
+    def client(self, raw=False):
+        """raw: values as bytes (profile scores are binary, docs/PROFILES.md)."""
         import redis
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True,
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=not raw,
                            socket_timeout=5, password=self.password)
 
     def running(self):

@@ -278,3 +278,101 @@ def _listening(port):
         return True
     except OSError:
         return False
+
+
+# With profiles on (a real redis-server): tracks, decides that read the
+# profile, profile/flag/forget, with every Nth allocation failing from the
+# moment the daemon serves (VD_ALLOC_FAIL_EVERY_SERVING: the request path
+# and the profile link, not start-up). Answers depend on which writes got
+# through, so each is checked for its form, not against a reference; what
+# must hold is the rest: no crash, sanitizer or leak report, hang, or
+# unclean exit.
+PSWEEP = (list(range(1, 160)) if os.environ.get("VD_ALLOC_SWEEP") == "full"
+          else [1, 2, 3, 5, 8, 13, 21, 34, 55, 89])
+PSECRET = "00112233445566778899aabbccddeeff"
+
+
+def profile_calls(port):
+    """(method, params, reply or None) for a workload of every profile method."""
+    calls = []
+    for i in range(4):
+        v = f"alloc-{i % 2}"
+        calls += [("track", {"event": "add_to_cart", "category": "sneakers", "vid": v,
+                             "consent": "personalization", "ts": TS + i}),
+                  ("decide", dict(requests()[i], vid=v, consent="personalization", ts=TS + 60 + i))]
+    calls += [("flag", {"vid": "alloc-0", "flag": "critical_ticket", "ttl": 600}),
+              ("profile", {"vid": "alloc-0"}),
+              ("decide", {"slots": slots(), "vid": "alloc-0", "uid": "cust-0", "consent": "personalization"}),
+              ("forget", {"uid": "cust-0"})]
+    out = []
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    except OSError:
+        return [(m, p, None) for m, p in calls]
+    un = msgpack.Unpacker(raw=False, strict_map_key=False)
+    try:
+        for i, (m, p) in enumerate(calls):
+            s.sendall(msgpack.packb([0, i + 1, m, [p]], use_bin_type=True))
+            reply = None
+            while reply is None:
+                for r in un:
+                    reply = r
+                    break
+                if reply is None:
+                    data = s.recv(1 << 16)
+                    if not data:
+                        break
+                    un.feed(data)
+            if reply is None:
+                out += [(m2, p2, None) for m2, p2 in calls[i:]]
+                break
+            assert reply[0] == 1 and reply[1] == i + 1, reply
+            out.append((m, p, reply))
+    except (ConnectionResetError, BrokenPipeError):
+        out += [(m, p, None) for m, p in calls[len(out):]]
+    finally:
+        s.close()
+    return out
+
+
+@pytest.mark.parametrize("n", PSWEEP)
+def test_every_nth_allocation_fails_with_profiles(tmp_path, redis_server, n):
+    store = redis_server()
+    dd = workdir(tmp_path)
+    env = {"VD_ALLOC_FAIL_EVERY_SERVING": str(n),
+           "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
+           "UBSAN_OPTIONS": "halt_on_error=1:exitcode=66"}
+    d = Daemon(tmp_path, args=["--workers", "1", "--zoneinfo", str(zoneinfo(tmp_path)),
+                               "--profiles", store.url, "--profile-key-secret", PSECRET,
+                               "--profile-timeout", "500", "--scores", str(dd / "scores")],
+               segments=dd / "segments", content_map=dd / "content-map", env=env)
+    d.start(expect_ready=False)
+    up = wait_for(lambda: d.proc.poll() is not None or _listening(d.port), 20, 0.02)
+    assert up, "neither listening nor exited within 20 s"
+    if d.proc.poll() is not None:
+        rc = d.proc.returncode
+        log = d.read_log()
+        d.log.close()
+        assert rc > 0 and rc != 66, f"N={n}: start-up ended with {rc}:\n{log[-3000:]}"
+        assert not sanitizer_report(log), log[-3000:]
+        return
+    try:
+        for m, p, reply in profile_calls(d.port):
+            if reply is None or reply[2] is not None:
+                continue          # the connection or the request refused: allowed
+            res = reply[3]
+            if m == "decide":
+                assert res["profile"] in ("ok", "unavailable", "timeout"), res
+                assert set(res["slots"]) == set(p["slots"]), res
+            elif m in ("track", "flag"):
+                assert res == {"ok": True}, res
+            elif m == "profile":
+                assert res["found"] in (True, False) and isinstance(res["scores"], dict), res
+            else:
+                assert set(res) == {"deleted"}, res
+        assert d.proc.poll() is None, f"N={n}: daemon died:\n{d.read_log()[-3000:]}"
+    finally:
+        rc = d.stop(timeout=30)
+    log = d.read_log()
+    assert not sanitizer_report(log), f"N={n}:\n{log[-3000:]}"
+    assert rc in (0, 1), f"N={n}: exit {rc}:\n{log[-3000:]}"

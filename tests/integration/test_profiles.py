@@ -218,17 +218,18 @@ def test_redis_holds_no_identifying_data(pd, store):
     c.call("track", [P(event="product_view", category="sneakers", vid=secrets[0])])
     c.call("flag", [{"uid": secrets[1], "flag": "critical_ticket"}])
     time.sleep(0.3)
-    r = store.client()
+    r = store.client(raw=True)
     keys = r.keys("*")
-    assert keys and all(k.startswith("vdp1:{") for k in keys)
+    assert keys and all(k.startswith(b"vdp1:{") for k in keys)
     dump = []
     for k in keys:
         dump.append(k)
         for f, v in r.hgetall(k).items():
             dump += [f, v]
-    blob = "\n".join(dump)
+    blob = b"\n".join(dump)
+    assert any(f.startswith(b"s:") for k in keys for f in r.hkeys(k))   # a score was scanned too
     for s in secrets + ["secret-page", "TestAgent", "203.0.113", "customer-42"]:
-        assert s not in blob, s
+        assert s.encode() not in blob, s
     for k in keys:
         assert 0 < r.ttl(k) <= 390 * DAY
     log = pd.read_log()
@@ -582,3 +583,47 @@ def test_coalesced_reads_and_a_profile_gone_meanwhile(pd, store):
     assert prof["visits"] == 1 and prof["found"] is True
     m = pd.metrics()
     assert m["variantd_profile_visits_coalesced_total"] >= 3
+
+
+def test_scores_in_the_text_encoding_are_read_and_rewritten(pd, store):
+    """Profiles written before 2026-12-03 hold each score as text ("value t
+    peak peak_t", encoding 1); now a score is the byte 2 and four
+    little-endian doubles (encoding 2, docs/PROFILES.md). Reads, tracks and
+    merges take either, and the next write leaves encoding 2 behind, with
+    the exact arithmetic."""
+    import struct
+    c = pd.client()
+    r = store.client(raw=True)
+    hl = 14 * DAY
+    t = int(time.time()) // 60 * 60 - 3600
+    c.call("track", [P(event="add_to_cart", category="sneakers", vid="old-v", ts=t)])
+    key_v = set(r.keys("vdp1:*"))
+    c.call("track", [P(event="add_to_cart", category="sneakers", uid="old-u", ts=t)])
+    (kv,), (ku,) = key_v, set(r.keys("vdp1:*")) - key_v
+
+    def enc2(k):
+        raw = r.hget(k, "s:sneakers")
+        assert len(raw) == 33 and raw[0] == 2, raw
+        return struct.unpack("<dddd", raw[1:])
+    assert enc2(kv) == (5.0, t, 5.0, t)
+    # As a daemon before 2026-12-03 wrote them.
+    r.hset(kv, "s:sneakers", f"{12.5!r} {t} {20.0!r} {t - DAY}")
+    r.hset(ku, "s:sneakers", f"{3.0!r} {t} {3.0!r} {t}")
+    err, p = c.call("profile", [{"vid": "old-v"}])
+    assert err is None and abs(p["scores"]["sneakers"]["peak"] - 20) < 1e-9
+    assert abs(p["scores"]["sneakers"]["value"] - 12.5 * 2 ** (-(time.time() - t) / hl)) < 1e-3
+    err, e = c.call("explain", [P(slots=["peak"], vid="old-v", ts=t + 50)])
+    assert e["context"]["visitor.peak.sneakers"] == 20 and variant(e, "peak") == "yes"
+    # A track reads the text and writes encoding 2.
+    c.call("track", [P(event="add_to_cart", category="sneakers", vid="old-v", ts=t + 100)])
+    val = 12.5 * 2 ** (-100 / hl) + 5
+    got = enc2(kv)
+    assert abs(got[0] - val) <= 1e-12 * val and got[1:] == (t + 100, 20.0, t - DAY), got
+    # A merge of the vid (encoding 2) into the uid (text) writes encoding 2.
+    c.decide(slots=["visits"], vid="old-v", uid="old-u", ts=t + 200, **P())
+    assert wait_for(lambda: pd.metrics()["variantd_profile_merges_total"] == 1, timeout=5)
+    assert wait_for(lambda: len(r.hget(ku, "s:sneakers")) == 33, timeout=5)
+    nv = 3.0 * 2 ** (-100 / hl) + val
+    got = enc2(ku)
+    assert abs(got[0] - nv) <= 1e-12 * nv and abs(got[2] - nv) <= 1e-12 * nv, got
+    assert got[1] == t + 100 and got[3] == t + 100, got        # the peak: just after the merge

@@ -505,6 +505,52 @@ static void test_profile_decode(void **state)
     vd_ruleset_release(rs);
 }
 
+/* A score in encoding 2 (docs/PROFILES.md): the byte 2, then value, t, peak,
+ * peak_t as little-endian IEEE-754 doubles, written here byte by byte. */
+static size_t enc2(char *out, const double d[4])
+{
+    out[0] = 2;
+    for (int i = 0; i < 4; i++) {
+        uint64_t u;
+        memcpy(&u, &d[i], sizeof u);
+        for (int b = 0; b < 8; b++)
+            out[1 + 8 * i + b] = (char)(u >> (8 * b) & 0xff);
+    }
+    return 33;
+}
+
+static void test_profile_decode_binary_scores(void **state)
+{
+    (void)state;
+    vd_ruleset *rs = compile3(SCORES, NULL, NULL);
+    assert_non_null(rs);
+    static vd_visitor vis;
+    char b[33], bad[33], text33[34];
+    const double d[4] = { 0.1 + 0.2, 1767225600, 12.345678901234567, 1767000000 };
+    vd_str f[1] = { VD_STR_LIT("s:sneakers") }, v[1] = { vd_str_make(b, enc2(b, d)) };
+    vd_profile_decode(rs, f, v, 1, &vis);
+    const vd_visitor_score *sn = vis.scores[0].id.n == 8 ? &vis.scores[0] : &vis.scores[1];
+    assert_true(sn->st.value == 0.1 + 0.2);         /* bit for bit */
+    assert_true(sn->st.peak == 12.345678901234567);
+    assert_int_equal(sn->st.t, 1767225600);
+    assert_int_equal(sn->st.peak_t, 1767000000);
+    /* A time that is no number leaves the score at 0 (no trap in the cast). */
+    const double nan_t[4] = { 1, NAN, 1, 1 };
+    v[0] = vd_str_make(bad, enc2(bad, nan_t));
+    vd_profile_decode(rs, f, v, 1, &vis);
+    sn = vis.scores[0].id.n == 8 ? &vis.scores[0] : &vis.scores[1];
+    assert_true(sn->st.value == 0 && sn->st.t == 0);
+    /* 33 bytes of text are still text (encoding 1). */
+    snprintf(text33, sizeof text33, "%s", "10.25 1767225600 12.50 1767000000");
+    assert_int_equal(strlen(text33), 33);
+    v[0] = vd_str_make(text33, 33);
+    vd_profile_decode(rs, f, v, 1, &vis);
+    sn = vis.scores[0].id.n == 8 ? &vis.scores[0] : &vis.scores[1];
+    assert_near(sn->st.value, 10.25);
+    assert_near(sn->st.peak, 12.5);
+    vd_ruleset_release(rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -523,6 +569,7 @@ int main(void)
         cmocka_unit_test(test_slot_reachability),
         cmocka_unit_test(test_visitor_values),
         cmocka_unit_test(test_profile_decode),
+        cmocka_unit_test(test_profile_decode_binary_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
