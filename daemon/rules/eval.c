@@ -39,13 +39,14 @@ struct vd_eval {
     uint32_t stamp;           /* gen << 1 */
     uint32_t cap;             /* segments the arrays below hold */
     smemo *sm;                /* per segment */
-    uint32_t pcap;            /* predicates */
-    uint32_t *pv;             /* per canonical predicate: stamp | verdict */
+    uint32_t pcap;            /* predicate groups */
+    uint32_t *pv;             /* per predicate group: stamp | verdict */
     int64_t *pu;              /* its until (time predicates) */
-    /* Predicate -> the predicate whose verdict it shares (rs->pred_canon),
-     * or to itself when sharing is off (rs->pred_share NULL: the tests'
+    /* Predicate -> its group of identical predicates (rs->pred_group), or
+     * to itself when sharing is off (rs->pred_share NULL: the tests'
      * brute force). */
     const uint32_t *canon;
+    const uint32_t *gpred;    /* group -> the predicate tested for it */
     bool terms;               /* string tests by term stamps (off with sharing) */
     uint32_t *tstamp;         /* per term: gen when the request value meets it */
     uint32_t tcap;
@@ -120,7 +121,7 @@ static int build_terms(vd_ruleset *rs)
         return -1;
     size_t nk = 0;
     for (uint32_t p = 0; p < np; p++) {
-        tp[p].mode = rs->pred_canon[p] == p ? term_mode(rs, p) : VD_TM_NONE;
+        tp[p].mode = rs->group_pred[rs->pred_group[p]] == p ? term_mode(rs, p) : VD_TM_NONE;
         if (tp[p].mode) {
             tp[p].first = (uint32_t)nk;
             tp[p].n = (uint16_t)rs->preds[p].nstrs;
@@ -228,28 +229,34 @@ out:
 int vd_eval_prepare(vd_ruleset *rs)
 {
     uint32_t n = rs->npreds;
-    uint32_t *canon = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *canon);
+    uint32_t *group = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *group);
+    uint32_t *gpred = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *gpred);
     uint32_t *ident = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *ident);
     uint32_t *first = vd_malloc((rs->nshared + 1) * sizeof *first);
-    if (!canon || !ident || !first) {
+    if (!group || !gpred || !ident || !first) {
         vd_free(first);
         return -1;
     }
     for (uint32_t i = 0; i < rs->nshared; i++)
         first[i] = UINT32_MAX;
+    uint32_t ng = 0;
     for (uint32_t p = 0; p < n; p++) {
         uint32_t sh = rs->pred_share ? rs->pred_share[p] : UINT32_MAX;
         ident[p] = p;
-        canon[p] = p;
-        if (sh != UINT32_MAX) {
-            if (first[sh] == UINT32_MAX)
-                first[sh] = p;
-            canon[p] = first[sh];
+        if (sh != UINT32_MAX && first[sh] != UINT32_MAX) {
+            group[p] = first[sh];
+            continue;
         }
+        if (sh != UINT32_MAX)
+            first[sh] = ng;
+        gpred[ng] = p;
+        group[p] = ng++;
     }
     vd_free(first);
-    rs->pred_canon = canon;
+    rs->pred_group = group;
+    rs->group_pred = gpred;
     rs->pred_ident = ident;
+    rs->ngroups = ng;
     return build_terms(rs);
 }
 
@@ -325,9 +332,12 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->hits = h;
         ev->hitcap = hitcap;
     }
-    if (rs->npreds > ev->pcap) {
-        uint32_t *pv = vd_calloc(rs->npreds, sizeof *pv);
-        int64_t *pu = vd_malloc(rs->npreds * sizeof *pu);
+    /* One verdict per group of identical predicates; per predicate when
+     * sharing is off (the tests' brute force). */
+    uint32_t ngroups = rs->pred_share ? rs->ngroups : rs->npreds;
+    if (ngroups > ev->pcap) {
+        uint32_t *pv = vd_calloc(ngroups, sizeof *pv);
+        int64_t *pu = vd_malloc(ngroups * sizeof *pu);
         if (!pv || !pu) {
             vd_free(pv);
             vd_free(pu);
@@ -337,7 +347,7 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         vd_free(ev->pu);
         ev->pv = pv;
         ev->pu = pu;
-        ev->pcap = rs->npreds;
+        ev->pcap = ngroups;
         clear_memos(ev);
     }
     if (rs->nterms > ev->tcap) {
@@ -374,7 +384,8 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     }
     ev->rs = rs;
     ev->ctx = ctx;
-    ev->canon = rs->pred_share ? rs->pred_canon : rs->pred_ident;
+    ev->canon = rs->pred_share ? rs->pred_group : rs->pred_ident;
+    ev->gpred = rs->pred_share ? rs->group_pred : rs->pred_ident;
     ev->terms = rs->pred_share && rs->term_pred;
     ev->vused = 0;
     ev->nmatched = 0;
@@ -716,11 +727,12 @@ static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
 }
 
 /* A predicate's verdict, computed once per request for all the predicates
- * identical to it (ev->canon maps each to one of them). */
+ * identical to it (ev->canon maps each to its group g, ev->gpred[g] is the
+ * one tested). */
 static uint32_t pred_slow(vd_eval *ev, uint32_t g)
 {
     int64_t u = INT64_MAX;
-    uint32_t w = ev->stamp | (uint32_t)eval_pred_now(ev, g, &u);
+    uint32_t w = ev->stamp | (uint32_t)eval_pred_now(ev, ev->gpred[g], &u);
     ev->pv[g] = w;
     ev->pu[g] = u;
     return w;
@@ -863,9 +875,10 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
 
 /* A predicate's verdict by its terms when this request's value of its slot
  * is a string already resolved for its mode; -1 otherwise (pred_slow). */
-static inline int term_verdict(const vd_eval *ev, uint32_t g)
+static inline int term_verdict(const vd_eval *ev, uint32_t grp)
 {
     const vd_ruleset *rs = ev->rs;
+    uint32_t g = ev->gpred[grp];
     const vd_term_pred *tp = &rs->term_pred[g];
     if (!tp->mode)
         return -1;

@@ -260,11 +260,13 @@ struct vd_ruleset {
      * once per request; UINT32_MAX: p is the only one of its kind. */
     uint32_t *pred_share;
     uint32_t nshared;
-    /* pred_canon[p]: the first predicate identical to p (p itself if none),
-     * whose verdict slot the evaluator's memo uses for the whole group;
-     * pred_ident[p] == p, used instead while pred_share is NULL (no
+    /* pred_group[p]: the group of predicates identical to p (0 ..
+     * ngroups-1), whose one verdict slot the evaluator's memo uses;
+     * group_pred[g]: the predicate tested for group g (its first);
+     * pred_ident[p] == p, used for both while pred_share is NULL (no
      * sharing). Built by vd_eval_prepare, in the arena. */
-    const uint32_t *pred_canon, *pred_ident;
+    const uint32_t *pred_group, *group_pred, *pred_ident;
+    uint32_t ngroups;
     const vd_term_pred *term_pred;      /* per predicate (vd_eval_prepare) */
     const uint32_t *pred_terms;
     const vd_term_tab *term_tab;        /* per value slot */
