@@ -1030,8 +1030,11 @@ void vd_compile_ref(vd_compiler *c, const char *id, size_t n, uint32_t idx)
  * as before. */
 static bool spliceable(const vd_json *e, int kind, int depth)
 {
-    return depth <= VD_MAX_RULE_DEPTH && vd_json_is_object(e) && vd_json_size(e) == 1 &&
-           !strcmp(e->u.members[0].key, kind == 0 ? "all" : "any") && vd_json_is_array(&e->u.members[0].val);
+    if (depth > VD_MAX_RULE_DEPTH || !vd_json_is_object(e) || e->n != 1)
+        return false;
+    const char *k = e->u.members[0].key;
+    return (kind == 0 ? k[0] == 'a' && k[1] == 'l' && k[2] == 'l' : k[0] == 'a' && k[1] == 'n' && k[2] == 'y') &&
+           k[3] == '\0' && vd_json_is_array(&e->u.members[0].val);
 }
 
 /* Children of the all/any at depth whose array is v, spliced. */
