@@ -79,27 +79,48 @@ vd_scan_result vd_msgpack_scan_resume(vd_scan_state *st, const uint8_t *buf, siz
     if (st->sp == 0 || st->sp > VD_SCAN_MAX_DEPTH + 1)
         vd_msgpack_scan_reset(st);   /* a zeroed (or nonsense) state starts a frame */
 
-    while (st->sp > 0) {
-        /* Guards the invariant even if the caller changed the limits between calls. */
-        if ((uint64_t)st->pos > max || st->pending > max - st->pos)
-            return VD_SCAN_TOO_LARGE;
-        uint64_t budget = max - st->pos - st->pending;
-        if (st->pos >= len)
-            return VD_SCAN_NEED_MORE;
+    /* The state in locals: the frame's bytes are uint8_t, which may alias
+     * anything, so through st every field would be reloaded after each
+     * byte read (twice the instructions per item). Written back on return. */
+    size_t pos = st->pos;
+    uint64_t pending = st->pending;
+    unsigned sp = st->sp;
+    uint64_t *stack = st->stack;
+    vd_scan_result r = VD_SCAN_OK;
 
-        const uint8_t *p = buf + st->pos;
-        size_t avail = len - st->pos;
+    while (sp > 0) {
+        /* Guards the invariant even if the caller changed the limits between calls. */
+        if ((uint64_t)pos > max || pending > max - pos) {
+            r = VD_SCAN_TOO_LARGE;
+            break;
+        }
+        uint64_t budget = max - pos - pending;
+        if (pos >= len) {
+            r = VD_SCAN_NEED_MORE;
+            break;
+        }
+
+        const uint8_t *p = buf + pos;
+        size_t avail = len - pos;
         item_type t = classify(p[0]);
-        if (t.kind == K_INVALID)
-            return VD_SCAN_INVALID;
-        if ((t.kind == K_ARRAY || t.kind == K_MAP) && st->sp > max_depth)
-            return VD_SCAN_TOO_DEEP;     /* the new container would be at depth sp */
+        if (t.kind == K_INVALID) {
+            r = VD_SCAN_INVALID;
+            break;
+        }
+        if ((t.kind == K_ARRAY || t.kind == K_MAP) && sp > max_depth) {
+            r = VD_SCAN_TOO_DEEP;     /* the new container would be at depth sp */
+            break;
+        }
 
         uint64_t hdr = 1u + t.lenk + t.extra;
-        if (hdr - 1 > budget)
-            return VD_SCAN_TOO_LARGE;
-        if (avail < 1u + t.lenk)
-            return VD_SCAN_NEED_MORE;
+        if (hdr - 1 > budget) {
+            r = VD_SCAN_TOO_LARGE;
+            break;
+        }
+        if (avail < 1u + t.lenk) {
+            r = VD_SCAN_NEED_MORE;
+            break;
+        }
         uint64_t n = t.lenk ? read_be(p + 1, t.lenk) : t.inline_n;
 
         uint64_t total, items = 0;       /* this item's bytes, and the items it opens */
@@ -109,24 +130,32 @@ vd_scan_result vd_msgpack_scan_resume(vd_scan_state *st, const uint8_t *buf, siz
         } else {
             total = hdr + n;
         }
-        if (total - 1 > budget || items > budget - (total - 1))
-            return VD_SCAN_TOO_LARGE;
-        if (avail < total)
-            return VD_SCAN_NEED_MORE;
+        if (total - 1 > budget || items > budget - (total - 1)) {
+            r = VD_SCAN_TOO_LARGE;
+            break;
+        }
+        if (avail < total) {
+            r = VD_SCAN_NEED_MORE;
+            break;
+        }
 
-        st->pos += (size_t)total;        /* total <= budget + 1 <= max, fits size_t */
-        st->pending -= 1;
-        st->stack[st->sp - 1] -= 1;
+        pos += (size_t)total;            /* total <= budget + 1 <= max, fits size_t */
+        pending -= 1;
+        stack[sp - 1] -= 1;
         if (items > 0) {
-            st->stack[st->sp++] = items;  /* sp <= max_depth here, so sp+1 fits */
-            st->pending += items;
+            stack[sp++] = items;          /* sp <= max_depth here, so sp+1 fits */
+            pending += items;
         } else {
-            while (st->sp > 0 && st->stack[st->sp - 1] == 0)
-                st->sp--;
+            while (sp > 0 && stack[sp - 1] == 0)
+                sp--;
         }
     }
-    *frame_len = st->pos;
-    return VD_SCAN_OK;
+    st->pos = pos;
+    st->pending = pending;
+    st->sp = sp;
+    if (r == VD_SCAN_OK)
+        *frame_len = pos;
+    return r;
 }
 
 vd_scan_result vd_msgpack_scan(const uint8_t *buf, size_t len, const vd_scan_limits *lim,
