@@ -213,6 +213,19 @@ def test_idle_connections_are_closed(tmp_path, start_daemon):
     assert c.closed(timeout=5)
 
 
+def test_idle_timeout_spares_a_talking_connection(tmp_path, start_daemon):
+    """The idle timeout counts from the last request, not from the connect:
+    a connection that talks every 0.4 s outlives several idle-timeouts."""
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    d = start_daemon("--idle-timeout", "1", segments=seg, content_map=cm)
+    c = d.client()
+    for _ in range(8):
+        assert c.call("ping", [])[0] is None
+        time.sleep(0.4)
+    assert c.call("ping", [])[0] is None
+    assert c.closed(timeout=5)
+
+
 def test_max_connections(tmp_path, start_daemon):
     seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
     d = start_daemon("--max-connections", "2", segments=seg, content_map=cm)
