@@ -342,9 +342,45 @@ static void raw_val(const uint8_t *p, vd_reqval *out)
     raw_fill(p, &h, out);
 }
 
-/* The view of the object at p, and the address after it (NULL: unreadable). */
+/* The view of the object at p, and the address after it (NULL: unreadable).
+ * What requests are made of — fixstr and str 8 (keys, most values), small
+ * non-negative integers, nil, booleans — is written straight into *out; the
+ * rest goes through raw_read and raw_fill. Containers are skipped. */
 static const uint8_t *raw_take(const uint8_t *p, vd_reqval *out)
 {
+    const uint8_t *end = raw.end;
+    if (p < end) {
+        uint8_t c = p[0];
+        size_t n = 0;
+        const uint8_t *body = NULL;
+        if (c >= 0xa0 && c <= 0xbf) {
+            n = c & 0x1fu;
+            body = p + 1;
+        } else if (c == 0xd9 && end - p >= 2) {
+            n = p[1];
+            body = p + 2;
+        }
+        if (body) {
+            if ((size_t)(end - body) < n)
+                return NULL;
+            out->node = p;
+            out->kind = VD_RV_STR;
+            out->b = false;
+            out->num = 0;
+            out->n = 0;
+            out->s = vd_str_make((const char *)body, n);
+            return body + n;
+        }
+        if (c <= 0x7f || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+            out->node = p;
+            out->kind = c <= 0x7f ? VD_RV_NUM : c == 0xc0 ? VD_RV_NIL : VD_RV_BOOL;
+            out->b = c == 0xc3;
+            out->num = c <= 0x7f ? c : 0;
+            out->n = 0;
+            out->s = VD_STR_NULL;
+            return p + 1;
+        }
+    }
     raw_hdr h;
     if (!raw_read(p, &h))
         return NULL;
@@ -675,6 +711,27 @@ void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
     o->failed = false;
     *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii,
                          e_slot_entry };
+}
+
+size_t vd_rpc_reply_head(unsigned char *b, uint32_t msgid)
+{
+    size_t n = 0;
+    b[n++] = 0x94;                 /* [1, msgid, nil, result] */
+    b[n++] = 0x01;
+    if (msgid < 128) {
+        b[n++] = (unsigned char)msgid;
+    } else if (msgid < 256) {
+        b[n++] = 0xcc;
+        b[n++] = (unsigned char)msgid;
+    } else if (msgid < 65536) {
+        b[n++] = 0xcd;
+        n += put_be(b + n, msgid, 2);
+    } else {
+        b[n++] = 0xce;
+        n += put_be(b + n, msgid, 4);
+    }
+    b[n++] = 0xc0;
+    return n;
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)

@@ -254,11 +254,8 @@ static void answer_decide(rpc_conn *c, uint32_t msgid, const vd_request *reqp, b
                           vd_profile_status pst, const vd_visitor *visitor)
 {
     const vd_frontend *fe = c->srv->fe;
-    msgpack_packer *pk = &c->srv->pk;
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int(pk, 1);
-    msgpack_pack_uint32(pk, msgid);
-    msgpack_pack_nil(pk);
+    unsigned char head[VD_RPC_REPLY_HEAD_MAX];
+    msgpack_sbuffer_write(&c->srv->out, (const char *)head, vd_rpc_reply_head(head, msgid));
     size_t mark = c->srv->out.size;
     vd_emitter e;
     vd_msgpack_out mo = { .sb = &c->srv->out };
@@ -369,11 +366,8 @@ static void pack_cstr(msgpack_packer *pk, const char *s)
 
 static void reply_head(rpc_conn *c, uint32_t msgid)
 {
-    msgpack_packer *pk = &c->srv->pk;
-    msgpack_pack_array(pk, 4);
-    msgpack_pack_int(pk, 1);
-    msgpack_pack_uint32(pk, msgid);
-    msgpack_pack_nil(pk);
+    unsigned char head[VD_RPC_REPLY_HEAD_MAX];
+    msgpack_sbuffer_write(&c->srv->out, (const char *)head, vd_rpc_reply_head(head, msgid));
 }
 
 static void reply_ok(rpc_conn *c, uint32_t msgid, const char *extra_key, const char *extra_val)

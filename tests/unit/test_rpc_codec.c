@@ -246,6 +246,27 @@ static void test_php_empty_arrays_and_gappy_lists(void **state)
     done(&p);
 }
 
+static void test_reply_head_matches_msgpack_c(void **state)
+{
+    (void)state;
+    static const uint32_t ids[] = { 0, 1, 127, 128, 255, 256, 65535, 65536, 16777216, UINT32_MAX };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_int(&pk, 1);
+        msgpack_pack_uint32(&pk, ids[i]);
+        msgpack_pack_nil(&pk);
+        unsigned char b[VD_RPC_REPLY_HEAD_MAX];
+        size_t n = vd_rpc_reply_head(b, ids[i]);
+        assert_int_equal(n, sb.size);
+        assert_memory_equal(b, sb.data, n);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_containers_strings_and_scalars_match_msgpack_c),
         cmocka_unit_test(test_bin_is_a_string_when_utf8),
         cmocka_unit_test(test_php_empty_arrays_and_gappy_lists),
+        cmocka_unit_test(test_reply_head_matches_msgpack_c),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
