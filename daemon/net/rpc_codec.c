@@ -630,8 +630,14 @@ static void e_map(void *a, uint32_t n)
     vd_msgpack_out *o = a;
     msgpack_sbuffer *sb = o->sb;
     unsigned char *p = room(o, 5);
-    if (p)
-        sb->size += put_len(p, n, 0x80, 16, 0, 0xde);
+    if (!p)
+        return;
+    if (n < 16) {                  /* fixmap: the usual case, inline */
+        p[0] = (unsigned char)(0x80 | n);
+        sb->size += 1;
+        return;
+    }
+    sb->size += put_len(p, n, 0x80, 16, 0, 0xde);
 }
 
 static void e_array(void *a, uint32_t n)
@@ -651,7 +657,13 @@ static void e_ascii(void *a, const char *s, size_t n)
     unsigned char *p = room(o, 5 + n);
     if (!p)
         return;
-    size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
+    size_t h;
+    if (n < 32) {                  /* fixstr: the usual case, inline */
+        p[0] = (unsigned char)(0xa0 | n);
+        h = 1;
+    } else {
+        h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
+    }
     if (n)
         memcpy(p + h, s, n);
     sb->size += h + n;
