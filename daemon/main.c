@@ -849,6 +849,8 @@ int main(int argc, char **argv)
     vd_stats_port_free(d.stats);
     if (d.watchdog)
         event_free(d.watchdog);
+    if (vd_alloc_injected())   /* tests that inject failures check they did */
+        vd_info("allocations failed on purpose: %lu", vd_alloc_injected());
     vd_info("stopped");
     vd_redis_sync_free(d.redis);
     vd_sentinel_free(d.profile_sentinel);

@@ -261,10 +261,13 @@ int main(int argc, char **argv)
     vd_msgpack_emitter(&mo, &em);
     unsigned long matched = 0, allocs0 = 0;
     uint64_t ua_hits0 = 0, ua_misses0 = 0, geo_hits0 = 0, geo_misses0 = 0, src_hits0 = 0, src_misses0 = 0;
+    uint64_t net_hits0 = 0, net_misses0 = 0, ans_hits0 = 0, ans_misses0 = 0;
     for (long i = 0; i < warm + n; i++) {
         if (i == warm) {
             vd_device_cache_stats(dec.caches.ua, &ua_hits0, &ua_misses0);
             vd_geo_cache_stats(dec.caches.geo, &geo_hits0, &geo_misses0);
+            vd_geo_cache_net_stats(dec.caches.geo, &net_hits0, &net_misses0);
+            vd_source_cache_answer_stats(dec.caches.src, &ans_hits0, &ans_misses0);
             vd_source_cache_stats(dec.caches.src, &src_hits0, &src_misses0);
             allocs0 = vd_alloc_count();
             CALLGRIND_START_INSTRUMENTATION;
@@ -283,7 +286,15 @@ int main(int argc, char **argv)
     uint64_t ua_hits, ua_misses, geo_hits, geo_misses, src_hits, src_misses;   /* of the measured decisions */
     vd_device_cache_stats(dec.caches.ua, &ua_hits, &ua_misses);
     vd_geo_cache_stats(dec.caches.geo, &geo_hits, &geo_misses);
+    uint64_t net_hits, net_misses;
+    vd_geo_cache_net_stats(dec.caches.geo, &net_hits, &net_misses);
+    net_hits -= net_hits0;
+    net_misses -= net_misses0;
     vd_source_cache_stats(dec.caches.src, &src_hits, &src_misses);
+    uint64_t ans_hits, ans_misses;
+    vd_source_cache_answer_stats(dec.caches.src, &ans_hits, &ans_misses);
+    ans_hits -= ans_hits0;
+    ans_misses -= ans_misses0;
     /* The device classification alone, each call timed: the median is what
      * one request's User-Agent costs (uncached with --ua-cache 0). */
     enum { MAX_CLS = 1 << 15 };
@@ -334,10 +345,13 @@ int main(int argc, char **argv)
     src_misses -= src_misses0;
     double src_rate = src_hits + src_misses ? (double)src_hits / (double)(src_hits + src_misses) : 0;
     printf("vd-microbench: caches over the measured decisions: user-agent %s (%llu hits, %llu misses, %.1f %%), "
-           "geo %s (%llu hits, %llu misses, %.1f %%), referrer %llu hits, %llu misses, %.1f %%\n",
+           "geo %s (%llu hits, %llu misses, %.1f %%; tree walks by network %llu hits, %llu misses), "
+           "referrer %llu hits, %llu misses, %.1f %% (whole answers %llu hits, %llu misses)\n",
            dec.caches.ua ? "on" : "off", (unsigned long long)ua_hits, (unsigned long long)ua_misses, 100 * ua_rate,
            dec.caches.geo ? "on" : "off", (unsigned long long)geo_hits, (unsigned long long)geo_misses, 100 * geo_rate,
-           (unsigned long long)src_hits, (unsigned long long)src_misses, 100 * src_rate);
+           (unsigned long long)net_hits, (unsigned long long)net_misses,
+           (unsigned long long)src_hits, (unsigned long long)src_misses, 100 * src_rate,
+           (unsigned long long)ans_hits, (unsigned long long)ans_misses);
     fflush(stderr);
     printf("MICRO_RESULT decisions=%ld ns_per_decision=%.0f allocs_per_decision=%.4f "
            "matched_per_decision=%.2f segments=%u slots=%u contexts=%zu ua_hit_rate=%.4f geo_hit_rate=%.4f "

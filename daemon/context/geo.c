@@ -50,11 +50,24 @@ struct vd_geo_db {
     char desc[192];
 };
 
+/* What the search tree gives for every address of one /24 (IPv4) or /48
+ * (IPv6): kept only when the tree walk ended within those bits, so any
+ * address sharing them walks the same path to the same record. */
+typedef struct geo_net {
+    uint64_t prefix;          /* the address's first 3 (IPv4) or 6 (IPv6) bytes */
+    uint32_t db;              /* db id; 0 = empty */
+    uint32_t offset;          /* the record's offset (found) */
+    uint8_t family;
+    bool found;
+} geo_net;
+
 struct vd_geo_cache {
     size_t mask;
     uint64_t *keys;           /* (db id << 32) | record offset; 0 = empty */
     vd_geo *vals;
     uint64_t hits, misses;
+    geo_net *nets;            /* mask + 1 entries, direct-mapped */
+    uint64_t net_hits, net_misses;
 };
 
 /* Outcome of one field read. */
@@ -318,6 +331,58 @@ static int raw_lookup(const vd_geo_db *db, const vd_ipaddr *ip, MMDB_lookup_resu
     return mmdb_error;
 }
 
+/* The bits of an address that key its network entry, and how many of the
+ * tree walk's bits they cover: the walk of an IPv4 address in an IPv6 tree
+ * starts at bit 96 (the library maps it to ::a.b.c.d), so a netmask up to
+ * 96 + 24 means no bit past the /24 was read. */
+static uint64_t net_prefix(const vd_ipaddr *ip)
+{
+    uint64_t p = 0;
+    int nb = ip->family == 4 ? 3 : 6;
+    for (int i = 0; i < nb; i++)
+        p = p << 8 | ip->addr[i];
+    return p;
+}
+
+static bool net_within_prefix(const vd_geo_db *db, const vd_ipaddr *ip, uint16_t netmask)
+{
+    if (ip->family == 4)
+        return netmask <= (db->mmdb.metadata.ip_version == 6 ? 96 + 24 : 24);
+    return netmask <= 48;
+}
+
+/* MMDB_lookup_sockaddr, or the answer the tree gave for another address of
+ * the same /24 or /48 when its walk ended within those bits. */
+static int tree_lookup(const vd_geo_db *db, vd_geo_cache *cache, const vd_ipaddr *ip,
+                       MMDB_lookup_result_s *res)
+{
+    if (!cache || !cache->nets)
+        return raw_lookup(db, ip, res);
+    uint64_t prefix = net_prefix(ip);
+    uint64_t h = (prefix ^ ((uint64_t)db->id << 48) ^ ip->family) * 0x9E3779B97F4A7C15ULL;
+    geo_net *g = &cache->nets[(size_t)(h >> 40) & cache->mask];
+    if (g->db == db->id && g->family == ip->family && g->prefix == prefix) {
+        cache->net_hits++;
+        memset(res, 0, sizeof *res);
+        res->found_entry = g->found;
+        if (g->found) {
+            res->entry.mmdb = &db->mmdb;
+            res->entry.offset = g->offset;
+        }
+        return MMDB_SUCCESS;
+    }
+    cache->net_misses++;
+    int mmdb_error = raw_lookup(db, ip, res);
+    if (mmdb_error == MMDB_SUCCESS && net_within_prefix(db, ip, res->netmask)) {
+        g->db = db->id;
+        g->family = ip->family;
+        g->prefix = prefix;
+        g->found = res->found_entry;
+        g->offset = res->found_entry ? res->entry.offset : 0;
+    }
+    return mmdb_error;
+}
+
 /* Returns FIELD_ERROR on any corruption, FIELD_ABSENT if not in the DB. */
 static int lookup(const vd_geo_db *db, vd_geo_cache *cache, const vd_ipaddr *ip, vd_geo *out)
 {
@@ -327,7 +392,7 @@ static int lookup(const vd_geo_db *db, vd_geo_cache *cache, const vd_ipaddr *ip,
     if (ip->family != 4 && ip->family != 6)
         return FIELD_ABSENT;
     MMDB_lookup_result_s res;
-    int mmdb_error = raw_lookup(db, ip, &res);
+    int mmdb_error = tree_lookup(db, cache, ip, &res);
     if (mmdb_error == MMDB_IPV6_LOOKUP_IN_IPV4_DATABASE_ERROR)
         return FIELD_ABSENT;
     if (mmdb_error != MMDB_SUCCESS)
@@ -390,7 +455,8 @@ vd_geo_cache *vd_geo_cache_new(size_t entries)
     c->mask = n - 1;
     c->keys = vd_calloc(n, sizeof *c->keys);
     c->vals = vd_calloc(n, sizeof *c->vals);
-    if (!c->keys || !c->vals) {
+    c->nets = vd_calloc(n, sizeof *c->nets);
+    if (!c->keys || !c->vals || !c->nets) {
         vd_geo_cache_free(c);
         return NULL;
     }
@@ -403,6 +469,7 @@ void vd_geo_cache_free(vd_geo_cache *c)
         return;
     vd_free(c->keys);
     vd_free(c->vals);
+    vd_free(c->nets);
     vd_free(c);
 }
 
@@ -410,6 +477,12 @@ void vd_geo_cache_stats(const vd_geo_cache *c, uint64_t *hits, uint64_t *misses)
 {
     *hits = c ? c->hits : 0;
     *misses = c ? c->misses : 0;
+}
+
+void vd_geo_cache_net_stats(const vd_geo_cache *c, uint64_t *hits, uint64_t *misses)
+{
+    *hits = c ? c->net_hits : 0;
+    *misses = c ? c->net_misses : 0;
 }
 
 /* Probe addresses: a spread over the IPv4 space and the IPv6 global unicast

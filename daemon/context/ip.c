@@ -25,25 +25,34 @@
 
 static bool parse_v4(const char *p, size_t n, uint8_t out[4])
 {
-    size_t i = 0;
+    const char *e = p + n;
     for (int part = 0; part < 4; part++) {
         if (part > 0) {
-            if (i >= n || p[i] != '.')
+            if (p == e || *p != '.')
                 return false;
-            i++;
+            p++;
         }
-        size_t start = i;
-        unsigned v = 0;
-        while (i < n && p[i] >= '0' && p[i] <= '9' && i - start < 3) {
-            v = v * 10 + (unsigned)(p[i] - '0');
-            i++;
-        }
-        size_t len = i - start;
-        if (len == 0 || v > 255 || (len > 1 && p[start] == '0'))
+        /* one to three digits, no leading zero, at most 255 */
+        unsigned d;
+        if (p == e || (d = (unsigned)(unsigned char)*p - '0') > 9)
             return false;
+        unsigned v = d;
+        p++;
+        if (p < e && (d = (unsigned)(unsigned char)*p - '0') <= 9) {
+            if (v == 0)
+                return false;
+            v = v * 10 + d;
+            p++;
+            if (p < e && (d = (unsigned)(unsigned char)*p - '0') <= 9) {
+                v = v * 10 + d;
+                p++;
+                if (v > 255)
+                    return false;
+            }
+        }
         out[part] = (uint8_t)v;
     }
-    return i == n;
+    return p == e;
 }
 
 static bool zone_ok(const char *p, size_t n)
@@ -95,6 +104,14 @@ bool vd_ip_parse(vd_str s, vd_ipaddr *out)
     memset(out, 0, sizeof *out);
     if (!s.p || s.n == 0 || s.n > IP_TEXT_MAX)
         return false;
+    /* The usual case first: a plain dotted quad (digits and dots only, so
+     * the general path below would read it the same way). */
+    uint8_t v4[4];
+    if (s.p[0] >= '0' && s.p[0] <= '9' && parse_v4(s.p, s.n, v4)) {
+        memcpy(out->addr, v4, 4);
+        out->family = 4;
+        return true;
+    }
     const char *p = s.p;
     size_t n = s.n;
     bool bracketed = false;

@@ -82,7 +82,10 @@ static bool path_hosts_overflow;         /* more than PATH_HOSTS_MAX: every path
 static size_t path_max;                  /* the longest path of a pattern */
 
 #define Q_COUNT (5 + 12)                     /* utm_* and the click ids (below) */
+#define QKEY_LEN_MAX 12                      /* "utm_campaign"; the shortest is "epik" */
 static size_t qkey_len[Q_COUNT];
+/* The keys of each length, in Q order, -1 after the last. */
+static int8_t qkeys_by_len[QKEY_LEN_MAX + 1][Q_COUNT + 1];
 static const char *qkey_name(int i);
 
 static int cmp_name(const void *a, const void *b)
@@ -139,8 +142,14 @@ static void build_index(void)
         path_hosts[n_path_hosts].p = p;
         path_hosts[n_path_hosts++].n = n;
     }
-    for (int i = 0; i < Q_COUNT; i++)
+    memset(qkeys_by_len, -1, sizeof qkeys_by_len);
+    for (int i = 0; i < Q_COUNT; i++) {
         qkey_len[i] = strlen(qkey_name(i));
+        int8_t *b = qkeys_by_len[qkey_len[i]];
+        while (*b >= 0)
+            b++;
+        *b = (int8_t)i;
+    }
     psl = psl_builtin();
 }
 
@@ -185,6 +194,38 @@ static bool is_ipv4(const char *h)
 
 static bool is_ip(const char *h) { return h[0] == '[' || is_ipv4(h); }
 
+/* psl_is_public_suffix2(host + off, ICANN) for a suffix of a host (off >
+ * 0): the same parent domains ("com", "co.uk", "example.com") come back for
+ * every new host, and each libpsl call costs ~3,000 instructions, so the
+ * answers are kept per thread by the suffix's bytes (exact: a pure
+ * function of the string). */
+#define SFX_MEMO_SLOTS 1024
+#define SFX_MEMO_KEY 48
+typedef struct sfx_memo {
+    uint64_t hash;
+    uint8_t len;                  /* 0: empty */
+    bool is_suffix;
+    char key[SFX_MEMO_KEY];
+} sfx_memo;
+static _Thread_local sfx_memo sfx_memos[SFX_MEMO_SLOTS];
+
+static bool icann_suffix(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= SFX_MEMO_KEY)
+        return psl_is_public_suffix2(psl, s, PSL_TYPE_ICANN);
+    uint64_t h = vd_hash_mem(s, n);
+    sfx_memo *m = &sfx_memos[h & (SFX_MEMO_SLOTS - 1)];
+    if (m->len == n && m->hash == h && memcmp(m->key, s, n) == 0)
+        return m->is_suffix;
+    bool r = psl_is_public_suffix2(psl, s, PSL_TYPE_ICANN);
+    m->hash = h;
+    m->len = (uint8_t)n;
+    memcpy(m->key, s, n);
+    m->is_suffix = r;
+    return r;
+}
+
 /* Offset of the ICANN public suffix in host (lower case, NUL-terminated), or
  * 0 when the host is itself a suffix or an IP. Only the last labels are
  * tried: no public suffix has more than a handful of labels. */
@@ -200,7 +241,8 @@ static size_t suffix_offset_uncached(const char *host, size_t n)
             starts[ns++] = i + 1;
     size_t first = ns > 6 ? ns - 6 : 0;
     for (size_t k = first; k < ns; k++) {
-        if (psl ? psl_is_public_suffix2(psl, host + starts[k], PSL_TYPE_ICANN)
+        if (psl ? (starts[k] ? icann_suffix(host + starts[k])
+                             : psl_is_public_suffix2(psl, host, PSL_TYPE_ICANN))
                 : k == ns - 1)
             return starts[k];
     }
@@ -219,20 +261,24 @@ static const char *site_of_uncached(const char *host)
 
 /* libpsl lookups cost microseconds and the same hosts (the site's own, the
  * referrers) come back on most requests: a direct-mapped cache per thread
- * keeps both answers, as offsets into the host. 2,048 entries (~150 KB a
- * thread): with 256, the bench's traffic model (~1,300 referrer hosts)
- * missed on about half its referrers, and the PSL walk was half of a
- * 1-slot decision. */
+ * keeps both answers, as offsets into the host, each computed the first
+ * time it is asked for (a referring host found in the host table needs only
+ * its suffix: whether it is the landing page's site is settled by its
+ * ending, see host_verdict_compute). 2,048 entries (~150 KB a thread):
+ * with 256, the bench's traffic model (~1,300 referrer hosts) missed on
+ * about half its referrers, and the PSL walk was half of a 1-slot
+ * decision. */
 #define PSL_CACHE_SLOTS 2048
 #define PSL_CACHE_HOST 64
 typedef struct psl_entry {
     uint64_t hash;
     uint16_t len, suffix, site;
+    bool has_suffix, has_site;
     char host[PSL_CACHE_HOST];
 } psl_entry;
 static _Thread_local psl_entry psl_cache[PSL_CACHE_SLOTS];
 
-static const psl_entry *psl_lookup(const char *host, size_t n)
+static psl_entry *psl_lookup(const char *host, size_t n)
 {
     if (n == 0 || n >= PSL_CACHE_HOST)
         return NULL;
@@ -244,22 +290,42 @@ static const psl_entry *psl_lookup(const char *host, size_t n)
     e->len = (uint16_t)n;
     memcpy(e->host, host, n);
     e->host[n] = '\0';
-    e->suffix = (uint16_t)suffix_offset_uncached(e->host, n);
-    e->site = (uint16_t)(site_of_uncached(e->host) - e->host);
+    e->has_suffix = e->has_site = false;
     return e;
 }
 
 static size_t suffix_offset(const char *host, size_t n)
 {
-    const psl_entry *e = psl_lookup(host, n);
-    return e ? e->suffix : suffix_offset_uncached(host, n);
+    psl_entry *e = psl_lookup(host, n);
+    if (!e)
+        return suffix_offset_uncached(host, n);
+    if (!e->has_suffix) {
+        e->suffix = (uint16_t)suffix_offset_uncached(e->host, n);
+        e->has_suffix = true;
+    }
+    return e->suffix;
 }
 
 static const char *site_of(const char *host)
 {
     size_t n = strlen(host);
-    const psl_entry *e = psl_lookup(host, n);
-    return e ? host + e->site : site_of_uncached(host);
+    psl_entry *e = psl_lookup(host, n);
+    if (!e)
+        return site_of_uncached(host);
+    if (!e->has_site) {
+        e->site = (uint16_t)(site_of_uncached(e->host) - e->host);
+        e->has_site = true;
+    }
+    return host + e->site;
+}
+
+/* Whether site can be the registrable domain of host: host is site, or
+ * ends with "." + site. site_of(host) is host itself or the part after one
+ * of its dots, so when this is false the two sites differ. */
+static bool may_be_site_of(const char *host, size_t hn, const char *site)
+{
+    size_t sn = strlen(site);
+    return sn <= hn && memcmp(host + hn - sn, site, sn) == 0 && (sn == hn || host[hn - sn - 1] == '.');
 }
 
 static bool has_dot(const char *s) { return strchr(s, '.') != NULL; }
@@ -520,11 +586,13 @@ static const char *qkey_name(int i)
 typedef struct qfields {
     vd_str v[Q_COUNT];            /* raw values; first occurrence wins */
     bool has[Q_COUNT];
+    bool any_utm, any_click;      /* has[] of a utm field, of a click id */
 } qfields;
 
 static void scan_query(vd_str q, qfields *f)
 {
     memset(f->has, 0, sizeof f->has);     /* v[i] is read only when has[i] */
+    f->any_utm = f->any_click = false;
     size_t pos = 0;
     vd_str k, v;
     char kbuf[32];
@@ -533,12 +601,22 @@ static void scan_query(vd_str q, qfields *f)
             continue;
         if (memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n))
             k = vd_str_make(kbuf, vd_url_decode(k, kbuf, sizeof kbuf));
-        if (k.n < 4 || k.n > 12)                     /* shortest "epik", longest "utm_campaign" */
+        if (k.n < 4 || k.n > QKEY_LEN_MAX)
             continue;
-        for (int i = 0; i < Q_COUNT; i++) {
-            if (!f->has[i] && k.n == qkey_len[i] && vd_str_eq_ci(k, vd_str_make(qkey_name(i), qkey_len[i]))) {
+        /* Every name starts with a lower-case letter: a first byte that is
+         * not that letter in either case cannot match (vd_str_eq_ci folds
+         * ASCII letters only). */
+        unsigned char c0 = (unsigned char)(k.p[0] | 0x20);
+        for (const int8_t *b = qkeys_by_len[k.n]; *b >= 0; b++) {
+            int i = *b;
+            if (!f->has[i] && c0 == (unsigned char)qkey_name(i)[0] &&
+                vd_str_eq_ci(k, vd_str_make(qkey_name(i), qkey_len[i]))) {
                 f->has[i] = true;
                 f->v[i] = v;
+                if (i < Q_CLICK_FIRST)
+                    f->any_utm = true;
+                else
+                    f->any_click = true;
                 break;
             }
         }
@@ -561,6 +639,10 @@ static void read_utm(vd_str q, utm *u, qfields *f)
 {
     u->any = false;               /* each field is written by qvalue (at least its NUL) */
     scan_query(q, f);
+    if (!f->any_utm) {            /* what the qvalue calls below would give */
+        u->source[0] = u->medium[0] = u->campaign[0] = u->term[0] = u->content[0] = '\0';
+        return;
+    }
     u->any |= qvalue(f, Q_SOURCE, u->source, sizeof u->source);
     u->any |= qvalue(f, Q_MEDIUM, u->medium, sizeof u->medium);
     u->any |= qvalue(f, Q_CAMPAIGN, u->campaign, sizeof u->campaign);
@@ -577,6 +659,8 @@ static void read_utm(vd_str q, utm *u, qfields *f)
 static const char *click_network(const qfields *f)
 {
     char buf[8];
+    if (!f->any_click)
+        return NULL;
     for (int i = Q_CLICK_FIRST; i < Q_COUNT; i++)
         if (qvalue(f, i, buf, sizeof buf))
             return click_ids[i - Q_CLICK_FIRST].network;
@@ -663,11 +747,10 @@ static vd_medium classify_utm(const utm *u)
     return VD_MEDIUM_REFERRAL;
 }
 
-static void search_term(const vd_src_host *e, vd_str q, vd_source *out)
+/* The same, one query pass per name: for lists longer than TERM_NAMES_MAX
+ * (none of the table's are). */
+static void search_term_each(const char *list, vd_str q, vd_source *out)
 {
-    static const char default_params[] =
-        "q,query,p,text,wd,searchfor,keyword,keywords,qs,kw,search,k,w";
-    const char *list = e && e->params ? e->params : default_params;
     char pname[32];
     char val[256];
     while (*list) {
@@ -684,6 +767,64 @@ static void search_term(const vd_src_host *e, vd_str q, vd_source *out)
         list += n;
         if (*list == ',')
             list++;
+    }
+}
+
+#define TERM_NAMES_MAX 16
+
+/* The search term: the value of the first parameter of the engine's list
+ * (or the default list) that is present with a non-empty value, each name
+ * taking its first occurrence in the query (as get_param does). One pass
+ * over the query finds every name's first occurrence. */
+static void search_term(const vd_src_host *e, vd_str q, vd_source *out)
+{
+    static const char default_params[] =
+        "q,query,p,text,wd,searchfor,keyword,keywords,qs,kw,search,k,w";
+    const char *all = e && e->params ? e->params : default_params;
+    const char *list = all;
+    vd_str names[TERM_NAMES_MAX];
+    size_t nn = 0;
+    while (*list) {
+        const char *comma = strchr(list, ',');
+        size_t n = comma ? (size_t)(comma - list) : strlen(list);
+        if (n < 32) {                 /* longer names were never looked up */
+            if (nn == TERM_NAMES_MAX) {
+                search_term_each(all, q, out);
+                return;
+            }
+            names[nn++] = vd_str_make(list, n);
+        }
+        list += n;
+        if (*list == ',')
+            list++;
+    }
+    vd_str first[TERM_NAMES_MAX];
+    bool seen[TERM_NAMES_MAX] = { false };
+    size_t nseen = 0;
+    size_t pos = 0;
+    vd_str k, v;
+    while (nseen < nn && vd_url_query_next(q, &pos, &k, &v)) {
+        bool encoded = vd_url_key_encoded(k);
+        for (size_t j = 0; j < nn; j++)
+            if (!seen[j] && k.n >= names[j].n && vd_url_key_eq(k, encoded, names[j])) {
+                seen[j] = true;
+                first[j] = v;
+                nseen++;
+            }
+    }
+    for (size_t j = 0; j < nn; j++) {
+        if (!seen[j])
+            continue;
+        char val[256];
+        size_t n = vd_url_decode(first[j], val, sizeof val);
+        if (n == 0)
+            continue;
+        char tmp[256];
+        copy_field(tmp, sizeof tmp, val, n);
+        if (tmp[0]) {
+            copy_field(out->term, sizeof out->term, tmp, strlen(tmp));
+            return;
+        }
     }
 }
 
@@ -705,7 +846,11 @@ static void host_verdict_compute(const char *rhost, size_t rn, const char *phost
 {
     hv->e = NULL;
     hv->guess = 0;
-    hv->same_site = pn > 0 && strcmp(site_of(rhost), site_of(phost)) == 0;
+    hv->same_site = false;
+    if (pn > 0) {
+        const char *psite = site_of(phost);
+        hv->same_site = may_be_site_of(rhost, rn, psite) && strcmp(site_of(rhost), psite) == 0;
+    }
     *path_dep = false;
     if (!hv->same_site) {
         hv->e = lookup_host_dep(rhost, rn, path.p, path.n, path_dep);
@@ -737,11 +882,28 @@ typedef struct src_entry {
     char key[SRC_KEY_MAX];
 } src_entry;
 
+/* Whole answers for a Referer on a landing page without utm_* or click-id
+ * keys: the classification is then a function of the Referer's bytes and
+ * the landing page's lower-case host alone (everything else it reads
+ * comes from the Referer), so an entry keyed by both, compared in full,
+ * holds the exact vd_source (its bytes, as classify_body wrote them). */
+#define RES_KEY_MAX 192
+typedef struct res_entry {
+    uint64_t hash;
+    uint32_t used;                /* the cache's clock at the last hit or fill */
+    uint16_t rn;                  /* Referer bytes; 0: empty entry */
+    uint8_t pn;                   /* landing host bytes */
+    char key[RES_KEY_MAX];        /* Referer | landing host */
+    vd_source val;
+} res_entry;
+
 struct vd_source_cache {
     size_t mask;                  /* sets - 1 */
     uint32_t clock;
     _Atomic uint64_t own_hits, own_misses;
     _Atomic uint64_t *hits, *misses;   /* own_* or the worker's stats */
+    res_entry *res;               /* (mask + 1) * SRC_WAYS whole answers */
+    uint64_t res_hits, res_misses;
     src_entry entries[];          /* set i: entries[i * SRC_WAYS ...] */
 };
 
@@ -754,6 +916,11 @@ vd_source_cache *vd_source_cache_new(size_t entries, _Atomic uint64_t *hits,
     vd_source_cache *c = vd_calloc(1, sizeof *c + sets * SRC_WAYS * sizeof(src_entry));
     if (!c)
         return NULL;
+    c->res = vd_calloc(sets * SRC_WAYS, sizeof *c->res);
+    if (!c->res) {
+        vd_free(c);
+        return NULL;
+    }
     c->mask = sets - 1;
     c->hits = hits ? hits : &c->own_hits;
     c->misses = misses ? misses : &c->own_misses;
@@ -762,7 +929,15 @@ vd_source_cache *vd_source_cache_new(size_t entries, _Atomic uint64_t *hits,
 
 void vd_source_cache_free(vd_source_cache *c)
 {
+    if (c)
+        vd_free(c->res);
     vd_free(c);
+}
+
+void vd_source_cache_answer_stats(const vd_source_cache *c, uint64_t *hits, uint64_t *misses)
+{
+    *hits = c ? c->res_hits : 0;
+    *misses = c ? c->res_misses : 0;
 }
 
 void vd_source_cache_stats(const vd_source_cache *c, uint64_t *hits, uint64_t *misses)
@@ -901,10 +1076,11 @@ void vd_source_classify_parsed(vd_str referer, const vd_url *page_in, vd_source 
     vd_source_classify_cached(NULL, referer, page_in, out);
 }
 
-void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_url *page_in,
-                               vd_source *out)
+/* The classification proper, given the landing page's utm fields and
+ * query keys (read_utm on its query, done by the caller). */
+static void classify_body(vd_source_cache *cache, vd_str referer, const vd_url *page_in, utm *up,
+                          const qfields *page_qp, vd_source *out)
 {
-    pthread_once(&index_once, build_index);
     memset(out, 0, sizeof *out);
 
     vd_url ref, page;
@@ -924,15 +1100,15 @@ void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_
     if (have_ref)
         memcpy(out->host, rhost, rn + 1);
 
-    /* 0. utm fields: landing URL first, else the Referer's query. */
-    utm u;
-    qfields page_q, ref_q;
-    read_utm(have_page ? page.query : VD_STR_NULL, &u, &page_q);
-    if (!u.any && have_ref)
-        read_utm(ref.query, &u, &ref_q);
-    copy_field(out->campaign, sizeof out->campaign, u.campaign, strlen(u.campaign));
-    copy_field(out->term, sizeof out->term, u.term, strlen(u.term));
-    copy_field(out->content, sizeof out->content, u.content, strlen(u.content));
+    /* 0. utm fields: landing URL first (read by the caller), else the
+     * Referer's query. */
+    utm *u = up;
+    qfields ref_q;
+    if (!u->any && have_ref)
+        read_utm(ref.query, u, &ref_q);
+    copy_field(out->campaign, sizeof out->campaign, u->campaign, strlen(u->campaign));
+    copy_field(out->term, sizeof out->term, u->term, strlen(u->term));
+    copy_field(out->content, sizeof out->content, u->content, strlen(u->content));
 
     host_verdict hv = { NULL, 0, false };
     if (have_ref) {
@@ -952,17 +1128,17 @@ void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_
     const char *ref_name = e && e->name ? e->name : have_ref ? strip_www(rhost) : "";
 
     /* 1. click ids */
-    const char *net = click_network(&page_q);
+    const char *net = click_network(page_qp);
     if (net) {
         out->medium = VD_MEDIUM_PAID;
-        set_name(out, u.source[0] ? u.source : net);
+        set_name(out, u->source[0] ? u->source : net);
         return;
     }
 
     /* 2. utm-tagged */
-    if (u.source[0] || u.medium[0]) {
-        out->medium = (uint8_t)classify_utm(&u);
-        set_name(out, u.source[0] ? u.source : ref_name);
+    if (u->source[0] || u->medium[0]) {
+        out->medium = (uint8_t)classify_utm(u);
+        set_name(out, u->source[0] ? u->source : ref_name);
         if (out->medium == VD_MEDIUM_ORGANIC && !out->term[0] && e && e->kind == 'O')
             search_term(e, ref.query, out);
         return;
@@ -993,6 +1169,80 @@ void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_
     set_name(out, strip_www(rhost));
     if (guess == 'O' && !out->term[0])
         search_term(NULL, ref.query, out);
+}
+
+static res_entry *res_find(vd_source_cache *c, uint64_t h, vd_str ref, const char *ph, size_t pn)
+{
+    res_entry *set = &c->res[(h & c->mask) * SRC_WAYS];
+    for (int w = 0; w < SRC_WAYS; w++) {
+        res_entry *x = &set[w];
+        if (x->rn == ref.n && x->pn == pn && x->hash == h && memcmp(x->key, ref.p, ref.n) == 0 &&
+            memcmp(x->key + ref.n, ph, pn) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+static void res_put(vd_source_cache *c, uint64_t h, vd_str ref, const char *ph, size_t pn,
+                    const vd_source *val)
+{
+    res_entry *set = &c->res[(h & c->mask) * SRC_WAYS];
+    res_entry *x = &set[0];
+    for (int w = 0; w < SRC_WAYS; w++) {
+        if (set[w].rn == 0) {
+            x = &set[w];
+            break;
+        }
+        if ((uint32_t)(c->clock - set[w].used) > (uint32_t)(c->clock - x->used))
+            x = &set[w];
+    }
+    x->hash = h;
+    x->used = ++c->clock;
+    x->rn = (uint16_t)ref.n;
+    x->pn = (uint8_t)pn;
+    memcpy(x->key, ref.p, ref.n);
+    memcpy(x->key + ref.n, ph, pn);
+    x->val = *val;
+}
+
+void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_url *page_in,
+                               vd_source *out)
+{
+    pthread_once(&index_once, build_index);
+    utm u;
+    qfields page_q;
+    read_utm(page_in ? page_in->query : VD_STR_NULL, &u, &page_q);
+    /* The whole answer from the cache when the landing page has no utm or
+     * click-id key: then only the Referer and the landing host (as
+     * classify_body lower-cases and trims it) decide it. */
+    if (!cache || page_q.any_utm || page_q.any_click || referer.n == 0 || !referer.p) {
+        classify_body(cache, referer, page_in, &u, &page_q, out);
+        return;
+    }
+    char phost[HOST_MAX];
+    size_t pn = 0;
+    if (page_in && page_in->host.n > 0 && page_in->host.n < HOST_MAX) {
+        pn = vd_str_copy_lower(phost, sizeof phost, page_in->host);
+        while (pn > 0 && phost[pn - 1] == '.')
+            pn--;
+    }
+    if (referer.n + pn > RES_KEY_MAX) {
+        classify_body(cache, referer, page_in, &u, &page_q, out);
+        return;
+    }
+    uint64_t h = vd_hash_mem(referer.p, referer.n) ^ (vd_hash_mem(phost, pn) * 0x9E3779B97F4A7C15ULL);
+    res_entry *x = res_find(cache, h, referer, phost, pn);
+    if (x) {
+        x->used = ++cache->clock;
+        cache->res_hits++;
+        *out = x->val;
+        if (out->host[0])          /* a Referer with a host: answered by the cache */
+            count(cache->hits);
+        return;
+    }
+    cache->res_misses++;
+    classify_body(cache, referer, page_in, &u, &page_q, out);
+    res_put(cache, h, referer, phost, pn, out);
 }
 
 const char *vd_medium_name(unsigned m)

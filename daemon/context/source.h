@@ -56,6 +56,11 @@ vd_source_cache *vd_source_cache_new(size_t entries, _Atomic uint64_t *hits,
                                      _Atomic uint64_t *misses);   /* rounded up to a power of 2 */
 void vd_source_cache_free(vd_source_cache *c);
 void vd_source_cache_stats(const vd_source_cache *c, uint64_t *hits, uint64_t *misses);
+/* The whole-answer entries: a Referer on a landing page without utm_* or
+ * click-id keys is answered from an entry keyed by the Referer's bytes and
+ * the landing host (as many entries as the host verdicts). Such a hit also
+ * counts as a hit above (the host verdict it holds was not looked up). */
+void vd_source_cache_answer_stats(const vd_source_cache *c, uint64_t *hits, uint64_t *misses);
 /* vd_source_classify_parsed through the cache (NULL: none). */
 void vd_source_classify_cached(vd_source_cache *cache, vd_str referer, const vd_url *page,
                                vd_source *out);

@@ -20,9 +20,44 @@ static bool is_alpha(unsigned char c) { return (c | 32) >= 'a' && (c | 32) <= 'z
 static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 static bool is_hex(unsigned char c) { return vd_hex_value((char)c) >= 0; }
 
-static bool is_host_char(unsigned char c)
+/* Byte classes, one table look-up per byte instead of a chain of tests. */
+enum { C_HOST = 1, C_SCHEME = 2 };
+#define HOST_CLASS_ROW(c) ((((c) | 32) >= 'a' && ((c) | 32) <= 'z') ? C_HOST | C_SCHEME    \
+                           : ((c) >= '0' && (c) <= '9') ? C_HOST | C_SCHEME                 \
+                           : ((c) == '-' || (c) == '.') ? C_HOST | C_SCHEME                 \
+                           : (c) == '_' ? C_HOST : (c) == '+' ? C_SCHEME : 0)
+#define R4(c) HOST_CLASS_ROW(c), HOST_CLASS_ROW((c) + 1), HOST_CLASS_ROW((c) + 2), HOST_CLASS_ROW((c) + 3)
+#define R16(c) R4(c), R4((c) + 4), R4((c) + 8), R4((c) + 12)
+static const unsigned char byte_class[256] = {
+    R16(0), R16(16), R16(32), R16(48), R16(64), R16(80), R16(96), R16(112),
+    /* 0x80-0xff: nothing (0) */
+};
+#undef R16
+#undef R4
+#undef HOST_CLASS_ROW
+
+static bool is_host_char(unsigned char c) { return byte_class[c] & C_HOST; }
+
+/* Whether any byte of s is <= 0x20 or 0x7f: eight bytes a step (the classic
+ * "has a byte less than n" and "has a zero byte" word tests; both exact for
+ * "any byte", and bytes >= 0x80 never count as less than 0x21). */
+static bool has_control(const char *s, size_t n)
 {
-    return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_';
+    const unsigned long long ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        unsigned long long w;
+        memcpy(&w, s + i, 8);
+        unsigned long long del = w ^ (0x7fULL * ones);
+        if (((w - 0x21ULL * ones) & ~w & highs) | ((del - ones) & ~del & highs))
+            return true;
+    }
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f)
+            return true;
+    }
+    return false;
 }
 
 /* "[v6]" with the brackets; at least one ':' inside. */
@@ -112,11 +147,8 @@ bool vd_url_parse(vd_str s, vd_url *out)
     memset(out, 0, sizeof *out);
     if (!s.p || s.n == 0)
         return false;
-    for (size_t i = 0; i < s.n; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if (c <= 0x20 || c == 0x7f)
-            return false;
-    }
+    if (has_control(s.p, s.n))
+        return false;
     const char *hash = memchr(s.p, '#', s.n);
     size_t n = hash ? (size_t)(hash - s.p) : s.n;
     const char *p = s.p;
@@ -132,8 +164,7 @@ bool vd_url_parse(vd_str s, vd_url *out)
     if (p[0] != '/') {                                   /* scheme "://" */
         if (!is_alpha((unsigned char)p[0]))
             return false;
-        while (i < n && (is_alpha((unsigned char)p[i]) || is_digit((unsigned char)p[i]) ||
-                         p[i] == '+' || p[i] == '-' || p[i] == '.'))
+        while (i < n && (byte_class[(unsigned char)p[i]] & C_SCHEME))
             i++;
         if (i + 3 > n || p[i] != ':' || p[i + 1] != '/' || p[i + 2] != '/') {
             memset(out, 0, sizeof *out);
@@ -146,6 +177,16 @@ bool vd_url_parse(vd_str s, vd_url *out)
     }
 
     size_t a = i;
+    /* Fast path, the usual authority: a plain host name up to the path,
+     * the query or the end (what parse_authority accepts for it without
+     * userinfo, port or brackets). Anything else takes the general path. */
+    while (i < n && (byte_class[(unsigned char)p[i]] & C_HOST))
+        i++;
+    if ((i == n || p[i] == '/' || p[i] == '?') && i > a && i - a <= URL_HOST_MAX) {
+        out->host = vd_str_make(p + a, i - a);
+        split_path_query(p + i, n - i, out);
+        return true;
+    }
     while (i < n && p[i] != '/' && p[i] != '?')
         i++;
     if (!parse_authority(p + a, i - a, out)) {
@@ -165,8 +206,8 @@ bool vd_url_query_next(vd_str query, size_t *pos, vd_str *key, vd_str *value)
         i = 1;
     while (i < query.n) {
         size_t start = i;
-        while (i < query.n && query.p[i] != '&')
-            i++;
+        const char *amp = memchr(query.p + i, '&', query.n - i);
+        i = amp ? (size_t)(amp - query.p) : query.n;
         size_t end = i;
         if (i < query.n)
             i++;                                          /* skip '&' */
@@ -234,6 +275,16 @@ static bool key_eq_decoded(vd_str k, vd_str name)
             return false;
     }
     return j == name.n;
+}
+
+bool vd_url_key_encoded(vd_str k)
+{
+    return memchr(k.p, '%', k.n) || memchr(k.p, '+', k.n);
+}
+
+bool vd_url_key_eq(vd_str k, bool encoded, vd_str name)
+{
+    return encoded ? key_eq_decoded(k, name) : vd_str_eq_ci(k, name);
 }
 
 bool vd_url_query_get(vd_str query, vd_str name, char *buf, size_t cap, vd_str *out)

@@ -25,6 +25,13 @@ bool vd_url_parse(vd_str s, vd_url *out);
  * (value may be empty); *out points into buf. Values longer than cap-1 are cut. */
 bool vd_url_query_get(vd_str query, vd_str name, char *buf, size_t cap, vd_str *out);
 
+/* The key test of vd_url_query_get, for callers matching one key against
+ * several names: whether the raw key k holds '%' or '+' (then it is decoded
+ * while compared), and whether it equals name ASCII case-insensitively
+ * (encoded: vd_url_key_encoded(k)). A key never decodes to more bytes. */
+bool vd_url_key_encoded(vd_str k);
+bool vd_url_key_eq(vd_str k, bool encoded, vd_str name);
+
 /* Iterates parameters: *pos starts at 0. Returns false at the end. Key and
  * value are raw (not decoded). */
 bool vd_url_query_next(vd_str query, size_t *pos, vd_str *key, vd_str *value);

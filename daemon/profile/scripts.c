@@ -189,10 +189,10 @@ static const char merge_lua[] =
 
 /* The track path (store.c batches a worker's events of one event-loop turn).
  * KEYS: profiles; ARGV: gap_s, ttl_s; nf, the nf fields the batch's events
- * touch ("e:TYPE" counters, "s:ID" scores), their nf half-lives in seconds
- * (0 for a counter); ns, then ns event shapes, each: known (0/1), the
- * counter's field number (1-based; 0: not counted), m, then m (field number,
- * points) pairs; then for each key in KEYS order: expire (0/1), n, then n
+ * touch ("e:TYPE" counters, "s:ID" scores); ns, then ns event shapes, each:
+ * known (0/1), the counter's field number (1-based; 0: not counted), m, then
+ * m (field number, points, half_life_s) triples (the half-life is the
+ * event's own: a reload within the batch may change it); then for each key in KEYS order: expire (0/1), n, then n
  * (ts, shape number) pairs in arrival order. The daemon names fields and
  * shapes once per batch (most batches have one or two shapes), so a key
  * costs the script two numbers per event and it builds no strings.
@@ -209,9 +209,7 @@ static const char track_batch_lua[] =
     "local gap = tonumber(ARGV[1])\n"
     "local call = redis.call\n"
     "local nf = tonumber(ARGV[3])\n"
-    "local hl = {}\n"
-    "for f = 1, nf do hl[f] = tonumber(ARGV[3 + nf + f]) end\n"
-    "local p = 4 + 2 * nf\n"
+    "local p = 4 + nf\n"
     "local shapes = {}\n"
     "local ns = tonumber(ARGV[p])\n"
     "p = p + 1\n"
@@ -219,13 +217,14 @@ static const char track_batch_lua[] =
     "  local c, m = tonumber(ARGV[p + 1]), tonumber(ARGV[p + 2])\n"
     /* f: the shape's fields; names/pos: its HMGET list and where each
      * field lands in the reply (a key with one event uses them as they are) */
-    "  local sh = {known = ARGV[p] == '1', c = c, m = m, xf = {}, pts = {}, f = {}, names = {}, pos = {}}\n"
+    "  local sh = {known = ARGV[p] == '1', c = c, m = m, xf = {}, pts = {}, hl = {}, f = {}, names = {}, pos = {}}\n"
     "  if c > 0 then sh.f[1] = c end\n"
     "  p = p + 3\n"
     "  for x = 1, m do\n"
     "    local g = tonumber(ARGV[p])\n"
-    "    sh.xf[x] = g; sh.pts[x] = tonumber(ARGV[p + 1]); sh.f[#sh.f + 1] = g\n"
-    "    p = p + 2\n"
+    "    sh.xf[x] = g; sh.pts[x] = tonumber(ARGV[p + 1]); sh.hl[x] = tonumber(ARGV[p + 2])\n"
+    "    sh.f[#sh.f + 1] = g\n"
+    "    p = p + 3\n"
     "  end\n"
     "  for x, g in ipairs(sh.f) do sh.names[x] = ARGV[3 + g]; sh.pos[g] = 4 + x end\n"
     "  shapes[tostring(s)] = sh\n"
@@ -273,7 +272,7 @@ static const char track_batch_lua[] =
     "      local c = sh.c\n"
     "      if c > 0 then cur[c] = (cur[c] or tonumber(h[pos[c]]) or 0) + 1 end\n"
     "      for s = 1, sh.m do\n"
-    "        local g, pts = sh.xf[s], sh.pts[s]\n"
+    "        local g, pts, hg = sh.xf[s], sh.pts[s], sh.hl[s]\n"
     "        local st = cur[g]\n"
     "        if not st then\n"
     "          st = {0, 0, 0, 0}\n"
@@ -281,7 +280,6 @@ static const char track_batch_lua[] =
     "          if raw then st[1], st[2], st[3], st[4] = sread(raw) end\n"
     "          cur[g] = st\n"
     "        end\n"
-    "        local hg = hl[g]\n"
     "        local val, t, pk, pt = st[1], st[2], st[3], st[4]\n"
     "        if val == 0 and t == 0 then val = pts; t = ts\n"
     "        elseif ts >= t then val = val * 2 ^ (-(ts - t) / hg) + pts; t = ts\n"

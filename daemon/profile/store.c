@@ -48,8 +48,6 @@ typedef struct batch_field_t {
     char prefix;
     const char *p;
     size_t n;
-    const char *hl;           /* half_life_s as sent ("0": a counter) */
-    size_t hln;
 } batch_field_t;
 
 enum op_kind { OP_VISIT, OP_EVENT, OP_SHOW, OP_FLAG, OP_FORGET, OP_CLAIM, OP_MERGE, OP_RAW, OP_BATCH,
@@ -114,6 +112,11 @@ struct vd_profile_store {
     vd_track_types *types;
     redisAsyncContext *ctx;   /* NULL while down */
     bool connected;
+    /* Scripts sent as EVAL (with the body) on this link: Redis caches them,
+     * so from then on EVALSHA. Until then EVAL: an EVALSHA answered NOSCRIPT
+     * is sent again after the commands sent meanwhile, which would apply a
+     * profile's track events out of order (test_track_batch_model). */
+    uint32_t evaled;
     long backoff_ms;
     struct event *retry_ev, *watch_ev, *teardown_ev;
     const char *teardown_why; /* why on_teardown drops the link */
@@ -387,6 +390,8 @@ static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
     for (int i = 0; i < op->argc; i++)
         av[i] = op->buf + (uintptr_t)op->argv[i];
     size_t len0 = op->argvlen[0], len1 = op->argvlen[1];
+    if (op->kind != OP_RAW && !(s->evaled & (1u << op->script)))
+        eval = true;          /* the first use of the script on this link */
     if (op->kind != OP_RAW && eval) {
         const vd_script *sc = vd_script_get(op->script);
         av[0] = "EVAL";
@@ -404,6 +409,8 @@ static int op_send_cb(vd_profile_op *op, bool eval, redisCallbackFn *fn)
         vd_free(av);
     if (rc != REDIS_OK)
         return -1;
+    if (op->kind != OP_RAW && eval)
+        s->evaled |= 1u << op->script;
     inflight_add(s);
     return 0;
 }
@@ -732,8 +739,7 @@ typedef struct batch_group { vd_profile_op *head, *tail; int n; } batch_group;
 
 /* The field number (1-based) of prefix + name in the batch's field table,
  * added if new; 0 when the table cannot grow. */
-static int batch_field(vd_profile_store *s, int *nf, char prefix, const char *p, size_t n,
-                       const char *hl, size_t hln)
+static int batch_field(vd_profile_store *s, int *nf, char prefix, const char *p, size_t n)
 {
     for (int f = 0; f < *nf; f++) {
         batch_field_t *b = &s->bfields[f];
@@ -748,7 +754,7 @@ static int batch_field(vd_profile_store *s, int *nf, char prefix, const char *p,
         s->bfields = t;
         s->bfields_cap = cap;
     }
-    s->bfields[*nf] = (batch_field_t){ prefix, p, n, hl, hln };
+    s->bfields[*nf] = (batch_field_t){ prefix, p, n };
     return ++*nf;
 }
 
@@ -791,9 +797,9 @@ static int batch_shape_args(vd_profile_store *s, vd_profile_op *b, const batch_g
     for (int k = 0; k < nshapes; k++) {
         const vd_profile_op *ev = s->bshapes[k];
         if (EV_ARG(ev, 9)[0] == '1')
-            bad |= !batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8], "0", 1);
+            bad |= !batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8]);
         for (int a = 10; a + 2 < ev->argc; a += 3)
-            bad |= !batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a], EV_ARG(ev, a + 2), ev->argvlen[a + 2]);
+            bad |= !batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a]);
     }
     if (bad)
         return -1;
@@ -803,16 +809,15 @@ static int batch_shape_args(vd_profile_store *s, vd_profile_op *b, const batch_g
         char pre[2] = { bf->prefix, ':' };
         bad |= op_arg2(b, pre, 2, bf->p, bf->n);
     }
-    for (int f = 0; f < nf; f++)
-        bad |= op_arg(b, s->bfields[f].hl, s->bfields[f].hln);
     bad |= op_argi(b, nshapes);
     for (int k = 0; k < nshapes && !bad; k++) {
         const vd_profile_op *ev = s->bshapes[k];
-        int c = EV_ARG(ev, 9)[0] == '1' ? batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8], "0", 1) : 0;
+        int c = EV_ARG(ev, 9)[0] == '1' ? batch_field(s, &nf, 'e', EV_ARG(ev, 8), ev->argvlen[8]) : 0;
         bad |= op_arg(b, EV_ARG(ev, 7), ev->argvlen[7]) | op_argi(b, c) | op_argi(b, (ev->argc - 10) / 3);
         for (int a = 10; a + 2 < ev->argc; a += 3)
-            bad |= op_argi(b, batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a], NULL, 0)) |
-                   op_arg(b, EV_ARG(ev, a + 1), ev->argvlen[a + 1]);
+            bad |= op_argi(b, batch_field(s, &nf, 's', EV_ARG(ev, a), ev->argvlen[a])) |
+                   op_arg(b, EV_ARG(ev, a + 1), ev->argvlen[a + 1]) |
+                   op_arg(b, EV_ARG(ev, a + 2), ev->argvlen[a + 2]);
     }
     return bad;
 }
@@ -1536,6 +1541,7 @@ static void link_start(vd_profile_store *s)
     redisAsyncSetConnectCallback(c, on_connect);
     redisAsyncSetDisconnectCallback(c, on_disconnect);
     s->ctx = c;
+    s->evaled = 0;            /* a new connection: maybe a server without the scripts */
     if (s->cfg.has_password) {
         if (s->cfg.user[0])
             raw_setup(s, (const char *[]){ "AUTH", s->cfg.user, s->cfg.password }, 3);
@@ -1548,8 +1554,10 @@ static void link_start(vd_profile_store *s)
         raw_setup(s, (const char *[]){ "SELECT", db }, 2);
     }
     /* No SCRIPT LOAD here: twemproxy closes a connection that sends it.
-     * The first EVALSHA of each script on each server answers NOSCRIPT and
-     * is sent again as EVAL (on_reply); Redis caches the body from then on. */
+     * The first command of each script on this link goes as EVAL (op_send_cb,
+     * s->evaled); Redis caches the body from then on. Through a pool of
+     * servers another server may still answer an EVALSHA with NOSCRIPT: it
+     * is sent again as EVAL (on_reply). */
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg)

@@ -444,12 +444,12 @@ static void test_cache_hit_miss(void **state)
     vd_device_cache_free(c);
 }
 
-/* A 2-entry cache: every UA lands in the same set, so they keep evicting
- * each other. Whatever is cached, no UA may get another UA's verdict. */
+/* A one-set cache (8 ways): every UA lands in the same set. Whatever is
+ * cached, no UA may get another UA's verdict. */
 static void test_cache_collisions(void **state)
 {
     (void)state;
-    vd_device_cache *c = vd_device_cache_new(1);   /* rounded up to one 2-way set */
+    vd_device_cache *c = vd_device_cache_new(1);   /* rounded up to one 8-way set */
     assert_non_null(c);
     vd_device want[NCACHE_UAS];
     for (unsigned i = 0; i < NCACHE_UAS; i++)
@@ -485,6 +485,57 @@ static void test_cache_collisions(void **state)
     }
     vd_device_cache_stats(c, &hits, &misses);
     assert_true(hits - h0 >= 20);
+    vd_device_cache_free(c);
+}
+
+/* Least recently used replacement in one 8-way set, with UAs of different
+ * verdicts (the fixtures, plus a suffix that keeps their class): eight UAs
+ * in a loop all stay cached; nine in a loop evict each other every time
+ * (the one needed next is always the oldest); a UA used between fills
+ * survives them. Every answer is the classifier's. */
+static void test_cache_lru(void **state)
+{
+    (void)state;
+    enum { N = 12 };
+    char uas[N][256];
+    vd_device want[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(uas[i], sizeof uas[i], "%s v%d", cache_uas[i % NCACHE_UAS], i);
+        vd_device_classify(vd_str_cstr(uas[i]), &want[i]);
+    }
+    vd_device_cache *c = vd_device_cache_new(8);
+    assert_non_null(c);
+    uint64_t hits, misses;
+    vd_device got;
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 8; i++) {
+            vd_device_lookup(c, vd_str_cstr(uas[i]), NULL, &got);
+            assert_same(&got, &want[i]);
+        }
+    vd_device_cache_stats(c, &hits, &misses);
+    assert_int_equal(misses, 8);
+    assert_int_equal(hits, 16);
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 9; i++) {
+            vd_device_lookup(c, vd_str_cstr(uas[i]), NULL, &got);
+            assert_same(&got, &want[i]);
+        }
+    vd_device_cache_stats(c, &hits, &misses);
+    assert_int_equal(hits, 16 + 8);          /* the first 8 of the first loop, then none */
+    assert_int_equal(misses, 8 + 1 + 18);
+    /* uas[0] touched between each fill of four new UAs stays cached. */
+    for (int i = 8; i < N; i++) {
+        vd_device_lookup(c, vd_str_cstr(uas[0]), NULL, &got);
+        assert_same(&got, &want[0]);
+        vd_device_lookup(c, vd_str_cstr(uas[i]), NULL, &got);
+        assert_same(&got, &want[i]);
+    }
+    uint64_t h1 = hits;
+    vd_device_cache_stats(c, &hits, &misses);
+    assert_true(hits - h1 >= 3);
+    vd_device_lookup(c, vd_str_cstr(uas[0]), NULL, &got);
+    vd_device_cache_stats(c, &hits, &misses);
+    assert_int_equal(hits - h1, 4 + 1);
     vd_device_cache_free(c);
 }
 
@@ -698,6 +749,7 @@ int main(void)
         cmocka_unit_test(test_type_names),
         cmocka_unit_test(test_cache_hit_miss),
         cmocka_unit_test(test_cache_collisions),
+        cmocka_unit_test(test_cache_lru),
         cmocka_unit_test(test_cache_bypass),
         cmocka_unit_test(test_corpus_accuracy),
         cmocka_unit_test(test_client_hints),

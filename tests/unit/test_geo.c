@@ -443,6 +443,103 @@ static void test_demo_db(void **state)
     vd_geo_close(db);
 }
 
+/* Every address of the networks below, through caches of 4,096 and of one
+ * entry (each lookup evicts the last), upwards and downwards: the same
+ * answer as the uncached lookup. The test databases split some /24s into
+ * smaller networks of different cities (81.2.69.142/31, .144/28, .160/27,
+ * .192/28 in GeoIP2-City-Test), which a network entry must not cover; it
+ * covers the demo database's /24s and the /48s. */
+static void check_net_cache(const char *path, size_t *distinct_in_24, uint64_t *net_hits)
+{
+    char err[256];
+    vd_geo_db *db = vd_geo_open(path, err, sizeof err);
+    if (!db)
+        fail_msg("%s", err);
+    static const uint8_t v4[][3] = {
+        { 81, 2, 69 }, { 89, 160, 20 }, { 2, 125, 160 }, { 216, 160, 83 }, { 67, 43, 156 },
+        { 175, 16, 199 }, { 1, 1, 1 }, { 1, 0, 0 }, { 13, 0, 0 }, { 17, 0, 0 }, { 10, 0, 0 },
+        { 202, 196, 224 }, { 50, 114, 0 }, { 149, 101, 100 },
+    };
+    static const char *const v6[] = {
+        "2001:218::", "2001:220::", "2001:230::", "2001:480::", "2a02:cf40::", "2a02:d280::",
+        "2001:db8:1::", "2001:db8:2::", "::ffff:81.2.69.0", "2c0f:ff00::", "2001:252::",
+    };
+    size_t sizes[] = { 4096, 1 };
+    for (size_t z = 0; z < 2; z++) {
+        vd_geo_cache *c = vd_geo_cache_new(sizes[z]);
+        assert_non_null(c);
+        for (int dir = 0; dir < 2; dir++) {
+            for (size_t n = 0; n < sizeof v4 / sizeof v4[0]; n++) {
+                vd_geo first;
+                bool differs = false;
+                for (int k = 0; k < 256; k++) {
+                    vd_ipaddr ip = { 0 };
+                    ip.family = 4;
+                    memcpy(ip.addr, v4[n], 3);
+                    ip.addr[3] = (uint8_t)(dir ? 255 - k : k);
+                    vd_geo want, got;
+                    vd_geo_lookup(db, &ip, &want);
+                    vd_geo_lookup_cached(db, c, &ip, &got);
+                    if (!same_geo(&want, &got))
+                        fail_msg("%s: %u.%u.%u.%u: cached answer differs (%s/%s vs %s/%s)", path,
+                                 ip.addr[0], ip.addr[1], ip.addr[2], ip.addr[3], got.country,
+                                 got.city, want.country, want.city);
+                    if (k == 0)
+                        first = want;
+                    else if (!same_geo(&first, &want))
+                        differs = true;
+                }
+                *distinct_in_24 += differs;
+            }
+            for (size_t n = 0; n < sizeof v6 / sizeof v6[0]; n++) {
+                vd_ipaddr base;
+                assert_true(vd_ip_parse(vd_str_cstr(v6[n]), &base));
+                for (int k = 0; k < 512; k++) {
+                    vd_ipaddr ip = base;
+                    int kk = dir ? 511 - k : k;
+                    /* bits inside the /48, and the last bytes of the /48 itself */
+                    ip.addr[6 + (kk % 10)] ^= (uint8_t)(1u << (kk % 8));
+                    ip.addr[15] ^= (uint8_t)kk;
+                    if (kk >= 256)
+                        ip.addr[5] ^= (uint8_t)(kk & 7);
+                    vd_geo want, got;
+                    vd_geo_lookup(db, &ip, &want);
+                    vd_geo_lookup_cached(db, c, &ip, &got);
+                    if (!same_geo(&want, &got))
+                        fail_msg("%s: %s + %d: cached answer differs", path, v6[n], kk);
+                }
+            }
+        }
+        uint64_t h, m;
+        vd_geo_cache_net_stats(c, &h, &m);
+        *net_hits += h;
+        vd_geo_cache_free(c);
+    }
+    vd_geo_close(db);
+}
+
+static void test_network_cache_exact(void **state)
+{
+    (void)state;
+    size_t distinct = 0;
+    uint64_t hits = 0;
+    static const char *const dbs[] = {
+        "data/mmdb/GeoIP2-City-Test.mmdb", "data/mmdb/GeoLite2-City-Test.mmdb",
+        "data/mmdb/GeoIP2-Country-Test.mmdb", "data/mmdb/MaxMind-DB-no-ipv4-search-tree.mmdb",
+        "data/mmdb/MaxMind-DB-test-ipv4-24.mmdb",
+    };
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        VD_NEED_SHARED(path, dbs[i]);
+        check_net_cache(path, &distinct, &hits);
+    }
+    if (demo_db())
+        check_net_cache(demo_db(), &distinct, &hits);
+    printf("network cache: %llu hits; %zu /24s holding several answers\n",
+           (unsigned long long)hits, distinct);
+    assert_true(distinct >= 2);      /* the test reaches networks smaller than a /24 */
+    assert_true(hits > 10000);       /* and the cache answers for the larger ones */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -451,6 +548,7 @@ int main(void)
         cmocka_unit_test(test_broken_dbs),
         cmocka_unit_test(test_flat_layout),
         cmocka_unit_test(test_demo_db),
+        cmocka_unit_test(test_network_cache_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

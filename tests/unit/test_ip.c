@@ -195,10 +195,74 @@ static void test_hostport_and_sockaddr(void **state)
     assert_false(vd_ip_from_sockaddr(&un, &a));
 }
 
+/* Dotted quads the way inet_pton reads them (glibc: four decimal parts
+ * 0-255, no leading zeros), exhaustively for short strings over digits,
+ * dots and a few bytes that end the fast path (':', '%', '[', 'x'), and
+ * for random longer ones; a rejected string leaves family 0. */
+static void check_v4_like_inet_pton(const char *buf, size_t n)
+{
+    char z[32];
+    memcpy(z, buf, n);
+    z[n] = '\0';
+    struct in_addr a;
+    bool want = !memchr(buf, ':', n) && !memchr(buf, '%', n) && !memchr(buf, '[', n) &&
+                inet_pton(AF_INET, z, &a) == 1;
+    vd_ipaddr ip;
+    memset(&ip, 0x5a, sizeof ip);
+    bool got = vd_ip_parse(vd_str_make(buf, n), &ip);
+    if (!memchr(buf, ':', n) && !memchr(buf, '%', n) && !memchr(buf, '[', n) && got != want)
+        fail_msg("'%s': vd_ip_parse %d, inet_pton %d", z, got, want);
+    if (want) {
+        assert_int_equal(ip.family, 4);
+        assert_memory_equal(ip.addr, &a, 4);
+    } else if (!got) {
+        assert_int_equal(ip.family, 0);
+    }
+}
+
+static void test_v4_like_inet_pton(void **state)
+{
+    (void)state;
+    static const char alpha[] = "0125.9:x%[";
+    const size_t na = sizeof alpha - 1;
+    char buf[24];
+    /* every string of up to 6 bytes over the alphabet */
+    for (size_t len = 1; len <= 6; len++) {
+        size_t total = 1;
+        for (size_t i = 0; i < len; i++)
+            total *= na;
+        for (size_t k = 0; k < total; k++) {
+            size_t x = k;
+            for (size_t i = 0; i < len; i++) {
+                buf[i] = alpha[x % na];
+                x /= na;
+            }
+            check_v4_like_inet_pton(buf, len);
+        }
+    }
+    /* random dotted quads and near misses up to 20 bytes */
+    uint64_t r = 0x2545F4914F6CDD1DULL;
+    for (int it = 0; it < 300000; it++) {
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        size_t len = 0;
+        for (int part = 0; part < 4 + (int)(r >> 62) % 2 && len < 20; part++) {
+            if (part)
+                buf[len++] = '.';
+            int digits = (int)((r >> (8 * part)) % 5);
+            for (int d = 0; d < digits && len < 20; d++)
+                buf[len++] = (char)('0' + (r >> (5 * d + part)) % 10);
+        }
+        if (len == 0)
+            continue;
+        check_v4_like_inet_pton(buf, len);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
+        cmocka_unit_test(test_v4_like_inet_pton),
         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_networks),
         cmocka_unit_test(test_hostport_and_sockaddr),

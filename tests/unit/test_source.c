@@ -77,6 +77,35 @@ static void test_organic(void **state)
     assert_string_equal(S.term, "x");
 }
 
+/* The search term is the first name of the engine's list (google: q,
+ * query, Keywords) present with a non-empty value, each name taken at its
+ * first occurrence: found in one pass over the query, tried in list order. */
+static void test_search_term_order(void **state)
+{
+    (void)state;
+    classify("https://www.google.com/search?query=a&q=b", PAGE);
+    assert_string_equal(S.term, "b");
+    classify("https://www.google.com/search?q=&query=x", PAGE);
+    assert_string_equal(S.term, "x");
+    classify("https://www.google.com/search?q=%00&query=y", PAGE);   /* cleaned to empty */
+    assert_string_equal(S.term, "y");
+    classify("https://www.google.com/search?q=&q=z&query=w", PAGE);  /* first q is empty */
+    assert_string_equal(S.term, "w");
+    classify("https://www.google.com/search?q=&q=z", PAGE);
+    assert_string_equal(S.term, "");
+    classify("https://www.google.com/search?Q=up&%71=enc&keywords=k", PAGE);
+    assert_string_equal(S.term, "up");
+    classify("https://www.google.com/search?%71=enc&keywords=k", PAGE);
+    assert_string_equal(S.term, "enc");
+    classify("https://www.google.com/search?keywords=k&text=t", PAGE);
+    assert_string_equal(S.term, "k");
+    /* an unknown search host: the default list, text before wd before w */
+    classify("https://search.unknown.example/?w=1&wd=2&text=3", PAGE);
+    assert_string_equal(S.term, "3");
+    classify("https://search.unknown.example/?w=1&wd=2", PAGE);
+    assert_string_equal(S.term, "2");
+}
+
 static void test_search_brand_non_search(void **state)
 {
     (void)state;
@@ -196,6 +225,26 @@ static void test_internal(void **state)
     assert_string_equal(S.host, "[::1]");
     /* origin-form landing page: nothing to compare with */
     ASSERT_MEDIUM("https://www.example.com/other", "/landing", "referral", "example.com");
+    /* The referring host's registrable domain is looked up only when the
+     * host ends with the landing page's at a label boundary: a host that
+     * ends with it inside a label, one that holds it further left, and
+     * the suffix itself are other sites; a deeper subdomain, the site
+     * itself and a private-suffix site's own subdomain are the same. */
+    ASSERT_MEDIUM("https://notexample.co.uk/", "https://www.example.co.uk/", "referral", "notexample.co.uk");
+    ASSERT_MEDIUM("https://example.co.uk.evil.example/", "https://www.example.co.uk/", "referral",
+                  "example.co.uk.evil.example");
+    ASSERT_MEDIUM("https://co.uk/", "https://www.example.co.uk/", "referral", "co.uk");
+    ASSERT_MEDIUM("https://a.b.c.example.co.uk/", "https://www.example.co.uk/", "internal",
+                  "a.b.c.example.co.uk");
+    ASSERT_MEDIUM("https://example.co.uk/", "https://www.example.co.uk/", "internal", "example.co.uk");
+    ASSERT_MEDIUM("https://x.alice.github.io/", "https://alice.github.io/", "internal", "x.alice.github.io");
+    ASSERT_MEDIUM("https://github.io/", "https://alice.github.io/", "referral", "github.io");
+    /* the same hosts again, answers now from the per-thread PSL caches */
+    ASSERT_MEDIUM("https://notexample.co.uk/", "https://www.example.co.uk/", "referral", "notexample.co.uk");
+    ASSERT_MEDIUM("https://a.b.c.example.co.uk/", "https://www.example.co.uk/", "internal",
+                  "a.b.c.example.co.uk");
+    ASSERT_MEDIUM("https://shop.example.co.uk/cart", "https://www.example.co.uk/", "internal",
+                  "shop.example.co.uk");
 }
 
 static void test_referral(void **state)
@@ -263,6 +312,22 @@ static void test_hostile(void **state)
     longutf[l] = '\0';
     classify("", longutf);
     assert_int_equal(strlen(S.campaign) % 2, 0);         /* 126, not 127 */
+    /* DEL and controls past the first eight bytes (the word-at-a-time
+     * check), bytes >= 0x80 kept; a value of exactly 127 bytes whole, one
+     * of 128 cut to 127 */
+    classify("", PAGE "?utm_source=abcdefghij%7Fklm%1Fn%C3%A9&utm_medium=email");
+    assert_string_equal(S.name, "abcdefghijklmn\xc3\xa9");
+    char exact[400] = PAGE "?utm_source=x&utm_medium=email&utm_campaign=";
+    l = strlen(exact);
+    memset(exact + l, 'c', 127);
+    exact[l + 127] = '\0';
+    classify("", exact);
+    assert_int_equal(strlen(S.campaign), 127);
+    exact[l + 127] = 'C';
+    exact[l + 128] = '\0';
+    classify("", exact);
+    assert_int_equal(strlen(S.campaign), 127);
+    assert_int_equal(S.campaign[126], 'c');
 
     /* not NUL-terminated slices */
     char buf[] = "https://t.coXXXX";
@@ -446,6 +511,53 @@ static void test_cache_exact(void **state)
     }
 }
 
+/* Whole answers (a landing page without utm or click ids): Referers that
+ * differ only in a path, a query parameter, a utm value, a search term or
+ * letter case, and the same Referer on other landing hosts (same site or
+ * not, trailing dot, no host) or on pages with utm or click ids (never
+ * answered from an entry), all in one cache, each asked twice in a row
+ * and again after the others: every answer is the uncached one, byte for
+ * byte, and the second asks are entry hits. */
+static void test_answer_cache_exact(void **state)
+{
+    (void)state;
+    static const char *const refs[] = {
+        "https://www.google.com/search?q=red+shoes", "https://www.google.com/search?q=blue+shoes",
+        "https://www.google.com/search?q=red+shoes&utm_source=news",
+        "https://www.google.com/search?q=red+shoes&utm_medium=email",
+        "https://www.google.com/maps", "https://www.google.com/", "https://www.google.com/MAPS",
+        "https://WWW.Google.com/", "https://www.example.co.uk/", "https://shop.example.co.uk/x",
+        "https://blog.partner.example/a?utm_campaign=spring", "https://blog.partner.example/a?utm_campaign=fall",
+        "https://blog.partner.example/a?utm_term=x", "https://blog.partner.example/b",
+        "https://search.unknown.example/?q=a", "https://search.unknown.example/?q=b",
+        "https://mail.yahoo.com/d/folders/1", "not a url", "/relative", "https://t.co/abc",
+        "https://t.co/abd",
+    };
+    static const char *const pages[] = {
+        "https://www.example.co.uk/landing", "https://www.example.co.uk./landing",
+        "https://other.example/landing", "https://WWW.EXAMPLE.CO.UK/x?q=1", "/origin-form",
+        "https://www.example.co.uk/?utm_source=fb", "https://www.example.co.uk/?gclid=1",
+        "https://www.example.co.uk/?utm_campaign=", "",
+    };
+    size_t sizes[] = { 1, 4, 4096 };
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        vd_source_cache *c = vd_source_cache_new(sizes[z], NULL, NULL);
+        assert_non_null(c);
+        for (int round = 0; round < 2; round++)
+            for (size_t p = 0; p < sizeof pages / sizeof pages[0]; p++)
+                for (size_t r = 0; r < sizeof refs / sizeof refs[0]; r++) {
+                    same_cached(c, refs[r], pages[p]);
+                    same_cached(c, refs[r], pages[p]);
+                }
+        uint64_t hits, misses;
+        vd_source_cache_answer_stats(c, &hits, &misses);
+        printf("    %zu entries: %llu answer hits, %llu misses\n", sizes[z], (unsigned long long)hits,
+               (unsigned long long)misses);
+        assert_true(hits >= misses);          /* every immediate repeat hits */
+        vd_source_cache_free(c);
+    }
+}
+
 /* Over the referer corpora, twice through one cache (the second pass hits):
  * the same answers as without it. */
 static void test_cache_corpus(void **state)
@@ -487,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_direct),
         cmocka_unit_test(test_organic),
         cmocka_unit_test(test_search_brand_non_search),
+        cmocka_unit_test(test_search_term_order),
         cmocka_unit_test(test_social),
         cmocka_unit_test(test_email),
         cmocka_unit_test(test_paid),
@@ -499,6 +612,7 @@ int main(void)
         cmocka_unit_test(test_corpus_domains),
         cmocka_unit_test(test_corpus_ga4),
         cmocka_unit_test(test_cache_exact),
+        cmocka_unit_test(test_answer_cache_exact),
         cmocka_unit_test(test_cache_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
