@@ -14,6 +14,7 @@
 #include "core/alloc.h"
 #include "rules/compile.h"
 #include "rules/compile_slot.h"
+#include "rules/eval.h"
 #include "rules/index.h"
 #include "rules/model.h"
 #include "variantd/limits.h"
@@ -592,7 +593,7 @@ vd_ruleset *vd_ruleset_compile(const vd_docset *docs, const char *version, vd_er
         }
     if (!stop_now(c) && rs->nslots > 1)
         sort_slots(c, slot_docs, docs);
-    if (!stop_now(c) && c->nerr == 0 && vd_index_build(rs) < 0)
+    if (!stop_now(c) && c->nerr == 0 && (vd_index_build(rs) < 0 || vd_eval_prepare(rs) < 0))
         c->oom = true;
     if (!c->oom && c->nerr == 0 && vd_slots_mark_profile(rs) < 0)
         c->oom = true;

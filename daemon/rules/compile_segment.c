@@ -1020,6 +1020,50 @@ void vd_compile_ref(vd_compiler *c, const char *id, size_t n, uint32_t idx)
     c->nref_parts += np;
 }
 
+/* An all inside an all (an any inside an any) is the same condition as
+ * its children in its place, with the same time bounds (the bounds an
+ * all/any passes on, docs/RULES.md "valid_until", compose the same way
+ * nested or flat): spliced at compile time, so the index sees guards one
+ * level down and the evaluator walks one level less. Only a well-formed
+ * {"all": [...]} (its only key, an array) within the depth limit is
+ * spliced; its children keep their JSON paths and depth, so errors read
+ * as before. */
+static bool spliceable(const vd_json *e, int kind, int depth)
+{
+    if (depth > VD_MAX_RULE_DEPTH || !vd_json_is_object(e) || e->n != 1)
+        return false;
+    const char *k = e->u.members[0].key;
+    return (kind == 0 ? k[0] == 'a' && k[1] == 'l' && k[2] == 'l' : k[0] == 'a' && k[1] == 'n' && k[2] == 'y') &&
+           k[3] == '\0' && vd_json_is_array(&e->u.members[0].val);
+}
+
+/* Children of the all/any at depth whose array is v, spliced. */
+static uint32_t spliced_count(const vd_json *v, int kind, int depth)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < vd_json_size(v); i++) {
+        const vd_json *e = vd_json_at(v, i);
+        n += spliceable(e, kind, depth + 1) ? spliced_count(&e->u.members[0].val, kind, depth + 1) : 1;
+    }
+    return n;
+}
+
+static void compile_spliced(vd_compiler *c, const vd_json *v, int kind, uint32_t *at, int depth)
+{
+    for (size_t i = 0; i < vd_json_size(v); i++) {
+        const vd_json *e = vd_json_at(v, i);
+        size_t s2 = vd_cpath_index(c, i);
+        if (spliceable(e, kind, depth + 1)) {
+            size_t s3 = vd_cpath_name(c, kind == 0 ? ".all" : ".any");
+            compile_spliced(c, &e->u.members[0].val, kind, at, depth + 1);
+            vd_cpath_pop(c, s3);
+        } else {
+            vd_compile_node(c, e, (*at)++, depth + 1);
+        }
+        vd_cpath_pop(c, s2);
+    }
+}
+
 void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
 {
     if (c->oom)
@@ -1076,14 +1120,11 @@ void vd_compile_node(vd_compiler *c, const vd_json *j, uint32_t idx, int depth)
         if (!vd_json_is_array(v)) {
             vd_cerr(c, "needs an array of nodes");
         } else {
-            uint32_t n = (uint32_t)vd_json_size(v);
+            uint32_t n = spliced_count(v, kind, depth);
             uint32_t first = vd_node_alloc(c, n);
             if (first != VD_NODE_NONE) {
-                for (uint32_t i = 0; i < n; i++) {
-                    size_t s2 = vd_cpath_index(c, i);
-                    vd_compile_node(c, vd_json_at(v, i), first + i, depth + 1);
-                    vd_cpath_pop(c, s2);
-                }
+                uint32_t next = first;
+                compile_spliced(c, v, kind, &next, depth);
                 c->rs->nodes[idx] = (vd_node){ kind == 0 ? VD_N_ALL : VD_N_ANY, first, n };
             }
         }

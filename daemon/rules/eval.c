@@ -14,33 +14,42 @@
 #include "rules/index.h"
 #include "rules/model.h"
 
-typedef struct memo {
-    uint32_t gen;
-    uint8_t verdict;
-    int64_t until;
-} memo;
-
 typedef struct vmemo {
     uint32_t gen;
     bool hashed;              /* h is vd_hash64_ci of v (a string) */
+    uint8_t resolved;         /* bit vd_term_mode: this value's terms of that mode are stamped */
+    int8_t wday;              /* weekday_of(v) + 1, 0: not computed yet */
     uint64_t h;
     vd_value v;
 } vmemo;
 
-typedef struct pmemo {
-    uint32_t gen;
-    uint8_t verdict;
-    int64_t until;
-} pmemo;
+/* Verdict stamps: gen << 1 | verdict, valid when the stamp's generation is
+ * the request's (gen stays below 2^31; generation 0 never marks one). */
+typedef struct smemo {
+    uint32_t w;               /* stamp | verdict once evaluated in this request */
+    int64_t u;                /* its until */
+} smemo;
+
+#define STAMP_OK(w, stamp) (((w) | 1u) == ((stamp) | 1u))
 
 struct vd_eval {
     const vd_ruleset *rs;
-    pmemo *pmemo;             /* shared predicates' verdicts (rs->pred_share) */
-    uint32_t pcap;
     vd_context *ctx;
-    uint32_t gen;
-    uint32_t cap;
-    memo *memo;
+    uint32_t gen;             /* 1 .. VD_EVAL_GEN_MAX */
+    uint32_t stamp;           /* gen << 1 */
+    uint32_t cap;             /* segments the arrays below hold */
+    smemo *sm;                /* per segment */
+    uint32_t pcap;            /* predicate groups */
+    uint32_t *pv;             /* per predicate group: stamp | verdict */
+    int64_t *pu;              /* its until (time predicates) */
+    /* Predicate -> its group of identical predicates (rs->pred_group), or
+     * to itself when sharing is off (rs->pred_share NULL: the tests'
+     * brute force). */
+    const uint32_t *canon;
+    const uint32_t *gpred;    /* group -> the predicate tested for it */
+    bool terms;               /* string tests by term stamps (off with sharing) */
+    uint32_t *tstamp;         /* per term: gen when the request value meets it */
+    uint32_t tcap;
     uint32_t *matched;        /* every matching segment evaluated in this request */
     uint32_t nmatched;
     uint32_t *evald;          /* every segment evaluated in this request, in order */
@@ -56,6 +65,201 @@ struct vd_eval {
     char vbuf[2048];
 };
 
+#define VD_EVAL_GEN_MAX 0x7fffffffu
+
+/* ---- term tables (model.h) ---------------------------------------------- */
+
+typedef struct tkey {
+    uint32_t aslot;
+    uint32_t mode;
+    vd_str s;
+    uint64_t hash;            /* vd_hash64_ci(s) */
+} tkey;
+
+static uint8_t term_mode(const vd_ruleset *rs, uint32_t p)
+{
+    const vd_pred *pr = &rs->preds[p];
+    if (!rs->pred_aslot || pr->nstrs == 0 || pr->nstrs > UINT16_MAX)
+        return VD_TM_NONE;
+    for (uint32_t i = 0; i < pr->nstrs; i++)
+        if (pr->strs[i].n == 0)
+            return VD_TM_NONE;    /* met by every value: test_value knows */
+    switch (pr->test) {
+    case VD_T_SET:      return VD_TM_EXACT;
+    case VD_T_PREFIX:   return VD_TM_PREFIX;
+    case VD_T_CONTAINS: return VD_TM_CONTAINS;
+    case VD_T_SUFFIX:   return VD_TM_SUFFIX;
+    default:            return VD_TM_NONE;
+    }
+}
+
+/* Open addressing over the distinct keys k[0 .. n). */
+static vd_term_slot *term_table(vd_arena *a, const tkey *k, size_t n, uint32_t base, uint32_t *mask)
+{
+    uint32_t size = 8;
+    while (size < 2 * n)
+        size *= 2;
+    vd_term_slot *t = vd_arena_alloc(a, size * sizeof *t);
+    if (!t)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t slot = (uint32_t)k[i].hash & (size - 1);
+        while (t[slot].key.p)
+            slot = (slot + 1) & (size - 1);
+        t[slot] = (vd_term_slot){ k[i].s, k[i].hash, base + (uint32_t)i };
+    }
+    *mask = size - 1;
+    return t;
+}
+
+static int build_terms(vd_ruleset *rs)
+{
+    uint32_t np = rs->npreds;
+    vd_term_pred *tp = vd_arena_alloc(&rs->arena, (np + 1) * sizeof *tp);
+    vd_term_tab *tt = vd_arena_alloc(&rs->arena, (rs->naslots + 1) * sizeof *tt);
+    if (!tp || !tt)
+        return -1;
+    size_t nk = 0;
+    for (uint32_t p = 0; p < np; p++) {
+        tp[p].mode = rs->group_pred[rs->pred_group[p]] == p ? term_mode(rs, p) : VD_TM_NONE;
+        if (tp[p].mode) {
+            tp[p].first = (uint32_t)nk;
+            tp[p].n = (uint16_t)rs->preds[p].nstrs;
+            nk += rs->preds[p].nstrs;
+        }
+    }
+    rs->term_pred = tp;
+    rs->term_tab = tt;
+    if (nk == 0 || nk >= UINT32_MAX)
+        return nk == 0 ? 0 : -1;
+    uint32_t *terms = vd_arena_alloc(&rs->arena, nk * sizeof *terms);
+    /* Distinct (slot, mode, string) by hashing, then ordered by (slot,
+     * mode) with a counting sort, so each (slot, mode) gets consecutive
+     * term ids (linear: a sort of every string cost ~10 % of a compile). */
+    uint32_t cap = 16;
+    while (cap < 2 * nk)
+        cap *= 2;
+    size_t ngroups = (size_t)rs->naslots * 5;
+    tkey *dk = vd_malloc(nk * sizeof *dk), *k = vd_malloc(nk * sizeof *k);
+    uint32_t *tab = vd_malloc(cap * sizeof *tab), *id = vd_malloc(nk * sizeof *id);
+    uint32_t *gfirst = vd_calloc(ngroups + 1, sizeof *gfirst);
+    vd_str *strs = vd_malloc(nk * sizeof *strs);
+    int rc = -1;
+    uint32_t nd = 0;
+    if (!terms || !dk || !k || !tab || !id || !gfirst || !strs)
+        goto out;
+    memset(tab, 0xff, cap * sizeof *tab);
+    for (uint32_t p = 0; p < np; p++)
+        for (uint32_t i = 0; tp[p].mode && i < tp[p].n; i++) {
+            vd_str str = rs->preds[p].strs[i];
+            tkey key = { rs->pred_aslot[p], tp[p].mode, str, vd_hash64_ci(str.p, str.n) };
+            uint32_t slot = (uint32_t)((key.hash ^ (key.aslot * 0x9e3779b97f4a7c15ULL + key.mode)) * 0xff51afd7ed558ccdULL >> 32) & (cap - 1);
+            for (; tab[slot] != UINT32_MAX; slot = (slot + 1) & (cap - 1)) {
+                const tkey *o = &dk[tab[slot]];
+                if (o->hash == key.hash && o->aslot == key.aslot && o->mode == key.mode && vd_str_eq(o->s, str))
+                    break;
+            }
+            if (tab[slot] == UINT32_MAX) {
+                tab[slot] = nd;
+                dk[nd++] = key;
+            }
+            terms[tp[p].first + i] = tab[slot];   /* distinct index for now */
+        }
+    for (uint32_t d = 0; d < nd; d++)
+        gfirst[dk[d].aslot * 5 + dk[d].mode + 1]++;
+    for (size_t g = 0; g < ngroups; g++)
+        gfirst[g + 1] += gfirst[g];
+    for (uint32_t d = 0; d < nd; d++) {
+        uint32_t t = gfirst[dk[d].aslot * 5 + dk[d].mode]++;
+        id[d] = t;
+        k[t] = dk[d];
+    }
+    for (size_t i = 0; i < nk; i++)
+        terms[i] = id[terms[i]];
+    for (uint32_t i = 0; i < nd;) {
+        uint32_t j = i;
+        while (j < nd && k[j].aslot == k[i].aslot && k[j].mode == k[i].mode) {
+            strs[j - i] = k[j].s;
+            j++;
+        }
+        size_t n = j - i;
+        vd_term_tab *t = &tt[k[i].aslot];
+        switch (k[i].mode) {
+        case VD_TM_EXACT:
+            if (!(t->exact = term_table(&rs->arena, k + i, n, i, &t->exact_mask)))
+                goto out;
+            break;
+        case VD_TM_PREFIX:
+            if (!(t->prefix = term_table(&rs->arena, k + i, n, i, &t->prefix_mask)))
+                goto out;
+            for (size_t d = 0; d < n; d++)
+                if (strs[d].n > t->prefix_maxlen)
+                    t->prefix_maxlen = (uint32_t)strs[d].n;
+            break;
+        default: {
+            const vd_acm *m = vd_acm_build_ids(&rs->arena, strs, n, VD_ACM_DENSE_BUDGET);
+            if (!m)
+                goto out;
+            if (k[i].mode == VD_TM_CONTAINS) {
+                t->contains = m;
+                t->contains_base = i;
+            } else {
+                t->suffix = m;
+                t->suffix_base = i;
+            }
+            break;
+        }
+        }
+        i = j;
+    }
+    uint32_t nt = nd;
+    rs->pred_terms = terms;
+    rs->nterms = nt;
+    rc = 0;
+out:
+    vd_free(dk);
+    vd_free(k);
+    vd_free(tab);
+    vd_free(id);
+    vd_free(gfirst);
+    vd_free(strs);
+    return rc;
+}
+
+int vd_eval_prepare(vd_ruleset *rs)
+{
+    uint32_t n = rs->npreds;
+    uint32_t *group = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *group);
+    uint32_t *gpred = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *gpred);
+    uint32_t *ident = vd_arena_alloc(&rs->arena, (n + 1) * sizeof *ident);
+    uint32_t *first = vd_malloc((rs->nshared + 1) * sizeof *first);
+    if (!group || !gpred || !ident || !first) {
+        vd_free(first);
+        return -1;
+    }
+    for (uint32_t i = 0; i < rs->nshared; i++)
+        first[i] = UINT32_MAX;
+    uint32_t ng = 0;
+    for (uint32_t p = 0; p < n; p++) {
+        uint32_t sh = rs->pred_share ? rs->pred_share[p] : UINT32_MAX;
+        ident[p] = p;
+        if (sh != UINT32_MAX && first[sh] != UINT32_MAX) {
+            group[p] = first[sh];
+            continue;
+        }
+        if (sh != UINT32_MAX)
+            first[sh] = ng;
+        gpred[ng] = p;
+        group[p] = ng++;
+    }
+    vd_free(first);
+    rs->pred_group = group;
+    rs->group_pred = gpred;
+    rs->pred_ident = ident;
+    rs->ngroups = ng;
+    return build_terms(rs);
+}
+
 vd_eval *vd_eval_new(void)
 {
     return vd_calloc(1, sizeof(vd_eval));
@@ -65,11 +269,13 @@ void vd_eval_free(vd_eval *ev)
 {
     if (!ev)
         return;
-    vd_free(ev->memo);
+    vd_free(ev->sm);
     vd_free(ev->matched);
     vd_free(ev->evald);
     vd_free(ev->hits);
-    vd_free(ev->pmemo);
+    vd_free(ev->pv);
+    vd_free(ev->pu);
+    vd_free(ev->tstamp);
     vd_free(ev->slotgen);
     vd_free(ev->slotpos);
     vd_free(ev->vmemo);
@@ -81,14 +287,16 @@ void vd_eval_free(vd_eval *ev)
  * an earlier request under a generation about to be reused. */
 static void clear_memos(vd_eval *ev)
 {
-    if (ev->memo)
-        memset(ev->memo, 0, ev->cap * sizeof *ev->memo);
+    if (ev->sm)
+        memset(ev->sm, 0, ev->cap * sizeof *ev->sm);
     if (ev->slotgen)
         memset(ev->slotgen, 0, ev->slotcap * sizeof *ev->slotgen);
-    if (ev->pmemo)
-        memset(ev->pmemo, 0, ev->pcap * sizeof *ev->pmemo);
+    if (ev->pv)
+        memset(ev->pv, 0, ev->pcap * sizeof *ev->pv);
     if (ev->vmemo)
         memset(ev->vmemo, 0, ev->vcap * sizeof *ev->vmemo);
+    if (ev->tstamp)
+        memset(ev->tstamp, 0, ev->tcap * sizeof *ev->tstamp);
     ev->gen = 0;
 }
 
@@ -96,19 +304,19 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
 {
     if (rs->nsegs > ev->cap) {
         uint32_t cap = rs->nsegs;
-        memo *m = vd_calloc(cap, sizeof *m);
+        smemo *sm = vd_calloc(cap, sizeof *sm);
         uint32_t *mt = vd_malloc(cap * sizeof *mt);
         uint32_t *ed = vd_malloc(cap * sizeof *ed);
-        if (!m || !mt || !ed) {
-            vd_free(m);
+        if (!sm || !mt || !ed) {
+            vd_free(sm);
             vd_free(mt);
             vd_free(ed);
             return -1;
         }
-        vd_free(ev->memo);
+        vd_free(ev->sm);
         vd_free(ev->matched);
         vd_free(ev->evald);
-        ev->memo = m;
+        ev->sm = sm;
         ev->matched = mt;
         ev->evald = ed;
         ev->cap = cap;
@@ -124,14 +332,32 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
         ev->hits = h;
         ev->hitcap = hitcap;
     }
-    if (rs->nshared > ev->pcap) {
-        pmemo *pm = vd_calloc(rs->nshared, sizeof *pm);
-        if (!pm)
+    /* One verdict per group of identical predicates; per predicate when
+     * sharing is off (the tests' brute force). */
+    uint32_t ngroups = rs->pred_share ? rs->ngroups : rs->npreds;
+    if (ngroups > ev->pcap) {
+        uint32_t *pv = vd_calloc(ngroups, sizeof *pv);
+        int64_t *pu = vd_malloc(ngroups * sizeof *pu);
+        if (!pv || !pu) {
+            vd_free(pv);
+            vd_free(pu);
             return -1;
-        vd_free(ev->pmemo);
-        ev->pmemo = pm;
-        ev->pcap = rs->nshared;
+        }
+        vd_free(ev->pv);
+        vd_free(ev->pu);
+        ev->pv = pv;
+        ev->pu = pu;
+        ev->pcap = ngroups;
         clear_memos(ev);
+    }
+    if (rs->nterms > ev->tcap) {
+        uint32_t *ts = vd_calloc(rs->nterms, sizeof *ts);
+        if (!ts)
+            return -1;
+        vd_free(ev->tstamp);
+        ev->tstamp = ts;
+        ev->tcap = rs->nterms;
+        /* Fresh stamps hold generation 0, which never marks a term. */
     }
     if (rs->nslots > ev->slotcap) {
         uint32_t *g = vd_calloc(rs->nslots, sizeof *g), *p = vd_malloc(rs->nslots * sizeof *p);
@@ -158,15 +384,19 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     }
     ev->rs = rs;
     ev->ctx = ctx;
+    ev->canon = rs->pred_share ? rs->pred_group : rs->pred_ident;
+    ev->gpred = rs->pred_share ? rs->group_pred : rs->pred_ident;
+    ev->terms = rs->pred_share && rs->term_pred;
     ev->vused = 0;
     ev->nmatched = 0;
     ev->nevald = 0;
     ev->scanned = false;
-    /* Generation 0 never marks an entry; on wrap clear the memo once. */
-    if (++ev->gen == 0) {
+    /* Generation 0 never marks an entry; on wrap clear the memos once. */
+    if (++ev->gen > VD_EVAL_GEN_MAX) {
         clear_memos(ev);
         ev->gen = 1;
     }
+    ev->stamp = ev->gen << 1;
     return 0;
 }
 
@@ -339,7 +569,14 @@ static bool test_value(const vd_pred *p, const vd_context *ctx, const vd_value *
         uint32_t cur, step;
         int64_t start;        /* UTC start of the current hour / minute / day */
         if (p->type == VD_AT_WEEKDAY) {
-            int d = v->kind == VD_VAL_STR ? weekday_of(v->u.s) : -1;
+            int d;
+            if (vm) {
+                if (!vm->wday)
+                    vm->wday = (int8_t)((v->kind == VD_VAL_STR ? weekday_of(v->u.s) : -1) + 1);
+                d = vm->wday - 1;
+            } else {
+                d = v->kind == VD_VAL_STR ? weekday_of(v->u.s) : -1;
+            }
             if (d < 0)
                 return false;
             cur = (uint32_t)d;
@@ -383,6 +620,8 @@ static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd
     if (m->gen != ev->gen) {
         vd_context_get(ev->ctx, &p->attr, &m->v);
         m->hashed = false;
+        m->resolved = 0;
+        m->wday = 0;
         if (p->attr.id == VD_ATTR_URL_QUERY && m->v.kind == VD_VAL_STR && m->v.u.s.n) {
             if (m->v.u.s.n > sizeof ev->vbuf - ev->vused)
                 return &m->v;     /* not kept: fetched again next time */
@@ -396,6 +635,70 @@ static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd
     return &m->v;
 }
 
+typedef struct term_hits {
+    uint32_t *tstamp;
+    uint32_t gen, base;
+} term_hits;
+
+static void term_hit(void *arg, uint32_t id)
+{
+    term_hits *th = arg;
+    th->tstamp[th->base + id] = th->gen;
+}
+
+/* Stamps every term of value slot a and this mode that the string value
+ * in vm meets. */
+static void resolve_terms(vd_eval *ev, uint32_t a, vmemo *vm, unsigned mode)
+{
+    const vd_term_tab *t = &ev->rs->term_tab[a];
+    vd_str s = vm->v.u.s;
+    uint32_t gen = ev->gen;
+    switch (mode) {
+    case VD_TM_EXACT:
+        if (!vm->hashed) {
+            vm->h = vd_hash64_ci(s.p, s.n);
+            vm->hashed = true;
+        }
+        for (uint32_t slot = (uint32_t)vm->h & t->exact_mask; t->exact[slot].key.p;
+             slot = (slot + 1) & t->exact_mask)
+            if (t->exact[slot].hash == vm->h && vd_str_eq_ci(t->exact[slot].key, s)) {
+                ev->tstamp[t->exact[slot].term] = gen;
+                break;
+            }
+        break;
+    case VD_TM_PREFIX: {
+        /* Every prefix of the value that is a term: FNV-1a (vd_hash64_ci)
+         * is incremental, one step and one probe per length. */
+        uint64_t h = 1469598103934665603ULL;
+        size_t lim = s.n < t->prefix_maxlen ? s.n : t->prefix_maxlen;
+        for (size_t l = 0; l < lim; l++) {
+            unsigned char c = (unsigned char)s.p[l];
+            if (c >= 'A' && c <= 'Z')
+                c = (unsigned char)(c + 32);
+            h = (h ^ c) * 1099511628211ULL;
+            for (uint32_t slot = (uint32_t)h & t->prefix_mask; t->prefix[slot].key.p;
+                 slot = (slot + 1) & t->prefix_mask)
+                if (t->prefix[slot].hash == h && t->prefix[slot].key.n == l + 1 &&
+                    vd_str_eq_ci(t->prefix[slot].key, vd_str_make(s.p, l + 1))) {
+                    ev->tstamp[t->prefix[slot].term] = gen;
+                    break;
+                }
+        }
+        break;
+    }
+    case VD_TM_CONTAINS:
+    case VD_TM_SUFFIX: {
+        bool suffix = mode == VD_TM_SUFFIX;
+        term_hits th = { ev->tstamp, gen, suffix ? t->suffix_base : t->contains_base };
+        vd_acm_each(suffix ? t->suffix : t->contains, s, suffix, term_hit, &th);
+        break;
+    }
+    default:
+        break;
+    }
+    vm->resolved |= (uint8_t)(1u << mode);
+}
+
 static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
 {
     const vd_pred *p = &ev->rs->preds[pi];
@@ -404,6 +707,18 @@ static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
     const vd_value *v = pred_value(ev, pi, p, &tmp, &vm);
     if (v->kind == VD_VAL_MISSING)
         return p->if_missing;
+    if (ev->terms && vm && v->kind == VD_VAL_STR) {
+        const vd_term_pred *tp = &ev->rs->term_pred[pi];
+        if (tp->mode) {
+            if (!(vm->resolved >> tp->mode & 1))
+                resolve_terms(ev, ev->rs->pred_aslot[pi], vm, tp->mode);
+            const uint32_t *terms = ev->rs->pred_terms + tp->first;
+            bool r = false;
+            for (uint32_t i = 0; i < tp->n && !r; i++)
+                r = ev->tstamp[terms[i]] == ev->gen;
+            return r != p->negate;
+        }
+    }
     int64_t u = INT64_MAX;
     bool r = test_value(p, ev->ctx, v, vm, &u);
     if (u < *until)
@@ -411,25 +726,39 @@ static bool eval_pred_now(vd_eval *ev, uint32_t pi, int64_t *until)
     return r != p->negate;
 }
 
-/* A predicate shared by several segments is tested once per request. */
-static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
+/* A predicate's verdict, computed once per request for all the predicates
+ * identical to it (ev->canon maps each to its group g, ev->gpred[g] is the
+ * one tested). */
+static uint32_t pred_slow(vd_eval *ev, uint32_t g)
 {
-    uint32_t sh = ev->rs->pred_share ? ev->rs->pred_share[pi] : UINT32_MAX;
-    if (sh == UINT32_MAX)
-        return eval_pred_now(ev, pi, until);
-    pmemo *m = &ev->pmemo[sh];
-    if (m->gen != ev->gen) {
-        int64_t u = INT64_MAX;
-        m->verdict = eval_pred_now(ev, pi, &u);
-        m->until = u;
-        m->gen = ev->gen;
-    }
-    if (m->until < *until)
-        *until = m->until;
-    return m->verdict;
+    int64_t u = INT64_MAX;
+    uint32_t w = ev->stamp | (uint32_t)eval_pred_now(ev, ev->gpred[g], &u);
+    ev->pv[g] = w;
+    ev->pu[g] = u;
+    return w;
 }
 
-static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until);
+static bool eval_pred(vd_eval *ev, uint32_t pi, int64_t *until)
+{
+    uint32_t g = ev->canon[pi], w = ev->pv[g];
+    if (!STAMP_OK(w, ev->stamp))
+        w = pred_slow(ev, g);
+    if (ev->pu[g] < *until)
+        *until = ev->pu[g];
+    return w & 1;
+}
+
+static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds);
+
+static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
+{
+    uint32_t w = ev->sm[seg].w;
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, false);
+    if (ev->sm[seg].u < *until)
+        *until = ev->sm[seg].u;
+    return w & 1;
+}
 
 /* A timeless subtree: plain booleans, no time bounds to carry. */
 static bool eval_bool(vd_eval *ev, uint32_t idx)
@@ -458,6 +787,20 @@ static bool eval_bool(vd_eval *ev, uint32_t idx)
     }
 }
 
+static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until);
+
+/* A child of an all/any: leaves directly (a timeless leaf's until is
+ * INT64_MAX either way), subtrees through eval_node. */
+static inline bool eval_child(vd_eval *ev, uint32_t idx, int64_t *until)
+{
+    const vd_node *n = &ev->rs->nodes[idx];
+    if (n->kind == VD_N_PRED)
+        return eval_pred(ev, n->a, until);
+    if (n->kind == VD_N_REF)
+        return eval_ref(ev, n->a, until);
+    return eval_node(ev, idx, until);
+}
+
 static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
 {
     if (ev->rs->timeless && ev->rs->timeless[idx])
@@ -476,7 +819,7 @@ static bool eval_node(vd_eval *ev, uint32_t idx, int64_t *until)
         int64_t u = INT64_MAX;
         for (uint32_t i = 0; i < n->n; i++) {
             int64_t cu = INT64_MAX;
-            if (eval_node(ev, n->a + i, &cu) == settle) {
+            if (eval_child(ev, n->a + i, &cu) == settle) {
                 if (cu != INT64_MAX && u < cu)
                     cu = u;
                 if (cu < *until)
@@ -515,7 +858,7 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
         if (n->a + i == s->guard_node)
             continue;
         int64_t cu = INT64_MAX;
-        if (!eval_node(ev, n->a + i, &cu)) {
+        if (!eval_child(ev, n->a + i, &cu)) {
             if (cu != INT64_MAX && u < cu)
                 cu = u;
             if (cu < *until)
@@ -530,46 +873,89 @@ static bool eval_past_guard(vd_eval *ev, const vd_segment *s, int64_t *until)
     return true;
 }
 
-/* A timeless segment's branching program from pc (index.c). */
+/* A predicate's verdict by its terms when this request's value of its slot
+ * is a string already resolved for its mode; -1 otherwise (pred_slow). */
+static inline int term_verdict(const vd_eval *ev, uint32_t grp)
+{
+    const vd_ruleset *rs = ev->rs;
+    uint32_t g = ev->gpred[grp];
+    const vd_term_pred *tp = &rs->term_pred[g];
+    if (!tp->mode)
+        return -1;
+    const vmemo *vm = &ev->vmemo[rs->pred_aslot[g]];
+    if (vm->gen != ev->gen || !(vm->resolved >> tp->mode & 1) || vm->v.kind != VD_VAL_STR)
+        return -1;
+    const uint32_t *terms = rs->pred_terms + tp->first;
+    for (uint32_t i = 0; i < tp->n; i++)
+        if (ev->tstamp[terms[i]] == ev->gen)
+            return !rs->preds[g].negate;
+    return rs->preds[g].negate;
+}
+
+/* A timeless segment's branching program from pc (index.c): every step
+ * reads a memoized verdict stamp, computing it only the first time in the
+ * request (a string test whose value's terms are stamped already, inline). */
 static bool run_prog(vd_eval *ev, uint32_t pc)
 {
     const vd_ins *prog = ev->rs->prog;
+    const uint32_t *canon = ev->canon;
     while (pc < VD_PC_FALSE) {
         const vd_ins *in = &prog[pc];
-        int64_t none = INT64_MAX;
-        bool v = in->op & VD_INS_REF ? eval_ref(ev, in->op & ~VD_INS_REF, &none) : eval_pred(ev, in->op, &none);
-        pc = v ? in->t : in->f;
+        uint32_t op = in->op, w;
+        if (op & VD_INS_REF) {
+            op &= ~VD_INS_REF;
+            w = ev->sm[op].w;
+            if (!STAMP_OK(w, ev->stamp))
+                w = seg_slow(ev, op, false);
+        } else {
+            op = canon[op];
+            w = ev->pv[op];
+            if (!STAMP_OK(w, ev->stamp)) {
+                int tv = ev->terms ? term_verdict(ev, op) : -1;
+                if (tv >= 0) {
+                    w = ev->stamp | (uint32_t)tv;
+                    ev->pv[op] = w;
+                    ev->pu[op] = INT64_MAX;
+                } else {
+                    w = pred_slow(ev, op);
+                }
+            }
+        }
+        pc = w & 1 ? in->t : in->f;
     }
     return pc == VD_PC_TRUE;
 }
 
-static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
+/* Evaluates a segment not yet evaluated in this request and memoizes it. */
+static uint32_t seg_slow(vd_eval *ev, uint32_t seg, bool guard_holds)
 {
-    memo *m = &ev->memo[seg];
-    if (m->gen != ev->gen) {
-        int64_t u = INT64_MAX;
-        const vd_segment *s = &ev->rs->segs[seg];
-        bool past = guard_holds && s->guard_node != VD_NO_NODE;
-        uint32_t pc = !ev->rs->prog_entry ? VD_PC_NONE : past ? ev->rs->prog_past[seg] : ev->rs->prog_entry[seg];
-        if (pc != VD_PC_NONE)
-            m->verdict = run_prog(ev, pc);
-        else
-            m->verdict = past ? eval_past_guard(ev, s, &u) : eval_node(ev, s->root, &u);
-        m->until = u;
-        m->gen = ev->gen;
-        /* Each segment is evaluated once per request, so no duplicates. */
-        ev->evald[ev->nevald++] = seg;
-        if (m->verdict)
-            ev->matched[ev->nmatched++] = seg;
-    }
-    if (m->until < *until)
-        *until = m->until;
-    return m->verdict;
+    int64_t u = INT64_MAX;
+    const vd_ruleset *rs = ev->rs;
+    const vd_segment *s = &rs->segs[seg];
+    bool past = guard_holds && s->guard_node != VD_NO_NODE, v;
+    uint32_t pc = !rs->prog_entry ? VD_PC_NONE : past ? rs->prog_past[seg] : rs->prog_entry[seg];
+    if (pc != VD_PC_NONE)
+        v = run_prog(ev, pc);
+    else
+        v = past ? eval_past_guard(ev, s, &u) : eval_node(ev, s->root, &u);
+    uint32_t w = ev->stamp | (uint32_t)v;
+    ev->sm[seg].w = w;
+    ev->sm[seg].u = u;
+    /* Each segment is evaluated once per request, so no duplicates. */
+    ev->evald[ev->nevald++] = seg;
+    if (v)
+        ev->matched[ev->nmatched++] = seg;
+    return w;
 }
 
-static bool eval_ref(vd_eval *ev, uint32_t seg, int64_t *until)
+static bool eval_seg(vd_eval *ev, uint32_t seg, int64_t *until, bool guard_holds)
 {
-    return eval_seg(ev, seg, until, false);
+    uint32_t w = ev->sm[seg].w;
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, guard_holds);
+    if (ev->sm[seg].u < *until)
+        *until = ev->sm[seg].u;
+    return w & 1;
 }
 
 int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until)
@@ -588,9 +974,9 @@ int vd_eval_segment(vd_eval *ev, uint32_t seg, int64_t *until)
 
 int vd_eval_verdict(const vd_eval *ev, uint32_t seg)
 {
-    if (!ev->rs || seg >= ev->rs->nsegs || ev->memo[seg].gen != ev->gen)
+    if (!ev->rs || seg >= ev->rs->nsegs || !STAMP_OK(ev->sm[seg].w, ev->stamp))
         return -1;
-    return ev->memo[seg].verdict;
+    return (int)(ev->sm[seg].w & 1);
 }
 
 static void eval_list(vd_eval *ev, const uint32_t *segs, uint32_t n, bool guard_holds)
@@ -700,10 +1086,11 @@ bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg)
 
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until)
 {
-    int64_t u = INT64_MAX;
-    bool r = eval_seg(ev, seg, &u, true);
-    *until = u;
-    return r;
+    uint32_t w = ev->sm[seg].w;
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, true);
+    *until = ev->sm[seg].u;
+    return (int)(w & 1);
 }
 
 uint32_t vd_eval_matched_so_far(const vd_eval *ev, const uint32_t **out)
@@ -759,7 +1146,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
 int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
 {
     const vd_ruleset *rs = ev->rs;
-    if (ev->scanned && seg < rs->nsegs && ev->memo[seg].gen != ev->gen &&
+    if (ev->scanned && seg < rs->nsegs && !STAMP_OK(ev->sm[seg].w, ev->stamp) &&
         vd_string_guarded(rs, seg)) {
         /* Not a candidate: its string guard fails, and no string attribute
          * changes with time, so it stays false. Time-guarded ones are
@@ -767,7 +1154,15 @@ int vd_eval_rule(vd_eval *ev, uint32_t seg, int64_t *until)
         *until = INT64_MAX;
         return 0;
     }
-    return vd_eval_segment(ev, seg, until);
+    if (seg >= rs->nsegs) {
+        *until = INT64_MAX;
+        return 0;
+    }
+    uint32_t w = ev->sm[seg].w;
+    if (!STAMP_OK(w, ev->stamp))
+        w = seg_slow(ev, seg, false);
+    *until = ev->sm[seg].u;
+    return (int)(w & 1);
 }
 
 uint32_t vd_eval_evaluated(const vd_eval *ev, const uint32_t **out)
@@ -778,9 +1173,9 @@ uint32_t vd_eval_evaluated(const vd_eval *ev, const uint32_t **out)
 
 int vd_eval_memo(const vd_eval *ev, uint32_t seg, int64_t *until)
 {
-    const memo *m = &ev->memo[seg];
-    if (m->gen != ev->gen)
+    uint32_t w = ev->sm[seg].w;
+    if (!STAMP_OK(w, ev->stamp))
         return -1;
-    *until = m->until;
-    return m->verdict;
+    *until = ev->sm[seg].u;
+    return (int)(w & 1);
 }

@@ -20,6 +20,10 @@
 
 typedef struct vd_eval vd_eval;
 
+/* After the index is built (rules/build.c): the evaluator's own tables of
+ * rs, in its arena. -1 on out of memory. */
+int vd_eval_prepare(vd_ruleset *rs);
+
 vd_eval *vd_eval_new(void);
 void vd_eval_free(vd_eval *ev);
 

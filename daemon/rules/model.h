@@ -108,6 +108,42 @@ typedef struct vd_ins {
 #define VD_PC_TRUE (UINT32_MAX - 1)
 #define VD_PC_FALSE (UINT32_MAX - 2)
 
+/* Term tables of the evaluator (rules/eval.c, vd_eval_prepare). Every
+ * distinct string a string test (eq/in, prefix, contains, suffix) compares
+ * with is a term, numbered per (value slot, mode): a request value is
+ * matched against all the terms of its slot and mode at once, the first
+ * time a predicate of that mode asks for it (one hash lookup for exact
+ * terms, one per prefix length for prefixes, one Aho–Corasick pass for
+ * contains and suffix terms), and each term met is stamped; a predicate's
+ * verdict is then whether any of its terms was stamped. */
+enum vd_term_mode {
+    VD_TM_NONE = 0,           /* the predicate is tested by test_value */
+    VD_TM_EXACT,
+    VD_TM_PREFIX,
+    VD_TM_CONTAINS,
+    VD_TM_SUFFIX,
+};
+
+typedef struct vd_term_slot {
+    vd_str key;               /* lower case; key.p NULL: empty slot */
+    uint64_t hash;            /* vd_hash64_ci(key) */
+    uint32_t term;
+} vd_term_slot;
+
+typedef struct vd_term_tab {  /* per value slot (rs->pred_aslot) */
+    vd_term_slot *exact, *prefix;
+    uint32_t exact_mask, prefix_mask;   /* size - 1; 0 with NULL: no terms */
+    uint32_t prefix_maxlen;
+    const vd_acm *contains, *suffix;    /* term ids base + automaton id */
+    uint32_t contains_base, suffix_base;
+} vd_term_tab;
+
+typedef struct vd_term_pred { /* per predicate */
+    uint32_t first;           /* its terms: rs->pred_terms[first .. first + n) */
+    uint16_t n;
+    uint8_t mode;             /* vd_term_mode */
+} vd_term_pred;
+
 typedef struct vd_segment {
     vd_str id;
     vd_str description;
@@ -224,6 +260,17 @@ struct vd_ruleset {
      * once per request; UINT32_MAX: p is the only one of its kind. */
     uint32_t *pred_share;
     uint32_t nshared;
+    /* pred_group[p]: the group of predicates identical to p (0 ..
+     * ngroups-1), whose one verdict slot the evaluator's memo uses;
+     * group_pred[g]: the predicate tested for group g (its first);
+     * pred_ident[p] == p, used for both while pred_share is NULL (no
+     * sharing). Built by vd_eval_prepare, in the arena. */
+    const uint32_t *pred_group, *group_pred, *pred_ident;
+    uint32_t ngroups;
+    const vd_term_pred *term_pred;      /* per predicate (vd_eval_prepare) */
+    const uint32_t *pred_terms;
+    const vd_term_tab *term_tab;        /* per value slot */
+    uint32_t nterms;
     /* Slot names hashed (vd_hash64) into slot indexes, UINT32_MAX empty;
      * NULL until the index is built (vd_ruleset_find_slot then bisects). */
     uint32_t *slot_tab;
