@@ -8,50 +8,88 @@
  * sums are done in uint64_t on values bounded by 2^33, so nothing overflows. */
 #include "net/msgpack_scan.h"
 
-enum item_kind { K_INVALID, K_SCALAR, K_BYTES, K_ARRAY, K_MAP };
+/* What the type byte alone says about an item, one table load instead of a
+ * chain of range tests and a switch (the scan's cost is per item):
+ * OP_FIXED   a scalar or fixstr whose whole size, type byte included, is n;
+ * OP_VAR     str/bin/ext 8/16/32: a lenk-byte big-endian length, then extra
+ *            bytes (the ext type), then the payload;
+ * OP_ARRAY, OP_MAP  n items/pairs inline (fix*) when lenk == 0, else a
+ *            lenk-byte count;
+ * OP_INVALID the never-used 0xc1.
+ * tests/unit/test_msgpack_scan.c compares the scan, every type byte and
+ * random frames, with the earlier switch-based scanner. */
+enum { OP_INVALID, OP_FIXED, OP_VAR, OP_ARRAY, OP_MAP };
 
-typedef struct item_type {
-    enum item_kind kind;
-    unsigned lenk;       /* bytes of the big-endian length/count field after the type byte */
-    unsigned extra;      /* bytes between that field and the payload (ext type byte) */
-    uint32_t inline_n;   /* payload length / count when lenk == 0 */
-} item_type;
+typedef struct scan_op {
+    uint8_t kind, lenk, extra, n;
+} scan_op;
 
-static item_type classify(uint8_t b)
-{
-    if (b <= 0x7f || b >= 0xe0) return (item_type){ K_SCALAR, 0, 0, 0 };   /* fixint */
-    if (b <= 0x8f) return (item_type){ K_MAP, 0, 0, b & 0x0fu };
-    if (b <= 0x9f) return (item_type){ K_ARRAY, 0, 0, b & 0x0fu };
-    if (b <= 0xbf) return (item_type){ K_BYTES, 0, 0, b & 0x1fu };           /* fixstr */
-    switch (b) {
-    case 0xc0: case 0xc2: case 0xc3: return (item_type){ K_SCALAR, 0, 0, 0 };
-    case 0xc4: return (item_type){ K_BYTES, 1, 0, 0 };                      /* bin 8/16/32 */
-    case 0xc5: return (item_type){ K_BYTES, 2, 0, 0 };
-    case 0xc6: return (item_type){ K_BYTES, 4, 0, 0 };
-    case 0xc7: return (item_type){ K_BYTES, 1, 1, 0 };                      /* ext 8/16/32 */
-    case 0xc8: return (item_type){ K_BYTES, 2, 1, 0 };
-    case 0xc9: return (item_type){ K_BYTES, 4, 1, 0 };
-    case 0xca: return (item_type){ K_SCALAR, 0, 0, 4 };                     /* float 32/64 */
-    case 0xcb: return (item_type){ K_SCALAR, 0, 0, 8 };
-    case 0xcc: case 0xd0: return (item_type){ K_SCALAR, 0, 0, 1 };          /* (u)int 8..64 */
-    case 0xcd: case 0xd1: return (item_type){ K_SCALAR, 0, 0, 2 };
-    case 0xce: case 0xd2: return (item_type){ K_SCALAR, 0, 0, 4 };
-    case 0xcf: case 0xd3: return (item_type){ K_SCALAR, 0, 0, 8 };
-    case 0xd4: return (item_type){ K_SCALAR, 0, 1, 1 };                     /* fixext 1..16 */
-    case 0xd5: return (item_type){ K_SCALAR, 0, 1, 2 };
-    case 0xd6: return (item_type){ K_SCALAR, 0, 1, 4 };
-    case 0xd7: return (item_type){ K_SCALAR, 0, 1, 8 };
-    case 0xd8: return (item_type){ K_SCALAR, 0, 1, 16 };
-    case 0xd9: return (item_type){ K_BYTES, 1, 0, 0 };                      /* str 8/16/32 */
-    case 0xda: return (item_type){ K_BYTES, 2, 0, 0 };
-    case 0xdb: return (item_type){ K_BYTES, 4, 0, 0 };
-    case 0xdc: return (item_type){ K_ARRAY, 2, 0, 0 };
-    case 0xdd: return (item_type){ K_ARRAY, 4, 0, 0 };
-    case 0xde: return (item_type){ K_MAP, 2, 0, 0 };
-    case 0xdf: return (item_type){ K_MAP, 4, 0, 0 };
-    default:   return (item_type){ K_INVALID, 0, 0, 0 };                    /* 0xc1 */
-    }
-}
+static const scan_op ops[256] = {
+    /* 00 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 04 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 08 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 0c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 10 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 14 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 18 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 1c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 20 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 24 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 28 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 2c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 30 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 34 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 38 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 3c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 40 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 44 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 48 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 4c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 50 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 54 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 58 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 5c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 60 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 64 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 68 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 6c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 70 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 74 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 78 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 7c */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* 80 */ {OP_MAP,0,0, 0}, {OP_MAP,0,0, 1}, {OP_MAP,0,0, 2}, {OP_MAP,0,0, 3},
+    /* 84 */ {OP_MAP,0,0, 4}, {OP_MAP,0,0, 5}, {OP_MAP,0,0, 6}, {OP_MAP,0,0, 7},
+    /* 88 */ {OP_MAP,0,0, 8}, {OP_MAP,0,0, 9}, {OP_MAP,0,0,10}, {OP_MAP,0,0,11},
+    /* 8c */ {OP_MAP,0,0,12}, {OP_MAP,0,0,13}, {OP_MAP,0,0,14}, {OP_MAP,0,0,15},
+    /* 90 */ {OP_ARRAY,0,0, 0}, {OP_ARRAY,0,0, 1}, {OP_ARRAY,0,0, 2}, {OP_ARRAY,0,0, 3},
+    /* 94 */ {OP_ARRAY,0,0, 4}, {OP_ARRAY,0,0, 5}, {OP_ARRAY,0,0, 6}, {OP_ARRAY,0,0, 7},
+    /* 98 */ {OP_ARRAY,0,0, 8}, {OP_ARRAY,0,0, 9}, {OP_ARRAY,0,0,10}, {OP_ARRAY,0,0,11},
+    /* 9c */ {OP_ARRAY,0,0,12}, {OP_ARRAY,0,0,13}, {OP_ARRAY,0,0,14}, {OP_ARRAY,0,0,15},
+    /* a0 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 2}, {OP_FIXED,0,0, 3}, {OP_FIXED,0,0, 4},
+    /* a4 */ {OP_FIXED,0,0, 5}, {OP_FIXED,0,0, 6}, {OP_FIXED,0,0, 7}, {OP_FIXED,0,0, 8},
+    /* a8 */ {OP_FIXED,0,0, 9}, {OP_FIXED,0,0,10}, {OP_FIXED,0,0,11}, {OP_FIXED,0,0,12},
+    /* ac */ {OP_FIXED,0,0,13}, {OP_FIXED,0,0,14}, {OP_FIXED,0,0,15}, {OP_FIXED,0,0,16},
+    /* b0 */ {OP_FIXED,0,0,17}, {OP_FIXED,0,0,18}, {OP_FIXED,0,0,19}, {OP_FIXED,0,0,20},
+    /* b4 */ {OP_FIXED,0,0,21}, {OP_FIXED,0,0,22}, {OP_FIXED,0,0,23}, {OP_FIXED,0,0,24},
+    /* b8 */ {OP_FIXED,0,0,25}, {OP_FIXED,0,0,26}, {OP_FIXED,0,0,27}, {OP_FIXED,0,0,28},
+    /* bc */ {OP_FIXED,0,0,29}, {OP_FIXED,0,0,30}, {OP_FIXED,0,0,31}, {OP_FIXED,0,0,32},
+    /* c0 */ {OP_FIXED,0,0, 1}, {OP_INVALID,0,0, 0}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* c4 */ {OP_VAR,1,0, 0}, {OP_VAR,2,0, 0}, {OP_VAR,4,0, 0}, {OP_VAR,1,1, 0},
+    /* c8 */ {OP_VAR,2,1, 0}, {OP_VAR,4,1, 0}, {OP_FIXED,0,0, 5}, {OP_FIXED,0,0, 9},
+    /* cc */ {OP_FIXED,0,0, 2}, {OP_FIXED,0,0, 3}, {OP_FIXED,0,0, 5}, {OP_FIXED,0,0, 9},
+    /* d0 */ {OP_FIXED,0,0, 2}, {OP_FIXED,0,0, 3}, {OP_FIXED,0,0, 5}, {OP_FIXED,0,0, 9},
+    /* d4 */ {OP_FIXED,0,1, 3}, {OP_FIXED,0,1, 4}, {OP_FIXED,0,1, 6}, {OP_FIXED,0,1,10},
+    /* d8 */ {OP_FIXED,0,1,18}, {OP_VAR,1,0, 0}, {OP_VAR,2,0, 0}, {OP_VAR,4,0, 0},
+    /* dc */ {OP_ARRAY,2,0, 0}, {OP_ARRAY,4,0, 0}, {OP_MAP,2,0, 0}, {OP_MAP,4,0, 0},
+    /* e0 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* e4 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* e8 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* ec */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* f0 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* f4 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* f8 */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+    /* fc */ {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1}, {OP_FIXED,0,0, 1},
+};
 
 static uint64_t read_be(const uint8_t *p, unsigned n)
 {
@@ -69,6 +107,15 @@ void vd_msgpack_scan_reset(vd_scan_state *st)
     st->stack[0] = 1;
 }
 
+static uint64_t read_len(const uint8_t *p, unsigned n)
+{
+    switch (n) {
+    case 1: return p[0];
+    case 2: return (uint64_t)p[0] << 8 | p[1];
+    default: return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    }
+}
+
 vd_scan_result vd_msgpack_scan_resume(vd_scan_state *st, const uint8_t *buf, size_t len,
                                       const vd_scan_limits *lim, size_t *frame_len)
 {
@@ -78,61 +125,69 @@ vd_scan_result vd_msgpack_scan_resume(vd_scan_state *st, const uint8_t *buf, siz
     *frame_len = 0;
     if (st->sp == 0 || st->sp > VD_SCAN_MAX_DEPTH + 1)
         vd_msgpack_scan_reset(st);   /* a zeroed (or nonsense) state starts a frame */
+    /* Guards the invariant even if the caller changed the limits between calls. */
+    if ((uint64_t)st->pos > max || st->pending > max - st->pos)
+        return VD_SCAN_TOO_LARGE;
 
     /* The state in locals: the frame's bytes are uint8_t, which may alias
      * anything, so through st every field would be reloaded after each
-     * byte read (twice the instructions per item). Written back on return. */
+     * byte read. Only the budget is kept (pending = max - pos - budget),
+     * and the innermost container's count in `top` (stack[sp - 1] on
+     * return). Each item: one table load, its checks, its bytes. */
     size_t pos = st->pos;
-    uint64_t pending = st->pending;
+    uint64_t budget = max - pos - st->pending;
     unsigned sp = st->sp;
     uint64_t *stack = st->stack;
+    uint64_t top = stack[sp - 1];
     vd_scan_result r = VD_SCAN_OK;
 
-    while (sp > 0) {
-        /* Guards the invariant even if the caller changed the limits between calls. */
-        if ((uint64_t)pos > max || pending > max - pos) {
-            r = VD_SCAN_TOO_LARGE;
-            break;
-        }
-        uint64_t budget = max - pos - pending;
+    for (;;) {
         if (pos >= len) {
             r = VD_SCAN_NEED_MORE;
             break;
         }
-
         const uint8_t *p = buf + pos;
         size_t avail = len - pos;
-        item_type t = classify(p[0]);
-        if (t.kind == K_INVALID) {
-            r = VD_SCAN_INVALID;
-            break;
-        }
-        if ((t.kind == K_ARRAY || t.kind == K_MAP) && sp > max_depth) {
-            r = VD_SCAN_TOO_DEEP;     /* the new container would be at depth sp */
-            break;
-        }
-
-        uint64_t hdr = 1u + t.lenk + t.extra;
-        if (hdr - 1 > budget) {
-            r = VD_SCAN_TOO_LARGE;
-            break;
-        }
-        if (avail < 1u + t.lenk) {
-            r = VD_SCAN_NEED_MORE;
-            break;
-        }
-        uint64_t n = t.lenk ? read_be(p + 1, t.lenk) : t.inline_n;
-
-        uint64_t total, items = 0;       /* this item's bytes, and the items it opens */
-        if (t.kind == K_ARRAY || t.kind == K_MAP) {
-            total = hdr;
-            items = t.kind == K_MAP ? 2 * n : n;
+        scan_op op = ops[p[0]];
+        uint64_t total, items;           /* this item's bytes, and the items it opens */
+        if (op.kind == OP_FIXED) {
+            /* The header check (extra > budget) is implied by this one. */
+            total = op.n;
+            items = 0;
+            if (total - 1 > budget) {
+                r = VD_SCAN_TOO_LARGE;
+                break;
+            }
         } else {
-            total = hdr + n;
-        }
-        if (total - 1 > budget || items > budget - (total - 1)) {
-            r = VD_SCAN_TOO_LARGE;
-            break;
+            if (op.kind == OP_INVALID) {
+                r = VD_SCAN_INVALID;
+                break;
+            }
+            if (op.kind != OP_VAR && sp > max_depth) {
+                r = VD_SCAN_TOO_DEEP;     /* the new container would be at depth sp */
+                break;
+            }
+            uint64_t hdr = 1u + op.lenk + op.extra;
+            if (hdr - 1 > budget) {
+                r = VD_SCAN_TOO_LARGE;
+                break;
+            }
+            if (avail < 1u + op.lenk) {
+                r = VD_SCAN_NEED_MORE;
+                break;
+            }
+            uint64_t n = op.lenk ? read_len(p + 1, op.lenk) : op.n;
+            if (op.kind == OP_VAR) {
+                total = hdr + n;
+                items = 0;
+            } else {
+                total = hdr;
+                items = op.kind == OP_MAP ? 2 * n : n;
+            }
+            if (total - 1 > budget || items > budget - (total - 1)) {
+                r = VD_SCAN_TOO_LARGE;
+                break;
+            }
         }
         if (avail < total) {
             r = VD_SCAN_NEED_MORE;
@@ -140,18 +195,26 @@ vd_scan_result vd_msgpack_scan_resume(vd_scan_state *st, const uint8_t *buf, siz
         }
 
         pos += (size_t)total;            /* total <= budget + 1 <= max, fits size_t */
-        pending -= 1;
-        stack[sp - 1] -= 1;
+        budget -= (total - 1) + items;   /* pos grew by total, pending by items - 1 */
+        top -= 1;
         if (items > 0) {
-            stack[sp++] = items;          /* sp <= max_depth here, so sp+1 fits */
-            pending += items;
+            stack[sp - 1] = top;          /* sp <= max_depth here, so sp+1 fits */
+            sp++;
+            top = items;
         } else {
-            while (sp > 0 && stack[sp - 1] == 0)
-                sp--;
+            while (top == 0) {
+                if (--sp == 0)
+                    break;
+                top = stack[sp - 1];
+            }
+            if (sp == 0)
+                break;
         }
     }
+    if (sp > 0)
+        stack[sp - 1] = top;
     st->pos = pos;
-    st->pending = pending;
+    st->pending = max - pos - budget;
     st->sp = sp;
     if (r == VD_SCAN_OK)
         *frame_len = pos;

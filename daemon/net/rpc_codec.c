@@ -303,6 +303,48 @@ static const uint8_t *raw_skip(const uint8_t *p)
     return p;
 }
 
+/* The view of the object at p if it is one of what requests are mostly
+ * made of — fixstr and str 8 (keys, most values), small non-negative
+ * integers, nil, booleans — written straight into *out, without the
+ * intermediate header. Returns the address after it; NULL if p is not one
+ * of these (or cut off), for the caller's general path, which then decides
+ * the same as if this were not here. */
+static inline const uint8_t *raw_fast(const uint8_t *p, vd_reqval *out)
+{
+    const uint8_t *end = raw.end;
+    if (p >= end)
+        return NULL;
+    uint8_t c = p[0];
+    size_t n;
+    const uint8_t *body;
+    if (c >= 0xa0 && c <= 0xbf) {
+        n = c & 0x1fu;
+        body = p + 1;
+    } else if (c == 0xd9 && end - p >= 2) {
+        n = p[1];
+        body = p + 2;
+    } else if (c <= 0x7f || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+        out->node = p;
+        out->kind = c <= 0x7f ? VD_RV_NUM : c == 0xc0 ? VD_RV_NIL : VD_RV_BOOL;
+        out->b = c == 0xc3;
+        out->num = c <= 0x7f ? c : 0;
+        out->n = 0;
+        out->s = VD_STR_NULL;
+        return p + 1;
+    } else {
+        return NULL;
+    }
+    if ((size_t)(end - body) < n)
+        return NULL;
+    out->node = p;
+    out->kind = VD_RV_STR;
+    out->b = false;
+    out->num = 0;
+    out->n = 0;
+    out->s = vd_str_make((const char *)body, n);
+    return body + n;
+}
+
 /* The view of an object from its header h (read at p). */
 static void raw_fill(const uint8_t *p, const raw_hdr *h, vd_reqval *out)
 {
@@ -332,6 +374,8 @@ static void raw_fill(const uint8_t *p, const raw_hdr *h, vd_reqval *out)
  * not scanned) is OTHER, which every field refuses. */
 static void raw_val(const uint8_t *p, vd_reqval *out)
 {
+    if (p && raw_fast(p, out))
+        return;
     raw_hdr h;
     if (!p || !raw_read(p, &h)) {
         memset(out, 0, sizeof *out);
@@ -342,9 +386,13 @@ static void raw_val(const uint8_t *p, vd_reqval *out)
     raw_fill(p, &h, out);
 }
 
-/* The view of the object at p, and the address after it (NULL: unreadable). */
+/* The view of the object at p, and the address after it (NULL: unreadable).
+ * Containers are skipped. */
 static const uint8_t *raw_take(const uint8_t *p, vd_reqval *out)
 {
+    const uint8_t *q = raw_fast(p, out);
+    if (q)
+        return q;
     raw_hdr h;
     if (!raw_read(p, &h))
         return NULL;
@@ -447,9 +495,54 @@ static bool raw_uint(const uint8_t *p, uint64_t *u, const uint8_t **next)
     return true;
 }
 
+/* What clients send: 94 00 <msgid as fixint/uint 8/16/32> a6 "decide" (or
+ * a7 "explain") and params; true if the frame starts so. Anything else (or
+ * a frame ending there) is left to the general path, which answers it the
+ * same either way. */
+static bool peek_decide_fast(const uint8_t *frame, size_t len, uint32_t *msgid, bool *explain,
+                             const uint8_t **params)
+{
+    if (len < 10 || frame[0] != 0x94 || frame[1] != 0x00)
+        return false;
+    const uint8_t *p = frame + 2;
+    uint32_t id;
+    uint8_t c = *p;
+    if (c <= 0x7f) {
+        id = c;
+        p += 1;
+    } else if (c == 0xcc) {
+        id = p[1];
+        p += 2;
+    } else if (c == 0xcd) {
+        id = (uint32_t)p[1] << 8 | p[2];
+        p += 3;
+    } else if (c == 0xce) {
+        id = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
+        p += 5;
+    } else {
+        return false;
+    }
+    const uint8_t *end = frame + len;
+    if (end - p > 7 && p[0] == 0xa6 && memcmp(p + 1, "decide", 6) == 0) {
+        *explain = false;
+        p += 7;
+    } else if (end - p > 8 && p[0] == 0xa7 && memcmp(p + 1, "explain", 7) == 0) {
+        *explain = true;
+        p += 8;
+    } else {
+        return false;
+    }
+    raw_begin(end);
+    *msgid = id;
+    *params = p;
+    return true;
+}
+
 bool vd_rpc_peek_decide(const uint8_t *frame, size_t len, uint32_t *msgid, bool *explain,
                         const uint8_t **params)
 {
+    if (peek_decide_fast(frame, len, msgid, explain, params))
+        return true;
     raw_begin(frame + len);
     raw_hdr h;
     if (!raw_read(frame, &h) || h.kind != VD_RV_ARRAY || h.n != 4)
@@ -537,8 +630,14 @@ static void e_map(void *a, uint32_t n)
     vd_msgpack_out *o = a;
     msgpack_sbuffer *sb = o->sb;
     unsigned char *p = room(o, 5);
-    if (p)
-        sb->size += put_len(p, n, 0x80, 16, 0, 0xde);
+    if (!p)
+        return;
+    if (n < 16) {                  /* fixmap: the usual case, inline */
+        p[0] = (unsigned char)(0x80 | n);
+        sb->size += 1;
+        return;
+    }
+    sb->size += put_len(p, n, 0x80, 16, 0, 0xde);
 }
 
 static void e_array(void *a, uint32_t n)
@@ -558,7 +657,13 @@ static void e_ascii(void *a, const char *s, size_t n)
     unsigned char *p = room(o, 5 + n);
     if (!p)
         return;
-    size_t h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
+    size_t h;
+    if (n < 32) {                  /* fixstr: the usual case, inline */
+        p[0] = (unsigned char)(0xa0 | n);
+        h = 1;
+    } else {
+        h = put_len(p, (uint32_t)n, 0xa0, 32, 0xd9, 0xda);
+    }
     if (n)
         memcpy(p + h, s, n);
     sb->size += h + n;
@@ -696,6 +801,27 @@ void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
     o->failed = false;
     *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii,
                          e_slot_entry, e_rule_entry };
+}
+
+size_t vd_rpc_reply_head(unsigned char *b, uint32_t msgid)
+{
+    size_t n = 0;
+    b[n++] = 0x94;                 /* [1, msgid, nil, result] */
+    b[n++] = 0x01;
+    if (msgid < 128) {
+        b[n++] = (unsigned char)msgid;
+    } else if (msgid < 256) {
+        b[n++] = 0xcc;
+        b[n++] = (unsigned char)msgid;
+    } else if (msgid < 65536) {
+        b[n++] = 0xcd;
+        n += put_be(b + n, msgid, 2);
+    } else {
+        b[n++] = 0xce;
+        n += put_be(b + n, msgid, 4);
+    }
+    b[n++] = 0xc0;
+    return n;
 }
 
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message)

@@ -46,6 +46,12 @@ typedef struct vd_msgpack_out {
 } vd_msgpack_out;
 void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out);
 
+/* The head of a result reply, [1, msgid, nil, ...: the 4-element array,
+ * the type, the msgid in msgpack_pack_uint32's form and the nil error, in
+ * b (at least VD_RPC_REPLY_HEAD_MAX bytes). Returns its length. */
+#define VD_RPC_REPLY_HEAD_MAX 8
+size_t vd_rpc_reply_head(unsigned char *b, uint32_t msgid);
+
 /* [1, msgid, {code, message}, nil] */
 void vd_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, const char *code, const char *message);
 

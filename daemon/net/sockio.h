@@ -1,7 +1,8 @@
-/* sockio.h — reading and writing a client socket, the same way on every
- * port: read into reserved buffer space (evbuffer_read would first ask the
- * kernel how much is readable, an ioctl per request) and write directly,
- * leaving the write event to the caller only for what the kernel refused. */
+/* sockio.h — reading and writing a client socket of the HTTP ports: read
+ * into reserved buffer space (evbuffer_read would first ask the kernel how
+ * much is readable, an ioctl per request) and write directly, leaving the
+ * write event to the caller only for what the kernel refused. The decision
+ * port does the same on flat buffers of its own (net/rpc_server.c). */
 #ifndef VD_NET_SOCKIO_H
 #define VD_NET_SOCKIO_H
 

@@ -91,6 +91,32 @@ def test_pipelining_1000_requests_in_order(small):
         assert reply[3]["slots"]["hero"]["variant"] == want
 
 
+def test_buffers_given_back_when_idle_then_regrown(small):
+    """A connection's flat buffers are freed after two silent seconds and
+    grown again on demand: afterwards a burst whose frames straddle the
+    first 16 KiB allocation (a 40 KB frame among small ones, all in one
+    write) is still answered in order and right."""
+    c = small.client()
+    assert c.decide(slots=["hero"], ip="1.0.0.7")["slots"]["hero"]["variant"] == "hero-berlin"
+    time.sleep(3.2)
+    packer = msgpack.Packer()
+    frames = []
+    for i in range(1, 301):
+        req = {"slots": ["hero"], "ip": "1.0.0.7" if i % 2 else "2.0.0.9"}
+        if i == 150:
+            req["padding"] = "x" * 40000     # unknown keys are ignored
+        frames.append(packer.pack([0, i, "decide", [req]]))
+    c.send_raw(b"".join(frames))
+    for i in range(1, 301):
+        reply = c.recv()
+        assert reply is not None and reply[1] == i and reply[2] is None
+        want = "hero-berlin" if i % 2 else "hero-generic"
+        assert reply[3]["slots"]["hero"]["variant"] == want
+    # And once more after the buffers were given back a second time.
+    time.sleep(3.2)
+    assert c.decide(slots=["hero"], ip="2.0.0.9")["slots"]["hero"]["variant"] == "hero-generic"
+
+
 def test_request_split_across_reads(small):
     c = small.client()
     data = msgpack.packb([0, 7, "decide", [{"slots": ["hero"], "ip": "1.0.0.7"}]])
@@ -209,6 +235,19 @@ def test_idle_connections_are_closed(tmp_path, start_daemon):
     seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
     d = start_daemon("--idle-timeout", "1", segments=seg, content_map=cm)
     c = d.client()
+    assert c.call("ping", [])[0] is None
+    assert c.closed(timeout=5)
+
+
+def test_idle_timeout_spares_a_talking_connection(tmp_path, start_daemon):
+    """The idle timeout counts from the last request, not from the connect:
+    a connection that talks every 0.4 s outlives several idle-timeouts."""
+    seg, cm = write_defs(tmp_path, SEGMENTS, CONTENT)
+    d = start_daemon("--idle-timeout", "1", segments=seg, content_map=cm)
+    c = d.client()
+    for _ in range(8):
+        assert c.call("ping", [])[0] is None
+        time.sleep(0.4)
     assert c.call("ping", [])[0] is None
     assert c.closed(timeout=5)
 

@@ -552,6 +552,216 @@ static void test_cross_check_random_bytes(void **state)
     msgpack_unpacked_destroy(&up);
 }
 
+/* ---- differential check against the earlier scanner ----
+ * The switch-based scanner the table-driven one replaced (commit a70c535),
+ * verbatim but renamed: same results, frame lengths and resumable states on
+ * every type byte and on random frames, limits and chunkings. */
+enum item_kind { K_INVALID, K_SCALAR, K_BYTES, K_ARRAY, K_MAP };
+
+typedef struct item_type {
+    enum item_kind kind;
+    unsigned lenk;       /* bytes of the big-endian length/count field after the type byte */
+    unsigned extra;      /* bytes between that field and the payload (ext type byte) */
+    uint32_t inline_n;   /* payload length / count when lenk == 0 */
+} item_type;
+
+static item_type ref_classify(uint8_t b)
+{
+    if (b <= 0x7f || b >= 0xe0) return (item_type){ K_SCALAR, 0, 0, 0 };   /* fixint */
+    if (b <= 0x8f) return (item_type){ K_MAP, 0, 0, b & 0x0fu };
+    if (b <= 0x9f) return (item_type){ K_ARRAY, 0, 0, b & 0x0fu };
+    if (b <= 0xbf) return (item_type){ K_BYTES, 0, 0, b & 0x1fu };           /* fixstr */
+    switch (b) {
+    case 0xc0: case 0xc2: case 0xc3: return (item_type){ K_SCALAR, 0, 0, 0 };
+    case 0xc4: return (item_type){ K_BYTES, 1, 0, 0 };                      /* bin 8/16/32 */
+    case 0xc5: return (item_type){ K_BYTES, 2, 0, 0 };
+    case 0xc6: return (item_type){ K_BYTES, 4, 0, 0 };
+    case 0xc7: return (item_type){ K_BYTES, 1, 1, 0 };                      /* ext 8/16/32 */
+    case 0xc8: return (item_type){ K_BYTES, 2, 1, 0 };
+    case 0xc9: return (item_type){ K_BYTES, 4, 1, 0 };
+    case 0xca: return (item_type){ K_SCALAR, 0, 0, 4 };                     /* float 32/64 */
+    case 0xcb: return (item_type){ K_SCALAR, 0, 0, 8 };
+    case 0xcc: case 0xd0: return (item_type){ K_SCALAR, 0, 0, 1 };          /* (u)int 8..64 */
+    case 0xcd: case 0xd1: return (item_type){ K_SCALAR, 0, 0, 2 };
+    case 0xce: case 0xd2: return (item_type){ K_SCALAR, 0, 0, 4 };
+    case 0xcf: case 0xd3: return (item_type){ K_SCALAR, 0, 0, 8 };
+    case 0xd4: return (item_type){ K_SCALAR, 0, 1, 1 };                     /* fixext 1..16 */
+    case 0xd5: return (item_type){ K_SCALAR, 0, 1, 2 };
+    case 0xd6: return (item_type){ K_SCALAR, 0, 1, 4 };
+    case 0xd7: return (item_type){ K_SCALAR, 0, 1, 8 };
+    case 0xd8: return (item_type){ K_SCALAR, 0, 1, 16 };
+    case 0xd9: return (item_type){ K_BYTES, 1, 0, 0 };                      /* str 8/16/32 */
+    case 0xda: return (item_type){ K_BYTES, 2, 0, 0 };
+    case 0xdb: return (item_type){ K_BYTES, 4, 0, 0 };
+    case 0xdc: return (item_type){ K_ARRAY, 2, 0, 0 };
+    case 0xdd: return (item_type){ K_ARRAY, 4, 0, 0 };
+    case 0xde: return (item_type){ K_MAP, 2, 0, 0 };
+    case 0xdf: return (item_type){ K_MAP, 4, 0, 0 };
+    default:   return (item_type){ K_INVALID, 0, 0, 0 };                    /* 0xc1 */
+    }
+}
+
+static uint64_t ref_read_be(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static vd_scan_result ref_scan_resume(vd_scan_state *st, const uint8_t *buf, size_t len,
+                                      const vd_scan_limits *lim, size_t *frame_len)
+{
+    unsigned max_depth = lim->max_depth < VD_SCAN_MAX_DEPTH ? lim->max_depth : VD_SCAN_MAX_DEPTH;
+    uint64_t max = lim->max_bytes;
+
+    *frame_len = 0;
+    if (st->sp == 0 || st->sp > VD_SCAN_MAX_DEPTH + 1)
+        vd_msgpack_scan_reset(st);   /* a zeroed (or nonsense) state starts a frame */
+
+    /* The state in locals: the frame's bytes are uint8_t, which may alias
+     * anything, so through st every field would be reloaded after each
+     * byte read (twice the instructions per item). Written back on return. */
+    size_t pos = st->pos;
+    uint64_t pending = st->pending;
+    unsigned sp = st->sp;
+    uint64_t *stack = st->stack;
+    vd_scan_result r = VD_SCAN_OK;
+
+    while (sp > 0) {
+        /* Guards the invariant even if the caller changed the limits between calls. */
+        if ((uint64_t)pos > max || pending > max - pos) {
+            r = VD_SCAN_TOO_LARGE;
+            break;
+        }
+        uint64_t budget = max - pos - pending;
+        if (pos >= len) {
+            r = VD_SCAN_NEED_MORE;
+            break;
+        }
+
+        const uint8_t *p = buf + pos;
+        size_t avail = len - pos;
+        item_type t = ref_classify(p[0]);
+        if (t.kind == K_INVALID) {
+            r = VD_SCAN_INVALID;
+            break;
+        }
+        if ((t.kind == K_ARRAY || t.kind == K_MAP) && sp > max_depth) {
+            r = VD_SCAN_TOO_DEEP;     /* the new container would be at depth sp */
+            break;
+        }
+
+        uint64_t hdr = 1u + t.lenk + t.extra;
+        if (hdr - 1 > budget) {
+            r = VD_SCAN_TOO_LARGE;
+            break;
+        }
+        if (avail < 1u + t.lenk) {
+            r = VD_SCAN_NEED_MORE;
+            break;
+        }
+        uint64_t n = t.lenk ? ref_read_be(p + 1, t.lenk) : t.inline_n;
+
+        uint64_t total, items = 0;       /* this item's bytes, and the items it opens */
+        if (t.kind == K_ARRAY || t.kind == K_MAP) {
+            total = hdr;
+            items = t.kind == K_MAP ? 2 * n : n;
+        } else {
+            total = hdr + n;
+        }
+        if (total - 1 > budget || items > budget - (total - 1)) {
+            r = VD_SCAN_TOO_LARGE;
+            break;
+        }
+        if (avail < total) {
+            r = VD_SCAN_NEED_MORE;
+            break;
+        }
+
+        pos += (size_t)total;            /* total <= budget + 1 <= max, fits size_t */
+        pending -= 1;
+        stack[sp - 1] -= 1;
+        if (items > 0) {
+            stack[sp++] = items;          /* sp <= max_depth here, so sp+1 fits */
+            pending += items;
+        } else {
+            while (sp > 0 && stack[sp - 1] == 0)
+                sp--;
+        }
+    }
+    st->pos = pos;
+    st->pending = pending;
+    st->sp = sp;
+    if (r == VD_SCAN_OK)
+        *frame_len = pos;
+    return r;
+}
+
+
+static void expect_same(const uint8_t *b, size_t n, const vd_scan_limits *lim, size_t step)
+{
+    vd_scan_state s1, s2;
+    vd_msgpack_scan_reset(&s1);
+    vd_msgpack_scan_reset(&s2);
+    size_t have = 0, f1 = 1, f2 = 2;
+    vd_scan_result r1, r2;
+    do {
+        have += step ? step : 1 + rnd_below(9);
+        if (have > n) have = n;
+        r1 = ref_scan_resume(&s1, b, have, lim, &f1);
+        r2 = vd_msgpack_scan_resume(&s2, b, have, lim, &f2);
+        assert_int_equal(r2, r1);
+        assert_int_equal(f2, f1);
+        assert_int_equal(s2.pos, s1.pos);
+        assert_int_equal(s2.pending, s1.pending);
+        assert_int_equal(s2.sp, s1.sp);
+        for (unsigned i = 0; i < s1.sp; i++)
+            assert_int_equal(s2.stack[i], s1.stack[i]);
+    } while (r1 == VD_SCAN_NEED_MORE && have < n);
+}
+
+static void test_same_as_switch_scanner(void **state)
+{
+    (void)state;
+    static const size_t maxes[] = { 1, 2, 3, 5, 9, 17, 33, 64, 300, 70000, (size_t)1 << 33, SIZE_MAX };
+    uint8_t b[80];
+    rng_state = 0x9E3779B97F4A7C15ULL;
+    /* Every type byte, followed by a few patterns, under every limit. */
+    for (unsigned t = 0; t < 256; t++) {
+        for (int pat = 0; pat < 6; pat++) {
+            b[0] = (uint8_t)t;
+            for (size_t i = 1; i < sizeof b; i++)
+                b[i] = pat == 0 ? 0x00 : pat == 1 ? 0xff : pat == 2 ? 0x01 : pat == 3 ? 0x91
+                     : (uint8_t)rnd();
+            for (size_t m = 0; m < sizeof maxes / sizeof maxes[0]; m++)
+                for (unsigned depth = 0; depth < 3; depth++) {
+                    const vd_scan_limits lim = { maxes[m], depth };
+                    for (size_t n = 1; n <= 20; n++)
+                        expect_same(b, n, &lim, n);
+                    expect_same(b, sizeof b, &lim, 0);
+                }
+        }
+    }
+    /* Random frames: headers, small lengths and counts, nested containers. */
+    static const uint8_t pool[] = { 0x00, 0x7f, 0x80, 0x81, 0x82, 0x8f, 0x90, 0x91, 0x92,
+        0x9f, 0xa0, 0xa2, 0xbf, 0xc0, 0xc1, 0xc3, 0xc4, 0xc5, 0xc6, 0xc7, 0xc8, 0xc9, 0xca,
+        0xcb, 0xcd, 0xcf, 0xd0, 0xd3, 0xd4, 0xd8, 0xd9, 0xda, 0xdb, 0xdc, 0xdd, 0xde, 0xdf,
+        0xe0, 0xff };
+    for (int it = 0; it < 200000; it++) {
+        size_t n = 1 + rnd_below(sizeof b);
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = rnd();
+            b[i] = (r & 3) == 0 ? pool[(r >> 8) % sizeof pool] : (r & 3) == 1 ? (uint8_t)(r >> 16)
+                 : (uint8_t)((r >> 8) % 3);
+        }
+        const vd_scan_limits lim = { rnd_below(4) == 0 ? maxes[rnd_below(12)] : n + rnd_below(40) - 8,
+                                     (unsigned)rnd_below(70) };
+        expect_same(b, n, &lim, 0);
+        expect_same(b, n, &lim, n);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -567,6 +777,7 @@ int main(void)
         cmocka_unit_test(test_peek_msgid),
         cmocka_unit_test(test_cross_check_packed),
         cmocka_unit_test(test_cross_check_random_bytes),
+        cmocka_unit_test(test_same_as_switch_scanner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,6 +246,98 @@ static void test_php_empty_arrays_and_gappy_lists(void **state)
     done(&p);
 }
 
+/* vd_rpc_peek_decide on every envelope form: msgid in each integer
+ * encoding, the method as fixstr, str 8 and bin 8, with and without params;
+ * the byte-pattern fast path and the general reader must give one verdict. */
+static void test_peek_decide_every_envelope(void **state)
+{
+    (void)state;
+    static const uint64_t ids[] = { 0, 5, 127, 128, 255, 256, 65535, 65536, UINT32_MAX,
+                                    (uint64_t)UINT32_MAX + 1 };
+    const char *methods[] = { "decide", "explain", "decidf", "explai", "ping" };
+    for (size_t ii = 0; ii < sizeof ids / sizeof ids[0]; ii++)
+        for (int enc = 0; enc < 6; enc++)          /* fixint/cc..cf picked by size, d0..d3, cf */
+            for (size_t mi = 0; mi < 5; mi++)
+                for (int menc = 0; menc < 3; menc++)  /* fixstr, str 8, bin 8 */
+                    for (int with_params = 0; with_params < 2; with_params++) {
+                        uint8_t f[64];
+                        size_t n = 0;
+                        uint64_t id = ids[ii];
+                        f[n++] = 0x94;
+                        f[n++] = 0x00;
+                        bool id_ok = id <= UINT32_MAX;
+                        if (enc == 0) {               /* smallest unsigned form */
+                            if (id < 128) f[n++] = (uint8_t)id;
+                            else if (id < 256) { f[n++] = 0xcc; f[n++] = (uint8_t)id; }
+                            else if (id < 65536) { f[n++] = 0xcd; f[n++] = (uint8_t)(id >> 8); f[n++] = (uint8_t)id; }
+                            else if (id <= UINT32_MAX) {
+                                f[n++] = 0xce;
+                                for (int k = 3; k >= 0; k--) f[n++] = (uint8_t)(id >> (8 * k));
+                            } else {
+                                f[n++] = 0xcf;
+                                for (int k = 7; k >= 0; k--) f[n++] = (uint8_t)(id >> (8 * k));
+                            }
+                        } else if (enc == 5) {        /* uint 64 */
+                            f[n++] = 0xcf;
+                            for (int k = 7; k >= 0; k--) f[n++] = (uint8_t)(id >> (8 * k));
+                        } else {                      /* int 8/16/32/64 (d0..d3) */
+                            unsigned bytes = 1u << (enc - 1);
+                            if (bytes < 8 && id >= (1ull << (8 * bytes - 1)))
+                                continue;             /* not representable as non-negative */
+                            f[n++] = (uint8_t)(0xd0 + enc - 1);
+                            for (int k = (int)bytes - 1; k >= 0; k--) f[n++] = (uint8_t)(id >> (8 * k));
+                        }
+                        size_t ml = strlen(methods[mi]);
+                        if (menc == 0) f[n++] = (uint8_t)(0xa0 | ml);
+                        else { f[n++] = menc == 1 ? 0xd9 : 0xc4; f[n++] = (uint8_t)ml; }
+                        memcpy(f + n, methods[mi], ml);
+                        n += ml;
+                        size_t params_at = n;
+                        if (with_params) {
+                            f[n++] = 0x91;            /* [ {"slots": ["a"]} ] */
+                            f[n++] = 0x81;
+                            f[n++] = 0xa5;
+                            memcpy(f + n, "slots", 5);
+                            n += 5;
+                            f[n++] = 0x91;
+                            f[n++] = 0xa1;
+                            f[n++] = 'a';
+                        }
+                        bool want = id_ok && mi < 2 && with_params;
+                        uint32_t got_id = 0;
+                        bool explain = false;
+                        const uint8_t *params = NULL;
+                        bool got = vd_rpc_peek_decide(f, n, &got_id, &explain, &params);
+                        assert_int_equal(got, want);
+                        if (want) {
+                            assert_int_equal(got_id, (uint32_t)id);
+                            assert_int_equal(explain, mi == 1);
+                            assert_ptr_equal(params, f + params_at);
+                        }
+                    }
+}
+
+static void test_reply_head_matches_msgpack_c(void **state)
+{
+    (void)state;
+    static const uint32_t ids[] = { 0, 1, 127, 128, 255, 256, 65535, 65536, 16777216, UINT32_MAX };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 4);
+        msgpack_pack_int(&pk, 1);
+        msgpack_pack_uint32(&pk, ids[i]);
+        msgpack_pack_nil(&pk);
+        unsigned char b[VD_RPC_REPLY_HEAD_MAX];
+        size_t n = vd_rpc_reply_head(b, ids[i]);
+        assert_int_equal(n, sb.size);
+        assert_memory_equal(b, sb.data, n);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -253,6 +345,8 @@ int main(void)
         cmocka_unit_test(test_containers_strings_and_scalars_match_msgpack_c),
         cmocka_unit_test(test_bin_is_a_string_when_utf8),
         cmocka_unit_test(test_php_empty_arrays_and_gappy_lists),
+        cmocka_unit_test(test_reply_head_matches_msgpack_c),
+        cmocka_unit_test(test_peek_decide_every_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
