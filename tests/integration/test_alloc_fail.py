@@ -93,8 +93,8 @@ def change(d):
     f.write_text(json.dumps(doc))
 
 
-def call(sock, unpacker, msgid, req):
-    sock.sendall(msgpack.packb([0, msgid, "decide", [req]], use_bin_type=True))
+def call(sock, unpacker, msgid, req, method="decide"):
+    sock.sendall(msgpack.packb([0, msgid, method, [req]], use_bin_type=True))
     while True:
         for reply in unpacker:
             return reply
@@ -228,27 +228,44 @@ def sanitizer_report(log):
                                   "corrupted", "Aborted"))
 
 
+def start_injected(tmp_path, n, var, dd, args, **kw):
+    """A daemon with every nth allocation failing (env var `var`): up and
+    listening, or None when it refused to start — with an error exit, not a
+    crash or a sanitizer report."""
+    env = {var: str(n),
+           # an ASan/LSan report must not look like an ordinary error exit
+           "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
+           "UBSAN_OPTIONS": "halt_on_error=1:exitcode=66"}
+    d = Daemon(tmp_path, args=["--workers", "1", "--zoneinfo", str(zoneinfo(tmp_path))] + args,
+               segments=dd / "segments", content_map=dd / "content-map", env=env, **kw)
+    d.start(expect_ready=False)
+    up = wait_for(lambda: d.proc.poll() is not None or _listening(d.port), 20, 0.02)
+    assert up, "neither listening nor exited within 20 s"
+    if d.proc.poll() is None:
+        return d
+    rc = d.proc.returncode
+    log = d.read_log()
+    d.log.close()
+    assert rc > 0 and rc != 66, f"N={n}: start-up ended with {rc}:\n{log[-3000:]}"
+    assert not sanitizer_report(log), log[-3000:]
+    return None
+
+
+def stop_clean(d, n):
+    """Stops d; no sanitizer report and a clean exit. Returns its log."""
+    rc = d.stop(timeout=30)
+    log = d.read_log()
+    assert not sanitizer_report(log), f"N={n}:\n{log[-3000:]}"
+    assert rc in (0, 1), f"N={n}: exit {rc}:\n{log[-3000:]}"
+    return log
+
+
 @pytest.mark.parametrize("n", SWEEP)
 def test_every_nth_allocation_fails(tmp_path, refs, n):
     old, new = refs
     dd = workdir(tmp_path)
-    env = {"VD_ALLOC_FAIL_EVERY": str(n),
-           # an ASan/LSan report must not look like an ordinary error exit
-           "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
-           "UBSAN_OPTIONS": "halt_on_error=1:exitcode=66"}
-    d = Daemon(tmp_path, args=["--workers", "1", "--zoneinfo", str(zoneinfo(tmp_path))],
-               segments=dd / "segments", content_map=dd / "content-map", http=True, stats=True,
-               env=env)
-    d.start(expect_ready=False)
-    # Up, or refused to start (an error exit, not a crash).
-    up = wait_for(lambda: d.proc.poll() is not None or _listening(d.port), 20, 0.02)
-    assert up, "neither listening nor exited within 20 s"
-    if d.proc.poll() is not None:
-        rc = d.proc.returncode
-        log = d.read_log()
-        d.log.close()
-        assert rc > 0 and rc != 66, f"N={n}: start-up ended with {rc}:\n{log[-3000:]}"
-        assert not sanitizer_report(log), log[-3000:]
+    d = start_injected(tmp_path, n, "VD_ALLOC_FAIL_EVERY", dd, [], http=True, stats=True)
+    if d is None:
         return
     try:
         reqs = requests()
@@ -266,10 +283,7 @@ def test_every_nth_allocation_fails(tmp_path, refs, n):
         check_answers(after, [old, new], f"N={n} after reload")
         assert d.proc.poll() is None, f"N={n}: daemon died:\n{d.read_log()[-3000:]}"
     finally:
-        rc = d.stop(timeout=30)
-    log = d.read_log()
-    assert not sanitizer_report(log), f"N={n}:\n{log[-3000:]}"
-    assert rc in (0, 1), f"N={n}: exit {rc}:\n{log[-3000:]}"
+        stop_clean(d, n)
 
 
 def _listening(port):
@@ -312,17 +326,7 @@ def profile_calls(port):
     un = msgpack.Unpacker(raw=False, strict_map_key=False)
     try:
         for i, (m, p) in enumerate(calls):
-            s.sendall(msgpack.packb([0, i + 1, m, [p]], use_bin_type=True))
-            reply = None
-            while reply is None:
-                for r in un:
-                    reply = r
-                    break
-                if reply is None:
-                    data = s.recv(1 << 16)
-                    if not data:
-                        break
-                    un.feed(data)
+            reply = call(s, un, i + 1, p, m)
             if reply is None:
                 out += [(m2, p2, None) for m2, p2 in calls[i:]]
                 break
@@ -339,22 +343,10 @@ def profile_calls(port):
 def test_every_nth_allocation_fails_with_profiles(tmp_path, redis_server, n):
     store = redis_server()
     dd = workdir(tmp_path)
-    env = {"VD_ALLOC_FAIL_EVERY_SERVING": str(n),
-           "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=66",
-           "UBSAN_OPTIONS": "halt_on_error=1:exitcode=66"}
-    d = Daemon(tmp_path, args=["--workers", "1", "--zoneinfo", str(zoneinfo(tmp_path)),
-                               "--profiles", store.url, "--profile-key-secret", PSECRET,
-                               "--profile-timeout", "500", "--scores", str(dd / "scores")],
-               segments=dd / "segments", content_map=dd / "content-map", env=env)
-    d.start(expect_ready=False)
-    up = wait_for(lambda: d.proc.poll() is not None or _listening(d.port), 20, 0.02)
-    assert up, "neither listening nor exited within 20 s"
-    if d.proc.poll() is not None:
-        rc = d.proc.returncode
-        log = d.read_log()
-        d.log.close()
-        assert rc > 0 and rc != 66, f"N={n}: start-up ended with {rc}:\n{log[-3000:]}"
-        assert not sanitizer_report(log), log[-3000:]
+    d = start_injected(tmp_path, n, "VD_ALLOC_FAIL_EVERY_SERVING", dd,
+                       ["--profiles", store.url, "--profile-key-secret", PSECRET,
+                        "--profile-timeout", "500", "--scores", str(dd / "scores")])
+    if d is None:
         return
     try:
         # Twice, the second after the profile link's reconnect backoff (a
@@ -377,10 +369,7 @@ def test_every_nth_allocation_fails_with_profiles(tmp_path, redis_server, n):
                 assert set(res) == {"deleted"}, res
         assert d.proc.poll() is None, f"N={n}: daemon died:\n{d.read_log()[-3000:]}"
     finally:
-        rc = d.stop(timeout=30)
-    log = d.read_log()
-    assert not sanitizer_report(log), f"N={n}:\n{log[-3000:]}"
-    assert rc in (0, 1), f"N={n}: exit {rc}:\n{log[-3000:]}"
+        log = stop_clean(d, n)
     # The workload makes more than 59 allocations once serving: each N
     # failed at least one of them (else this case tested nothing).
     assert "allocations failed on purpose" in log, f"N={n}: no failure injected"
