@@ -6,6 +6,8 @@
 #ifndef VD_TESTUTIL_H
 #define VD_TESTUTIL_H
 
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -26,5 +28,41 @@ static inline const char *vd_test_shared(const char *rel, char *buf, size_t cap)
             skip();                                                          \
         }                                                                    \
     } while (0)
+
+/* xorshift64, the randomized tests' generator: each test keeps its own
+ * state (its seed), so a failing run repeats. */
+static inline unsigned vd_test_rnd(uint64_t *state, unsigned n)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    return (unsigned)(x % n);
+}
+
+/* A growing text buffer and printf into it (generated definitions).
+ * Include after cmocka.h. */
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+} sbuf;
+
+static inline void put(sbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p + b->n, b->cap - b->n, fmt, ap);
+        va_end(ap);
+        if ((size_t)k < b->cap - b->n) {
+            b->n += (size_t)k;
+            return;
+        }
+        b->cap = b->cap * 2 + (size_t)k + 64;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+}
 
 #endif
