@@ -12,6 +12,7 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 B="$ROOT/build"
 OUT="$B/bench"
 P="${1:-1}"
+"$ROOT/scripts/deps.sh" bench     # strace, redis-server
 PIN0=(); PIN1=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then PIN0=(taskset -c 0); PIN1=(taskset -c 1); fi
 for f in "$OUT/set-ref/segments" "$OUT/traffic.tsv" "$B/variantd-bench"; do
