@@ -26,6 +26,10 @@
  * contexts' User-Agents (or every UA of --ua-file, a corpus whose first
  * column is the UA), through the per-worker cache (--ua-cache 0: none):
  *   MICRO_UA ua_cache=off classify_ns_median=… classify_ns_p90=… calls=…
+ * With --ua-file and -n 0 (no decisions) the corpus is first classified
+ * once untimed, the only code callgrind --instr-atstart=no counts then
+ * ("Collected" / calls: instructions per classification):
+ *   MICRO_UA_CORPUS calls=… verdict_checksum=…
  *
  * With --compile N it instead compiles the two folders N more times, as a
  * reload does (files read, parsed, compiled, indexed), and prints the wall
@@ -316,22 +320,49 @@ int main(int argc, char **argv)
             return 2;
         }
         char *line = NULL;
-        size_t lcap = 0;
+        size_t lcap = 0, nua = 0;
         ssize_t len;
         bool first = true;
-        while (ncls < MAX_CLS && (len = getline(&line, &lcap, uf)) > 0) {
+        static char *uas[MAX_CLS];
+        static size_t ua_len[MAX_CLS];
+        while (nua < MAX_CLS && (len = getline(&line, &lcap, uf)) > 0) {
             if (first) {
                 first = false;
                 continue;
             }
-            size_t un = strcspn(line, "\t\n");
-            vd_device dv;
-            uint64_t c0 = now_ns();
-            vd_device_lookup(dec.caches.ua, vd_str_make(line, un), NULL, &dv);
-            cls_ns[ncls++] = now_ns() - c0;
+            ua_len[nua] = strcspn(line, "\t\n");
+            uas[nua] = malloc(ua_len[nua] + 1);
+            if (!uas[nua])
+                return 1;
+            memcpy(uas[nua], line, ua_len[nua]);
+            uas[nua][ua_len[nua]] = '\0';
+            nua++;
         }
         free(line);
         fclose(uf);
+        /* With -n 0 the corpus is classified once more, untimed, and that
+         * pass is all callgrind --instr-atstart=no counts: "Collected" /
+         * calls is the instructions of one classification (no file reading,
+         * no clock). The verdict checksum tells two builds apart. */
+        if (n == 0) {
+            uint64_t sum = 0;
+            CALLGRIND_START_INSTRUMENTATION;
+            for (size_t i = 0; i < nua; i++) {
+                vd_device dv;
+                vd_device_lookup(dec.caches.ua, vd_str_make(uas[i], ua_len[i]), NULL, &dv);
+                sum = sum * 31 + dv.type * 7 + (dv.os ? (unsigned char)dv.os[0] : 0) +
+                      (dv.browser ? (unsigned char)dv.browser[1] : 0);
+            }
+            CALLGRIND_STOP_INSTRUMENTATION;
+            printf("MICRO_UA_CORPUS calls=%zu verdict_checksum=%016llx\n", nua, (unsigned long long)sum);
+        }
+        for (size_t i = 0; i < nua; i++) {
+            vd_device dv;
+            uint64_t c0 = now_ns();
+            vd_device_lookup(dec.caches.ua, vd_str_make(uas[i], ua_len[i]), NULL, &dv);
+            cls_ns[ncls++] = now_ns() - c0;
+            free(uas[i]);
+        }
     } else {
         for (int pass = 0; pass < 4; pass++)
             for (size_t i = 0; i < nrows && ncls < MAX_CLS; i++) {

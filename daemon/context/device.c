@@ -37,7 +37,9 @@
  * at creation. It belongs to one worker thread (no locks). */
 #include "context/device.h"
 
+#include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +67,15 @@ typedef struct tok {
  * pattern list (bots.c) uses the same set. */
 #define TRI_BITS VD_TRI_BITS
 
+/* Every table token found in the UA, one bit per table entry (tables laid
+ * out one after another from a 64-bit word boundary; see tok_index). */
+#define PRESENT_WORDS 24
+
 typedef struct ua_buf {
     char s[VD_UA_MAX];
     size_t n;
     uint64_t tri[TRI_BITS / 64];
+    uint64_t present[PRESENT_WORDS];
 } ua_buf;
 
 static unsigned tri_hash(const char *p)
@@ -117,26 +124,9 @@ static inline bool tri_bit(const ua_buf *u, unsigned h)
     return (u->tri[h / 64] >> (h % 64)) & 1u;
 }
 
-/* has() with the token's hashes precomputed. */
-static inline bool has_h(const ua_buf *u, const char *s, uint8_t n, unsigned h_first,
-                         unsigned h_last)
-{
-    if (n > u->n)
-        return false;
-    if (n >= 3 && (!tri_bit(u, h_first) || !tri_bit(u, h_last)))
-        return false;
-    return find(u->s, u->n, s, n) != NULL;
-}
-
-static bool has_any(const ua_buf *u, const tok *t, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        if (has_h(u, t[i].s, t[i].n, t[i].h_first, t[i].h_last))
-            return true;
-    return false;
-}
-
-#define HAS_ANY(u, arr) has_any((u), (arr), sizeof(arr) / sizeof((arr)[0]))
+/* HAS_ANY(u, table): one of the table's tokens is in the UA (fill_buf
+ * found them all in one pass; see tok_index below). */
+#define HAS_ANY(u, arr) has_any((u), TAB_##arr)
 
 /* ------------------------------------------------------------ type rules */
 
@@ -364,6 +354,42 @@ static bool model_has(vd_str m, const char *tokn)
     return false;
 }
 
+/* The model with the set of its byte pairs (256 bits, hashed): a word
+ * whose first two bytes are not a pair of the model is not in it, which
+ * rules out most of the few dozen words tested without a scan. */
+typedef struct mdl {
+    vd_str m;
+    uint64_t pairs[4];
+} mdl;
+
+static unsigned pair_hash(unsigned char a, unsigned char b)
+{
+    return (a * 31u + b) & 255u;
+}
+
+static void mdl_make(mdl *mm, vd_str m)
+{
+    mm->m = m;
+    memset(mm->pairs, 0, sizeof mm->pairs);
+    for (size_t i = 0; i + 1 < m.n; i++) {
+        unsigned h = pair_hash((unsigned char)m.p[i], (unsigned char)m.p[i + 1]);
+        mm->pairs[h / 64] |= (uint64_t)1 << (h % 64);
+    }
+}
+
+/* Whether w (2+ bytes) may be in the model: its first pair is. */
+static bool mdl_maybe(const mdl *mm, const char *w)
+{
+    unsigned h = pair_hash((unsigned char)w[0], (unsigned char)w[1]);
+    return (mm->pairs[h / 64] >> (h % 64)) & 1u;
+}
+
+/* model_has for words of 2+ bytes, with the pair test first. */
+static bool mhas(const mdl *mm, const char *w)
+{
+    return mdl_maybe(mm, w) && model_has(mm->m, w);
+}
+
 /* The word w in the model standing on its own at least on one side
  * ("Rombica TV Air", "rk3128_box", "SberBox") rather than inside another
  * word ("HTV33", "RunboX5", "TURBOX_I4G"). */
@@ -484,19 +510,21 @@ static bool model_panel_size(vd_str m)
 
 /* TV sets name their models after the screen size ("32LF7130S", "55OLED"),
  * set-top boxes call themselves boxes. */
-static bool model_is_tv(vd_str m)
+static bool model_is_tv(const mdl *mm)
 {
-    if (model_has(m, "letv"))          /* LeTV, a phone brand */
+    vd_str m = mm->m;
+    if (mhas(mm, "letv"))          /* LeTV, a phone brand */
         return false;
-    if (model_word(m, "tv", false) || model_word(m, "box", false) || model_stb(m) ||
-        model_word(m, "stb", true) ||
-        model_word(m, "led", true))   /* "LED32": a panel size */
+    if ((mdl_maybe(mm, "tv") && model_word(m, "tv", false)) ||
+        (mdl_maybe(mm, "bo") && model_word(m, "box", false)) ||
+        (mdl_maybe(mm, "st") && (model_stb(m) || model_word(m, "stb", true))) ||
+        (mdl_maybe(mm, "le") && model_word(m, "led", true)))   /* "LED32": a panel size */
         return true;
     if (model_panel_size(m) || model_resolution(m) || model_pixels(m))
         return true;
     static const char *const families[] = { "x96", "h96", "a95x", "t95", "mxq" };
     for (size_t i = 0; i < sizeof families / sizeof families[0]; i++)
-        if (model_family(m, families[i]))
+        if (mdl_maybe(mm, families[i]) && model_family(m, families[i]))
             return true;
     /* TV box makers, single-board computers, handheld consoles, media
      * players and cameras running Android; "atv"/"dvb"/"hdr"/"uhd" are what
@@ -514,7 +542,7 @@ static bool model_is_tv(vd_str m)
         "chromecast", "dreambox", "enigma2",
     };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (model_has(m, words[i]))
+        if (mhas(mm, words[i]))
             return true;
     return false;
 }
@@ -671,15 +699,18 @@ static bool model_diagonal_later(vd_str m)
     return false;
 }
 
-static bool model_is_tablet(vd_str m)
+static bool model_is_tablet(const mdl *mm)
 {
-    if (model_has(m, "coolpad") || model_has(m, "padfone"))   /* phones */
+    vd_str m = mm->m;
+    if (mhas(mm, "coolpad") || mhas(mm, "padfone"))   /* phones */
         return false;
     static const char *const words[] = { "tab", "pad", "slide", "slate" };
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (model_has(m, words[i]))
+        if (mhas(mm, words[i]))
             return true;
     for (size_t i = 0; i < sizeof tablet_model_prefixes / sizeof tablet_model_prefixes[0]; i++) {
+        if (m.n == 0 || m.p[0] != tablet_model_prefixes[i][0])
+            continue;                  /* most fail on the first byte */
         size_t n = strlen(tablet_model_prefixes[i]);
         if (m.n >= n && memcmp(m.p, tablet_model_prefixes[i], n) == 0)
             return true;
@@ -689,9 +720,9 @@ static bool model_is_tablet(vd_str m)
         is_digit(m.p[2]) && is_digit(m.p[3]) && (m.n == 4 || !is_digit(m.p[4])))
         return true;
     /* Only tablets are sold without a cellular modem: "Wi-Fi" in the name. */
-    if (model_has(m, "wifi") || model_has(m, "wi-fi") || model_has(m, "_wi_"))
+    if (mhas(mm, "wifi") || mhas(mm, "wi-fi") || mhas(mm, "_wi_"))
         return true;
-    if (model_has(m, "kids") || model_word(m, "kid", false))   /* children's tablets */
+    if (mhas(mm, "kids") || (mdl_maybe(mm, "ki") && model_word(m, "kid", false)))   /* children's tablets */
         return true;
     if (model_diagonal_first(m) || model_diagonal_later(m) || model_huawei_wifi(m) || model_digma_code(m) || model_vendor_code(m))
         return true;
@@ -785,11 +816,138 @@ static const fam_rule browser_rules[] = {
     F("konqueror", "Konqueror"),
 };
 
-static const fam_rule *family(const ua_buf *u, const fam_rule *r, size_t count)
+/* ------------------------------------------------------------ tok_index */
+
+/* All the token tables above (type words, OS and browser families) are
+ * searched in one pass over the UA instead of token by token: an index
+ * from the hash of a token's first 3 bytes (the window hash fill_buf
+ * computes at every offset anyway) to the table entries starting with
+ * them. At each offset whose window starts a token, that token is
+ * compared in place and its bit set in u->present. A table test is then a
+ * look at its bits, and a family table's first match in table order is its
+ * lowest bit. Tokens shorter than 3 bytes ("@") are searched with find().
+ * The index is built once per process (pthread_once), from the tables. */
+enum tab_id {
+    TAB_bot_tokens, TAB_weak_bot_tokens, TAB_desktop_app_tokens, TAB_tool_tokens,
+    TAB_bot_exceptions, TAB_other_tokens, TAB_other_exceptions, TAB_tablet_tokens,
+    TAB_tablet_exceptions, TAB_mobile_tokens, TAB_mobile_generic_tokens,
+    TAB_mobile_first_tokens, TAB_desktop_first_tokens, TAB_desktop_tokens, TAB_os_rules,
+    TAB_browser_rules, TAB__COUNT
+};
+
+typedef struct tab_reg {
+    const char *base;         /* the table's first entry */
+    size_t stride, count;
+    size_t s_off, n_off;      /* where an entry keeps its string and its length */
+    unsigned word0;           /* its first word in ua_buf.present */
+} tab_reg;
+
+#define REG_T(a) { (const char *)(a), sizeof(tok), sizeof(a) / sizeof((a)[0]), \
+                   offsetof(tok, s), offsetof(tok, n), 0 }
+#define REG_F(a) { (const char *)(a), sizeof(fam_rule), sizeof(a) / sizeof((a)[0]), \
+                   offsetof(fam_rule, tok), offsetof(fam_rule, n), 0 }
+
+static tab_reg tabs[TAB__COUNT] = {
+    [TAB_bot_tokens] = REG_T(bot_tokens), [TAB_weak_bot_tokens] = REG_T(weak_bot_tokens),
+    [TAB_desktop_app_tokens] = REG_T(desktop_app_tokens), [TAB_tool_tokens] = REG_T(tool_tokens),
+    [TAB_bot_exceptions] = REG_T(bot_exceptions), [TAB_other_tokens] = REG_T(other_tokens),
+    [TAB_other_exceptions] = REG_T(other_exceptions), [TAB_tablet_tokens] = REG_T(tablet_tokens),
+    [TAB_tablet_exceptions] = REG_T(tablet_exceptions), [TAB_mobile_tokens] = REG_T(mobile_tokens),
+    [TAB_mobile_generic_tokens] = REG_T(mobile_generic_tokens),
+    [TAB_mobile_first_tokens] = REG_T(mobile_first_tokens),
+    [TAB_desktop_first_tokens] = REG_T(desktop_first_tokens),
+    [TAB_desktop_tokens] = REG_T(desktop_tokens), [TAB_os_rules] = REG_F(os_rules),
+    [TAB_browser_rules] = REG_F(browser_rules),
+};
+
+#define NTOKENS                                                                              \
+    (sizeof bot_tokens / sizeof(tok) + sizeof weak_bot_tokens / sizeof(tok) +                \
+     sizeof desktop_app_tokens / sizeof(tok) + sizeof tool_tokens / sizeof(tok) +            \
+     sizeof bot_exceptions / sizeof(tok) + sizeof other_tokens / sizeof(tok) +               \
+     sizeof other_exceptions / sizeof(tok) + sizeof tablet_tokens / sizeof(tok) +            \
+     sizeof tablet_exceptions / sizeof(tok) + sizeof mobile_tokens / sizeof(tok) +           \
+     sizeof mobile_generic_tokens / sizeof(tok) + sizeof mobile_first_tokens / sizeof(tok) + \
+     sizeof desktop_first_tokens / sizeof(tok) + sizeof desktop_tokens / sizeof(tok) +       \
+     sizeof os_rules / sizeof(fam_rule) + sizeof browser_rules / sizeof(fam_rule))
+/* Each table starts on a word: at most one partly used word per table. */
+_Static_assert(NTOKENS / 64 + TAB__COUNT <= PRESENT_WORDS, "PRESENT_WORDS too small");
+
+typedef struct tok_ent {
+    uint32_t w;               /* its first 3 bytes, little-endian (as the window) */
+    uint16_t n;
+    uint16_t bit;             /* in ua_buf.present */
+    const char *s;
+} tok_ent;
+
+static struct {
+    pthread_once_t once;
+    uint16_t start[TRI_BITS + 1];   /* entries whose first window hashes to h: [start[h], start[h+1]) */
+    tok_ent ent[NTOKENS];           /* tokens of 3+ bytes, by first-window hash */
+    tok_ent shorts[8];              /* tokens of 1-2 bytes */
+    unsigned nshort;
+} ti = { .once = PTHREAD_ONCE_INIT };
+
+static void tok_index_build(void)
 {
-    for (size_t i = 0; i < count; i++)
-        if (has_h(u, r[i].tok, r[i].n, r[i].h_first, r[i].h_last))
-            return &r[i];
+    static uint16_t count[TRI_BITS];
+    unsigned word = 0, nent = 0;
+    for (unsigned pass = 0; pass < 2; pass++) {
+        word = 0;
+        for (unsigned t = 0; t < TAB__COUNT; t++) {
+            tab_reg *r = &tabs[t];
+            r->word0 = word;
+            for (size_t i = 0; i < r->count; i++) {
+                const char *e = r->base + i * r->stride;
+                const char *str = *(const char *const *)(const void *)(e + r->s_off);
+                uint8_t n = *(const uint8_t *)(e + r->n_off);
+                tok_ent te = { 0, n, (uint16_t)(word * 64 + i), str };
+                if (n >= 3)
+                    te.w = (uint32_t)(unsigned char)str[0] | (uint32_t)(unsigned char)str[1] << 8 |
+                           (uint32_t)(unsigned char)str[2] << 16;
+                if (n < 3) {
+                    if (pass == 1 && ti.nshort < sizeof ti.shorts / sizeof ti.shorts[0])
+                        ti.shorts[ti.nshort++] = te;
+                    continue;
+                }
+                unsigned h = tri_hash(str);
+                if (pass == 0)
+                    count[h]++;
+                else
+                    ti.ent[ti.start[h] + --count[h]] = te;
+            }
+            word += (unsigned)((r->count + 63) / 64);
+        }
+        if (pass == 0) {
+            for (unsigned h = 0; h < TRI_BITS; h++) {
+                ti.start[h] = (uint16_t)nent;
+                nent += count[h];
+            }
+            ti.start[TRI_BITS] = (uint16_t)nent;
+        }
+    }
+}
+
+static void tok_index_init(void)
+{
+    pthread_once(&ti.once, tok_index_build);
+}
+
+static bool has_any(const ua_buf *u, enum tab_id t)
+{
+    const tab_reg *r = &tabs[t];
+    for (unsigned w = r->word0, end = w + (unsigned)((r->count + 63) / 64); w < end; w++)
+        if (u->present[w])
+            return true;
+    return false;
+}
+
+/* The first entry of a family table (in table order) found in the UA. */
+static const fam_rule *family(const ua_buf *u, const fam_rule *rules, enum tab_id t)
+{
+    const tab_reg *r = &tabs[t];
+    for (unsigned w = r->word0, end = w + (unsigned)((r->count + 63) / 64); w < end; w++)
+        if (u->present[w])
+            return &rules[(w - r->word0) * 64 + (unsigned)__builtin_ctzll(u->present[w])];
     return NULL;
 }
 
@@ -797,7 +955,7 @@ static const fam_rule *family(const ua_buf *u, const fam_rule *r, size_t count)
  * apart by the OS (the stock Android and BlackBerry browsers, Safari). */
 static const char *browser_of(const ua_buf *u, const char *os)
 {
-    const fam_rule *r = family(u, browser_rules, sizeof browser_rules / sizeof browser_rules[0]);
+    const fam_rule *r = family(u, browser_rules, TAB_browser_rules);
     if (r)
         return r->family == NOFAM ? NULL : r->family;
     if (!HAS(u, "safari") && !HAS(u, "version/"))
@@ -852,7 +1010,10 @@ static uint8_t type_of(const ua_buf *u)
         !HAS(u, "x11") && !HAS(u, "wayland") && !HAS(u, "ubuntu") && !HAS(u, "cros "))
         return VD_DEVICE_OTHER;
     vd_str model = android_model(u);
-    if (model.n && model_is_tv(model))
+    mdl mm;
+    if (model.n)
+        mdl_make(&mm, model);
+    if (model.n && model_is_tv(&mm))
         return VD_DEVICE_OTHER;
     if (HAS_ANY(u, mobile_first_tokens))
         return VD_DEVICE_MOBILE;
@@ -863,7 +1024,7 @@ static uint8_t type_of(const ua_buf *u)
     if (HAS(u, "windows nt") && (HAS(u, "; touch;") || HAS(u, "; touch)")))
         return VD_DEVICE_TABLET;
     if ((HAS_ANY(u, tablet_tokens) && !HAS_ANY(u, tablet_exceptions)) ||
-        (model.n && model_is_tablet(model)))
+        (model.n && model_is_tablet(&mm)))
         return VD_DEVICE_TABLET;
     if (HAS_ANY(u, mobile_tokens))
         return VD_DEVICE_MOBILE;
@@ -884,15 +1045,43 @@ static uint8_t type_of(const ua_buf *u)
 
 static void fill_buf(ua_buf *u, const char *p, size_t n)
 {
+    tok_index_init();
     u->n = p ? (n < VD_UA_MAX ? n : VD_UA_MAX) : 0;
+    char *s = u->s;
     for (size_t i = 0; i < u->n; i++) {
         unsigned char c = (unsigned char)p[i];
-        u->s[i] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        s[i] = (char)(c + ((unsigned)(c - 'A') < 26u ? 'a' - 'A' : 0));
     }
     memset(u->tri, 0, sizeof u->tri);
-    for (size_t i = 0; i + 3 <= u->n; i++) {
-        unsigned h = tri_hash(u->s + i);
-        u->tri[h / 64] |= (uint64_t)1 << (h % 64);
+    memset(u->present, 0, sizeof u->present);
+    /* One pass: each 3-byte window into the window set, and each table
+     * token that starts there into the present set (its first 3 bytes are
+     * the window, the rest compared in place). */
+    size_t len = u->n;
+    if (len >= 3) {
+        const unsigned char *us = (const unsigned char *)s;
+        uint32_t v = (uint32_t)us[0] | (uint32_t)us[1] << 8;
+        for (size_t i = 0; i + 3 <= len; i++) {
+            v |= (uint32_t)us[i + 2] << 16;
+            unsigned h = (unsigned)((v * 2654435761u) >> 20);   /* VD_TRI_HASH */
+            u->tri[h / 64] |= (uint64_t)1 << (h % 64);
+            for (unsigned a = ti.start[h], b = ti.start[h + 1]; a < b; a++) {
+                const tok_ent *e = &ti.ent[a];
+                if (e->w != v || e->n > len - i)
+                    continue;
+                unsigned k = 3;
+                while (k < e->n && us[i + k] == (unsigned char)e->s[k])
+                    k++;
+                if (k == e->n)
+                    u->present[e->bit / 64] |= (uint64_t)1 << (e->bit % 64);
+            }
+            v >>= 8;
+        }
+    }
+    for (unsigned k = 0; k < ti.nshort; k++) {
+        const tok_ent *e = &ti.shorts[k];
+        if (find(s, u->n, e->s, e->n))
+            u->present[e->bit / 64] |= (uint64_t)1 << (e->bit % 64);
     }
 }
 
@@ -904,7 +1093,7 @@ static void classify_buf(const ua_buf *u, vd_device *out)
         out->browser = NULL;
         return;
     }
-    const fam_rule *os = family(u, os_rules, sizeof os_rules / sizeof os_rules[0]);
+    const fam_rule *os = family(u, os_rules, TAB_os_rules);
     out->os = os ? os->family : NULL;
     out->browser = browser_of(u, out->os);
 }
