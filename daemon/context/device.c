@@ -72,7 +72,7 @@ typedef struct tok {
 #define PRESENT_WORDS 24
 
 typedef struct ua_buf {
-    char s[VD_UA_MAX];
+    char s[VD_UA_MAX + 8];    /* + 8: tokens are compared a word at a time */
     size_t n;
     uint64_t tri[TRI_BITS / 64];
     uint64_t present[PRESENT_WORDS];
@@ -873,7 +873,7 @@ static tab_reg tabs[TAB__COUNT] = {
 _Static_assert(NTOKENS / 64 + TAB__COUNT <= PRESENT_WORDS, "PRESENT_WORDS too small");
 
 typedef struct tok_ent {
-    uint32_t w;               /* its first 3 bytes, little-endian (as the window) */
+    uint64_t w8, mask8;       /* its first (up to) 8 bytes, little-endian, and their mask */
     uint16_t n;
     uint16_t bit;             /* in ua_buf.present */
     const char *s;
@@ -900,10 +900,11 @@ static void tok_index_build(void)
                 const char *e = r->base + i * r->stride;
                 const char *str = *(const char *const *)(const void *)(e + r->s_off);
                 uint8_t n = *(const uint8_t *)(e + r->n_off);
-                tok_ent te = { 0, n, (uint16_t)(word * 64 + i), str };
-                if (n >= 3)
-                    te.w = (uint32_t)(unsigned char)str[0] | (uint32_t)(unsigned char)str[1] << 8 |
-                           (uint32_t)(unsigned char)str[2] << 16;
+                tok_ent te = { 0, 0, n, (uint16_t)(word * 64 + i), str };
+                for (unsigned k = 0; k < n && k < 8; k++) {
+                    te.w8 |= (uint64_t)(unsigned char)str[k] << (8 * k);
+                    te.mask8 |= (uint64_t)0xff << (8 * k);
+                }
                 if (n < 3) {
                     if (pass == 1 && ti.nshort < sizeof ti.shorts / sizeof ti.shorts[0])
                         ti.shorts[ti.nshort++] = te;
@@ -1046,34 +1047,51 @@ static uint8_t type_of(const ua_buf *u)
 static void fill_buf(ua_buf *u, const char *p, size_t n)
 {
     tok_index_init();
-    u->n = p ? (n < VD_UA_MAX ? n : VD_UA_MAX) : 0;
+    size_t len = u->n = p ? (n < VD_UA_MAX ? n : VD_UA_MAX) : 0;
     char *s = u->s;
-    for (size_t i = 0; i < u->n; i++) {
+    /* ASCII upper case folded eight bytes at a time: bit 7 of each byte of
+     * (b & 0x7f) + 0x3f is b >= 'A', of (b & 0x7f) + 0x25 is b > 'Z'. */
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t x, hept;
+        memcpy(&x, p + i, 8);
+        hept = x & 0x7f7f7f7f7f7f7f7fu;
+        uint64_t upper = ((hept + 0x3f3f3f3f3f3f3f3fu) ^ (hept + 0x2525252525252525u)) & ~x &
+                         0x8080808080808080u;
+        x |= upper >> 2;
+        memcpy(s + i, &x, 8);
+    }
+    for (; i < len; i++) {
         unsigned char c = (unsigned char)p[i];
         s[i] = (char)(c + ((unsigned)(c - 'A') < 26u ? 'a' - 'A' : 0));
     }
+    memset(s + len, 0, 8);
     memset(u->tri, 0, sizeof u->tri);
     memset(u->present, 0, sizeof u->present);
     /* One pass: each 3-byte window into the window set, and each table
-     * token that starts there into the present set (its first 3 bytes are
-     * the window, the rest compared in place). */
-    size_t len = u->n;
+     * token that starts there into the present set (its first bytes
+     * compared as one word, the rest, if any, byte by byte). */
     if (len >= 3) {
         const unsigned char *us = (const unsigned char *)s;
         uint32_t v = (uint32_t)us[0] | (uint32_t)us[1] << 8;
-        for (size_t i = 0; i + 3 <= len; i++) {
+        for (i = 0; i + 3 <= len; i++) {
             v |= (uint32_t)us[i + 2] << 16;
             unsigned h = (unsigned)((v * 2654435761u) >> 20);   /* VD_TRI_HASH */
             u->tri[h / 64] |= (uint64_t)1 << (h % 64);
-            for (unsigned a = ti.start[h], b = ti.start[h + 1]; a < b; a++) {
-                const tok_ent *e = &ti.ent[a];
-                if (e->w != v || e->n > len - i)
-                    continue;
-                unsigned k = 3;
-                while (k < e->n && us[i + k] == (unsigned char)e->s[k])
-                    k++;
-                if (k == e->n)
-                    u->present[e->bit / 64] |= (uint64_t)1 << (e->bit % 64);
+            unsigned a = ti.start[h], b = ti.start[h + 1];
+            if (a != b) {
+                uint64_t x;
+                memcpy(&x, us + i, 8);
+                for (; a < b; a++) {
+                    const tok_ent *e = &ti.ent[a];
+                    if ((x & e->mask8) != e->w8 || e->n > len - i)
+                        continue;
+                    unsigned k = 8;
+                    while (k < e->n && us[i + k] == (unsigned char)e->s[k])
+                        k++;
+                    if (k >= e->n)
+                        u->present[e->bit / 64] |= (uint64_t)1 << (e->bit % 64);
+                }
             }
             v >>= 8;
         }
