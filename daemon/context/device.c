@@ -61,32 +61,21 @@ typedef struct tok {
 #define TRI_LAST(lit) (sizeof(lit) > 3 ? VD_TRI_HASH(lit, sizeof(lit) > 3 ? sizeof(lit) - 4 : 0) : 0u)
 #define T(lit) { (lit), (uint8_t)(sizeof(lit) - 1), TRI_FIRST(lit), TRI_LAST(lit) }
 
-/* The lower-cased UA plus a 4096-bit set of its hashed 3-byte windows. Most
- * of the few hundred tokens tested are absent; two bit tests (first and last
- * 3 bytes of the token) rule them out without scanning the UA. The bot
- * pattern list (bots.c) uses the same set. */
+/* The lower-cased UA and the set of table tokens found in it, one bit per
+ * table entry (tables laid out one after another from a 64-bit word
+ * boundary; see tok_index). */
 #define TRI_BITS VD_TRI_BITS
-
-/* Every table token found in the UA, one bit per table entry (tables laid
- * out one after another from a 64-bit word boundary; see tok_index). */
-#define PRESENT_WORDS 24
+#define PRESENT_WORDS 32
 
 typedef struct ua_buf {
     char s[VD_UA_MAX + 8];    /* + 8: tokens are compared a word at a time */
     size_t n;
-    uint64_t tri[TRI_BITS / 64];
     uint64_t present[PRESENT_WORDS];
 } ua_buf;
 
 static unsigned tri_hash(const char *p)
 {
     return vd_tri_hash(p);
-}
-
-static bool tri_maybe(const ua_buf *u, const char *p)
-{
-    unsigned h = tri_hash(p);
-    return (u->tri[h / 64] >> (h % 64)) & 1u;
 }
 
 /* memmem for the short needles and haystacks here: memchr finds the
@@ -108,25 +97,36 @@ static const char *find(const char *h, size_t hn, const char *s, size_t n)
     return NULL;
 }
 
-static bool has(const ua_buf *u, const char *s, size_t n)
-{
-    if (n > u->n)
-        return false;
-    if (n >= 3 && (!tri_maybe(u, s) || !tri_maybe(u, s + n - 3)))
-        return false;
-    return find(u->s, u->n, s, n) != NULL;
-}
-
-#define HAS(u, lit) has((u), (lit), sizeof(lit) - 1)
-
-static inline bool tri_bit(const ua_buf *u, unsigned h)
-{
-    return (u->tri[h / 64] >> (h % 64)) & 1u;
-}
-
 /* HAS_ANY(u, table): one of the table's tokens is in the UA (fill_buf
  * found them all in one pass; see tok_index below). */
 #define HAS_ANY(u, arr) has_any((u), TAB_##arr)
+/* HAS(u, W_x): the one word of word_tokens[W_x] is in the UA. */
+#define HAS(u, w) has_word((u), (w))
+
+/* Single words the rules below test by themselves, found in the same pass
+ * as the tables (their order is the enum's). */
+enum word_id {
+    W_SAFARI, W_VERSION, W_BOT, W_HTTP, W_HTTPS, W_DOTCOM, W_LINUX_ARM, W_ARMV6, W_ARMV7,
+    W_ANDROID, W_X11, W_WAYLAND, W_UBUNTU, W_CROS, W_WINDOWS_NT, W_TOUCH_SEMI, W_TOUCH_PAREN,
+    W_ADR, W__COUNT
+};
+
+static const tok word_tokens[] = {
+    [W_SAFARI] = T("safari"), [W_VERSION] = T("version/"), [W_BOT] = T("bot"),
+    [W_HTTP] = T("http://"), [W_HTTPS] = T("https://"), [W_DOTCOM] = T(".com/"),
+    [W_LINUX_ARM] = T("linux arm"), [W_ARMV6] = T("armv6"), [W_ARMV7] = T("armv7"),
+    [W_ANDROID] = T("android"), [W_X11] = T("x11"), [W_WAYLAND] = T("wayland"),
+    [W_UBUNTU] = T("ubuntu"), [W_CROS] = T("cros "), [W_WINDOWS_NT] = T("windows nt"),
+    [W_TOUCH_SEMI] = T("; touch;"), [W_TOUCH_PAREN] = T("; touch)"), [W_ADR] = T("adr "),
+};
+_Static_assert(sizeof word_tokens / sizeof word_tokens[0] == W__COUNT, "word_tokens");
+_Static_assert(W__COUNT <= 64, "word_tokens: one word of present bits");
+
+/* word_tokens is the index's first table: its bits are present[0]. */
+static bool has_word(const ua_buf *u, enum word_id w)
+{
+    return (u->present[0] >> w) & 1u;
+}
 
 /* ------------------------------------------------------------ type rules */
 
@@ -301,6 +301,8 @@ static bool is_digit(char c) { return c >= '0' && c <= '9'; }
  * there is none. */
 static vd_str android_model(const ua_buf *u)
 {
+    if (!HAS(u, W_ANDROID))
+        return VD_STR_NULL;
     const char *a = find(u->s, u->n, "android", 7);
     if (!a)
         return VD_STR_NULL;
@@ -828,6 +830,7 @@ static const fam_rule browser_rules[] = {
  * lowest bit. Tokens shorter than 3 bytes ("@") are searched with find().
  * The index is built once per process (pthread_once), from the tables. */
 enum tab_id {
+    TAB_word_tokens,          /* first: its bits are present[0] (has_word) */
     TAB_bot_tokens, TAB_weak_bot_tokens, TAB_desktop_app_tokens, TAB_tool_tokens,
     TAB_bot_exceptions, TAB_other_tokens, TAB_other_exceptions, TAB_tablet_tokens,
     TAB_tablet_exceptions, TAB_mobile_tokens, TAB_mobile_generic_tokens,
@@ -857,7 +860,7 @@ static tab_reg tabs[TAB__COUNT] = {
     [TAB_mobile_first_tokens] = REG_T(mobile_first_tokens),
     [TAB_desktop_first_tokens] = REG_T(desktop_first_tokens),
     [TAB_desktop_tokens] = REG_T(desktop_tokens), [TAB_os_rules] = REG_F(os_rules),
-    [TAB_browser_rules] = REG_F(browser_rules),
+    [TAB_browser_rules] = REG_F(browser_rules), [TAB_word_tokens] = REG_T(word_tokens),
 };
 
 #define NTOKENS                                                                              \
@@ -868,7 +871,8 @@ static tab_reg tabs[TAB__COUNT] = {
      sizeof tablet_exceptions / sizeof(tok) + sizeof mobile_tokens / sizeof(tok) +           \
      sizeof mobile_generic_tokens / sizeof(tok) + sizeof mobile_first_tokens / sizeof(tok) + \
      sizeof desktop_first_tokens / sizeof(tok) + sizeof desktop_tokens / sizeof(tok) +       \
-     sizeof os_rules / sizeof(fam_rule) + sizeof browser_rules / sizeof(fam_rule))
+     sizeof os_rules / sizeof(fam_rule) + sizeof browser_rules / sizeof(fam_rule) +           \
+     sizeof word_tokens / sizeof(tok))
 /* Each table starts on a word: at most one partly used word per table. */
 _Static_assert(NTOKENS / 64 + TAB__COUNT <= PRESENT_WORDS, "PRESENT_WORDS too small");
 
@@ -959,13 +963,13 @@ static const char *browser_of(const ua_buf *u, const char *os)
     const fam_rule *r = family(u, browser_rules, TAB_browser_rules);
     if (r)
         return r->family == NOFAM ? NULL : r->family;
-    if (!HAS(u, "safari") && !HAS(u, "version/"))
+    if (!HAS(u, W_SAFARI) && !HAS(u, W_VERSION))
         return NULL;
     if (os && strcmp(os, "Android") == 0)
         return "Android Browser";   /* the stock AOSP browser: no Chrome token */
     if (os && strcmp(os, "BlackBerry") == 0)
         return "BlackBerry Browser";
-    if (HAS(u, "safari"))
+    if (HAS(u, W_SAFARI))
         return "Safari";
     return NULL;
 }
@@ -976,7 +980,7 @@ static const char *browser_of(const ua_buf *u, const char *os)
  * one ("Banca Caboto", "Abbottabad"). */
 static bool has_bot_word(const ua_buf *u)
 {
-    if (!HAS(u, "bot"))
+    if (!HAS(u, W_BOT))
         return false;
     const char *end = u->s + u->n;
     for (const char *p = u->s; p + 3 <= end; p += 3) {
@@ -992,6 +996,24 @@ static bool has_bot_word(const ua_buf *u)
     return false;
 }
 
+/* isbot's list (bots.c), with the window set it guards its patterns by:
+ * built here, as only the few UAs that get this far need it. */
+static bool bots_match(const ua_buf *u)
+{
+    uint64_t tri[TRI_BITS / 64] = { 0 };
+    const unsigned char *us = (const unsigned char *)u->s;
+    uint32_t v = u->n ? us[0] : 0;
+    if (u->n > 1)
+        v |= (uint32_t)us[1] << 8;
+    for (size_t i = 0; i + 3 <= u->n; i++) {
+        v |= (uint32_t)us[i + 2] << 16;
+        unsigned h = (unsigned)((v * 2654435761u) >> 20);   /* vd_tri_hash(us + i) */
+        tri[h / 64] |= (uint64_t)1 << (h % 64);
+        v >>= 8;
+    }
+    return vd_bots_match(u->s, u->n, tri) >= 0;
+}
+
 static uint8_t type_of(const ua_buf *u)
 {
     if (u->n == 0)
@@ -1001,14 +1023,14 @@ static uint8_t type_of(const ua_buf *u)
     /* A browser UA carrying a URL: browsers never do, crawlers that borrow a
      * browser's UA add one to say who they are. */
     if (u->n > 8 && memcmp(u->s, "mozilla/", 8) == 0 &&
-        (HAS(u, "http://") || HAS(u, "https://") || HAS(u, ".com/")))
+        (HAS(u, W_HTTP) || HAS(u, W_HTTPS) || HAS(u, W_DOTCOM)))
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, other_tokens) && !HAS_ANY(u, other_exceptions))
         return VD_DEVICE_OTHER;
     /* Linux on ARM with neither Android nor a desktop (X11, Wayland): the
      * embedded browsers of TVs, Blu-ray players and boxes. */
-    if ((HAS(u, "linux arm") || HAS(u, "armv6") || HAS(u, "armv7")) && !HAS(u, "android") &&
-        !HAS(u, "x11") && !HAS(u, "wayland") && !HAS(u, "ubuntu") && !HAS(u, "cros "))
+    if ((HAS(u, W_LINUX_ARM) || HAS(u, W_ARMV6) || HAS(u, W_ARMV7)) && !HAS(u, W_ANDROID) &&
+        !HAS(u, W_X11) && !HAS(u, W_WAYLAND) && !HAS(u, W_UBUNTU) && !HAS(u, W_CROS))
         return VD_DEVICE_OTHER;
     vd_str model = android_model(u);
     mdl mm;
@@ -1022,7 +1044,7 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_DESKTOP;
     /* IE and Edge on Windows 8+ say "Touch" only on touch-first devices:
      * Windows tablets and convertibles (Windows phones were caught above). */
-    if (HAS(u, "windows nt") && (HAS(u, "; touch;") || HAS(u, "; touch)")))
+    if (HAS(u, W_WINDOWS_NT) && (HAS(u, W_TOUCH_SEMI) || HAS(u, W_TOUCH_PAREN)))
         return VD_DEVICE_TABLET;
     if ((HAS_ANY(u, tablet_tokens) && !HAS_ANY(u, tablet_exceptions)) ||
         (model.n && model_is_tablet(&mm)))
@@ -1033,11 +1055,11 @@ static uint8_t type_of(const ua_buf *u)
         return VD_DEVICE_MOBILE;
     /* Android and no "Mobile": Google's convention for tablets, but only a
      * browser UA follows it; app and Dalvik UAs are phones far more often. */
-    if (HAS(u, "android") || HAS(u, "adr "))
-        return HAS(u, "safari") ? VD_DEVICE_TABLET : VD_DEVICE_MOBILE;
+    if (HAS(u, W_ANDROID) || HAS(u, W_ADR))
+        return HAS(u, W_SAFARI) ? VD_DEVICE_TABLET : VD_DEVICE_MOBILE;
     if (HAS_ANY(u, desktop_app_tokens) && !HAS_ANY(u, tool_tokens))
         return VD_DEVICE_DESKTOP;
-    if (HAS_ANY(u, weak_bot_tokens) || vd_bots_match(u->s, u->n, u->tri) >= 0)
+    if (HAS_ANY(u, weak_bot_tokens) || bots_match(u))
         return VD_DEVICE_BOT;
     if (HAS_ANY(u, desktop_tokens))
         return VD_DEVICE_DESKTOP;
@@ -1066,10 +1088,9 @@ static void fill_buf(ua_buf *u, const char *p, size_t n)
         s[i] = (char)(c + ((unsigned)(c - 'A') < 26u ? 'a' - 'A' : 0));
     }
     memset(s + len, 0, 8);
-    memset(u->tri, 0, sizeof u->tri);
     memset(u->present, 0, sizeof u->present);
-    /* One pass: each 3-byte window into the window set, and each table
-     * token that starts there into the present set (its first bytes
+    /* One pass: each table token that starts at an offset (the hash of its
+     * first 3 bytes is that offset's window's) into the present set (its first bytes
      * compared as one word, the rest, if any, byte by byte). */
     if (len >= 3) {
         const unsigned char *us = (const unsigned char *)s;
@@ -1077,7 +1098,6 @@ static void fill_buf(ua_buf *u, const char *p, size_t n)
         for (i = 0; i + 3 <= len; i++) {
             v |= (uint32_t)us[i + 2] << 16;
             unsigned h = (unsigned)((v * 2654435761u) >> 20);   /* VD_TRI_HASH */
-            u->tri[h / 64] |= (uint64_t)1 << (h % 64);
             unsigned a = ti.start[h], b = ti.start[h + 1];
             if (a != b) {
                 uint64_t x;
