@@ -568,6 +568,16 @@ static const char *const tablet_model_prefixes[] = {
     "nokia t1", "nokia t2",    /* Nokia T10/T20/T21 (phones: "Nokia TA-1053") */
 };
 
+#define NPREFIXES (sizeof tablet_model_prefixes / sizeof tablet_model_prefixes[0])
+
+/* tablet_model_prefixes by first byte: pfx.idx[pfx.start[c] .. pfx.start[c + 1]]
+ * (built with the token index, tok_index_build). */
+static struct {
+    uint8_t start[257];
+    uint8_t idx[NPREFIXES];
+} pfx;
+_Static_assert(NPREFIXES < 256, "tablet_model_prefixes: 8-bit indexes");
+
 /* Huawei and Honor product codes: 3-4 letters, an optional generation
  * digit, then the variant; "-W" variants ("BAH2-W09", "MRX-W29") are the
  * Wi-Fi-only ones, which only tablets are. Phones are "-L", "-AL", "-LX". */
@@ -710,11 +720,12 @@ static bool model_is_tablet(const mdl *mm)
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (mhas(mm, words[i]))
             return true;
-    for (size_t i = 0; i < sizeof tablet_model_prefixes / sizeof tablet_model_prefixes[0]; i++) {
-        if (m.n == 0 || m.p[0] != tablet_model_prefixes[i][0])
-            continue;                  /* most fail on the first byte */
-        size_t n = strlen(tablet_model_prefixes[i]);
-        if (m.n >= n && memcmp(m.p, tablet_model_prefixes[i], n) == 0)
+    /* Only the prefixes starting with the model's first byte. */
+    for (unsigned i = pfx.start[(unsigned char)m.p[0]], end = pfx.start[(unsigned char)m.p[0] + 1];
+         i < end; i++) {
+        const char *t = tablet_model_prefixes[pfx.idx[i]];
+        size_t n = strlen(t);
+        if (m.n >= n && memcmp(m.p, t, n) == 0)
             return true;
     }
     /* Alcatel names phones 4xxx-6xxx and tablets 9xxx ("9013X"). */
@@ -891,8 +902,24 @@ static struct {
     unsigned nshort;
 } ti = { .once = PTHREAD_ONCE_INIT };
 
+static void prefix_index_build(void)
+{
+    unsigned count[257] = { 0 }, at = 0;
+    for (size_t i = 0; i < NPREFIXES; i++)
+        count[(unsigned char)tablet_model_prefixes[i][0]]++;
+    for (unsigned c = 0; c < 256; c++) {
+        pfx.start[c] = (uint8_t)at;
+        at += count[c];
+        count[c] = pfx.start[c];
+    }
+    pfx.start[256] = (uint8_t)at;
+    for (size_t i = 0; i < NPREFIXES; i++)
+        pfx.idx[count[(unsigned char)tablet_model_prefixes[i][0]]++] = (uint8_t)i;
+}
+
 static void tok_index_build(void)
 {
+    prefix_index_build();
     static uint16_t count[TRI_BITS];
     unsigned word = 0, nent = 0;
     for (unsigned pass = 0; pass < 2; pass++) {
