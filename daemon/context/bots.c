@@ -73,6 +73,12 @@ static struct {
     uint16_t *by_first[256];    /* pattern indexes, ending with UINT16_MAX */
     struct guard { uint16_t h_first, h_last, idx; } *guards;
     unsigned nguards;
+    /* The guards by their first window: a UA's window set ANDed with
+     * first_set gives the few hashes to look up, gorder[gstart[h] ..
+     * gstart[h + 1]] the guards whose literal starts with hash h. */
+    uint64_t first_set[VD_TRI_BITS / 64];
+    uint16_t *gstart;           /* VD_TRI_BITS + 1 */
+    uint16_t *gorder;
     uint16_t *always;           /* unanchored, no literal of 3+ bytes: ending UINT16_MAX */
 } g = { .once = PTHREAD_ONCE_INIT, .rc = -1 };
 
@@ -296,6 +302,20 @@ static int build_tables(void)
         if (g.by_first[c])
             g.by_first[c][count[c]] = UINT16_MAX;
     g.always[na] = UINT16_MAX;
+    g.gstart = vd_calloc(VD_TRI_BITS + 1, sizeof *g.gstart);
+    g.gorder = vd_malloc((g.nguards + 1) * sizeof *g.gorder);
+    if (!g.gstart || !g.gorder)
+        return -1;
+    for (unsigned k = 0; k < g.nguards; k++) {
+        g.gstart[g.guards[k].h_first + 1]++;
+        g.first_set[g.guards[k].h_first / 64] |= (uint64_t)1 << (g.guards[k].h_first % 64);
+    }
+    for (unsigned h = 0; h < VD_TRI_BITS; h++)
+        g.gstart[h + 1] = (uint16_t)(g.gstart[h + 1] + g.gstart[h]);
+    uint16_t fill[VD_TRI_BITS];
+    memcpy(fill, g.gstart, sizeof fill);
+    for (unsigned k = 0; k < g.nguards; k++)
+        g.gorder[fill[g.guards[k].h_first]++] = (uint16_t)k;
     return 0;
 }
 
@@ -476,6 +496,22 @@ static int run(pcre2_code *re, bool jit, const char *s, size_t n, pcre2_match_da
                : pcre2_match(re, (PCRE2_SPTR)s, n, 0, 0, md, NULL);
 }
 
+/* memmem for a short literal in a User-Agent: memchr finds the candidates,
+ * memcmp confirms (glibc's memmem spends longer setting up its search). */
+static bool contains(const char *s, size_t n, const char *lit, size_t ln)
+{
+    if (ln > n)
+        return false;
+    for (const char *p = s, *last = s + n - ln; p <= last; p++) {
+        p = memchr(p, lit[0], (size_t)(last - p) + 1);
+        if (!p)
+            return false;
+        if (memcmp(p + 1, lit + 1, ln - 1) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* A pattern's literal is in the UA: two bit tests rule most out. */
 static bool literal_present(const bot_pat *bp, const char *s, size_t n, const uint64_t *tri)
 {
@@ -486,7 +522,7 @@ static bool literal_present(const bot_pat *bp, const char *s, size_t n, const ui
     if (bp->lit_n >= 3) {
         if (!tri_has(tri, bp->h_first) || !tri_has(tri, bp->h_last))
             return false;
-        return memmem(s, n, bp->lit, bp->lit_n) != NULL;
+        return contains(s, n, bp->lit, bp->lit_n);
     }
     /* One or two bytes (";", "()"): memchr beats memmem's set-up. */
     for (const char *p = s, *end = s + n; (p = memchr(p, bp->lit[0], (size_t)(end - p))); p++)
@@ -539,16 +575,20 @@ int vd_bots_match(const char *s, size_t n, const uint64_t *tri)
                 best = i;
                 break;
             }
-    for (unsigned k = 0; k < g.nguards; k++) {
-        const struct guard *gd = &g.guards[k];
-        if (gd->idx >= best)
-            break;                      /* in list order */
-        if (!tri_has(tri, gd->h_first) || !tri_has(tri, gd->h_last))
-            continue;
-        const bot_pat *bp = &g.pats[gd->idx];
-        if (bp->lit_n <= n && memmem(s, n, bp->lit, bp->lit_n) &&
-            run(bp->re, bp->jit, s, n, md) >= 0)
-            best = gd->idx;
+    /* The guarded patterns whose literal's first window is in the UA, in
+     * any order: the smallest matching index is kept all the same. */
+    for (unsigned w = 0; w < VD_TRI_BITS / 64; w++) {
+        for (uint64_t m = tri[w] & g.first_set[w]; m; m &= m - 1) {
+            unsigned h = w * 64 + (unsigned)__builtin_ctzll(m);
+            for (unsigned k = g.gstart[h]; k < g.gstart[h + 1]; k++) {
+                const struct guard *gd = &g.guards[g.gorder[k]];
+                if (gd->idx >= best || !tri_has(tri, gd->h_last))
+                    continue;
+                const bot_pat *bp = &g.pats[gd->idx];
+                if (contains(s, n, bp->lit, bp->lit_n) && run(bp->re, bp->jit, s, n, md) >= 0)
+                    best = gd->idx;
+            }
+        }
     }
     for (const uint16_t *al = g.always; *al != UINT16_MAX && *al < best; al++) {
         const bot_pat *bp = &g.pats[*al];
