@@ -891,6 +891,7 @@ typedef struct tok_ent {
     uint64_t w8, mask8;       /* its first (up to) 8 bytes, little-endian, and their mask */
     uint16_t n;
     uint16_t bit;             /* in ua_buf.present */
+    uint16_t off;             /* the offset of the window it is indexed by */
     const char *s;
 } tok_ent;
 
@@ -917,8 +918,29 @@ static void prefix_index_build(void)
         pfx.idx[count[(unsigned char)tablet_model_prefixes[i][0]]++] = (uint8_t)i;
 }
 
+/* What most User-Agents are made of: the windows of these are the ones a
+ * token is better not indexed by (it would be looked at on most UAs). */
+static const char *const common_uas[] = {
+    "mozilla/5.0 (linux; android 10; k) applewebkit/537.36 (khtml, like gecko) "
+    "chrome/120.0.0.0 mobile safari/537.36",
+    "mozilla/5.0 (iphone; cpu iphone os 17_1 like mac os x) applewebkit/605.1.15 (khtml, "
+    "like gecko) version/17.1 mobile/15e148 safari/604.1",
+    "mozilla/5.0 (windows nt 10.0; win64; x64) applewebkit/537.36 (khtml, like gecko) "
+    "chrome/120.0.0.0 safari/537.36 edg/120.0.0.0",
+    "mozilla/5.0 (macintosh; intel mac os x 10_15_7) applewebkit/605.1.15 (khtml, like "
+    "gecko) version/17.1 safari/605.1.15",
+    "mozilla/5.0 (x11; linux x86_64; rv:121.0) gecko/20100101 firefox/121.0",
+    "mozilla/5.0 (linux; u; android 4.4.2; en-us; sm-t230 build/kot49h) applewebkit/534.30 "
+    "(khtml, like gecko) version/4.0 safari/534.30",
+};
+
 static void tok_index_build(void)
 {
+    static uint8_t common[TRI_BITS];
+    for (size_t k = 0; k < sizeof common_uas / sizeof common_uas[0]; k++)
+        for (const char *c = common_uas[k]; c[0] && c[1] && c[2]; c++)
+            if (common[tri_hash(c)] < UINT8_MAX)
+                common[tri_hash(c)]++;
     prefix_index_build();
     static uint16_t count[TRI_BITS];
     unsigned word = 0, nent = 0;
@@ -931,7 +953,7 @@ static void tok_index_build(void)
                 const char *e = r->base + i * r->stride;
                 const char *str = *(const char *const *)(const void *)(e + r->s_off);
                 uint8_t n = *(const uint8_t *)(e + r->n_off);
-                tok_ent te = { 0, 0, n, (uint16_t)(word * 64 + i), str };
+                tok_ent te = { 0, 0, n, (uint16_t)(word * 64 + i), 0, str };
                 for (unsigned k = 0; k < n && k < 8; k++) {
                     te.w8 |= (uint64_t)(unsigned char)str[k] << (8 * k);
                     te.mask8 |= (uint64_t)0xff << (8 * k);
@@ -941,7 +963,12 @@ static void tok_index_build(void)
                         ti.shorts[ti.nshort++] = te;
                     continue;
                 }
-                unsigned h = tri_hash(str);
+                /* Indexed by its window least common in browser UAs, so
+                 * "android tv" is not looked at wherever "android" is. */
+                for (unsigned k = 1; k + 3 <= n; k++)
+                    if (common[tri_hash(str + k)] < common[tri_hash(str + te.off)])
+                        te.off = (uint16_t)k;
+                unsigned h = tri_hash(str + te.off);
                 if (pass == 0)
                     count[h]++;
                 else
@@ -1116,8 +1143,8 @@ static void fill_buf(ua_buf *u, const char *p, size_t n)
     }
     memset(s + len, 0, 8);
     memset(u->present, 0, sizeof u->present);
-    /* One pass: each table token that starts at an offset (the hash of its
-     * first 3 bytes is that offset's window's) into the present set (its first bytes
+    /* One pass: each table token found around a window (the one it is
+     * indexed by, at its offset off) into the present set (its first bytes
      * compared as one word, the rest, if any, byte by byte). */
     if (len >= 3) {
         const unsigned char *us = (const unsigned char *)s;
@@ -1126,19 +1153,20 @@ static void fill_buf(ua_buf *u, const char *p, size_t n)
             v |= (uint32_t)us[i + 2] << 16;
             unsigned h = (unsigned)((v * 2654435761u) >> 20);   /* VD_TRI_HASH */
             unsigned a = ti.start[h], b = ti.start[h + 1];
-            if (a != b) {
+            for (; a < b; a++) {
+                const tok_ent *e = &ti.ent[a];
+                if (i < e->off || e->n > len - (i - e->off))
+                    continue;
+                const unsigned char *at = us + i - e->off;
                 uint64_t x;
-                memcpy(&x, us + i, 8);
-                for (; a < b; a++) {
-                    const tok_ent *e = &ti.ent[a];
-                    if ((x & e->mask8) != e->w8 || e->n > len - i)
-                        continue;
-                    unsigned k = 8;
-                    while (k < e->n && us[i + k] == (unsigned char)e->s[k])
-                        k++;
-                    if (k >= e->n)
-                        u->present[e->bit / 64] |= (uint64_t)1 << (e->bit % 64);
-                }
+                memcpy(&x, at, 8);
+                if ((x & e->mask8) != e->w8)
+                    continue;
+                unsigned k = 8;
+                while (k < e->n && at[k] == (unsigned char)e->s[k])
+                    k++;
+                if (k >= e->n)
+                    u->present[e->bit / 64] |= (uint64_t)1 << (e->bit % 64);
             }
             v >>= 8;
         }
