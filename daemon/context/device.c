@@ -32,6 +32,13 @@
  * User-Agent Client Hints, where a request has them, decide type and OS
  * before the UA (vd_device_classify_hints).
  *
+ * Cost: the tables are not searched token by token. One pass over the UA
+ * (fill_buf) folds the case and, through an index from 3-byte window
+ * hashes to the tokens containing that window (tok_index), sets one bit
+ * per table token present; the ordered tests above then read bits. The
+ * verdicts are those of the token-by-token search (tests/unit/
+ * test_device_equiv.c keeps that classifier and compares on the corpora).
+ *
  * The cache is an 8-way set-associative table of verdicts keyed by a 64-bit
  * hash and verified against the UA bytes stored inline in one slab allocated
  * at creation. It belongs to one worker thread (no locks). */
