@@ -56,7 +56,6 @@ struct vd_eval {
     uint32_t nevald;
     bool scanned;             /* vd_eval_matching ran: unevaluated = not a candidate */
     bool no_defer;            /* vd_eval_costly defers nothing (vd_eval_set_defer) */
-    uint32_t nprobed;         /* index attributes probed in this request */
     const vd_index_entry **hits;  /* index entries the request's values reach */
     uint32_t hitcap;
     uint32_t *slotgen, *slotpos;  /* requested position of a slot, valid when slotgen == gen */
@@ -405,7 +404,6 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     ev->nmatched = 0;
     ev->nevald = 0;
     ev->scanned = false;
-    ev->nprobed = 0;
     /* Generation 0 never marks an entry; on wrap clear the memos once. */
     if (++ev->gen > VD_EVAL_GEN_MAX) {
         clear_memos(ev);
@@ -1036,7 +1034,6 @@ static void acm_hit(void *arg, uint32_t id)
 static inline __attribute__((always_inline)) uint32_t probe_attr(vd_eval *ev, uint32_t a, uint32_t nh)
 {
     const vd_index_attr *ia = &ev->rs->index[a];
-    ev->nprobed++;
     vd_value v;
     vd_context_get(ev->ctx, &ia->attr, &v);
     if (v.kind != VD_VAL_STR)
@@ -1108,11 +1105,6 @@ uint32_t vd_eval_candidates_more(vd_eval *ev, uint32_t a, uint32_t nh)
 void vd_eval_set_defer(vd_eval *ev, bool defer)
 {
     ev->no_defer = !defer;
-}
-
-uint32_t vd_eval_probed(const vd_eval *ev)
-{
-    return ev->nprobed;
 }
 
 bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg)

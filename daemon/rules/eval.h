@@ -71,8 +71,6 @@ uint32_t vd_eval_candidates_more(vd_eval *ev, uint32_t a, uint32_t nh);
 /* For tests: defer (the default) or probe every attribute at once
  * (vd_eval_costly then returns 0). Answers are the same either way. */
 void vd_eval_set_defer(vd_eval *ev, bool defer);
-/* Index attributes probed in this request (for tests). */
-uint32_t vd_eval_probed(const vd_eval *ev);
 /* Evaluates a segment reached through its string guard's entry (the guard
  * holds, so it is not tested again). Memoized like vd_eval_segment. */
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until);
