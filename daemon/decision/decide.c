@@ -90,15 +90,17 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
 /* Only the index attributes the requested slots' segments are filed under:
  * a 1-slot request keyed on the country does not compute the traffic
  * source for the other slots' campaign segments. */
-static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si, uint64_t *lazy)
+static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si, uint64_t *eager)
 {
     uint64_t want = rs->slot_want ? 0 : ~0ULL;
-    *lazy = rs->slot_lazy ? ~0ULL : 0;
-    for (unsigned i = 0; i < n && rs->slot_want; i++)
+    *eager = ~0ULL;
+    if (!rs->slot_want)
+        return want;
+    *eager = 0;
+    for (unsigned i = 0; i < n; i++)
         if (si[i] != UINT32_MAX) {
             want |= rs->slot_want[si[i]];
-            if (rs->slot_lazy)
-                *lazy &= rs->slot_lazy[si[i]] | ~rs->slot_want[si[i]];
+            *eager |= rs->slot_eager[si[i]];
         }
     return want;
 }
@@ -117,7 +119,7 @@ static inline __attribute__((always_inline)) void walk_slot(const vd_ruleset *rs
     const vd_rule *rules = rs->slots[s].rules;
     const uint64_t *check = rs->check_bits + rs->slot_word[s];
     uint32_t nw = rs->slot_word[s + 1] - rs->slot_word[s];
-    int64_t acc = *until;
+    int64_t acc = INT64_MAX;
     for (uint32_t w = 0; w < nw; w++)
         for (uint64_t x = bm[w]; x; x &= x - 1) {
             unsigned b = (unsigned)__builtin_ctzll(x);
@@ -222,7 +224,7 @@ static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_context *c
                 memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
         }
     const vd_index_entry *const *hits;
-    uint64_t deferred = lazy & want ? vd_eval_costly(ev, lazy & want) : 0;
+    uint64_t deferred = lazy ? vd_eval_costly(ev, lazy) : 0;
     unsigned done = ctx->done;
     uint32_t nh = vd_eval_candidates(ev, want & ~deferred, &hits);
     or_hits(rs, bits, hits, 0, nh, sgen, gen);
@@ -392,8 +394,8 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     if (full) {
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
     } else {
-        uint64_t lazy, want = want_of(rs, n, si, &lazy);
-        lazy_in_order(rs, ev, ctx, want, lazy, n, si, sgen, pos, gen, best, until);
+        uint64_t eager, want = want_of(rs, n, si, &eager);
+        lazy_in_order(rs, ev, ctx, want, want & ~eager, n, si, sgen, pos, gen, best, until);
     }
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];

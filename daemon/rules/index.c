@@ -187,8 +187,8 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->slot_tab);
     vd_free(rs->lazy_first);
     vd_free(rs->slot_lazy_first);
-    vd_free(rs->slot_lazy);
-    rs->slot_lazy = NULL;
+    vd_free(rs->slot_eager);
+    rs->slot_eager = NULL;
     memset(rs->index_family, 0, sizeof rs->index_family);
     vd_free(rs->slot_want);
     vd_free(rs->pred_aslot);
@@ -975,8 +975,8 @@ int vd_index_build(vd_ruleset *rs)
         for (uint32_t a = 0; a < rs->nindex && a < 64; a++)
             nl += lazy_worth(rs, sl, a, first[(size_t)sl * rs->nindex + a]);
     rs->lazy_first = vd_malloc((nl + 1) * sizeof *rs->lazy_first);
-    rs->slot_lazy = vd_calloc(rs->nslots + 1, sizeof *rs->slot_lazy);
-    if (!rs->lazy_first || !rs->slot_lazy) {
+    rs->slot_eager = vd_calloc(rs->nslots + 1, sizeof *rs->slot_eager);
+    if (!rs->lazy_first || !rs->slot_eager) {
         vd_free(first);
         goto oom;
     }
@@ -991,7 +991,7 @@ int vd_index_build(vd_ruleset *rs)
             for (; j > rs->slot_lazy_first[sl] && rs->lazy_first[j - 1].rule > r; j--)
                 rs->lazy_first[j] = rs->lazy_first[j - 1];
             rs->lazy_first[j] = (vd_lazy_first){ r, a };
-            rs->slot_lazy[sl] |= 1ULL << a;
+            rs->slot_eager[sl] |= 1ULL << a;    /* deferrable, for now */
         }
     }
     rs->slot_lazy_first[rs->nslots] = nl;
@@ -1004,6 +1004,8 @@ int vd_index_build(vd_ruleset *rs)
         for (uint32_t a = 0; a < rs->nindex; a++)
             if (rs->nindex > 64 || first[(size_t)sl * rs->nindex + a] != UINT32_MAX)
                 rs->slot_want[sl] |= rs->nindex > 64 ? ~0ULL : 1ULL << a;
+    for (uint32_t sl = 0; sl < rs->nslots; sl++)
+        rs->slot_eager[sl] = rs->slot_want[sl] & ~rs->slot_eager[sl];
     vd_free(first);
     return 0;
 oom:

@@ -315,9 +315,10 @@ struct vd_ruleset {
      * context family has bit f. */
     vd_lazy_first *lazy_first;
     uint32_t *slot_lazy_first;
-    /* slot_lazy[s]: the attributes of slot s's lazy_first list. A request
-     * defers an attribute only when every requested slot using it may. */
-    uint64_t *slot_lazy;
+    /* slot_eager[s]: the attributes slot s uses (slot_want) that are not
+     * in its lazy_first list. A request defers an attribute only when no
+     * requested slot needs it probed up front. */
+    uint64_t *slot_eager;
     uint64_t index_family[VD_INDEX_FAMILIES];
     /* slot_want[s]: bit a set when slot s has a rule filed under index
      * attribute a (all ones when there are more than 64 index attributes). */
