@@ -224,9 +224,13 @@ static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_context *c
                 memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
         }
     const vd_index_entry *const *hits;
+    uint32_t nh = vd_eval_candidates(ev, want & ~lazy, &hits);
+    /* Deferred: the lazy attributes whose family the probes above have not
+     * computed. */
     uint64_t deferred = lazy ? vd_eval_costly(ev, lazy) : 0;
+    for (uint64_t c = lazy & ~deferred; c; c &= c - 1)
+        nh = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(c), nh);
     unsigned done = ctx->done;
-    uint32_t nh = vd_eval_candidates(ev, want & ~deferred, &hits);
     or_hits(rs, bits, hits, 0, nh, sgen, gen);
     if (!deferred) {
         for (unsigned i = 0; i < n; i++)
