@@ -60,7 +60,7 @@ uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *co
  * costly and not computed yet in this request (geo, device, source, net).
  * The decision probes the others first and each of these only when a
  * slot's walk in rule order reaches the first rule filed under it
- * (vd_index_first_rule): a slot decided earlier never computes it. */
+ * (vd_index_lazy_first): a slot decided earlier never computes it. */
 uint64_t vd_eval_costly(const vd_eval *ev, uint64_t want);
 /* Probes index attribute a, appending its entries to the array of
  * vd_eval_candidates after its first nh; the new count. Each attribute at
