@@ -4,7 +4,8 @@
  *
  *   vd-microbench SEGMENTS_DIR CONTENT_MAP_DIR [--contexts FILE] [--geoip-db FILE]
  *                 [--slots a,b,c | --slot-count K] [-n DECISIONS] [--warm N]
- *                 [--ua-cache N] [--geo-cache N] [--ua-file TSV]
+ *                 [--ua-cache N] [--geo-cache N] [--ua-file TSV] [--answer-cache N]
+ *                 [--answer-min-slots K] [--answer-check 1] [--clock-rate R]
  *
  * FILE is a TSV of ip, ua, referer, url, lang (tests/bench/contexts.tsv, or
  * the traffic model of tests/bench/gen_traffic.py: any number of rows). The
@@ -622,6 +623,10 @@ int main(int argc, char **argv)
     long compiles = 0;
     double study_rate = 0;    /* --answer-key-study RATE: hit rates, live clock of RATE decisions/s */
     int cost_key = -1;        /* --answer-key-cost: 0 none, 1 raw, 2 verdicts */
+    long answer_entries = 0;  /* --answer-cache N: the daemon's answer-cache option (0 = off) */
+    long answer_min_slots = 1;   /* --answer-min-slots K (the daemon's default is 5) */
+    int answer_check = 0;     /* --answer-check 1: every reply also decided without the cache, compared */
+    double clock_rate = 0;    /* --clock-rate R: request i at T0 + i / R (else each row's own time) */
     for (int i = 3; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--contexts")) ctx_path = argv[i + 1];
         else if (!strcmp(argv[i], "--geoip-db")) geo_path = argv[i + 1];
@@ -634,6 +639,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--ua-file")) ua_file = argv[i + 1];
         else if (!strcmp(argv[i], "--compile")) compiles = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--answer-key-study")) study_rate = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--answer-cache")) answer_entries = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--answer-check")) answer_check = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--answer-min-slots")) answer_min_slots = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--clock-rate")) clock_rate = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--answer-key-cost")) {
             cost_key = !strcmp(argv[i + 1], "none") ? 0 : !strcmp(argv[i + 1], "raw") ? 1
                      : !strcmp(argv[i + 1], "verdicts") ? 2 : -1;
@@ -718,6 +727,22 @@ int main(int argc, char **argv)
         fprintf(stderr, "vd-microbench: out of memory\n");
         return 1;
     }
+    if (answer_entries > 0 && !(dec.answers = vd_answers_new((size_t)answer_entries, (unsigned)answer_min_slots))) {
+        fprintf(stderr, "vd-microbench: out of memory\n");
+        return 1;
+    }
+    static vd_decider dec2;   /* --answer-check: the same decisions without the cache */
+    msgpack_sbuffer sb2;
+    msgpack_sbuffer_init(&sb2);
+    vd_emitter em2;
+    vd_msgpack_out mo2 = { .sb = &sb2 };
+    vd_msgpack_emitter(&mo2, &em2);
+    uint64_t checked = 0, differ = 0;
+    if (answer_check && vd_decider_init(&dec2, &env, ua_entries > 0 ? (size_t)ua_entries : 0,
+                                        geo_entries > 0 ? (size_t)geo_entries : 0, &stats) != 0) {
+        fprintf(stderr, "vd-microbench: out of memory\n");
+        return 1;
+    }
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     vd_emitter em;
@@ -743,7 +768,9 @@ int main(int argc, char **argv)
             CALLGRIND_START_INSTRUMENTATION;
             t0 = now_ns();
         }
-        const vd_request *r = &reqs[(size_t)i % nrows];
+        vd_request *r = &reqs[(size_t)i % nrows];
+        if (clock_rate > 0)       /* 30 s before an hour boundary, then RATE decisions a second */
+            r->ts = 1795003170 + (int64_t)((double)i / clock_rate);
         vd_decision d;
         msgpack_sbuffer_clear(&sb);
         if (cost_key >= 0) {
@@ -761,6 +788,17 @@ int main(int argc, char **argv)
             return 1;
         }
         matched += d.nmatched;
+        if (answer_check) {
+            vd_decision d2;
+            msgpack_sbuffer_clear(&sb2);
+            if (vd_decider_run(&dec2, r, &em2, &d2) != VD_DECIDE_OK)
+                return 1;
+            checked++;
+            if (sb.size != sb2.size || memcmp(sb.data, sb2.data, sb.size) != 0 || d.valid_until != d2.valid_until ||
+                d.nmatched != d2.nmatched ||
+                (d.nmatched && memcmp(d.matched, d2.matched, d.nmatched * sizeof *d.matched) != 0))
+                differ++;
+        }
     }
     uint64_t dt = now_ns() - t0;
     CALLGRIND_STOP_INSTRUMENTATION;
@@ -840,6 +878,18 @@ int main(int argc, char **argv)
            "src_hit_rate=%.4f\n",
            n, (double)dt / (double)n, (double)allocs / (double)n, (double)matched / (double)(warm + n),
            vd_ruleset_nsegments(rs), nslots, nrows, ua_rate, geo_rate, src_rate);
+    if (answer_check) {
+        printf("MICRO_ANSWER_CHECK decisions=%llu differ=%llu\n", (unsigned long long)checked,
+               (unsigned long long)differ);
+        vd_decider_destroy(&dec2);
+    }
+    msgpack_sbuffer_destroy(&sb2);
+    if (dec.answers) {
+        uint64_t ah, am;
+        vd_answers_stats(dec.answers, &ah, &am);
+        printf("MICRO_ANSWERS entries=%ld hits=%llu misses=%llu (warm-up included) hit_rate=%.4f\n", answer_entries,
+               (unsigned long long)ah, (unsigned long long)am, ah + am ? (double)ah / (double)(ah + am) : 0.0);
+    }
     printf("MICRO_UA ua_cache=%s classify_ns_median=%llu classify_ns_p90=%llu calls=%zu "
            "(goal: median <= 2000 ns uncached: %s)\n", dec.caches.ua ? "on" : "off",
            (unsigned long long)(ncls ? cls_ns[ncls / 2] : 0),
