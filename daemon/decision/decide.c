@@ -305,8 +305,8 @@ int vd_decide_cached(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, v
     bool cached = false;
     if (full) {
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
-    } else if (!(cached = vd_answers_get(ans, rs, ctx, n, si, &akey, best, until, &out->matched,
-                                         &out->nmatched))) {
+    } else if (!ans || !(cached = vd_answers_get(ans, rs, ctx, n, si, &akey, best, until, &out->matched,
+                                                 &out->nmatched))) {
         const vd_index_entry *const *hits;
         uint32_t nh = vd_eval_candidates(ev, want_of(rs, n, si), &hits);
         lazy_in_order(rs, ev, hits, nh, n, si, sgen, pos, gen, best, until);
@@ -352,7 +352,8 @@ int vd_decide_cached(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, v
      * skipped (to learn its until); it is false, so `matched` is complete. */
     if (!full && !cached) {
         out->nmatched = vd_eval_matched_so_far(ev, &out->matched);
-        vd_answers_put(ans, &akey, ctx->now, n, best, until, out->matched, out->nmatched);
+        if (ans)
+            vd_answers_put(ans, &akey, ctx->now, n, best, until, out->matched, out->nmatched);
     }
     return 0;
 }
