@@ -81,6 +81,7 @@
 
 typedef struct row {
     char *f[5];   /* ip ua referer url lang */
+    char *own;    /* the line they point into (NULL if strdup failed) */
 } row;
 
 static uint64_t now_ns(void)
@@ -116,6 +117,7 @@ static size_t load_rows(const char *path, row **rowsp)
             }
         }
         char *p = strdup(line);
+        rows[n].own = p;
         for (int i = 0; i < 5; i++) {
             rows[n].f[i] = p ? p : (char *)"";
             char *tab = p ? strchr(p, '\t') : NULL;
@@ -906,7 +908,9 @@ int main(int argc, char **argv)
     vd_ruleset_release(rs);
     vd_geo_close(geo);
     vd_tzdb_close(tzdb);
-    free(rows);   /* the rows' strings live until exit */
+    for (size_t i = 0; i < nrows; i++)
+        free(rows[i].own);
+    free(rows);
     free(reqs);
     return 0;
 }

@@ -51,6 +51,7 @@ struct vd_answers {
     uint64_t hits, misses;
     /* of the ruleset in rs (a reference held until the next one is seen) */
     vd_ruleset *rs;
+    bool off;                 /* its tables could not be made: nothing cached for it */
     uint64_t tag;
     aslot_info *aslots;
     uint32_t naslots;
@@ -111,6 +112,7 @@ static void forget_ruleset(vd_answers *a)
     if (a->rs)
         vd_ruleset_release(a->rs);
     a->rs = NULL;
+    a->off = false;
 }
 
 void vd_answers_free(vd_answers *a)
@@ -137,17 +139,15 @@ static int take_ruleset(vd_answers *a, const vd_ruleset *rs)
     memset(a->e, 0, ((size_t)a->set_mask + 1) * WAYS * sizeof *a->e);
     a->clock = 0;
     if (!rs->pred_aslot || !rs->term_tab || !rs->term_pred || !rs->pred_group || !rs->group_pred)
-        return -1;
+        goto off;
     a->aslots = vd_calloc(rs->naslots + 1, sizeof *a->aslots);
     a->slots = vd_calloc(rs->nslots + 1, sizeof *a->slots);
     a->astamp = vd_calloc(rs->naslots + 1, sizeof *a->astamp);
     a->segstamp = vd_calloc(rs->nsegs + 1, sizeof *a->segstamp);
     a->seg_stack = vd_malloc((rs->nsegs + 1) * sizeof *a->seg_stack);
     a->tstamp = vd_calloc(rs->nterms + 1, sizeof *a->tstamp);
-    if (!a->aslots || !a->slots || !a->astamp || !a->segstamp || !a->seg_stack || !a->tstamp) {
-        forget_ruleset(a);
-        return -1;
-    }
+    if (!a->aslots || !a->slots || !a->astamp || !a->segstamp || !a->seg_stack || !a->tstamp)
+        goto off;
     a->naslots = rs->naslots;
     a->agen = a->sgen = a->tgen = 0;
     for (uint32_t p = 0; p < rs->npreds; p++) {
@@ -172,6 +172,13 @@ static int take_ruleset(vd_answers *a, const vd_ruleset *rs)
     a->rs = (vd_ruleset *)rs;
     a->tag = mix64(vd_hash64(rs->version, strlen(rs->version)) ^ (uint64_t)(uintptr_t)rs);
     return 0;
+off:
+    /* Not tried again for this ruleset (each try would clear the cache). */
+    forget_ruleset(a);
+    vd_ruleset_retain((vd_ruleset *)rs);
+    a->rs = (vd_ruleset *)rs;
+    a->off = true;
+    return -1;
 }
 
 static bool stamp_next(uint32_t *gen, uint32_t *stamps, size_t n)
@@ -390,6 +397,8 @@ bool vd_answers_get(vd_answers *a, const vd_ruleset *rs, vd_context *ctx, unsign
     if (!a || n < a->min_slots || n > VD_ANSWERS_MAX_SLOTS)
         return false;
     if (rs != a->rs && take_ruleset(a, rs) != 0)
+        return false;
+    if (a->off)
         return false;
     uint64_t ph = a->tag ^ n;
     for (unsigned i = 0; i < n; i++)
