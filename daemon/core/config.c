@@ -53,7 +53,7 @@ static const config_row rows[] = {
         "starved by busy workers; below 0 needs CAP_SYS_NICE or LimitNICE (else they keep the workers' priority)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
     INT("answer-cache", answer_cache, 0, 0, 1 << 22,
-        "whole-answer cache entries per worker (0 = off; ~330 bytes each; docs/PERFORMANCE.md)"),
+        "whole-answer cache entries per worker (0 = off; 424 bytes each; docs/PERFORMANCE.md)"),
     INT("answer-cache-min-slots", answer_cache_min_slots, 5, 1, VD_MAX_SLOTS_PER_REQUEST,
         "smallest page (requested slots) the answer cache serves"),
     INT("geoip-check-interval", geoip_check_interval, 60, 0, 86400,
