@@ -90,12 +90,18 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
 /* Only the index attributes the requested slots' segments are filed under:
  * a 1-slot request keyed on the country does not compute the traffic
  * source for the other slots' campaign segments. */
-static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si)
+static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si, uint64_t *eager)
 {
     uint64_t want = rs->slot_want ? 0 : ~0ULL;
-    for (unsigned i = 0; i < n && rs->slot_want; i++)
-        if (si[i] != UINT32_MAX)
+    *eager = ~0ULL;
+    if (!rs->slot_want)
+        return want;
+    *eager = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (si[i] != UINT32_MAX) {
             want |= rs->slot_want[si[i]];
+            *eager |= rs->slot_eager[si[i]];
+        }
     return want;
 }
 
@@ -103,10 +109,13 @@ static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si)
  * without a string guard, and the candidate rules of the index entries the
  * request reaches), lowest first; the first that matches wins. Every rule
  * up to the winner was evaluated here, so their bounds are the slot's
- * `until`: a candidate was reached through its string guard's bucket (the
- * guard holds), a rule without a string guard may flip with time. */
-static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint64_t *bm, uint32_t *best,
-                      int64_t *until)
+ * `until` (*acc): a candidate was reached through its string guard's
+ * bucket (the guard holds), a rule without a string guard may flip with
+ * time. walk_slot walks the whole bitmap; walk_range rules from .. lim - 1
+ * only (true: a winner). */
+/* Inlined: an out-of-line walk_slot cost ~1 % on 20-slot pages. */
+static inline __attribute__((always_inline)) void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s,
+                                                            const uint64_t *bm, uint32_t *best, int64_t *until)
 {
     const vd_rule *rules = rs->slots[s].rules;
     const uint64_t *check = rs->check_bits + rs->slot_word[s];
@@ -130,6 +139,37 @@ static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint6
     *until = acc;
 }
 
+static bool walk_range(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint64_t *bm, uint32_t from,
+                       uint32_t lim, uint32_t *best, int64_t *acc)
+{
+    const vd_rule *rules = rs->slots[s].rules;
+    const uint64_t *check = rs->check_bits + rs->slot_word[s];
+    uint32_t nw = rs->slot_word[s + 1] - rs->slot_word[s];
+    if (lim / 64 < nw)
+        nw = (lim + 63) / 64;
+    for (uint32_t w = from / 64; w < nw; w++) {
+        uint64_t x = bm[w];
+        if (w == from / 64)
+            x &= ~0ULL << (from % 64);
+        if (w == lim / 64)
+            x &= (1ULL << (lim % 64)) - 1;
+        for (; x; x &= x - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(x);
+            uint32_t r = w * 64 + b;
+            int64_t u;
+            int m = check[w] >> b & 1 ? vd_eval_rule(ev, rules[r].segment, &u)
+                                      : vd_eval_candidate(ev, rules[r].segment, &u);
+            if (u < *acc)
+                *acc = u;
+            if (m) {
+                *best = r;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* dst |= src, n words (a dense run: at least 4), four at a time. */
 static void or_words(uint64_t *restrict dst, const uint64_t *restrict src, uint32_t n)
 {
@@ -144,21 +184,13 @@ static void or_words(uint64_t *restrict dst, const uint64_t *restrict src, uint3
         *dst |= *src;
 }
 
-/* Every requested slot in rule order: one bitmap each, from the slot's
- * unguarded rules and the runs of the entries the request reaches (a rule
- * filed under two reached keys is one bit). */
-static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entry *const *hits, uint32_t nh,
-                          unsigned n, const uint32_t *si, const uint32_t *sgen, const uint32_t *pos, uint32_t gen,
-                          uint32_t *best, int64_t *until)
+/* The runs of index entries hits[from .. to) into the bitmaps of the
+ * requested slots (a rule filed under two reached keys is one bit). */
+static inline __attribute__((always_inline)) void or_hits(const vd_ruleset *rs, uint64_t *bits,
+                                                          const vd_index_entry *const *hits, uint32_t from,
+                                                          uint32_t to, const uint32_t *sgen, uint32_t gen)
 {
-    uint64_t *bits = vd_eval_rule_bits(ev);
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && pos[si[i]] == i) {
-            uint32_t w0 = rs->slot_word[si[i]], w1 = rs->slot_word[si[i] + 1];
-            if (w1 > w0)          /* a slot without rules has no words (bits may be NULL) */
-                memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
-        }
-    for (uint32_t h = 0; h < nh; h++) {
+    for (uint32_t h = from; h < to; h++) {
         const vd_slot_run *er = rs->entry_runs + hits[h]->rfirst;
         for (uint32_t r = 0; r < hits[h]->rn; r++) {
             if (sgen[er[r].slot] != gen)
@@ -173,9 +205,80 @@ static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entr
                 bm[p[k].word] |= p[k].bits;
         }
     }
+}
+
+/* Every requested slot in rule order: one bitmap each, from the slot's
+ * unguarded rules and the runs of the entries the request reaches.
+ * Lazy probing: an index attribute in `lazy` (one the requested slots may
+ * defer: rs->slot_eager) whose context family is costly and not computed
+ * yet (vd_eval_costly: geo, the device, the traffic source, net) is
+ * probed only when a slot's walk reaches the first of its rules filed
+ * under it (vd_index_lazy_first); below that rule the slot's bitmap is
+ * complete without it. A slot decided earlier never computes the family. */
+static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_context *ctx, uint64_t want,
+                          uint64_t lazy, unsigned n, const uint32_t *si, const uint32_t *sgen,
+                          const uint32_t *pos, uint32_t gen, uint32_t *best, int64_t *until)
+{
+    uint64_t *bits = vd_eval_rule_bits(ev);
     for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && pos[si[i]] == i)
-            walk_slot(rs, ev, si[i], bits + rs->slot_word[si[i]], &best[i], &until[i]);
+        if (si[i] != UINT32_MAX && pos[si[i]] == i) {
+            uint32_t w0 = rs->slot_word[si[i]], w1 = rs->slot_word[si[i] + 1];
+            if (w1 > w0)          /* a slot without rules has no words (bits may be NULL) */
+                memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
+        }
+    const vd_index_entry *const *hits;
+    uint32_t nh = vd_eval_candidates(ev, want & ~lazy, &hits);
+    /* Deferred: the lazy attributes whose family the probes above have not
+     * computed. */
+    uint64_t deferred = lazy ? vd_eval_costly(ev, lazy) : 0;
+    for (uint64_t c = lazy & ~deferred; c; c &= c - 1)
+        nh = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(c), nh);
+    unsigned done = ctx->done;
+    or_hits(rs, bits, hits, 0, nh, sgen, gen);
+    if (!deferred) {
+        for (unsigned i = 0; i < n; i++)
+            if (si[i] != UINT32_MAX && pos[si[i]] == i)
+                walk_slot(rs, ev, si[i], bits + rs->slot_word[si[i]], &best[i], &until[i]);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (si[i] == UINT32_MAX || pos[si[i]] != i)
+            continue;
+        uint32_t s = si[i];
+        if ((deferred & rs->slot_want[s]) && ctx->done != done) {
+            /* A family computed since (by an evaluation or a probe) is
+             * cheap now: probe its attributes at once. */
+            done = ctx->done;
+            uint64_t cheap = deferred & ~vd_index_costly(rs, done, deferred);
+            for (deferred &= ~cheap; cheap; cheap &= cheap - 1) {
+                uint32_t nh2 = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(cheap), nh);
+                or_hits(rs, bits, hits, nh, nh2, sgen, gen);
+                nh = nh2;
+            }
+        }
+        if (!(deferred & rs->slot_want[s])) {
+            walk_slot(rs, ev, s, bits + rs->slot_word[s], &best[i], &until[i]);
+            continue;
+        }
+        uint32_t from = 0, nl, k = 0;
+        int64_t acc = INT64_MAX;
+        const vd_lazy_first *lf = vd_index_lazy_first(rs, s, &nl);
+        for (;;) {
+            /* Below the first rule of the next deferred attribute the
+             * bitmap is complete: walk it, then probe that attribute. */
+            while (k < nl && !(deferred >> lf[k].attr & 1))
+                k++;
+            uint32_t lim = k < nl ? lf[k].rule : UINT32_MAX;
+            if (walk_range(rs, ev, s, bits + rs->slot_word[s], from, lim, &best[i], &acc) || k == nl)
+                break;
+            deferred &= ~(1ULL << lf[k].attr);
+            uint32_t nh2 = vd_eval_candidates_more(ev, lf[k].attr, nh);
+            or_hits(rs, bits, hits, nh, nh2, sgen, gen);
+            nh = nh2;
+            from = lim;
+        }
+        until[i] = acc;
+    }
 }
 
 /* The full path (every matching segment already evaluated by the index):
@@ -307,9 +410,8 @@ int vd_decide_cached(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, v
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
     } else if (!ans || !(cached = vd_answers_get(ans, rs, ctx, n, si, &akey, best, until, &out->matched,
                                                  &out->nmatched))) {
-        const vd_index_entry *const *hits;
-        uint32_t nh = vd_eval_candidates(ev, want_of(rs, n, si), &hits);
-        lazy_in_order(rs, ev, hits, nh, n, si, sgen, pos, gen, best, until);
+        uint64_t eager, want = want_of(rs, n, si, &eager);
+        lazy_in_order(rs, ev, ctx, want, want & ~eager, n, si, sgen, pos, gen, best, until);
     }
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
