@@ -349,6 +349,12 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
 
 int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
+    return vd_decide_cached(rs, alloc, ev, NULL, ctx, out);
+}
+
+int vd_decide_cached(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_answers *ans, vd_context *ctx,
+                     vd_decision *out)
+{
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
@@ -398,9 +404,12 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     for (unsigned i = 0; unknown && i < n; i++)
         for (unsigned j = 0; si[i] == UINT32_MAX && j < i && !out->slots[i].repeat; j++)
             out->slots[i].repeat = si[j] == UINT32_MAX && vd_str_eq(out->slots[j].name, out->slots[i].name);
+    vd_answers_key akey = { { 0, 0 }, false };
+    bool cached = false;
     if (full) {
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
-    } else {
+    } else if (!ans || !(cached = vd_answers_get(ans, rs, ctx, n, si, &akey, best, until, &out->matched,
+                                                 &out->nmatched))) {
         uint64_t eager, want = want_of(rs, n, si, &eager);
         lazy_in_order(rs, ev, ctx, want, want & ~eager, n, si, sgen, pos, gen, best, until);
     }
@@ -443,7 +452,10 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     }
     /* A rule walk may have evaluated a time-guarded segment the buckets
      * skipped (to learn its until); it is false, so `matched` is complete. */
-    if (!full)
+    if (!full && !cached) {
         out->nmatched = vd_eval_matched_so_far(ev, &out->matched);
+        if (ans)
+            vd_answers_put(ans, &akey, ctx->now, n, best, until, out->matched, out->nmatched);
+    }
     return 0;
 }
