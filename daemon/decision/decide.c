@@ -87,33 +87,27 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
  * request reaches) and its rules without a string guard, and stops at the
  * first match (first match first). */
 
-/* Only the index attributes the requested slots' segments are filed under:
- * a 1-slot request keyed on the country does not compute the traffic
- * source for the other slots' campaign segments. */
-static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si)
-{
-    uint64_t want = rs->slot_want ? 0 : ~0ULL;
-    for (unsigned i = 0; i < n && rs->slot_want; i++)
-        if (si[i] != UINT32_MAX)
-            want |= rs->slot_want[si[i]];
-    return want;
-}
-
-/* One requested slot in rule order: the set bits of its bitmap (its rules
- * without a string guard, and the candidate rules of the index entries the
- * request reaches), lowest first; the first that matches wins. Every rule
- * up to the winner was evaluated here, so their bounds are the slot's
- * `until`: a candidate was reached through its string guard's bucket (the
- * guard holds), a rule without a string guard may flip with time. */
-static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint64_t *bm, uint32_t *best,
+/* One requested slot in rule order: the set bits of its rules without a
+ * string guard (check_bits) and of its candidate bitmap (the candidate
+ * rules of the index entries the request reaches), lowest first; the
+ * first that matches wins. Every rule up to the winner was evaluated here,
+ * so their bounds are the slot's `until`: a candidate was reached through
+ * its string guard's bucket (the guard holds), a rule without a string
+ * guard may flip with time. The walk zeroes the slot's candidate words as
+ * it goes (all of them, also past the winner): the bitmap is all zero
+ * between decisions, so a request ORs its runs into it without first
+ * copying or clearing each slot's words. */
+static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, uint64_t *bm, uint32_t *best,
                       int64_t *until)
 {
     const vd_rule *rules = rs->slots[s].rules;
     const uint64_t *check = rs->check_bits + rs->slot_word[s];
     uint32_t nw = rs->slot_word[s + 1] - rs->slot_word[s];
     int64_t acc = INT64_MAX;
-    for (uint32_t w = 0; w < nw; w++)
-        for (uint64_t x = bm[w]; x; x &= x - 1) {
+    for (uint32_t w = 0; w < nw; w++) {
+        uint64_t x = bm[w] | check[w];
+        bm[w] = 0;
+        for (; x; x &= x - 1) {
             unsigned b = (unsigned)__builtin_ctzll(x);
             uint32_t r = w * 64 + b;
             int64_t u;
@@ -124,9 +118,12 @@ static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint6
             if (m) {
                 *best = r;
                 *until = acc;
+                while (++w < nw)
+                    bm[w] = 0;
                 return;
             }
         }
+    }
     *until = acc;
 }
 
@@ -144,20 +141,14 @@ static void or_words(uint64_t *restrict dst, const uint64_t *restrict src, uint3
         *dst |= *src;
 }
 
-/* Every requested slot in rule order: one bitmap each, from the slot's
- * unguarded rules and the runs of the entries the request reaches (a rule
- * filed under two reached keys is one bit). */
-static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entry *const *hits, uint32_t nh,
-                          unsigned n, const uint32_t *si, const uint32_t *sgen, const uint32_t *pos, uint32_t gen,
-                          uint32_t *best, int64_t *until)
+/* The candidate bitmaps of the requested slots: the runs of the entries
+ * the request reaches (a rule filed under two reached keys is one bit),
+ * ORed into the all-zero bitmap; walk_slot reads them with the slots'
+ * unguarded rules and zeroes them again. */
+static uint64_t *candidate_bits(const vd_ruleset *rs, vd_eval *ev, const vd_index_entry *const *hits,
+                                uint32_t nh, const uint32_t *sgen, uint32_t gen)
 {
     uint64_t *bits = vd_eval_rule_bits(ev);
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && pos[si[i]] == i) {
-            uint32_t w0 = rs->slot_word[si[i]], w1 = rs->slot_word[si[i] + 1];
-            if (w1 > w0)          /* a slot without rules has no words (bits may be NULL) */
-                memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
-        }
     for (uint32_t h = 0; h < nh; h++) {
         const vd_slot_run *er = rs->entry_runs + hits[h]->rfirst;
         for (uint32_t r = 0; r < hits[h]->rn; r++) {
@@ -173,9 +164,7 @@ static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_index_entr
                 bm[p[k].word] |= p[k].bits;
         }
     }
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && pos[si[i]] == i)
-            walk_slot(rs, ev, si[i], bits + rs->slot_word[si[i]], &best[i], &until[i]);
+    return bits;
 }
 
 /* The full path (every matching segment already evaluated by the index):
@@ -262,49 +251,58 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     uint32_t si[VD_MAX_SLOTS_PER_REQUEST];     /* slot index per requested slot */
     uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* winning rule so far */
     int64_t until[VD_MAX_SLOTS_PER_REQUEST];
-    for (unsigned i = 0; i < n; i++) {
-        vd_slot_choice *c = &out->slots[i];
-        c->name = req->slots[i];
-        c->slot = vd_index_find_slot(rs, c->name);
-        c->variant = NULL;
-        c->segment = -1;
-        c->rule = -1;
-        c->holdout = false;
-        c->bandit = NULL;
-        c->repeat = false;
-        si[i] = c->slot ? vd_index_slot_pos(rs, c->slot) : UINT32_MAX;
-        best[i] = UINT32_MAX;
-        until[i] = INT64_MAX;
-    }
-    /* Requested position of each slot index (a slot asked twice: its
-     * first position; the repeats copy its answer below). */
+    /* One pass over the names: the slot, its requested position (a slot
+     * asked twice: its first position; the repeats copy its answer below)
+     * and the index attributes the requested slots' segments are filed
+     * under (a 1-slot request keyed on the country does not compute the
+     * traffic source for the other slots' campaign segments). */
     uint32_t *pos, gen;
     uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
+    const uint64_t *slot_want = rs->slot_want;
+    uint64_t want = slot_want ? 0 : ~0ULL;
     bool unknown = false;
     for (unsigned i = 0; i < n; i++) {
-        if (si[i] == UINT32_MAX)
+        vd_str name = req->slots[i];
+        const vd_slot *s = vd_index_find_slot(rs, name);
+        uint32_t x = UINT32_MAX;
+        bool repeat = false;
+        if (!s) {
             unknown = true;
-        else if (sgen[si[i]] != gen) {
-            sgen[si[i]] = gen;
-            pos[si[i]] = i;
         } else {
-            out->slots[i].repeat = true;
+            x = vd_index_slot_pos(rs, s);
+            if (sgen[x] != gen) {
+                sgen[x] = gen;
+                pos[x] = i;
+                if (slot_want)
+                    want |= slot_want[x];
+            } else {
+                repeat = true;
+            }
         }
+        out->slots[i] = (vd_slot_choice){ .name = name, .slot = s, .segment = -1, .rule = -1,
+                                          .repeat = repeat };
+        si[i] = x;
+        best[i] = UINT32_MAX;
+        until[i] = INT64_MAX;
     }
     /* Unknown names asked twice (rare: by name, pairwise). */
     for (unsigned i = 0; unknown && i < n; i++)
         for (unsigned j = 0; si[i] == UINT32_MAX && j < i && !out->slots[i].repeat; j++)
             out->slots[i].repeat = si[j] == UINT32_MAX && vd_str_eq(out->slots[j].name, out->slots[i].name);
+    uint64_t *bits = NULL;
     if (full) {
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
     } else {
         const vd_index_entry *const *hits;
-        uint32_t nh = vd_eval_candidates(ev, want_of(rs, n, si), &hits);
-        lazy_in_order(rs, ev, hits, nh, n, si, sgen, pos, gen, best, until);
+        uint32_t nh = vd_eval_candidates(ev, want, &hits);
+        bits = candidate_bits(rs, ev, hits, nh, sgen, gen);
     }
+    /* One pass over the requested slots, in order: walk its rules (unless
+     * the full path already did), then choose. */
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
-        if (!c->slot)
+        const vd_slot *s = c->slot;
+        if (!s)
             continue;
         if (c->repeat) {
             /* The answer of its first position (decided above). */
@@ -316,7 +314,8 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
             c->bandit = f->bandit;
             continue;
         }
-        const vd_slot *s = c->slot;
+        if (bits)
+            walk_slot(rs, ev, si[i], bits + rs->slot_word[si[i]], &best[i], &until[i]);
         if (s->holdout && vd_holdout_member(req->vid, s->name, s->holdout)) {
             /* Held out: the default, which time alone never changes. */
             c->holdout = true;
@@ -327,12 +326,14 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
             const vd_rule *r = &s->rules[best[i]];
             c->segment = (int32_t)r->segment;
             c->rule = (int32_t)best[i];
-            if (r->bandit)
-                c->bandit = vd_alloc_find(alloc, rs, s, best[i]);
-            uint32_t arm = r->nsplit ? sticky_arm(rs, r, s, ctx->visitor) : UINT32_MAX;
-            if (arm == UINT32_MAX)
-                arm = r->nsplit ? pick_arm(r, c->bandit, req->vid) : r->variant;
-            c->variant = &s->variants[arm];
+            if (r->nsplit) {
+                if (r->bandit)
+                    c->bandit = vd_alloc_find(alloc, rs, s, best[i]);
+                uint32_t arm = sticky_arm(rs, r, s, ctx->visitor);
+                c->variant = &s->variants[arm != UINT32_MAX ? arm : pick_arm(r, c->bandit, req->vid)];
+            } else {
+                c->variant = &s->variants[r->variant];
+            }
         } else {
             c->variant = &s->variants[s->default_variant];
         }
