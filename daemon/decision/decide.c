@@ -249,48 +249,34 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     out->nslots = n;
     out->valid_until = INT64_MAX;
     uint32_t si[VD_MAX_SLOTS_PER_REQUEST];     /* slot index per requested slot */
-    uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* winning rule so far */
-    int64_t until[VD_MAX_SLOTS_PER_REQUEST];
     /* One pass over the names: the slot, its requested position (a slot
-     * asked twice: its first position; the repeats copy its answer below)
-     * and the index attributes the requested slots' segments are filed
-     * under (a 1-slot request keyed on the country does not compute the
-     * traffic source for the other slots' campaign segments). */
+     * asked twice: its first position, pos[x] != i at the repeats, which
+     * copy its answer below) and the index attributes the requested slots'
+     * segments are filed under (a 1-slot request keyed on the country does
+     * not compute the traffic source for the other slots' campaign
+     * segments). */
     uint32_t *pos, gen;
     uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
     const uint64_t *slot_want = rs->slot_want;
     uint64_t want = slot_want ? 0 : ~0ULL;
-    bool unknown = false;
     for (unsigned i = 0; i < n; i++) {
-        vd_str name = req->slots[i];
-        const vd_slot *s = vd_index_find_slot(rs, name);
-        uint32_t x = UINT32_MAX;
-        bool repeat = false;
-        if (!s) {
-            unknown = true;
-        } else {
-            x = vd_index_slot_pos(rs, s);
-            if (sgen[x] != gen) {
-                sgen[x] = gen;
-                pos[x] = i;
-                if (slot_want)
-                    want |= slot_want[x];
-            } else {
-                repeat = true;
-            }
-        }
-        out->slots[i] = (vd_slot_choice){ .name = name, .slot = s, .segment = -1, .rule = -1,
-                                          .repeat = repeat };
+        uint32_t x = vd_index_find_slot_pos(rs, req->slots[i]);
         si[i] = x;
-        best[i] = UINT32_MAX;
-        until[i] = INT64_MAX;
+        if (x != UINT32_MAX && sgen[x] != gen) {
+            sgen[x] = gen;
+            pos[x] = i;
+            if (slot_want)
+                want |= slot_want[x];
+        }
     }
-    /* Unknown names asked twice (rare: by name, pairwise). */
-    for (unsigned i = 0; unknown && i < n; i++)
-        for (unsigned j = 0; si[i] == UINT32_MAX && j < i && !out->slots[i].repeat; j++)
-            out->slots[i].repeat = si[j] == UINT32_MAX && vd_str_eq(out->slots[j].name, out->slots[i].name);
+    uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* the full path's winners and bounds */
+    int64_t until[VD_MAX_SLOTS_PER_REQUEST];
     uint64_t *bits = NULL;
     if (full) {
+        for (unsigned i = 0; i < n; i++) {
+            best[i] = UINT32_MAX;
+            until[i] = INT64_MAX;
+        }
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
     } else {
         const vd_index_entry *const *hits;
@@ -298,48 +284,70 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         bits = candidate_bits(rs, ev, hits, nh, sgen, gen);
     }
     /* One pass over the requested slots, in order: walk its rules (unless
-     * the full path already did), then choose. */
+     * the full path already did), choose, and write its answer once. */
+    unsigned repeats = 0;
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
-        const vd_slot *s = c->slot;
-        if (!s)
-            continue;
-        if (c->repeat) {
-            /* The answer of its first position (decided above). */
-            const vd_slot_choice *f = &out->slots[pos[si[i]]];
-            c->variant = f->variant;
-            c->segment = f->segment;
-            c->rule = f->rule;
-            c->holdout = f->holdout;
-            c->bandit = f->bandit;
+        vd_str name = req->slots[i];
+        uint32_t x = si[i];
+        if (x == UINT32_MAX) {
+            /* Unknown; asked twice (rare): by name, pairwise. */
+            bool repeat = false;
+            for (unsigned j = 0; j < i && !repeat; j++)
+                repeat = si[j] == UINT32_MAX && vd_str_eq(out->slots[j].name, name);
+            repeats += repeat;
+            *c = (vd_slot_choice){ .name = name, .index = UINT32_MAX, .segment = -1, .rule = -1,
+                                   .repeat = repeat };
             continue;
         }
-        if (bits)
-            walk_slot(rs, ev, si[i], bits + rs->slot_word[si[i]], &best[i], &until[i]);
+        if (pos[x] != i) {
+            /* The answer of its first position (decided above). */
+            *c = out->slots[pos[x]];
+            c->name = name;
+            c->repeat = true;
+            repeats++;
+            continue;
+        }
+        const vd_slot *s = &rs->slots[x];
+        uint32_t b;
+        int64_t u;
+        if (bits) {
+            b = UINT32_MAX;
+            walk_slot(rs, ev, x, bits + rs->slot_word[x], &b, &u);
+        } else {
+            b = best[i];
+            u = until[i];
+        }
         if (s->holdout && vd_holdout_member(req->vid, s->name, s->holdout)) {
             /* Held out: the default, which time alone never changes. */
-            c->holdout = true;
-            c->variant = &s->variants[s->default_variant];
+            *c = (vd_slot_choice){ .name = name, .slot = s, .index = x,
+                                   .variant = &s->variants[s->default_variant], .segment = -1, .rule = -1,
+                                   .holdout = true };
             continue;
         }
-        if (best[i] != UINT32_MAX) {
-            const vd_rule *r = &s->rules[best[i]];
-            c->segment = (int32_t)r->segment;
-            c->rule = (int32_t)best[i];
+        const vd_variant *v;
+        const vd_alloc_rule *bandit = NULL;
+        int32_t segment = -1;
+        if (b != UINT32_MAX) {
+            const vd_rule *r = &s->rules[b];
+            segment = (int32_t)r->segment;
             if (r->nsplit) {
                 if (r->bandit)
-                    c->bandit = vd_alloc_find(alloc, rs, s, best[i]);
+                    bandit = vd_alloc_find(alloc, rs, s, b);
                 uint32_t arm = sticky_arm(rs, r, s, ctx->visitor);
-                c->variant = &s->variants[arm != UINT32_MAX ? arm : pick_arm(r, c->bandit, req->vid)];
+                v = &s->variants[arm != UINT32_MAX ? arm : pick_arm(r, bandit, req->vid)];
             } else {
-                c->variant = &s->variants[r->variant];
+                v = &s->variants[r->variant];
             }
         } else {
-            c->variant = &s->variants[s->default_variant];
+            v = &s->variants[s->default_variant];
         }
-        if (until[i] < out->valid_until)
-            out->valid_until = until[i];
+        *c = (vd_slot_choice){ .name = name, .slot = s, .index = x, .variant = v, .segment = segment,
+                               .rule = b == UINT32_MAX ? -1 : (int32_t)b, .bandit = bandit };
+        if (u < out->valid_until)
+            out->valid_until = u;
     }
+    out->nunique = n - repeats;
     /* A rule walk may have evaluated a time-guarded segment the buckets
      * skipped (to learn its until); it is false, so `matched` is complete. */
     if (!full)

@@ -15,6 +15,7 @@
 typedef struct vd_slot_choice {
     vd_str name;                  /* as requested */
     const vd_slot *slot;          /* NULL: unknown slot (error for this slot only) */
+    uint32_t index;               /* slot's position in the ruleset (UINT32_MAX: unknown) */
     const vd_variant *variant;
     int32_t segment;              /* matching segment index; -1 = default used */
     int32_t rule;                 /* rule index; -1 = default used */
@@ -26,6 +27,7 @@ typedef struct vd_slot_choice {
 
 typedef struct vd_decision {
     unsigned nslots;
+    unsigned nunique;             /* slots not repeated (the entries of the reply's slots map) */
     vd_slot_choice slots[VD_MAX_SLOTS_PER_REQUEST];
     int64_t valid_until;          /* INT64_MAX: time alone never changes it */
     /* complete (the request asked for `segments`, or explain): every

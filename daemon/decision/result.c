@@ -303,11 +303,8 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
 
     /* A slot asked for twice is answered once (the decision marks the
      * repeats: a known slot by its slot, an unknown one by name). */
-    uint32_t unique = 0;
-    for (unsigned i = 0; i < d->nslots; i++)
-        unique += !d->slots[i].repeat;
     EMIT_LIT(e, "slots");
-    e->map(e->arg, unique);
+    e->map(e->arg, d->nunique);
     /* Whole pre-encoded entries gathered and copied together: one call
      * and one reservation for a page's run of them. */
     vd_piece pieces[VD_MAX_SLOTS_PER_REQUEST];

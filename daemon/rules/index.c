@@ -555,7 +555,7 @@ static int build_entry_runs(vd_ruleset *rs)
 static int build_slot_table(vd_ruleset *rs)
 {
     uint32_t cap = 8;
-    while (cap < 2 * rs->nslots)
+    while (cap < 4 * rs->nslots)   /* a quarter full at most: a probe or two */
         cap *= 2;
     rs->slot_tab = vd_malloc(cap * sizeof *rs->slot_tab);
     if (!rs->slot_tab)
