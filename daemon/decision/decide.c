@@ -119,7 +119,8 @@ static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, uint64_t *b
                 *best = r;
                 *until = acc;
                 while (++w < nw)
-                    bm[w] = 0;
+                    if (bm[w])     /* a test, not a memset call: most are zero already */
+                        bm[w] = 0;
                 return;
             }
         }
