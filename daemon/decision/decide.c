@@ -97,12 +97,9 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
  * it goes (all of them, also past the winner): the bitmap is all zero
  * between decisions, so a request ORs its runs into it without first
  * copying or clearing each slot's words. */
-static void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s, uint64_t *bm, uint32_t *best,
-                      int64_t *until)
+static void walk_slot(vd_eval *ev, const vd_rule *rules, const uint64_t *check, uint64_t *bm, uint32_t nw,
+                      uint32_t *best, int64_t *until)
 {
-    const vd_rule *rules = rs->slots[s].rules;
-    const uint64_t *check = rs->check_bits + rs->slot_word[s];
-    uint32_t nw = rs->slot_word[s + 1] - rs->slot_word[s];
     int64_t acc = INT64_MAX;
     for (uint32_t w = 0; w < nw; w++) {
         uint64_t x = bm[w] | check[w];
@@ -314,7 +311,11 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         int64_t u;
         if (bits) {
             b = UINT32_MAX;
-            walk_slot(rs, ev, x, bits + rs->slot_word[x], &b, &u);
+            uint32_t w0 = rs->slot_word[x], nw = rs->slot_word[x + 1] - w0;
+            if (nw == 1 && !(bits[w0] | rs->check_bits[w0]))
+                u = INT64_MAX;     /* one word, no rule to try: the default, no call */
+            else
+                walk_slot(ev, s->rules, rs->check_bits + w0, bits + w0, nw, &b, &u);
         } else {
             b = best[i];
             u = until[i];
@@ -343,8 +344,16 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         } else {
             v = &s->variants[s->default_variant];
         }
-        *c = (vd_slot_choice){ .name = name, .slot = s, .index = x, .variant = v, .segment = segment,
-                               .rule = b == UINT32_MAX ? -1 : (int32_t)b, .bandit = bandit };
+        /* Field by field: a compound literal zero-fills the struct first. */
+        c->name = name;
+        c->slot = s;
+        c->variant = v;
+        c->bandit = bandit;
+        c->index = x;
+        c->segment = segment;
+        c->rule = b == UINT32_MAX ? -1 : (int32_t)b;
+        c->holdout = false;
+        c->repeat = false;
         if (u < out->valid_until)
             out->valid_until = u;
     }

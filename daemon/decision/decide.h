@@ -15,12 +15,12 @@
 typedef struct vd_slot_choice {
     vd_str name;                  /* as requested */
     const vd_slot *slot;          /* NULL: unknown slot (error for this slot only) */
-    uint32_t index;               /* slot's position in the ruleset (UINT32_MAX: unknown) */
     const vd_variant *variant;
+    const vd_alloc_rule *bandit;  /* the learnt weights the split used; NULL = as written */
+    uint32_t index;               /* slot's position in the ruleset (UINT32_MAX: unknown) */
     int32_t segment;              /* matching segment index; -1 = default used */
     int32_t rule;                 /* rule index; -1 = default used */
     bool holdout;                 /* in the slot's holdout: the default, whatever the rules say */
-    const vd_alloc_rule *bandit;  /* the learnt weights the split used; NULL = as written */
     bool repeat;                  /* asked earlier in the request (a known slot: the same
                                    * slot; an unknown one: the same name): answered once */
 } vd_slot_choice;
