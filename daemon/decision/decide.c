@@ -157,9 +157,10 @@ static uint64_t *candidate_bits(const vd_ruleset *rs, vd_eval *ev, const vd_inde
                 or_words(bm, rs->run_words + er[r].first, er[r].n);
                 continue;
             }
-            const vd_rule_bits *p = rs->run_bits + er[r].first;
-            for (uint32_t k = 0; k < er[r].n; k++)
-                bm[p[k].word] |= p[k].bits;
+            const vd_rule_bits *p = rs->run_bits + er[r].first, *end = p + er[r].n;
+            do                     /* a sparse run has at least one piece */
+                bm[p->word] |= p->bits;
+            while (++p < end);
         }
     }
     return bits;
