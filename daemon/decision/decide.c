@@ -227,6 +227,39 @@ static void full_slots(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint
     }
 }
 
+/* This thread's previous request's slot names by requested position, with
+ * their slots in the ruleset of serial `serial` (rules/model.h): a page
+ * asks the same names request after request, so a name is compared with
+ * the one asked at its position last time (by its key, as the slot table
+ * holds it) instead of hashed and probed. */
+static _Thread_local struct {
+    uint64_t serial;                   /* 0: none (a ruleset's is never 0) */
+    struct {
+        vd_slot_key k;
+        size_t n;                      /* SIZE_MAX: nothing at this position */
+        uint32_t x;                    /* the slot's position, UINT32_MAX: unknown */
+    } at[VD_MAX_SLOTS_PER_REQUEST];
+} last_names;
+
+static inline uint32_t find_slot(const vd_ruleset *rs, unsigned i, vd_str name)
+{
+    vd_slot_key k = vd_slot_key_of(name.p, name.n);
+    if (!rs->slot_serial)
+        return vd_index_find_slot_key(rs, name, k);
+    __typeof__(last_names.at[0]) *m = &last_names.at[i];
+    /* Names of up to 16 bytes are equal when their lengths and keys are;
+     * a longer one compares its middle with the slot's name. */
+    if (m->n == name.n && m->k.a == k.a && m->k.b == k.b &&
+        (name.n <= 16 ||
+         (m->x != UINT32_MAX && memcmp(rs->slots[m->x].name.p + 8, name.p + 8, name.n - 16) == 0)))
+        return m->x;
+    uint32_t x = vd_index_find_slot_key(rs, name, k);
+    m->k = k;
+    m->n = name.n;
+    m->x = x;
+    return x;
+}
+
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
     return vd_decide_alloc(rs, NULL, ev, ctx, out);
@@ -258,8 +291,13 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
     const uint64_t *slot_want = rs->slot_want;
     uint64_t want = slot_want ? 0 : ~0ULL;
+    if (last_names.serial != rs->slot_serial) {
+        last_names.serial = rs->slot_serial;
+        for (unsigned i = 0; i < VD_MAX_SLOTS_PER_REQUEST; i++)
+            last_names.at[i].n = SIZE_MAX;
+    }
     for (unsigned i = 0; i < n; i++) {
-        uint32_t x = vd_index_find_slot_pos(rs, req->slots[i]);
+        uint32_t x = find_slot(rs, i, req->slots[i]);
         si[i] = x;
         if (x != UINT32_MAX && sgen[x] != gen) {
             sgen[x] = gen;

@@ -17,15 +17,15 @@ void vd_index_free(vd_ruleset *rs);
 
 /* The position in rs->slots of the slot named name, UINT32_MAX if none;
  * inline for the decision step (a page looks up every name it asks for):
- * the key table of rules/model.h. An empty entry has length 0, key {0, 0}
- * and slot UINT32_MAX, so the empty name "matching" one is not found. */
-static inline uint32_t vd_index_find_slot_pos(const vd_ruleset *rs, vd_str name)
+ * the key table of rules/model.h, k = vd_slot_key_of(name). An empty
+ * entry has length 0, key {0, 0} and slot UINT32_MAX, so the empty name
+ * "matching" one is not found. */
+static inline uint32_t vd_index_find_slot_key(const vd_ruleset *rs, vd_str name, vd_slot_key k)
 {
     if (!rs->slot_tab) {
         const vd_slot *s = vd_ruleset_find_slot(rs, name);
         return s ? (uint32_t)(s - rs->slots) : UINT32_MAX;
     }
-    vd_slot_key k = vd_slot_key_of(name.p, name.n);
     for (uint32_t h = vd_slot_hash(k, name.n) & rs->slot_mask;; h = (h + 1) & rs->slot_mask) {
         const vd_slot_ent *e = &rs->slot_tab[h];
         if (e->n == name.n && e->key.a == k.a && e->key.b == k.b &&
@@ -34,6 +34,11 @@ static inline uint32_t vd_index_find_slot_pos(const vd_ruleset *rs, vd_str name)
         if (e->slot == UINT32_MAX)
             return UINT32_MAX;
     }
+}
+
+static inline uint32_t vd_index_find_slot_pos(const vd_ruleset *rs, vd_str name)
+{
+    return vd_index_find_slot_key(rs, name, vd_slot_key_of(name.p, name.n));
 }
 
 /* vd_ruleset_find_slot, inline. */

@@ -287,6 +287,11 @@ struct vd_ruleset {
      * (vd_ruleset_find_slot then bisects). */
     struct vd_slot_ent *slot_tab;
     uint32_t slot_mask;
+    /* Nonzero once the slot table is built, and never the same for two
+     * rulesets of one process (an address may be reused after a free):
+     * the key of the decision step's per-thread memo of the previous
+     * request's slot names (decision/decide.c). */
+    uint64_t slot_serial;
     /* index_slot[a * nslots + s]: a segment filed under index attribute a
      * is used by a rule of slot s. A decision probes only the attributes
      * its slots use (and so computes only their context families). */

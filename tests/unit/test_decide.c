@@ -774,6 +774,72 @@ static void test_page_entries_follow_the_ruleset(void **state)
     vd_ruleset_release(rb);
 }
 
+/* The per-thread memo of the previous request's slot names
+ * (decision/decide.c): a name at a position compared with the one asked
+ * there last time. Names longer than 16 bytes that share their first and
+ * last 8 bytes (the key) differ in the middle; another ruleset (another
+ * serial, even at a freed one's address) has other positions; unknown
+ * names stay unknown. */
+static void test_slot_names_memo(void **state)
+{
+    (void)state;
+    static const char *const MAPL = "["
+        "{\"slot\":\"abcdefghAAAA12345678\",\"default\":\"a\",\"variants\":{\"a\":1}},"
+        "{\"slot\":\"abcdefghBBBB12345678\",\"default\":\"b\",\"variants\":{\"b\":2}},"
+        "{\"slot\":\"x\",\"default\":\"x\",\"variants\":{\"x\":3}}"
+        "]";
+    static const char *const MAPM = "["
+        "{\"slot\":\"hero\",\"default\":\"h\",\"variants\":{\"h\":1}},"
+        "{\"slot\":\"abcdefghBBBB12345678\",\"default\":\"b2\",\"variants\":{\"b2\":2}}"
+        "]";
+    static const struct { int rs; const char *slots[3]; const char *want[3]; } steps[] = {
+        { 0, { "abcdefghAAAA12345678" }, { "a" } },
+        { 0, { "abcdefghBBBB12345678" }, { "b" } },
+        { 0, { "abcdefghCCCC12345678" }, { NULL } },
+        { 0, { "abcdefghAAAA12345678", "abcdefghBBBB12345678" }, { "a", "b" } },
+        { 0, { "abcdefghBBBB12345678", "abcdefghAAAA12345678", "x" }, { "b", "a", "x" } },
+        { 1, { "abcdefghBBBB12345678", "hero", "abcdefghAAAA12345678" }, { "b2", "h", NULL } },
+        { 0, { "abcdefghBBBB12345678", "x", "abcdefghAAAA12345678" }, { "b", "x", "a" } },
+        { 2, { "hero", "banner", "abcdefghBBBB12345678" }, { "generic", "day", NULL } },
+        { 0, { "hero", "abcdefghCCCC12345678", "abcdefghAAAA12345678" }, { NULL, NULL, "a" } },
+        { 3, { "abcdefghBBBB12345678", "hero", "x" }, { "b2", "h", NULL } },
+        { 3, { "abcdefghBBBB12345678", "hero", "x" }, { "b2", "h", NULL } },
+    };
+    vd_ruleset *rl = compile_map(MAPL, "l");
+    vd_ruleset *rm = compile_map(MAPM, "m");
+    assert_non_null(rl);
+    assert_non_null(rm);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (steps[i].rs == 3 && rl) {
+            /* a new ruleset, perhaps at the freed one's address */
+            vd_ruleset_release(rl);
+            rl = NULL;
+            vd_ruleset_release(rm);
+            rm = compile_map(MAPM, "m2");
+            assert_non_null(rm);
+        }
+        const vd_ruleset *r = steps[i].rs == 0 ? rl : steps[i].rs == 2 ? rs : rm;
+        fresh(12, 0, 0, "Paris");
+        unsigned n = 0;
+        while (n < 3 && steps[i].slots[n])
+            ask(steps[i].slots[n++]);
+        vd_context_init(&ctx, &req, NULL, NULL, 0);
+        ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+        ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+        assert_int_equal(vd_decide(r, ev, &ctx, &dec), 0);
+        for (unsigned k = 0; k < n; k++) {
+            if (!steps[i].want[k]) {
+                assert_null(dec.slots[k].slot);
+                continue;
+            }
+            assert_non_null(dec.slots[k].slot);
+            assert_true(vd_str_eq(dec.slots[k].slot->name, vd_str_cstr(steps[i].slots[k])));
+            assert_string_equal(vid_of(&dec.slots[k]), steps[i].want[k]);
+        }
+    }
+    vd_ruleset_release(rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -789,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_preencoded_entries_same_bytes),
         cmocka_unit_test(test_wide_slot_bits_left_zero),
         cmocka_unit_test(test_page_entries_follow_the_ruleset),
+        cmocka_unit_test(test_slot_names_memo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
