@@ -309,11 +309,12 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
      * and one reservation for a page's run of them. */
     vd_piece pieces[VD_MAX_SLOTS_PER_REQUEST];
     unsigned np = 0;
+    bool whole = e->entries != NULL;
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
         if (c->repeat)
             continue;
-        if (e->entries && c->slot && !c->holdout) {
+        if (whole && c->slot && !c->holdout) {
             const vd_piece pc = c->rule >= 0
                 ? (vd_piece){ c->slot->rules[c->rule].entry_mp, c->slot->rules[c->rule].entry_mp_len }
                 : (vd_piece){ c->variant->entry_mp, c->variant->entry_mp_len ? c->variant->entry_mp_len + 1 : 0 };
