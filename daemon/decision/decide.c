@@ -93,18 +93,14 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
  * first that matches wins. Every rule up to the winner was evaluated here,
  * so their bounds are the slot's `until`: a candidate was reached through
  * its string guard's bucket (the guard holds), a rule without a string
- * guard may flip with time. The walk zeroes the slot's candidate words as
- * it goes (all of them, also past the winner): the bitmap is all zero
- * between decisions, so a request ORs its runs into it without first
- * copying or clearing each slot's words. */
-static void walk_slot(vd_eval *ev, const vd_rule *rules, const uint64_t *check, uint64_t *bm, uint32_t nw,
-                      uint32_t *best, int64_t *until)
+ * guard may flip with time. The walk only reads the bitmap: the caller
+ * zeroes the slot's words after it (clear_words). */
+static void walk_slot(vd_eval *ev, const vd_rule *rules, const uint64_t *check, const uint64_t *bm,
+                      uint32_t nw, uint32_t *best, int64_t *until)
 {
     int64_t acc = INT64_MAX;
-    for (uint32_t w = 0; w < nw; w++) {
-        uint64_t x = bm[w] | check[w];
-        bm[w] = 0;
-        for (; x; x &= x - 1) {
+    for (uint32_t w = 0; w < nw; w++)
+        for (uint64_t x = bm[w] | check[w]; x; x &= x - 1) {
             unsigned b = (unsigned)__builtin_ctzll(x);
             uint32_t r = w * 64 + b;
             int64_t u;
@@ -115,14 +111,22 @@ static void walk_slot(vd_eval *ev, const vd_rule *rules, const uint64_t *check, 
             if (m) {
                 *best = r;
                 *until = acc;
-                while (++w < nw)
-                    if (bm[w])     /* a test, not a memset call: most are zero already */
-                        bm[w] = 0;
                 return;
             }
         }
-    }
     *until = acc;
+}
+
+/* A walked slot's candidate words back to zero: the bitmap is all zero
+ * between decisions, so a request ORs its runs into it without first
+ * copying the unguarded words into or clearing each slot's words. A test
+ * before each store (most words are zero already), which also keeps gcc
+ * from making the loop a memset call. */
+static inline void clear_words(uint64_t *bm, uint32_t nw)
+{
+    for (uint32_t w = 0; w < nw; w++)
+        if (bm[w])
+            bm[w] = 0;
 }
 
 /* dst |= src, n words (a dense run: at least 4), four at a time. */
@@ -351,10 +355,12 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         if (bits) {
             b = UINT32_MAX;
             uint32_t w0 = rs->slot_word[x], nw = rs->slot_word[x + 1] - w0;
-            if (nw == 1 && !(bits[w0] | rs->check_bits[w0]))
+            if (nw == 1 && !(bits[w0] | rs->check_bits[w0])) {
                 u = INT64_MAX;     /* one word, no rule to try: the default, no call */
-            else
+            } else {
                 walk_slot(ev, s->rules, rs->check_bits + w0, bits + w0, nw, &b, &u);
+                clear_words(bits + w0, nw);
+            }
         } else {
             b = best[i];
             u = until[i];
