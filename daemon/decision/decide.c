@@ -236,13 +236,15 @@ static void full_slots(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint
  * asks the same names request after request, so a name is compared with
  * the one asked at its position last time (by its key, as the slot table
  * holds it) instead of hashed and probed. */
+typedef struct name_memo {
+    vd_slot_key k;
+    size_t n;                          /* SIZE_MAX: nothing at this position */
+    uint32_t x;                        /* the slot's position, UINT32_MAX: unknown */
+} name_memo;
+
 static _Thread_local struct {
     uint64_t serial;                   /* 0: none (a ruleset's is never 0) */
-    struct {
-        vd_slot_key k;
-        size_t n;                      /* SIZE_MAX: nothing at this position */
-        uint32_t x;                    /* the slot's position, UINT32_MAX: unknown */
-    } at[VD_MAX_SLOTS_PER_REQUEST];
+    name_memo at[VD_MAX_SLOTS_PER_REQUEST];
 } last_names;
 
 static inline uint32_t find_slot(const vd_ruleset *rs, unsigned i, vd_str name)
@@ -250,7 +252,7 @@ static inline uint32_t find_slot(const vd_ruleset *rs, unsigned i, vd_str name)
     vd_slot_key k = vd_slot_key_of(name.p, name.n);
     if (!rs->slot_serial)
         return vd_index_find_slot_key(rs, name, k);
-    __typeof__(last_names.at[0]) *m = &last_names.at[i];
+    name_memo *m = &last_names.at[i];
     /* Names of up to 16 bytes are equal when their lengths and keys are;
      * a longer one compares its middle with the slot's name. */
     if (m->n == name.n && m->k.a == k.a && m->k.b == k.b &&
