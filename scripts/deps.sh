@@ -6,7 +6,7 @@ set -eu
 BUILD="make gcc pkg-config libhttp-parser-dev libevent-dev libhiredis-dev libmsgpack-dev libmaxminddb-dev libjansson-dev libpsl-dev libsystemd-dev libpcre2-dev tzdata libmaxmind-db-writer-perl perl"
 RUN="$BUILD redis-server redis-tools"
 TEST="$BUILD libcmocka-dev python3 python3-pytest python3-msgpack python3-redis redis-server redis-tools nutcracker nginx varnish mmdb-bin libclang-rt-14-dev clang-14 systemd chromium nodejs php-cli php-msgpack phpunit php-fpm php-mysql mariadb-server wordpress redis-sentinel"
-BENCH="$TEST wrk valgrind libnginx-mod-http-geoip2 nodejs curl"
+BENCH="$TEST wrk valgrind strace libnginx-mod-http-geoip2 nodejs curl"
 case "${1:-build}" in
   build) want="$BUILD" ;;
   run)   want="$RUN" ;;

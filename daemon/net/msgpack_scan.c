@@ -116,6 +116,68 @@ static uint64_t read_len(const uint8_t *p, unsigned n)
     }
 }
 
+/* The frame at buf[0], if it is whole within len bytes, nests no deeper
+ * than max_depth and holds no 0xc1: its length. 0 otherwise (a frame is
+ * never 0 bytes), and the caller runs the full scan, which says which of
+ * NEED_MORE, TOO_LARGE, TOO_DEEP or INVALID it is.
+ *
+ * A frame that is whole within len <= max_bytes can never be TOO_LARGE:
+ * every budget check of the full scan compares a lower bound of the frame's
+ * length (the bytes consumed, this item's, one for each item still owed)
+ * with max_bytes. So this pass keeps no budget: per item a table load,
+ * one bounds check and the count of the innermost container, about half
+ * the full scan's work. It is the common case (a request read whole, or
+ * pipelined ones); a frame cut off by a read costs this pass once, then the
+ * resumable scan takes over (st->pos > 0), so a trickle stays O(frame). */
+static size_t scan_whole(const uint8_t *buf, size_t len, unsigned max_depth)
+{
+    uint64_t stack[VD_SCAN_MAX_DEPTH + 1];
+    size_t pos = 0;                      /* may pass len by a fixed item's size: */
+    unsigned sp = 1;                     /* then the next turn (or the end) refuses */
+    uint64_t top = 1;                    /* items still owed by the innermost container */
+    while (pos < len) {
+        const uint8_t *p = buf + pos;
+        const scan_op *op = &ops[p[0]];
+        if (op->kind == OP_FIXED) {
+            pos += op->n;                /* at most 18: checked by the loop or the end */
+        } else if (op->kind == OP_VAR) {
+            if (len - pos < 1u + op->lenk)
+                return 0;
+            uint64_t total = 1u + op->lenk + op->extra + read_len(p + 1, op->lenk);
+            if (total > len - pos)
+                return 0;
+            pos += (size_t)total;
+        } else if (op->kind == OP_INVALID || sp > max_depth) {
+            return 0;
+        } else {
+            uint64_t n = op->n;
+            if (op->lenk) {
+                if (len - pos < 1u + op->lenk)
+                    return 0;
+                n = read_len(p + 1, op->lenk);
+            }
+            uint64_t items = op->kind == OP_MAP ? 2 * n : n;
+            pos += 1u + op->lenk;
+            if (items > 0) {
+                if (items > len - pos)   /* early out: every item takes a byte */
+                    return 0;
+                stack[sp - 1] = top - 1;
+                sp++;
+                top = items;
+                continue;
+            }
+        }
+        if (--top == 0) {
+            do {
+                if (--sp == 0)
+                    return pos <= len ? pos : 0;
+                top = stack[sp - 1];
+            } while (top == 0);
+        }
+    }
+    return 0;
+}
+
 vd_scan_result vd_msgpack_scan_resume(vd_scan_state *st, const uint8_t *buf, size_t len,
                                       const vd_scan_limits *lim, size_t *frame_len)
 {
@@ -125,6 +187,18 @@ vd_scan_result vd_msgpack_scan_resume(vd_scan_state *st, const uint8_t *buf, siz
     *frame_len = 0;
     if (st->sp == 0 || st->sp > VD_SCAN_MAX_DEPTH + 1)
         vd_msgpack_scan_reset(st);   /* a zeroed (or nonsense) state starts a frame */
+    if (st->pos == 0 && st->sp == 1 && st->pending == 1) {
+        /* A fresh frame: try it whole first (see scan_whole), and leave
+         * the state as the full scan leaves it after OK. */
+        size_t whole = scan_whole(buf, len < max ? len : (size_t)max, max_depth);
+        if (whole) {
+            st->pos = whole;
+            st->pending = 0;
+            st->sp = 0;
+            *frame_len = whole;
+            return VD_SCAN_OK;
+        }
+    }
     /* Guards the invariant even if the caller changed the limits between calls. */
     if ((uint64_t)st->pos > max || st->pending > max - st->pos)
         return VD_SCAN_TOO_LARGE;

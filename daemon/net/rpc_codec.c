@@ -376,6 +376,17 @@ static void raw_val(const uint8_t *p, vd_reqval *out)
 {
     if (p && raw_fast(p, out))
         return;
+    if (p && p < raw.end && p[0] >= 0x80 && p[0] <= 0x9f) {
+        /* fixmap / fixarray (params, the request map, slots): what
+         * raw_read and raw_fill make of them, without the header. */
+        out->node = p;
+        out->kind = p[0] <= 0x8f ? VD_RV_MAP : VD_RV_ARRAY;
+        out->b = false;
+        out->num = 0;
+        out->n = p[0] & 0x0fu;
+        out->s = VD_STR_NULL;
+        return;
+    }
     raw_hdr h;
     if (!p || !raw_read(p, &h)) {
         memset(out, 0, sizeof *out);

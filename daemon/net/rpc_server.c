@@ -40,6 +40,7 @@ typedef struct rpc_buf {
 
 #define RPC_BUF_MIN 16384         /* first allocation */
 #define RPC_READ_MIN 4096         /* room a read needs before it grows the buffer */
+#define RPC_REPLY_ROOM 1024       /* room reserved before a decision writes its reply */
 
 static inline size_t buf_used(const rpc_buf *b)
 {
@@ -331,23 +332,33 @@ static void handle_ping(rpc_conn *c, uint32_t msgid)
     VD_STAT_INC(fe->stats, rpc_ping);
 }
 
+/* The reply is written straight into the connection's output buffer (an
+ * msgpack_sbuffer view of it for the emitter, which grows it with realloc
+ * as its own buffer), not staged in srv->out and copied: a decision's
+ * reply is most of what a request writes. On failure what was written is
+ * dropped again and an error is sent instead. */
 static void answer_decide(rpc_conn *c, uint32_t msgid, const vd_request *reqp, bool explain,
                           vd_profile_status pst, const vd_visitor *visitor)
 {
     const vd_frontend *fe = c->srv->fe;
-    unsigned char head[VD_RPC_REPLY_HEAD_MAX];
-    msgpack_sbuffer_write(&c->srv->out, (const char *)head, vd_rpc_reply_head(head, msgid));
-    size_t mark = c->srv->out.size;
-    vd_emitter e;
-    vd_msgpack_out mo = { .sb = &c->srv->out };
-    vd_msgpack_emitter(&mo, &e);
-    vd_decision d;
-    vd_decide_status st = vd_decider_run_with(fe->decider, reqp, &e, &d, pst, visitor);
-    if (st == VD_DECIDE_OK && mo.failed)
-        st = VD_DECIDE_INTERNAL;     /* the reply buffer could not grow */
+    rpc_buf *ob = &c->out;
+    vd_decide_status st = VD_DECIDE_INTERNAL;
+    if (buf_reserve(ob, RPC_REPLY_ROOM)) {
+        size_t start = ob->len;
+        size_t head = vd_rpc_reply_head(ob->data + start, msgid);
+        msgpack_sbuffer sb = { .size = start + head, .data = (char *)ob->data, .alloc = ob->cap };
+        vd_emitter e;
+        vd_msgpack_out mo = { .sb = &sb };
+        vd_msgpack_emitter(&mo, &e);
+        vd_decision d;
+        st = vd_decider_run_with(fe->decider, reqp, &e, &d, pst, visitor);
+        if (st == VD_DECIDE_OK && mo.failed)
+            st = VD_DECIDE_INTERNAL;     /* the reply buffer could not grow */
+        ob->data = (uint8_t *)sb.data;   /* it may have moved and grown */
+        ob->cap = sb.alloc;
+        ob->len = st == VD_DECIDE_OK ? sb.size : start;
+    }
     if (st != VD_DECIDE_OK) {
-        msgpack_sbuffer_clear(&c->srv->out);
-        (void)mark;
         if (st == VD_DECIDE_NOT_READY) {
             VD_STAT_INC(fe->stats, err_not_ready);
             reply_error(c, msgid, "not_ready", "no ruleset loaded yet");
@@ -357,7 +368,6 @@ static void answer_decide(rpc_conn *c, uint32_t msgid, const vd_request *reqp, b
         }
         return;
     }
-    queue_reply(c);
     if (explain)
         VD_STAT_INC(fe->stats, rpc_explain);
     else

@@ -117,6 +117,64 @@ def test_buffers_given_back_when_idle_then_regrown(small):
     assert c.decide(slots=["hero"], ip="2.0.0.9")["slots"]["hero"]["variant"] == "hero-generic"
 
 
+def _read_replies(sock, n, timeout=20):
+    """The next n replies on sock as their raw bytes, one by one."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    buf = b""
+    out = []
+    start = 0
+    deadline = time.time() + timeout
+    sock.settimeout(timeout)
+    while len(out) < n:
+        assert time.time() < deadline, f"{len(out)} of {n} replies"
+        data = sock.recv(1 << 16)
+        assert data, f"closed after {len(out)} of {n} replies"
+        buf += data
+        unpacker.feed(data)
+        for _ in unpacker:
+            end = unpacker.tell()
+            out.append(buf[start:end])
+            start = end
+    return out
+
+
+def test_pipelined_replies_byte_identical_to_one_at_a_time(tmp_path, start_daemon):
+    """Replies are written straight into the connection's output buffer:
+    600 pipelined frames in one write (decides of every size, replies
+    larger than the room reserved for one, errors in between, msgids of
+    every width) get, byte for byte, the replies the same frames get one
+    at a time on fresh connections."""
+    content = CONTENT + [
+        {"slot": "big", "rules": [{"segment": "berlin", "variant": "big-berlin"}],
+         "default": "big-none",
+         "variants": {"big-berlin": {"blob": "b" * 5000}, "big-none": {"blob": "n" * 900}}}]
+    seg, cm = write_defs(tmp_path, SEGMENTS, content)
+    d = start_daemon(segments=seg, content_map=cm)
+    shapes = [
+        {"slots": ["hero"], "ip": "1.0.0.7"},
+        {"slots": ["hero", "banner", "nope"], "ip": "2.0.0.9", "ua": IPHONE, "segments": True},
+        {"slots": ["big"], "ip": "1.0.0.7"},
+        {"slots": ["big", "hero"], "ip": "2.0.0.9", "url": "https://shop.example/?utm_source=x"},
+        {"slots": 5},                                   # invalid_params: an error reply
+        {"slots": ["banner"], "padding": "p" * 3000},   # a frame larger than most reads
+    ]
+    packer = msgpack.Packer(use_bin_type=True)
+    frames = []
+    for i in range(1, 601):
+        msgid = i + (70000 if i % 7 == 0 else 200 if i % 5 == 0 else 0)
+        frames.append(packer.pack([0, msgid, "decide", [shapes[i % len(shapes)]]]))
+    c = d.client()
+    c.send_raw(b"".join(frames))
+    got = _read_replies(c.sock, len(frames))
+    c.close()
+    for i, frame in enumerate(frames):
+        one = d.client()
+        one.send_raw(frame)
+        want = _read_replies(one.sock, 1)[0]
+        one.close()
+        assert got[i] == want, f"frame {i}: {got[i][:80]!r} != {want[:80]!r}"
+
+
 def test_request_split_across_reads(small):
     c = small.client()
     data = msgpack.packb([0, 7, "decide", [{"slots": ["hero"], "ip": "1.0.0.7"}]])

@@ -762,6 +762,50 @@ static void test_same_as_switch_scanner(void **state)
     }
 }
 
+/* Whole frames at once, as the decision port mostly sees them: the scan's
+ * whole-frame pass (scan_whole) answers those, the full scan the rest. Packed
+ * frames (nested, every header size up to 32-bit), a pipelined follower,
+ * limits at, below and above the frame's own size and depth: results, frame
+ * lengths and states as the earlier scanner's. */
+static void test_whole_frame_path(void **state)
+{
+    (void)state;
+    rng_state = 0x2545F4914F6CDD1DULL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    unsigned ok = 0, other = 0;
+    for (int it = 0; it < 4000; it++) {
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        pack_random(&pk, 0);
+        size_t n = sb.size;
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_nil(&pk);
+        const uint8_t *b = (const uint8_t *)sb.data;
+        const size_t maxes[] = { n - 1, n, n + 1, sb.size, (size_t)1 << 33 };
+        for (size_t m = 0; m < sizeof maxes / sizeof maxes[0]; m++) {
+            if (maxes[m] == 0)
+                continue;
+            for (unsigned depth = 0; depth <= 8; depth++) {
+                const vd_scan_limits lim = { maxes[m], depth };
+                size_t fl;
+                vd_scan_result r = vd_msgpack_scan(b, sb.size, &lim, &fl);
+                if (r == VD_SCAN_OK) {
+                    assert_int_equal(fl, n);
+                    ok++;
+                } else {
+                    other++;
+                }
+                expect_same(b, sb.size, &lim, sb.size);
+                expect_same(b, n, &lim, n);
+            }
+        }
+    }
+    assert_true(ok > 1000 && other > 1000);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -778,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_cross_check_packed),
         cmocka_unit_test(test_cross_check_random_bytes),
         cmocka_unit_test(test_same_as_switch_scanner),
+        cmocka_unit_test(test_whole_frame_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

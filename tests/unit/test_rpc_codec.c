@@ -338,6 +338,123 @@ static void test_reply_head_matches_msgpack_c(void **state)
     }
 }
 
+/* Both readers of a request (msgpack-c's objects, and the frame's bytes in
+ * place) fill the same request or give the same error. */
+static void same_request(const packed *p, unsigned max_slots, const char *what)
+{
+    msgpack_zone zone;
+    msgpack_zone_init(&zone, 1024);
+    msgpack_object obj;
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack(p->sb.data, p->sb.size, &off, &zone, &obj),
+                     MSGPACK_UNPACK_SUCCESS);
+    vd_request a, b;
+    char ea[256] = "", eb[256] = "";
+    int ra = vd_rpc_read_params(&obj, max_slots, &a, ea, sizeof ea);
+    const uint8_t *raw = (const uint8_t *)p->sb.data;
+    int rb = vd_rpc_read_params_raw(raw, raw + p->sb.size, max_slots, &b, eb, sizeof eb);
+    if (ra != rb || strcmp(ea, eb) != 0)
+        fail_msg("%s: msgpack-c %d \"%s\", in place %d \"%s\"", what, ra, ea, rb, eb);
+    if (ra == 0) {
+        assert_int_equal(a.nslots, b.nslots);
+        for (unsigned i = 0; i < a.nslots; i++) {
+            assert_int_equal(a.slots[i].n, b.slots[i].n);
+            assert_memory_equal(a.slots[i].p, b.slots[i].p, a.slots[i].n);
+        }
+        assert_int_equal(a.nattrs, b.nattrs);
+        for (unsigned i = 0; i < a.nattrs; i++) {
+            assert_int_equal(a.attrs[i].key.n, b.attrs[i].key.n);
+            assert_memory_equal(a.attrs[i].key.p, b.attrs[i].key.p, a.attrs[i].key.n);
+            assert_int_equal(a.attrs[i].val.kind, b.attrs[i].val.kind);
+        }
+        assert_int_equal(a.ua.n, b.ua.n);
+        assert_int_equal(a.ip.n, b.ip.n);
+        assert_int_equal(a.hints.model.n, b.hints.model.n);
+        assert_int_equal(a.segments, b.segments);
+    }
+    msgpack_zone_destroy(&zone);
+}
+
+/* Every container size around the fixmap/fixarray boundary (0..17, the
+ * 16-bit headers from 16 on) in every place a request has one: the params
+ * array, the request map, slots (array, and map as a PHP list), attrs and
+ * hints; both readers agree, under limits below and above the counts. */
+static void test_in_place_reader_on_every_container_size(void **state)
+{
+    (void)state;
+    char name[32];
+    for (unsigned k = 0; k <= 17; k++) {
+        for (int place = 0; place < 6; place++) {
+            packed p;
+            begin(&p);
+            if (place == 0) {                       /* params array of k maps */
+                msgpack_pack_array(&p.pk, k);
+                for (unsigned i = 0; i < k; i++) {
+                    msgpack_pack_map(&p.pk, 1);
+                    pk_str(&p.pk, "slots");
+                    msgpack_pack_array(&p.pk, 1);
+                    pk_str(&p.pk, "s");
+                }
+            } else {
+                msgpack_pack_array(&p.pk, 1);
+                unsigned extra = place == 1 ? k : 0;  /* unknown keys: the map's size */
+                msgpack_pack_map(&p.pk, 4 + extra);
+                for (unsigned i = 0; i < extra; i++) {
+                    snprintf(name, sizeof name, "x%u", i);
+                    pk_str(&p.pk, name);
+                    msgpack_pack_array(&p.pk, i % 3);
+                    for (unsigned j = 0; j < i % 3; j++)
+                        msgpack_pack_uint32(&p.pk, j);
+                }
+                pk_str(&p.pk, "slots");
+                unsigned ns = place == 2 || place == 3 ? k : 1;
+                if (place == 3) {                   /* a PHP list with gaps */
+                    msgpack_pack_map(&p.pk, ns);
+                    for (unsigned i = 0; i < ns; i++) {
+                        msgpack_pack_uint32(&p.pk, 2 * i);
+                        snprintf(name, sizeof name, "slot%u", i);
+                        pk_str(&p.pk, name);
+                    }
+                } else {
+                    msgpack_pack_array(&p.pk, ns);
+                    for (unsigned i = 0; i < ns; i++) {
+                        snprintf(name, sizeof name, "slot%u", i);
+                        pk_str(&p.pk, name);
+                    }
+                }
+                pk_str(&p.pk, "attrs");
+                unsigned na = place == 4 ? k : 1;
+                msgpack_pack_map(&p.pk, na);
+                for (unsigned i = 0; i < na; i++) {
+                    snprintf(name, sizeof name, "a%u", i);
+                    pk_str(&p.pk, name);
+                    msgpack_pack_uint32(&p.pk, i);
+                }
+                pk_str(&p.pk, "hints");
+                unsigned nh = place == 5 ? k : 1;
+                msgpack_pack_map(&p.pk, nh);
+                for (unsigned i = 0; i < nh; i++) {
+                    if (i + 1 == nh) {
+                        pk_str(&p.pk, "sec-ch-ua-model");
+                    } else {
+                        snprintf(name, sizeof name, "sec-ch-other-%u", i);
+                        pk_str(&p.pk, name);
+                    }
+                    pk_str(&p.pk, "Pixel 8");
+                }
+                pk_str(&p.pk, "ua");
+                pk_str(&p.pk, "Mozilla/5.0");
+            }
+            for (unsigned max_slots = 1; max_slots <= 20; max_slots += 7) {
+                char what[64];
+                snprintf(what, sizeof what, "size %u, place %d, max-slots %u", k, place, max_slots);
+                same_request(&p, max_slots, what);
+            }
+            msgpack_sbuffer_destroy(&p.sb);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -347,6 +464,7 @@ int main(void)
         cmocka_unit_test(test_php_empty_arrays_and_gappy_lists),
         cmocka_unit_test(test_reply_head_matches_msgpack_c),
         cmocka_unit_test(test_peek_decide_every_envelope),
+        cmocka_unit_test(test_in_place_reader_on_every_container_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
