@@ -129,6 +129,39 @@ static inline void clear_words(uint64_t *bm, uint32_t nw)
             bm[w] = 0;
 }
 
+/* Lazy probing (branch walk): rules from .. lim - 1 of slot s only (true:
+ * a winner); *acc takes their bounds. Reads the bitmap as walk_slot does. */
+static bool walk_range(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint64_t *bm, uint32_t from,
+                       uint32_t lim, uint32_t *best, int64_t *acc)
+{
+    const vd_rule *rules = rs->slots[s].rules;
+    const uint64_t *check = rs->check_bits + rs->slot_word[s];
+    uint32_t nw = rs->slot_word[s + 1] - rs->slot_word[s];
+    if (lim / 64 < nw)
+        nw = (lim + 63) / 64;
+    for (uint32_t w = from / 64; w < nw; w++) {
+        uint64_t x = bm[w] | check[w];
+        if (w == from / 64)
+            x &= ~0ULL << (from % 64);
+        if (w == lim / 64)
+            x &= (1ULL << (lim % 64)) - 1;
+        for (; x; x &= x - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(x);
+            uint32_t r = w * 64 + b;
+            int64_t u;
+            int m = check[w] >> b & 1 ? vd_eval_rule(ev, rules[r].segment, &u)
+                                      : vd_eval_candidate(ev, rules[r].segment, &u);
+            if (u < *acc)
+                *acc = u;
+            if (m) {
+                *best = r;
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 /* dst |= src, n words (a dense run: at least 4), four at a time. */
 static void or_words(uint64_t *restrict dst, const uint64_t *restrict src, uint32_t n)
 {
@@ -143,18 +176,20 @@ static void or_words(uint64_t *restrict dst, const uint64_t *restrict src, uint3
         *dst |= *src;
 }
 
-/* The candidate bitmaps of the requested slots: the runs of the entries
- * the request reaches (a rule filed under two reached keys is one bit),
- * ORed into the all-zero bitmap; walk_slot reads them with the slots'
- * unguarded rules and zeroes them again. */
-static uint64_t *candidate_bits(const vd_ruleset *rs, vd_eval *ev, const vd_index_entry *const *hits,
-                                uint32_t nh, const uint32_t *sgen, uint32_t gen)
+/* The runs of index entries hits[from .. to) into the candidate bitmaps
+ * of the requested slots (a rule filed under two reached keys is one bit),
+ * all zero before the request; walk_slot reads them beside the slots'
+ * unguarded rules, clear_words zeroes a slot's again after its walk. A
+ * probe made during the walks (lazy probing) passes the position of the
+ * slot being walked: the slots asked before it are decided and zeroed
+ * already, their words are left alone. */
+static void or_hits(const vd_ruleset *rs, uint64_t *bits, const vd_index_entry *const *hits, uint32_t from,
+                    uint32_t to, const uint32_t *sgen, const uint32_t *pos, uint32_t gen, uint32_t at)
 {
-    uint64_t *bits = vd_eval_rule_bits(ev);
-    for (uint32_t h = 0; h < nh; h++) {
+    for (uint32_t h = from; h < to; h++) {
         const vd_slot_run *er = rs->entry_runs + hits[h]->rfirst;
         for (uint32_t r = 0; r < hits[h]->rn; r++) {
-            if (sgen[er[r].slot] != gen)
+            if (sgen[er[r].slot] != gen || (at && pos[er[r].slot] < at))
                 continue;
             uint64_t *bm = bits + rs->slot_word[er[r].slot];
             if (er[r].dense) {
@@ -167,7 +202,62 @@ static uint64_t *candidate_bits(const vd_ruleset *rs, vd_eval *ev, const vd_inde
             while (++p < end);
         }
     }
-    return bits;
+}
+
+/* Lazy probing (branch walk): the request's probe so far, and the costly
+ * index attributes it deferred. */
+typedef struct lazy_probe {
+    const vd_index_entry *const *hits;
+    uint32_t nh;
+    uint64_t deferred;
+    unsigned done;            /* ctx->done when last looked at */
+} lazy_probe;
+
+/* Requested slot s (first asked at position at) when some attribute it
+ * uses is deferred: an attribute whose context family is costly and not
+ * computed yet (vd_eval_costly: geo, the device, the traffic source, net)
+ * is probed only when the slot's walk reaches the first of its rules
+ * filed under it (vd_index_lazy_first); below that rule the slot's bitmap
+ * is complete without it. A slot decided earlier never computes the
+ * family. */
+static void walk_deferred(const vd_ruleset *rs, vd_eval *ev, const vd_context *ctx, lazy_probe *lp,
+                          uint64_t *bits, const uint32_t *sgen, const uint32_t *pos, uint32_t gen, uint32_t s,
+                          unsigned at, uint32_t *best, int64_t *until)
+{
+    if (ctx->done != lp->done) {
+        /* A family computed since (by an evaluation or a probe) is cheap
+         * now: probe its attributes at once. */
+        lp->done = ctx->done;
+        uint64_t cheap = lp->deferred & ~vd_index_costly(rs, lp->done, lp->deferred);
+        for (lp->deferred &= ~cheap; cheap; cheap &= cheap - 1) {
+            uint32_t nh2 = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(cheap), lp->nh);
+            or_hits(rs, bits, lp->hits, lp->nh, nh2, sgen, pos, gen, at);
+            lp->nh = nh2;
+        }
+    }
+    uint32_t w0 = rs->slot_word[s], nw = rs->slot_word[s + 1] - w0;
+    if (!(lp->deferred & rs->slot_want[s])) {
+        walk_slot(ev, rs->slots[s].rules, rs->check_bits + w0, bits + w0, nw, best, until);
+        return;
+    }
+    uint32_t from = 0, nl, k = 0;
+    int64_t acc = INT64_MAX;
+    const vd_lazy_first *lf = vd_index_lazy_first(rs, s, &nl);
+    for (;;) {
+        /* Below the first rule of the next deferred attribute the bitmap
+         * is complete: walk it, then probe that attribute. */
+        while (k < nl && !(lp->deferred >> lf[k].attr & 1))
+            k++;
+        uint32_t lim = k < nl ? lf[k].rule : UINT32_MAX;
+        if (walk_range(rs, ev, s, bits + w0, from, lim, best, &acc) || k == nl)
+            break;
+        lp->deferred &= ~(1ULL << lf[k].attr);
+        uint32_t nh2 = vd_eval_candidates_more(ev, lf[k].attr, lp->nh);
+        or_hits(rs, bits, lp->hits, lp->nh, nh2, sgen, pos, gen, at);
+        lp->nh = nh2;
+        from = lim;
+    }
+    *until = acc;
 }
 
 /* The full path (every matching segment already evaluated by the index):
@@ -296,7 +386,7 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     uint32_t *pos, gen;
     uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
     const uint64_t *slot_want = rs->slot_want;
-    uint64_t want = slot_want ? 0 : ~0ULL;
+    uint64_t want = slot_want ? 0 : ~0ULL, eager = want;
     if (last_names.serial != rs->slot_serial) {
         last_names.serial = rs->slot_serial;
         for (unsigned i = 0; i < VD_MAX_SLOTS_PER_REQUEST; i++)
@@ -308,13 +398,16 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         if (x != UINT32_MAX && sgen[x] != gen) {
             sgen[x] = gen;
             pos[x] = i;
-            if (slot_want)
+            if (slot_want) {
                 want |= slot_want[x];
+                eager |= rs->slot_eager[x];
+            }
         }
     }
     uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* the full path's winners and bounds */
     int64_t until[VD_MAX_SLOTS_PER_REQUEST];
     uint64_t *bits = NULL;
+    lazy_probe lp = { 0 };
     if (full) {
         for (unsigned i = 0; i < n; i++) {
             best[i] = UINT32_MAX;
@@ -322,9 +415,17 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         }
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
     } else {
-        const vd_index_entry *const *hits;
-        uint32_t nh = vd_eval_candidates(ev, want, &hits);
-        bits = candidate_bits(rs, ev, hits, nh, sgen, gen);
+        /* Lazy probing: the attributes no requested slot needs up front
+         * (rs->slot_eager) and whose family is costly and not computed yet
+         * wait for a walk to reach their first rule (walk_deferred). */
+        uint64_t lazy = want & ~eager;
+        lp.nh = vd_eval_candidates(ev, want & ~lazy, &lp.hits);
+        lp.deferred = lazy ? vd_eval_costly(ev, lazy) : 0;
+        for (uint64_t c = lazy & ~lp.deferred; c; c &= c - 1)
+            lp.nh = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(c), lp.nh);
+        lp.done = ctx->done;
+        bits = vd_eval_rule_bits(ev);
+        or_hits(rs, bits, lp.hits, 0, lp.nh, sgen, pos, gen, 0);
     }
     /* One pass over the requested slots, in order: walk its rules (unless
      * the full path already did), choose, and write its answer once. */
@@ -357,7 +458,10 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
         if (bits) {
             b = UINT32_MAX;
             uint32_t w0 = rs->slot_word[x], nw = rs->slot_word[x + 1] - w0;
-            if (nw == 1 && !(bits[w0] | rs->check_bits[w0])) {
+            if (lp.deferred && (lp.deferred & rs->slot_want[x])) {
+                walk_deferred(rs, ev, ctx, &lp, bits, sgen, pos, gen, x, i, &b, &u);
+                clear_words(bits + w0, nw);
+            } else if (nw == 1 && !(bits[w0] | rs->check_bits[w0])) {
                 u = INT64_MAX;     /* one word, no rule to try: the default, no call */
             } else {
                 walk_slot(ev, s->rules, rs->check_bits + w0, bits + w0, nw, &b, &u);

@@ -55,6 +55,7 @@ struct vd_eval {
     uint32_t *evald;          /* every segment evaluated in this request, in order */
     uint32_t nevald;
     bool scanned;             /* vd_eval_matching ran: unevaluated = not a candidate */
+    bool no_defer;            /* vd_eval_costly defers nothing (vd_eval_set_defer) */
     const vd_index_entry **hits;  /* index entries the request's values reach */
     uint32_t hitcap;
     uint32_t *slotgen, *slotpos;  /* requested position of a slot, valid when slotgen == gen */
@@ -1030,49 +1031,52 @@ static void acm_hit(void *arg, uint32_t id)
     ah->hits[ah->n++] = e;
 }
 
+static inline __attribute__((always_inline)) uint32_t probe_attr(vd_eval *ev, uint32_t a, uint32_t nh)
+{
+    const vd_index_attr *ia = &ev->rs->index[a];
+    vd_value v;
+    vd_context_get(ev->ctx, &ia->attr, &v);
+    if (v.kind != VD_VAL_STR)
+        return nh;        /* missing: no guarded segment can match */
+    if (ia->mode == VD_IX_EXACT) {
+        const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
+        if (e)
+            ev->hits[nh++] = e;
+        return nh;
+    }
+    if (ia->mode != VD_IX_PREFIX) {
+        /* Every key found in (contains) or ending (suffix) the value, in
+         * one pass of the table's automaton; each entry once. */
+        acm_hits ah = { ev->hits, nh, nh, ia };
+        vd_acm_each(ia->acm, v.u.s, ia->mode == VD_IX_SUFFIX, acm_hit, &ah);
+        return ah.n;
+    }
+    /* Every prefix of the value that is a key: FNV-1a is incremental, so
+     * each prefix length costs one step and one probe. */
+    uint64_t h = 1469598103934665603ULL;
+    size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
+    for (size_t l = 0; l < lim; l++) {
+        unsigned char c = (unsigned char)v.u.s.p[l];
+        if (c >= 'A' && c <= 'Z')
+            c = (unsigned char)(c + 32);
+        h = (h ^ c) * 1099511628211ULL;
+        const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
+        if (e)
+            ev->hits[nh++] = e;
+    }
+    return nh;
+}
+
 /* Every index entry (string key) the request's values reach, without
- * evaluating anything. Collected first because evaluating may reuse the
- * context's scratch that a value points into. */
-static uint32_t index_probe(vd_eval *ev, uint64_t want)
+ * evaluating anything: the attributes of want (bits < 64), and with high
+ * every attribute from 64 on. Collected before evaluating because
+ * evaluating may reuse the context's scratch that a value points into. */
+static uint32_t index_probe(vd_eval *ev, uint64_t want, bool high, uint32_t nh)
 {
     const vd_ruleset *rs = ev->rs;
-    uint32_t nh = 0;
-    for (uint32_t a = 0; a < rs->nindex; a++) {
-        const vd_index_attr *ia = &rs->index[a];
-        if (a < 64 && !(want >> a & 1))
-            continue;
-        vd_value v;
-        vd_context_get(ev->ctx, &ia->attr, &v);
-        if (v.kind != VD_VAL_STR)
-            continue;     /* missing: no guarded segment can match */
-        if (ia->mode == VD_IX_EXACT) {
-            const vd_index_entry *e = index_find(ia, v.u.s.p, v.u.s.n, vd_hash64_ci(v.u.s.p, v.u.s.n));
-            if (e)
-                ev->hits[nh++] = e;
-            continue;
-        }
-        if (ia->mode != VD_IX_PREFIX) {
-            /* Every key found in (contains) or ending (suffix) the value,
-             * in one pass of the table's automaton; each entry once. */
-            acm_hits ah = { ev->hits, nh, nh, ia };
-            vd_acm_each(ia->acm, v.u.s, ia->mode == VD_IX_SUFFIX, acm_hit, &ah);
-            nh = ah.n;
-            continue;
-        }
-        /* Every prefix of the value that is a key: FNV-1a is incremental,
-         * so each prefix length costs one step and one probe. */
-        uint64_t h = 1469598103934665603ULL;
-        size_t lim = v.u.s.n < ia->maxlen ? v.u.s.n : ia->maxlen;
-        for (size_t l = 0; l < lim; l++) {
-            unsigned char c = (unsigned char)v.u.s.p[l];
-            if (c >= 'A' && c <= 'Z')
-                c = (unsigned char)(c + 32);
-            h = (h ^ c) * 1099511628211ULL;
-            const vd_index_entry *e = index_find(ia, v.u.s.p, l + 1, h);
-            if (e)
-                ev->hits[nh++] = e;
-        }
-    }
+    for (uint32_t a = 0; a < rs->nindex; a++)
+        if (a < 64 ? want >> a & 1 : high)
+            nh = probe_attr(ev, a, nh);
     return nh;
 }
 
@@ -1081,7 +1085,26 @@ uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *co
     *out = ev->hits;
     if (!ev->rs)
         return 0;
-    return index_probe(ev, want);
+    return index_probe(ev, want, true, 0);
+}
+
+uint64_t vd_eval_costly(const vd_eval *ev, uint64_t want)
+{
+    if (!ev->rs || ev->no_defer)
+        return 0;
+    return vd_index_costly(ev->rs, ev->ctx->done, want);
+}
+
+uint32_t vd_eval_candidates_more(vd_eval *ev, uint32_t a, uint32_t nh)
+{
+    if (!ev->rs || a >= ev->rs->nindex)
+        return nh;
+    return probe_attr(ev, a, nh);
+}
+
+void vd_eval_set_defer(vd_eval *ev, bool defer)
+{
+    ev->no_defer = !defer;
 }
 
 bool vd_eval_guard_failed(vd_eval *ev, uint32_t seg)
@@ -1130,7 +1153,7 @@ uint32_t vd_eval_matching(vd_eval *ev, const uint32_t **out)
     if (!rs)
         return 0;
     eval_list(ev, rs->unguarded, rs->nunguarded, false);
-    uint32_t nh = index_probe(ev, ~0ULL);
+    uint32_t nh = index_probe(ev, ~0ULL, true, 0);
     for (uint32_t i = 0; i < nh; i++)
         eval_list(ev, rs->index_segs + ev->hits[i]->first, ev->hits[i]->n, true);
     if (rs->hour_first[24] || rs->wday_first[7]) {

@@ -12,6 +12,7 @@
 #ifndef VD_RULES_EVAL_H
 #define VD_RULES_EVAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "context/context.h"
@@ -55,6 +56,21 @@ int vd_eval_memo(const vd_eval *ev, uint32_t seg, int64_t *until);
  * attribute a only where bit a is set (a >= 64: always; ~0: all, see
  * rs->slot_want). *out is owned by ev. */
 uint32_t vd_eval_candidates(vd_eval *ev, uint64_t want, const vd_index_entry *const **out);
+/* Lazy probing: the attributes of want (bits < 64) whose context family is
+ * costly and not computed yet in this request (geo, device, source, net).
+ * The decision probes the others first and each of these only when a
+ * slot's walk in rule order reaches the first rule filed under it
+ * (vd_index_lazy_first): a slot decided earlier never computes it. */
+uint64_t vd_eval_costly(const vd_eval *ev, uint64_t want);
+/* Probes index attribute a, appending its entries to the array of
+ * vd_eval_candidates after its first nh; the new count. Each attribute at
+ * most once per request (the array holds rs->max_hits). The probe reads
+ * the value and is done with it before returning, so it may come after
+ * evaluations that read other values. */
+uint32_t vd_eval_candidates_more(vd_eval *ev, uint32_t a, uint32_t nh);
+/* For tests: defer (the default) or probe every attribute at once
+ * (vd_eval_costly then returns 0). Answers are the same either way. */
+void vd_eval_set_defer(vd_eval *ev, bool defer);
 /* Evaluates a segment reached through its string guard's entry (the guard
  * holds, so it is not tested again). Memoized like vd_eval_segment. */
 int vd_eval_candidate(vd_eval *ev, uint32_t seg, int64_t *until);

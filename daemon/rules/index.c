@@ -185,7 +185,11 @@ void vd_index_free(vd_ruleset *rs)
     vd_free(rs->check);
     vd_free(rs->pred_share);
     vd_free(rs->slot_tab);
-    vd_free(rs->index_slot);
+    vd_free(rs->lazy_first);
+    vd_free(rs->slot_lazy_first);
+    vd_free(rs->slot_eager);
+    rs->slot_eager = NULL;
+    memset(rs->index_family, 0, sizeof rs->index_family);
     vd_free(rs->slot_want);
     vd_free(rs->pred_aslot);
     rs->slot_want = NULL;
@@ -210,7 +214,8 @@ void vd_index_free(vd_ruleset *rs)
     rs->slot_word = NULL;
     rs->check_bits = NULL;
     rs->slot_tab = NULL;
-    rs->index_slot = NULL;
+    rs->lazy_first = NULL;
+    rs->slot_lazy_first = NULL;
     rs->pred_share = NULL;
     rs->nshared = 0;
     rs->use_first = rs->check_first = rs->check = NULL;
@@ -799,6 +804,29 @@ static int build_programs(vd_ruleset *rs)
     return b.oom ? -1 : 0;
 }
 
+/* Lazy probing pays when a slot's walk often ends before the first rule
+ * filed under a costly attribute: only rules without a string guard (in
+ * check_bits: unguarded, hour or weekday) or filed under another attribute
+ * can win before it, and keyed ones are candidates for few requests. So
+ * attribute a is deferred for slot sl only when at least
+ * VD_LAZY_MIN_CHECKS rules without a string guard come before its first
+ * rule r; else the walk reaches r almost always and splitting it would
+ * only cost (measured in docs/PERFORMANCE.md, "Lazy probing"). */
+#define VD_LAZY_MIN_CHECKS 2
+
+static bool lazy_worth(const vd_ruleset *rs, uint32_t sl, uint32_t a, uint32_t r)
+{
+    if (r == UINT32_MAX || !(rs->index[a].family & VD_COSTLY_FAMILIES))
+        return false;
+    const uint64_t *cb = rs->check_bits + rs->slot_word[sl];
+    unsigned n = 0;
+    for (uint32_t w = 0; w < r / 64 && n < VD_LAZY_MIN_CHECKS; w++)
+        n += (unsigned)__builtin_popcountll(cb[w]);
+    if (r % 64)
+        n += (unsigned)__builtin_popcountll(cb[r / 64] & ((1ULL << (r % 64)) - 1));
+    return n >= VD_LAZY_MIN_CHECKS;
+}
+
 int vd_index_build(vd_ruleset *rs)
 {
     if (build_timeless(rs) < 0)
@@ -914,29 +942,73 @@ int vd_index_build(vd_ruleset *rs)
     }
     vd_free(t);
     t = NULL;
-    rs->index_slot = vd_calloc((size_t)rs->nindex * rs->nslots + 1, 1);
-    if (!rs->index_slot || build_entry_runs(rs) < 0)
+    /* Per slot, the first rule filed under each index attribute it uses,
+     * for the attributes a decision may defer (0..63, of a costly family),
+     * by ascending rule. */
+    uint32_t *first = vd_malloc(((size_t)rs->nindex * rs->nslots + 1) * sizeof *first);
+    rs->slot_lazy_first = vd_calloc(rs->nslots + 1, sizeof *rs->slot_lazy_first);
+    if (!first || !rs->slot_lazy_first || build_entry_runs(rs) < 0) {
+        vd_free(first);
         goto oom;
+    }
+    memset(first, 0xff, ((size_t)rs->nindex * rs->nslots + 1) * sizeof *first);
     for (uint32_t a = 0; a < rs->nindex; a++) {
-        const vd_index_attr *ia = &rs->index[a];
+        vd_index_attr *ia = &rs->index[a];
+        ia->family = vd_attr_info_get(ia->attr.id)->family;
+        for (unsigned f = 0; a < 64 && f < VD_INDEX_FAMILIES; f++)
+            if (ia->family >> f & 1)
+                rs->index_family[f] |= 1ULL << a;
         for (uint32_t e = 0; e <= ia->mask; e++) {
             if (!ia->tab[e].key.p)
                 continue;
             for (uint32_t k = 0; k < ia->tab[e].n; k++) {
                 uint32_t nu, seg = rs->index_segs[ia->tab[e].first + k];
                 const vd_seg_use *u = vd_index_uses(rs, seg, &nu);
-                for (uint32_t x = 0; x < nu; x++)
-                    rs->index_slot[(size_t)a * rs->nslots + u[x].slot] = 1;
+                for (uint32_t x = 0; x < nu; x++) {
+                    uint32_t *f = &first[(size_t)u[x].slot * rs->nindex + a];
+                    if (u[x].rule < *f)
+                        *f = u[x].rule;
+                }
             }
         }
     }
-    rs->slot_want = vd_calloc(rs->nslots + 1, sizeof *rs->slot_want);
-    if (!rs->slot_want)
+    uint32_t nl = 0;
+    for (uint32_t sl = 0; sl < rs->nslots; sl++)
+        for (uint32_t a = 0; a < rs->nindex && a < 64; a++)
+            nl += lazy_worth(rs, sl, a, first[(size_t)sl * rs->nindex + a]);
+    rs->lazy_first = vd_malloc((nl + 1) * sizeof *rs->lazy_first);
+    rs->slot_eager = vd_calloc(rs->nslots + 1, sizeof *rs->slot_eager);
+    if (!rs->lazy_first || !rs->slot_eager) {
+        vd_free(first);
         goto oom;
+    }
+    nl = 0;
+    for (uint32_t sl = 0; sl < rs->nslots; sl++) {
+        rs->slot_lazy_first[sl] = nl;
+        for (uint32_t a = 0; a < rs->nindex && a < 64; a++) {
+            uint32_t r = first[(size_t)sl * rs->nindex + a];
+            if (!lazy_worth(rs, sl, a, r))
+                continue;
+            uint32_t j = nl++;    /* insertion by rule (few attributes a slot) */
+            for (; j > rs->slot_lazy_first[sl] && rs->lazy_first[j - 1].rule > r; j--)
+                rs->lazy_first[j] = rs->lazy_first[j - 1];
+            rs->lazy_first[j] = (vd_lazy_first){ r, a };
+            rs->slot_eager[sl] |= 1ULL << a;    /* deferrable, for now */
+        }
+    }
+    rs->slot_lazy_first[rs->nslots] = nl;
+    rs->slot_want = vd_calloc(rs->nslots + 1, sizeof *rs->slot_want);
+    if (!rs->slot_want) {
+        vd_free(first);
+        goto oom;
+    }
     for (uint32_t sl = 0; sl < rs->nslots; sl++)
         for (uint32_t a = 0; a < rs->nindex; a++)
-            if (rs->nindex > 64 || rs->index_slot[(size_t)a * rs->nslots + sl])
+            if (rs->nindex > 64 || first[(size_t)sl * rs->nindex + a] != UINT32_MAX)
                 rs->slot_want[sl] |= rs->nindex > 64 ? ~0ULL : 1ULL << a;
+    for (uint32_t sl = 0; sl < rs->nslots; sl++)
+        rs->slot_eager[sl] = rs->slot_want[sl] & ~rs->slot_eager[sl];
+    vd_free(first);
     return 0;
 oom:
     vd_free(guards);

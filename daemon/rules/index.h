@@ -71,6 +71,31 @@ static inline const uint32_t *vd_index_checks(const vd_ruleset *rs, uint32_t si,
     return rs->check + rs->check_first[si];
 }
 
+/* Lazy probing: the index attributes (0..63) slot position si has rules
+ * filed under, each with the first such rule, by ascending rule. A walk
+ * of the slot in rule order that stops before pairs[k].rule never needs
+ * attribute pairs[k].attr probed. */
+static inline const vd_lazy_first *vd_index_lazy_first(const vd_ruleset *rs, uint32_t si, uint32_t *n)
+{
+    if (!rs->slot_lazy_first) {
+        *n = 0;
+        return NULL;
+    }
+    *n = rs->slot_lazy_first[si + 1] - rs->slot_lazy_first[si];
+    return rs->lazy_first + rs->slot_lazy_first[si];
+}
+
+/* The index attributes of want (bits < 64) whose context family is costly
+ * (VD_COSTLY_FAMILIES) and not among done (vd_context.done): those a
+ * decision probes only when a slot's walk reaches a rule filed under them. */
+static inline uint64_t vd_index_costly(const vd_ruleset *rs, unsigned done, uint64_t want)
+{
+    uint64_t out = 0;
+    for (unsigned p = VD_COSTLY_FAMILIES & ~done; p; p &= p - 1)
+        out |= rs->index_family[__builtin_ctz(p)];
+    return out & want;
+}
+
 /* Filed under a string key (set or prefix): a segment the index did not
  * reach is false for this request, whatever the time. */
 static inline bool vd_string_guarded(const vd_ruleset *rs, uint32_t seg)

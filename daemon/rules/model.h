@@ -208,6 +208,23 @@ typedef struct vd_slot_run {
     uint32_t dense;
 } vd_slot_run;
 
+/* The first rule of a slot filed under index attribute attr. */
+typedef struct vd_lazy_first {
+    uint32_t rule, attr;
+} vd_lazy_first;
+
+/* vd_attr_family bits (context/attrs.h) the index keeps masks for. */
+#define VD_INDEX_FAMILIES 16
+
+/* Families whose first read costs far more than an index probe (measured
+ * in docs/PERFORMANCE.md, "Lazy probing"): the GeoIP walk, the User-Agent,
+ * the traffic source (Referer, utm, PSL), the network databases. The URL
+ * is parsed once (~1,600 instructions) and its path is what most URL rules
+ * read; lang and attr.* are slices of the request. A decision probes an
+ * index attribute of these families, while the family is not computed
+ * yet, only when a slot's walk reaches a rule filed under it. */
+#define VD_COSTLY_FAMILIES (VD_FAM_GEO | VD_FAM_DEVICE | VD_FAM_SOURCE | VD_FAM_NET)
+
 /* Where a segment is used: rule `rule` of slot `slot` (slot order of rs->slots). */
 typedef struct vd_seg_use {
     uint32_t slot, rule;
@@ -224,6 +241,7 @@ typedef struct vd_index_attr {
      * of tab[term_slot[k]] */
     const vd_acm *acm;
     uint32_t *term_slot;
+    uint16_t family;          /* vd_attr_family bits of attr (its context cost) */
 } vd_index_attr;
 
 struct vd_ruleset {
@@ -292,12 +310,23 @@ struct vd_ruleset {
      * the key of the decision step's per-thread memo of the previous
      * request's slot names (decision/decide.c). */
     uint64_t slot_serial;
-    /* index_slot[a * nslots + s]: a segment filed under index attribute a
-     * is used by a rule of slot s. A decision probes only the attributes
-     * its slots use (and so computes only their context families). */
-    uint8_t *index_slot;
-    /* slot_want[s]: bit a set when index_slot[a * nslots + s] (all ones
-     * when there are more than 64 index attributes). */
+    /* Lazy probing (decision/decide.c): slot s's index attributes (0..63)
+     * of a costly family (VD_COSTLY_FAMILIES) with the first of its rules
+     * filed under each, by ascending rule:
+     * lazy_first[slot_lazy_first[s] .. slot_lazy_first[s + 1]). Rules
+     * before that one cannot be reached through the attribute, so a walk
+     * of the slot that stops earlier need not probe it (nor compute its
+     * context family). index_family[f]: the attributes (0..63) whose
+     * context family has bit f. */
+    vd_lazy_first *lazy_first;
+    uint32_t *slot_lazy_first;
+    /* slot_eager[s]: the attributes slot s uses (slot_want) that are not
+     * in its lazy_first list. A request defers an attribute only when no
+     * requested slot needs it probed up front. */
+    uint64_t *slot_eager;
+    uint64_t index_family[VD_INDEX_FAMILIES];
+    /* slot_want[s]: bit a set when slot s has a rule filed under index
+     * attribute a (all ones when there are more than 64 index attributes). */
     uint64_t *slot_want;
     /* pred_aslot[p]: the request value predicate p reads, memoized once
      * per request (one id per distinct attribute and NAME); naslots ids. */

@@ -50,6 +50,26 @@ static const char *const CMAP = "["
     "]";
 
 static int64_t last_until;
+/* Lazy probing seen by check_request: requests whose slots have rules
+ * filed under a source or device attribute, with that family left
+ * uncomputed by the lazy path (skipped) or computed (reached). */
+static unsigned lazy_skipped, lazy_reached;
+
+static void count_lazy(const vd_ruleset *rs, const vd_request *req, const vd_context *ctx)
+{
+    for (unsigned fam = VD_FAM_DEVICE; fam <= VD_FAM_SOURCE; fam <<= 1) {
+        bool used = false;
+        for (unsigned s = 0; s < req->nslots && !used; s++) {
+            const vd_slot *slot = vd_ruleset_find_slot(rs, req->slots[s]);
+            for (uint32_t a = 0; slot && a < rs->nindex && a < 64; a++)
+                used |= (rs->index[a].family & fam) && (rs->slot_want[vd_index_slot_pos(rs, slot)] >> a & 1);
+        }
+        if (used && (ctx->done & fam))
+            lazy_reached++;
+        else if (used)
+            lazy_skipped++;
+    }
+}
 
 /* The segment's string guard (a top-level set or prefix predicate) fails
  * for this request, tested here without the index: then the segment is
@@ -117,6 +137,8 @@ static unsigned check_request(const vd_ruleset *rs, vd_request *req, const vd_en
         vd_decision d;
         assert_int_equal(vd_decide(rs, ev, &ctx, &d), 0);
         assert_int_equal(d.complete, full);
+        if (!full && rs->slot_want)
+            count_lazy(rs, req, &ctx);
         for (unsigned s = 0; s < req->nslots; s++)
             assert_int_equal(d.slots[s].rule, want_rule[s]);
         if (d.valid_until != want_until) {
@@ -278,6 +300,16 @@ static const char *const CC[] = { "DE", "US", "FR", "GB", "JP" };
 static const char *const WORDS[] = { "sale", "new", "bikes", "kids" };
 static const char *const MEDIA[] = { "direct", "organic", "paid", "social", "referral" };
 static const char *const LANGS[] = { "de", "en", "fr" };
+static const char *const DEVICES[] = { "mobile", "desktop", "tablet" };
+static const char *const UAS[] = {
+    "",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 "
+    "Safari/537.36",
+    "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 "
+    "Mobile/15E148 Safari/604.1",
+};
 
 static void leaf(sbuf *b, unsigned shape, int i)
 {
@@ -290,7 +322,12 @@ static void leaf(sbuf *b, unsigned shape, int i)
         put(b, "{\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[%u,%u]}", rnd(24), rnd(24));
         break;
     case 2:
-        put(b, "{\"attr\":\"source.medium\",\"op\":\"eq\",\"value\":\"%s\"}", MEDIA[rnd(5)]);
+        /* costly families: probed lazily when a slot has rules without a
+         * string guard before them */
+        if (rnd(3))
+            put(b, "{\"attr\":\"source.medium\",\"op\":\"eq\",\"value\":\"%s\"}", MEDIA[rnd(5)]);
+        else
+            put(b, "{\"attr\":\"device.type\",\"op\":\"in\",\"value\":[\"%s\"]}", DEVICES[rnd(3)]);
         break;
     case 3:
         put(b, "{\"attr\":\"url.path\",\"op\":\"prefix\",\"value\":\"/c/%u/\"}", k);
@@ -445,6 +482,7 @@ static void test_random_shapes_equal_brute_force(void **state)
             req.has_ts = true;
             req.url = vd_str_cstr(url);
             req.referer = vd_str_cstr(refs[rnd(4)]);
+            req.ua = vd_str_cstr(UAS[rnd(4)]);
             req.lang = vd_str_cstr(LANGS[rnd(3)]);
             req.tz = VD_STR_LIT("Europe/Berlin");
             req.nattrs = 1;
@@ -464,13 +502,87 @@ static void test_random_shapes_equal_brute_force(void **state)
         free(sg.p);
         free(cm.p);
     }
-    printf("random shapes vs brute force: %u requests, %u with matches; candidate runs: %u as pieces, %u dense\n",
-           checked, matched, nruns[0], nruns[1]);
+    printf("random shapes vs brute force: %u requests, %u with matches; candidate runs: %u as pieces, %u dense; "
+           "source/device families left uncomputed %u times, computed %u\n",
+           checked, matched, nruns[0], nruns[1], lazy_skipped, lazy_reached);
     assert_true(matched > checked / 4);
+    /* The lazy path ran both ways: families skipped, and reached. */
+    assert_true(lazy_skipped > 100 && lazy_reached > 100);
     assert_true(nruns[0] > 100 && nruns[1] > 100);
     vd_eval_free(ev);
     vd_eval_free(brute);
     vd_tzdb_close(tzdb);
+}
+
+/* ---- lazy probing -----------------------------------------------------------
+ * A slot whose first rules have no string guard is often decided before
+ * its rules keyed on the device or the traffic source: the decision then
+ * computes neither family (the context's `done` flags), and computes each
+ * as soon as the walk reaches a rule filed under it. Answers equal those
+ * with every attribute probed up front. */
+static void test_lazy_probe_families(void **state)
+{
+    (void)state;
+    static const char segs[] = "["
+        "{\"id\":\"not-a\",\"match\":{\"not\":{\"attr\":\"url.query.a\",\"op\":\"eq\",\"value\":\"1\"}}},"
+        "{\"id\":\"not-b\",\"match\":{\"not\":{\"attr\":\"url.query.b\",\"op\":\"eq\",\"value\":\"1\"}}},"
+        "{\"id\":\"mobile\",\"match\":{\"attr\":\"device.type\",\"op\":\"eq\",\"value\":\"mobile\"}},"
+        "{\"id\":\"paid\",\"match\":{\"attr\":\"source.medium\",\"op\":\"eq\",\"value\":\"paid\"}}]";
+    static const char cmap[] = "["
+        "{\"slot\":\"s\",\"rules\":[{\"segment\":\"not-a\",\"variant\":\"a\"},{\"segment\":\"not-b\",\"variant\":\"b\"},"
+        "  {\"segment\":\"mobile\",\"variant\":\"m\"},{\"segment\":\"paid\",\"variant\":\"p\"}],"
+        " \"default\":\"d\",\"variants\":{\"a\":1,\"b\":2,\"m\":3,\"p\":4,\"d\":5}},"
+        "{\"slot\":\"early\",\"rules\":[{\"segment\":\"mobile\",\"variant\":\"m\"},{\"segment\":\"not-a\",\"variant\":\"a\"}],"
+        " \"default\":\"d\",\"variants\":{\"a\":1,\"m\":3,\"d\":5}}]";
+    vd_docset ds;
+    static vd_errors err;
+    vd_docset_init(&ds);
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/l.json", segs, strlen(segs));
+    vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/l.json", cmap, strlen(cmap));
+    vd_errors_init(&err);
+    vd_ruleset *rs = vd_ruleset_compile(&ds, "l", &err);
+    vd_docset_free(&ds);
+    assert_non_null(rs);
+    vd_env env = { 0 };
+    vd_eval *ev = vd_eval_new();
+    static const struct {
+        const char *url;
+        unsigned ua;          /* UAS[ua]: 1 a phone, 2 a desktop */
+        const char *slot;
+        int rule;             /* the winner */
+        unsigned done;        /* of device and source: computed by the lazy path */
+    } cases[] = {
+        { "https://shop.example/p", 1, "s", 0, 0 },
+        { "https://shop.example/p?a=1", 1, "s", 1, 0 },
+        { "https://shop.example/p?a=1&b=1", 1, "s", 2, VD_FAM_DEVICE },
+        { "https://shop.example/p?a=1&b=1&gclid=x", 2, "s", 3, VD_FAM_DEVICE | VD_FAM_SOURCE },
+        { "https://shop.example/p?a=1&b=1", 2, "s", -1, VD_FAM_DEVICE | VD_FAM_SOURCE },
+        /* rule 0 is keyed on the device: no rule can win before it */
+        { "https://shop.example/p", 2, "early", 1, VD_FAM_DEVICE },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int defer = 1; defer >= 0; defer--) {
+            vd_request req;
+            memset(&req, 0, sizeof req);
+            req.url = vd_str_cstr(cases[i].url);
+            req.ua = vd_str_cstr(UAS[cases[i].ua]);
+            req.nslots = 1;
+            req.slots[0] = vd_str_cstr(cases[i].slot);
+            vd_context ctx;
+            vd_context_init(&ctx, &req, &env, NULL, 1795392000);
+            vd_eval_set_defer(ev, defer);
+            vd_decision d;
+            assert_int_equal(vd_decide(rs, ev, &ctx, &d), 0);
+            assert_int_equal(d.slots[0].rule, cases[i].rule);
+            unsigned fams = ctx.done & (VD_FAM_DEVICE | VD_FAM_SOURCE);
+            if (defer)
+                assert_int_equal(fams, cases[i].done);
+            else   /* probed up front: the slot's families, whatever the winner */
+                assert_int_equal(fams, strcmp(cases[i].slot, "s") ? VD_FAM_DEVICE : VD_FAM_DEVICE | VD_FAM_SOURCE);
+        }
+    vd_eval_set_defer(ev, true);
+    vd_eval_free(ev);
+    vd_ruleset_release(rs);
 }
 
 /* ---- reordered trees against a reference walk -----------------------------
@@ -640,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_index_kinds_equal_brute_force),
         cmocka_unit_test(test_guard_prefers_rare_keys),
         cmocka_unit_test(test_random_shapes_equal_brute_force),
+        cmocka_unit_test(test_lazy_probe_families),
         cmocka_unit_test(test_reordered_trees_equal_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
