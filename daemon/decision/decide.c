@@ -235,13 +235,15 @@ static void walk_deferred(const vd_ruleset *rs, vd_eval *ev, const vd_context *c
             lp->nh = nh2;
         }
     }
-    uint32_t w0 = rs->slot_word[s], nw = rs->slot_word[s + 1] - w0;
-    if (!(lp->deferred & rs->slot_want[s])) {
-        walk_slot(ev, rs->slots[s].rules, rs->check_bits + w0, bits + w0, nw, best, until);
-        return;
-    }
+    uint32_t w0 = rs->slot_word[s];
     uint32_t from = 0, nl, k = 0;
     int64_t acc = INT64_MAX;
+    if (!(lp->deferred & rs->slot_want[s])) {
+        /* The whole slot (walk_range: walk_slot keeps one call site, inlined). */
+        walk_range(rs, ev, s, bits + w0, 0, UINT32_MAX, best, &acc);
+        *until = acc;
+        return;
+    }
     const vd_lazy_first *lf = vd_index_lazy_first(rs, s, &nl);
     for (;;) {
         /* Below the first rule of the next deferred attribute the bitmap
