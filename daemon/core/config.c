@@ -52,6 +52,10 @@ static const config_row rows[] = {
         "nice value of the threads that compile definitions (reloads, Redis releases), so a swap is not "
         "starved by busy workers; below 0 needs CAP_SYS_NICE or LimitNICE (else they keep the workers' priority)"),
     INT("ua-cache", ua_cache, 16384, 0, 1 << 24, "User-Agent verdict cache entries per worker"),
+    INT("answer-cache", answer_cache, 0, 0, 1 << 22,
+        "whole-answer cache entries per worker (0 = off; 424 bytes each; docs/PERFORMANCE.md)"),
+    INT("answer-cache-min-slots", answer_cache_min_slots, 5, 1, VD_MAX_SLOTS_PER_REQUEST,
+        "smallest page (requested slots) the answer cache serves"),
     INT("geoip-check-interval", geoip_check_interval, 60, 0, 86400,
         "seconds between checks of the geoip-db, asn-db and anonymous-ip-db files' identity; a new file is loaded (0 = only on SIGHUP)"),
     INT("geo-cache", geo_cache, 4096, 0, 1 << 24,

@@ -32,6 +32,8 @@ typedef struct vd_config {
     long workers;             /* decision worker threads, 0 = online CPUs */
     long compile_nice;        /* nice value of the threads that compile definitions */
     long ua_cache;            /* User-Agent verdict cache entries per worker */
+    long answer_cache;        /* whole-answer cache entries per worker (0 = off) */
+    long answer_cache_min_slots;  /* smallest page it serves */
     long geo_cache;           /* decoded GeoIP record cache entries per worker */
     long geoip_check_interval;/* seconds between geoip-db identity checks (0 = off) */
     /* HTTP ports (edge and stats) */

@@ -365,6 +365,12 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
 
 int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
+    return vd_decide_cached(rs, alloc, ev, NULL, ctx, out);
+}
+
+int vd_decide_cached(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_answers *ans, vd_context *ctx,
+                     vd_decision *out)
+{
     const vd_request *req = ctx->req;
     if (vd_eval_begin(ev, rs, ctx) < 0)
         return -1;
@@ -406,17 +412,21 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
             }
         }
     }
-    uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* the full path's winners and bounds */
+    uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* winners and bounds: the full path's, the answer cache's */
     int64_t until[VD_MAX_SLOTS_PER_REQUEST];
     uint64_t *bits = NULL;
     lazy_probe lp = { 0 };
-    if (full) {
+    vd_answers_key akey = { { 0, 0 }, false };
+    bool cached = false;
+    if (full || ans)
         for (unsigned i = 0; i < n; i++) {
             best[i] = UINT32_MAX;
             until[i] = INT64_MAX;
         }
+    if (full) {
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
-    } else {
+    } else if (!ans || !(cached = vd_answers_get(ans, rs, ctx, n, si, &akey, best, until, &out->matched,
+                                                 &out->nmatched))) {
         /* Lazy probing: the attributes no requested slot needs up front
          * (rs->slot_eager) and whose family is costly and not computed yet
          * wait for a walk to reach their first rule (walk_deferred). */
@@ -469,6 +479,10 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
                 walk_slot(ev, s->rules, rs->check_bits + w0, bits + w0, nw, &b, &u);
                 clear_words(bits + w0, nw);
             }
+            if (ans) {             /* for the answer cache (vd_answers_put below) */
+                best[i] = b;
+                until[i] = u;
+            }
         } else {
             b = best[i];
             u = until[i];
@@ -513,7 +527,10 @@ int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd
     out->nunique = n - repeats;
     /* A rule walk may have evaluated a time-guarded segment the buckets
      * skipped (to learn its until); it is false, so `matched` is complete. */
-    if (!full)
+    if (!full && !cached) {
         out->nmatched = vd_eval_matched_so_far(ev, &out->matched);
+        if (ans)
+            vd_answers_put(ans, &akey, ctx->now, n, best, until, out->matched, out->nmatched);
+    }
     return 0;
 }

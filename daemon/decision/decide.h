@@ -9,6 +9,7 @@
 
 #include "context/context.h"
 #include "learn/alloc.h"
+#include "rules/answers.h"
 #include "rules/eval.h"
 #include "rules/ruleset.h"
 
@@ -46,6 +47,12 @@ int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *o
 /* The same, with the bandit's published weights (NULL, or made for another
  * ruleset: the splits' written weights). */
 int vd_decide_alloc(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_context *ctx, vd_decision *out);
+/* The same, the rule walk's outcome taken from (and stored in) the
+ * worker's whole-answer cache (rules/answers.h; NULL: none). Replies are
+ * byte-identical with and without it; the matched segments of a hit are
+ * owned by the cache. */
+int vd_decide_cached(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, vd_answers *ans, vd_context *ctx,
+                     vd_decision *out);
 
 /* Sticky bucket 0..9999 for a split (exposed for tests and docs). */
 uint32_t vd_split_bucket(vd_str vid, vd_str salt);

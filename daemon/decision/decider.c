@@ -146,6 +146,8 @@ void vd_decider_destroy(vd_decider *w)
     w->asn = w->anon = NULL;
     vd_eval_free(w->eval);
     w->eval = NULL;
+    vd_answers_free(w->answers);
+    w->answers = NULL;
     vd_device_cache_free(w->caches.ua);
     vd_geo_cache_free(w->caches.geo);
     vd_source_cache_free(w->caches.src);
@@ -297,7 +299,7 @@ vd_decide_status vd_decider_run_with(vd_decider *w, const vd_request *req, const
         w->alloc_gen = agen;
         vd_alloc_release(old);
     }
-    if (vd_decide_alloc(rs, w->alloc, w->eval, &ctx, d) != 0)
+    if (vd_decide_cached(rs, w->alloc, w->eval, w->answers, &ctx, d) != 0)
         return VD_DECIDE_INTERNAL;
     d->profile = (uint8_t)status;
     /* Consent and an id: the goal slots' exposures (and the visit, when the

@@ -33,6 +33,7 @@ typedef struct vd_decider {
     vd_netdb *asn, *anon;         /* its references to env_now.asn/.anon, if live */
     uint64_t net_gen;
     vd_eval *eval;
+    vd_answers *answers;          /* whole-answer cache (config answer-cache); NULL = off */
     vd_context_caches caches;     /* User-Agent, GeoIP and referring-host caches (NULL = off) */
     vd_ruleset *rs;               /* this decider's reference; NULL = not ready */
     uint64_t rs_gen;

@@ -19,6 +19,11 @@ int vd_worker_init(vd_worker *w, unsigned id, struct event_base *base, const vd_
     if (vd_decider_init(&w->decider, env, cfg->ua_cache > 0 ? (size_t)cfg->ua_cache : 0,
                         cfg->geo_cache > 0 ? (size_t)cfg->geo_cache : 0, &w->stats) != 0)
         return -1;
+    if (cfg->answer_cache > 0 && !(w->decider.answers = vd_answers_new((size_t)cfg->answer_cache,
+                                                                      (unsigned)cfg->answer_cache_min_slots))) {
+        vd_decider_destroy(&w->decider);
+        return -1;
+    }
     w->fe = (vd_frontend){ .base = base, .cfg = cfg, .stats = &w->stats, .decider = &w->decider };
     w->decider.pstats = &w->pstats;
     w->decider.track_types = &w->track_types;
