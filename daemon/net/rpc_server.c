@@ -966,10 +966,18 @@ static int process_input(rpc_conn *c)
             return -1;
         }
         /* Backpressure: a client that does not read its replies stops
-         * being read, instead of growing our memory without bound. */
+         * being read, instead of growing our memory without bound. The
+         * replies are offered to the kernel first: only what it does not
+         * take pauses reading, with the write event armed (conn_writable
+         * resumes below half). Pausing with everything taken would leave
+         * no event to resume the connection: it stalled for good. */
         if (buf_used(&c->out) > (size_t)fe->cfg->max_output) {
-            pause_reading(c);
-            break;
+            if (conn_flush(c) < 0)
+                return -1;
+            if (buf_used(&c->out) > (size_t)fe->cfg->max_output / 2) {
+                pause_reading(c);
+                break;
+            }
         }
     }
     return 0;

@@ -378,3 +378,57 @@ def test_segments_list_is_opt_in(small):
     assert err is None and "segments" in ex
     err, _ = c.call("decide", [{"slots": ["hero"], "segments": "yes"}])
     assert err and "segments must be a boolean" in str(err)
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_max_output_bounds_replies_written_straight_in(tmp_path, start_daemon):
+    """A decide's reply is written straight into the connection's output
+    buffer; max-output still stops reading a client that pipelines without
+    reading: 1,500 decides whose replies are 20 KB each (30 MB) leave the
+    daemon's memory far below that, and once read every reply comes, in
+    order."""
+    import threading
+    content = CONTENT + [
+        {"slot": "big", "rules": [], "default": "big-all",
+         "variants": {"big-all": {"blob": "z" * 20000}}}]
+    seg, cm = write_defs(tmp_path, SEGMENTS, content)
+    d = start_daemon("--max-output", "4096", segments=seg, content_map=cm)
+    c = d.client()
+    assert c.decide(slots=["big"])["slots"]["big"]["variant"] == "big-all"   # buffers allocated
+    base = _rss_kb(d.proc.pid)
+    n = 1500
+    packer = msgpack.Packer(use_bin_type=True)
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=20)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)   # the kernel holds little of it
+    payload = b"".join(packer.pack([0, i, "decide", [{"slots": ["big"]}]]) for i in range(n))
+    sender = threading.Thread(target=s.sendall, args=(payload,), daemon=True)
+    sender.start()
+    time.sleep(2)
+    grown = _rss_kb(d.proc.pid) - base
+    assert grown < 10 * 1024, f"daemon grew by {grown} KB while the client did not read"
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    got = 0
+    deadline = time.time() + 60
+    while got < n:
+        assert time.time() < deadline, f"{got} of {n} replies"
+        try:
+            data = s.recv(1 << 16)
+        except socket.timeout:
+            raise AssertionError(f"no reply for 20 s after {got} of {n}")
+        assert data, f"closed after {got} of {n} replies"
+        unpacker.feed(data)
+        for msg in unpacker:
+            assert msg[0] == 1 and msg[1] == got and msg[2] is None, msg[:3]
+            assert msg[3]["slots"]["big"]["variant"] == "big-all"
+            got += 1
+    sender.join(10)
+    s.close()
+    # the connection and the daemon go on
+    assert c.decide(slots=["hero"], ip="1.0.0.7")["slots"]["hero"]["variant"] == "hero-berlin"

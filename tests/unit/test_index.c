@@ -13,10 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rules/build.h"
 #include "decision/decide.h"
 #include "context/tz.h"
+#include "context/geo.h"
 #include "rules/index.h"
 #include "rules/model.h"
 
@@ -585,6 +587,180 @@ static void test_lazy_probe_families(void **state)
     vd_ruleset_release(rs);
 }
 
+/* ---- lazy probing with the GeoIP family ------------------------------------
+ * Review of issue 13's lazy probing: geo (the demo .mmdb), device and source
+ * keys behind rules without a string guard, so every slot defers them; time
+ * rules that compute geo mid-walk when the request has no zone (a family
+ * computed by an evaluation, then probed cheaply by a later slot); negated
+ * and exists-false geo predicates (true when geo is missing); references to
+ * costly-keyed segments; pages of 1-8 slots with repeats and unknown names.
+ * Deferring and probing up front both equal the brute force (rules,
+ * valid_until, the matched list). */
+static const char *const GEO_IPS[] = { "1.0.0.7", "2.0.0.9", "3.0.0.1", "5.0.0.3", "13.0.0.1", "17.0.0.1",
+                                       "10.0.0.1", "" };
+static const char *const GEO_CC[] = { "DE", "US", "FR", "JP", "NZ" };
+static const char *const GEO_CITY[] = { "Berlin", "Hamburg", "New York", "Paris", "Tokyo" };
+
+static void lazy_geo_leaf(sbuf *b, int i)
+{
+    switch (rnd(8)) {
+    case 0:
+        put(b, "{\"attr\":\"geo.country\",\"op\":\"eq\",\"value\":\"%s\"}", GEO_CC[rnd(5)]);
+        break;
+    case 1:
+        put(b, "{\"attr\":\"geo.city\",\"op\":\"in\",\"value\":[\"%s\",\"%s\"]}", GEO_CITY[rnd(5)], GEO_CITY[rnd(5)]);
+        break;
+    case 2:
+        put(b, "{\"attr\":\"device.type\",\"op\":\"eq\",\"value\":\"%s\"}", DEVICES[rnd(3)]);
+        break;
+    case 3:
+        put(b, "{\"attr\":\"source.medium\",\"op\":\"eq\",\"value\":\"%s\"}", MEDIA[rnd(5)]);
+        break;
+    case 4:   /* true when geo is missing (negate: if_missing) */
+        put(b, "{\"not\":{\"attr\":\"geo.country\",\"op\":\"in\",\"value\":[\"%s\"]}}", GEO_CC[rnd(5)]);
+        break;
+    case 5:
+        put(b, "{\"attr\":\"geo.city\",\"op\":\"exists\",\"value\":false}");
+        break;
+    case 6:
+        if (i > 0) {
+            put(b, "{\"segment\":\"g%d\"}", (int)rnd((unsigned)i));
+            break;
+        }
+        /* fall through */
+    default:
+        put(b, "{\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[%u,%u]}", rnd(24), rnd(24));
+        break;
+    }
+}
+
+static void test_lazy_probe_geo_equal_brute_force(void **state)
+{
+    (void)state;
+    static const char *const dbs[] = { "build/demo-city.mmdb", "build-asan/demo-city.mmdb" };
+    const char *dbpath = NULL;
+    for (size_t i = 0; i < 2 && !dbpath; i++)
+        if (access(dbs[i], R_OK) == 0)
+            dbpath = dbs[i];
+    assert_non_null(dbpath);   /* make unit builds it */
+    char msg[256];
+    vd_geo_db *geo = vd_geo_open(dbpath, msg, sizeof msg);
+    assert_non_null(geo);
+    vd_tzdb *tzdb = vd_tzdb_open(NULL, msg, sizeof msg);
+    assert_non_null(tzdb);
+    vd_env env = { .geo = geo, .tzdb = tzdb };
+    vd_eval *ev = vd_eval_new(), *brute = vd_eval_new();
+    unsigned checked = 0, matched = 0, geo_skipped = 0, geo_reached = 0, deferring = 0;
+    for (unsigned set = 0; set < 12; set++) {
+        int nseg = 30 + (int)rnd(40), nslot = 8;
+        sbuf sg = { 0 }, cm = { 0 };
+        put(&sg, "[");
+        /* u0..u3: no string guard, false for most requests (a=1, b=1) */
+        put(&sg, "{\"id\":\"u0\",\"match\":{\"not\":{\"attr\":\"url.query.a\",\"op\":\"eq\",\"value\":\"1\"}}},"
+                 "{\"id\":\"u1\",\"match\":{\"not\":{\"attr\":\"url.query.b\",\"op\":\"eq\",\"value\":\"1\"}}},"
+                 "{\"id\":\"u2\",\"match\":{\"all\":[{\"attr\":\"time.hour\",\"op\":\"between\",\"value\":[3,4]},"
+                 "  {\"not\":{\"attr\":\"url.query.a\",\"op\":\"eq\",\"value\":\"1\"}}]}},"
+                 "{\"id\":\"u3\",\"match\":{\"all\":[{\"attr\":\"time.weekday\",\"op\":\"in\",\"value\":[\"sun\"]},"
+                 "  {\"not\":{\"attr\":\"url.query.b\",\"op\":\"eq\",\"value\":\"1\"}}]}}");
+        for (int i = 0; i < nseg; i++) {
+            put(&sg, ",{\"id\":\"g%d\",\"match\":", i);
+            unsigned kind = rnd(3);
+            if (kind == 0) {
+                lazy_geo_leaf(&sg, i);                /* a bare key (or not) */
+            } else {
+                put(&sg, "{\"%s\":[", kind == 1 ? "all" : "any");
+                unsigned n = 1 + rnd(3);
+                for (unsigned c = 0; c < n; c++) {
+                    if (c)
+                        put(&sg, ",");
+                    lazy_geo_leaf(&sg, i);
+                }
+                put(&sg, "]}");
+            }
+            put(&sg, "}");
+        }
+        put(&sg, "]");
+        put(&cm, "[");
+        for (int s = 0; s < nslot; s++) {
+            put(&cm, "%s{\"slot\":\"t%d\",\"rules\":[", s ? "," : "", s);
+            /* two to four rules without a string guard first: the keyed
+             * rules after them are deferred */
+            unsigned nu = 2 + rnd(3), nr = nu + 1 + rnd(40);
+            for (unsigned r = 0; r < nr; r++) {
+                if (r < nu || rnd(6) == 0)
+                    put(&cm, "%s{\"segment\":\"u%u\",\"variant\":\"v%u\"}", r ? "," : "", rnd(4), r % 3);
+                else
+                    put(&cm, "%s{\"segment\":\"g%u\",\"variant\":\"v%u\"}", r ? "," : "", rnd((unsigned)nseg), r % 3);
+            }
+            put(&cm, "],\"default\":\"d\",\"variants\":{\"v0\":0,\"v1\":1,\"v2\":2,\"d\":3}}");
+        }
+        put(&cm, "]");
+        vd_docset ds;
+        static vd_errors err;
+        vd_docset_init(&ds);
+        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/g.json", sg.p, sg.n);
+        vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/g.json", cm.p, cm.n);
+        vd_errors_init(&err);
+        vd_ruleset *rs = vd_ruleset_compile(&ds, "g", &err);
+        vd_docset_free(&ds);
+        for (size_t i = 0; i < err.n; i++)
+            fprintf(stderr, "err: %s\n", err.msg[i]);
+        assert_non_null(rs);
+        for (uint32_t sl = 0; sl < rs->nslots; sl++)
+            deferring += rs->slot_lazy_first[sl + 1] > rs->slot_lazy_first[sl];
+        for (unsigned q = 0; q < 300; q++) {
+            char url[128];
+            static const char *const refs[] = { "", "https://www.google.com/", "https://www.facebook.com/",
+                                                "https://blog.example.org/x" };
+            snprintf(url, sizeof url, "https://shop.example/p?a=%u&b=%u%s", rnd(6) ? 1 : 2, rnd(6) ? 1 : 2,
+                     rnd(4) ? "" : "&gclid=x");
+            vd_request req;
+            memset(&req, 0, sizeof req);
+            req.ts = 1795392000 + (int64_t)rnd(14 * 86400);
+            req.has_ts = true;
+            req.url = vd_str_cstr(url);
+            req.ip = vd_str_cstr(GEO_IPS[rnd(8)]);
+            req.referer = vd_str_cstr(refs[rnd(4)]);
+            req.ua = vd_str_cstr(UAS[rnd(4)]);
+            /* no zone: a time rule computes geo mid-walk */
+            req.tz = rnd(2) ? VD_STR_LIT("Europe/Berlin") : VD_STR_NULL;
+            static char names[VD_MAX_SLOTS_PER_REQUEST][8];
+            req.nslots = 1 + rnd(8);
+            for (unsigned s = 0; s < req.nslots; s++) {
+                snprintf(names[s], sizeof names[s], "t%u", rnd((unsigned)nslot + 1));   /* t8: unknown */
+                req.slots[s] = vd_str_cstr(names[s]);
+            }
+            for (int defer = 1; defer >= 0; defer--) {
+                vd_eval_set_defer(ev, defer);
+                matched += check_request(rs, &req, &env, ev, brute, req.ts) > 0;
+                checked++;
+            }
+            /* How often the lazy path left geo uncomputed. */
+            vd_eval_set_defer(ev, true);
+            req.segments = false;
+            vd_context ctx;
+            vd_context_init(&ctx, &req, &env, NULL, req.ts);
+            vd_decision d;
+            assert_int_equal(vd_decide(rs, ev, &ctx, &d), 0);
+            if (req.ip.n && req.tz.n)
+                (ctx.done & VD_FAM_GEO) ? geo_reached++ : geo_skipped++;
+        }
+        vd_ruleset_release(rs);
+        free(sg.p);
+        free(cm.p);
+    }
+    printf("lazy probing with geo vs brute force: %u decisions, %u with matches, %u slots deferring; "
+           "geo left uncomputed %u times, computed %u\n", checked, matched, deferring, geo_skipped, geo_reached);
+    assert_true(matched > checked / 4);
+    assert_true(deferring > 40);
+    assert_true(geo_skipped > 50 && geo_reached > 50);
+    vd_eval_set_defer(ev, true);
+    vd_eval_free(ev);
+    vd_eval_free(brute);
+    vd_tzdb_close(tzdb);
+    vd_geo_close(geo);
+}
+
 /* ---- reordered trees against a reference walk -----------------------------
  * The index build reorders the children of timeless all/any nodes and
  * compiles timeless segments to branching programs (the evaluator walks
@@ -753,6 +929,7 @@ int main(void)
         cmocka_unit_test(test_guard_prefers_rare_keys),
         cmocka_unit_test(test_random_shapes_equal_brute_force),
         cmocka_unit_test(test_lazy_probe_families),
+        cmocka_unit_test(test_lazy_probe_geo_equal_brute_force),
         cmocka_unit_test(test_reordered_trees_equal_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
