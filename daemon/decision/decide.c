@@ -87,42 +87,20 @@ static uint32_t sticky_arm(const vd_ruleset *rs, const vd_rule *r, const vd_slot
  * request reaches) and its rules without a string guard, and stops at the
  * first match (first match first). */
 
-/* Only the index attributes the requested slots' segments are filed under:
- * a 1-slot request keyed on the country does not compute the traffic
- * source for the other slots' campaign segments. */
-static uint64_t want_of(const vd_ruleset *rs, unsigned n, const uint32_t *si, uint64_t *eager)
+/* One requested slot in rule order: the set bits of its rules without a
+ * string guard (check_bits) and of its candidate bitmap (the candidate
+ * rules of the index entries the request reaches), lowest first; the
+ * first that matches wins. Every rule up to the winner was evaluated here,
+ * so their bounds are the slot's `until`: a candidate was reached through
+ * its string guard's bucket (the guard holds), a rule without a string
+ * guard may flip with time. The walk only reads the bitmap: the caller
+ * zeroes the slot's words after it (clear_words). */
+static void walk_slot(vd_eval *ev, const vd_rule *rules, const uint64_t *check, const uint64_t *bm,
+                      uint32_t nw, uint32_t *best, int64_t *until)
 {
-    uint64_t want = rs->slot_want ? 0 : ~0ULL;
-    *eager = ~0ULL;
-    if (!rs->slot_want)
-        return want;
-    *eager = 0;
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX) {
-            want |= rs->slot_want[si[i]];
-            *eager |= rs->slot_eager[si[i]];
-        }
-    return want;
-}
-
-/* One requested slot in rule order: the set bits of its bitmap (its rules
- * without a string guard, and the candidate rules of the index entries the
- * request reaches), lowest first; the first that matches wins. Every rule
- * up to the winner was evaluated here, so their bounds are the slot's
- * `until` (*acc): a candidate was reached through its string guard's
- * bucket (the guard holds), a rule without a string guard may flip with
- * time. walk_slot walks the whole bitmap; walk_range rules from .. lim - 1
- * only (true: a winner). */
-/* Inlined: an out-of-line walk_slot cost ~1 % on 20-slot pages. */
-static inline __attribute__((always_inline)) void walk_slot(const vd_ruleset *rs, vd_eval *ev, uint32_t s,
-                                                            const uint64_t *bm, uint32_t *best, int64_t *until)
-{
-    const vd_rule *rules = rs->slots[s].rules;
-    const uint64_t *check = rs->check_bits + rs->slot_word[s];
-    uint32_t nw = rs->slot_word[s + 1] - rs->slot_word[s];
     int64_t acc = INT64_MAX;
     for (uint32_t w = 0; w < nw; w++)
-        for (uint64_t x = bm[w]; x; x &= x - 1) {
+        for (uint64_t x = bm[w] | check[w]; x; x &= x - 1) {
             unsigned b = (unsigned)__builtin_ctzll(x);
             uint32_t r = w * 64 + b;
             int64_t u;
@@ -139,6 +117,20 @@ static inline __attribute__((always_inline)) void walk_slot(const vd_ruleset *rs
     *until = acc;
 }
 
+/* A walked slot's candidate words back to zero: the bitmap is all zero
+ * between decisions, so a request ORs its runs into it without first
+ * copying the unguarded words into or clearing each slot's words. A test
+ * before each store (most words are zero already), which also keeps gcc
+ * from making the loop a memset call. */
+static inline void clear_words(uint64_t *bm, uint32_t nw)
+{
+    for (uint32_t w = 0; w < nw; w++)
+        if (bm[w])
+            bm[w] = 0;
+}
+
+/* Lazy probing (branch walk): rules from .. lim - 1 of slot s only (true:
+ * a winner); *acc takes their bounds. Reads the bitmap as walk_slot does. */
 static bool walk_range(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint64_t *bm, uint32_t from,
                        uint32_t lim, uint32_t *best, int64_t *acc)
 {
@@ -148,7 +140,7 @@ static bool walk_range(const vd_ruleset *rs, vd_eval *ev, uint32_t s, const uint
     if (lim / 64 < nw)
         nw = (lim + 63) / 64;
     for (uint32_t w = from / 64; w < nw; w++) {
-        uint64_t x = bm[w];
+        uint64_t x = bm[w] | check[w];
         if (w == from / 64)
             x &= ~0ULL << (from % 64);
         if (w == lim / 64)
@@ -184,101 +176,90 @@ static void or_words(uint64_t *restrict dst, const uint64_t *restrict src, uint3
         *dst |= *src;
 }
 
-/* The runs of index entries hits[from .. to) into the bitmaps of the
- * requested slots (a rule filed under two reached keys is one bit). */
-static inline __attribute__((always_inline)) void or_hits(const vd_ruleset *rs, uint64_t *bits,
-                                                          const vd_index_entry *const *hits, uint32_t from,
-                                                          uint32_t to, const uint32_t *sgen, uint32_t gen)
+/* The runs of index entries hits[from .. to) into the candidate bitmaps
+ * of the requested slots (a rule filed under two reached keys is one bit),
+ * all zero before the request; walk_slot reads them beside the slots'
+ * unguarded rules, clear_words zeroes a slot's again after its walk. A
+ * probe made during the walks (lazy probing) passes the position of the
+ * slot being walked: the slots asked before it are decided and zeroed
+ * already, their words are left alone. */
+static void or_hits(const vd_ruleset *rs, uint64_t *bits, const vd_index_entry *const *hits, uint32_t from,
+                    uint32_t to, const uint32_t *sgen, const uint32_t *pos, uint32_t gen, uint32_t at)
 {
     for (uint32_t h = from; h < to; h++) {
         const vd_slot_run *er = rs->entry_runs + hits[h]->rfirst;
         for (uint32_t r = 0; r < hits[h]->rn; r++) {
-            if (sgen[er[r].slot] != gen)
+            if (sgen[er[r].slot] != gen || (at && pos[er[r].slot] < at))
                 continue;
             uint64_t *bm = bits + rs->slot_word[er[r].slot];
             if (er[r].dense) {
                 or_words(bm, rs->run_words + er[r].first, er[r].n);
                 continue;
             }
-            const vd_rule_bits *p = rs->run_bits + er[r].first;
-            for (uint32_t k = 0; k < er[r].n; k++)
-                bm[p[k].word] |= p[k].bits;
+            const vd_rule_bits *p = rs->run_bits + er[r].first, *end = p + er[r].n;
+            do                     /* a sparse run has at least one piece */
+                bm[p->word] |= p->bits;
+            while (++p < end);
         }
     }
 }
 
-/* Every requested slot in rule order: one bitmap each, from the slot's
- * unguarded rules and the runs of the entries the request reaches.
- * Lazy probing: an index attribute in `lazy` (one the requested slots may
- * defer: rs->slot_eager) whose context family is costly and not computed
- * yet (vd_eval_costly: geo, the device, the traffic source, net) is
- * probed only when a slot's walk reaches the first of its rules filed
- * under it (vd_index_lazy_first); below that rule the slot's bitmap is
- * complete without it. A slot decided earlier never computes the family. */
-static void lazy_in_order(const vd_ruleset *rs, vd_eval *ev, const vd_context *ctx, uint64_t want,
-                          uint64_t lazy, unsigned n, const uint32_t *si, const uint32_t *sgen,
-                          const uint32_t *pos, uint32_t gen, uint32_t *best, int64_t *until)
-{
-    uint64_t *bits = vd_eval_rule_bits(ev);
-    for (unsigned i = 0; i < n; i++)
-        if (si[i] != UINT32_MAX && pos[si[i]] == i) {
-            uint32_t w0 = rs->slot_word[si[i]], w1 = rs->slot_word[si[i] + 1];
-            if (w1 > w0)          /* a slot without rules has no words (bits may be NULL) */
-                memcpy(bits + w0, rs->check_bits + w0, (w1 - w0) * sizeof *bits);
-        }
+/* Lazy probing (branch walk): the request's probe so far, and the costly
+ * index attributes it deferred. */
+typedef struct lazy_probe {
     const vd_index_entry *const *hits;
-    uint32_t nh = vd_eval_candidates(ev, want & ~lazy, &hits);
-    /* Deferred: the lazy attributes whose family the probes above have not
-     * computed. */
-    uint64_t deferred = lazy ? vd_eval_costly(ev, lazy) : 0;
-    for (uint64_t c = lazy & ~deferred; c; c &= c - 1)
-        nh = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(c), nh);
-    unsigned done = ctx->done;
-    or_hits(rs, bits, hits, 0, nh, sgen, gen);
-    if (!deferred) {
-        for (unsigned i = 0; i < n; i++)
-            if (si[i] != UINT32_MAX && pos[si[i]] == i)
-                walk_slot(rs, ev, si[i], bits + rs->slot_word[si[i]], &best[i], &until[i]);
+    uint32_t nh;
+    uint64_t deferred;
+    unsigned done;            /* ctx->done when last looked at */
+} lazy_probe;
+
+/* Requested slot s (first asked at position at) when some attribute it
+ * uses is deferred: an attribute whose context family is costly and not
+ * computed yet (vd_eval_costly: geo, the device, the traffic source, net)
+ * is probed only when the slot's walk reaches the first of its rules
+ * filed under it (vd_index_lazy_first); below that rule the slot's bitmap
+ * is complete without it. A slot decided earlier never computes the
+ * family. */
+static void walk_deferred(const vd_ruleset *rs, vd_eval *ev, const vd_context *ctx, lazy_probe *lp,
+                          uint64_t *bits, const uint32_t *sgen, const uint32_t *pos, uint32_t gen, uint32_t s,
+                          unsigned at, uint32_t *best, int64_t *until)
+{
+    if (ctx->done != lp->done) {
+        /* A family computed since (by an evaluation or a probe) is cheap
+         * now: probe its attributes at once. */
+        lp->done = ctx->done;
+        uint64_t cheap = lp->deferred & ~vd_index_costly(rs, lp->done, lp->deferred);
+        for (lp->deferred &= ~cheap; cheap; cheap &= cheap - 1) {
+            uint32_t nh2 = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(cheap), lp->nh);
+            or_hits(rs, bits, lp->hits, lp->nh, nh2, sgen, pos, gen, at);
+            lp->nh = nh2;
+        }
+    }
+    uint32_t w0 = rs->slot_word[s];
+    uint32_t from = 0, nl, k = 0;
+    int64_t acc = INT64_MAX;
+    if (!(lp->deferred & rs->slot_want[s])) {
+        /* The whole slot (walk_range: walk_slot keeps one call site, inlined). */
+        walk_range(rs, ev, s, bits + w0, 0, UINT32_MAX, best, &acc);
+        *until = acc;
         return;
     }
-    for (unsigned i = 0; i < n; i++) {
-        if (si[i] == UINT32_MAX || pos[si[i]] != i)
-            continue;
-        uint32_t s = si[i];
-        if ((deferred & rs->slot_want[s]) && ctx->done != done) {
-            /* A family computed since (by an evaluation or a probe) is
-             * cheap now: probe its attributes at once. */
-            done = ctx->done;
-            uint64_t cheap = deferred & ~vd_index_costly(rs, done, deferred);
-            for (deferred &= ~cheap; cheap; cheap &= cheap - 1) {
-                uint32_t nh2 = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(cheap), nh);
-                or_hits(rs, bits, hits, nh, nh2, sgen, gen);
-                nh = nh2;
-            }
-        }
-        if (!(deferred & rs->slot_want[s])) {
-            walk_slot(rs, ev, s, bits + rs->slot_word[s], &best[i], &until[i]);
-            continue;
-        }
-        uint32_t from = 0, nl, k = 0;
-        int64_t acc = INT64_MAX;
-        const vd_lazy_first *lf = vd_index_lazy_first(rs, s, &nl);
-        for (;;) {
-            /* Below the first rule of the next deferred attribute the
-             * bitmap is complete: walk it, then probe that attribute. */
-            while (k < nl && !(deferred >> lf[k].attr & 1))
-                k++;
-            uint32_t lim = k < nl ? lf[k].rule : UINT32_MAX;
-            if (walk_range(rs, ev, s, bits + rs->slot_word[s], from, lim, &best[i], &acc) || k == nl)
-                break;
-            deferred &= ~(1ULL << lf[k].attr);
-            uint32_t nh2 = vd_eval_candidates_more(ev, lf[k].attr, nh);
-            or_hits(rs, bits, hits, nh, nh2, sgen, gen);
-            nh = nh2;
-            from = lim;
-        }
-        until[i] = acc;
+    const vd_lazy_first *lf = vd_index_lazy_first(rs, s, &nl);
+    for (;;) {
+        /* Below the first rule of the next deferred attribute the bitmap
+         * is complete: walk it, then probe that attribute. */
+        while (k < nl && !(lp->deferred >> lf[k].attr & 1))
+            k++;
+        uint32_t lim = k < nl ? lf[k].rule : UINT32_MAX;
+        if (walk_range(rs, ev, s, bits + w0, from, lim, best, &acc) || k == nl)
+            break;
+        lp->deferred &= ~(1ULL << lf[k].attr);
+        uint32_t nh2 = vd_eval_candidates_more(ev, lf[k].attr, lp->nh);
+        or_hits(rs, bits, lp->hits, lp->nh, nh2, sgen, pos, gen, at);
+        lp->nh = nh2;
+        from = lim;
     }
+    *until = acc;
 }
 
 /* The full path (every matching segment already evaluated by the index):
@@ -342,6 +323,41 @@ static void full_slots(const vd_ruleset *rs, vd_eval *ev, unsigned n, const uint
     }
 }
 
+/* This thread's previous request's slot names by requested position, with
+ * their slots in the ruleset of serial `serial` (rules/model.h): a page
+ * asks the same names request after request, so a name is compared with
+ * the one asked at its position last time (by its key, as the slot table
+ * holds it) instead of hashed and probed. */
+typedef struct name_memo {
+    vd_slot_key k;
+    size_t n;                          /* SIZE_MAX: nothing at this position */
+    uint32_t x;                        /* the slot's position, UINT32_MAX: unknown */
+} name_memo;
+
+static _Thread_local struct {
+    uint64_t serial;                   /* 0: none (a ruleset's is never 0) */
+    name_memo at[VD_MAX_SLOTS_PER_REQUEST];
+} last_names;
+
+static inline uint32_t find_slot(const vd_ruleset *rs, unsigned i, vd_str name)
+{
+    vd_slot_key k = vd_slot_key_of(name.p, name.n);
+    if (!rs->slot_serial)
+        return vd_index_find_slot_key(rs, name, k);
+    name_memo *m = &last_names.at[i];
+    /* Names of up to 16 bytes are equal when their lengths and keys are;
+     * a longer one compares its middle with the slot's name. */
+    if (m->n == name.n && m->k.a == k.a && m->k.b == k.b &&
+        (name.n <= 16 ||
+         (m->x != UINT32_MAX && memcmp(rs->slots[m->x].name.p + 8, name.p + 8, name.n - 16) == 0)))
+        return m->x;
+    uint32_t x = vd_index_find_slot_key(rs, name, k);
+    m->k = k;
+    m->n = name.n;
+    m->x = x;
+    return x;
+}
+
 int vd_decide(const vd_ruleset *rs, vd_eval *ev, vd_context *ctx, vd_decision *out)
 {
     return vd_decide_alloc(rs, NULL, ev, ctx, out);
@@ -369,87 +385,146 @@ int vd_decide_cached(const vd_ruleset *rs, const vd_alloc *alloc, vd_eval *ev, v
     out->nslots = n;
     out->valid_until = INT64_MAX;
     uint32_t si[VD_MAX_SLOTS_PER_REQUEST];     /* slot index per requested slot */
-    uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* winning rule so far */
-    int64_t until[VD_MAX_SLOTS_PER_REQUEST];
-    for (unsigned i = 0; i < n; i++) {
-        vd_slot_choice *c = &out->slots[i];
-        c->name = req->slots[i];
-        c->slot = vd_index_find_slot(rs, c->name);
-        c->variant = NULL;
-        c->segment = -1;
-        c->rule = -1;
-        c->holdout = false;
-        c->bandit = NULL;
-        c->repeat = false;
-        si[i] = c->slot ? vd_index_slot_pos(rs, c->slot) : UINT32_MAX;
-        best[i] = UINT32_MAX;
-        until[i] = INT64_MAX;
-    }
-    /* Requested position of each slot index (a slot asked twice: its
-     * first position; the repeats copy its answer below). */
+    /* One pass over the names: the slot, its requested position (a slot
+     * asked twice: its first position, pos[x] != i at the repeats, which
+     * copy its answer below) and the index attributes the requested slots'
+     * segments are filed under (a 1-slot request keyed on the country does
+     * not compute the traffic source for the other slots' campaign
+     * segments). */
     uint32_t *pos, gen;
     uint32_t *sgen = vd_eval_slot_map(ev, &pos, &gen);
-    bool unknown = false;
+    const uint64_t *slot_want = rs->slot_want;
+    uint64_t want = slot_want ? 0 : ~0ULL, eager = want;
+    if (last_names.serial != rs->slot_serial) {
+        last_names.serial = rs->slot_serial;
+        for (unsigned i = 0; i < VD_MAX_SLOTS_PER_REQUEST; i++)
+            last_names.at[i].n = SIZE_MAX;
+    }
     for (unsigned i = 0; i < n; i++) {
-        if (si[i] == UINT32_MAX)
-            unknown = true;
-        else if (sgen[si[i]] != gen) {
-            sgen[si[i]] = gen;
-            pos[si[i]] = i;
-        } else {
-            out->slots[i].repeat = true;
+        uint32_t x = find_slot(rs, i, req->slots[i]);
+        si[i] = x;
+        if (x != UINT32_MAX && sgen[x] != gen) {
+            sgen[x] = gen;
+            pos[x] = i;
+            if (slot_want) {
+                want |= slot_want[x];
+                eager |= rs->slot_eager[x];
+            }
         }
     }
-    /* Unknown names asked twice (rare: by name, pairwise). */
-    for (unsigned i = 0; unknown && i < n; i++)
-        for (unsigned j = 0; si[i] == UINT32_MAX && j < i && !out->slots[i].repeat; j++)
-            out->slots[i].repeat = si[j] == UINT32_MAX && vd_str_eq(out->slots[j].name, out->slots[i].name);
+    uint32_t best[VD_MAX_SLOTS_PER_REQUEST];   /* winners and bounds: the full path's, the answer cache's */
+    int64_t until[VD_MAX_SLOTS_PER_REQUEST];
+    uint64_t *bits = NULL;
+    lazy_probe lp = { 0 };
     vd_answers_key akey = { { 0, 0 }, false };
     bool cached = false;
+    if (full || ans)
+        for (unsigned i = 0; i < n; i++) {
+            best[i] = UINT32_MAX;
+            until[i] = INT64_MAX;
+        }
     if (full) {
         full_slots(rs, ev, n, si, sgen, pos, gen, best, until);
     } else if (!ans || !(cached = vd_answers_get(ans, rs, ctx, n, si, &akey, best, until, &out->matched,
                                                  &out->nmatched))) {
-        uint64_t eager, want = want_of(rs, n, si, &eager);
-        lazy_in_order(rs, ev, ctx, want, want & ~eager, n, si, sgen, pos, gen, best, until);
+        /* Lazy probing: the attributes no requested slot needs up front
+         * (rs->slot_eager) and whose family is costly and not computed yet
+         * wait for a walk to reach their first rule (walk_deferred). */
+        uint64_t lazy = want & ~eager;
+        lp.nh = vd_eval_candidates(ev, want & ~lazy, &lp.hits);
+        lp.deferred = lazy ? vd_eval_costly(ev, lazy) : 0;
+        for (uint64_t c = lazy & ~lp.deferred; c; c &= c - 1)
+            lp.nh = vd_eval_candidates_more(ev, (uint32_t)__builtin_ctzll(c), lp.nh);
+        lp.done = ctx->done;
+        bits = vd_eval_rule_bits(ev);
+        or_hits(rs, bits, lp.hits, 0, lp.nh, sgen, pos, gen, 0);
     }
+    /* One pass over the requested slots, in order: walk its rules (unless
+     * the full path already did), choose, and write its answer once. */
+    unsigned repeats = 0;
     for (unsigned i = 0; i < n; i++) {
         vd_slot_choice *c = &out->slots[i];
-        if (!c->slot)
-            continue;
-        if (c->repeat) {
-            /* The answer of its first position (decided above). */
-            const vd_slot_choice *f = &out->slots[pos[si[i]]];
-            c->variant = f->variant;
-            c->segment = f->segment;
-            c->rule = f->rule;
-            c->holdout = f->holdout;
-            c->bandit = f->bandit;
+        vd_str name = req->slots[i];
+        uint32_t x = si[i];
+        if (x == UINT32_MAX) {
+            /* Unknown; asked twice (rare): by name, pairwise. */
+            bool repeat = false;
+            for (unsigned j = 0; j < i && !repeat; j++)
+                repeat = si[j] == UINT32_MAX && vd_str_eq(out->slots[j].name, name);
+            repeats += repeat;
+            *c = (vd_slot_choice){ .name = name, .index = UINT32_MAX, .segment = -1, .rule = -1,
+                                   .repeat = repeat };
             continue;
         }
-        const vd_slot *s = c->slot;
+        if (pos[x] != i) {
+            /* The answer of its first position (decided above). */
+            *c = out->slots[pos[x]];
+            c->name = name;
+            c->repeat = true;
+            repeats++;
+            continue;
+        }
+        const vd_slot *s = &rs->slots[x];
+        uint32_t b;
+        int64_t u;
+        if (bits) {
+            b = UINT32_MAX;
+            uint32_t w0 = rs->slot_word[x], nw = rs->slot_word[x + 1] - w0;
+            if (lp.deferred && (lp.deferred & rs->slot_want[x])) {
+                walk_deferred(rs, ev, ctx, &lp, bits, sgen, pos, gen, x, i, &b, &u);
+                clear_words(bits + w0, nw);
+            } else if (nw == 1 && !(bits[w0] | rs->check_bits[w0])) {
+                u = INT64_MAX;     /* one word, no rule to try: the default, no call */
+            } else {
+                walk_slot(ev, s->rules, rs->check_bits + w0, bits + w0, nw, &b, &u);
+                clear_words(bits + w0, nw);
+            }
+            if (ans) {             /* for the answer cache (vd_answers_put below) */
+                best[i] = b;
+                until[i] = u;
+            }
+        } else {
+            b = best[i];
+            u = until[i];
+        }
         if (s->holdout && vd_holdout_member(req->vid, s->name, s->holdout)) {
             /* Held out: the default, which time alone never changes. */
-            c->holdout = true;
-            c->variant = &s->variants[s->default_variant];
+            *c = (vd_slot_choice){ .name = name, .slot = s, .index = x,
+                                   .variant = &s->variants[s->default_variant], .segment = -1, .rule = -1,
+                                   .holdout = true };
             continue;
         }
-        if (best[i] != UINT32_MAX) {
-            const vd_rule *r = &s->rules[best[i]];
-            c->segment = (int32_t)r->segment;
-            c->rule = (int32_t)best[i];
-            if (r->bandit)
-                c->bandit = vd_alloc_find(alloc, rs, s, best[i]);
-            uint32_t arm = r->nsplit ? sticky_arm(rs, r, s, ctx->visitor) : UINT32_MAX;
-            if (arm == UINT32_MAX)
-                arm = r->nsplit ? pick_arm(r, c->bandit, req->vid) : r->variant;
-            c->variant = &s->variants[arm];
+        const vd_variant *v;
+        const vd_alloc_rule *bandit = NULL;
+        int32_t segment = -1;
+        if (b != UINT32_MAX) {
+            const vd_rule *r = &s->rules[b];
+            segment = (int32_t)r->segment;
+            if (r->nsplit) {
+                if (r->bandit)
+                    bandit = vd_alloc_find(alloc, rs, s, b);
+                uint32_t arm = sticky_arm(rs, r, s, ctx->visitor);
+                v = &s->variants[arm != UINT32_MAX ? arm : pick_arm(r, bandit, req->vid)];
+            } else {
+                v = &s->variants[r->variant];
+            }
         } else {
-            c->variant = &s->variants[s->default_variant];
+            v = &s->variants[s->default_variant];
         }
-        if (until[i] < out->valid_until)
-            out->valid_until = until[i];
+        /* Field by field: a compound literal zero-fills the struct first. */
+        c->name = name;
+        c->slot = s;
+        c->variant = v;
+        c->bandit = bandit;
+        c->index = x;
+        c->segment = segment;
+        c->rule = b == UINT32_MAX ? -1 : (int32_t)b;
+        c->holdout = false;
+        c->repeat = false;
+        if (u < out->valid_until)
+            out->valid_until = u;
     }
+    out->nunique = n - repeats;
     /* A rule walk may have evaluated a time-guarded segment the buckets
      * skipped (to learn its until); it is false, so `matched` is complete. */
     if (!full && !cached) {

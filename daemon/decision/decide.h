@@ -17,16 +17,18 @@ typedef struct vd_slot_choice {
     vd_str name;                  /* as requested */
     const vd_slot *slot;          /* NULL: unknown slot (error for this slot only) */
     const vd_variant *variant;
+    const vd_alloc_rule *bandit;  /* the learnt weights the split used; NULL = as written */
+    uint32_t index;               /* slot's position in the ruleset (UINT32_MAX: unknown) */
     int32_t segment;              /* matching segment index; -1 = default used */
     int32_t rule;                 /* rule index; -1 = default used */
     bool holdout;                 /* in the slot's holdout: the default, whatever the rules say */
-    const vd_alloc_rule *bandit;  /* the learnt weights the split used; NULL = as written */
     bool repeat;                  /* asked earlier in the request (a known slot: the same
                                    * slot; an unknown one: the same name): answered once */
 } vd_slot_choice;
 
 typedef struct vd_decision {
     unsigned nslots;
+    unsigned nunique;             /* slots not repeated (the entries of the reply's slots map) */
     vd_slot_choice slots[VD_MAX_SLOTS_PER_REQUEST];
     int64_t valid_until;          /* INT64_MAX: time alone never changes it */
     /* complete (the request asked for `segments`, or explain): every

@@ -99,6 +99,10 @@ static void count_decision(vd_decider *w, const vd_request *req, const vd_decisi
         b++;
     VD_STAT_INC(w->stats, decide_hist[b]);
     uint64_t decided = 0, no_vid = 0;
+    bool vid = req->vid.n > 0;
+    /* Held in locals: the counters' stores could alias w's fields. */
+    _Atomic uint64_t *vc = w->variant_counts;
+    const uint32_t *base = w->slot_base;
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
         if (!c->slot)
@@ -106,11 +110,12 @@ static void count_decision(vd_decider *w, const vd_request *req, const vd_decisi
         decided++;
         /* Without vid every visitor hashes to one bucket: the split's
          * other arms are never shown (the dashboard warns). */
-        if (c->rule >= 0 && c->slot->rules[c->rule].nsplit && !req->vid.n)
+        if (!vid && c->rule >= 0 && c->slot->rules[c->rule].nsplit)
             no_vid++;
-        if (w->variant_counts)
-            VD_STAT_INC(w, variant_counts[w->slot_base[vd_index_slot_pos(w->rs, c->slot)] +
-                                          (uint32_t)(c->variant - c->slot->variants)]);
+        if (vc) {
+            _Atomic uint64_t *x = &vc[base[c->index] + (uint32_t)(c->variant - c->slot->variants)];
+            atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + 1, memory_order_relaxed);
+        }
     }
     VD_STAT_ADD(w->stats, slots_decided, decided);
     if (decided < d->nslots)

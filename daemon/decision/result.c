@@ -303,18 +303,30 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
 
     /* A slot asked for twice is answered once (the decision marks the
      * repeats: a known slot by its slot, an unknown one by name). */
-    uint32_t unique = 0;
-    for (unsigned i = 0; i < d->nslots; i++)
-        unique += !d->slots[i].repeat;
     EMIT_LIT(e, "slots");
-    e->map(e->arg, unique);
+    e->map(e->arg, d->nunique);
+    /* Whole pre-encoded entries gathered and copied together: one call
+     * and one reservation for a page's run of them. */
+    vd_piece pieces[VD_MAX_SLOTS_PER_REQUEST];
+    unsigned np = 0;
+    bool whole = e->entries != NULL;
     for (unsigned i = 0; i < d->nslots; i++) {
         const vd_slot_choice *c = &d->slots[i];
         if (c->repeat)
             continue;
-        if (c->slot && !c->holdout && c->rule >= 0 && e->rule_entry &&
-            e->rule_entry(e->arg, &c->slot->rules[c->rule]))
-            continue;
+        if (whole && c->slot && !c->holdout) {
+            const vd_piece pc = c->rule >= 0
+                ? (vd_piece){ c->slot->rules[c->rule].entry_mp, c->slot->rules[c->rule].entry_mp_len }
+                : (vd_piece){ c->variant->entry_mp, c->variant->entry_mp_len ? c->variant->entry_mp_len + 1 : 0 };
+            if (pc.n) {
+                pieces[np++] = pc;
+                continue;
+            }
+        }
+        if (np) {
+            e->entries(e->arg, pieces, np);
+            np = 0;
+        }
         if (c->slot && !c->holdout && e->slot_entry) {
             /* Name, variant and payload copied in one piece (~400
              * instructions a slot written item by item). */
@@ -347,6 +359,8 @@ void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision
         else
             e->nil(e->arg);
     }
+    if (np)
+        e->entries(e->arg, pieces, np);
 
     if (d->complete) {
         EMIT_LIT(e, "segments");

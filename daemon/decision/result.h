@@ -12,6 +12,12 @@
 
 #include "decision/decide.h"
 
+/* Bytes to copy into a reply as they are. */
+typedef struct vd_piece {
+    const void *p;
+    size_t n;
+} vd_piece;
+
 typedef struct vd_emitter {
     void (*map)(void *arg, uint32_t n);
     void (*array)(void *arg, uint32_t n);
@@ -33,11 +39,15 @@ typedef struct vd_emitter {
      * if it wrote nothing (no pre-encoded bytes for this format): the entry
      * is then emitted item by item. Either way the bytes are the same. */
     bool (*slot_entry)(void *arg, const vd_variant *v, const vd_str *segment);
-    /* Optional: one whole entry of the slots map from the winning rule's
-     * pre-encoded bytes (rules/ruleset.h: vd_rule.entry_mp; MessagePack
-     * only), one copy. false if it wrote nothing (none for this rule):
-     * slot_entry, then item by item. The same bytes either way. */
-    bool (*rule_entry)(void *arg, const vd_rule *r);
+    /* Optional (MessagePack only): whole entries of the slots map,
+     * pre-encoded once per ruleset, copied as they are in one reservation:
+     * the winning rule's (rules/ruleset.h: vd_rule.entry_mp) or, for a
+     * slot answered by its default, the default variant's entry and the
+     * nil after it (vd_variant.entry_mp, entry_mp_len + 1 bytes). A slot
+     * without such bytes (a split, a holdout, an entry too long to keep,
+     * an unknown slot): slot_entry, then item by item. The same bytes
+     * every way. */
+    void (*entries)(void *arg, const vd_piece *pieces, unsigned n);
 } vd_emitter;
 
 void vd_result_emit(const vd_emitter *e, const vd_ruleset *rs, const vd_decision *d,

@@ -794,24 +794,28 @@ static bool e_slot_entry(void *a, const vd_variant *v, const vd_str *segment)
     return true;
 }
 
-static bool e_rule_entry(void *a, const vd_rule *r)
+/* Whole pre-encoded slot entries (result.h: entries), one reservation. */
+static void e_entries(void *a, const vd_piece *v, unsigned n)
 {
     vd_msgpack_out *o = a;
-    if (!r->entry_mp_len)
-        return false;
-    unsigned char *p = room(o, r->entry_mp_len);
-    if (p) {
-        memcpy(p, r->entry_mp, r->entry_mp_len);
-        o->sb->size += r->entry_mp_len;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += v[i].n;
+    unsigned char *p = room(o, total);
+    if (!p)
+        return;                    /* failed: the reply is dropped anyway */
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(p, v[i].p, v[i].n);
+        p += v[i].n;
     }
-    return true;                   /* failed: the reply is dropped anyway */
+    o->sb->size += total;
 }
 
 void vd_msgpack_emitter(vd_msgpack_out *o, vd_emitter *out)
 {
     o->failed = false;
     *out = (vd_emitter){ e_map, e_array, e_str, e_i64, e_f64, e_bool, e_nil, e_payload, o, e_ascii,
-                         e_slot_entry, e_rule_entry };
+                         e_slot_entry, e_entries };
 }
 
 size_t vd_rpc_reply_head(unsigned char *b, uint32_t msgid)

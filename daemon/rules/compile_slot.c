@@ -129,7 +129,7 @@ static bool json_plain(vd_str s)
 static bool encode_entry(vd_compiler *c, vd_str slot, vd_variant *v)
 {
     static const char kv[] = "variant", kp[] = "payload", ks[] = "segment";
-    size_t cap = 3 * 5 + slot.n + v->id.n + 3 * 8 + 1 + v->payload_mp_len;
+    size_t cap = 3 * 5 + slot.n + v->id.n + 3 * 8 + 1 + v->payload_mp_len + 1;
     uint8_t *mp = vd_arena_alloc(&c->rs->arena, cap);
     if (!mp) {
         c->oom = true;
@@ -147,6 +147,7 @@ static bool encode_entry(vd_compiler *c, vd_str slot, vd_variant *v)
         mp[n++] = 0xc0;
     }
     n += mp_str(mp + n, ks, sizeof ks - 1);
+    mp[n] = 0xc0;                  /* not counted: the default's nil segment (ruleset.h) */
     v->entry_mp = mp;
     v->entry_mp_len = n;
     if (!json_plain(slot) || !json_plain(v->id) || !v->payload_json || !v->payload_json_len)

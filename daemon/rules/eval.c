@@ -379,7 +379,7 @@ int vd_eval_begin(vd_eval *ev, const vd_ruleset *rs, vd_context *ctx)
     }
     uint32_t words = (rs->slot_word ? rs->slot_word[rs->nslots] : 0) + 1;   /* never NULL */
     if (words > ev->rule_bits_cap) {
-        uint64_t *b = vd_malloc(words * sizeof *b);
+        uint64_t *b = vd_calloc(words, sizeof *b);   /* all zero: vd_eval_rule_bits */
         if (!b)
             return -1;
         vd_free(ev->rule_bits);

@@ -83,7 +83,8 @@ uint32_t vd_eval_matched_so_far(const vd_eval *ev, const uint32_t **out);
  * is valid when its generation equals *gen. Returns the generation array. */
 uint32_t *vd_eval_slot_map(vd_eval *ev, uint32_t **pos, uint32_t *gen);
 /* Per-request scratch for the decision's rule bitmaps: rs->slot_word[nslots]
- * words, contents undefined at begin. */
+ * words, all zero when allocated (a new ruleset may grow it); the decision
+ * step (decision/decide.c) leaves them all zero after each request. */
 uint64_t *vd_eval_rule_bits(vd_eval *ev);
 
 

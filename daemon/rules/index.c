@@ -559,8 +559,10 @@ static int build_entry_runs(vd_ruleset *rs)
  * each, instead of a bisection of string compares. */
 static int build_slot_table(vd_ruleset *rs)
 {
+    static atomic_uint_fast64_t serials;
+    rs->slot_serial = atomic_fetch_add_explicit(&serials, 1, memory_order_relaxed) + 1;
     uint32_t cap = 8;
-    while (cap < 2 * rs->nslots)
+    while (cap < 4 * rs->nslots)   /* a quarter full at most: a probe or two */
         cap *= 2;
     rs->slot_tab = vd_malloc(cap * sizeof *rs->slot_tab);
     if (!rs->slot_tab)

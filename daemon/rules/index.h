@@ -15,21 +15,37 @@
 int vd_index_build(vd_ruleset *rs);
 void vd_index_free(vd_ruleset *rs);
 
-/* vd_ruleset_find_slot, inline for the decision step (a page looks up
- * every name it asks for): the key table of rules/model.h. */
-static inline const vd_slot *vd_index_find_slot(const vd_ruleset *rs, vd_str name)
+/* The position in rs->slots of the slot named name, UINT32_MAX if none;
+ * inline for the decision step (a page looks up every name it asks for):
+ * the key table of rules/model.h, k = vd_slot_key_of(name). An empty
+ * entry has length 0, key {0, 0} and slot UINT32_MAX, so the empty name
+ * "matching" one is not found. */
+static inline uint32_t vd_index_find_slot_key(const vd_ruleset *rs, vd_str name, vd_slot_key k)
 {
-    if (!rs->slot_tab)
-        return vd_ruleset_find_slot(rs, name);
-    vd_slot_key k = vd_slot_key_of(name.p, name.n);
+    if (!rs->slot_tab) {
+        const vd_slot *s = vd_ruleset_find_slot(rs, name);
+        return s ? (uint32_t)(s - rs->slots) : UINT32_MAX;
+    }
     for (uint32_t h = vd_slot_hash(k, name.n) & rs->slot_mask;; h = (h + 1) & rs->slot_mask) {
         const vd_slot_ent *e = &rs->slot_tab[h];
-        if (e->slot == UINT32_MAX)
-            return NULL;
         if (e->n == name.n && e->key.a == k.a && e->key.b == k.b &&
             (name.n <= 16 || memcmp(rs->slots[e->slot].name.p + 8, name.p + 8, name.n - 16) == 0))
-            return &rs->slots[e->slot];
+            return e->slot;
+        if (e->slot == UINT32_MAX)
+            return UINT32_MAX;
     }
+}
+
+static inline uint32_t vd_index_find_slot_pos(const vd_ruleset *rs, vd_str name)
+{
+    return vd_index_find_slot_key(rs, name, vd_slot_key_of(name.p, name.n));
+}
+
+/* vd_ruleset_find_slot, inline. */
+static inline const vd_slot *vd_index_find_slot(const vd_ruleset *rs, vd_str name)
+{
+    uint32_t x = vd_index_find_slot_pos(rs, name);
+    return x == UINT32_MAX ? NULL : &rs->slots[x];
 }
 
 /* Position of a slot of rs in its slot table (the key of the two lists

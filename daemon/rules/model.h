@@ -305,6 +305,11 @@ struct vd_ruleset {
      * (vd_ruleset_find_slot then bisects). */
     struct vd_slot_ent *slot_tab;
     uint32_t slot_mask;
+    /* Nonzero once the slot table is built, and never the same for two
+     * rulesets of one process (an address may be reused after a free):
+     * the key of the decision step's per-thread memo of the previous
+     * request's slot names (decision/decide.c). */
+    uint64_t slot_serial;
     /* Lazy probing (decision/decide.c): slot s's index attributes (0..63)
      * of a costly family (VD_COSTLY_FAMILIES) with the first of its rules
      * filed under each, by ascending rule:

@@ -27,7 +27,10 @@ typedef struct vd_variant {
      * key, a 3-entry map header, "variant", the id, "payload", the payload
      * and "segment"; as compact JSON, "NAME":{"variant":"ID","payload":P,"segment":
      * NULL (and 0) if it could not be built: the reply is then written
-     * item by item, with the same bytes. */
+     * item by item, with the same bytes. The MessagePack entry is followed
+     * by one more byte, not counted in entry_mp_len: 0xc0 (nil), so the
+     * whole entry of a slot answered by this variant as its default
+     * (segment nil) is the entry_mp_len + 1 bytes at entry_mp. */
     const uint8_t *entry_mp;
     size_t entry_mp_len;
     const char *entry_json;

@@ -267,17 +267,18 @@ print(next((f"{le * 1e6:.0f}" for le, c in b if total and c >= 0.99 * total), "n
 # (decisions 3,001-5,000: caches filling, as just after a start) and steady
 # (after 90 % of the model: visitors not seen before, every cache at the
 # hit rate of a daemon that has run a while).
-micro_instr() { # micro_instr SETDIR SLOTS WARM -> "instructions-per-decision ua-hit-rate"
-    local n=2000 out
+micro_instr() { # micro_instr SETDIR SLOTS WARM [OPTIONS...] -> "instructions-per-decision ua-hit-rate"
+    local n=2000 out set="$1" slots="$2" warm="$3"
+    shift 3
     out="$(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file=/dev/null "$BUILD/vd-microbench" \
-        "$1/segments" "$1/content-map" --geoip-db "$BUILD/demo-city.mmdb" --contexts "$TRAFFIC" --slots "$2" \
-        -n "$n" --warm "$3" 2>&1)"
+        "$set/segments" "$set/content-map" --geoip-db "$BUILD/demo-city.mmdb" --contexts "$TRAFFIC" --slots "$slots" \
+        -n "$n" --warm "$warm" "$@" 2>&1)"
     printf '%s %s\n' "$(printf '%s\n' "$out" | sed -n 's/.*Collected : \([0-9]*\).*/\1/p' |
                           awk -v n="$n" '{ printf "%.0f", $1 / n }')" \
                      "$(printf '%s\n' "$out" | grep MICRO_RESULT | sed -n 's/.*ua_hit_rate=\([0-9.]*\).*/\1/p')"
 }
 shapes_round() {
-    local r="$1" shape n page line ir
+    local r="$1" shape n page line ir irs uas aoff aon
     for shape in $SHAPES; do
         for n in 1000 10000; do
             [ "$QUICK" = 1 ] && [ "$n" = 10000 ] && continue
@@ -285,13 +286,24 @@ shapes_round() {
                 line="$("$BUILD/vd-microbench" "$OUT/shape-$shape-$n/segments" "$OUT/shape-$shape-$n/content-map" \
                         --geoip-db "$BUILD/demo-city.mmdb" --contexts "$TRAFFIC" --slots "$(page_slots "$page")" \
                         -n 20000 --warm 2000 2>/dev/null | grep MICRO_RESULT)"
-                ir="nan"; irs="nan"; uas="nan"
+                ir="nan"; irs="nan"; uas="nan"; aoff="nan"; aon="nan"
                 if [ "$r" = 1 ] && command -v valgrind >/dev/null; then
                     ir="$(micro_instr "$OUT/shape-$shape-$n" "$(page_slots "$page")" 3000 | cut -d' ' -f1)"
                     read -r irs uas < <(micro_instr "$OUT/shape-$shape-$n" "$(page_slots "$page")" $((VISITORS * 9 / 10)))
+                    # The answer cache (config answer-cache, off by default) on
+                    # pages of 5 and 20 slots, against the same run without it;
+                    # both on a live clock of 1,000 decisions a second (the
+                    # rows' own times are an hour apart: no time-bound answer
+                    # would ever be reused).
+                    if [ "$page" != 1 ] && [ "$n" = 1000 ]; then
+                        aoff="$(micro_instr "$OUT/shape-$shape-$n" "$(page_slots "$page")" $((VISITORS * 9 / 10)) \
+                                --clock-rate 1000 | cut -d' ' -f1)"
+                        aon="$(micro_instr "$OUT/shape-$shape-$n" "$(page_slots "$page")" $((VISITORS * 9 / 10)) \
+                                --clock-rate 1000 --answer-cache 16384 | cut -d' ' -f1)"
+                    fi
                 fi
                 row shape "$shape $n segments $page-slot" "$r" nan nan nan nan 0 nan \
-                    "decide_ns=$(kv ns_per_decision "$line") instr=${ir:-nan} instr_steady=${irs:-nan} ua_hit_steady=${uas:-nan} matched=$(kv matched_per_decision "$line") ua_hit=$(kv ua_hit_rate "$line") geo_hit=$(kv geo_hit_rate "$line") src_hit=$(kv src_hit_rate "$line") allocs=$(kv allocs_per_decision "$line")"
+                    "decide_ns=$(kv ns_per_decision "$line") instr=${ir:-nan} instr_steady=${irs:-nan} ua_hit_steady=${uas:-nan} instr_clock=${aoff:-nan} instr_answer_cache=${aon:-nan} matched=$(kv matched_per_decision "$line") ua_hit=$(kv ua_hit_rate "$line") geo_hit=$(kv geo_hit_rate "$line") src_hit=$(kv src_hit_rate "$line") allocs=$(kv allocs_per_decision "$line")"
             done
         done
     done

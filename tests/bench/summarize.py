@@ -123,6 +123,15 @@ def main():
                     lo = min(vals, key=vals.get)
                     out.append(f"| {n:,} segments, {page}-slot page, {phase}: costliest shape vs cheapest | "
                                f"{vals[hi] / vals[lo]:.2f}× ({hi} {fmt(vals[hi])} vs {lo} {fmt(vals[lo])}) | ≤ 1.5× |")
+    # The answer cache (an option, off by default) against the same run
+    # without it, steady phase, live clock.
+    for shape in shapes:
+        for page in (5, 20):
+            e = agg.get(("shape", f"{shape} 1000 segments {page}-slot"), {}).get("extra", {})
+            off, on = e.get("instr_clock"), e.get("instr_answer_cache")
+            if off and on:
+                out.append(f"| 1,000 segments, {shape}, {page}-slot page: with `answer-cache 16384` vs without "
+                           f"(option, off by default) | {on / off:.2f}× ({fmt(on)} vs {fmt(off)}) | printed |")
     hits = [a["extra"] for (sec, _), a in agg.items() if sec == "shape"]
     ua = med([e.get("ua_hit") for e in hits])
     geo = med([e.get("geo_hit") for e in hits])

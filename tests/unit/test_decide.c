@@ -515,7 +515,7 @@ static void test_explain_encoded_query_key(void **state)
 }
 
 /* The reply's slot entries copied from bytes pre-encoded per rule
- * (vd_emitter.rule_entry, MessagePack) or per variant (slot_entry) are
+ * (vd_emitter.entries, MessagePack) or per variant (slot_entry) are
  * byte for byte what the item-by-item path writes, in MessagePack and in
  * JSON: segments
  * or nil, payloads or null, holdouts (never pre-encoded), rules whose
@@ -533,9 +533,9 @@ static void emit_three(bool explain)
         vd_msgpack_out mo = { .sb = &mp[path] };
         vd_msgpack_emitter(&mo, &e);
         assert_non_null(e.slot_entry);
-        assert_non_null(e.rule_entry);
+        assert_non_null(e.entries);
         if (path >= 1)
-            e.rule_entry = NULL;
+            e.entries = NULL;
         if (path == 2)
             e.slot_entry = NULL;
         vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
@@ -544,7 +544,7 @@ static void emit_three(bool explain)
         vd_json_init(&j, js[path]);
         vd_json_emitter(&j, &e);
         assert_non_null(e.slot_entry);
-        assert_null(e.rule_entry);     /* MessagePack only */
+        assert_null(e.entries);        /* MessagePack only */
         if (path == 2)
             e.slot_entry = NULL;
         vd_result_emit(&e, rs, &dec, &ctx, ev, explain);
@@ -604,6 +604,242 @@ static void test_preencoded_entries_same_bytes(void **state)
     assert_true(rule_entries > 60 && long_entries > 5);
 }
 
+/* Compiles a content map over SEGS (the test's segments). */
+static vd_ruleset *compile_map(const char *cmap, const char *version)
+{
+    vd_docset ds;
+    vd_errors err;
+    vd_docset_init(&ds);
+    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/t.json", SEGS, strlen(SEGS));
+    vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/t.json", cmap, strlen(cmap));
+    vd_errors_init(&err);
+    vd_ruleset *r = vd_ruleset_compile(&ds, version, &err);
+    vd_docset_free(&ds);
+    for (size_t i = 0; i < err.n; i++)
+        fprintf(stderr, "  err: %s\n", err.msg[i]);
+    return r;
+}
+
+/* A slot of 130 rules (three bitmap words): the walk leaves every word of
+ * the candidate bitmap zero, also the words past a winner in the first
+ * word, so the next request on the same vd_eval sees only its own
+ * candidates. Each request is decided twice, on the shared vd_eval and on
+ * a fresh one: the same answer, bound and matched list. (A stale bit
+ * would have a later request evaluate `berlin` at rule 100 as a candidate,
+ * its city guard taken as holding, in Paris.) */
+static void test_wide_slot_bits_left_zero(void **state)
+{
+    (void)state;
+    char cmap[16384];
+    size_t n = (size_t)snprintf(cmap, sizeof cmap,
+                                "[{\"slot\":\"wide\",\"default\":\"d\",\"variants\":{\"m\":1,\"n\":2,\"b\":3,\"p\":4,\"d\":5},"
+                                "\"rules\":[{\"segment\":\"morning\",\"variant\":\"m\"}");
+    for (int r = 1; r < 130; r++)
+        n += (size_t)snprintf(cmap + n, sizeof cmap - n, ",{\"segment\":\"%s\",\"variant\":\"%s\"}",
+                              r == 100 ? "berlin" : r > 100 ? "paid" : "nobody",
+                              r == 100 ? "b" : r > 100 ? "p" : "n");
+    snprintf(cmap + n, sizeof cmap - n, "]}]");
+    vd_ruleset *rw = compile_map(cmap, "wide");
+    assert_non_null(rw);
+    static const struct { int hour; const char *city; bool paid; const char *want; } reqs[] = {
+        { 8, "Berlin", true, "m" }, { 20, "Paris", false, "d" }, { 8, "Berlin", false, "m" },
+        { 20, "Paris", true, "p" }, { 20, "Berlin", true, "b" }, { 8, "Paris", true, "m" },
+        { 20, "Lyon", false, "d" },
+    };
+    for (int round = 0; round < 3; round++)
+        for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+            fresh(reqs[i].hour, 0, 0, reqs[i].city);
+            if (reqs[i].paid) {
+                req.attrs[0] = (vd_kv){ VD_STR_LIT("medium"), { .kind = VD_VAL_STR, .u.s = VD_STR_LIT("paid") } };
+                req.nattrs = 1;
+            }
+            ask("wide");
+            ask("wide");
+            vd_decision d2;
+            vd_eval *ev2 = vd_eval_new();
+            assert_non_null(ev2);
+            vd_context_init(&ctx, &req, NULL, NULL, 0);
+            ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+            ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+            assert_int_equal(vd_decide(rw, ev, &ctx, &dec), 0);
+            vd_context_init(&ctx, &req, NULL, NULL, 0);
+            ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+            ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+            assert_int_equal(vd_decide(rw, ev2, &ctx, &d2), 0);
+            assert_string_equal(vid_of(&dec.slots[0]), reqs[i].want);
+            assert_string_equal(vid_of(&dec.slots[1]), reqs[i].want);
+            assert_true(dec.slots[1].repeat);
+            assert_int_equal(dec.slots[0].rule, d2.slots[0].rule);
+            assert_true(dec.slots[0].variant == d2.slots[0].variant);
+            assert_true(dec.valid_until == d2.valid_until);
+            assert_int_equal(dec.nmatched, d2.nmatched);
+            assert_memory_equal(dec.matched, d2.matched, dec.nmatched * sizeof *dec.matched);
+            vd_eval_free(ev2);
+        }
+    vd_ruleset_release(rw);
+}
+
+/* The MessagePack reply of the current decision on r (the fast path:
+ * whole pre-encoded entries), checked against the item-by-item path. */
+static void reply_of(const vd_ruleset *r, msgpack_sbuffer *out)
+{
+    msgpack_sbuffer slow;
+    msgpack_sbuffer_init(out);
+    msgpack_sbuffer_init(&slow);
+    vd_emitter e;
+    vd_msgpack_out mo = { .sb = out }, ms = { .sb = &slow };
+    vd_msgpack_emitter(&mo, &e);
+    assert_non_null(e.entries);
+    vd_result_emit(&e, r, &dec, &ctx, ev, false);
+    vd_msgpack_emitter(&ms, &e);
+    e.entries = NULL;
+    e.slot_entry = NULL;
+    vd_result_emit(&e, r, &dec, &ctx, ev, false);
+    assert_int_equal(out->size, slow.size);
+    assert_memory_equal(out->data, slow.data, slow.size);
+    msgpack_sbuffer_destroy(&slow);
+}
+
+/* slots.NAME.K of a reply, as a MessagePack object. */
+static const msgpack_object *reply_get(const msgpack_object *o, const char *slot, const char *k)
+{
+    const msgpack_object *slots = ctx_val(o, "slots");
+    assert_non_null(slots);
+    const msgpack_object *m = ctx_val(slots, slot);
+    assert_non_null(m);
+    return ctx_val(m, k);
+}
+
+/* The whole entries copied into a page's reply belong to the ruleset that
+ * decided it: the same slots swapped to other defaults, payloads and
+ * segments answer with the new bytes on the same vd_eval, and back. */
+static void test_page_entries_follow_the_ruleset(void **state)
+{
+    (void)state;
+    static const char *const CMAP2 = "["
+        "{\"slot\":\"hero\",\"rules\":[{\"segment\":\"berlin\",\"variant\":\"b2\"}],"
+        " \"default\":\"g2\",\"variants\":{\"b2\":\"B2\",\"g2\":{\"x\":[1,2]}}},"
+        "{\"slot\":\"banner\",\"rules\":[{\"segment\":\"paid\",\"variant\":\"night\"}],"
+        " \"default\":\"noon\",\"variants\":{\"night\":7,\"noon\":8}}"
+        "]";
+    vd_ruleset *rb = compile_map(CMAP2, "v2");
+    assert_non_null(rb);
+    for (int i = 0; i < 8; i++) {
+        const vd_ruleset *r = i % 2 ? rb : rs;
+        fresh(i % 4 < 2 ? 9 : 20, 0, 0, i % 3 ? "Berlin" : "Paris");
+        ask("hero");
+        ask("banner");
+        ask("hero");
+        vd_context_init(&ctx, &req, NULL, NULL, 0);
+        ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+        ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+        assert_int_equal(vd_decide(r, ev, &ctx, &dec), 0);
+        msgpack_sbuffer sb;
+        reply_of(r, &sb);
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        size_t off = 0;
+        assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+        assert_int_equal(off, sb.size);
+        bool berlin = i % 3 != 0;
+        const msgpack_object *hv = reply_get(&up.data, "hero", "variant");
+        const msgpack_object *hp = reply_get(&up.data, "hero", "payload");
+        const msgpack_object *hs = reply_get(&up.data, "hero", "segment");
+        const msgpack_object *bp = reply_get(&up.data, "banner", "payload");
+        const msgpack_object *bs = reply_get(&up.data, "banner", "segment");
+        assert_non_null(hv);
+        assert_non_null(hp);
+        assert_non_null(hs);
+        assert_non_null(bp);
+        assert_non_null(bs);
+        if (r == rb) {
+            assert_int_equal(hv->via.str.size, 2);
+            assert_memory_equal(hv->via.str.ptr, berlin ? "b2" : "g2", 2);
+            assert_int_equal(hp->type, berlin ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_MAP);
+            assert_int_equal(hs->type, berlin ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_NIL);
+            assert_int_equal(bp->via.u64, 8);              /* the default: not paid */
+            assert_int_equal(bs->type, MSGPACK_OBJECT_NIL);
+        } else {
+            assert_int_equal(hv->via.str.size, berlin ? 6 : 7);
+            assert_memory_equal(hv->via.str.ptr, berlin ? "berlin" : "generic", hv->via.str.size);
+            assert_int_equal(hp->type, berlin ? MSGPACK_OBJECT_MAP : MSGPACK_OBJECT_NIL);
+            assert_int_equal(hs->type, berlin ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_NIL);
+            bool evening = i % 4 >= 2;
+            assert_int_equal(bp->via.u64, evening ? 1 : 2);
+            assert_int_equal(bs->type, evening ? MSGPACK_OBJECT_STR : MSGPACK_OBJECT_NIL);
+        }
+        msgpack_unpacked_destroy(&up);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    vd_ruleset_release(rb);
+}
+
+/* The per-thread memo of the previous request's slot names
+ * (decision/decide.c): a name at a position compared with the one asked
+ * there last time. Names longer than 16 bytes that share their first and
+ * last 8 bytes (the key) differ in the middle; another ruleset (another
+ * serial, even at a freed one's address) has other positions; unknown
+ * names stay unknown. */
+static void test_slot_names_memo(void **state)
+{
+    (void)state;
+    static const char *const MAPL = "["
+        "{\"slot\":\"abcdefghAAAA12345678\",\"default\":\"a\",\"variants\":{\"a\":1}},"
+        "{\"slot\":\"abcdefghBBBB12345678\",\"default\":\"b\",\"variants\":{\"b\":2}},"
+        "{\"slot\":\"x\",\"default\":\"x\",\"variants\":{\"x\":3}}"
+        "]";
+    static const char *const MAPM = "["
+        "{\"slot\":\"hero\",\"default\":\"h\",\"variants\":{\"h\":1}},"
+        "{\"slot\":\"abcdefghBBBB12345678\",\"default\":\"b2\",\"variants\":{\"b2\":2}}"
+        "]";
+    static const struct { int rs; const char *slots[3]; const char *want[3]; } steps[] = {
+        { 0, { "abcdefghAAAA12345678" }, { "a" } },
+        { 0, { "abcdefghBBBB12345678" }, { "b" } },
+        { 0, { "abcdefghCCCC12345678" }, { NULL } },
+        { 0, { "abcdefghAAAA12345678", "abcdefghBBBB12345678" }, { "a", "b" } },
+        { 0, { "abcdefghBBBB12345678", "abcdefghAAAA12345678", "x" }, { "b", "a", "x" } },
+        { 1, { "abcdefghBBBB12345678", "hero", "abcdefghAAAA12345678" }, { "b2", "h", NULL } },
+        { 0, { "abcdefghBBBB12345678", "x", "abcdefghAAAA12345678" }, { "b", "x", "a" } },
+        { 2, { "hero", "banner", "abcdefghBBBB12345678" }, { "generic", "day", NULL } },
+        { 0, { "hero", "abcdefghCCCC12345678", "abcdefghAAAA12345678" }, { NULL, NULL, "a" } },
+        { 3, { "abcdefghBBBB12345678", "hero", "x" }, { "b2", "h", NULL } },
+        { 3, { "abcdefghBBBB12345678", "hero", "x" }, { "b2", "h", NULL } },
+    };
+    vd_ruleset *rl = compile_map(MAPL, "l");
+    vd_ruleset *rm = compile_map(MAPM, "m");
+    assert_non_null(rl);
+    assert_non_null(rm);
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (steps[i].rs == 3 && rl) {
+            /* a new ruleset, perhaps at the freed one's address */
+            vd_ruleset_release(rl);
+            rl = NULL;
+            vd_ruleset_release(rm);
+            rm = compile_map(MAPM, "m2");
+            assert_non_null(rm);
+        }
+        const vd_ruleset *r = steps[i].rs == 0 ? rl : steps[i].rs == 2 ? rs : rm;
+        fresh(12, 0, 0, "Paris");
+        unsigned n = 0;
+        while (n < 3 && steps[i].slots[n])
+            ask(steps[i].slots[n++]);
+        vd_context_init(&ctx, &req, NULL, NULL, 0);
+        ctx.done |= VD_FAM_TIME | VD_FAM_GEO | VD_FAM_IP;
+        ctx.tz = (const vd_tz *)(const void *)&dummy_zone;
+        assert_int_equal(vd_decide(r, ev, &ctx, &dec), 0);
+        for (unsigned k = 0; k < n; k++) {
+            if (!steps[i].want[k]) {
+                assert_null(dec.slots[k].slot);
+                continue;
+            }
+            assert_non_null(dec.slots[k].slot);
+            assert_true(vd_str_eq(dec.slots[k].slot->name, vd_str_cstr(steps[i].slots[k])));
+            assert_string_equal(vid_of(&dec.slots[k]), steps[i].want[k]);
+        }
+    }
+    vd_ruleset_release(rm);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -617,6 +853,9 @@ int main(void)
         cmocka_unit_test(test_index_equals_brute_force),
         cmocka_unit_test(test_explain_encoded_query_key),
         cmocka_unit_test(test_preencoded_entries_same_bytes),
+        cmocka_unit_test(test_wide_slot_bits_left_zero),
+        cmocka_unit_test(test_page_entries_follow_the_ruleset),
+        cmocka_unit_test(test_slot_names_memo),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
