@@ -69,6 +69,7 @@
 #include "decision/result.h"
 #include "rules/acmatch.h"
 #include "rules/model.h"
+#include "rules/terms.h"
 #include "net/rpc_codec.h"
 #include "store/files.h"
 #include "store/live.h"
@@ -224,16 +225,6 @@ typedef struct study_page {
     uint32_t tgen;
 } study_page;
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 static int study_page_init(study_page *pg, const vd_ruleset *rs, const vd_str *names, unsigned nnames)
 {
     memset(pg, 0, sizeof *pg);
@@ -309,82 +300,31 @@ static int study_page_init(study_page *pg, const vd_ruleset *rs, const vd_str *n
     return 0;
 }
 
-static uint64_t value_hash(const vd_value *v)
-{
-    switch (v->kind) {
-    case VD_VAL_STR:  return mix64(vd_hash64_ci(v->u.s.p, v->u.s.n) ^ 1);
-    case VD_VAL_NUM: {
-        uint64_t b;
-        memcpy(&b, &v->u.num, sizeof b);
-        return mix64(b ^ 2);
-    }
-    case VD_VAL_BOOL: return mix64((uint64_t)v->u.b + 3);
-    case VD_VAL_LOC:  return mix64(vd_hash64(&v->u.loc, sizeof v->u.loc) ^ 4);
-    case VD_VAL_IP:   return mix64(vd_hash64(&v->u.ip, sizeof v->u.ip) ^ 5);
-    default:          return 0x6d697373696e67ULL;   /* missing */
-    }
-}
-
 typedef struct term_acc {
     study_page *pg;
-    uint32_t base;
     uint64_t sum;
 } term_acc;
 
-static void study_term(term_acc *t, uint32_t id)
+static void study_term(void *arg, uint32_t id)
 {
+    term_acc *t = arg;
     if (t->pg->tstamp[id] == t->pg->tgen)
         return;
     t->pg->tstamp[id] = t->pg->tgen;
-    t->sum += mix64((uint64_t)id + 0x9E3779B97F4A7C15ULL);   /* order-free: a set of terms */
-}
-
-static void study_term_cb(void *arg, uint32_t id)
-{
-    term_acc *t = arg;
-    study_term(t, t->base + id);
+    t->sum += vd_mix64((uint64_t)id + 0x9E3779B97F4A7C15ULL);   /* order-free: a set of terms */
 }
 
 /* The terms of value slot a that s meets, in the modes given. */
 static uint64_t terms_of(study_page *pg, const vd_term_tab *t, vd_str s, uint8_t modes)
 {
-    term_acc acc = { pg, 0, 0 };
+    term_acc acc = { pg, 0 };
     if (++pg->tgen == 0)
         pg->tgen = 1;
-    if (modes >> VD_TM_EXACT & 1 && t->exact) {
-        uint64_t h = vd_hash64_ci(s.p, s.n);
-        for (uint32_t slot = (uint32_t)h & t->exact_mask; t->exact[slot].key.p; slot = (slot + 1) & t->exact_mask)
-            if (t->exact[slot].hash == h && vd_str_eq_ci(t->exact[slot].key, s)) {
-                study_term(&acc, t->exact[slot].term);
-                break;
-            }
-    }
-    if (modes >> VD_TM_PREFIX & 1 && t->prefix) {
-        uint64_t h = 1469598103934665603ULL;
-        size_t lim = s.n < t->prefix_maxlen ? s.n : t->prefix_maxlen;
-        for (size_t l = 0; l < lim; l++) {
-            unsigned char c = (unsigned char)s.p[l];
-            if (c >= 'A' && c <= 'Z')
-                c = (unsigned char)(c + 32);
-            h = (h ^ c) * 1099511628211ULL;
-            for (uint32_t slot = (uint32_t)h & t->prefix_mask; t->prefix[slot].key.p;
-                 slot = (slot + 1) & t->prefix_mask)
-                if (t->prefix[slot].hash == h && t->prefix[slot].key.n == l + 1 &&
-                    vd_str_eq_ci(t->prefix[slot].key, vd_str_make(s.p, l + 1))) {
-                    study_term(&acc, t->prefix[slot].term);
-                    break;
-                }
-        }
-    }
-    if (modes >> VD_TM_CONTAINS & 1 && t->contains) {
-        acc.base = t->contains_base;
-        vd_acm_each(t->contains, s, false, study_term_cb, &acc);
-    }
-    if (modes >> VD_TM_SUFFIX & 1 && t->suffix) {
-        acc.base = t->suffix_base;
-        vd_acm_each(t->suffix, s, true, study_term_cb, &acc);
-    }
-    return mix64(acc.sum ^ 0x7465726d73ULL);
+    uint64_t h = modes >> VD_TM_EXACT & 1 ? vd_hash64_ci(s.p, s.n) : 0;
+    for (unsigned mode = VD_TM_EXACT; mode <= VD_TM_SUFFIX; mode++)
+        if (modes >> mode & 1)
+            vd_terms_each(t, s, mode, h, study_term, &acc);
+    return vd_mix64(acc.sum ^ 0x7465726d73ULL);
 }
 
 static unsigned study_raw_count(const study_page *pg)
@@ -406,12 +346,12 @@ __attribute__((noinline)) static uint64_t answer_key(study_page *pg, const vd_ru
         vd_context_get(ctx, &sa->attr, &v);
         uint64_t x = verdicts && !sa->raw && v.kind == VD_VAL_STR
                          ? terms_of(pg, &rs->term_tab[sa->aslot], v.u.s, sa->modes)
-                         : value_hash(&v);
-        h = mix64(h ^ x) + i;
+                         : vd_value_digest(&v);
+        h = vd_mix64(h ^ x) + i;
     }
     if (pg->local_time) {
         const vd_tz *tz = vd_context_tz(ctx);
-        h = mix64(h ^ (uint64_t)(uintptr_t)tz);
+        h = vd_mix64(h ^ (uint64_t)(uintptr_t)tz);
     }
     return h;
 }
@@ -529,9 +469,9 @@ static uint64_t answer_of(const vd_decision *d)
 {
     uint64_t h = 0x616e73776572ULL;
     for (unsigned i = 0; i < d->nslots; i++)
-        h = mix64(h ^ (uint64_t)(uint32_t)d->slots[i].rule) + i;
+        h = vd_mix64(h ^ (uint64_t)(uint32_t)d->slots[i].rule) + i;
     for (uint32_t k = 0; k < d->nmatched; k++)
-        h = mix64(h ^ d->matched[k]) + 0x100 + k;
+        h = vd_mix64(h ^ d->matched[k]) + 0x100 + k;
     return h;
 }
 

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct vd_str {
     const char *p;
@@ -49,6 +50,18 @@ unsigned long long vd_hash64(const void *p, size_t n);
  * vd_hash64's: release versions, snapshot checksums). */
 unsigned long long vd_hash_mem(const void *p, size_t n);
 unsigned long long vd_hash64_ci(const void *p, size_t n);
+
+/* The MurmurHash3 finalizer: spreads every input bit over the 64 (keys
+ * combined from several hashes, bucket choices). */
+static inline uint64_t vd_mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
 
 /* UTF-8, the one definition every port uses for the strings it emits.
  * vd_utf8_seq_len: length of the valid sequence at p (n bytes left), 0 if

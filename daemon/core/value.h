@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/str.h"
 
@@ -31,5 +32,28 @@ typedef struct vd_value {
         vd_ipaddr ip;
     } u;
 } vd_value;
+
+/* A 64-bit digest of a value, its kind included (cache keys: equal values
+ * give equal digests; strings compared without case, as the rules do). */
+static inline uint64_t vd_value_digest(const vd_value *v)
+{
+    switch (v->kind) {
+    case VD_VAL_STR:
+        return vd_mix64(vd_hash64_ci(v->u.s.p, v->u.s.n) ^ 1);
+    case VD_VAL_NUM: {
+        uint64_t b;
+        memcpy(&b, &v->u.num, sizeof b);
+        return vd_mix64(b ^ 2);
+    }
+    case VD_VAL_BOOL:
+        return vd_mix64((uint64_t)v->u.b + 3);
+    case VD_VAL_LOC:
+        return vd_mix64(vd_hash64(&v->u.loc, sizeof v->u.loc) ^ 4);
+    case VD_VAL_IP:
+        return vd_mix64(vd_hash64(&v->u.ip, sizeof v->u.ip) ^ 5);
+    default:
+        return 0x6d697373696e67ULL;   /* missing */
+    }
+}
 
 #endif

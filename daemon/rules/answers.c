@@ -5,6 +5,7 @@
 
 #include "core/alloc.h"
 #include "rules/model.h"
+#include "rules/terms.h"
 
 #define WAYS 8
 
@@ -64,16 +65,6 @@ struct vd_answers {
     uint32_t *tstamp, tgen;   /* per term: met by this value */
     page_ent pages[PAGES];    /* by page hash */
 };
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 vd_answers *vd_answers_new(size_t entries, unsigned min_slots)
 {
@@ -170,7 +161,7 @@ static int take_ruleset(vd_answers *a, const vd_ruleset *rs)
     }
     vd_ruleset_retain((vd_ruleset *)rs);
     a->rs = (vd_ruleset *)rs;
-    a->tag = mix64(vd_hash64(rs->version, strlen(rs->version)) ^ (uint64_t)(uintptr_t)rs);
+    a->tag = vd_mix64(vd_hash64(rs->version, strlen(rs->version)) ^ (uint64_t)(uintptr_t)rs);
     return 0;
 off:
     /* Not tried again for this ruleset (each try would clear the cache). */
@@ -246,86 +237,29 @@ static int build_slot(vd_answers *a, const vd_ruleset *rs, uint32_t s)
 
 typedef struct term_acc {
     vd_answers *a;
-    uint32_t base;
     uint64_t sum;
 } term_acc;
 
-static void term_met(term_acc *t, uint32_t id)
+static void term_met(void *arg, uint32_t id)
 {
+    term_acc *t = arg;
     if (t->a->tstamp[id] == t->a->tgen)
         return;
     t->a->tstamp[id] = t->a->tgen;
-    t->sum += mix64((uint64_t)id + 0x9E3779B97F4A7C15ULL);   /* a set: order-free */
+    t->sum += vd_mix64((uint64_t)id + 0x9E3779B97F4A7C15ULL);   /* a set: order-free */
 }
 
-static void term_cb(void *arg, uint32_t id)
-{
-    term_acc *t = arg;
-    term_met(t, t->base + id);
-}
-
-/* The terms of table t that s meets, in the modes given: exact (one
- * probe), prefixes (one probe per length, FNV-1a incremental as
- * vd_hash64_ci), contains and suffixes (the automata), as rules/eval.c's
- * resolve_terms stamps them. */
+/* The terms of table t that s meets, in the modes given (rules/terms.h,
+ * the walk rules/eval.c's resolve_terms stamps them with). */
 static uint64_t terms_digest(vd_answers *a, const vd_term_tab *t, vd_str s, uint8_t modes)
 {
-    term_acc acc = { a, 0, 0 };
+    term_acc acc = { a, 0 };
     stamp_next(&a->tgen, a->tstamp, a->rs->nterms);
-    if (modes >> VD_TM_EXACT & 1 && t->exact) {
-        uint64_t h = vd_hash64_ci(s.p, s.n);
-        for (uint32_t k = (uint32_t)h & t->exact_mask; t->exact[k].key.p; k = (k + 1) & t->exact_mask)
-            if (t->exact[k].hash == h && vd_str_eq_ci(t->exact[k].key, s)) {
-                term_met(&acc, t->exact[k].term);
-                break;
-            }
-    }
-    if (modes >> VD_TM_PREFIX & 1 && t->prefix) {
-        uint64_t h = 1469598103934665603ULL;
-        size_t lim = s.n < t->prefix_maxlen ? s.n : t->prefix_maxlen;
-        for (size_t l = 0; l < lim; l++) {
-            unsigned char c = (unsigned char)s.p[l];
-            if (c >= 'A' && c <= 'Z')
-                c = (unsigned char)(c + 32);
-            h = (h ^ c) * 1099511628211ULL;
-            for (uint32_t k = (uint32_t)h & t->prefix_mask; t->prefix[k].key.p; k = (k + 1) & t->prefix_mask)
-                if (t->prefix[k].hash == h && t->prefix[k].key.n == l + 1 &&
-                    vd_str_eq_ci(t->prefix[k].key, vd_str_make(s.p, l + 1))) {
-                    term_met(&acc, t->prefix[k].term);
-                    break;
-                }
-        }
-    }
-    if (modes >> VD_TM_CONTAINS & 1 && t->contains) {
-        acc.base = t->contains_base;
-        vd_acm_each(t->contains, s, false, term_cb, &acc);
-    }
-    if (modes >> VD_TM_SUFFIX & 1 && t->suffix) {
-        acc.base = t->suffix_base;
-        vd_acm_each(t->suffix, s, true, term_cb, &acc);
-    }
-    return mix64(acc.sum ^ 0x7465726d73ULL);
-}
-
-static uint64_t value_digest(const vd_value *v)
-{
-    switch (v->kind) {
-    case VD_VAL_STR:
-        return mix64(vd_hash64_ci(v->u.s.p, v->u.s.n) ^ 1);
-    case VD_VAL_NUM: {
-        uint64_t b;
-        memcpy(&b, &v->u.num, sizeof b);
-        return mix64(b ^ 2);
-    }
-    case VD_VAL_BOOL:
-        return mix64((uint64_t)v->u.b + 3);
-    case VD_VAL_LOC:
-        return mix64(vd_hash64(&v->u.loc, sizeof v->u.loc) ^ 4);
-    case VD_VAL_IP:
-        return mix64(vd_hash64(&v->u.ip, sizeof v->u.ip) ^ 5);
-    default:
-        return 0x6d697373696e67ULL;   /* missing */
-    }
+    uint64_t h = modes >> VD_TM_EXACT & 1 ? vd_hash64_ci(s.p, s.n) : 0;
+    for (unsigned mode = VD_TM_EXACT; mode <= VD_TM_SUFFIX; mode++)
+        if (modes >> mode & 1)
+            vd_terms_each(t, s, mode, h, term_met, &acc);
+    return vd_mix64(acc.sum ^ 0x7465726d73ULL);
 }
 
 /* The next LRU stamp; on wrap every stored entry restarts at 1. */
@@ -342,7 +276,7 @@ static uint32_t next_use(vd_answers *a)
 }
 
 /* Two independent running hashes of the key's parts (each part a
- * well-mixed 64-bit digest already), finished by mix64. */
+ * well-mixed 64-bit digest already), finished by vd_mix64. */
 static inline void key_add(uint64_t *h, uint64_t x)
 {
     h[0] = (h[0] ^ x) * 0x9E3779B97F4A7C15ULL;
@@ -403,7 +337,7 @@ bool vd_answers_get(vd_answers *a, const vd_ruleset *rs, vd_context *ctx, unsign
     uint64_t ph = a->tag ^ n;
     for (unsigned i = 0; i < n; i++)
         ph = (ph ^ si[i]) * 0x100000001b3ULL;
-    ph = mix64(ph);
+    ph = vd_mix64(ph);
     const page_ent *pg = page_of(a, rs, n, si, ph);
     if (!pg)
         return false;
@@ -414,13 +348,13 @@ bool vd_answers_get(vd_answers *a, const vd_ruleset *rs, vd_context *ctx, unsign
         vd_value v;
         vd_context_get(ctx, &ai->attr, &v);
         uint64_t x = !ai->raw && v.kind == VD_VAL_STR ? terms_digest(a, &rs->term_tab[as], v.u.s, ai->modes)
-                                                      : value_digest(&v);
+                                                      : vd_value_digest(&v);
         key_add(h, x);
     }
     if (pg->local_time)
-        key_add(h, mix64((uint64_t)(uintptr_t)vd_context_tz(ctx) ^ 0x747a));
-    h[0] = mix64(h[0]);
-    h[1] = mix64(h[1] ^ 0x5851F42D4C957F2DULL);
+        key_add(h, vd_mix64((uint64_t)(uintptr_t)vd_context_tz(ctx) ^ 0x747a));
+    h[0] = vd_mix64(h[0]);
+    h[1] = vd_mix64(h[1] ^ 0x5851F42D4C957F2DULL);
     key->h[0] = h[0];
     key->h[1] = h[1];
     key->ok = true;

@@ -13,6 +13,7 @@
 #include "core/alloc.h"
 #include "rules/index.h"
 #include "rules/model.h"
+#include "rules/terms.h"
 
 typedef struct vmemo {
     uint32_t gen;
@@ -650,65 +651,25 @@ static const vd_value *pred_value(vd_eval *ev, uint32_t pi, const vd_pred *p, vd
 
 typedef struct term_hits {
     uint32_t *tstamp;
-    uint32_t gen, base;
+    uint32_t gen;
 } term_hits;
 
-static void term_hit(void *arg, uint32_t id)
+static void term_hit(void *arg, uint32_t term)
 {
     term_hits *th = arg;
-    th->tstamp[th->base + id] = th->gen;
+    th->tstamp[term] = th->gen;
 }
 
 /* Stamps every term of value slot a and this mode that the string value
  * in vm meets. */
 static void resolve_terms(vd_eval *ev, uint32_t a, vmemo *vm, unsigned mode)
 {
-    const vd_term_tab *t = &ev->rs->term_tab[a];
-    vd_str s = vm->v.u.s;
-    uint32_t gen = ev->gen;
-    switch (mode) {
-    case VD_TM_EXACT:
-        if (!vm->hashed) {
-            vm->h = vd_hash64_ci(s.p, s.n);
-            vm->hashed = true;
-        }
-        for (uint32_t slot = (uint32_t)vm->h & t->exact_mask; t->exact[slot].key.p;
-             slot = (slot + 1) & t->exact_mask)
-            if (t->exact[slot].hash == vm->h && vd_str_eq_ci(t->exact[slot].key, s)) {
-                ev->tstamp[t->exact[slot].term] = gen;
-                break;
-            }
-        break;
-    case VD_TM_PREFIX: {
-        /* Every prefix of the value that is a term: FNV-1a (vd_hash64_ci)
-         * is incremental, one step and one probe per length. */
-        uint64_t h = 1469598103934665603ULL;
-        size_t lim = s.n < t->prefix_maxlen ? s.n : t->prefix_maxlen;
-        for (size_t l = 0; l < lim; l++) {
-            unsigned char c = (unsigned char)s.p[l];
-            if (c >= 'A' && c <= 'Z')
-                c = (unsigned char)(c + 32);
-            h = (h ^ c) * 1099511628211ULL;
-            for (uint32_t slot = (uint32_t)h & t->prefix_mask; t->prefix[slot].key.p;
-                 slot = (slot + 1) & t->prefix_mask)
-                if (t->prefix[slot].hash == h && t->prefix[slot].key.n == l + 1 &&
-                    vd_str_eq_ci(t->prefix[slot].key, vd_str_make(s.p, l + 1))) {
-                    ev->tstamp[t->prefix[slot].term] = gen;
-                    break;
-                }
-        }
-        break;
+    if (mode == VD_TM_EXACT && !vm->hashed) {
+        vm->h = vd_hash64_ci(vm->v.u.s.p, vm->v.u.s.n);
+        vm->hashed = true;
     }
-    case VD_TM_CONTAINS:
-    case VD_TM_SUFFIX: {
-        bool suffix = mode == VD_TM_SUFFIX;
-        term_hits th = { ev->tstamp, gen, suffix ? t->suffix_base : t->contains_base };
-        vd_acm_each(suffix ? t->suffix : t->contains, s, suffix, term_hit, &th);
-        break;
-    }
-    default:
-        break;
-    }
+    term_hits th = { ev->tstamp, ev->gen };
+    vd_terms_each(&ev->rs->term_tab[a], vm->v.u.s, mode, mode == VD_TM_EXACT ? vm->h : 0, term_hit, &th);
     vm->resolved |= (uint8_t)(1u << mode);
 }
 
