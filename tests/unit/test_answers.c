@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "testrules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,16 +158,7 @@ static vd_ruleset *random_set(const char *version, int *nslot_out)
         put(&cm, "],\"default\":\"d\",\"variants\":{\"v0\":0,\"v1\":{\"x\":1},\"v2\":\"two\",\"d\":3}}");
     }
     put(&cm, "]");
-    vd_docset ds;
-    static vd_errors err;
-    vd_docset_init(&ds);
-    vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/r.json", sg.p, sg.n);
-    vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/r.json", cm.p, cm.n);
-    vd_errors_init(&err);
-    vd_ruleset *rs = vd_ruleset_compile(&ds, version, &err);
-    vd_docset_free(&ds);
-    for (size_t i = 0; i < err.n; i++)
-        fprintf(stderr, "err: %s\n", err.msg[i]);
+    vd_ruleset *rs = vd_test_compile(version, sg.p, sg.n, cm.p, cm.n);
     free(sg.p);
     free(cm.p);
     *nslot_out = nslot;

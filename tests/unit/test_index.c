@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "testrules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -453,16 +454,7 @@ static void test_random_shapes_equal_brute_force(void **state)
             put(&cm, "],\"default\":\"d\",\"variants\":{\"v0\":0,\"v1\":1,\"v2\":2,\"d\":3}}");
         }
         put(&cm, "]");
-        vd_docset ds;
-        static vd_errors err;
-        vd_docset_init(&ds);
-        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/r.json", sg.p, sg.n);
-        vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/r.json", cm.p, cm.n);
-        vd_errors_init(&err);
-        vd_ruleset *rs = vd_ruleset_compile(&ds, "r", &err);
-        vd_docset_free(&ds);
-        for (size_t i = 0; i < err.n; i++)
-            fprintf(stderr, "err: %s\n", err.msg[i]);
+        vd_ruleset *rs = vd_test_compile("r", sg.p, sg.n, cm.p, cm.n);
         assert_non_null(rs);
         for (uint32_t a = 0; a < rs->nindex; a++)
             for (uint32_t e = 0; e <= rs->index[a].mask; e++)
@@ -695,16 +687,7 @@ static void test_lazy_probe_geo_equal_brute_force(void **state)
             put(&cm, "],\"default\":\"d\",\"variants\":{\"v0\":0,\"v1\":1,\"v2\":2,\"d\":3}}");
         }
         put(&cm, "]");
-        vd_docset ds;
-        static vd_errors err;
-        vd_docset_init(&ds);
-        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/g.json", sg.p, sg.n);
-        vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/g.json", cm.p, cm.n);
-        vd_errors_init(&err);
-        vd_ruleset *rs = vd_ruleset_compile(&ds, "g", &err);
-        vd_docset_free(&ds);
-        for (size_t i = 0; i < err.n; i++)
-            fprintf(stderr, "err: %s\n", err.msg[i]);
+        vd_ruleset *rs = vd_test_compile("g", sg.p, sg.n, cm.p, cm.n);
         assert_non_null(rs);
         for (uint32_t sl = 0; sl < rs->nslots; sl++)
             deferring += rs->slot_lazy_first[sl + 1] > rs->slot_lazy_first[sl];
@@ -877,16 +860,7 @@ static void test_reordered_trees_equal_reference(void **state)
         put(&sg, "%.*s]", (int)leaves.n, leaves.p);
         static const char cmap[] = "[{\"slot\":\"a\",\"rules\":[{\"segment\":\"n0\",\"variant\":\"x\"}],"
                                    "\"default\":\"x\",\"variants\":{\"x\":1}}]";
-        vd_docset ds;
-        static vd_errors err;
-        vd_docset_init(&ds);
-        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/n.json", sg.p, sg.n);
-        vd_docset_add(&ds, VD_DOC_CONTENT_MAP, "content-map/n.json", cmap, strlen(cmap));
-        vd_errors_init(&err);
-        vd_ruleset *rs = vd_ruleset_compile(&ds, "n", &err);
-        vd_docset_free(&ds);
-        for (size_t i = 0; i < err.n; i++)
-            fprintf(stderr, "err: %s\n", err.msg[i]);
+        vd_ruleset *rs = vd_test_compile("n", sg.p, sg.n, cmap, strlen(cmap));
         assert_non_null(rs);
         for (unsigned q = 0; q < 200; q++) {
             char url[128];

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "testrules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,15 +110,7 @@ static void test_spliced_trees_equal_nested(void **state)
             free(r.p);
         }
         put(&sg, "]");
-        vd_docset ds;
-        static vd_errors err;
-        vd_docset_init(&ds);
-        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/s.json", sg.p, sg.n);
-        vd_errors_init(&err);
-        vd_ruleset *rs = vd_ruleset_compile(&ds, "s", &err);
-        vd_docset_free(&ds);
-        for (size_t i = 0; i < err.n; i++)
-            fprintf(stderr, "err: %s\n", err.msg[i]);
+        vd_ruleset *rs = vd_test_compile("s", sg.p, sg.n, NULL, 0);
         assert_non_null(rs);
         for (unsigned i = 0; i < nseg; i++) {
             char id[16];

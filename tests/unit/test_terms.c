@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "testrules.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,15 +109,7 @@ static void test_terms_equal_reference(void **state)
             put(&sg, "}");
         }
         put(&sg, "]");
-        vd_docset ds;
-        static vd_errors err;
-        vd_docset_init(&ds);
-        vd_docset_add(&ds, VD_DOC_SEGMENTS, "segments/t.json", sg.p, sg.n);
-        vd_errors_init(&err);
-        vd_ruleset *rs = vd_ruleset_compile(&ds, "t", &err);
-        vd_docset_free(&ds);
-        for (size_t i = 0; i < err.n; i++)
-            fprintf(stderr, "err: %s\n", err.msg[i]);
+        vd_ruleset *rs = vd_test_compile("t", sg.p, sg.n, NULL, 0);
         assert_non_null(rs);
         assert_true(rs->nterms > 0);
         for (uint32_t p = 0; p < rs->npreds; p++)
